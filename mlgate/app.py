@@ -1,0 +1,34 @@
+"""Builds the whole mlgate CDK app: every stack of every product manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aws_cdk as cdk
+
+from mlgate.constructs.compliance import enable_compliance_checks
+from mlgate.manifest import Manifest
+from mlgate.stacks.foundation import FoundationStack
+
+
+@dataclass
+class ProductStacks:
+    """The stacks of one product, in data-flow order."""
+
+    manifest: Manifest
+    foundation: FoundationStack
+    extra: dict[str, cdk.Stack] = field(default_factory=dict)
+
+    @property
+    def all(self) -> list[cdk.Stack]:
+        return [self.foundation, *self.extra.values()]
+
+
+def build_app(app: cdk.App, manifests: list[Manifest]) -> list[ProductStacks]:
+    enable_compliance_checks(app)
+    return [build_product(app, manifest) for manifest in manifests]
+
+
+def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
+    foundation = FoundationStack(app, manifest=manifest)
+    return ProductStacks(manifest=manifest, foundation=foundation)

@@ -1,0 +1,1 @@
+"""Reusable mlgate constructs (a package inside mlgate so it never shadows `constructs`)."""

@@ -1,0 +1,32 @@
+"""cdk-nag in every synth, and the one way mlgate acknowledges a finding."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+MIN_REASON_LENGTH = 40
+
+
+def enable_compliance_checks(app: cdk.App) -> None:
+    """Run cdk-nag AwsSolutions on every synth; an unacknowledged finding fails it."""
+    cdk.Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
+    )
+
+
+def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
+    """Acknowledge one cdk-nag finding on one resource, with a reason specific to it.
+
+    Refuses an app-wide acknowledgment and a short, generic reason: an acknowledgment is
+    evidence for the architecture review and has to explain this resource.
+    """
+    if isinstance(scope, (cdk.App, cdk.Stage)):
+        raise ValueError(f"{rule_id}: acknowledge on the resource, not app-wide")
+    if len(reason.strip()) < MIN_REASON_LENGTH:
+        raise ValueError(
+            f"{rule_id} on {scope.node.path}: the reason must explain this resource "
+            f"(at least {MIN_REASON_LENGTH} characters), got {reason!r}"
+        )
+    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))

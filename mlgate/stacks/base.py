@@ -1,0 +1,50 @@
+"""What every mlgate stack shares: its product, its environment, its tags."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from mlgate import naming
+from mlgate.manifest import EnvName, Manifest
+
+
+class ProductStack(cdk.Stack):
+    """A deployable unit of one product, in one environment (the staging account hosts the
+    product-wide stacks: foundation, data, training, delivery)."""
+
+    component: str = ""
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        manifest: Manifest,
+        env_name: EnvName | None = None,
+        description: str,
+    ) -> None:
+        home: EnvName = env_name or "staging"
+        target = manifest.environment(home)
+        product = manifest.product.name
+        super().__init__(
+            scope,
+            naming.stack_name(product, self.component, env_name),
+            description=f"mlgate {product}: {description}",
+            env=cdk.Environment(account=target.account, region=target.region),
+            termination_protection=env_name == "prod",
+        )
+        self.manifest = manifest
+        self.env_name = env_name
+        self.product = product
+        for key, value in {
+            "mlgate:product": product,
+            "mlgate:component": self.component,
+            "mlgate:environment": env_name or "shared",
+            "mlgate:owner": manifest.contact(manifest.product.owners.product_manager).email,
+        }.items():
+            cdk.Tags.of(self).add(key, value)
+
+    def name(self, *parts: str, max_length: int = 63) -> str:
+        """A physical name namespaced by product (and environment, for per-env stacks)."""
+        env = (self.env_name,) if self.env_name else ()
+        return naming.resource_name(self.product, *env, *parts, max_length=max_length)

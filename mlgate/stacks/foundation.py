@@ -1,0 +1,49 @@
+"""Foundation: the product's KMS key, artifact bucket and on-call topic."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+from mlgate.constructs.storage import AccessLogBucket, SecureBucket
+from mlgate.manifest import Manifest
+from mlgate.stacks.base import ProductStack
+
+
+class FoundationStack(ProductStack):
+    component = "foundation"
+
+    def __init__(self, scope: Construct, *, manifest: Manifest) -> None:
+        super().__init__(
+            scope, manifest=manifest, description="KMS key, artifact bucket, on-call topic"
+        )
+        self.key = kms.Key(
+            self,
+            "ProductKey",
+            alias=f"alias/mlgate/{self.product}",
+            description=f"Encrypts every data store of the {self.product} ML product",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            pending_window=Duration.days(30),
+        )
+        self.access_logs = AccessLogBucket(self, "AccessLogs").bucket
+        self.artifacts = SecureBucket(
+            self,
+            "Artifacts",
+            key=self.key,
+            access_logs=self.access_logs,
+            log_prefix="artifacts/",
+        ).bucket
+        self.on_call_topic = sns.Topic(
+            self,
+            "OnCallTopic",
+            topic_name=self.name("on-call"),
+            display_name=f"{manifest.product.display_name} on-call",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        on_call = manifest.contact(manifest.product.owners.on_call)
+        self.on_call_topic.add_subscription(subs.EmailSubscription(on_call.email))
