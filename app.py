@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """CDK entry point: `cdk synth -c manifest=PATH` (a manifest file or a folder of them)."""
 
+import os
+import shutil
 import sys
+from pathlib import Path
 
 import aws_cdk as cdk
 
@@ -10,12 +13,16 @@ from mlgate.manifest import ManifestBatchError, load_manifests
 
 
 def main() -> None:
+    outdir = os.environ.get("CDK_OUTDIR")
+    fresh_outdir = outdir is not None and not Path(outdir).exists()
     app = cdk.App()
     target = app.node.try_get_context("manifest") or "manifests/fraud-detection.yaml"
     try:
         manifests = load_manifests(target)
     except ManifestBatchError as err:
-        # A bad manifest stops here, before anything is synthesized.
+        # A bad manifest stops here: nothing synthesized, no output folder left behind.
+        if fresh_outdir and outdir is not None:
+            shutil.rmtree(outdir, ignore_errors=True)
         print("\n".join(err.lines), file=sys.stderr)
         sys.exit(1)
     build_app(app, manifests)

@@ -227,15 +227,23 @@ class Risk(_Model):
 class Rice(_Model):
     reach: int = Field(gt=0)
     """People or transactions affected per quarter."""
-    impact: Literal[0.25, 0.5, 1, 2, 3]
+    impact: float
+    """Intercom's scale: 0.25 minimal, 0.5 low, 1 medium, 2 high, 3 massive."""
     confidence: float = Field(gt=0, le=1)
     effort: float = Field(gt=0)
     """Person-months."""
 
+    @field_validator("impact")
+    @classmethod
+    def _impact_scale(cls, value: float) -> float:
+        if value not in (0.25, 0.5, 1, 2, 3):
+            raise ValueError(f"impact {value} is not on the RICE scale 0.25, 0.5, 1, 2, 3")
+        return value
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def score(self) -> float:
-        return round(self.reach * self.impact * self.confidence / self.effort, 1)
+        return round(float(self.reach * self.impact * self.confidence / self.effort), 1)
 
 
 # --- data, model, serving, monitoring ------------------------------------------------------
@@ -385,9 +393,7 @@ class Manifest(_Model):
     @property
     def open_risks(self) -> tuple[Risk, ...]:
         return tuple(
-            sorted(
-                (r for r in self.risks if r.status == "open"), key=lambda r: (-r.score, r.id)
-            )
+            sorted((r for r in self.risks if r.status == "open"), key=lambda r: (-r.score, r.id))
         )
 
     @model_validator(mode="after")
@@ -505,11 +511,12 @@ def parse_manifest(raw: Any, path: Path = Path("<manifest>")) -> Manifest:
     try:
         return Manifest.model_validate(raw)
     except ValidationError as err:
-        raise ManifestError(path, _describe(err, raw)) from None
+        raise ManifestError(path, _describe(err)) from None
 
 
-def _describe(err: ValidationError, raw: dict[str, Any]) -> list[tuple[str, str]]:
+def _describe(err: ValidationError) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
+    meant: set[str] = set()  # keys a misspelling was meant as: "is required" would repeat it
     for e in err.errors():
         loc = _dotted(e["loc"])
         ctx = e.get("ctx") or {}
@@ -519,18 +526,27 @@ def _describe(err: ValidationError, raw: dict[str, Any]) -> list[tuple[str, str]
             continue
         kind = e["type"]
         if kind == "extra_forbidden":
-            problems.append((loc, _unknown_key(e["loc"], raw)))
+            message, near = _unknown_key(e["loc"])
+            problems.append((loc, message))
+            if near:
+                meant.add(_dotted((*e["loc"][:-1], near)))
         elif kind == "missing":
             problems.append((loc, "is required"))
         elif kind == "string_pattern_mismatch":
-            problems.append((loc, f"{e['input']!r} does not match {_PATTERN_HELP.get(ctx.get('pattern', ''), ctx.get('pattern'))}"))
+            pattern = ctx.get("pattern", "")
+            problems.append(
+                (
+                    loc,
+                    f"{e['input']!r} does not match {_PATTERN_HELP.get(pattern, pattern)}",
+                )
+            )
         elif kind in ("enum", "literal_error"):
             problems.append((loc, f"{e['input']!r} is not allowed; expected {ctx.get('expected')}"))
         elif kind == "value_error":
             problems.append((loc, str(inner) if inner is not None else e["msg"]))
         else:
             problems.append((loc, f"{e['msg'][0].lower()}{e['msg'][1:]} (got {e['input']!r})"))
-    return problems
+    return [(loc, msg) for loc, msg in problems if not (loc in meant and msg == "is required")]
 
 
 _PATTERN_HELP = {
@@ -559,7 +575,7 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _unknown_key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+def _unknown_key(loc: tuple[int | str, ...]) -> tuple[str, str | None]:
     """Name the unknown key and, when one is close, the key that was meant."""
     key = str(loc[-1])
     model: type[BaseModel] | None = Manifest
@@ -571,8 +587,8 @@ def _unknown_key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
     allowed = sorted(model.model_fields) if model else []
     near = difflib.get_close_matches(key, allowed, n=1)
     if near:
-        return f"unknown key '{key}'; did you mean '{near[0]}'?"
-    return f"unknown key '{key}'; allowed: {', '.join(allowed)}"
+        return f"unknown key '{key}'; did you mean '{near[0]}'?", near[0]
+    return f"unknown key '{key}'; allowed: {', '.join(allowed)}", None
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

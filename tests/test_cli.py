@@ -1,0 +1,57 @@
+"""The command line a platform engineer meets first: validate, and a bad manifest in cdk synth."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from mlgate.cli import main
+
+from .conftest import DEFAULT_MANIFEST, ROOT
+
+
+def test_validate_prints_the_one_pager(capsys: object) -> None:
+    assert main(["validate", str(DEFAULT_MANIFEST)]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "Card fraud detection (fraud-detection)" in out
+    assert "1. model-review [model_registry] Bruno Okafor; times out after 72 h" in out
+    assert "2. quality-gate [after_staging] automated" in out
+    assert "5. go-live [before_prod] Emeka Nwosu, Alice Moreau; times out after 24 h" in out
+    assert "RICE score: 533,333.3" in out
+    assert "R1 score 16: Concept drift" in out
+
+
+def _bad_manifest(tmp_path: Path) -> Path:
+    doc = yaml.safe_load(DEFAULT_MANIFEST.read_text())
+    doc["environments"]["prod"]["acount"] = doc["environments"]["prod"].pop("account")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_validate_rejects_a_bad_manifest_with_one_line_per_problem(
+    tmp_path: Path, capsys: object
+) -> None:
+    path = _bad_manifest(tmp_path)
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert err.splitlines() == [
+        f"{path}: environments.prod.acount: unknown key 'acount'; did you mean 'account'?"
+    ]
+
+
+def test_synth_of_a_bad_manifest_stops_before_anything_is_written(tmp_path: Path) -> None:
+    path = _bad_manifest(tmp_path)
+    outdir = tmp_path / "cdk.out"
+    env = {**os.environ, "CDK_OUTDIR": str(outdir), "CDK_CONTEXT_JSON": f'{{"manifest": "{path}"}}'}
+    run = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "environments.prod.acount: unknown key 'acount'" in run.stderr
+    assert not outdir.exists()

@@ -1,0 +1,85 @@
+"""Compliance gates: cdk-nag in every synth, cfn-lint on every template, scoped acks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_s3 as s3
+from cfnlint.api import lint_all  # type: ignore[import-untyped,unused-ignore]
+
+from mlgate.constructs.compliance import acknowledge, enable_compliance_checks
+
+# cfn-lint rules ignored across mlgate, each with its reason. Keep this list short.
+IGNORED_CFN_LINT_RULES: dict[str, str] = {}
+
+
+def lint(path: Path) -> list[str]:
+    matches = lint_all(path.read_text())
+    return [
+        f"{path.name}: {m.rule.id} {m.message} ({'/'.join(map(str, m.path))})"
+        for m in matches
+        if m.rule.id not in IGNORED_CFN_LINT_RULES and m.rule.id[0] in "EW"
+    ]
+
+
+def test_cfn_lint_finds_nothing_in_any_template(synth: Any) -> None:
+    assert synth.template_files, "the app synthesized no template"
+    findings = [line for path in synth.template_files for line in lint(path)]
+    assert findings == []
+
+
+def test_cfn_lint_would_catch_a_broken_template(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.template.json"
+    broken.write_text(
+        json.dumps({"Resources": {"B": {"Type": "AWS::S3::Bucket", "Properties": {"Nope": 1}}}})
+    )
+    assert any("E3002" in line for line in lint(broken))
+
+
+def test_every_acknowledgment_names_its_reason(synth: Any) -> None:
+    reasons = []
+    for path in synth.template_files:
+        for logical_id, resource in json.loads(path.read_text())["Resources"].items():
+            for rule in (
+                resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+            ):
+                reasons.append((logical_id, rule["id"], rule["reason"]))
+    assert reasons, "expected at least the access-log bucket's S1 acknowledgment"
+    for logical_id, rule_id, reason in reasons:
+        assert rule_id.startswith("AwsSolutions-"), (logical_id, rule_id)
+        assert len(reason) >= 40, (logical_id, rule_id, reason)
+
+
+def _app(tmp_path: Path) -> tuple[cdk.App, cdk.Stack]:
+    app = cdk.App(outdir=str(tmp_path))
+    enable_compliance_checks(app)
+    return app, cdk.Stack(app, "Probe")
+
+
+def test_an_unacknowledged_finding_fails_the_synth(tmp_path: Path) -> None:
+    app, stack = _app(tmp_path)
+    s3.Bucket(stack, "PlainBucket")
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    rules = {v["ruleName"] for p in report["pluginReports"] for v in p["violations"]}
+    assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= rules
+
+
+def test_acknowledgments_must_be_scoped_and_explained(tmp_path: Path) -> None:
+    app, stack = _app(tmp_path)
+    bucket = s3.Bucket(stack, "B", enforce_ssl=True)
+    with pytest.raises(ValueError, match="not app-wide"):
+        acknowledge(app, "AwsSolutions-S1", "x" * 60)
+    with pytest.raises(ValueError, match="must explain this resource"):
+        acknowledge(bucket, "AwsSolutions-S1", "not needed")
+    acknowledge(
+        bucket,
+        "AwsSolutions-S1",
+        "Probe bucket in a unit test; holds nothing and is never deployed.",
+    )
+    app.synth()

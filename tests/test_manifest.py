@@ -1,0 +1,261 @@
+"""The manifest model: the default product loads; each mistake gets its own exact message."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlgate.manifest import (
+    GatePlacement,
+    ManifestBatchError,
+    ManifestError,
+    load_manifest,
+    load_manifests,
+)
+
+from .conftest import DEFAULT_MANIFEST
+
+BASE: dict[str, Any] = yaml.safe_load(DEFAULT_MANIFEST.read_text())
+
+
+def write(tmp_path: Path, doc: Any, name: str = "product.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def mutated(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    change(doc)
+    return doc
+
+
+def problems(tmp_path: Path, doc: Any) -> list[str]:
+    path = write(tmp_path, doc)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    return [line.removeprefix(f"{path}: ") for line in caught.value.lines]
+
+
+def test_default_manifest_loads_with_its_one_pager_content() -> None:
+    m = load_manifest(DEFAULT_MANIFEST)
+    assert m.product.name == "fraud-detection"
+    assert "false positives on high-value customers" in m.product.objective
+    precision = next(x for x in m.metrics.model_metrics if x.name == "precision")
+    assert (precision.threshold, precision.owner) == (0.95, m.product.owners.ml_lead)
+    assert all(k.owner == m.product.owners.product_manager for k in m.metrics.business_kpis)
+    assert all(s.owner == m.product.owners.on_call for s in m.metrics.slos)
+    assert [g.name for g in m.gates] == [
+        "model-review",
+        "quality-gate",
+        "business-signoff",
+        "compliance-review",
+        "go-live",
+    ]
+    assert m.gates[0].placement is GatePlacement.MODEL_REGISTRY
+    assert len(m.risks) >= 3
+    assert m.rice.score == round(2_000_000 * 2 * 0.8 / 6, 1)
+    assert [r.score for r in m.open_risks] == sorted((r.score for r in m.open_risks), reverse=True)
+
+
+def test_manifest_is_immutable() -> None:
+    m = load_manifest(DEFAULT_MANIFEST)
+    with pytest.raises(ValueError, match="frozen"):
+        m.product.name = "other"  # type: ignore[misc]
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return change
+
+
+def _del(path: str) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        del node[last]
+
+    return change
+
+
+def _rename(path: str, new: str) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[new] = node.pop(last)
+
+    return change
+
+
+MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    (
+        "misspelt top-level key",
+        _rename("gates", "gatez"),
+        "gatez: unknown key 'gatez'; did you mean 'gates'?",
+    ),
+    (
+        "misspelt nested key",
+        _rename("serving.prod.rollout.bake_minutes", "bake_minute"),
+        "serving.prod.rollout.bake_minute: unknown key 'bake_minute'; did you mean 'bake_minutes'?",
+    ),
+    (
+        "missing objective",
+        _del("product.objective"),
+        "product.objective: is required",
+    ),
+    (
+        "account id too short",
+        _set("environments.prod.account", "12345"),
+        "environments.prod.account: '12345' does not match a 12-digit AWS account id",
+    ),
+    (
+        "region that does not exist",
+        _set("environments.staging.region", "eu-wset-1"),
+        "environments.staging.region: 'eu-wset-1' is not an AWS region mlgate supports; "
+        "did you mean 'eu-west-1'?",
+    ),
+    (
+        "approver who is not a contact",
+        _set("gates.2.approvers", ["alise"]),
+        "gates[2].approvers[0]: 'alise' is not a declared contact; did you mean 'alice'?",
+    ),
+    (
+        "owner who is not a contact",
+        _set("metrics.slos.0.owner", "zoe"),
+        "metrics.slos[0].owner: 'zoe' is not a declared contact; "
+        "declared: alice, bruno, chen, dana, emeka",
+    ),
+    (
+        "duplicate gate name",
+        _set("gates.3.name", "business-signoff"),
+        "gates[3].name: 'business-signoff' is used twice; names are unique",
+    ),
+    (
+        "threshold out of range",
+        _set("metrics.model_metrics.0.threshold", 1.5),
+        "metrics.model_metrics[0].threshold: input should be less than or equal to 1 (got 1.5)",
+    ),
+    (
+        "error rate written as a percentage",
+        _set("metrics.slos.1.threshold", 0.1 * 100),
+        "metrics.slos[1]: threshold 10.0 of error_rate_5xx is a fraction of requests; "
+        "write 0.001 for 0.1 %",
+    ),
+    (
+        "unknown gate kind",
+        _set("gates.1.kind", "automatic"),
+        "gates[1].kind: 'automatic' is not allowed; expected 'manual' or 'automated'",
+    ),
+    (
+        "manual gate without approvers",
+        _set("gates.2.approvers", []),
+        "gates[2]: a manual gate needs at least one approver",
+    ),
+    (
+        "gates out of release order",
+        _set("gates.4.placement", "model_registry"),
+        "gates[4].placement: 'go-live' (model_registry) comes after 'compliance-review' "
+        "(after_staging); order gates as the release runs: "
+        "model_registry -> after_staging -> before_prod",
+    ),
+    (
+        "risk likelihood off the scale",
+        _set("risks.0.likelihood", 7),
+        "risks[0].likelihood: input should be less than or equal to 5 (got 7)",
+    ),
+    (
+        "bad schedule expression",
+        _set("data.schedule", "every day at 2"),
+        "data.schedule: 'every day at 2' does not match an EventBridge schedule such as "
+        "cron(0 2 * * ? *) or rate(1 day)",
+    ),
+    (
+        "chat approver without a Slack id",
+        _del("product.contacts.3.slack_user_id"),
+        "gates[3].approvers[0]: 'dana' approves from chat and needs "
+        "product.contacts[].slack_user_id",
+    ),
+    (
+        "autoscaling bounds inverted",
+        _set("serving.prod.autoscaling.max_instances", 1),
+        "serving.prod.autoscaling: max_instances must be at least min_instances",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"), [m[1:] for m in MISTAKES], ids=[m[0] for m in MISTAKES]
+)
+def test_each_mistake_is_named_exactly(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    assert problems(tmp_path, mutated(change)) == [expected]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    def two_mistakes(doc: dict[str, Any]) -> None:
+        doc["environments"]["prod"]["account"] = "abc"
+        doc["rice"]["effort"] = 0
+
+    found = problems(tmp_path, mutated(two_mistakes))
+    assert len(found) == 2
+    assert found[0].startswith("rice.effort: input should be greater than 0")
+    assert found[1].startswith("environments.prod.account: 'abc' does not match")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "(top level): expected a mapping of sections, got an empty file"),
+        ("- just\n- a list\n", "(top level): expected a mapping of sections, got a list"),
+        (
+            "product: [unclosed\n",
+            "line 2: not valid YAML: expected ',' or ']', but got '<stream end>'",
+        ),
+    ],
+)
+def test_unreadable_documents(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    assert caught.value.lines == [f"{path}: {expected}"]
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(tmp_path / "nope.yaml")
+    assert caught.value.lines == [f"{tmp_path / 'nope.yaml'}: (top level): file not found"]
+
+
+def test_a_folder_loads_every_product_and_rejects_a_duplicate_name(tmp_path: Path) -> None:
+    write(tmp_path, BASE, "a.yaml")
+    write(tmp_path, mutated(_set("product.name", "churn-risk")), "b.yaml")
+    assert [m.product.name for m in load_manifests(tmp_path)] == [
+        "fraud-detection",
+        "churn-risk",
+    ]
+    write(tmp_path, BASE, "c.yaml")
+    with pytest.raises(ManifestBatchError) as caught:
+        load_manifests(tmp_path)
+    assert caught.value.lines == [
+        f"{tmp_path}: product.name: 'fraud-detection' is declared by more than one manifest"
+    ]
