@@ -45,7 +45,9 @@ InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, use_attribute_docstrings=True
+    )
 
 
 # --- product -------------------------------------------------------------------------------
@@ -55,28 +57,41 @@ class Contact(_Model):
     """A person the manifest can name as an owner or an approver."""
 
     id: Slug
+    """Short handle used everywhere else in the manifest to name this person."""
     name: Text
+    """Full name, shown in briefs and dashboards."""
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")]
+    """Email address: gate briefs, warnings for metrics this person owns."""
     role: Text
+    """Role, shown in the evidence brief (e.g. Compliance officer)."""
     slack_user_id: Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{6,}$")] | None = None
     """Slack member id; required for anyone who approves a gate from chat."""
 
 
 class Owners(_Model):
     product_manager: Slug
+    """Contact id of the product manager (owns business KPIs, signs off releases)."""
     ml_lead: Slug
+    """Contact id of the ML lead (owns model metrics, approves model versions)."""
     on_call: Slug
+    """Contact id of on-call (owns SLOs; subscribed to the on-call topic)."""
 
 
 class Product(_Model):
     name: Slug
     """Namespaces every stack and physical name: lowercase letters, digits and dashes."""
     display_name: Text
+    """Human name of the product, shown in dashboards and briefs."""
     objective: Text
+    """What the product is for, in one or two sentences; heads every brief."""
     owners: Owners
+    """Who owns the product, by role."""
     contacts: tuple[Contact, ...] = Field(min_length=1)
+    """Everyone the manifest names as an owner or approver."""
     runbook_url: Annotated[str, StringConstraints(pattern=r"^https://\S+$")]
+    """Where on-call finds the runbooks; linked from every alarm."""
     chat_channel: Text = "#ml-releases"
+    """Chat channel the gate briefs are posted to."""
 
 
 # --- metrics, in three tiers ---------------------------------------------------------------
@@ -91,13 +106,21 @@ class BusinessKpi(_Model):
     """A business outcome, published by the product as a CloudWatch custom metric."""
 
     name: Slug
+    """Identifier of the KPI within the product."""
     description: Text
+    """What the KPI measures."""
     owner: Slug
+    """Contact id of the KPI's owner."""
     target: float
+    """The value the business aims for."""
     direction: Direction
+    """at_least or at_most: which side of the target is good."""
     unit: Text
+    """Unit shown on the dashboard (bps, fraction, EUR, ...)."""
     metric_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{1,100}$")]
+    """CloudWatch metric name the product publishes the KPI under."""
     namespace: Text = "mlgate/business"
+    """CloudWatch namespace of the KPI metric."""
 
 
 class ModelMetricName(StrEnum):
@@ -115,10 +138,15 @@ class ModelMetric(_Model):
     """A model metric: training gates and monitors hold the model to its threshold."""
 
     name: ModelMetricName
+    """One of precision, recall, f1, auc, accuracy, false_positive_rate."""
     description: Text
+    """Why this metric matters for the product."""
     owner: Slug
+    """Contact id of the metric's owner."""
     threshold: float = Field(ge=0.0, le=1.0)
+    """Value on the held-out test split the model must meet (0 to 1)."""
     direction: Direction
+    """at_least or at_most."""
 
     def met_by(self, value: float) -> bool:
         if self.direction is Direction.AT_LEAST:
@@ -136,12 +164,17 @@ class Slo(_Model):
     """A system SLO: alarms page on it and blue/green rollback is triggered by it."""
 
     name: SloKind
+    """One of latency_p99_ms, error_rate_5xx, invocation_error_rate."""
     description: Text
+    """What the SLO protects."""
     owner: Slug
+    """Contact id of the SLO's owner (usually on-call)."""
     threshold: float = Field(gt=0)
     """Milliseconds for latency, a fraction (0.001 = 0.1 %) for rates."""
     period_seconds: Literal[60, 300] = 60
+    """Alarm period in seconds (60 or 300)."""
     evaluation_periods: int = Field(default=3, ge=1, le=10)
+    """Consecutive breaching periods before the alarm fires."""
 
     @property
     def detection_window_seconds(self) -> int:
@@ -159,8 +192,11 @@ class Slo(_Model):
 
 class Metrics(_Model):
     business_kpis: tuple[BusinessKpi, ...] = Field(min_length=1)
+    """Tier 1: business outcomes, owned by the PM."""
     model_metrics: tuple[ModelMetric, ...] = Field(min_length=1)
+    """Tier 2: model quality, enforced at training, the quality gate and by monitors."""
     slos: tuple[Slo, ...] = Field(min_length=1)
+    """Tier 3: system health; alarms page on-call and roll deployments back."""
 
     def slo(self, kind: SloKind) -> Slo | None:
         return next((s for s in self.slos if s.name is kind), None)
@@ -187,10 +223,15 @@ class GatePlacement(StrEnum):
 
 class Gate(_Model):
     name: Slug
+    """Gate identifier; names the CodePipeline stage and the SNS topic."""
     kind: GateKind
+    """manual (people approve) or automated (the quality gate decides)."""
     placement: GatePlacement
+    """model_registry, after_staging or before_prod."""
     description: Text
+    """What the gate checks, shown to approvers."""
     approvers: tuple[Slug, ...] = ()
+    """Contact ids allowed to decide; anyone else is refused."""
     timeout_hours: int = Field(default=72, ge=1, le=168)
     """CodePipeline expires a manual approval after at most 7 days."""
 
@@ -210,12 +251,19 @@ class Gate(_Model):
 
 class Risk(_Model):
     id: Annotated[str, StringConstraints(pattern=r"^R[0-9]{1,3}$")]
+    """Risk identifier, R1, R2, ..."""
     title: Text
+    """What could go wrong."""
     likelihood: int = Field(ge=1, le=5)
+    """1 (rare) to 5 (almost certain)."""
     impact: int = Field(ge=1, le=5)
+    """1 (negligible) to 5 (severe)."""
     owner: Slug
+    """Contact id of the risk's owner."""
     mitigation: Text
+    """What reduces the risk."""
     status: Literal["open", "mitigated", "accepted", "closed"] = "open"
+    """open, mitigated, accepted or closed; open risks appear in gate briefs."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -230,6 +278,7 @@ class Rice(_Model):
     impact: float
     """Intercom's scale: 0.25 minimal, 0.5 low, 1 medium, 2 high, 3 massive."""
     confidence: float = Field(gt=0, le=1)
+    """0 to 1."""
     effort: float = Field(gt=0)
     """Person-months."""
 
@@ -251,19 +300,26 @@ class Rice(_Model):
 
 class DataSource(_Model):
     name: Slug
+    """Identifier of the source; names its Glue table."""
     format: Literal["csv", "json", "parquet"]
+    """csv, json or parquet."""
     prefix: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_/-]*/$")]
     """Prefix inside the raw bucket, ending in '/'."""
 
 
 class Data(_Model):
     sources: tuple[DataSource, ...] = Field(min_length=1)
+    """Raw data sources the crawler catalogs and the ETL job reads."""
     schedule: ScheduleExpression = "cron(0 2 * * ? *)"
+    """When the Glue workflow runs (crawl -> ETL -> quality)."""
     quality_rules: tuple[Text, ...] = Field(min_length=1)
     """Glue Data Quality (DQDL) rules evaluated on the curated table after each ETL run."""
     etl_workers: int = Field(default=2, ge=2, le=100)
+    """Glue workers the ETL job starts with (G.1X)."""
     etl_max_workers: int = Field(default=10, ge=2, le=299)
+    """Upper bound of Glue auto-scaling."""
     etl_timeout_minutes: int = Field(default=60, ge=5, le=2880)
+    """The ETL job is stopped after this long."""
 
     @model_validator(mode="after")
     def _workers(self) -> Data:
@@ -274,13 +330,21 @@ class Data(_Model):
 
 class ModelSettings(_Model):
     algorithm: Literal["xgboost"] = "xgboost"
+    """Training algorithm: the SageMaker built-in XGBoost container."""
     framework_version: Text = "1.7-1"
+    """Version of the built-in container image."""
     target_column: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")] = "is_fraud"
+    """Label column in the curated data."""
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
+    """Hyper-parameters passed to the training job as they are."""
     training_instance_type: InstanceType = "ml.m5.xlarge"
+    """Instance type of the training job."""
     training_instance_count: int = Field(default=1, ge=1, le=20)
+    """Instances of the training job."""
     processing_instance_type: InstanceType = "ml.m5.large"
+    """Instance type of preprocessing, evaluation and baseline jobs."""
     retrain_schedule: ScheduleExpression = "cron(0 4 ? * MON *)"
+    """When the training pipeline runs on a schedule (besides after ETL and on drift)."""
 
 
 class RolloutPolicy(StrEnum):
@@ -293,19 +357,28 @@ class Rollout(_Model):
     """Blue/green traffic shifting for one environment."""
 
     policy: RolloutPolicy
+    """canary, linear or all_at_once blue/green traffic shifting."""
     canary_percent: int = Field(default=10, ge=1, le=50)
+    """canary: share of capacity that takes traffic first."""
     linear_step_percent: int = Field(default=25, ge=5, le=50)
+    """linear: share of capacity shifted at each step."""
     bake_minutes: int = Field(default=10, ge=0, le=60)
+    """How long each traffic step bakes while rollback alarms watch."""
     termination_wait_minutes: int = Field(default=5, ge=0, le=60)
+    """How long the old (blue) fleet is kept after the shift completes."""
     max_execution_timeout_minutes: int = Field(default=120, ge=10, le=480)
+    """The whole deployment is rolled back if it takes longer."""
     allow_all_at_once: bool = False
     """Prod refuses all_at_once unless this is set explicitly."""
 
 
 class Autoscaling(_Model):
     min_instances: int = Field(default=1, ge=1)
+    """Autoscaling lower bound."""
     max_instances: int = Field(default=4, ge=1, le=100)
+    """Autoscaling upper bound."""
     target_invocations_per_instance: int = Field(default=500, ge=1)
+    """Target tracking value of SageMakerVariantInvocationsPerInstance."""
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscaling:
@@ -316,29 +389,40 @@ class Autoscaling(_Model):
 
 class EnvironmentServing(_Model):
     instance_type: InstanceType = "ml.m5.large"
+    """Endpoint instance type."""
     instance_count: int = Field(default=2, ge=1, le=50)
+    """Instances the endpoint starts with."""
     autoscaling: Autoscaling = Autoscaling()
+    """Target-tracking bounds."""
     rollout: Rollout
+    """Blue/green traffic shifting policy for updates."""
 
 
 class Serving(_Model):
     data_capture_sampling_percent: int = Field(default=20, ge=1, le=100)
+    """Share of requests and responses captured for Model Monitor."""
     staging: EnvironmentServing
+    """Endpoint settings in staging."""
     prod: EnvironmentServing
+    """Endpoint settings in prod."""
 
 
 class Monitoring(_Model):
     schedule: ScheduleExpression = "cron(0 * ? * * *)"
+    """When Model Monitor checks captured traffic against the baseline."""
     drift_threshold: float = Field(default=0.1, gt=0, le=1)
     """Share of features that may violate the baseline before drift is declared."""
     retrain_cooldown_hours: int = Field(default=24, ge=1, le=720)
+    """After drift starts retraining, further drift waits this long."""
     ground_truth_s3_uri: Annotated[str, StringConstraints(pattern=r"^s3://\S+/$")] | None = None
     """Where labelled outcomes land; enables the model-quality monitor when set."""
 
 
 class Environment(_Model):
     account: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+    """12-digit AWS account id."""
     region: str
+    """AWS region, e.g. eu-west-1."""
 
     @field_validator("region")
     @classmethod
@@ -352,7 +436,9 @@ class Environment(_Model):
 
 class Environments(_Model):
     staging: Environment
+    """Where staging endpoints run; also home of the product-wide stacks."""
     prod: Environment
+    """Where prod endpoints run."""
 
 
 EnvName = Literal["staging", "prod"]
@@ -366,15 +452,25 @@ class Manifest(_Model):
     """A product: its one-pager and everything mlgate deploys for it."""
 
     product: Product
+    """Name, objective, owners and contacts."""
     metrics: Metrics
+    """The three metric tiers."""
     gates: tuple[Gate, ...] = Field(min_length=1)
+    """Stage gates, in release order."""
     risks: tuple[Risk, ...] = ()
+    """The risk register."""
     rice: Rice
+    """Prioritisation inputs."""
     data: Data
+    """Sources, schedule, data-quality rules, ETL sizing."""
     model: ModelSettings = ModelSettings()
+    """Algorithm, hyper-parameters, instances."""
     serving: Serving
+    """Endpoints per environment."""
     monitoring: Monitoring = Monitoring()
+    """Model Monitor schedule and retraining policy."""
     environments: Environments
+    """Accounts and regions."""
 
     def contact(self, contact_id: str) -> Contact:
         return next(c for c in self.product.contacts if c.id == contact_id)
