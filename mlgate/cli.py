@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = sub.add_parser("summary", help="summarize a synthesized cloud assembly")
     summary.add_argument("outdir", nargs="?", default="cdk.out")
     summary.add_argument("--manifest", default="manifests/fraud-detection.yaml")
+    reference = sub.add_parser("reference", help="print the manifest reference (Markdown)")
+    reference.add_argument("--write", metavar="README", help="update it between its markers")
     args = parser.parse_args(argv)
+
+    if args.command == "reference":
+        return write_reference(args.write)
 
     try:
         manifests = load_manifests(args.path if args.command == "validate" else args.manifest)
@@ -99,3 +104,15 @@ def synth_summary(outdir: Path, manifests: list[Manifest]) -> str:
         f"{acknowledged} acknowledgments, each with its reason in the template metadata"
     )
     return "\n".join(lines)
+
+
+def write_reference(readme: str | None) -> int:
+    from mlgate.reference import manifest_reference, replace_in
+
+    text = manifest_reference()
+    if readme is None:
+        print(text, end="")
+    else:
+        path = Path(readme)
+        path.write_text(replace_in(path.read_text(), text))
+    return 0
