@@ -1,0 +1,213 @@
+"""Deployer hook under moto: CloudFormation for real, CodePipeline's job results recorded."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+EVENT = json.loads((Path(__file__).parents[1] / "events" / "codepipeline_job.json").read_text())
+STACK = "mlgate-fraud-detection-staging-serving"
+OLD = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlgate-fraud-detection/1"
+NEW = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlgate-fraud-detection/2"
+TEMPLATE = json.dumps(
+    {
+        "Parameters": {
+            "ModelPackageArn": {"Type": "String"},
+            "InstanceCount": {"Type": "String", "Default": "2"},
+        },
+        "Resources": {
+            "Marker": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {
+                    "Name": "/mlgate/marker",
+                    "Type": "String",
+                    "Value": {"Ref": "ModelPackageArn"},
+                },
+            }
+        },
+    }
+)
+
+
+class Recorder:
+    """Stands in for CodePipeline's job-result calls, which moto does not implement."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def put_job_success_result(self, **kwargs: Any) -> None:
+        self.calls.append(("success", kwargs))
+
+    def put_job_failure_result(self, **kwargs: Any) -> None:
+        self.calls.append(("failure", kwargs))
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Recorder]]:
+    with mock_aws():
+        from deployer import handler
+
+        recorder = Recorder()
+        monkeypatch.setattr(handler, "codepipeline", recorder)
+        s3 = boto3.client("s3")
+        s3.create_bucket(
+            Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        s3.put_object(
+            Bucket="artifacts",
+            Key="release/release.json",
+            Body=json.dumps({"model_package_arn": NEW, "model_version": 2}),
+        )
+        cfn = boto3.client("cloudformation")
+        cfn.create_stack(
+            StackName=STACK,
+            TemplateBody=TEMPLATE,
+            Parameters=[
+                {"ParameterKey": "ModelPackageArn", "ParameterValue": OLD},
+                {"ParameterKey": "InstanceCount", "ParameterValue": "2"},
+            ],
+        )
+        yield handler, recorder
+
+
+def job_event(continuation: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
+    event = copy.deepcopy(EVENT)
+    data = event["CodePipeline.job"]["data"]
+    data["actionConfiguration"]["configuration"]["UserParameters"] = json.dumps(
+        {"environment": "staging", "stack": STACK, **params}
+    )
+    data["inputArtifacts"][0]["location"]["s3Location"] = {
+        "bucketName": "artifacts",
+        "objectKey": "release/release.json",
+    }
+    data["artifactCredentials"] = {}
+    if continuation is None:
+        del data["continuationToken"]
+    else:
+        data["continuationToken"] = json.dumps(continuation)
+    return event
+
+
+def parameter(name: str) -> str:
+    stack = boto3.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
+    return next(p["ParameterValue"] for p in stack["Parameters"] if p["ParameterKey"] == name)
+
+
+def test_updates_the_serving_stack_with_the_released_model_and_keeps_other_parameters(
+    aws: tuple[Any, Recorder],
+) -> None:
+    handler, recorder = aws
+    result = handler.handler(job_event(), None)
+    assert result["result"] == "in_progress"
+    assert parameter("ModelPackageArn") == NEW
+    assert parameter("InstanceCount") == "2"
+    kind, call = recorder.calls[-1]
+    assert kind == "success"
+    assert json.loads(call["continuationToken"]) == {"stack": STACK, "model_package_arn": NEW}
+
+
+def test_continuation_reports_success_once_the_stack_is_updated(
+    aws: tuple[Any, Recorder],
+) -> None:
+    handler, recorder = aws
+    handler.handler(job_event(), None)
+    result = handler.handler(job_event({"stack": STACK, "model_package_arn": NEW}), None)
+    assert result == {"result": "succeeded", "reason": f"staging now serves {NEW}"}
+    assert recorder.calls[-1] == (
+        "success",
+        {
+            "jobId": EVENT["CodePipeline.job"]["id"],
+            "executionDetails": {"summary": result["reason"]},
+        },
+    )
+
+
+def test_a_rolled_back_stack_fails_the_stage_with_the_reason(
+    aws: tuple[Any, Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, recorder = aws
+
+    class RolledBack:
+        def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803
+            return {"Stacks": [{"StackStatus": "UPDATE_ROLLBACK_COMPLETE"}]}
+
+        def describe_stack_events(self, StackName: str) -> dict[str, Any]:  # noqa: N803
+            return {
+                "StackEvents": [
+                    {
+                        "LogicalResourceId": "Endpoint",
+                        "ResourceStatus": "UPDATE_FAILED",
+                        "ResourceStatusReason": "Alarm model-latency-p99 fired during canary",
+                    }
+                ]
+            }
+
+    monkeypatch.setattr(handler, "cloudformation", lambda job: RolledBack())
+    result = handler.handler(job_event({"stack": STACK, "model_package_arn": NEW}), None)
+    assert result["result"] == "failed"
+    assert "UPDATE_ROLLBACK_COMPLETE" in result["reason"]
+    assert "Endpoint: Alarm model-latency-p99 fired during canary" in result["reason"]
+    assert recorder.calls[-1][0] == "failure"
+
+
+def test_redeploying_the_same_version_is_a_no_op(aws: tuple[Any, Recorder]) -> None:
+    handler, recorder = aws
+    handler.handler(job_event(), None)
+    result = handler.handler(job_event(), None)
+    assert result["result"] == "succeeded"
+    assert "already serves" in result["reason"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda e: e.pop("CodePipeline.job"), "not a CodePipeline job event: missing"),
+        (
+            lambda e: e["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"].update(
+                UserParameters="not json"
+            ),
+            "UserParameters must be JSON with environment and stack",
+        ),
+    ],
+)
+def test_a_malformed_event_is_refused_and_changes_nothing(
+    aws: tuple[Any, Recorder], mutate: Any, message: str
+) -> None:
+    handler, _ = aws
+    event = job_event()
+    mutate(event)
+    result = handler.handler(event, None)
+    assert result["result"] == "failed"
+    assert result["reason"].startswith(message)
+    assert parameter("ModelPackageArn") == OLD
+
+
+def test_a_stack_without_the_parameter_is_refused(aws: tuple[Any, Recorder]) -> None:
+    handler, recorder = aws
+    boto3.client("cloudformation").create_stack(
+        StackName="other",
+        TemplateBody=json.dumps(
+            {"Resources": {"T": {"Type": "AWS::SNS::Topic", "Properties": {}}}}
+        ),
+    )
+    event = job_event()
+    params = json.loads(
+        event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"]
+    )
+    params["stack"] = "other"
+    event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = (
+        json.dumps(params)
+    )
+    result = handler.handler(event, None)
+    assert result == {
+        "result": "failed",
+        "reason": "stack other has no ModelPackageArn parameter: is it a Serving stack?",
+    }
+    assert recorder.calls[-1][0] == "failure"
