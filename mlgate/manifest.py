@@ -581,7 +581,15 @@ class ManifestError(Exception):
 
     @property
     def lines(self) -> list[str]:
-        return [f"{self.path}: {field or '(top level)'}: {msg}" for field, msg in self.problems]
+        return [
+            _printable(f"{self.path}: {field or '(top level)'}: {msg}")
+            for field, msg in self.problems
+        ]
+
+
+def _printable(line: str) -> str:
+    """One problem, one line: control characters in keys or values are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -591,6 +599,10 @@ def load_manifest(path: str | Path) -> Manifest:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ManifestError(path, [("", "file not found")]) from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(
+            path, [("", f"not UTF-8 text (byte {err.start}): save the manifest as UTF-8")]
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
