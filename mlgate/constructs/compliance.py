@@ -30,3 +30,29 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
             f"(at least {MIN_REASON_LENGTH} characters), got {reason!r}"
         )
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+
+
+def acknowledge_findings(scope: IConstruct, findings: list[str], reason: str) -> None:
+    """Acknowledge several findings of one rule family on one resource, for one reason.
+
+    cdk-nag 3 reports each IAM5 wildcard separately (`AwsSolutions-IAM5[Action::s3:List*]`);
+    a CDK grant on one bucket produces several of them for the same cause.
+    """
+    for finding in findings:
+        acknowledge(scope, finding, reason)
+
+
+def bucket_grant_findings(bucket_logical_id: str, *, write: bool) -> list[str]:
+    """The IAM5 wildcards CDK's bucket.grant_read / grant_read_write emit for one bucket."""
+    actions = ["s3:GetBucket*", "s3:GetObject*", "s3:List*"]
+    if write:
+        actions += ["s3:Abort*", "s3:DeleteObject*"]
+    return [f"AwsSolutions-IAM5[Action::{a}]" for a in actions] + [
+        f"AwsSolutions-IAM5[Resource::<{bucket_logical_id}.Arn>/*]"
+    ]
+
+
+KEY_GRANT_FINDINGS = [
+    "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+    "AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
+]

@@ -10,6 +10,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlgate.constructs.compliance import acknowledge
+
 LAMBDAS = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 # Powertools for AWS Lambda (Python) v3, published by AWS in every commercial region.
@@ -35,7 +37,7 @@ class HookFunction(Construct):
         hook: str,
         description: str,
         environment: dict[str, str],
-        timeout: Duration = Duration.seconds(30),
+        timeout: Duration | None = None,
         memory_size: int = 256,
     ) -> None:
         super().__init__(scope, id)
@@ -70,7 +72,7 @@ class HookFunction(Construct):
             description=description,
             role=self.role,
             log_group=self.log_group,
-            timeout=timeout,
+            timeout=timeout or Duration.seconds(30),
             memory_size=memory_size,
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
@@ -82,4 +84,10 @@ class HookFunction(Construct):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 **environment,
             },
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            f"The {hook} hook runs on python3.13, the newest runtime the pinned Powertools v3 "
+            "public layer is published for; it moves when the layer does.",
         )

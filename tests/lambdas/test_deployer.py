@@ -135,10 +135,10 @@ def test_a_rolled_back_stack_fails_the_stage_with_the_reason(
     handler, recorder = aws
 
     class RolledBack:
-        def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803
+        def describe_stacks(self, StackName: str) -> dict[str, Any]:
             return {"Stacks": [{"StackStatus": "UPDATE_ROLLBACK_COMPLETE"}]}
 
-        def describe_stack_events(self, StackName: str) -> dict[str, Any]:  # noqa: N803
+        def describe_stack_events(self, StackName: str) -> dict[str, Any]:
             return {
                 "StackEvents": [
                     {
@@ -163,6 +163,7 @@ def test_redeploying_the_same_version_is_a_no_op(aws: tuple[Any, Recorder]) -> N
     result = handler.handler(job_event(), None)
     assert result["result"] == "succeeded"
     assert "already serves" in result["reason"]
+    assert recorder.calls[-1] == ("success", {"jobId": EVENT["CodePipeline.job"]["id"]})
 
 
 @pytest.mark.parametrize(

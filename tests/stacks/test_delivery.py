@@ -1,0 +1,149 @@
+"""Delivery stack: the release pipeline carries the manifest's gates, in order."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from mlgate import naming
+from mlgate.manifest import GateKind, load_manifest
+
+from ..conftest import DEFAULT_MANIFEST
+
+MANIFEST = load_manifest(DEFAULT_MANIFEST)
+
+
+def delivery(synth: Any) -> Any:
+    return synth.template(synth.product().extra["delivery"])
+
+
+def stages(synth: Any) -> list[dict[str, Any]]:
+    pipelines = delivery(synth).find_resources("AWS::CodePipeline::Pipeline")
+    (pipeline,) = pipelines.values()
+    return list(pipeline["Properties"]["Stages"])
+
+
+def test_pipeline_is_v2_and_queues_releases(synth: Any) -> None:
+    delivery(synth).has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "PipelineType": "V2",
+            "ExecutionMode": "QUEUED",
+            "Name": "mlgate-fraud-detection-release",
+        },
+    )
+
+
+def test_stages_follow_the_release_flow_and_the_manifest_gates_in_order(synth: Any) -> None:
+    manual = [naming.pascal(g.name) for g in MANIFEST.pipeline_gates if g.kind is GateKind.MANUAL]
+    assert manual == ["BusinessSignoff", "ComplianceReview", "GoLive"]
+    names = [s["Name"] for s in stages(synth)]
+    assert names[:2] == ["Source", "DeployStaging"]
+    assert [n for n in names if n in manual] == manual
+    assert names.index("GoLive") < names.index("DeployProd")
+    assert names.index("DeployStaging") < names.index("BusinessSignoff")
+
+
+def test_source_is_release_json_in_a_versioned_bucket_started_by_the_release_hook(
+    synth: Any,
+) -> None:
+    source = stages(synth)[0]["Actions"][0]
+    assert source["ActionTypeId"]["Provider"] == "S3"
+    assert source["Configuration"]["S3ObjectKey"] == "release.json"
+    assert source["Configuration"]["PollForSourceChanges"] is False
+
+
+def test_every_manual_gate_has_its_own_topic_summary_and_timeout(synth: Any) -> None:
+    by_name = {s["Name"]: s for s in stages(synth)}
+    topics = delivery(synth).find_resources("AWS::SNS::Topic")
+    topic_names = {logical: t["Properties"].get("TopicName") for logical, t in topics.items()}
+    for gate in MANIFEST.pipeline_gates:
+        if gate.kind is not GateKind.MANUAL:
+            continue
+        (action,) = by_name[naming.pascal(gate.name)]["Actions"]
+        assert action["ActionTypeId"]["Category"] == "Approval"
+        assert action["TimeoutInMinutes"] == gate.timeout_hours * 60
+        custom = action["Configuration"]["CustomData"]
+        assert custom.startswith(f"{gate.name}: {gate.description}")
+        assert len(custom) <= 500
+        topic_logical = action["Configuration"]["NotificationArn"]["Ref"]
+        assert topic_names[topic_logical] == f"mlgate-fraud-detection-gate-{gate.name}"
+
+
+def test_each_gate_brief_is_mailed_to_that_gate_s_approvers_only(synth: Any) -> None:
+    template = delivery(synth)
+    subscriptions = template.find_resources(
+        "AWS::SNS::Subscription", {"Properties": {"Protocol": "email"}}
+    )
+    topics = template.find_resources("AWS::SNS::Topic")
+    mailed: dict[str, set[str]] = {}
+    for sub in subscriptions.values():
+        name = topics[sub["Properties"]["TopicArn"]["Ref"]]["Properties"]["TopicName"]
+        mailed.setdefault(name, set()).add(sub["Properties"]["Endpoint"])
+    for gate in MANIFEST.pipeline_gates:
+        if gate.kind is GateKind.MANUAL:
+            expected = {MANIFEST.contact(a).email for a in gate.approvers}
+            assert mailed[f"mlgate-fraud-detection-brief-{gate.name}"] == expected
+
+
+def test_deploy_stages_update_each_environment_s_serving_stack(synth: Any) -> None:
+    by_name = {s["Name"]: s for s in stages(synth)}
+    for env in ("staging", "prod"):
+        (action,) = by_name[f"Deploy{env.capitalize()}"]["Actions"]
+        assert action["ActionTypeId"]["Provider"] == "Lambda"
+        params = json.loads(action["Configuration"]["UserParameters"])
+        assert params == {"environment": env, "stack": f"mlgate-fraud-detection-{env}-serving"}
+
+
+def test_deployer_may_update_only_the_two_serving_stacks(synth: Any) -> None:
+    delivery(synth).has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": [
+                                "cloudformation:DescribeStackEvents",
+                                "cloudformation:DescribeStacks",
+                                "cloudformation:UpdateStack",
+                            ],
+                            "Effect": "Allow",
+                            "Resource": [
+                                "arn:aws:cloudformation:eu-west-1:111111111111:stack/"
+                                f"mlgate-fraud-detection-{env}-serving/*"
+                                for env in ("prod", "staging")
+                            ],
+                        }
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_audit_trail_is_encrypted_recoverable_and_retained(synth: Any) -> None:
+    delivery(synth).has_resource(
+        "AWS::DynamoDB::GlobalTable",
+        {
+            "Properties": Match.object_like(
+                {
+                    "TableName": "mlgate-fraud-detection-audit",
+                    "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
+                    "Replicas": [
+                        Match.object_like(
+                            {
+                                "PointInTimeRecoverySpecification": {
+                                    "PointInTimeRecoveryEnabled": True
+                                },
+                                "DeletionProtectionEnabled": True,
+                            }
+                        )
+                    ],
+                }
+            ),
+            "DeletionPolicy": "Retain",
+        },
+    )
