@@ -95,7 +95,7 @@ def read_release(job: Job) -> dict[str, Any]:
             body = archive.read("release.json")
     try:
         release: dict[str, Any] = json.loads(body)
-        release["model_package_arn"]  # noqa: B018 - required key
+        release["model_package_arn"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise JobError(f"release.json is not a release: {err}") from None
     return release
