@@ -8,6 +8,7 @@ import aws_cdk as cdk
 
 from mlgate.constructs.compliance import enable_compliance_checks
 from mlgate.manifest import Manifest
+from mlgate.stacks.data import DataStack
 from mlgate.stacks.delivery import DeliveryStack
 from mlgate.stacks.foundation import FoundationStack
 
@@ -33,5 +34,6 @@ def build_app(app: cdk.App, manifests: list[Manifest]) -> list[ProductStacks]:
 def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
     foundation = FoundationStack(app, manifest=manifest)
     stacks = ProductStacks(manifest=manifest, foundation=foundation)
+    stacks.extra["data"] = DataStack(app, manifest=manifest, foundation=foundation)
     stacks.extra["delivery"] = DeliveryStack(app, manifest=manifest, foundation=foundation)
     return stacks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
@@ -29,6 +30,21 @@ class FoundationStack(ProductStack):
             removal_policy=RemovalPolicy.RETAIN,
             pending_window=Duration.days(30),
         )
+        # CloudWatch Logs encrypts the product's log groups (Glue jobs, hooks) with this key.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                         "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn":
+                            f"arn:aws:logs:{self.region}:{self.account}:log-group:*"
+                    }
+                },
+            )
+        )  # fmt: skip
         self.access_logs = AccessLogBucket(self, "AccessLogs").bucket
         self.artifacts = SecureBucket(
             self,

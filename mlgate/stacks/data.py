@@ -1,0 +1,381 @@
+"""Data: raw and curated buckets, the Glue catalog, crawler, curation job, Data Quality
+ruleset and the workflow that runs crawl -> curate -> quality check on the manifest's schedule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from mlgate import events as mlgate_events
+from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.storage import SecureBucket
+from mlgate.etl.schema import CURATED_SCHEMA, PARTITION_COLUMN
+from mlgate.manifest import Manifest
+from mlgate.stacks.foundation import FoundationStack
+
+from .base import ProductStack
+
+ETL = Path(__file__).resolve().parent.parent / "etl"
+WINDOW_SECONDS = 24 * 3600
+GLUE_TYPES = {
+    "string": glue.Schema.STRING,
+    "double": glue.Schema.DOUBLE,
+    "int": glue.Schema.INTEGER,
+    "timestamp": glue.Schema.TIMESTAMP,
+}
+
+
+def dqdl(rules: tuple[str, ...]) -> str:
+    """The manifest's data-quality rules as one DQDL ruleset."""
+    return "Rules = [\n    " + ",\n    ".join(rules) + "\n]"
+
+
+class DataStack(ProductStack):
+    component = "data"
+
+    @property
+    def database_name(self) -> str:
+        """Glue database names take underscores, not dashes."""
+        return self.name("catalog").replace("-", "_")
+
+    def __init__(
+        self, scope: Construct, *, manifest: Manifest, foundation: FoundationStack
+    ) -> None:
+        super().__init__(
+            scope,
+            manifest=manifest,
+            description="raw and curated data, Glue catalog, ETL and data quality",
+        )
+        key = foundation.key
+        self.raw = SecureBucket(
+            self, "Raw", key=key, access_logs=foundation.access_logs, log_prefix="raw/"
+        ).bucket
+        self.curated = SecureBucket(
+            self, "Curated", key=key, access_logs=foundation.access_logs, log_prefix="curated/"
+        ).bucket
+        self.database = glue.Database(
+            self,
+            "Catalog",
+            database_name=self.database_name,
+            description=f"Raw and curated data of {manifest.product.display_name}",
+        )
+        self.curated_table = glue.S3Table(
+            self,
+            "CuratedTable",
+            database=self.database,
+            table_name="transactions_curated",
+            # The curated bucket keeps its own encryption: the product key.
+            storage=glue.S3TableStorage.from_bucket(self.curated),
+            s3_prefix="transactions/",
+            data_format=glue.DataFormat.PARQUET,
+            columns=[
+                glue.Column(name=name, type=GLUE_TYPES[kind])
+                for name, kind in CURATED_SCHEMA.items()
+            ],
+            partition_keys=[glue.Column(name=PARTITION_COLUMN, type=glue.Schema.DATE)],
+            description="Typed, de-duplicated transactions with fraud features",
+        )
+        self.security = glue.SecurityConfiguration(
+            self,
+            "Encryption",
+            security_configuration_name=self.name("glue"),
+            s3_encryption=glue.S3Encryption.kms(key),
+            cloud_watch_encryption=glue.CloudWatchEncryption.kms(key),
+            job_bookmarks_encryption=glue.JobBookmarksEncryption.client_side_kms(key),
+        )
+        self.role = self._glue_role(foundation)
+        self.crawler = glue.CfnCrawler(
+            self,
+            "RawCrawler",
+            name=self.name("raw-crawler"),
+            role=self.role.role_arn,
+            database_name=self.database.database_name,
+            table_prefix="raw_",
+            crawler_security_configuration=self.security.security_configuration_name,
+            targets=glue.CfnCrawler.TargetsProperty(
+                s3_targets=[
+                    glue.CfnCrawler.S3TargetProperty(path=self.raw.s3_url_for_object(s.prefix))
+                    for s in manifest.data.sources
+                ]
+            ),
+            schema_change_policy=glue.CfnCrawler.SchemaChangePolicyProperty(
+                update_behavior="UPDATE_IN_DATABASE", delete_behavior="LOG"
+            ),
+            recrawl_policy=glue.CfnCrawler.RecrawlPolicyProperty(
+                recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"
+            ),
+        )
+        self.job_log_group = logs.LogGroup(
+            self,
+            "JobLogs",
+            log_group_name=f"/aws-glue/jobs/{self.name('etl')}",
+            retention=logs.RetentionDays.ONE_YEAR,
+            encryption_key=key,
+        )
+        data = manifest.data
+        workers = glue.WorkerConfiguration(
+            number_of_workers=data.etl_workers, worker_type=glue.WorkerType.G_1X
+        )
+        common = {
+            "role": self.role,
+            "glue_version": glue.GlueVersion.V5_0,
+            "security_configuration": self.security,
+            "enable_metrics": True,
+            "enable_observability_metrics": True,
+            "continuous_logging": glue.ContinuousLoggingProps(
+                enabled=True, log_group=self.job_log_group, quiet=True
+            ),
+            "worker_configuration": workers,
+            "timeout": Duration.minutes(data.etl_timeout_minutes),
+            "max_concurrent_runs": 1,
+            "max_retries": 0,
+        }
+        source = data.sources[0]
+        self.etl_job = glue.PySparkEtlJob(
+            self,
+            "CurateJob",
+            job_name=mlgate_events.etl_job_name(self.product),
+            description="Types, de-duplicates and enriches raw transactions (mlgate/etl)",
+            script=glue.Code.from_asset(str(ETL / "curate_glue.py")),
+            extra_python_files=[
+                glue.Code.from_asset(str(ETL / "transforms.py")),
+                glue.Code.from_asset(str(ETL / "schema.py")),
+            ],
+            default_arguments={
+                "--job-bookmark-option": "job-bookmark-enable",
+                "--enable-auto-scaling": "true",
+                "--raw_path": self.raw.s3_url_for_object(source.prefix),
+                "--curated_path": self.curated.s3_url_for_object("transactions/"),
+                "--quarantine_path": self.curated.s3_url_for_object("quarantine/"),
+                "--window_seconds": str(WINDOW_SECONDS),
+            },
+            **common,  # type: ignore[arg-type]
+        )
+        self.ruleset = glue.DataQualityRuleset(
+            self,
+            "QualityRules",
+            ruleset_name=self.name("quality-rules"),
+            description="The manifest's data.quality_rules on the curated table",
+            dqdl=glue.Dqdl.from_string(dqdl(data.quality_rules)),
+            target_table=glue.DataQualityTargetTable.from_table(self.database, self.curated_table),
+        )
+        self.quality_job = glue.PySparkEtlJob(
+            self,
+            "QualityJob",
+            job_name=mlgate_events.quality_job_name(self.product),
+            description="Evaluates the Data Quality ruleset on the curated table",
+            script=glue.Code.from_asset(str(ETL / "quality_glue.py")),
+            default_arguments={
+                "--database": self.database.database_name,
+                "--table": self.curated_table.table_name,
+                "--ruleset": dqdl(data.quality_rules),
+                "--ruleset_name": self.name("quality-rules"),
+                "--data-quality-results-publishing": "true",
+            },
+            **{
+                **common,
+                "worker_configuration": glue.WorkerConfiguration(  # type: ignore[arg-type]
+                    number_of_workers=2, worker_type=glue.WorkerType.G_1X
+                ),
+            },
+        )
+        self.workflow = glue.Workflow(
+            self,
+            "Workflow",
+            workflow_name=self.name("etl"),
+            description="crawl raw -> curate -> data-quality check",
+            max_concurrent_runs=1,
+        )
+        self._triggers(data.schedule)
+        self._events(foundation)
+        self._acknowledge_role()
+
+    def _glue_role(self, foundation: FoundationStack) -> iam.Role:
+        """Glue's role reaches the product's buckets and key, its catalog and its own logs."""
+        role = iam.Role(
+            self,
+            "GlueRole",
+            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            description="Crawler, curation and quality jobs of this product",
+        )
+        self.raw.grant_read(role)
+        self.curated.grant_read_write(role)
+        foundation.key.grant_encrypt_decrypt(role)
+        glue_arn = f"arn:aws:glue:{self.region}:{self.account}"
+        catalog = [
+            f"{glue_arn}:catalog",
+            f"{glue_arn}:database/{self.database_name}",
+            f"{glue_arn}:table/{self.database_name}/*",
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "glue:GetDatabase",
+                    "glue:GetTable",
+                    "glue:GetTables",
+                    "glue:CreateTable",
+                    "glue:UpdateTable",
+                    "glue:GetPartition",
+                    "glue:GetPartitions",
+                    "glue:BatchCreatePartition",
+                    "glue:BatchGetPartition",
+                    "glue:UpdatePartition",
+                ],
+                resources=catalog,
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["glue:GetDataQualityRuleset", "glue:PublishDataQuality"],
+                resources=[
+                    f"arn:aws:glue:{self.region}:{self.account}:dataQualityRuleset/"
+                    f"{self.name('quality-rules')}"
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                         "logs:AssociateKmsKey"],
+                resources=[
+                    f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws-glue/*"
+                ],
+            )
+        )  # fmt: skip
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"cloudwatch:namespace": ["Glue", "Glue Data Quality"]}
+                },
+            )
+        )
+        return role
+
+    def _triggers(self, schedule: str) -> None:
+        workflow = self.workflow.workflow_name
+        glue.CfnTrigger(
+            self,
+            "OnSchedule",
+            name=self.name("etl-start"),
+            workflow_name=workflow,
+            type="SCHEDULED",
+            schedule=schedule,
+            start_on_creation=True,
+            actions=[glue.CfnTrigger.ActionProperty(crawler_name=self.crawler.name)],
+        )
+        glue.CfnTrigger(
+            self,
+            "AfterCrawl",
+            name=self.name("etl-after-crawl"),
+            workflow_name=workflow,
+            type="CONDITIONAL",
+            start_on_creation=True,
+            predicate=glue.CfnTrigger.PredicateProperty(
+                conditions=[
+                    glue.CfnTrigger.ConditionProperty(
+                        crawler_name=self.crawler.name,
+                        crawl_state="SUCCEEDED",
+                        logical_operator="EQUALS",
+                    )
+                ]
+            ),
+            actions=[glue.CfnTrigger.ActionProperty(job_name=self.etl_job.job_name)],
+        )
+        glue.CfnTrigger(
+            self,
+            "AfterCurate",
+            name=self.name("etl-after-curate"),
+            workflow_name=workflow,
+            type="CONDITIONAL",
+            start_on_creation=True,
+            predicate=glue.CfnTrigger.PredicateProperty(
+                conditions=[
+                    glue.CfnTrigger.ConditionProperty(
+                        job_name=self.etl_job.job_name,
+                        state="SUCCEEDED",
+                        logical_operator="EQUALS",
+                    )
+                ]
+            ),
+            actions=[glue.CfnTrigger.ActionProperty(job_name=self.quality_job.job_name)],
+        )
+
+    def _events(self, foundation: FoundationStack) -> None:
+        """Failures reach on-call as a sentence, not as raw JSON."""
+        topic = foundation.on_call_topic
+        runbook = self.manifest.product.runbook_url
+        events.Rule(
+            self,
+            "JobFailed",
+            rule_name=self.name("etl-job-failed"),
+            description="A curation or data-quality run failed: tell on-call",
+            event_pattern=mlgate_events.etl_failed(self.product),
+        ).add_target(
+            targets.SnsTopic(
+                topic,
+                message=events.RuleTargetInput.from_text(
+                    f"[{self.product}] Glue job {events.EventField.from_path('$.detail.jobName')} "
+                    f"run {events.EventField.from_path('$.detail.jobRunId')} ended "
+                    f"{events.EventField.from_path('$.detail.state')}: "
+                    f"{events.EventField.from_path('$.detail.message')}. No new curated data "
+                    f"reaches training until it is fixed. Runbook: {runbook}"
+                ),
+            )
+        )
+        events.Rule(
+            self,
+            "CrawlFailed",
+            rule_name=self.name("etl-crawl-failed"),
+            description="The raw-data crawl failed: tell on-call",
+            event_pattern=mlgate_events.crawl_failed(self.crawler.name or ""),
+        ).add_target(
+            targets.SnsTopic(
+                topic,
+                message=events.RuleTargetInput.from_text(
+                    f"[{self.product}] Glue crawler "
+                    f"{events.EventField.from_path('$.detail.crawlerName')} failed: "
+                    f"{events.EventField.from_path('$.detail.errorMessage')}. The workflow "
+                    f"stopped before curation. Runbook: {runbook}"
+                ),
+            )
+        )
+
+    def _acknowledge_role(self) -> None:
+        policy = self.role.node.find_child("DefaultPolicy")
+        raw = self.get_logical_id(self.raw.node.default_child)  # type: ignore[arg-type]
+        curated = self.get_logical_id(self.curated.node.default_child)  # type: ignore[arg-type]
+        for finding, reason in {
+            "Action::s3:GetBucket*": "read the raw and curated buckets of this product",
+            "Action::s3:GetObject*": "read the raw and curated buckets of this product",
+            "Action::s3:List*": "list the raw and curated buckets of this product",
+            "Action::s3:Abort*": "write curated Parquet files in this product's curated bucket",
+            "Action::s3:DeleteObject*": "rewrite curated partitions in the curated bucket",
+            f"Resource::<{raw}.Arn>/*": "read every raw file the crawler and job are given",
+            f"Resource::<{curated}.Arn>/*": "write curated and quarantine prefixes",
+            "Action::kms:GenerateDataKey*": "encrypt outputs, logs and bookmarks with the key",
+            "Action::kms:ReEncrypt*": "re-encrypt objects under the product key",
+            "Resource::*": "cloudwatch:PutMetricData has no resource ARN; namespace-conditioned",
+            f"Resource::arn:aws:glue:{self.region}:{self.account}:table/{self.database_name}/*": (
+                "tables of this product's database"
+            ),
+            f"Resource::arn:aws:logs:{self.region}:{self.account}:log-group:/aws-glue/*": (
+                "Glue writes crawler and job logs under /aws-glue/, created by the service"
+            ),
+            f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{self.account}-{self.region}/*": (
+                "read the job scripts CDK uploads to the bootstrap asset bucket"
+            ),
+        }.items():
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[{finding}]",
+                f"Glue role of {self.product}: {reason} (CDK grant or service contract).",
+            )
