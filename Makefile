@@ -27,8 +27,9 @@ help:  ## list the commands
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMPS)/synth: requirements.txt | $(BIN)/python
+$(STAMPS)/synth: requirements.txt requirements-sagemaker.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-sagemaker.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/dev: requirements.txt requirements-dev.txt $(STAMPS)/synth

@@ -19,7 +19,7 @@ from _common import ROOT, table
 
 sys.path.insert(0, str(ROOT))
 
-from mlgate.etl.schema import RAW_COLUMNS
+from mlgate.etl.columns import RAW_COLUMNS
 from mlgate.etl.synthetic import write_csv
 from mlgate.etl.transforms import curate
 

@@ -11,6 +11,7 @@ from mlgate.manifest import Manifest
 from mlgate.stacks.data import DataStack
 from mlgate.stacks.delivery import DeliveryStack
 from mlgate.stacks.foundation import FoundationStack
+from mlgate.stacks.training import TrainingStack
 
 
 @dataclass
@@ -34,6 +35,10 @@ def build_app(app: cdk.App, manifests: list[Manifest]) -> list[ProductStacks]:
 def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
     foundation = FoundationStack(app, manifest=manifest)
     stacks = ProductStacks(manifest=manifest, foundation=foundation)
-    stacks.extra["data"] = DataStack(app, manifest=manifest, foundation=foundation)
+    data = DataStack(app, manifest=manifest, foundation=foundation)
+    stacks.extra["data"] = data
+    stacks.extra["training"] = TrainingStack(
+        app, manifest=manifest, foundation=foundation, data=data
+    )
     stacks.extra["delivery"] = DeliveryStack(app, manifest=manifest, foundation=foundation)
     return stacks

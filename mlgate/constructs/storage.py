@@ -54,6 +54,7 @@ class SecureBucket(Construct):
         key: kms.IKey,
         access_logs: s3.IBucket,
         log_prefix: str,
+        bucket_name: str | None = None,
         noncurrent_days: int = 90,
         event_bridge: bool = False,
     ) -> None:
@@ -61,6 +62,7 @@ class SecureBucket(Construct):
         self.bucket = s3.Bucket(
             self,
             "Bucket",
+            bucket_name=bucket_name,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=key,
             bucket_key_enabled=True,

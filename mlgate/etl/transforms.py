@@ -14,9 +14,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 try:
-    from mlgate.etl.schema import CURATED_COLUMNS, FEATURES, RAW_COLUMNS
-except ImportError:  # on Glue, schema.py ships beside this file as an extra Python file
-    from schema import CURATED_COLUMNS, FEATURES, RAW_COLUMNS  # type: ignore[import-not-found,no-redef]
+    from mlgate.etl.columns import CURATED_COLUMNS, FEATURES, RAW_COLUMNS
+except ImportError:  # on Glue, columns.py ships beside this file as an extra Python file
+    from columns import CURATED_COLUMNS, FEATURES, RAW_COLUMNS  # type: ignore[import-not-found,no-redef]
 
 __all__ = ["CURATED_COLUMNS", "FEATURES", "RAW_COLUMNS", "curate"]
 

@@ -44,6 +44,13 @@ class ProductStack(cdk.Stack):
         }.items():
             cdk.Tags.of(self).add(key, value)
 
+    def bucket_name(self, purpose: str) -> str:
+        """Globally unique and predictable: product, purpose, account, region."""
+        return self.name(purpose, str(self.account), str(self.region))
+
+    def bucket_arn(self, purpose: str) -> str:
+        return f"arn:aws:s3:::{self.bucket_name(purpose)}"
+
     def name(self, *parts: str, max_length: int = 63) -> str:
         """A physical name namespaced by product (and environment, for per-env stacks)."""
         env = (self.env_name,) if self.env_name else ()

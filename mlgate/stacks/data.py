@@ -16,7 +16,7 @@ from constructs import Construct
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.storage import SecureBucket
-from mlgate.etl.schema import CURATED_SCHEMA, PARTITION_COLUMN
+from mlgate.etl.columns import CURATED_SCHEMA, PARTITION_COLUMN
 from mlgate.manifest import Manifest
 from mlgate.stacks.foundation import FoundationStack
 
@@ -55,10 +55,20 @@ class DataStack(ProductStack):
         )
         key = foundation.key
         self.raw = SecureBucket(
-            self, "Raw", key=key, access_logs=foundation.access_logs, log_prefix="raw/"
+            self,
+            "Raw",
+            key=key,
+            access_logs=foundation.access_logs,
+            log_prefix="raw/",
+            bucket_name=self.bucket_name("raw"),
         ).bucket
         self.curated = SecureBucket(
-            self, "Curated", key=key, access_logs=foundation.access_logs, log_prefix="curated/"
+            self,
+            "Curated",
+            key=key,
+            access_logs=foundation.access_logs,
+            log_prefix="curated/",
+            bucket_name=self.bucket_name("curated"),
         ).bucket
         self.database = glue.Database(
             self,
@@ -146,7 +156,7 @@ class DataStack(ProductStack):
             script=glue.Code.from_asset(str(ETL / "curate_glue.py")),
             extra_python_files=[
                 glue.Code.from_asset(str(ETL / "transforms.py")),
-                glue.Code.from_asset(str(ETL / "schema.py")),
+                glue.Code.from_asset(str(ETL / "columns.py")),
             ],
             default_arguments={
                 "--job-bookmark-option": "job-bookmark-enable",

@@ -52,6 +52,7 @@ class FoundationStack(ProductStack):
             key=self.key,
             access_logs=self.access_logs,
             log_prefix="artifacts/",
+            bucket_name=self.bucket_name("artifacts"),
         ).bucket
         self.on_call_topic = sns.Topic(
             self,

@@ -1,0 +1,331 @@
+"""The training pipeline, authored with the SageMaker Python SDK (v3) and built offline.
+
+preprocess -> train (built-in XGBoost) -> evaluate -> data-quality baseline -> one condition per
+manifest model metric -> register the model version (PendingManualApproval); a metric that
+falls short ends the run in a FailStep that names it.
+
+`definition()` runs at synth time. It never reaches the network: role validation and
+telemetry are off, every S3 location is explicit, image URIs come from the SDK's bundled
+region tables, and the boto session carries a region and placeholder credentials (the SDK
+creates clients, which do not connect until called; `tests/ml` proves no socket is opened).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from mlgate.manifest import Direction, Manifest
+
+# Evaluation report: SageMaker's model-quality JSON layout, so Studio shows the metrics.
+REPORT_FILE = "evaluation.json"
+REPORT_SECTION = "binary_classification_metrics"
+PROPERTY_FILE = "EvaluationReport"
+STEP_PREPROCESS = "Preprocess"
+STEP_TRAIN = "Train"
+STEP_EVALUATE = "Evaluate"
+STEP_BASELINE = "DataQualityBaseline"
+STEP_REGISTER = "RegisterModelVersion"
+PROCESSING = "/opt/ml/processing"
+
+
+def metric_json_path(metric: str) -> str:
+    """Where evaluate.py writes a metric, and where the condition step reads it."""
+    return f"{REPORT_SECTION}.{metric}.value"
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything the definition needs that is not in the manifest (all explicit, no lookups)."""
+
+    region: str
+    role_arn: str
+    bucket: str
+    """Artifact bucket: code, splits, models, reports and baselines live under `prefix`."""
+    prefix: str
+    kms_key_arn: str
+    curated_s3_uri: str
+    preprocess_code_uri: str
+    evaluate_code_uri: str
+    model_package_group: str
+    manifest_sha256: str
+    code_sha256: str
+
+
+def _offline_environment(region: str) -> None:
+    os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    os.environ["SAGEMAKER_TELEMETRY_OPT_OUT"] = "true"
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    # Placeholders so botocore can build clients; the SDK never calls them while building.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "offline-synth")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "offline-synth")
+
+
+def image_uris(region: str, framework_version: str) -> dict[str, str]:
+    """The images the pipeline runs, from the SDK's bundled tables (no network)."""
+    _offline_environment(region)
+    from sagemaker.core import image_uris as uris
+
+    return {
+        "xgboost": uris.retrieve("xgboost", region=region, version=framework_version),
+        "model-monitor": uris.retrieve("model-monitor", region=region),
+    }
+
+
+def definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
+    """The pipeline definition JSON, as CloudFormation's PipelineDefinitionBody takes it."""
+    _offline_environment(s.region)
+    import boto3
+    from sagemaker.core.drift_check_baselines import DriftCheckBaselines
+    from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.core.model_monitor.dataset_format import DatasetFormat
+    from sagemaker.core.processing import ScriptProcessor
+    from sagemaker.core.shapes import (
+        OutputDataConfig,
+        ProcessingInput,
+        ProcessingOutput,
+        ProcessingS3Input,
+        ProcessingS3Output,
+    )
+    from sagemaker.core.training.configs import Compute, InputData
+    from sagemaker.core.workflow.conditions import (
+        ConditionGreaterThanOrEqualTo,
+        ConditionLessThanOrEqualTo,
+    )
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join, JsonGet
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+    from sagemaker.core.workflow.properties import PropertyFile
+    from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.model_step import ModelStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.quality_check_step import (
+        DataQualityCheckConfig,
+        QualityCheckStep,
+    )
+    from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
+    from sagemaker.serve.model_builder import ModelBuilder
+    from sagemaker.train.model_trainer import ModelTrainer
+
+    session = PipelineSession(
+        boto_session=boto3.Session(region_name=s.region), default_bucket=s.bucket
+    )
+    # The SDK checks (over the network) that a default bucket it chose itself exists; ours is
+    # the product's artifact bucket, created by the foundation stack, so mark it as known.
+    session._default_bucket = s.bucket
+    images = image_uris(s.region, manifest.model.framework_version)
+    model = manifest.model
+    run = f"s3://{s.bucket}/{s.prefix}"
+
+    def out(*parts: str) -> Any:
+        return Join(on="/", values=[run, ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+
+    def s3_in(name: str, uri: Any, local: str) -> Any:
+        return ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(
+                s3_uri=uri, local_path=local, s3_data_type="S3Prefix", s3_input_mode="File"
+            ),
+        )
+
+    def s3_out(name: str, local: str) -> Any:
+        return ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(
+                s3_uri=out(name), local_path=local, s3_upload_mode="EndOfJob"
+            ),
+        )
+
+    def processor(job: str) -> Any:
+        return ScriptProcessor(
+            image_uri=images["xgboost"],
+            command=["python3"],
+            role=s.role_arn,
+            instance_type=model.processing_instance_type,
+            instance_count=1,
+            base_job_name=f"{manifest.product.name}-{job}",
+            volume_kms_key=s.kms_key_arn,
+            output_kms_key=s.kms_key_arn,
+            sagemaker_session=session,
+        )
+
+    preprocess = ProcessingStep(
+        name=STEP_PREPROCESS,
+        description="Split curated data by time into train / validation / test; write the "
+        "monitoring baseline dataset",
+        step_args=processor("preprocess").run(
+            code=s.preprocess_code_uri,
+            inputs=[s3_in("curated", s.curated_s3_uri, f"{PROCESSING}/input")],
+            outputs=[
+                s3_out(name, f"{PROCESSING}/{name}")
+                for name in ("train", "validation", "test", "baseline")
+            ],
+            arguments=["--target", model.target_column],
+        ),
+    )
+
+    def split(name: str) -> Any:
+        return preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+
+    trainer = ModelTrainer(
+        training_image=images["xgboost"],
+        role=s.role_arn,
+        base_job_name=f"{manifest.product.name}-train",
+        compute=Compute(
+            instance_type=model.training_instance_type,
+            instance_count=model.training_instance_count,
+            volume_kms_key_id=s.kms_key_arn,
+        ),
+        hyperparameters={k: str(v) for k, v in model.hyperparameters.items()},
+        output_data_config=OutputDataConfig(
+            s3_output_path=f"{run}/models", kms_key_id=s.kms_key_arn
+        ),
+        sagemaker_session=session,
+    )
+    train = TrainingStep(
+        name=STEP_TRAIN,
+        description=f"Built-in XGBoost {model.framework_version} with the manifest's "
+        "hyper-parameters",
+        step_args=trainer.train(
+            input_data_config=[
+                InputData(channel_name=c, data_source=split(c), content_type="text/csv")
+                for c in ("train", "validation")
+            ]
+        ),
+    )
+    model_data = train.properties.ModelArtifacts.S3ModelArtifacts
+
+    report = PropertyFile(name=PROPERTY_FILE, output_name="evaluation", path=REPORT_FILE)
+    evaluate = ProcessingStep(
+        name=STEP_EVALUATE,
+        description="Every manifest model metric on the held-out test split",
+        step_args=processor("evaluate").run(
+            code=s.evaluate_code_uri,
+            inputs=[
+                s3_in("model", model_data, f"{PROCESSING}/model"),
+                s3_in("test", split("test"), f"{PROCESSING}/test"),
+            ],
+            outputs=[s3_out("evaluation", f"{PROCESSING}/evaluation")],
+            arguments=["--metrics", ",".join(m.name.value for m in manifest.metrics.model_metrics)],
+        ),
+        property_files=[report],
+    )
+
+    baseline = QualityCheckStep(
+        name=STEP_BASELINE,
+        description="Data-quality baseline for Model Monitor, registered with the version",
+        quality_check_config=DataQualityCheckConfig(
+            baseline_dataset=split("baseline"),
+            dataset_format=DatasetFormat.csv(header=True),
+            output_s3_uri=out("data-quality-baseline"),
+        ),
+        check_job_config=CheckJobConfig(
+            role=s.role_arn,
+            instance_count=1,
+            instance_type=model.processing_instance_type,
+            volume_kms_key=s.kms_key_arn,
+            output_kms_key=s.kms_key_arn,
+            sagemaker_session=session,
+        ),
+        skip_check=True,
+        register_new_baseline=True,
+        model_package_group_name=s.model_package_group,
+        depends_on=[preprocess],
+    )
+    stats = baseline.properties.CalculatedBaselineStatistics
+    constraints = baseline.properties.CalculatedBaselineConstraints
+
+    builder = ModelBuilder(
+        model=model_data,
+        image_uri=images["xgboost"],
+        role_arn=s.role_arn,
+        sagemaker_session=session,
+    )
+    register = ModelStep(
+        name=STEP_REGISTER,
+        description="Register the version for the ML lead's review (PendingManualApproval)",
+        step_args=builder.register(
+            model_package_group_name=s.model_package_group,
+            approval_status="PendingManualApproval",
+            content_types=["text/csv"],
+            response_types=["text/csv"],
+            inference_instances=sorted(
+                {manifest.serving.staging.instance_type, manifest.serving.prod.instance_type}
+            ),
+            transform_instances=[model.processing_instance_type],
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    s3_uri=Join(on="/", values=[out("evaluation"), REPORT_FILE]),
+                    content_type="application/json",
+                ),
+                model_data_statistics=MetricsSource(s3_uri=stats, content_type="application/json"),
+                model_data_constraints=MetricsSource(
+                    s3_uri=constraints, content_type="application/json"
+                ),
+            ),
+            drift_check_baselines=DriftCheckBaselines(
+                model_data_statistics=MetricsSource(s3_uri=stats, content_type="application/json"),
+                model_data_constraints=MetricsSource(
+                    s3_uri=constraints, content_type="application/json"
+                ),
+            ),
+            customer_metadata_properties={
+                "mlgate:product": manifest.product.name,
+                "mlgate:manifest-sha256": s.manifest_sha256,
+                "mlgate:code-sha256": s.code_sha256,
+                "mlgate:pipeline-execution": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+                **{
+                    f"mlgate:threshold:{m.name.value}": f"{m.direction.value} {m.threshold}"
+                    for m in manifest.metrics.model_metrics
+                },
+            },
+            description=f"{manifest.product.display_name}: trained by the mlgate pipeline",
+        ),
+    )
+
+    # One condition per metric, chained, so a failure names exactly the metric that fell short.
+    next_step: Any = register
+    for metric in reversed(manifest.metrics.model_metrics):
+        value = JsonGet(
+            step_name=STEP_EVALUATE, property_file=report, json_path=metric_json_path(metric.name)
+        )
+        compare = (
+            ConditionGreaterThanOrEqualTo
+            if metric.direction is Direction.AT_LEAST
+            else ConditionLessThanOrEqualTo
+        )
+        word = "at least" if metric.direction is Direction.AT_LEAST else "at most"
+        name = metric.name.value.replace("_", "-").title().replace("-", "")
+        next_step = ConditionStep(
+            name=f"Check{name}",
+            description=f"{metric.name.value} must be {word} {metric.threshold}",
+            conditions=[compare(left=value, right=metric.threshold)],
+            if_steps=[next_step],
+            else_steps=[
+                FailStep(
+                    name=f"{name}BelowThreshold",
+                    error_message=Join(
+                        on=" ",
+                        values=[
+                            f"{metric.name.value} on the test split is",
+                            value,
+                            f"but the manifest requires {word} {metric.threshold};",
+                            "the model version was not registered.",
+                        ],
+                    ),
+                )
+            ],
+            depends_on=[baseline],
+        )
+
+    pipeline = Pipeline(
+        name=f"mlgate-{manifest.product.name}-training",
+        steps=[preprocess, train, evaluate, baseline, next_step],
+        sagemaker_session=session,
+    )
+    result: dict[str, Any] = json.loads(pipeline.definition())
+    return result

@@ -1,0 +1,299 @@
+"""Training: the model package group and the SageMaker Pipeline (authored with the sagemaker SDK
+in mlgate/ml/pipeline.py), started after each successful ETL run, on the manifest's schedule
+and by drift, never twice at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from mlgate import events as mlgate_events
+from mlgate import naming
+from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.hooks import HookFunction
+from mlgate.manifest import Manifest
+from mlgate.ml import pipeline as authored
+from mlgate.stacks.base import ProductStack
+from mlgate.stacks.data import DataStack
+from mlgate.stacks.foundation import FoundationStack
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "ml" / "scripts"
+
+
+def model_package_group_name(product: str) -> str:
+    return naming.resource_name(product, max_length=63)
+
+
+def training_pipeline_name(product: str) -> str:
+    return naming.resource_name(product, "training", max_length=256)
+
+
+def digest(*paths: Path) -> str:
+    sha = hashlib.sha256()
+    for path in paths:
+        sha.update(path.read_bytes())
+    return sha.hexdigest()
+
+
+class TrainingStack(ProductStack):
+    component = "training"
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        manifest: Manifest,
+        foundation: FoundationStack,
+        data: DataStack,
+    ) -> None:
+        super().__init__(
+            scope,
+            manifest=manifest,
+            description="SageMaker training pipeline and model registry",
+        )
+        self.group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelRegistry",
+            model_package_group_name=model_package_group_name(self.product),
+            model_package_group_description=(
+                f"Versions of the {manifest.product.display_name} model; the ML lead approves "
+                "each one before it is released"
+            ),
+        )
+        scripts = {
+            name: assets.Asset(self, f"{name.capitalize()}Script", path=str(SCRIPTS / f"{name}.py"))
+            for name in ("preprocess", "evaluate")
+        }
+        prefix = f"training/{self.product}"
+        role_name = self.name("training", max_length=64)
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            role_name=role_name,
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Runs this product's training pipeline and its jobs, nothing else",
+        )
+        images = authored.image_uris(self.region, manifest.model.framework_version)
+        # The SDK parses S3 URIs and ARNs, so it is given stand-ins for CloudFormation values
+        # (the key ARN, asset URLs) that are swapped back into the JSON after.
+        deploy_time = {
+            f"arn:aws:kms:{self.region}:{self.account}:key/mlgate-placeholder": (
+                foundation.key.key_arn
+            ),
+            "s3://mlgate-placeholder-code/preprocess.py": scripts["preprocess"].s3_object_url,
+            "s3://mlgate-placeholder-code/evaluate.py": scripts["evaluate"].s3_object_url,
+        }
+        stand_in = list(deploy_time)
+        settings = authored.PipelineSettings(
+            region=self.region,
+            # A literal ARN: the SDK resolves anything else through IAM, over the network.
+            role_arn=f"arn:aws:iam::{self.account}:role/{role_name}",
+            bucket=foundation.bucket_name("artifacts"),
+            prefix=prefix,
+            kms_key_arn=stand_in[0],
+            curated_s3_uri=f"s3://{data.bucket_name('curated')}/transactions/",
+            preprocess_code_uri=stand_in[1],
+            evaluate_code_uri=stand_in[2],
+            model_package_group=model_package_group_name(self.product),
+            manifest_sha256=hashlib.sha256(manifest.model_dump_json().encode()).hexdigest(),
+            code_sha256=digest(*(SCRIPTS / f"{n}.py" for n in ("preprocess", "evaluate"))),
+        )
+        body = json.dumps(authored.definition(manifest, settings), sort_keys=True)
+        for placeholder, value in deploy_time.items():
+            body = body.replace(placeholder, value)
+        self.definition_body = body
+        self.pipeline = sagemaker.CfnPipeline(
+            self,
+            "Pipeline",
+            pipeline_name=training_pipeline_name(self.product),
+            pipeline_display_name=f"{naming.pascal(self.product)}Training",
+            pipeline_description=(
+                "preprocess -> train -> evaluate -> baseline -> thresholds -> register"
+            ),
+            role_arn=self.role.role_arn,
+            pipeline_definition={"PipelineDefinitionBody": body},
+            # A plain mapping: the L1 property is untyped JSON, and a struct would be emitted in
+            # camelCase, which CloudFormation rejects.
+            parallelism_configuration={"MaxParallelExecutionSteps": 4},
+        )
+        self.pipeline.node.add_dependency(self.group)
+        self._grant(foundation, data, scripts, prefix, images)
+
+        self.starter = HookFunction(
+            self,
+            "PipelineStarter",
+            hook="pipeline_starter",
+            description="Starts the training pipeline unless an execution is running",
+            environment={"PIPELINE_NAME": training_pipeline_name(self.product)},
+        )
+        pipeline_arn = (
+            f"arn:aws:sagemaker:{self.region}:{self.account}:pipeline/"
+            f"{training_pipeline_name(self.product)}"
+        )
+        self.starter.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
+                resources=[pipeline_arn],
+            )
+        )
+        target = targets.LambdaFunction(self.starter.function, retry_attempts=2)
+        events.Rule(
+            self,
+            "AfterEtl",
+            rule_name=self.name("train-after-etl"),
+            description="New curated data passed its quality check: retrain",
+            event_pattern=mlgate_events.etl_succeeded(self.product),
+            targets=[target],
+        )
+        events.Rule(
+            self,
+            "OnSchedule",
+            rule_name=self.name("train-on-schedule"),
+            description="Scheduled retraining from the manifest",
+            schedule=events.Schedule.expression(manifest.model.retrain_schedule),
+            targets=[target],
+        )
+
+    def _grant(
+        self,
+        foundation: FoundationStack,
+        data: DataStack,
+        scripts: dict[str, assets.Asset],
+        prefix: str,
+        images: dict[str, str],
+    ) -> None:
+        """The execution role reaches the product's buckets under their prefixes, its key, the
+        two images it runs, and SageMaker resources named after the product."""
+        role = self.role
+        foundation.key.grant_encrypt_decrypt(role)
+        curated, artifacts = data.bucket_arn("curated"), foundation.bucket_arn("artifacts")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:ListBucket"],
+                resources=[curated, f"{curated}/transactions/*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket",
+                         "s3:AbortMultipartUpload"],
+                resources=[artifacts, f"{artifacts}/{prefix}/*"],
+            )
+        )  # fmt: skip
+        for script in scripts.values():
+            script.grant_read(role)
+        arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
+        product = self.product
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[
+                    f"{arn}:processing-job/{product}-*",
+                    f"{arn}:training-job/{product}-*",
+                    f"{arn}:processing-job/pipelines-*",
+                    f"{arn}:training-job/pipelines-*",
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:ListModelPackages",
+                    "sagemaker:AddTags",
+                ],
+                resources=[
+                    f"{arn}:model-package-group/{model_package_group_name(product)}",
+                    f"{arn}:model-package/{model_package_group_name(product)}/*",
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        repositories = sorted(
+            {
+                f"arn:aws:ecr:{self.region}:{uri.split('.')[0]}:repository/"
+                f"{uri.split('/', 1)[1].split(':')[0]}"
+                for uri in images.values()
+            }
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=repositories,
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        logs = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[logs],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        policy = role.node.find_child("DefaultPolicy")
+        reasons = {
+            "Action::s3:GetBucket*": "read the bootstrap asset bucket holding its scripts",
+            "Action::s3:GetObject*": "read its scripts from the bootstrap asset bucket",
+            "Action::s3:List*": "list the bootstrap asset bucket holding its scripts",
+            "Action::kms:GenerateDataKey*": "encrypt job volumes and outputs with the product key",
+            "Action::kms:ReEncrypt*": "re-encrypt artifacts under the product key",
+            "Resource::*": "ecr:GetAuthorizationToken and namespace-conditioned PutMetricData "
+            "support no resource ARN",
+            f"Resource::{logs}": "SageMaker jobs write to log groups the service names",
+            f"Resource::{arn}:processing-job/{product}-*": "processing jobs of this product",
+            f"Resource::{arn}:training-job/{product}-*": "training jobs of this product",
+            f"Resource::{arn}:processing-job/pipelines-*": "jobs the pipeline names itself",
+            f"Resource::{arn}:training-job/pipelines-*": "jobs the pipeline names itself",
+            f"Resource::{arn}:model-package/{model_package_group_name(product)}/*": (
+                "versions in this product's model package group"
+            ),
+            f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{self.account}-{self.region}/*": (
+                "read the preprocess and evaluate scripts CDK uploaded"
+            ),
+        }
+        reasons[f"Resource::{curated}/transactions/*"] = "read curated transactions only"
+        reasons[f"Resource::{artifacts}/{prefix}/*"] = "write under the training prefix"
+        for finding, reason in reasons.items():
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[{finding}]",
+                f"SageMaker execution role of {product}: {reason}.",
+            )
