@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 import aws_cdk as cdk
 
 from mlgate.constructs.compliance import enable_compliance_checks
-from mlgate.manifest import Manifest
+from mlgate.manifest import ENV_NAMES, Manifest
 from mlgate.stacks.data import DataStack
 from mlgate.stacks.delivery import DeliveryStack
 from mlgate.stacks.foundation import FoundationStack
+from mlgate.stacks.serving import ServingStack
 from mlgate.stacks.training import TrainingStack
 
 
@@ -40,5 +41,9 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
     stacks.extra["training"] = TrainingStack(
         app, manifest=manifest, foundation=foundation, data=data
     )
+    for env in ENV_NAMES:
+        stacks.extra[f"serving-{env}"] = ServingStack(
+            app, manifest=manifest, env_name=env, foundation=foundation
+        )
     stacks.extra["delivery"] = DeliveryStack(app, manifest=manifest, foundation=foundation)
     return stacks

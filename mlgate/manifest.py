@@ -548,10 +548,56 @@ class Manifest(_Model):
                         )
         if not self.pipeline_gates:
             problems.append(("gates", "at least one gate must run in CodePipeline"))
+        problems.extend(self._rollout_problems())
 
         if problems:
             raise _CrossFieldErrors(problems)
         return self
+
+    def _rollout_problems(self) -> list[tuple[str, str]]:
+        """Safety invariants of blue/green traffic shifting, per environment."""
+        problems: list[tuple[str, str]] = []
+        window = max(s.detection_window_seconds for s in self.metrics.slos)
+        for env in ENV_NAMES:
+            serving = self.env_serving(env)
+            rollout = serving.rollout
+            path = f"serving.{env}.rollout"
+            if rollout.policy is RolloutPolicy.ALL_AT_ONCE:
+                if env == "prod" and not rollout.allow_all_at_once:
+                    problems.append(
+                        (
+                            f"{path}.policy",
+                            "prod never shifts all traffic at once unless the manifest says so: "
+                            "use canary or linear, or set allow_all_at_once: true",
+                        )
+                    )
+                continue
+            if rollout.bake_minutes * 60 < window:
+                problems.append(
+                    (
+                        f"{path}.bake_minutes",
+                        f"{rollout.bake_minutes} min bake is shorter than the rollback alarms' "
+                        f"detection window ({window // 60} min: period x evaluation periods of "
+                        "the slowest SLO alarm), so a bad canary could pass before its alarm "
+                        f"fires; bake at least {-(-window // 60)} min",
+                    )
+                )
+            step = (
+                rollout.canary_percent
+                if rollout.policy is RolloutPolicy.CANARY
+                else (rollout.linear_step_percent)
+            )
+            shifted = -(-serving.instance_count * step // 100)  # whole instances, rounded up
+            if shifted >= serving.instance_count:
+                problems.append(
+                    (
+                        f"serving.{env}.instance_count",
+                        f"{rollout.policy.value} shifts {step} % of {serving.instance_count} "
+                        "instance(s), which is the whole fleet: traffic moves in whole "
+                        "instances, so a split needs at least 2",
+                    )
+                )
+        return problems
 
 
 def _duplicates(problems: list[tuple[str, str]], path: str, values: list[str], key: str) -> None:

@@ -21,6 +21,7 @@ TEMPLATE = json.dumps(
         "Parameters": {
             "ModelPackageArn": {"Type": "String"},
             "InstanceCount": {"Type": "String", "Default": "2"},
+            "BaselineStatisticsUri": {"Type": "String"},
         },
         "Resources": {
             "Marker": {
@@ -63,7 +64,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Recorder]]:
         s3.put_object(
             Bucket="artifacts",
             Key="release/release.json",
-            Body=json.dumps({"model_package_arn": NEW, "model_version": 2}),
+            Body=json.dumps(
+                {
+                    "model_package_arn": NEW,
+                    "model_version": 2,
+                    "baseline_statistics_uri": "s3://new/stats.json",
+                }
+            ),
         )
         cfn = boto3.client("cloudformation")
         cfn.create_stack(
@@ -72,6 +79,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Recorder]]:
             Parameters=[
                 {"ParameterKey": "ModelPackageArn", "ParameterValue": OLD},
                 {"ParameterKey": "InstanceCount", "ParameterValue": "2"},
+                {"ParameterKey": "BaselineStatisticsUri", "ParameterValue": "s3://old/stats.json"},
             ],
         )
         yield handler, recorder
@@ -107,6 +115,7 @@ def test_updates_the_serving_stack_with_the_released_model_and_keeps_other_param
     result = handler.handler(job_event(), None)
     assert result["result"] == "in_progress"
     assert parameter("ModelPackageArn") == NEW
+    assert parameter("BaselineStatisticsUri") == "s3://new/stats.json"
     assert parameter("InstanceCount") == "2"
     kind, call = recorder.calls[-1]
     assert kind == "success"

@@ -6,6 +6,9 @@ package from release.json as its `ModelPackageArn` parameter (the template stays
 continuation token until CloudFormation finishes. CloudFormation performs the endpoint's
 blue/green update, and rolls it back on the rollback alarms; a rollback fails the stage.
 
+The Model Monitor baseline registered with the version (release.json's baseline_statistics_uri
+and baseline_constraints_uri) goes into the stack's baseline parameters.
+
 Event: the CodePipeline job event. UserParameters (JSON): {"environment": "staging",
 "stack": "<serving stack name>", "role_arn": "<deploy role in the target account>" (optional)}.
 Input artifact: the release source (release.json, zipped or as is).
@@ -34,6 +37,12 @@ codepipeline = boto3.client("codepipeline")
 IN_PROGRESS = ("_IN_PROGRESS",)
 DONE = {"UPDATE_COMPLETE", "CREATE_COMPLETE"}
 PARAMETER = "ModelPackageArn"
+# Serving stack parameter -> release.json key; the baseline travels with its model version.
+FROM_RELEASE = {
+    PARAMETER: "model_package_arn",
+    "BaselineStatisticsUri": "baseline_statistics_uri",
+    "BaselineConstraintsUri": "baseline_constraints_uri",
+}
 
 
 class JobError(ValueError):
@@ -124,8 +133,8 @@ def start(job: Job, cfn: Any) -> str | None:
     if PARAMETER not in keys:
         raise JobError(f"stack {job.stack} has no {PARAMETER} parameter: is it a Serving stack?")
     parameters = [
-        {"ParameterKey": k, "ParameterValue": arn}
-        if k == PARAMETER
+        {"ParameterKey": k, "ParameterValue": str(release[FROM_RELEASE[k]])}
+        if k in FROM_RELEASE and release.get(FROM_RELEASE[k])
         else {"ParameterKey": k, "UsePreviousValue": True}
         for k in keys
     ]

@@ -1,0 +1,135 @@
+"""Drift responder under moto: the first violation retrains, a second inside the cool-down does
+not and says why, a malformed event starts nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+EVENT = json.loads(
+    (Path(__file__).parents[1] / "events" / "monitoring_violations.json").read_text()
+)
+PIPELINE = "mlgate-fraud-detection-training"
+NOW = 1_795_514_800.0
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        sagemaker = boto3.client("sagemaker")
+        sagemaker.create_pipeline(
+            PipelineName=PIPELINE,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+            RoleArn="arn:aws:iam::123456789012:role/training",
+        )
+        boto3.client("dynamodb").create_table(
+            TableName="drift",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        topic = boto3.client("sns").create_topic(Name="on-call")["TopicArn"]
+        sqs = boto3.client("sqs")
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        for key, value in {
+            "PIPELINE_NAME": PIPELINE,
+            "COOLDOWN_TABLE": "drift",
+            "COOLDOWN_HOURS": "24",
+            "OWNERS_TOPIC_ARN": topic,
+            "ENDPOINT_NAME": "mlgate-fraud-detection-prod",
+            "PRODUCT": "fraud-detection",
+            "ENVIRONMENT": "prod",
+        }.items():
+            monkeypatch.setenv(key, value)
+        from drift_responder import handler
+
+        yield {"handler": handler, "queue": queue}
+
+
+def executions() -> int:
+    return len(
+        boto3.client("sagemaker").list_pipeline_executions(PipelineName=PIPELINE)[
+            "PipelineExecutionSummaries"
+        ]
+    )
+
+
+def messages(queue: str) -> list[str]:
+    got = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"])["Message"] for m in got.get("Messages", [])]
+
+
+def test_first_violation_starts_retraining_and_tells_the_owners(aws: dict[str, Any]) -> None:
+    result = aws["handler"].handler(EVENT, None, now=NOW)
+    assert result["started"] == "true"
+    assert executions() == 1
+    (message,) = messages(aws["queue"])
+    assert "CompletedWithViolations: Job completed successfully with 3 violations." in message
+    assert "monitoring/prod/data-quality" in message
+    metrics = boto3.client("cloudwatch").list_metrics(Namespace="mlgate/monitoring")["Metrics"]
+    assert [m["MetricName"] for m in metrics] == ["DriftViolations"]
+
+
+def test_second_violation_inside_the_cooldown_starts_nothing_and_says_why(
+    aws: dict[str, Any],
+) -> None:
+    aws["handler"].handler(EVENT, None, now=NOW)
+    later = copy.deepcopy(EVENT)
+    later["detail"]["ProcessingJobName"] = "model-monitoring-202611241100-later"
+    result = aws["handler"].handler(later, None, now=NOW + 3600)
+    assert result["started"] == "false"
+    assert result["reason"] == (
+        "retraining already started for drift found by "
+        "model-monitoring-202611241000-1a2b3c4d5e6f7a8b9c0d1e2f; cool-down of 24 h lasts "
+        "until 2026-11-25 10:06 UTC"
+    )
+    assert executions() == 1
+    assert len(messages(aws["queue"])) == 2
+
+
+def test_after_the_cooldown_drift_retrains_again(aws: dict[str, Any]) -> None:
+    aws["handler"].handler(EVENT, None, now=NOW)
+    result = aws["handler"].handler(EVENT, None, now=NOW + 25 * 3600)
+    assert result["started"] == "true"
+    assert executions() == 2
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (
+            lambda e: e.update({"detail-type": "Scheduled Event"}),
+            "expected a 'SageMaker Processing",
+        ),
+        (lambda e: e.pop("detail"), "the event has no detail"),
+        (
+            lambda e: e["detail"].update(
+                ExitMessage="Completed: Job completed successfully with no violations."
+            ),
+            "did not complete with violations",
+        ),
+        (lambda e: e["detail"].pop("MonitoringScheduleArn"), "not a Model Monitor execution"),
+    ],
+)
+def test_malformed_or_clean_events_start_nothing(
+    aws: dict[str, Any], mutate: Any, reason: str
+) -> None:
+    event = copy.deepcopy(EVENT)
+    mutate(event)
+    result = aws["handler"].handler(event, None, now=NOW)
+    assert result["started"] == "false"
+    assert reason in result["reason"]
+    assert executions() == 0
+    assert messages(aws["queue"]) == []
+    assert boto3.client("dynamodb").scan(TableName="drift")["Items"] == []
