@@ -1,0 +1,79 @@
+"""Deploy verifier hook: the endpoint really serves the version the pipeline just deployed.
+
+A CodePipeline Lambda action after each deploy stage. It fails the stage when the endpoint is
+not InService, or when it is InService on another model version (a blue/green rollback that
+CloudFormation reported as a successful update: a silent rollback), or when one sample
+invocation fails.
+
+Event: the CodePipeline job event; UserParameters {"environment", "endpoint"}; input
+artifact: the release source. Environment: SAMPLE_PAYLOAD (one CSV record).
+AWS calls: s3:GetObject (artifact), sagemaker:DescribeEndpoint,
+sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpoint,
+codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from shared.jobs import Job, JobError, fail, parse_job, read_release, succeed
+
+logger = Logger()
+codepipeline = boto3.client("codepipeline")
+
+
+def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, str]:
+    """(status, endpoint config, model package) the endpoint runs now."""
+    described = sagemaker.describe_endpoint(EndpointName=endpoint)
+    config = described["EndpointConfigName"]
+    variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    model = sagemaker.describe_model(ModelName=variants[0]["ModelName"])
+    containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
+    package = str(containers[0].get("ModelPackageName", "no model package"))
+    return str(described["EndpointStatus"]), str(config), package
+
+
+def verify(job: Job, sagemaker: Any, runtime: Any, payload: str) -> str:
+    expected = read_release(job)["model_package_arn"]
+    env, endpoint = job.params["environment"], job.params["endpoint"]
+    status, config, package = served_version(sagemaker, endpoint)
+    if status != "InService":
+        raise JobError(f"{env}: endpoint {endpoint} is {status}, not InService")
+    if package != expected:
+        raise JobError(
+            f"{env}: silent rollback: {endpoint} is InService on {config} serving {package}, "
+            f"but the pipeline deployed {expected}; the blue/green update was rolled back "
+            "(see the endpoint's rollback alarms)"
+        )
+    answer = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=payload)
+    score = answer["Body"].read().decode().strip()
+    return f"{env}: {endpoint} serves {expected} on {config}; sample scored {score}"
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+    try:
+        job = parse_job(event, required=("environment", "endpoint"))
+    except JobError as err:
+        job_id = event.get("CodePipeline.job", {}).get("id") if isinstance(event, dict) else None
+        if job_id:
+            fail(codepipeline, str(job_id), str(err))
+        return {"result": "failed", "reason": str(err)}
+    try:
+        summary = verify(
+            job,
+            boto3.client("sagemaker"),
+            boto3.client("sagemaker-runtime"),
+            os.environ.get("SAMPLE_PAYLOAD", ""),
+        )
+    except (JobError, ClientError) as err:
+        reason = str(err)
+        fail(codepipeline, job.id, reason)
+        logger.warning("verification failed", extra={"reason": reason})
+        return {"result": "failed", "reason": reason}
+    succeed(codepipeline, job.id, summary)
+    return {"result": "succeeded", "reason": summary}

@@ -1,0 +1,86 @@
+"""CodePipeline Lambda actions: parse the job event, read the release, report the result."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+
+class JobError(ValueError):
+    """The job cannot go on; the message is what the pipeline shows."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    params: dict[str, Any]
+    artifact: dict[str, str] | None
+    credentials: dict[str, str]
+    continuation: str | None
+
+
+def parse_job(event: Any, required: tuple[str, ...] = ()) -> Job:
+    """The CodePipeline job event; JobError names what is missing or wrong."""
+    try:
+        job = event["CodePipeline.job"]
+        data = job["data"]
+        raw = data["actionConfiguration"]["configuration"].get("UserParameters") or "{}"
+        job_id = str(job["id"])
+    except (KeyError, TypeError) as err:
+        raise JobError(f"not a CodePipeline job event: missing {err}") from None
+    try:
+        params = json.loads(raw)
+        if not isinstance(params, dict):
+            raise TypeError("not an object")
+    except (json.JSONDecodeError, TypeError) as err:
+        raise JobError(f"UserParameters must be a JSON object: {err}") from None
+    missing = [k for k in required if k not in params]
+    if missing:
+        raise JobError(f"UserParameters lacks {missing}")
+    artifacts = data.get("inputArtifacts") or []
+    return Job(
+        id=job_id,
+        params=params,
+        artifact=artifacts[0]["location"]["s3Location"] if artifacts else None,
+        credentials=data.get("artifactCredentials") or {},
+        continuation=data.get("continuationToken"),
+    )
+
+
+def read_release(job: Job) -> dict[str, Any]:
+    """release.json from the job's input artifact (zipped or as is)."""
+    if job.artifact is None:
+        raise JobError("the action has no input artifact: give it the release source")
+    s3 = boto3.client(
+        "s3",
+        aws_access_key_id=job.credentials.get("accessKeyId"),
+        aws_secret_access_key=job.credentials.get("secretAccessKey"),
+        aws_session_token=job.credentials.get("sessionToken"),
+    )
+    obj = s3.get_object(Bucket=job.artifact["bucketName"], Key=job.artifact["objectKey"])
+    body = obj["Body"].read()
+    if body[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            body = archive.read("release.json")
+    try:
+        release: dict[str, Any] = json.loads(body)
+        if not isinstance(release.get("model_package_arn"), str):
+            raise KeyError("model_package_arn")
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise JobError(f"release.json is not a release: {err}") from None
+    return release
+
+
+def succeed(client: Any, job_id: str, summary: str) -> None:
+    client.put_job_success_result(jobId=job_id, executionDetails={"summary": summary[:2048]})
+
+
+def fail(client: Any, job_id: str, message: str) -> None:
+    client.put_job_failure_result(
+        jobId=job_id, failureDetails={"type": "JobFailed", "message": message[:5000]}
+    )

@@ -1,0 +1,206 @@
+"""Deploy verifier and quality gate under moto, driven by the documented CodePipeline job event."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from mlgate.gates import thresholds
+from mlgate.manifest import load_manifest
+
+from ..conftest import DEFAULT_MANIFEST
+from .conftest import Recorder, audit_items, bucket, event
+
+JOB = event("codepipeline_job.json")
+ENDPOINT = "mlgate-fraud-detection-staging"
+RELEASED = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlgate-fraud-detection/7"
+PREVIOUS = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlgate-fraud-detection/6"
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def job(**params: Any) -> dict[str, Any]:
+    e = copy.deepcopy(JOB)
+    data = e["CodePipeline.job"]["data"]
+    data["actionConfiguration"]["configuration"]["UserParameters"] = json.dumps(params)
+    data["inputArtifacts"][0]["location"]["s3Location"] = {
+        "bucketName": "artifacts",
+        "objectKey": "release.json",
+    }
+    data["artifactCredentials"] = {}
+    del data["continuationToken"]
+    return e
+
+
+@pytest.fixture
+def released(aws: None) -> None:
+    bucket("artifacts")
+    boto3.client("s3").put_object(
+        Bucket="artifacts",
+        Key="release.json",
+        Body=json.dumps(
+            {
+                "model_package_arn": RELEASED,
+                "model_version": 7,
+                "metrics": {"precision": 0.97, "recall": 0.71, "auc": 0.95},
+            }
+        ),
+    )
+
+
+class Endpoint:
+    """DescribeEndpoint / Config / Model as SageMaker answers them for one endpoint."""
+
+    def __init__(self, status: str, package: str) -> None:
+        self.status, self.package = status, package
+
+    def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
+        return {"EndpointStatus": self.status, "EndpointConfigName": "config-7"}
+
+    def describe_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
+        return {"ProductionVariants": [{"ModelName": "model-7"}]}
+
+    def describe_model(self, ModelName: str) -> dict[str, Any]:
+        return {"Containers": [{"ModelPackageName": self.package}]}
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        import io
+
+        self.bodies.append(kwargs["Body"])
+        return {"Body": io.BytesIO(b"0.0132")}
+
+
+@pytest.fixture
+def verifier(released: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from deploy_verifier import handler
+
+    pipeline = Recorder()
+    monkeypatch.setattr(handler, "codepipeline", pipeline)
+    monkeypatch.setenv("SAMPLE_PAYLOAD", "120.5,1,0.3,1.2,3600,2")
+    return handler, pipeline
+
+
+def run_verifier(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint
+) -> dict[str, str]:
+    handler, _ = verifier
+    runtime = Runtime()
+    real = boto3.client
+    monkeypatch.setattr(
+        handler.boto3,
+        "client",
+        lambda name, *a, **k: (
+            {"sagemaker": endpoint, "sagemaker-runtime": runtime}.get(name) or real(name, *a, **k)
+        ),
+    )
+    return dict(handler.handler(job(environment="staging", endpoint=ENDPOINT), None))
+
+
+def test_verifier_passes_when_the_released_version_serves(verifier: Any, monkeypatch: Any) -> None:
+    result = run_verifier(verifier, monkeypatch, Endpoint("InService", RELEASED))
+    assert result["result"] == "succeeded"
+    assert f"serves {RELEASED} on config-7; sample scored 0.0132" in result["reason"]
+    assert verifier[1].names() == ["put_job_success_result"]
+
+
+def test_verifier_catches_a_silent_rollback(verifier: Any, monkeypatch: Any) -> None:
+    result = run_verifier(verifier, monkeypatch, Endpoint("InService", PREVIOUS))
+    assert result["result"] == "failed"
+    assert result["reason"].startswith(f"staging: silent rollback: {ENDPOINT} is InService")
+    assert f"serving {PREVIOUS}, but the pipeline deployed {RELEASED}" in result["reason"]
+    ((name, sent),) = verifier[1].calls
+    assert name == "put_job_failure_result"
+    assert "silent rollback" in sent["failureDetails"]["message"]
+
+
+def test_verifier_fails_an_endpoint_that_is_not_in_service(verifier: Any, monkeypatch: Any) -> None:
+    result = run_verifier(verifier, monkeypatch, Endpoint("Updating", RELEASED))
+    assert result["reason"] == f"staging: endpoint {ENDPOINT} is Updating, not InService"
+
+
+def test_verifier_refuses_a_malformed_job(verifier: Any) -> None:
+    handler, pipeline = verifier
+    result = handler.handler(job(environment="staging"), None)
+    assert result == {"result": "failed", "reason": "UserParameters lacks ['endpoint']"}
+    assert pipeline.names() == ["put_job_failure_result"]
+
+
+def staging(latency_ms: float | None, invocations: int, errors: int) -> Recorder:
+    """CloudWatch's answer for staging (moto computes no percentiles, so p99 is stubbed)."""
+    values = {
+        "latency": [latency_ms * 1000] if latency_ms is not None else [],
+        "invocations": [invocations] if invocations else [],
+        "errors5xx": [errors] if invocations else [],
+        "modelerrors": [0] if invocations else [],
+    }
+    return Recorder(
+        get_metric_data=lambda **q: {
+            "MetricDataResults": [
+                {"Id": m["Id"], "Values": values[m["Id"]]} for m in q["MetricDataQueries"]
+            ]
+        }
+    )
+
+
+@pytest.fixture
+def gate(released: None, audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from quality_gate import handler
+
+    pipeline = Recorder()
+    monkeypatch.setattr(handler, "codepipeline", pipeline)
+    monkeypatch.setenv("MLGATE_THRESHOLDS", json.dumps(thresholds(load_manifest(DEFAULT_MANIFEST))))
+    monkeypatch.setenv("AUDIT_TABLE", audit_table)
+    monkeypatch.setenv("RELEASE_PIPELINE", "mlgate-fraud-detection-release")
+    return handler, pipeline, monkeypatch
+
+
+def with_cloudwatch(gate: Any, answer: Recorder) -> Any:
+    handler, _, monkeypatch = gate
+    real = boto3.client
+    monkeypatch.setattr(
+        handler.boto3,
+        "client",
+        lambda name, *a, **k: answer if name == "cloudwatch" else real(name, *a, **k),
+    )
+    return handler
+
+
+def test_quality_gate_passes_good_evidence_and_records_it(gate: Any) -> None:
+    cloudwatch = staging(latency_ms=85, invocations=5000, errors=0)
+    handler, pipeline = with_cloudwatch(gate, cloudwatch), gate[1]
+    result = handler.handler(job(endpoint=ENDPOINT, window_minutes=60), None, now=NOW)
+    assert result["result"] == "succeeded", result["reason"]
+    assert "PASS precision 0.9700 (needs >= 0.95)" in result["reason"]
+    assert "PASS staging latency_p99_ms 85" in result["reason"]
+    assert pipeline.names() == ["put_job_success_result"]
+    (verdict,) = [i for i in audit_items() if i.get("event") == "quality-gate"]
+    assert verdict["decision"] == "Passed"
+    ((_, query),) = cloudwatch.calls
+    latency = query["MetricDataQueries"][0]["MetricStat"]
+    assert (latency["Metric"]["MetricName"], latency["Stat"]) == ("ModelLatency", "p99")
+    assert query["StartTime"] == NOW - timedelta(minutes=60)
+
+
+def test_quality_gate_fails_on_a_breached_slo_and_says_which(gate: Any) -> None:
+    handler, pipeline = with_cloudwatch(gate, staging(450, 5000, 20)), gate[1]
+    result = handler.handler(job(endpoint=ENDPOINT), None, now=NOW)
+    assert result["result"] == "failed"
+    assert "FAIL staging latency_p99_ms 450 (SLO <= 200.0)" in result["reason"]
+    assert "FAIL staging error_rate_5xx 0.004 (SLO <= 0.001)" in result["reason"]
+    assert pipeline.names() == ["put_job_failure_result"]
+
+
+def test_quality_gate_fails_without_staging_traffic(gate: Any) -> None:
+    handler = with_cloudwatch(gate, staging(None, 0, 0))
+    result = handler.handler(job(endpoint=ENDPOINT), None, now=NOW)
+    assert result["result"] == "failed"
+    assert "no staging traffic in the window to judge it" in result["reason"]
