@@ -45,5 +45,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
         stacks.extra[f"serving-{env}"] = ServingStack(
             app, manifest=manifest, env_name=env, foundation=foundation
         )
-    stacks.extra["delivery"] = DeliveryStack(app, manifest=manifest, foundation=foundation)
+    stacks.extra["delivery"] = DeliveryStack(
+        app, manifest=manifest, foundation=foundation, data=data
+    )
     return stacks

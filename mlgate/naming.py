@@ -44,3 +44,14 @@ def _stable_hash(value: str) -> str:
     import hashlib
 
     return hashlib.sha256(value.encode()).hexdigest()[:8]
+
+
+def dashboard_name(product: str, env: str) -> str:
+    return f"{PREFIX}-{product}-{env}"
+
+
+def dashboard_url(product: str, env: str, region: str) -> str:
+    return (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#dashboards:name={dashboard_name(product, env)}"
+    )

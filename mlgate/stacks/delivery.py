@@ -9,7 +9,11 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
@@ -23,11 +27,18 @@ from mlgate.constructs.compliance import (
 )
 from mlgate.constructs.hooks import HookFunction
 from mlgate.constructs.storage import SecureBucket
+from mlgate.gates import encoded, gate_context, thresholds
 from mlgate.manifest import ENV_NAMES, EnvName, Gate, GateKind, Manifest
 from mlgate.stacks.base import ProductStack
+from mlgate.stacks.data import DataStack
 from mlgate.stacks.foundation import FoundationStack
+from mlgate.stacks.serving import endpoint_name
+from mlgate.stacks.training import model_package_group_name
 
 RELEASE_KEY = "release.json"
+# One feature row as the endpoint receives it (the preprocess layout: 6 numeric, 24 one-hot);
+# tests/stacks/test_delivery.py checks it against mlgate/ml/scripts/preprocess.py.
+SAMPLE_RECORD = ",".join(["120.5", "0", "2.1", "3.4", "240", "3"] + ["0"] * 24)
 
 
 def serving_stack_name(manifest: Manifest, env: EnvName) -> str:
@@ -53,7 +64,12 @@ class DeliveryStack(ProductStack):
     component = "delivery"
 
     def __init__(
-        self, scope: Construct, *, manifest: Manifest, foundation: FoundationStack
+        self,
+        scope: Construct,
+        *,
+        manifest: Manifest,
+        foundation: FoundationStack,
+        data: DataStack,
     ) -> None:
         super().__init__(
             scope,
@@ -61,6 +77,7 @@ class DeliveryStack(ProductStack):
             description="release pipeline, stage gates, gate hooks, audit trail",
         )
         key = self.key = foundation.key
+        self.data = data
         self.audit_table = dynamodb.TableV2(
             self,
             "AuditTrail",
@@ -82,6 +99,7 @@ class DeliveryStack(ProductStack):
             key=key,
             access_logs=foundation.access_logs,
             log_prefix="releases/",
+            bucket_name=self.bucket_name("releases"),
         ).bucket
         self.pipeline_artifacts = SecureBucket(
             self,
@@ -92,6 +110,12 @@ class DeliveryStack(ProductStack):
             noncurrent_days=30,
         ).bucket
 
+        self.webhook_secret = self._secret(
+            "SlackWebhook", "Slack incoming-webhook URL the gate briefs are posted to"
+        )
+        self.signing_secret = self._secret(
+            "SlackSigningSecret", "Slack app signing secret that authenticates button clicks"
+        )
         self.deployer = HookFunction(
             self,
             "Deployer",
@@ -100,6 +124,8 @@ class DeliveryStack(ProductStack):
             environment={},
             timeout=Duration.minutes(1),
         )
+        self.verifier = self._verifier()
+        self.quality_gate = self._quality_gate()
         self.pipeline = codepipeline.Pipeline(
             self,
             "Pipeline",
@@ -126,16 +152,24 @@ class DeliveryStack(ProductStack):
         self.gate_topics: dict[str, sns.Topic] = {}
         self.brief_topics: dict[str, sns.Topic] = {}
         self._add_deploy_stage("staging", source)
-        gates = [
-            self._gate_action(gate)
-            for gate in manifest.pipeline_gates
-            if gate.kind is GateKind.MANUAL
-        ]
-        for gate, action in zip(
-            [g for g in manifest.pipeline_gates if g.kind is GateKind.MANUAL], gates, strict=True
-        ):
+        for gate in manifest.pipeline_gates:
+            action: codepipeline.IAction
+            if gate.kind is GateKind.MANUAL:
+                action = self._gate_action(gate)
+            else:
+                action = actions.LambdaInvokeAction(
+                    action_name="Evaluate",
+                    lambda_=self.quality_gate.function,
+                    inputs=[source],
+                    user_parameters_string=json.dumps(
+                        {"endpoint": endpoint_name(self.product, "staging"), "window_minutes": 60}
+                    ),
+                )
             self.pipeline.add_stage(stage_name=naming.pascal(gate.name), actions=[action])
         self._add_deploy_stage("prod", source)
+        self.notifier = self._notifier(foundation)
+        self.callback = self._callback()
+        self.release = self._release(foundation)
         self._grant_deployer()
         self._acknowledge_pipeline_grants()
 
@@ -157,6 +191,19 @@ class DeliveryStack(ProductStack):
                     lambda_=self.deployer.function,
                     inputs=[source],
                     user_parameters_string=json.dumps(params, sort_keys=True),
+                )
+            ],
+        )
+        self.pipeline.add_stage(
+            stage_name=f"Verify{env.capitalize()}",
+            actions=[
+                actions.LambdaInvokeAction(
+                    action_name=f"CheckEndpoint{env.capitalize()}",
+                    lambda_=self.verifier.function,
+                    inputs=[source],
+                    user_parameters_string=json.dumps(
+                        {"environment": env, "endpoint": endpoint_name(self.product, env)}
+                    ),
                 )
             ],
         )
@@ -242,7 +289,14 @@ class DeliveryStack(ProductStack):
     def _acknowledge_pipeline_grants(self) -> None:
         """CodePipeline's roles carry CDK's standard grants; each is acknowledged for its cause."""
         bucket = self.get_logical_id(self.pipeline_artifacts.node.default_child)  # type: ignore[arg-type]
-        deployer = self.get_logical_id(self.deployer.function.node.default_child)  # type: ignore[arg-type]
+        invoked = {
+            stage: self.get_logical_id(hook.function.node.default_child)  # type: ignore[arg-type]
+            for stage, hook in (
+                ("Deploy", self.deployer),
+                ("Verify", self.verifier),
+                (naming.pascal(self._automated_gate_name()), self.quality_gate),
+            )
+        }
         store = (
             "Reads and writes release artifacts in this pipeline's own artifact bucket, "
             "encrypted with the product key; CDK's grant expands into these wildcards."
@@ -258,20 +312,309 @@ class DeliveryStack(ProductStack):
                     "Publishes the approval request to its gate topic, which is encrypted with "
                     "the product key; kms:GenerateDataKey* is the publish grant on that key.",
                 )
-            elif "/Deploy" in path:
+            elif any(f"/{stage}" in path for stage in invoked):
+                function = next(f for stage, f in invoked.items() if f"/{stage}" in path)
                 acknowledge_findings(policy, bucket_grant_findings(bucket, write=False), store)
                 acknowledge(
                     policy,
                     "AwsSolutions-IAM5[Resource::*]",
-                    "The deploy action lists functions to invoke the deployer hook; "
+                    "The Lambda action lists functions to invoke its hook; "
                     "lambda:ListFunctions supports no resource-level permission.",
                 )
                 acknowledge(
                     policy,
-                    f"AwsSolutions-IAM5[Resource::<{deployer}.Arn>:*]",
-                    "Invokes only the deployer hook, in any of its published versions.",
+                    f"AwsSolutions-IAM5[Resource::<{function}.Arn>:*]",
+                    "Invokes only this action's hook, in any of its published versions.",
                 )
             else:
                 acknowledge_findings(
                     policy, [*bucket_grant_findings(bucket, write=True), *KEY_GRANT_FINDINGS], store
                 )
+
+    # --- hooks -------------------------------------------------------------------------------
+
+    def _automated_gate_name(self) -> str:
+        return next(
+            (g.name for g in self.manifest.pipeline_gates if g.kind is GateKind.AUTOMATED),
+            "quality-gate",
+        )
+
+    def _secret(self, id: str, description: str) -> secretsmanager.Secret:
+        secret = secretsmanager.Secret(
+            self,
+            id,
+            secret_name=f"mlgate/{self.product}/{id}",
+            description=f"{description}; set its value with put-secret-value (README)",
+            encryption_key=self.key,
+        )
+        acknowledge(
+            secret,
+            "AwsSolutions-SMG4",
+            f"{id} is issued by Slack and rotated there (regenerating it in the Slack app); "
+            "Secrets Manager has no rotation function for a Slack credential.",
+        )
+        return secret
+
+    def _sagemaker_arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name}"
+
+    def _verifier(self) -> HookFunction:
+        hook = HookFunction(
+            self,
+            "DeployVerifier",
+            hook="deploy_verifier",
+            description="Fails the stage on a silent rollback or a failing sample invocation",
+            environment={"SAMPLE_PAYLOAD": SAMPLE_RECORD},
+        )
+        endpoints = [
+            self._sagemaker_arn("endpoint", endpoint_name(self.product, e)) for e in ENV_NAMES
+        ]
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
+                resources=endpoints,
+            )
+        )
+        acknowledge(
+            hook.role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5[Resource::*]",
+            "The verifier reports to CodePipeline; PutJobSuccessResult and PutJobFailureResult "
+            "support no resource-level permission.",
+        )
+        configs = [self._sagemaker_arn("endpoint-config", "*"), self._sagemaker_arn("model", "*")]
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+                resources=configs,
+            )
+        )
+        for arn in configs:
+            acknowledge(
+                hook.role.node.find_child("DefaultPolicy"),
+                f"AwsSolutions-IAM5[Resource::{arn}]",
+                "CloudFormation names endpoint configs and models at deploy time; the verifier "
+                "only describes the ones the product's endpoints point to.",
+            )
+        return hook
+
+    def _quality_gate(self) -> HookFunction:
+        hook = HookFunction(
+            self,
+            "QualityGate",
+            hook="quality_gate",
+            description="Automated gate: registered metrics and staging SLOs against the manifest",
+            environment={
+                "MLGATE_THRESHOLDS": json.dumps(thresholds(self.manifest), separators=(",", ":")),
+                "AUDIT_TABLE": self.audit_table.table_name,
+                "RELEASE_PIPELINE": self.name("release"),
+            },
+        )
+        self.audit_table.grant(hook.function, "dynamodb:PutItem")
+        hook.role.add_to_policy(
+            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
+        )
+        policy = hook.role.node.find_child("DefaultPolicy")
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "The quality gate reads staging endpoint metrics; cloudwatch:GetMetricData "
+            "supports no resource-level permission.",
+        )
+        self._acknowledge_key_grant(policy, "writes its verdict to the encrypted audit table")
+        return hook
+
+    def _notifier(self, foundation: FoundationStack) -> HookFunction:
+        context = gate_context(
+            self.manifest,
+            brief_topics={name: topic.topic_arn for name, topic in self.brief_topics.items()},
+            dashboard_url=naming.dashboard_url(self.product, "prod", str(self.region)),
+        )
+        hook = HookFunction(
+            self,
+            "GateNotifier",
+            hook="gate_notifier",
+            description="Posts each gate's evidence brief to chat and email",
+            environment={
+                "MLGATE_CONTEXT": encoded(context),
+                "AUDIT_TABLE": self.audit_table.table_name,
+                "RELEASE_BUCKET": self.bucket_name("releases"),
+                "RELEASE_KEY": RELEASE_KEY,
+                "SLACK_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
+                "DQ_DATABASE": self.data.database_name,
+                "DQ_TABLE": self.data.curated_table.table_name,
+            },
+        )
+        for topic in self.gate_topics.values():
+            topic.add_subscription(subs.LambdaSubscription(hook.function))
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sns:Publish"],
+                resources=[t.topic_arn for t in self.brief_topics.values()],
+            )
+        )
+        self._read_secret(hook, self.webhook_secret)
+        self._use_key(hook, "kms:Decrypt", "kms:GenerateDataKey")
+        self.audit_table.grant(hook.function, "dynamodb:PutItem")
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"{self.bucket_arn('releases')}/{RELEASE_KEY}"],
+            )
+        )
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:GetPipelineState"], resources=[self.pipeline.pipeline_arn]
+            )
+        )
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["glue:ListDataQualityResults", "glue:GetDataQualityResult"],
+                resources=[f"arn:aws:glue:{self.region}:{self.account}:dataQualityRuleset/*"],
+            )
+        )
+        policy = hook.role.node.find_child("DefaultPolicy")
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::arn:aws:glue:{self.region}:{self.account}:"
+            "dataQualityRuleset/*]",
+            "Data Quality results are listed by table, not by ruleset ARN; the notifier reads "
+            "only results, for the product's curated table.",
+        )
+        self._acknowledge_key_grant(policy, "reads release.json and publishes encrypted briefs")
+        return hook
+
+    def _callback(self) -> HookFunction:
+        hook = HookFunction(
+            self,
+            "GateCallback",
+            hook="gate_callback",
+            description="Takes signed Approve / Reject clicks from chat, approvers only",
+            environment={
+                "SLACK_SIGNING_SECRET_ARN": self.signing_secret.secret_arn,
+                "AUDIT_TABLE": self.audit_table.table_name,
+            },
+        )
+        self._read_secret(hook, self.signing_secret)
+        self.audit_table.grant(
+            hook.function, "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"
+        )
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:PutApprovalResult"],
+                resources=[f"{self.pipeline.pipeline_arn}/*"],
+            )
+        )
+        # Slack cannot sign requests with SigV4: the URL is public and every request must carry
+        # a valid Slack signature made in the last five minutes (checked in the handler).
+        self.callback_url = hook.function.add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType.NONE,
+            cors=lambda_.FunctionUrlCorsOptions(allowed_origins=["https://slack.com"]),
+        )
+        policy = hook.role.node.find_child("DefaultPolicy")
+        pipeline = self.get_logical_id(self.pipeline.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::arn:aws:codepipeline:{self.region}:{self.account}:"
+            f"<{pipeline}>/*]",
+            "PutApprovalResult is granted on this pipeline's stages and actions only; the ARN "
+            "of an approval action is the pipeline ARN followed by stage/action.",
+        )
+        self._acknowledge_key_grant(policy, "reads and writes the encrypted audit table")
+        return hook
+
+    def _release(self, foundation: FoundationStack) -> HookFunction:
+        group = model_package_group_name(self.product)
+        hook = HookFunction(
+            self,
+            "Release",
+            hook="release",
+            description="Writes release.json for an approved model version and starts the pipeline",
+            environment={
+                "MODEL_PACKAGE_GROUP": group,
+                "RELEASE_BUCKET": self.bucket_name("releases"),
+                "RELEASE_KEY": RELEASE_KEY,
+                "RELEASE_PIPELINE": self.name("release"),
+                "AUDIT_TABLE": self.audit_table.table_name,
+            },
+        )
+        self.audit_table.grant(hook.function, "dynamodb:PutItem")
+        artifacts = foundation.bucket_arn("artifacts")
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[f"{self.bucket_arn('releases')}/{RELEASE_KEY}"],
+            )
+        )
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[f"{artifacts}/training/{self.product}/*"]
+            )
+        )
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[self._sagemaker_arn("model-package", f"{group}/*")],
+            )
+        )
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:StartPipelineExecution"],
+                resources=[self.pipeline.pipeline_arn],
+            )
+        )
+        self._use_key(hook, "kms:Decrypt", "kms:GenerateDataKey")
+        events.Rule(
+            self,
+            "ModelApproved",
+            rule_name=self.name("model-approved"),
+            description="A version of this product's model was approved in the registry",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Model Package State Change"],
+                detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": ["Approved"]},
+            ),
+            targets=[targets.LambdaFunction(hook.function, retry_attempts=2)],
+        )
+        policy = hook.role.node.find_child("DefaultPolicy")
+        for resource, reason in {
+            f"{artifacts}/training/{self.product}/*": "reads the version's evaluation report",
+            self._sagemaker_arn("model-package", f"{group}/*"): "describes versions of this "
+            "product's model package group",
+        }.items():
+            acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]",
+                        f"Release hook of {self.product}: {reason}.")  # fmt: skip
+        self._acknowledge_key_grant(policy, "writes release.json and the audit trail encrypted")
+        return hook
+
+    def _read_secret(self, hook: HookFunction, secret: secretsmanager.Secret) -> None:
+        """Identity-side grants only: the key lives in the foundation stack, whose key policy
+        must not name roles of later stacks (that would make the stacks depend on each other)."""
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn]
+            )
+        )
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[self.key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"secretsmanager.{self.region}.amazonaws.com"
+                    }
+                },
+            )
+        )
+
+    def _use_key(self, hook: HookFunction, *actions: str) -> None:
+        hook.role.add_to_policy(
+            iam.PolicyStatement(actions=list(actions), resources=[self.key.key_arn])
+        )
+
+    def _acknowledge_key_grant(self, policy: object, why: str) -> None:
+        for action in ("GenerateDataKey*", "ReEncrypt*"):
+            acknowledge(
+                policy,  # type: ignore[arg-type]
+                f"AwsSolutions-IAM5[Action::kms:{action}]",
+                f"The hook {why}; CDK's grant on the product key expands to these actions.",
+            )

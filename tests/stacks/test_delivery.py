@@ -37,13 +37,82 @@ def test_pipeline_is_v2_and_queues_releases(synth: Any) -> None:
 
 
 def test_stages_follow_the_release_flow_and_the_manifest_gates_in_order(synth: Any) -> None:
-    manual = [naming.pascal(g.name) for g in MANIFEST.pipeline_gates if g.kind is GateKind.MANUAL]
-    assert manual == ["BusinessSignoff", "ComplianceReview", "GoLive"]
+    gates = [naming.pascal(g.name) for g in MANIFEST.pipeline_gates]
+    assert gates == ["QualityGate", "BusinessSignoff", "ComplianceReview", "GoLive"]
     names = [s["Name"] for s in stages(synth)]
-    assert names[:2] == ["Source", "DeployStaging"]
-    assert [n for n in names if n in manual] == manual
-    assert names.index("GoLive") < names.index("DeployProd")
-    assert names.index("DeployStaging") < names.index("BusinessSignoff")
+    assert names == ["Source", "DeployStaging", "VerifyStaging", *gates, "DeployProd", "VerifyProd"]
+
+
+def test_the_automated_gate_runs_the_quality_gate_hook_on_staging(synth: Any) -> None:
+    by_name = {s["Name"]: s for s in stages(synth)}
+    (action,) = by_name["QualityGate"]["Actions"]
+    assert action["ActionTypeId"]["Provider"] == "Lambda"
+    assert json.loads(action["Configuration"]["UserParameters"]) == {
+        "endpoint": "mlgate-fraud-detection-staging",
+        "window_minutes": 60,
+    }
+    delivery(synth).has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "quality_gate.handler.handler",
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"MLGATE_THRESHOLDS": Match.string_like_regexp("precision")}
+                )
+            },
+        },
+    )
+
+
+def test_every_gate_topic_reaches_the_notifier(synth: Any) -> None:
+    template = delivery(synth)
+    subscriptions = template.find_resources(
+        "AWS::SNS::Subscription", {"Properties": {"Protocol": "lambda"}}
+    )
+    topics = template.find_resources("AWS::SNS::Topic")
+    subscribed = {
+        topics[s["Properties"]["TopicArn"]["Ref"]]["Properties"]["TopicName"]
+        for s in subscriptions.values()
+    }
+    manual = [g.name for g in MANIFEST.pipeline_gates if g.kind is GateKind.MANUAL]
+    assert subscribed == {f"mlgate-fraud-detection-gate-{g}" for g in manual}
+
+
+def test_the_callback_is_a_public_url_guarded_by_slack_signatures(synth: Any) -> None:
+    template = delivery(synth)
+    template.has_resource_properties("AWS::Lambda::Url", {"AuthType": "NONE"})
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "gate_callback.handler.handler",
+            "Environment": {
+                "Variables": Match.object_like({"SLACK_SIGNING_SECRET_ARN": Match.any_value()})
+            },
+        },
+    )
+
+
+def test_release_rule_matches_approved_versions_of_this_product_only(synth: Any) -> None:
+    delivery(synth).has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Package State Change"],
+                "detail": {
+                    "ModelPackageGroupName": ["mlgate-fraud-detection"],
+                    "ModelApprovalStatus": ["Approved"],
+                },
+            }
+        },
+    )
+
+
+def test_sample_record_has_the_model_s_feature_layout() -> None:
+    from mlgate.ml.scripts.preprocess import feature_names
+    from mlgate.stacks.delivery import SAMPLE_RECORD
+
+    assert len(SAMPLE_RECORD.split(",")) == len(feature_names())
 
 
 def test_source_is_release_json_in_a_versioned_bucket_started_by_the_release_hook(
@@ -95,6 +164,11 @@ def test_deploy_stages_update_each_environment_s_serving_stack(synth: Any) -> No
         assert action["ActionTypeId"]["Provider"] == "Lambda"
         params = json.loads(action["Configuration"]["UserParameters"])
         assert params == {"environment": env, "stack": f"mlgate-fraud-detection-{env}-serving"}
+        (verify,) = by_name[f"Verify{env.capitalize()}"]["Actions"]
+        assert json.loads(verify["Configuration"]["UserParameters"]) == {
+            "environment": env,
+            "endpoint": f"mlgate-fraud-detection-{env}",
+        }
 
 
 def test_deployer_may_update_only_the_two_serving_stacks(synth: Any) -> None:

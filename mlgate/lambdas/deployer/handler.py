@@ -14,8 +14,9 @@ Event: the CodePipeline job event. UserParameters (JSON): {"environment": "stagi
 Input artifact: the release source (release.json, zipped or as is).
 Environment: none besides Powertools'.
 AWS calls: s3:GetObject (artifact, with the job's artifact credentials),
-sts:AssumeRole (when role_arn is set), cloudformation:DescribeStacks,
-cloudformation:UpdateStack, cloudformation:DescribeStackEvents,
+sts:AssumeRole (optional: only when role_arn is set), cloudformation:DescribeStacks,
+cloudformation:UpdateStack, cloudformation:DescribeStackEvents, iam:PassRole (UpdateStack
+passes the stack's CloudFormation execution role),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 """
 
