@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 import aws_cdk as cdk
 
 from mlgate.constructs.compliance import enable_compliance_checks
+from mlgate.constructs.monitoring import Hook
 from mlgate.manifest import ENV_NAMES, Manifest
 from mlgate.stacks.data import DataStack
 from mlgate.stacks.delivery import DeliveryStack
 from mlgate.stacks.foundation import FoundationStack
+from mlgate.stacks.observability import ObservabilityStack
 from mlgate.stacks.serving import ServingStack
 from mlgate.stacks.training import TrainingStack
 
@@ -38,14 +40,36 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
     stacks = ProductStacks(manifest=manifest, foundation=foundation)
     data = DataStack(app, manifest=manifest, foundation=foundation)
     stacks.extra["data"] = data
-    stacks.extra["training"] = TrainingStack(
-        app, manifest=manifest, foundation=foundation, data=data
-    )
-    for env in ENV_NAMES:
-        stacks.extra[f"serving-{env}"] = ServingStack(
-            app, manifest=manifest, env_name=env, foundation=foundation
+    training = TrainingStack(app, manifest=manifest, foundation=foundation, data=data)
+    stacks.extra["training"] = training
+    serving = {
+        env: ServingStack(app, manifest=manifest, env_name=env, foundation=foundation)
+        for env in ENV_NAMES
+    }
+    for env, stack in serving.items():
+        stacks.extra[f"serving-{env}"] = stack
+    delivery = DeliveryStack(app, manifest=manifest, foundation=foundation, data=data)
+    stacks.extra["delivery"] = delivery
+    release_hooks = [
+        Hook(name, hook.function)
+        for name, hook in (
+            ("release", delivery.release),
+            ("deployer", delivery.deployer),
+            ("deploy_verifier", delivery.verifier),
+            ("quality_gate", delivery.quality_gate),
+            ("gate_notifier", delivery.notifier),
+            ("gate_callback", delivery.callback),
+            ("pipeline_starter", training.starter),
         )
-    stacks.extra["delivery"] = DeliveryStack(
-        app, manifest=manifest, foundation=foundation, data=data
-    )
+    ]
+    for env in ENV_NAMES:
+        stacks.extra[f"observability-{env}"] = ObservabilityStack(
+            app,
+            manifest=manifest,
+            env_name=env,
+            foundation=foundation,
+            serving=serving[env],
+            hooks=[*release_hooks, Hook("drift_responder", serving[env].drift_responder.function)],
+            external_alarms=[delivery.gate_wait_alarm_name] if env == "prod" else [],
+        )
     return stacks

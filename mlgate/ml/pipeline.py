@@ -13,6 +13,7 @@ creates clients, which do not connect until called; `tests/ml` proves no socket 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,9 @@ class PipelineSettings:
 
 
 def _offline_environment(region: str) -> None:
+    # The SDK logs every default it applies; a synth only needs to hear about problems.
+    for name in ("sagemaker", "botocore.credentials"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
     os.environ["SAGEMAKER_TELEMETRY_OPT_OUT"] = "true"
     os.environ.setdefault("AWS_DEFAULT_REGION", region)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -170,6 +172,7 @@ class DeliveryStack(ProductStack):
         self.notifier = self._notifier(foundation)
         self.callback = self._callback()
         self.release = self._release(foundation)
+        self.gate_wait_alarm_name = self._gate_wait_alarm(foundation)
         self._grant_deployer()
         self._acknowledge_pipeline_grants()
 
@@ -585,6 +588,64 @@ class DeliveryStack(ProductStack):
                         f"Release hook of {self.product}: {reason}.")  # fmt: skip
         self._acknowledge_key_grant(policy, "writes release.json and the audit trail encrypted")
         return hook
+
+    def _gate_wait_alarm(self, foundation: FoundationStack) -> str:
+        """A manual approval that outlived its timeout fails its action: on-call hears of it."""
+        rule = events.Rule(
+            self,
+            "GateExpired",
+            rule_name=self.name("gate-expired"),
+            description="A manual gate of the release pipeline timed out without a decision",
+            event_pattern=events.EventPattern(
+                source=["aws.codepipeline"],
+                detail_type=["CodePipeline Action Execution State Change"],
+                detail={
+                    "pipeline": [self.name("release")],
+                    "type": {"category": ["Approval"]},
+                    "state": ["FAILED"],
+                },
+            ),
+        )
+        rule.add_target(
+            targets.SnsTopic(
+                foundation.on_call_topic,
+                message=events.RuleTargetInput.from_text(
+                    f"[{self.product}] gate {events.EventField.from_path('$.detail.stage')} "
+                    "waited past its timeout without a decision; the release stopped there. "
+                    f"Runbook: {self.manifest.product.runbook_url}"
+                ),
+            )
+        )
+        name = naming.alarm_name(
+            self.product, "prod", "system", "gate-waiting-too-long", "critical"
+        )
+        on_call = self.manifest.contact(self.manifest.product.owners.on_call)
+        alarm = cloudwatch.Alarm(
+            self,
+            "GateWaitingTooLong",
+            alarm_name=name,
+            alarm_description=(
+                "A manual gate waited past its manifest timeout and CodePipeline failed it. "
+                "First checks: 1) which gate (the on-call message names it) 2) whether its "
+                "approvers received the brief (audit trail, chat) 3) re-run the pipeline once "
+                f"they are available. Owner: {on_call.name} <{on_call.email}>. Runbook: "
+                f"{self.manifest.product.runbook_url}"
+            ),
+            metric=cloudwatch.Metric(
+                namespace="AWS/Events",
+                metric_name="MatchedEvents",
+                dimensions_map={"RuleName": self.name("gate-expired")},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=0,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # No expired gate, no events: silence is the healthy state.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(foundation.on_call_topic))
+        return name
 
     def _read_secret(self, hook: HookFunction, secret: secretsmanager.Secret) -> None:
         """Identity-side grants only: the key lives in the foundation stack, whose key policy

@@ -45,6 +45,18 @@ class FoundationStack(ProductStack):
                 },
             )
         )  # fmt: skip
+        # CloudWatch alarms and EventBridge rules publish to the product's encrypted topics.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                ],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
         self.access_logs = AccessLogBucket(self, "AccessLogs").bucket
         self.artifacts = SecureBucket(
             self,

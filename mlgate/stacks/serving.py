@@ -537,7 +537,7 @@ class ServingStack(ProductStack):
         schedules = []
         for label, kind, definition in definitions:
             definition.cfn_options.condition = has_model
-            definition.add_dependency(endpoint)
+            definition.node.add_dependency(endpoint)
             schedule = sagemaker.CfnMonitoringSchedule(
                 self,
                 f"{label}Schedule",

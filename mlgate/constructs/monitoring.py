@@ -1,0 +1,485 @@
+"""ProductMonitoring: one facade for a product environment's dashboard and alarms.
+
+The dashboard reads top to bottom like the manifest's metric tiers: business KPIs, model
+metrics, system health, then the state of every alarm. Every graph names its owner. Alarms are
+named by `naming.alarm_name` and routed in one place (`_route`): critical to on-call, warning
+to the owner of the metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+from mlgate import naming
+from mlgate.manifest import Contact, Direction, Manifest, SloKind
+
+WIDTH = 24
+CRITICAL, WARNING = "critical", "warning"
+MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
+DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A Lambda hook to watch: its name on the dashboard and its function."""
+
+    name: str
+    function: lambda_.IFunction
+
+
+class ProductMonitoring(Construct):
+    """Dashboard and alarms of one product environment (keyword-only inputs, see __init__)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        manifest: Manifest,
+        env: str,
+        key: kms.IKey,
+        on_call: sns.ITopic,
+        endpoint: str,
+        variant: str,
+        glue_jobs: list[str],
+        training_pipeline: str,
+        hooks: list[Hook],
+        external_alarms: list[str],
+    ) -> None:
+        super().__init__(scope, id)
+        self.manifest, self.env, self.endpoint, self.variant = manifest, env, endpoint, variant
+        self.product = manifest.product.name
+        self.on_call = on_call
+        self.alarms: list[cw.AlarmBase] = []
+        self.owner_topics: dict[str, sns.Topic] = {}
+        self._key = key
+        self.dashboard = cw.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=naming.dashboard_name(self.product, env),
+            default_interval=Duration.hours(24),
+        )
+        self._header()
+        self._business_tier()
+        self._model_tier()
+        self._system_tier(glue_jobs, training_pipeline, hooks)
+        self.model_unhealthy = self._composite(external_alarms)
+        self.dashboard.add_widgets(cw.TextWidget(markdown="## Alarms", width=WIDTH, height=1))
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(
+                title="Every alarm of this environment",
+                alarms=self.alarms,
+                width=WIDTH,
+                height=6,
+            )
+        )
+
+    # --- routing and naming ----------------------------------------------------------------
+
+    def owner_topic(self, contact: Contact) -> sns.Topic:
+        """One warning topic per owner, mailed to them."""
+        if contact.id not in self.owner_topics:
+            topic = sns.Topic(
+                self,
+                f"Owner{naming.pascal(contact.id)}",
+                topic_name=naming.resource_name(self.product, self.env, "owner", contact.id),
+                display_name=f"{self.manifest.product.display_name} warnings for {contact.name}",
+                master_key=self._key,
+                enforce_ssl=True,
+            )
+            topic.add_subscription(subs.EmailSubscription(contact.email))
+            self.owner_topics[contact.id] = topic
+        return self.owner_topics[contact.id]
+
+    def _route(self, alarm: cw.AlarmBase, severity: str, owner: Contact) -> None:
+        topic = self.on_call if severity == CRITICAL else self.owner_topic(owner)
+        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        self.alarms.append(alarm)
+
+    def _describe(self, meaning: str, checks: tuple[str, str, str], owner: Contact) -> str:
+        return (
+            f"{meaning} First checks: 1) {checks[0]} 2) {checks[1]} 3) {checks[2]} "
+            f"Owner: {owner.name} <{owner.email}>. Runbook: {self.manifest.product.runbook_url}"
+        )
+
+    def add_alarm(
+        self,
+        *,
+        tier: str,
+        what: str,
+        severity: str,
+        owner: Contact,
+        metric: cw.IMetric,
+        threshold: float,
+        comparison: cw.ComparisonOperator,
+        missing: cw.TreatMissingData,
+        meaning: str,
+        checks: tuple[str, str, str],
+        periods: int = 1,
+    ) -> cw.Alarm:
+        alarm = cw.Alarm(
+            self,
+            f"{naming.pascal(tier)}{naming.pascal(what)}",
+            alarm_name=naming.alarm_name(self.product, self.env, tier, what, severity),
+            alarm_description=self._describe(meaning, checks, owner),
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
+        )
+        self._route(alarm, severity, owner)
+        return alarm
+
+    # --- tiers -------------------------------------------------------------------------------
+
+    def _header(self) -> None:
+        p, c = self.manifest.product, self.manifest.contact
+        owners = (
+            f"PM {c(p.owners.product_manager).name} · ML lead {c(p.owners.ml_lead).name} · "
+            f"on-call {c(p.owners.on_call).name}"
+        )
+        self.dashboard.add_widgets(
+            cw.TextWidget(
+                markdown=(
+                    f"# {p.display_name} — {self.env}\n{p.objective}\n\n"
+                    f"**Owners:** {owners} · **Runbooks:** [{p.runbook_url}]({p.runbook_url})"
+                ),
+                width=WIDTH,
+                height=3,
+            )
+        )
+
+    def _business_tier(self) -> None:
+        self.dashboard.add_widgets(
+            cw.TextWidget(markdown="## Tier 1 — Business KPIs", width=WIDTH, height=1)
+        )
+        widgets: list[cw.IWidget] = []
+        for kpi in self.manifest.metrics.business_kpis:
+            owner = self.manifest.contact(kpi.owner)
+            metric = cw.Metric(
+                namespace=kpi.namespace,
+                metric_name=kpi.metric_name,
+                dimensions_map={"Product": self.product, "Environment": self.env},
+                statistic="Average",
+                period=Duration.hours(1),
+            )
+            word = "at least" if kpi.direction is Direction.AT_LEAST else "at most"
+            widgets.append(
+                cw.GraphWidget(
+                    title=f"{kpi.name} ({kpi.unit}) — owner: {owner.name}",
+                    left=[metric],
+                    left_annotations=[
+                        cw.HorizontalAnnotation(
+                            value=kpi.target, label=f"target {word} {kpi.target}"
+                        )
+                    ],
+                    width=8,
+                    height=6,
+                )
+            )
+            self.add_alarm(
+                tier="business",
+                what=kpi.name,
+                severity=WARNING,
+                owner=owner,
+                metric=metric,
+                threshold=kpi.target,
+                comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD
+                if kpi.direction is Direction.AT_LEAST
+                else cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                # KPIs arrive in batches; a quiet hour says nothing about the business.
+                missing=cw.TreatMissingData.MISSING,
+                meaning=f"{kpi.description} It is off its target ({word} {kpi.target} {kpi.unit}).",
+                checks=(
+                    "the model metrics tier below for a drop in precision or recall",
+                    "recent releases in the release pipeline and its audit trail",
+                    "upstream business changes (campaigns, new merchants)",
+                ),
+                periods=3,
+            )
+        self.dashboard.add_widgets(*widgets)
+
+    def _model_tier(self) -> None:
+        self.dashboard.add_widgets(
+            cw.TextWidget(markdown="## Tier 2 — Model metrics", width=WIDTH, height=1)
+        )
+        schedule = naming.resource_name(self.product, self.env, "model-quality")
+        widgets: list[cw.IWidget] = []
+        for m in self.manifest.metrics.model_metrics:
+            owner = self.manifest.contact(m.owner)
+            metric = cw.Metric(
+                namespace=MODEL_METRICS_NAMESPACE,
+                metric_name=m.name.value,
+                dimensions_map={"Endpoint": self.endpoint, "MonitoringSchedule": schedule},
+                statistic="Average",
+                period=Duration.hours(1),
+            )
+            word = "at least" if m.direction is Direction.AT_LEAST else "at most"
+            widgets.append(
+                cw.GraphWidget(
+                    title=f"Live {m.name.value} (Model Monitor) — owner: {owner.name}",
+                    left=[metric],
+                    left_annotations=[
+                        cw.HorizontalAnnotation(
+                            value=m.threshold, label=f"threshold {word} {m.threshold}"
+                        )
+                    ],
+                    width=8,
+                    height=6,
+                )
+            )
+            self.add_alarm(
+                tier="model",
+                what=m.name.value,
+                severity=WARNING,
+                owner=owner,
+                metric=metric,
+                threshold=m.threshold,
+                comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD
+                if m.direction is Direction.AT_LEAST
+                else cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                # Model quality needs ground truth, which lands late; no report is not a breach.
+                missing=cw.TreatMissingData.NOT_BREACHING,
+                meaning=f"Live {m.name.value} against ground truth fell short of {word} "
+                f"{m.threshold}: {m.description}",
+                checks=(
+                    "the data-drift graph and the Model Monitor violations report",
+                    "whether ground truth labels arrived complete",
+                    "the retraining pipeline's last execution and its evaluation report",
+                ),
+            )
+        ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
+        widgets.append(
+            cw.GraphWidget(
+                title=f"Data drift: violations per monitoring run — owner: {ml_lead.name}",
+                left=[
+                    cw.Metric(
+                        namespace="mlgate/monitoring",
+                        metric_name="DriftViolations",
+                        dimensions_map={"Endpoint": self.endpoint},
+                        statistic="Sum",
+                        period=Duration.hours(1),
+                    ),
+                    cw.Metric(
+                        namespace=DATA_METRICS_NAMESPACE,
+                        metric_name="feature_baseline_drift_amount",
+                        dimensions_map={
+                            "Endpoint": self.endpoint,
+                            "MonitoringSchedule": naming.resource_name(
+                                self.product, self.env, "data-quality"
+                            ),
+                        },
+                        statistic="Maximum",
+                        period=Duration.hours(1),
+                    ),
+                ],
+                left_annotations=[
+                    cw.HorizontalAnnotation(
+                        value=self.manifest.monitoring.drift_threshold, label="drift threshold"
+                    )
+                ],
+                width=8,
+                height=6,
+            )
+        )
+        widgets.append(
+            cw.GraphWidget(
+                title=f"Latest data-quality result (Glue) — owner: {ml_lead.name}",
+                left=[
+                    cw.Metric(
+                        namespace="Glue Data Quality",
+                        metric_name=f"glue.data.quality.rules.{outcome}",
+                        statistic="Maximum",
+                        period=Duration.days(1),
+                    )
+                    for outcome in ("passed", "failed")
+                ],
+                width=8,
+                height=6,
+            )
+        )
+        self.dashboard.add_widgets(*widgets)
+
+    def _endpoint(self, name: str, statistic: str, namespace: str = "AWS/SageMaker") -> cw.Metric:
+        return cw.Metric(
+            namespace=namespace,
+            metric_name=name,
+            dimensions_map={"EndpointName": self.endpoint, "VariantName": self.variant},
+            statistic=statistic,
+            period=Duration.minutes(1),
+        )
+
+    def _system_tier(self, glue_jobs: list[str], pipeline: str, hooks: list[Hook]) -> None:
+        self.dashboard.add_widgets(
+            cw.TextWidget(markdown="## Tier 3 — System health", width=WIDTH, height=1)
+        )
+        on_call = self.manifest.contact(self.manifest.product.owners.on_call)
+        latency_slo = self.manifest.metrics.slo(SloKind.LATENCY_P99_MS)
+        annotations = (
+            [
+                cw.HorizontalAnnotation(
+                    value=latency_slo.threshold * 1000,
+                    label=f"SLO p99 {latency_slo.threshold:g} ms",
+                )
+            ]
+            if latency_slo
+            else []
+        )
+        owner = f" — owner: {on_call.name}"
+        host = "/aws/sagemaker/Endpoints"
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title=f"Invocations{owner}",
+                left=[self._endpoint("Invocations", "Sum")],
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Model latency p50 / p90 / p99 (µs){owner}",
+                left=[self._endpoint("ModelLatency", p) for p in ("p50", "p90", "p99")],
+                left_annotations=annotations,
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"4xx / 5xx / model errors{owner}",
+                left=[
+                    self._endpoint(n, "Sum")
+                    for n in ("Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors")
+                ],
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"CPU, memory and disk per instance (%){owner}",
+                left=[
+                    self._endpoint(n, "Average", host)
+                    for n in ("CPUUtilization", "MemoryUtilization", "DiskUtilization")
+                ],
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Instances (invocations per instance, scaling signal){owner}",
+                left=[self._endpoint("InvocationsPerInstance", "Sum")],
+                right=[self._endpoint("CPUUtilization", "SampleCount", host)],
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Training pipeline executions{owner}",
+                left=[
+                    cw.Metric(
+                        namespace="AWS/Sagemaker/ModelBuildingPipeline",
+                        metric_name=name,
+                        dimensions_map={"PipelineName": pipeline},
+                        statistic="Sum",
+                        period=Duration.hours(1),
+                    )
+                    for name in ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed")
+                ],
+                width=8,
+                height=6,
+            ),
+        )
+        self.dashboard.add_widgets(
+            *[
+                cw.GraphWidget(
+                    title=f"Glue {job}: failed tasks and duration (s){owner}",
+                    left=[
+                        cw.Metric(
+                            namespace="Glue",
+                            metric_name="glue.driver.aggregate.numFailedTasks",
+                            dimensions_map={"JobName": job, "JobRunId": "ALL", "Type": "count"},
+                            statistic="Sum",
+                            period=Duration.hours(1),
+                        )
+                    ],
+                    right=[
+                        cw.Metric(
+                            namespace="Glue",
+                            metric_name="glue.driver.aggregate.elapsedTime",
+                            dimensions_map={"JobName": job, "JobRunId": "ALL", "Type": "count"},
+                            statistic="Maximum",
+                            period=Duration.hours(1),
+                        )
+                    ],
+                    width=12,
+                    height=6,
+                )
+                for job in glue_jobs
+            ]
+        )
+        hook_widgets: list[cw.IWidget] = []
+        for hook in hooks:
+            hook_widgets.append(
+                cw.GraphWidget(
+                    title=f"Hook {hook.name}: errors and throttles{owner}",
+                    left=[
+                        hook.function.metric_errors(period=Duration.minutes(5)),
+                        hook.function.metric_throttles(period=Duration.minutes(5)),
+                    ],
+                    width=6,
+                    height=5,
+                )
+            )
+            self.add_alarm(
+                tier="system",
+                what=f"hook-{hook.name.replace('_', '-')}-errors",
+                severity=WARNING,
+                owner=on_call,
+                metric=hook.function.metric_errors(period=Duration.minutes(5)),
+                threshold=0,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                # A hook that did not run has not failed.
+                missing=cw.TreatMissingData.NOT_BREACHING,
+                meaning=f"The {hook.name} hook raised errors; releases or gates may be stuck.",
+                checks=(
+                    f"the {hook.name} function's log group",
+                    "the release pipeline's current execution",
+                    "recent changes to the manifest or the stack",
+                ),
+            )
+        self.dashboard.add_widgets(*hook_widgets)
+
+    def _composite(self, external_alarms: list[str]) -> cw.CompositeAlarm:
+        """Model unhealthy: drift, a model-quality alarm or a rollback SLO alarm is firing."""
+        rules = [
+            cw.AlarmRule.from_alarm(a, cw.AlarmState.ALARM)
+            for a in self.alarms
+            if "/model/" in a.alarm_name
+        ]
+        for i, name in enumerate(external_alarms):
+            imported = cw.Alarm.from_alarm_name(self, f"External{i}", name)
+            rules.append(cw.AlarmRule.from_alarm(imported, cw.AlarmState.ALARM))
+        on_call = self.manifest.contact(self.manifest.product.owners.on_call)
+        composite = cw.CompositeAlarm(
+            self,
+            "ModelUnhealthy",
+            composite_alarm_name=naming.alarm_name(
+                self.product, self.env, "model", "model-unhealthy", CRITICAL
+            ),
+            alarm_rule=cw.AlarmRule.any_of(*rules),
+            alarm_description=self._describe(
+                "The model is unhealthy: drift, a live model-quality breach or an SLO alarm "
+                "is firing.",
+                (
+                    "which child alarm fired (alarm status widget)",
+                    "whether a deployment is rolling out or rolled back",
+                    "the drift report and the retraining pipeline",
+                ),
+                on_call,
+            ),
+        )
+        self._route(composite, CRITICAL, on_call)
+        return composite
