@@ -40,6 +40,11 @@ $(STAMPS)/node: package.json package-lock.json $(STAMPS)/synth
 	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Headless Chromium opens the generated pages in the tests (Debian's package; root installs it).
+$(STAMPS)/chromium: | $(BIN)/python
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@mkdir -p $(STAMPS) && touch $@
+
 setup: $(STAMPS)/synth $(STAMPS)/node  ## install what `make synth` needs
 
 setup-dev: setup $(STAMPS)/dev  ## install what `make test` needs
@@ -60,10 +65,13 @@ lint: $(STAMPS)/dev  ## ruff lint and format check
 typecheck: $(STAMPS)/dev  ## mypy (strict) on the app, the constructs and the hooks
 	$(BIN)/mypy
 
-unit: setup-dev  ## pytest: manifest, stacks, cdk-nag, cfn-lint, hooks, ETL, ML scripts
+unit: setup-dev $(STAMPS)/chromium  ## pytest: manifest, stacks, cdk-nag, cfn-lint, hooks, ETL, ML scripts
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit  ## every check: lint, types, tests
+
+dashboards: synth  ## render every synthesized dashboard to reports/dashboards/*.html
+	$(BIN)/python -m mlgate dashboards --outdir cdk.out --out reports/dashboards
 
 diff: setup  ## cdk diff against the accounts in the manifest (needs AWS credentials)
 	cdk diff --all -c manifest=$(MANIFEST)
@@ -73,4 +81,4 @@ deploy: setup  ## cdk deploy every stack (needs AWS credentials and a bootstrapp
 	cdk deploy --all -c manifest=$(MANIFEST) --require-approval broadening
 
 clean:  ## remove synthesized output and caches (keeps .venv and node_modules)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out reports .pytest_cache .mypy_cache .ruff_cache

@@ -24,12 +24,25 @@ def main(argv: list[str] | None = None) -> int:
     summary = sub.add_parser("summary", help="summarize a synthesized cloud assembly")
     summary.add_argument("outdir", nargs="?", default="cdk.out")
     summary.add_argument("--manifest", default="manifests/fraud-detection.yaml")
+    previews = sub.add_parser("dashboards", help="render synthesized dashboards to HTML")
+    previews.add_argument("--outdir", default="cdk.out")
+    previews.add_argument("--out", default="reports/dashboards")
     reference = sub.add_parser("reference", help="print the manifest reference (Markdown)")
     reference.add_argument("--write", metavar="README", help="update it between its markers")
     args = parser.parse_args(argv)
 
     if args.command == "reference":
         return write_reference(args.write)
+    if args.command == "dashboards":
+        from mlgate.observability.preview import write_previews
+
+        try:
+            paths = write_previews(Path(args.outdir), Path(args.out))
+        except FileNotFoundError as err:
+            print(err, file=sys.stderr)
+            return 1
+        print("\n".join(f"wrote {p}" for p in paths))
+        return 0
 
     try:
         manifests = load_manifests(args.path if args.command == "validate" else args.manifest)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,10 +56,15 @@ class PipelineSettings:
     code_sha256: str
 
 
-def _offline_environment(region: str) -> None:
-    # The SDK logs every default it applies; a synth only needs to hear about problems.
-    for name in ("sagemaker", "botocore.credentials"):
+def _quiet_sdk_logs() -> None:
+    """The SDK gives its modules their own loggers and levels; raise them all to ERROR."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("sagemaker")]
+    for name in ["sagemaker", "sagemaker.config", "botocore.credentials", *names]:
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _offline_environment(region: str) -> None:
+    _quiet_sdk_logs()
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
     os.environ["SAGEMAKER_TELEMETRY_OPT_OUT"] = "true"
     os.environ.setdefault("AWS_DEFAULT_REGION", region)
@@ -80,6 +86,16 @@ def image_uris(region: str, framework_version: str) -> dict[str, str]:
 
 def definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     """The pipeline definition JSON, as CloudFormation's PipelineDefinitionBody takes it."""
+    # The SDK logs every default it applies; a synth only needs to hear about problems.
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        return _definition(manifest, s)
+    finally:
+        logging.disable(previous)
+
+
+def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     _offline_environment(s.region)
     import boto3
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines
@@ -115,6 +131,10 @@ def definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     from sagemaker.serve.model_builder import ModelBuilder
     from sagemaker.train.model_trainer import ModelTrainer
 
+    # The SDK logs every default it applies and warns that a PipelineSession starts no jobs;
+    # a synth only needs to hear about problems.
+    _quiet_sdk_logs()
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
     session = PipelineSession(
         boto_session=boto3.Session(region_name=s.region), default_bucket=s.bucket
     )

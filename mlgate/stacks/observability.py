@@ -45,6 +45,6 @@ class ObservabilityStack(ProductStack):
             glue_jobs=[etl_job_name(self.product), quality_job_name(self.product)],
             training_pipeline=training_pipeline_name(self.product),
             hooks=hooks,
-            external_alarms=[*serving.rollback_alarm_names, serving.drift_alarm.alarm_name,
+            external_alarms=[*serving.rollback_alarm_names, serving.drift_alarm_name,
                              *external_alarms],
         )  # fmt: skip

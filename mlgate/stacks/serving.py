@@ -641,12 +641,13 @@ class ServingStack(ProductStack):
             ),
             targets=[targets.LambdaFunction(hook.function, retry_attempts=2)],
         )
+        self.drift_alarm_name = naming.alarm_name(
+            self.product, self.env_name or "staging", "model", "data-drift", "warning"
+        )
         self.drift_alarm = cloudwatch.Alarm(
             self,
             "DriftAlarm",
-            alarm_name=naming.alarm_name(
-                self.product, self.env_name or "staging", "model", "data-drift", "warning"
-            ),
+            alarm_name=self.drift_alarm_name,
             alarm_description=(
                 f"Model Monitor found captured traffic of {self.endpoint_name} violating the "
                 "training baseline; retraining starts automatically (once per "

@@ -1,0 +1,140 @@
+"""Observability: every manifest metric on its tier, every alarm with an action, an owner and
+a runbook, thresholds equal to the manifest's."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlgate.manifest import load_manifest
+from mlgate.observability.preview import dashboards
+
+from ..conftest import DEFAULT_MANIFEST
+
+MANIFEST = load_manifest(DEFAULT_MANIFEST)
+
+
+def body(synth: Any, env: str = "prod") -> dict[str, Any]:
+    return dashboards(synth.outdir)[f"mlgate-fraud-detection-{env}"]
+
+
+def tier_of(widgets: list[dict[str, Any]]) -> dict[str, str]:
+    """Widget title -> the tier heading above it."""
+    tier, out = "header", {}
+    for w in sorted(widgets, key=lambda w: (w["y"], w["x"])):
+        text = w.get("properties", {}).get("markdown", "")
+        if w["type"] == "text" and text.startswith("## "):
+            tier = text[3:]
+        elif "title" in w.get("properties", {}):
+            out[w["properties"]["title"]] = tier
+    return out
+
+
+def test_tiers_run_top_to_bottom_business_model_system_alarms(synth: Any) -> None:
+    headings = [
+        w["properties"]["markdown"]
+        for w in sorted(body(synth)["widgets"], key=lambda w: w["y"])
+        if w["type"] == "text" and w["properties"]["markdown"].startswith("## ")
+    ]
+    assert headings == [
+        "## Tier 1 — Business KPIs",
+        "## Tier 2 — Model metrics",
+        "## Tier 3 — System health",
+        "## Alarms",
+    ]
+
+
+def test_every_manifest_metric_is_on_its_tier_with_its_owner(synth: Any) -> None:
+    tiers = tier_of(body(synth)["widgets"])
+    for kpi in MANIFEST.metrics.business_kpis:
+        owner = MANIFEST.contact(kpi.owner).name
+        assert tiers[f"{kpi.name} ({kpi.unit}) — owner: {owner}"] == "Tier 1 — Business KPIs"
+    for m in MANIFEST.metrics.model_metrics:
+        owner = MANIFEST.contact(m.owner).name
+        assert (
+            tiers[f"Live {m.name.value} (Model Monitor) — owner: {owner}"]
+            == "Tier 2 — Model metrics"
+        )
+    on_call = MANIFEST.contact(MANIFEST.product.owners.on_call).name
+    assert (
+        tiers[f"Model latency p50 / p90 / p99 (µs) — owner: {on_call}"] == "Tier 3 — System health"
+    )
+    assert all(
+        "— owner: " in title for title in tiers if title != "Every alarm of this environment"
+    )
+
+
+def test_latency_graph_draws_the_slo_line(synth: Any) -> None:
+    (latency,) = [
+        w
+        for w in body(synth)["widgets"]
+        if w["properties"].get("title", "").startswith("Model latency")
+    ]
+    (line,) = latency["properties"]["annotations"]["horizontal"]
+    assert line["value"] == 200 * 1000
+    stats = {m[-1]["stat"] for m in latency["properties"]["metrics"]}
+    assert stats == {"p50", "p90", "p99"}
+
+
+def alarms(synth: Any) -> list[dict[str, Any]]:
+    found = []
+    for path in synth.template_files:
+        for r in json.loads(path.read_text())["Resources"].values():
+            if r["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm"):
+                found.append(r["Properties"])
+    return found
+
+
+def test_every_alarm_has_an_action_an_owner_a_runbook_and_the_naming_scheme(synth: Any) -> None:
+    found = alarms(synth)
+    assert len(found) > 20
+    for alarm in found:
+        name = alarm.get("AlarmName")
+        assert isinstance(name, str), name
+        assert name.startswith("mlgate/fraud-detection/"), name
+        _product, env, tier, _what, severity = name.split("/")[1:]
+        assert env in ("staging", "prod")
+        assert tier in ("business", "model", "system")
+        assert severity in ("critical", "warning")
+        assert alarm["AlarmActions"], name
+        description = alarm["AlarmDescription"]
+        for part in ("Owner: ", "Runbook: https://", "1)", "3)"):
+            assert part in description, (name, part)
+        if "TreatMissingData" not in alarm:
+            assert "AlarmRule" in alarm, f"{name} leaves missing-data handling to chance"
+
+
+def test_critical_alarms_page_on_call_and_warnings_go_to_owners(synth: Any) -> None:
+    template = synth.template(synth.product().extra["observability-prod"])
+    topics = template.find_resources("AWS::SNS::Topic")
+    owner_topics = {
+        logical for logical, t in topics.items() if "-owner-" in t["Properties"]["TopicName"]
+    }
+    for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
+        actions = json.dumps(alarm["Properties"]["AlarmActions"])
+        if alarm["Properties"]["AlarmName"].endswith("/warning"):
+            assert any(t in actions for t in owner_topics), alarm["Properties"]["AlarmName"]
+        else:
+            assert "OnCallTopic" in actions
+
+
+def test_composite_model_unhealthy_and_gate_waiting_alarms_exist(synth: Any) -> None:
+    names = {a["AlarmName"] for a in alarms(synth)}
+    assert "mlgate/fraud-detection/prod/model/model-unhealthy/critical" in names
+    assert "mlgate/fraud-detection/prod/system/gate-waiting-too-long/critical" in names
+    composite = next(
+        a for a in alarms(synth) if a["AlarmName"].endswith("model-unhealthy/critical")
+    )
+    rule = json.dumps(composite["AlarmRule"])
+    assert "data-drift" in rule
+    assert "latency-p99-ms" in rule
+
+
+def test_slo_alarm_thresholds_equal_the_manifest(synth: Any) -> None:
+    by_name = {a["AlarmName"]: a for a in alarms(synth)}
+    for slo in MANIFEST.metrics.slos:
+        alarm = by_name[
+            f"mlgate/fraud-detection/prod/system/{slo.name.value.replace('_', '-')}/critical"
+        ]
+        factor = 1000 if slo.name.value == "latency_p99_ms" else 1
+        assert alarm["Threshold"] == slo.threshold * factor

@@ -1,0 +1,68 @@
+"""The dashboard preview renders every synthesized dashboard, and a browser shows it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlgate.cli import main
+from mlgate.manifest import load_manifest
+
+from .conftest import DEFAULT_MANIFEST
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def dom(page: Path, profile: Path) -> str:
+    """The page as headless Chromium renders it (make test installs Chromium)."""
+    assert CHROMIUM, "Chromium is missing: `make test` installs it (Debian package chromium)"
+    run = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return run.stdout
+
+
+def test_preview_renders_every_dashboard_and_chromium_shows_it(
+    synth: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dashboards", "--outdir", str(synth.outdir), "--out", str(tmp_path)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    pages = sorted(tmp_path.glob("*.html"))
+    assert [p.name for p in pages] == [
+        "mlgate-fraud-detection-prod.html",
+        "mlgate-fraud-detection-staging.html",
+    ]
+    shown = dom(pages[0], tmp_path / "profile")
+    manifest = load_manifest(DEFAULT_MANIFEST)
+    assert "Tier 1 — Business KPIs" in shown
+    assert "Tier 3 — System health" in shown
+    for kpi in manifest.metrics.business_kpis:
+        assert f"{kpi.name} ({kpi.unit}) — owner: Alice Moreau" in shown
+    assert "line at 200000: SLO p99 200 ms" in shown
+    assert "mlgate/fraud-detection/prod/model/model-unhealthy/critical" in shown
+    assert shown.count('class="widget') > 20
+
+
+def test_preview_without_a_synth_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dashboards", "--outdir", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert "run `make synth` first" in capsys.readouterr().err
