@@ -70,6 +70,9 @@ unit: setup-dev $(STAMPS)/chromium  ## pytest: manifest, stacks, cdk-nag, cfn-li
 
 test: lint typecheck unit  ## every check: lint, types, tests
 
+report: synth  ## write each product's architecture-review evidence pack to reports/
+	$(BIN)/python -m mlgate report $(MANIFEST) --outdir cdk.out --out reports
+
 dashboards: synth  ## render every synthesized dashboard to reports/dashboards/*.html
 	$(BIN)/python -m mlgate dashboards --outdir cdk.out --out reports/dashboards
 

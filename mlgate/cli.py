@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = sub.add_parser("summary", help="summarize a synthesized cloud assembly")
     summary.add_argument("outdir", nargs="?", default="cdk.out")
     summary.add_argument("--manifest", default="manifests/fraud-detection.yaml")
+    report = sub.add_parser("report", help="write each product's evidence pack (MD and HTML)")
+    report.add_argument("path", nargs="?", default="manifests/fraud-detection.yaml")
+    report.add_argument("--outdir", default="cdk.out")
+    report.add_argument("--out", default="reports")
     previews = sub.add_parser("dashboards", help="render synthesized dashboards to HTML")
     previews.add_argument("--outdir", default="cdk.out")
     previews.add_argument("--out", default="reports/dashboards")
@@ -45,13 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     try:
-        manifests = load_manifests(args.path if args.command == "validate" else args.manifest)
+        source = args.path if args.command in ("validate", "report") else args.manifest
+        manifests = load_manifests(source)
     except ManifestBatchError as err:
         print("\n".join(err.lines), file=sys.stderr)
         return 1
     if args.command == "validate":
         print("\n\n".join(one_pager(m) for m in manifests))
         return 0
+    if args.command == "report":
+        return write_reports(manifests, Path(args.outdir), Path(args.out))
     print(synth_summary(Path(args.outdir), manifests))
     return 0
 
@@ -128,4 +135,16 @@ def write_reference(readme: str | None) -> int:
     else:
         path = Path(readme)
         path.write_text(replace_in(path.read_text(), text))
+    return 0
+
+
+def write_reports(manifests: list[Manifest], outdir: Path, target: Path) -> int:
+    from mlgate.governance.pack import write
+
+    if not list(outdir.glob("*.template.json")):
+        print(f"no synthesized templates in {outdir}: run `make synth` first", file=sys.stderr)
+        return 1
+    for manifest in manifests:
+        for path in write(manifest, outdir, target):
+            print(f"wrote {path}")
     return 0

@@ -1,0 +1,1 @@
+"""The architecture-review evidence pack, derived from synthesized templates and the manifest."""

@@ -1,0 +1,313 @@
+"""Evidence read off a cloud assembly: data stores and their keys, transport, public entry
+points, IAM grants, acknowledgments, lint results, alarms, dashboards, rollout policies.
+
+Everything here is derived from the templates; nothing is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlgate.reporting import display, templates
+
+
+@dataclass
+class Store:
+    stack: str
+    kind: str
+    name: str
+    encryption: str
+    key: str
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption != "none"
+
+
+@dataclass
+class Grant:
+    stack: str
+    role: str
+    actions: list[str]
+    resources: list[str]
+
+    @property
+    def wildcards(self) -> list[str]:
+        return [a for a in self.actions if "*" in a] + [r for r in self.resources if r == "*"]
+
+
+@dataclass
+class Evidence:
+    stacks: dict[str, Counter[str]] = field(default_factory=dict)
+    stores: list[Store] = field(default_factory=list)
+    ssl_only: list[str] = field(default_factory=list)
+    public: list[str] = field(default_factory=list)
+    grants: list[Grant] = field(default_factory=list)
+    acknowledgments: list[tuple[str, str, str, str]] = field(default_factory=list)
+    lint: dict[str, list[str]] = field(default_factory=dict)
+    alarms: list[tuple[str, str, str]] = field(default_factory=list)
+    dashboards: list[str] = field(default_factory=list)
+    rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _name(logical: str, resource: dict[str, Any], resources: dict[str, Any]) -> str:
+    props = resource.get("Properties", {})
+    for key in (
+        "BucketName",
+        "TableName",
+        "TopicName",
+        "LogGroupName",
+        "Name",
+        "EndpointName",
+        "RoleName",
+        "FunctionName",
+        "PipelineName",
+        "AlarmName",
+        "DashboardName",
+    ):
+        if key in props:
+            return display(props[key], resources)
+    path = resource.get("Metadata", {}).get("aws:cdk:path", logical)
+    return str(path).removesuffix("/Resource")
+
+
+def _stores(stack: str, resources: dict[str, Any]) -> list[Store]:
+    out = []
+    for logical, r in resources.items():
+        t, p = r["Type"], r.get("Properties", {})
+        name = _name(logical, r, resources)
+        if t == "AWS::S3::Bucket":
+            sse = (p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration") or [{}])[
+                0
+            ]
+            default = sse.get("ServerSideEncryptionByDefault", {})
+            out.append(
+                Store(
+                    stack,
+                    "S3 bucket",
+                    name,
+                    default.get("SSEAlgorithm", "none"),
+                    display(default.get("KMSMasterKeyID", "S3-managed"), resources)
+                    if default
+                    else "-",
+                )
+            )
+        elif t in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
+            sse = p.get("SSESpecification", {})
+            enabled = sse.get("SSEEnabled")
+            out.append(
+                Store(
+                    stack,
+                    "DynamoDB table",
+                    name,
+                    sse.get("SSEType", "KMS") if enabled else "AWS-owned key",
+                    "product key" if enabled else "AWS-owned",
+                )
+            )
+        elif t == "AWS::SNS::Topic":
+            key = p.get("KmsMasterKeyId")
+            out.append(
+                Store(
+                    stack,
+                    "SNS topic",
+                    name,
+                    "KMS" if key else "none",
+                    display(key, resources) if key else "-",
+                )
+            )
+        elif t == "AWS::Logs::LogGroup":
+            key = p.get("KmsKeyId")
+            out.append(
+                Store(
+                    stack,
+                    "log group",
+                    name,
+                    "KMS" if key else "service-managed",
+                    display(key, resources) if key else "CloudWatch Logs default",
+                )
+            )
+        elif t == "AWS::SecretsManager::Secret":
+            key = p.get("KmsKeyId")
+            out.append(
+                Store(
+                    stack,
+                    "secret",
+                    name,
+                    "KMS",
+                    display(key, resources) if key else "aws/secretsmanager",
+                )
+            )
+        elif t == "AWS::SageMaker::EndpointConfig":
+            key = p.get("KmsKeyId")
+            out.append(
+                Store(
+                    stack,
+                    "endpoint volumes and capture",
+                    name,
+                    "KMS" if key else "none",
+                    display(key, resources) if key else "-",
+                )
+            )
+        elif t == "AWS::Glue::SecurityConfiguration":
+            enc = p.get("EncryptionConfiguration", {})
+            modes = [
+                enc.get("S3Encryptions", [{}])[0].get("S3EncryptionMode", "none"),
+                enc.get("CloudWatchEncryption", {}).get("CloudWatchEncryptionMode", "none"),
+                enc.get("JobBookmarksEncryption", {}).get("JobBookmarksEncryptionMode", "none"),
+            ]
+            out.append(
+                Store(stack, "Glue output, logs, bookmarks", name, "/".join(modes), "product key")
+            )
+    return out
+
+
+def _grants(stack: str, resources: dict[str, Any]) -> list[Grant]:
+    roles = {k: r for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    grants = []
+
+    def add(role: str, statements: list[dict[str, Any]]) -> None:
+        for s in statements:
+            if s.get("Effect") != "Allow":
+                continue
+            actions = s.get("Action", [])
+            targets = s.get("Resource", [])
+            grants.append(
+                Grant(
+                    stack,
+                    role,
+                    [actions] if isinstance(actions, str) else list(actions),
+                    [
+                        display(t, resources)
+                        for t in (targets if isinstance(targets, list) else [targets])
+                    ],
+                )
+            )
+
+    for logical, role in roles.items():
+        name = _name(logical, role, resources)
+        for policy in role.get("Properties", {}).get("Policies", []):
+            add(name, policy["PolicyDocument"]["Statement"])
+        for arn in role.get("Properties", {}).get("ManagedPolicyArns", []):
+            grants.append(Grant(stack, name, [f"managed policy {display(arn, resources)}"], ["*"]))
+    for r in resources.values():
+        if r["Type"] == "AWS::IAM::Policy":
+            for ref in r["Properties"].get("Roles", []):
+                role = ref.get("Ref") if isinstance(ref, dict) else ref
+                name = _name(role, roles[role], resources) if role in roles else str(role)
+                add(name, r["Properties"]["PolicyDocument"]["Statement"])
+    return grants
+
+
+def _public(stack: str, resources: dict[str, Any]) -> list[str]:
+    found = []
+    for logical, r in resources.items():
+        t, p = r["Type"], r.get("Properties", {})
+        name = _name(logical, r, resources)
+        if t == "AWS::Lambda::Url":
+            target = display(p.get("TargetFunctionArn"), resources)
+            how = (
+                "no AWS authentication (AuthType NONE): every request must prove itself in "
+                "the function (mlgate's gate callback checks Slack's signature and a "
+                "five-minute timestamp)"
+                if p.get("AuthType") == "NONE"
+                else "IAM (SigV4)"
+            )
+            found.append(f"{stack}: Lambda function URL for {target}: {how}")
+        elif t.startswith("AWS::ApiGateway") and t.endswith("RestApi"):
+            found.append(f"{stack}: API Gateway REST API {name}")
+        elif t == "AWS::S3::Bucket":
+            block = p.get("PublicAccessBlockConfiguration", {})
+            if not all(
+                block.get(k)
+                for k in (
+                    "BlockPublicAcls",
+                    "BlockPublicPolicy",
+                    "IgnorePublicAcls",
+                    "RestrictPublicBuckets",
+                )
+            ):
+                found.append(f"{stack}: S3 bucket {name} does not block all public access")
+    return found
+
+
+def _ssl_only(stack: str, resources: dict[str, Any]) -> list[str]:
+    out = []
+    for r in resources.values():
+        if r["Type"] not in ("AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"):
+            continue
+        for s in r["Properties"]["PolicyDocument"]["Statement"]:
+            if s.get("Effect") == "Deny" and "aws:SecureTransport" in json.dumps(
+                s.get("Condition", {})
+            ):
+                target = r["Properties"].get("Bucket") or r["Properties"].get("Topics")
+                out.append(f"{stack}: {display(target, resources)}")
+                break
+    return out
+
+
+def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evidence:
+    """Evidence from every template of the assembly, or only one product's stacks."""
+    evidence = Evidence()
+    for stack, template in templates(outdir).items():
+        if product and not stack.startswith(f"mlgate-{product}-"):
+            continue
+        resources: dict[str, Any] = template.get("Resources", {})
+        evidence.stacks[stack] = Counter(r["Type"] for r in resources.values())
+        evidence.stores += _stores(stack, resources)
+        evidence.grants += _grants(stack, resources)
+        evidence.public += _public(stack, resources)
+        evidence.ssl_only += _ssl_only(stack, resources)
+        for logical, r in resources.items():
+            for rule in r.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+                evidence.acknowledgments.append(
+                    (stack, _name(logical, r, resources), rule["id"], rule["reason"])
+                )
+            p = r.get("Properties", {})
+            if r["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm"):
+                actions = display(p.get("AlarmActions", []), resources)
+                evidence.alarms.append(
+                    (
+                        display(p.get("AlarmName", logical), resources),
+                        str(p.get("AlarmDescription", "")),
+                        actions,
+                    )
+                )
+            if r["Type"] == "AWS::CloudWatch::Dashboard":
+                evidence.dashboards.append(display(p.get("DashboardName", logical), resources))
+            if r["Type"] == "AWS::SageMaker::Endpoint":
+                evidence.rollouts[display(p["EndpointName"], resources)] = p.get(
+                    "DeploymentConfig", {}
+                )
+            for kind, key in (
+                ("AWS::S3::Bucket", "BucketName"),
+                ("AWS::Glue::Job", "Name"),
+                ("AWS::SageMaker::Pipeline", "PipelineName"),
+                ("AWS::SageMaker::ModelPackageGroup", "ModelPackageGroupName"),
+                ("AWS::SageMaker::Endpoint", "EndpointName"),
+                ("AWS::CodePipeline::Pipeline", "Name"),
+            ):
+                if r["Type"] == kind and key in p:
+                    evidence.names.setdefault(kind, []).append(display(p[key], resources))
+        if lint:
+            evidence.lint[stack] = _lint(outdir / f"{stack}.template.json", outdir)
+    return evidence
+
+
+def _lint(path: Path, outdir: Path) -> list[str]:
+    from cfnlint.api import lint as cfn_lint
+
+    assembly = json.loads((outdir / "manifest.json").read_text())
+    region = next(
+        (
+            a["environment"].rsplit("/", 1)[1]
+            for a in assembly["artifacts"].values()
+            if a.get("properties", {}).get("templateFile") == path.name
+        ),
+        "us-east-1",
+    )
+    return [f"{m.rule.id} {m.message}" for m in cfn_lint(path.read_text(), regions=[region])]

@@ -1,0 +1,337 @@
+"""The evidence pack: sections of (heading, prose, tables), rendered to Markdown and HTML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlgate.governance.evidence import Evidence, collect
+from mlgate.manifest import GateKind, Manifest
+from mlgate.reporting import esc, page
+
+Table = tuple[list[str], list[list[str]]]
+
+
+@dataclass
+class Section:
+    title: str
+    purpose: str
+    notes: list[str] = field(default_factory=list)
+    tables: list[tuple[str, Table]] = field(default_factory=list)
+
+
+def one_pager(m: Manifest) -> Section:
+    c = m.contact
+    s = Section("The one-pager", "What the product is for, who owns it, how it is measured.")
+    s.notes = [
+        f"**{m.product.display_name}** ({m.product.name}): {m.product.objective}",
+        f"Owners: PM {c(m.product.owners.product_manager).name}, ML lead "
+        f"{c(m.product.owners.ml_lead).name}, on-call {c(m.product.owners.on_call).name}.",
+        f"RICE score {m.rice.score:,} (reach {m.rice.reach:,}, impact {m.rice.impact}, "
+        f"confidence {m.rice.confidence}, effort {m.rice.effort} person-months).",
+    ]
+    rows = [
+        ["business KPI", k.name, f"{k.direction.value} {k.target} {k.unit}", c(k.owner).name]
+        for k in m.metrics.business_kpis
+    ]
+    rows += [
+        ["model metric", x.name.value, f"{x.direction.value} {x.threshold}", c(x.owner).name]
+        for x in m.metrics.model_metrics
+    ]
+    rows += [
+        ["system SLO", x.name.value, f"at most {x.threshold}", c(x.owner).name]
+        for x in m.metrics.slos
+    ]
+    s.tables.append(("Metrics, by tier", (["tier", "metric", "target", "owner"], rows)))
+    risks = sorted(m.risks, key=lambda r: (-r.score, r.id))
+    s.tables.append(
+        (
+            "Risk register, by score",
+            (
+                ["id", "risk", "likelihood x impact", "score", "status", "owner", "mitigation"],
+                [
+                    [
+                        r.id,
+                        r.title,
+                        f"{r.likelihood} x {r.impact}",
+                        str(r.score),
+                        r.status,
+                        c(r.owner).name,
+                        r.mitigation,
+                    ]
+                    for r in risks
+                ],
+            ),
+        )
+    )
+    return s
+
+
+def architecture(e: Evidence) -> Section:
+    s = Section("Architecture", "What will be deployed, stack by stack, and how data flows.")
+    s.tables.append(
+        (
+            "Stacks",
+            (
+                ["stack", "resources", "largest resource types"],
+                [
+                    [
+                        stack,
+                        str(sum(kinds.values())),
+                        ", ".join(f"{n} {t.split('::', 1)[1]}" for t, n in kinds.most_common(5)),
+                    ]
+                    for stack, kinds in e.stacks.items()
+                ],
+            ),
+        )
+    )
+    n = e.names
+    flow = [
+        ("raw and curated data", n.get("AWS::S3::Bucket", [])),
+        ("Glue ETL and data-quality jobs", n.get("AWS::Glue::Job", [])),
+        ("SageMaker training pipeline", n.get("AWS::SageMaker::Pipeline", [])),
+        ("model registry", n.get("AWS::SageMaker::ModelPackageGroup", [])),
+        ("release pipeline", n.get("AWS::CodePipeline::Pipeline", [])),
+        ("endpoints", n.get("AWS::SageMaker::Endpoint", [])),
+    ]
+    s.notes.append(" → ".join(f"{label} ({', '.join(names) or 'none'})" for label, names in flow))
+    return s
+
+
+def security(e: Evidence) -> Section:
+    s = Section(
+        "Security posture",
+        "Encryption at rest and in transit, what the internet can "
+        "reach, and what every role may do.",
+    )
+    unencrypted = [x for x in e.stores if not x.encrypted]
+    s.notes.append(
+        f"{len(e.stores)} data stores, {len(unencrypted)} NOT ENCRYPTED"
+        + (": " + ", ".join(f"{x.kind} {x.name}" for x in unencrypted) if unencrypted else ".")
+    )
+    s.tables.append(
+        (
+            "Encryption at rest",
+            (
+                ["stack", "store", "name", "encryption", "key"],
+                [
+                    [
+                        x.stack,
+                        x.kind,
+                        x.name,
+                        x.encryption if x.encrypted else "NOT ENCRYPTED",
+                        x.key,
+                    ]
+                    for x in e.stores
+                ],
+            ),
+        )
+    )
+    s.tables.append(
+        (
+            "Encryption in transit: stores that refuse plain HTTP",
+            (["store"], [[x] for x in e.ssl_only]),
+        )
+    )
+    s.tables.append(
+        (
+            "Reachable from the internet",
+            (["entry point and protection"], [[x] for x in e.public] or [["nothing"]]),
+        )
+    )
+    wild = [g for g in e.grants if g.wildcards]
+    s.notes.append(
+        f"{len(e.grants)} IAM statements; {len(wild)} contain a WILDCARD (listed first)."
+    )
+    grants = sorted(e.grants, key=lambda g: (not g.wildcards, g.stack, g.role))
+    s.tables.append(
+        (
+            "IAM: every role's grants",
+            (
+                ["stack", "role", "actions", "resources", "wildcards"],
+                [
+                    [
+                        g.stack,
+                        g.role,
+                        ", ".join(g.actions),
+                        ", ".join(g.resources),
+                        "WILDCARD " + ", ".join(g.wildcards) if g.wildcards else "",
+                    ]
+                    for g in grants
+                ],
+            ),
+        )
+    )
+    return s
+
+
+def compliance(e: Evidence) -> Section:
+    s = Section(
+        "Compliance",
+        "Rule packs run on every synth, their findings and every "
+        "acknowledgment with its reason; cfn-lint on every template.",
+    )
+    s.notes.append(
+        "cdk-nag AwsSolutions ran in the synthesis that produced these templates; a synthesis "
+        f"with an unacknowledged finding fails, so open findings: 0. Acknowledged: "
+        f"{len(e.acknowledgments)}."
+    )
+    findings = sum(len(v) for v in e.lint.values())
+    s.notes.append(f"cfn-lint: {findings} finding(s) over {len(e.lint)} templates.")
+    s.tables.append(
+        (
+            "Acknowledgments",
+            (["stack", "resource", "rule", "reason"], [list(a) for a in e.acknowledgments]),
+        )
+    )
+    s.tables.append(
+        (
+            "cfn-lint",
+            (
+                ["stack", "findings"],
+                [[stack, "; ".join(found) or "none"] for stack, found in e.lint.items()],
+            ),
+        )
+    )
+    return s
+
+
+def gates(m: Manifest, e: Evidence) -> Section:
+    s = Section(
+        "Release gates",
+        "Who decides what, in which order, on which evidence, and how "
+        "each environment rolls out and back.",
+    )
+    brief = (
+        "evidence brief: objective, model metrics against thresholds, data-quality result, "
+        "KPI targets and owners, open risks, dashboard link"
+    )
+    auto = "registered metrics against thresholds; staging p99 latency, 5xx and error rates"
+    s.tables.append(
+        (
+            "Gates, in release order",
+            (
+                ["#", "gate", "where", "decided by", "timeout", "evidence"],
+                [
+                    [
+                        str(i),
+                        g.name,
+                        g.placement.value,
+                        ", ".join(m.contact(a).name for a in g.approvers) or "automated",
+                        f"{g.timeout_hours} h" if g.kind is GateKind.MANUAL else "-",
+                        "evaluation report in the model registry"
+                        if g.placement.value == "model_registry"
+                        else (brief if g.kind is GateKind.MANUAL else auto),
+                    ]
+                    for i, g in enumerate(m.gates, 1)
+                ],
+            ),
+        )
+    )
+    rows = []
+    for endpoint, config in e.rollouts.items():
+        policy = config.get("BlueGreenUpdatePolicy", {})
+        routing = policy.get("TrafficRoutingConfiguration", {})
+        alarms = [
+            a["AlarmName"] for a in config.get("AutoRollbackConfiguration", {}).get("Alarms", [])
+        ]
+        rows.append(
+            [
+                endpoint,
+                routing.get("Type", "-"),
+                str(routing.get("CanarySize") or routing.get("LinearStepSize") or "-"),
+                f"{routing.get('WaitIntervalInSeconds', 0)} s",
+                ", ".join(alarms),
+            ]
+        )
+    s.tables.append(
+        (
+            "Rollout and rollback, per endpoint (from the templates)",
+            (["endpoint", "traffic shifting", "step", "bake", "rolls back on"], rows),
+        )
+    )
+    return s
+
+
+def operations(m: Manifest, e: Evidence) -> Section:
+    s = Section("Operations", "What on-call watches, who owns each alarm, how retraining runs.")
+    s.notes.append(f"Dashboards: {', '.join(e.dashboards) or 'none'}.")
+    mon = m.monitoring
+    s.notes.append(
+        f"Retraining: after each successful ETL run, on {m.model.retrain_schedule}, and on drift "
+        f"(Model Monitor {mon.schedule}), at most once per {mon.retrain_cooldown_hours} h."
+    )
+    s.tables.append(
+        (
+            "Alarms",
+            (
+                ["alarm", "owner and runbook", "notifies"],
+                [
+                    [
+                        name,
+                        description[description.find("Owner:") :]
+                        if "Owner:" in description
+                        else description,
+                        actions,
+                    ]
+                    for name, description, actions in sorted(e.alarms)
+                ],
+            ),
+        )
+    )
+    return s
+
+
+def build(m: Manifest, e: Evidence) -> list[Section]:
+    return [
+        one_pager(m),
+        architecture(e),
+        security(e),
+        compliance(e),
+        gates(m, e),
+        operations(m, e),
+    ]
+
+
+def markdown(m: Manifest, sections: list[Section]) -> str:
+    out = [f"# Evidence pack: {m.product.display_name}", ""]
+    for s in sections:
+        out += [f"## {s.title}", f"_{s.purpose}_", ""] + [f"{n}\n" for n in s.notes]
+        for caption, (head, rows) in s.tables:
+            out += [f"**{caption}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            out += [
+                "| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in r) + " |"
+                for r in rows
+            ]
+            out.append("")
+    return "\n".join(out)
+
+
+def html(m: Manifest, sections: list[Section]) -> str:
+    body = [f"<h1>Evidence pack: {esc(m.product.display_name)}</h1>"]
+    for s in sections:
+        body.append(f'<h2 id="{esc(s.title.lower().replace(" ", "-"))}">{esc(s.title)}</h2>')
+        body.append(f"<p><em>{esc(s.purpose)}</em></p>")
+        body += [f"<p>{esc(n).replace('**', '')}</p>" for n in s.notes]
+        for caption, (head, rows) in s.tables:
+            cells = "".join(f"<th>{esc(h)}</th>" for h in head)
+            body.append(f"<h3>{esc(caption)}</h3><table><tr>{cells}</tr>")
+            for r in rows:
+                tds = "".join(
+                    f'<td class="bad">{esc(c)}</td>'
+                    if ("NOT ENCRYPTED" in c or "WILDCARD" in c or "AuthType NONE" in c)
+                    else f"<td>{esc(c)}</td>"
+                    for c in r
+                )
+                body.append(f"<tr>{tds}</tr>")
+            body.append("</table>")
+    return page(f"Evidence pack {m.product.name}", "\n".join(body))
+
+
+def write(m: Manifest, outdir: Path, target: Path, lint: bool = True) -> tuple[Path, Path]:
+    sections = build(m, collect(outdir, lint=lint, product=m.product.name))
+    target.mkdir(parents=True, exist_ok=True)
+    md, page_ = target / f"{m.product.name}-evidence.md", target / f"{m.product.name}-evidence.html"
+    md.write_text(markdown(m, sections))
+    page_.write_text(html(m, sections))
+    return md, page_

@@ -1,0 +1,127 @@
+"""The evidence pack reflects the templates: an unencrypted bucket, a wildcard grant and a
+public endpoint show up as exactly that; the real pack renders in a browser."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+
+from mlgate.cli import main
+from mlgate.governance.evidence import collect
+from mlgate.governance.pack import build, html, markdown
+from mlgate.manifest import load_manifest
+
+from .conftest import DEFAULT_MANIFEST
+from .test_dashboard_preview import dom
+
+MANIFEST = load_manifest(DEFAULT_MANIFEST)
+
+
+@pytest.fixture(scope="module")
+def risky(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A deliberately careless app (no cdk-nag): what the pack must call out."""
+    outdir = tmp_path_factory.mktemp("risky")
+    app = cdk.App(outdir=str(outdir))
+    stack = cdk.Stack(
+        app,
+        "mlgate-fraud-detection-risky",
+        env=cdk.Environment(account="111111111111", region="eu-west-1"),
+    )
+    s3.CfnBucket(stack, "Plain", bucket_name="plain-bucket")
+    role = iam.Role(
+        stack,
+        "Loose",
+        role_name="loose-role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+    )
+    role.add_to_policy(iam.PolicyStatement(actions=["s3:*"], resources=["*"]))
+    fn = lambda_.Function(
+        stack,
+        "Open",
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        handler="x.h",
+        code=lambda_.Code.from_inline("def h(e, c): pass"),
+        role=role,
+    )
+    fn.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
+    app.synth()
+    return outdir
+
+
+def test_unencrypted_bucket_is_called_out(risky: Path) -> None:
+    evidence = collect(risky, lint=False)
+    (bucket,) = [s for s in evidence.stores if s.name == "plain-bucket"]
+    assert not bucket.encrypted
+    text = markdown(MANIFEST, build(MANIFEST, evidence))
+    assert "1 NOT ENCRYPTED: S3 bucket plain-bucket" in text
+    assert "does not block all public access" in text
+
+
+def test_wildcard_grant_is_called_out(risky: Path) -> None:
+    evidence = collect(risky, lint=False)
+    loose = [g for g in evidence.grants if g.role == "loose-role" and "s3:*" in g.actions]
+    assert loose[0].wildcards == ["s3:*", "*"]
+    text = markdown(MANIFEST, build(MANIFEST, evidence))
+    assert "| loose-role | s3:* | * | WILDCARD s3:*, * |" in text
+
+
+def test_public_endpoint_is_called_out(risky: Path) -> None:
+    evidence = collect(risky, lint=False)
+    (url,) = [p for p in evidence.public if "Lambda function URL" in p]
+    assert "no AWS authentication (AuthType NONE)" in url
+
+
+def test_real_pack_reflects_the_app(
+    synth: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            ["report", str(DEFAULT_MANIFEST), "--outdir", str(synth.outdir), "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    assert "fraud-detection-evidence.html" in capsys.readouterr().out
+    text = (tmp_path / "fraud-detection-evidence.md").read_text()
+    assert ", 0 NOT ENCRYPTED." in text
+    assert "Lambda function URL" in text  # the gate callback, and how it is protected
+    assert "Slack's signature" in text
+    acknowledgments = sum(
+        len(r.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []))
+        for p in synth.template_files
+        for r in json.loads(p.read_text())["Resources"].values()
+    )
+    assert f"Acknowledged: {acknowledgments}." in text
+    for gate in MANIFEST.gates:
+        assert f"| {gate.name} |" in text
+    assert "| mlgate-fraud-detection-prod | CANARY |" in text
+    shown = dom(tmp_path / "fraud-detection-evidence.html", tmp_path / "profile")
+    for heading in (
+        "The one-pager",
+        "Architecture",
+        "Security posture",
+        "Compliance",
+        "Release gates",
+        "Operations",
+    ):
+        assert f">{heading}</h2>" in shown
+    assert "Concept drift as fraud patterns shift" in shown
+    assert 'class="bad"' in shown  # the public callback URL is highlighted
+
+
+def test_report_needs_a_synth_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(DEFAULT_MANIFEST), "--outdir", str(tmp_path)]) == 1
+    assert "run `make synth` first" in capsys.readouterr().err
+
+
+def test_html_escapes_template_content() -> None:
+    from mlgate.governance.pack import Section
+
+    page = html(MANIFEST, [Section("T", "p", notes=["<script>alert(1)</script>"])])
+    assert "<script>alert" not in page
