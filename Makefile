@@ -73,6 +73,15 @@ test: lint typecheck unit  ## every check: lint, types, tests
 report: synth  ## write each product's architecture-review evidence pack to reports/
 	$(BIN)/python -m mlgate report $(MANIFEST) --outdir cdk.out --out reports
 
+bench: setup-dev  ## benchmarks (figures, not pass/fail): synth, scaling, hooks, ETL, make test
+	$(BIN)/python bench/synth_time.py
+	$(BIN)/python bench/hooks_latency.py
+	$(BIN)/python bench/etl_throughput.py
+	$(BIN)/python bench/test_time.py
+
+rehearse: setup-dev  ## play the whole release flow offline (moto, local Spark) with the real hooks
+	$(BIN)/python -m mlgate.rehearsal
+
 dashboards: synth  ## render every synthesized dashboard to reports/dashboards/*.html
 	$(BIN)/python -m mlgate dashboards --outdir cdk.out --out reports/dashboards
 
