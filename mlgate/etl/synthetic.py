@@ -12,17 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-COLUMNS = [
-    "transaction_id",
-    "customer_id",
-    "event_time",
-    "amount",
-    "merchant_category",
-    "merchant_country",
-    "channel",
-    "card_present",
-    "is_fraud",
-]
+from mlgate.etl.columns import RAW_COLUMNS
+
+COLUMNS = list(RAW_COLUMNS)
 CATEGORIES = np.array(
     ["grocery", "fuel", "restaurant", "travel", "electronics", "fashion", "online"]
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import CfnOutput, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_codepipeline as codepipeline
@@ -512,6 +512,12 @@ class DeliveryStack(ProductStack):
         self.callback_url = hook.function.add_function_url(
             auth_type=lambda_.FunctionUrlAuthType.NONE,
             cors=lambda_.FunctionUrlCorsOptions(allowed_origins=["https://slack.com"]),
+        )
+        CfnOutput(
+            self,
+            "GateCallbackUrl",
+            value=self.callback_url.url,
+            description="Request URL of the Slack app's Interactivity (the gate buttons)",
         )
         policy = hook.role.node.find_child("DefaultPolicy")
         pipeline = self.get_logical_id(self.pipeline.node.default_child)  # type: ignore[arg-type]

@@ -183,7 +183,7 @@ def test_redeploying_the_same_version_is_a_no_op(aws: tuple[Any, Recorder]) -> N
             lambda e: e["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"].update(
                 UserParameters="not json"
             ),
-            "UserParameters must be JSON with environment and stack",
+            "UserParameters must be a JSON object",
         ),
     ],
 )
