@@ -64,6 +64,16 @@ class Violation:
     report: str
 
 
+def _dig(node: Any, *path: str | int) -> str:
+    """A nested value of an event, or 'unknown location' when the event lacks it."""
+    for key in path:
+        if (isinstance(key, int) and isinstance(node, list) and len(node) > key) or (isinstance(key, str) and isinstance(node, dict) and key in node):
+            node = node[key]
+        else:
+            return "unknown location"
+    return str(node)
+
+
 def parse(event: Any) -> Violation:
     if not isinstance(event, dict) or event.get("detail-type") != (
         "SageMaker Processing Job State Change"
@@ -83,8 +93,7 @@ def parse(event: Any) -> Violation:
     schedule = str(detail.get("MonitoringScheduleArn", ""))
     if not schedule:
         raise EventError("the processing job is not a Model Monitor execution")
-    outputs = (detail.get("ProcessingOutputConfig") or {}).get("Outputs") or [{}]
-    report = str((outputs[0].get("S3Output") or {}).get("S3Uri", "unknown location"))
+    report = _dig(detail, "ProcessingOutputConfig", "Outputs", 0, "S3Output", "S3Uri")
     return Violation(
         job=str(detail.get("ProcessingJobName")), schedule=schedule, message=message, report=report
     )
