@@ -67,10 +67,13 @@ class Violation:
 def _dig(node: Any, *path: str | int) -> str:
     """A nested value of an event, or 'unknown location' when the event lacks it."""
     for key in path:
-        if (isinstance(key, int) and isinstance(node, list) and len(node) > key) or (isinstance(key, str) and isinstance(node, dict) and key in node):
+        if isinstance(key, int) and isinstance(node, list) and len(node) > key:
             node = node[key]
-        else:
-            return "unknown location"
+            continue
+        if isinstance(key, str) and isinstance(node, dict) and key in node:
+            node = node[key]
+            continue
+        return "unknown location"
     return str(node)
 
 

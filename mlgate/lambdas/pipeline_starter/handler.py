@@ -33,7 +33,8 @@ def describe(event: Any) -> tuple[str, str]:
     """(why to train, idempotency token) from an EventBridge event."""
     if not isinstance(event, dict) or not event.get("id") or not event.get("detail-type"):
         raise EventError("not an EventBridge event: it needs 'id' and 'detail-type'")
-    detail = event.get("detail") or {}
+    raw = event.get("detail")
+    detail: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if event["detail-type"] == "Scheduled Event":
         return "scheduled retraining", str(event["id"])
     if event["detail-type"] == "Glue Job State Change":

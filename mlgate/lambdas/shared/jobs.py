@@ -31,8 +31,8 @@ def parse_job(event: Any, required: tuple[str, ...] = ()) -> Job:
         data = job["data"]
         raw = data["actionConfiguration"]["configuration"].get("UserParameters") or "{}"
         job_id = str(job["id"])
-    except (KeyError, TypeError) as err:
-        raise JobError(f"not a CodePipeline job event: missing {err}") from None
+    except (KeyError, TypeError, AttributeError) as err:
+        raise JobError(f"not a CodePipeline job event: missing or bad {err}") from None
     try:
         params = json.loads(raw)
         if not isinstance(params, dict):
@@ -42,13 +42,19 @@ def parse_job(event: Any, required: tuple[str, ...] = ()) -> Job:
     missing = [k for k in required if k not in params]
     if missing:
         raise JobError(f"UserParameters lacks {missing}")
-    artifacts = data.get("inputArtifacts") or []
+    try:
+        artifacts = data.get("inputArtifacts") or []
+        location = artifacts[0]["location"]["s3Location"] if artifacts else None
+        if location is not None and not {"bucketName", "objectKey"} <= set(location):
+            raise KeyError("s3Location.bucketName/objectKey")
+        credentials = data.get("artifactCredentials") or {}
+        token = data.get("continuationToken")
+        if not isinstance(credentials, dict) or not isinstance(token, str | None):
+            raise TypeError("artifactCredentials or continuationToken")
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        raise JobError(f"the job's input artifact is malformed: {err}") from None
     return Job(
-        id=job_id,
-        params=params,
-        artifact=artifacts[0]["location"]["s3Location"] if artifacts else None,
-        credentials=data.get("artifactCredentials") or {},
-        continuation=data.get("continuationToken"),
+        id=job_id, params=params, artifact=location, credentials=credentials, continuation=token
     )
 
 
