@@ -32,7 +32,9 @@ SIMULATED = "[simulated offline]"
 
 
 def say(step: str, text: str) -> None:
-    wrapped = textwrap.fill(text, width=96, subsequent_indent=" " * 24)
+    wrapped = textwrap.fill(
+        text, width=100, subsequent_indent=" " * 24, break_on_hyphens=False, break_long_words=False
+    )
     print(f"{time.strftime('%H:%M:%S')}  {step:<12}  {wrapped}")
 
 
