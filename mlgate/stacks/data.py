@@ -282,41 +282,36 @@ class DataStack(ProductStack):
             start_on_creation=True,
             actions=[glue.CfnTrigger.ActionProperty(crawler_name=self.crawler.name)],
         )
-        glue.CfnTrigger(
-            self,
+        self._after(
             "AfterCrawl",
-            name=self.name("etl-after-crawl"),
-            workflow_name=workflow,
-            type="CONDITIONAL",
-            start_on_creation=True,
-            predicate=glue.CfnTrigger.PredicateProperty(
-                conditions=[
-                    glue.CfnTrigger.ConditionProperty(
-                        crawler_name=self.crawler.name,
-                        crawl_state="SUCCEEDED",
-                        logical_operator="EQUALS",
-                    )
-                ]
+            "etl-after-crawl",
+            glue.CfnTrigger.ConditionProperty(
+                crawler_name=self.crawler.name, crawl_state="SUCCEEDED", logical_operator="EQUALS"
             ),
-            actions=[glue.CfnTrigger.ActionProperty(job_name=self.etl_job.job_name)],
+            then=self.etl_job.job_name,
         )
+        self._after(
+            "AfterCurate",
+            "etl-after-curate",
+            glue.CfnTrigger.ConditionProperty(
+                job_name=self.etl_job.job_name, state="SUCCEEDED", logical_operator="EQUALS"
+            ),
+            then=self.quality_job.job_name,
+        )
+
+    def _after(
+        self, id: str, name: str, condition: glue.CfnTrigger.ConditionProperty, *, then: str
+    ) -> None:
+        """A workflow step: start job `then` when `condition` holds."""
         glue.CfnTrigger(
             self,
-            "AfterCurate",
-            name=self.name("etl-after-curate"),
-            workflow_name=workflow,
+            id,
+            name=self.name(name),
+            workflow_name=self.workflow.workflow_name,
             type="CONDITIONAL",
             start_on_creation=True,
-            predicate=glue.CfnTrigger.PredicateProperty(
-                conditions=[
-                    glue.CfnTrigger.ConditionProperty(
-                        job_name=self.etl_job.job_name,
-                        state="SUCCEEDED",
-                        logical_operator="EQUALS",
-                    )
-                ]
-            ),
-            actions=[glue.CfnTrigger.ActionProperty(job_name=self.quality_job.job_name)],
+            predicate=glue.CfnTrigger.PredicateProperty(conditions=[condition]),
+            actions=[glue.CfnTrigger.ActionProperty(job_name=then)],
         )
 
     def _events(self, foundation: FoundationStack) -> None:
