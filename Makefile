@@ -40,9 +40,11 @@ $(STAMPS)/node: package.json package-lock.json $(STAMPS)/synth
 	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Headless Chromium opens the generated pages in the tests (Debian's package; root installs it).
-$(STAMPS)/chromium: | $(BIN)/python
+# Debian packages the tests need when the machine lacks them (root installs them): headless
+# Chromium opens the generated pages; a Java runtime runs local Spark for the ETL tests.
+$(STAMPS)/system: | $(BIN)/python
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v java >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
 	@mkdir -p $(STAMPS) && touch $@
 
 setup: $(STAMPS)/synth $(STAMPS)/node  ## install what `make synth` needs
@@ -65,7 +67,7 @@ lint: $(STAMPS)/dev  ## ruff lint and format check
 typecheck: $(STAMPS)/dev  ## mypy (strict) on the app, the constructs and the hooks
 	$(BIN)/mypy
 
-unit: setup-dev $(STAMPS)/chromium  ## pytest: manifest, stacks, cdk-nag, cfn-lint, hooks, ETL, ML scripts
+unit: setup-dev $(STAMPS)/system  ## pytest: manifest, stacks, cdk-nag, cfn-lint, hooks, ETL, ML scripts
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit  ## every check: lint, types, tests
@@ -73,13 +75,13 @@ test: lint typecheck unit  ## every check: lint, types, tests
 report: synth  ## write each product's architecture-review evidence pack to reports/
 	$(BIN)/python -m mlgate report $(MANIFEST) --outdir cdk.out --out reports
 
-bench: setup-dev  ## benchmarks (figures, not pass/fail): synth, scaling, hooks, ETL, make test
+bench: setup-dev $(STAMPS)/system  ## benchmarks (figures, not pass/fail): synth, scaling, hooks, ETL, make test
 	$(BIN)/python bench/synth_time.py
 	$(BIN)/python bench/hooks_latency.py
 	$(BIN)/python bench/etl_throughput.py
 	$(BIN)/python bench/test_time.py
 
-rehearse: setup-dev  ## play the whole release flow offline (moto, local Spark) with the real hooks
+rehearse: setup-dev $(STAMPS)/system  ## play the whole release flow offline (moto, local Spark) with the real hooks
 	$(BIN)/python -m mlgate.rehearsal
 
 dashboards: synth  ## render every synthesized dashboard to reports/dashboards/*.html
