@@ -14,7 +14,9 @@ from mlgate.constructs.compliance import acknowledge
 
 LAMBDAS = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
-# Powertools for AWS Lambda (Python) v3, published by AWS in every commercial region.
+# Powertools for AWS Lambda (Python) v3, published by AWS in every commercial region; the
+# version is the one its documentation lists (bump it with the layer, it cannot be resolved
+# offline).
 POWERTOOLS_LAYER = (
     "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:27"
 )

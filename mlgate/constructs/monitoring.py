@@ -294,6 +294,8 @@ class ProductMonitoring(Construct):
         )
         widgets.append(
             cw.GraphWidget(
+                # Metric names Glue Data Quality publishes with CloudWatch metrics enabled, as
+                # documented; not observable offline.
                 title=f"Latest data-quality result (Glue) — owner: {ml_lead.name}",
                 left=[
                     cw.Metric(

@@ -163,8 +163,14 @@ class DeliveryStack(ProductStack):
                     action_name="Evaluate",
                     lambda_=self.quality_gate.function,
                     inputs=[source],
+                    # CodePipeline resolves the variable, so the verdict joins the
+                    # execution's other gate events in the audit trail.
                     user_parameters_string=json.dumps(
-                        {"endpoint": endpoint_name(self.product, "staging"), "window_minutes": 60}
+                        {
+                            "endpoint": endpoint_name(self.product, "staging"),
+                            "window_minutes": 60,
+                            "execution": "#{codepipeline.PipelineExecutionId}",
+                        }
                     ),
                 )
             self.pipeline.add_stage(stage_name=naming.pascal(gate.name), actions=[action])
@@ -596,7 +602,10 @@ class DeliveryStack(ProductStack):
         return hook
 
     def _gate_wait_alarm(self, foundation: FoundationStack) -> str:
-        """A manual approval that outlived its timeout fails its action: on-call hears of it."""
+        """A manual approval that outlived its timeout fails its action: on-call hears of it.
+
+        The event shape (category Approval, state FAILED) is CodePipeline's documented action
+        execution event; it could not be observed offline."""
         rule = events.Rule(
             self,
             "GateExpired",

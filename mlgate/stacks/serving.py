@@ -630,6 +630,8 @@ class ServingStack(ProductStack):
                 detail_type=["SageMaker Processing Job State Change"],
                 detail={
                     "ProcessingJobStatus": ["Completed"],
+                    # Model Monitor's exit message for a run that found violations (as
+                    # documented; the rehearsal and tests use that shape).
                     "ExitMessage": [{"prefix": "CompletedWithViolations"}],
                     "MonitoringScheduleArn": [
                         {

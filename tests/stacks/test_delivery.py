@@ -50,6 +50,7 @@ def test_the_automated_gate_runs_the_quality_gate_hook_on_staging(synth: Any) ->
     assert json.loads(action["Configuration"]["UserParameters"]) == {
         "endpoint": "mlgate-fraud-detection-staging",
         "window_minutes": 60,
+        "execution": "#{codepipeline.PipelineExecutionId}",
     }
     delivery(synth).has_resource_properties(
         "AWS::Lambda::Function",
