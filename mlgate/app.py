@@ -8,10 +8,10 @@ import aws_cdk as cdk
 
 from mlgate.constructs.compliance import enable_compliance_checks
 from mlgate.constructs.monitoring import Hook
-from mlgate.manifest import ENV_NAMES, Manifest
+from mlgate.manifest import ENV_NAMES, EnvName, Manifest
 from mlgate.stacks.data import DataStack
 from mlgate.stacks.delivery import DeliveryStack
-from mlgate.stacks.foundation import FoundationStack
+from mlgate.stacks.foundation import EnvironmentFoundationStack, FoundationStack, SiteStack
 from mlgate.stacks.observability import ObservabilityStack
 from mlgate.stacks.serving import ServingStack
 from mlgate.stacks.training import TrainingStack
@@ -42,8 +42,17 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
     stacks.extra["data"] = data
     training = TrainingStack(app, manifest=manifest, foundation=foundation, data=data)
     stacks.extra["training"] = training
+    sites: dict[EnvName, SiteStack] = {}
+    for env in ENV_NAMES:
+        if manifest.is_remote(env):
+            sites[env] = EnvironmentFoundationStack(app, manifest=manifest, env_name=env)
+            stacks.extra[f"foundation-{env}"] = sites[env]
+        else:
+            sites[env] = foundation
     serving = {
-        env: ServingStack(app, manifest=manifest, env_name=env, foundation=foundation)
+        env: ServingStack(
+            app, manifest=manifest, env_name=env, foundation=foundation, site=sites[env]
+        )
         for env in ENV_NAMES
     }
     for env, stack in serving.items():
@@ -62,14 +71,18 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             ("pipeline_starter", training.starter),
         )
     ]
+    # A release gate that waited too long is a prod matter, shown where its alarm lives: the
+    # home account's prod dashboard, or staging's when prod is in another account.
+    gate_wait_env: EnvName = "staging" if manifest.is_remote("prod") else "prod"
     for env in ENV_NAMES:
+        local = [] if manifest.is_remote(env) else release_hooks
         stacks.extra[f"observability-{env}"] = ObservabilityStack(
             app,
             manifest=manifest,
             env_name=env,
-            foundation=foundation,
+            site=sites[env],
             serving=serving[env],
-            hooks=[*release_hooks, Hook("drift_responder", serving[env].drift_responder.function)],
-            external_alarms=[delivery.gate_wait_alarm_name] if env == "prod" else [],
+            hooks=[*local, Hook("drift_responder", serving[env].drift_responder.function)],
+            external_alarms=[delivery.gate_wait_alarm_name] if env == gate_wait_env else [],
         )
     return stacks

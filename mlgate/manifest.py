@@ -438,7 +438,8 @@ class Environments(_Model):
     staging: Environment
     """Where staging endpoints run; also home of the product-wide stacks."""
     prod: Environment
-    """Where prod endpoints run."""
+    """Where prod endpoints run: the staging account or another one (cross-account deploy
+    roles), in the staging region."""
 
 
 EnvName = Literal["staging", "prod"]
@@ -480,6 +481,11 @@ class Manifest(_Model):
 
     def env_serving(self, name: EnvName) -> EnvironmentServing:
         return getattr(self.serving, name)  # type: ignore[no-any-return]
+
+    def is_remote(self, name: EnvName) -> bool:
+        """True when the environment lives in another account than staging, the home of the
+        product-wide stacks (registry, pipelines, audit trail): it gets its own foundation."""
+        return self.environment(name).account != self.environments.staging.account
 
     @property
     def pipeline_gates(self) -> tuple[Gate, ...]:
@@ -549,6 +555,16 @@ class Manifest(_Model):
         if not self.pipeline_gates:
             problems.append(("gates", "at least one gate must run in CodePipeline"))
         problems.extend(self._rollout_problems())
+        if self.environments.prod.region != self.environments.staging.region:
+            problems.append(
+                (
+                    "environments.prod.region",
+                    f"'{self.environments.prod.region}' differs from staging's "
+                    f"'{self.environments.staging.region}'; the model registry, its artifacts "
+                    "and the release pipeline are regional, so prod may live in another "
+                    f"account but must stay in {self.environments.staging.region}",
+                )
+            )
 
         if problems:
             raise _CrossFieldErrors(problems)

@@ -35,6 +35,11 @@ def resource_name(product: str, *parts: str, max_length: int = 63) -> str:
     return f"{name[: max_length - 9].rstrip('-')}-{digest}"
 
 
+def endpoint_name(product: str, env: str) -> str:
+    """SageMaker endpoint names allow 63 characters."""
+    return resource_name(product, env, max_length=63)
+
+
 def alarm_name(product: str, env: str, tier: str, what: str, severity: str) -> str:
     """product/env/tier/what/severity, the one scheme every alarm follows."""
     return f"{PREFIX}/{product}/{env}/{tier}/{what}/{severity}"

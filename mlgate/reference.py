@@ -42,7 +42,8 @@ def _section(model: type[BaseModel], path: str, out: list[str], seen: set[type[B
             nested.append((sub, f"{path}.{name}{suffix}" if path else f"{name}{suffix}"))
         out.append(
             f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} "
-            f"| {(field.description or '').replace('|', '/')} |"
+            # A table row is one line: multi-line descriptions are folded.
+            f"| {' '.join((field.description or '').split()).replace('|', '/')} |"
         )
     out.append("")
     for sub, sub_path in nested:

@@ -49,23 +49,48 @@ class Synth:
         return sorted(self.outdir.glob("*.template.json"))
 
 
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """Synthesize every manifest under manifests/ once; cdk-nag failures raise here."""
+def _synthesize(manifests: list[Any], outdir: Path) -> Synth:
+    """Build and synthesize an app like `cdk synth`; cdk-nag failures raise here."""
     import json
 
     import aws_cdk as cdk
 
     from mlgate.app import build_app
-    from mlgate.manifest import load_manifests
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
     # The same feature flags as `cdk synth` reads from cdk.json, so tests see what deploys.
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     app = cdk.App(outdir=str(outdir), context=context)
-    products = build_app(app, load_manifests(ROOT / "manifests"))
+    products = build_app(app, manifests)
     app.synth()
     return Synth(products=products, outdir=outdir)
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Synthesize every manifest under manifests/ once."""
+    from mlgate.manifest import load_manifests
+
+    return _synthesize(load_manifests(ROOT / "manifests"), tmp_path_factory.mktemp("cdk.out"))
+
+
+PROD_ACCOUNT = "222222222222"
+
+
+def cross_account_manifest() -> Any:
+    """The default product with prod in an account of its own."""
+    import yaml
+
+    from mlgate.manifest import Manifest
+
+    raw = yaml.safe_load(DEFAULT_MANIFEST.read_text())
+    raw["environments"]["prod"]["account"] = PROD_ACCOUNT
+    return Manifest.model_validate(raw)
+
+
+@pytest.fixture(scope="session")
+def cross_account(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The default product synthesized with prod in another account than staging."""
+    return _synthesize([cross_account_manifest()], tmp_path_factory.mktemp("cross-account"))
 
 
 @pytest.fixture

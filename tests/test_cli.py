@@ -65,3 +65,17 @@ def test_readme_manifest_reference_is_current() -> None:
     assert section.strip() == manifest_reference().strip(), (
         "README.md is stale: run `python -m mlgate reference --write README.md`"
     )
+
+
+def test_every_reference_table_row_is_one_line() -> None:
+    from mlgate.reference import manifest_reference
+
+    tables = [b for b in manifest_reference().split("\n\n") if "|---|" in b]
+    assert len(tables) > 10
+    broken = [
+        line
+        for table in tables
+        for line in table.strip().splitlines()
+        if not (line.startswith("|") and line.endswith("|"))
+    ]
+    assert broken == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -40,7 +39,9 @@ def template_regions(outdir: Path) -> dict[str, str]:
     }
 
 
-def test_cfn_lint_finds_nothing_in_any_template(synth: Any) -> None:
+@pytest.mark.parametrize("app", ["synth", "cross_account"])
+def test_cfn_lint_finds_nothing_in_any_template(request: pytest.FixtureRequest, app: str) -> None:
+    synth = request.getfixturevalue(app)
     assert synth.template_files, "the app synthesized no template"
     regions = template_regions(synth.outdir)
     findings = [line for path in synth.template_files for line in lint(path, regions[path.name])]
@@ -55,7 +56,9 @@ def test_cfn_lint_would_catch_a_broken_template(tmp_path: Path) -> None:
     assert any("E3002" in line for line in lint(broken))
 
 
-def test_every_acknowledgment_names_its_reason(synth: Any) -> None:
+@pytest.mark.parametrize("app", ["synth", "cross_account"])
+def test_every_acknowledgment_names_its_reason(request: pytest.FixtureRequest, app: str) -> None:
+    synth = request.getfixturevalue(app)
     reasons = []
     for path in synth.template_files:
         for logical_id, resource in json.loads(path.read_text())["Resources"].items():

@@ -1,5 +1,9 @@
 """Every hook's role allows exactly the AWS calls its handler documents, in the synthesized
-templates: nothing it calls is missing, nothing it never calls is granted."""
+templates: nothing it calls is missing, nothing it never calls is granted.
+
+A hook that acts in another account documents those calls after "Under the assumed role when
+one is set:"; its own role needs them only where it has no role to assume, and the role it
+assumes (in the other account's template) must allow exactly them."""
 
 from __future__ import annotations
 
@@ -14,17 +18,39 @@ from .conftest import ROOT
 LAMBDAS = ROOT / "mlgate" / "lambdas"
 # Granted by the platform around every hook, not called by the handler's code.
 AMBIENT = re.compile(r"^(logs|kms|xray):")
+ASSUMED = "Under the assumed role when one is set:"
+HOOKS = {
+    "release", "deployer", "deploy_verifier", "quality_gate", "gate_notifier",
+    "gate_callback", "pipeline_starter", "drift_responder",
+}  # fmt: skip
 
 
-def documented_calls(hook: str) -> tuple[set[str], set[str]]:
-    """(calls the hook's role must allow, calls it makes with other credentials or optionally)."""
-    doc = ast.get_docstring(ast.parse((LAMBDAS / hook / "handler.py").read_text())) or ""
-    section = doc.split("AWS calls:", 1)[1]
+def _calls(text: str) -> tuple[set[str], set[str]]:
     required, exempt = set(), set()
-    for match in re.finditer(r"([a-z0-9-]+:[A-Za-z]+)(\s*\(([^)]*)\))?", section):
+    for match in re.finditer(r"([a-z0-9-]+:[A-Za-z]+)(\s*\(([^)]*)\))?", text):
         action, note = match.group(1), match.group(3) or ""
         (exempt if ("artifact" in note or "optional" in note) else required).add(action)
     return required, exempt
+
+
+def documented_calls(hook: str) -> tuple[set[str], set[str], set[str]]:
+    """(calls the hook's role must allow, calls it makes with other credentials or optionally,
+    calls it makes under the role it assumes when one is configured)."""
+    doc = ast.get_docstring(ast.parse((LAMBDAS / hook / "handler.py").read_text())) or ""
+    own, _, assumed = doc.split("AWS calls:", 1)[1].partition(ASSUMED)
+    required, exempt = _calls(own)
+    return required, exempt, _calls(assumed)[0]
+
+
+def policy_actions(resources: dict[str, Any], role: str) -> set[str]:
+    """Actions the IAM policies attached to the role with this logical id allow."""
+    allowed: set[str] = set()
+    for policy in resources.values():
+        if policy["Type"] == "AWS::IAM::Policy" and {"Ref": role} in policy["Properties"]["Roles"]:
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions = statement["Action"]
+                allowed.update([actions] if isinstance(actions, str) else actions)
+    return allowed
 
 
 def functions(outdir: Path) -> list[tuple[str, str, set[str]]]:
@@ -39,32 +65,28 @@ def functions(outdir: Path) -> list[tuple[str, str, set[str]]]:
             if not handler.endswith(".handler.handler"):
                 continue
             role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
-            allowed: set[str] = set()
-            for policy in resources.values():
-                if (
-                    policy["Type"] == "AWS::IAM::Policy"
-                    and {"Ref": role} in policy["Properties"]["Roles"]
-                ):
-                    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-                        actions = statement["Action"]
-                        allowed.update([actions] if isinstance(actions, str) else actions)
-            found.append((path.name, handler.split(".")[0], allowed))
+            found.append((path.name, handler.split(".")[0], policy_actions(resources, role)))
     return found
 
 
-def test_every_hook_role_allows_exactly_what_the_hook_calls(synth: Any) -> None:
-    hooks = functions(synth.outdir)
-    assert {h for _, h, _ in hooks} >= {
-        "release", "deployer", "deploy_verifier", "quality_gate", "gate_notifier",
-        "gate_callback", "pipeline_starter", "drift_responder",
-    }  # fmt: skip
-    problems = [p for template, hook, allowed in hooks for p in compare(template, hook, allowed)]
-    assert problems == []
+def named_roles(outdir: Path) -> dict[str, set[str]]:
+    """Role name -> actions it allows, for every role with a fixed name."""
+    found = {}
+    for path in sorted(outdir.glob("*.template.json")):
+        resources: dict[str, Any] = json.loads(path.read_text())["Resources"]
+        for logical_id, role in resources.items():
+            name = role["Properties"].get("RoleName") if role["Type"] == "AWS::IAM::Role" else None
+            if isinstance(name, str):
+                found[name] = policy_actions(resources, logical_id)
+    return found
 
 
 def compare(template: str, hook: str, allowed: set[str]) -> list[str]:
-    required, exempt = documented_calls(hook)
+    required, exempt, assumed = documented_calls(hook)
     granted = {a for a in allowed if not AMBIENT.match(a)}
+    # With a role to assume, the calls under it may or may not be the hook's own (both, when
+    # one environment is local and another remote); without one, they are its own.
+    (exempt if "sts:AssumeRole" in granted else required).update(assumed)
     problems = []
     if missing := required - granted:
         problems.append(f"{template} {hook}: calls {sorted(missing)} but may not")
@@ -75,8 +97,34 @@ def compare(template: str, hook: str, allowed: set[str]) -> list[str]:
     return problems
 
 
+def check(outdir: Path) -> list[str]:
+    hooks = functions(outdir)
+    assert {h for _, h, _ in hooks} >= HOOKS
+    return [p for template, hook, allowed in hooks for p in compare(template, hook, allowed)]
+
+
+def test_every_hook_role_allows_exactly_what_the_hook_calls(synth: Any) -> None:
+    assert check(synth.outdir) == []
+
+
+def test_with_prod_elsewhere_hooks_and_the_roles_they_assume_allow_exactly_their_calls(
+    cross_account: Any,
+) -> None:
+    from mlgate import accounts
+
+    assert check(cross_account.outdir) == []
+    manifest = cross_account.products[0].manifest
+    roles = named_roles(cross_account.outdir)
+    for hook, role in (
+        ("deployer", accounts.deploy_role(manifest, "prod")),
+        ("deploy_verifier", accounts.verify_role(manifest, "prod")),
+        ("drift_responder", accounts.retrain_role(manifest, "prod")),
+    ):
+        assert roles[role] == documented_calls(hook)[2], (hook, role)
+
+
 def test_the_check_notices_a_missing_an_extra_and_a_wildcard_grant() -> None:
-    required, _ = documented_calls("gate_callback")
+    required, _, _ = documented_calls("gate_callback")
     assert compare("t", "gate_callback", required) == []
     assert compare("t", "gate_callback", required - {"codepipeline:PutApprovalResult"}) == [
         "t gate_callback: calls ['codepipeline:PutApprovalResult'] but may not"
@@ -85,3 +133,13 @@ def test_the_check_notices_a_missing_an_extra_and_a_wildcard_grant() -> None:
         "t gate_callback: may ['s3:*'] but never calls it",
         "t gate_callback: wildcard actions ['s3:*']",
     ]
+
+
+def test_calls_under_an_assumed_role_are_the_hooks_own_when_it_assumes_none() -> None:
+    required, _, assumed = documented_calls("deploy_verifier")
+    assert "sagemaker:InvokeEndpoint" in assumed
+    assert compare("t", "deploy_verifier", required | assumed) == []
+    assert compare("t", "deploy_verifier", required) == [
+        f"t deploy_verifier: calls {sorted(assumed)} but may not"
+    ]
+    assert compare("t", "deploy_verifier", required | {"sts:AssumeRole"}) == []

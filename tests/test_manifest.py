@@ -133,6 +133,13 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "did you mean 'eu-west-1'?",
     ),
     (
+        "prod in another region than staging",
+        _set("environments.prod.region", "us-east-1"),
+        "environments.prod.region: 'us-east-1' differs from staging's 'eu-west-1'; the model "
+        "registry, its artifacts and the release pipeline are regional, so prod may live in "
+        "another account but must stay in eu-west-1",
+    ),
+    (
         "approver who is not a contact",
         _set("gates.2.approvers", ["alise"]),
         "gates[2].approvers[0]: 'alise' is not a declared contact; did you mean 'alice'?",

@@ -29,6 +29,8 @@ class HookFunction(Construct):
 
     The role starts empty but for writing its own log group; the stack grants what the hook
     calls, so the role in the template is the hook's exact contract. Logs are kept for a year.
+    `role_name` fixes the role's name where a role of another account trusts it by name
+    (mlgate/accounts.py); otherwise CloudFormation names it.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class HookFunction(Construct):
         environment: dict[str, str],
         timeout: Duration | None = None,
         memory_size: int = 256,
+        role_name: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not (LAMBDAS / hook / "handler.py").is_file():
@@ -55,6 +58,7 @@ class HookFunction(Construct):
         self.role = iam.Role(
             self,
             "Role",
+            role_name=role_name,
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{hook} hook: writes its logs; the stack grants what it calls",
         )

@@ -51,7 +51,7 @@ class ProductMonitoring(Construct):
         endpoint: str,
         variant: str,
         glue_jobs: list[str],
-        training_pipeline: str,
+        training_pipeline: str | None,
         hooks: list[Hook],
         external_alarms: list[str],
     ) -> None:
@@ -321,7 +321,7 @@ class ProductMonitoring(Construct):
             period=Duration.minutes(1),
         )
 
-    def _system_tier(self, glue_jobs: list[str], pipeline: str, hooks: list[Hook]) -> None:
+    def _system_tier(self, glue_jobs: list[str], pipeline: str | None, hooks: list[Hook]) -> None:
         self.dashboard.add_widgets(
             cw.TextWidget(markdown="## Tier 3 — System health", width=WIDTH, height=1)
         )
@@ -339,7 +339,7 @@ class ProductMonitoring(Construct):
         )
         owner = f" — owner: {on_call.name}"
         host = "/aws/sagemaker/Endpoints"
-        self.dashboard.add_widgets(
+        widgets: list[cw.IWidget] = [
             cw.GraphWidget(
                 title=f"Invocations{owner}",
                 left=[self._endpoint("Invocations", "Sum")],
@@ -378,22 +378,26 @@ class ProductMonitoring(Construct):
                 width=8,
                 height=6,
             ),
-            cw.GraphWidget(
-                title=f"Training pipeline executions{owner}",
-                left=[
-                    cw.Metric(
-                        namespace="AWS/Sagemaker/ModelBuildingPipeline",
-                        metric_name=name,
-                        dimensions_map={"PipelineName": pipeline},
-                        statistic="Sum",
-                        period=Duration.hours(1),
-                    )
-                    for name in ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed")
-                ],
-                width=8,
-                height=6,
-            ),
-        )
+        ]
+        if pipeline:  # None where the pipeline runs in another account (the home dashboard has it)
+            widgets.append(
+                cw.GraphWidget(
+                    title=f"Training pipeline executions{owner}",
+                    left=[
+                        cw.Metric(
+                            namespace="AWS/Sagemaker/ModelBuildingPipeline",
+                            metric_name=name,
+                            dimensions_map={"PipelineName": pipeline},
+                            statistic="Sum",
+                            period=Duration.hours(1),
+                        )
+                        for name in ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed")
+                    ],
+                    width=8,
+                    height=6,
+                )
+            )
+        self.dashboard.add_widgets(*widgets)
         self.dashboard.add_widgets(
             *[
                 cw.GraphWidget(

@@ -4,6 +4,7 @@ through the manifest's stage gates, with the hooks that post, take and record de
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -20,7 +21,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from mlgate import naming
+from mlgate import accounts, naming
 from mlgate.constructs.compliance import (
     KEY_GRANT_FINDINGS,
     acknowledge,
@@ -31,25 +32,16 @@ from mlgate.constructs.hooks import HookFunction
 from mlgate.constructs.storage import SecureBucket
 from mlgate.gates import encoded, gate_context, thresholds
 from mlgate.manifest import ENV_NAMES, EnvName, Gate, GateKind, Manifest
+from mlgate.naming import endpoint_name
 from mlgate.stacks.base import ProductStack
 from mlgate.stacks.data import DataStack
 from mlgate.stacks.foundation import FoundationStack
-from mlgate.stacks.serving import endpoint_name
 from mlgate.stacks.training import model_package_group_name
 
 RELEASE_KEY = "release.json"
 # One feature row as the endpoint receives it (the preprocess layout: 6 numeric, 24 one-hot);
 # tests/stacks/test_delivery.py checks it against mlgate/ml/scripts/preprocess.py.
 SAMPLE_RECORD = ",".join(["120.5", "0", "2.1", "3.4", "240", "3"] + ["0"] * 24)
-
-
-def serving_stack_name(manifest: Manifest, env: EnvName) -> str:
-    return naming.stack_name(manifest.product.name, "serving", env)
-
-
-def deploy_role_name(manifest: Manifest, env: EnvName) -> str:
-    """The role the deployer assumes in an environment that lives in another account."""
-    return naming.resource_name(manifest.product.name, env, "deploy", max_length=64)
 
 
 def gate_summary(manifest: Manifest, gate: Gate) -> str:
@@ -124,6 +116,7 @@ class DeliveryStack(ProductStack):
             hook="deployer",
             description="Updates a Serving stack with the released model version",
             environment={},
+            role_name=accounts.deployer_role(manifest),
             timeout=Duration.minutes(1),
         )
         self.verifier = self._verifier()
@@ -185,12 +178,17 @@ class DeliveryStack(ProductStack):
     def _add_deploy_stage(self, env: EnvName, source: codepipeline.Artifact) -> None:
         params: dict[str, str] = {
             "environment": env,
-            "stack": serving_stack_name(self.manifest, env),
+            "stack": accounts.serving_stack_name(self.manifest, env),
         }
-        target = self.manifest.environment(env)
-        if target.account != self.account:
-            params["role_arn"] = (
-                f"arn:aws:iam::{target.account}:role/{deploy_role_name(self.manifest, env)}"
+        checks = {"environment": env, "endpoint": endpoint_name(self.product, env)}
+        if self.manifest.is_remote(env):
+            # The hooks act in the environment's account through its deploy and verify roles.
+            account = self.manifest.environment(env).account
+            params["role_arn"] = accounts.role_arn(
+                account, accounts.deploy_role(self.manifest, env)
+            )
+            checks["role_arn"] = accounts.role_arn(
+                account, accounts.verify_role(self.manifest, env)
             )
         self.pipeline.add_stage(
             stage_name=f"Deploy{env.capitalize()}",
@@ -210,9 +208,7 @@ class DeliveryStack(ProductStack):
                     action_name=f"CheckEndpoint{env.capitalize()}",
                     lambda_=self.verifier.function,
                     inputs=[source],
-                    user_parameters_string=json.dumps(
-                        {"environment": env, "endpoint": endpoint_name(self.product, env)}
-                    ),
+                    user_parameters_string=json.dumps(checks, sort_keys=True),
                 )
             ],
         )
@@ -246,54 +242,38 @@ class DeliveryStack(ProductStack):
         )
 
     def _grant_deployer(self) -> None:
-        """The deployer updates the two Serving stacks and nothing else."""
-        role = self.deployer.role
-        stacks, exec_roles = [], []
-        for env in ENV_NAMES:
-            target = self.manifest.environment(env)
-            stacks.append(
-                f"arn:aws:cloudformation:{target.region}:{target.account}:stack/"
-                f"{serving_stack_name(self.manifest, env)}/*"
-            )
-            # UpdateStack runs as the role `cdk deploy` attached to the stack (the bootstrap
-            # CloudFormation execution role), which the caller must be allowed to pass.
-            exec_roles.append(
-                f"arn:aws:iam::{target.account}:role/"
-                f"cdk-hnb659fds-cfn-exec-role-{target.account}-{target.region}"
-            )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "cloudformation:DescribeStacks",
-                    "cloudformation:DescribeStackEvents",
-                    "cloudformation:UpdateStack",
-                ],
-                resources=sorted(set(stacks)),
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=sorted(set(exec_roles)),
-                conditions={
-                    "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
-                },
-            )
-        )
-        policy = role.node.find_child("DefaultPolicy")
-        for arn in sorted(set(stacks)):
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::{arn}]",
-                "A stack ARN ends in the stack id CloudFormation generates; the stack name "
-                "before it is fixed, so this names exactly one Serving stack.",
-            )
+        """The deployer updates the Serving stacks and nothing else."""
+        self._grant_release_access(self.deployer, accounts.deploy_access, accounts.deploy_role)
         acknowledge(
-            policy,
+            self.deployer.role.node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5[Resource::*]",
             "codepipeline:PutJobSuccessResult and PutJobFailureResult, granted by the Lambda "
             "pipeline action, support no resource-level permissions.",
         )
+
+    def _grant_release_access(
+        self,
+        hook: HookFunction,
+        access: Callable[[Manifest, EnvName], tuple[list[iam.PolicyStatement], accounts.Findings]],
+        remote_role: Callable[[Manifest, EnvName], str],
+    ) -> None:
+        """What `access` allows in each environment: directly in the home account, through the
+        environment's own role (sts:AssumeRole) in another account."""
+        for env in ENV_NAMES:
+            if self.manifest.is_remote(env):
+                account = self.manifest.environment(env).account
+                hook.role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=["sts:AssumeRole"],
+                        resources=[accounts.role_arn(account, remote_role(self.manifest, env))],
+                    )
+                )
+                continue
+            statements, findings = access(self.manifest, env)
+            for statement in statements:
+                hook.role.add_to_policy(statement)
+            for finding, reason in findings.items():
+                acknowledge(hook.role.node.find_child("DefaultPolicy"), finding, reason)
 
     def _acknowledge_pipeline_grants(self) -> None:
         """CodePipeline's roles carry CDK's standard grants; each is acknowledged for its cause."""
@@ -374,36 +354,15 @@ class DeliveryStack(ProductStack):
             hook="deploy_verifier",
             description="Fails the stage on a silent rollback or a failing sample invocation",
             environment={"SAMPLE_PAYLOAD": SAMPLE_RECORD},
+            role_name=accounts.verifier_role(self.manifest),
         )
-        endpoints = [
-            self._sagemaker_arn("endpoint", endpoint_name(self.product, e)) for e in ENV_NAMES
-        ]
-        hook.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
-                resources=endpoints,
-            )
-        )
+        self._grant_release_access(hook, accounts.verify_access, accounts.verify_role)
         acknowledge(
             hook.role.node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5[Resource::*]",
             "The verifier reports to CodePipeline; PutJobSuccessResult and PutJobFailureResult "
             "support no resource-level permission.",
         )
-        configs = [self._sagemaker_arn("endpoint-config", "*"), self._sagemaker_arn("model", "*")]
-        hook.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
-                resources=configs,
-            )
-        )
-        for arn in configs:
-            acknowledge(
-                hook.role.node.find_child("DefaultPolicy"),
-                f"AwsSolutions-IAM5[Resource::{arn}]",
-                "CloudFormation names endpoint configs and models at deploy time; the verifier "
-                "only describes the ones the product's endpoints point to.",
-            )
         return hook
 
     def _quality_gate(self) -> HookFunction:

@@ -1,31 +1,46 @@
-"""Foundation: the product's KMS key, artifact bucket and on-call topic."""
+"""Foundation: the product's KMS key, artifact bucket and on-call topic.
+
+The home foundation (staging's account) serves the product-wide stacks and every environment
+in that account. An environment in another account gets its own foundation there: a key,
+a bucket for captured traffic and monitoring reports, an on-call topic, and the roles the home
+release hooks assume to deploy and verify it.
+"""
 
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
+from mlgate import accounts
+from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.storage import AccessLogBucket, SecureBucket
-from mlgate.manifest import Manifest
+from mlgate.manifest import EnvName, Manifest
 from mlgate.stacks.base import ProductStack
 
 
-class FoundationStack(ProductStack):
-    component = "foundation"
+def key_alias(manifest: Manifest, env: EnvName | None = None) -> str:
+    return "/".join(["alias/mlgate", manifest.product.name, *([env] if env else [])])
 
-    def __init__(self, scope: Construct, *, manifest: Manifest) -> None:
-        super().__init__(
-            scope, manifest=manifest, description="KMS key, artifact bucket, on-call topic"
-        )
+
+class SiteStack(ProductStack):
+    """What every account the product runs in holds: key, buckets, on-call topic."""
+
+    key: kms.Key
+    access_logs: s3.Bucket
+    artifacts: s3.Bucket
+    on_call_topic: sns.Topic
+
+    def _site(self, manifest: Manifest, what: str) -> None:
         self.key = kms.Key(
             self,
             "ProductKey",
-            alias=f"alias/mlgate/{self.product}",
-            description=f"Encrypts every data store of the {self.product} ML product",
+            alias=key_alias(manifest, self.env_name),
+            description=f"Encrypts every data store of the {self.product} ML product{what}",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
             pending_window=Duration.days(30),
@@ -70,9 +85,103 @@ class FoundationStack(ProductStack):
             self,
             "OnCallTopic",
             topic_name=self.name("on-call"),
-            display_name=f"{manifest.product.display_name} on-call",
+            display_name=f"{manifest.product.display_name} on-call{what}",
             master_key=self.key,
             enforce_ssl=True,
         )
         on_call = manifest.contact(manifest.product.owners.on_call)
         self.on_call_topic.add_subscription(subs.EmailSubscription(on_call.email))
+
+
+class FoundationStack(SiteStack):
+    """The home foundation, in staging's account."""
+
+    component = "foundation"
+
+    def __init__(self, scope: Construct, *, manifest: Manifest) -> None:
+        super().__init__(
+            scope, manifest=manifest, description="KMS key, artifact bucket, on-call topic"
+        )
+        self._site(manifest, "")
+        for env in accounts.remote_envs(manifest):
+            self._share_artifacts(env)
+
+    def _share_artifacts(self, env: EnvName) -> None:
+        """A remote environment's model and monitor roles read a released version's artifacts
+        and baseline (training prefix only) and decrypt them through S3, nothing else."""
+        account = self.manifest.environment(env).account
+        principal = accounts.trusted_roles(account, *accounts.artifact_readers(self.manifest, env))
+        self.artifacts.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"{env.capitalize()}ReadsReleasedVersions",
+                principals=[principal],
+                actions=["s3:GetObject"],
+                resources=[self.artifacts.arn_for_objects(f"training/{self.product}/*")],
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"{env.capitalize()}DecryptsReleasedVersions",
+                principals=[principal],
+                actions=["kms:Decrypt", "kms:DescribeKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+            )
+        )
+
+
+class EnvironmentFoundationStack(SiteStack):
+    """The foundation of an environment in another account than home."""
+
+    component = "foundation"
+
+    def __init__(self, scope: Construct, *, manifest: Manifest, env_name: EnvName) -> None:
+        super().__init__(
+            scope,
+            manifest=manifest,
+            env_name=env_name,
+            description=f"{env_name} account: KMS key, capture bucket, on-call topic, the "
+            "roles the release pipeline assumes",
+        )
+        self._site(manifest, f" ({env_name})")
+        home = accounts.home_account(manifest)
+        self.deploy_role = self._release_role(
+            "DeployRole",
+            accounts.deploy_role(manifest, env_name),
+            accounts.trusted_roles(home, accounts.deployer_role(manifest)),
+            *accounts.deploy_access(manifest, env_name),
+            what="updates the Serving stack with a released model version",
+        )
+        self.verify_role = self._release_role(
+            "VerifyRole",
+            accounts.verify_role(manifest, env_name),
+            accounts.trusted_roles(home, accounts.verifier_role(manifest)),
+            *accounts.verify_access(manifest, env_name),
+            what="checks that the endpoint serves the released version",
+        )
+
+    def _release_role(
+        self,
+        id: str,
+        name: str,
+        trusted: iam.IPrincipal,
+        statements: list[iam.PolicyStatement],
+        findings: accounts.Findings,
+        *,
+        what: str,
+    ) -> iam.Role:
+        role = iam.Role(
+            self,
+            id,
+            role_name=name,
+            assumed_by=trusted,
+            description=f"Assumed by the {self.product} release pipeline's hook from the home "
+            f"account: {what}",
+            max_session_duration=Duration.hours(1),
+        )
+        for statement in statements:
+            role.add_to_policy(statement)
+        policy = role.node.find_child("DefaultPolicy")
+        for finding, reason in findings.items():
+            acknowledge(policy, finding, reason)
+        return role

@@ -8,7 +8,7 @@ from mlgate.constructs.monitoring import Hook, ProductMonitoring
 from mlgate.events import etl_job_name, quality_job_name
 from mlgate.manifest import EnvName, Manifest
 from mlgate.stacks.base import ProductStack
-from mlgate.stacks.foundation import FoundationStack
+from mlgate.stacks.foundation import SiteStack
 from mlgate.stacks.serving import VARIANT, ServingStack
 from mlgate.stacks.training import training_pipeline_name
 
@@ -22,7 +22,7 @@ class ObservabilityStack(ProductStack):
         *,
         manifest: Manifest,
         env_name: EnvName,
-        foundation: FoundationStack,
+        site: SiteStack,
         serving: ServingStack,
         hooks: list[Hook],
         external_alarms: list[str],
@@ -33,17 +33,20 @@ class ObservabilityStack(ProductStack):
             env_name=env_name,
             description=f"{env_name} dashboard by metric tier, alarms with owners and runbooks",
         )
+        # Product-wide jobs (ETL, training) run in the home account; an environment in another
+        # account shows only what runs there (the home dashboards show the rest).
+        home = not manifest.is_remote(env_name)
         self.monitoring = ProductMonitoring(
             self,
             "Monitoring",
             manifest=manifest,
             env=env_name,
-            key=foundation.key,
-            on_call=foundation.on_call_topic,
+            key=site.key,
+            on_call=site.on_call_topic,
             endpoint=serving.endpoint_name,
             variant=VARIANT,
-            glue_jobs=[etl_job_name(self.product), quality_job_name(self.product)],
-            training_pipeline=training_pipeline_name(self.product),
+            glue_jobs=[etl_job_name(self.product), quality_job_name(self.product)] if home else [],
+            training_pipeline=training_pipeline_name(self.product) if home else None,
             hooks=hooks,
             external_alarms=[*serving.rollback_alarm_names, serving.drift_alarm_name,
                              *external_alarms],

@@ -19,15 +19,17 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlgate import naming
+from mlgate import accounts, naming
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.hooks import HookFunction
 from mlgate.manifest import EnvName, Manifest, RolloutPolicy, SloKind
 from mlgate.ml.pipeline import image_uris
+from mlgate.naming import endpoint_name
 from mlgate.stacks.base import ProductStack
-from mlgate.stacks.foundation import FoundationStack
+from mlgate.stacks.foundation import FoundationStack, SiteStack, key_alias
 from mlgate.stacks.training import training_pipeline_name
 
 VARIANT = "AllTraffic"
@@ -35,10 +37,6 @@ MONITOR_INSTANCE = "ml.m5.large"
 CAPTURE_PREFIX = "datacapture"
 NO_MODEL = "none"
 NO_BASELINE = "s3://no-model-released-yet"  # never read: monitoring waits for a release
-
-
-def endpoint_name(product: str, env: str) -> str:
-    return naming.resource_name(product, env, max_length=63)
 
 
 class ServingStack(ProductStack):
@@ -51,7 +49,10 @@ class ServingStack(ProductStack):
         manifest: Manifest,
         env_name: EnvName,
         foundation: FoundationStack,
+        site: SiteStack,
     ) -> None:
+        """`foundation` is the product's home; `site` is the foundation of the environment's
+        account (the home foundation itself when the environment lives there)."""
         super().__init__(
             scope,
             manifest=manifest,
@@ -90,17 +91,14 @@ class ServingStack(ProductStack):
                 Fn.condition_equals(self.model_package.value_as_string, NO_MODEL)
             ),
         )
-        if (self.account, self.region) != (foundation.account, foundation.region):
-            raise ValueError(
-                f"{self.product}: environments.{env_name} ({self.account}, {self.region}) differs "
-                f"from staging ({foundation.account}, {foundation.region}); mlgate serves every "
-                "environment from the product's home account and region for now"
-            )
-        self.key = foundation.key
-        self.artifacts_bucket = foundation.bucket_name("artifacts")
-        artifacts = foundation.bucket_arn("artifacts")
-        self.capture_uri = f"s3://{foundation.bucket_name('artifacts')}/{CAPTURE_PREFIX}/{env_name}"
-        self.model_role = self._model_role(artifacts)
+        self.remote = manifest.is_remote(env_name)
+        self.site = site
+        self.key = site.key
+        self.artifacts_bucket = site.bucket_name("artifacts")
+        # Released versions (model artifacts, baselines) live in the home artifact bucket.
+        self.home_artifacts = foundation.bucket_arn("artifacts")
+        self.capture_uri = f"s3://{self.artifacts_bucket}/{CAPTURE_PREFIX}/{env_name}"
+        self.model_role = self._model_role()
         images = image_uris(self.region, manifest.model.framework_version)
 
         model = sagemaker.CfnModel(
@@ -144,7 +142,7 @@ class ServingStack(ProductStack):
             ),
         )
         self.rollback_alarm_names: list[str] = []
-        self.rollback_alarms = self._rollback_alarms(foundation)
+        self.rollback_alarms = self._rollback_alarms(site.on_call_topic)
         endpoint_deps = self.rollback_alarms
         endpoint = sagemaker.CfnEndpoint(
             self,
@@ -166,9 +164,9 @@ class ServingStack(ProductStack):
         for alarm in endpoint_deps:
             endpoint.node.add_dependency(alarm)
         self.scaling = self._autoscaling(endpoint, has_model)
-        self.monitor_role = self._monitor_role(artifacts)
+        self.monitor_role = self._monitor_role(site.bucket_arn("artifacts"))
         self.schedules = self._monitoring(images["model-monitor"], endpoint, has_model)
-        self.drift_table, self.drift_responder = self._drift_loop(foundation)
+        self.drift_table, self.drift_responder = self._drift_loop(site.on_call_topic)
 
     # --- blue/green and rollback -----------------------------------------------------------
 
@@ -207,7 +205,7 @@ class ServingStack(ProductStack):
             period=Duration.seconds(period),
         )
 
-    def _rollback_alarms(self, foundation: FoundationStack) -> list[cloudwatch.Alarm]:
+    def _rollback_alarms(self, on_call: sns.ITopic) -> list[cloudwatch.Alarm]:
         """One alarm per manifest SLO: they page on-call and roll a deployment back."""
         env = self.env_name or "staging"
         alarms = []
@@ -263,7 +261,7 @@ class ServingStack(ProductStack):
                 # No traffic is not an outage: quiet endpoints must not roll deployments back.
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
-            alarm.add_alarm_action(cw_actions.SnsAction(foundation.on_call_topic))
+            alarm.add_alarm_action(cw_actions.SnsAction(on_call))
             alarms.append(alarm)
         return alarms
 
@@ -304,10 +302,12 @@ class ServingStack(ProductStack):
 
     # --- Model Monitor ---------------------------------------------------------------------
 
-    def _model_role(self, artifacts: str) -> iam.Role:
+    def _model_role(self) -> iam.Role:
+        artifacts = self.home_artifacts
         role = iam.Role(
             self,
             "ModelRole",
+            role_name=accounts.model_role(self.manifest, self.env_name or "staging"),
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Hosts the approved model: reads its artifacts and image only",
         )
@@ -318,7 +318,7 @@ class ServingStack(ProductStack):
             )
         )
         self._pull_images(role)
-        self.key.grant_decrypt(role)
+        self._decrypt_released_versions(role)
         acknowledge(
             role.node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5[Resource::*]",
@@ -349,10 +349,36 @@ class ServingStack(ProductStack):
             iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
         )
 
+    def _decrypt_released_versions(self, role: iam.Role) -> None:
+        """Released versions are encrypted with the home key. In the home account that is this
+        stack's key; from another account, the key is named by its alias (its id is not known
+        here) and its key policy lets only this environment's model and monitor roles in."""
+        if not self.remote:
+            self.key.grant_decrypt(role)
+            return
+        home = self.manifest.environments.staging
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[f"arn:aws:kms:{home.region}:{home.account}:key/*"],
+                conditions={
+                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": key_alias(self.manifest)},
+                    "StringEquals": {"kms:ViaService": f"s3.{home.region}.amazonaws.com"},
+                },
+            )
+        )
+        acknowledge(
+            role.node.find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::arn:aws:kms:{home.region}:{home.account}:key/*]",
+            f"The {self.env_name} account cannot know the home key's id; the grant is limited "
+            f"to the key aliased {key_alias(self.manifest)}, used through S3 only.",
+        )
+
     def _monitor_role(self, artifacts: str) -> iam.Role:
         role = iam.Role(
             self,
             "MonitorRole",
+            role_name=accounts.monitor_role(self.manifest, self.env_name or "staging"),
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Model Monitor jobs: read captured traffic and baselines, write reports",
         )
@@ -364,10 +390,16 @@ class ServingStack(ProductStack):
                     artifacts,
                     f"{artifacts}/{CAPTURE_PREFIX}/{env}/*",
                     f"{artifacts}/monitoring/{env}/*",
-                    f"{artifacts}/training/{self.product}/*",
                 ],
             )
         )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"{self.home_artifacts}/training/{self.product}/*"],
+            )
+        )
+        self._decrypt_released_versions(role)
         ground_truth = self.manifest.monitoring.ground_truth_s3_uri
         if ground_truth:
             bucket, _, prefix = ground_truth.removeprefix("s3://").partition("/")
@@ -396,7 +428,9 @@ class ServingStack(ProductStack):
         findings = {
             f"{artifacts}/{CAPTURE_PREFIX}/{env}/*": "captured requests of this environment",
             f"{artifacts}/monitoring/{env}/*": "monitoring reports of this environment",
-            f"{artifacts}/training/{self.product}/*": "baselines registered with the version",
+            f"{self.home_artifacts}/training/{self.product}/*": (
+                "baselines registered with the version"
+            ),
             f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*": (
                 "logs of monitoring jobs, in groups SageMaker names"
             ),
@@ -557,7 +591,7 @@ class ServingStack(ProductStack):
 
     # --- drift -> retraining -----------------------------------------------------------------
 
-    def _drift_loop(self, foundation: FoundationStack) -> tuple[dynamodb.TableV2, HookFunction]:
+    def _drift_loop(self, on_call: sns.ITopic) -> tuple[dynamodb.TableV2, HookFunction]:
         """Monitoring executions with violations start retraining, once per cool-down."""
         table = dynamodb.TableV2(
             self,
@@ -575,30 +609,43 @@ class ServingStack(ProductStack):
         monitoring = self.manifest.monitoring
         pipeline = training_pipeline_name(self.product)
         home = self.manifest.environment("staging")
+        env = self.env_name or "staging"
         pipeline_arn = f"arn:aws:sagemaker:{home.region}:{home.account}:pipeline/{pipeline}"
         hook = HookFunction(
             self,
             "DriftResponder",
             hook="drift_responder",
+            role_name=accounts.drift_role(self.manifest, env),
             description="Starts retraining on drift, at most once per cool-down",
             environment={
                 "PIPELINE_NAME": pipeline,
                 "COOLDOWN_TABLE": table.table_name,
                 "COOLDOWN_HOURS": str(monitoring.retrain_cooldown_hours),
-                "OWNERS_TOPIC_ARN": foundation.on_call_topic.topic_arn,
+                "OWNERS_TOPIC_ARN": on_call.topic_arn,
                 "ENDPOINT_NAME": self.endpoint_name,
                 "PRODUCT": self.product,
                 "ENVIRONMENT": self.env_name or "staging",
             },
         )
         table.grant(hook.function, "dynamodb:PutItem", "dynamodb:GetItem")
-        foundation.on_call_topic.grant_publish(hook.function)
-        hook.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
-                resources=[pipeline_arn],
+        on_call.grant_publish(hook.function)
+        if self.remote:
+            # The pipeline lives in the home account: start it through the home retrain role.
+            retrain = accounts.role_arn(home.account, accounts.retrain_role(self.manifest, env))
+            hook.function.add_environment("RETRAIN_ROLE_ARN", retrain)
+            hook.role.add_to_policy(
+                iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[retrain])
             )
-        )
+        else:
+            hook.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "sagemaker:ListPipelineExecutions",
+                        "sagemaker:StartPipelineExecution",
+                    ],
+                    resources=[pipeline_arn],
+                )
+            )
         hook.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
@@ -672,5 +719,5 @@ class ServingStack(ProductStack):
             # Monitoring runs hourly; an hour without a report is no evidence of drift.
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.drift_alarm.add_alarm_action(cw_actions.SnsAction(foundation.on_call_topic))
+        self.drift_alarm.add_alarm_action(cw_actions.SnsAction(on_call))
         return table, hook

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -15,11 +16,11 @@ from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from mlgate import accounts, naming
 from mlgate import events as mlgate_events
-from mlgate import naming
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.hooks import HookFunction
-from mlgate.manifest import Manifest
+from mlgate.manifest import EnvName, Manifest
 from mlgate.ml import pipeline as authored
 from mlgate.stacks.base import ProductStack
 from mlgate.stacks.data import DataStack
@@ -161,6 +162,58 @@ class TrainingStack(ProductStack):
             schedule=events.Schedule.expression(manifest.model.retrain_schedule),
             targets=[target],
         )
+        self.retrain_roles = {
+            env: self._share_with(env, pipeline_arn) for env in accounts.remote_envs(manifest)
+        }
+
+    def _share_with(self, env: EnvName, pipeline_arn: str) -> iam.Role:
+        """An environment in another account deploys this registry's versions and starts
+        retraining when its endpoint drifts: the group's resource policy lets that account
+        read and deploy versions (never approve them), and a retrain role lets its drift
+        responder, and only it, start the pipeline."""
+        account = self.manifest.environment(env).account
+        group = model_package_group_name(self.product)
+        arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
+        policy = self.group.model_package_group_policy or {"Version": "2012-10-17",
+                                                           "Statement": []}  # fmt: skip
+        policy["Statement"].extend(
+            [
+                {
+                    "Sid": f"{env.capitalize()}DescribesGroup",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": ["sagemaker:DescribeModelPackageGroup"],
+                    "Resource": f"{arn}:model-package-group/{group}",
+                },
+                {
+                    "Sid": f"{env.capitalize()}DeploysVersions",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": [
+                        "sagemaker:DescribeModelPackage",
+                        "sagemaker:ListModelPackages",
+                        "sagemaker:CreateModel",
+                    ],
+                    "Resource": f"{arn}:model-package/{group}/*",
+                },
+            ]
+        )
+        self.group.model_package_group_policy = policy
+        role = iam.Role(
+            self,
+            f"Retrain{env.capitalize()}",
+            role_name=accounts.retrain_role(self.manifest, env),
+            assumed_by=accounts.trusted_roles(account, accounts.drift_role(self.manifest, env)),
+            description=f"Assumed by the {env} drift responder ({account}) to start retraining",
+            max_session_duration=Duration.hours(1),
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
+                resources=[pipeline_arn],
+            )
+        )
+        return role
 
     def _grant(
         self,

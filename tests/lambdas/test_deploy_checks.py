@@ -127,6 +127,42 @@ def test_verifier_fails_an_endpoint_that_is_not_in_service(verifier: Any, monkey
     assert result["reason"] == f"staging: endpoint {ENDPOINT} is Updating, not InService"
 
 
+def test_verifier_checks_prod_in_another_account_under_the_verify_role(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, pipeline = verifier
+    role = "arn:aws:iam::222222222222:role/mlgate-fraud-detection-prod-verify"
+    endpoint, runtime, sessions = Endpoint("InService", RELEASED), Runtime(), []
+
+    class Session:
+        """A session under the assumed role's credentials; its clients answer for prod."""
+
+        def __init__(self, **credentials: str) -> None:
+            sessions.append(credentials)
+
+        def client(self, name: str) -> Any:
+            return {"sagemaker": endpoint, "sagemaker-runtime": runtime}[name]
+
+    from types import SimpleNamespace
+
+    from shared import accounts
+
+    monkeypatch.setattr(accounts, "boto3", SimpleNamespace(client=boto3.client, Session=Session))
+    result = handler.handler(
+        job(environment="prod", endpoint="mlgate-fraud-detection-prod", role_arn=role), None
+    )
+    assert result["result"] == "succeeded", result
+    assert result["reason"].startswith("prod: mlgate-fraud-detection-prod serves")
+    # The credentials are the ones STS issued for the prod verify role, not the hook's own.
+    (credentials,) = sessions
+    caller = boto3.client("sts", **credentials).get_caller_identity()["Arn"]
+    assert caller == (
+        "arn:aws:sts::222222222222:assumed-role/mlgate-fraud-detection-prod-verify/"
+        "mlgate-verify-prod"
+    )
+    assert pipeline.names() == ["put_job_success_result"]
+
+
 def test_verifier_refuses_a_malformed_job(verifier: Any) -> None:
     handler, pipeline = verifier
     result = handler.handler(job(environment="staging"), None)

@@ -37,6 +37,19 @@ TEMPLATE = json.dumps(
 )
 
 
+def serving_stack(cfn: Any, name: str, instances: int) -> None:
+    """A stand-in Serving stack that serves the previous version."""
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=TEMPLATE,
+        Parameters=[
+            {"ParameterKey": "ModelPackageArn", "ParameterValue": OLD},
+            {"ParameterKey": "InstanceCount", "ParameterValue": str(instances)},
+            {"ParameterKey": "BaselineStatisticsUri", "ParameterValue": "s3://old/stats.json"},
+        ],
+    )
+
+
 class Recorder:
     """Stands in for CodePipeline's job-result calls, which moto does not implement."""
 
@@ -72,16 +85,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Recorder]]:
                 }
             ),
         )
-        cfn = boto3.client("cloudformation")
-        cfn.create_stack(
-            StackName=STACK,
-            TemplateBody=TEMPLATE,
-            Parameters=[
-                {"ParameterKey": "ModelPackageArn", "ParameterValue": OLD},
-                {"ParameterKey": "InstanceCount", "ParameterValue": "2"},
-                {"ParameterKey": "BaselineStatisticsUri", "ParameterValue": "s3://old/stats.json"},
-            ],
-        )
+        serving_stack(boto3.client("cloudformation"), STACK, instances=2)
         yield handler, recorder
 
 
@@ -221,3 +225,46 @@ def test_a_stack_without_the_parameter_is_refused(aws: tuple[Any, Recorder]) -> 
         "reason": "stack other has no ModelPackageArn parameter: is it a Serving stack?",
     }
     assert recorder.calls[-1][0] == "failure"
+
+
+PROD_ROLE = "arn:aws:iam::222222222222:role/mlgate-fraud-detection-prod-deploy"
+PROD_STACK = "mlgate-fraud-detection-prod-serving"
+
+
+def test_prod_in_another_account_is_updated_through_its_deploy_role(
+    aws: tuple[Any, Recorder],
+) -> None:
+    handler, recorder = aws
+    creds = boto3.client("sts").assume_role(RoleArn=PROD_ROLE, RoleSessionName="setup")[
+        "Credentials"
+    ]
+    prod = boto3.client(
+        "cloudformation",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    serving_stack(prod, PROD_STACK, instances=4)
+    event = job_event(role_arn=PROD_ROLE)
+    params = json.loads(
+        event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"]
+    )
+    params.update(environment="prod", stack=PROD_STACK)
+    event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = (
+        json.dumps(params)
+    )
+    result = handler.handler(event, None)
+    assert result["result"] == "in_progress", result
+    stack = prod.describe_stacks(StackName=PROD_STACK)["Stacks"][0]
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert values == {
+        "ModelPackageArn": NEW,
+        "InstanceCount": "4",
+        "BaselineStatisticsUri": "s3://new/stats.json",
+    }
+    assert stack["StackId"].split(":")[4] == "222222222222"
+    # The home account's stacks are untouched, and it has no prod stack.
+    assert parameter("ModelPackageArn") == OLD
+    names = [s["StackName"] for s in boto3.client("cloudformation").describe_stacks()["Stacks"]]
+    assert PROD_STACK not in names
+    assert recorder.calls[-1][0] == "success"

@@ -133,3 +133,38 @@ def test_malformed_or_clean_events_start_nothing(
     assert executions() == 0
     assert messages(aws["queue"]) == []
     assert boto3.client("dynamodb").scan(TableName="drift")["Items"] == []
+
+
+HOME = "111111111111"
+RETRAIN = f"arn:aws:iam::{HOME}:role/mlgate-fraud-detection-prod-retrain"
+
+
+def in_account(role_arn: str) -> Any:
+    """A session in another account, as STS (here moto) hands it out for an assumed role."""
+    creds = boto3.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="test")["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name="eu-west-1",
+    )
+
+
+def test_prod_in_another_account_starts_the_home_pipeline_through_the_retrain_role(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = in_account(RETRAIN).client("sagemaker")
+    home.create_pipeline(
+        PipelineName=PIPELINE,
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        RoleArn=f"arn:aws:iam::{HOME}:role/training",
+    )
+    monkeypatch.setenv("RETRAIN_ROLE_ARN", RETRAIN)
+    result = aws["handler"].handler(EVENT, None, now=NOW)
+    assert result["started"] == "true"
+    assert result["execution"].startswith(f"arn:aws:sagemaker:eu-west-1:{HOME}:pipeline/")
+    started = home.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
+    assert len(started) == 1
+    assert executions() == 0  # nothing ran in the endpoint's own account
+    (message,) = messages(aws["queue"])  # the owners hear of it in the endpoint's account
+    assert "drift on" in message or "drifting" in message

@@ -5,11 +5,13 @@ not InService, or when it is InService on another model version (a blue/green ro
 CloudFormation reported as a successful update: a silent rollback), or when one sample
 invocation fails.
 
-Event: the CodePipeline job event; UserParameters {"environment", "endpoint"}; input
-artifact: the release source. Environment: SAMPLE_PAYLOAD (one CSV record).
-AWS calls: s3:GetObject (artifact), sagemaker:DescribeEndpoint,
-sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpoint,
+Event: the CodePipeline job event; UserParameters {"environment", "endpoint", "role_arn"
+(optional: the verify role of an environment in another account)}; input artifact: the
+release source. Environment: SAMPLE_PAYLOAD (one CSV record).
+AWS calls: s3:GetObject (artifact), sts:AssumeRole (optional: only when role_arn is set),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
+Under the assumed role when one is set: sagemaker:DescribeEndpoint,
+sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from shared.accounts import session
 from shared.jobs import Job, JobError, fail, parse_job, read_release, succeed
 
 logger = Logger()
@@ -64,10 +67,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             fail(codepipeline, str(job_id), str(err))
         return {"result": "failed", "reason": str(err)}
     try:
+        env = session(job.params.get("role_arn"), f"mlgate-verify-{job.params['environment']}")
         summary = verify(
             job,
-            boto3.client("sagemaker"),
-            boto3.client("sagemaker-runtime"),
+            env.client("sagemaker"),
+            env.client("sagemaker-runtime"),
             os.environ.get("SAMPLE_PAYLOAD", ""),
         )
     except (JobError, ClientError) as err:

@@ -14,10 +14,11 @@ Event: the CodePipeline job event. UserParameters (JSON): {"environment": "stagi
 Input artifact: the release source (release.json, zipped or as is).
 Environment: none besides Powertools'.
 AWS calls: s3:GetObject (artifact, with the job's artifact credentials),
-sts:AssumeRole (optional: only when role_arn is set), cloudformation:DescribeStacks,
+sts:AssumeRole (optional: only when role_arn is set), codepipeline:PutJobSuccessResult,
+codepipeline:PutJobFailureResult.
+Under the assumed role when one is set: cloudformation:DescribeStacks,
 cloudformation:UpdateStack, cloudformation:DescribeStackEvents, iam:PassRole (UpdateStack
-passes the stack's CloudFormation execution role),
-codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
+passes the stack's CloudFormation execution role).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from shared.accounts import session
 from shared.jobs import Job, JobError, fail, parse_job, read_release
 
 logger = Logger()
@@ -46,18 +48,9 @@ FROM_RELEASE = {
 
 
 def cloudformation(job: Job) -> Any:
-    role_arn = job.params.get("role_arn")
-    if not role_arn:
-        return boto3.client("cloudformation")
-    creds = boto3.client("sts").assume_role(
-        RoleArn=role_arn, RoleSessionName=f"mlgate-deploy-{job.params['environment']}"
-    )["Credentials"]
-    return boto3.client(
-        "cloudformation",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    """CloudFormation of the environment: in its own account through role_arn, if set."""
+    role = job.params.get("role_arn")
+    return session(role, f"mlgate-deploy-{job.params['environment']}").client("cloudformation")
 
 
 def start(job: Job, cfn: Any) -> str | None:

@@ -7,9 +7,12 @@ a conditional write in DynamoDB: the first violation in a window wins it and sta
 pipeline; later ones inside the window only report that retraining is already under way.
 
 Environment: PIPELINE_NAME, COOLDOWN_TABLE, COOLDOWN_HOURS, OWNERS_TOPIC_ARN, ENDPOINT_NAME,
-PRODUCT, ENVIRONMENT. AWS calls: dynamodb:PutItem, dynamodb:GetItem,
-sagemaker:ListPipelineExecutions, sagemaker:StartPipelineExecution, sns:Publish,
-cloudwatch:PutMetricData.
+PRODUCT, ENVIRONMENT, RETRAIN_ROLE_ARN (set when the endpoint lives in another account than the
+pipeline: the home role that may start it).
+AWS calls: dynamodb:PutItem, dynamodb:GetItem, sns:Publish, cloudwatch:PutMetricData,
+sts:AssumeRole (optional: only with RETRAIN_ROLE_ARN).
+Under the assumed role when one is set: sagemaker:ListPipelineExecutions,
+sagemaker:StartPipelineExecution.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from shared.accounts import session
 from shared.pipelines import start_if_idle
 
 logger = Logger()
@@ -37,6 +41,7 @@ class Config:
     endpoint: str
     product: str
     environment: str
+    retrain_role_arn: str = ""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -49,6 +54,7 @@ class Config:
             endpoint=env.get("ENDPOINT_NAME", ""),
             product=env.get("PRODUCT", ""),
             environment=env.get("ENVIRONMENT", ""),
+            retrain_role_arn=env.get("RETRAIN_ROLE_ARN", ""),
         )
 
 
@@ -143,8 +149,9 @@ def handler(event: dict[str, Any], context: Any, now: float | None = None) -> di
         ],
     )
     if claim_cooldown(dynamodb, config, violation, now):
+        home = session(config.retrain_role_arn, f"mlgate-drift-{config.environment}")
         result = start_if_idle(
-            boto3.client("sagemaker"),
+            home.client("sagemaker"),
             config.pipeline,
             f"drift on {config.endpoint}",
             violation.job,

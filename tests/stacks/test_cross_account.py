@@ -1,0 +1,295 @@
+"""Prod in another account than staging: each side holds what runs there, the two trust each
+other by role name only, and the release pipeline deploys, verifies and retrains across."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from mlgate import accounts
+from mlgate.manifest import ENV_NAMES
+
+from ..conftest import PROD_ACCOUNT
+
+HOME = "111111111111"
+REGION = "eu-west-1"
+PRODUCT = "fraud-detection"
+
+
+def template(synth: Any, key: str) -> Any:
+    stacks = synth.product().extra
+    return synth.template(stacks[key] if key != "foundation" else synth.product().foundation)
+
+
+def resources(synth: Any, key: str, kind: str) -> dict[str, Any]:
+    return template(synth, key).find_resources(kind)
+
+
+def role_named(synth: Any, key: str, name: str) -> dict[str, Any]:
+    roles = [
+        r for r in resources(synth, key, "AWS::IAM::Role").values()
+        if r["Properties"].get("RoleName") == name
+    ]  # fmt: skip
+    assert len(roles) == 1, f"{key} has no role {name}"
+    return roles[0]["Properties"]
+
+
+def trust(principal_account: str, role: str) -> dict[str, Any]:
+    """The trust statement for one named role of another account."""
+    return {
+        "Action": "sts:AssumeRole",
+        "Condition": {
+            "ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{principal_account}:role/{role}"}
+        },
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{principal_account}:root"},
+    }
+
+
+def user_parameters(synth: Any, action: str) -> dict[str, Any]:
+    (pipeline,) = resources(synth, "delivery", "AWS::CodePipeline::Pipeline").values()
+    for stage in pipeline["Properties"]["Stages"]:
+        for a in stage["Actions"]:
+            if a["Name"] == action:
+                return json.loads(a["Configuration"]["UserParameters"])  # type: ignore[no-any-return]
+    raise AssertionError(f"no action {action}")
+
+
+def statements(synth: Any, key: str, role_name: str) -> list[dict[str, Any]]:
+    """Statements of the policies attached to the role with this fixed name."""
+    role_id = next(
+        logical_id
+        for logical_id, r in resources(synth, key, "AWS::IAM::Role").items()
+        if r["Properties"].get("RoleName") == role_name
+    )
+    return [
+        s
+        for p in resources(synth, key, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_prod_stacks_live_in_the_prod_account_and_the_rest_at_home(cross_account: Any) -> None:
+    product = cross_account.product()
+    placed = {s.stack_name: s.account for s in product.all}
+    assert placed == {
+        f"mlgate-{PRODUCT}-foundation": HOME,
+        f"mlgate-{PRODUCT}-data": HOME,
+        f"mlgate-{PRODUCT}-training": HOME,
+        f"mlgate-{PRODUCT}-delivery": HOME,
+        f"mlgate-{PRODUCT}-staging-serving": HOME,
+        f"mlgate-{PRODUCT}-staging-observability": HOME,
+        f"mlgate-{PRODUCT}-prod-foundation": PROD_ACCOUNT,
+        f"mlgate-{PRODUCT}-prod-serving": PROD_ACCOUNT,
+        f"mlgate-{PRODUCT}-prod-observability": PROD_ACCOUNT,
+    }
+
+
+def test_one_account_products_get_no_environment_foundation(synth: Any) -> None:
+    assert "foundation-prod" not in synth.product().extra
+    (group,) = resources(synth, "training", "AWS::SageMaker::ModelPackageGroup").values()
+    assert "ModelPackageGroupPolicy" not in group["Properties"]
+
+
+def test_the_prod_foundation_holds_its_own_key_capture_bucket_and_on_call_topic(
+    cross_account: Any,
+) -> None:
+    prod = template(cross_account, "foundation-prod")
+    prod.has_resource_properties("AWS::KMS::Alias", {"AliasName": f"alias/mlgate/{PRODUCT}/prod"})
+    prod.has_resource_properties(
+        "AWS::S3::Bucket",
+        {"BucketName": f"mlgate-{PRODUCT}-prod-artifacts-{PROD_ACCOUNT}-{REGION}"},
+    )
+    prod.has_resource_properties("AWS::SNS::Topic", {"TopicName": f"mlgate-{PRODUCT}-prod-on-call"})
+    config = template(cross_account, "serving-prod")
+    config.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "DataCaptureConfig": Match.object_like(
+                {
+                    "DestinationS3Uri": f"s3://mlgate-{PRODUCT}-prod-artifacts-{PROD_ACCOUNT}-"
+                    f"{REGION}/datacapture/prod"
+                }
+            )
+        },
+    )
+
+
+def test_prod_deploy_and_verify_roles_trust_only_the_home_hooks(cross_account: Any) -> None:
+    manifest = cross_account.product().manifest
+    deploy = role_named(cross_account, "foundation-prod", accounts.deploy_role(manifest, "prod"))
+    verify = role_named(cross_account, "foundation-prod", accounts.verify_role(manifest, "prod"))
+    assert deploy["AssumeRolePolicyDocument"]["Statement"] == [
+        trust(HOME, accounts.deployer_role(manifest))
+    ]
+    assert verify["AssumeRolePolicyDocument"]["Statement"] == [
+        trust(HOME, accounts.verifier_role(manifest))
+    ]
+    deploys = statements(cross_account, "foundation-prod", accounts.deploy_role(manifest, "prod"))
+    assert {
+        r
+        for s in deploys
+        for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    } == {
+        f"arn:aws:cloudformation:{REGION}:{PROD_ACCOUNT}:stack/mlgate-{PRODUCT}-prod-serving/*",
+        f"arn:aws:iam::{PROD_ACCOUNT}:role/cdk-hnb659fds-cfn-exec-role-{PROD_ACCOUNT}-{REGION}",
+    }
+
+
+def test_the_home_hooks_have_fixed_names_the_prod_roles_can_trust(cross_account: Any) -> None:
+    manifest = cross_account.product().manifest
+    for name in (accounts.deployer_role(manifest), accounts.verifier_role(manifest)):
+        role_named(cross_account, "delivery", name)
+
+
+def test_the_pipeline_deploys_and_verifies_prod_through_the_prod_roles(cross_account: Any) -> None:
+    manifest = cross_account.product().manifest
+    deploy_arn = f"arn:aws:iam::{PROD_ACCOUNT}:role/{accounts.deploy_role(manifest, 'prod')}"
+    verify_arn = f"arn:aws:iam::{PROD_ACCOUNT}:role/{accounts.verify_role(manifest, 'prod')}"
+    assert user_parameters(cross_account, "UpdateServingProd")["role_arn"] == deploy_arn
+    assert user_parameters(cross_account, "CheckEndpointProd")["role_arn"] == verify_arn
+    # Staging is at home: no role to assume.
+    assert "role_arn" not in user_parameters(cross_account, "UpdateServingStaging")
+    assert "role_arn" not in user_parameters(cross_account, "CheckEndpointStaging")
+    deployer = statements(cross_account, "delivery", accounts.deployer_role(manifest))
+    assumes = [s["Resource"] for s in deployer if s["Action"] == "sts:AssumeRole"]
+    assert assumes == [deploy_arn]
+    updates = [s["Resource"] for s in deployer if "cloudformation:UpdateStack" in s["Action"]]
+    assert updates == [
+        f"arn:aws:cloudformation:{REGION}:{HOME}:stack/mlgate-{PRODUCT}-staging-serving/*"
+    ]
+    verifier = statements(cross_account, "delivery", accounts.verifier_role(manifest))
+    assert [s["Resource"] for s in verifier if s["Action"] == "sts:AssumeRole"] == [verify_arn]
+
+
+def test_home_shares_released_versions_with_the_prod_model_and_monitor_roles_only(
+    cross_account: Any,
+) -> None:
+    manifest = cross_account.product().manifest
+    readers = {
+        "ArnEquals": {
+            "aws:PrincipalArn": [
+                f"arn:aws:iam::{PROD_ACCOUNT}:role/{accounts.model_role(manifest, 'prod')}",
+                f"arn:aws:iam::{PROD_ACCOUNT}:role/{accounts.monitor_role(manifest, 'prod')}",
+            ]
+        }
+    }
+    principal = {"AWS": f"arn:aws:iam::{PROD_ACCOUNT}:root"}
+    home = template(cross_account, "foundation")
+    (policy,) = home.find_resources(
+        "AWS::S3::BucketPolicy",
+        {"Properties": {"PolicyDocument": {"Statement": Match.array_with(
+            [Match.object_like({"Sid": "ProdReadsReleasedVersions"})])}}},
+    ).values()  # fmt: skip
+    shared = next(
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "ProdReadsReleasedVersions"
+    )  # fmt: skip
+    assert shared["Principal"] == principal
+    assert shared["Condition"] == readers
+    assert shared["Action"] == "s3:GetObject"
+    assert shared["Resource"]["Fn::Join"][1][-1] == f"/training/{PRODUCT}/*"
+    (key,) = home.find_resources("AWS::KMS::Key").values()
+    decrypt = next(
+        s for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Sid") == "ProdDecryptsReleasedVersions"
+    )  # fmt: skip
+    assert decrypt["Principal"] == principal
+    assert decrypt["Condition"] == {
+        **readers,
+        "StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
+    }
+    assert sorted(decrypt["Action"]) == ["kms:Decrypt", "kms:DescribeKey"]
+
+
+def test_prod_roles_read_home_artifacts_by_bucket_name_and_key_alias(cross_account: Any) -> None:
+    manifest = cross_account.product().manifest
+    for name in (accounts.model_role(manifest, "prod"), accounts.monitor_role(manifest, "prod")):
+        allowed = statements(cross_account, "serving-prod", name)
+        assert {
+            "Action": "s3:GetObject",
+            "Effect": "Allow",
+            "Resource": f"arn:aws:s3:::mlgate-{PRODUCT}-artifacts-{HOME}-{REGION}/training/"
+            f"{PRODUCT}/*",
+        } in allowed
+        assert {
+            "Action": "kms:Decrypt",
+            "Condition": {
+                "ForAnyValue:StringEquals": {"kms:ResourceAliases": f"alias/mlgate/{PRODUCT}"},
+                "StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
+            },
+            "Effect": "Allow",
+            "Resource": f"arn:aws:kms:{REGION}:{HOME}:key/*",
+        } in allowed
+
+
+def test_the_registry_lets_prod_deploy_versions_but_not_approve_them(cross_account: Any) -> None:
+    (group,) = resources(cross_account, "training", "AWS::SageMaker::ModelPackageGroup").values()
+    policy = group["Properties"]["ModelPackageGroupPolicy"]
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert actions == {
+        "sagemaker:DescribeModelPackageGroup",
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:ListModelPackages",
+        "sagemaker:CreateModel",
+    }
+    assert all(s["Principal"] == {"AWS": f"arn:aws:iam::{PROD_ACCOUNT}:root"}
+               for s in policy["Statement"])  # fmt: skip
+    assert {s["Resource"] for s in policy["Statement"]} == {
+        f"arn:aws:sagemaker:{REGION}:{HOME}:model-package-group/mlgate-{PRODUCT}",
+        f"arn:aws:sagemaker:{REGION}:{HOME}:model-package/mlgate-{PRODUCT}/*",
+    }
+
+
+def test_prod_drift_starts_home_retraining_through_the_retrain_role(cross_account: Any) -> None:
+    manifest = cross_account.product().manifest
+    retrain = accounts.retrain_role(manifest, "prod")
+    role = role_named(cross_account, "training", retrain)
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        trust(PROD_ACCOUNT, accounts.drift_role(manifest, "prod"))
+    ]
+    assert statements(cross_account, "training", retrain) == [
+        {
+            "Action": ["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
+            "Effect": "Allow",
+            "Resource": f"arn:aws:sagemaker:{REGION}:{HOME}:pipeline/mlgate-{PRODUCT}-training",
+        }
+    ]
+    (responder,) = [
+        f for f in resources(cross_account, "serving-prod", "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "drift_responder.handler.handler"
+    ]  # fmt: skip
+    variables = responder["Properties"]["Environment"]["Variables"]
+    assert variables["RETRAIN_ROLE_ARN"] == f"arn:aws:iam::{HOME}:role/{retrain}"
+    drift = statements(cross_account, "serving-prod", accounts.drift_role(manifest, "prod"))
+    assert not any("sagemaker:StartPipelineExecution" in s["Action"] for s in drift)
+
+
+def test_the_prod_dashboard_shows_what_runs_in_prod_and_home_keeps_the_rest(
+    cross_account: Any,
+) -> None:
+    def body(env: str) -> str:
+        (dashboard,) = resources(
+            cross_account, f"observability-{env}", "AWS::CloudWatch::Dashboard"
+        ).values()
+        return json.dumps(dashboard["Properties"]["DashboardBody"])
+
+    prod, staging = body("prod"), body("staging")
+    for home_only in ("Training pipeline executions", "Glue mlgate-", "Hook release"):
+        assert home_only not in prod, home_only
+        assert home_only in staging, home_only
+    assert "Hook drift_responder" in prod
+    # The gate-timeout alarm lives with the release pipeline, at home.
+    (composite,) = resources(
+        cross_account, "observability-staging", "AWS::CloudWatch::CompositeAlarm"
+    ).values()
+    assert "gate-waiting-too-long" in json.dumps(composite["Properties"]["AlarmRule"])
+
+
+def test_each_environment_serves_in_its_own_account(cross_account: Any) -> None:
+    for env in ENV_NAMES:
+        stack = cross_account.product().extra[f"serving-{env}"]
+        assert stack.account == (PROD_ACCOUNT if env == "prod" else HOME)
