@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from mlgate.manifest import (
+    ENV_NAMES,
     GateKind,
     Manifest,
     ManifestBatchError,
@@ -88,6 +89,15 @@ def one_pager(m: Manifest) -> str:
         )
         wait = f"; times out after {gate.timeout_hours} h" if gate.kind is GateKind.MANUAL else ""
         lines.append(f"    {i}. {gate.name} [{gate.placement.value}] {who}{wait}")
+    lines.append(
+        "  environments: "
+        + "; ".join(
+            f"{env} {m.environment(env).account} {m.environment(env).region} "
+            + ("(its own account: the release pipeline deploys through its roles)"
+               if m.is_remote(env) else "(home)" if env == "staging" else "(home account)")
+            for env in ENV_NAMES
+        )
+    )  # fmt: skip
     lines.append(
         f"  RICE score: {m.rice.score:,} (reach {m.rice.reach:,} x impact {m.rice.impact} x "
         f"confidence {m.rice.confidence} / effort {m.rice.effort})"

@@ -23,6 +23,23 @@ def test_validate_prints_the_one_pager(capsys: object) -> None:
     assert "5. go-live [before_prod] Emeka Nwosu, Alice Moreau; times out after 24 h" in out
     assert "RICE score: 533,333.3" in out
     assert "R1 score 16: Concept drift" in out
+    assert (
+        "environments: staging 111111111111 eu-west-1 (home); "
+        "prod 111111111111 eu-west-1 (home account)" in out
+    )
+
+
+def test_validate_says_when_prod_has_its_own_account(tmp_path: Path, capsys: object) -> None:
+    doc = yaml.safe_load(DEFAULT_MANIFEST.read_text())
+    doc["environments"]["prod"]["account"] = "222222222222"
+    path = tmp_path / "cross.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert (
+        "prod 222222222222 eu-west-1 (its own account: the release pipeline deploys through "
+        "its roles)" in out
+    )
 
 
 def _bad_manifest(tmp_path: Path) -> Path:

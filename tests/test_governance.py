@@ -125,3 +125,32 @@ def test_html_escapes_template_content() -> None:
 
     page = html(MANIFEST, [Section("T", "p", notes=["<script>alert(1)</script>"])])
     assert "<script>alert" not in page
+
+
+def test_a_one_account_product_lets_no_other_account_in(synth: Any) -> None:
+    evidence = collect(synth.outdir, lint=False, product="fraud-detection")
+    assert evidence.trusts == []
+    text = markdown(MANIFEST, build(MANIFEST, evidence))
+    assert "No statement lets another account in" in text
+
+
+def test_cross_account_access_is_listed_with_the_roles_it_admits(cross_account: Any) -> None:
+    evidence = collect(cross_account.outdir, lint=False)
+    home, prod = "111111111111", "222222222222"
+    role = "arn:aws:iam::{}:role/mlgate-fraud-detection-{}".format
+    admitted = {(t.resource, t.account, tuple(t.principals)) for t in evidence.trusts}
+    readers = (role(prod, "prod-model"), role(prod, "prod-monitor"))
+    assert admitted == {
+        ("role mlgate-fraud-detection-prod-deploy", home, (role(home, "deployer"),)),
+        ("role mlgate-fraud-detection-prod-verify", home, (role(home, "verifier"),)),
+        ("role mlgate-fraud-detection-prod-retrain", prod, (role(prod, "prod-drift"),)),
+        ("bucket policy mlgate-fraud-detection-artifacts-111111111111-eu-west-1", prod, readers),
+        ("KMS key policy alias/mlgate/fraud-detection", prod, readers),
+        # The registry leaves it to the prod account's IAM: its CloudFormation role creates
+        # the model from a version.
+        ("model package group mlgate-fraud-detection", prod, ()),
+    }
+    manifest = cross_account.products[0].manifest
+    text = markdown(manifest, build(manifest, evidence))
+    assert "7 statements let another account in; 5 admit only the roles they name, 2 leave" in text
+    assert "| model package group mlgate-fraud-detection | 222222222222 | ANY principal" in text

@@ -7,6 +7,7 @@ Everything here is derived from the templates; nothing is typed by hand.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +42,24 @@ class Grant:
 
 
 @dataclass
+class Trust:
+    """A policy statement that lets another account in."""
+
+    stack: str
+    resource: str
+    account: str
+    principals: list[str]
+    actions: list[str]
+
+
+@dataclass
 class Evidence:
     stacks: dict[str, Counter[str]] = field(default_factory=dict)
     stores: list[Store] = field(default_factory=list)
     ssl_only: list[str] = field(default_factory=list)
     public: list[str] = field(default_factory=list)
     grants: list[Grant] = field(default_factory=list)
+    trusts: list[Trust] = field(default_factory=list)
     acknowledgments: list[tuple[str, str, str, str]] = field(default_factory=list)
     lint: dict[str, list[str]] = field(default_factory=dict)
     alarms: list[tuple[str, str, str]] = field(default_factory=list)
@@ -69,6 +82,7 @@ def _name(logical: str, resource: dict[str, Any], resources: dict[str, Any]) -> 
         "PipelineName",
         "AlarmName",
         "DashboardName",
+        "ModelPackageGroupName",
     ):
         if key in props:
             return display(props[key], resources)
@@ -203,6 +217,80 @@ def _grants(stack: str, resources: dict[str, Any]) -> list[Grant]:
     return grants
 
 
+# Where a template states who may act on a resource, by resource type.
+_RESOURCE_POLICIES = {
+    "AWS::IAM::Role": ("role", "AssumeRolePolicyDocument"),
+    "AWS::S3::BucketPolicy": ("bucket policy", "PolicyDocument"),
+    "AWS::KMS::Key": ("KMS key policy", "KeyPolicy"),
+    "AWS::SageMaker::ModelPackageGroup": ("model package group", "ModelPackageGroupPolicy"),
+    "AWS::SNS::TopicPolicy": ("topic policy", "PolicyDocument"),
+}
+_ACCOUNT = re.compile(r"^(?:arn:aws[a-z-]*:iam::)?(\d{12})(?::|$)")
+
+
+def _principal_arns(condition: Any) -> list[str]:
+    """The aws:PrincipalArn values a condition block names, wherever it names them."""
+    found: list[str] = []
+    if isinstance(condition, dict):
+        for key, value in condition.items():
+            if key == "aws:PrincipalArn":
+                found += [value] if isinstance(value, str) else list(value)
+            else:
+                found += _principal_arns(value)
+    return found
+
+
+def _trusts(stack: str, account: str, resources: dict[str, Any]) -> list[Trust]:
+    """Statements whose principal is another account than the stack's own."""
+    found = []
+    for logical, r in resources.items():
+        if r["Type"] not in _RESOURCE_POLICIES:
+            continue
+        kind, key = _RESOURCE_POLICIES[r["Type"]]
+        props = r.get("Properties", {})
+        target = props.get("Bucket") or props.get("Topics")
+        name = display(target, resources) if target else _name(logical, r, resources)
+        aliases = [
+            str(alias["Properties"]["AliasName"])
+            for alias in resources.values()
+            if alias["Type"] == "AWS::KMS::Alias"
+            and logical in json.dumps(alias["Properties"].get("TargetKeyId"))
+        ]
+        name = aliases[0] if r["Type"] == "AWS::KMS::Key" and aliases else name
+        for statement in (props.get(key) or {}).get("Statement", []):
+            if statement.get("Effect") != "Allow":
+                continue
+            principal = statement.get("Principal", {})
+            aws = principal.get("AWS", []) if isinstance(principal, dict) else []
+            for value in [aws] if isinstance(aws, str) else aws:
+                match = _ACCOUNT.match(value) if isinstance(value, str) else None
+                if match and match.group(1) != account:
+                    actions = statement.get("Action", [])
+                    found.append(
+                        Trust(
+                            stack=stack,
+                            resource=f"{kind} {name}",
+                            account=match.group(1),
+                            principals=_principal_arns(statement.get("Condition", {})),
+                            actions=[actions] if isinstance(actions, str) else list(actions),
+                        )
+                    )
+    return found
+
+
+def _stack_accounts(outdir: Path) -> dict[str, str]:
+    """Stack name -> the account it deploys to, from the cloud assembly's manifest."""
+    path = outdir / "manifest.json"
+    if not path.is_file():
+        return {}
+    artifacts = json.loads(path.read_text()).get("artifacts", {})
+    return {
+        name: str(a.get("environment", "")).removeprefix("aws://").split("/")[0]
+        for name, a in artifacts.items()
+        if a.get("type") == "aws:cloudformation:stack"
+    }
+
+
 def _public(stack: str, resources: dict[str, Any]) -> list[str]:
     found = []
     for logical, r in resources.items():
@@ -253,6 +341,7 @@ def _ssl_only(stack: str, resources: dict[str, Any]) -> list[str]:
 def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evidence:
     """Evidence from every template of the assembly, or only one product's stacks."""
     evidence = Evidence()
+    accounts = _stack_accounts(outdir)
     for stack, template in templates(outdir).items():
         if product and not stack.startswith(f"mlgate-{product}-"):
             continue
@@ -260,6 +349,7 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
         evidence.stacks[stack] = Counter(r["Type"] for r in resources.values())
         evidence.stores += _stores(stack, resources)
         evidence.grants += _grants(stack, resources)
+        evidence.trusts += _trusts(stack, accounts.get(stack, ""), resources)
         evidence.public += _public(stack, resources)
         evidence.ssl_only += _ssl_only(stack, resources)
         for logical, r in resources.items():

@@ -139,6 +139,29 @@ def security(e: Evidence) -> Section:
             (["entry point and protection"], [[x] for x in e.public] or [["nothing"]]),
         )
     )
+    open_to_account = [t for t in e.trusts if not t.principals]
+    s.notes.append(
+        f"{len(e.trusts)} statements let another account in; "
+        f"{len(e.trusts) - len(open_to_account)} admit only the roles they name, "
+        f"{len(open_to_account)} leave the choice to that account's own IAM."
+        if e.trusts
+        else "No statement lets another account in: the product lives in one account."
+    )
+    if e.trusts:
+        s.tables.append(
+            (
+                "Cross-account access: who from another account may act here",
+                (
+                    ["stack", "resource", "account", "admits only", "actions"],
+                    [
+                        [t.stack, t.resource, t.account,
+                         ", ".join(t.principals) or "ANY principal its IAM allows",
+                         ", ".join(t.actions)]
+                        for t in e.trusts
+                    ],
+                ),
+            )
+        )  # fmt: skip
     wild = [g for g in e.grants if g.wildcards]
     s.notes.append(
         f"{len(e.grants)} IAM statements; {len(wild)} contain a WILDCARD (listed first)."
