@@ -84,9 +84,11 @@ class Endpoint:
 
 
 class Metrics:
-    """CloudWatch GetMetricData for staging (moto computes no percentiles)."""
+    """CloudWatch GetMetricData for staging (moto computes no percentiles); metrics the hooks
+    publish are kept in `published`."""
 
     def __init__(self, latency_ms: float, invocations: int, errors: int) -> None:
+        self.published: list[dict[str, Any]] = []
         self.values = {
             "latency": [latency_ms * 1000],
             "invocations": [invocations],
@@ -100,6 +102,10 @@ class Metrics:
                 {"Id": q["Id"], "Values": self.values[q["Id"]]} for q in query["MetricDataQueries"]
             ]
         }
+
+    def put_metric_data(self, **data: Any) -> dict[str, Any]:
+        self.published.append(data)
+        return {}
 
 
 class Quality:
@@ -118,8 +124,10 @@ class Quality:
 STAGES = ["BusinessSignoff", "ComplianceReview", "GoLive"]
 
 
-def main() -> int:
-    sys.path.insert(0, str(LAMBDAS))
+def offline() -> None:
+    """Hooks import as in Lambda, with fake credentials and quiet logs (also for bench/)."""
+    if str(LAMBDAS) not in sys.path:
+        sys.path.insert(0, str(LAMBDAS))
     for key, value in {
         "AWS_ACCESS_KEY_ID": "rehearsal",
         "AWS_SECRET_ACCESS_KEY": "rehearsal",
@@ -128,6 +136,10 @@ def main() -> int:
         "POWERTOOLS_LOG_LEVEL": "ERROR",
     }.items():
         os.environ[key] = value
+
+
+def main() -> int:
+    offline()
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -374,13 +386,9 @@ class Rehearsal:
         say("Registry", f"model version registered as PendingManualApproval: {arn}")
         return str(arn)
 
-    def approve(self, arn: str) -> None:
-        from release import handler as release
-
-        self.boto3.client("sagemaker").update_model_package(
-            ModelPackageArn=arn, ModelApprovalStatus="Approved"
-        )
-        event = {
+    def approval_event(self, arn: str) -> dict[str, Any]:
+        """EventBridge's "SageMaker Model Package State Change" for an approved version."""
+        return {
             "version": "0",
             "id": "rehearsal-approval",
             "source": "aws.sagemaker",
@@ -395,6 +403,14 @@ class Rehearsal:
                 "LastModifiedBy": {"UserProfileName": "bruno"},
             },
         }
+
+    def approve(self, arn: str) -> None:
+        from release import handler as release
+
+        self.boto3.client("sagemaker").update_model_package(
+            ModelPackageArn=arn, ModelApprovalStatus="Approved"
+        )
+        event = self.approval_event(arn)
         say(
             "Approval",
             "Bruno Okafor (ML lead) approves the version in the registry; EventBridge "
@@ -476,8 +492,10 @@ class Rehearsal:
         say("Quality gate", f"{result['reason']} (staging metrics {SIMULATED}).")
         return result["result"] == "succeeded"
 
-    def brief(self, stage: str) -> str:
-        from gate_notifier import handler as notifier
+    def notification(self, stage: str, token: str | None = None) -> dict[str, Any]:
+        """CodePipeline's approval notification for a gate, as SNS delivers it to the notifier.
+
+        The Slack webhook is outside this machine: posts are kept in `self.posted`."""
 
         def post(webhook_url: str, message: dict[str, Any]) -> int:
             self.posted.append(message)
@@ -485,7 +503,7 @@ class Rehearsal:
 
         from shared import slack
 
-        slack.post = post  # the webhook is outside this machine
+        slack.post = post
         message = {
             "region": REGION,
             "consoleLink": "https://console.aws.amazon.com/codepipeline",
@@ -493,11 +511,16 @@ class Rehearsal:
                 "pipelineName": "mlgate-fraud-detection-release",
                 "stageName": stage,
                 "actionName": "Approve",
-                "token": f"token-{stage}",
+                "token": token or f"token-{stage}",
                 "expires": "2099-01-01T00:00Z",
             },
         }
-        result = notifier.handler({"Records": [{"Sns": {"Message": json.dumps(message)}}]}, None)
+        return {"Records": [{"Sns": {"Message": json.dumps(message)}}]}
+
+    def brief(self, stage: str) -> str:
+        from gate_notifier import handler as notifier
+
+        result = notifier.handler(self.notification(stage), None)
         chat = self.posted[-1]["blocks"][1]["text"]["text"]
         say(
             stage,
@@ -593,22 +616,7 @@ class Rehearsal:
     def brief_quiet(self, stage: str, token: str) -> str:
         from gate_notifier import handler as notifier
 
-        message = {
-            "region": REGION,
-            "consoleLink": "https://console.aws.amazon.com/codepipeline",
-            "approval": {
-                "pipelineName": "mlgate-fraud-detection-release",
-                "stageName": stage,
-                "actionName": "Approve",
-                "token": token,
-                "expires": "2099-01-01T00:00Z",
-            },
-        }
-        return str(
-            notifier.handler({"Records": [{"Sns": {"Message": json.dumps(message)}}]}, None)[
-                "request_id"
-            ]
-        )
+        return str(notifier.handler(self.notification(stage, token), None)["request_id"])
 
     def fault_silent_rollback(self) -> None:
         self.endpoint.serving["mlgate-fraud-detection-prod"] = (
