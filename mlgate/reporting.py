@@ -49,6 +49,24 @@ def templates(outdir: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def stack_environments(outdir: Path) -> dict[str, tuple[str, str]]:
+    """Stack name (as `templates` keys it) -> (account, region) it deploys to, from the cloud
+    assembly's manifest; empty when the assembly has none."""
+    path = outdir / "manifest.json"
+    if not path.is_file():
+        return {}
+    found = {}
+    for artifact in json.loads(path.read_text()).get("artifacts", {}).values():
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        stack = artifact["properties"]["templateFile"].removesuffix(".template.json")
+        account, _, region = (
+            str(artifact.get("environment", "")).removeprefix("aws://").partition("/")
+        )
+        found[stack] = (account, region)
+    return found
+
+
 def display(value: Any, resources: dict[str, Any]) -> str:
     """A CloudFormation value made readable: Refs and GetAtts become names, Joins are joined."""
     if isinstance(value, str):

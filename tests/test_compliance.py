@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from cfnlint.api import lint as cfn_lint  # type: ignore[import-untyped,unused-ignore]
 
 from mlgate.constructs.compliance import acknowledge, enable_compliance_checks
+from mlgate.reporting import stack_environments
 
 # cfn-lint rules ignored across mlgate, each with its reason. Keep this list short.
 IGNORED_CFN_LINT_RULES: dict[str, str] = {
@@ -29,22 +30,16 @@ def lint(path: Path, region: str = "eu-west-1") -> list[str]:
     ]
 
 
-def template_regions(outdir: Path) -> dict[str, str]:
-    """Template file -> region, from the cloud assembly's manifest."""
-    assembly = json.loads((outdir / "manifest.json").read_text())
-    return {
-        artifact["properties"]["templateFile"]: artifact["environment"].rsplit("/", 1)[1]
-        for artifact in assembly["artifacts"].values()
-        if artifact["type"] == "aws:cloudformation:stack"
-    }
-
-
 @pytest.mark.parametrize("app", ["synth", "cross_account"])
 def test_cfn_lint_finds_nothing_in_any_template(request: pytest.FixtureRequest, app: str) -> None:
     synth = request.getfixturevalue(app)
     assert synth.template_files, "the app synthesized no template"
-    regions = template_regions(synth.outdir)
-    findings = [line for path in synth.template_files for line in lint(path, regions[path.name])]
+    environments = stack_environments(synth.outdir)
+    findings = [
+        line
+        for path in synth.template_files
+        for line in lint(path, environments[path.name.removesuffix(".template.json")][1])
+    ]
     assert findings == []
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlgate.reporting import display, templates
+from mlgate.reporting import display, stack_environments, templates
 
 
 @dataclass
@@ -250,13 +250,16 @@ def _trusts(stack: str, account: str, resources: dict[str, Any]) -> list[Trust]:
         props = r.get("Properties", {})
         target = props.get("Bucket") or props.get("Topics")
         name = display(target, resources) if target else _name(logical, r, resources)
-        aliases = [
-            str(alias["Properties"]["AliasName"])
-            for alias in resources.values()
-            if alias["Type"] == "AWS::KMS::Alias"
-            and logical in json.dumps(alias["Properties"].get("TargetKeyId"))
-        ]
-        name = aliases[0] if r["Type"] == "AWS::KMS::Key" and aliases else name
+        if r["Type"] == "AWS::KMS::Key":
+            name = next(
+                (
+                    str(alias["Properties"]["AliasName"])
+                    for alias in resources.values()
+                    if alias["Type"] == "AWS::KMS::Alias"
+                    and logical in json.dumps(alias["Properties"].get("TargetKeyId"))
+                ),
+                name,
+            )
         for statement in (props.get(key) or {}).get("Statement", []):
             if statement.get("Effect") != "Allow":
                 continue
@@ -276,19 +279,6 @@ def _trusts(stack: str, account: str, resources: dict[str, Any]) -> list[Trust]:
                         )
                     )
     return found
-
-
-def _stack_accounts(outdir: Path) -> dict[str, str]:
-    """Stack name -> the account it deploys to, from the cloud assembly's manifest."""
-    path = outdir / "manifest.json"
-    if not path.is_file():
-        return {}
-    artifacts = json.loads(path.read_text()).get("artifacts", {})
-    return {
-        name: str(a.get("environment", "")).removeprefix("aws://").split("/")[0]
-        for name, a in artifacts.items()
-        if a.get("type") == "aws:cloudformation:stack"
-    }
 
 
 def _public(stack: str, resources: dict[str, Any]) -> list[str]:
@@ -341,7 +331,7 @@ def _ssl_only(stack: str, resources: dict[str, Any]) -> list[str]:
 def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evidence:
     """Evidence from every template of the assembly, or only one product's stacks."""
     evidence = Evidence()
-    accounts = _stack_accounts(outdir)
+    environments = stack_environments(outdir)
     for stack, template in templates(outdir).items():
         if product and not stack.startswith(f"mlgate-{product}-"):
             continue
@@ -349,7 +339,8 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
         evidence.stacks[stack] = Counter(r["Type"] for r in resources.values())
         evidence.stores += _stores(stack, resources)
         evidence.grants += _grants(stack, resources)
-        evidence.trusts += _trusts(stack, accounts.get(stack, ""), resources)
+        account, region = environments.get(stack, ("", "us-east-1"))
+        evidence.trusts += _trusts(stack, account, resources)
         evidence.public += _public(stack, resources)
         evidence.ssl_only += _ssl_only(stack, resources)
         for logical, r in resources.items():
@@ -384,20 +375,11 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
                 if r["Type"] == kind and key in p:
                     evidence.names.setdefault(kind, []).append(display(p[key], resources))
         if lint:
-            evidence.lint[stack] = _lint(outdir / f"{stack}.template.json", outdir)
+            evidence.lint[stack] = _lint(outdir / f"{stack}.template.json", region)
     return evidence
 
 
-def _lint(path: Path, outdir: Path) -> list[str]:
+def _lint(path: Path, region: str) -> list[str]:
     from cfnlint.api import lint as cfn_lint
 
-    assembly = json.loads((outdir / "manifest.json").read_text())
-    region = next(
-        (
-            a["environment"].rsplit("/", 1)[1]
-            for a in assembly["artifacts"].values()
-            if a.get("properties", {}).get("templateFile") == path.name
-        ),
-        "us-east-1",
-    )
     return [f"{m.rule.id} {m.message}" for m in cfn_lint(path.read_text(), regions=[region])]

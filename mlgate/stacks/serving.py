@@ -92,7 +92,6 @@ class ServingStack(ProductStack):
             ),
         )
         self.remote = manifest.is_remote(env_name)
-        self.site = site
         self.key = site.key
         self.artifacts_bucket = site.bucket_name("artifacts")
         # Released versions (model artifacts, baselines) live in the home artifact bucket.
