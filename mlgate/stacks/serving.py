@@ -30,7 +30,7 @@ from mlgate.ml.pipeline import image_uris
 from mlgate.naming import endpoint_name
 from mlgate.stacks.base import ProductStack
 from mlgate.stacks.foundation import FoundationStack, SiteStack, key_alias
-from mlgate.stacks.training import training_pipeline_name
+from mlgate.stacks.training import start_training, training_pipeline_name
 
 VARIANT = "AllTraffic"
 MONITOR_INSTANCE = "ml.m5.large"
@@ -609,7 +609,6 @@ class ServingStack(ProductStack):
         pipeline = training_pipeline_name(self.product)
         home = self.manifest.environment("staging")
         env = self.env_name or "staging"
-        pipeline_arn = f"arn:aws:sagemaker:{home.region}:{home.account}:pipeline/{pipeline}"
         hook = HookFunction(
             self,
             "DriftResponder",
@@ -636,15 +635,7 @@ class ServingStack(ProductStack):
                 iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[retrain])
             )
         else:
-            hook.role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=[
-                        "sagemaker:ListPipelineExecutions",
-                        "sagemaker:StartPipelineExecution",
-                    ],
-                    resources=[pipeline_arn],
-                )
-            )
+            hook.role.add_to_policy(start_training(self.manifest))
         hook.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],

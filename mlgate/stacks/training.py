@@ -37,6 +37,17 @@ def training_pipeline_name(product: str) -> str:
     return naming.resource_name(product, "training", max_length=256)
 
 
+def start_training(manifest: Manifest) -> iam.PolicyStatement:
+    """May start the product's training pipeline the way `shared/pipelines.start_if_idle`
+    does: look for a running execution, then start one."""
+    home = manifest.environments.staging
+    name = training_pipeline_name(manifest.product.name)
+    return iam.PolicyStatement(
+        actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
+        resources=[f"arn:aws:sagemaker:{home.region}:{home.account}:pipeline/{name}"],
+    )
+
+
 def digest(*paths: Path) -> str:
     sha = hashlib.sha256()
     for path in paths:
@@ -135,16 +146,7 @@ class TrainingStack(ProductStack):
             description="Starts the training pipeline unless an execution is running",
             environment={"PIPELINE_NAME": training_pipeline_name(self.product)},
         )
-        pipeline_arn = (
-            f"arn:aws:sagemaker:{self.region}:{self.account}:pipeline/"
-            f"{training_pipeline_name(self.product)}"
-        )
-        self.starter.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
-                resources=[pipeline_arn],
-            )
-        )
+        self.starter.role.add_to_policy(start_training(manifest))
         target = targets.LambdaFunction(self.starter.function, retry_attempts=2)
         events.Rule(
             self,
@@ -162,11 +164,9 @@ class TrainingStack(ProductStack):
             schedule=events.Schedule.expression(manifest.model.retrain_schedule),
             targets=[target],
         )
-        self.retrain_roles = {
-            env: self._share_with(env, pipeline_arn) for env in accounts.remote_envs(manifest)
-        }
+        self.retrain_roles = {env: self._share_with(env) for env in accounts.remote_envs(manifest)}
 
-    def _share_with(self, env: EnvName, pipeline_arn: str) -> iam.Role:
+    def _share_with(self, env: EnvName) -> iam.Role:
         """An environment in another account deploys this registry's versions and starts
         retraining when its endpoint drifts: the group's resource policy lets that account
         read and deploy versions (never approve them), and a retrain role lets its drift
@@ -207,12 +207,7 @@ class TrainingStack(ProductStack):
             description=f"Assumed by the {env} drift responder ({account}) to start retraining",
             max_session_duration=Duration.hours(1),
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
-                resources=[pipeline_arn],
-            )
-        )
+        role.add_to_policy(start_training(self.manifest))
         return role
 
     def _grant(
