@@ -16,7 +16,9 @@ def main() -> None:
     outdir = os.environ.get("CDK_OUTDIR")
     fresh_outdir = outdir is not None and not Path(outdir).exists()
     app = cdk.App()
-    target = app.node.try_get_context("manifest") or "manifests/fraud-detection.yaml"
+    # cdk.json names the default product; `-c manifest=PATH` (a product folder, its
+    # manifest.yaml, or a folder of product folders) overrides it.
+    target = app.node.try_get_context("manifest") or "examples"
     try:
         manifests = load_manifests(target)
     except ManifestBatchError as err:

@@ -21,12 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     validate = sub.add_parser("validate", help="check manifests and print each one-pager")
-    validate.add_argument("path", nargs="?", default="manifests/fraud-detection.yaml")
+    validate.add_argument("path", nargs="?", default=None)
     summary = sub.add_parser("summary", help="summarize a synthesized cloud assembly")
     summary.add_argument("outdir", nargs="?", default="cdk.out")
-    summary.add_argument("--manifest", default="manifests/fraud-detection.yaml")
+    summary.add_argument("--manifest", default=None)
     report = sub.add_parser("report", help="write each product's evidence pack (MD and HTML)")
-    report.add_argument("path", nargs="?", default="manifests/fraud-detection.yaml")
+    report.add_argument("path", nargs="?", default=None)
     report.add_argument("--outdir", default="cdk.out")
     report.add_argument("--out", default="reports")
     previews = sub.add_parser("dashboards", help="render synthesized dashboards to HTML")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         source = args.path if args.command in ("validate", "report") else args.manifest
-        manifests = load_manifests(source)
+        manifests = load_manifests(source or default_target())
     except ManifestBatchError as err:
         print("\n".join(err.lines), file=sys.stderr)
         return 1
@@ -62,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         return write_reports(manifests, Path(args.outdir), Path(args.out))
     print(synth_summary(Path(args.outdir), manifests))
     return 0
+
+
+def default_target() -> str:
+    """The product(s) a command takes when given none: cdk.json's `manifest` context, as
+    `cdk synth` reads it, else every product under examples/."""
+    try:
+        context = json.loads(Path("cdk.json").read_text())["context"]
+        return str(context["manifest"])
+    except (OSError, ValueError, KeyError):
+        return "examples"
 
 
 def one_pager(m: Manifest) -> str:

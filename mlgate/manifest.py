@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    PrivateAttr,
     ValidationError,
     computed_field,
     field_validator,
@@ -123,6 +124,23 @@ class BusinessKpi(_Model):
     """CloudWatch namespace of the KPI metric."""
 
 
+class ProblemType(StrEnum):
+    """What the model predicts; decides the metrics, the evaluation and the monitors."""
+
+    BINARY_CLASSIFICATION = "binary_classification"
+    MULTICLASS = "multiclass"
+    REGRESSION = "regression"
+
+    @property
+    def report_section(self) -> str:
+        """The section of SageMaker's model-quality JSON layout the evaluation writes."""
+        return {
+            "binary_classification": "binary_classification_metrics",
+            "multiclass": "multiclass_classification_metrics",
+            "regression": "regression_metrics",
+        }[self.value]
+
+
 class ModelMetricName(StrEnum):
     """Metrics the evaluation step computes on the test split."""
 
@@ -132,26 +150,81 @@ class ModelMetricName(StrEnum):
     AUC = "auc"
     ACCURACY = "accuracy"
     FALSE_POSITIVE_RATE = "false_positive_rate"
+    RMSE = "rmse"
+    MAE = "mae"
+    R2 = "r2"
+    MAPE = "mape"
+
+
+# Which metrics each problem type computes (multiclass precision / recall / f1 are macro
+# averages), and which are errors: an error metric is only ever held to a maximum.
+METRICS_BY_PROBLEM: dict[ProblemType, tuple[ModelMetricName, ...]] = {
+    ProblemType.BINARY_CLASSIFICATION: (
+        ModelMetricName.PRECISION, ModelMetricName.RECALL, ModelMetricName.F1,
+        ModelMetricName.AUC, ModelMetricName.ACCURACY, ModelMetricName.FALSE_POSITIVE_RATE,
+    ),
+    ProblemType.MULTICLASS: (
+        ModelMetricName.ACCURACY, ModelMetricName.PRECISION, ModelMetricName.RECALL,
+        ModelMetricName.F1,
+    ),
+    ProblemType.REGRESSION: (
+        ModelMetricName.RMSE, ModelMetricName.MAE, ModelMetricName.R2, ModelMetricName.MAPE,
+    ),
+}  # fmt: skip
+ERROR_METRICS = frozenset(
+    {
+        ModelMetricName.FALSE_POSITIVE_RATE,
+        ModelMetricName.RMSE,
+        ModelMetricName.MAE,
+        ModelMetricName.MAPE,
+    }
+)
+UNBOUNDED_METRICS = frozenset({ModelMetricName.RMSE, ModelMetricName.MAE})
+"""Metrics in the target's own unit, not a fraction: their threshold is any value >= 0."""
 
 
 class ModelMetric(_Model):
     """A model metric: training gates and monitors hold the model to its threshold."""
 
     name: ModelMetricName
-    """One of precision, recall, f1, auc, accuracy, false_positive_rate."""
+    """precision, recall, f1, auc, accuracy, false_positive_rate (classification); rmse, mae,
+    r2, mape (regression)."""
     description: Text
     """Why this metric matters for the product."""
     owner: Slug
     """Contact id of the metric's owner."""
-    threshold: float = Field(ge=0.0, le=1.0)
-    """Value on the held-out test split the model must meet (0 to 1)."""
+    threshold: float
+    """Value on the held-out test split the model must meet: 0 to 1 for fractions; rmse and
+    mae in the target's unit."""
     direction: Direction
-    """at_least or at_most."""
+    """at_least or at_most; error metrics (rmse, mae, mape, false_positive_rate) are at_most."""
 
     def met_by(self, value: float) -> bool:
         if self.direction is Direction.AT_LEAST:
             return value >= self.threshold
         return value <= self.threshold
+
+    @model_validator(mode="after")
+    def _threshold_fits_metric(self) -> ModelMetric:
+        name = self.name
+        if name in ERROR_METRICS and self.direction is not Direction.AT_MOST:
+            raise ValueError(
+                f"{name.value} is an error metric (lower is better): its direction is at_most"
+            )
+        if name not in ERROR_METRICS and self.direction is not Direction.AT_LEAST:
+            raise ValueError(f"{name.value} is better when higher: its direction is at_least")
+        if name in UNBOUNDED_METRICS:
+            if self.threshold < 0:
+                raise ValueError(f"{name.value} is never negative; got {self.threshold}")
+        elif name is ModelMetricName.R2:
+            if self.threshold > 1:
+                raise ValueError(f"r2 is at most 1; got {self.threshold}")
+        elif not 0 <= self.threshold <= 1:
+            raise ValueError(
+                f"{name.value} is a fraction: its threshold is between 0 and 1, "
+                f"got {self.threshold}"
+            )
+        return self
 
 
 class SloKind(StrEnum):
@@ -298,22 +371,143 @@ class Rice(_Model):
 # --- data, model, serving, monitoring ------------------------------------------------------
 
 
+ColumnName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]
+RelativePath = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*(\.[A-Za-z0-9]+)?$")
+]
+
+
 class DataSource(_Model):
     name: Slug
-    """Identifier of the source; names its Glue table."""
+    """Identifier of the source; the transform receives it under this name."""
     format: Literal["csv", "json", "parquet"]
-    """csv, json or parquet."""
+    """csv (with a header row), json (JSON Lines) or parquet."""
     prefix: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_/-]*/$")]
     """Prefix inside the raw bucket, ending in '/'."""
 
 
+ColumnType = Literal["string", "int", "bigint", "double", "float", "boolean", "date", "timestamp"]
+NUMERIC_TYPES = frozenset({"int", "bigint", "double", "float", "boolean"})
+
+
+class Column(_Model):
+    """A column of the curated table."""
+
+    name: ColumnName
+    """Column name (lowercase letters, digits, underscores), as the transform writes it."""
+    type: ColumnType
+    """string, int, bigint, double, float, boolean, date or timestamp (Glue catalog types)."""
+    description: str = ""
+    """What the column holds; shown in the Glue catalog."""
+    values: tuple[Text, ...] = ()
+    """For a string feature: its categories, in a fixed order (the default preprocess one-hot
+    encodes them, with an `other` column for anything else)."""
+
+
+class Schema(_Model):
+    """The curated data contract: what the product's transform writes and training reads."""
+
+    columns: tuple[Column, ...] = Field(min_length=2)
+    """Every curated column, partition keys included, in the order the transform writes them."""
+    id_column: ColumnName
+    """Identifies a record (de-duplication, quality rules, joining ground truth)."""
+    target_column: ColumnName
+    """The label the model learns."""
+    event_time_column: ColumnName | None = None
+    """When the record happened; when set, the default preprocess splits by time."""
+    partition_keys: tuple[ColumnName, ...] = ()
+    """Columns the curated table is partitioned by (written as key=value folders)."""
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def data_columns(self) -> tuple[Column, ...]:
+        """Columns stored in the files (the partition keys live in the folder names)."""
+        return tuple(c for c in self.columns if c.name not in self.partition_keys)
+
+    @model_validator(mode="after")
+    def _roles_are_columns(self) -> Schema:
+        names = self.names
+        problems = []
+        for i, column in enumerate(self.columns):
+            if names.index(column.name) != i:
+                problems.append((f"columns[{i}].name", f"'{column.name}' is declared twice"))
+            if column.values and column.type != "string":
+                problems.append(
+                    (f"columns[{i}].values", "only string columns have categories")
+                )
+        roles = [("id_column", self.id_column), ("target_column", self.target_column)]
+        if self.event_time_column:
+            roles.append(("event_time_column", self.event_time_column))
+        roles += [(f"partition_keys[{i}]", key) for i, key in enumerate(self.partition_keys)]
+        for path, name in roles:
+            if name not in names:
+                problems.append((path, _not_a_column(name, names)))
+        if self.event_time_column in names and self.column(
+            self.event_time_column or ""
+        ).type not in ("timestamp", "date"):
+            problems.append(("event_time_column", "must name a timestamp or date column"))
+        if len(self.partition_keys) >= len(self.columns):
+            problems.append(("partition_keys", "at least one column must not be a partition key"))
+        if problems:
+            raise _CrossFieldErrors(problems)
+        return self
+
+
+def _not_a_column(name: str, names: tuple[str, ...]) -> str:
+    near = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean '{near[0]}'?" if near else f"columns: {', '.join(names)}"
+    return f"'{name}' is not a column of data.curated; {hint}"
+
+
+# The DQDL rule types of AWS Glue Data Quality
+# (https://docs.aws.amazon.com/glue/latest/dg/dqdl-rule-types.html).
+DQDL_RULE_TYPES = frozenset(
+    {
+        "AggregateMatch", "ColumnCorrelation", "ColumnCount", "ColumnDataType", "ColumnExists",
+        "ColumnLength", "ColumnNamesMatchPattern", "ColumnValues", "Completeness", "CustomSql",
+        "DataFreshness", "DatasetMatch", "DetectAnomalies", "DistinctValuesCount", "Entropy",
+        "FileFreshness", "FileMatch", "FileSize", "FileUniqueness", "IsComplete",
+        "IsPrimaryKey", "IsUnique", "Mean", "ReferentialIntegrity", "RowCount", "RowCountMatch",
+        "SchemaMatch", "StandardDeviation", "Sum", "UniqueValueRatio", "Uniqueness",
+    }
+)  # fmt: skip
+_DQDL_RULE = re.compile(r'^\s*(?P<type>[A-Za-z]+)(?P<columns>(?:\s+"[^"]*")*)(?P<rest>.*)$')
+
+
+def dqdl_columns(rule: str) -> tuple[str, tuple[str, ...]]:
+    """(rule type, the columns it names): the quoted arguments right after the rule type, as
+    in `IsComplete "id"` or `ColumnCorrelation "a" "b"` (quoted values later in the rule, such
+    as `in ["a", "b"]`, are not columns)."""
+    match = _DQDL_RULE.match(rule)
+    if match is None:
+        return "", ()
+    return match["type"], tuple(re.findall(r'"([^"]*)"', match["columns"]))
+
+
 class Data(_Model):
     sources: tuple[DataSource, ...] = Field(min_length=1)
-    """Raw data sources the crawler catalogs and the ETL job reads."""
+    """Raw data sources: the crawler catalogs each, the ETL job reads them all."""
+    curated: Schema
+    """The curated table's schema: its columns and the roles of its columns."""
+    transform: RelativePath
+    """The product's PySpark transform module, relative to the manifest: it defines
+    `transform(spark, sources, params) -> (curated, quarantined)` (see README)."""
+    transform_params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Settings passed to the transform as they are (window lengths, cut-offs, ...)."""
+    generator: RelativePath | None = None
+    """The product's synthetic-data module, relative to the manifest: it defines
+    `sources(rows, seed) -> {source name: pandas DataFrame}`; tests and the rehearsal use it."""
     schedule: ScheduleExpression = "cron(0 2 * * ? *)"
     """When the Glue workflow runs (crawl -> ETL -> quality)."""
     quality_rules: tuple[Text, ...] = Field(min_length=1)
-    """Glue Data Quality (DQDL) rules evaluated on the curated table after each ETL run."""
+    """Glue Data Quality (DQDL) rules evaluated on the curated data after each ETL run; every
+    column a rule names must be in the schema."""
     etl_workers: int = Field(default=2, ge=2, le=100)
     """Glue workers the ETL job starts with (G.1X)."""
     etl_max_workers: int = Field(default=10, ge=2, le=299)
@@ -327,14 +521,81 @@ class Data(_Model):
             raise ValueError("etl_max_workers must be at least etl_workers")
         return self
 
+    @model_validator(mode="after")
+    def _rules_name_columns(self) -> Data:
+        problems = []
+        names = self.curated.names
+        for i, rule in enumerate(self.quality_rules):
+            kind, columns = dqdl_columns(rule)
+            if kind not in DQDL_RULE_TYPES:
+                near = difflib.get_close_matches(kind, sorted(DQDL_RULE_TYPES), n=1)
+                hint = f"did you mean '{near[0]}'?" if near else "see the DQDL rule type list"
+                problems.append(
+                    (f"quality_rules[{i}]", f"'{kind}' is not a DQDL rule type; {hint}")
+                )
+                continue
+            for column in columns:
+                if column not in names:
+                    problems.append(
+                        (f"quality_rules[{i}]", f"rule '{rule}': {_not_a_column(column, names)}")
+                    )
+        if problems:
+            raise _CrossFieldErrors(problems)
+        return self
+
+
+class Algorithm(StrEnum):
+    """How the model is trained and served."""
+
+    XGBOOST = "xgboost"
+    """SageMaker's built-in XGBoost algorithm (no training script)."""
+    XGBOOST_SCRIPT = "xgboost-script"
+    """The XGBoost framework container running the product's train.py (script mode)."""
+    SKLEARN = "sklearn"
+    """The scikit-learn framework container running the product's train.py (script mode)."""
+    CUSTOM_IMAGE = "custom-image"
+    """The product's own image (model.image_uri) for training and serving."""
+
+    @property
+    def script_mode(self) -> bool:
+        return self in (Algorithm.XGBOOST_SCRIPT, Algorithm.SKLEARN)
+
+
+DEFAULT_FRAMEWORK_VERSION = {
+    Algorithm.XGBOOST: "1.7-1",
+    Algorithm.XGBOOST_SCRIPT: "1.7-1",
+    Algorithm.SKLEARN: "1.2-1",
+}
+
+
+class ModelCode(_Model):
+    """The product's scripts, relative to the manifest; mlgate's defaults where none is given."""
+
+    train: RelativePath | None = None
+    """Script-mode entry point (train.py): trains, saves to SM_MODEL_DIR, and serves through
+    model_fn / predict_fn; required for xgboost-script and sklearn."""
+    preprocess: RelativePath | None = None
+    """Preprocessing script; default: mlgate's tabular preprocess driven by the schema."""
+    evaluate: RelativePath | None = None
+    """Evaluation script; default: mlgate's, computing the manifest's model metrics."""
+    dependencies: tuple[RelativePath, ...] = ()
+    """Other files the scripts import, shipped beside them (helpers, requirements.txt)."""
+
 
 class ModelSettings(_Model):
-    algorithm: Literal["xgboost"] = "xgboost"
-    """Training algorithm: the SageMaker built-in XGBoost container."""
-    framework_version: Text = "1.7-1"
-    """Version of the built-in container image."""
-    target_column: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")] = "is_fraud"
-    """Label column in the curated data."""
+    problem_type: ProblemType = ProblemType.BINARY_CLASSIFICATION
+    """binary_classification, multiclass or regression."""
+    algorithm: Algorithm = Algorithm.XGBOOST
+    """xgboost (built-in), xgboost-script, sklearn (script mode) or custom-image."""
+    framework_version: Text | None = None
+    """Version of the framework container (default: 1.7-1 for XGBoost, 1.2-1 for sklearn)."""
+    image_uri: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/\S+$")] | None = None
+    """custom-image only: the ECR image that trains (and serves) the model."""
+    code: ModelCode = ModelCode()
+    """The product's training, preprocessing and evaluation scripts."""
+    features: tuple[ColumnName, ...] = ()
+    """Schema columns the default preprocess feeds the model, in payload order (default:
+    every column but the id, event time, target and partition keys)."""
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     """Hyper-parameters passed to the training job as they are."""
     training_instance_type: InstanceType = "ml.m5.xlarge"
@@ -345,6 +606,39 @@ class ModelSettings(_Model):
     """Instance type of preprocessing, evaluation and baseline jobs."""
     retrain_schedule: ScheduleExpression = "cron(0 4 ? * MON *)"
     """When the training pipeline runs on a schedule (besides after ETL and on drift)."""
+
+    @property
+    def version(self) -> str:
+        """The framework container version, defaults applied."""
+        return self.framework_version or DEFAULT_FRAMEWORK_VERSION.get(self.algorithm, "")
+
+    @model_validator(mode="after")
+    def _code_fits_algorithm(self) -> ModelSettings:
+        problems = []
+        if self.algorithm.script_mode and not self.code.train:
+            problems.append(
+                ("code.train", f"{self.algorithm.value} runs the product's train.py: name it")
+            )
+        if self.algorithm is Algorithm.XGBOOST and self.code.train:
+            problems.append(
+                ("code.train", "the built-in xgboost algorithm takes no script; "
+                 "use algorithm: xgboost-script to run your own train.py")
+            )  # fmt: skip
+        if self.algorithm is Algorithm.CUSTOM_IMAGE:
+            if not self.image_uri:
+                problems.append(("image_uri", "custom-image needs the ECR image URI"))
+            if not self.code.evaluate:
+                problems.append(
+                    ("code.evaluate", "mlgate cannot load a custom image's model: give an "
+                     "evaluation script that writes the metrics")
+                )  # fmt: skip
+        elif self.image_uri:
+            problems.append(("image_uri", "only algorithm: custom-image takes an image_uri"))
+        if self.algorithm is Algorithm.CUSTOM_IMAGE and self.framework_version:
+            problems.append(("framework_version", "a custom image has no framework version"))
+        if problems:
+            raise _CrossFieldErrors(problems)
+        return self
 
 
 class RolloutPolicy(StrEnum):
@@ -401,6 +695,10 @@ class EnvironmentServing(_Model):
 class Serving(_Model):
     data_capture_sampling_percent: int = Field(default=20, ge=1, le=100)
     """Share of requests and responses captured for Model Monitor."""
+    sample_request: RelativePath | None = None
+    """A CSV file beside the manifest: a header row naming the payload's features, then one
+    record the deploy verifier sends; required with a product preprocess (default: built
+    from the schema)."""
     staging: EnvironmentServing
     """Endpoint settings in staging."""
     prod: EnvironmentServing
@@ -465,13 +763,94 @@ class Manifest(_Model):
     data: Data
     """Sources, schedule, data-quality rules, ETL sizing."""
     model: ModelSettings = ModelSettings()
-    """Algorithm, hyper-parameters, instances."""
+    """Problem type, algorithm, the product's code, hyper-parameters, instances."""
     serving: Serving
     """Endpoints per environment."""
     monitoring: Monitoring = Monitoring()
     """Model Monitor schedule and retraining policy."""
     environments: Environments
     """Accounts and regions."""
+
+    _folder: Path = PrivateAttr(default=Path("."))
+
+    @property
+    def folder(self) -> Path:
+        """The product's folder: the manifest's own, where its code paths start."""
+        return self._folder
+
+    def path(self, relative: str) -> Path:
+        """A file the manifest references, relative to the manifest."""
+        return self._folder / relative
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Schema columns the model reads, in order (model.features, or every column that
+        has no other role)."""
+        if self.model.features:
+            return self.model.features
+        schema = self.data.curated
+        roles = {schema.id_column, schema.target_column, schema.event_time_column,
+                 *schema.partition_keys}  # fmt: skip
+        return tuple(c.name for c in schema.columns if c.name not in roles)
+
+    @property
+    def payload_columns(self) -> tuple[str, ...]:
+        """What the endpoint receives, in order: the header of the product's sample request,
+        or the default preprocess's layout (numbers as they are; each string feature one-hot,
+        one column per category and one for anything else)."""
+        sample = self.sample_request
+        if sample is not None:
+            return sample[0]
+        columns: list[str] = []
+        for name in self.features:
+            column = self.data.curated.column(name)
+            if column.type in NUMERIC_TYPES:
+                columns.append(name)
+            else:
+                columns += [f"{name}={v}" for v in (*column.values, "other")]
+        return tuple(columns)
+
+    @property
+    def sample_request(self) -> tuple[tuple[str, ...], str] | None:
+        """(feature names, one CSV record) from serving.sample_request, when the product
+        ships one."""
+        if self.serving.sample_request is None:
+            return None
+        lines = self.path(self.serving.sample_request).read_text(encoding="utf-8").split("\n")
+        header, record = lines[0].strip(), lines[1].strip()
+        return tuple(h.strip() for h in header.split(",")), record
+
+    @property
+    def sample_record(self) -> str:
+        """One CSV record the deploy verifier sends: the product's sample, or a neutral one
+        built from the schema (zeros; each string feature in its first category)."""
+        sample = self.sample_request
+        if sample is not None:
+            return sample[1]
+        values: list[str] = []
+        for name in self.features:
+            column = self.data.curated.column(name)
+            if column.type in NUMERIC_TYPES:
+                values.append("0")
+            else:
+                values += ["1"] + ["0"] * len(column.values)
+        return ",".join(values)
+
+    def code_files(self) -> dict[str, Path]:
+        """Every file of the product's own code the manifest names, by manifest field."""
+        files = {"data.transform": self.path(self.data.transform)}
+        if self.data.generator:
+            files["data.generator"] = self.path(self.data.generator)
+        code = self.model.code
+        for field in ("train", "preprocess", "evaluate"):
+            value = getattr(code, field)
+            if value:
+                files[f"model.code.{field}"] = self.path(value)
+        for i, dependency in enumerate(code.dependencies):
+            files[f"model.code.dependencies[{i}]"] = self.path(dependency)
+        if self.serving.sample_request:
+            files["serving.sample_request"] = self.path(self.serving.sample_request)
+        return files
 
     def contact(self, contact_id: str) -> Contact:
         return next(c for c in self.product.contacts if c.id == contact_id)
@@ -555,6 +934,7 @@ class Manifest(_Model):
         if not self.pipeline_gates:
             problems.append(("gates", "at least one gate must run in CodePipeline"))
         problems.extend(self._rollout_problems())
+        problems.extend(self._model_problems())
         if self.environments.prod.region != self.environments.staging.region:
             problems.append(
                 (
@@ -569,6 +949,64 @@ class Manifest(_Model):
         if problems:
             raise _CrossFieldErrors(problems)
         return self
+
+    def _model_problems(self) -> list[tuple[str, str]]:
+        """The model fits the data contract and its problem type."""
+        problems: list[tuple[str, str]] = []
+        problem = self.model.problem_type
+        allowed = METRICS_BY_PROBLEM[problem]
+        for i, metric in enumerate(self.metrics.model_metrics):
+            if metric.name not in allowed:
+                problems.append(
+                    (
+                        f"metrics.model_metrics[{i}].name",
+                        f"{metric.name.value} is not a {problem.value} metric; "
+                        f"use one of {', '.join(m.value for m in allowed)}",
+                    )
+                )
+        schema = self.data.curated
+        roles = {schema.id_column: "id_column", schema.target_column: "target_column"}
+        for i, name in enumerate(self.model.features):
+            if name not in schema.names:
+                problems.append((f"model.features[{i}]", _not_a_column(name, schema.names)))
+            elif name in roles:
+                problems.append(
+                    (f"model.features[{i}]", f"'{name}' is the {roles[name]}, not a feature")
+                )
+        if not self.features:
+            problems.append(("model.features", "the schema leaves the model no feature"))
+        if self.model.code.preprocess is None:
+            for name in self.features:
+                if name not in schema.names:
+                    continue
+                column = schema.column(name)
+                if column.type in ("date", "timestamp"):
+                    problems.append(
+                        (
+                            "model.features",
+                            f"'{name}' is a {column.type}: the default preprocess takes "
+                            "numbers and categories; derive a number in the transform, or "
+                            "leave it out with model.features",
+                        )
+                    )
+                elif column.type == "string" and not column.values:
+                    index = schema.names.index(name)
+                    problems.append(
+                        (
+                            f"data.curated.columns[{index}].values",
+                            f"'{name}' is a string feature: list its categories so the "
+                            "default preprocess can one-hot encode it",
+                        )
+                    )
+        elif self.serving.sample_request is None:
+            problems.append(
+                (
+                    "serving.sample_request",
+                    "a product preprocess decides the payload layout: ship a sample request "
+                    "(header row of feature names, then one record) and name it here",
+                )
+            )
+        return problems
 
     def _rollout_problems(self) -> list[tuple[str, str]]:
         """Safety invariants of blue/green traffic shifting, per environment."""
@@ -654,12 +1092,30 @@ def _printable(line: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key '{key}' appears twice in one mapping (first on line {seen[key]})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_manifest(path: str | Path) -> Manifest:
     """Read, parse and validate one manifest file; raise ManifestError naming every problem."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+    except (FileNotFoundError, IsADirectoryError):
         raise ManifestError(path, [("", "file not found")]) from None
     except UnicodeDecodeError as err:
         raise ManifestError(
@@ -674,7 +1130,29 @@ def load_manifest(path: str | Path) -> Manifest:
 
 
 def parse_manifest(raw: Any, path: Path = Path("<manifest>")) -> Manifest:
-    """Validate an already-parsed document; raise ManifestError naming every problem."""
+    """Validate an already-parsed document; its code paths start at `path`'s folder, and every
+    file they name must exist; raise ManifestError naming every problem."""
+    manifest = _validate(raw, path)
+    manifest._folder = path.resolve().parent
+    missing = [
+        (field, f"no file {file.relative_to(manifest.folder)} beside the manifest "
+         f"(looked for {file})")
+        for field, file in manifest.code_files().items()
+        if not file.is_file()
+    ]  # fmt: skip
+    if missing:
+        raise ManifestError(path, missing)
+    sample = manifest.sample_request
+    if sample is not None and len(sample[0]) != len(sample[1].split(",")):
+        raise ManifestError(
+            path,
+            [("serving.sample_request", f"the header names {len(sample[0])} features but the "
+              f"record has {len(sample[1].split(','))} values")],
+        )  # fmt: skip
+    return manifest
+
+
+def _validate(raw: Any, path: Path) -> Manifest:
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else f"a {type(raw).__name__}"
         raise ManifestError(path, [("", f"expected a mapping of sections, got {got}")])
@@ -692,7 +1170,7 @@ def _describe(err: ValidationError) -> list[tuple[str, str]]:
         ctx = e.get("ctx") or {}
         inner = ctx.get("error")
         if isinstance(inner, _CrossFieldErrors):
-            problems.extend(inner.problems)
+            problems.extend((_join(loc, path), message) for path, message in inner.problems)
             continue
         kind = e["type"]
         if kind == "extra_forbidden":
@@ -735,6 +1213,12 @@ _PATTERN_HELP = {
 }
 
 
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
 def _dotted(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -771,13 +1255,24 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+MANIFEST_FILE = "manifest.yaml"
+
+
 def manifest_paths(target: str | Path) -> list[Path]:
-    """A manifest file, or every *.yaml / *.yml file of a folder, sorted."""
+    """A manifest file; a product folder (holding manifest.yaml); or a folder of product
+    folders (every */manifest.yaml), sorted."""
     target = Path(target)
     if target.is_dir():
-        files = sorted([*target.glob("*.yaml"), *target.glob("*.yml")])
+        if (target / MANIFEST_FILE).is_file():
+            return [target / MANIFEST_FILE]
+        files = sorted(target.glob(f"*/{MANIFEST_FILE}"))
         if not files:
-            raise ManifestError(target, [("", "folder holds no *.yaml manifest")])
+            raise ManifestBatchError(
+                [
+                    f"{target}: holds no product: a product is a folder with a {MANIFEST_FILE} "
+                    f"(try `python -m mlgate new NAME` to scaffold one)"
+                ]
+            )
         return files
     return [target]
 

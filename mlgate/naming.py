@@ -12,18 +12,18 @@ PREFIX = "mlgate"
 
 
 def pascal(slug: str) -> str:
-    """fraud-detection -> FraudDetection."""
+    """customer-churn -> CustomerChurn."""
     return "".join(part.capitalize() for part in re.split(r"[-_]", slug) if part)
 
 
 def stack_name(product: str, component: str, env: str | None = None) -> str:
-    """mlgate-fraud-detection-staging-serving; CloudFormation stack names allow 128 chars."""
+    """mlgate-customer-churn-staging-serving; CloudFormation stack names allow 128 chars."""
     parts = [PREFIX, product, *([env] if env else []), component]
     return "-".join(parts)
 
 
 def resource_name(product: str, *parts: str, max_length: int = 63) -> str:
-    """mlgate-fraud-detection-<parts>, lowercase, cut to the service's length limit.
+    """mlgate-customer-churn-<parts>, lowercase, cut to the service's length limit.
 
     A name cut short keeps a stable suffix derived from the whole name, so two long names that
     share a prefix never collide.

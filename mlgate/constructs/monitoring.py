@@ -23,6 +23,8 @@ from mlgate import naming
 from mlgate.manifest import Contact, Direction, Manifest, SloKind
 
 WIDTH = 24
+# A graph stays readable, and within CloudWatch's per-widget limit, with this many lines.
+MAX_DRIFT_LINES = 25
 CRITICAL, WARNING = "critical", "warning"
 MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
@@ -203,7 +205,7 @@ class ProductMonitoring(Construct):
                 checks=(
                     "the model metrics tier below for a drop in precision or recall",
                     "recent releases in the release pipeline and its audit trail",
-                    "upstream business changes (campaigns, new merchants)",
+                    "upstream business changes (campaigns, pricing, new markets)",
                 ),
                 periods=3,
             )
@@ -270,9 +272,14 @@ class ProductMonitoring(Construct):
                         statistic="Sum",
                         period=Duration.hours(1),
                     ),
+                ],
+                # Model Monitor publishes one drift distance per payload column, named after the
+                # baseline's header: https://docs.aws.amazon.com/sagemaker/latest/dg/
+                # model-monitor-interpreting-cloudwatch.html
+                right=[
                     cw.Metric(
                         namespace=DATA_METRICS_NAMESPACE,
-                        metric_name="feature_baseline_drift_amount",
+                        metric_name=f"feature_baseline_drift_{column}",
                         dimensions_map={
                             "Endpoint": self.endpoint,
                             "MonitoringSchedule": naming.resource_name(
@@ -281,9 +288,11 @@ class ProductMonitoring(Construct):
                         },
                         statistic="Maximum",
                         period=Duration.hours(1),
-                    ),
+                        label=column,
+                    )
+                    for column in self.manifest.payload_columns[:MAX_DRIFT_LINES]
                 ],
-                left_annotations=[
+                right_annotations=[
                     cw.HorizontalAnnotation(
                         value=self.manifest.monitoring.drift_threshold, label="drift threshold"
                     )

@@ -1,22 +1,31 @@
 """Glue 5.0 entry point of the data-quality check: evaluate the manifest's DQDL rules on the
-curated table with Glue Data Quality, publish the results, and fail the run when a rule fails
-(the failure reaches on-call; success is the event training starts on)."""
+curated data with Glue Data Quality, publish the results, and fail the run when a rule fails
+(the failure reaches on-call; success is the event training starts on).
+
+The rules run on the Parquet files the curation job wrote, read from S3 with their partition
+folders, not on the catalog table: the curation job writes new partitions that the catalog
+does not know until something registers them, and a catalog read would see none of them."""
 
 import sys
 
 from awsglue.context import GlueContext
 from awsglue.job import Job
 from awsglue.utils import getResolvedOptions
+from awsglue.dynamicframe import DynamicFrame
 from awsgluedq.transforms import EvaluateDataQuality
 from pyspark.context import SparkContext
 
-args = getResolvedOptions(sys.argv, ["JOB_NAME", "database", "table", "ruleset", "ruleset_name"])
+args = getResolvedOptions(sys.argv, ["JOB_NAME", "curated_path", "ruleset", "ruleset_name"])
 glue = GlueContext(SparkContext.getOrCreate())
 job = Job(glue)
 job.init(args["JOB_NAME"], args)
 
-curated = glue.create_dynamic_frame.from_catalog(
-    database=args["database"], table_name=args["table"], transformation_ctx="curated"
+curated = DynamicFrame.fromDF(
+    glue.spark_session.read.option("basePath", args["curated_path"]).parquet(
+        args["curated_path"]
+    ),
+    glue,
+    "curated",
 )
 outcomes = EvaluateDataQuality().process_rows(
     frame=curated,

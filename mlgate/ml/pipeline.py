@@ -1,8 +1,9 @@
 """The training pipeline, authored with the SageMaker Python SDK (v3) and built offline.
 
-preprocess -> train (built-in XGBoost) -> evaluate -> data-quality baseline -> one condition per
-manifest model metric -> register the model version (PendingManualApproval); a metric that
-falls short ends the run in a FailStep that names it.
+preprocess -> train (built-in XGBoost, a framework container running the product's train.py,
+or the product's image) -> evaluate -> data-quality baseline -> one condition per manifest
+model metric -> register the model version (PendingManualApproval) with its artifacts; a
+metric that falls short ends the run in a FailStep that names it.
 
 `definition()` runs at synth time. It never reaches the network: role validation and
 telemetry are off, every S3 location is explicit, image URIs come from the SDK's bundled
@@ -19,11 +20,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from mlgate.manifest import Direction, Manifest
+from mlgate.manifest import Algorithm, Direction, Manifest
 
 # Evaluation report: SageMaker's model-quality JSON layout, so Studio shows the metrics.
 REPORT_FILE = "evaluation.json"
-REPORT_SECTION = "binary_classification_metrics"
 PROPERTY_FILE = "EvaluationReport"
 STEP_PREPROCESS = "Preprocess"
 STEP_TRAIN = "Train"
@@ -33,9 +33,9 @@ STEP_REGISTER = "RegisterModelVersion"
 PROCESSING = "/opt/ml/processing"
 
 
-def metric_json_path(metric: str) -> str:
+def metric_json_path(manifest: Manifest, metric: str) -> str:
     """Where evaluate.py writes a metric, and where the condition step reads it."""
-    return f"{REPORT_SECTION}.{metric}.value"
+    return f"{manifest.model.problem_type.report_section}.{metric}.value"
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ class PipelineSettings:
     curated_s3_uri: str
     preprocess_code_uri: str
     evaluate_code_uri: str
+    contract_uri: str
+    """The training contract JSON (mlgate.product_code.training_contract) the scripts read."""
+    train_source_uri: str | None
+    """Script mode: the product's train.py and its dependencies as a sourcedir.tar.gz."""
     model_package_group: str
     manifest_sha256: str
     code_sha256: str
@@ -73,15 +77,33 @@ def _offline_environment(region: str) -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "offline-synth")
 
 
-def image_uris(region: str, framework_version: str) -> dict[str, str]:
-    """The images the pipeline runs, from the SDK's bundled tables (no network)."""
+def image_uris(manifest: Manifest, region: str) -> dict[str, str]:
+    """The images the pipeline runs, from the SDK's bundled tables (no network): `model`
+    trains, serves and runs the scripts; `model-monitor` computes the baseline."""
     _offline_environment(region)
     from sagemaker.core import image_uris as uris
 
-    return {
-        "xgboost": uris.retrieve("xgboost", region=region, version=framework_version),
-        "model-monitor": uris.retrieve("model-monitor", region=region),
-    }
+    model = manifest.model
+    if model.algorithm is Algorithm.CUSTOM_IMAGE:
+        image = model.image_uri or ""
+    elif model.algorithm is Algorithm.SKLEARN:
+        image = uris.retrieve("sklearn", region=region, version=model.version, py_version="py3")
+    else:
+        image = uris.retrieve("xgboost", region=region, version=model.version)
+    return {"model": image, "model-monitor": uris.retrieve("model-monitor", region=region)}
+
+
+ENTRY_SCRIPT = "mlgate_entry.py"
+"""mlgate/ml/script_mode_entry.py, as the sourcedir.tar.gz holds it."""
+SERVING_CODE_DIR = "/opt/ml/model/code"
+
+
+def script_mode(manifest: Manifest) -> str | None:
+    """The product's script-mode entry point's file name, or None when it brings no script."""
+    train = manifest.model.code.train
+    if not manifest.model.algorithm.script_mode or train is None:
+        return None
+    return train.rsplit("/", 1)[-1]
 
 
 def definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
@@ -93,6 +115,15 @@ def definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         return _definition(manifest, s)
     finally:
         logging.disable(previous)
+
+
+def _training_description(manifest: Manifest) -> str:
+    model = manifest.model
+    if model.algorithm is Algorithm.XGBOOST:
+        return f"Built-in XGBoost {model.version} with the manifest's hyper-parameters"
+    if model.algorithm is Algorithm.CUSTOM_IMAGE:
+        return "The product's training image with the manifest's hyper-parameters"
+    return f"{model.code.train} in the {model.algorithm.value} {model.version} container"
 
 
 def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
@@ -141,7 +172,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     # The SDK checks (over the network) that a default bucket it chose itself exists; ours is
     # the product's artifact bucket, created by the foundation stack, so mark it as known.
     session._default_bucket = s.bucket
-    images = image_uris(s.region, manifest.model.framework_version)
+    images = image_uris(manifest, s.region)
     model = manifest.model
     run = f"s3://{s.bucket}/{s.prefix}"
 
@@ -166,7 +197,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
 
     def processor(job: str) -> Any:
         return ScriptProcessor(
-            image_uri=images["xgboost"],
+            image_uri=images["model"],
             command=["python3"],
             role=s.role_arn,
             instance_type=model.processing_instance_type,
@@ -183,20 +214,36 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         "monitoring baseline dataset",
         step_args=processor("preprocess").run(
             code=s.preprocess_code_uri,
-            inputs=[s3_in("curated", s.curated_s3_uri, f"{PROCESSING}/input")],
+            inputs=[
+                s3_in("curated", s.curated_s3_uri, f"{PROCESSING}/input"),
+                s3_in("contract", s.contract_uri, f"{PROCESSING}/contract"),
+            ],
             outputs=[
                 s3_out(name, f"{PROCESSING}/{name}")
                 for name in ("train", "validation", "test", "baseline")
             ],
-            arguments=["--target", model.target_column],
         ),
     )
 
     def split(name: str) -> Any:
         return preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
 
+    # Script mode as SageMaker's framework containers read it: the program and the
+    # sourcedir.tar.gz it is in, as hyper-parameters (https://github.com/aws/
+    # sagemaker-training-toolkit, sagemaker_program / sagemaker_submit_directory). mlgate's entry
+    # runs the product's script, then puts the code into the model artifact for serving.
+    program = script_mode(manifest)
+    hyperparameters = {k: str(v) for k, v in model.hyperparameters.items()}
+    environment: dict[str, str] = {}
+    if program is not None:
+        if s.train_source_uri is None:
+            raise ValueError("script mode needs the sourcedir.tar.gz's location")
+        hyperparameters["sagemaker_program"] = ENTRY_SCRIPT
+        hyperparameters["sagemaker_submit_directory"] = s.train_source_uri
+        hyperparameters["sagemaker_region"] = s.region
+        environment["MLGATE_PROGRAM"] = program
     trainer = ModelTrainer(
-        training_image=images["xgboost"],
+        training_image=images["model"],
         role=s.role_arn,
         base_job_name=f"{manifest.product.name}-train",
         compute=Compute(
@@ -204,7 +251,8 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
             instance_count=model.training_instance_count,
             volume_kms_key_id=s.kms_key_arn,
         ),
-        hyperparameters={k: str(v) for k, v in model.hyperparameters.items()},
+        hyperparameters=hyperparameters,
+        environment=environment or None,
         output_data_config=OutputDataConfig(
             s3_output_path=f"{run}/models", kms_key_id=s.kms_key_arn
         ),
@@ -212,8 +260,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     )
     train = TrainingStep(
         name=STEP_TRAIN,
-        description=f"Built-in XGBoost {model.framework_version} with the manifest's "
-        "hyper-parameters",
+        description=_training_description(manifest),
         step_args=trainer.train(
             input_data_config=[
                 InputData(channel_name=c, data_source=split(c), content_type="text/csv")
@@ -232,9 +279,9 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
             inputs=[
                 s3_in("model", model_data, f"{PROCESSING}/model"),
                 s3_in("test", split("test"), f"{PROCESSING}/test"),
+                s3_in("contract", s.contract_uri, f"{PROCESSING}/contract"),
             ],
             outputs=[s3_out("evaluation", f"{PROCESSING}/evaluation")],
-            arguments=["--metrics", ",".join(m.name.value for m in manifest.metrics.model_metrics)],
         ),
         property_files=[report],
     )
@@ -264,10 +311,21 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     constraints = baseline.properties.CalculatedBaselineConstraints
 
     builder = ModelBuilder(
-        model=model_data,
-        image_uri=images["xgboost"],
+        s3_model_data_url=model_data,
+        image_uri=images["model"],
         role_arn=s.role_arn,
         sagemaker_session=session,
+        **(
+            {
+                "env_vars": {
+                    "SAGEMAKER_PROGRAM": program,
+                    "SAGEMAKER_SUBMIT_DIRECTORY": SERVING_CODE_DIR,
+                    "SAGEMAKER_REGION": s.region,
+                }
+            }
+            if program is not None
+            else {}
+        ),
     )
     register = ModelStep(
         name=STEP_REGISTER,
@@ -315,7 +373,9 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     next_step: Any = register
     for metric in reversed(manifest.metrics.model_metrics):
         value = JsonGet(
-            step_name=STEP_EVALUATE, property_file=report, json_path=metric_json_path(metric.name)
+            step_name=STEP_EVALUATE,
+            property_file=report,
+            json_path=metric_json_path(manifest, metric.name),
         )
         compare = (
             ConditionGreaterThanOrEqualTo
@@ -352,4 +412,21 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         sagemaker_session=session,
     )
     result: dict[str, Any] = json.loads(pipeline.definition())
+    _drop_empty_environment(result)
     return result
+
+
+def _drop_empty_environment(node: Any) -> None:
+    """Remove environment variables the SDK sets to "" (SAGEMAKER_PROGRAM and
+    SAGEMAKER_SUBMIT_DIRECTORY on a built-in algorithm's container): an empty SAGEMAKER_PROGRAM
+    sends the XGBoost container looking for a user script that does not exist."""
+    if isinstance(node, dict):
+        environment = node.get("Environment")
+        if isinstance(environment, dict):
+            for key in [k for k, v in environment.items() if v == ""]:
+                del environment[key]
+        for value in node.values():
+            _drop_empty_environment(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_empty_environment(value)

@@ -3,8 +3,10 @@ ruleset and the workflow that runs crawl -> curate -> quality check on the manif
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import aws_cdk as cdk
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -16,20 +18,31 @@ from constructs import Construct
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.storage import SecureBucket
-from mlgate.etl.columns import CURATED_SCHEMA, PARTITION_COLUMN
+from mlgate.packaging import build_zip
 from mlgate.manifest import Manifest
 from mlgate.stacks.foundation import FoundationStack
 
 from .base import ProductStack
 
 ETL = Path(__file__).resolve().parent.parent / "etl"
-WINDOW_SECONDS = 24 * 3600
 GLUE_TYPES = {
     "string": glue.Schema.STRING,
-    "double": glue.Schema.DOUBLE,
     "int": glue.Schema.INTEGER,
+    "bigint": glue.Schema.BIG_INT,
+    "double": glue.Schema.DOUBLE,
+    "float": glue.Schema.FLOAT,
+    "boolean": glue.Schema.BOOLEAN,
+    "date": glue.Schema.DATE,
     "timestamp": glue.Schema.TIMESTAMP,
 }
+CURATED_PREFIX = "curated/"
+ETL_ZIP = "etl.zip"
+
+
+def etl_zip(manifest: Manifest, build_dir: Path) -> Path:
+    """The product's ETL code (every module beside its transform) as the zip Glue loads."""
+    transform = manifest.path(manifest.data.transform)
+    return build_zip(transform.parent, build_dir / manifest.product.name / ETL_ZIP)
 
 
 def dqdl(rules: tuple[str, ...]) -> str:
@@ -76,21 +89,25 @@ class DataStack(ProductStack):
             database_name=self.database_name,
             description=f"Raw and curated data of {manifest.product.display_name}",
         )
+        schema = manifest.data.curated
         self.curated_table = glue.S3Table(
             self,
             "CuratedTable",
             database=self.database,
-            table_name="transactions_curated",
+            table_name="curated",
             # The curated bucket keeps its own encryption: the product key.
             storage=glue.S3TableStorage.from_bucket(self.curated),
-            s3_prefix="transactions/",
+            s3_prefix=CURATED_PREFIX,
             data_format=glue.DataFormat.PARQUET,
             columns=[
-                glue.Column(name=name, type=GLUE_TYPES[kind])
-                for name, kind in CURATED_SCHEMA.items()
+                glue.Column(name=c.name, type=GLUE_TYPES[c.type], comment=c.description or None)
+                for c in schema.data_columns
             ],
-            partition_keys=[glue.Column(name=PARTITION_COLUMN, type=glue.Schema.DATE)],
-            description="Typed, de-duplicated transactions with fraud features",
+            partition_keys=[
+                glue.Column(name=k, type=GLUE_TYPES[schema.column(k).type])
+                for k in schema.partition_keys
+            ],
+            description=f"Curated data of {manifest.product.display_name} (data.curated)",
         )
         self.security = glue.SecurityConfiguration(
             self,
@@ -147,24 +164,40 @@ class DataStack(ProductStack):
             "max_concurrent_runs": 1,
             "max_retries": 0,
         }
-        source = data.sources[0]
+        build_dir = Path(cdk.App.of(self).outdir) / "mlgate-build"  # type: ignore[union-attr]
+        transform = Path(data.transform)
         self.etl_job = glue.PySparkEtlJob(
             self,
             "CurateJob",
             job_name=mlgate_events.etl_job_name(self.product),
-            description="Types, de-duplicates and enriches raw transactions (mlgate/etl)",
+            description=f"Runs {data.transform} on every raw source into the curated table",
             script=glue.Code.from_asset(str(ETL / "curate_glue.py")),
-            extra_python_files=[
-                glue.Code.from_asset(str(ETL / "transforms.py")),
-                glue.Code.from_asset(str(ETL / "columns.py")),
-            ],
+            extra_python_files=[glue.Code.from_asset(str(etl_zip(manifest, build_dir)))],
             default_arguments={
                 "--job-bookmark-option": "job-bookmark-enable",
                 "--enable-auto-scaling": "true",
-                "--raw_path": self.raw.s3_url_for_object(source.prefix),
-                "--curated_path": self.curated.s3_url_for_object("transactions/"),
+                "--sources": json.dumps(
+                    {
+                        s.name: {
+                            "path": self.raw.s3_url_for_object(s.prefix),
+                            "format": s.format,
+                        }
+                        for s in data.sources
+                    },
+                    separators=(",", ":"),
+                ),
+                # The zip's root is the transform's folder: the module is the file's stem.
+                "--transform_module": transform.stem,
+                "--params": json.dumps(data.transform_params, separators=(",", ":")),
+                "--schema": json.dumps(
+                    {
+                        "columns": [{"name": c.name, "type": c.type} for c in schema.columns],
+                        "partition_keys": list(schema.partition_keys),
+                    },
+                    separators=(",", ":"),
+                ),
+                "--curated_path": self.curated.s3_url_for_object(CURATED_PREFIX),
                 "--quarantine_path": self.curated.s3_url_for_object("quarantine/"),
-                "--window_seconds": str(WINDOW_SECONDS),
             },
             **common,  # type: ignore[arg-type]
         )
@@ -180,11 +213,10 @@ class DataStack(ProductStack):
             self,
             "QualityJob",
             job_name=mlgate_events.quality_job_name(self.product),
-            description="Evaluates the Data Quality ruleset on the curated table",
+            description="Evaluates the Data Quality ruleset on the curated data",
             script=glue.Code.from_asset(str(ETL / "quality_glue.py")),
             default_arguments={
-                "--database": self.database.database_name,
-                "--table": self.curated_table.table_name,
+                "--curated_path": self.curated.s3_url_for_object(CURATED_PREFIX),
                 "--ruleset": dqdl(data.quality_rules),
                 "--ruleset_name": self.name("quality-rules"),
                 "--data-quality-results-publishing": "true",

@@ -39,9 +39,6 @@ from mlgate.stacks.foundation import FoundationStack
 from mlgate.stacks.training import model_package_group_name
 
 RELEASE_KEY = "release.json"
-# One feature row as the endpoint receives it (the preprocess layout: 6 numeric, 24 one-hot);
-# tests/stacks/test_delivery.py checks it against mlgate/ml/scripts/preprocess.py.
-SAMPLE_RECORD = ",".join(["120.5", "0", "2.1", "3.4", "240", "3"] + ["0"] * 24)
 
 
 def gate_summary(manifest: Manifest, gate: Gate) -> str:
@@ -353,7 +350,7 @@ class DeliveryStack(ProductStack):
             "DeployVerifier",
             hook="deploy_verifier",
             description="Fails the stage on a silent rollback or a failing sample invocation",
-            environment={"SAMPLE_PAYLOAD": SAMPLE_RECORD},
+            environment={"SAMPLE_PAYLOAD": self.manifest.sample_record},
             role_name=accounts.verifier_role(self.manifest),
         )
         self._grant_release_access(hook, accounts.verify_access, accounts.verify_role)

@@ -98,7 +98,7 @@ class ServingStack(ProductStack):
         self.home_artifacts = foundation.bucket_arn("artifacts")
         self.capture_uri = f"s3://{self.artifacts_bucket}/{CAPTURE_PREFIX}/{env_name}"
         self.model_role = self._model_role()
-        images = image_uris(self.region, manifest.model.framework_version)
+        images = image_uris(manifest, self.region)
 
         model = sagemaker.CfnModel(
             self,
@@ -333,7 +333,7 @@ class ServingStack(ProductStack):
         return role
 
     def _pull_images(self, role: iam.Role) -> None:
-        images = image_uris(self.region, self.manifest.model.framework_version)
+        images = image_uris(self.manifest, self.region)
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import aws_cdk as cdk
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -23,10 +24,39 @@ from mlgate.constructs.hooks import HookFunction
 from mlgate.manifest import EnvName, Manifest
 from mlgate.ml import pipeline as authored
 from mlgate.stacks.base import ProductStack
-from mlgate.stacks.data import DataStack
+from mlgate.packaging import build_tar_gz
+from mlgate.product_code import training_contract
+from mlgate.stacks.data import CURATED_PREFIX, DataStack
 from mlgate.stacks.foundation import FoundationStack
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "ml" / "scripts"
+ENTRY = SCRIPTS.parent / "script_mode_entry.py"
+
+
+def product_code(manifest: Manifest, build_dir: Path) -> dict[str, Path]:
+    """The files the pipeline's jobs run, by role: the product's scripts or mlgate's defaults,
+    the training contract, and (script mode) the sourcedir.tar.gz of train.py and its
+    dependencies."""
+    own = manifest.model.code
+    files = {
+        "preprocess": manifest.path(own.preprocess) if own.preprocess else SCRIPTS / "preprocess.py",
+        "evaluate": manifest.path(own.evaluate) if own.evaluate else SCRIPTS / "evaluate.py",
+    }
+    contract = build_dir / "contract.json"
+    contract.parent.mkdir(parents=True, exist_ok=True)
+    contract.write_text(json.dumps(training_contract(manifest), indent=2, sort_keys=True))
+    files["contract"] = contract
+    if authored.script_mode(manifest) and own.train:
+        sources = {Path(own.train).name: manifest.path(own.train)}
+        sources |= {Path(d).name: manifest.path(d) for d in own.dependencies}
+        sources[authored.ENTRY_SCRIPT] = ENTRY
+        files["train"] = build_tar_gz(sources, build_dir / "sourcedir.tar.gz")
+    return files
+
+
+def _extension(path: Path) -> str:
+    """The extension CDK's default synthesizer keeps on an uploaded file asset's object name."""
+    return path.suffix
 
 
 def model_package_group_name(product: str) -> str:
@@ -80,9 +110,11 @@ class TrainingStack(ProductStack):
                 "each one before it is released"
             ),
         )
+        build_dir = Path(cdk.App.of(self).outdir) / "mlgate-build" / self.product  # type: ignore[union-attr]
+        code = product_code(manifest, build_dir)
         scripts = {
-            name: assets.Asset(self, f"{name.capitalize()}Script", path=str(SCRIPTS / f"{name}.py"))
-            for name in ("preprocess", "evaluate")
+            name: assets.Asset(self, f"{naming.pascal(name)}Code", path=str(path))
+            for name, path in code.items()
         }
         prefix = f"training/{self.product}"
         role_name = self.name("training", max_length=64)
@@ -93,30 +125,34 @@ class TrainingStack(ProductStack):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Runs this product's training pipeline and its jobs, nothing else",
         )
-        images = authored.image_uris(self.region, manifest.model.framework_version)
+        images = authored.image_uris(manifest, self.region)
         # The SDK parses S3 URIs and ARNs, so it is given stand-ins for CloudFormation values
-        # (the key ARN, asset URLs) that are swapped back into the JSON after.
-        deploy_time = {
-            f"arn:aws:kms:{self.region}:{self.account}:key/mlgate-placeholder": (
-                foundation.key.key_arn
-            ),
-            "s3://mlgate-placeholder-code/preprocess.py": scripts["preprocess"].s3_object_url,
-            "s3://mlgate-placeholder-code/evaluate.py": scripts["evaluate"].s3_object_url,
-        }
-        stand_in = list(deploy_time)
+        # (the key ARN, asset URLs) that are swapped back into the JSON after. A stand-in URL
+        # ends in the asset's real object name (its hash and extension, as CDK's default
+        # synthesizer uploads it): Processing downloads the script under that name, and the
+        # SDK builds the job's entry point from the URL's last part.
+        key_stand_in = f"arn:aws:kms:{self.region}:{self.account}:key/mlgate-placeholder"
+        deploy_time = {key_stand_in: foundation.key.key_arn}
+        stand_in: dict[str, str] = {}
+        for name, asset in scripts.items():
+            url = f"s3://mlgate-placeholder-code/{asset.asset_hash}{_extension(code[name])}"
+            stand_in[name] = url
+            deploy_time[url] = asset.s3_object_url
         settings = authored.PipelineSettings(
             region=self.region,
             # A literal ARN: the SDK resolves anything else through IAM, over the network.
             role_arn=f"arn:aws:iam::{self.account}:role/{role_name}",
             bucket=foundation.bucket_name("artifacts"),
             prefix=prefix,
-            kms_key_arn=stand_in[0],
-            curated_s3_uri=f"s3://{data.bucket_name('curated')}/transactions/",
-            preprocess_code_uri=stand_in[1],
-            evaluate_code_uri=stand_in[2],
+            kms_key_arn=key_stand_in,
+            curated_s3_uri=f"s3://{data.bucket_name('curated')}/{CURATED_PREFIX}",
+            preprocess_code_uri=stand_in["preprocess"],
+            evaluate_code_uri=stand_in["evaluate"],
+            contract_uri=stand_in["contract"],
+            train_source_uri=stand_in.get("train"),
             model_package_group=model_package_group_name(self.product),
             manifest_sha256=hashlib.sha256(manifest.model_dump_json().encode()).hexdigest(),
-            code_sha256=digest(*(SCRIPTS / f"{n}.py" for n in ("preprocess", "evaluate"))),
+            code_sha256=digest(*code.values()),
         )
         body = json.dumps(authored.definition(manifest, settings), sort_keys=True)
         for placeholder, value in deploy_time.items():
@@ -226,7 +262,7 @@ class TrainingStack(ProductStack):
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:ListBucket"],
-                resources=[curated, f"{curated}/transactions/*"],
+                resources=[curated, f"{curated}/curated/*"],
             )
         )
         role.add_to_policy(
@@ -334,10 +370,10 @@ class TrainingStack(ProductStack):
                 "versions in this product's model package group"
             ),
             f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{self.account}-{self.region}/*": (
-                "read the preprocess and evaluate scripts CDK uploaded"
+                "read the pipeline's scripts and contract CDK uploaded"
             ),
         }
-        reasons[f"Resource::{curated}/transactions/*"] = "read curated transactions only"
+        reasons[f"Resource::{curated}/curated/*"] = "read the curated data only"
         reasons[f"Resource::{artifacts}/{prefix}/*"] = "write under the training prefix"
         for finding, reason in reasons.items():
             acknowledge(

@@ -1,4 +1,5 @@
-"""The curation transforms of the ETL job: plain PySpark functions, runnable on local Spark.
+"""Fraud detection's ETL transform: card transactions in, typed transactions with per-customer
+history features out. mlgate runs `transform` in its Glue job and in tests on local Spark.
 
 Every step uses Spark-native column expressions and window functions, never Python UDFs:
 a UDF ships each row to a Python worker and back (slow, memory-hungry on Glue's workers)
@@ -10,15 +11,35 @@ reason, never dropped silently), de-duplicate, fill nulls, and add the fraud fea
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-try:
-    from mlgate.etl.columns import CURATED_COLUMNS, FEATURES, RAW_COLUMNS
-except ImportError:  # on Glue, columns.py ships beside this file as an extra Python file
-    from columns import CURATED_COLUMNS, FEATURES, RAW_COLUMNS  # type: ignore[import-not-found,no-redef]
-
-__all__ = ["CURATED_COLUMNS", "FEATURES", "RAW_COLUMNS", "curate"]
+RAW_COLUMNS = (
+    "transaction_id",
+    "customer_id",
+    "event_time",
+    "amount",
+    "merchant_category",
+    "merchant_country",
+    "channel",
+    "card_present",
+    "is_fraud",
+)
+FEATURES = (
+    "amount_zscore",
+    "amount_to_customer_mean",
+    "seconds_since_previous",
+    "transactions_in_window",
+)
+# The curated columns, in the order of the manifest's data.curated.columns.
+CURATED_COLUMNS = (
+    *RAW_COLUMNS[:-1],
+    *FEATURES,
+    "is_fraud",
+    "event_date",
+)
 
 DEFAULT_WINDOW_SECONDS = 24 * 3600
 UNKNOWN = "unknown"
@@ -124,7 +145,18 @@ def add_features(df: DataFrame, window_seconds: int = DEFAULT_WINDOW_SECONDS) ->
 def curate(
     raw: DataFrame, window_seconds: int = DEFAULT_WINDOW_SECONDS
 ) -> tuple[DataFrame, DataFrame]:
-    """The whole job: (curated rows with features, quarantined rows with a reason)."""
+    """(curated rows with features and their event date, quarantined rows with a reason)."""
     valid, quarantined = parse(raw)
     curated = add_features(fill_nulls(deduplicate(valid)), window_seconds)
+    curated = curated.withColumn("event_date", F.col("event_time").cast("date"))
     return curated.select(*CURATED_COLUMNS), quarantined
+
+
+def transform(
+    spark: SparkSession, sources: dict[str, DataFrame], params: dict[str, Any]
+) -> tuple[DataFrame, DataFrame]:
+    """mlgate's entry point: the manifest's one source, `transactions`, curated."""
+    del spark  # every step is a DataFrame expression
+    return curate(
+        sources["transactions"], int(params.get("window_seconds", DEFAULT_WINDOW_SECONDS))
+    )

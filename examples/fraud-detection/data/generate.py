@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlgate.etl.columns import RAW_COLUMNS
-
-COLUMNS = list(RAW_COLUMNS)
+COLUMNS = [
+    "transaction_id", "customer_id", "event_time", "amount", "merchant_category",
+    "merchant_country", "channel", "card_present", "is_fraud",
+]  # fmt: skip
 CATEGORIES = np.array(
     ["grocery", "fuel", "restaurant", "travel", "electronics", "fashion", "online"]
 )
@@ -87,3 +88,8 @@ def write_csv(path: str | Path, rows: int, seed: int = 7) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     generate(rows, seed).to_csv(path, index=False)
     return path
+
+
+def sources(rows: int, seed: int = 7) -> dict[str, pd.DataFrame]:
+    """mlgate's entry point: raw data for each of the manifest's sources, by source name."""
+    return {"transactions": generate(rows, seed)}
