@@ -32,12 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     previews = sub.add_parser("dashboards", help="render synthesized dashboards to HTML")
     previews.add_argument("--outdir", default="cdk.out")
     previews.add_argument("--out", default="reports/dashboards")
+    new = sub.add_parser("new", help="scaffold a working product folder (manifest, code, data)")
+    new.add_argument("name", help="the product's name: lowercase letters, digits and dashes")
+    new.add_argument("--dir", default="examples", help="where the folder goes (examples/)")
     reference = sub.add_parser("reference", help="print the manifest reference (Markdown)")
     reference.add_argument("--write", metavar="README", help="update it between its markers")
     args = parser.parse_args(argv)
 
     if args.command == "reference":
         return write_reference(args.write)
+    if args.command == "new":
+        return scaffold(args.name, Path(args.dir))
     if args.command == "dashboards":
         from mlgate.observability.preview import write_previews
 
@@ -61,6 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         return write_reports(manifests, Path(args.outdir), Path(args.out))
     print(synth_summary(Path(args.outdir), manifests))
+    return 0
+
+
+def scaffold(name: str, parent: Path) -> int:
+    from mlgate.scaffold import new_product
+
+    try:
+        folder = new_product(name, parent)
+    except (ValueError, FileExistsError) as err:
+        print(f"mlgate new: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"created {folder}/: manifest.yaml (every field documented), etl/transform.py, "
+        f"data/generate.py\nnext: edit the manifest, then\n"
+        f"  make validate MANIFEST={folder}\n  make synth MANIFEST={folder}"
+    )
     return 0
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MANIFEST = ROOT / "manifests" / "fraud-detection.yaml"
+EXAMPLES = ROOT / "examples"
+DEFAULT_MANIFEST = EXAMPLES / "fraud-detection" / "manifest.yaml"
 EVENTS = Path(__file__).resolve().parent / "events"
 
 # No test reaches AWS: fake credentials and a region for every boto3 client made in tests.
@@ -67,10 +68,10 @@ def _synthesize(manifests: list[Any], outdir: Path) -> Synth:
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """Synthesize every manifest under manifests/ once."""
+    """Synthesize every example product under examples/ once, in one app."""
     from mlgate.manifest import load_manifests
 
-    return _synthesize(load_manifests(ROOT / "manifests"), tmp_path_factory.mktemp("cdk.out"))
+    return _synthesize(load_manifests(EXAMPLES), tmp_path_factory.mktemp("cdk.out"))
 
 
 PROD_ACCOUNT = "222222222222"
@@ -80,11 +81,11 @@ def cross_account_manifest() -> Any:
     """The default product with prod in an account of its own."""
     import yaml
 
-    from mlgate.manifest import Manifest
+    from mlgate.manifest import parse_manifest
 
     raw = yaml.safe_load(DEFAULT_MANIFEST.read_text())
     raw["environments"]["prod"]["account"] = PROD_ACCOUNT
-    return Manifest.model_validate(raw)
+    return parse_manifest(raw, DEFAULT_MANIFEST)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from .conftest import ROOT
 def test_two_synths_of_the_same_input_are_identical(synth: Any, tmp_path: Path) -> None:
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     app = cdk.App(outdir=str(tmp_path), context=context)
-    build_app(app, load_manifests(ROOT / "manifests"))
+    build_app(app, load_manifests(ROOT / "examples"))
     app.synth()
     first = {p.name: p.read_text() for p in synth.template_files}
     second = {p.name: p.read_text() for p in sorted(tmp_path.glob("*.template.json"))}

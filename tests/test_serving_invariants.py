@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,8 @@ def problems(change: Any) -> list[str]:
     doc = copy.deepcopy(BASE)
     change(doc)
     with pytest.raises(ManifestError) as caught:
-        parse_manifest(doc, Path("m.yaml"))
-    return [line.removeprefix("m.yaml: ") for line in caught.value.lines]
+        parse_manifest(doc, DEFAULT_MANIFEST)
+    return [line.removeprefix(f"{DEFAULT_MANIFEST}: ") for line in caught.value.lines]
 
 
 def test_canary_must_bake_at_least_the_alarm_detection_window() -> None:
@@ -70,4 +69,4 @@ def test_prod_refuses_all_at_once_unless_the_manifest_says_so() -> None:
     ]
     doc = copy.deepcopy(BASE)
     doc["serving"]["prod"]["rollout"] = {"policy": "all_at_once", "allow_all_at_once": True}
-    assert parse_manifest(doc).serving.prod.rollout.allow_all_at_once is True
+    assert parse_manifest(doc, DEFAULT_MANIFEST).serving.prod.rollout.allow_all_at_once is True

@@ -3,19 +3,16 @@ Monitor, the drift loop, and names that never collide."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
-import yaml
 from aws_cdk.assertions import Match
 
-from mlgate.manifest import load_manifest, parse_manifest
+from mlgate.manifest import load_manifest
 
-from ..conftest import DEFAULT_MANIFEST, ROOT
+from ..conftest import DEFAULT_MANIFEST
 
 MANIFEST = load_manifest(DEFAULT_MANIFEST)
 
@@ -208,18 +205,13 @@ def physical_names(outdir: Path) -> list[str]:
     return names
 
 
-def test_two_products_never_collide(tmp_path: Path) -> None:
-    from mlgate.app import build_app
-
-    doc = yaml.safe_load(DEFAULT_MANIFEST.read_text())
-    other = copy.deepcopy(doc)
-    other["product"]["name"] = "churn-risk"
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    app = cdk.App(outdir=str(tmp_path), context=context)
-    build_app(app, [parse_manifest(doc), parse_manifest(other)])
-    app.synth()
-    names = physical_names(tmp_path)
-    assert len(names) > 40
+def test_two_products_never_collide(synth: Any) -> None:
+    """Every example product in one app: no physical name is used twice."""
+    products = [p.manifest.product.name for p in synth.products]
+    assert len(products) >= 2
+    names = physical_names(synth.outdir)
+    assert len(names) > 40 * len(products)
     duplicates = sorted({n for n in names if names.count(n) > 1})
     assert duplicates == []
-    assert any("churn-risk" in n for n in names)
+    for product in products:
+        assert any(product in n for n in names)
