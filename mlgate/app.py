@@ -70,6 +70,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             ("gate_callback", delivery.callback),
             ("pipeline_starter", training.starter),
         )
+        if hook is not None
     ]
     # A release gate that waited too long is a prod matter, shown where its alarm lives: the
     # home account's prod dashboard, or staging's when prod is in another account.

@@ -15,16 +15,19 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     PrivateAttr,
+    StringConstraints,
     ValidationError,
     computed_field,
     field_validator,
     model_validator,
 )
+
+from mlgate import schedules
 
 # Regions where SageMaker, Glue and CodePipeline are all generally available.
 AWS_REGIONS = frozenset(
@@ -41,7 +44,9 @@ Slug = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$", strip_whitespace=True)
 ]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
-ScheduleExpression = Annotated[str, StringConstraints(pattern=r"^(cron|rate)\(.+\)$")]
+GlueSchedule = Annotated[str, AfterValidator(schedules.glue)]
+EventBridgeSchedule = Annotated[str, AfterValidator(schedules.eventbridge)]
+MonitorSchedule = Annotated[str, AfterValidator(schedules.model_monitor)]
 InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
 
 
@@ -372,9 +377,10 @@ class Rice(_Model):
 
 
 ColumnName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]
-RelativePath = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*(\.[A-Za-z0-9]+)?$")
-]
+# A path inside the product's folder: no absolute path, no `..`.
+RELATIVE_PATH = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*(\.[A-Za-z0-9]+)?$"
+RelativePath = Annotated[str, StringConstraints(pattern=RELATIVE_PATH)]
+IMAGE_URI = r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/\S+$"
 
 
 class DataSource(_Model):
@@ -503,8 +509,8 @@ class Data(_Model):
     generator: RelativePath | None = None
     """The product's synthetic-data module, relative to the manifest: it defines
     `sources(rows, seed) -> {source name: pandas DataFrame}`; tests and the rehearsal use it."""
-    schedule: ScheduleExpression = "cron(0 2 * * ? *)"
-    """When the Glue workflow runs (crawl -> ETL -> quality)."""
+    schedule: GlueSchedule = "cron(0 2 * * ? *)"
+    """When the Glue workflow runs (crawl -> ETL -> quality): a Glue cron expression."""
     quality_rules: tuple[Text, ...] = Field(min_length=1)
     """Glue Data Quality (DQDL) rules evaluated on the curated data after each ETL run; every
     column a rule names must be in the schema."""
@@ -589,7 +595,7 @@ class ModelSettings(_Model):
     """xgboost (built-in), xgboost-script, sklearn (script mode) or custom-image."""
     framework_version: Text | None = None
     """Version of the framework container (default: 1.7-1 for XGBoost, 1.2-1 for sklearn)."""
-    image_uri: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/\S+$")] | None = None
+    image_uri: Annotated[str, StringConstraints(pattern=IMAGE_URI)] | None = None
     """custom-image only: the ECR image that trains (and serves) the model."""
     code: ModelCode = ModelCode()
     """The product's training, preprocessing and evaluation scripts."""
@@ -604,8 +610,9 @@ class ModelSettings(_Model):
     """Instances of the training job."""
     processing_instance_type: InstanceType = "ml.m5.large"
     """Instance type of preprocessing, evaluation and baseline jobs."""
-    retrain_schedule: ScheduleExpression = "cron(0 4 ? * MON *)"
-    """When the training pipeline runs on a schedule (besides after ETL and on drift)."""
+    retrain_schedule: EventBridgeSchedule = "cron(0 4 ? * MON *)"
+    """When the training pipeline runs on a schedule (besides after ETL and on drift): an
+    EventBridge cron or rate expression."""
 
     @property
     def version(self) -> str:
@@ -706,8 +713,9 @@ class Serving(_Model):
 
 
 class Monitoring(_Model):
-    schedule: ScheduleExpression = "cron(0 * ? * * *)"
-    """When Model Monitor checks captured traffic against the baseline."""
+    schedule: MonitorSchedule = "cron(0 * ? * * *)"
+    """When Model Monitor checks captured traffic against the baseline: hourly, daily at an
+    hour, or every N hours (the forms SageMaker accepts)."""
     drift_threshold: float = Field(default=0.1, gt=0, le=1)
     """Share of features that may violate the baseline before drift is declared."""
     retrain_cooldown_hours: int = Field(default=24, ge=1, le=720)
@@ -1114,7 +1122,7 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read, parse and validate one manifest file; raise ManifestError naming every problem."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except (FileNotFoundError, IsADirectoryError):
         raise ManifestError(path, [("", "file not found")]) from None
     except UnicodeDecodeError as err:
@@ -1200,7 +1208,6 @@ def _describe(err: ValidationError) -> list[tuple[str, str]]:
 _PATTERN_HELP = {
     r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$": "a lowercase slug (letters, digits, dashes; 3-32 chars)",
     r"^[0-9]{12}$": "a 12-digit AWS account id",
-    r"^(cron|rate)\(.+\)$": "an EventBridge schedule such as cron(0 2 * * ? *) or rate(1 day)",
     r"^ml\.[a-z0-9]+\.[a-z0-9]+$": "a SageMaker instance type such as ml.m5.large",
     r"^R[0-9]{1,3}$": "a risk id such as R1",
     r"^[UW][A-Z0-9]{6,}$": "a Slack member id such as U024BE7LH",
@@ -1210,6 +1217,8 @@ _PATTERN_HELP = {
     r"^[a-z0-9][a-z0-9_/-]*/$": "an S3 prefix ending in '/'",
     r"^[A-Za-z][A-Za-z0-9]{1,100}$": "a CloudWatch metric name (letters and digits)",
     r"^[a-z_][a-z0-9_]*$": "a column name (lowercase letters, digits, underscores)",
+    RELATIVE_PATH: "a path relative to the manifest's folder, such as etl/transform.py",
+    IMAGE_URI: "an ECR image URI such as 123456789012.dkr.ecr.eu-west-1.amazonaws.com/repo:tag",
 }
 
 

@@ -74,6 +74,16 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return _synthesize(load_manifests(EXAMPLES), tmp_path_factory.mktemp("cdk.out"))
 
 
+PRODUCTS = sorted(p.parent.name for p in EXAMPLES.glob("*/manifest.yaml"))
+"""Every example product: a test taking the `product` fixture runs once for each."""
+
+
+@pytest.fixture(params=PRODUCTS)
+def product(request: pytest.FixtureRequest, synth: Synth) -> Any:
+    """One example product's stacks (and `.manifest`), from the one shared synthesis."""
+    return synth.product(request.param)
+
+
 PROD_ACCOUNT = "222222222222"
 
 

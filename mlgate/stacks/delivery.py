@@ -117,7 +117,12 @@ class DeliveryStack(ProductStack):
             timeout=Duration.minutes(1),
         )
         self.verifier = self._verifier()
-        self.quality_gate = self._quality_gate()
+        # The quality gate hook exists only for a product whose manifest has an automated gate.
+        self.quality_gate = (
+            self._quality_gate()
+            if any(g.kind is GateKind.AUTOMATED for g in manifest.pipeline_gates)
+            else None
+        )
         self.pipeline = codepipeline.Pipeline(
             self,
             "Pipeline",
@@ -149,6 +154,7 @@ class DeliveryStack(ProductStack):
             if gate.kind is GateKind.MANUAL:
                 action = self._gate_action(gate)
             else:
+                assert self.quality_gate is not None
                 action = actions.LambdaInvokeAction(
                     action_name="Evaluate",
                     lambda_=self.quality_gate.function,
@@ -282,6 +288,7 @@ class DeliveryStack(ProductStack):
                 ("Verify", self.verifier),
                 (naming.pascal(self._automated_gate_name()), self.quality_gate),
             )
+            if hook is not None
         }
         store = (
             "Reads and writes release artifacts in this pipeline's own artifact bucket, "

@@ -8,28 +8,40 @@ import pytest
 
 from mlgate.manifest import load_manifest
 
-from ..conftest import DEFAULT_MANIFEST
+from ..conftest import EXAMPLES
+from ..spark_session import spark  # noqa: F401  (local Spark, shared with tests/etl)
 
 
-@pytest.fixture(scope="session")
-def manifest() -> Any:
-    return load_manifest(DEFAULT_MANIFEST)
+PRODUCTS = sorted(p.parent.name for p in EXAMPLES.glob("*/manifest.yaml"))
 
 
-@pytest.fixture(scope="session")
-def settings() -> Any:
-    from mlgate.ml.pipeline import PipelineSettings
+@pytest.fixture(scope="session", params=PRODUCTS)
+def manifest(request: pytest.FixtureRequest) -> Any:
+    """Each example product in turn: every pipeline check runs for all of them."""
+    return load_manifest(EXAMPLES / request.param / "manifest.yaml")
 
+
+def pipeline_settings(manifest: Any) -> Any:
+    from mlgate.ml.pipeline import PipelineSettings, script_mode
+
+    product = manifest.product.name
     return PipelineSettings(
-        region="eu-west-1",
+        region=manifest.environments.staging.region,
         role_arn="arn:aws:iam::111111111111:role/training",
         bucket="artifacts-bucket",
-        prefix="training/fraud-detection",
-        kms_key_arn="arn:aws:kms:eu-west-1:111111111111:key/test",
-        curated_s3_uri="s3://curated-bucket/transactions/",
-        preprocess_code_uri="s3://artifacts-bucket/code/preprocess.py",
-        evaluate_code_uri="s3://artifacts-bucket/code/evaluate.py",
-        model_package_group="mlgate-fraud-detection",
+        prefix=f"training/{product}",
+        kms_key_arn=f"arn:aws:kms:{manifest.environments.staging.region}:111111111111:key/test",
+        curated_s3_uri="s3://curated-bucket/curated/",
+        preprocess_code_uri="s3://assets-bucket/0a1b.py",
+        evaluate_code_uri="s3://assets-bucket/2c3d.py",
+        contract_uri="s3://assets-bucket/4e5f.json",
+        train_source_uri="s3://assets-bucket/6a7b.tar.gz" if script_mode(manifest) else None,
+        model_package_group=f"mlgate-{product}",
         manifest_sha256="0" * 64,
         code_sha256="1" * 64,
     )
+
+
+@pytest.fixture(scope="session")
+def settings(manifest: Any) -> Any:
+    return pipeline_settings(manifest)

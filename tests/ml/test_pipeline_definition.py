@@ -1,12 +1,20 @@
-"""The SageMaker Pipeline definition: steps in order, thresholds equal to the manifest's,
-registration as PendingManualApproval, and built without touching the network."""
+"""The SageMaker Pipeline definition, for every example product: steps in order, thresholds
+equal to the manifest's, registration as PendingManualApproval with the model's artifacts, the
+product's scripts as the services load them, and built without touching the network."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mlgate.manifest import Direction
-from mlgate.ml.pipeline import definition, image_uris
+from mlgate.ml.pipeline import (
+    ENTRY_SCRIPT,
+    SERVING_CODE_DIR,
+    definition,
+    image_uris,
+    metric_json_path,
+    script_mode,
+)
 
 
 def flatten(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -33,7 +41,7 @@ def test_steps_run_preprocess_train_evaluate_baseline_then_the_checks(
         ("Train", "Training"),
         ("Evaluate", "Processing"),
         ("DataQualityBaseline", "QualityCheck"),
-        ("CheckPrecision", "Condition"),
+        (f"Check{manifest.metrics.model_metrics[0].name.value.title()}", "Condition"),
     ]
 
 
@@ -67,7 +75,7 @@ def test_registration_waits_for_the_ml_lead_and_carries_evidence(
     ]
     args = register["Arguments"]
     assert args["ModelApprovalStatus"] == "PendingManualApproval"
-    assert args["ModelPackageGroupName"] == "mlgate-fraud-detection"
+    assert args["ModelPackageGroupName"] == f"mlgate-{manifest.product.name}"
     quality = args["ModelMetrics"]["ModelDataQuality"]
     assert quality["Statistics"]["S3Uri"] == {
         "Get": "Steps.DataQualityBaseline.CalculatedBaselineStatistics"
@@ -78,7 +86,9 @@ def test_registration_waits_for_the_ml_lead_and_carries_evidence(
     meta = args["CustomerMetadataProperties"]
     assert meta["mlgate:manifest-sha256"] == settings.manifest_sha256
     assert meta["mlgate:code-sha256"] == settings.code_sha256
-    assert meta["mlgate:threshold:precision"] == "at_least 0.95"
+    for metric in manifest.metrics.model_metrics:
+        expected = f"{metric.direction.value} {metric.threshold}"
+        assert meta[f"mlgate:threshold:{metric.name.value}"] == expected
 
 
 def test_training_uses_the_manifest_hyper_parameters_and_the_regional_image(
@@ -87,14 +97,93 @@ def test_training_uses_the_manifest_hyper_parameters_and_the_regional_image(
     train = definition(manifest, settings)["Steps"][1]["Arguments"]
     assert (
         train["AlgorithmSpecification"]["TrainingImage"]
-        == image_uris("eu-west-1", "1.7-1")["xgboost"]
+        == image_uris(manifest, settings.region)["model"]
     )
-    assert train["HyperParameters"] == {
-        k: str(v) for k, v in manifest.model.hyperparameters.items()
-    }
+    given = {k: str(v) for k, v in manifest.model.hyperparameters.items()}
+    assert {k: train["HyperParameters"][k] for k in given} == given
     assert train["ResourceConfig"]["InstanceType"] == manifest.model.training_instance_type
     assert train["OutputDataConfig"]["KmsKeyId"] == settings.kms_key_arn
 
 
 def test_definition_is_deterministic(manifest: Any, settings: Any) -> None:
     assert definition(manifest, settings) == definition(manifest, settings)
+
+
+def register_step(manifest: Any, settings: Any) -> dict[str, Any]:
+    (register,) = [
+        s for s in flatten(definition(manifest, settings)["Steps"]) if s["Type"] == "RegisterModel"
+    ]
+    return register  # type: ignore[no-any-return]
+
+
+def environments(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node["Environment"]] if isinstance(node.get("Environment"), dict) else []
+        return found + [e for v in node.values() for e in environments(v)]
+    if isinstance(node, list):
+        return [e for v in node for e in environments(v)]
+    return []
+
+
+def test_the_registered_version_carries_the_trained_artifacts(manifest: Any, settings: Any) -> None:
+    """A version without ModelDataUrl deploys a container with no model in it."""
+    (container,) = register_step(manifest, settings)["Arguments"]["InferenceSpecification"][
+        "Containers"
+    ]
+    assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
+    assert container["Image"] == image_uris(manifest, settings.region)["model"]
+
+
+def test_no_environment_variable_is_empty(manifest: Any, settings: Any) -> None:
+    """An empty SAGEMAKER_PROGRAM sends the XGBoost container looking for a user script."""
+    for environment in environments(definition(manifest, settings)):
+        assert "" not in environment.values(), environment
+
+
+def test_script_mode_runs_the_product_script_and_serves_from_the_model(
+    manifest: Any, settings: Any
+) -> None:
+    """Training runs mlgate's entry (which runs the product's train.py and copies the code into
+    the model); the registered container serves from the code inside the model artifact."""
+    program = script_mode(manifest)
+    train = definition(manifest, settings)["Steps"][1]["Arguments"]
+    (container,) = register_step(manifest, settings)["Arguments"]["InferenceSpecification"][
+        "Containers"
+    ]
+    if program is None:
+        assert "sagemaker_program" not in train["HyperParameters"]
+        assert "SAGEMAKER_PROGRAM" not in container.get("Environment", {})
+        return
+    assert train["HyperParameters"]["sagemaker_program"] == ENTRY_SCRIPT
+    assert train["HyperParameters"]["sagemaker_submit_directory"] == settings.train_source_uri
+    assert train["Environment"]["MLGATE_PROGRAM"] == program
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == program
+    assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == SERVING_CODE_DIR
+
+
+def test_conditions_read_the_problem_types_report_section(manifest: Any, settings: Any) -> None:
+    steps = flatten(definition(manifest, settings)["Steps"])
+    paths = [
+        c["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]["Path"]
+        for c in steps
+        if c["Type"] == "Condition"
+    ]
+    assert paths == [metric_json_path(manifest, m.name) for m in manifest.metrics.model_metrics]
+    assert all(p.startswith(manifest.model.problem_type.report_section + ".") for p in paths)
+
+
+def test_processing_runs_the_script_under_the_name_it_is_downloaded_as(
+    manifest: Any, settings: Any
+) -> None:
+    """Processing downloads a code object under its S3 name (CDK assets are hash-named): the
+    entry point must be that name, not the script's own."""
+    for step in flatten(definition(manifest, settings)["Steps"]):
+        if step["Type"] != "Processing":
+            continue
+        args = step["Arguments"]
+        entry = args["AppSpecification"]["ContainerEntrypoint"][-1]
+        (code,) = [i for i in args["ProcessingInputs"] if i["InputName"] == "code"]
+        uri = code["S3Input"]["S3Uri"]
+        assert entry == f"{code['S3Input']['LocalPath']}/{uri.rsplit('/', 1)[-1]}"
+        contract = [i for i in args["ProcessingInputs"] if i["InputName"] == "contract"]
+        assert [c["S3Input"]["S3Uri"] for c in contract] == [settings.contract_uri]

@@ -7,20 +7,17 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from mlgate.events import etl_succeeded, quality_job_name
-from mlgate.manifest import load_manifest
-from mlgate.stacks.data import dqdl
-
-from ..conftest import DEFAULT_MANIFEST
-
-MANIFEST = load_manifest(DEFAULT_MANIFEST)
+from mlgate.stacks.data import GLUE_TYPES, dqdl
 
 
-def data(synth: Any) -> Any:
-    return synth.template(synth.product().extra["data"])
+def data(synth: Any, product: Any) -> Any:
+    return synth.template(product.extra["data"])
 
 
-def test_raw_and_curated_buckets_use_the_product_key_and_are_never_lost(synth: Any) -> None:
-    buckets = data(synth).find_resources("AWS::S3::Bucket")
+def test_raw_and_curated_buckets_use_the_product_key_and_are_never_lost(
+    synth: Any, product: Any
+) -> None:
+    buckets = data(synth, product).find_resources("AWS::S3::Bucket")
     assert len(buckets) == 2
     for bucket in buckets.values():
         props = bucket["Properties"]
@@ -35,16 +32,18 @@ def test_raw_and_curated_buckets_use_the_product_key_and_are_never_lost(synth: A
         assert any("NoncurrentVersionExpiration" in r for r in rules)
 
 
-def test_jobs_run_glue_5_with_bookmarks_logging_metrics_and_autoscaling(synth: Any) -> None:
-    template = data(synth)
+def test_jobs_run_glue_5_with_bookmarks_logging_metrics_and_autoscaling(
+    synth: Any, product: Any
+) -> None:
+    template = data(synth, product)
     template.has_resource_properties(
         "AWS::Glue::Job",
         {
-            "Name": "mlgate-fraud-detection-curate",
+            "Name": f"mlgate-{product.manifest.product.name}-curate",
             "GlueVersion": "5.0",
             "WorkerType": "G.1X",
-            "NumberOfWorkers": MANIFEST.data.etl_workers,
-            "Timeout": MANIFEST.data.etl_timeout_minutes,
+            "NumberOfWorkers": product.manifest.data.etl_workers,
+            "Timeout": product.manifest.data.etl_timeout_minutes,
             "SecurityConfiguration": {"Ref": Match.string_like_regexp("^Encryption")},
             "Command": Match.object_like({"Name": "glueetl", "PythonVersion": "3"}),
             "DefaultArguments": Match.object_like(
@@ -60,30 +59,36 @@ def test_jobs_run_glue_5_with_bookmarks_logging_metrics_and_autoscaling(synth: A
     )
 
 
-def test_security_configuration_encrypts_s3_logs_and_bookmarks(synth: Any) -> None:
-    config = next(iter(data(synth).find_resources("AWS::Glue::SecurityConfiguration").values()))
+def test_security_configuration_encrypts_s3_logs_and_bookmarks(synth: Any, product: Any) -> None:
+    config = next(
+        iter(data(synth, product).find_resources("AWS::Glue::SecurityConfiguration").values())
+    )
     encryption = config["Properties"]["EncryptionConfiguration"]
     assert encryption["S3Encryptions"][0]["S3EncryptionMode"] == "SSE-KMS"
     assert encryption["CloudWatchEncryption"]["CloudWatchEncryptionMode"] == "SSE-KMS"
     assert encryption["JobBookmarksEncryption"]["JobBookmarksEncryptionMode"] == "CSE-KMS"
 
 
-def test_quality_ruleset_is_exactly_the_manifest_rules(synth: Any) -> None:
-    ruleset = next(iter(data(synth).find_resources("AWS::Glue::DataQualityRuleset").values()))
+def test_quality_ruleset_is_exactly_the_manifest_rules(synth: Any, product: Any) -> None:
+    ruleset = next(
+        iter(data(synth, product).find_resources("AWS::Glue::DataQualityRuleset").values())
+    )
     text = ruleset["Properties"]["Ruleset"]
-    assert text == dqdl(MANIFEST.data.quality_rules)
-    assert text.count(",\n") == len(MANIFEST.data.quality_rules) - 1
-    for rule in MANIFEST.data.quality_rules:
+    assert text == dqdl(product.manifest.data.quality_rules)
+    assert text.count(",\n") == len(product.manifest.data.quality_rules) - 1
+    for rule in product.manifest.data.quality_rules:
         assert rule in text
 
 
-def test_workflow_runs_crawl_then_curate_then_quality_on_the_schedule(synth: Any) -> None:
-    triggers = data(synth).find_resources("AWS::Glue::Trigger")
+def test_workflow_runs_crawl_then_curate_then_quality_on_the_schedule(
+    synth: Any, product: Any
+) -> None:
+    triggers = data(synth, product).find_resources("AWS::Glue::Trigger")
     by_type: dict[str, list[dict[str, Any]]] = {}
     for trigger in triggers.values():
         by_type.setdefault(trigger["Properties"]["Type"], []).append(trigger["Properties"])
     (scheduled,) = by_type["SCHEDULED"]
-    assert scheduled["Schedule"] == MANIFEST.data.schedule
+    assert scheduled["Schedule"] == product.manifest.data.schedule
     crawler = scheduled["Actions"][0]["CrawlerName"]
     chain = {
         str(
@@ -98,8 +103,11 @@ def test_workflow_runs_crawl_then_curate_then_quality_on_the_schedule(synth: Any
     assert all(t["Properties"]["WorkflowName"] for t in triggers.values())
 
 
-def test_failures_reach_on_call_and_success_is_the_training_signal(synth: Any) -> None:
-    template = data(synth)
+def test_failures_reach_on_call_and_success_is_the_training_signal(
+    synth: Any, product: Any
+) -> None:
+    name = product.manifest.product.name
+    template = data(synth, product)
     template.has_resource_properties(
         "AWS::Events::Rule",
         {
@@ -107,7 +115,7 @@ def test_failures_reach_on_call_and_success_is_the_training_signal(synth: Any) -
                 "source": ["aws.glue"],
                 "detail-type": ["Glue Job State Change"],
                 "detail": {
-                    "jobName": ["mlgate-fraud-detection-curate", "mlgate-fraud-detection-quality"],
+                    "jobName": [f"mlgate-{name}-curate", f"mlgate-{name}-quality"],
                     "state": ["FAILED", "TIMEOUT", "STOPPED", "ERROR"],
                 },
             },
@@ -122,8 +130,41 @@ def test_failures_reach_on_call_and_success_is_the_training_signal(synth: Any) -
             ],
         },
     )
-    pattern = etl_succeeded("fraud-detection")
+    pattern = etl_succeeded(name)
     assert pattern.detail == {
-        "jobName": [quality_job_name("fraud-detection")],
+        "jobName": [quality_job_name(name)],
         "state": ["SUCCEEDED"],
     }
+
+
+def test_the_curated_table_is_the_manifest_schema(synth: Any, product: Any) -> None:
+    """Columns, types and partition keys as data.curated declares them, for any product."""
+    schema = product.manifest.data.curated
+    (table,) = data(synth, product).find_resources("AWS::Glue::Table").values()
+    described = table["Properties"]["TableInput"]
+    columns = [(c["Name"], c["Type"]) for c in described["StorageDescriptor"]["Columns"]]
+    assert columns == [(c.name, GLUE_TYPES[c.type].input_string) for c in schema.data_columns]
+    keys = [(c["Name"], c["Type"]) for c in described.get("PartitionKeys", [])]
+    assert keys == [
+        (k, GLUE_TYPES[schema.column(k).type].input_string) for k in schema.partition_keys
+    ]
+
+
+def test_the_curation_job_reads_every_source_in_its_format(synth: Any, product: Any) -> None:
+    import json
+
+    manifest = product.manifest
+    jobs = data(synth, product).find_resources("AWS::Glue::Job")
+    (curate,) = [j for j in jobs.values() if j["Properties"]["Name"].endswith("-curate")]
+    arguments = curate["Properties"]["DefaultArguments"]
+    sources = arguments["--sources"]
+    text = json.dumps(sources)
+    for source in manifest.data.sources:
+        assert source.name in text
+        assert source.format in text
+        assert source.prefix in text
+    schema = json.loads(arguments["--schema"])
+    assert [c["name"] for c in schema["columns"]] == list(manifest.data.curated.names)
+    assert schema["partition_keys"] == list(manifest.data.curated.partition_keys)
+    assert arguments["--transform_module"] == manifest.data.transform.rsplit("/", 1)[-1][:-3]
+    assert ".zip" in json.dumps(arguments["--extra-py-files"])

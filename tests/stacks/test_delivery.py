@@ -8,65 +8,76 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from mlgate import naming
-from mlgate.manifest import GateKind, load_manifest
-
-from ..conftest import DEFAULT_MANIFEST
-
-MANIFEST = load_manifest(DEFAULT_MANIFEST)
+from mlgate.manifest import GateKind
 
 
-def delivery(synth: Any) -> Any:
-    return synth.template(synth.product().extra["delivery"])
+def delivery(synth: Any, product: Any) -> Any:
+    return synth.template(product.extra["delivery"])
 
 
-def stages(synth: Any) -> list[dict[str, Any]]:
-    pipelines = delivery(synth).find_resources("AWS::CodePipeline::Pipeline")
+def stages(synth: Any, product: Any) -> list[dict[str, Any]]:
+    pipelines = delivery(synth, product).find_resources("AWS::CodePipeline::Pipeline")
     (pipeline,) = pipelines.values()
     return list(pipeline["Properties"]["Stages"])
 
 
-def test_pipeline_is_v2_and_queues_releases(synth: Any) -> None:
-    delivery(synth).has_resource_properties(
+def test_pipeline_is_v2_and_queues_releases(synth: Any, product: Any) -> None:
+    delivery(synth, product).has_resource_properties(
         "AWS::CodePipeline::Pipeline",
         {
             "PipelineType": "V2",
             "ExecutionMode": "QUEUED",
-            "Name": "mlgate-fraud-detection-release",
+            "Name": f"mlgate-{product.manifest.product.name}-release",
         },
     )
 
 
-def test_stages_follow_the_release_flow_and_the_manifest_gates_in_order(synth: Any) -> None:
-    gates = [naming.pascal(g.name) for g in MANIFEST.pipeline_gates]
-    assert gates == ["QualityGate", "BusinessSignoff", "ComplianceReview", "GoLive"]
-    names = [s["Name"] for s in stages(synth)]
+def test_stages_follow_the_release_flow_and_the_manifest_gates_in_order(
+    synth: Any, product: Any
+) -> None:
+    gates = [naming.pascal(g.name) for g in product.manifest.pipeline_gates]
+    names = [s["Name"] for s in stages(synth, product)]
     assert names == ["Source", "DeployStaging", "VerifyStaging", *gates, "DeployProd", "VerifyProd"]
 
 
-def test_the_automated_gate_runs_the_quality_gate_hook_on_staging(synth: Any) -> None:
-    by_name = {s["Name"]: s for s in stages(synth)}
-    (action,) = by_name["QualityGate"]["Actions"]
+def test_the_automated_gate_runs_the_quality_gate_hook_on_staging(synth: Any, product: Any) -> None:
+    manifest = product.manifest
+    automated = [g for g in manifest.pipeline_gates if g.kind is GateKind.AUTOMATED]
+    handlers = [
+        f["Properties"]["Handler"]
+        for f in delivery(synth, product).find_resources("AWS::Lambda::Function").values()
+    ]
+    if not automated:
+        # No automated gate in the manifest: no quality gate hook deployed to sit idle.
+        assert "quality_gate.handler.handler" not in handlers
+        return
+    by_name = {s["Name"]: s for s in stages(synth, product)}
+    (action,) = by_name[naming.pascal(automated[0].name)]["Actions"]
     assert action["ActionTypeId"]["Provider"] == "Lambda"
     assert json.loads(action["Configuration"]["UserParameters"]) == {
-        "endpoint": "mlgate-fraud-detection-staging",
+        "endpoint": f"mlgate-{manifest.product.name}-staging",
         "window_minutes": 60,
         "execution": "#{codepipeline.PipelineExecutionId}",
     }
-    delivery(synth).has_resource_properties(
+    delivery(synth, product).has_resource_properties(
         "AWS::Lambda::Function",
         {
             "Handler": "quality_gate.handler.handler",
             "Environment": {
                 "Variables": Match.object_like(
-                    {"MLGATE_THRESHOLDS": Match.string_like_regexp("precision")}
+                    {
+                        "MLGATE_THRESHOLDS": Match.string_like_regexp(
+                            manifest.metrics.model_metrics[0].name.value
+                        )
+                    }
                 )
             },
         },
     )
 
 
-def test_every_gate_topic_reaches_the_notifier(synth: Any) -> None:
-    template = delivery(synth)
+def test_every_gate_topic_reaches_the_notifier(synth: Any, product: Any) -> None:
+    template = delivery(synth, product)
     subscriptions = template.find_resources(
         "AWS::SNS::Subscription", {"Properties": {"Protocol": "lambda"}}
     )
@@ -75,12 +86,13 @@ def test_every_gate_topic_reaches_the_notifier(synth: Any) -> None:
         topics[s["Properties"]["TopicArn"]["Ref"]]["Properties"]["TopicName"]
         for s in subscriptions.values()
     }
-    manual = [g.name for g in MANIFEST.pipeline_gates if g.kind is GateKind.MANUAL]
-    assert subscribed == {f"mlgate-fraud-detection-gate-{g}" for g in manual}
+    manifest = product.manifest
+    manual = [g.name for g in manifest.pipeline_gates if g.kind is GateKind.MANUAL]
+    assert subscribed == {f"mlgate-{manifest.product.name}-gate-{g}" for g in manual}
 
 
-def test_the_callback_is_a_public_url_guarded_by_slack_signatures(synth: Any) -> None:
-    template = delivery(synth)
+def test_the_callback_is_a_public_url_guarded_by_slack_signatures(synth: Any, product: Any) -> None:
+    template = delivery(synth, product)
     template.has_resource_properties("AWS::Lambda::Url", {"AuthType": "NONE"})
     template.has_resource_properties(
         "AWS::Lambda::Function",
@@ -93,15 +105,17 @@ def test_the_callback_is_a_public_url_guarded_by_slack_signatures(synth: Any) ->
     )
 
 
-def test_release_rule_matches_approved_versions_of_this_product_only(synth: Any) -> None:
-    delivery(synth).has_resource_properties(
+def test_release_rule_matches_approved_versions_of_this_product_only(
+    synth: Any, product: Any
+) -> None:
+    delivery(synth, product).has_resource_properties(
         "AWS::Events::Rule",
         {
             "EventPattern": {
                 "source": ["aws.sagemaker"],
                 "detail-type": ["SageMaker Model Package State Change"],
                 "detail": {
-                    "ModelPackageGroupName": ["mlgate-fraud-detection"],
+                    "ModelPackageGroupName": [f"mlgate-{product.manifest.product.name}"],
                     "ModelApprovalStatus": ["Approved"],
                 },
             }
@@ -109,27 +123,34 @@ def test_release_rule_matches_approved_versions_of_this_product_only(synth: Any)
     )
 
 
-def test_sample_record_has_the_model_s_feature_layout() -> None:
-    from mlgate.ml.scripts.preprocess import feature_names
-    from mlgate.stacks.delivery import SAMPLE_RECORD
-
-    assert len(SAMPLE_RECORD.split(",")) == len(feature_names())
+def test_the_verifier_sends_a_record_in_the_payload_layout(synth: Any, product: Any) -> None:
+    """The sample request comes from the product (its sample file, or its schema), and has
+    one value per payload column, as the endpoint expects."""
+    manifest = product.manifest
+    (verifier,) = [
+        f
+        for f in delivery(synth, product).find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "deploy_verifier.handler.handler"
+    ]
+    record = verifier["Properties"]["Environment"]["Variables"]["SAMPLE_PAYLOAD"]
+    assert record == manifest.sample_record
+    assert len(record.split(",")) == len(manifest.payload_columns)
 
 
 def test_source_is_release_json_in_a_versioned_bucket_started_by_the_release_hook(
-    synth: Any,
+    synth: Any, product: Any
 ) -> None:
-    source = stages(synth)[0]["Actions"][0]
+    source = stages(synth, product)[0]["Actions"][0]
     assert source["ActionTypeId"]["Provider"] == "S3"
     assert source["Configuration"]["S3ObjectKey"] == "release.json"
     assert source["Configuration"]["PollForSourceChanges"] is False
 
 
-def test_every_manual_gate_has_its_own_topic_summary_and_timeout(synth: Any) -> None:
-    by_name = {s["Name"]: s for s in stages(synth)}
-    topics = delivery(synth).find_resources("AWS::SNS::Topic")
+def test_every_manual_gate_has_its_own_topic_summary_and_timeout(synth: Any, product: Any) -> None:
+    by_name = {s["Name"]: s for s in stages(synth, product)}
+    topics = delivery(synth, product).find_resources("AWS::SNS::Topic")
     topic_names = {logical: t["Properties"].get("TopicName") for logical, t in topics.items()}
-    for gate in MANIFEST.pipeline_gates:
+    for gate in product.manifest.pipeline_gates:
         if gate.kind is not GateKind.MANUAL:
             continue
         (action,) = by_name[naming.pascal(gate.name)]["Actions"]
@@ -139,11 +160,13 @@ def test_every_manual_gate_has_its_own_topic_summary_and_timeout(synth: Any) -> 
         assert custom.startswith(f"{gate.name}: {gate.description}")
         assert len(custom) <= 500
         topic_logical = action["Configuration"]["NotificationArn"]["Ref"]
-        assert topic_names[topic_logical] == f"mlgate-fraud-detection-gate-{gate.name}"
+        assert (
+            topic_names[topic_logical] == f"mlgate-{product.manifest.product.name}-gate-{gate.name}"
+        )
 
 
-def test_each_gate_brief_is_mailed_to_that_gate_s_approvers_only(synth: Any) -> None:
-    template = delivery(synth)
+def test_each_gate_brief_is_mailed_to_that_gate_s_approvers_only(synth: Any, product: Any) -> None:
+    template = delivery(synth, product)
     subscriptions = template.find_resources(
         "AWS::SNS::Subscription", {"Properties": {"Protocol": "email"}}
     )
@@ -152,28 +175,41 @@ def test_each_gate_brief_is_mailed_to_that_gate_s_approvers_only(synth: Any) -> 
     for sub in subscriptions.values():
         name = topics[sub["Properties"]["TopicArn"]["Ref"]]["Properties"]["TopicName"]
         mailed.setdefault(name, set()).add(sub["Properties"]["Endpoint"])
-    for gate in MANIFEST.pipeline_gates:
+    for gate in product.manifest.pipeline_gates:
         if gate.kind is GateKind.MANUAL:
-            expected = {MANIFEST.contact(a).email for a in gate.approvers}
-            assert mailed[f"mlgate-fraud-detection-brief-{gate.name}"] == expected
+            expected = {product.manifest.contact(a).email for a in gate.approvers}
+            assert mailed[f"mlgate-{product.manifest.product.name}-brief-{gate.name}"] == expected
 
 
-def test_deploy_stages_update_each_environment_s_serving_stack(synth: Any) -> None:
-    by_name = {s["Name"]: s for s in stages(synth)}
+def test_deploy_stages_update_each_environment_s_serving_stack(synth: Any, product: Any) -> None:
+    by_name = {s["Name"]: s for s in stages(synth, product)}
     for env in ("staging", "prod"):
         (action,) = by_name[f"Deploy{env.capitalize()}"]["Actions"]
         assert action["ActionTypeId"]["Provider"] == "Lambda"
         params = json.loads(action["Configuration"]["UserParameters"])
-        assert params == {"environment": env, "stack": f"mlgate-fraud-detection-{env}-serving"}
+        manifest = product.manifest
+        name = manifest.product.name
+        expected = {"environment": env, "stack": f"mlgate-{name}-{env}-serving"}
+        if manifest.is_remote(env):
+            # In an account of its own, the deployer acts through that account's deploy role.
+            account = manifest.environment(env).account
+            expected["role_arn"] = f"arn:aws:iam::{account}:role/mlgate-{name}-{env}-deploy"
+        assert params == expected
         (verify,) = by_name[f"Verify{env.capitalize()}"]["Actions"]
-        assert json.loads(verify["Configuration"]["UserParameters"]) == {
-            "environment": env,
-            "endpoint": f"mlgate-fraud-detection-{env}",
-        }
+        checked = {"environment": env, "endpoint": f"mlgate-{name}-{env}"}
+        if manifest.is_remote(env):
+            account = manifest.environment(env).account
+            checked["role_arn"] = f"arn:aws:iam::{account}:role/mlgate-{name}-{env}-verify"
+        assert json.loads(verify["Configuration"]["UserParameters"]) == checked
 
 
-def test_deployer_may_update_only_the_two_serving_stacks(synth: Any) -> None:
-    delivery(synth).has_resource_properties(
+def test_deployer_may_update_only_the_home_serving_stacks(synth: Any, product: Any) -> None:
+    """Serving stacks in the home account; one in another account is reached through that
+    account's deploy role (tests/stacks/test_cross_account.py)."""
+    manifest = product.manifest
+    home = manifest.environments.staging
+    local = sorted(env for env in ("prod", "staging") if not manifest.is_remote(env))  # type: ignore[arg-type]
+    delivery(synth, product).has_resource_properties(
         "AWS::IAM::Policy",
         {
             "PolicyDocument": {
@@ -187,10 +223,13 @@ def test_deployer_may_update_only_the_two_serving_stacks(synth: Any) -> None:
                             ],
                             "Effect": "Allow",
                             "Resource": [
-                                "arn:aws:cloudformation:eu-west-1:111111111111:stack/"
-                                f"mlgate-fraud-detection-{env}-serving/*"
-                                for env in ("prod", "staging")
-                            ],
+                                f"arn:aws:cloudformation:{home.region}:{home.account}:stack/"
+                                f"mlgate-{manifest.product.name}-{env}-serving/*"
+                                for env in local
+                            ]
+                            if len(local) > 1
+                            else f"arn:aws:cloudformation:{home.region}:{home.account}:stack/"
+                            f"mlgate-{manifest.product.name}-{local[0]}-serving/*",
                         }
                     ]
                 )
@@ -199,13 +238,13 @@ def test_deployer_may_update_only_the_two_serving_stacks(synth: Any) -> None:
     )
 
 
-def test_audit_trail_is_encrypted_recoverable_and_retained(synth: Any) -> None:
-    delivery(synth).has_resource(
+def test_audit_trail_is_encrypted_recoverable_and_retained(synth: Any, product: Any) -> None:
+    delivery(synth, product).has_resource(
         "AWS::DynamoDB::GlobalTable",
         {
             "Properties": Match.object_like(
                 {
-                    "TableName": "mlgate-fraud-detection-audit",
+                    "TableName": f"mlgate-{product.manifest.product.name}-audit",
                     "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
                     "Replicas": [
                         Match.object_like(

@@ -6,28 +6,26 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from mlgate.manifest import load_manifest
 
-from ..conftest import DEFAULT_MANIFEST
-
-
-def foundation(synth: Any) -> Any:
-    return synth.template(synth.product().foundation)
+def foundation(synth: Any, product: Any) -> Any:
+    return synth.template(product.foundation)
 
 
-def test_product_key_rotates_and_is_retained(synth: Any) -> None:
-    template = foundation(synth)
+def test_product_key_rotates_and_is_retained(synth: Any, product: Any) -> None:
+    template = foundation(synth, product)
     template.has_resource(
         "AWS::KMS::Key",
         {"Properties": {"EnableKeyRotation": True}, "DeletionPolicy": "Retain"},
     )
     template.has_resource_properties(
-        "AWS::KMS::Alias", {"AliasName": "alias/mlgate/fraud-detection"}
+        "AWS::KMS::Alias", {"AliasName": f"alias/mlgate/{product.manifest.product.name}"}
     )
 
 
-def test_artifact_bucket_is_encrypted_versioned_logged_and_retained(synth: Any) -> None:
-    template = foundation(synth)
+def test_artifact_bucket_is_encrypted_versioned_logged_and_retained(
+    synth: Any, product: Any
+) -> None:
+    template = foundation(synth, product)
     template.has_resource(
         "AWS::S3::Bucket",
         {
@@ -61,8 +59,8 @@ def test_artifact_bucket_is_encrypted_versioned_logged_and_retained(synth: Any) 
     )
 
 
-def test_every_bucket_refuses_plain_http(synth: Any) -> None:
-    template = foundation(synth)
+def test_every_bucket_refuses_plain_http(synth: Any, product: Any) -> None:
+    template = foundation(synth, product)
     buckets = template.find_resources("AWS::S3::Bucket")
     policies = template.find_resources("AWS::S3::BucketPolicy")
     denied = {
@@ -77,14 +75,14 @@ def test_every_bucket_refuses_plain_http(synth: Any) -> None:
     assert denied == set(buckets)
 
 
-def test_on_call_topic_is_encrypted_and_mails_the_on_call_contact(synth: Any) -> None:
-    manifest = load_manifest(DEFAULT_MANIFEST)
+def test_on_call_topic_is_encrypted_and_mails_the_on_call_contact(synth: Any, product: Any) -> None:
+    manifest = product.manifest
     on_call = manifest.contact(manifest.product.owners.on_call)
-    template = foundation(synth)
+    template = foundation(synth, product)
     template.has_resource_properties(
         "AWS::SNS::Topic",
         {
-            "TopicName": "mlgate-fraud-detection-on-call",
+            "TopicName": f"mlgate-{product.manifest.product.name}-on-call",
             "KmsMasterKeyId": Match.any_value(),
         },
     )
@@ -93,15 +91,17 @@ def test_on_call_topic_is_encrypted_and_mails_the_on_call_contact(synth: Any) ->
     )
 
 
-def test_stacks_are_tagged_with_product_and_owner(synth: Any) -> None:
-    template = foundation(synth)
+def test_stacks_are_tagged_with_product_and_owner(synth: Any, product: Any) -> None:
+    manifest = product.manifest
+    owner = manifest.contact(manifest.product.owners.product_manager).email
+    template = foundation(synth, product)
     template.has_resource_properties(
         "AWS::KMS::Key",
         {
             "Tags": Match.array_with(
                 [
-                    {"Key": "mlgate:owner", "Value": "alice.moreau@example.com"},
-                    {"Key": "mlgate:product", "Value": "fraud-detection"},
+                    {"Key": "mlgate:owner", "Value": owner},
+                    {"Key": "mlgate:product", "Value": product.manifest.product.name},
                 ]
             )
         },

@@ -6,16 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlgate.manifest import load_manifest
 from mlgate.observability.preview import dashboards
 
-from ..conftest import DEFAULT_MANIFEST
 
-MANIFEST = load_manifest(DEFAULT_MANIFEST)
-
-
-def body(synth: Any, env: str = "prod") -> dict[str, Any]:
-    return dashboards(synth.outdir)[f"mlgate-fraud-detection-{env}"]
+def body(synth: Any, product: Any, env: str = "prod") -> dict[str, Any]:
+    return dashboards(synth.outdir)[f"mlgate-{product.manifest.product.name}-{env}"]
 
 
 def tier_of(widgets: list[dict[str, Any]]) -> dict[str, str]:
@@ -30,10 +25,10 @@ def tier_of(widgets: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
-def test_tiers_run_top_to_bottom_business_model_system_alarms(synth: Any) -> None:
+def test_tiers_run_top_to_bottom_business_model_system_alarms(synth: Any, product: Any) -> None:
     headings = [
         w["properties"]["markdown"]
-        for w in sorted(body(synth)["widgets"], key=lambda w: w["y"])
+        for w in sorted(body(synth, product)["widgets"], key=lambda w: w["y"])
         if w["type"] == "text" and w["properties"]["markdown"].startswith("## ")
     ]
     assert headings == [
@@ -44,18 +39,18 @@ def test_tiers_run_top_to_bottom_business_model_system_alarms(synth: Any) -> Non
     ]
 
 
-def test_every_manifest_metric_is_on_its_tier_with_its_owner(synth: Any) -> None:
-    tiers = tier_of(body(synth)["widgets"])
-    for kpi in MANIFEST.metrics.business_kpis:
-        owner = MANIFEST.contact(kpi.owner).name
+def test_every_manifest_metric_is_on_its_tier_with_its_owner(synth: Any, product: Any) -> None:
+    tiers = tier_of(body(synth, product)["widgets"])
+    for kpi in product.manifest.metrics.business_kpis:
+        owner = product.manifest.contact(kpi.owner).name
         assert tiers[f"{kpi.name} ({kpi.unit}) — owner: {owner}"] == "Tier 1 — Business KPIs"
-    for m in MANIFEST.metrics.model_metrics:
-        owner = MANIFEST.contact(m.owner).name
+    for m in product.manifest.metrics.model_metrics:
+        owner = product.manifest.contact(m.owner).name
         assert (
             tiers[f"Live {m.name.value} (Model Monitor) — owner: {owner}"]
             == "Tier 2 — Model metrics"
         )
-    on_call = MANIFEST.contact(MANIFEST.product.owners.on_call).name
+    on_call = product.manifest.contact(product.manifest.product.owners.on_call).name
     assert (
         tiers[f"Model latency p50 / p90 / p99 (µs) — owner: {on_call}"] == "Tier 3 — System health"
     )
@@ -64,34 +59,40 @@ def test_every_manifest_metric_is_on_its_tier_with_its_owner(synth: Any) -> None
     )
 
 
-def test_latency_graph_draws_the_slo_line(synth: Any) -> None:
+def test_latency_graph_draws_the_slo_line(synth: Any, product: Any) -> None:
     (latency,) = [
         w
-        for w in body(synth)["widgets"]
+        for w in body(synth, product)["widgets"]
         if w["properties"].get("title", "").startswith("Model latency")
     ]
     (line,) = latency["properties"]["annotations"]["horizontal"]
-    assert line["value"] == 200 * 1000
+    (slo,) = [s for s in product.manifest.metrics.slos if s.name.value == "latency_p99_ms"]
+    assert line["value"] == slo.threshold * 1000  # ModelLatency is in microseconds
     stats = {m[-1]["stat"] for m in latency["properties"]["metrics"]}
     assert stats == {"p50", "p90", "p99"}
 
 
-def alarms(synth: Any) -> list[dict[str, Any]]:
+def alarms(synth: Any, product: Any) -> list[dict[str, Any]]:
     found = []
+    prefix = f"mlgate-{product.manifest.product.name}-"
     for path in synth.template_files:
+        if not path.name.startswith(prefix):
+            continue
         for r in json.loads(path.read_text())["Resources"].values():
             if r["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm"):
                 found.append(r["Properties"])
     return found
 
 
-def test_every_alarm_has_an_action_an_owner_a_runbook_and_the_naming_scheme(synth: Any) -> None:
-    found = alarms(synth)
+def test_every_alarm_has_an_action_an_owner_a_runbook_and_the_naming_scheme(
+    synth: Any, product: Any
+) -> None:
+    found = alarms(synth, product)
     assert len(found) > 20
     for alarm in found:
         name = alarm.get("AlarmName")
         assert isinstance(name, str), name
-        assert name.startswith("mlgate/fraud-detection/"), name
+        assert name.startswith(f"mlgate/{product.manifest.product.name}/"), name
         _product, env, tier, _what, severity = name.split("/")[1:]
         assert env in ("staging", "prod")
         assert tier in ("business", "model", "system")
@@ -104,8 +105,8 @@ def test_every_alarm_has_an_action_an_owner_a_runbook_and_the_naming_scheme(synt
             assert "AlarmRule" in alarm, f"{name} leaves missing-data handling to chance"
 
 
-def test_critical_alarms_page_on_call_and_warnings_go_to_owners(synth: Any) -> None:
-    template = synth.template(synth.product().extra["observability-prod"])
+def test_critical_alarms_page_on_call_and_warnings_go_to_owners(synth: Any, product: Any) -> None:
+    template = synth.template(product.extra["observability-prod"])
     topics = template.find_resources("AWS::SNS::Topic")
     owner_topics = {
         logical for logical, t in topics.items() if "-owner-" in t["Properties"]["TopicName"]
@@ -118,23 +119,27 @@ def test_critical_alarms_page_on_call_and_warnings_go_to_owners(synth: Any) -> N
             assert "OnCallTopic" in actions
 
 
-def test_composite_model_unhealthy_and_gate_waiting_alarms_exist(synth: Any) -> None:
-    names = {a["AlarmName"] for a in alarms(synth)}
-    assert "mlgate/fraud-detection/prod/model/model-unhealthy/critical" in names
-    assert "mlgate/fraud-detection/prod/system/gate-waiting-too-long/critical" in names
+def test_composite_model_unhealthy_and_gate_waiting_alarms_exist(synth: Any, product: Any) -> None:
+    names = {a["AlarmName"] for a in alarms(synth, product)}
+    assert f"mlgate/{product.manifest.product.name}/prod/model/model-unhealthy/critical" in names
+    assert (
+        f"mlgate/{product.manifest.product.name}/prod/system/gate-waiting-too-long/critical"
+        in names
+    )
     composite = next(
-        a for a in alarms(synth) if a["AlarmName"].endswith("model-unhealthy/critical")
+        a for a in alarms(synth, product) if a["AlarmName"].endswith("model-unhealthy/critical")
     )
     rule = json.dumps(composite["AlarmRule"])
     assert "data-drift" in rule
     assert "latency-p99-ms" in rule
 
 
-def test_slo_alarm_thresholds_equal_the_manifest(synth: Any) -> None:
-    by_name = {a["AlarmName"]: a for a in alarms(synth)}
-    for slo in MANIFEST.metrics.slos:
+def test_slo_alarm_thresholds_equal_the_manifest(synth: Any, product: Any) -> None:
+    by_name = {a["AlarmName"]: a for a in alarms(synth, product)}
+    for slo in product.manifest.metrics.slos:
         alarm = by_name[
-            f"mlgate/fraud-detection/prod/system/{slo.name.value.replace('_', '-')}/critical"
+            f"mlgate/{product.manifest.product.name}/prod/system/"
+            f"{slo.name.value.replace('_', '-')}/critical"
         ]
         factor = 1000 if slo.name.value == "latency_p99_ms" else 1
         assert alarm["Threshold"] == slo.threshold * factor

@@ -10,21 +10,17 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from mlgate.manifest import load_manifest
 
-from ..conftest import DEFAULT_MANIFEST
-
-MANIFEST = load_manifest(DEFAULT_MANIFEST)
-
-
-def serving(synth: Any, env: str) -> Any:
-    return synth.template(synth.product().extra[f"serving-{env}"])
+def serving(synth: Any, product: Any, env: str) -> Any:
+    return synth.template(product.extra[f"serving-{env}"])
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
-def test_endpoint_config_captures_requests_and_responses_encrypted(synth: Any, env: str) -> None:
-    settings = MANIFEST.env_serving(env)  # type: ignore[arg-type]
-    serving(synth, env).has_resource_properties(
+def test_endpoint_config_captures_requests_and_responses_encrypted(
+    synth: Any, product: Any, env: str
+) -> None:
+    settings = product.manifest.env_serving(env)  # type: ignore[arg-type]
+    serving(synth, product, env).has_resource_properties(
         "AWS::SageMaker::EndpointConfig",
         {
             "KmsKeyId": Match.any_value(),
@@ -40,10 +36,13 @@ def test_endpoint_config_captures_requests_and_responses_encrypted(synth: Any, e
             "DataCaptureConfig": Match.object_like(
                 {
                     "EnableCapture": True,
-                    "InitialSamplingPercentage": MANIFEST.serving.data_capture_sampling_percent,
+                    "InitialSamplingPercentage": (
+                        product.manifest.serving.data_capture_sampling_percent
+                    ),
                     "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-                    "DestinationS3Uri": "s3://mlgate-fraud-detection-artifacts-111111111111-"
-                    f"eu-west-1/datacapture/{env}",
+                    "DestinationS3Uri": Match.string_like_regexp(
+                        f"^s3://mlgate-{product.manifest.product.name}-.*/datacapture/{env}$"
+                    ),
                     "KmsKeyId": Match.any_value(),
                 }
             ),
@@ -51,60 +50,86 @@ def test_endpoint_config_captures_requests_and_responses_encrypted(synth: Any, e
     )
 
 
-def test_prod_shifts_a_canary_and_rolls_back_on_every_slo_alarm(synth: Any) -> None:
-    template = serving(synth, "prod")
-    rollout = MANIFEST.serving.prod.rollout
+def routing(rollout: Any) -> dict[str, Any]:
+    """SageMaker's TrafficRoutingConfiguration for a manifest rollout."""
+    if rollout.policy.value == "canary":
+        return {
+            "Type": "CANARY",
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": rollout.canary_percent},
+            "WaitIntervalInSeconds": rollout.bake_minutes * 60,
+        }
+    if rollout.policy.value == "linear":
+        return {
+            "Type": "LINEAR",
+            "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": rollout.linear_step_percent},
+            "WaitIntervalInSeconds": rollout.bake_minutes * 60,
+        }
+    return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+
+
+def test_prod_shifts_as_the_manifest_says_and_rolls_back_on_every_slo_alarm(
+    synth: Any, product: Any
+) -> None:
+    template = serving(synth, product, "prod")
+    rollout = product.manifest.serving.prod.rollout
     (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
     config = endpoint["Properties"]["DeploymentConfig"]
     policy = config["BlueGreenUpdatePolicy"]
-    assert policy["TrafficRoutingConfiguration"] == {
-        "Type": "CANARY",
-        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": rollout.canary_percent},
-        "WaitIntervalInSeconds": rollout.bake_minutes * 60,
-    }
+    assert policy["TrafficRoutingConfiguration"] == routing(rollout)
     assert policy["TerminationWaitInSeconds"] == rollout.termination_wait_minutes * 60
     assert policy["MaximumExecutionTimeoutInSeconds"] == rollout.max_execution_timeout_minutes * 60
     rollback = {a["AlarmName"] for a in config["AutoRollbackConfiguration"]["Alarms"]}
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     names = {a["Properties"].get("AlarmName") for a in alarms.values()}
     assert rollback == {
-        f"mlgate/fraud-detection/prod/system/{s.name.value.replace('_', '-')}/critical"
-        for s in MANIFEST.metrics.slos
+        f"mlgate/{product.manifest.product.name}/prod/system/"
+        f"{s.name.value.replace('_', '-')}/critical"
+        for s in product.manifest.metrics.slos
     }
     assert rollback <= names
     assert endpoint["Condition"] == "HasModel"
 
 
-def test_staging_shifts_all_at_once(synth: Any) -> None:
-    (endpoint,) = serving(synth, "staging").find_resources("AWS::SageMaker::Endpoint").values()
-    routing = endpoint["Properties"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
-    assert routing["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
+def test_staging_shifts_as_the_manifest_says(synth: Any, product: Any) -> None:
+    template = serving(synth, product, "staging")
+    (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
+    policy = endpoint["Properties"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == routing(
+        product.manifest.serving.staging.rollout
+    )
 
 
-def test_rollback_alarm_thresholds_are_the_manifest_slos(synth: Any) -> None:
-    alarms = serving(synth, "prod").find_resources("AWS::CloudWatch::Alarm")
+def test_rollback_alarm_thresholds_are_the_manifest_slos(synth: Any, product: Any) -> None:
+    alarms = serving(synth, product, "prod").find_resources("AWS::CloudWatch::Alarm")
     by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in alarms.values()}
-    latency = by_name["mlgate/fraud-detection/prod/system/latency-p99-ms/critical"]
-    assert latency["Threshold"] == 200 * 1000  # ModelLatency is in microseconds
+    name = product.manifest.product.name
+    slos = {s.name.value: s for s in product.manifest.metrics.slos}
+    latency = by_name[f"mlgate/{name}/prod/system/latency-p99-ms/critical"]
+    # ModelLatency is in microseconds
+    assert latency["Threshold"] == slos["latency_p99_ms"].threshold * 1000
     assert latency["ExtendedStatistic"] == "p99"
-    errors = by_name["mlgate/fraud-detection/prod/system/error-rate-5xx/critical"]
-    assert errors["Threshold"] == 0.001
+    errors = by_name[f"mlgate/{name}/prod/system/error-rate-5xx/critical"]
+    assert errors["Threshold"] == slos["error_rate_5xx"].threshold
     assert errors["TreatMissingData"] == "notBreaching"
-    assert errors["EvaluationPeriods"] == 3
+    assert errors["EvaluationPeriods"] == slos["error_rate_5xx"].evaluation_periods
     for alarm in by_name.values():
         assert alarm["AlarmActions"], alarm["AlarmName"]
         assert "Runbook: https://" in alarm["AlarmDescription"]
 
 
-def test_autoscaling_tracks_invocations_per_instance_within_manifest_bounds(synth: Any) -> None:
-    bounds = MANIFEST.serving.prod.autoscaling
-    template = serving(synth, "prod")
+def test_autoscaling_tracks_invocations_per_instance_within_manifest_bounds(
+    synth: Any, product: Any
+) -> None:
+    bounds = product.manifest.serving.prod.autoscaling
+    template = serving(synth, product, "prod")
     template.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalableTarget",
         {
             "MinCapacity": bounds.min_instances,
             "MaxCapacity": bounds.max_instances,
-            "ResourceId": "endpoint/mlgate-fraud-detection-prod/variant/AllTraffic",
+            "ResourceId": (
+                f"endpoint/mlgate-{product.manifest.product.name}-prod/variant/AllTraffic"
+            ),
         },
     )
     template.has_resource_properties(
@@ -122,8 +147,10 @@ def test_autoscaling_tracks_invocations_per_instance_within_manifest_bounds(synt
     )
 
 
-def test_model_monitor_runs_isolated_and_encrypted_on_the_manifest_schedule(synth: Any) -> None:
-    template = serving(synth, "prod")
+def test_model_monitor_runs_isolated_and_encrypted_on_the_manifest_schedule(
+    synth: Any, product: Any
+) -> None:
+    template = serving(synth, product, "prod")
     template.has_resource_properties(
         "AWS::SageMaker::DataQualityJobDefinition",
         {
@@ -142,14 +169,16 @@ def test_model_monitor_runs_isolated_and_encrypted_on_the_manifest_schedule(synt
     kinds = sorted(
         s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] for s in schedules.values()
     )
-    assert kinds == ["DataQuality", "ModelQuality"]  # ground truth is declared
+    # Model quality is monitored only where ground truth is declared.
+    with_labels = product.manifest.monitoring.ground_truth_s3_uri is not None
+    assert kinds == ["DataQuality", "ModelQuality"] if with_labels else ["DataQuality"]
     for schedule in schedules.values():
         expression = schedule["Properties"]["MonitoringScheduleConfig"]["ScheduleConfig"]
-        assert expression["ScheduleExpression"] == MANIFEST.monitoring.schedule
+        assert expression["ScheduleExpression"] == product.manifest.monitoring.schedule
 
 
-def test_drift_rule_invokes_the_responder_with_the_cooldown(synth: Any) -> None:
-    template = serving(synth, "prod")
+def test_drift_rule_invokes_the_responder_with_the_cooldown(synth: Any, product: Any) -> None:
+    template = serving(synth, product, "prod")
     template.has_resource_properties(
         "AWS::Events::Rule",
         {
@@ -169,7 +198,7 @@ def test_drift_rule_invokes_the_responder_with_the_cooldown(synth: Any) -> None:
             "Handler": "drift_responder.handler.handler",
             "Environment": {
                 "Variables": Match.object_like(
-                    {"COOLDOWN_HOURS": str(MANIFEST.monitoring.retrain_cooldown_hours)}
+                    {"COOLDOWN_HOURS": str(product.manifest.monitoring.retrain_cooldown_hours)}
                 )
             },
         },

@@ -7,76 +7,92 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from mlgate.manifest import load_manifest
-
-from ..conftest import DEFAULT_MANIFEST
-
-MANIFEST = load_manifest(DEFAULT_MANIFEST)
+from mlgate.ml.pipeline import image_uris
 
 
-def training(synth: Any) -> Any:
-    return synth.template(synth.product().extra["training"])
+def training(synth: Any, product: Any) -> Any:
+    return synth.template(product.extra["training"])
 
 
-def pipeline_body(synth: Any) -> dict[str, Any]:
-    (pipeline,) = training(synth).find_resources("AWS::SageMaker::Pipeline").values()
+def home(product: Any) -> tuple[str, str, str]:
+    """(product name, home account, home region)."""
+    m = product.manifest
+    return m.product.name, m.environments.staging.account, m.environments.staging.region
+
+
+def pipeline_body(synth: Any, product: Any) -> dict[str, Any]:
+    (pipeline,) = training(synth, product).find_resources("AWS::SageMaker::Pipeline").values()
     join = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Join"]
     text = "".join(part if isinstance(part, str) else "KMS_KEY_ARN" for part in join[1])
     return dict(json.loads(text))
 
 
-def test_model_package_group_and_pipeline_are_named_for_the_product(synth: Any) -> None:
-    template = training(synth)
+def test_model_package_group_and_pipeline_are_named_for_the_product(
+    synth: Any, product: Any
+) -> None:
+    name, _, _ = home(product)
+    template = training(synth, product)
     template.has_resource_properties(
-        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "mlgate-fraud-detection"}
+        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": f"mlgate-{name}"}
     )
     template.has_resource_properties(
         "AWS::SageMaker::Pipeline",
         {
-            "PipelineName": "mlgate-fraud-detection-training",
+            "PipelineName": f"mlgate-{name}-training",
             "ParallelismConfiguration": {"MaxParallelExecutionSteps": 4},
         },
     )
 
 
-def test_deployed_definition_is_the_authored_one_with_real_locations(synth: Any) -> None:
-    body = pipeline_body(synth)
+def test_deployed_definition_is_the_authored_one_with_real_locations(
+    synth: Any, product: Any
+) -> None:
+    name, account, region = home(product)
+    body = pipeline_body(synth, product)
+    first = product.manifest.metrics.model_metrics[0].name.value.title()
     assert [s["Name"] for s in body["Steps"]] == [
         "Preprocess",
         "Train",
         "Evaluate",
         "DataQualityBaseline",
-        "CheckPrecision",
+        f"Check{first}",
     ]
     text = json.dumps(body)
     assert "placeholder" not in text
-    assert "s3://mlgate-fraud-detection-curated-111111111111-eu-west-1/transactions/" in text
-    assert "cdk-hnb659fds-assets-111111111111-eu-west-1" in text
+    assert f"s3://mlgate-{name}-curated-{account}-{region}/curated/" in text
+    assert f"cdk-hnb659fds-assets-{account}-{region}" in text
     assert '"VolumeKmsKeyId": "KMS_KEY_ARN"' in text
 
 
-def test_pipeline_starts_after_etl_and_on_the_schedule_through_the_starter(synth: Any) -> None:
-    template = training(synth)
+def test_pipeline_starts_after_etl_and_on_the_schedule_through_the_starter(
+    synth: Any, product: Any
+) -> None:
+    template = training(synth, product)
     template.has_resource_properties(
         "AWS::Events::Rule",
         {
             "EventPattern": {
                 "source": ["aws.glue"],
                 "detail-type": ["Glue Job State Change"],
-                "detail": {"jobName": ["mlgate-fraud-detection-quality"], "state": ["SUCCEEDED"]},
+                "detail": {
+                    "jobName": [f"mlgate-{home(product)[0]}-quality"],
+                    "state": ["SUCCEEDED"],
+                },
             },
             "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 2}})],
         },
     )
     template.has_resource_properties(
-        "AWS::Events::Rule", {"ScheduleExpression": MANIFEST.model.retrain_schedule}
+        "AWS::Events::Rule", {"ScheduleExpression": product.manifest.model.retrain_schedule}
     )
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
             "Handler": "pipeline_starter.handler.handler",
             "Environment": {
-                "Variables": Match.object_like({"PIPELINE_NAME": "mlgate-fraud-detection-training"})
+                "Variables": Match.object_like(
+                    {"PIPELINE_NAME": f"mlgate-{home(product)[0]}-training"}
+                )
             },
         },
     )
@@ -90,37 +106,36 @@ def statements(template: Any) -> list[dict[str, Any]]:
     ]
 
 
-def test_execution_role_has_no_managed_full_access_and_stays_in_the_product(synth: Any) -> None:
-    template = training(synth)
+def test_execution_role_has_no_managed_full_access_and_stays_in_the_product(
+    synth: Any, product: Any
+) -> None:
+    template = training(synth, product)
     roles = template.find_resources("AWS::IAM::Role")
     for role in roles.values():
         assert "ManagedPolicyArns" not in role["Properties"], "no AmazonSageMakerFullAccess"
     found = statements(template)
     s3 = [s for s in found if any(str(a).startswith("s3:") for a in _list(s["Action"]))]
     resources = {r for s in s3 for r in _list(s["Resource"]) if isinstance(r, str)}
-    assert (
-        "arn:aws:s3:::mlgate-fraud-detection-curated-111111111111-eu-west-1/transactions/*"
-        in resources
-    )
-    assert (
-        "arn:aws:s3:::mlgate-fraud-detection-artifacts-111111111111-eu-west-1/training/fraud-detection/*"
-        in resources
-    )
+    name, account, region = home(product)
+    assert f"arn:aws:s3:::mlgate-{name}-curated-{account}-{region}/curated/*" in resources
+    assert f"arn:aws:s3:::mlgate-{name}-artifacts-{account}-{region}/training/{name}/*" in resources
     ecr = next(s for s in found if "ecr:BatchGetImage" in _list(s["Action"]))
-    assert ecr["Resource"] == [
-        "arn:aws:ecr:eu-west-1:141502667606:repository/sagemaker-xgboost",
-        "arn:aws:ecr:eu-west-1:468650794304:repository/sagemaker-model-monitor-analyzer",
-    ]
+    # Exactly the images the pipeline runs: the product's model image and the baseline's.
+    assert ecr["Resource"] == sorted(
+        f"arn:aws:ecr:{region}:{uri.split('.')[0]}:repository/{uri.split('/', 1)[1].split(':')[0]}"
+        for uri in image_uris(product.manifest, region).values()
+    )
     sagemaker = {a for s in found for a in _list(s["Action"]) if str(a).startswith("sagemaker:")}
     assert "sagemaker:*" not in sagemaker
     assert "sagemaker:CreateModelPackage" in sagemaker
 
 
-def test_starter_may_only_list_and_start_this_pipeline(synth: Any) -> None:
-    found = statements(training(synth))
+def test_starter_may_only_list_and_start_this_pipeline(synth: Any, product: Any) -> None:
+    found = statements(training(synth, product))
     start = next(s for s in found if "sagemaker:StartPipelineExecution" in _list(s["Action"]))
+    name, account, region = home(product)
     assert start["Resource"] == (
-        "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlgate-fraud-detection-training"
+        f"arn:aws:sagemaker:{region}:{account}:pipeline/mlgate-{name}-training"
     )
 
 
