@@ -35,8 +35,9 @@ class Synth:
     outdir: Path
     _templates: dict[str, Any] = field(default_factory=dict)
 
-    def product(self, name: str = "fraud-detection") -> Any:
-        return next(p for p in self.products if p.manifest.product.name == name)
+    def product(self, name: str | None = None) -> Any:
+        """A product by name; without one, the first (the only one in a one-product view)."""
+        return next(p for p in self.products if name in (None, p.manifest.product.name))
 
     def template(self, stack: Any) -> Any:
         from aws_cdk.assertions import Template
@@ -84,24 +85,13 @@ def product(request: pytest.FixtureRequest, synth: Synth) -> Any:
     return synth.product(request.param)
 
 
-PROD_ACCOUNT = "222222222222"
-
-
-def cross_account_manifest() -> Any:
-    """The default product with prod in an account of its own."""
-    import yaml
-
-    from mlgate.manifest import parse_manifest
-
-    raw = yaml.safe_load(DEFAULT_MANIFEST.read_text())
-    raw["environments"]["prod"]["account"] = PROD_ACCOUNT
-    return parse_manifest(raw, DEFAULT_MANIFEST)
-
-
 @pytest.fixture(scope="session")
-def cross_account(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The default product synthesized with prod in another account than staging."""
-    return _synthesize([cross_account_manifest()], tmp_path_factory.mktemp("cross-account"))
+def cross_account(synth: Synth) -> Synth:
+    """The example products whose prod lives in an account of its own, from the one shared
+    synthesis (an example differs from the default on purpose there)."""
+    remote = [p for p in synth.products if p.manifest.is_remote("prod")]
+    assert remote, "an example product must keep prod in an account of its own"
+    return Synth(products=remote, outdir=synth.outdir, _templates=synth._templates)
 
 
 @pytest.fixture
@@ -119,3 +109,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 sys.path.insert(0, str(ROOT))
+
+from .spark_session import spark  # noqa: E402  (local Spark for every test that asks for it)
+
+__all__ = ["spark"]

@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 
 from mlgate.cli import main
+from mlgate.manifest import load_manifests
 
-from .conftest import DEFAULT_MANIFEST, ROOT
+from .conftest import DEFAULT_MANIFEST, EXAMPLES, ROOT
 
 
 def test_validate_prints_the_one_pager(capsys: object) -> None:
@@ -29,16 +30,14 @@ def test_validate_prints_the_one_pager(capsys: object) -> None:
     )
 
 
-def test_validate_says_when_prod_has_its_own_account(tmp_path: Path, capsys: object) -> None:
-    doc = yaml.safe_load(DEFAULT_MANIFEST.read_text())
-    doc["environments"]["prod"]["account"] = "222222222222"
-    path = tmp_path / "cross.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    assert main(["validate", str(path)]) == 0
+def test_validate_says_when_prod_has_its_own_account(capsys: object) -> None:
+    remote = next(m for m in load_manifests(EXAMPLES) if m.is_remote("prod"))
+    assert main(["validate", str(remote.folder)]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
+    prod = remote.environments.prod
     assert (
-        "prod 222222222222 eu-west-1 (its own account: the release pipeline deploys through "
-        "its roles)" in out
+        f"prod {prod.account} {prod.region} (its own account: the release pipeline deploys "
+        "through its roles)" in out
     )
 
 

@@ -10,9 +10,6 @@ from typing import Any
 import pytest
 
 from mlgate.cli import main
-from mlgate.manifest import load_manifest
-
-from .conftest import DEFAULT_MANIFEST
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -46,19 +43,24 @@ def test_preview_renders_every_dashboard_and_chromium_shows_it(
     assert main(["dashboards", "--outdir", str(synth.outdir), "--out", str(tmp_path)]) == 0
     assert "wrote" in capsys.readouterr().out
     pages = sorted(tmp_path.glob("*.html"))
-    assert [p.name for p in pages] == [
-        "mlgate-fraud-detection-prod.html",
-        "mlgate-fraud-detection-staging.html",
-    ]
-    shown = dom(pages[0], tmp_path / "profile")
-    manifest = load_manifest(DEFAULT_MANIFEST)
-    assert "Tier 1 — Business KPIs" in shown
-    assert "Tier 3 — System health" in shown
-    for kpi in manifest.metrics.business_kpis:
-        assert f"{kpi.name} ({kpi.unit}) — owner: Alice Moreau" in shown
-    assert "line at 200000: SLO p99 200 ms" in shown
-    assert "mlgate/fraud-detection/prod/model/model-unhealthy/critical" in shown
-    assert shown.count('class="widget') > 20
+    assert [p.name for p in pages] == sorted(
+        f"mlgate-{p.manifest.product.name}-{env}.html"
+        for p in synth.products
+        for env in ("prod", "staging")
+    )
+    for product in synth.products:
+        manifest = product.manifest
+        name = manifest.product.name
+        shown = dom(tmp_path / f"mlgate-{name}-prod.html", tmp_path / f"profile-{name}")
+        assert "Tier 1 — Business KPIs" in shown
+        assert "Tier 3 — System health" in shown
+        for kpi in manifest.metrics.business_kpis:
+            owner = manifest.contact(kpi.owner).name
+            assert f"{kpi.name} ({kpi.unit}) — owner: {owner}" in shown
+        (latency,) = [s for s in manifest.metrics.slos if s.name.value == "latency_p99_ms"]
+        assert f"line at {latency.threshold * 1000:g}: SLO p99 {latency.threshold:g} ms" in shown
+        assert f"mlgate/{name}/prod/model/model-unhealthy/critical" in shown
+        assert shown.count('class="widget') > 20
 
 
 def test_preview_without_a_synth_says_what_to_do(

@@ -40,9 +40,7 @@ def framework_files() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*") if p.suffix in SCANNED and p.is_file())
 
 
-@pytest.mark.parametrize(
-    "manifest", load_manifests(EXAMPLES), ids=lambda m: m.product.name
-)
+@pytest.mark.parametrize("manifest", load_manifests(EXAMPLES), ids=lambda m: m.product.name)
 def test_the_framework_names_nothing_of_an_example_product(manifest: Manifest) -> None:
     found = []
     words = product_words(manifest)

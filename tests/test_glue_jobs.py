@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from .conftest import Synth
-from .spark_session import spark  # noqa: F401  (local Spark fixture)
 
 ASSET_KEY = re.compile(r"/([0-9a-f]{64}\.[a-z.]+)")
 
@@ -77,18 +76,19 @@ class StandIn:
             def __init__(self, df: Any) -> None:
                 self.df = df
 
-            def toDF(self) -> Any:  # noqa: N802  (awsglue's name)
+            def toDF(self) -> Any:
                 return self.df
 
             @staticmethod
-            def fromDF(df: Any, glue: Any, name: str) -> Frame:  # noqa: N802
+            def fromDF(df: Any, glue: Any, name: str) -> Frame:
                 return Frame(df)
 
         class Reader:
             def from_options(self, connection_type: str, connection_options: dict[str, Any],
                              format: str, format_options: dict[str, Any],
                              transformation_ctx: str) -> Frame:  # fmt: skip
-                assert connection_type == "s3" and connection_options["recurse"] is True
+                assert connection_type == "s3"
+                assert connection_options["recurse"] is True
                 (path,) = connection_options["paths"]
                 reader = stand_in.spark.read
                 if format == "csv":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,11 @@ BASE: dict[str, Any] = yaml.safe_load(DEFAULT_MANIFEST.read_text())
 
 
 def write(tmp_path: Path, doc: Any, name: str = "product.yaml") -> Path:
+    """The manifest beside a copy of the default product's code, which its paths name."""
     path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(DEFAULT_MANIFEST.parent, path.parent, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("manifest.yaml", "__pycache__"))  # fmt: skip
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
@@ -158,7 +163,8 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "threshold out of range",
         _set("metrics.model_metrics.0.threshold", 1.5),
-        "metrics.model_metrics[0].threshold: input should be less than or equal to 1 (got 1.5)",
+        "metrics.model_metrics[0]: precision is a fraction: its threshold is between 0 and 1, "
+        "got 1.5",
     ),
     (
         "error rate written as a percentage",
@@ -191,8 +197,7 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "bad schedule expression",
         _set("data.schedule", "every day at 2"),
-        "data.schedule: 'every day at 2' does not match an EventBridge schedule such as "
-        "cron(0 2 * * ? *) or rate(1 day)",
+        "data.schedule: 'every day at 2' is not a cron(...) expression",
     ),
     (
         "chat approver without a Slack id",
@@ -254,15 +259,130 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_a_folder_loads_every_product_and_rejects_a_duplicate_name(tmp_path: Path) -> None:
-    write(tmp_path, BASE, "a.yaml")
-    write(tmp_path, mutated(_set("product.name", "churn-risk")), "b.yaml")
+    write(tmp_path, BASE, "a/manifest.yaml")
+    write(tmp_path, mutated(_set("product.name", "churn-risk")), "b/manifest.yaml")
     assert [m.product.name for m in load_manifests(tmp_path)] == [
         "fraud-detection",
         "churn-risk",
     ]
-    write(tmp_path, BASE, "c.yaml")
+    assert [m.product.name for m in load_manifests(tmp_path / "b")] == ["churn-risk"]
+    write(tmp_path, BASE, "c/manifest.yaml")
     with pytest.raises(ManifestBatchError) as caught:
         load_manifests(tmp_path)
     assert caught.value.lines == [
         f"{tmp_path}: product.name: 'fraud-detection' is declared by more than one manifest"
+    ]
+
+
+MORE_MISTAKES = [
+    (
+        "a rule naming a column the schema lacks",
+        _set("data.quality_rules.1", 'IsComplete "transaction_idd"'),
+        "data.quality_rules[1]: rule 'IsComplete \"transaction_idd\"': 'transaction_idd' is not a "
+        "column of data.curated; did you mean 'transaction_id'?",
+    ),
+    (
+        "a rule type DQDL does not have",
+        _set("data.quality_rules.1", 'IsCompleted "transaction_id"'),
+        "data.quality_rules[1]: 'IsCompleted' is not a DQDL rule type; did you mean 'IsComplete'?",
+    ),
+    (
+        "a target that is not a column",
+        _set("data.curated.target_column", "fraud"),
+        "data.curated.target_column: 'fraud' is not a column of data.curated; did you mean "
+        "'is_fraud'?",
+    ),
+    (
+        "an error metric held to a minimum",
+        _set("metrics.model_metrics.0.direction", "at_most"),
+        "metrics.model_metrics[0]: precision is better when higher: its direction is at_least",
+    ),
+    (
+        "a metric of another problem type",
+        _set(
+            "metrics.model_metrics.0",
+            {
+                "name": "rmse",
+                "description": "d",
+                "owner": "bruno",
+                "threshold": 3.0,
+                "direction": "at_most",
+            },
+        ),
+        "metrics.model_metrics[0].name: rmse is not a binary_classification metric; use one of "
+        "precision, recall, f1, auc, accuracy, false_positive_rate",
+    ),
+    (
+        "a feature that is the target",
+        _set("model.features.0", "is_fraud"),
+        "model.features[0]: 'is_fraud' is the target_column, not a feature",
+    ),
+    (
+        "script mode without a script",
+        _set("model.algorithm", "sklearn"),
+        "model.code.train: sklearn runs the product's train.py: name it",
+    ),
+    (
+        "a code path outside the product's folder",
+        _set("data.transform", "../elsewhere/transform.py"),
+        "data.transform: '../elsewhere/transform.py' does not match a path relative to the "
+        "manifest's folder, such as etl/transform.py",
+    ),
+    (
+        "a Glue schedule written as a rate",
+        _set("data.schedule", "rate(1 day)"),
+        "data.schedule: 'rate(1 day)': Glue schedules take cron expressions only, e.g. "
+        "cron(0 2 * * ? *)",
+    ),
+    (
+        "a monitoring schedule SageMaker refuses",
+        _set("monitoring.schedule", "cron(0 4 ? * MON *)"),
+        "monitoring.schedule: 'cron(0 4 ? * MON *)' is not a monitoring schedule SageMaker "
+        "accepts: hourly cron(0 * ? * * *), daily at an hour cron(0 3 ? * * *), or every N "
+        "hours cron(0 0/6 ? * * *)",
+    ),
+    (
+        "a retraining cron with both day fields",
+        _set("model.retrain_schedule", "cron(0 4 * * MON *)"),
+        "model.retrain_schedule: 'cron(0 4 * * MON *)': AWS cron needs '?' in exactly one of "
+        "day-of-month and day-of-week, e.g. cron(0 2 * * ? *) or cron(0 4 ? * MON *)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"), [m[1:] for m in MORE_MISTAKES], ids=[m[0] for m in MORE_MISTAKES]
+)
+def test_each_data_contract_mistake_is_named_exactly(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    assert problems(tmp_path, mutated(change)) == [expected]
+
+
+def test_a_missing_code_file_is_named_with_where_it_was_looked_for(tmp_path: Path) -> None:
+    path = write(tmp_path, mutated(_set("data.transform", "etl/transfrom.py")))
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    (line,) = caught.value.lines
+    assert line.startswith(f"{path}: data.transform: no file etl/transfrom.py beside the manifest")
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    text = DEFAULT_MANIFEST.read_text().replace(
+        "  schedule: cron(0 2 * * ? *)\n", "  schedule: cron(0 2 * * ? *)\n  schedule: x\n", 1
+    )
+    path = write(tmp_path, BASE)
+    path.write_text(text)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    (line,) = caught.value.lines
+    assert "not valid YAML: key 'schedule' appears twice in one mapping" in line
+
+
+def test_an_empty_folder_says_what_a_product_is(tmp_path: Path) -> None:
+    with pytest.raises(ManifestBatchError) as caught:
+        load_manifests(tmp_path)
+    assert caught.value.lines == [
+        f"{tmp_path}: holds no product: a product is a folder with a manifest.yaml (try "
+        "`python -m mlgate new NAME` to scaffold one)"
     ]

@@ -1,24 +1,34 @@
-"""ETL transforms on local Spark 3.5 (the version Glue 5.0 runs), with exact expected rows."""
+"""Products' ETL transforms on local Spark 3.5 (the version Glue 5.0 runs): every example
+product's transform holds to its manifest's curated schema and quarantines what it cannot
+curate; then fraud detection's and delivery time's own behaviour, with exact expected rows."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from mlgate.etl.synthetic import generate
-from mlgate.etl.transforms import (
-    CURATED_COLUMNS,
-    RAW_COLUMNS,
-    add_features,
-    curate,
-    deduplicate,
-    fill_nulls,
-    parse,
-)
+from mlgate.manifest import Manifest, load_manifest
+from mlgate.product_code import generator_module, transform_module
+
+from ..spark_session import EXAMPLE_MANIFESTS, example, raw_sources
+
+FRAUD = example("fraud-detection")
+_fraud = transform_module(FRAUD)
+CURATED_COLUMNS = _fraud.CURATED_COLUMNS
+RAW_COLUMNS = _fraud.RAW_COLUMNS
+add_features = _fraud.add_features
+curate = _fraud.curate
+deduplicate = _fraud.deduplicate
+fill_nulls = _fraud.fill_nulls
+parse = _fraud.parse
+generate = generator_module(FRAUD).generate
 
 pytestmark = pytest.mark.spark
 
@@ -174,3 +184,145 @@ def test_curate_accounts_for_every_input_row(spark: Any) -> None:
     assert curated.select("transaction_id").distinct().count() == curated.count()
     fraud_rate = curated.agg({"is_fraud": "avg"}).first()[0]
     assert 0.005 < fraud_rate < 0.03
+
+
+# --- every example product: the curated contract -----------------------------------------
+
+PRODUCTS = [pytest.param(p, id=p.parent.name) for p in EXAMPLE_MANIFESTS]
+
+
+@dataclass
+class Curation:
+    """A product's transform run on its generator's data, one id blanked per source."""
+
+    manifest: Manifest
+    curated: Any
+    quarantined: Any
+    ids_in: int  # rows of the sources that carry the id column
+
+
+@pytest.fixture(scope="module")
+def curation(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Curation]:
+    done: dict[Path, Curation] = {}
+
+    def get(path: Path) -> Curation:
+        if path not in done:
+            manifest = load_manifest(path)
+            id_column = manifest.data.curated.id_column
+            frames = generator_module(manifest).sources(2000, seed=3)
+            ids_in = 0
+            for name, frame in frames.items():
+                if id_column in frame.columns:
+                    frame = frame.astype({id_column: object})
+                    frame.loc[frame.index[1], id_column] = None
+                    frames[name] = frame
+                    ids_in += len(frame)
+            sources = raw_sources(spark, manifest, frames, tmp_path_factory.mktemp("raw"))
+            curated, quarantined = transform_module(manifest).transform(
+                spark, sources, dict(manifest.data.transform_params)
+            )
+            done[path] = Curation(manifest, curated.cache(), quarantined.cache(), ids_in)
+        return done[path]
+
+    return get
+
+
+@pytest.mark.parametrize("path", PRODUCTS)
+def test_curated_has_exactly_the_schema_columns_in_order(
+    curation: Callable[[Path], Curation], path: Path
+) -> None:
+    run = curation(path)
+    assert tuple(run.curated.columns) == run.manifest.data.curated.names
+
+
+@pytest.mark.parametrize("path", PRODUCTS)
+def test_curated_values_cast_to_the_schema_types(
+    curation: Callable[[Path], Curation], path: Path
+) -> None:
+    from pyspark.sql import functions as F
+
+    run = curation(path)
+    # The Glue job casts to the declared types: a value that does not survive the cast
+    # would silently become null in the curated table.
+    lost = run.curated.select(
+        *[
+            F.sum(
+                (F.col(c.name).isNotNull() & F.col(c.name).cast(c.type).isNull()).cast("int")
+            ).alias(c.name)
+            for c in run.manifest.data.curated.columns
+        ]
+    ).first()
+    assert {k: v for k, v in lost.asDict().items() if v} == {}
+    assert run.curated.count() > 1000
+
+
+@pytest.mark.parametrize("path", PRODUCTS)
+def test_malformed_rows_are_quarantined_with_a_reason(
+    curation: Callable[[Path], Curation], path: Path
+) -> None:
+    from pyspark.sql import functions as F
+
+    run = curation(path)
+    id_column = run.manifest.data.curated.id_column
+    assert "reason" in run.quarantined.columns
+    reasons = [r.reason for r in run.quarantined.collect()]
+    assert reasons, "the blanked id went nowhere"
+    assert all(r and r.strip() for r in reasons)
+    assert run.quarantined.where(F.col(id_column).isNull()).count() >= 1
+    # Never dropped silently: every row that arrived is curated or quarantined.
+    assert run.curated.count() + len(reasons) == run.ids_in
+
+
+@pytest.mark.parametrize("path", PRODUCTS)
+def test_curated_ids_are_unique(curation: Callable[[Path], Curation], path: Path) -> None:
+    run = curation(path)
+    id_column = run.manifest.data.curated.id_column
+    assert run.curated.select(id_column).distinct().count() == run.curated.count()
+    assert run.curated.where(run.curated[id_column].isNull()).count() == 0
+
+
+@pytest.mark.parametrize("path", PRODUCTS)
+def test_generator_is_deterministic_for_a_seed_and_covers_every_source(path: Path) -> None:
+    manifest = load_manifest(path)
+    make = generator_module(manifest).sources
+    first, again, other = make(300, seed=4), make(300, seed=4), make(300, seed=5)
+    assert sorted(first) == sorted(s.name for s in manifest.data.sources)
+    for name, frame in first.items():
+        pd.testing.assert_frame_equal(frame, again[name])
+    assert any(not frame.equals(other[name]) for name, frame in first.items())
+
+
+# --- delivery time ------------------------------------------------------------------------
+
+DELIVERY = example("delivery-time")
+
+
+def test_delivery_orders_join_their_courier_and_get_their_features(spark: Any) -> None:
+    transform = transform_module(DELIVERY).transform
+    order = {
+        "order_id": "o1", "courier_id": "k1", "city": " Boston ",
+        "ordered_at": "2026-03-07T19:05:00Z", "pickup_lat": 42.0, "pickup_lon": -71.0,
+        "dropoff_lat": 42.1, "dropoff_lon": -71.0, "prep_minutes": 12.0, "items": 2,
+        "delivery_minutes": 31.5,
+    }  # fmt: skip
+    orders = spark.createDataFrame(
+        pd.DataFrame(
+            [order, {**order, "order_id": "o2", "courier_id": "k9"},
+             {**order, "order_id": "o3", "delivery_minutes": 0.0}]
+        )
+    )  # fmt: skip
+    couriers = spark.createDataFrame(
+        pd.DataFrame({"courier_id": ["k1"], "vehicle": ["Scooter"], "experience_months": [7]})
+    )
+    curated, quarantined = transform(spark, {"orders": orders, "couriers": couriers}, {})
+    (only,) = curated.collect()
+    assert only.order_id == "o1"
+    assert (only.city, only.vehicle, only.courier_experience_months) == ("boston", "scooter", 7)
+    # 0.1 degree of latitude along a meridian: 0.1 * pi / 180 * 6371.0088 km.
+    assert math.isclose(only.distance_km, 0.1 * math.pi / 180 * 6371.0088, rel_tol=1e-9)
+    assert (only.hour_of_day, only.weekday) == (19, 6)  # 2026-03-07 is a Saturday
+    assert str(only.order_date) == "2026-03-07"
+    assert sorted((r.order_id, r.reason) for r in quarantined.collect()) == [
+        ("o2", "unknown courier_id"),
+        ("o3", "delivery_minutes is not a positive number"),
+    ]

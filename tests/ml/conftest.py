@@ -11,7 +11,6 @@ from mlgate.manifest import load_manifest
 from ..conftest import EXAMPLES
 from ..spark_session import spark  # noqa: F401  (local Spark, shared with tests/etl)
 
-
 PRODUCTS = sorted(p.parent.name for p in EXAMPLES.glob("*/manifest.yaml"))
 
 

@@ -9,13 +9,16 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from mlgate import accounts
-from mlgate.manifest import ENV_NAMES
+from mlgate.manifest import ENV_NAMES, load_manifests
 
-from ..conftest import PROD_ACCOUNT
+from ..conftest import EXAMPLES
 
-HOME = "111111111111"
-REGION = "eu-west-1"
-PRODUCT = "fraud-detection"
+# The example product whose prod lives in an account of its own.
+REMOTE = next(m for m in load_manifests(EXAMPLES) if m.is_remote("prod"))
+HOME = REMOTE.environments.staging.account
+REGION = REMOTE.environments.staging.region
+PRODUCT = REMOTE.product.name
+PROD_ACCOUNT = REMOTE.environments.prod.account
 
 
 def template(synth: Any, key: str) -> Any:
@@ -89,9 +92,13 @@ def test_prod_stacks_live_in_the_prod_account_and_the_rest_at_home(cross_account
 
 
 def test_one_account_products_get_no_environment_foundation(synth: Any) -> None:
-    assert "foundation-prod" not in synth.product().extra
-    (group,) = resources(synth, "training", "AWS::SageMaker::ModelPackageGroup").values()
-    assert "ModelPackageGroupPolicy" not in group["Properties"]
+    local = [p for p in synth.products if not p.manifest.is_remote("prod")]
+    assert local, "an example product keeps prod in its home account"
+    for product in local:
+        assert "foundation-prod" not in product.extra
+        training = synth.template(product.extra["training"])
+        (group,) = training.find_resources("AWS::SageMaker::ModelPackageGroup").values()
+        assert "ModelPackageGroupPolicy" not in group["Properties"]
 
 
 def test_the_prod_foundation_holds_its_own_key_capture_bucket_and_on_call_topic(

@@ -34,16 +34,21 @@ import json
 import math
 import tarfile
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # aliases for the checker only: Python 3.8 cannot subscript them at run time
+    from collections.abc import Callable
+
+    from numpy.typing import NDArray
+
+    Array = NDArray[Any]
+    Predictor = Callable[[Array], Array]
 
 BASE = Path("/opt/ml/processing")
 THRESHOLD = 0.5
-Array = NDArray[Any]
 METRICS_BY_PROBLEM = {
     "binary_classification": (
         "precision", "recall", "f1", "auc", "accuracy", "false_positive_rate",
@@ -124,10 +129,8 @@ def regression_metrics(labels: Array, predictions: Array) -> dict[str, float]:
     error = predictions.astype(float).reshape(-1) - y
     total = float(np.sum((y - y.mean()) ** 2))
     residual = float(np.sum(error**2))
-    if total:
-        r2 = 1 - residual / total
-    else:  # a constant target: perfect or no better than its mean
-        r2 = 1.0 if residual == 0 else 0.0
+    # A constant target has no variance to explain: perfect, or no better than its mean.
+    r2 = 1 - residual / total if total else float(residual == 0)
     nonzero = y != 0
     if not nonzero.any():
         raise ValueError("mape is undefined: every target in the test split is 0")
@@ -172,9 +175,6 @@ def report(
     return {section: {name: {"value": float(values[name])} for name in wanted}}
 
 
-Predictor = Callable[[Array], Array]
-
-
 def _xgboost_predictor(path: Path) -> Predictor:
     import xgboost as xgb
 
@@ -188,7 +188,7 @@ def _xgboost_predictor(path: Path) -> Predictor:
 
 
 def _joblib_predictor(path: Path, problem: str) -> Predictor:
-    import joblib
+    import joblib  # type: ignore[import-untyped]
 
     model = joblib.load(path)
     if problem == "regression" or not hasattr(model, "predict_proba"):

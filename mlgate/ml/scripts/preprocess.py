@@ -27,7 +27,7 @@ record stays in its split from one run to the next.
 A product that brings its own preprocess keeps the same outputs: the three split folders in
 this layout, and a baseline whose header is the product's sample request header.
 
-Runs in SageMaker's XGBoost and scikit-learn containers (Python 3.9 or later, pandas, numpy,
+Runs in SageMaker's XGBoost and scikit-learn containers (Python 3.8 or later, pandas, numpy,
 pyarrow for parquet) and locally in the tests through `main(argv, base)`.
 """
 
