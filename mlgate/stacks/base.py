@@ -14,6 +14,11 @@ class ProductStack(cdk.Stack):
     product-wide stacks: foundation, data, training, delivery)."""
 
     component: str = ""
+    updated_by_hooks: bool = False
+    """True for a stack the release hooks update (UpdateStack with the previous template): it
+    carries no BootstrapVersion rule, whose SSM parameter CloudFormation would resolve with the
+    hook's permissions on every update (https://docs.aws.amazon.com/cdk/v2/guide/
+    bootstrapping-env.html#bootstrapping-template, the BootstrapVersion check)."""
 
     def __init__(
         self,
@@ -32,6 +37,9 @@ class ProductStack(cdk.Stack):
             description=f"mlgate {product}: {description}",
             env=cdk.Environment(account=target.account, region=target.region),
             termination_protection=env_name == "prod",
+            synthesizer=cdk.DefaultStackSynthesizer(
+                generate_bootstrap_version_rule=not self.updated_by_hooks
+            ),
         )
         self.manifest = manifest
         self.env_name = env_name

@@ -41,6 +41,7 @@ NO_BASELINE = "s3://no-model-released-yet"  # never read: monitoring waits for a
 
 class ServingStack(ProductStack):
     component = "serving"
+    updated_by_hooks = True
 
     def __init__(
         self,
@@ -473,7 +474,6 @@ class ServingStack(ProductStack):
         data_quality = sagemaker.CfnDataQualityJobDefinition(
             self,
             "DataQualityMonitor",
-            job_definition_name=self.name("data-quality"),
             role_arn=self.monitor_role.role_arn,
             data_quality_app_specification=(
                 sagemaker.CfnDataQualityJobDefinition.DataQualityAppSpecificationProperty(
@@ -523,7 +523,6 @@ class ServingStack(ProductStack):
             model_quality = mq(
                 self,
                 "ModelQualityMonitor",
-                job_definition_name=self.name("model-quality"),
                 role_arn=self.monitor_role.role_arn,
                 model_quality_app_specification=mq.ModelQualityAppSpecificationProperty(
                     image_uri=image, problem_type="BinaryClassification"
@@ -577,7 +576,12 @@ class ServingStack(ProductStack):
                 monitoring_schedule_name=self.name(label.lower().replace("quality", "-quality")),
                 endpoint_name=self.endpoint_name,
                 monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
-                    monitoring_job_definition_name=definition.ref,
+                    # The definition's generated name, the last part of its ARN (its Ref): a
+                    # fixed name would make CloudFormation replace it in place when a release
+                    # changes its baseline, which it cannot do for a custom-named resource.
+                    monitoring_job_definition_name=Fn.select(
+                        1, Fn.split("/", definition.attr_job_definition_arn)
+                    ),
                     monitoring_type=kind,
                     schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(
                         schedule_expression=self.manifest.monitoring.schedule
