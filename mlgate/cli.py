@@ -160,6 +160,8 @@ def synth_summary(outdir: Path, manifests: list[Manifest]) -> str:
     for m in manifests:
         order = " -> ".join(g.name for g in m.gates)
         lines.append(f"Gates of {m.product.name}: {order}")
+        for env in ENV_NAMES:
+            lines.append(f"  {env} rollout: {m.rollout_summary(env)}")
     lines.append(
         "cdk-nag AwsSolutions: passed, 0 unacknowledged findings; "
         f"{acknowledged} acknowledgments, each with its reason in the template metadata"

@@ -444,9 +444,7 @@ class Schema(_Model):
             if names.index(column.name) != i:
                 problems.append((f"columns[{i}].name", f"'{column.name}' is declared twice"))
             if column.values and column.type != "string":
-                problems.append(
-                    (f"columns[{i}].values", "only string columns have categories")
-                )
+                problems.append((f"columns[{i}].values", "only string columns have categories"))
         roles = [("id_column", self.id_column), ("target_column", self.target_column)]
         if self.event_time_column:
             roles.append(("event_time_column", self.event_time_column))
@@ -671,6 +669,22 @@ class Rollout(_Model):
     """The whole deployment is rolled back if it takes longer."""
     allow_all_at_once: bool = False
     """Prod refuses all_at_once unless this is set explicitly."""
+    max_first_step_percent: int = Field(default=50, ge=1, le=100)
+    """The most traffic the first step (canary or linear) may carry once rounded up to whole
+    instances: a 10 % canary of 2 instances is 1 instance, 50 % of the traffic."""
+
+    def first_step(self, instances: int) -> tuple[int, float]:
+        """(instances, share of traffic in %) of the first step: SageMaker moves traffic in
+        whole instances, rounding the step's capacity up."""
+        if self.policy is RolloutPolicy.ALL_AT_ONCE:
+            return instances, 100.0
+        step = (
+            self.canary_percent
+            if self.policy is RolloutPolicy.CANARY
+            else (self.linear_step_percent)
+        )
+        shifted = -(-instances * step // 100)
+        return shifted, round(100 * shifted / instances, 1)
 
 
 class Autoscaling(_Model):
@@ -843,6 +857,22 @@ class Manifest(_Model):
             else:
                 values += ["1"] + ["0"] * len(column.values)
         return ",".join(values)
+
+    def rollout_summary(self, env: EnvName) -> str:
+        """What a release does to the environment's traffic, in instances and percent."""
+        serving = self.env_serving(env)
+        rollout = serving.rollout
+        count = serving.instance_count
+        fleet = f"{count} instance{'s' if count > 1 else ''}"
+        bake = f"bakes {rollout.bake_minutes} min while the rollback alarms watch"
+        if rollout.policy is RolloutPolicy.ALL_AT_ONCE:
+            return f"all at once to {fleet}, then {bake}"
+        shifted, share = rollout.first_step(count)
+        if rollout.policy is RolloutPolicy.CANARY:
+            step = f"canary {rollout.canary_percent} % of {fleet} = {shifted} instance(s)"
+            return f"{step}, {share:g} % of traffic; {bake}; then the rest"
+        step = f"linear {rollout.linear_step_percent} % steps of {fleet} = {shifted} instance(s)"
+        return f"{step}, {share:g} % of traffic each; each step {bake}"
 
     def code_files(self) -> dict[str, Path]:
         """Every file of the product's own code the manifest names, by manifest field."""
@@ -1024,6 +1054,18 @@ class Manifest(_Model):
             serving = self.env_serving(env)
             rollout = serving.rollout
             path = f"serving.{env}.rollout"
+            # Every policy bakes (all at once too: the new fleet serves everything while the old
+            # one waits), and only during a bake can the rollback alarms roll a release back.
+            if rollout.bake_minutes * 60 < window:
+                problems.append(
+                    (
+                        f"{path}.bake_minutes",
+                        f"{rollout.bake_minutes} min bake is shorter than the rollback alarms' "
+                        f"detection window ({window // 60} min: period x evaluation periods of "
+                        "the slowest SLO alarm), so a bad release could pass before its alarm "
+                        f"fires; bake at least {-(-window // 60)} min",
+                    )
+                )
             if rollout.policy is RolloutPolicy.ALL_AT_ONCE:
                 if env == "prod" and not rollout.allow_all_at_once:
                     problems.append(
@@ -1034,22 +1076,22 @@ class Manifest(_Model):
                         )
                     )
                 continue
-            if rollout.bake_minutes * 60 < window:
-                problems.append(
-                    (
-                        f"{path}.bake_minutes",
-                        f"{rollout.bake_minutes} min bake is shorter than the rollback alarms' "
-                        f"detection window ({window // 60} min: period x evaluation periods of "
-                        "the slowest SLO alarm), so a bad canary could pass before its alarm "
-                        f"fires; bake at least {-(-window // 60)} min",
-                    )
-                )
             step = (
                 rollout.canary_percent
                 if rollout.policy is RolloutPolicy.CANARY
                 else (rollout.linear_step_percent)
             )
-            shifted = -(-serving.instance_count * step // 100)  # whole instances, rounded up
+            shifted, share = rollout.first_step(serving.instance_count)
+            if shifted < serving.instance_count and share > rollout.max_first_step_percent:
+                problems.append(
+                    (
+                        f"{path}.max_first_step_percent",
+                        f"a {step} % {rollout.policy.value} step of {serving.instance_count} "
+                        f"instances is {shifted} instance(s), {share:g} % of the traffic, above "
+                        f"the {rollout.max_first_step_percent} % this rollout allows; add "
+                        "instances, or raise max_first_step_percent knowingly",
+                    )
+                )
             if shifted >= serving.instance_count:
                 problems.append(
                     (
@@ -1106,7 +1148,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None,

@@ -33,7 +33,7 @@ def _module_name(manifest: Manifest, role: str) -> str:
 
 
 def transform_module(manifest: Manifest) -> ModuleType:
-    """The product's ETL transform: `transform(spark, sources, params) -> (curated, quarantined)`."""
+    """The product's ETL transform: `transform(spark, sources, params)`."""
     module = load_module(manifest.path(manifest.data.transform), _module_name(manifest, "etl"))
     if not callable(getattr(module, "transform", None)):
         raise AttributeError(

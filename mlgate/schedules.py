@@ -95,20 +95,19 @@ def glue(expression: str) -> str:
     return cron(expression)
 
 
-MONITOR = re.compile(
-    r"^cron\(0 (?P<hour>\*|[0-9]{1,2})(/(?P<every>[0-9]{1,2}))? \? \* \* \*\)$"
-)
+MONITOR = re.compile(r"^cron\(0 (?P<hour>\*|[0-9]{1,2})(/(?P<every>[0-9]{1,2}))? \? \* \* \*\)$")
 
 
 def model_monitor(expression: str) -> str:
     """The few crons SageMaker monitoring schedules accept."""
     match = MONITOR.match(expression)
     ok = match is not None and (
-        (match["hour"] == "*"
-        and match["every"] is None)
-        or (match["hour"] != "*"
-        and int(match["hour"]) <= 23
-        and (match["every"] is None or 1 <= int(match["every"]) <= 24))
+        (match["hour"] == "*" and match["every"] is None)
+        or (
+            match["hour"] != "*"
+            and int(match["hour"]) <= 23
+            and (match["every"] is None or 1 <= int(match["every"]) <= 24)
+        )
     )
     if not ok:
         raise ValueError(

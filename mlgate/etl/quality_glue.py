@@ -9,9 +9,9 @@ does not know until something registers them, and a catalog read would see none 
 import sys
 
 from awsglue.context import GlueContext
+from awsglue.dynamicframe import DynamicFrame
 from awsglue.job import Job
 from awsglue.utils import getResolvedOptions
-from awsglue.dynamicframe import DynamicFrame
 from awsgluedq.transforms import EvaluateDataQuality
 from pyspark.context import SparkContext
 
@@ -21,9 +21,7 @@ job = Job(glue)
 job.init(args["JOB_NAME"], args)
 
 curated = DynamicFrame.fromDF(
-    glue.spark_session.read.option("basePath", args["curated_path"]).parquet(
-        args["curated_path"]
-    ),
+    glue.spark_session.read.option("basePath", args["curated_path"]).parquet(args["curated_path"]),
     glue,
     "curated",
 )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlgate.governance.evidence import Evidence, collect
-from mlgate.manifest import GateKind, Manifest
+from mlgate.manifest import ENV_NAMES, GateKind, Manifest
 from mlgate.reporting import esc, page
 
 Table = tuple[list[str], list[list[str]]]
@@ -258,19 +258,32 @@ def gates(m: Manifest, e: Evidence) -> Section:
         alarms = [
             a["AlarmName"] for a in config.get("AutoRollbackConfiguration", {}).get("Alarms", [])
         ]
+        size = routing.get("CanarySize") or routing.get("LinearStepSize") or {}
+        env = next((n for n in ENV_NAMES if endpoint.endswith(f"-{n}")), None)
         rows.append(
             [
                 endpoint,
-                routing.get("Type", "-"),
-                str(routing.get("CanarySize") or routing.get("LinearStepSize") or "-"),
-                f"{routing.get('WaitIntervalInSeconds', 0)} s",
+                str(routing.get("Type", "-")).replace("_", " ").lower(),
+                f"{size['Value']} % of capacity" if size else "the whole fleet",
+                m.rollout_summary(env) if env else "-",
+                f"{routing.get('WaitIntervalInSeconds', 0) // 60} min",
                 ", ".join(alarms),
             ]
         )
     s.tables.append(
         (
             "Rollout and rollback, per endpoint (from the templates)",
-            (["endpoint", "traffic shifting", "step", "bake", "rolls back on"], rows),
+            (
+                [
+                    "endpoint",
+                    "traffic shifting",
+                    "step",
+                    "what a release does",
+                    "bake",
+                    "rolls back on",
+                ],
+                rows,
+            ),
         )
     )
     return s

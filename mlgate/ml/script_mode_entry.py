@@ -27,7 +27,9 @@ def main() -> None:
     sys.argv = [str(program), *sys.argv[1:]]
     runpy.run_path(str(program), run_name="__main__")
     target = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")) / "code"
-    shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
 
 
 if __name__ == "__main__":

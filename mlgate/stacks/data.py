@@ -18,8 +18,8 @@ from constructs import Construct
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.storage import SecureBucket
-from mlgate.packaging import build_zip
 from mlgate.manifest import Manifest
+from mlgate.packaging import build_zip
 from mlgate.stacks.foundation import FoundationStack
 
 from .base import ProductStack

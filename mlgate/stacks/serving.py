@@ -149,6 +149,10 @@ class ServingStack(ProductStack):
             "Endpoint",
             endpoint_name=self.endpoint_name,
             endpoint_config_name=config.attr_endpoint_config_name,
+            # A release keeps the capacity autoscaling reached instead of resetting it to the
+            # config's initial count. An instance-type change is the exception: deregister the
+            # scaling target first (README, "Changing the instance type").
+            retain_all_variant_properties=True,
             deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
                 blue_green_update_policy=self._blue_green(env_name),
                 auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
@@ -189,7 +193,9 @@ class ServingStack(ProductStack):
                 wait_interval_in_seconds=rollout.bake_minutes * 60,
             )
         else:
-            traffic = routing(type="ALL_AT_ONCE", wait_interval_in_seconds=0)
+            traffic = routing(
+                type="ALL_AT_ONCE", wait_interval_in_seconds=rollout.bake_minutes * 60
+            )
         return sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
             traffic_routing_configuration=traffic,
             termination_wait_in_seconds=rollout.termination_wait_minutes * 60,
@@ -580,7 +586,7 @@ class ServingStack(ProductStack):
                     # fixed name would make CloudFormation replace it in place when a release
                     # changes its baseline, which it cannot do for a custom-named resource.
                     monitoring_job_definition_name=Fn.select(
-                        1, Fn.split("/", definition.attr_job_definition_arn)
+                        1, Fn.split("/", definition.get_att("JobDefinitionArn").to_string())
                     ),
                     monitoring_type=kind,
                     schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(

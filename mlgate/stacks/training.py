@@ -23,9 +23,9 @@ from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.hooks import HookFunction
 from mlgate.manifest import EnvName, Manifest
 from mlgate.ml import pipeline as authored
-from mlgate.stacks.base import ProductStack
 from mlgate.packaging import build_tar_gz
 from mlgate.product_code import training_contract
+from mlgate.stacks.base import ProductStack
 from mlgate.stacks.data import CURATED_PREFIX, DataStack
 from mlgate.stacks.foundation import FoundationStack
 
@@ -39,7 +39,9 @@ def product_code(manifest: Manifest, build_dir: Path) -> dict[str, Path]:
     dependencies."""
     own = manifest.model.code
     files = {
-        "preprocess": manifest.path(own.preprocess) if own.preprocess else SCRIPTS / "preprocess.py",
+        "preprocess": manifest.path(own.preprocess)
+        if own.preprocess
+        else SCRIPTS / "preprocess.py",
         "evaluate": manifest.path(own.evaluate) if own.evaluate else SCRIPTS / "evaluate.py",
     }
     contract = build_dir / "contract.json"

@@ -104,7 +104,9 @@ def _fit(manifest: Manifest, base: Path, model_dir: Path, hyperparameters: dict[
             xgb.DMatrix(rows[:, 1:], label=rows[:, 0]),
             num_boost_round=min(int(hyperparameters.get("num_round", 40)), 40),
         )
-        booster.save_model(str(model_dir / "xgboost-model"))
+        # SageMaker's name has no extension; saving under one keeps xgboost from guessing.
+        booster.save_model(str(model_dir / "xgboost-model.ubj"))
+        (model_dir / "xgboost-model.ubj").rename(model_dir / "xgboost-model")
     elif manifest.model.algorithm.script_mode:
         with pytest.MonkeyPatch.context() as env:
             env.setenv("SM_MODEL_DIR", str(model_dir))
