@@ -82,7 +82,7 @@ bench: setup-dev $(STAMPS)/system  ## benchmarks (figures, not pass/fail): synth
 	$(BIN)/python bench/test_time.py
 
 rehearse: setup-dev $(STAMPS)/system  ## play the whole release flow offline (moto, local Spark) with the real hooks
-	$(BIN)/python -m mlgate.rehearsal
+	$(BIN)/python tools/rehearsal.py $(MANIFEST)
 
 dashboards: synth  ## render every synthesized dashboard to reports/dashboards/*.html
 	$(BIN)/python -m mlgate dashboards --outdir cdk.out --out reports/dashboards

@@ -51,7 +51,8 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
     from moto import mock_aws
 
     sys.path.insert(0, str(ROOT))
-    from mlgate.rehearsal import Rehearsal, offline
+    from mlgate.manifest import load_manifest
+    from tools.rehearsal import Rehearsal, offline
 
     offline()
     results: dict[str, float] = {}
@@ -63,7 +64,9 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
     ):
         import boto3
 
-        world = Rehearsal(Path(tmp))
+        world = Rehearsal(
+            Path(tmp), load_manifest(ROOT / "examples" / "fraud-detection" / "manifest.yaml")
+        )
         world.setup()
         metrics = {
             m.name.value: {"value": 0.97, "standard_deviation": "NaN"}

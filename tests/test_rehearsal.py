@@ -1,16 +1,24 @@
-"""`make rehearse` keeps working: the offline release reaches prod and every fault ends safely."""
+"""`make rehearse` keeps working for every example product: the offline release reaches prod
+and every fault ends safely."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from .conftest import ROOT
+import pytest
+
+from mlgate.manifest import load_manifest
+
+from .conftest import PRODUCTS, ROOT
 
 
-def test_rehearsal_plays_the_release_and_the_faults() -> None:
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_rehearsal_plays_the_release_and_the_faults(product: str) -> None:
+    folder = ROOT / "examples" / product
+    manifest = load_manifest(folder / "manifest.yaml")
     run = subprocess.run(
-        [sys.executable, "-m", "mlgate.rehearsal"],
+        [sys.executable, "tools/rehearsal.py", str(folder)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -20,15 +28,20 @@ def test_rehearsal_plays_the_release_and_the_faults() -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = " ".join(run.stdout.split())  # the timeline wraps long lines
     for line in (
-        "rows curated, 1 quarantined (reason: amount is not a number)",
+        f"the product's transform ({manifest.data.transform}) ran for real on local Spark",
         "model version registered as PendingManualApproval",
         "was already released (idempotent)",
-        "Quality gate passed",
         "clicks Approve in chat; signed callback → HTTP 200",
-        "stopped at the quality gate; prod untouched.",
         "approvals sent to CodePipeline: 0; decision recorded: none",
         "caught by the deploy verifier",
         "Rehearsal complete",
     ):
         assert line in out, line
     assert "[simulated offline]" in out  # what could not run here says so
+    assert "quarantined (reasons: none)" not in out, "the generator plants malformed rows"
+    if any(g.kind.value == "automated" for g in manifest.pipeline_gates):
+        assert "Quality gate passed" in out
+        assert "stopped at the quality gate; prod untouched." in out
+    if manifest.is_remote("prod"):
+        account = manifest.environments.prod.account
+        assert f"deployer hook in account {account} through its deploy role" in out

@@ -6,8 +6,8 @@ and write the manifest's model metrics to evaluation.json in SageMaker's model-q
 
 Inputs, under the processing base folder (/opt/ml/processing):
 
-- contract/contract.json: the training contract (problem_type, metrics, report_section,
-  target_values; see preprocess.py).
+- contract/contract.json (or the folder's only JSON file): the training contract
+  (problem_type, metrics, report_section, target_values; see preprocess.py).
 - model/model.tar.gz: the training job's artifact, holding either
   - `xgboost-model`: an XGBoost booster (the built-in algorithm, or a script that saves one);
     binary models predict the positive class's probability, multiclass models the class
@@ -233,12 +233,28 @@ def read_test(folder: Path) -> tuple[Array, Array]:
     return test[:, 0], test[:, 1:]
 
 
+def read_contract(base: Path) -> dict[str, Any]:
+    """contract/contract.json, or the folder's only JSON file (as preprocess reads it)."""
+    folder = base / "contract"
+    found = sorted(folder.glob("*.json"))
+    path = folder / "contract.json" if (folder / "contract.json").is_file() else None
+    if path is None and len(found) == 1:
+        path = found[0]
+    if path is None:
+        raise FileNotFoundError(
+            f"no training contract in {folder} (found {[p.name for p in found]}): the "
+            "pipeline provides contract.json as the `contract` input"
+        )
+    contract: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return contract
+
+
 def main(
     argv: list[str] | None = None, base: Path = BASE
 ) -> dict[str, dict[str, dict[str, float]]]:
     parser = argparse.ArgumentParser(description="Score the model on the test split.")
     parser.parse_args(argv)
-    contract = json.loads((base / "contract" / "contract.json").read_text(encoding="utf-8"))
+    contract = read_contract(base)
     problem, wanted = contract["problem_type"], list(contract["metrics"])
     check_metrics(problem, wanted)
     labels, rows = read_test(base / "test")

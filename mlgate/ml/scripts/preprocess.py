@@ -10,7 +10,7 @@ Inputs and outputs, under the processing base folder (/opt/ml/processing):
 
 - input/: the curated table, parquet or CSV files, searched recursively; Hive-style `key=value`
   folders become columns when the files lack them (partition keys are never features).
-- contract/contract.json: the training contract.
+- contract/contract.json (or the folder's only JSON file): the training contract.
 - train/, validation/, test/: `<split>.csv`, the label first, then the payload columns, no
   header (the built-in XGBoost layout; evaluate reads test/ the same way).
 - baseline/baseline.csv: the payload columns of the training split, with a header and no
@@ -51,9 +51,18 @@ HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # Spark's folder name for a null parti
 
 
 def read_contract(base: Path) -> dict[str, Any]:
-    path = base / "contract" / "contract.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no training contract at {path}: the pipeline provides it")
+    """contract/contract.json, or the folder's only JSON file (a processing input keeps the
+    S3 object's name, which may be content-addressed)."""
+    folder = base / "contract"
+    found = sorted(folder.glob("*.json"))
+    path = folder / "contract.json" if (folder / "contract.json").is_file() else None
+    if path is None and len(found) == 1:
+        path = found[0]
+    if path is None:
+        raise FileNotFoundError(
+            f"no training contract in {folder} (found {[p.name for p in found]}): the "
+            "pipeline provides contract.json as the `contract` input"
+        )
     contract: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return contract
 

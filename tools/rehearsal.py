@@ -1,12 +1,14 @@
-"""`make rehearse`: the whole release flow, offline, with the real hooks, as a timeline.
+"""`make rehearse MANIFEST=examples/<product>`: a product's whole release flow, offline, with
+the real hooks, as a timeline.
 
-Runs under moto (no AWS account): the ETL transform on local Spark, the pipeline's preprocess
-and evaluate scripts with a locally trained XGBoost model, the model registry, the release,
-deployer, verifier, quality-gate, notifier and callback hooks, and the audit trail. What cannot
-run offline (a SageMaker endpoint, CloudWatch percentiles, CodePipeline's own state machine)
-is simulated and the timeline says so. Then three faults, each ending safely.
+Runs under moto (no AWS account): the product's own ETL transform on local Spark (on its own
+synthetic data), its training scripts (or mlgate's defaults) with a model trained locally, the
+model registry, the release, deployer, verifier, quality-gate, notifier and callback hooks, and
+the audit trail; an environment in another account is reached through its roles, as on AWS.
+What cannot run offline (a SageMaker endpoint, CloudWatch percentiles, CodePipeline's own state
+machine) is simulated and the timeline says so. Then the faults, each ending safely.
 
-A development tool: it needs the test dependencies (moto, pyspark, xgboost).
+A development tool, not shipped: it needs the test dependencies (moto, pyspark, xgboost).
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ import io
 import json
 import os
 import sys
-import tarfile
 import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+
+if TYPE_CHECKING:
+    from mlgate.manifest import EnvName
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "mlgate" / "lambdas"
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 SIGNING_SECRET = "rehearsal-signing-secret"
 SIMULATED = "[simulated offline]"
+ROWS = 20_000
 
 
 def say(step: str, text: str) -> None:
@@ -41,7 +46,8 @@ def say(step: str, text: str) -> None:
 class Pipeline:
     """CodePipeline's API as the hooks use it (moto lacks these calls); records every call."""
 
-    def __init__(self) -> None:
+    def __init__(self, stages: list[str]) -> None:
+        self.stages = stages
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -56,7 +62,7 @@ class Pipeline:
                             "stageName": s,
                             "latestExecution": {"pipelineExecutionId": "rehearsal-execution-1"},
                         }
-                        for s in STAGES
+                        for s in self.stages
                     ]
                 }
             return {}
@@ -117,11 +123,8 @@ class Quality:
     def get_data_quality_result(self, **kwargs: Any) -> dict[str, Any]:
         return {
             "Score": 1.0,
-            "RuleResults": [{"Name": f"Rule_{i}", "Result": "PASS"} for i in range(7)],
+            "RuleResults": [{"Name": f"Rule_{i}", "Result": "PASS"} for i in range(4)],
         }
-
-
-STAGES = ["BusinessSignoff", "ComplianceReview", "GoLive"]
 
 
 def offline() -> None:
@@ -138,7 +141,26 @@ def offline() -> None:
         os.environ[key] = value
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="tools/rehearsal.py", description=__doc__)
+    parser.add_argument("manifest", nargs="?", help="a product folder or its manifest.yaml")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from mlgate.cli import default_target
+    from mlgate.manifest import ManifestBatchError, load_manifests
+
+    try:
+        (manifest,) = load_manifests(args.manifest or default_target())
+    except ManifestBatchError as err:
+        print("\n".join(err.lines), file=sys.stderr)
+        return 1
+    except ValueError:
+        print("rehearse one product at a time: MANIFEST=examples/<product>", file=sys.stderr)
+        return 1
+    global REGION
+    REGION = manifest.environments.staging.region
     offline()
     import warnings
 
@@ -146,24 +168,32 @@ def main() -> int:
     from moto import mock_aws
 
     with mock_aws(), tempfile.TemporaryDirectory() as tmp:
-        return Rehearsal(Path(tmp)).run()
+        return Rehearsal(Path(tmp), manifest).run()
 
 
 class Rehearsal:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, manifest: Any) -> None:
         import boto3
 
-        from mlgate.manifest import load_manifest
+        from mlgate import naming
 
         self.work = work
-        self.manifest = load_manifest(ROOT / "manifests" / "fraud-detection.yaml")
+        self.manifest = manifest
+        product = manifest.product.name
+        self.group = naming.resource_name(product)
+        self.release_pipeline = naming.resource_name(product, "release")
+        self.stages = [
+            naming.pascal(g.name) for g in manifest.pipeline_gates if g.kind.value == "manual"
+        ]
         self.boto3 = boto3
-        self.pipeline = Pipeline()
+        self.pipeline = Pipeline(self.stages)
         self.endpoint = Endpoint()
-        self.metrics = Metrics(latency_ms=92, invocations=4800, errors=1)
-        real = boto3.client
+        latency = next(s.threshold for s in manifest.metrics.slos if s.name == "latency_p99_ms")
+        self.metrics = Metrics(latency_ms=round(latency * 0.46), invocations=4800, errors=1)
+        real_client = boto3.client
+        real_session_client = boto3.session.Session.client
 
-        def client(name: str, *args: Any, **kwargs: Any) -> Any:
+        def fake(name: str) -> Any:
             fakes = {
                 "codepipeline": self.pipeline,
                 "sagemaker-runtime": self.endpoint,
@@ -174,16 +204,34 @@ class Rehearsal:
                 return fakes[name]
             if name == "sagemaker" and self.endpoint_mode:
                 return self.endpoint
-            return real(name, *args, **kwargs)
+            return None
+
+        def client(name: str, *args: Any, **kwargs: Any) -> Any:
+            return fake(name) or real_client(name, *args, **kwargs)
+
+        def session_client(session: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+            return fake(name) or real_session_client(session, name, *args, **kwargs)
 
         self.endpoint_mode = False
-        boto3.client = client  # the hooks' clients: moto where it can, simulated where not
+        # The hooks' clients, in their own account or under an assumed role: moto where it
+        # can host the calls, the stand-ins above where it cannot.
+        boto3.client = client
+        boto3.session.Session.client = session_client
         self.posted: list[dict[str, Any]] = []
+
+    def name(self, env: EnvName, what: str) -> str:
+        from mlgate import naming
+
+        product = self.manifest.product.name
+        if what == "endpoint":
+            return naming.endpoint_name(product, env)
+        return naming.stack_name(product, "serving", env)
 
     # --- the happy path ------------------------------------------------------------------------
 
     def run(self) -> int:
-        print(f"mlgate release rehearsal: {self.manifest.product.display_name}, offline\n")
+        m = self.manifest
+        print(f"mlgate release rehearsal: {m.product.display_name} ({m.product.name}), offline\n")
         self.setup()
         curated = self.etl()
         report = self.train(curated)
@@ -191,9 +239,9 @@ class Rehearsal:
         self.approve(arn)
         self.deploy("staging", arn)
         self.verify("staging")
-        if not self.quality_gate():
+        if self.has_quality_gate and not self.quality_gate():
             return 1
-        for stage in STAGES:
+        for stage in self.stages:
             request = self.brief(stage)
             self.decide_from_chat(request, stage)
         self.deploy("prod", arn)
@@ -205,6 +253,29 @@ class Rehearsal:
         self.fault_silent_rollback()
         print("\nRehearsal complete: the release reached prod and every fault ended safely.")
         return 0
+
+    @property
+    def has_quality_gate(self) -> bool:
+        return any(g.kind.value == "automated" for g in self.manifest.pipeline_gates)
+
+    def account_client(self, env: EnvName, service: str) -> Any:
+        """A client in the environment's own account: under its deploy role when that account
+        is not the home account (moto keeps accounts apart by credentials, as AWS does)."""
+        from mlgate import accounts
+
+        if not self.manifest.is_remote(env):
+            return self.boto3.client(service)
+        role = accounts.role_arn(
+            self.manifest.environment(env).account, accounts.deploy_role(self.manifest, env)
+        )
+        creds = self.boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="rehearsal")
+        c = creds["Credentials"]
+        return self.boto3.session.Session(
+            aws_access_key_id=c["AccessKeyId"],
+            aws_secret_access_key=c["SecretAccessKey"],
+            aws_session_token=c["SessionToken"],
+            region_name=REGION,
+        ).client(service)
 
     def setup(self) -> None:
         b = self.boto3
@@ -228,8 +299,9 @@ class Rehearsal:
         webhook = sm.create_secret(Name="webhook", SecretString="https://hooks.slack.test/x")["ARN"]
         signing = sm.create_secret(Name="signing", SecretString=SIGNING_SECRET)["ARN"]
         topics = {
-            g: b.client("sns").create_topic(Name=f"brief-{g}")["TopicArn"]
-            for g in ("business-signoff", "compliance-review", "go-live")
+            g.name: b.client("sns").create_topic(Name=f"brief-{g.name}")["TopicArn"]
+            for g in self.manifest.pipeline_gates
+            if g.kind.value == "manual"
         }
         from mlgate.gates import encoded, gate_context, thresholds
 
@@ -240,18 +312,18 @@ class Rehearsal:
         )
         os.environ.update(
             {
-                "MODEL_PACKAGE_GROUP": "mlgate-fraud-detection",
+                "MODEL_PACKAGE_GROUP": self.group,
                 "RELEASE_BUCKET": "releases",
                 "RELEASE_KEY": "release.json",
-                "RELEASE_PIPELINE": "mlgate-fraud-detection-release",
+                "RELEASE_PIPELINE": self.release_pipeline,
                 "AUDIT_TABLE": "audit",
                 "MLGATE_CONTEXT": encoded(context),
                 "MLGATE_THRESHOLDS": json.dumps(thresholds(self.manifest)),
                 "SLACK_WEBHOOK_SECRET_ARN": webhook,
                 "SLACK_SIGNING_SECRET_ARN": signing,
                 "DQ_DATABASE": "catalog",
-                "DQ_TABLE": "transactions_curated",
-                "SAMPLE_PAYLOAD": "120.5,0,2.1,3.4,240,3" + ",0" * 24,
+                "DQ_TABLE": "curated",
+                "SAMPLE_PAYLOAD": self.manifest.sample_record,
             }
         )
         template: dict[str, Any] = {
@@ -272,8 +344,8 @@ class Rehearsal:
         }
         for env in ("staging", "prod"):
             template["Resources"]["Marker"]["Properties"]["Name"] = f"/serving/{env}"
-            b.client("cloudformation").create_stack(
-                StackName=f"mlgate-fraud-detection-{env}-serving",
+            self.account_client(env, "cloudformation").create_stack(
+                StackName=self.name(env, "stack"),
                 TemplateBody=json.dumps(template),
                 Parameters=[
                     {"ParameterKey": k, "ParameterValue": "none"} for k in template["Parameters"]
@@ -283,72 +355,51 @@ class Rehearsal:
     def etl(self) -> Path:
         from pyspark.sql import SparkSession
 
-        from mlgate.etl.columns import RAW_COLUMNS
-        from mlgate.etl.synthetic import generate
-        from mlgate.etl.transforms import curate
+        from tools.local_pipeline import curate_locally
 
-        raw = generate(20_000, seed=42).astype(str)
-        raw.loc[7, "amount"] = "n/a"  # a malformed record, as real feeds have
         spark = (
             SparkSession.builder.master("local[2]")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "4")
             .config("spark.driver.host", "127.0.0.1")
             .getOrCreate()
         )
         spark.sparkContext.setLogLevel("ERROR")
-        frame = spark.createDataFrame(
-            raw.values.tolist(), ", ".join(f"{c} string" for c in RAW_COLUMNS)
-        )
-        curated, quarantined = curate(frame)
-        out = self.work / "curated"
-        rows: Any = curated.toPandas()
-        rows.to_csv(out.with_suffix(".csv"), index=False)
-        out.mkdir()
-        (out.with_suffix(".csv")).rename(out / "part-0.csv")
+        out = self.work / "processing" / "input"
+        result = curate_locally(spark, self.manifest, out, rows=ROWS, seed=42)
+        reasons = ", ".join(f"{n} {r}" for r, n in result.quarantine_reasons.items()) or "none"
+        sources = ", ".join(f"{s.name} ({s.format})" for s in self.manifest.data.sources)
         say(
             "ETL",
-            f"Glue workflow {SIMULATED}: crawl; curation transform ran for real on local "
-            f"Spark: {curated.count()} rows curated, {quarantined.count()} quarantined "
-            f"(reason: {(quarantined.first() or {'reason': 'none'})['reason']}); "
-            "data-quality rules checked by Glue DQ "
-            f"{SIMULATED}.",
+            f"Glue workflow {SIMULATED}: crawl; the product's transform "
+            f"({self.manifest.data.transform}) ran for real on local Spark over {sources}: "
+            f"{result.curated} rows curated, {result.quarantined} quarantined "
+            f"(reasons: {reasons}); data-quality rules checked by Glue DQ {SIMULATED}.",
         )
         spark.stop()
         return out
 
     def train(self, curated: Path) -> dict[str, Any]:
-        import numpy as np
-        import xgboost as xgb
+        from tools.local_pipeline import train_locally
 
-        from mlgate.ml.scripts import evaluate, preprocess
-
-        base = self.work / "processing"
-        (base / "input").mkdir(parents=True)
-        (curated / "part-0.csv").rename(base / "input" / "part-0.csv")
-        counts = preprocess.main(["--target", "is_fraud"], base=base)
-        train = np.loadtxt(base / "train" / "train.csv", delimiter=",")
-        params = {k: v for k, v in self.manifest.model.hyperparameters.items() if k != "num_round"}
-        booster = xgb.train(
-            params,
-            xgb.DMatrix(train[:, 1:], label=train[:, 0]),
-            num_boost_round=int(self.manifest.model.hyperparameters.get("num_round", 50)),
+        run = train_locally(self.manifest, curated.parent)
+        section = self.manifest.model.problem_type.report_section
+        report = run.report
+        metrics = {k: round(v["value"], 4) for k, v in report[section].items()}
+        model = self.manifest.model
+        how = (
+            f"{model.code.train} ran locally as in the {model.algorithm.value} container"
+            if model.algorithm.script_mode
+            else "XGBoost trained locally with the manifest's hyper-parameters"
         )
-        (base / "model").mkdir()
-        booster.save_model(str(base / "xgboost-model"))
-        with tarfile.open(base / "model" / "model.tar.gz", "w:gz") as tar:
-            tar.add(base / "xgboost-model", arcname="xgboost-model")
-        names = ",".join(m.name.value for m in self.manifest.metrics.model_metrics)
-        report = evaluate.main(["--metrics", names], base=base)
-        metrics = {
-            k: round(v["value"], 4) for k, v in report["binary_classification_metrics"].items()
-        }
         say(
             "Training",
-            f"SageMaker Pipeline {SIMULATED} with the real scripts: preprocess split "
-            f"{counts}; XGBoost trained locally with the manifest's hyper-parameters; evaluate on "
-            f"the test split: {metrics}.",
+            f"SageMaker Pipeline {SIMULATED} with the real scripts: preprocess "
+            f"({model.code.preprocess or 'mlgate default'}) split {run.counts}; {how}; "
+            f"evaluate ({model.code.evaluate or 'mlgate default'}) on the test split: "
+            f"{metrics}.",
         )
         for m in self.manifest.metrics.model_metrics:
             if not m.met_by(metrics[m.name.value]):
@@ -364,10 +415,11 @@ class Rehearsal:
         return report
 
     def register(self, report: dict[str, Any]) -> str:
+        model = self.manifest.model
         sm = self.boto3.client("sagemaker")
-        sm.create_model_package_group(ModelPackageGroupName="mlgate-fraud-detection")
+        sm.create_model_package_group(ModelPackageGroupName=self.group)
         arn = sm.create_model_package(
-            ModelPackageGroupName="mlgate-fraud-detection",
+            ModelPackageGroupName=self.group,
             ModelApprovalStatus="PendingManualApproval",
             ModelMetrics={
                 "ModelQuality": {
@@ -378,7 +430,12 @@ class Rehearsal:
                 }
             },
             InferenceSpecification={
-                "Containers": [{"Image": "xgboost:1.7-1"}],
+                "Containers": [
+                    {
+                        "Image": f"{model.algorithm.value}:{model.version}",
+                        "ModelDataUrl": "s3://artifacts/training/model.tar.gz",
+                    }
+                ],
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
@@ -395,12 +452,14 @@ class Rehearsal:
             "detail-type": "SageMaker Model Package State Change",
             "account": ACCOUNT,
             "region": REGION,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "resources": [arn],
             "detail": {
-                "ModelPackageGroupName": "mlgate-fraud-detection",
+                "ModelPackageGroupName": self.group,
                 "ModelPackageVersion": 1,
                 "ModelPackageArn": arn,
                 "ModelApprovalStatus": "Approved",
-                "LastModifiedBy": {"UserProfileName": "bruno"},
+                "LastModifiedBy": {"UserProfileName": self.manifest.product.owners.ml_lead},
             },
         }
 
@@ -411,9 +470,10 @@ class Rehearsal:
             ModelPackageArn=arn, ModelApprovalStatus="Approved"
         )
         event = self.approval_event(arn)
+        lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
         say(
             "Approval",
-            "Bruno Okafor (ML lead) approves the version in the registry; EventBridge "
+            f"{lead.name} (ML lead) approves the version in the registry; EventBridge "
             "delivers 'SageMaker Model Package State Change' (Approved) to the release hook.",
         )
         result = release.handler(event, None)
@@ -433,51 +493,80 @@ class Rehearsal:
         return {
             "CodePipeline.job": {
                 "id": f"job-{time.time_ns()}",
+                "accountId": ACCOUNT,
                 "data": {
                     "actionConfiguration": {
                         "configuration": {"UserParameters": json.dumps(params)}
                     },
                     "inputArtifacts": [
                         {
+                            "name": "Release",
                             "location": {
+                                "type": "S3",
                                 "s3Location": {
                                     "bucketName": "releases",
                                     "objectKey": "release.json",
-                                }
-                            }
+                                },
+                            },
                         }
                     ],
-                    "artifactCredentials": {},
+                    "outputArtifacts": [],
+                    "artifactCredentials": {
+                        "accessKeyId": "rehearsal",
+                        "secretAccessKey": "rehearsal",
+                        "sessionToken": "rehearsal",
+                    },
                 },
             }
         }
 
-    def deploy(self, env: str, arn: str) -> None:
+    def roles(self, env: EnvName, task: str) -> dict[str, str]:
+        """The role a release hook assumes in an environment of another account, as the
+        release pipeline passes it."""
+        from mlgate import accounts
+
+        if not self.manifest.is_remote(env):
+            return {}
+        name = (accounts.deploy_role if task == "deploy" else accounts.verify_role)(
+            self.manifest,
+            env,
+        )
+        return {"role_arn": accounts.role_arn(self.manifest.environment(env).account, name)}
+
+    def deploy(self, env: EnvName, arn: str) -> None:
         from deployer import handler as deployer
 
-        stack = f"mlgate-fraud-detection-{env}-serving"
-        first = deployer.handler(self.job(environment=env, stack=stack), None)
-        event = self.job(environment=env, stack=stack)
+        stack = self.name(env, "stack")
+        params = {"environment": env, "stack": stack, **self.roles(env, "deploy")}
+        first = deployer.handler(self.job(**params), None)
+        event = self.job(**params)
         event["CodePipeline.job"]["data"]["continuationToken"] = json.dumps(
             {"stack": stack, "model_package_arn": arn}
         )
         done = deployer.handler(event, None)
-        self.endpoint.serving[f"mlgate-fraud-detection-{env}"] = arn
-        rollout = self.manifest.env_serving(env).rollout  # type: ignore[arg-type]
+        self.endpoint.serving[self.name(env, "endpoint")] = arn
+        where = (
+            f" in account {self.manifest.environment(env).account} through its deploy role"
+            if self.manifest.is_remote(env)
+            else ""
+        )
         say(
             f"Deploy {env}",
-            f"deployer hook: {first['reason']}; then {done['reason']}. "
-            f"CloudFormation ran for real under moto; the endpoint's blue/green "
-            f"{rollout.policy.value} shift is {SIMULATED}.",
+            f"deployer hook{where}: {first['reason']}; then {done['reason']}. "
+            f"CloudFormation ran for real under moto; the endpoint's blue/green rollout "
+            f"({self.manifest.rollout_summary(env)}) is {SIMULATED}.",
         )
 
-    def verify(self, env: str) -> bool:
+    def verify(self, env: EnvName) -> bool:
         from deploy_verifier import handler as verifier
 
         self.endpoint_mode = True
-        result = verifier.handler(
-            self.job(environment=env, endpoint=f"mlgate-fraud-detection-{env}"), None
-        )
+        params = {
+            "environment": env,
+            "endpoint": self.name(env, "endpoint"),
+            **self.roles(env, "verify"),
+        }
+        result = verifier.handler(self.job(**params), None)
         self.endpoint_mode = False
         say(
             f"Verify {env}",
@@ -488,7 +577,7 @@ class Rehearsal:
     def quality_gate(self) -> bool:
         from quality_gate import handler as gate
 
-        result = gate.handler(self.job(endpoint="mlgate-fraud-detection-staging"), None)
+        result = gate.handler(self.job(endpoint=self.name("staging", "endpoint")), None)
         say("Quality gate", f"{result['reason']} (staging metrics {SIMULATED}).")
         return result["result"] == "succeeded"
 
@@ -504,18 +593,42 @@ class Rehearsal:
         from shared import slack
 
         slack.post = post
+        hours = next(
+            g.timeout_hours
+            for g in self.manifest.pipeline_gates
+            if g.name.replace("-", "") == stage.lower()
+            or stage == "".join(p.capitalize() for p in g.name.split("-"))
+        )
+        expires = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(time.time() + hours * 3600))
         message = {
             "region": REGION,
             "consoleLink": "https://console.aws.amazon.com/codepipeline",
             "approval": {
-                "pipelineName": "mlgate-fraud-detection-release",
+                "pipelineName": self.release_pipeline,
                 "stageName": stage,
                 "actionName": "Approve",
                 "token": token or f"token-{stage}",
-                "expires": "2099-01-01T00:00Z",
+                "expires": expires,
             },
         }
-        return {"Records": [{"Sns": {"Message": json.dumps(message)}}]}
+        return {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "EventSubscriptionArn": "arn:aws:sns:eu-west-1:123456789012:brief:1",
+                    "Sns": {
+                        "Type": "Notification",
+                        "MessageId": f"rehearsal-{stage}-{token or 'brief'}",
+                        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:brief",
+                        "Subject": "APPROVAL NEEDED",
+                        "Message": json.dumps(message),
+                        "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                        "MessageAttributes": {},
+                    },
+                }
+            ]
+        }
 
     def brief(self, stage: str) -> str:
         from gate_notifier import handler as notifier
@@ -551,11 +664,13 @@ class Rehearsal:
         }
         return dict(callback.handler(event, None))
 
-    def decide_from_chat(self, request: str, stage: str) -> None:
+    def gate_of(self, stage: str) -> Any:
         from mlgate import naming
 
-        gate = next(g for g in self.manifest.gates if naming.pascal(g.name) == stage)
-        approver = self.manifest.contact(gate.approvers[0])
+        return next(g for g in self.manifest.gates if naming.pascal(g.name) == stage)
+
+    def decide_from_chat(self, request: str, stage: str) -> None:
+        approver = self.manifest.contact(self.gate_of(stage).approvers[0])
         answer = self.click(request, approver.slack_user_id or "")
         text = json.loads(answer["body"])["text"]
         say(
@@ -568,7 +683,7 @@ class Rehearsal:
         from shared.audit import AuditTrail
 
         items = AuditTrail(self.boto3.client("dynamodb"), "audit").events(
-            "mlgate-fraud-detection-release", "rehearsal-execution-1"
+            self.release_pipeline, "rehearsal-execution-1"
         )
         say("Audit", f"{len(items)} gate events recorded for this release:")
         for i in sorted(items, key=lambda i: i["sk"]):
@@ -580,17 +695,32 @@ class Rehearsal:
     # --- faults ----------------------------------------------------------------------------------
 
     def fault_below_threshold(self) -> None:
+        """A release whose registered metric misses its threshold: the quality gate stops it,
+        or, for a product without an automated gate, the training pipeline's check does."""
+        metric = self.manifest.metrics.model_metrics[0]
+        worse = (
+            metric.threshold * 0.85
+            if metric.direction.value == "at_least"
+            else metric.threshold * 1.25 + 0.01
+        )
+        name = metric.name.value
+        if not self.has_quality_gate:
+            say(
+                "Fault 1",
+                f"a model whose {name} is {worse:.4g} (needs {metric.direction.value} "
+                f"{metric.threshold}): stopped by the training pipeline's Check step before "
+                f"registration {SIMULATED}; this product's release has no automated gate.",
+            )
+            return
         self.boto3.client("s3").put_object(
             Bucket="releases",
             Key="release.json",
-            Body=json.dumps(
-                {**self.release, "metrics": {**self.release["metrics"], "precision": 0.81}}
-            ),
+            Body=json.dumps({**self.release, "metrics": {**self.release["metrics"], name: worse}}),
         )
         passed = self.quality_gate()
         say(
             "Fault 1",
-            "a model below its precision threshold: "
+            f"a model below its {name} threshold: "
             + ("NOT STOPPED" if passed else "stopped at the quality gate; prod untouched."),
         )
 
@@ -600,8 +730,10 @@ class Rehearsal:
         audit = AuditTrail(self.boto3.client("dynamodb"), "audit")
         before = len(self.boto3.client("dynamodb").scan(TableName="audit")["Items"])
         self.pipeline.calls.clear()
-        request = self.brief_quiet("ComplianceReview", "token-forged")
-        answer = self.click(request, "U01DANAS01", secret="not-the-signing-secret")
+        stage = self.stages[-1]
+        approver = self.manifest.contact(self.gate_of(stage).approvers[0])
+        request = self.brief_quiet(stage, "token-forged")
+        answer = self.click(request, approver.slack_user_id or "", secret="not-the-signing-secret")
         changed = len(self.boto3.client("dynamodb").scan(TableName="audit")["Items"]) - before
         decided = audit.request(request) or {}
         sent = [c for c, _ in self.pipeline.calls if c == "put_approval_result"]
@@ -619,8 +751,8 @@ class Rehearsal:
         return str(notifier.handler(self.notification(stage, token), None)["request_id"])
 
     def fault_silent_rollback(self) -> None:
-        self.endpoint.serving["mlgate-fraud-detection-prod"] = (
-            "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlgate-fraud-detection/0"
+        self.endpoint.serving[self.name("prod", "endpoint")] = (
+            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{self.group}/0"
         )
         self.boto3.client("s3").put_object(
             Bucket="releases", Key="release.json", Body=json.dumps(self.release)

@@ -1,0 +1,177 @@
+"""A product's ETL and training pipeline, run locally the way the AWS services run them: its
+transform on local Spark over its generated raw data (each source in its manifest format),
+curated Parquet written as the Glue job writes it, then its preprocess, a local training run and
+its evaluate inside a folder laid out like a Processing container's /opt/ml/processing.
+
+Used by `make rehearse` and the tests; a developer tool, not shipped (it needs pyspark, xgboost
+and scikit-learn).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mlgate.manifest import Algorithm, Manifest
+from mlgate.ml.scripts import evaluate, preprocess
+from mlgate.product_code import generator_module, load_module, training_contract, transform_module
+
+
+@dataclass
+class Curated:
+    curated: int
+    quarantined: int
+    quarantine_reasons: dict[str, int]
+
+
+@dataclass
+class Run:
+    """A Processing container's /opt/ml/processing after preprocess, training and evaluate."""
+
+    manifest: Manifest
+    base: Path
+    model_dir: Path
+    counts: dict[str, int]
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads((self.base / "evaluation" / "evaluation.json").read_text())  # type: ignore[no-any-return]
+
+
+def write_sources(spark: Any, manifest: Manifest, frames: dict[str, Any], folder: Path) -> Any:
+    """The generator's pandas frames written in each source's format, read back by Spark as the
+    Glue job reads them: CSV with a header (every column a string), JSON Lines, Parquet."""
+    sources = {}
+    for source in manifest.data.sources:
+        path = folder / source.name
+        path.mkdir(parents=True, exist_ok=True)
+        frame = frames[source.name]
+        if source.format == "csv":
+            frame.to_csv(path / "part-0.csv", index=False)
+            sources[source.name] = spark.read.option("header", True).csv(str(path))
+        elif source.format == "json":
+            frame.to_json(path / "part-0.json", orient="records", lines=True)
+            sources[source.name] = spark.read.json(str(path))
+        else:
+            frame.to_parquet(path / "part-0.parquet", index=False)
+            sources[source.name] = spark.read.parquet(str(path))
+    return sources
+
+
+def write_curated(curated: Any, manifest: Manifest, folder: Path) -> None:
+    """Curated rows cast to the schema's types and written as the Glue job writes them:
+    Parquet, partitioned by the schema's partition keys (key=value folders)."""
+    from pyspark.sql import functions as F
+
+    schema = manifest.data.curated
+    typed = curated.select(*[F.col(c.name).cast(c.type) for c in schema.columns])
+    writer = typed.write.mode("overwrite")
+    if schema.partition_keys:
+        writer = writer.partitionBy(*schema.partition_keys)
+    writer.parquet(str(folder))
+
+
+def curate_locally(spark: Any, manifest: Manifest, out: Path, *, rows: int, seed: int) -> Curated:
+    """Generate raw data, run the product's transform, write curated Parquet to `out`."""
+    frames = generator_module(manifest).sources(rows, seed=seed)
+    sources = write_sources(spark, manifest, frames, out.parent / "raw")
+    curated, quarantined = transform_module(manifest).transform(
+        spark, sources, dict(manifest.data.transform_params)
+    )
+    write_curated(curated, manifest, out)
+    reasons = Counter(r["reason"] for r in quarantined.select("reason").collect())
+    written = spark.read.parquet(str(out)).count()
+    return Curated(written, sum(reasons.values()), dict(reasons))
+
+
+def script(manifest: Manifest, role: str) -> Any:
+    """The product's preprocess / evaluate / train module, or mlgate's default."""
+    relative = getattr(manifest.model.code, role)
+    if relative is None:
+        return {"preprocess": preprocess, "evaluate": evaluate}[role]
+    module: ModuleType = load_module(
+        manifest.path(relative), f"local_{manifest.product.name.replace('-', '_')}_{role}"
+    )
+    return module
+
+
+def write_contract(manifest: Manifest, base: Path) -> None:
+    (base / "contract").mkdir(parents=True, exist_ok=True)
+    (base / "contract" / "contract.json").write_text(json.dumps(training_contract(manifest)))
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def fit(manifest: Manifest, base: Path, model_dir: Path, *, quick: bool = True) -> None:
+    """What the training job does: the built-in XGBoost on the manifest's hyper-parameters
+    (`quick`: in fewer, larger steps), or the product's train.py with SageMaker's SM_*
+    environment and hyper-parameters as arguments."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    hyperparameters = manifest.model.hyperparameters
+    model_dir.mkdir(parents=True, exist_ok=True)
+    # One thread: OpenMP's spinning threads crawl on a shared two-core machine.
+    with threadpool_limits(limits=1):
+        if manifest.model.algorithm is Algorithm.XGBOOST:
+            import xgboost as xgb
+
+            rows = np.loadtxt(base / "train" / "train.csv", delimiter=",", ndmin=2)
+            params = {k: v for k, v in hyperparameters.items() if k != "num_round"}
+            rounds = int(hyperparameters.get("num_round", 40))
+            if quick:
+                params.update(eta=0.3, max_depth=4)
+                rounds = min(rounds, 40)
+            params["nthread"] = 1
+            booster = xgb.train(
+                params, xgb.DMatrix(rows[:, 1:], label=rows[:, 0]), num_boost_round=rounds
+            )
+            booster.save_model(str(model_dir / "xgboost-model"))
+        elif manifest.model.algorithm.script_mode:
+            channels = {
+                "SM_MODEL_DIR": str(model_dir),
+                "SM_CHANNEL_TRAIN": str(base / "train"),
+                "SM_CHANNEL_VALIDATION": str(base / "validation"),
+            }
+            with environment(channels):
+                script(manifest, "train").main(
+                    [arg for k, v in hyperparameters.items() for arg in (f"--{k}", str(v))]
+                )
+        else:
+            raise ValueError(
+                f"{manifest.product.name}: a custom image trains in its container; no local run"
+            )
+
+
+def train_locally(manifest: Manifest, base: Path) -> Run:
+    """preprocess -> train -> evaluate on the curated Parquet under base/input."""
+    write_contract(manifest, base)
+    counts = script(manifest, "preprocess").main([], base=base)
+    model_dir = base / "trained"
+    fit(manifest, base, model_dir)
+    (base / "model").mkdir(exist_ok=True)
+    with tarfile.open(base / "model" / "model.tar.gz", "w:gz") as tar:
+        for file in model_dir.iterdir():
+            tar.add(file, arcname=file.name)
+    script(manifest, "evaluate").main([], base=base)
+    return Run(manifest, base, model_dir, dict(counts or {}))
