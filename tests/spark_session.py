@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mlgate.manifest import Manifest, load_manifest
+from tools.local_pipeline import write_curated, write_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_MANIFESTS = sorted((ROOT / "examples").glob("*/manifest.yaml"))
@@ -40,34 +41,7 @@ def spark() -> Iterator[Any]:
     session.stop()
 
 
-def raw_sources(spark: Any, manifest: Manifest, frames: dict[str, Any], folder: Path) -> Any:
-    """The generator's pandas frames written in each source's format and read back by Spark as
-    Glue reads them: CSV with a header (every column a string), JSON Lines, Parquet."""
-    sources = {}
-    for source in manifest.data.sources:
-        path = folder / source.name
-        path.mkdir(parents=True, exist_ok=True)
-        frame = frames[source.name]
-        if source.format == "csv":
-            frame.to_csv(path / "part-0.csv", index=False)
-            sources[source.name] = spark.read.option("header", True).csv(str(path))
-        elif source.format == "json":
-            frame.to_json(path / "part-0.json", orient="records", lines=True)
-            sources[source.name] = spark.read.json(str(path))
-        else:
-            frame.to_parquet(path / "part-0.parquet", index=False)
-            sources[source.name] = spark.read.parquet(str(path))
-    return sources
-
-
-def write_curated(curated: Any, manifest: Manifest, folder: Path) -> None:
-    """Curated rows cast to the schema's types and written as the Glue job writes them:
-    Parquet, partitioned by the schema's partition keys (key=value folders)."""
-    from pyspark.sql import functions as F
-
-    schema = manifest.data.curated
-    typed = curated.select(*[F.col(c.name).cast(c.type) for c in schema.columns])
-    writer = typed.write.mode("overwrite")
-    if schema.partition_keys:
-        writer = writer.partitionBy(*schema.partition_keys)
-    writer.parquet(str(folder))
+# The sources as the Glue job reads them and the curated data as it writes it: one
+# implementation, shared with the rehearsal.
+raw_sources = write_sources
+__all__ = ["EXAMPLE_MANIFESTS", "example", "raw_sources", "spark", "write_curated"]

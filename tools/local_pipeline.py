@@ -45,6 +45,18 @@ class Run:
     def report(self) -> dict[str, Any]:
         return json.loads((self.base / "evaluation" / "evaluation.json").read_text())  # type: ignore[no-any-return]
 
+    @property
+    def curated_rows(self) -> int:
+        import pandas as pd
+
+        return len(pd.read_parquet(self.base / "input"))
+
+    def split(self, name: str) -> Any:
+        """A split as the training job reads it: label first, then the payload columns."""
+        import numpy as np
+
+        return np.loadtxt(self.base / name / f"{name}.csv", delimiter=",", ndmin=2)
+
 
 def write_sources(spark: Any, manifest: Manifest, frames: dict[str, Any], folder: Path) -> Any:
     """The generator's pandas frames written in each source's format, read back by Spark as the

@@ -10,9 +10,7 @@ import json
 import logging
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import joblib
@@ -21,13 +19,12 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 from sklearn import metrics as skm
-from threadpoolctl import threadpool_limits
 
-from mlgate.manifest import Algorithm, Manifest, load_manifest
+from mlgate.manifest import load_manifest
 from mlgate.ml.scripts import evaluate, preprocess
-from mlgate.product_code import generator_module, load_module, training_contract, transform_module
+from tools.local_pipeline import Run, curate_locally, script, train_locally
 
-from ..spark_session import EXAMPLE_MANIFESTS, raw_sources, write_curated
+from ..spark_session import EXAMPLE_MANIFESTS
 
 ROWS = 30_000
 SEED = 5
@@ -41,97 +38,12 @@ SCRIPT_MODE = [
 pytestmark = pytest.mark.spark
 
 
-@dataclass
-class Run:
-    """A processing container's /opt/ml/processing after preprocess, training and evaluate."""
-
-    manifest: Manifest
-    base: Path
-    model_dir: Path
-    curated_rows: int
-
-    @property
-    def report(self) -> dict[str, Any]:
-        return json.loads((self.base / "evaluation" / "evaluation.json").read_text())
-
-    def split(self, name: str) -> np.ndarray:
-        return np.loadtxt(self.base / name / f"{name}.csv", delimiter=",", ndmin=2)
-
-
-def _module(manifest: Manifest, role: str) -> ModuleType:
-    relative = getattr(manifest.model.code, role)
-    return load_module(
-        manifest.path(relative), f"test_{manifest.product.name.replace('-', '_')}_{role}"
-    )
-
-
-def script(manifest: Manifest, role: str) -> Any:
-    """The product's preprocess / evaluate, or mlgate's default."""
-    if getattr(manifest.model.code, role) is None:
-        return {"preprocess": preprocess, "evaluate": evaluate}[role]
-    return _module(manifest, role)
-
-
-def write_contract(manifest: Manifest, base: Path) -> dict[str, Any]:
-    contract = json.loads(json.dumps(training_contract(manifest)))
-    (base / "contract").mkdir(parents=True, exist_ok=True)
-    (base / "contract" / "contract.json").write_text(json.dumps(contract))
-    return contract
-
-
-def train(manifest: Manifest, base: Path, model_dir: Path) -> None:
-    """What the training job does, locally: the built-in XGBoost's booster on the manifest's
-    hyper-parameters, or the product's train.py with SageMaker's SM_* environment."""
-    hyperparameters = manifest.model.hyperparameters
-    model_dir.mkdir(parents=True)
-    # One thread: OpenMP's spinning threads crawl on a shared two-core test machine.
-    with threadpool_limits(limits=1):
-        _fit(manifest, base, model_dir, hyperparameters)
-    (base / "model").mkdir()
-    with tarfile.open(base / "model" / "model.tar.gz", "w:gz") as tar:
-        for file in model_dir.iterdir():
-            tar.add(file, arcname=file.name)
-
-
-def _fit(manifest: Manifest, base: Path, model_dir: Path, hyperparameters: dict[str, Any]) -> None:
-    if manifest.model.algorithm is Algorithm.XGBOOST:
-        rows = np.loadtxt(base / "train" / "train.csv", delimiter=",")
-        # The manifest's objective and weights, in fewer and larger steps: seconds, not a minute.
-        params = {k: v for k, v in hyperparameters.items() if k != "num_round"}
-        params.update(eta=0.3, max_depth=4, nthread=1)
-        booster = xgb.train(
-            params,
-            xgb.DMatrix(rows[:, 1:], label=rows[:, 0]),
-            num_boost_round=min(int(hyperparameters.get("num_round", 40)), 40),
-        )
-        # SageMaker's name has no extension; saving under one keeps xgboost from guessing.
-        booster.save_model(str(model_dir / "xgboost-model.ubj"))
-        (model_dir / "xgboost-model.ubj").rename(model_dir / "xgboost-model")
-    elif manifest.model.algorithm.script_mode:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("SM_MODEL_DIR", str(model_dir))
-            env.setenv("SM_CHANNEL_TRAIN", str(base / "train"))
-            env.setenv("SM_CHANNEL_VALIDATION", str(base / "validation"))
-            _module(manifest, "train").main(
-                [arg for k, v in hyperparameters.items() for arg in (f"--{k}", str(v))]
-            )
-    else:
-        pytest.fail(f"no local training for algorithm {manifest.model.algorithm.value}")
-
-
 def run_product(spark: Any, path: Path, base: Path) -> Run:
+    """The product's raw data -> its transform -> curated Parquet -> preprocess -> train ->
+    evaluate, as tools/local_pipeline.py runs it (the rehearsal runs the same code)."""
     manifest = load_manifest(path)
-    frames = generator_module(manifest).sources(ROWS, seed=SEED)
-    sources = raw_sources(spark, manifest, frames, base / "raw")
-    curated, _ = transform_module(manifest).transform(
-        spark, sources, dict(manifest.data.transform_params)
-    )
-    write_curated(curated, manifest, base / "input")
-    write_contract(manifest, base)
-    script(manifest, "preprocess").main([], base=base)
-    train(manifest, base, base / "trained")
-    script(manifest, "evaluate").main([], base=base)
-    return Run(manifest, base, base / "trained", spark.read.parquet(str(base / "input")).count())
+    curate_locally(spark, manifest, base / "input", rows=ROWS, seed=SEED)
+    return train_locally(manifest, base)
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +167,7 @@ def test_serving_functions_score_the_sample_request(
     runs: Callable[[Path], Run], path: Path
 ) -> None:
     run = runs(path)
-    serving = _module(run.manifest, "train")
+    serving = script(run.manifest, "train")
     header, record = run.manifest.sample_request or ((), "")
     model = serving.model_fn(str(run.model_dir))
     rows = serving.input_fn(record.encode(), "text/csv")
@@ -385,6 +297,16 @@ def test_preprocess_reads_hive_partition_folders(tmp_path: Path) -> None:
     assert sorted(set(frame["day"])) == ["2026-01-01", "2026-01-02"]
 
 
+def test_scripts_read_the_contract_under_the_name_its_s3_object_has(tmp_path: Path) -> None:
+    (tmp_path / "contract").mkdir()
+    (tmp_path / "contract" / "4e5f0a.json").write_text(json.dumps(contract()))
+    assert preprocess.read_contract(tmp_path) == contract()
+    assert evaluate.read_contract(tmp_path) == contract()
+    (tmp_path / "contract" / "other.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="no training contract"):
+        preprocess.read_contract(tmp_path)
+
+
 def test_preprocess_refuses_a_payload_that_is_not_its_layout() -> None:
     with pytest.raises(ValueError, match="brings its own preprocess"):
         preprocess.split(toy(), contract(payload_columns=["size", "colour"]))
@@ -431,3 +353,32 @@ def test_evaluate_names_the_model_formats_it_loads(tmp_path: Path) -> None:
         tar.add(tmp_path / "model.pt", arcname="model.pt")
     with pytest.raises(FileNotFoundError, match=r"`xgboost-model`.*`model.joblib`"):
         evaluate.load_predictor(tmp_path, "regression")
+
+
+def json_gets(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["Std:JsonGet"]["Path"]] if "Std:JsonGet" in node else []
+        return found + [p for v in node.values() for p in json_gets(v)]
+    if isinstance(node, list):
+        return [p for v in node for p in json_gets(v)]
+    return []
+
+
+@pytest.mark.parametrize("path", PRODUCTS)
+def test_every_path_the_pipeline_reads_exists_in_the_evaluation_report(
+    runs: Callable[[Path], Run], path: Path
+) -> None:
+    """The pipeline's condition steps read what evaluate really writes, for each product."""
+    from mlgate.ml.pipeline import definition, metric_json_path
+
+    from .conftest import pipeline_settings
+
+    run = runs(path)
+    manifest = run.manifest
+    paths = set(json_gets(definition(manifest, pipeline_settings(manifest))))
+    assert paths == {metric_json_path(manifest, m.name) for m in manifest.metrics.model_metrics}
+    for json_path in paths:
+        node: Any = run.report
+        for key in json_path.split("."):
+            node = node[key]
+        assert isinstance(node, float), json_path

@@ -43,9 +43,9 @@ def orders(rows: int, fleet: pd.DataFrame, seed: int = 7) -> pd.DataFrame:
     # Lunch and dinner peaks: most orders land around 12:00 and 19:00.
     lunch = rng.random(rows) < 0.5
     hour = np.where(lunch, rng.normal(12.5, 1.2, rows), rng.normal(19.5, 1.5, rows))
-    seconds = (
-        rng.integers(0, 28, size=rows) * 86400 + np.clip(hour, 0, 23.99) * 3600
-    ).astype("int64")
+    seconds = (rng.integers(0, 28, size=rows) * 86400 + np.clip(hour, 0, 23.99) * 3600).astype(
+        "int64"
+    )
     distance = np.clip(rng.lognormal(1.0, 0.5, size=rows), 0.3, 15.0)
     bearing = rng.uniform(0, 2 * np.pi, size=rows)
     pickup = CITY_CENTRES[city] + rng.normal(0, 0.03, size=(rows, 2))

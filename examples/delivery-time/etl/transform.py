@@ -121,9 +121,7 @@ def curate(
     )
     checked = parsed.withColumn(
         "reason",
-        F.coalesce(
-            "reason", F.when(F.col("_known").isNull(), F.lit("unknown courier_id"))
-        ),
+        F.coalesce("reason", F.when(F.col("_known").isNull(), F.lit("unknown courier_id"))),
     )
     quarantined = checked.where(F.col("reason").isNotNull()).select(
         *[F.col(f"raw_{c}").alias(c) for c in ORDER_COLUMNS], "reason"
@@ -134,9 +132,7 @@ def curate(
         "courier_id",
         F.coalesce(F.col("city"), F.lit(UNKNOWN)).alias("city"),
         "ordered_at",
-        distance_km("pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon").alias(
-            "distance_km"
-        ),
+        distance_km("pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon").alias("distance_km"),
         F.hour("ordered_at").alias("hour_of_day"),
         # ISO weekday: Monday 1 ... Sunday 7 (Spark's dayofweek starts on Sunday).
         ((F.dayofweek("ordered_at") + 5) % 7 + 1).alias("weekday"),
