@@ -13,14 +13,19 @@ creates clients, which do not connect until called; `tests/ml` proves no socket 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from mlgate.manifest import Algorithm, Direction, Manifest
+from mlgate.ml.images import image_uris
+
+__all__ = ["image_uris"]
 
 # Evaluation report: SageMaker's model-quality JSON layout, so Studio shows the metrics.
 REPORT_FILE = "evaluation.json"
@@ -77,22 +82,6 @@ def _offline_environment(region: str) -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "offline-synth")
 
 
-def image_uris(manifest: Manifest, region: str) -> dict[str, str]:
-    """The images the pipeline runs, from the SDK's bundled tables (no network): `model`
-    trains, serves and runs the scripts; `model-monitor` computes the baseline."""
-    _offline_environment(region)
-    from sagemaker.core import image_uris as uris
-
-    model = manifest.model
-    if model.algorithm is Algorithm.CUSTOM_IMAGE:
-        image = model.image_uri or ""
-    elif model.algorithm is Algorithm.SKLEARN:
-        image = uris.retrieve("sklearn", region=region, version=model.version, py_version="py3")
-    else:
-        image = uris.retrieve("xgboost", region=region, version=model.version)
-    return {"model": image, "model-monitor": uris.retrieve("model-monitor", region=region)}
-
-
 ENTRY_SCRIPT = "mlgate_entry.py"
 """mlgate/ml/script_mode_entry.py, as the sourcedir.tar.gz holds it."""
 SERVING_CODE_DIR = "/opt/ml/model/code"
@@ -104,6 +93,54 @@ def script_mode(manifest: Manifest) -> str | None:
     if not manifest.model.algorithm.script_mode or train is None:
         return None
     return train.rsplit("/", 1)[-1]
+
+
+CACHE_FILE = Path(".mlgate") / "pipeline-definition.json"
+"""Beside the product's manifest: the last definition built, with the key it was built for."""
+SDK_DISTRIBUTIONS = ("sagemaker-core", "sagemaker-train", "sagemaker-mlops", "sagemaker-serve")
+
+
+def definition_key(manifest: Manifest, s: PipelineSettings) -> str:
+    """Everything a definition is built from: the manifest, the settings (whose code URIs carry
+    the scripts' content hashes), this module and the SDK's versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    sha = hashlib.sha256()
+    sha.update(manifest.model_dump_json().encode())
+    sha.update(json.dumps(asdict(s), sort_keys=True).encode())
+    sha.update(Path(__file__).read_bytes())
+    for dist in SDK_DISTRIBUTIONS:
+        try:
+            sha.update(f"{dist}=={version(dist)}".encode())
+        except PackageNotFoundError:
+            sha.update(f"{dist} missing".encode())
+    return sha.hexdigest()
+
+
+def cached_definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
+    """The definition from the product's cache when it was built from the same inputs, else
+    built with the SDK (seconds) and cached. `make test` rebuilds every cached definition with
+    the SDK and fails on any difference; MLGATE_PIPELINE_CACHE=off bypasses the cache."""
+    if os.environ.get("MLGATE_PIPELINE_CACHE") == "off":
+        return definition(manifest, s)
+    key = definition_key(manifest, s)
+    path = manifest.path(str(CACHE_FILE))
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            found: dict[str, Any] = cached["definition"]
+            return found
+    except (OSError, ValueError, KeyError):
+        pass
+    body = definition(manifest, s)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(
+        json.dumps({"key": key, "settings": asdict(s), "definition": body}, indent=1,
+                   sort_keys=True) + "\n"
+    )  # fmt: skip
+    partial.replace(path)  # atomic: parallel synths never read half a file
+    return body
 
 
 def definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:

@@ -156,7 +156,7 @@ class TrainingStack(ProductStack):
             manifest_sha256=hashlib.sha256(manifest.model_dump_json().encode()).hexdigest(),
             code_sha256=digest(*code.values()),
         )
-        body = json.dumps(authored.definition(manifest, settings), sort_keys=True)
+        body = json.dumps(authored.cached_definition(manifest, settings), sort_keys=True)
         for placeholder, value in deploy_time.items():
             body = body.replace(placeholder, value)
         self.definition_body = body

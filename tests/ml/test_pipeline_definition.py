@@ -187,3 +187,55 @@ def test_processing_runs_the_script_under_the_name_it_is_downloaded_as(
         assert entry == f"{code['S3Input']['LocalPath']}/{uri.rsplit('/', 1)[-1]}"
         contract = [i for i in args["ProcessingInputs"] if i["InputName"] == "contract"]
         assert [c["S3Input"]["S3Uri"] for c in contract] == [settings.contract_uri]
+
+
+def test_image_uris_equal_the_sdk_s_in_every_region_of_the_manifest(manifest: Any) -> None:
+    """mlgate reads the SDK's region tables itself (no SDK import at synth): the URIs must be
+    exactly what the SDK's own retrieve answers."""
+    from sagemaker.core import image_uris as sdk
+
+    model = manifest.model
+    for region in {manifest.environments.staging.region, "eu-west-1", "us-east-1"}:
+        ours = image_uris(manifest, region)
+        framework = "sklearn" if model.algorithm.value == "sklearn" else "xgboost"
+        extra = {"py_version": "py3"} if framework == "sklearn" else {}
+        assert ours["model"] == sdk.retrieve(
+            framework, region=region, version=model.version, **extra
+        )
+        assert ours["model-monitor"] == sdk.retrieve("model-monitor", region=region)
+
+
+def test_each_cached_definition_is_what_the_sdk_builds_today(manifest: Any) -> None:
+    """Synth serves the pipeline definition from the product's cache (no SDK import): the
+    cache must hold exactly what the SDK builds now from the same inputs, under their key."""
+    import json
+
+    from mlgate.ml.pipeline import CACHE_FILE, PipelineSettings, definition_key
+
+    path = manifest.path(str(CACHE_FILE))
+    assert path.is_file(), f"{path} is missing: `make synth MANIFEST={manifest.folder}`, commit it"
+    cached = json.loads(path.read_text())
+    settings = PipelineSettings(**cached["settings"])
+    assert cached["key"] == definition_key(manifest, settings), (
+        f"{path} was built from other inputs: `make synth MANIFEST={manifest.folder}`, commit it"
+    )
+    assert cached["definition"] == definition(manifest, settings)
+
+
+def test_the_cache_is_rebuilt_when_an_input_changes(
+    manifest: Any, settings: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    import dataclasses
+    import json
+
+    from mlgate.ml.pipeline import CACHE_FILE, cached_definition, definition_key
+
+    monkeypatch.setattr(manifest, "_folder", tmp_path)
+    first = cached_definition(manifest, settings)
+    stored = json.loads((tmp_path / CACHE_FILE).read_text())
+    assert stored["key"] == definition_key(manifest, settings)
+    changed = dataclasses.replace(settings, bucket="another-bucket")
+    assert definition_key(manifest, changed) != stored["key"]
+    second = cached_definition(manifest, changed)
+    assert "another-bucket" in json.dumps(second)
+    assert "another-bucket" not in json.dumps(first)

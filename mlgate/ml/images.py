@@ -1,0 +1,57 @@
+"""The container images a product's jobs and endpoints run, read straight from the SageMaker
+SDK's bundled region tables (sagemaker/core/image_uri_config/*.json), without importing the
+SDK: importing it costs seconds that a synth that serves its pipeline from the cache should not
+pay. tests/ml check every URI against the SDK's own `image_uris.retrieve`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mlgate.manifest import Algorithm, Manifest
+
+TABLES = Path("sagemaker") / "core" / "image_uri_config"
+
+
+@cache
+def _table(name: str) -> dict[str, Any]:
+    for entry in sys.path:
+        path = Path(entry) / TABLES / f"{name}.json"
+        if path.is_file():
+            table: dict[str, Any] = json.loads(path.read_text())
+            return table
+    raise FileNotFoundError(
+        f"the SageMaker SDK's image table {name}.json is not installed (requirements-sagemaker.txt)"
+    )
+
+
+def _uri(versions: dict[str, Any], version: str, region: str, tag: str) -> str:
+    found = versions.get(version)
+    if found is None:
+        known = ", ".join(sorted(v for v in versions if v))
+        raise ValueError(f"no image version {version!r}; the SDK knows {known}")
+    registries = found["registries"]
+    if region not in registries:
+        raise ValueError(f"{found['repository']} {version} is not published in {region}")
+    uri = f"{registries[region]}.dkr.ecr.{region}.amazonaws.com/{found['repository']}"
+    return f"{uri}:{tag}" if tag else uri
+
+
+def image_uris(manifest: Manifest, region: str) -> dict[str, str]:
+    """`model` trains, serves and runs the product's scripts; `model-monitor` computes the
+    data-quality baseline."""
+    model = manifest.model
+    if model.algorithm is Algorithm.CUSTOM_IMAGE:
+        image = model.image_uri or ""
+    elif model.algorithm is Algorithm.SKLEARN:
+        versions = _table("sklearn")["training"]["versions"]
+        image = _uri(versions, model.version, region, f"{model.version}-cpu-py3")
+    else:
+        versions = _table("xgboost")["training"]["versions"]
+        image = _uri(versions, model.version, region, model.version)
+    monitor = _table("model-monitor")["versions"]
+    return {"model": image, "model-monitor": _uri(monitor, "", region, "")}
