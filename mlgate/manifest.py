@@ -688,6 +688,9 @@ class Rollout(_Model):
 
 
 class Autoscaling(_Model):
+    enabled: bool = True
+    """Off while the instance type changes: SageMaker refuses that update while a scaling
+    target is registered (README, "Changing the instance type")."""
     min_instances: int = Field(default=1, ge=1)
     """Autoscaling lower bound."""
     max_instances: int = Field(default=4, ge=1, le=100)

@@ -167,7 +167,9 @@ class ServingStack(ProductStack):
             resource.cfn_options.condition = has_model
         for alarm in endpoint_deps:
             endpoint.node.add_dependency(alarm)
-        self.scaling = self._autoscaling(endpoint, has_model)
+        self.scaling = (
+            self._autoscaling(endpoint, has_model) if settings.autoscaling.enabled else None
+        )
         self.monitor_role = self._monitor_role(site.bucket_arn("artifacts"))
         self.schedules = self._monitoring(images["model-monitor"], endpoint, has_model)
         self.drift_table, self.drift_responder = self._drift_loop(site.on_call_topic)
