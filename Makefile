@@ -57,7 +57,9 @@ validate: $(STAMPS)/synth  ## check the manifest(s) and print the one-pager
 synth: setup  ## synthesize every stack for MANIFEST (a file or a folder)
 	@$(BIN)/python -m mlgate validate $(MANIFEST) > /dev/null
 	@rm -rf cdk.out
-	cdk synth --quiet -c manifest=$(MANIFEST)
+	@# A failed synth (cdk-nag, CloudFormation validation) leaves no templates behind that
+	@# `make report` or `make dashboards` could describe as if they had passed.
+	cdk synth --quiet -c manifest=$(MANIFEST) || { rm -rf cdk.out; exit 1; }
 	@$(BIN)/python -m mlgate summary cdk.out --manifest $(MANIFEST)
 
 lint: $(STAMPS)/dev  ## ruff lint and format check

@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dashboards":
         from mlgate.observability.preview import write_previews
 
+        failed = assembly_problem(Path(args.outdir))
+        if failed and "failed its validation" in failed:
+            print(failed, file=sys.stderr)
+            return 1
         try:
             paths = write_previews(Path(args.outdir), Path(args.out))
         except FileNotFoundError as err:
@@ -181,11 +185,32 @@ def write_reference(readme: str | None) -> int:
     return 0
 
 
+def assembly_problem(outdir: Path) -> str | None:
+    """Why the cloud assembly in `outdir` cannot be described: none there, or the synth that
+    wrote it failed its validation (cdk-nag), so its templates never passed."""
+    if not list(outdir.glob("*.template.json")):
+        return f"no synthesized templates in {outdir}: run `make synth` first"
+    report = outdir / "validation-report.json"
+    if report.is_file():
+        failed = [
+            f"{r.get('pluginName')}: {len(r.get('violations', []))} violation(s)"
+            for r in json.loads(report.read_text()).get("pluginReports", [])
+            if r.get("conclusion") != "success"
+        ]
+        if failed:
+            return (
+                f"the synth in {outdir} failed its validation ({'; '.join(failed)}): fix it and "
+                "run `make synth` again"
+            )
+    return None
+
+
 def write_reports(manifests: list[Manifest], outdir: Path, target: Path) -> int:
     from mlgate.governance.pack import write
 
-    if not list(outdir.glob("*.template.json")):
-        print(f"no synthesized templates in {outdir}: run `make synth` first", file=sys.stderr)
+    problem = assembly_problem(outdir)
+    if problem:
+        print(problem, file=sys.stderr)
         return 1
     for manifest in manifests:
         for path in write(manifest, outdir, target):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mlgate.cli import main
@@ -95,3 +96,19 @@ def test_every_reference_table_row_is_one_line() -> None:
         if not (line.startswith("|") and line.endswith("|"))
     ]
     assert broken == []
+
+
+def test_a_failed_synth_is_never_reported_as_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Templates left by a synth whose cdk-nag validation failed are refused by the report
+    and the dashboard preview, naming why."""
+    (tmp_path / "mlgate-x-data.template.json").write_text('{"Resources": {}}')
+    (tmp_path / "validation-report.json").write_text(
+        '{"pluginReports": [{"pluginName": "AwsSolutions", "conclusion": "failure", '
+        '"violations": [{}, {}]}]}'
+    )
+    assert main(["report", str(DEFAULT_MANIFEST), "--outdir", str(tmp_path)]) == 1
+    assert "failed its validation (AwsSolutions: 2 violation(s))" in capsys.readouterr().err
+    assert main(["dashboards", "--outdir", str(tmp_path), "--out", str(tmp_path / "d")]) == 1
+    assert "failed its validation" in capsys.readouterr().err
