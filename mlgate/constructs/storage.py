@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -81,3 +82,15 @@ class SecureBucket(Construct):
                 )
             ],
         )
+
+
+def grant_volume_keys(role: iam.IRole, key: kms.IKey) -> None:
+    """SageMaker jobs given a VolumeKmsKeyId attach their volumes through a KMS grant made
+    with the job's role (mlgate/service_permissions.py), for AWS resources only."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["kms:CreateGrant"],
+            resources=[key.key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        )
+    )

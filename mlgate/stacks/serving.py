@@ -25,6 +25,7 @@ from constructs import Construct
 from mlgate import accounts, naming
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.hooks import HookFunction
+from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest, RolloutPolicy, SloKind
 from mlgate.ml.pipeline import image_uris
 from mlgate.naming import endpoint_name
@@ -327,6 +328,37 @@ class ServingStack(ProductStack):
         )
         self._pull_images(role)
         self._decrypt_released_versions(role)
+        # What SageMaker does with this role on the product's behalf (mlgate/
+        # service_permissions.py, each with its documentation page): read the rollback alarms
+        # during a blue/green update, write captured traffic under the capture prefix with
+        # the environment's key.
+        env = self.env_name or "staging"
+        alarms = (
+            f"arn:aws:cloudwatch:{self.region}:{self.account}:alarm:mlgate/{self.product}/{env}/*"
+        )
+        capture = f"arn:aws:s3:::{self.artifacts_bucket}/{CAPTURE_PREFIX}/{env}/*"
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[alarms])
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[capture]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Encrypt"], resources=[self.key.key_arn]
+            )
+        )
+        acknowledge(
+            role.node.find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::{alarms}]",
+            "SageMaker's deployment guardrails read the state of this environment's alarms "
+            "with the model role during a blue/green update; alarm names carry the product "
+            "and environment.",
+        )
+        acknowledge(
+            role.node.find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::{capture}]",
+            "SageMaker writes data capture files with the model role, under this environment's "
+            "capture prefix only; object keys carry the date and hour.",
+        )
         acknowledge(
             role.node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5[Resource::*]",
@@ -432,6 +464,7 @@ class ServingStack(ProductStack):
         )
         self._pull_images(role)
         self.key.grant_encrypt_decrypt(role)
+        grant_volume_keys(role, self.key)
         policy = role.node.find_child("DefaultPolicy")
         findings = {
             f"{artifacts}/{CAPTURE_PREFIX}/{env}/*": "captured requests of this environment",

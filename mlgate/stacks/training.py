@@ -21,6 +21,7 @@ from mlgate import accounts, naming
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.hooks import HookFunction
+from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest
 from mlgate.ml import pipeline as authored
 from mlgate.packaging import build_tar_gz
@@ -260,6 +261,7 @@ class TrainingStack(ProductStack):
         two images it runs, and SageMaker resources named after the product."""
         role = self.role
         foundation.key.grant_encrypt_decrypt(role)
+        grant_volume_keys(role, foundation.key)
         curated, artifacts = data.bucket_arn("curated"), foundation.bucket_arn("artifacts")
         role.add_to_policy(
             iam.PolicyStatement(

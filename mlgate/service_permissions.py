@@ -1,0 +1,73 @@
+"""What AWS services do with an execution role on the product's behalf: the permissions no
+call of ours makes, so no hook test sees them missing, yet the service fails without them.
+
+One row per use, each with the documentation page that says so. The stacks grant them; the
+test tests/test_service_permissions.py checks every role of every example product against
+this table, in the home account and in a prod account of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceUse:
+    role: str
+    """Which execution role: training, model (hosts the endpoint) or monitor."""
+    service: str
+    """Who acts, and when."""
+    actions: tuple[str, ...]
+    resource: str
+    """Which resources, in words; `marker` is how the test recognises them in a policy."""
+    marker: str
+    """A text every granted resource contains, with {product}, {env} and {capture} filled in."""
+    doc: str
+
+
+TABLE: tuple[ServiceUse, ...] = (
+    ServiceUse(
+        role="model",
+        service="SageMaker deployment guardrails, during a blue/green update",
+        actions=("cloudwatch:DescribeAlarms",),
+        resource="the endpoint's rollback alarms",
+        marker="alarm:mlgate/{product}/{env}/",
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html",
+    ),
+    ServiceUse(
+        role="model",
+        service="SageMaker data capture, writing sampled requests and responses",
+        actions=("s3:PutObject",),
+        resource="the environment's capture prefix",
+        marker="{capture}",
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html",
+    ),
+    ServiceUse(
+        role="model",
+        service="SageMaker data capture, encrypting captured files with the environment's key",
+        actions=("kms:GenerateDataKey", "kms:Encrypt"),
+        resource="the environment's key",
+        marker="Key",
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html",
+    ),
+    ServiceUse(
+        role="training",
+        service="SageMaker training and processing jobs with VolumeKmsKeyId, attaching volumes",
+        actions=("kms:CreateGrant",),
+        resource="the product key",
+        marker="Key",
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/api-permissions-reference.html",
+    ),
+    ServiceUse(
+        role="monitor",
+        service="SageMaker monitoring jobs with VolumeKmsKeyId, attaching volumes",
+        actions=("kms:CreateGrant",),
+        resource="the environment's key",
+        marker="Key",
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/api-permissions-reference.html",
+    ),
+)
+
+
+def uses(role: str) -> tuple[ServiceUse, ...]:
+    return tuple(u for u in TABLE if u.role == role)
