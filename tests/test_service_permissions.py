@@ -53,9 +53,12 @@ def allows(statements: list[dict[str, Any]], action: str, marker: str) -> bool:
         actions = (
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         )
-        if statement["Effect"] == "Allow" and action in actions:
-            if marker in json.dumps(statement["Resource"]):
-                return True
+        if (
+            statement["Effect"] == "Allow"
+            and action in actions
+            and marker in json.dumps(statement["Resource"])
+        ):
+            return True
     return False
 
 
