@@ -70,7 +70,7 @@ typecheck: $(STAMPS)/dev  ## mypy (strict) on the app, the constructs and the ho
 	$(BIN)/mypy
 
 unit: setup-dev $(STAMPS)/system  ## pytest: manifest, stacks, cdk-nag, cfn-lint, hooks, ETL, ML scripts
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test: lint typecheck unit  ## every check: lint, types, tests
 

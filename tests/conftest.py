@@ -67,6 +67,29 @@ def _synthesize(manifests: list[Any], outdir: Path) -> Synth:
     return Synth(products=products, outdir=outdir)
 
 
+SYNTH_FIXTURES = {"synth", "product", "cross_account"}
+SYNTH_GROUP = "synth"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that needs the synthesized app runs on one xdist worker, so the app is
+    synthesized once (`--dist loadgroup`).
+
+    xdist 3.8 groups by a `@group` suffix it writes into `item._nodeid`, which pytest 9 no
+    longer reads (node ids live in `item._id`): its loadgroup silently schedules nothing
+    together. So the suffix is written here, where pytest 9 reads it;
+    test_tests_that_synthesize_share_one_worker fails if the grouping stops happening."""
+    from _pytest.nodeid import coerce_node_id
+
+    grouping = bool(getattr(config.option, "loadgroup", False))
+    for item in items:
+        if SYNTH_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group(SYNTH_GROUP))
+            if grouping and not item.nodeid.endswith(f"@{SYNTH_GROUP}"):
+                item._id = coerce_node_id(f"{item.nodeid}@{SYNTH_GROUP}")
+
+
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Synthesize every example product under examples/ once, in one app."""

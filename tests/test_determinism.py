@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -34,3 +36,12 @@ def test_app_py_as_cdk_runs_it_writes_the_same_templates(synth: Any, tmp_path: P
     assets = {p.name for p in synth.outdir.glob("asset.*")}
     assert assets == {p.name for p in tmp_path.glob("asset.*")}
     assert (tmp_path / "manifest.json").is_file()
+
+
+def test_tests_that_synthesize_share_one_worker(synth: Any, request: Any) -> None:
+    """Under `make test` (two xdist workers, --dist loadgroup) this test carries the synth
+    group in its id, as every test that takes the synthesized app does: one synthesis."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        pytest.skip("not running under pytest-xdist")
+    assert request.node.nodeid.endswith("@synth"), request.node.nodeid
