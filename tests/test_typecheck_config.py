@@ -1,0 +1,49 @@
+"""mypy follows only the aws_cdk modules pyproject.toml lists (the rest are skipped to keep
+type checking fast): every module the code imports must be on that list, or its types would
+silently become Any."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from .conftest import ROOT
+
+IMPORT = re.compile(
+    r"(?:from aws_cdk import (aws_\w+)|import aws_cdk\.(aws_\w+)|from aws_cdk\.(aws_\w+))"
+)
+
+
+def imported() -> set[str]:
+    found = {"aws_cdk"}  # the core (Stack, Duration, ...), imported everywhere
+    for path in [
+        ROOT / "app.py",
+        *(ROOT / "mlgate").rglob("*.py"),
+        *(ROOT / "tools").rglob("*.py"),
+    ]:
+        for match in IMPORT.finditer(path.read_text(encoding="utf-8")):
+            found.add("aws_cdk." + next(g for g in match.groups() if g))
+    return found
+
+
+def followed() -> set[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return {
+        module
+        for override in config["tool"]["mypy"]["overrides"]
+        if override.get("follow_imports") == "normal"
+        for module in override["module"]
+    }
+
+
+def test_mypy_follows_every_aws_cdk_module_the_code_imports() -> None:
+    missing = sorted(imported() - followed())
+    assert missing == [], f"add to pyproject.toml's followed aws_cdk modules: {missing}"
+
+
+def test_the_scan_sees_both_import_forms() -> None:
+    text = "from aws_cdk import aws_s3 as s3\nimport aws_cdk.aws_iam\n"
+    assert {next(g for g in m.groups() if g) for m in IMPORT.finditer(text)} == {
+        "aws_s3",
+        "aws_iam",
+    }
