@@ -9,8 +9,9 @@ blue/green update, and rolls it back on the rollback alarms; a rollback fails th
 The Model Monitor baseline registered with the version (release.json's baseline_statistics_uri
 and baseline_constraints_uri) goes into the stack's baseline parameters.
 
-Event: the CodePipeline job event. UserParameters (JSON): {"environment": "staging",
-"stack": "<serving stack name>", "role_arn": "<deploy role in the target account>" (optional)}.
+Event: the CodePipeline job event (Powertools' CodePipelineJobEvent). UserParameters (JSON):
+{"environment": "staging", "stack": "<serving stack name>", "role_arn": "<deploy role in the
+target account>" (optional)}.
 Input artifact: the release source (release.json, zipped or as is).
 Environment: none besides Powertools'.
 AWS calls: s3:GetObject (artifact, with the job's artifact credentials),
@@ -31,7 +32,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from shared.accounts import session
-from shared.jobs import Job, JobError, fail, parse_job, read_release
+from shared.jobs import Job, JobError, fail, job_id_of, parse_job, read_release
 
 logger = Logger()
 codepipeline = boto3.client("codepipeline")
@@ -97,7 +98,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         job = parse_job(event, required=("environment", "stack"))
     except JobError as err:
         logger.error("malformed event", extra={"reason": str(err)})
-        job_id = event.get("CodePipeline.job", {}).get("id") if isinstance(event, dict) else None
+        job_id = job_id_of(event)
         if job_id:
             report_failure(str(job_id), str(err))
         return {"result": "failed", "reason": str(err)}
