@@ -167,7 +167,7 @@ def function_url_requests() -> st.SearchStrategy[Any]:
             st.text(max_size=200),
             st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
             st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
-        ),  # fmt: skip
+        ),
         st.booleans(),
     )
 
