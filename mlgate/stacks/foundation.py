@@ -18,6 +18,7 @@ from constructs import Construct
 
 from mlgate import accounts
 from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.hooks import IdempotencyTable
 from mlgate.constructs.storage import AccessLogBucket, SecureBucket
 from mlgate.manifest import EnvName, Manifest
 from mlgate.stacks.base import ProductStack
@@ -34,6 +35,7 @@ class SiteStack(ProductStack):
     access_logs: s3.Bucket
     artifacts: s3.Bucket
     on_call_topic: sns.Topic
+    idempotency: IdempotencyTable
 
     def _site(self, manifest: Manifest, what: str) -> None:
         self.key = kms.Key(
@@ -91,6 +93,10 @@ class SiteStack(ProductStack):
         )
         on_call = manifest.contact(manifest.product.owners.on_call)
         self.on_call_topic.add_subscription(subs.EmailSubscription(on_call.email))
+        # The hooks of this account keep their Powertools idempotency records here.
+        self.idempotency = IdempotencyTable(
+            self, "Idempotency", key=self.key, table_name=self.name("idempotency")
+        )
 
 
 class FoundationStack(SiteStack):

@@ -19,7 +19,7 @@ from constructs import Construct
 from mlgate import accounts, naming
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge
-from mlgate.constructs.hooks import HookFunction
+from mlgate.constructs.hooks import FailureRouting, HookFunction
 from mlgate.manifest import EnvName, Manifest
 from mlgate.ml import pipeline as authored
 from mlgate.stacks.base import ProductStack
@@ -145,6 +145,14 @@ class TrainingStack(ProductStack):
             hook="pipeline_starter",
             description="Starts the training pipeline unless an execution is running",
             environment={"PIPELINE_NAME": training_pipeline_name(self.product)},
+            failures=FailureRouting(
+                key=foundation.key,
+                on_call=foundation.on_call_topic,
+                alarm_name=naming.alarm_name(
+                    self.product, "staging", "system", "pipeline_starter-failed", "critical"
+                ),
+                runbook=manifest.product.runbook_url,
+            ),
         )
         self.starter.role.add_to_policy(start_training(manifest))
         target = targets.LambdaFunction(self.starter.function, retry_attempts=2)
