@@ -19,6 +19,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge
+from mlgate.manifest import Manifest
 
 LAMBDAS = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -50,7 +51,14 @@ class FailureRouting:
     key: kms.IKey
     on_call: sns.ITopic
     alarm_name: str
+    owner: str
     runbook: str
+
+
+def on_call_owner(manifest: Manifest) -> str:
+    """Who answers a hook's failure alarm: the product's on-call contact."""
+    contact = manifest.contact(manifest.product.owners.on_call)
+    return f"{contact.name} <{contact.email}>"
 
 
 class IdempotencyTable(Construct):
@@ -188,7 +196,7 @@ class HookFunction(Construct):
                 f"The {hook} hook failed on an event three times (Lambda's retries spent); the "
                 f"event waits in its dead-letter queue. Check: 1) the hook's log group for the "
                 "error 2) the event in the queue 3) redrive it once the cause is fixed. "
-                f"Runbook: {failures.runbook}"
+                f"Owner: {failures.owner}. Runbook: {failures.runbook}"
             ),
             metric=self.dead_letters.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum"

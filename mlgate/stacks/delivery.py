@@ -28,7 +28,7 @@ from mlgate.constructs.compliance import (
     acknowledge_findings,
     bucket_grant_findings,
 )
-from mlgate.constructs.hooks import FailureRouting, HookFunction
+from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import SecureBucket
 from mlgate.gates import encoded, gate_context, thresholds
 from mlgate.manifest import ENV_NAMES, EnvName, Gate, GateKind, Manifest
@@ -358,6 +358,7 @@ class DeliveryStack(ProductStack):
             on_call=foundation.on_call_topic,
             alarm_name=naming.alarm_name(self.product, "prod", "system", f"{hook}-failed",
                                          "critical"),
+            owner=on_call_owner(self.manifest),
             runbook=self.manifest.product.runbook_url,
         )  # fmt: skip
 

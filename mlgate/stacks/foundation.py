@@ -19,6 +19,7 @@ from constructs import Construct
 from mlgate import accounts
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.hooks import IdempotencyTable
+from mlgate.constructs.service_access import ServiceKey, ServiceTopic
 from mlgate.constructs.storage import AccessLogBucket, SecureBucket
 from mlgate.manifest import EnvName, Manifest
 from mlgate.stacks.base import ProductStack
@@ -38,7 +39,7 @@ class SiteStack(ProductStack):
     idempotency: IdempotencyTable
 
     def _site(self, manifest: Manifest, what: str) -> None:
-        self.key = kms.Key(
+        self.key = ServiceKey(
             self,
             "ProductKey",
             alias=key_alias(manifest, self.env_name),
@@ -83,7 +84,7 @@ class SiteStack(ProductStack):
             log_prefix="artifacts/",
             bucket_name=self.bucket_name("artifacts"),
         ).bucket
-        self.on_call_topic = sns.Topic(
+        self.on_call_topic = ServiceTopic(
             self,
             "OnCallTopic",
             topic_name=self.name("on-call"),

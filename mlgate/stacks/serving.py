@@ -24,7 +24,7 @@ from constructs import Construct
 
 from mlgate import accounts, naming
 from mlgate.constructs.compliance import acknowledge
-from mlgate.constructs.hooks import FailureRouting, HookFunction
+from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.manifest import EnvName, Manifest, RolloutPolicy, SloKind
 from mlgate.ml.pipeline import image_uris
 from mlgate.naming import endpoint_name
@@ -632,6 +632,7 @@ class ServingStack(ProductStack):
                 alarm_name=naming.alarm_name(
                     self.product, env, "system", "drift_responder-failed", "critical"
                 ),
+                owner=on_call_owner(self.manifest),
                 runbook=self.manifest.product.runbook_url,
             ),
         )

@@ -19,7 +19,7 @@ from constructs import Construct
 from mlgate import accounts, naming
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge
-from mlgate.constructs.hooks import FailureRouting, HookFunction
+from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.manifest import EnvName, Manifest
 from mlgate.ml import pipeline as authored
 from mlgate.stacks.base import ProductStack
@@ -151,6 +151,7 @@ class TrainingStack(ProductStack):
                 alarm_name=naming.alarm_name(
                     self.product, "staging", "system", "pipeline_starter-failed", "critical"
                 ),
+                owner=on_call_owner(manifest),
                 runbook=manifest.product.runbook_url,
             ),
         )
