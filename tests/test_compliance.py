@@ -142,7 +142,8 @@ def test_policies_admitting_eventbridge_or_cloudwatch_name_the_source(
 
 
 def test_the_deputy_check_notices_an_unguarded_topic_policy() -> None:
-    template = {"Resources": {"P": {"Type": "AWS::SNS::TopicPolicy", "Properties": {
-        "PolicyDocument": {"Statement": [{"Action": "sns:Publish", "Effect": "Allow",
-                                          "Principal": {"Service": "events.amazonaws.com"}}]}}}}}  # fmt: skip
+    statement = {"Action": "sns:Publish", "Effect": "Allow",
+                 "Principal": {"Service": "events.amazonaws.com"}}  # fmt: skip
+    policy = {"PolicyDocument": {"Statement": [statement]}}
+    template = {"Resources": {"P": {"Type": "AWS::SNS::TopicPolicy", "Properties": policy}}}
     assert unguarded_service_statements(template) == ["P: ['events.amazonaws.com'] sns:Publish"]

@@ -9,7 +9,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import IConstruct
 
-
 # The services that act for a rule or an alarm of any account; each supports aws:SourceAccount.
 DEPUTIES = {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
 
