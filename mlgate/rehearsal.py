@@ -4,7 +4,7 @@ Runs under moto (no AWS account): the ETL transform on local Spark, the pipeline
 and evaluate scripts with a locally trained XGBoost model, the model registry, the release,
 deployer, verifier, quality-gate, notifier and callback hooks, and the audit trail. What cannot
 run offline (a SageMaker endpoint, CloudWatch percentiles, CodePipeline's own state machine)
-is simulated and the timeline says so. Then three faults, each ending safely.
+is simulated and the timeline says so. Then four faults, each ending safely.
 
 A development tool: it needs the test dependencies (moto, pyspark, xgboost).
 """
@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "mlgate" / "lambdas"
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 SIGNING_SECRET = "rehearsal-signing-secret"
+TEAM_ID, APP_ID = "T0REHEARSE", "A0REHEARSE"
 SIMULATED = "[simulated offline]"
 
 
@@ -134,6 +135,8 @@ def offline() -> None:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "POWERTOOLS_LOG_LEVEL": "ERROR",
+        # The hooks build their idempotency stores at import (setup() creates the table).
+        "IDEMPOTENCY_TABLE": "idempotency",
     }.items():
         os.environ[key] = value
 
@@ -203,6 +206,7 @@ class Rehearsal:
         self.fault_below_threshold()
         self.fault_forged_approval()
         self.fault_silent_rollback()
+        self.fault_transient_release()
         print("\nRehearsal complete: the release reached prod and every fault ended safely.")
         return 0
 
@@ -224,9 +228,16 @@ class Rehearsal:
                 {"AttributeName": "sk", "AttributeType": "S"},
             ],
         )
+        b.client("dynamodb").create_table(
+            TableName="idempotency",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )
         sm = b.client("secretsmanager")
         webhook = sm.create_secret(Name="webhook", SecretString="https://hooks.slack.test/x")["ARN"]
-        signing = sm.create_secret(Name="signing", SecretString=SIGNING_SECRET)["ARN"]
+        slack_app = {"signing_secret": SIGNING_SECRET, "team_id": TEAM_ID, "app_id": APP_ID}
+        signing = sm.create_secret(Name="signing", SecretString=json.dumps(slack_app))["ARN"]
         topics = {
             g: b.client("sns").create_topic(Name=f"brief-{g}")["TopicArn"]
             for g in ("business-signoff", "compliance-review", "go-live")
@@ -536,15 +547,20 @@ class Rehearsal:
         from shared import slack
 
         payload = {
+            "team": {"id": TEAM_ID},
+            "api_app_id": APP_ID,
             "user": {"id": user, "name": user},
             "actions": [{"action_id": "approve", "value": request}],
         }
         body = urlencode({"payload": json.dumps(payload)})
         now = str(int(time.time()))
         event = {
+            "version": "2.0",
+            "rawPath": "/",
+            "requestContext": {"stage": "$default", "http": {"method": "POST", "path": "/"}},
             "headers": {
-                "X-Slack-Request-Timestamp": now,
-                "X-Slack-Signature": slack.sign(secret, now, body),
+                "x-slack-request-timestamp": now,
+                "x-slack-signature": slack.sign(secret, now, body),
             },
             "body": base64.b64encode(body.encode()).decode(),
             "isBase64Encoded": True,
@@ -634,6 +650,55 @@ class Rehearsal:
                 if ok
                 else "caught by the deploy verifier; the release is marked failed."
             ),
+        )
+
+    def fault_transient_release(self) -> None:
+        from botocore.exceptions import ClientError
+        from release import handler as release
+
+        sm = self.boto3.client("sagemaker")
+        arn = sm.create_model_package(
+            ModelPackageGroupName="mlgate-fraud-detection",
+            ModelApprovalStatus="Approved",
+            InferenceSpecification={
+                "Containers": [{"Image": "xgboost:1.7-1"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )["ModelPackageArn"]
+        event = {**self.approval_event(arn), "id": "rehearsal-approval-2"}
+        event["detail"] = {**event["detail"], "ModelPackageVersion": 2}
+        pipeline, throttled, before = self.pipeline, [], len(self.pipeline.calls)
+
+        class Throttled:
+            """CodePipeline answering StartPipelineExecution with a throttle, once."""
+
+            def __getattr__(self, name: str) -> Any:
+                if name == "start_pipeline_execution" and not throttled:
+                    throttled.append(name)
+                    raise ClientError(
+                        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                        "StartPipelineExecution",
+                    )
+                return getattr(pipeline, name)
+
+        release.codepipeline = Throttled()
+        try:
+            try:
+                release.handler(event, None)
+                first = "released at once"
+            except ClientError as err:
+                first = f"failed ({err.response['Error']['Code']}), no record kept"
+            retried = release.handler(event, None)  # Lambda's retry of the failed invocation
+            again = release.handler(event, None)  # EventBridge delivering it once more
+        finally:
+            release.codepipeline = pipeline
+        starts = [c for c, _ in pipeline.calls[before:] if c == "start_pipeline_execution"]
+        say(
+            "Fault 4",
+            f"StartPipelineExecution throttled while releasing version 2: the release hook "
+            f"{first}; Lambda's retry released it (released {retried['released']}); the same "
+            f"approval again: {again['reason']}; pipeline starts for it: {len(starts)}.",
         )
 
 

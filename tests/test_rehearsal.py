@@ -28,6 +28,9 @@ def test_rehearsal_plays_the_release_and_the_faults() -> None:
         "stopped at the quality gate; prod untouched.",
         "approvals sent to CodePipeline: 0; decision recorded: none",
         "caught by the deploy verifier",
+        "the release hook failed (ThrottlingException), no record kept; Lambda's retry "
+        "released it (released true)",
+        "was already released; pipeline starts for it: 1.",
         "Rehearsal complete",
     ):
         assert line in out, line
