@@ -668,7 +668,8 @@ class Rehearsal:
         )["ModelPackageArn"]
         event = {**self.approval_event(arn), "id": "rehearsal-approval-2"}
         event["detail"] = {**event["detail"], "ModelPackageVersion": 2}
-        pipeline, throttled, before = self.pipeline, [], len(self.pipeline.calls)
+        pipeline, before = self.pipeline, len(self.pipeline.calls)
+        throttled: list[str] = []
 
         class Throttled:
             """CodePipeline answering StartPipelineExecution with a throttle, once."""

@@ -253,3 +253,20 @@ def test_a_transient_fault_then_the_retry_records_and_reports_the_verdict_once(
     assert answer["result"] == "succeeded", (faults.failed, answer)
     assert len([i for i in audit_items() if i.get("event") == "quality-gate"]) == 1
     assert pipeline.names() == ["put_job_success_result"], faults.failed
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_a_transient_fault_then_the_retry_verifies_and_reports_once(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch, faults: Faults, index: int
+) -> None:
+    """Reading release.json or reporting to CodePipeline is throttled once: the invocation
+    fails (the job does not), and Lambda's retry verifies and reports success once."""
+    _, pipeline = verifier
+    answer = fail_then_retry(
+        faults,
+        index,
+        lambda: run_verifier(verifier, monkeypatch, Endpoint("InService", RELEASED)),
+    )
+    assert faults.failed == ["s3.get_object", "recorder.put_job_success_result"][index]
+    assert answer["result"] == "succeeded"
+    assert pipeline.names() == ["put_job_success_result"]

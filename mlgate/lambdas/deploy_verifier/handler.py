@@ -24,7 +24,16 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from shared.accounts import session
-from shared.jobs import Job, JobError, fail, job_id_of, parse_job, read_release, succeed
+from shared.jobs import (
+    Job,
+    JobError,
+    fail,
+    is_transient,
+    job_id_of,
+    parse_job,
+    read_release,
+    succeed,
+)
 
 logger = Logger()
 codepipeline = boto3.client("codepipeline")
@@ -75,6 +84,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             os.environ.get("SAMPLE_PAYLOAD", ""),
         )
     except (JobError, ClientError) as err:
+        if isinstance(err, ClientError) and is_transient(err):
+            raise
         reason = str(err)
         fail(codepipeline, job.id, reason)
         logger.warning("verification failed", extra={"reason": reason})

@@ -32,12 +32,12 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from shared.accounts import session
-from shared.jobs import Job, JobError, fail, job_id_of, parse_job, read_release
+from shared.jobs import Job, JobError, fail, is_transient, job_id_of, parse_job, read_release
 
 logger = Logger()
 codepipeline = boto3.client("codepipeline")
 
-IN_PROGRESS = ("_IN_PROGRESS",)
+IN_PROGRESS = "_IN_PROGRESS"
 DONE = {"UPDATE_COMPLETE", "CREATE_COMPLETE"}
 PARAMETER = "ModelPackageArn"
 # Serving stack parameter -> release.json key; the baseline travels with its model version.
@@ -64,6 +64,11 @@ def start(job: Job, cfn: Any) -> str | None:
         raise JobError(
             f"stack {job.params['stack']} has no {PARAMETER} parameter: is it a Serving stack?"
         )
+    current = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+    if str(stack.get("StackStatus", "")).endswith(IN_PROGRESS) and current[PARAMETER] == arn:
+        # An earlier try of this job started the update and failed to report it (Lambda
+        # retries it): UpdateStack would be refused while the update runs; carry on with it.
+        return str(arn)
     parameters = [
         {"ParameterKey": k, "ParameterValue": str(release[FROM_RELEASE[k]])}
         if k in FROM_RELEASE and release.get(FROM_RELEASE[k])
@@ -108,6 +113,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         report_failure(job.id, str(err))
         return {"result": "failed", "reason": str(err)}
     except ClientError as err:
+        if is_transient(err):
+            raise
         message = f"{job.params['environment']}: {err.response['Error'].get('Message', str(err))}"
         report_failure(job.id, message)
         return {"result": "failed", "reason": message}

@@ -32,7 +32,6 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
-from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.exceptions import ClientError
 
@@ -162,12 +161,7 @@ CONFIG = idempotency.config("job", "[schedule, message]", hours=48)
 STEP = idempotency.config("job", hours=48)
 
 
-@idempotent_function(
-    data_keyword_argument="violation",
-    config=STEP,
-    persistence_store=idempotency.store(),
-    key_prefix="drift_responder.metric",
-)
+@idempotency.once(data="violation", config=STEP, prefix="drift_responder.metric")
 def count(*, violation: dict[str, str]) -> dict[str, str]:
     cloudwatch.put_metric_data(
         Namespace="mlgate/monitoring",
@@ -183,12 +177,7 @@ def count(*, violation: dict[str, str]) -> dict[str, str]:
     return {"counted": violation["job"]}
 
 
-@idempotent_function(
-    data_keyword_argument="violation",
-    config=STEP,
-    persistence_store=idempotency.store(),
-    key_prefix="drift_responder.owners",
-)
+@idempotency.once(data="violation", config=STEP, prefix="drift_responder.owners")
 def tell_owners(*, violation: dict[str, str], outcome: str) -> dict[str, str]:
     config = settings()
     sent = sns.publish(
@@ -204,12 +193,7 @@ def tell_owners(*, violation: dict[str, str], outcome: str) -> dict[str, str]:
     return {"message_id": str(sent["MessageId"])}
 
 
-@idempotent_function(
-    data_keyword_argument="violation",
-    config=CONFIG,
-    persistence_store=idempotency.store(),
-    key_prefix="drift_responder",
-)
+@idempotency.once(data="violation", config=CONFIG, prefix="drift_responder")
 def respond(*, violation: dict[str, str], now: float) -> dict[str, str]:
     config = settings()
     found = Violation(**violation)

@@ -242,10 +242,12 @@ def take(now: float) -> str:
     return decide(click, AuditTrail(dynamodb, settings().table), codepipeline, now)
 
 
-@app.exception_handler(Refusal)
 def refused(refusal: Refusal) -> Response[str]:
     logger.warning("decision refused", extra={"status": refusal.status, "reason": refusal.reason})
     return respond(refusal.status, refusal.reason)
+
+
+app.exception_handler(Refusal)(refused)
 
 
 @app.post("/")
@@ -257,5 +259,5 @@ def click() -> Response[str]:
 
 
 def handler(event: dict[str, Any], context: Any, now: float | None = None) -> dict[str, Any]:
-    app.append_context(now=now)
+    app.context.update(now=now)
     return app.resolve(event, context)

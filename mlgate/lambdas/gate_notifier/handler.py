@@ -38,7 +38,6 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.data_classes import SNSEvent
-from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.exceptions import ClientError
 
@@ -263,34 +262,19 @@ CONFIG = idempotency.config(
 STEP = idempotency.config("request_id", "text", hours=24 * 8)
 
 
-@idempotent_function(
-    data_keyword_argument="brief",
-    config=STEP,
-    persistence_store=idempotency.store(),
-    key_prefix="gate_notifier.chat",
-)
+@idempotency.once(data="brief", config=STEP, prefix="gate_notifier.chat")
 def post_to_chat(*, brief: dict[str, Any]) -> dict[str, int]:
     url = parameters.get_secret(settings().webhook_secret, max_age=SECRET_MAX_AGE)
     return {"status": slack.post(str(url), brief["message"])}
 
 
-@idempotent_function(
-    data_keyword_argument="brief",
-    config=STEP,
-    persistence_store=idempotency.store(),
-    key_prefix="gate_notifier.mail",
-)
+@idempotency.once(data="brief", config=STEP, prefix="gate_notifier.mail")
 def mail(*, brief: dict[str, Any]) -> dict[str, str]:
     sent = sns.publish(TopicArn=brief["topic"], Subject=brief["subject"], Message=brief["text"])
     return {"message_id": str(sent["MessageId"])}
 
 
-@idempotent_function(
-    data_keyword_argument="approval",
-    config=CONFIG,
-    persistence_store=idempotency.store(),
-    key_prefix="gate_notifier",
-)
+@idempotency.once(data="approval", config=CONFIG, prefix="gate_notifier")
 def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
     config = settings()
     product = config.product

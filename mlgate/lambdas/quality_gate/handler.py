@@ -28,7 +28,6 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
 from shared import idempotency
 from shared.audit import AuditTrail, digest
@@ -137,12 +136,7 @@ def judge(
 CONFIG = idempotency.config("id", "params", hours=24)
 
 
-@idempotent_function(
-    data_keyword_argument="job",
-    config=CONFIG,
-    persistence_store=idempotency.store(),
-    key_prefix="quality_gate",
-)
+@idempotency.once(data="job", config=CONFIG, prefix="quality_gate")
 def verdict(*, job: dict[str, Any], now: str) -> dict[str, Any]:
     """Judge the release and record the verdict, once per job."""
     config = settings()

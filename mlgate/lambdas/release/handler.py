@@ -31,7 +31,6 @@ from urllib.parse import urlparse
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
-from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 
 from shared import idempotency
@@ -157,12 +156,7 @@ CONFIG = idempotency.config(
 )
 
 
-@idempotent_function(
-    data_keyword_argument="approval",
-    config=CONFIG,
-    persistence_store=idempotency.store(),
-    key_prefix="release",
-)
+@idempotency.once(data="approval", config=CONFIG, prefix="release")
 def release_version(*, approval: dict[str, Any]) -> dict[str, str]:
     config = settings()
     detail = approval["detail"]

@@ -13,12 +13,14 @@ hook's name (dynamodb:LeadingKeys, mlgate/constructs/hooks.py).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
+    idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
@@ -26,6 +28,7 @@ from shared.settings import read
 
 TABLE = "IDEMPOTENCY_TABLE"
 dynamodb = boto3.client("dynamodb")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def store() -> DynamoDBPersistenceLayer:
@@ -44,7 +47,7 @@ def config(
     """Key and validated payload as JMESPath on the function's data; `replayed(response)` turns
     a stored result into the answer a repeated call gets."""
 
-    def hook(response: Any, record: DataRecord) -> Any:
+    def hook(response: Any, idempotent_data: DataRecord) -> Any:
         return replayed(response) if replayed else response
 
     return IdempotencyConfig(
@@ -54,3 +57,15 @@ def config(
         expires_after_seconds=hours * 3600,
         response_hook=hook,
     )
+
+
+def once(*, data: str, config: IdempotencyConfig, prefix: str) -> Callable[[F], F]:
+    """Powertools' idempotent_function on keyword argument `data`, with a store of its own and
+    the key prefix `prefix` (the hook's name, or hook.step)."""
+    decorator: Callable[[F], F] = idempotent_function(
+        data_keyword_argument=data,
+        config=config,
+        persistence_store=store(),
+        key_prefix=prefix,
+    )
+    return decorator

@@ -10,10 +10,26 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.data_classes import CodePipelineJobEvent
+from botocore.exceptions import ClientError
 
 
 class JobError(ValueError):
     """The job cannot go on; the message is what the pipeline shows."""
+
+
+# Answers that say "not now" rather than "no": the invocation fails and Lambda retries it,
+# instead of failing the pipeline's job for a throttle (and CodePipeline's own report calls are
+# always retried this way: a failed report cannot be reported).
+TRANSIENT = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+    "TooManyRequestsException", "SlowDown", "ServiceUnavailable", "InternalError",
+    "InternalFailure", "InternalServerError",
+}  # fmt: skip
+REPORTS = ("PutJobSuccessResult", "PutJobFailureResult")
+
+
+def is_transient(err: ClientError) -> bool:
+    return err.operation_name in REPORTS or err.response["Error"].get("Code") in TRANSIENT
 
 
 @dataclass(frozen=True)
