@@ -86,6 +86,7 @@ def verifier(released: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     pipeline = Recorder()
     monkeypatch.setattr(handler, "codepipeline", pipeline)
     monkeypatch.setenv("SAMPLE_PAYLOAD", "120.5,1,0.3,1.2,3600,2")
+    handler.sample_payload.cache_clear()
     return handler, pipeline
 
 

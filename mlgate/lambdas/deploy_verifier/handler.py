@@ -16,7 +16,7 @@ sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpo
 
 from __future__ import annotations
 
-import os
+from functools import cache
 from typing import Any
 
 import boto3
@@ -34,9 +34,15 @@ from shared.jobs import (
     read_release,
     succeed,
 )
+from shared.settings import read
 
 logger = Logger()
 codepipeline = boto3.client("codepipeline")
+
+
+@cache
+def sample_payload() -> str:
+    return read("deploy_verifier", ("SAMPLE_PAYLOAD",))["SAMPLE_PAYLOAD"]
 
 
 def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, str]:
@@ -81,7 +87,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             job,
             env.client("sagemaker"),
             env.client("sagemaker-runtime"),
-            os.environ.get("SAMPLE_PAYLOAD", ""),
+            sample_payload(),
         )
     except (JobError, ClientError) as err:
         if isinstance(err, ClientError) and is_transient(err):
