@@ -31,7 +31,8 @@ def cold_import(hook: str, repeats: int) -> float:
             capture_output=True,
             text=True,
             check=True,
-            env={**os.environ, "AWS_DEFAULT_REGION": "eu-west-1"},
+            # What the stack sets for every idempotent hook, which builds its store at import.
+            env={**os.environ, "AWS_DEFAULT_REGION": "eu-west-1", "IDEMPOTENCY_TABLE": "i"},
         )
         return float(out.stdout.strip())
 
@@ -97,7 +98,7 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
         topic = boto3.client("sns").create_topic(Name="on-call")["TopicArn"]
         os.environ.update(
             {"PIPELINE_NAME": "p", "COOLDOWN_TABLE": "cooldown", "OWNERS_TOPIC_ARN": topic,
-             "ENDPOINT_NAME": "e"}
+             "ENDPOINT_NAME": "e", "PRODUCT": "bench", "ENVIRONMENT": "staging"}
         )  # fmt: skip
         from deploy_verifier import handler as verifier
         from deployer import handler as deployer

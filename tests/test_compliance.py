@@ -95,3 +95,54 @@ def test_acknowledgments_must_be_scoped_and_explained(tmp_path: Path) -> None:
         "Probe bucket in a unit test; holds nothing and is never deployed.",
     )
     app.synth()
+
+
+# Services that publish or decrypt on a rule's or an alarm's behalf; a policy that admits them
+# must say for whom (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html).
+DEPUTIES = {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+POLICIES = {
+    "AWS::SNS::TopicPolicy": "PolicyDocument",
+    "AWS::SQS::QueuePolicy": "PolicyDocument",
+    "AWS::KMS::Key": "KeyPolicy",
+}
+
+
+def unguarded_service_statements(template: dict[str, object]) -> list[str]:
+    found = []
+    resources: dict[str, dict[str, object]] = template.get("Resources", {})  # type: ignore[assignment]
+    for logical_id, resource in resources.items():
+        field = POLICIES.get(str(resource["Type"]))
+        if field is None:
+            continue
+        document = resource["Properties"][field]  # type: ignore[index]
+        for statement in document["Statement"]:
+            principal = statement.get("Principal")
+            services = principal.get("Service") or [] if isinstance(principal, dict) else []
+            services = {services} if isinstance(services, str) else set(services)
+            conditions = json.dumps(statement.get("Condition") or {})
+            if services & DEPUTIES and not (
+                "aws:SourceAccount" in conditions or "aws:SourceArn" in conditions
+            ):
+                found.append(f"{logical_id}: {sorted(services)} {statement.get('Action')}")
+    return found
+
+
+@pytest.mark.parametrize("app", ["synth", "cross_account"])
+def test_policies_admitting_eventbridge_or_cloudwatch_name_the_source(
+    request: pytest.FixtureRequest, app: str
+) -> None:
+    synth = request.getfixturevalue(app)
+    findings = [
+        f"{path.name}: {finding}"
+        for path in synth.template_files
+        for finding in unguarded_service_statements(json.loads(path.read_text()))
+    ]
+    assert findings == []
+
+
+def test_the_deputy_check_notices_an_unguarded_topic_policy() -> None:
+    statement = {"Action": "sns:Publish", "Effect": "Allow",
+                 "Principal": {"Service": "events.amazonaws.com"}}  # fmt: skip
+    policy = {"PolicyDocument": {"Statement": [statement]}}
+    template = {"Resources": {"P": {"Type": "AWS::SNS::TopicPolicy", "Properties": policy}}}
+    assert unguarded_service_statements(template) == ["P: ['events.amazonaws.com'] sns:Publish"]

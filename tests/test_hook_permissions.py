@@ -16,8 +16,9 @@ from typing import Any
 from .conftest import ROOT
 
 LAMBDAS = ROOT / "mlgate" / "lambdas"
-# Granted by the platform around every hook, not called by the handler's code.
-AMBIENT = re.compile(r"^(logs|kms|xray):")
+# Granted by the platform around every hook, not called by the handler's code: logs, keys,
+# and the on-failure destination Lambda itself sends a failed event to.
+AMBIENT = re.compile(r"^(logs|kms|xray):|^sqs:(SendMessage|GetQueueAttributes|GetQueueUrl)$")
 ASSUMED = "Under the assumed role when one is set:"
 HOOKS = {
     "release", "deployer", "deploy_verifier", "quality_gate", "gate_notifier",

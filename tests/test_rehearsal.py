@@ -34,6 +34,9 @@ def test_rehearsal_plays_the_release_and_the_faults(product: str) -> None:
         "clicks Approve in chat; signed callback → HTTP 200",
         "approvals sent to CodePipeline: 0; decision recorded: none",
         "caught by the deploy verifier",
+        "the release hook failed (ThrottlingException), no record kept; Lambda's retry "
+        "released it (released true)",
+        "was already released; pipeline starts for it: 1.",
         "Rehearsal complete",
     ):
         assert line in out, line

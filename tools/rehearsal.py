@@ -6,7 +6,7 @@ synthetic data), its training scripts (or mlgate's defaults) with a model traine
 model registry, the release, deployer, verifier, quality-gate, notifier and callback hooks, and
 the audit trail; an environment in another account is reached through its roles, as on AWS.
 What cannot run offline (a SageMaker endpoint, CloudWatch percentiles, CodePipeline's own state
-machine) is simulated and the timeline says so. Then the faults, each ending safely.
+machine) is simulated and the timeline says so. Then four faults, each ending safely.
 
 A development tool, not shipped: it needs the test dependencies (moto, pyspark, xgboost).
 """
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "mlgate" / "lambdas"
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 SIGNING_SECRET = "rehearsal-signing-secret"
+TEAM_ID, APP_ID = "T0REHEARSE", "A0REHEARSE"
 SIMULATED = "[simulated offline]"
 ROWS = 20_000
 
@@ -137,6 +138,8 @@ def offline() -> None:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "POWERTOOLS_LOG_LEVEL": "ERROR",
+        # The hooks build their idempotency stores at import (setup() creates the table).
+        "IDEMPOTENCY_TABLE": "idempotency",
     }.items():
         os.environ[key] = value
 
@@ -251,6 +254,7 @@ class Rehearsal:
         self.fault_below_threshold()
         self.fault_forged_approval()
         self.fault_silent_rollback()
+        self.fault_transient_release()
         print("\nRehearsal complete: the release reached prod and every fault ended safely.")
         return 0
 
@@ -295,9 +299,16 @@ class Rehearsal:
                 {"AttributeName": "sk", "AttributeType": "S"},
             ],
         )
+        b.client("dynamodb").create_table(
+            TableName="idempotency",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )
         sm = b.client("secretsmanager")
         webhook = sm.create_secret(Name="webhook", SecretString="https://hooks.slack.test/x")["ARN"]
-        signing = sm.create_secret(Name="signing", SecretString=SIGNING_SECRET)["ARN"]
+        slack_app = {"signing_secret": SIGNING_SECRET, "team_id": TEAM_ID, "app_id": APP_ID}
+        signing = sm.create_secret(Name="signing", SecretString=json.dumps(slack_app))["ARN"]
         topics = {
             g.name: b.client("sns").create_topic(Name=f"brief-{g.name}")["TopicArn"]
             for g in self.manifest.pipeline_gates
@@ -649,15 +660,20 @@ class Rehearsal:
         from shared import slack
 
         payload = {
+            "team": {"id": TEAM_ID},
+            "api_app_id": APP_ID,
             "user": {"id": user, "name": user},
             "actions": [{"action_id": "approve", "value": request}],
         }
         body = urlencode({"payload": json.dumps(payload)})
         now = str(int(time.time()))
         event = {
+            "version": "2.0",
+            "rawPath": "/",
+            "requestContext": {"stage": "$default", "http": {"method": "POST", "path": "/"}},
             "headers": {
-                "X-Slack-Request-Timestamp": now,
-                "X-Slack-Signature": slack.sign(secret, now, body),
+                "x-slack-request-timestamp": now,
+                "x-slack-signature": slack.sign(secret, now, body),
             },
             "body": base64.b64encode(body.encode()).decode(),
             "isBase64Encoded": True,
@@ -766,6 +782,57 @@ class Rehearsal:
                 if ok
                 else "caught by the deploy verifier; the release is marked failed."
             ),
+        )
+
+    def fault_transient_release(self) -> None:
+        from botocore.exceptions import ClientError
+        from release import handler as release
+
+        sm = self.boto3.client("sagemaker")
+        model = self.manifest.model
+        arn = sm.create_model_package(
+            ModelPackageGroupName=self.group,
+            ModelApprovalStatus="Approved",
+            InferenceSpecification={
+                "Containers": [{"Image": f"{model.algorithm.value}:{model.version}"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )["ModelPackageArn"]
+        event = {**self.approval_event(arn), "id": "rehearsal-approval-2"}
+        event["detail"] = {**event["detail"], "ModelPackageVersion": 2}
+        pipeline, before = self.pipeline, len(self.pipeline.calls)
+        throttled: list[str] = []
+
+        class Throttled:
+            """CodePipeline answering StartPipelineExecution with a throttle, once."""
+
+            def __getattr__(self, name: str) -> Any:
+                if name == "start_pipeline_execution" and not throttled:
+                    throttled.append(name)
+                    raise ClientError(
+                        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                        "StartPipelineExecution",
+                    )
+                return getattr(pipeline, name)
+
+        release.codepipeline = Throttled()
+        try:
+            try:
+                release.handler(event, None)
+                first = "released at once"
+            except ClientError as err:
+                first = f"failed ({err.response['Error']['Code']}), no record kept"
+            retried = release.handler(event, None)  # Lambda's retry of the failed invocation
+            again = release.handler(event, None)  # EventBridge delivering it once more
+        finally:
+            release.codepipeline = pipeline
+        starts = [c for c, _ in pipeline.calls[before:] if c == "start_pipeline_execution"]
+        say(
+            "Fault 4",
+            f"StartPipelineExecution throttled while releasing version 2: the release hook "
+            f"{first}; Lambda's retry released it (released {retried['released']}); the same "
+            f"approval again: {again['reason']}; pipeline starts for it: {len(starts)}.",
         )
 
 

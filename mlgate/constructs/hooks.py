@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge
+from mlgate.manifest import Manifest
 
 LAMBDAS = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -24,13 +33,71 @@ POWERTOOLS_LAYER = (
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.md", "**/.mypy_cache"]
 
 
+# Powertools' DynamoDB persistence reads, writes, updates and deletes its records
+# (https://docs.powertools.aws.dev/lambda/python/latest/utilities/idempotency/#iam-permissions).
+IDEMPOTENCY_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+]
+
+
+@dataclass(frozen=True)
+class FailureRouting:
+    """Where an asynchronously invoked hook's failures go once Lambda's retries are spent: a
+    dead-letter queue encrypted with `key`, and an alarm named `alarm_name` to `on_call`."""
+
+    key: kms.IKey
+    on_call: sns.ITopic
+    alarm_name: str
+    owner: str
+    runbook: str
+
+
+def on_call_owner(manifest: Manifest) -> str:
+    """Who answers a hook's failure alarm: the product's on-call contact."""
+    contact = manifest.contact(manifest.product.owners.on_call)
+    return f"{contact.name} <{contact.email}>"
+
+
+class IdempotencyTable(Construct):
+    """The table Powertools' idempotency utility keeps its records in: one per product and
+    account, encrypted with the product key, records expire through TTL `expiration`.
+
+    A table of its own rather than a key prefix in the audit trail: Powertools deletes the
+    record of a failed run, and no role may delete from the audit trail; the audit table's TTL
+    attribute is another; and an environment in another account needs a table there anyway.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, key: kms.IKey, table_name: str) -> None:
+        super().__init__(scope, id)
+        self.key = key
+        self.table = dynamodb.TableV2(
+            self,
+            "Table",
+            table_name=table_name,
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expiration",
+            # Records live hours to weeks and are rebuilt by the next run: nothing to keep.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+
 class HookFunction(Construct):
     """A Lambda hook from mlgate/lambdas/<hook>/handler.py with its own role and log group.
 
     The role starts empty but for writing its own log group; the stack grants what the hook
     calls, so the role in the template is the hook's exact contract. Logs are kept for a year.
     `role_name` fixes the role's name where a role of another account trusts it by name
-    (mlgate/accounts.py); otherwise CloudFormation names it.
+    (mlgate/accounts.py); otherwise CloudFormation names it. `failures` (default: none, for a
+    hook invoked synchronously) gives an asynchronously invoked hook an on-failure destination
+    and its alarm; `reserved_concurrency` (default: none) caps a hook anyone can invoke.
     """
 
     def __init__(
@@ -44,8 +111,11 @@ class HookFunction(Construct):
         timeout: Duration | None = None,
         memory_size: int = 256,
         role_name: str | None = None,
+        failures: FailureRouting | None = None,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, id)
+        self.hook = hook
         if not (LAMBDAS / hook / "handler.py").is_file():
             raise ValueError(f"hook '{hook}' has no mlgate/lambdas/{hook}/handler.py")
         stack = Stack.of(self)
@@ -80,6 +150,8 @@ class HookFunction(Construct):
             log_group=self.log_group,
             timeout=timeout or Duration.seconds(30),
             memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
+            on_failure=self._dead_letters(hook, failures) if failures else None,
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
                     self, "Powertools", POWERTOOLS_LAYER.format(region=stack.region)
@@ -96,4 +168,81 @@ class HookFunction(Construct):
             "AwsSolutions-L1",
             f"The {hook} hook runs on python3.13, the newest runtime the pinned Powertools v3 "
             "public layer is published for; it moves when the layer does.",
+        )
+        if failures:
+            self._acknowledge_dead_letter_key_grant()
+
+    def _dead_letters(self, hook: str, failures: FailureRouting) -> lambda_.IDestination:
+        """An event Lambda gave up on (after its two retries) lands here, and on-call hears."""
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=failures.key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            f"This queue is the {hook} hook's on-failure destination, itself the dead-letter "
+            "queue; its messages wait 14 days for on-call, who is alarmed at the first one.",
+        )
+        self.failure_alarm = cloudwatch.Alarm(
+            self,
+            "FailedEvents",
+            alarm_name=failures.alarm_name,
+            alarm_description=(
+                f"The {hook} hook failed on an event three times (Lambda's retries spent); the "
+                f"event waits in its dead-letter queue. Check: 1) the hook's log group for the "
+                "error 2) the event in the queue 3) redrive it once the cause is fixed. "
+                f"Owner: {failures.owner}. Runbook: {failures.runbook}"
+            ),
+            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=0,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # An empty queue publishes nothing: no failed event is the healthy state.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.failure_alarm.add_alarm_action(cw_actions.SnsAction(failures.on_call))
+        return destinations.SqsDestination(self.dead_letters)
+
+    def _acknowledge_dead_letter_key_grant(self) -> None:
+        """CDK's send grant on a KMS-encrypted queue expands to key wildcards."""
+        for finding in KEY_GRANT_FINDINGS:
+            acknowledge(
+                self.role.node.find_child("DefaultPolicy"),
+                finding,
+                f"The {self.hook} hook's failed events are sent to its KMS-encrypted dead-letter "
+                "queue; CDK's send grant on the product key expands to these actions.",
+            )
+
+    def make_idempotent(self, store: IdempotencyTable) -> None:
+        """Powertools idempotency on `store`: the role may touch only the records whose keys
+        start with this hook's name (the prefixes the hook's code gives Powertools)."""
+        self.function.add_environment("IDEMPOTENCY_TABLE", store.table.table_name)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=IDEMPOTENCY_ACTIONS,
+                resources=[store.table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{self.hook}#*", f"{self.hook}.*"]
+                    }
+                },
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                resources=[store.key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"
+                    }
+                },
+            )
         )

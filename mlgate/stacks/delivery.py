@@ -28,7 +28,7 @@ from mlgate.constructs.compliance import (
     acknowledge_findings,
     bucket_grant_findings,
 )
-from mlgate.constructs.hooks import HookFunction
+from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import SecureBucket
 from mlgate.gates import encoded, gate_context, thresholds
 from mlgate.manifest import ENV_NAMES, EnvName, Gate, GateKind, Manifest
@@ -105,7 +105,9 @@ class DeliveryStack(ProductStack):
             "SlackWebhook", "Slack incoming-webhook URL the gate briefs are posted to"
         )
         self.signing_secret = self._secret(
-            "SlackSigningSecret", "Slack app signing secret that authenticates button clicks"
+            "SlackSigningSecret",
+            "Slack app that may decide gates, as JSON: signing_secret (authenticates button "
+            "clicks), team_id and app_id (the workspace and app whose clicks count)",
         )
         self.deployer = HookFunction(
             self,
@@ -115,11 +117,12 @@ class DeliveryStack(ProductStack):
             environment={},
             role_name=accounts.deployer_role(manifest),
             timeout=Duration.minutes(1),
+            failures=self._failures(foundation, "deployer"),
         )
-        self.verifier = self._verifier()
+        self.verifier = self._verifier(foundation)
         # The quality gate hook exists only for a product whose manifest has an automated gate.
         self.quality_gate = (
-            self._quality_gate()
+            self._quality_gate(foundation)
             if any(g.kind is GateKind.AUTOMATED for g in manifest.pipeline_gates)
             else None
         )
@@ -351,7 +354,43 @@ class DeliveryStack(ProductStack):
     def _sagemaker_arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name}"
 
-    def _verifier(self) -> HookFunction:
+    def _failures(self, foundation: FoundationStack, hook: str) -> FailureRouting:
+        """Every delivery hook but the callback is invoked asynchronously (by CodePipeline,
+        SNS or EventBridge): an event it fails on three times goes to on-call."""
+        return FailureRouting(
+            key=self.key,
+            on_call=foundation.on_call_topic,
+            alarm_name=naming.alarm_name(self.product, "prod", "system", f"{hook}-failed",
+                                         "critical"),
+            owner=on_call_owner(self.manifest),
+            runbook=self.manifest.product.runbook_url,
+        )  # fmt: skip
+
+    def _write_audit(self, hook: HookFunction, prefixes: list[str], *actions: str) -> None:
+        """Audit access limited to the key prefixes the hook writes (dynamodb:LeadingKeys):
+        "gate" events, "request" items (shared/audit.py)."""
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=list(actions),
+                resources=[self.audit_table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{prefix}#*" for prefix in prefixes]
+                    }
+                },
+            )
+        )
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                resources=[self.key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"dynamodb.{self.region}.amazonaws.com"}
+                },
+            )
+        )
+
+    def _verifier(self, foundation: FoundationStack) -> HookFunction:
         hook = HookFunction(
             self,
             "DeployVerifier",
@@ -359,6 +398,7 @@ class DeliveryStack(ProductStack):
             description="Fails the stage on a silent rollback or a failing sample invocation",
             environment={"SAMPLE_PAYLOAD": self.manifest.sample_record},
             role_name=accounts.verifier_role(self.manifest),
+            failures=self._failures(foundation, "deploy_verifier"),
         )
         self._grant_release_access(hook, accounts.verify_access, accounts.verify_role)
         acknowledge(
@@ -369,7 +409,7 @@ class DeliveryStack(ProductStack):
         )
         return hook
 
-    def _quality_gate(self) -> HookFunction:
+    def _quality_gate(self, foundation: FoundationStack) -> HookFunction:
         hook = HookFunction(
             self,
             "QualityGate",
@@ -380,8 +420,10 @@ class DeliveryStack(ProductStack):
                 "AUDIT_TABLE": self.audit_table.table_name,
                 "RELEASE_PIPELINE": self.name("release"),
             },
+            failures=self._failures(foundation, "quality_gate"),
         )
-        self.audit_table.grant(hook.function, "dynamodb:PutItem")
+        hook.make_idempotent(foundation.idempotency)
+        self._write_audit(hook, ["gate"], "dynamodb:PutItem")
         hook.role.add_to_policy(
             iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
         )
@@ -411,11 +453,14 @@ class DeliveryStack(ProductStack):
                 "AUDIT_TABLE": self.audit_table.table_name,
                 "RELEASE_BUCKET": self.bucket_name("releases"),
                 "RELEASE_KEY": RELEASE_KEY,
+                "RELEASE_PIPELINE": self.name("release"),
                 "SLACK_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
                 "DQ_DATABASE": self.data.database_name,
                 "DQ_TABLE": self.data.curated_table.table_name,
             },
+            failures=self._failures(foundation, "gate_notifier"),
         )
+        hook.make_idempotent(foundation.idempotency)
         for topic in self.gate_topics.values():
             topic.add_subscription(subs.LambdaSubscription(hook.function))
         hook.role.add_to_policy(
@@ -426,7 +471,7 @@ class DeliveryStack(ProductStack):
         )
         self._read_secret(hook, self.webhook_secret)
         self._use_key(hook, "kms:Decrypt", "kms:GenerateDataKey")
-        self.audit_table.grant(hook.function, "dynamodb:PutItem")
+        self._write_audit(hook, ["request", "gate"], "dynamodb:PutItem", "dynamodb:GetItem")
         hook.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
@@ -465,10 +510,13 @@ class DeliveryStack(ProductStack):
                 "SLACK_SIGNING_SECRET_ARN": self.signing_secret.secret_arn,
                 "AUDIT_TABLE": self.audit_table.table_name,
             },
+            # Its URL is public: a flood of requests must not take the account's concurrency
+            # from the other functions (Slack sends one request per click).
+            reserved_concurrency=5,
         )
         self._read_secret(hook, self.signing_secret)
-        self.audit_table.grant(
-            hook.function, "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"
+        self._write_audit(
+            hook, ["request", "gate"], "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"
         )
         hook.role.add_to_policy(
             iam.PolicyStatement(
@@ -514,8 +562,10 @@ class DeliveryStack(ProductStack):
                 "RELEASE_PIPELINE": self.name("release"),
                 "AUDIT_TABLE": self.audit_table.table_name,
             },
+            failures=self._failures(foundation, "release"),
         )
-        self.audit_table.grant(hook.function, "dynamodb:PutItem")
+        hook.make_idempotent(foundation.idempotency)
+        self._write_audit(hook, ["gate"], "dynamodb:PutItem")
         artifacts = foundation.bucket_arn("artifacts")
         hook.role.add_to_policy(
             iam.PolicyStatement(

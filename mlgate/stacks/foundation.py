@@ -18,6 +18,8 @@ from constructs import Construct
 
 from mlgate import accounts
 from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.hooks import IdempotencyTable
+from mlgate.constructs.service_access import ServiceKey, ServiceTopic
 from mlgate.constructs.storage import AccessLogBucket, SecureBucket
 from mlgate.manifest import EnvName, Manifest
 from mlgate.stacks.base import ProductStack
@@ -34,9 +36,10 @@ class SiteStack(ProductStack):
     access_logs: s3.Bucket
     artifacts: s3.Bucket
     on_call_topic: sns.Topic
+    idempotency: IdempotencyTable
 
     def _site(self, manifest: Manifest, what: str) -> None:
-        self.key = kms.Key(
+        self.key = ServiceKey(
             self,
             "ProductKey",
             alias=key_alias(manifest, self.env_name),
@@ -81,7 +84,7 @@ class SiteStack(ProductStack):
             log_prefix="artifacts/",
             bucket_name=self.bucket_name("artifacts"),
         ).bucket
-        self.on_call_topic = sns.Topic(
+        self.on_call_topic = ServiceTopic(
             self,
             "OnCallTopic",
             topic_name=self.name("on-call"),
@@ -91,6 +94,10 @@ class SiteStack(ProductStack):
         )
         on_call = manifest.contact(manifest.product.owners.on_call)
         self.on_call_topic.add_subscription(subs.EmailSubscription(on_call.email))
+        # The hooks of this account keep their Powertools idempotency records here.
+        self.idempotency = IdempotencyTable(
+            self, "Idempotency", key=self.key, table_name=self.name("idempotency")
+        )
 
 
 class FoundationStack(SiteStack):

@@ -24,7 +24,7 @@ from constructs import Construct
 
 from mlgate import accounts, naming
 from mlgate.constructs.compliance import acknowledge
-from mlgate.constructs.hooks import HookFunction
+from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest, RolloutPolicy, SloKind
 from mlgate.ml.pipeline import image_uris
@@ -173,7 +173,7 @@ class ServingStack(ProductStack):
         )
         self.monitor_role = self._monitor_role(site.bucket_arn("artifacts"))
         self.schedules = self._monitoring(images["model-monitor"], endpoint, has_model)
-        self.drift_table, self.drift_responder = self._drift_loop(site.on_call_topic)
+        self.drift_table, self.drift_responder = self._drift_loop(site.on_call_topic, site)
 
     # --- blue/green and rollback -----------------------------------------------------------
 
@@ -635,7 +635,9 @@ class ServingStack(ProductStack):
 
     # --- drift -> retraining -----------------------------------------------------------------
 
-    def _drift_loop(self, on_call: sns.ITopic) -> tuple[dynamodb.TableV2, HookFunction]:
+    def _drift_loop(
+        self, on_call: sns.ITopic, site: SiteStack
+    ) -> tuple[dynamodb.TableV2, HookFunction]:
         """Monitoring executions with violations start retraining, once per cool-down."""
         table = dynamodb.TableV2(
             self,
@@ -669,7 +671,17 @@ class ServingStack(ProductStack):
                 "PRODUCT": self.product,
                 "ENVIRONMENT": self.env_name or "staging",
             },
+            failures=FailureRouting(
+                key=self.key,
+                on_call=on_call,
+                alarm_name=naming.alarm_name(
+                    self.product, env, "system", "drift_responder-failed", "critical"
+                ),
+                owner=on_call_owner(self.manifest),
+                runbook=self.manifest.product.runbook_url,
+            ),
         )
+        hook.make_idempotent(site.idempotency)
         table.grant(hook.function, "dynamodb:PutItem", "dynamodb:GetItem")
         on_call.grant_publish(hook.function)
         if self.remote:

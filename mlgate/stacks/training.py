@@ -20,7 +20,7 @@ from constructs import Construct
 from mlgate import accounts, naming
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge
-from mlgate.constructs.hooks import HookFunction
+from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest
 from mlgate.ml import pipeline as authored
@@ -184,6 +184,15 @@ class TrainingStack(ProductStack):
             hook="pipeline_starter",
             description="Starts the training pipeline unless an execution is running",
             environment={"PIPELINE_NAME": training_pipeline_name(self.product)},
+            failures=FailureRouting(
+                key=foundation.key,
+                on_call=foundation.on_call_topic,
+                alarm_name=naming.alarm_name(
+                    self.product, "staging", "system", "pipeline_starter-failed", "critical"
+                ),
+                owner=on_call_owner(manifest),
+                runbook=manifest.product.runbook_url,
+            ),
         )
         self.starter.role.add_to_policy(start_training(manifest))
         target = targets.LambdaFunction(self.starter.function, retry_attempts=2)

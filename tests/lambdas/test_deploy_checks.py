@@ -14,7 +14,7 @@ from mlgate.gates import thresholds
 from mlgate.manifest import load_manifest
 
 from ..conftest import DEFAULT_MANIFEST
-from .conftest import Recorder, audit_items, bucket, event
+from .conftest import CONTEXT, Faults, Recorder, audit_items, bucket, event, fail_then_retry
 
 JOB = event("codepipeline_job.json")
 ENDPOINT = "mlgate-fraud-detection-staging"
@@ -86,6 +86,7 @@ def verifier(released: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     pipeline = Recorder()
     monkeypatch.setattr(handler, "codepipeline", pipeline)
     monkeypatch.setenv("SAMPLE_PAYLOAD", "120.5,1,0.3,1.2,3600,2")
+    handler.sample_payload.cache_clear()
     return handler, pipeline
 
 
@@ -196,17 +197,13 @@ def gate(released: None, audit_table: str, monkeypatch: pytest.MonkeyPatch) -> A
     monkeypatch.setenv("MLGATE_THRESHOLDS", json.dumps(thresholds(load_manifest(DEFAULT_MANIFEST))))
     monkeypatch.setenv("AUDIT_TABLE", audit_table)
     monkeypatch.setenv("RELEASE_PIPELINE", "mlgate-fraud-detection-release")
+    handler.settings.cache_clear()
     return handler, pipeline, monkeypatch
 
 
 def with_cloudwatch(gate: Any, answer: Recorder) -> Any:
     handler, _, monkeypatch = gate
-    real = boto3.client
-    monkeypatch.setattr(
-        handler.boto3,
-        "client",
-        lambda name, *a, **k: answer if name == "cloudwatch" else real(name, *a, **k),
-    )
+    monkeypatch.setattr(handler, "cloudwatch", answer)
     return handler
 
 
@@ -240,3 +237,37 @@ def test_quality_gate_fails_without_staging_traffic(gate: Any) -> None:
     result = handler.handler(job(endpoint=ENDPOINT), None, now=NOW)
     assert result["result"] == "failed"
     assert "no staging traffic in the window to judge it" in result["reason"]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_a_transient_fault_then_the_retry_records_and_reports_the_verdict_once(
+    gate: Any, faults: Faults, index: int
+) -> None:
+    """Each AWS call of the quality gate fails once in turn; the retry of the same job
+    records one verdict and reports it once."""
+    handler, pipeline = with_cloudwatch(gate, staging(85, 5000, 0)), gate[1]
+    answer = fail_then_retry(
+        faults, index, lambda: handler.handler(job(endpoint=ENDPOINT), CONTEXT, now=NOW)
+    )
+    if not faults.failed:
+        pytest.skip(f"the quality gate makes fewer than {index + 1} AWS calls")
+    assert answer["result"] == "succeeded", (faults.failed, answer)
+    assert len([i for i in audit_items() if i.get("event") == "quality-gate"]) == 1
+    assert pipeline.names() == ["put_job_success_result"], faults.failed
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_a_transient_fault_then_the_retry_verifies_and_reports_once(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch, faults: Faults, index: int
+) -> None:
+    """Reading release.json or reporting to CodePipeline is throttled once: the invocation
+    fails (the job does not), and Lambda's retry verifies and reports success once."""
+    _, pipeline = verifier
+    answer = fail_then_retry(
+        faults,
+        index,
+        lambda: run_verifier(verifier, monkeypatch, Endpoint("InService", RELEASED)),
+    )
+    assert faults.failed == ["s3.get_object", "recorder.put_job_success_result"][index]
+    assert answer["result"] == "succeeded"
+    assert pipeline.names() == ["put_job_success_result"]

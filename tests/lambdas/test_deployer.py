@@ -12,6 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from .conftest import FAULTS, Faults, fail_then_retry
+
 EVENT = json.loads((Path(__file__).parents[1] / "events" / "codepipeline_job.json").read_text())
 STACK = "mlgate-fraud-detection-staging-serving"
 OLD = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlgate-fraud-detection/1"
@@ -268,3 +270,26 @@ def test_prod_in_another_account_is_updated_through_its_deploy_role(
     names = [s["StackName"] for s in boto3.client("cloudformation").describe_stacks()["Stacks"]]
     assert PROD_STACK not in names
     assert recorder.calls[-1][0] == "success"
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_a_transient_fault_then_the_retry_updates_the_stack_once(
+    aws: tuple[Any, Recorder], faults: Faults, monkeypatch: pytest.MonkeyPatch, index: int
+) -> None:
+    """Reading release.json, describing the stack, updating it or reporting to CodePipeline
+    is throttled once: the invocation fails (the job does not), and Lambda's retry of the same
+    job updates the stack to the release and reports it once."""
+    handler, recorder = aws
+    report = recorder.put_job_success_result
+
+    def reported(**kwargs: Any) -> None:
+        FAULTS.call("codepipeline.put_job_success_result")
+        report(**kwargs)
+
+    monkeypatch.setattr(recorder, "put_job_success_result", reported)
+    fail_then_retry(faults, index, lambda: handler.handler(job_event(), None))
+    assert faults.failed == ["s3.get_object", "cloudformation.describe_stacks",
+                             "cloudformation.update_stack",
+                             "codepipeline.put_job_success_result"][index]  # fmt: skip
+    assert parameter("ModelPackageArn") == NEW
+    assert [kind for kind, _ in recorder.calls] == ["success"]

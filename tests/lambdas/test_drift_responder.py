@@ -13,6 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from .conftest import CONTEXT, Faults, fail_then_retry
+
 EVENT = json.loads(
     (Path(__file__).parents[1] / "events" / "monitoring_violations.json").read_text()
 )
@@ -28,6 +30,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             PipelineName=PIPELINE,
             PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
             RoleArn="arn:aws:iam::123456789012:role/training",
+        )
+        boto3.client("dynamodb").create_table(
+            TableName="idempotency",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
         boto3.client("dynamodb").create_table(
             TableName="drift",
@@ -54,6 +62,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             monkeypatch.setenv(key, value)
         from drift_responder import handler
 
+        handler.settings.cache_clear()
         yield {"handler": handler, "queue": queue}
 
 
@@ -71,7 +80,7 @@ def messages(queue: str) -> list[str]:
 
 
 def test_first_violation_starts_retraining_and_tells_the_owners(aws: dict[str, Any]) -> None:
-    result = aws["handler"].handler(EVENT, None, now=NOW)
+    result = aws["handler"].handler(EVENT, CONTEXT, now=NOW)
     assert result["started"] == "true"
     assert executions() == 1
     (message,) = messages(aws["queue"])
@@ -84,10 +93,10 @@ def test_first_violation_starts_retraining_and_tells_the_owners(aws: dict[str, A
 def test_second_violation_inside_the_cooldown_starts_nothing_and_says_why(
     aws: dict[str, Any],
 ) -> None:
-    aws["handler"].handler(EVENT, None, now=NOW)
+    aws["handler"].handler(EVENT, CONTEXT, now=NOW)
     later = copy.deepcopy(EVENT)
     later["detail"]["ProcessingJobName"] = "model-monitoring-202611241100-later"
-    result = aws["handler"].handler(later, None, now=NOW + 3600)
+    result = aws["handler"].handler(later, CONTEXT, now=NOW + 3600)
     assert result["started"] == "false"
     assert result["reason"] == (
         "retraining already started for drift found by "
@@ -99,8 +108,10 @@ def test_second_violation_inside_the_cooldown_starts_nothing_and_says_why(
 
 
 def test_after_the_cooldown_drift_retrains_again(aws: dict[str, Any]) -> None:
-    aws["handler"].handler(EVENT, None, now=NOW)
-    result = aws["handler"].handler(EVENT, None, now=NOW + 25 * 3600)
+    aws["handler"].handler(EVENT, CONTEXT, now=NOW)
+    later = copy.deepcopy(EVENT)
+    later["detail"]["ProcessingJobName"] = "model-monitoring-202611251100-next-day"
+    result = aws["handler"].handler(later, CONTEXT, now=NOW + 25 * 3600)
     assert result["started"] == "true"
     assert executions() == 2
 
@@ -127,7 +138,7 @@ def test_malformed_or_clean_events_start_nothing(
 ) -> None:
     event = copy.deepcopy(EVENT)
     mutate(event)
-    result = aws["handler"].handler(event, None, now=NOW)
+    result = aws["handler"].handler(event, CONTEXT, now=NOW)
     assert result["started"] == "false"
     assert reason in result["reason"]
     assert executions() == 0
@@ -160,7 +171,7 @@ def test_prod_in_another_account_starts_the_home_pipeline_through_the_retrain_ro
         RoleArn=f"arn:aws:iam::{HOME}:role/training",
     )
     monkeypatch.setenv("RETRAIN_ROLE_ARN", RETRAIN)
-    result = aws["handler"].handler(EVENT, None, now=NOW)
+    result = aws["handler"].handler(EVENT, CONTEXT, now=NOW)
     assert result["started"] == "true"
     assert result["execution"].startswith(f"arn:aws:sagemaker:eu-west-1:{HOME}:pipeline/")
     started = home.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
@@ -168,3 +179,38 @@ def test_prod_in_another_account_starts_the_home_pipeline_through_the_retrain_ro
     assert executions() == 0  # nothing ran in the endpoint's own account
     (message,) = messages(aws["queue"])  # the owners hear of it in the endpoint's account
     assert "drift on" in message or "drifting" in message
+
+
+def drift_datapoints() -> float:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    stats = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace="mlgate/monitoring",
+        MetricName="DriftViolations",
+        Dimensions=[{"Name": "Endpoint", "Value": "mlgate-fraud-detection-prod"}],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(hours=1),
+        Period=7200,
+        Statistics=["SampleCount"],
+    )["Datapoints"]
+    return sum(d["SampleCount"] for d in stats)
+
+
+@pytest.mark.parametrize("index", range(16))
+def test_a_transient_fault_in_any_call_then_the_retry_retrains_exactly_once(
+    aws: dict[str, Any], faults: Faults, index: int
+) -> None:
+    """Each AWS call (the idempotency store's included) fails once in turn; the retry starts
+    one execution, tells the owners once and counts the violation once (but where the step's
+    own record is lost right after its side effect, which has no idempotency token: then that
+    step happens again, see test_gates)."""
+    answer = fail_then_retry(faults, index, lambda: aws["handler"].handler(EVENT, CONTEXT, now=NOW))
+    if not faults.failed:
+        pytest.skip(f"a drift response makes fewer than {index + 1} AWS calls")
+    assert answer["started"] == "true", (faults.failed, answer)
+    assert executions() == 1, faults.failed
+    told = 2 if faults.failed == "dynamodb.update_item[drift_responder.owners]" else 1
+    assert len(messages(aws["queue"])) == told, faults.failed
+    counted = 2 if faults.failed == "dynamodb.update_item[drift_responder.metric]" else 1
+    assert drift_datapoints() == counted, faults.failed

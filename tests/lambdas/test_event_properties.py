@@ -3,6 +3,7 @@ clear error, never another exception (so a malformed event writes nothing)."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Callable
@@ -141,3 +142,67 @@ def test_any_input_gives_a_result_or_the_hook_s_own_error(
     except error as err:
         message = str(err)
     assert message, f"{name}: an empty error message"
+
+
+def function_url_requests() -> st.SearchStrategy[Any]:
+    """Requests anyone on the internet can send to the callback's public URL: any header
+    text, any body, base64 or not, in the function URL envelope Lambda always builds (header
+    values and the body are always strings there, isBase64Encoded a boolean)."""
+    header_values = st.one_of(st.text(max_size=80), st.from_regex(r"v0=[0-9a-f]{64}"),
+                              st.integers(1_699_999_000, 1_700_001_000).map(str))  # fmt: skip
+    names = st.sampled_from(
+        ["x-slack-request-timestamp", "x-slack-signature", "content-type", "X-Slack-Signature"]
+    )
+    return st.builds(
+        lambda headers, body, encoded: {
+            "version": "2.0",
+            "rawPath": "/",
+            "headers": headers,
+            "requestContext": {"stage": "$default", "http": {"method": "POST", "path": "/"}},
+            "body": body,
+            "isBase64Encoded": encoded,
+        },
+        st.dictionaries(names, header_values, max_size=3),
+        st.one_of(
+            st.text(max_size=200),
+            st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+            st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
+        ),
+        st.booleans(),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(request=function_url_requests())
+def test_any_request_to_the_callback_url_is_answered_400_or_401_without_side_effects(
+    request: dict[str, Any],
+) -> None:
+    """The unsigned junk of the internet never reaches the audit table or CodePipeline, never
+    ends in an exception (which would page on-call), and reaches the signing secret only when
+    it is fresh and well-formed (then the signature refuses it)."""
+    import os
+
+    from gate_callback import handler as callback
+
+    env = {"SLACK_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:s",
+           "AUDIT_TABLE": "audit"}  # fmt: skip
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    callback.settings.cache_clear()
+    touched: list[str] = []
+    secret, audit = callback.signing_secret, callback.AuditTrail
+    forged = {"signing_secret": "not-the-signing-secret", "team_id": "T1", "app_id": "A1"}
+    callback.signing_secret = lambda: touched.append("secret") or forged  # type: ignore[assignment]
+    callback.AuditTrail = lambda *a: touched.append("audit")  # type: ignore[assignment, misc]
+    try:
+        answer = callback.handler(request, None, now=1_700_000_000.0)
+    finally:
+        callback.signing_secret, callback.AuditTrail = secret, audit
+        callback.settings.cache_clear()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert answer["statusCode"] in (400, 401), answer
+    assert "audit" not in touched

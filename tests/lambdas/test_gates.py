@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,13 +17,15 @@ from botocore.exceptions import ClientError
 from mlgate.gates import encoded, gate_context
 from mlgate.manifest import load_manifest
 from shared import slack
+from shared.audit import AuditTrail
 
 from ..conftest import DEFAULT_MANIFEST
-from .conftest import Recorder, audit_items, bucket, event
+from .conftest import CONTEXT, Faults, Recorder, audit_items, bucket, event, fail_then_retry
 
 MANIFEST = load_manifest(DEFAULT_MANIFEST)
 NOTIFICATION = event("codepipeline_approval_notification.json")
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TEAM, APP = "T0PRODUCT1", "A0MLGATE01"
 ALICE, DANA = "U01ALICE01", "U01DANAS01"
 NOW = time.mktime(time.strptime("2016-07-06T12:00:00", "%Y-%m-%dT%H:%M:%S")) - time.timezone
 
@@ -48,7 +51,10 @@ def gates(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
     secrets = boto3.client("secretsmanager")
     webhook = secrets.create_secret(Name="webhook", SecretString="https://hooks.slack.test/x")
-    signing = secrets.create_secret(Name="signing", SecretString=SIGNING_SECRET)
+    signing = secrets.create_secret(
+        Name="signing",
+        SecretString=json.dumps({"signing_secret": SIGNING_SECRET, "team_id": TEAM, "app_id": APP}),
+    )
     bucket("releases")
     boto3.client("s3").put_object(
         Bucket="releases",
@@ -72,6 +78,7 @@ def gates(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "MLGATE_CONTEXT": encoded(context),
         "AUDIT_TABLE": audit_table,
         "RELEASE_BUCKET": "releases",
+        "RELEASE_PIPELINE": NOTIFICATION["approval"]["pipelineName"],
         "SLACK_WEBHOOK_SECRET_ARN": webhook["ARN"],
         "SLACK_SIGNING_SECRET_ARN": signing["ARN"],
         "DQ_DATABASE": "db",
@@ -96,13 +103,11 @@ def gates(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             "CompletedOn": "2016-07-06T02:10:00Z",
         },
     )
-    real = boto3.client
-
-    def client(name: str, *args: Any, **kwargs: Any) -> Any:
-        return {"codepipeline": pipeline, "glue": glue}.get(name) or real(name, *args, **kwargs)
-
-    monkeypatch.setattr(notifier.boto3, "client", client)
-    monkeypatch.setattr(callback.boto3, "client", client)
+    monkeypatch.setattr(notifier, "codepipeline", pipeline)
+    monkeypatch.setattr(notifier, "glue", glue)
+    monkeypatch.setattr(callback, "codepipeline", pipeline)
+    notifier.settings.cache_clear()
+    callback.settings.cache_clear()
     return {
         "notifier": notifier,
         "callback": callback,
@@ -113,9 +118,12 @@ def gates(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def click(request_id: str, user: str, action: str = "approve", *, ts: float = NOW,
-          secret: str = SIGNING_SECRET, b64: bool = False) -> dict[str, Any]:  # fmt: skip
+          secret: str = SIGNING_SECRET, b64: bool = False, team: str = TEAM,
+          app: str = APP) -> dict[str, Any]:  # fmt: skip
     payload = {
         "type": "block_actions",
+        "api_app_id": app,
+        "team": {"id": team, "domain": "product"},
         "user": {"id": user, "username": user.lower(), "name": user.lower()},
         "actions": [{"action_id": action, "block_id": f"gate:{request_id}", "value": request_id}],
     }
@@ -128,13 +136,30 @@ def click(request_id: str, user: str, action: str = "approve", *, ts: float = NO
     if b64:
         import base64
 
-        return {"headers": headers, "body": base64.b64encode(body.encode()).decode(),
-                "isBase64Encoded": True}  # fmt: skip
-    return {"headers": headers, "body": body, "isBase64Encoded": False}
+        return url_event(headers, base64.b64encode(body.encode()).decode(), encoded=True)
+    return url_event(headers, body)
+
+
+def url_event(headers: dict[str, Any], body: Any, encoded: Any = False) -> dict[str, Any]:
+    """A Lambda function URL request (payload format 2.0) as Slack's POST arrives."""
+    return {
+        "version": "2.0",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": {k.lower(): v for k, v in headers.items()} if isinstance(headers, dict)
+        else headers,
+        "requestContext": {
+            "stage": "$default",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "Slackbot 1.0"},
+        },
+        "body": body,
+        "isBase64Encoded": encoded,
+    }  # fmt: skip
 
 
 def posted_request(gates: dict[str, Any]) -> str:
-    result = gates["notifier"].handler(approval(), None)
+    result = gates["notifier"].handler(approval(), CONTEXT)
     assert result["posted"] == "true"
     return str(result["request_id"])
 
@@ -220,8 +245,18 @@ def test_a_stale_timestamp_is_refused_as_a_replay(gates: dict[str, Any]) -> None
 
 def test_an_unknown_request_is_refused(gates: dict[str, Any]) -> None:
     posted_request(gates)
-    answer = gates["callback"].handler(click("no-such-request", ALICE), None, now=NOW)
-    assert_refused(gates, answer, 404, "unknown approval request no-such-request")
+    unknown = "0123456789abcdef01234567"
+    answer = gates["callback"].handler(click(unknown, ALICE), None, now=NOW)
+    assert_refused(gates, answer, 404, f"unknown approval request {unknown}")
+
+
+@pytest.mark.parametrize(
+    "request_id", ["no-such-request", "release-arn:aws:sagemaker:eu-west-1:1:model-package/g/1"]
+)
+def test_a_value_that_is_no_request_id_is_refused(gates: dict[str, Any], request_id: str) -> None:
+    posted_request(gates)
+    answer = gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
+    assert_refused(gates, answer, 400, "is not a request id")
 
 
 def test_an_expired_approval_is_refused(gates: dict[str, Any]) -> None:
@@ -254,15 +289,15 @@ def test_a_malformed_click_is_refused(gates: dict[str, Any]) -> None:
     body = "payload=not-json"
     headers = {"X-Slack-Request-Timestamp": str(int(NOW)),
                "X-Slack-Signature": slack.sign(SIGNING_SECRET, str(int(NOW)), body)}  # fmt: skip
-    answer = gates["callback"].handler({"headers": headers, "body": body}, None, now=NOW)
+    answer = gates["callback"].handler(url_event(headers, body), None, now=NOW)
     assert_refused(gates, answer, 400, "not a gate button click")
 
 
 def test_notifier_refuses_unknown_stages_and_malformed_notifications(gates: dict[str, Any]) -> None:
-    unknown = gates["notifier"].handler(approval("Deploy"), None)
+    unknown = gates["notifier"].handler(approval("Deploy"), CONTEXT)
     assert unknown["posted"] == "false"
     assert "stage Deploy is not a gate of this product" in unknown["reason"]
-    broken = gates["notifier"].handler({"Records": [{"Sns": {"Message": "{}"}}]}, None)
+    broken = gates["notifier"].handler({"Records": [{"Sns": {"Message": "{}"}}]}, CONTEXT)
     assert "not a CodePipeline approval notification" in broken["reason"]
     assert gates["posted"] == []
     assert audit_items() == []
@@ -270,6 +305,235 @@ def test_notifier_refuses_unknown_stages_and_malformed_notifications(gates: dict
 
 def test_a_retried_notification_posts_the_brief_once(gates: dict[str, Any]) -> None:
     posted_request(gates)
-    again = gates["notifier"].handler(approval(), None)
+    again = gates["notifier"].handler(approval(), CONTEXT)
     assert again["posted"] == "false"
     assert len(gates["posted"]) == 1
+
+
+def request_item(request_id: str) -> dict[str, str]:
+    got = boto3.client("dynamodb").get_item(
+        TableName="audit", Key={"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}}
+    )
+    return {k: v["S"] for k, v in got.get("Item", {}).items() if "S" in v}
+
+
+def test_a_refused_decision_gives_the_claim_back(gates: dict[str, Any]) -> None:
+    request_id = posted_request(gates)
+    gates["pipeline"].responses["put_approval_result"] = ClientError(
+        {"Error": {"Code": "InvalidApprovalTokenException", "Message": "bad token"}},
+        "PutApprovalResult",
+    )
+    gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
+    assert "decision" not in request_item(request_id)
+    gates["pipeline"].responses["put_approval_result"] = {}
+    answer = gates["callback"].handler(click(request_id, ALICE), None, now=NOW + 1)
+    assert answer["statusCode"] == 200
+
+
+@dataclass(frozen=True)
+class StaleFirstRead(AuditTrail):
+    """The audit trail as a click sees it when another click decides between its read of the
+    request and its claim."""
+
+    snapshot: dict[str, str] = field(default_factory=dict)
+    reads: list[str] = field(default_factory=list)
+
+    def request(self, request_id: str) -> dict[str, str] | None:
+        self.reads.append(request_id)
+        return self.snapshot if len(self.reads) == 1 else super().request(request_id)
+
+
+def test_a_second_decision_in_the_same_moment_loses_cleanly(gates: dict[str, Any]) -> None:
+    """Two clicks read the request before either claimed it: one decides, the other is told
+    who did, and CodePipeline hears of one decision."""
+    callback = gates["callback"]
+    request_id = posted_request(gates)
+    dynamodb = boto3.client("dynamodb")
+    snapshot = AuditTrail(dynamodb, "audit").request(request_id) or {}
+    first = callback.Click(ALICE, "alice", "Approved", request_id)
+    assert callback.decide(first, AuditTrail(dynamodb, "audit"), gates["pipeline"], NOW)
+    late = StaleFirstRead(dynamodb, "audit", snapshot)
+    second = callback.Click(ALICE, "alice", "Rejected", request_id)
+    with pytest.raises(callback.Refusal) as refused:
+        callback.decide(second, late, gates["pipeline"], NOW)
+    assert refused.value.status == 409
+    assert "was approved by alice (U01ALICE01) a moment ago" in refused.value.reason
+    assert gates["pipeline"].names().count("put_approval_result") == 1
+    assert request_item(request_id)["decision"] == "Approved"
+    assert len([i for i in audit_items() if i.get("event") == "decided"]) == 1
+
+
+def test_a_non_approver_learns_nothing_about_a_decided_gate(gates: dict[str, Any]) -> None:
+    request_id = posted_request(gates)
+    gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
+    answer = gates["callback"].handler(click(request_id, DANA, "reject"), None, now=NOW + 2)
+    text = json.loads(answer["body"])["text"]
+    assert answer["statusCode"] == 403
+    assert "u01alice01" not in text
+    assert "approved" not in text
+
+
+@pytest.mark.parametrize(("team", "app"), [("T0OTHERORG", APP), (TEAM, "A0OTHERAPP")])
+def test_a_click_from_another_workspace_or_app_is_refused(
+    gates: dict[str, Any], team: str, app: str
+) -> None:
+    request_id = posted_request(gates)
+    answer = gates["callback"].handler(click(request_id, ALICE, team=team, app=app), None, now=NOW)
+    assert_refused(gates, answer, 403, "not the app this gate trusts")
+
+
+def signed(body: str, *, ts: float = NOW) -> dict[str, str]:
+    return {"X-Slack-Request-Timestamp": str(int(ts)),
+            "X-Slack-Signature": slack.sign(SIGNING_SECRET, str(int(ts)), body)}  # fmt: skip
+
+
+def hostile_requests() -> list[tuple[str, dict[str, Any], int]]:
+    """Inputs written by others that once ended in unhandled exceptions, each with the answer
+    it gets now (before any side effect)."""
+    good = urlencode({"payload": json.dumps({"user": {"id": ALICE}, "actions": []})})
+    payload = {"user": {"id": ALICE}, "team": {"id": TEAM}, "api_app_id": APP,
+               "actions": [{"action_id": "approve", "value": "a" * 24}]}  # fmt: skip
+    as_list = urlencode({"payload": json.dumps({**payload, "actions": [["approve"]]})})
+    user_list = urlencode({"payload": json.dumps({**payload, "user": [ALICE]})})
+    return [
+        ("base64 that is not UTF-8", url_event(signed(good), "//79", encoded=True), 400),
+        ("base64 with bad padding", url_event(signed(good), "cGF5bG9hZA=", encoded=True), 400),
+        ("base64 with non-ASCII", url_event(signed(good), "é", encoded=True), 400),
+        (
+            "non-ASCII signature",
+            url_event({**signed(good), "X-Slack-Signature": "v0=é"}, good),
+            401,
+        ),
+        (
+            "non-ASCII timestamp",
+            url_event({**signed(good), "X-Slack-Request-Timestamp": "١٢"}, good),
+            401,
+        ),
+        (
+            "huge timestamp",
+            url_event({**signed(good), "X-Slack-Request-Timestamp": "9" * 400}, good),
+            401,
+        ),
+        (
+            "signature as a list",
+            url_event({**signed(good), "X-Slack-Signature": ["v0=1"]}, good),
+            401,
+        ),
+        ("body as a list", url_event(signed(good), ["payload"]), 400),
+        ("actions as a list of lists", url_event(signed(as_list), as_list), 400),
+        ("user as a list", url_event(signed(user_list), user_list), 400),
+        ("no payload", url_event(signed("a=b"), "a=b"), 400),
+    ]
+
+
+HOSTILE = hostile_requests()
+
+
+@pytest.mark.parametrize(("name", "request_", "status"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_requests_get_400_or_401_and_change_nothing(
+    gates: dict[str, Any], name: str, request_: dict[str, Any], status: int
+) -> None:
+    posted_request(gates)
+    answer = gates["callback"].handler(request_, None, now=NOW)
+    assert answer["statusCode"] == status, (name, answer["body"])
+    assert "put_approval_result" not in gates["pipeline"].names()
+    assert [i for i in audit_items() if i.get("event") == "decided"] == []
+
+
+def test_an_unparseable_stored_expiry_is_refused_not_crashed(gates: dict[str, Any]) -> None:
+    request_id = posted_request(gates)
+    boto3.client("dynamodb").update_item(
+        TableName="audit",
+        Key={"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}},
+        UpdateExpression="SET expires = :e",
+        ExpressionAttributeValues={":e": {"S": "next tuesday"}},
+    )
+    answer = gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
+    assert_refused(gates, answer, 409, "stored expiry 'next tuesday' is unreadable")
+
+
+def test_the_signing_secret_is_not_fetched_for_a_request_that_cannot_be_valid(
+    gates: dict[str, Any], faults: Faults
+) -> None:
+    request_id = posted_request(gates)
+    stale = click(request_id, ALICE, ts=NOW - 3600)
+    faults.seen.clear()
+    assert gates["callback"].handler(stale, None, now=NOW)["statusCode"] == 401
+    assert faults.seen == []
+
+
+def test_the_signing_secret_is_cached_between_clicks(gates: dict[str, Any], faults: Faults) -> None:
+    request_id = posted_request(gates)
+    faults.seen.clear()
+    for _ in range(3):
+        gates["callback"].handler(click(request_id, DANA), None, now=NOW)
+    assert faults.seen.count("secretsmanager.get_secret_value") <= 1
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda a: a.update(approval=["x"]), "not a CodePipeline approval notification"),
+        (lambda a: a["approval"].update(stageName=["BusinessSignoff"]), "missing or bad"),
+        (lambda a: a["approval"].update(expires="whenever"), "missing or bad"),
+        (lambda a: a["approval"].update(pipelineName="another-pipeline"),
+         "comes from pipeline another-pipeline, but this notifier serves MyFirstPipeline only"),
+    ],
+)  # fmt: skip
+def test_notifier_refuses_malformed_or_foreign_notifications(
+    gates: dict[str, Any], change: Any, reason: str
+) -> None:
+    message = copy.deepcopy(NOTIFICATION)
+    message["approval"]["stageName"] = "BusinessSignoff"
+    change(message)
+    sns = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(message)}}]}
+    answer = gates["notifier"].handler(sns, CONTEXT)
+    assert answer["posted"] == "false"
+    assert reason in answer["reason"]
+    assert gates["posted"] == []
+    assert audit_items() == []
+
+
+@pytest.mark.parametrize("index", range(16))
+def test_a_transient_fault_in_any_call_then_the_retry_posts_the_brief_exactly_once(
+    gates: dict[str, Any], faults: Faults, index: int
+) -> None:
+    """Each AWS call of the notifier (the idempotency store's included) fails once in turn;
+    the retry posts the brief with its buttons once, mails it once, records it once.
+
+    The one exception is physical: when the record of a step is lost right after its side
+    effect (the chat post, the mail: neither has an idempotency token), the retry cannot know
+    it happened and repeats that one step (at least once, never lost)."""
+    answer = fail_then_retry(faults, index, lambda: gates["notifier"].handler(approval(), CONTEXT))
+    if not faults.failed:
+        pytest.skip(f"the notifier makes fewer than {index + 1} AWS calls")
+    assert answer.get("request_id"), (faults.failed, answer)
+    chat = 2 if faults.failed == "dynamodb.update_item[gate_notifier.chat]" else 1
+    assert len(gates["posted"]) == chat, faults.seen
+    mails = 2 if faults.failed == "dynamodb.update_item[gate_notifier.mail]" else 1
+    mail = boto3.client("sqs").receive_message(QueueUrl=gates["inbox"], MaxNumberOfMessages=10)
+    assert len(mail.get("Messages", [])) == mails, faults.seen
+    assert len([i for i in audit_items() if i.get("event") == "requested"]) == 1
+    assert request_item(answer["request_id"])["token"] == NOTIFICATION["approval"]["token"]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_a_transient_fault_in_any_call_then_a_second_click_decides_exactly_once(
+    gates: dict[str, Any], faults: Faults, index: int
+) -> None:
+    """Each AWS call of a decision fails once in turn (the callback answers an error, or
+    CodePipeline's refusal gives the claim back); the approver's second click decides: one
+    approval reaches CodePipeline, the decision is recorded once."""
+    request_id = posted_request(gates)
+    faults.seen.clear()
+    fail_then_retry(
+        faults, index, lambda: gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
+    )
+    if not faults.failed:
+        pytest.skip(f"a decision makes fewer than {index + 1} AWS calls")
+    assert gates["pipeline"].names().count("put_approval_result") == 1, faults.failed
+    assert request_item(request_id)["decision"] == "Approved", faults.failed
+    decided = [i for i in audit_items() if i.get("event") == "decided"]
+    # Only a failed write of the decision event itself leaves the decision on the request
+    # item alone (the approval has reached CodePipeline by then).
+    assert len(decided) == (0 if faults.failed == "dynamodb.put_item" else 1), faults.failed

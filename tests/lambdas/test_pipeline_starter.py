@@ -31,7 +31,8 @@ def starter(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             RoleArn="arn:aws:iam::123456789012:role/training",
         )
         monkeypatch.setattr(handler, "sagemaker", client)
-        monkeypatch.setattr(handler, "PIPELINE_NAME", PIPELINE)
+        monkeypatch.setenv("PIPELINE_NAME", PIPELINE)
+        handler.pipeline_name.cache_clear()
         yield handler
 
 
@@ -97,3 +98,20 @@ def test_other_events_start_nothing(starter: Any, broken: dict[str, Any], messag
     assert result == {"started": "false", "reason": result["reason"]}
     assert message in result["reason"]
     assert executions() == []
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_a_transient_fault_then_the_retry_starts_exactly_once(
+    starter: Any, faults: Any, index: int
+) -> None:
+    """ListPipelineExecutions or StartPipelineExecution fails once; Lambda's retry of the same
+    event starts one execution (the event id is the start's ClientRequestToken)."""
+    from .conftest import fail_then_retry
+
+    answer = fail_then_retry(
+        faults, index, lambda: starter.handler(event("glue_job_succeeded.json"), None)
+    )
+    assert faults.failed == ["sagemaker.list_pipeline_executions",
+                             "sagemaker.start_pipeline_execution"][index]  # fmt: skip
+    assert answer["started"] == "true"
+    assert len(executions()) == 1

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from .conftest import Recorder, audit_items, bucket, event
+from .conftest import CONTEXT, Faults, Recorder, audit_items, bucket, event, fail_then_retry
 
 EVENT = event("model_package_state_change.json")
 GROUP = EVENT["detail"]["ModelPackageGroupName"]
@@ -48,15 +48,19 @@ def release(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Any:
         "CustomerMetadataProperties": {"mlgate:manifest-sha256": "abc"},
     }
     sagemaker = Recorder(describe_model_package=package)
-    codepipeline = Recorder(start_pipeline_execution={"pipelineExecutionId": "exec-1"})
-    real = boto3.client
+    executions: dict[str, str] = {}
 
-    def client(name: str, *args: Any, **kwargs: Any) -> Any:
-        return {"sagemaker": sagemaker, "codepipeline": codepipeline}.get(name) or real(
-            name, *args, **kwargs
-        )
+    def start(**kwargs: Any) -> dict[str, str]:
+        # CodePipeline starts one execution per clientRequestToken.
+        token = kwargs["clientRequestToken"]
+        executions.setdefault(token, f"exec-{len(executions) + 1}")
+        return {"pipelineExecutionId": executions[token]}
 
-    monkeypatch.setattr(handler.boto3, "client", client)
+    codepipeline = Recorder(start_pipeline_execution=start)
+    codepipeline.executions = executions  # type: ignore[attr-defined]
+    monkeypatch.setattr(handler, "sagemaker", sagemaker)
+    monkeypatch.setattr(handler, "codepipeline", codepipeline)
+    handler.settings.cache_clear()
     for key, value in {
         "MODEL_PACKAGE_GROUP": GROUP,
         "RELEASE_BUCKET": "releases",
@@ -75,7 +79,7 @@ def release_json() -> dict[str, Any]:
 
 def test_an_approved_version_is_released_with_its_evidence(release: Any) -> None:
     handler, codepipeline = release
-    assert handler.handler(EVENT, None) == {
+    assert handler.handler(EVENT, CONTEXT) == {
         "released": "true",
         "execution": "exec-1",
         "model_package_arn": ARN,
@@ -97,8 +101,8 @@ def test_an_approved_version_is_released_with_its_evidence(release: Any) -> None
 
 def test_the_same_version_twice_is_released_once(release: Any) -> None:
     handler, codepipeline = release
-    handler.handler(EVENT, None)
-    again = handler.handler(EVENT, None)
+    handler.handler(EVENT, CONTEXT)
+    again = handler.handler(EVENT, CONTEXT)
     assert again == {"released": "false", "reason": f"{ARN} was already released"}
     assert codepipeline.names() == ["start_pipeline_execution"]
 
@@ -118,9 +122,60 @@ def test_anything_but_an_approval_of_this_group_releases_nothing(
     handler, codepipeline = release
     changed = copy.deepcopy(EVENT)
     change(changed["detail"])
-    result = handler.handler(changed, None)
+    result = handler.handler(changed, CONTEXT)
     assert result["released"] == "false"
     assert reason in result["reason"]
     assert codepipeline.calls == []
     assert boto3.client("s3").list_objects_v2(Bucket="releases").get("KeyCount") == 0
     assert audit_items() == []
+
+
+def test_the_same_version_approved_again_later_is_refused_without_a_second_release(
+    release: Any,
+) -> None:
+    handler, codepipeline = release
+    handler.handler(EVENT, CONTEXT)
+    later = copy.deepcopy(EVENT)
+    later["detail"]["LastModifiedTime"] = "2027-01-01T00:00:00Z"
+    again = handler.handler(later, CONTEXT)
+    assert again["released"] == "false"
+    assert "already released for an earlier approval" in again["reason"]
+    assert codepipeline.names() == ["start_pipeline_execution"]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_a_transient_fault_in_any_call_then_the_retry_releases_exactly_once(
+    release: Any, faults: Faults, index: int
+) -> None:
+    """Each AWS call of a release (the idempotency store's own included) fails once in turn;
+    the retry releases: one release.json, one pipeline execution, one audit event."""
+    handler, codepipeline = release
+    answer = fail_then_retry(faults, index, lambda: handler.handler(EVENT, CONTEXT))
+    if not faults.failed:
+        pytest.skip(f"a release makes fewer than {index + 1} AWS calls")
+    assert answer["model_package_arn"] == ARN, faults.failed
+    assert release_json()["model_package_arn"] == ARN
+    assert list(codepipeline.executions.values()) == ["exec-1"]
+    assert len([i for i in audit_items() if i.get("event") == "released"]) == 1, faults.failed
+    again = handler.handler(EVENT, CONTEXT)
+    assert again == {"released": "false", "reason": f"{ARN} was already released"}
+
+
+def test_the_release_reads_the_metrics_of_any_problem_type() -> None:
+    from release.handler import build_release
+
+    class Report:
+        def get_object(self, Bucket: str, Key: str) -> dict[str, object]:
+            import io
+
+            body = b'{"regression_metrics": {"rmse": {"value": 3.1}, "mae": {"value": 2.4}}}'
+            return {"Body": io.BytesIO(body)}
+
+    package = {"ModelMetrics": {"ModelQuality": {"Statistics": {"S3Uri": "s3://b/e.json"}}}}
+    detail = {
+        "ModelPackageArn": "arn:aws:sagemaker:eu-west-1:1:model-package/g/1",
+        "ModelPackageGroupName": "g",
+        "ModelPackageVersion": 1,
+    }
+    release = build_release(detail, package, Report())
+    assert release["metrics"] == {"rmse": 3.1, "mae": 2.4}

@@ -261,3 +261,121 @@ def test_audit_trail_is_encrypted_recoverable_and_retained(synth: Any, product: 
             "DeletionPolicy": "Retain",
         },
     )
+
+
+def foundation(synth: Any) -> Any:
+    return synth.template(synth.product().foundation)
+
+
+def test_the_idempotency_table_is_the_product_s_encrypted_recoverable_ttl_table(
+    synth: Any,
+) -> None:
+    foundation(synth).has_resource_properties(
+        "AWS::DynamoDB::GlobalTable",
+        {
+            "TableName": "mlgate-fraud-detection-idempotency",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "SSESpecification": Match.object_like({"SSEEnabled": True, "SSEType": "KMS"}),
+            "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+            "Replicas": [
+                Match.object_like(
+                    {"PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}}
+                )
+            ],
+        },
+    )
+
+
+def policy_statements(template: Any, hook: str) -> list[dict[str, Any]]:
+    """Statements of the policies attached to the role of `hook`'s function."""
+    functions = template.find_resources("AWS::Lambda::Function")
+    (role,) = [
+        f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in functions.values()
+        if f["Properties"]["Handler"] == f"{hook}.handler.handler"
+    ]
+    return [
+        s
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def leading_keys(statements: list[dict[str, Any]], action: str) -> list[list[str]]:
+    return [
+        s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        for s in statements
+        if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+
+
+def test_each_hook_writes_only_its_own_key_prefixes(synth: Any) -> None:
+    template = delivery(synth)
+    expected = {
+        "release": [["gate#*"], ["release#*", "release.*"]],
+        "quality_gate": [["gate#*"], ["quality_gate#*", "quality_gate.*"]],
+        "gate_notifier": [["request#*", "gate#*"], ["gate_notifier#*", "gate_notifier.*"]],
+        "gate_callback": [["request#*", "gate#*"]],
+    }
+    for hook, prefixes in expected.items():
+        found = leading_keys(policy_statements(template, hook), "dynamodb:PutItem")
+        assert sorted(found) == sorted(prefixes), hook
+
+
+def test_asynchronous_hooks_send_failed_events_to_an_encrypted_queue_watched_by_on_call(
+    synth: Any,
+) -> None:
+    template = delivery(synth)
+    configs = template.find_resources("AWS::Lambda::EventInvokeConfig")
+    assert len(configs) == 5  # deployer, verifier, quality gate, notifier, release
+    for config in configs.values():
+        target = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        assert "Fn::GetAtt" in target
+    template.has_resource_properties(
+        "AWS::SQS::Queue", {"KmsMasterKeyId": Match.any_value(), "MessageRetentionPeriod": 1209600}
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": "mlgate/fraud-detection/prod/system/release-failed/critical",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Threshold": 0,
+            "AlarmActions": [Match.any_value()],
+        },
+    )
+
+
+def test_the_public_callback_has_reserved_concurrency_and_no_failure_queue(synth: Any) -> None:
+    delivery(synth).has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "gate_callback.handler.handler", "ReservedConcurrentExecutions": 5},
+    )
+
+
+def test_the_notifier_serves_this_product_s_release_pipeline_only(synth: Any) -> None:
+    delivery(synth).has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "gate_notifier.handler.handler",
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"RELEASE_PIPELINE": "mlgate-fraud-detection-release"}
+                )
+            },
+        },
+    )
+
+
+def test_a_remote_prod_drift_responder_keeps_its_records_in_its_own_account(
+    cross_account: Any,
+) -> None:
+    from ..conftest import PROD_ACCOUNT
+
+    product = cross_account.products[0]
+    prod = next(s for s in product.all if s.stack_name == "mlgate-fraud-detection-prod-foundation")
+    assert prod.account == PROD_ACCOUNT
+    cross_account.template(prod).has_resource_properties(
+        "AWS::DynamoDB::GlobalTable", {"TableName": "mlgate-fraud-detection-prod-idempotency"}
+    )

@@ -5,9 +5,9 @@ not InService, or when it is InService on another model version (a blue/green ro
 CloudFormation reported as a successful update: a silent rollback), or when one sample
 invocation fails.
 
-Event: the CodePipeline job event; UserParameters {"environment", "endpoint", "role_arn"
-(optional: the verify role of an environment in another account)}; input artifact: the
-release source. Environment: SAMPLE_PAYLOAD (one CSV record).
+Event: the CodePipeline job event (Powertools' CodePipelineJobEvent); UserParameters
+{"environment", "endpoint", "role_arn" (optional: the verify role of an environment in another
+account)}; input artifact: the release source. Environment: SAMPLE_PAYLOAD (one CSV record).
 AWS calls: s3:GetObject (artifact), sts:AssumeRole (optional: only when role_arn is set),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 Under the assumed role when one is set: sagemaker:DescribeEndpoint,
@@ -16,7 +16,7 @@ sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpo
 
 from __future__ import annotations
 
-import os
+from functools import cache
 from typing import Any
 
 import boto3
@@ -24,10 +24,25 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from shared.accounts import session
-from shared.jobs import Job, JobError, fail, parse_job, read_release, succeed
+from shared.jobs import (
+    Job,
+    JobError,
+    fail,
+    is_transient,
+    job_id_of,
+    parse_job,
+    read_release,
+    succeed,
+)
+from shared.settings import read
 
 logger = Logger()
 codepipeline = boto3.client("codepipeline")
+
+
+@cache
+def sample_payload() -> str:
+    return read("deploy_verifier", ("SAMPLE_PAYLOAD",))["SAMPLE_PAYLOAD"]
 
 
 def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, str]:
@@ -62,7 +77,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     try:
         job = parse_job(event, required=("environment", "endpoint"))
     except JobError as err:
-        job_id = event.get("CodePipeline.job", {}).get("id") if isinstance(event, dict) else None
+        job_id = job_id_of(event)
         if job_id:
             fail(codepipeline, str(job_id), str(err))
         return {"result": "failed", "reason": str(err)}
@@ -72,9 +87,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             job,
             env.client("sagemaker"),
             env.client("sagemaker-runtime"),
-            os.environ.get("SAMPLE_PAYLOAD", ""),
+            sample_payload(),
         )
     except (JobError, ClientError) as err:
+        if isinstance(err, ClientError) and is_transient(err):
+            raise
         reason = str(err)
         fail(codepipeline, job.id, reason)
         logger.warning("verification failed", extra={"reason": reason})

@@ -9,8 +9,9 @@ blue/green update, and rolls it back on the rollback alarms; a rollback fails th
 The Model Monitor baseline registered with the version (release.json's baseline_statistics_uri
 and baseline_constraints_uri) goes into the stack's baseline parameters.
 
-Event: the CodePipeline job event. UserParameters (JSON): {"environment": "staging",
-"stack": "<serving stack name>", "role_arn": "<deploy role in the target account>" (optional)}.
+Event: the CodePipeline job event (Powertools' CodePipelineJobEvent). UserParameters (JSON):
+{"environment": "staging", "stack": "<serving stack name>", "role_arn": "<deploy role in the
+target account>" (optional)}.
 Input artifact: the release source (release.json, zipped or as is).
 Environment: none besides Powertools'.
 AWS calls: s3:GetObject (artifact, with the job's artifact credentials),
@@ -31,12 +32,12 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from shared.accounts import session
-from shared.jobs import Job, JobError, fail, parse_job, read_release
+from shared.jobs import Job, JobError, fail, is_transient, job_id_of, parse_job, read_release
 
 logger = Logger()
 codepipeline = boto3.client("codepipeline")
 
-IN_PROGRESS = ("_IN_PROGRESS",)
+IN_PROGRESS = "_IN_PROGRESS"
 DONE = {"UPDATE_COMPLETE", "CREATE_COMPLETE"}
 PARAMETER = "ModelPackageArn"
 # Serving stack parameter -> release.json key; the baseline travels with its model version.
@@ -63,6 +64,11 @@ def start(job: Job, cfn: Any) -> str | None:
         raise JobError(
             f"stack {job.params['stack']} has no {PARAMETER} parameter: is it a Serving stack?"
         )
+    current = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+    if str(stack.get("StackStatus", "")).endswith(IN_PROGRESS) and current[PARAMETER] == arn:
+        # An earlier try of this job started the update and failed to report it (Lambda
+        # retries it): UpdateStack would be refused while the update runs; carry on with it.
+        return str(arn)
     parameters = [
         {"ParameterKey": k, "ParameterValue": str(release[FROM_RELEASE[k]])}
         if k in FROM_RELEASE and release.get(FROM_RELEASE[k])
@@ -97,7 +103,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         job = parse_job(event, required=("environment", "stack"))
     except JobError as err:
         logger.error("malformed event", extra={"reason": str(err)})
-        job_id = event.get("CodePipeline.job", {}).get("id") if isinstance(event, dict) else None
+        job_id = job_id_of(event)
         if job_id:
             report_failure(str(job_id), str(err))
         return {"result": "failed", "reason": str(err)}
@@ -107,6 +113,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         report_failure(job.id, str(err))
         return {"result": "failed", "reason": str(err)}
     except ClientError as err:
+        if is_transient(err):
+            raise
         message = f"{job.params['environment']}: {err.response['Error'].get('Message', str(err))}"
         report_failure(job.id, message)
         return {"result": "failed", "reason": message}

@@ -1,35 +1,51 @@
 """Drift responder hook: a Model Monitor execution found violations -> retrain, once per
 cool-down, and tell the model's owners why.
 
-Event: EventBridge "SageMaker Processing Job State Change" of a monitoring execution that
-completed with violations (detail.ExitMessage "CompletedWithViolations: ..."). The cool-down is
-a conditional write in DynamoDB: the first violation in a window wins it and starts the
-pipeline; later ones inside the window only report that retraining is already under way.
+Event: EventBridge "SageMaker Processing Job State Change" (Powertools' EventBridgeEvent) of a
+monitoring execution that completed with violations (detail.ExitMessage
+"CompletedWithViolations: ..."). The cool-down is a conditional write in DynamoDB: the first
+violation in a window wins it and starts the pipeline; later ones inside the window only
+report that retraining is already under way.
 
-Environment: PIPELINE_NAME, COOLDOWN_TABLE, COOLDOWN_HOURS, OWNERS_TOPIC_ARN, ENDPOINT_NAME,
-PRODUCT, ENVIRONMENT, RETRAIN_ROLE_ARN (set when the endpoint lives in another account than the
-pipeline: the home role that may start it).
-AWS calls: dynamodb:PutItem, dynamodb:GetItem, sns:Publish, cloudwatch:PutMetricData,
-sts:AssumeRole (optional: only with RETRAIN_ROLE_ARN).
+Idempotent with Powertools, keyed on the monitoring job (validated: its schedule and exit
+message). A run that fails leaves no record and the retry finishes the work: the cool-down it
+won stays its own (the claim names the job), the execution it started is found again by its
+display name, and the owners' message and the drift metric are idempotent steps of their own.
+
+Environment: PIPELINE_NAME, COOLDOWN_TABLE, OWNERS_TOPIC_ARN, ENDPOINT_NAME, PRODUCT,
+ENVIRONMENT, IDEMPOTENCY_TABLE; COOLDOWN_HOURS (default 24); RETRAIN_ROLE_ARN (set when the
+endpoint lives in another account than the pipeline: the home role that may start it).
+AWS calls: dynamodb:PutItem (cool-down and idempotency records), dynamodb:GetItem,
+dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency records), sns:Publish,
+cloudwatch:PutMetricData, sts:AssumeRole (optional: only with RETRAIN_ROLE_ARN).
 Under the assumed role when one is set: sagemaker:ListPipelineExecutions,
 sagemaker:StartPipelineExecution.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.exceptions import ClientError
 
+from shared import idempotency
 from shared.accounts import session
 from shared.pipelines import start_if_idle
+from shared.settings import read
 
 logger = Logger()
+dynamodb = boto3.client("dynamodb")
+sns = boto3.client("sns")
+cloudwatch = boto3.client("cloudwatch")
+sagemaker = boto3.client("sagemaker")
+DETAIL_TYPE = "SageMaker Processing Job State Change"
 
 
 @dataclass(frozen=True)
@@ -43,19 +59,25 @@ class Config:
     environment: str
     retrain_role_arn: str = ""
 
-    @classmethod
-    def from_env(cls) -> Config:
-        env = os.environ
-        return cls(
-            pipeline=env.get("PIPELINE_NAME", ""),
-            table=env.get("COOLDOWN_TABLE", ""),
-            cooldown_hours=int(env.get("COOLDOWN_HOURS", "24")),
-            topic_arn=env.get("OWNERS_TOPIC_ARN", ""),
-            endpoint=env.get("ENDPOINT_NAME", ""),
-            product=env.get("PRODUCT", ""),
-            environment=env.get("ENVIRONMENT", ""),
-            retrain_role_arn=env.get("RETRAIN_ROLE_ARN", ""),
-        )
+
+@cache
+def settings() -> Config:
+    env = read(
+        "drift_responder",
+        ("PIPELINE_NAME", "COOLDOWN_TABLE", "OWNERS_TOPIC_ARN", "ENDPOINT_NAME", "PRODUCT",
+         "ENVIRONMENT"),
+        {"COOLDOWN_HOURS": "24", "RETRAIN_ROLE_ARN": ""},
+    )  # fmt: skip
+    return Config(
+        pipeline=env["PIPELINE_NAME"],
+        table=env["COOLDOWN_TABLE"],
+        cooldown_hours=int(env["COOLDOWN_HOURS"]),
+        topic_arn=env["OWNERS_TOPIC_ARN"],
+        endpoint=env["ENDPOINT_NAME"],
+        product=env["PRODUCT"],
+        environment=env["ENVIRONMENT"],
+        retrain_role_arn=env["RETRAIN_ROLE_ARN"],
+    )
 
 
 class EventError(ValueError):
@@ -84,11 +106,13 @@ def _dig(node: Any, *path: str | int) -> str:
 
 
 def parse(event: Any) -> Violation:
-    if not isinstance(event, dict) or event.get("detail-type") != (
-        "SageMaker Processing Job State Change"
-    ):
-        raise EventError("expected a 'SageMaker Processing Job State Change' event")
-    detail = event.get("detail")
+    try:
+        bridge = EventBridgeEvent(event)
+        kind, detail = bridge.detail_type, bridge.get("detail")
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise EventError(f"expected a '{DETAIL_TYPE}' event") from None
+    if kind != DETAIL_TYPE:
+        raise EventError(f"expected a '{DETAIL_TYPE}' event")
     if not isinstance(detail, dict):
         raise EventError("the event has no detail")
     message = str(detail.get("ExitMessage", ""))
@@ -99,27 +123,32 @@ def parse(event: Any) -> Violation:
             f"processing job {detail.get('ProcessingJobName')} did not complete with "
             f"violations ({detail.get('ProcessingJobStatus')}: {message or 'no exit message'})"
         )
-    schedule = str(detail.get("MonitoringScheduleArn", ""))
-    if not schedule:
+    schedule = detail.get("MonitoringScheduleArn")
+    if not schedule or not isinstance(schedule, str):
         raise EventError("the processing job is not a Model Monitor execution")
+    job = detail.get("ProcessingJobName")
+    if not job or not isinstance(job, str):
+        raise EventError("the processing job has no name")
     report = _dig(detail, "ProcessingOutputConfig", "Outputs", 0, "S3Output", "S3Uri")
-    return Violation(
-        job=str(detail.get("ProcessingJobName")), schedule=schedule, message=message, report=report
-    )
+    return Violation(job=job, schedule=schedule, message=message, report=report)
 
 
-def claim_cooldown(dynamodb: Any, config: Config, violation: Violation, now: float) -> bool:
-    """True when this violation opens a new cool-down window (and so may retrain)."""
+def claim_cooldown(client: Any, config: Config, violation: Violation, now: float) -> bool:
+    """True when this violation opens a new cool-down window (and so may retrain), or opened
+    it in an earlier try (a retry keeps what it won)."""
     try:
-        dynamodb.put_item(
+        client.put_item(
             TableName=config.table,
             Item={
                 "pk": {"S": f"drift#{config.endpoint}"},
                 "job": {"S": violation.job},
                 "expires_at": {"N": str(int(now + config.cooldown_hours * 3600))},
             },
-            ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-            ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR job = :job",
+            ExpressionAttributeValues={
+                ":now": {"N": str(int(now))},
+                ":job": {"S": violation.job},
+            },
         )
     except ClientError as err:
         if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -128,34 +157,59 @@ def claim_cooldown(dynamodb: Any, config: Config, violation: Violation, now: flo
     return True
 
 
-def handler(event: dict[str, Any], context: Any, now: float | None = None) -> dict[str, str]:
-    config = Config.from_env()
-    try:
-        violation = parse(event)
-    except EventError as err:
-        logger.error("event refused", extra={"reason": str(err)})
-        return {"started": "false", "reason": str(err)}
-    now = time.time() if now is None else now
-    dynamodb = boto3.client("dynamodb")
-    boto3.client("cloudwatch").put_metric_data(
+CONFIG = idempotency.config("job", "[schedule, message]", hours=48)
+STEP = idempotency.config("job", hours=48)
+
+
+@idempotency.once(data="violation", config=STEP, prefix="drift_responder.metric")
+def count(*, violation: dict[str, str]) -> dict[str, str]:
+    cloudwatch.put_metric_data(
         Namespace="mlgate/monitoring",
         MetricData=[
             {
                 "MetricName": "DriftViolations",
-                "Dimensions": [{"Name": "Endpoint", "Value": config.endpoint}],
+                "Dimensions": [{"Name": "Endpoint", "Value": settings().endpoint}],
                 "Value": 1,
                 "Unit": "Count",
             }
         ],
     )
-    if claim_cooldown(dynamodb, config, violation, now):
-        home = session(config.retrain_role_arn, f"mlgate-drift-{config.environment}")
-        result = start_if_idle(
-            home.client("sagemaker"),
-            config.pipeline,
-            f"drift on {config.endpoint}",
-            violation.job,
+    return {"counted": violation["job"]}
+
+
+@idempotency.once(data="violation", config=STEP, prefix="drift_responder.owners")
+def tell_owners(*, violation: dict[str, str], outcome: str) -> dict[str, str]:
+    config = settings()
+    sent = sns.publish(
+        TopicArn=config.topic_arn,
+        Subject=f"[{config.product}] drift on {config.environment} endpoint"[:100],
+        Message=(
+            f"Model Monitor found the traffic of {config.endpoint} ({config.environment}) "
+            f"drifting from the training baseline: {violation['message']}\n"
+            f"Violations report: {violation['report']}\n"
+            f"Retraining: {outcome}."
+        ),
+    )
+    return {"message_id": str(sent["MessageId"])}
+
+
+@idempotency.once(data="violation", config=CONFIG, prefix="drift_responder")
+def respond(*, violation: dict[str, str], now: float) -> dict[str, str]:
+    config = settings()
+    found = Violation(**violation)
+    count(violation=violation)
+    if claim_cooldown(dynamodb, config, found, now):
+        home = (
+            session(config.retrain_role_arn, f"mlgate-drift-{config.environment}").client(
+                "sagemaker"
+            )
+            if config.retrain_role_arn
+            else sagemaker
         )
+        result = start_if_idle(
+            home, config.pipeline, f"drift on {config.endpoint}", found.job,
+            display=f"drift-{found.job}",
+        )  # fmt: skip
     else:
         held = dynamodb.get_item(
             TableName=config.table, Key={"pk": {"S": f"drift#{config.endpoint}"}}
@@ -169,15 +223,22 @@ def handler(event: dict[str, Any], context: Any, now: float | None = None) -> di
             f"{held.get('job', {}).get('S', 'an earlier run')}; cool-down of "
             f"{config.cooldown_hours} h lasts until {until}",
         }
-    boto3.client("sns").publish(
-        TopicArn=config.topic_arn,
-        Subject=f"[{config.product}] drift on {config.environment} endpoint"[:100],
-        Message=(
-            f"Model Monitor found the traffic of {config.endpoint} ({config.environment}) "
-            f"drifting from the training baseline: {violation.message}\n"
-            f"Violations report: {violation.report}\n"
-            f"Retraining: {result['reason']}."
-        ),
-    )
+    tell_owners(violation=violation, outcome=result["reason"])
     logger.info("drift handled", extra=result)
     return result
+
+
+def handler(event: dict[str, Any], context: Any, now: float | None = None) -> dict[str, str]:
+    try:
+        violation = parse(event)
+    except EventError as err:
+        logger.error("event refused", extra={"reason": str(err)})
+        return {"started": "false", "reason": str(err)}
+    CONFIG.register_lambda_context(context)
+    STEP.register_lambda_context(context)
+    try:
+        return respond(violation=asdict(violation), now=time.time() if now is None else now)
+    except IdempotencyValidationError:
+        reason = f"monitoring job {violation.job} was handled already, with another outcome"
+        logger.error("event refused", extra={"reason": reason})
+        return {"started": "false", "reason": reason}

@@ -1,14 +1,21 @@
 """Gate callback hook: the Approve / Reject buttons of a gate's brief, from chat.
 
-An HTTPS endpoint (Lambda function URL) for Slack's interaction requests. A decision counts
-only when: the request carries a valid Slack signature made in the last five minutes (older
-is a replay), the approval request exists and is still open, and the person who clicked is an
-approver of that very gate. Then it calls CodePipeline's PutApprovalResult with the gate's
-token (kept in the audit table, never in chat) and records the decision; the first decision
-wins, a second click changes nothing. Every refusal answers why and writes nothing.
+An HTTPS endpoint (Lambda function URL, routed by Powertools' LambdaFunctionUrlResolver) for
+Slack's interaction requests. A decision counts only when: the request carries a valid Slack
+signature made in the last five minutes (older is a replay), it comes from the Slack workspace
+and app this product trusts, the approval request exists and is still open, and the person who
+clicked is an approver of that very gate. Every malformed request is answered 400 or 401
+before anything is read or written; the signing secret is fetched (and cached) only for a
+request that could be valid.
+
+The decision is claimed first, conditionally on the request item (the first click wins, a
+second one is told who decided); then CodePipeline's PutApprovalResult is called with the
+gate's token (kept in the audit table, never in chat). Only when CodePipeline refuses is the
+claim given back. The decision event is added to the audit trail under a key of its own.
 
 Event: Lambda function URL (payload format 2.0), body `payload=<JSON>` form-encoded.
-Environment: SLACK_SIGNING_SECRET_ARN, AUDIT_TABLE.
+Environment: SLACK_SIGNING_SECRET_ARN (a JSON secret: signing_secret, team_id, app_id),
+AUDIT_TABLE.
 AWS calls: secretsmanager:GetSecretValue, dynamodb:GetItem, dynamodb:UpdateItem,
 dynamodb:PutItem, codepipeline:PutApprovalResult.
 """
@@ -16,23 +23,51 @@ dynamodb:PutItem, codepipeline:PutApprovalResult.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 from urllib.parse import parse_qs
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
+from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
 
 from shared import slack
-from shared.audit import AuditTrail
+from shared.audit import AuditTrail, now_iso
+from shared.settings import read
 
 logger = Logger()
+app = LambdaFunctionUrlResolver()
+dynamodb = boto3.client("dynamodb")
+codepipeline = boto3.client("codepipeline")
 DECISIONS = {"approve": "Approved", "reject": "Rejected"}
+REQUEST_ID = re.compile(r"[0-9a-f]{24}")
+# Slack lets an app regenerate its signing secret: cached for five minutes, not fetched per
+# click (https://docs.powertools.aws.dev/lambda/python/latest/utilities/parameters/).
+SECRET_MAX_AGE = 300
+# The request item's fields the callback relies on; an item without them is no open request.
+REQUEST_FIELDS = ("gate", "pipeline", "stage", "action", "token", "expires", "approvers")
+# CodePipeline's answers that mean the approval is no longer open.
+CLOSED = ("InvalidApprovalTokenException", "ApprovalAlreadyCompletedException")
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_arn: str
+    table: str
+
+
+@cache
+def settings() -> Settings:
+    env = read("gate_callback", ("SLACK_SIGNING_SECRET_ARN", "AUDIT_TABLE"))
+    return Settings(secret_arn=env["SLACK_SIGNING_SECRET_ARN"], table=env["AUDIT_TABLE"])
 
 
 class Refusal(Exception):
@@ -48,13 +83,22 @@ class Click:
     user_name: str
     decision: str
     request_id: str
+    team: str = ""
+    app: str = ""
 
 
-def raw_body(event: dict[str, Any]) -> str:
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode()
-    return str(body)
+def raw_body(body: Any, encoded: Any) -> str:
+    """The body as Slack signed it; a body that does not decode is refused (400)."""
+    if body is None:
+        return ""
+    try:
+        if not isinstance(body, str):
+            raise TypeError("the body is not text")
+        if encoded:
+            return base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, TypeError) as err:
+        raise Refusal(400, f"the request body does not decode: {err}") from None
+    return body
 
 
 def parse_click(body: str) -> Click:
@@ -62,13 +106,19 @@ def parse_click(body: str) -> Click:
         payload = json.loads(parse_qs(body, strict_parsing=True)["payload"][0])
         action = payload["actions"][0]
         user = payload["user"]
-        return Click(
-            user=str(user["id"]),
-            user_name=str(user.get("name") or user.get("username") or user["id"]),
-            decision=DECISIONS[action["action_id"]],
-            request_id=str(action["value"]),
-        )
-    except (KeyError, IndexError, TypeError, ValueError) as err:
+        team = payload.get("team") or {}
+        values = {
+            "user": user["id"],
+            "user_name": user.get("name") or user.get("username") or user["id"],
+            "decision": DECISIONS[action["action_id"]],
+            "request_id": action["value"],
+            "team": team.get("id", "") if isinstance(team, dict) else team,
+            "app": payload.get("api_app_id") or "",
+        }
+        if not all(isinstance(v, str) for v in values.values()):
+            raise TypeError("a field that should be text is not")
+        return Click(**values)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise Refusal(400, f"not a gate button click: missing or bad {err}") from None
 
 
@@ -77,82 +127,137 @@ def epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def decide(click: Click, audit: AuditTrail, codepipeline: Any, now: float) -> str:
-    request = audit.request(click.request_id)
-    if request is None:
-        raise Refusal(404, f"unknown approval request {click.request_id}: nothing to decide")
-    if request.get("decision"):
-        raise Refusal(409, f"gate {request['gate']} was already {request['decision'].lower()} "
-                           f"by {request['decided_by']}; this click changes nothing")  # fmt: skip
+def open_request(audit: AuditTrail, request_id: str) -> dict[str, str]:
+    request = audit.request(request_id)
+    if request is None or any(not request.get(f) for f in REQUEST_FIELDS):
+        raise Refusal(404, f"unknown approval request {request_id}: nothing to decide")
+    return request
+
+
+def decide(click: Click, audit: AuditTrail, client: Any, now: float) -> str:
+    request = open_request(audit, click.request_id)
+    gate = request["gate"]
+    # Who decided is the approvers' business: anyone else learns nothing about the request.
     if click.user not in request["approvers"].split(","):
-        names = request["approver_names"]
-        raise Refusal(403, f"<@{click.user}> is not an approver of gate {request['gate']} "
-                           f"(approvers: {names}); nothing was recorded")  # fmt: skip
-    if now > epoch(request["expires"]):
-        raise Refusal(410, f"the {request['gate']} approval expired at {request['expires']}; "
-                           "CodePipeline no longer accepts a decision")  # fmt: skip
+        names = request.get("approver_names", "")
+        raise Refusal(403, f"<@{click.user}> is not an approver of gate {gate} (approvers: "
+                           f"{names}); nothing was recorded")  # fmt: skip
+    if request.get("decision"):
+        decided, by = request["decision"].lower(), request.get("decided_by")
+        raise Refusal(409, f"gate {gate} was already {decided} by {by}; this click changes "
+                           "nothing")  # fmt: skip
     try:
-        codepipeline.put_approval_result(
+        expires = epoch(request["expires"])
+    except (ValueError, OverflowError):
+        stored = request["expires"][:40]
+        raise Refusal(409, f"the {gate} approval's stored expiry {stored!r} is unreadable; "
+                           "decide in the CodePipeline console") from None  # fmt: skip
+    if now > expires:
+        raise Refusal(410, f"the {gate} approval expired at {request['expires']}; "
+                           "CodePipeline no longer accepts a decision")  # fmt: skip
+    who = f"{click.user_name} ({click.user})"
+    if not audit.decide(click.request_id, click.decision, who, now):
+        winner = audit.request(click.request_id) or {}
+        raise Refusal(409, f"gate {gate} was {winner.get('decision', 'decided').lower()} by "
+                           f"{winner.get('decided_by', 'someone else')} a moment ago; this "
+                           "click changes nothing")  # fmt: skip
+    try:
+        client.put_approval_result(
             pipelineName=request["pipeline"],
             stageName=request["stage"],
             actionName=request["action"],
-            result={
-                "summary": f"{click.decision} from chat by {click.user_name} ({click.user})",
-                "status": click.decision,
-            },
+            result={"summary": f"{click.decision} from chat by {who}", "status": click.decision},
             token=request["token"],
         )
     except ClientError as err:
+        # CodePipeline answered no: the decision did not happen, so the claim goes back. A
+        # call that got no answer (a timeout) keeps the claim: it may have been applied.
+        audit.undo(click.request_id, who)
         code = err.response["Error"]["Code"]
-        if code in ("InvalidApprovalTokenException", "ApprovalAlreadyCompletedException"):
+        if code in CLOSED:
             raise Refusal(410, f"CodePipeline refused the decision ({code}): the approval is "
                                "no longer open; nothing was recorded") from None  # fmt: skip
-        raise
-    if not audit.decide(click.request_id, click.decision, f"{click.user_name} ({click.user})", now):
-        raise Refusal(409, f"gate {request['gate']} was decided by someone else a moment ago")
-    audit.record(
-        pipeline=request["pipeline"],
-        execution=request["execution"],
-        event="decided",
-        gate=request["gate"],
-        who=f"{click.user_name} ({click.user})",
-        decision=click.decision,
-        model_version=request.get("model_version", ""),
-        evidence_sha256=request.get("evidence_sha256", ""),
-        detail=f"decided from chat on request {click.request_id}",
-        now=now,
+        raise Refusal(503, f"CodePipeline did not take the decision ({code}); nothing was "
+                           "recorded, click again in a moment") from None  # fmt: skip
+    try:
+        audit.record(
+            pipeline=request["pipeline"],
+            execution=request.get("execution", "unknown"),
+            event="decided",
+            gate=gate,
+            key=click.request_id,
+            when=now_iso(now),
+            who=who,
+            decision=click.decision,
+            model_version=request.get("model_version", ""),
+            evidence_sha256=request.get("evidence_sha256", ""),
+            detail=f"decided from chat on request {click.request_id}",
+        )
+    except ClientError:
+        # The decision is already on the request item (the claim); only the event copy is
+        # missing, and the pipeline has moved on: say so, do not fail the approver's click.
+        logger.exception("decision event not written", extra={"request": click.request_id})
+    return f"{click.decision}: gate {gate} by <@{click.user}>, recorded."
+
+
+def respond(status: int, text: str) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps({"response_type": "ephemeral", "replace_original": False, "text": text}),
     )
-    return f"{click.decision}: gate {request['gate']} by <@{click.user}>, recorded."
 
 
-def respond(status: int, text: str) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"response_type": "ephemeral", "replace_original": False, "text": text}),
-    }
+def header(name: str) -> str | None:
+    value = app.current_event.headers.get(name)
+    return value if isinstance(value, str) else None
+
+
+def signing_secret() -> dict[str, str]:
+    secret = parameters.get_secret(settings().secret_arn, transform="json", max_age=SECRET_MAX_AGE)
+    if not isinstance(secret, dict) or not isinstance(secret.get("signing_secret"), str):
+        raise ValueError("the signing secret must be JSON with signing_secret, team_id, app_id")
+    return {k: str(v) for k, v in secret.items()}
+
+
+def take(now: float) -> str:
+    event = app.current_event
+    timestamp, signature = header("x-slack-request-timestamp"), header("x-slack-signature")
+    try:
+        slack.check_fresh(timestamp, signature, now)
+    except slack.SignatureError as err:
+        raise Refusal(401, str(err)) from None
+    body = raw_body(event.get("body"), event.get("isBase64Encoded"))
+    trusted = signing_secret()
+    try:
+        slack.verify(trusted["signing_secret"], timestamp, signature, body, now)
+    except slack.SignatureError as err:
+        raise Refusal(401, str(err)) from None
+    click = parse_click(body)
+    if (click.team, click.app) != (trusted.get("team_id"), trusted.get("app_id")):
+        raise Refusal(403, f"the click comes from Slack workspace {click.team[:20]!r}, app "
+                           f"{click.app[:20]!r}: not the app this gate trusts")  # fmt: skip
+    if not REQUEST_ID.fullmatch(click.request_id):
+        raise Refusal(400, f"{click.request_id[:40]!r} is not a request id")
+    return decide(click, AuditTrail(dynamodb, settings().table), codepipeline, now)
+
+
+def refused(refusal: Refusal) -> Response[str]:
+    logger.warning("decision refused", extra={"status": refusal.status, "reason": refusal.reason})
+    return respond(refusal.status, refusal.reason)
+
+
+app.exception_handler(Refusal)(refused)
+
+
+@app.post("/")
+def click() -> Response[str]:
+    now = app.context.get("now") or time.time()
+    message = take(float(now))
+    logger.info("decision recorded", extra={"outcome": message})
+    return respond(200, message)
 
 
 def handler(event: dict[str, Any], context: Any, now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
-    try:
-        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-        body = raw_body(event)
-        secret = boto3.client("secretsmanager").get_secret_value(
-            SecretId=os.environ["SLACK_SIGNING_SECRET_ARN"]
-        )["SecretString"]
-        try:
-            slack.verify(secret, headers.get("x-slack-request-timestamp"),
-                         headers.get("x-slack-signature"), body, now)  # fmt: skip
-        except slack.SignatureError as err:
-            raise Refusal(401, str(err)) from None
-        click = parse_click(body)
-        audit = AuditTrail(boto3.client("dynamodb"), os.environ["AUDIT_TABLE"])
-        message = decide(click, audit, boto3.client("codepipeline"), now)
-    except Refusal as refusal:
-        logger.warning(
-            "decision refused", extra={"status": refusal.status, "reason": refusal.reason}
-        )
-        return respond(refusal.status, refusal.reason)
-    logger.info("decision recorded", extra={"outcome": message})
-    return respond(200, message)
+    app.context.update(now=now)
+    return app.resolve(event, context)

@@ -1,57 +1,130 @@
 """Gate notifier hook: CodePipeline asks a gate's approvers to decide -> the evidence brief.
 
-Subscribed to each manual gate's SNS topic. Parses CodePipeline's approval notification,
-builds the gate's evidence brief (objective, the gate and its approvers, model metrics against
-thresholds, the latest data-quality result, KPI targets and owners, open risks, links to decide
-and to the dashboard), posts it to chat as a Slack Block Kit message with Approve / Reject
-buttons, mails it through the gate's brief topic, and records the request in the audit trail.
-The buttons carry only a request id; the approval token stays in the audit table.
+Subscribed to each manual gate's SNS topic. Reads CodePipeline's approval notification
+(Powertools' SNSEvent), builds the gate's evidence brief (objective, the gate and its
+approvers, model metrics against thresholds, the latest data-quality result, KPI targets and
+owners, open risks, links to decide and to the dashboard), records the request in the audit
+trail, posts it to chat as a Slack Block Kit message with Approve / Reject buttons and mails
+it through the gate's brief topic. The buttons carry only a request id; the approval token
+stays in the audit table. A notification from another pipeline than this product's release
+pipeline is refused, naming both.
+
+Idempotent with Powertools, keyed on the approval token (validated: pipeline, stage, action,
+expiry): a redelivered notification answers "already posted". A run that fails (a chat
+timeout, a throttled publish) leaves no record, and the retry finishes the work; the chat post
+and the mail are idempotent steps of their own, so a retry never sends either twice, and the
+stored request is kept as the first try wrote it (a click may already have decided it).
 
 Environment: MLGATE_CONTEXT (JSON built by the stack from the manifest), AUDIT_TABLE,
-RELEASE_BUCKET, RELEASE_KEY, SLACK_WEBHOOK_SECRET_ARN, DQ_DATABASE, DQ_TABLE.
+RELEASE_BUCKET, RELEASE_PIPELINE, SLACK_WEBHOOK_SECRET_ARN, DQ_DATABASE, DQ_TABLE,
+IDEMPOTENCY_TABLE; RELEASE_KEY (default release.json).
 AWS calls: codepipeline:GetPipelineState, s3:GetObject (release.json),
 glue:ListDataQualityResults, glue:GetDataQualityResult, secretsmanager:GetSecretValue,
-sns:Publish, dynamodb:PutItem.
+sns:Publish, dynamodb:PutItem (the request, its audit event, idempotency records),
+dynamodb:GetItem (a retried request), dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency
+records).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.data_classes import SNSEvent
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.exceptions import ClientError
 
-from shared import slack
+from shared import idempotency, slack
 from shared.audit import AuditTrail, digest
+from shared.settings import read
 
 logger = Logger()
+s3 = boto3.client("s3")
+glue = boto3.client("glue")
+codepipeline = boto3.client("codepipeline")
+sns = boto3.client("sns")
+dynamodb = boto3.client("dynamodb")
+FIELDS = ("pipelineName", "stageName", "actionName", "token", "expires")
+# The webhook URL changes when someone regenerates it in Slack: cached for five minutes, not
+# fetched per brief (https://docs.powertools.aws.dev/lambda/python/latest/utilities/parameters/).
+SECRET_MAX_AGE = 300
+
+
+@dataclass(frozen=True)
+class Settings:
+    product: dict[str, Any]
+    table: str
+    bucket: str
+    key: str
+    pipeline: str
+    webhook_secret: str
+    dq_database: str
+    dq_table: str
+
+
+@cache
+def settings() -> Settings:
+    env = read(
+        "gate_notifier",
+        ("MLGATE_CONTEXT", "AUDIT_TABLE", "RELEASE_BUCKET", "RELEASE_PIPELINE",
+         "SLACK_WEBHOOK_SECRET_ARN", "DQ_DATABASE", "DQ_TABLE"),
+        {"RELEASE_KEY": "release.json"},
+    )  # fmt: skip
+    return Settings(
+        product=json.loads(env["MLGATE_CONTEXT"]),
+        table=env["AUDIT_TABLE"],
+        bucket=env["RELEASE_BUCKET"],
+        key=env["RELEASE_KEY"],
+        pipeline=env["RELEASE_PIPELINE"],
+        webhook_secret=env["SLACK_WEBHOOK_SECRET_ARN"],
+        dq_database=env["DQ_DATABASE"],
+        dq_table=env["DQ_TABLE"],
+    )
 
 
 class EventError(ValueError):
     """Not a CodePipeline approval notification for one of this product's gates."""
 
 
-def parse(event: Any, gates: dict[str, Any]) -> dict[str, Any]:
+def parse(event: Any, gates: dict[str, Any], pipeline: str | None = None) -> dict[str, Any]:
     try:
-        message = json.loads(event["Records"][0]["Sns"]["Message"])
+        record = SNSEvent(event).record.sns
+        message = json.loads(record.message)
         approval = message["approval"]
-        for key in ("pipelineName", "stageName", "actionName", "token", "expires"):
-            if not approval.get(key):
+        if not isinstance(approval, dict):
+            raise TypeError("approval is not an object")
+        for key in FIELDS:
+            if not approval.get(key) or not isinstance(approval[key], str):
                 raise KeyError(key)
-    except (KeyError, IndexError, TypeError, json.JSONDecodeError) as err:
+        datetime.fromisoformat(approval["expires"].replace("Z", "+00:00"))
+        link = message.get("consoleLink") or ""
+        sent = record.get("Timestamp") or ""
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, StopIteration) as err:
         raise EventError(
             f"not a CodePipeline approval notification: missing or bad {err}"
         ) from None
+    if pipeline is not None and approval["pipelineName"] != pipeline:
+        raise EventError(
+            f"the notification comes from pipeline {approval['pipelineName']}, but this "
+            f"notifier serves {pipeline} only; subscribe it to that pipeline's gate topics"
+        )
     if approval["stageName"] not in gates:
         raise EventError(
             f"stage {approval['stageName']} is not a gate of this product; "
             f"gates: {', '.join(sorted(gates))}"
         )
-    return {**approval, "consoleLink": message.get("consoleLink", "")}
+    return {
+        **{key: approval[key] for key in FIELDS},
+        "consoleLink": link if isinstance(link, str) else "",
+        "notifiedAt": sent if isinstance(sent, str) else "",
+    }
 
 
 def data_quality(glue: Any, database: str, table: str) -> dict[str, Any]:
@@ -161,35 +234,61 @@ def blocks(b: dict[str, Any], request_id: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def execution_of(codepipeline: Any, pipeline: str, stage: str) -> str:
-    state = codepipeline.get_pipeline_state(name=pipeline)
+def execution_of(client: Any, pipeline: str, stage: str) -> str:
+    state = client.get_pipeline_state(name=pipeline)
     for s in state.get("stageStates", []):
         if s.get("stageName") == stage:
             return str((s.get("latestExecution") or {}).get("pipelineExecutionId", "unknown"))
     return "unknown"
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    product = json.loads(os.environ["MLGATE_CONTEXT"])
-    try:
-        approval = parse(event, product["gates"])
-    except EventError as err:
-        logger.error("event refused", extra={"reason": str(err)})
-        return {"posted": "false", "reason": str(err)}
+def request_id_of(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+def _replayed(response: dict[str, str]) -> dict[str, str]:
+    if response.get("posted") != "true":
+        return response
+    request_id = response["request_id"]
+    return {"posted": "false", "reason": f"brief for request {request_id} was already posted",
+            "request_id": request_id}  # fmt: skip
+
+
+# An approval waits at most 7 days in CodePipeline: its notification is never redelivered
+# after that.
+CONFIG = idempotency.config(
+    "token", "[pipelineName, stageName, actionName, expires]", hours=24 * 8, replayed=_replayed
+)
+STEP = idempotency.config("request_id", "text", hours=24 * 8)
+
+
+@idempotency.once(data="brief", config=STEP, prefix="gate_notifier.chat")
+def post_to_chat(*, brief: dict[str, Any]) -> dict[str, int]:
+    url = parameters.get_secret(settings().webhook_secret, max_age=SECRET_MAX_AGE)
+    return {"status": slack.post(str(url), brief["message"])}
+
+
+@idempotency.once(data="brief", config=STEP, prefix="gate_notifier.mail")
+def mail(*, brief: dict[str, Any]) -> dict[str, str]:
+    sent = sns.publish(TopicArn=brief["topic"], Subject=brief["subject"], Message=brief["text"])
+    return {"message_id": str(sent["MessageId"])}
+
+
+@idempotency.once(data="approval", config=CONFIG, prefix="gate_notifier")
+def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
+    config = settings()
+    product = config.product
     gate = product["gates"][approval["stageName"]]
-    s3 = boto3.client("s3")
-    key = os.environ.get("RELEASE_KEY", "release.json")
-    release = json.loads(s3.get_object(Bucket=os.environ["RELEASE_BUCKET"], Key=key)["Body"].read())
-    quality = data_quality(boto3.client("glue"), os.environ["DQ_DATABASE"], os.environ["DQ_TABLE"])
+    release = json.loads(s3.get_object(Bucket=config.bucket, Key=config.key)["Body"].read())
+    quality = data_quality(glue, config.dq_database, config.dq_table)
     evidence = brief(product, gate, approval, release, quality)
-    request_id = hashlib.sha256(approval["token"].encode()).hexdigest()[:24]
-    execution = execution_of(
-        boto3.client("codepipeline"), approval["pipelineName"], approval["stageName"]
-    )
-    audit = AuditTrail(boto3.client("dynamodb"), os.environ["AUDIT_TABLE"])
-    fresh = audit.open_request(
+    request_id = request_id_of(approval["token"])
+    execution = execution_of(codepipeline, approval["pipelineName"], approval["stageName"])
+    audit = AuditTrail(dynamodb, config.table)
+    stored = audit.open_request(
         request_id,
         {
+            "kind": "approval",
             "gate": gate["name"],
             "pipeline": approval["pipelineName"],
             "stage": approval["stageName"],
@@ -203,25 +302,51 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             "evidence_sha256": digest(evidence),
         },
     )
-    if not fresh:
-        return {"posted": "false", "reason": f"brief for request {request_id} was already posted"}
-    secret = boto3.client("secretsmanager").get_secret_value(
-        SecretId=os.environ["SLACK_WEBHOOK_SECRET_ARN"]
-    )
-    status = slack.post(secret["SecretString"], blocks(evidence, request_id))
-    boto3.client("sns").publish(
-        TopicArn=gate["brief_topic_arn"],
-        Subject=f"[{product['product']}] {gate['name']}: decision needed"[:100],
-        Message=text(evidence),
+    if not stored:
+        return {"posted": "false", "reason": f"request id {request_id} is taken by another "
+                "approval; decide this one in the CodePipeline console"}  # fmt: skip
+    body = text(evidence)
+    status = post_to_chat(
+        brief={"request_id": request_id, "text": body, "message": blocks(evidence, request_id)}
+    )["status"]
+    mail(
+        brief={
+            "request_id": request_id,
+            "text": body,
+            "topic": gate["brief_topic_arn"],
+            "subject": f"[{product['product']}] {gate['name']}: decision needed"[:100],
+        }
     )
     audit.record(
         pipeline=approval["pipelineName"],
         execution=execution,
         event="requested",
         gate=gate["name"],
+        key=request_id,
+        when=approval["notifiedAt"],
         who=", ".join(a["name"] for a in gate["approvers"]),
         model_version=str(release.get("model_version", "")),
         evidence_sha256=digest(evidence),
         detail=f"brief posted to chat (HTTP {status}) and mailed; request {request_id}",
     )
     return {"posted": "true", "request_id": request_id}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+    config = settings()
+    try:
+        approval = parse(event, config.product["gates"], config.pipeline)
+    except EventError as err:
+        logger.error("event refused", extra={"reason": str(err)})
+        return {"posted": "false", "reason": str(err)}
+    CONFIG.register_lambda_context(context)
+    STEP.register_lambda_context(context)
+    try:
+        return request_decision(approval=approval)
+    except IdempotencyValidationError:
+        reason = (
+            f"request {request_id_of(approval['token'])} was posted for another gate action "
+            "with the same token; this notification changes nothing"
+        )
+        logger.error("event refused", extra={"reason": reason})
+        return {"posted": "false", "reason": reason}

@@ -1,10 +1,13 @@
 """Pipeline starter hook: starts the product's training pipeline unless a run is under way.
 
-Invoked by EventBridge: the Data stack's ETL-succeeded event and the retraining schedule (and,
-through `start_if_idle`, by the drift responder). A second trigger while an execution is
-Executing starts nothing and says why, so the same data is never trained on twice at once.
-The EventBridge event id is the start request's idempotency token: a retried delivery of
-the same event cannot start a second execution.
+Invoked by EventBridge (read through Powertools' EventBridgeEvent): the Data stack's
+ETL-succeeded event and the retraining schedule (and, through `start_if_idle`, by the drift
+responder). A second trigger while an execution is Executing starts nothing and says why, so
+the same data is never trained on twice at once.
+
+Its one side effect has an idempotency token of its own: the EventBridge event id is the start
+request's ClientRequestToken, so a retried delivery of the same event cannot start a second
+execution; no idempotency record is needed on top.
 
 Environment: PIPELINE_NAME. AWS calls: sagemaker:ListPipelineExecutions,
 sagemaker:StartPipelineExecution.
@@ -12,17 +15,23 @@ sagemaker:StartPipelineExecution.
 
 from __future__ import annotations
 
-import os
+from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
 from shared.pipelines import start_if_idle
+from shared.settings import read
 
 logger = Logger()
 sagemaker = boto3.client("sagemaker")
-PIPELINE_NAME = os.environ.get("PIPELINE_NAME", "")
+
+
+@cache
+def pipeline_name() -> str:
+    return read("pipeline_starter", ("PIPELINE_NAME",))["PIPELINE_NAME"]
 
 
 class EventError(ValueError):
@@ -31,19 +40,21 @@ class EventError(ValueError):
 
 def describe(event: Any) -> tuple[str, str]:
     """(why to train, idempotency token) from an EventBridge event."""
-    if not isinstance(event, dict) or not event.get("id") or not event.get("detail-type"):
+    try:
+        bridge = EventBridgeEvent(event)
+        event_id, kind, raw = bridge.get("id"), bridge.get("detail-type"), bridge.get("detail")
+    except (TypeError, AttributeError, ValueError):
+        event_id = kind = raw = None
+    if not event_id or not kind or not isinstance(event_id, str) or not isinstance(kind, str):
         raise EventError("not an EventBridge event: it needs 'id' and 'detail-type'")
-    raw = event.get("detail")
     detail: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    if event["detail-type"] == "Scheduled Event":
-        return "scheduled retraining", str(event["id"])
-    if event["detail-type"] == "Glue Job State Change":
+    if kind == "Scheduled Event":
+        return "scheduled retraining", event_id
+    if kind == "Glue Job State Change":
         if detail.get("state") != "SUCCEEDED":
             raise EventError(f"Glue job {detail.get('jobName')} ended {detail.get('state')}")
-        return f"new curated data ({detail.get('jobName')} run {detail.get('jobRunId')})", str(
-            event["id"]
-        )
-    raise EventError(f"unexpected event type '{event['detail-type']}'")
+        return f"new curated data ({detail.get('jobName')} run {detail.get('jobRunId')})", event_id
+    raise EventError(f"unexpected event type '{kind}'")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
@@ -52,6 +63,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     except EventError as err:
         logger.error("event refused", extra={"reason": str(err)})
         return {"started": "false", "reason": str(err)}
-    result = start_if_idle(sagemaker, PIPELINE_NAME, reason, token)
+    result = start_if_idle(sagemaker, pipeline_name(), reason, token)
     logger.info("pipeline trigger", extra=result)
     return result

@@ -5,28 +5,56 @@ metric thresholds, and staging's p99 model latency, 5xx rate and model error rat
 last window against the SLOs. Passes or fails the CodePipeline action with a readable summary
 and records the verdict in the audit trail.
 
-Event: the CodePipeline job event; UserParameters {"endpoint", "window_minutes"}; input
-artifact: the release source. Environment: MLGATE_THRESHOLDS (JSON: model_metrics [{name,
-threshold, direction}], slos [{name, threshold}]), AUDIT_TABLE, RELEASE_PIPELINE.
-AWS calls: s3:GetObject (artifact), cloudwatch:GetMetricData, dynamodb:PutItem,
-codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
+Idempotent with Powertools, keyed on the CodePipeline job id (validated: its parameters): the
+verdict is judged and recorded once per job; a retry after a failed report to CodePipeline
+reports the stored verdict without judging or recording again.
+
+Event: the CodePipeline job event (Powertools' CodePipelineJobEvent); UserParameters
+{"endpoint", "window_minutes"}; input artifact: the release source. Environment:
+MLGATE_THRESHOLDS (JSON: model_metrics [{name, threshold, direction}], slos [{name,
+threshold}]), AUDIT_TABLE, RELEASE_PIPELINE, IDEMPOTENCY_TABLE.
+AWS calls: s3:GetObject (artifact), cloudwatch:GetMetricData, dynamodb:PutItem (audit trail
+and idempotency records), dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem
+(idempotency records), codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 
+from shared import idempotency
 from shared.audit import AuditTrail, digest
-from shared.jobs import JobError, fail, parse_job, read_release, succeed
+from shared.jobs import Job, JobError, fail, job_id_of, parse_job, read_release, succeed
+from shared.settings import read
 
 logger = Logger()
 codepipeline = boto3.client("codepipeline")
+cloudwatch = boto3.client("cloudwatch")
+dynamodb = boto3.client("dynamodb")
+
+
+@dataclass(frozen=True)
+class Settings:
+    thresholds: dict[str, Any]
+    table: str
+    pipeline: str
+
+
+@cache
+def settings() -> Settings:
+    env = read("quality_gate", ("MLGATE_THRESHOLDS", "AUDIT_TABLE", "RELEASE_PIPELINE"))
+    return Settings(
+        thresholds=json.loads(env["MLGATE_THRESHOLDS"]),
+        table=env["AUDIT_TABLE"],
+        pipeline=env["RELEASE_PIPELINE"],
+    )
 
 
 def _met(value: float, threshold: float, direction: str) -> bool:
@@ -105,33 +133,48 @@ def judge(
     return ok, lines
 
 
-def handler(event: dict[str, Any], context: Any, now: datetime | None = None) -> dict[str, str]:
-    try:
-        job = parse_job(event, required=("endpoint",))
-        release = read_release(job)
-        thresholds = json.loads(os.environ["MLGATE_THRESHOLDS"])
-    except (JobError, KeyError, json.JSONDecodeError) as err:
-        reason = f"quality gate cannot run: {err}"
-        job_id = event.get("CodePipeline.job", {}).get("id") if isinstance(event, dict) else None
-        if job_id:
-            fail(codepipeline, str(job_id), reason)
-        return {"result": "failed", "reason": reason}
-    minutes = int(job.params.get("window_minutes", 60))
+CONFIG = idempotency.config("id", "params", hours=24)
+
+
+@idempotency.once(data="job", config=CONFIG, prefix="quality_gate")
+def verdict(*, job: dict[str, Any], now: str) -> dict[str, Any]:
+    """Judge the release and record the verdict, once per job."""
+    config = settings()
+    current = Job(**job)
+    release = read_release(current)
+    minutes = int(current.params.get("window_minutes", 60))
     figures = staging_figures(
-        boto3.client("cloudwatch"), job.params["endpoint"], minutes, now or datetime.now(UTC)
+        cloudwatch, current.params["endpoint"], minutes, datetime.fromisoformat(now)
     )
-    ok, lines = judge(release, thresholds, figures)
+    ok, lines = judge(release, config.thresholds, figures)
     summary = ("Quality gate passed: " if ok else "Quality gate failed: ") + "; ".join(lines)
-    AuditTrail(boto3.client("dynamodb"), os.environ.get("AUDIT_TABLE", "")).record(
-        pipeline=os.environ.get("RELEASE_PIPELINE", ""),
-        execution=job.params.get("execution", job.id),
+    AuditTrail(dynamodb, config.table).record(
+        pipeline=config.pipeline,
+        execution=current.params.get("execution", current.id),
         event="quality-gate",
         gate="quality-gate",
+        key=current.id,
         who="mlgate quality gate",
         decision="Passed" if ok else "Failed",
         model_version=str(release.get("model_version", "")),
         evidence_sha256=digest({"release": release, "figures": figures}),
         detail=summary,
     )
+    return {"ok": ok, "summary": summary}
+
+
+def handler(event: dict[str, Any], context: Any, now: datetime | None = None) -> dict[str, str]:
+    try:
+        job = parse_job(event, required=("endpoint",))
+        settings()
+        CONFIG.register_lambda_context(context)
+        judged = verdict(job=asdict(job), now=(now or datetime.now(UTC)).isoformat())
+    except (JobError, KeyError, json.JSONDecodeError) as err:
+        reason = f"quality gate cannot run: {err}"
+        job_id = job_id_of(event)
+        if job_id:
+            fail(codepipeline, job_id, reason)
+        return {"result": "failed", "reason": reason}
+    ok, summary = bool(judged["ok"]), str(judged["summary"])
     (succeed if ok else fail)(codepipeline, job.id, summary)
     return {"result": "succeeded" if ok else "failed", "reason": summary}

@@ -1,12 +1,16 @@
-"""The audit trail: one DynamoDB table, an item per gate event, decisions written once.
+"""The audit trail: one DynamoDB table, an item per gate event, nothing ever overwritten.
 
 Items:
-- pk "gate#<pipeline>#<execution>", sk "<ISO time>#<event>": every event of a release (a brief
-  requested, a decision, a refusal, a quality-gate verdict, a release), with the gate, who,
-  when, the decision and the sha256 of the evidence shown.
+- pk "gate#<pipeline>#<execution>", sk "<ISO time>#<event>#<gate>#<unique id>": every event of
+  a release (a brief requested, a decision, a quality-gate verdict, a release), with the gate,
+  who, when, the decision and the sha256 of the evidence shown. The unique id (a request id,
+  a job id, a model package digest) keeps two events of the same second apart, and the put is
+  conditional: an existing item is never replaced.
 - pk "request#<request id>", sk "request": an open approval request: the gate, its approvers,
   the CodePipeline token (never sent to chat; buttons carry only the request id), and, once
-  decided, the decision and who made it (conditional write: the first decision wins).
+  decided, the decision and who made it (a conditional claim: the first decision wins).
+
+Each hook's role may write only the key prefixes it uses (dynamodb:LeadingKeys, delivery stack).
 """
 
 from __future__ import annotations
@@ -42,16 +46,21 @@ class AuditTrail:
         event: str,
         gate: str,
         who: str,
+        key: str,
+        when: str = "",
         decision: str = "",
         model_version: str = "",
         evidence_sha256: str = "",
         detail: str = "",
         now: float | None = None,
     ) -> dict[str, Any]:
-        when = now_iso(now)
+        """Write one event; an event already recorded under the same key is left as it is.
+
+        `when` is the event's own time where it has one, so a retry writes the same key."""
+        when = when or now_iso(now)
         item = {
             "pk": {"S": f"gate#{pipeline}#{execution}"},
-            "sk": {"S": f"{when}#{event}#{gate}"},
+            "sk": {"S": f"{when}#{event}#{gate}#{key}"},
             "event": {"S": event},
             "gate": {"S": gate},
             "pipeline": {"S": pipeline},
@@ -63,11 +72,19 @@ class AuditTrail:
             "evidence_sha256": {"S": evidence_sha256},
             "detail": {"S": detail[:2000]},
         }
-        self.client.put_item(TableName=self.table, Item=item)
+        try:
+            self.client.put_item(
+                TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
         return item
 
     def open_request(self, request_id: str, fields: dict[str, str]) -> bool:
-        """Store an approval request once; False when it already exists (a retried brief)."""
+        """Store an approval request once. True when it is stored now or was stored by an
+        earlier try of the same brief (same token: a retry, whose item is kept as it is, since
+        a click may have decided it); False when the id is taken by another request."""
         item = {"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}}
         item.update({k: {"S": v} for k, v in fields.items()})
         try:
@@ -75,9 +92,9 @@ class AuditTrail:
                 TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
             )
         except ClientError as err:
-            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return (self.request(request_id) or {}).get("token") == fields["token"]
         return True
 
     def request(self, request_id: str) -> dict[str, str] | None:
@@ -87,7 +104,7 @@ class AuditTrail:
         return {k: v["S"] for k, v in got.items() if "S" in v} if got else None
 
     def decide(self, request_id: str, decision: str, who: str, now: float | None = None) -> bool:
-        """Write the decision once; False when the request was already decided."""
+        """Claim the decision: written once, False when the request was already decided."""
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -105,6 +122,20 @@ class AuditTrail:
                 return False
             raise
         return True
+
+    def undo(self, request_id: str, who: str) -> None:
+        """Give back a claim CodePipeline refused, only if it is still this person's."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}},
+                UpdateExpression="REMOVE decision, decided_by, decided_at",
+                ConditionExpression="decided_by = :w",
+                ExpressionAttributeValues={":w": {"S": who}},
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def events(self, pipeline: str, execution: str) -> list[dict[str, str]]:
         items = self.client.query(

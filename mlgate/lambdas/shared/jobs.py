@@ -9,10 +9,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.data_classes import CodePipelineJobEvent
+from botocore.exceptions import ClientError
 
 
 class JobError(ValueError):
     """The job cannot go on; the message is what the pipeline shows."""
+
+
+# Answers that say "not now" rather than "no": the invocation fails and Lambda retries it,
+# instead of failing the pipeline's job for a throttle (and CodePipeline's own report calls are
+# always retried this way: a failed report cannot be reported).
+TRANSIENT = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+    "TooManyRequestsException", "SlowDown", "ServiceUnavailable", "InternalError",
+    "InternalFailure", "InternalServerError",
+}  # fmt: skip
+REPORTS = ("PutJobSuccessResult", "PutJobFailureResult")
+
+
+def is_transient(err: ClientError) -> bool:
+    return err.operation_name in REPORTS or err.response["Error"].get("Code") in TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -25,13 +42,16 @@ class Job:
 
 
 def parse_job(event: Any, required: tuple[str, ...] = ()) -> Job:
-    """The CodePipeline job event; JobError names what is missing or wrong."""
+    """The CodePipeline job event, read through Powertools' CodePipelineJobEvent; JobError
+    names what is missing or wrong (the data class is a lazy view: a bad field raises only
+    when read, so every read happens here)."""
     try:
-        job = event["CodePipeline.job"]
-        data = job["data"]
-        raw = data["actionConfiguration"]["configuration"].get("UserParameters") or "{}"
-        job_id = str(job["id"])
-    except (KeyError, TypeError, AttributeError) as err:
+        job = CodePipelineJobEvent(event)
+        job_id = job.get_id
+        raw = job.user_parameters or "{}"
+        if not isinstance(job_id, str) or not job_id or not isinstance(raw, str):
+            raise TypeError("CodePipeline.job.id or UserParameters")
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
         raise JobError(f"not a CodePipeline job event: missing or bad {err}") from None
     try:
         params = json.loads(raw)
@@ -43,19 +63,33 @@ def parse_job(event: Any, required: tuple[str, ...] = ()) -> Job:
     if missing:
         raise JobError(f"UserParameters lacks {missing}")
     try:
+        data = job.data
         artifacts = data.get("inputArtifacts") or []
-        location = artifacts[0]["location"]["s3Location"] if artifacts else None
-        if location is not None and not {"bucketName", "objectKey"} <= set(location):
-            raise KeyError("s3Location.bucketName/objectKey")
+        location: dict[str, str] | None = None
+        if artifacts:
+            s3 = data.input_artifacts[0].location.s3_location
+            location = {"bucketName": s3.bucket_name, "objectKey": s3.key}
+            if not all(isinstance(v, str) for v in location.values()):
+                raise TypeError("s3Location.bucketName/objectKey")
         credentials = data.get("artifactCredentials") or {}
-        token = data.get("continuationToken")
+        token = data.continuation_token
         if not isinstance(credentials, dict) or not isinstance(token, str | None):
             raise TypeError("artifactCredentials or continuationToken")
-    except (KeyError, TypeError, AttributeError, IndexError) as err:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
         raise JobError(f"the job's input artifact is malformed: {err}") from None
     return Job(
         id=job_id, params=params, artifact=location, credentials=credentials, continuation=token
     )
+
+
+def job_id_of(event: Any) -> str | None:
+    """The job id of an event too malformed to parse, to fail that job rather than let it
+    wait for its timeout."""
+    try:
+        job_id = CodePipelineJobEvent(event).get_id
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+    return job_id if isinstance(job_id, str) and job_id else None
 
 
 def read_release(job: Job) -> dict[str, Any]:

@@ -6,19 +6,38 @@ import re
 from typing import Any
 
 
-def start_if_idle(client: Any, pipeline: str, reason: str, token: str) -> dict[str, str]:
-    """Start `pipeline` unless an execution is running; never raises for a busy pipeline."""
-    running = client.list_pipeline_executions(
+def display_name(text: str) -> str:
+    """SageMaker's execution display name: letters, digits and hyphens, at most 82."""
+    return re.sub(r"[^a-zA-Z0-9-]", "-", text)[:82]
+
+
+def start_if_idle(
+    client: Any, pipeline: str, reason: str, token: str, display: str | None = None
+) -> dict[str, str]:
+    """Start `pipeline` unless an execution is running; never raises for a busy pipeline.
+
+    `display` names the execution after what started it; a retry that finds an execution of
+    that name among the recent ones answers with it instead of starting another (the start
+    succeeded, something after it failed)."""
+    name = display_name(display or reason)
+    recent = client.list_pipeline_executions(
         PipelineName=pipeline, SortBy="CreationTime", SortOrder="Descending", MaxResults=20
     )["PipelineExecutionSummaries"]
-    busy = [e for e in running if e.get("PipelineExecutionStatus") in ("Executing", "Stopping")]
+    if display:
+        mine = [e for e in recent if e.get("PipelineExecutionDisplayName") == name]
+        if mine:
+            return {"started": "true", "execution": mine[0]["PipelineExecutionArn"],
+                    "reason": reason}  # fmt: skip
+    busy = [e for e in recent if e.get("PipelineExecutionStatus") in ("Executing", "Stopping")]
     if busy:
         arn = busy[0]["PipelineExecutionArn"]
         return {"started": "false", "reason": f"{pipeline} is already running ({arn}); {reason} "
                 "waits for the next trigger"}  # fmt: skip
+    # ClientRequestToken makes SageMaker start one execution per token, whatever the retries
+    # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StartPipelineExecution.html).
     started = client.start_pipeline_execution(
         PipelineName=pipeline,
-        PipelineExecutionDisplayName=re.sub(r"[^a-zA-Z0-9-]", "-", reason)[:82],
+        PipelineExecutionDisplayName=name,
         PipelineExecutionDescription=reason[:3072],
         ClientRequestToken=token[:128].ljust(32, "0"),
     )

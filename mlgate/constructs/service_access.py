@@ -1,0 +1,49 @@
+"""A topic and a key that AWS services use on this account's behalf, guarded against the
+confused deputy (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html)."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import IConstruct
+
+# The services that act for a rule or an alarm of any account; each supports aws:SourceAccount.
+DEPUTIES = {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+
+
+def _for_this_account(scope: IConstruct, statement: iam.PolicyStatement) -> None:
+    """A statement that admits EventBridge or CloudWatch admits it only for this account."""
+    # Service principals are tokens until resolved (CDK picks the name per region).
+    document = Stack.of(scope).resolve(statement.to_statement_json())
+    principal = document.get("Principal")
+    services = principal.get("Service", []) if isinstance(principal, dict) else []
+    services = [services] if isinstance(services, str) else services
+    conditions = str(document.get("Condition") or {})
+    if DEPUTIES & set(services) and "aws:Source" not in conditions:
+        statement.add_condition("StringEquals", {"aws:SourceAccount": Stack.of(scope).account})
+
+
+class ServiceTopic(sns.Topic):
+    """A topic that EventBridge rules publish to. CDK's targets.SnsTopic grants
+    events.amazonaws.com sns:Publish with no condition, so a rule in any account could publish
+    here; every service statement gets aws:SourceAccount, whichever stack adds it
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html)."""
+
+    def add_to_resource_policy(
+        self, statement: iam.PolicyStatement
+    ) -> iam.AddToResourcePolicyResult:
+        _for_this_account(self, statement)
+        return super().add_to_resource_policy(statement)
+
+
+class ServiceKey(kms.Key):
+    """A key whose policy admits services (EventBridge publishing to an encrypted topic, CDK's
+    targets.SnsTopic grant) only for this account."""
+
+    def add_to_resource_policy(
+        self, statement: iam.PolicyStatement, allow_no_op: bool | None = None
+    ) -> iam.AddToResourcePolicyResult:
+        _for_this_account(self, statement)
+        return super().add_to_resource_policy(statement, allow_no_op)
