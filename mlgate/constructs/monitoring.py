@@ -55,13 +55,18 @@ class ProductMonitoring(Construct):
         glue_jobs: list[str],
         training_pipeline: str | None,
         hooks: list[Hook],
+        model_alarms: list[str],
         external_alarms: list[str],
     ) -> None:
         super().__init__(scope, id)
         self.manifest, self.env, self.endpoint, self.variant = manifest, env, endpoint, variant
         self.product = manifest.product.name
+        self.glue_jobs = glue_jobs
         self.on_call = on_call
         self.alarms: list[cw.AlarmBase] = []
+        # Picked by the tier they were made for, never by parsing a name (a name can still be
+        # a token when the composite is built).
+        self.model_tier: list[cw.AlarmBase] = []
         self.owner_topics: dict[str, sns.Topic] = {}
         self._key = key
         self.dashboard = cw.Dashboard(
@@ -74,12 +79,16 @@ class ProductMonitoring(Construct):
         self._business_tier()
         self._model_tier()
         self._system_tier(glue_jobs, training_pipeline, hooks)
-        self.model_unhealthy = self._composite(external_alarms)
+        imported = {
+            name: cw.Alarm.from_alarm_name(self, f"External{i}", name)
+            for i, name in enumerate([*model_alarms, *external_alarms])
+        }
+        self.model_unhealthy = self._composite([imported[n] for n in model_alarms])
         self.dashboard.add_widgets(cw.TextWidget(markdown="## Alarms", width=WIDTH, height=1))
         self.dashboard.add_widgets(
             cw.AlarmStatusWidget(
-                title="Every alarm of this environment",
-                alarms=self.alarms,
+                title="Every alarm of this environment (rollback and drift alarms included)",
+                alarms=[*self.alarms, *imported.values()],
                 width=WIDTH,
                 height=6,
             )
@@ -140,6 +149,8 @@ class ProductMonitoring(Construct):
             treat_missing_data=missing,
         )
         self._route(alarm, severity, owner)
+        if tier == "model":
+            self.model_tier.append(alarm)
         return alarm
 
     # --- tiers -------------------------------------------------------------------------------
@@ -301,6 +312,10 @@ class ProductMonitoring(Construct):
                 height=6,
             )
         )
+        if not self.glue_jobs:
+            # Glue runs in the home account; its data-quality result is shown there.
+            self.dashboard.add_widgets(*widgets)
+            return
         widgets.append(
             cw.GraphWidget(
                 # Metric names Glue Data Quality publishes with CloudWatch metrics enabled, as
@@ -467,16 +482,12 @@ class ProductMonitoring(Construct):
             )
         self.dashboard.add_widgets(*hook_widgets)
 
-    def _composite(self, external_alarms: list[str]) -> cw.CompositeAlarm:
+    def _composite(self, model_alarms: list[cw.IAlarm]) -> cw.CompositeAlarm:
         """Model unhealthy: drift, a model-quality alarm or a rollback SLO alarm is firing."""
         rules = [
             cw.AlarmRule.from_alarm(a, cw.AlarmState.ALARM)
-            for a in self.alarms
-            if "/model/" in a.alarm_name
+            for a in [*self.model_tier, *model_alarms]
         ]
-        for i, name in enumerate(external_alarms):
-            imported = cw.Alarm.from_alarm_name(self, f"External{i}", name)
-            rules.append(cw.AlarmRule.from_alarm(imported, cw.AlarmState.ALARM))
         on_call = self.manifest.contact(self.manifest.product.owners.on_call)
         composite = cw.CompositeAlarm(
             self,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from mlgate.observability.preview import dashboards
 
 
@@ -143,3 +145,45 @@ def test_slo_alarm_thresholds_equal_the_manifest(synth: Any, product: Any) -> No
         ]
         factor = 1000 if slo.name.value == "latency_p99_ms" else 1
         assert alarm["Threshold"] == slo.threshold * factor
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_model_unhealthy_watches_every_model_tier_alarm(synth: Any, product: Any, env: str) -> None:
+    """Children are picked by the tier they were made for: every model-tier alarm of the
+    environment, the drift alarm and the rollback alarms are in the composite's rule."""
+    template = synth.template(product.extra[f"observability-{env}"]).to_json()
+    resources = template["Resources"]
+    (composite,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    ]
+    rule = json.dumps(composite["AlarmRule"])
+    model = [
+        logical
+        for logical, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and "/model/" in r["Properties"]["AlarmName"]
+    ]
+    for logical in model:
+        assert logical in rule, logical
+    serving = product.extra[f"serving-{env}"]
+    for name in [*serving.rollback_alarm_names, serving.drift_alarm_name]:
+        assert name in rule, name
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_the_alarm_widget_shows_the_rollback_alarms_and_glue_only_where_it_runs(
+    synth: Any, product: Any, env: str
+) -> None:
+    manifest = product.manifest
+    widgets = body(synth, product, env)["widgets"]
+    (status,) = [w for w in widgets if w["type"] == "alarm"]
+    shown = json.dumps(status["properties"]["alarms"])
+    for name in product.extra[f"serving-{env}"].rollback_alarm_names:
+        assert name.replace("/", "\\\\/") in shown or name in shown, name
+    titles = [w["properties"].get("title", "") for w in widgets]
+    glue = [t for t in titles if "Glue" in t]
+    if manifest.is_remote(env):
+        assert glue == [], "Glue runs in the home account: its panels are not shown here"
+    else:
+        assert glue
