@@ -1,0 +1,222 @@
+"""Read what the endpoint captured and what labellers sent back, as SageMaker documents both.
+
+Capture record (one JSON object a line, one file per hour under the endpoint's capture prefix),
+https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html:
+  {"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                                     "data": "<CSV line(s)>", "encoding": "CSV"},
+                   "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
+                                      "data": "<CSV line(s)>", "encoding": "CSV"}},
+   "eventMetadata": {"eventId": "<uuid>", "inferenceId": "<caller's id, optional>",
+                     "inferenceTime": "2022-02-14T17:25:49Z"},
+   "eventVersion": "0"}
+`encoding` is BASE64 when the content type is not one the endpoint config lists as CSV or JSON
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfig.html).
+
+Ground-truth record,
+https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-merge.html:
+  {"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "<id>"},
+   "eventVersion": "0"}
+Its eventId is the capture's inferenceId when the caller sent one, else the capture's eventId:
+the same rule decides a capture's `inference_id` here.
+
+A line that is not such a record is counted and skipped, never fatal: one bad upload must not
+blind the monitor to the rest of the window.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger("monitoring_job")
+LOGGED_PER_KIND = 10
+"""Malformed lines logged one by one per input kind; past that only the count is reported."""
+
+
+@dataclass(frozen=True)
+class Captured:
+    """Captured requests, one row per CSV row the endpoint received."""
+
+    features: pd.DataFrame
+    """Feature columns in payload order: float for numeric, str (NaN when empty) for categorical."""
+    events: pd.DataFrame
+    """Same index: inference_id, inference_time (UTC), prediction (first CSV field of the
+    matching output row, str; None without one), single_row (the request held one row)."""
+    records: int
+    """Capture records read, malformed ones included."""
+    malformed: int
+    """Capture records skipped as malformed."""
+
+
+def jsonl_files(folder: Path) -> list[Path]:
+    """Every .jsonl file under folder, in path order (capture prefixes are yyyy/mm/dd/hh)."""
+    return sorted(folder.rglob("*.jsonl"))
+
+
+def _decoded(field: dict[str, Any]) -> str:
+    data = field["data"]
+    if not isinstance(data, str):
+        raise TypeError("data is not a string")
+    if str(field.get("encoding", "CSV")).upper() == "BASE64":
+        return base64.b64decode(data, validate=True).decode("utf-8")
+    return data
+
+
+class _Skipped:
+    """Counts malformed lines of one input kind and logs the first few with their place."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.count = 0
+
+    def add(self, where: str, reason: str) -> None:
+        self.count += 1
+        if self.count <= LOGGED_PER_KIND:
+            log.warning("skipped malformed %s %s: %s", self.kind, where, reason)
+
+    def report(self) -> None:
+        if self.count > LOGGED_PER_KIND:
+            log.warning("skipped %d malformed %s records in all", self.count, self.kind)
+
+
+def _lines(files: Iterable[Path]) -> Iterable[tuple[str, str]]:
+    for path in files:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    yield f"{path}:{number}", line
+
+
+_RECORD_ERRORS = (ValueError, KeyError, TypeError, AttributeError, binascii.Error)
+
+
+def read_capture(
+    files: Iterable[Path], features: Sequence[str], categorical: Iterable[str] = ()
+) -> Captured:
+    """Parse capture files into typed feature columns and per-row event metadata."""
+    skipped = _Skipped("capture")
+    records = 0
+    rows: list[str] = []
+    owners: list[int] = []
+    places: list[str] = []
+    ids: list[str] = []
+    times: list[str] = []
+    outputs: list[list[str]] = []
+    for where, line in _lines(files):
+        records += 1
+        try:
+            record = json.loads(line)
+            capture = record["captureData"]
+            meta = record["eventMetadata"]
+            payload = _decoded(capture["endpointInput"]).splitlines()
+            output = capture.get("endpointOutput")
+            answers = _decoded(output).splitlines() if output else []
+            identity = meta.get("inferenceId") or meta["eventId"]
+            moment = meta["inferenceTime"]
+            if not isinstance(identity, str) or not isinstance(moment, str):
+                raise TypeError("eventId/inferenceTime are not strings")
+        except _RECORD_ERRORS as err:
+            skipped.add(where, f"{type(err).__name__}: {err}")
+            continue
+        payload = [row for row in payload if row.strip()]
+        if not payload:
+            skipped.add(where, "empty endpointInput")
+            continue
+        owner = len(ids)
+        ids.append(identity)
+        times.append(moment)
+        places.append(where)
+        outputs.append([row for row in answers if row.strip()])
+        rows.extend(payload)
+        owners.extend([owner] * len(payload))
+
+    parsed = list(csv.reader(rows))
+    width = len(features)
+    bad = {owners[i] for i, fields in enumerate(parsed) if len(fields) != width}
+    for owner in sorted(bad):
+        skipped.add(places[owner], f"a payload row does not have {width} fields")
+    moments = pd.to_datetime(pd.Series(times, dtype=object), utc=True, errors="coerce")
+    for owner in map(int, moments.index[moments.isna()]):
+        if owner not in bad:
+            bad.add(owner)
+            skipped.add(places[owner], f"inferenceTime {times[owner]!r} is not an ISO time")
+    skipped.report()
+
+    rows_per_request = Counter(owners)
+    keep: list[int] = []
+    predictions: list[str | None] = []
+    seen: Counter[int] = Counter()
+    for i, owner in enumerate(owners):
+        if owner in bad:
+            continue
+        keep.append(i)
+        answers = outputs[owner]
+        row = seen[owner]
+        seen[owner] += 1
+        # An output row belongs to an input row only when the endpoint answered row for row.
+        matched = len(answers) == rows_per_request[owner]
+        predictions.append(next(csv.reader([answers[row]]))[0] if matched else None)
+    kept_owners = [owners[i] for i in keep]
+    events = pd.DataFrame(
+        {
+            "inference_id": [ids[o] for o in kept_owners],
+            "inference_time": moments.iloc[kept_owners].to_numpy(),
+            "prediction": predictions,
+            "single_row": [rows_per_request[o] == 1 for o in kept_owners],
+        }
+    )
+    frame = pd.DataFrame([parsed[i] for i in keep], columns=list(features), dtype=object)
+    return Captured(
+        features=typed(frame, categorical),
+        events=events,
+        records=records,
+        malformed=skipped.count,
+    )
+
+
+def typed(frame: pd.DataFrame, categorical: Iterable[str]) -> pd.DataFrame:
+    """Numeric columns as float (unparseable or empty -> NaN, so they count as missing),
+    categorical columns as str with empty fields as NaN."""
+    kinds = set(categorical)
+    out = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        values = frame[column]
+        if column in kinds:
+            text = values.astype(str).str.strip()
+            out[column] = text.where(text != "")
+        else:
+            out[column] = pd.to_numeric(values, errors="coerce").astype(float)
+    return out
+
+
+def read_ground_truth(files: Iterable[Path]) -> pd.Series:
+    """Labels by inference id (str -> str); a later record for the same id replaces an earlier one,
+    so a corrected label uploaded afterwards wins."""
+    skipped = _Skipped("ground-truth")
+    labels: dict[str, str] = {}
+    for where, line in _lines(files):
+        try:
+            record = json.loads(line)
+            identity = record["eventMetadata"]["eventId"]
+            truth = record["groundTruthData"]
+            value = _decoded(truth)
+            if str(truth.get("encoding", "CSV")).upper() == "JSON":
+                value = str(json.loads(value))
+            if not isinstance(identity, str) or not value.strip():
+                raise ValueError("eventId or label is empty")
+        except _RECORD_ERRORS as err:
+            skipped.add(where, f"{type(err).__name__}: {err}")
+            continue
+        labels[identity] = value.strip()
+    skipped.report()
+    return pd.Series(labels, dtype=object, name="label")
