@@ -35,7 +35,8 @@ Outputs
                               {name: {drift_score, drifted, test, threshold, missing_share,
                               out_of_range_share}}, "overall": {drifted_share, drifted_features,
                               drift_detected, drift_threshold, rows}}, "quality": {"window",
-                              due, rows, metrics: {name: value}}}.
+                              due, rows, metrics: {name: value}}}. A feature with no value in
+                              the window has drift_score null and counts as drifted.
   CloudWatch (--publish, in --namespace, every metric with the --dimensions Name=value pairs):
     feature_drift_score, missing_value_share, out_of_range_share   + dimension Feature
     drifted_feature_share, drift_detected (1 or 0), captured_rows, malformed_records

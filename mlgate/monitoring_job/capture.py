@@ -145,7 +145,9 @@ def read_capture(
     bad = {owners[i] for i, fields in enumerate(parsed) if len(fields) != width}
     for owner in sorted(bad):
         skipped.add(places[owner], f"a payload row does not have {width} fields")
-    moments = pd.to_datetime(pd.Series(times, dtype=object), utc=True, errors="coerce")
+    moments = pd.to_datetime(
+        pd.Series(times, dtype=object), utc=True, errors="coerce", format="ISO8601"
+    )
     for owner in map(int, moments.index[moments.isna()]):
         if owner not in bad:
             bad.add(owner)
@@ -170,7 +172,7 @@ def read_capture(
     events = pd.DataFrame(
         {
             "inference_id": [ids[o] for o in kept_owners],
-            "inference_time": moments.iloc[kept_owners].to_numpy(),
+            "inference_time": moments.iloc[kept_owners].reset_index(drop=True),
             "prediction": predictions,
             "single_row": [rows_per_request[o] == 1 for o in kept_owners],
         }

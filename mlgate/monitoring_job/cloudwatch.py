@@ -1,7 +1,8 @@
 """The job's figures as CloudWatch metrics, in the product's namespace.
 
 Each metric carries the run's dimensions (e.g. Product, Environment); per-feature metrics add
-a Feature dimension. NaN and infinite values are left out: CloudWatch rejects them.
+a Feature dimension. Missing, NaN and infinite values are left out: CloudWatch rejects NaN
+and infinity.
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html
 """
 
@@ -23,8 +24,10 @@ def datums(
     base = [{"Name": k, "Value": v} for k, v in dimensions.items()]
     out: list[dict[str, Any]] = []
 
-    def add(name: str, value: float, unit: str, extra: Sequence[dict[str, str]] = ()) -> None:
-        if math.isfinite(value):
+    def add(
+        name: str, value: float | None, unit: str, extra: Sequence[dict[str, str]] = ()
+    ) -> None:
+        if value is not None and math.isfinite(value):
             out.append(
                 {
                     "MetricName": name,

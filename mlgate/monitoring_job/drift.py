@@ -45,6 +45,7 @@ class DriftResult:
 
 def _report(
     reference: pd.DataFrame,
+    comparable: Sequence[str],
     categorical: Sequence[str],
     thresholds: Mapping[str, float],
     drift_threshold: float,
@@ -58,11 +59,13 @@ def _report(
         else:
             low, high = float(reference[column].min()), float(reference[column].max())
             checks.append(OutRangeValueCount(column=column, left=low, right=high))
+    if not comparable:
+        return Report(checks, include_tests=False)
     preset = DataDriftPreset(
-        columns=list(reference.columns),
+        columns=list(comparable),
         num_method=NUMERIC_TEST,
         cat_method=CATEGORICAL_TEST,
-        per_column_threshold=dict(thresholds) or None,
+        per_column_threshold={c: t for c, t in thresholds.items() if c in comparable} or None,
         drift_share=drift_threshold,
     )
     return Report([preset, *checks], include_tests=False)
@@ -91,12 +94,20 @@ def analyse(
         numerical_columns=[c for c in reference.columns if c not in categorical],
         categorical_columns=[c for c in reference.columns if c in categorical],
     )
-    run = _report(reference, categorical, thresholds, drift_threshold).run(
+    # Evidently cannot compare a column with no values; a feature that went entirely missing
+    # is reported as drifted without a score: its distribution is gone.
+    comparable = [c for c in reference.columns if current[c].notna().any()]
+    run = _report(reference, comparable, categorical, thresholds, drift_threshold).run(
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference, data_definition=definition),
     )
     features: dict[str, dict[str, Any]] = {
-        c: {"test": CATEGORICAL_TEST if c in categorical else NUMERIC_TEST}
+        c: {
+            "test": CATEGORICAL_TEST if c in categorical else NUMERIC_TEST,
+            "drift_score": None,
+            "threshold": thresholds.get(c, DEFAULT_FEATURE_THRESHOLD),
+            "drifted": c not in comparable,
+        }
         for c in reference.columns
     }
     for metric in run.dict()["metrics"]:

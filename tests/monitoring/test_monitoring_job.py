@@ -121,6 +121,18 @@ def test_data_checks_count_missing_and_out_of_range_values(
     assert features["f_cat_2"]["out_of_range_share"] == pytest.approx(0.01)
 
 
+def test_a_feature_gone_missing_counts_as_drifted(tmp_path: Path, baseline_dir: Path) -> None:
+    frame = draw(500, seed=11)
+    frame["f_num_4"] = np.nan
+    tmp = scenario(tmp_path, baseline_dir, frame)
+    summary = job(tmp)
+    gone = summary["drift"]["features"]["f_num_4"]
+    assert gone["drifted"] is True
+    assert gone["drift_score"] is None
+    assert gone["missing_share"] == 1.0
+    assert summary["drift"]["overall"]["drifted_features"] == 1
+
+
 def test_only_the_window_is_compared(tmp_path: Path, baseline_dir: Path) -> None:
     tmp = scenario(tmp_path, baseline_dir, draw(500, seed=5))
     # Older traffic, shifted, must not count: it was judged in its own hour.
