@@ -53,6 +53,8 @@ def _report(
     checks: list[Any] = []
     for column in reference.columns:
         checks.append(MissingValueCount(column=column))
+        if column not in comparable:
+            continue
         if column in categorical:
             seen = sorted(reference[column].dropna().unique().tolist())
             checks.append(OutListValueCount(column=column, values=seen))
@@ -107,6 +109,7 @@ def analyse(
             "drift_score": None,
             "threshold": thresholds.get(c, DEFAULT_FEATURE_THRESHOLD),
             "drifted": c not in comparable,
+            "out_of_range_share": 0.0,
         }
         for c in reference.columns
     }
