@@ -168,6 +168,16 @@ def test_malformed_capture_lines_are_skipped_and_counted(
     assert "does not have 6 fields" in caplog.text
 
 
+def test_a_capture_with_no_valid_record_still_reports(tmp_path: Path, baseline_dir: Path) -> None:
+    (tmp_path / "baseline.csv").write_bytes((baseline_dir / "baseline.csv").read_bytes())
+    (tmp_path / "capture").mkdir()
+    (tmp_path / "capture" / "broken.jsonl").write_text("{not json\n")
+    summary = job(tmp_path)
+    assert summary["capture"] == {"records": 1, "malformed": 1}
+    assert summary["drift"] is None
+    assert (tmp_path / "report" / "report.html").exists()
+
+
 def test_capture_ids_fall_back_to_event_id_and_decode_base64(tmp_path: Path) -> None:
     lines = [
         record("1,2,3,4,a,x", "0.9", "e-1", NOW, inference_id="i-1"),
