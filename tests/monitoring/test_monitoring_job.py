@@ -339,7 +339,9 @@ def test_metrics_reach_cloudwatch_with_names_dimensions_and_values(
 
 
 @mock_aws
-def test_the_job_publishes_model_metrics_when_asked(tmp_path: Path, baseline_dir: Path) -> None:
+def test_the_job_publishes_model_metrics_when_asked(
+    tmp_path: Path, baseline_dir: Path, no_network: list[Any]
+) -> None:
     labelled(tmp_path, baseline_dir, delay_hours=24)
     client = boto3.client("cloudwatch", region_name="eu-west-1")
     job(
@@ -352,6 +354,8 @@ def test_the_job_publishes_model_metrics_when_asked(tmp_path: Path, baseline_dir
     )  # fmt: skip
     names = {m["MetricName"] for m in client.list_metrics(Namespace="mlgate/demo")["Metrics"]}
     assert {"model_precision", "model_recall", "labelled_rows"} <= names
+    # Evidently and the report are offline: the whole run opened no connection.
+    assert no_network == []
 
 
 @mock_aws
