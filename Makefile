@@ -77,10 +77,11 @@ test: lint typecheck unit  ## every check: lint, types, tests
 report: synth  ## write each product's architecture-review evidence pack to reports/
 	$(BIN)/python -m mlgate report $(MANIFEST) --outdir cdk.out --out reports
 
-bench: setup-dev $(STAMPS)/system  ## benchmarks (figures, not pass/fail): synth, scaling, hooks, ETL, make test
+bench: setup-dev $(STAMPS)/system  ## benchmarks (figures, not pass/fail): synth, scaling, hooks, ETL, monitoring job, make test
 	$(BIN)/python bench/synth_time.py
 	$(BIN)/python bench/hooks_latency.py
 	$(BIN)/python bench/etl_throughput.py
+	$(BIN)/python bench/monitoring_job.py
 	$(BIN)/python bench/test_time.py
 
 rehearse: setup-dev $(STAMPS)/system  ## play the whole release flow offline (moto, local Spark) with the real hooks

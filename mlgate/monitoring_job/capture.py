@@ -1,0 +1,243 @@
+"""Read what the endpoint captured and what labellers sent back, as SageMaker documents both.
+
+Capture record (one JSON object a line, one file per hour under the endpoint's capture prefix),
+https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html:
+  {"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                                     "data": "<CSV line(s)>", "encoding": "CSV"},
+                   "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
+                                      "data": "<CSV line(s)>", "encoding": "CSV"}},
+   "eventMetadata": {"eventId": "<uuid>", "inferenceId": "<caller's id, optional>",
+                     "inferenceTime": "2022-02-14T17:25:49Z"},
+   "eventVersion": "0"}
+`encoding` is BASE64 when the content type is not one the endpoint config lists as CSV or JSON
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfig.html).
+
+Ground-truth record,
+https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-merge.html:
+  {"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "<id>"},
+   "eventVersion": "0"}
+Its eventId is the capture's inferenceId when the caller sent one, else the capture's eventId:
+the same rule decides a capture's `inference_id` here.
+
+A line that is not such a record is counted and skipped, never fatal: one bad upload must not
+blind the monitor to the rest of the window.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("monitoring_job")
+LOGGED_PER_KIND = 10
+"""Malformed lines logged one by one per input kind; past that only the count is reported."""
+
+
+@dataclass(frozen=True)
+class Captured:
+    """Captured requests, one row per CSV row the endpoint received."""
+
+    features: pd.DataFrame
+    """Feature columns in payload order: float for numeric, str (NaN when empty) for categorical."""
+    events: pd.DataFrame
+    """Same index: inference_id, inference_time (UTC), prediction (first CSV field of the
+    matching output row, str; None without one), single_row (the request held one row)."""
+    records: int
+    """Capture records read, malformed ones included."""
+    malformed: int
+    """Capture records skipped as malformed."""
+
+
+def jsonl_files(folder: Path) -> list[Path]:
+    """Every .jsonl file under folder, in path order (capture prefixes are yyyy/mm/dd/hh)."""
+    return sorted(folder.rglob("*.jsonl"))
+
+
+def _decoded(field: dict[str, Any]) -> str:
+    data = field["data"]
+    if not isinstance(data, str):
+        raise TypeError("data is not a string")
+    if str(field.get("encoding", "CSV")).upper() == "BASE64":
+        return base64.b64decode(data, validate=True).decode("utf-8")
+    return data
+
+
+class _Skipped:
+    """Counts malformed lines of one input kind and logs the first few with their place."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.count = 0
+
+    def add(self, where: str, reason: str) -> None:
+        self.count += 1
+        if self.count <= LOGGED_PER_KIND:
+            log.warning("skipped malformed %s %s: %s", self.kind, where, reason)
+
+    def report(self) -> None:
+        if self.count > LOGGED_PER_KIND:
+            log.warning("skipped %d malformed %s records in all", self.count, self.kind)
+
+
+def _lines(files: Iterable[Path]) -> Iterable[tuple[str, str]]:
+    for path in files:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    yield f"{path}:{number}", line
+
+
+_RECORD_ERRORS = (ValueError, KeyError, TypeError, AttributeError, binascii.Error)
+
+
+def _fields(row: str) -> list[str]:
+    return next(csv.reader([row]))
+
+
+def _width(row: str) -> int:
+    # Counting commas is exact for unquoted rows and an order of magnitude faster than a CSV
+    # reader per row, which matters at a million rows an hour.
+    return len(_fields(row)) if '"' in row else row.count(",") + 1
+
+
+def _first_field(row: str) -> str:
+    return _fields(row)[0] if '"' in row else row.split(",", 1)[0]
+
+
+def read_capture(
+    files: Iterable[Path], features: Sequence[str], categorical: Iterable[str] = ()
+) -> Captured:
+    """Parse capture files into typed feature columns and per-row event metadata."""
+    skipped = _Skipped("capture")
+    records = 0
+    rows: list[str] = []
+    owners: list[int] = []
+    predictions: list[str | None] = []
+    single: list[bool] = []
+    places: list[str] = []
+    ids: list[str] = []
+    times: list[str] = []
+    for where, line in _lines(files):
+        records += 1
+        try:
+            record = json.loads(line)
+            capture = record["captureData"]
+            meta = record["eventMetadata"]
+            payload = [r for r in _decoded(capture["endpointInput"]).splitlines() if r.strip()]
+            output = capture.get("endpointOutput")
+            answers = [r for r in _decoded(output).splitlines() if r.strip()] if output else []
+            identity = meta.get("inferenceId") or meta["eventId"]
+            moment = meta["inferenceTime"]
+            if not isinstance(identity, str) or not isinstance(moment, str):
+                raise TypeError("eventId/inferenceTime are not strings")
+        except _RECORD_ERRORS as err:
+            skipped.add(where, f"{type(err).__name__}: {err}")
+            continue
+        if not payload:
+            skipped.add(where, "empty endpointInput")
+            continue
+        owners.extend([len(ids)] * len(payload))
+        ids.append(identity)
+        times.append(moment)
+        places.append(where)
+        rows.extend(payload)
+        single.extend([len(payload) == 1] * len(payload))
+        # An output row belongs to an input row only when the endpoint answered row for row.
+        if len(answers) == len(payload):
+            predictions.extend(_first_field(a) for a in answers)
+        else:
+            predictions.extend([None] * len(payload))
+
+    width = len(features)
+    bad = {owner for owner, row in zip(owners, rows, strict=True) if _width(row) != width}
+    for owner in sorted(bad):
+        skipped.add(places[owner], f"a payload row does not have {width} fields")
+    moments = pd.to_datetime(
+        pd.Series(times, dtype=object), utc=True, errors="coerce", format="ISO8601"
+    )
+    for owner in map(int, moments.index[moments.isna()]):
+        if owner not in bad:
+            bad.add(owner)
+            skipped.add(places[owner], f"inferenceTime {times[owner]!r} is not an ISO time")
+    skipped.report()
+
+    owner_of = np.asarray(owners, dtype=np.int64)
+    keep = ~np.isin(owner_of, np.fromiter(bad, dtype=np.int64, count=len(bad)))
+    kept = owner_of[keep]
+    events = pd.DataFrame(
+        {
+            "inference_id": np.asarray(ids, dtype=object)[kept],
+            "inference_time": moments.iloc[kept].reset_index(drop=True),
+            "prediction": np.asarray(predictions, dtype=object)[keep],
+            "single_row": np.asarray(single, dtype=bool)[keep],
+        }
+    )
+    kept_rows = "\n".join(row for row, k in zip(rows, keep.tolist(), strict=True) if k)
+    # pandas' C reader splits the rows far faster than a CSV reader per row in Python.
+    frame = (
+        pd.read_csv(
+            io.StringIO(kept_rows),
+            header=None,
+            names=list(features),
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+        )
+        if kept_rows
+        else pd.DataFrame(columns=list(features), dtype=object)
+    )
+    return Captured(
+        features=typed(frame, categorical),
+        events=events,
+        records=records,
+        malformed=skipped.count,
+    )
+
+
+def typed(frame: pd.DataFrame, categorical: Iterable[str]) -> pd.DataFrame:
+    """Numeric columns as float (unparseable or empty -> NaN, so they count as missing),
+    categorical columns as str with empty fields as NaN."""
+    kinds = set(categorical)
+    out = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        values = frame[column]
+        if column in kinds:
+            text = values.astype(str).str.strip()
+            out[column] = text.where(text != "")
+        else:
+            out[column] = pd.to_numeric(values, errors="coerce").astype(float)
+    return out
+
+
+def read_ground_truth(files: Iterable[Path]) -> pd.Series:
+    """Labels by inference id (str -> str); a later record for the same id replaces an earlier one,
+    so a corrected label uploaded afterwards wins."""
+    skipped = _Skipped("ground-truth")
+    labels: dict[str, str] = {}
+    for where, line in _lines(files):
+        try:
+            record = json.loads(line)
+            identity = record["eventMetadata"]["eventId"]
+            truth = record["groundTruthData"]
+            value = _decoded(truth)
+            if str(truth.get("encoding", "CSV")).upper() == "JSON":
+                value = str(json.loads(value))
+            if not isinstance(identity, str) or not value.strip():
+                raise ValueError("eventId or label is empty")
+        except _RECORD_ERRORS as err:
+            skipped.add(where, f"{type(err).__name__}: {err}")
+            continue
+        labels[identity] = value.strip()
+    skipped.report()
+    return pd.Series(labels, dtype=object, name="label")

@@ -1,0 +1,219 @@
+"""Entry point of the monitoring job: `python run.py --capture-dir ... --baseline ...`.
+
+Runs as a SageMaker Processing job in the prebuilt scikit-learn image, in script mode: this
+folder is the job's source dir and its requirements.txt is installed when the job starts (see
+the package docstring). `main(argv)` is the same job in-process, for tests and the rehearsal.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__" and not __package__:
+    # Script mode runs `python run.py` inside the source dir, whatever that folder is called
+    # (/opt/ml/processing/input/code): load the folder as a package under a name of our own so
+    # the job's relative imports work there as they do in the tests, then run this module in it.
+    import importlib.util
+    import runpy
+    from pathlib import Path
+
+    _here = Path(__file__).resolve().parent
+    _spec = importlib.util.spec_from_file_location(
+        "monitoring_job", _here / "__init__.py", submodule_search_locations=[str(_here)]
+    )
+    if _spec is None or _spec.loader is None:
+        raise ImportError(f"cannot load {_here} as a package")
+    sys.modules["monitoring_job"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["monitoring_job"])
+    runpy.run_module("monitoring_job.run", run_name="__main__", alter_sys=True)
+    sys.exit(0)
+
+import argparse
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import capture, cloudwatch, drift, quality
+
+log = logging.getLogger("monitoring_job")
+NO_TRAFFIC_PAGE = (
+    "<!doctype html><title>No captured traffic</title>"
+    "<p>No captured requests between {start} and {end}: nothing to compare with the baseline."
+)
+
+
+def _pairs(text: str, sep: str, what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, found, value = item.partition(sep)
+        if not found or not key.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(f"{what} '{item}' is not name{sep}value")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    data = p.add_argument_group("data")
+    data.add_argument("--capture-dir", type=Path, required=True, help="folder of capture .jsonl")
+    data.add_argument("--baseline", type=Path, required=True, help="baseline CSV with header")
+    data.add_argument("--features", type=_names, required=True, help="names in payload order")
+    data.add_argument(
+        "--feature-types",
+        type=lambda t: _pairs(t, ":", "feature type"),
+        default={},
+        help="name:num|cat, comma-separated; unlisted features are numeric",
+    )
+    data.add_argument("--window-hours", type=float, default=1.0)
+    data.add_argument("--now", type=_time, default=None, help="ISO time; default: now (UTC)")
+    thresholds = p.add_argument_group("thresholds")
+    thresholds.add_argument(
+        "--drift-threshold",
+        type=float,
+        default=0.1,
+        help="drift is declared when the share of drifted features is above this",
+    )
+    thresholds.add_argument(
+        "--feature-thresholds",
+        type=lambda t: _pairs(t, "=", "feature threshold"),
+        default={},
+        help=f"name=score overrides of the feature threshold [{drift.DEFAULT_FEATURE_THRESHOLD}]",
+    )
+    truth = p.add_argument_group("model quality (optional)")
+    truth.add_argument("--ground-truth-dir", type=Path, default=None)
+    truth.add_argument("--ground-truth-delay-hours", type=float, default=24.0)
+    truth.add_argument("--problem-type", choices=quality.PROBLEM_TYPES, default=None)
+    truth.add_argument("--metrics", type=_names, default=[])
+    truth.add_argument("--probability-threshold", type=float, default=0.5)
+    out = p.add_argument_group("outputs")
+    out.add_argument("--report-dir", type=Path, required=True)
+    out.add_argument("--namespace", default=None, help="CloudWatch namespace (with --publish)")
+    out.add_argument(
+        "--dimensions", type=lambda t: _pairs(t, "=", "dimension"), default={}, help="Name=value"
+    )
+    out.add_argument("--publish", action="store_true", help="put the metrics to CloudWatch")
+    return p
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    p = parser()
+    args = p.parse_args(argv)
+    undeclared = sorted(set(args.feature_types) - set(args.features))
+    wrong = {k: v for k, v in args.feature_types.items() if v not in ("num", "cat")}
+    if undeclared:
+        p.error(f"--feature-types names unknown features: {', '.join(undeclared)}")
+    if wrong:
+        p.error(f"--feature-types takes num or cat, not {wrong}")
+    if args.ground_truth_dir is not None:
+        if args.problem_type is None or not args.metrics:
+            p.error("--ground-truth-dir needs --problem-type and --metrics")
+        try:
+            quality.check_metrics(args.problem_type, args.metrics)
+        except ValueError as err:
+            p.error(str(err))
+    if args.publish and not args.namespace:
+        p.error("--publish needs --namespace")
+    try:
+        args.feature_thresholds = {k: float(v) for k, v in args.feature_thresholds.items()}
+    except ValueError as err:
+        p.error(f"--feature-thresholds: {err}")
+    return args
+
+
+def _baseline(path: Path, features: list[str], categorical: list[str]) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype=dict.fromkeys(categorical, str))
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise ValueError(f"baseline {path} has no column(s) {', '.join(missing)}")
+    return capture.typed(frame[features], categorical)
+
+
+def _within(events: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
+    times = events["inference_time"]
+    return (times > pd.Timestamp(start)) & (times <= pd.Timestamp(end))
+
+
+def main(argv: list[str] | None = None, cloudwatch_client: Any = None) -> dict[str, Any]:
+    """Run the job; returns the summary it writes to report-dir/summary.json."""
+    args = _arguments(argv)
+    now = args.now or datetime.now(UTC)
+    window = timedelta(hours=args.window_hours)
+    categorical = [f for f in args.features if args.feature_types.get(f) == "cat"]
+    reference = _baseline(args.baseline, args.features, categorical)
+    captured = capture.read_capture(
+        capture.jsonl_files(args.capture_dir), args.features, categorical
+    )
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {
+        "window": {"start": (now - window).isoformat(), "end": now.isoformat()},
+        "capture": {"records": captured.records, "malformed": captured.malformed},
+        "drift": None,
+        "quality": None,
+    }
+
+    current = captured.features[_within(captured.events, now - window, now)]
+    report_file = args.report_dir / "report.html"
+    if current.empty:
+        log.warning("no captured rows in %s .. %s", now - window, now)
+        report_file.write_text(NO_TRAFFIC_PAGE.format(start=now - window, end=now))
+    else:
+        result = drift.analyse(
+            reference, current, categorical, args.drift_threshold, args.feature_thresholds
+        )
+        result.report.save_html(str(report_file))
+        summary["drift"] = result.summary
+
+    if args.ground_truth_dir is not None:
+        delay = timedelta(hours=args.ground_truth_delay_hours)
+        # Only captures old enough for their labels to have arrived are judged: a younger one
+        # without a label yet is not a miss, and one with an early label is not yet due.
+        due = captured.events[_within(captured.events, now - delay - window, now - delay)]
+        labels = capture.read_ground_truth(capture.jsonl_files(args.ground_truth_dir))
+        joined = quality.join(due, labels)
+        summary["quality"] = {
+            "window": {
+                "start": (now - delay - window).isoformat(),
+                "end": (now - delay).isoformat(),
+            },
+            "due": len(due),
+            "rows": len(joined),
+            "metrics": quality.compute(
+                joined, args.problem_type, args.metrics, args.probability_threshold
+            ),
+        }
+
+    (args.report_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if args.publish:
+        import boto3
+
+        client = cloudwatch_client or boto3.client("cloudwatch")
+        data = cloudwatch.datums(summary, args.dimensions, now)
+        calls = cloudwatch.publish(client, args.namespace, data)
+        log.info("published %d metrics in %d call(s) to %s", len(data), calls, args.namespace)
+    overall = (summary["drift"] or {}).get("overall", {})
+    log.info(
+        "rows %s, drifted share %s, drift %s, model metrics %s",
+        overall.get("rows", 0),
+        overall.get("drifted_share"),
+        overall.get("drift_detected"),
+        (summary["quality"] or {}).get("metrics"),
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    main()
