@@ -738,7 +738,11 @@ class Monitoring(_Model):
     retrain_cooldown_hours: int = Field(default=24, ge=1, le=720)
     """After drift starts retraining, further drift waits this long."""
     ground_truth_s3_uri: Annotated[str, StringConstraints(pattern=r"^s3://\S+/$")] | None = None
-    """Where labelled outcomes land; enables the model-quality monitor when set."""
+    """Where labelled outcomes land, as SageMaker's ground-truth records whose eventId is the
+    inference id of the captured request (README); enables the model-quality monitor."""
+    ground_truth_delay_hours: int = Field(default=24, ge=1, le=720)
+    """How long after an inference its label has landed; model quality is computed only on
+    inferences at least this old."""
 
 
 class Environment(_Model):

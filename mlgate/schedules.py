@@ -116,3 +116,12 @@ def model_monitor(expression: str) -> str:
             "cron(0 0/6 ? * * *)"
         )
     return expression
+
+
+def schedule_interval_hours(expression: str) -> int:
+    """Hours between two runs of a monitoring schedule: 1 hourly, N every N hours, 24 daily."""
+    match = MONITOR.match(model_monitor(expression))
+    assert match is not None
+    if match["hour"] == "*":
+        return 1
+    return int(match["every"] or 24)

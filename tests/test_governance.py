@@ -101,7 +101,10 @@ def test_real_pack_reflects_the_app(
     assert f"Acknowledged: {acknowledgments}." in text
     for gate in MANIFEST.gates:
         assert f"| {gate.name} |" in text
-    assert "| mlgate-fraud-detection-prod | CANARY |" in text
+    assert (
+        "| mlgate-fraud-detection-prod | canary | 10 % of capacity | canary 10 % of 2 instances "
+        "= 1 instance(s), 50 % of traffic" in text
+    )
     shown = dom(tmp_path / "fraud-detection-evidence.html", tmp_path / "profile")
     for heading in (
         "The one-pager",

@@ -13,9 +13,9 @@ from mlgate.manifest import load_manifest
 from .conftest import PRODUCTS, ROOT
 
 
-@pytest.mark.parametrize("product", PRODUCTS)
-def test_rehearsal_plays_the_release_and_the_faults(product: str) -> None:
-    folder = ROOT / "examples" / product
+@pytest.mark.parametrize("name", PRODUCTS)
+def test_rehearsal_plays_the_release_and_the_faults(name: str) -> None:
+    folder = ROOT / "examples" / name
     manifest = load_manifest(folder / "manifest.yaml")
     run = subprocess.run(
         [sys.executable, "tools/rehearsal.py", str(folder)],

@@ -31,7 +31,7 @@ def test_canary_must_bake_at_least_the_alarm_detection_window() -> None:
     assert problems(short_bake) == [
         "serving.prod.rollout.bake_minutes: 4 min bake is shorter than the rollback alarms' "
         "detection window (5 min: period x evaluation periods of the slowest SLO alarm), so a "
-        "bad canary could pass before its alarm fires; bake at least 5 min"
+        "bad release could pass before its alarm fires; bake at least 5 min"
     ]
 
 
@@ -53,7 +53,7 @@ def test_linear_steps_are_checked_too() -> None:
     assert problems(linear) == [
         "serving.staging.rollout.bake_minutes: 2 min bake is shorter than the rollback alarms' "
         "detection window (5 min: period x evaluation periods of the slowest SLO alarm), so a "
-        "bad canary could pass before its alarm fires; bake at least 5 min",
+        "bad release could pass before its alarm fires; bake at least 5 min",
         "serving.staging.instance_count: linear shifts 25 % of 1 instance(s), which is the "
         "whole fleet: traffic moves in whole instances, so a split needs at least 2",
     ]
@@ -70,3 +70,29 @@ def test_prod_refuses_all_at_once_unless_the_manifest_says_so() -> None:
     doc = copy.deepcopy(BASE)
     doc["serving"]["prod"]["rollout"] = {"policy": "all_at_once", "allow_all_at_once": True}
     assert parse_manifest(doc, DEFAULT_MANIFEST).serving.prod.rollout.allow_all_at_once is True
+
+
+def test_all_at_once_bakes_its_alarm_window_too() -> None:
+    """Only during a bake can SageMaker roll back: all at once without one never does."""
+
+    def no_bake(doc: dict[str, Any]) -> None:
+        doc["serving"]["staging"]["rollout"] = {"policy": "all_at_once", "bake_minutes": 0}
+
+    assert problems(no_bake) == [
+        "serving.staging.rollout.bake_minutes: 0 min bake is shorter than the rollback alarms' "
+        "detection window (5 min: period x evaluation periods of the slowest SLO alarm), so a "
+        "bad release could pass before its alarm fires; bake at least 5 min"
+    ]
+
+
+def test_a_first_step_above_its_limit_is_refused_with_its_real_share() -> None:
+    """A 10 % canary of 2 instances is 1 instance: half the traffic."""
+
+    def strict(doc: dict[str, Any]) -> None:
+        doc["serving"]["prod"]["rollout"]["max_first_step_percent"] = 25
+
+    assert problems(strict) == [
+        "serving.prod.rollout.max_first_step_percent: a 10 % canary step of 2 instances is 1 "
+        "instance(s), 50 % of the traffic, above the 25 % this rollout allows; add instances, "
+        "or raise max_first_step_percent knowingly"
+    ]

@@ -283,10 +283,14 @@ class Rehearsal:
 
     def setup(self) -> None:
         b = self.boto3
+        # us-east-1 takes no location constraint; every other region requires one.
+        where = (
+            {}
+            if REGION == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": REGION}}
+        )
         for bucket in ("artifacts", "releases"):
-            b.client("s3").create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
-            )
+            b.client("s3").create_bucket(Bucket=bucket, **where)
         b.client("dynamodb").create_table(
             TableName="audit",
             BillingMode="PAY_PER_REQUEST",

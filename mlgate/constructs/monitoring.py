@@ -228,7 +228,20 @@ class ProductMonitoring(Construct):
         )
         schedule = naming.resource_name(self.product, self.env, "model-quality")
         widgets: list[cw.IWidget] = []
-        for m in self.manifest.metrics.model_metrics:
+        labelled = self.manifest.monitoring.ground_truth_s3_uri is not None
+        if not labelled:
+            # No ground truth: live model quality cannot be measured, so no panel or alarm
+            # pretends to; the thresholds are held at training and at the quality gate.
+            widgets.append(
+                cw.TextWidget(
+                    markdown="**Live model metrics:** none — this product declares no ground "
+                    "truth (`monitoring.ground_truth_s3_uri`). Its thresholds are enforced by "
+                    "the training pipeline's checks and at the release gates.",
+                    width=8,
+                    height=6,
+                )
+            )
+        for m in self.manifest.metrics.model_metrics if labelled else ():
             owner = self.manifest.contact(m.owner)
             metric = cw.Metric(
                 namespace=MODEL_METRICS_NAMESPACE,

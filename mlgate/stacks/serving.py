@@ -10,6 +10,8 @@ first release.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnCondition, CfnParameter, CfnResource, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -26,9 +28,10 @@ from mlgate import accounts, naming
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import grant_volume_keys
-from mlgate.manifest import EnvName, Manifest, RolloutPolicy, SloKind
+from mlgate.manifest import EnvName, Manifest, ProblemType, RolloutPolicy, SloKind
 from mlgate.ml.pipeline import image_uris
 from mlgate.naming import endpoint_name
+from mlgate.schedules import schedule_interval_hours
 from mlgate.stacks.base import ProductStack
 from mlgate.stacks.foundation import FoundationStack, SiteStack, key_alias
 from mlgate.stacks.training import start_training, training_pipeline_name
@@ -36,6 +39,11 @@ from mlgate.stacks.training import start_training, training_pipeline_name
 VARIANT = "AllTraffic"
 MONITOR_INSTANCE = "ml.m5.large"
 CAPTURE_PREFIX = "datacapture"
+MONITOR_PROBLEM_TYPES = {
+    ProblemType.BINARY_CLASSIFICATION: "BinaryClassification",
+    ProblemType.MULTICLASS: "MulticlassClassification",
+    ProblemType.REGRESSION: "Regression",
+}
 NO_MODEL = "none"
 NO_BASELINE = "s3://no-model-released-yet"  # never read: monitoring waits for a release
 
@@ -561,19 +569,25 @@ class ServingStack(ProductStack):
         ground_truth = self.manifest.monitoring.ground_truth_s3_uri
         if ground_truth:
             mq = sagemaker.CfnModelQualityJobDefinition
+            problem = self.manifest.model.problem_type
+            delay = self.manifest.monitoring.ground_truth_delay_hours
+            interval = schedule_interval_hours(self.manifest.monitoring.schedule)
             model_quality = mq(
                 self,
                 "ModelQualityMonitor",
                 role_arn=self.monitor_role.role_arn,
                 model_quality_app_specification=mq.ModelQualityAppSpecificationProperty(
-                    image_uri=image, problem_type="BinaryClassification"
+                    image_uri=image, problem_type=MONITOR_PROBLEM_TYPES[problem]
                 ),
                 model_quality_job_input=mq.ModelQualityJobInputProperty(
                     endpoint_input=mq.EndpointInputProperty(
                         endpoint_name=self.endpoint_name,
                         local_path="/opt/ml/processing/input/endpoint",
-                        probability_threshold_attribute=0.5,
-                        inference_attribute="0",
+                        **self._prediction_attributes(problem),
+                        # Only inferences whose labels have had time to land: the window ends
+                        # the manifest's delay before the run and spans one schedule interval.
+                        start_time_offset=f"-PT{delay + interval}H",
+                        end_time_offset=f"-PT{delay}H",
                     ),
                     ground_truth_s3_input=mq.MonitoringGroundTruthS3InputProperty(
                         s3_uri=ground_truth
@@ -632,6 +646,16 @@ class ServingStack(ProductStack):
             schedule.cfn_options.condition = has_model
             schedules.append(schedule)
         return schedules
+
+    @staticmethod
+    def _prediction_attributes(problem: ProblemType) -> dict[str, Any]:
+        """Where Model Monitor finds the prediction in the endpoint's CSV answer: a binary
+        model answers a probability (ProbabilityAttribute, with the threshold that makes it a
+        label), a multiclass or regression model the label or value itself
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-schedule.html)."""
+        if problem is ProblemType.BINARY_CLASSIFICATION:
+            return {"probability_attribute": "0", "probability_threshold_attribute": 0.5}
+        return {"inference_attribute": "0"}
 
     # --- drift -> retraining -----------------------------------------------------------------
 

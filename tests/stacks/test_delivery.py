@@ -263,17 +263,17 @@ def test_audit_trail_is_encrypted_recoverable_and_retained(synth: Any, product: 
     )
 
 
-def foundation(synth: Any) -> Any:
-    return synth.template(synth.product().foundation)
+def foundation(synth: Any, product: Any) -> Any:
+    return synth.template(product.foundation)
 
 
 def test_the_idempotency_table_is_the_product_s_encrypted_recoverable_ttl_table(
-    synth: Any,
+    synth: Any, product: Any
 ) -> None:
-    foundation(synth).has_resource_properties(
+    foundation(synth, product).has_resource_properties(
         "AWS::DynamoDB::GlobalTable",
         {
-            "TableName": "mlgate-fraud-detection-idempotency",
+            "TableName": f"mlgate-{product.manifest.product.name}-idempotency",
             "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
             "BillingMode": "PAY_PER_REQUEST",
             "SSESpecification": Match.object_like({"SSEEnabled": True, "SSEType": "KMS"}),
@@ -311,25 +311,29 @@ def leading_keys(statements: list[dict[str, Any]], action: str) -> list[list[str
     ]
 
 
-def test_each_hook_writes_only_its_own_key_prefixes(synth: Any) -> None:
-    template = delivery(synth)
+def test_each_hook_writes_only_its_own_key_prefixes(synth: Any, product: Any) -> None:
+    template = delivery(synth, product)
     expected = {
         "release": [["gate#*"], ["release#*", "release.*"]],
         "quality_gate": [["gate#*"], ["quality_gate#*", "quality_gate.*"]],
         "gate_notifier": [["request#*", "gate#*"], ["gate_notifier#*", "gate_notifier.*"]],
         "gate_callback": [["request#*", "gate#*"]],
     }
+    if product.extra["delivery"].quality_gate is None:
+        del expected["quality_gate"]
     for hook, prefixes in expected.items():
         found = leading_keys(policy_statements(template, hook), "dynamodb:PutItem")
         assert sorted(found) == sorted(prefixes), hook
 
 
 def test_asynchronous_hooks_send_failed_events_to_an_encrypted_queue_watched_by_on_call(
-    synth: Any,
+    synth: Any, product: Any
 ) -> None:
-    template = delivery(synth)
+    template = delivery(synth, product)
     configs = template.find_resources("AWS::Lambda::EventInvokeConfig")
-    assert len(configs) == 5  # deployer, verifier, quality gate, notifier, release
+    # deployer, verifier, notifier, release, and the quality gate where there is one
+    has_gate = product.extra["delivery"].quality_gate is not None
+    assert len(configs) == 4 + has_gate
     for config in configs.values():
         target = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
         assert "Fn::GetAtt" in target
@@ -339,7 +343,9 @@ def test_asynchronous_hooks_send_failed_events_to_an_encrypted_queue_watched_by_
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
-            "AlarmName": "mlgate/fraud-detection/prod/system/release-failed/critical",
+            "AlarmName": Match.string_like_regexp(
+                f"^mlgate/{product.manifest.product.name}/(prod|staging)/system/release-failed/"
+            ),
             "MetricName": "ApproximateNumberOfMessagesVisible",
             "Threshold": 0,
             "AlarmActions": [Match.any_value()],
@@ -347,21 +353,23 @@ def test_asynchronous_hooks_send_failed_events_to_an_encrypted_queue_watched_by_
     )
 
 
-def test_the_public_callback_has_reserved_concurrency_and_no_failure_queue(synth: Any) -> None:
-    delivery(synth).has_resource_properties(
+def test_the_public_callback_has_reserved_concurrency_and_no_failure_queue(
+    synth: Any, product: Any
+) -> None:
+    delivery(synth, product).has_resource_properties(
         "AWS::Lambda::Function",
         {"Handler": "gate_callback.handler.handler", "ReservedConcurrentExecutions": 5},
     )
 
 
-def test_the_notifier_serves_this_product_s_release_pipeline_only(synth: Any) -> None:
-    delivery(synth).has_resource_properties(
+def test_the_notifier_serves_this_product_s_release_pipeline_only(synth: Any, product: Any) -> None:
+    delivery(synth, product).has_resource_properties(
         "AWS::Lambda::Function",
         {
             "Handler": "gate_notifier.handler.handler",
             "Environment": {
                 "Variables": Match.object_like(
-                    {"RELEASE_PIPELINE": "mlgate-fraud-detection-release"}
+                    {"RELEASE_PIPELINE": f"mlgate-{product.manifest.product.name}-release"}
                 )
             },
         },
@@ -371,11 +379,10 @@ def test_the_notifier_serves_this_product_s_release_pipeline_only(synth: Any) ->
 def test_a_remote_prod_drift_responder_keeps_its_records_in_its_own_account(
     cross_account: Any,
 ) -> None:
-    from ..conftest import PROD_ACCOUNT
-
     product = cross_account.products[0]
-    prod = next(s for s in product.all if s.stack_name == "mlgate-fraud-detection-prod-foundation")
-    assert prod.account == PROD_ACCOUNT
+    name = product.manifest.product.name
+    prod = next(s for s in product.all if s.stack_name == f"mlgate-{name}-prod-foundation")
+    assert prod.account == product.manifest.environments.prod.account
     cross_account.template(prod).has_resource_properties(
-        "AWS::DynamoDB::GlobalTable", {"TableName": "mlgate-fraud-detection-prod-idempotency"}
+        "AWS::DynamoDB::GlobalTable", {"TableName": f"mlgate-{name}-prod-idempotency"}
     )

@@ -187,3 +187,22 @@ def test_the_alarm_widget_shows_the_rollback_alarms_and_glue_only_where_it_runs(
         assert glue == [], "Glue runs in the home account: its panels are not shown here"
     else:
         assert glue
+
+
+def test_model_quality_panels_and_alarms_exist_only_with_ground_truth(
+    synth: Any, product: Any
+) -> None:
+    manifest = product.manifest
+    names = {a["AlarmName"] for a in alarms(synth, product)}
+    metric_alarms = {
+        f"mlgate/{manifest.product.name}/prod/model/{m.name.value}/warning"
+        for m in manifest.metrics.model_metrics
+    }
+    titles = [w["properties"].get("title", "") for w in body(synth, product)["widgets"]]
+    live = [t for t in titles if t.startswith("Live ")]
+    if manifest.monitoring.ground_truth_s3_uri:
+        assert metric_alarms <= names
+        assert len(live) == len(manifest.metrics.model_metrics)
+    else:
+        assert not metric_alarms & names
+        assert live == []

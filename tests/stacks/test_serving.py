@@ -64,7 +64,8 @@ def routing(rollout: Any) -> dict[str, Any]:
             "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": rollout.linear_step_percent},
             "WaitIntervalInSeconds": rollout.bake_minutes * 60,
         }
-    return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+    # All at once bakes too: the only time SageMaker can roll a release back.
+    return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": rollout.bake_minutes * 60}
 
 
 def test_prod_shifts_as_the_manifest_says_and_rolls_back_on_every_slo_alarm(
@@ -244,3 +245,23 @@ def test_two_products_never_collide(synth: Any) -> None:
     assert duplicates == []
     for product in products:
         assert any(product in n for n in names)
+
+
+def test_model_quality_reads_the_prediction_as_aws_expects(synth: Any, product: Any) -> None:
+    """Binary: the probability with its threshold; the window ends the manifest's ground-truth
+    delay before each run. No ground truth: no model-quality monitor at all."""
+    manifest = product.manifest
+    found = serving(synth, product, "prod").find_resources(
+        "AWS::SageMaker::ModelQualityJobDefinition"
+    )
+    if manifest.monitoring.ground_truth_s3_uri is None:
+        assert found == {}
+        return
+    (definition,) = found.values()
+    endpoint = definition["Properties"]["ModelQualityJobInput"]["EndpointInput"]
+    delay = manifest.monitoring.ground_truth_delay_hours
+    assert endpoint["EndTimeOffset"] == f"-PT{delay}H"
+    assert endpoint["StartTimeOffset"].startswith("-PT")
+    if manifest.model.problem_type.value == "binary_classification":
+        assert endpoint["ProbabilityAttribute"] == "0"
+        assert "InferenceAttribute" not in endpoint

@@ -91,5 +91,9 @@ def write_csv(path: str | Path, rows: int, seed: int = 7) -> Path:
 
 
 def sources(rows: int, seed: int = 7) -> dict[str, pd.DataFrame]:
-    """mlgate's entry point: raw data for each of the manifest's sources, by source name."""
-    return {"transactions": generate(rows, seed)}
+    """mlgate's entry point: raw data for each of the manifest's sources, by source name, with
+    a malformed record as real feeds have (an amount that is not a number)."""
+    frame = generate(rows, seed).astype({"amount": object})
+    if rows > 7:
+        frame.loc[7, "amount"] = "n/a"
+    return {"transactions": frame}

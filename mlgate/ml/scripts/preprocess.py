@@ -209,11 +209,11 @@ def stable_fraction(value: Any) -> float:
 def split(frame: pd.DataFrame, contract: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """Label then payload columns, per split (by time, or by the id's hash)."""
     check_columns(frame, contract)
-    id_column, event_time = contract["id_column"], contract.get("event_time_column")
-    if event_time:
-        times = pd.to_datetime(frame[event_time], utc=True, errors="coerce")
+    id_column, time_column = contract["id_column"], contract.get("time_column_column")
+    if time_column:
+        times = pd.to_datetime(frame[time_column], utc=True, errors="coerce")
         if times.isna().any():
-            raise ValueError(f"{int(times.isna().sum())} rows have no readable '{event_time}'")
+            raise ValueError(f"{int(times.isna().sum())} rows have no readable '{time_column}'")
         ordered = frame.assign(_time=times).sort_values(["_time", id_column], kind="stable")
         ordered = ordered.drop(columns="_time").reset_index(drop=True)
         bounds = np.cumsum([0] + [round(share * len(ordered)) for _, share in SPLITS])
