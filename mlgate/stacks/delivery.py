@@ -472,15 +472,18 @@ class DeliveryStack(ProductStack):
         self._read_secret(hook, self.webhook_secret)
         self._use_key(hook, "kms:Decrypt", "kms:GenerateDataKey")
         self._write_audit(hook, ["request", "gate"], "dynamodb:PutItem", "dynamodb:GetItem")
+        # The brief reads release.json at the gate's execution's source revision: an object
+        # version, which S3 reads under s3:GetObjectVersion.
         hook.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject"],
+                actions=["s3:GetObjectVersion"],
                 resources=[f"{self.bucket_arn('releases')}/{RELEASE_KEY}"],
             )
         )
         hook.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["codepipeline:GetPipelineState"], resources=[self.pipeline.pipeline_arn]
+                actions=["codepipeline:GetPipelineState", "codepipeline:GetPipelineExecution"],
+                resources=[self.pipeline.pipeline_arn],
             )
         )
         hook.role.add_to_policy(

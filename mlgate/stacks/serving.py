@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aws_cdk as cdk
 from aws_cdk import CfnCondition, CfnParameter, CfnResource, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -26,6 +27,7 @@ from constructs import Construct
 
 from mlgate import accounts, naming
 from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.conditions import NEEDS_A_MODEL, ConditionOn
 from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest, ProblemType, RolloutPolicy, SloKind
@@ -101,6 +103,7 @@ class ServingStack(ProductStack):
                 Fn.condition_equals(self.model_package.value_as_string, NO_MODEL)
             ),
         )
+        cdk.Aspects.of(self).add(ConditionOn(has_model, NEEDS_A_MODEL))
         self.remote = manifest.is_remote(env_name)
         self.key = site.key
         self.artifacts_bucket = site.bucket_name("artifacts")
@@ -172,8 +175,6 @@ class ServingStack(ProductStack):
                 ),
             ),
         )
-        for resource in (model, config, endpoint):
-            resource.cfn_options.condition = has_model
         for alarm in endpoint_deps:
             endpoint.node.add_dependency(alarm)
         self.scaling = (
@@ -306,15 +307,13 @@ class ServingStack(ProductStack):
             ),
         )
         target.node.add_dependency(endpoint)
-        policy = target.scale_to_track_metric(
+        target.scale_to_track_metric(
             "InvocationsPerInstance",
             target_value=bounds.target_invocations_per_instance,
             predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
             scale_in_cooldown=Duration.minutes(5),
             scale_out_cooldown=Duration.minutes(1),
         )
-        for child in (target.node.default_child, policy.node.default_child):
-            child.cfn_options.condition = has_model  # type: ignore[union-attr]
         return target
 
     # --- Model Monitor ---------------------------------------------------------------------
@@ -623,7 +622,6 @@ class ServingStack(ProductStack):
 
         schedules = []
         for label, kind, definition in definitions:
-            definition.cfn_options.condition = has_model
             definition.node.add_dependency(endpoint)
             schedule = sagemaker.CfnMonitoringSchedule(
                 self,
@@ -643,7 +641,6 @@ class ServingStack(ProductStack):
                     ),
                 ),
             )
-            schedule.cfn_options.condition = has_model
             schedules.append(schedule)
         return schedules
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from mlgate.gates import thresholds
 from mlgate.manifest import load_manifest
@@ -271,3 +272,95 @@ def test_a_transient_fault_then_the_retry_verifies_and_reports_once(
     assert faults.failed == ["s3.get_object", "recorder.put_job_success_result"][index]
     assert answer["result"] == "succeeded"
     assert pipeline.names() == ["put_job_success_result"]
+
+
+def config_gone(name: str) -> dict[str, Any]:
+    """What SageMaker answers DescribeEndpointConfig for a config CloudFormation deleted."""
+    return {
+        "service_error_code": "ValidationException",
+        "service_message": f'Could not find endpoint configuration "arn:aws:sagemaker:eu-west-1:'
+        f'111111111111:endpoint-config/{name}".',
+        "http_status_code": 400,
+    }
+
+
+def stubbed_sagemaker(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch, configs: list[str]
+) -> tuple[Stubber, list[float]]:
+    """A real SageMaker client under Stubber: the endpoint names each of `configs` in turn and
+    every one of them is already deleted, except one called config-7 (serving RELEASED)."""
+    handler, _ = verifier
+    sagemaker = boto3.client("sagemaker")
+    stubber = Stubber(sagemaker)
+    for name in configs:
+        stubber.add_response(
+            "describe_endpoint",
+            {"EndpointName": ENDPOINT, "EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/x",
+             "EndpointConfigName": name, "EndpointStatus": "InService",
+             "CreationTime": NOW, "LastModifiedTime": NOW},
+            {"EndpointName": ENDPOINT},
+        )  # fmt: skip
+        if name != "config-7":
+            stubber.add_client_error("describe_endpoint_config", **config_gone(name))
+            continue
+        stubber.add_response(
+            "describe_endpoint_config",
+            {"EndpointConfigName": name, "EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:1:"
+             "endpoint-config/config-7", "CreationTime": NOW,
+             "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "model-7"}]},
+            {"EndpointConfigName": name},
+        )  # fmt: skip
+        stubber.add_response(
+            "describe_model",
+            {"ModelName": "model-7", "ModelArn": "arn:aws:sagemaker:eu-west-1:1:model/model-7",
+             "CreationTime": NOW, "Containers": [{"ModelPackageName": RELEASED}]},
+            {"ModelName": "model-7"},
+        )  # fmt: skip
+    stubber.activate()
+    pauses: list[float] = []
+    monkeypatch.setattr(handler, "pause", pauses.append)
+    runtime, real = Runtime(), boto3.client
+    monkeypatch.setattr(
+        handler.boto3,
+        "client",
+        lambda name, *a, **k: (
+            {"sagemaker": sagemaker, "sagemaker-runtime": runtime}.get(name) or real(name, *a, **k)
+        ),
+    )
+    return stubber, pauses
+
+
+def test_verifier_reads_the_endpoint_again_when_its_old_config_was_deleted(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint still named the previous config when read, and CloudFormation deleted
+    that config before the verifier described it; the next read finds the new one."""
+    handler, pipeline = verifier
+    stubber, pauses = stubbed_sagemaker(verifier, monkeypatch, ["config-6", "config-7"])
+    result = handler.handler(job(environment="staging", endpoint=ENDPOINT), None)
+    assert result["result"] == "succeeded", result
+    assert f"serves {RELEASED} on config-7" in result["reason"]
+    assert pauses == [handler.PAUSE]
+    assert pipeline.names() == ["put_job_success_result"]
+    stubber.assert_no_pending_responses()
+
+
+def test_verifier_says_so_when_it_cannot_resolve_what_is_served(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, pipeline = verifier
+    configs = ["config-6"] * handler.READS
+    stubber, pauses = stubbed_sagemaker(verifier, monkeypatch, configs)
+    result = handler.handler(job(environment="staging", endpoint=ENDPOINT), None)
+    assert result == {
+        "result": "failed",
+        "reason": f"staging: cannot tell which model version {ENDPOINT} serves: it names "
+        f"endpoint config config-6, which (or whose model) no longer exists, in "
+        f"{handler.READS} reads; CloudFormation may still be replacing it: retry the stage "
+        "once the Serving stack is stable",
+    }
+    assert len(pauses) == handler.READS - 1, "bounded: no pause after the last read"
+    ((name, sent),) = pipeline.calls
+    assert name == "put_job_failure_result"
+    assert "cannot tell which model version" in sent["failureDetails"]["message"]
+    stubber.assert_no_pending_responses()

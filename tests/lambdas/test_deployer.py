@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from .conftest import FAULTS, Faults, fail_then_retry
@@ -293,3 +295,99 @@ def test_a_transient_fault_then_the_retry_updates_the_stack_once(
                              "codepipeline.put_job_success_result"][index]  # fmt: skip
     assert parameter("ModelPackageArn") == NEW
     assert [kind for kind, _ in recorder.calls] == ["success"]
+
+
+def stack_answer(status: str, model: str = OLD) -> dict[str, Any]:
+    """DescribeStacks as CloudFormation answers it for the Serving stack in `status`."""
+    return {
+        "Stacks": [
+            {
+                "StackName": STACK,
+                "CreationTime": datetime(2026, 11, 1, tzinfo=UTC),
+                "StackStatus": status,
+                "Parameters": [
+                    {"ParameterKey": "ModelPackageArn", "ParameterValue": model},
+                    {"ParameterKey": "InstanceCount", "ParameterValue": "2"},
+                    {"ParameterKey": "BaselineStatisticsUri", "ParameterValue": "s3://old/s.json"},
+                ],
+            }
+        ]
+    }
+
+
+@pytest.fixture
+def stubbed(aws: tuple[Any, Recorder], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    """CloudFormation through botocore's Stubber: moto cannot hold a stack in a rollback."""
+    handler, _ = aws
+    cfn = boto3.client("cloudformation")
+    monkeypatch.setattr(handler, "cloudformation", lambda job: cfn)
+    with Stubber(cfn) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def test_a_stack_rolling_back_is_waited_for_then_updated(
+    aws: tuple[Any, Recorder], stubbed: Stubber
+) -> None:
+    """The previous release is still rolling back when this one's job arrives: the job waits
+    through continuation tokens instead of failing, and updates the stack once it is stable."""
+    handler, recorder = aws
+    stubbed.add_response("describe_stacks", stack_answer("UPDATE_ROLLBACK_IN_PROGRESS"))
+    stubbed.add_response(
+        "describe_stacks", stack_answer("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+    )
+    stubbed.add_response("describe_stacks", stack_answer("UPDATE_ROLLBACK_COMPLETE"))
+    stubbed.add_response(
+        "update_stack",
+        {"StackId": "stack-id"},
+        {
+            "StackName": STACK,
+            "UsePreviousTemplate": True,
+            "Parameters": [
+                {"ParameterKey": "ModelPackageArn", "ParameterValue": NEW},
+                {"ParameterKey": "InstanceCount", "UsePreviousValue": True},
+                {"ParameterKey": "BaselineStatisticsUri", "ParameterValue": "s3://new/stats.json"},
+            ],
+            "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        },
+    )
+    first = handler.handler(job_event(), None)
+    assert first == {
+        "result": "waiting",
+        "reason": f"{STACK} is UPDATE_ROLLBACK_IN_PROGRESS; the update starts once it ends",
+    }
+    token = json.loads(recorder.calls[-1][1]["continuationToken"])
+    assert token == {"stack": STACK, "waiting": True}
+    assert handler.handler(job_event(token), None)["result"] == "waiting"
+    third = handler.handler(job_event(token), None)
+    assert third["result"] == "in_progress"
+    assert json.loads(recorder.calls[-1][1]["continuationToken"]) == {
+        "stack": STACK,
+        "model_package_arn": NEW,
+    }
+    assert [kind for kind, _ in recorder.calls] == ["success"] * 3
+
+
+@pytest.mark.parametrize(
+    ("status", "way_out"),
+    [
+        ("UPDATE_ROLLBACK_FAILED", "continue-update-rollback"),
+        ("ROLLBACK_COMPLETE", "delete it and deploy it again with cdk deploy"),
+        ("REVIEW_IN_PROGRESS", "execute or delete it"),
+    ],
+)
+@pytest.mark.parametrize("waited", [False, True])
+def test_a_stack_cloudformation_will_not_update_fails_the_job_naming_state_and_way_out(
+    aws: tuple[Any, Recorder], stubbed: Stubber, status: str, way_out: str, waited: bool
+) -> None:
+    """Whether the job finds the stack so at once or after waiting for it, it fails without
+    trying UpdateStack (the Stubber refuses any call not queued)."""
+    handler, recorder = aws
+    stubbed.add_response("describe_stacks", stack_answer(status))
+    result = handler.handler(job_event({"stack": STACK, "waiting": True} if waited else None), None)
+    assert result["result"] == "failed"
+    assert result["reason"].startswith(f"staging: stack {STACK} is {status}, which CloudFormation")
+    assert way_out in result["reason"]
+    ((kind, sent),) = recorder.calls
+    assert kind == "failure"
+    assert status in sent["failureDetails"]["message"]

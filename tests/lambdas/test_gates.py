@@ -30,6 +30,24 @@ ALICE, DANA = "U01ALICE01", "U01DANAS01"
 NOW = time.mktime(time.strptime("2016-07-06T12:00:00", "%Y-%m-%dT%H:%M:%S")) - time.timezone
 
 
+def release(version: int, recall: float) -> str:
+    """Writes release.json for model `version`; its S3 object version id."""
+    written = boto3.client("s3").put_object(
+        Bucket="releases",
+        Key="release.json",
+        Body=json.dumps(
+            {
+                "model_package_arn": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/"
+                f"mlgate-fraud-detection/{version}",
+                "model_version": version,
+                "approved_by": "bruno",
+                "metrics": {"precision": 0.97, "recall": recall, "auc": 0.94},
+            }
+        ),
+    )
+    return str(written["VersionId"])
+
+
 def approval(stage: str = "BusinessSignoff") -> dict[str, Any]:
     message = copy.deepcopy(NOTIFICATION)
     message["approval"]["stageName"] = stage
@@ -56,19 +74,10 @@ def gates(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         SecretString=json.dumps({"signing_secret": SIGNING_SECRET, "team_id": TEAM, "app_id": APP}),
     )
     bucket("releases")
-    boto3.client("s3").put_object(
-        Bucket="releases",
-        Key="release.json",
-        Body=json.dumps(
-            {
-                "model_package_arn": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/"
-                "mlgate-fraud-detection/7",
-                "model_version": 7,
-                "approved_by": "bruno",
-                "metrics": {"precision": 0.97, "recall": 0.58, "auc": 0.94},
-            }
-        ),
+    boto3.client("s3").put_bucket_versioning(
+        Bucket="releases", VersioningConfiguration={"Status": "Enabled"}
     )
+    source_revision = release(7, recall=0.58)
     context = gate_context(
         MANIFEST,
         brief_topics={"business-signoff": topic},
@@ -93,7 +102,14 @@ def gates(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             "stageStates": [
                 {"stageName": "BusinessSignoff", "latestExecution": {"pipelineExecutionId": "e-42"}}
             ]
-        }
+        },
+        # The S3 source action's revision is the object version it took.
+        get_pipeline_execution={
+            "pipelineExecution": {
+                "pipelineExecutionId": "e-42",
+                "artifactRevisions": [{"name": "Release", "revisionId": source_revision}],
+            }
+        },
     )
     glue = Recorder(
         list_data_quality_results={"Results": [{"ResultId": "dqresult-1"}]},
@@ -197,7 +213,7 @@ def test_the_approver_decides_once_and_it_is_recorded(gates: dict[str, Any]) -> 
     answer = gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
     assert answer["statusCode"] == 200
     assert "Approved: gate business-signoff" in json.loads(answer["body"])["text"]
-    ((name, sent),) = gates["pipeline"].calls[1:]
+    ((name, sent),) = [c for c in gates["pipeline"].calls if not c[0].startswith("get_")]
     assert name == "put_approval_result"
     assert sent["token"] == "1a2b3c4d-573f-4ea7-a67E-XAMPLETOKEN"
     assert sent["result"]["status"] == "Approved"
@@ -537,3 +553,30 @@ def test_a_transient_fault_in_any_call_then_a_second_click_decides_exactly_once(
     # Only a failed write of the decision event itself leaves the decision on the request
     # item alone (the approval has reached CodePipeline by then).
     assert len(decided) == (0 if faults.failed == "dynamodb.put_item" else 1), faults.failed
+
+
+def test_the_brief_shows_the_release_of_its_own_execution(gates: dict[str, Any]) -> None:
+    """Execution e-42 took release 7 and waits at the gate; release 8 was written since (a
+    queued execution of its own). The brief and the audit trail show release 7."""
+    release(8, recall=0.75)
+    posted_request(gates)
+    body = gates["posted"][0]["blocks"][1]["text"]["text"]
+    assert "Model version 7 (" in body
+    assert "mlgate-fraud-detection/7" in body
+    assert "LOW recall 0.5800" in body
+    (requested,) = [i for i in audit_items() if i.get("event") == "requested"]
+    assert requested["model_version"] == "7"
+    ((_, asked),) = [c for c in gates["pipeline"].calls if c[0] == "get_pipeline_execution"]
+    assert asked == {"pipelineName": "MyFirstPipeline", "pipelineExecutionId": "e-42"}
+
+
+def test_no_brief_when_the_execution_s_release_cannot_be_found(gates: dict[str, Any]) -> None:
+    """Rather a failed invocation (its failure routing tells on-call) than a brief that shows
+    another execution's release."""
+    gates["pipeline"].responses["get_pipeline_execution"] = {
+        "pipelineExecution": {"pipelineExecutionId": "e-42", "artifactRevisions": []}
+    }
+    with pytest.raises(gates["notifier"].ReleaseUnknown, match="has 0 source revisions"):
+        gates["notifier"].handler(approval(), CONTEXT)
+    assert gates["posted"] == []
+    assert [i for i in audit_items() if i.get("event") == "requested"] == []

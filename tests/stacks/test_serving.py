@@ -265,3 +265,19 @@ def test_model_quality_reads_the_prediction_as_aws_expects(synth: Any, product: 
     if manifest.model.problem_type.value == "binary_classification":
         assert endpoint["ProbabilityAttribute"] == "0"
         assert "InferenceAttribute" not in endpoint
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_everything_that_needs_a_model_waits_for_one(synth: Any, product: Any, env: str) -> None:
+    """Applied by an aspect: every endpoint, config, scaling and monitoring resource carries
+    the HasModel condition, so `cdk deploy --all` works before any version is released."""
+    from mlgate.constructs.conditions import NEEDS_A_MODEL
+
+    resources = serving(synth, product, env).to_json()["Resources"]
+    kinds = [r for r in resources.values() if r["Type"] in NEEDS_A_MODEL]
+    assert {r["Type"] for r in kinds} >= {
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Endpoint",
+    }
+    assert all(r.get("Condition") == "HasModel" for r in kinds)

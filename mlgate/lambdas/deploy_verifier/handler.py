@@ -5,6 +5,11 @@ not InService, or when it is InService on another model version (a blue/green ro
 CloudFormation reported as a successful update: a silent rollback), or when one sample
 invocation fails.
 
+The endpoint config it names may be gone by the time it is read: CloudFormation deletes the
+previous EndpointConfig (and Model) in the cleanup after a blue/green update. The verifier
+then reads the endpoint again, a bounded number of times, and fails the stage saying so if it
+still cannot tell which version serves.
+
 Event: the CodePipeline job event (Powertools' CodePipelineJobEvent); UserParameters
 {"environment", "endpoint", "role_arn" (optional: the verify role of an environment in another
 account)}; input artifact: the release source. Environment: SAMPLE_PAYLOAD (one CSV record).
@@ -16,6 +21,7 @@ sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpo
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
@@ -38,6 +44,11 @@ from shared.settings import read
 
 logger = Logger()
 codepipeline = boto3.client("codepipeline")
+# Reads of the endpoint while what it names is being replaced, and the pause before each
+# re-read (seconds): the cleanup after a blue/green update takes seconds, not minutes.
+READS = 4
+PAUSE = 5.0
+pause = time.sleep
 
 
 @cache
@@ -45,15 +56,42 @@ def sample_payload() -> str:
     return read("deploy_verifier", ("SAMPLE_PAYLOAD",))["SAMPLE_PAYLOAD"]
 
 
-def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, str]:
-    """(status, endpoint config, model package) the endpoint runs now."""
-    described = sagemaker.describe_endpoint(EndpointName=endpoint)
-    config = described["EndpointConfigName"]
-    variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
-    model = sagemaker.describe_model(ModelName=variants[0]["ModelName"])
-    containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
-    package = str(containers[0].get("ModelPackageName", "no model package"))
-    return str(described["EndpointStatus"]), str(config), package
+def gone(err: ClientError) -> bool:
+    """SageMaker's answer for a config or model that no longer exists: ValidationException
+    "Could not find endpoint configuration ..." / "Could not find model ..."
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpointConfig.html
+    lists no not-found error of its own; the service answers ValidationException)."""
+    error = err.response.get("Error", {})
+    return error.get("Code") == "ValidationException" and "Could not find" in str(
+        error.get("Message", "")
+    )
+
+
+def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, str | None]:
+    """(status, endpoint config, model package) the endpoint runs now; the package is None
+    when what the endpoint names was deleted under every one of READS reads."""
+    for read_number in range(1, READS + 1):
+        described = sagemaker.describe_endpoint(EndpointName=endpoint)
+        status, config = str(described["EndpointStatus"]), str(described["EndpointConfigName"])
+        try:
+            variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)
+            model = sagemaker.describe_model(
+                ModelName=variants["ProductionVariants"][0]["ModelName"]
+            )
+        except ClientError as err:
+            if not gone(err):
+                raise
+            # The endpoint may already have moved on to the new config: read it again.
+            logger.info(
+                "endpoint config or model gone, reading the endpoint again",
+                extra={"endpoint": endpoint, "config": config, "read": read_number},
+            )
+            if read_number < READS:
+                pause(PAUSE)
+            continue
+        containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
+        return status, config, str(containers[0].get("ModelPackageName", "no model package"))
+    return status, config, None
 
 
 def verify(job: Job, sagemaker: Any, runtime: Any, payload: str) -> str:
@@ -62,6 +100,13 @@ def verify(job: Job, sagemaker: Any, runtime: Any, payload: str) -> str:
     status, config, package = served_version(sagemaker, endpoint)
     if status != "InService":
         raise JobError(f"{env}: endpoint {endpoint} is {status}, not InService")
+    if package is None:
+        raise JobError(
+            f"{env}: cannot tell which model version {endpoint} serves: it names endpoint "
+            f"config {config}, which (or whose model) no longer exists, in {READS} reads; "
+            "CloudFormation may still be replacing it: retry the stage once the Serving "
+            "stack is stable"
+        )
     if package != expected:
         raise JobError(
             f"{env}: silent rollback: {endpoint} is InService on {config} serving {package}, "

@@ -15,10 +15,17 @@ timeout, a throttled publish) leaves no record, and the retry finishes the work;
 and the mail are idempotent steps of their own, so a retry never sends either twice, and the
 stored request is kept as the first try wrote it (a click may already have decided it).
 
+The brief shows the release of the gate's own execution, not the latest release.json: with
+executions queued, a later release may already have been written. CodePipeline's S3 source
+action records the object version it took as the execution's source revision; the notifier
+finds the execution waiting at the gate (GetPipelineState), its source revision
+(GetPipelineExecution: artifactRevisions[].revisionId) and reads release.json at that version.
+
 Environment: MLGATE_CONTEXT (JSON built by the stack from the manifest), AUDIT_TABLE,
 RELEASE_BUCKET, RELEASE_PIPELINE, SLACK_WEBHOOK_SECRET_ARN, DQ_DATABASE, DQ_TABLE,
 IDEMPOTENCY_TABLE; RELEASE_KEY (default release.json).
-AWS calls: codepipeline:GetPipelineState, s3:GetObject (release.json),
+AWS calls: codepipeline:GetPipelineState, codepipeline:GetPipelineExecution,
+s3:GetObjectVersion (release.json at the execution's source revision),
 glue:ListDataQualityResults, glue:GetDataQualityResult, secretsmanager:GetSecretValue,
 sns:Publish, dynamodb:PutItem (the request, its audit event, idempotency records),
 dynamodb:GetItem (a retried request), dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency
@@ -242,6 +249,31 @@ def execution_of(client: Any, pipeline: str, stage: str) -> str:
     return "unknown"
 
 
+class ReleaseUnknown(RuntimeError):
+    """The gate's execution or its source revision cannot be found: the brief is not sent
+    rather than sent with another execution's release (the invocation fails, and its
+    failure routing tells on-call)."""
+
+
+def release_of(client: Any, s3: Any, config: Settings, pipeline: str, execution: str) -> Any:
+    """release.json as the execution's source action took it: at the S3 object version
+    CodePipeline recorded as the execution's source revision (the S3 source action's revision
+    is the object's VersionId: https://docs.aws.amazon.com/codepipeline/latest/userguide/
+    action-reference-S3.html, output variable VersionId)."""
+    if execution == "unknown":
+        raise ReleaseUnknown(f"no execution of {pipeline} is at the gate's stage")
+    described = client.get_pipeline_execution(pipelineName=pipeline, pipelineExecutionId=execution)
+    revisions = described["pipelineExecution"].get("artifactRevisions") or []
+    versions = [r["revisionId"] for r in revisions if r.get("revisionId")]
+    if len(versions) != 1:
+        raise ReleaseUnknown(
+            f"execution {execution} of {pipeline} has {len(versions)} source revisions; "
+            "expected the one of its release.json source"
+        )
+    body = s3.get_object(Bucket=config.bucket, Key=config.key, VersionId=versions[0])["Body"]
+    return json.loads(body.read())
+
+
 def request_id_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:24]
 
@@ -279,11 +311,11 @@ def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
     config = settings()
     product = config.product
     gate = product["gates"][approval["stageName"]]
-    release = json.loads(s3.get_object(Bucket=config.bucket, Key=config.key)["Body"].read())
+    execution = execution_of(codepipeline, approval["pipelineName"], approval["stageName"])
+    release = release_of(codepipeline, s3, config, approval["pipelineName"], execution)
     quality = data_quality(glue, config.dq_database, config.dq_table)
     evidence = brief(product, gate, approval, release, quality)
     request_id = request_id_of(approval["token"])
-    execution = execution_of(codepipeline, approval["pipelineName"], approval["stageName"])
     audit = AuditTrail(dynamodb, config.table)
     stored = audit.open_request(
         request_id,
