@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MANIFEST = ROOT / "manifests" / "fraud-detection.yaml"
+DEFAULT_PRODUCT = ROOT / "examples" / "fraud-detection"
+DEFAULT_MANIFEST = DEFAULT_PRODUCT / "manifest.yaml"
 
 
 def median_seconds(run: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
@@ -34,13 +35,18 @@ def python_seconds(code: str, repeats: int, cwd: Path = ROOT) -> tuple[float, li
 
 
 def generated_manifests(folder: Path, count: int) -> Path:
-    """Write `count` copies of the default product under distinct names into folder."""
+    """`count` copies of the default product folder under distinct names, in folder."""
+    import shutil
+
     folder.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load(DEFAULT_MANIFEST.read_text())
     for i in range(count):
+        product = folder / f"product-{i:02d}"
+        shutil.copytree(DEFAULT_PRODUCT, product, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".mlgate", "__pycache__"))  # fmt: skip
         doc = dict(base)
         doc["product"] = {**base["product"], "name": f"product-{i:02d}"}
-        (folder / f"product-{i:02d}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        (product / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return folder
 
 

