@@ -47,8 +47,11 @@ def say(step: str, text: str) -> None:
 class Pipeline:
     """CodePipeline's API as the hooks use it (moto lacks these calls); records every call."""
 
-    def __init__(self, stages: list[str]) -> None:
+    def __init__(self, stages: list[str], revision: Any = None) -> None:
         self.stages = stages
+        self.revision = revision
+        """The source revision of the execution: release.json's S3 version id, as the S3
+        source action records it."""
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -56,6 +59,15 @@ class Pipeline:
             self.calls.append((name, kwargs))
             if name == "start_pipeline_execution":
                 return {"pipelineExecutionId": "rehearsal-execution-1"}
+            if name == "get_pipeline_execution":
+                revision = self.revision() if self.revision else "none"
+                return {
+                    "pipelineExecution": {
+                        "pipelineExecutionId": kwargs.get("pipelineExecutionId"),
+                        "status": "InProgress",
+                        "artifactRevisions": [{"name": "Release", "revisionId": revision}],
+                    }
+                }
             if name == "get_pipeline_state":
                 return {
                     "stageStates": [
@@ -189,7 +201,7 @@ class Rehearsal:
             naming.pascal(g.name) for g in manifest.pipeline_gates if g.kind.value == "manual"
         ]
         self.boto3 = boto3
-        self.pipeline = Pipeline(self.stages)
+        self.pipeline = Pipeline(self.stages, self.release_revision)
         self.endpoint = Endpoint()
         latency = next(s.threshold for s in manifest.metrics.slos if s.name == "latency_p99_ms")
         self.metrics = Metrics(latency_ms=round(latency * 0.46), invocations=4800, errors=1)
@@ -221,6 +233,11 @@ class Rehearsal:
         boto3.client = client
         boto3.session.Session.client = session_client
         self.posted: list[dict[str, Any]] = []
+
+    def release_revision(self) -> str:
+        """The S3 version id of release.json as the release pipeline's source records it."""
+        head = self.boto3.client("s3").head_object(Bucket="releases", Key="release.json")
+        return str(head["VersionId"])
 
     def name(self, env: EnvName, what: str) -> str:
         from mlgate import naming
@@ -291,6 +308,11 @@ class Rehearsal:
         )
         for bucket in ("artifacts", "releases"):
             b.client("s3").create_bucket(Bucket=bucket, **where)
+        # Versioned, as the stack makes it: each execution's source is a version of
+        # release.json, and its gates' briefs read that version.
+        b.client("s3").put_bucket_versioning(
+            Bucket="releases", VersioningConfiguration={"Status": "Enabled"}
+        )
         b.client("dynamodb").create_table(
             TableName="audit",
             BillingMode="PAY_PER_REQUEST",

@@ -209,7 +209,7 @@ def stable_fraction(value: Any) -> float:
 def split(frame: pd.DataFrame, contract: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """Label then payload columns, per split (by time, or by the id's hash)."""
     check_columns(frame, contract)
-    id_column, time_column = contract["id_column"], contract.get("time_column_column")
+    id_column, time_column = contract["id_column"], contract.get("event_time_column")
     if time_column:
         times = pd.to_datetime(frame[time_column], utc=True, errors="coerce")
         if times.isna().any():
