@@ -1247,6 +1247,17 @@ def _describe(err: ValidationError) -> list[tuple[str, str]]:
             )
         elif kind in ("enum", "literal_error"):
             problems.append((loc, f"{e['input']!r} is not allowed; expected {ctx.get('expected')}"))
+        elif kind == "too_short":
+            have = len(e["input"]) if isinstance(e["input"], (list, tuple, dict)) else 0
+            problems.append(
+                (loc, f"needs at least {ctx.get('min_length', 1)} item(s), got {have}; see the "
+                 "manifest reference in README.md for what belongs here")
+            )  # fmt: skip
+        elif kind == "string_type" and isinstance(e["input"], int | float):
+            problems.append(
+                (loc, f"{e['input']} reads as a number in YAML: quote it, '{e['input']}' (an "
+                 "unquoted account id also loses any leading zero)")
+            )  # fmt: skip
         elif kind == "value_error":
             problems.append((loc, str(inner) if inner is not None else e["msg"]))
         else:

@@ -276,6 +276,18 @@ def test_a_folder_loads_every_product_and_rejects_a_duplicate_name(tmp_path: Pat
 
 MORE_MISTAKES = [
     (
+        "no gates at all",
+        _set("gates", []),
+        "gates: needs at least 1 item(s), got 0; see the manifest reference in README.md for "
+        "what belongs here",
+    ),
+    (
+        "an unquoted account id",
+        _set("environments.prod.account", 111111111111),
+        "environments.prod.account: 111111111111 reads as a number in YAML: quote it, "
+        "'111111111111' (an unquoted account id also loses any leading zero)",
+    ),
+    (
         "a rule naming a column the schema lacks",
         _set("data.quality_rules.1", 'IsComplete "transaction_idd"'),
         "data.quality_rules[1]: rule 'IsComplete \"transaction_idd\"': 'transaction_idd' is not a "

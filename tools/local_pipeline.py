@@ -175,12 +175,13 @@ def fit(manifest: Manifest, base: Path, model_dir: Path, *, quick: bool = True) 
             )
 
 
-def train_locally(manifest: Manifest, base: Path) -> Run:
-    """preprocess -> train -> evaluate on the curated Parquet under base/input."""
+def train_locally(manifest: Manifest, base: Path, *, quick: bool = True) -> Run:
+    """preprocess -> train -> evaluate on the curated Parquet under base/input (`quick`: the
+    built-in algorithm in fewer, larger steps, for tests)."""
     write_contract(manifest, base)
     counts = script(manifest, "preprocess").main([], base=base)
     model_dir = base / "trained"
-    fit(manifest, base, model_dir)
+    fit(manifest, base, model_dir, quick=quick)
     (base / "model").mkdir(exist_ok=True)
     with tarfile.open(base / "model" / "model.tar.gz", "w:gz") as tar:
         for file in model_dir.iterdir():

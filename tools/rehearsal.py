@@ -421,7 +421,8 @@ class Rehearsal:
     def train(self, curated: Path) -> dict[str, Any]:
         from tools.local_pipeline import train_locally
 
-        run = train_locally(self.manifest, curated.parent)
+        # The manifest's own hyper-parameters, as the training job would use them.
+        run = train_locally(self.manifest, curated.parent, quick=False)
         section = self.manifest.model.problem_type.report_section
         report = run.report
         metrics = {k: round(v["value"], 4) for k, v in report[section].items()}

@@ -285,6 +285,33 @@ class ProductMonitoring(Construct):
                 ),
             )
         ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
+        # A warning for the ML lead, who owns drift; on-call hears of it through the composite
+        # "model unhealthy" alarm, which watches every model-tier alarm.
+        self.add_alarm(
+            tier="model",
+            what="data-drift",
+            severity=WARNING,
+            owner=ml_lead,
+            metric=cw.Metric(
+                namespace="mlgate/monitoring",
+                metric_name="DriftViolations",
+                dimensions_map={"Endpoint": self.endpoint},
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            threshold=0,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # Monitoring runs on a schedule; an hour without a report is no evidence of drift.
+            missing=cw.TreatMissingData.NOT_BREACHING,
+            meaning=f"Monitoring found the traffic of {self.endpoint} violating the training "
+            "baseline; retraining starts by itself (once per "
+            f"{self.manifest.monitoring.retrain_cooldown_hours} h).",
+            checks=(
+                "the violations report under monitoring/ in the artifact bucket",
+                "upstream data changes in the ETL quality results",
+                "the retraining pipeline's execution",
+            ),
+        )
         widgets.append(
             cw.GraphWidget(
                 title=f"Data drift: violations per monitoring run — owner: {ml_lead.name}",

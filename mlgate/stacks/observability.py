@@ -48,6 +48,6 @@ class ObservabilityStack(ProductStack):
             glue_jobs=[etl_job_name(self.product), quality_job_name(self.product)] if home else [],
             training_pipeline=training_pipeline_name(self.product) if home else None,
             hooks=hooks,
-            model_alarms=[*serving.rollback_alarm_names, serving.drift_alarm_name],
+            model_alarms=list(serving.rollback_alarm_names),
             external_alarms=external_alarms,
         )

@@ -758,34 +758,4 @@ class ServingStack(ProductStack):
             ),
             targets=[targets.LambdaFunction(hook.function, retry_attempts=2)],
         )
-        self.drift_alarm_name = naming.alarm_name(
-            self.product, self.env_name or "staging", "model", "data-drift", "warning"
-        )
-        self.drift_alarm = cloudwatch.Alarm(
-            self,
-            "DriftAlarm",
-            alarm_name=self.drift_alarm_name,
-            alarm_description=(
-                f"Model Monitor found captured traffic of {self.endpoint_name} violating the "
-                "training baseline; retraining starts automatically (once per "
-                f"{monitoring.retrain_cooldown_hours} h). Check: 1) the violations report "
-                "under monitoring/ in the artifact bucket, 2) upstream data changes in the ETL "
-                "quality results, 3) the retraining pipeline execution. Owner: "
-                f"{self.manifest.contact(self.manifest.product.owners.ml_lead).name}. "
-                f"Runbook: {self.manifest.product.runbook_url}"
-            ),
-            metric=cloudwatch.Metric(
-                namespace="mlgate/monitoring",
-                metric_name="DriftViolations",
-                dimensions_map={"Endpoint": self.endpoint_name},
-                statistic="Sum",
-                period=Duration.hours(1),
-            ),
-            threshold=0,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            # Monitoring runs hourly; an hour without a report is no evidence of drift.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.drift_alarm.add_alarm_action(cw_actions.SnsAction(on_call))
         return table, hook
