@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import shutil
 import textwrap
-import typing
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from mlgate.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from mlgate.reference import _model_in
 
 TEMPLATE = Path(__file__).resolve().parent / "template"
 NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
@@ -244,13 +244,3 @@ def _scalar(value: Any) -> str:
         value = value.value
     text = yaml.safe_dump(value, default_flow_style=True, width=1000, sort_keys=False)
     return text.removesuffix("\n").removesuffix("\n...").strip()
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
