@@ -22,27 +22,16 @@ sys.path.insert(0, str(ROOT))
 
 from mlgate.manifest import load_manifests
 from mlgate.product_code import generator_module, transform_module
-from tools.local_pipeline import write_curated, write_sources
+from tools.local_pipeline import local_spark, write_curated, write_sources
 
 
 def main() -> None:
-    from pyspark.sql import SparkSession
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "8")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "4g")
-        .config("spark.driver.host", "127.0.0.1")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = local_spark(8, **{"spark.driver.memory": "4g"})
     rows_out = []
     with tempfile.TemporaryDirectory() as tmp:
         for manifest in load_manifests(ROOT / "examples"):

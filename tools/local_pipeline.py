@@ -58,6 +58,26 @@ class Run:
         return np.loadtxt(self.base / name / f"{name}.csv", delimiter=",", ndmin=2)
 
 
+def local_spark(shuffle_partitions: int = 4, **config: str) -> Any:
+    """A local[2] Spark session as the rehearsal, the tests and the benchmarks use it: UTC, no
+    UI or progress bars, bound to loopback, quiet logs."""
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.driver.host", "127.0.0.1")
+    )
+    for key, value in config.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
 def write_sources(spark: Any, manifest: Manifest, frames: dict[str, Any], folder: Path) -> Any:
     """The generator's pandas frames written in each source's format, read back by Spark as the
     Glue job reads them: CSV with a header (every column a string), JSON Lines, Parquet."""

@@ -390,20 +390,9 @@ class Rehearsal:
             )
 
     def etl(self) -> Path:
-        from pyspark.sql import SparkSession
+        from tools.local_pipeline import curate_locally, local_spark
 
-        from tools.local_pipeline import curate_locally
-
-        spark = (
-            SparkSession.builder.master("local[2]")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", "4")
-            .config("spark.driver.host", "127.0.0.1")
-            .getOrCreate()
-        )
-        spark.sparkContext.setLogLevel("ERROR")
+        spark = local_spark()
         out = self.work / "processing" / "input"
         result = curate_locally(spark, self.manifest, out, rows=ROWS, seed=42)
         reasons = ", ".join(f"{n} {r}" for r, n in result.quarantine_reasons.items()) or "none"
