@@ -39,6 +39,8 @@ from mlgate.stacks.foundation import FoundationStack
 from mlgate.stacks.training import model_package_group_name
 
 RELEASE_KEY = "release.json"
+# Where the gate callback counts approvals that expired undecided (lambdas/gate_callback).
+GATE_NAMESPACE = "mlgate/gates"
 
 
 def gate_summary(manifest: Manifest, gate: Gate) -> str:
@@ -512,6 +514,7 @@ class DeliveryStack(ProductStack):
             environment={
                 "SLACK_SIGNING_SECRET_ARN": self.signing_secret.secret_arn,
                 "AUDIT_TABLE": self.audit_table.table_name,
+                "RELEASE_PIPELINE": self.name("release"),
             },
             # Its URL is public: a flood of requests must not take the account's concurrency
             # from the other functions (Slack sends one request per click).
@@ -519,12 +522,25 @@ class DeliveryStack(ProductStack):
         )
         self._read_secret(hook, self.signing_secret)
         self._write_audit(
-            hook, ["request", "gate"], "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"
+            hook,
+            ["request", "gate"],
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
         )
         hook.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["codepipeline:PutApprovalResult"],
                 resources=[f"{self.pipeline.pipeline_arn}/*"],
+            )
+        )
+        # A failed approval that expired undecided is counted (the gate-waiting-too-long alarm).
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": GATE_NAMESPACE}},
             )
         )
         # Slack cannot sign requests with SigV4: the URL is public and every request must carry
@@ -547,6 +563,12 @@ class DeliveryStack(ProductStack):
             f"<{pipeline}>/*]",
             "PutApprovalResult is granted on this pipeline's stages and actions only; the ARN "
             "of an approval action is the pipeline ARN followed by stage/action.",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "cloudwatch:PutMetricData has no resource ARN; it is conditioned on the "
+            f"{GATE_NAMESPACE} namespace.",
         )
         self._acknowledge_key_grant(policy, "reads and writes the encrypted audit table")
         return hook
@@ -620,13 +642,17 @@ class DeliveryStack(ProductStack):
     def _gate_wait_alarm(self, foundation: FoundationStack) -> str:
         """A manual approval that outlived its timeout fails its action: on-call hears of it.
 
-        The event shape (category Approval, state FAILED) is CodePipeline's documented action
-        execution event; it could not be observed offline."""
+        CodePipeline's action execution event (category Approval, state FAILED) is the same for
+        an expired approval and a rejected one, so the rule routes it to the gate callback,
+        which looks the request up in the audit trail and publishes GateExpired only when no
+        decision was recorded and the request's expiry has passed; the alarm watches that
+        metric. The event shape is CodePipeline's documented one; it could not be observed
+        offline."""
         rule = events.Rule(
             self,
             "GateExpired",
             rule_name=self.name("gate-expired"),
-            description="A manual gate of the release pipeline timed out without a decision",
+            description="A manual gate of the release pipeline failed: expired or rejected",
             event_pattern=events.EventPattern(
                 source=["aws.codepipeline"],
                 detail_type=["CodePipeline Action Execution State Change"],
@@ -637,16 +663,7 @@ class DeliveryStack(ProductStack):
                 },
             ),
         )
-        rule.add_target(
-            targets.SnsTopic(
-                foundation.on_call_topic,
-                message=events.RuleTargetInput.from_text(
-                    f"[{self.product}] gate {events.EventField.from_path('$.detail.stage')} "
-                    "waited past its timeout without a decision; the release stopped there. "
-                    f"Runbook: {self.manifest.product.runbook_url}"
-                ),
-            )
-        )
+        rule.add_target(targets.LambdaFunction(self.callback.function, retry_attempts=2))
         name = naming.alarm_name(
             self.product, "prod", "system", "gate-waiting-too-long", "critical"
         )
@@ -656,23 +673,24 @@ class DeliveryStack(ProductStack):
             "GateWaitingTooLong",
             alarm_name=name,
             alarm_description=(
-                "A manual gate waited past its manifest timeout and CodePipeline failed it. "
-                "First checks: 1) which gate (the on-call message names it) 2) whether its "
-                "approvers received the brief (audit trail, chat) 3) re-run the pipeline once "
-                f"they are available. Owner: {on_call.name} <{on_call.email}>. Runbook: "
+                "A manual gate waited past its manifest timeout and CodePipeline failed it "
+                "(rejections do not count). First checks: 1) which gate (the gate callback's "
+                '"failed approval" log line names it) 2) whether its approvers received the '
+                "brief (audit trail, chat) 3) re-run the pipeline once they are available. "
+                f"Owner: {on_call.name} <{on_call.email}>. Runbook: "
                 f"{self.manifest.product.runbook_url}"
             ),
             metric=cloudwatch.Metric(
-                namespace="AWS/Events",
-                metric_name="MatchedEvents",
-                dimensions_map={"RuleName": self.name("gate-expired")},
+                namespace=GATE_NAMESPACE,
+                metric_name="GateExpired",
+                dimensions_map={"Pipeline": self.name("release")},
                 statistic="Sum",
                 period=Duration.minutes(5),
             ),
             threshold=0,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            # No expired gate, no events: silence is the healthy state.
+            # No expired gate, no data point: silence is the healthy state.
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         alarm.add_alarm_action(cw_actions.SnsAction(foundation.on_call_topic))

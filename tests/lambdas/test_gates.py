@@ -7,6 +7,7 @@ import copy
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -580,3 +581,109 @@ def test_no_brief_when_the_execution_s_release_cannot_be_found(gates: dict[str, 
         gates["notifier"].handler(approval(), CONTEXT)
     assert gates["posted"] == []
     assert [i for i in audit_items() if i.get("event") == "requested"] == []
+
+
+def failed_approval(pipeline: str = "", stage: str = "BusinessSignoff") -> dict[str, Any]:
+    """CodePipeline's documented action execution event: an Approval action FAILED."""
+    return {
+        "version": "0",
+        "id": "CWE-event-id",
+        "detail-type": "CodePipeline Action Execution State Change",
+        "source": "aws.codepipeline",
+        "account": "111111111111",
+        "time": "2016-07-07T20:23:00Z",
+        "region": "eu-west-1",
+        "resources": [],
+        "detail": {
+            "pipeline": pipeline or NOTIFICATION["approval"]["pipelineName"],
+            "execution-id": "e-42",
+            "stage": stage,
+            "action": "MyApprovalAction",
+            "state": "FAILED",
+            "region": "eu-west-1",
+            "type": {"owner": "AWS", "provider": "Manual", "category": "Approval", "version": "1"},
+            "version": 1,
+        },
+    }
+
+
+def gate_expired_points() -> float:
+    stats = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace="mlgate/gates",
+        MetricName="GateExpired",
+        Dimensions=[{"Name": "Pipeline", "Value": NOTIFICATION["approval"]["pipelineName"]}],
+        StartTime=datetime(2000, 1, 1, tzinfo=UTC),
+        EndTime=datetime(2100, 1, 1, tzinfo=UTC),
+        Period=86400 * 365,
+        Statistics=["SampleCount"],
+    )["Datapoints"]
+    return sum(p["SampleCount"] for p in stats)
+
+
+EXPIRED = time.mktime(time.strptime("2016-07-07T20:23:00", "%Y-%m-%dT%H:%M:%S")) - time.timezone
+
+
+def test_a_rejected_approval_publishes_nothing(gates: dict[str, Any]) -> None:
+    request_id = posted_request(gates)
+    gates["callback"].handler(click(request_id, ALICE, "reject"), None, now=NOW)
+    outcome = gates["callback"].handler(failed_approval(), None, now=NOW + 10)
+    assert outcome["expired"] == "false"
+    assert "rejected by" in outcome["reason"]
+    assert gate_expired_points() == 0
+
+
+def test_a_rejection_outside_chat_before_expiry_publishes_nothing(gates: dict[str, Any]) -> None:
+    posted_request(gates)
+    outcome = gates["callback"].handler(failed_approval(), None, now=NOW + 10)
+    assert outcome["expired"] == "false"
+    assert "failed before it expired" in outcome["reason"]
+    assert gate_expired_points() == 0
+
+
+def test_an_expired_approval_publishes_exactly_one_data_point(gates: dict[str, Any]) -> None:
+    posted_request(gates)
+    outcome = gates["callback"].handler(failed_approval(), None, now=EXPIRED)
+    assert outcome["expired"] == "true", outcome
+    assert "expired at 2016-07-07T20:22Z undecided" in outcome["reason"]
+    assert gate_expired_points() == 1
+
+
+def test_a_failed_approval_of_another_pipeline_is_refused(gates: dict[str, Any]) -> None:
+    posted_request(gates)
+    outcome = gates["callback"].handler(failed_approval("someone-else"), None, now=EXPIRED)
+    assert outcome["expired"] == "refused"
+    assert "pipeline 'someone-else', not of this product's release pipeline" in outcome["reason"]
+    assert gate_expired_points() == 0
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda e: e.pop("detail"),
+        lambda e: e.update(detail="text"),
+        lambda e: e["detail"].pop("execution-id"),
+        lambda e: e["detail"].update(stage=7),
+        lambda e: e["detail"].update(type=None),
+        lambda e: e["detail"].update(state="SUCCEEDED"),
+        lambda e: e.update({"detail-type": "Something Else"}),
+        lambda e: e.update({"detail-type": ["list"]}),
+    ],
+)
+def test_a_malformed_failed_approval_event_is_refused_not_raised(
+    gates: dict[str, Any], mangle: Any
+) -> None:
+    posted_request(gates)
+    event = failed_approval()
+    mangle(event)
+    outcome = gates["callback"].handler(event, None, now=EXPIRED)
+    assert outcome["expired"] == "refused"
+    assert outcome["reason"]
+    assert gate_expired_points() == 0
+
+
+def test_a_failed_approval_with_no_stored_request_publishes_nothing(
+    gates: dict[str, Any],
+) -> None:
+    outcome = gates["callback"].handler(failed_approval(), None, now=EXPIRED)
+    assert outcome["expired"] == "unknown"
+    assert gate_expired_points() == 0

@@ -386,3 +386,28 @@ def test_a_remote_prod_drift_responder_keeps_its_records_in_its_own_account(
     cross_account.template(prod).has_resource_properties(
         "AWS::DynamoDB::GlobalTable", {"TableName": f"mlgate-{name}-prod-idempotency"}
     )
+
+
+def test_the_gate_wait_alarm_counts_expired_gates_not_rejections(synth: Any, product: Any) -> None:
+    template = delivery(synth, product)
+    release = f"mlgate-{product.manifest.product.name}-release"
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": Match.string_like_regexp("gate-waiting-too-long"),
+            "Namespace": "mlgate/gates",
+            "MetricName": "GateExpired",
+            "Dimensions": [{"Name": "Pipeline", "Value": release}],
+            "Statistic": "Sum",
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+        },
+    )
+    # The failed-approval events go to the gate callback, which tells expiry from rejection.
+    (rule,) = [
+        r
+        for r in template.find_resources("AWS::Events::Rule").values()
+        if r["Properties"].get("Name") == f"mlgate-{product.manifest.product.name}-gate-expired"
+    ]
+    ((target,),) = [rule["Properties"]["Targets"]]
+    assert "GateCallback" in json.dumps(target["Arn"])

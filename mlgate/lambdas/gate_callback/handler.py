@@ -13,11 +13,21 @@ second one is told who decided); then CodePipeline's PutApprovalResult is called
 gate's token (kept in the audit table, never in chat). Only when CodePipeline refuses is the
 claim given back. The decision event is added to the audit trail under a key of its own.
 
-Event: Lambda function URL (payload format 2.0), body `payload=<JSON>` form-encoded.
+An expired gate: CodePipeline reports an approval that timed out and one that was rejected
+alike (an Approval action FAILED, "CodePipeline Action Execution State Change", routed here by
+EventBridge). The callback tells them apart from the audit trail: it finds the approval
+request of that execution and stage (the execution's "requested" events name the request ids)
+and, when no decision is recorded on it and its `expires` has passed, publishes one data point
+GateExpired (namespace mlgate/gates, dimension Pipeline) that the gate-waiting-too-long alarm
+watches. A rejection (a decision recorded, or refused before `expires`) publishes nothing; an
+event of another pipeline, or one that is malformed, is refused with a reason, never raised.
+
+Events: Lambda function URL (payload format 2.0), body `payload=<JSON>` form-encoded; or the
+EventBridge event above (told apart by its `detail-type`).
 Environment: SLACK_SIGNING_SECRET_ARN (a JSON secret: signing_secret, team_id, app_id),
-AUDIT_TABLE.
+AUDIT_TABLE, RELEASE_PIPELINE.
 AWS calls: secretsmanager:GetSecretValue, dynamodb:GetItem, dynamodb:UpdateItem,
-dynamodb:PutItem, codepipeline:PutApprovalResult.
+dynamodb:PutItem, dynamodb:Query, codepipeline:PutApprovalResult, cloudwatch:PutMetricData.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ logger = Logger()
 app = LambdaFunctionUrlResolver()
 dynamodb = boto3.client("dynamodb")
 codepipeline = boto3.client("codepipeline")
+cloudwatch = boto3.client("cloudwatch")
 DECISIONS = {"approve": "Approved", "reject": "Rejected"}
 REQUEST_ID = re.compile(r"[0-9a-f]{24}")
 # Slack lets an app regenerate its signing secret: cached for five minutes, not fetched per
@@ -56,18 +67,28 @@ SECRET_MAX_AGE = 300
 REQUEST_FIELDS = ("gate", "pipeline", "stage", "action", "token", "expires", "approvers")
 # CodePipeline's answers that mean the approval is no longer open.
 CLOSED = ("InvalidApprovalTokenException", "ApprovalAlreadyCompletedException")
+ACTION_EVENT = "CodePipeline Action Execution State Change"
+NAMESPACE = "mlgate/gates"
+# CodePipeline writes `expires` to the minute; the FAILED event of a timed-out approval may
+# arrive within that minute.
+EXPIRY_SLACK = 60
 
 
 @dataclass(frozen=True)
 class Settings:
     secret_arn: str
     table: str
+    pipeline: str
 
 
 @cache
 def settings() -> Settings:
-    env = read("gate_callback", ("SLACK_SIGNING_SECRET_ARN", "AUDIT_TABLE"))
-    return Settings(secret_arn=env["SLACK_SIGNING_SECRET_ARN"], table=env["AUDIT_TABLE"])
+    env = read("gate_callback", ("SLACK_SIGNING_SECRET_ARN", "AUDIT_TABLE", "RELEASE_PIPELINE"))
+    return Settings(
+        secret_arn=env["SLACK_SIGNING_SECRET_ARN"],
+        table=env["AUDIT_TABLE"],
+        pipeline=env["RELEASE_PIPELINE"],
+    )
 
 
 class Refusal(Exception):
@@ -258,6 +279,82 @@ def click() -> Response[str]:
     return respond(200, message)
 
 
+def failed_approval(event: dict[str, Any]) -> tuple[str, str, str]:
+    """(pipeline, execution, stage) of a FAILED Approval action event; Refusal otherwise."""
+    try:
+        detail = event["detail"]
+        fields = (detail["pipeline"], detail["execution-id"], detail["stage"])
+        category, state = detail["type"]["category"], detail["state"]
+        if not all(isinstance(f, str) and f for f in fields):
+            raise TypeError("pipeline, execution-id and stage must be text")
+    except (KeyError, TypeError) as err:
+        raise Refusal(400, f"not a CodePipeline action event: missing or bad {err}") from None
+    if (category, state) != ("Approval", "FAILED"):
+        raise Refusal(400, f"a {str(category)[:20]} action {str(state)[:20]}: not a failed "
+                           "approval")  # fmt: skip
+    return fields
+
+
+def approval_request(audit: AuditTrail, pipeline: str, execution: str, stage: str) -> Any:
+    """The latest approval request of this execution and stage (None when none was stored)."""
+    requested = [e for e in audit.events(pipeline, execution) if e.get("event") == "requested"]
+    for item in sorted(requested, key=lambda e: e.get("sk", ""), reverse=True):
+        request_id = item.get("sk", "").rsplit("#", 1)[-1]
+        request = audit.request(request_id) if REQUEST_ID.fullmatch(request_id) else None
+        if request is not None and request.get("stage") == stage:
+            return request
+    return None
+
+
+def expiry(event: dict[str, Any], audit: AuditTrail, metrics: Any, now: float) -> dict[str, str]:
+    """Publishes GateExpired once when the failed approval expired undecided."""
+    pipeline, execution, stage = failed_approval(event)
+    expected = settings().pipeline
+    if pipeline != expected:
+        raise Refusal(403, f"the event is of pipeline {pipeline[:100]!r}, not of this product's "
+                           f"release pipeline {expected!r}; nothing was published")  # fmt: skip
+    request = approval_request(audit, pipeline, execution, stage)
+    where = f"gate {stage} of execution {execution[:60]}"
+    if request is None:
+        return {"expired": "unknown", "reason": f"no approval request stored for {where}: "
+                "expiry cannot be told from a rejection; nothing was published"}  # fmt: skip
+    if request.get("decision"):
+        return {"expired": "false", "reason": f"{where} was {request['decision'].lower()} by "
+                f"{request.get('decided_by', 'someone')}; nothing was published"}  # fmt: skip
+    try:
+        expires = epoch(request.get("expires", ""))
+    except (ValueError, OverflowError):
+        raise Refusal(409, f"the stored expiry {request.get('expires', '')[:40]!r} of {where} is "
+                           "unreadable; nothing was published") from None  # fmt: skip
+    if now + EXPIRY_SLACK < expires:
+        return {"expired": "false", "reason": f"{where} failed before it expired at "
+                f"{request['expires']} (a rejection); nothing was published"}  # fmt: skip
+    metrics.put_metric_data(
+        Namespace=NAMESPACE,
+        MetricData=[
+            {
+                "MetricName": "GateExpired",
+                "Dimensions": [{"Name": "Pipeline", "Value": pipeline}],
+                "Value": 1.0,
+                "Unit": "Count",
+            }
+        ],
+    )
+    return {"expired": "true", "reason": f"{where} expired at {request['expires']} undecided"}
+
+
 def handler(event: dict[str, Any], context: Any, now: float | None = None) -> dict[str, Any]:
+    if isinstance(event, dict) and "detail-type" in event and "requestContext" not in event:
+        if event["detail-type"] != ACTION_EVENT:
+            outcome = {"expired": "refused", "reason": f"unexpected event "
+                       f"{str(event['detail-type'])[:60]!r}"}  # fmt: skip
+        else:
+            try:
+                audit = AuditTrail(dynamodb, settings().table)
+                outcome = expiry(event, audit, cloudwatch, now or time.time())
+            except Refusal as refusal:
+                outcome = {"expired": "refused", "reason": refusal.reason}
+        logger.info("failed approval", extra=outcome)
+        return outcome
     app.context.update(now=now)
     return app.resolve(event, context)
