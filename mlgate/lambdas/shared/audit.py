@@ -72,13 +72,7 @@ class AuditTrail:
             "evidence_sha256": {"S": evidence_sha256},
             "detail": {"S": detail[:2000]},
         }
-        try:
-            self.client.put_item(
-                TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        self._put_once(item)
         return item
 
     def open_request(self, request_id: str, fields: dict[str, str]) -> bool:
@@ -87,6 +81,13 @@ class AuditTrail:
         a click may have decided it); False when the id is taken by another request."""
         item = {"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}}
         item.update({k: {"S": v} for k, v in fields.items()})
+        if self._put_once(item):
+            return True
+        return (self.request(request_id) or {}).get("token") == fields["token"]
+
+    def _put_once(self, item: dict[str, Any]) -> bool:
+        """Write an item that must never overwrite one: True when written now, False when an
+        item with its key already exists."""
         try:
             self.client.put_item(
                 TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
@@ -94,7 +95,7 @@ class AuditTrail:
         except ClientError as err:
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            return (self.request(request_id) or {}).get("token") == fields["token"]
+            return False
         return True
 
     def request(self, request_id: str) -> dict[str, str] | None:
