@@ -1,62 +1,191 @@
-"""One place decides how stacks and physical resources are named.
+"""One place computes every physical name of a product: `Names`.
 
 Every name carries the product and, where a resource exists per environment, the environment,
-so several products and both environments deploy side by side without collisions.
+so several products and both environments deploy side by side without collisions. The stacks,
+the hooks' environment variables, the cross-account trust (which names roles of the other
+account before they exist) and the rehearsal all ask a `Names`; nothing else builds a name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlgate.manifest import EnvName, Manifest
 
 PREFIX = "mlgate"
 
 
 def pascal(slug: str) -> str:
-    """customer-churn -> CustomerChurn."""
+    """customer-churn -> CustomerChurn (construct ids and CodePipeline stage names)."""
     return "".join(part.capitalize() for part in re.split(r"[-_]", slug) if part)
 
 
-def stack_name(product: str, component: str, env: str | None = None) -> str:
-    """mlgate-customer-churn-staging-serving; CloudFormation stack names allow 128 chars."""
-    parts = [PREFIX, product, *([env] if env else []), component]
-    return "-".join(parts)
-
-
-def resource_name(product: str, *parts: str, max_length: int = 63) -> str:
-    """mlgate-customer-churn-<parts>, lowercase, cut to the service's length limit.
-
-    A name cut short keeps a stable suffix derived from the whole name, so two long names that
-    share a prefix never collide.
-    """
-    name = "-".join([PREFIX, product, *parts]).lower()
+def _cut(name: str, max_length: int) -> str:
+    """A name cut to a service's length limit keeps a stable suffix derived from the whole
+    name, so two long names that share a prefix never collide."""
     if len(name) <= max_length:
         return name
-    digest = _stable_hash(name)
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[: max_length - 9].rstrip('-')}-{digest}"
 
 
-def endpoint_name(product: str, env: str) -> str:
-    """SageMaker endpoint names allow 63 characters."""
-    return resource_name(product, env, max_length=63)
+@dataclass(frozen=True)
+class Names:
+    """The physical names of one product, product-wide (`env` None: the home account's
+    stacks) or of one environment. Length limits are the services' own, cited per method."""
+
+    product: str
+    env: EnvName | None = None
+
+    @classmethod
+    def of(cls, manifest: Manifest, env: EnvName | None = None) -> Names:
+        return cls(manifest.product.name, env)
+
+    def at(self, env: EnvName | None) -> Names:
+        """The same product's names in another environment (None: product-wide)."""
+        return replace(self, env=env)
+
+    def _in(self, env: EnvName | None) -> EnvName:
+        chosen = env or self.env
+        if chosen is None:
+            raise ValueError(f"a per-environment name of '{self.product}' needs an environment")
+        return chosen
+
+    # --- generic -------------------------------------------------------------------------
+
+    def resource(self, *parts: str, max_length: int = 63) -> str:
+        """mlgate-<product>[-<env>]-<parts>, lowercase, cut to the service's limit."""
+        env = (self.env,) if self.env else ()
+        return _cut("-".join([PREFIX, self.product, *env, *parts]).lower(), max_length)
+
+    def stack(self, component: str) -> str:
+        """mlgate-<product>[-<env>]-<component>; CloudFormation allows 128 characters."""
+        return "-".join([PREFIX, self.product, *([self.env] if self.env else []), component])
+
+    def bucket(self, purpose: str, account: str, region: str) -> str:
+        """Globally unique and predictable: product, purpose, account, region."""
+        return self.resource(purpose, account, region)
+
+    def key_alias(self) -> str:
+        return "/".join(["alias/mlgate", self.product, *([self.env] if self.env else [])])
+
+    # --- product-wide resources of the home account ----------------------------------------
+
+    def model_package_group(self) -> str:
+        """SageMaker model package group names allow 63 characters."""
+        return _cut(f"{PREFIX}-{self.product}", 63)
+
+    def training_pipeline(self) -> str:
+        """SageMaker pipeline names allow 256 characters."""
+        return _cut(f"{PREFIX}-{self.product}-training", 256)
+
+    def release_pipeline(self) -> str:
+        return _cut(f"{PREFIX}-{self.product}-release", 63)
+
+    def etl_job(self) -> str:
+        """Glue job names allow 255 characters."""
+        return _cut(f"{PREFIX}-{self.product}-curate", 255)
+
+    def quality_job(self) -> str:
+        return _cut(f"{PREFIX}-{self.product}-quality", 255)
+
+    def gate_stage(self, gate: str) -> str:
+        """The CodePipeline stage of a manual gate."""
+        return pascal(gate)
+
+    # --- per-environment resources ---------------------------------------------------------
+
+    def serving_stack(self, env: EnvName | None = None) -> str:
+        return self.at(self._in(env)).stack("serving")
+
+    def endpoint(self, env: EnvName | None = None) -> str:
+        """SageMaker endpoint names allow 63 characters."""
+        return self.at(self._in(env)).resource(max_length=63)
+
+    def monitoring_schedule(self, kind: str, env: EnvName | None = None) -> str:
+        """kind: data-quality or model-quality; schedule names allow 63 characters."""
+        return self.at(self._in(env)).resource(kind)
+
+    def alarm(self, tier: str, what: str, severity: str, env: EnvName | None = None) -> str:
+        """product/env/tier/what/severity, the one scheme every alarm follows."""
+        return f"{PREFIX}/{self.product}/{self._in(env)}/{tier}/{what}/{severity}"
+
+    def dashboard(self, env: EnvName | None = None) -> str:
+        return f"{PREFIX}-{self.product}-{self._in(env)}"
+
+    def dashboard_url(self, region: str, env: EnvName | None = None) -> str:
+        return (
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#dashboards:name={self.dashboard(env)}"
+        )
+
+    # --- IAM roles that another account trusts by name (mlgate/accounts.py) ------------------
+    # IAM role names allow 64 characters.
+
+    def _role(self, *parts: str) -> str:
+        return _cut("-".join([PREFIX, self.product, *parts]).lower(), 64)
+
+    def deployer_role(self) -> str:
+        """Home: the deployer hook, which updates Serving stacks and assumes deploy roles."""
+        return self._role("deployer")
+
+    def verifier_role(self) -> str:
+        """Home: the deploy verifier hook, which assumes verify roles."""
+        return self._role("verifier")
+
+    def retrain_role(self, env: EnvName | None = None) -> str:
+        """Home: assumed by a remote environment's drift responder to start training."""
+        return self._role(self._in(env), "retrain")
+
+    def deploy_role(self, env: EnvName | None = None) -> str:
+        """Environment: assumed by the home deployer to update the Serving stack."""
+        return self._role(self._in(env), "deploy")
+
+    def verify_role(self, env: EnvName | None = None) -> str:
+        """Environment: assumed by the home verifier to check the endpoint."""
+        return self._role(self._in(env), "verify")
+
+    def model_role(self, env: EnvName | None = None) -> str:
+        """Environment: hosts the model, reads the version's artifacts from home."""
+        return self._role(self._in(env), "model")
+
+    def monitor_role(self, env: EnvName | None = None) -> str:
+        """Environment: monitoring jobs, read the version's baseline from home."""
+        return self._role(self._in(env), "monitor")
+
+    def drift_role(self, env: EnvName | None = None) -> str:
+        """Environment: the drift responder, assumes the home retrain role."""
+        return self._role(self._in(env), "drift")
+
+
+def role_arn(account: str, name: str) -> str:
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
+# Transitional: the module functions below delegate to Names while call sites move over.
+def stack_name(product: str, component: str, env: EnvName | None = None) -> str:
+    return Names(product, env).stack(component)
+
+
+def resource_name(product: str, *parts: str, max_length: int = 63) -> str:
+    return Names(product).resource(*parts, max_length=max_length)
+
+
+def endpoint_name(product: str, env: EnvName) -> str:
+    return Names(product, env).endpoint()
 
 
 def alarm_name(product: str, env: str, tier: str, what: str, severity: str) -> str:
-    """product/env/tier/what/severity, the one scheme every alarm follows."""
     return f"{PREFIX}/{product}/{env}/{tier}/{what}/{severity}"
 
 
-def _stable_hash(value: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(value.encode()).hexdigest()[:8]
+def dashboard_name(product: str, env: EnvName) -> str:
+    return Names(product, env).dashboard()
 
 
-def dashboard_name(product: str, env: str) -> str:
-    return f"{PREFIX}-{product}-{env}"
-
-
-def dashboard_url(product: str, env: str, region: str) -> str:
-    return (
-        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
-        f"#dashboards:name={dashboard_name(product, env)}"
-    )
+def dashboard_url(product: str, env: EnvName, region: str) -> str:
+    return Names(product, env).dashboard_url(region)
