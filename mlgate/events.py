@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from aws_cdk import aws_events as events
 
-from mlgate import naming
+from mlgate.naming import Names
 
 GLUE_SOURCE = "aws.glue"
 GLUE_JOB_STATE = "Glue Job State Change"
 GLUE_CRAWLER_STATE = "Glue Crawler State Change"
 
 
-def etl_job_name(product: str) -> str:
-    return naming.resource_name(product, "curate", max_length=255)
+def etl_job_name(product: str) -> str:  # transitional: callers move to Names
+    return Names(product).etl_job()
 
 
-def quality_job_name(product: str) -> str:
-    return naming.resource_name(product, "quality", max_length=255)
+def quality_job_name(product: str) -> str:  # transitional: callers move to Names
+    return Names(product).quality_job()
 
 
 def etl_succeeded(product: str) -> events.EventPattern:
@@ -27,7 +27,7 @@ def etl_succeeded(product: str) -> events.EventPattern:
     return events.EventPattern(
         source=[GLUE_SOURCE],
         detail_type=[GLUE_JOB_STATE],
-        detail={"jobName": [quality_job_name(product)], "state": ["SUCCEEDED"]},
+        detail={"jobName": [Names(product).quality_job()], "state": ["SUCCEEDED"]},
     )
 
 
@@ -37,7 +37,7 @@ def etl_failed(product: str) -> events.EventPattern:
         source=[GLUE_SOURCE],
         detail_type=[GLUE_JOB_STATE],
         detail={
-            "jobName": [etl_job_name(product), quality_job_name(product)],
+            "jobName": [Names(product).etl_job(), Names(product).quality_job()],
             "state": ["FAILED", "TIMEOUT", "STOPPED", "ERROR"],
         },
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlgate import naming
 from mlgate.manifest import GateKind, Manifest
+from mlgate.naming import Names
 
 MAX_CONTEXT_BYTES = 3500
 
@@ -26,7 +26,7 @@ def gate_context(
         "objective": manifest.product.objective,
         "dashboard_url": dashboard_url,
         "gates": {
-            naming.pascal(g.name): {
+            Names.of(manifest).gate_stage(g.name): {
                 "name": g.name,
                 "description": g.description,
                 "timeout_hours": g.timeout_hours,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from mlgate.manifest import EnvName, Manifest
@@ -183,9 +183,9 @@ def alarm_name(product: str, env: str, tier: str, what: str, severity: str) -> s
     return f"{PREFIX}/{product}/{env}/{tier}/{what}/{severity}"
 
 
-def dashboard_name(product: str, env: EnvName) -> str:
-    return Names(product, env).dashboard()
+def dashboard_name(product: str, env: str) -> str:
+    return Names(product, cast("EnvName", env)).dashboard()
 
 
-def dashboard_url(product: str, env: EnvName, region: str) -> str:
-    return Names(product, env).dashboard_url(region)
+def dashboard_url(product: str, env: str, region: str) -> str:
+    return Names(product, cast("EnvName", env)).dashboard_url(region)

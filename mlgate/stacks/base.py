@@ -5,8 +5,8 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from mlgate import naming
 from mlgate.manifest import EnvName, Manifest
+from mlgate.naming import Names
 
 
 class ProductStack(cdk.Stack):
@@ -33,7 +33,7 @@ class ProductStack(cdk.Stack):
         product = manifest.product.name
         super().__init__(
             scope,
-            naming.stack_name(product, self.component, env_name),
+            Names(product, env_name).stack(self.component),
             description=f"mlgate {product}: {description}",
             env=cdk.Environment(account=target.account, region=target.region),
             termination_protection=env_name == "prod",
@@ -44,6 +44,8 @@ class ProductStack(cdk.Stack):
         self.manifest = manifest
         self.env_name = env_name
         self.product = product
+        self.names = Names(product, env_name)
+        """Every physical name of this stack's product and environment."""
         for key, value in {
             "mlgate:product": product,
             "mlgate:component": self.component,
@@ -54,12 +56,11 @@ class ProductStack(cdk.Stack):
 
     def bucket_name(self, purpose: str) -> str:
         """Globally unique and predictable: product, purpose, account, region."""
-        return self.name(purpose, str(self.account), str(self.region))
+        return self.names.bucket(purpose, str(self.account), str(self.region))
 
     def bucket_arn(self, purpose: str) -> str:
         return f"arn:aws:s3:::{self.bucket_name(purpose)}"
 
     def name(self, *parts: str, max_length: int = 63) -> str:
         """A physical name namespaced by product (and environment, for per-env stacks)."""
-        env = (self.env_name,) if self.env_name else ()
-        return naming.resource_name(self.product, *env, *parts, max_length=max_length)
+        return self.names.resource(*parts, max_length=max_length)

@@ -169,7 +169,7 @@ class DataStack(ProductStack):
         self.etl_job = glue.PySparkEtlJob(
             self,
             "CurateJob",
-            job_name=mlgate_events.etl_job_name(self.product),
+            job_name=self.names.etl_job(),
             description=f"Runs {data.transform} on every raw source into the curated table",
             script=glue.Code.from_asset(str(ETL / "curate_glue.py")),
             extra_python_files=[glue.Code.from_asset(str(etl_zip(manifest, build_dir)))],
@@ -212,7 +212,7 @@ class DataStack(ProductStack):
         self.quality_job = glue.PySparkEtlJob(
             self,
             "QualityJob",
-            job_name=mlgate_events.quality_job_name(self.product),
+            job_name=self.names.quality_job(),
             description="Evaluates the Data Quality ruleset on the curated data",
             script=glue.Code.from_asset(str(ETL / "quality_glue.py")),
             default_arguments={

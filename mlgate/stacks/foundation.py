@@ -22,11 +22,12 @@ from mlgate.constructs.hooks import IdempotencyTable
 from mlgate.constructs.service_access import ServiceKey, ServiceTopic
 from mlgate.constructs.storage import AccessLogBucket, SecureBucket
 from mlgate.manifest import EnvName, Manifest
+from mlgate.naming import Names
 from mlgate.stacks.base import ProductStack
 
 
-def key_alias(manifest: Manifest, env: EnvName | None = None) -> str:
-    return "/".join(["alias/mlgate", manifest.product.name, *([env] if env else [])])
+def key_alias(manifest: Manifest, env: EnvName | None = None) -> str:  # transitional
+    return Names.of(manifest, env).key_alias()
 
 
 class SiteStack(ProductStack):
@@ -42,7 +43,7 @@ class SiteStack(ProductStack):
         self.key = ServiceKey(
             self,
             "ProductKey",
-            alias=key_alias(manifest, self.env_name),
+            alias=self.names.key_alias(),
             description=f"Encrypts every data store of the {self.product} ML product{what}",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
@@ -154,15 +155,15 @@ class EnvironmentFoundationStack(SiteStack):
         home = accounts.home_account(manifest)
         self.deploy_role = self._release_role(
             "DeployRole",
-            accounts.deploy_role(manifest, env_name),
-            accounts.trusted_roles(home, accounts.deployer_role(manifest)),
+            self.names.deploy_role(),
+            accounts.trusted_roles(home, self.names.deployer_role()),
             *accounts.deploy_access(manifest, env_name),
             what="updates the Serving stack with a released model version",
         )
         self.verify_role = self._release_role(
             "VerifyRole",
-            accounts.verify_role(manifest, env_name),
-            accounts.trusted_roles(home, accounts.verifier_role(manifest)),
+            self.names.verify_role(),
+            accounts.trusted_roles(home, self.names.verifier_role()),
             *accounts.verify_access(manifest, env_name),
             what="checks that the endpoint serves the released version",
         )

@@ -5,12 +5,10 @@ from __future__ import annotations
 from constructs import Construct
 
 from mlgate.constructs.monitoring import Hook, ProductMonitoring
-from mlgate.events import etl_job_name, quality_job_name
 from mlgate.manifest import EnvName, Manifest
 from mlgate.stacks.base import ProductStack
 from mlgate.stacks.foundation import SiteStack
 from mlgate.stacks.serving import VARIANT, ServingStack
-from mlgate.stacks.training import training_pipeline_name
 
 
 class ObservabilityStack(ProductStack):
@@ -45,8 +43,8 @@ class ObservabilityStack(ProductStack):
             on_call=site.on_call_topic,
             endpoint=serving.endpoint_name,
             variant=VARIANT,
-            glue_jobs=[etl_job_name(self.product), quality_job_name(self.product)] if home else [],
-            training_pipeline=training_pipeline_name(self.product) if home else None,
+            glue_jobs=[self.names.etl_job(), self.names.quality_job()] if home else [],
+            training_pipeline=self.names.training_pipeline() if home else None,
             hooks=hooks,
             model_alarms=list(serving.rollback_alarm_names),
             external_alarms=external_alarms,

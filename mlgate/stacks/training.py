@@ -24,6 +24,7 @@ from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest
 from mlgate.ml import pipeline as authored
+from mlgate.naming import Names
 from mlgate.packaging import build_tar_gz
 from mlgate.product_code import training_contract
 from mlgate.stacks.base import ProductStack
@@ -62,19 +63,19 @@ def _extension(path: Path) -> str:
     return path.suffix
 
 
-def model_package_group_name(product: str) -> str:
-    return naming.resource_name(product, max_length=63)
+def training_pipeline_name(product: str) -> str:  # transitional: callers move to Names
+    return Names(product).training_pipeline()
 
 
-def training_pipeline_name(product: str) -> str:
-    return naming.resource_name(product, "training", max_length=256)
+def model_package_group_name(product: str) -> str:  # transitional: callers move to Names
+    return Names(product).model_package_group()
 
 
 def start_training(manifest: Manifest) -> iam.PolicyStatement:
     """May start the product's training pipeline the way `shared/pipelines.start_if_idle`
     does: look for a running execution, then start one."""
     home = manifest.environments.staging
-    name = training_pipeline_name(manifest.product.name)
+    name = Names.of(manifest).training_pipeline()
     return iam.PolicyStatement(
         actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
         resources=[f"arn:aws:sagemaker:{home.region}:{home.account}:pipeline/{name}"],
@@ -107,7 +108,7 @@ class TrainingStack(ProductStack):
         self.group = sagemaker.CfnModelPackageGroup(
             self,
             "ModelRegistry",
-            model_package_group_name=model_package_group_name(self.product),
+            model_package_group_name=self.names.model_package_group(),
             model_package_group_description=(
                 f"Versions of the {manifest.product.display_name} model; the ML lead approves "
                 "each one before it is released"
@@ -153,7 +154,7 @@ class TrainingStack(ProductStack):
             evaluate_code_uri=stand_in["evaluate"],
             contract_uri=stand_in["contract"],
             train_source_uri=stand_in.get("train"),
-            model_package_group=model_package_group_name(self.product),
+            model_package_group=self.names.model_package_group(),
             manifest_sha256=hashlib.sha256(manifest.model_dump_json().encode()).hexdigest(),
             code_sha256=digest(*code.values()),
         )
@@ -164,7 +165,7 @@ class TrainingStack(ProductStack):
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Pipeline",
-            pipeline_name=training_pipeline_name(self.product),
+            pipeline_name=self.names.training_pipeline(),
             pipeline_display_name=f"{naming.pascal(self.product)}Training",
             pipeline_description=(
                 "preprocess -> train -> evaluate -> baseline -> thresholds -> register"
@@ -183,12 +184,12 @@ class TrainingStack(ProductStack):
             "PipelineStarter",
             hook="pipeline_starter",
             description="Starts the training pipeline unless an execution is running",
-            environment={"PIPELINE_NAME": training_pipeline_name(self.product)},
+            environment={"PIPELINE_NAME": self.names.training_pipeline()},
             failures=FailureRouting(
                 key=foundation.key,
                 on_call=foundation.on_call_topic,
-                alarm_name=naming.alarm_name(
-                    self.product, "staging", "system", "pipeline_starter-failed", "critical"
+                alarm_name=self.names.alarm(
+                    "system", "pipeline_starter-failed", "critical", env="staging"
                 ),
                 owner=on_call_owner(manifest),
                 runbook=manifest.product.runbook_url,
@@ -220,7 +221,7 @@ class TrainingStack(ProductStack):
         read and deploy versions (never approve them), and a retrain role lets its drift
         responder, and only it, start the pipeline."""
         account = self.manifest.environment(env).account
-        group = model_package_group_name(self.product)
+        group = self.names.model_package_group()
         arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
         policy = self.group.model_package_group_policy or {"Version": "2012-10-17",
                                                            "Statement": []}  # fmt: skip
@@ -250,8 +251,8 @@ class TrainingStack(ProductStack):
         role = iam.Role(
             self,
             f"Retrain{env.capitalize()}",
-            role_name=accounts.retrain_role(self.manifest, env),
-            assumed_by=accounts.trusted_roles(account, accounts.drift_role(self.manifest, env)),
+            role_name=self.names.retrain_role(env),
+            assumed_by=accounts.trusted_roles(account, self.names.drift_role(env)),
             description=f"Assumed by the {env} drift responder ({account}) to start retraining",
             max_session_duration=Duration.hours(1),
         )
@@ -318,8 +319,8 @@ class TrainingStack(ProductStack):
                     "sagemaker:AddTags",
                 ],
                 resources=[
-                    f"{arn}:model-package-group/{model_package_group_name(product)}",
-                    f"{arn}:model-package/{model_package_group_name(product)}/*",
+                    f"{arn}:model-package-group/{Names(product).model_package_group()}",
+                    f"{arn}:model-package/{Names(product).model_package_group()}/*",
                 ],
             )
         )
@@ -379,7 +380,7 @@ class TrainingStack(ProductStack):
             f"Resource::{arn}:training-job/{product}-*": "training jobs of this product",
             f"Resource::{arn}:processing-job/pipelines-*": "jobs the pipeline names itself",
             f"Resource::{arn}:training-job/pipelines-*": "jobs the pipeline names itself",
-            f"Resource::{arn}:model-package/{model_package_group_name(product)}/*": (
+            f"Resource::{arn}:model-package/{Names(product).model_package_group()}/*": (
                 "versions in this product's model package group"
             ),
             f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{self.account}-{self.region}/*": (

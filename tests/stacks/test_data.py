@@ -6,7 +6,8 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from mlgate.events import etl_succeeded, quality_job_name
+from mlgate.events import etl_succeeded
+from mlgate.naming import Names
 from mlgate.stacks.data import GLUE_TYPES, dqdl
 
 
@@ -132,7 +133,7 @@ def test_failures_reach_on_call_and_success_is_the_training_signal(
     )
     pattern = etl_succeeded(name)
     assert pattern.detail == {
-        "jobName": [quality_job_name(name)],
+        "jobName": [Names(name).quality_job()],
         "state": ["SUCCEEDED"],
     }
 
