@@ -1,7 +1,9 @@
 """Each hook's cold import time, and warm invocation times under moto.
 
 Cold import: a fresh interpreter imports the hook's handler module (what a Lambda cold start
-adds on top of the runtime's own start: timed inside the interpreter), median of several runs.
+adds on top of the runtime's own start: timed inside the interpreter), median of several runs,
+against a bare boto3 function that creates the same clients at import (found by recording the
+clients the hook's import creates), the two run interleaved.
 Warm invocation: the handler called repeatedly in one process under moto, after one warm-up.
 Usage: .venv/bin/python bench/hooks_latency.py [--repeats 7]
 """
@@ -23,21 +25,51 @@ LAMBDAS = ROOT / "mlgate" / "lambdas"
 HOOKS = sorted(p.name for p in LAMBDAS.iterdir() if (p / "handler.py").exists())
 
 
-def cold_import(hook: str, repeats: int) -> float:
-    def run(code: str) -> float:
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=LAMBDAS,
-            capture_output=True,
-            text=True,
-            check=True,
-            # What the stack sets for every idempotent hook, which builds its store at import.
-            env={**os.environ, "AWS_DEFAULT_REGION": "eu-west-1", "IDEMPOTENCY_TABLE": "i"},
-        )
-        return float(out.stdout.strip())
+# What the stack sets for every idempotent hook, which builds its store at import.
+HOOK_ENV = {"AWS_DEFAULT_REGION": "eu-west-1", "IDEMPOTENCY_TABLE": "i"}
 
-    timed = "import time; t = time.perf_counter(); import {0}; print(time.perf_counter() - t)"
-    return statistics.median(run(timed.format(f"{hook}.handler")) for _ in range(repeats))
+# Lists the boto3 clients a hook's import creates (service names, in order), so the baseline
+# can create the same ones.
+DISCOVER = """
+import json, botocore.session
+made = []
+create = botocore.session.Session.create_client
+def record(self, service_name, *args, **kwargs):
+    made.append(service_name)
+    return create(self, service_name, *args, **kwargs)
+botocore.session.Session.create_client = record
+import {0}
+print(json.dumps(made))
+"""
+TIMED = "import time; t = time.perf_counter(); {0}; print(time.perf_counter() - t)"
+
+
+def _run(code: str) -> str:
+    env = {**os.environ, **HOOK_ENV}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=LAMBDAS, capture_output=True, text=True, check=True,
+        env=env,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def bare_function(hook: str) -> str:
+    """The code of a bare boto3 function making the same calls: json, os and boto3 imported,
+    the same clients created at import, no Powertools and no shared modules."""
+    services = json.loads(_run(DISCOVER.format(f"{hook}.handler")).splitlines()[-1])
+    clients = "; ".join(f"boto3.client({s!r})" for s in services)
+    return "import json, os, boto3" + (f"; {clients}" if clients else "")
+
+
+def cold_import(hook: str, repeats: int) -> tuple[float, float, int]:
+    """Median cold import of the hook and of its bare boto3 counterpart, run interleaved (so
+    load affects both alike), and how many clients both create."""
+    bare = bare_function(hook)
+    hook_s, bare_s = [], []
+    for _ in range(repeats):
+        hook_s.append(float(_run(TIMED.format(f"import {hook}.handler"))))
+        bare_s.append(float(_run(TIMED.format(bare))))
+    return statistics.median(hook_s), statistics.median(bare_s), bare.count("boto3.client(")
 
 
 def warm(repeats: int) -> dict[str, tuple[float, str]]:
@@ -182,9 +214,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    rows = [[h, f"{cold_import(h, args.repeats) * 1000:.0f}"] for h in HOOKS]
-    print(f"Hook cold import (ms, median of {args.repeats}, fresh interpreter)")
-    print(table(["hook", "import ms"], rows))
+    rows = []
+    for hook in HOOKS:
+        hook_s, bare_s, clients = cold_import(hook, args.repeats)
+        rows.append([hook, f"{hook_s * 1000:.0f}", f"{bare_s * 1000:.0f}", str(clients),
+                     f"{hook_s / bare_s:.2f}"])  # fmt: skip
+    print(
+        f"Hook cold import (ms, median of {args.repeats}, fresh interpreters, interleaved) against"
+        " a bare boto3 function creating the same clients (target: ratio at most 1.3)"
+    )
+    print(table(["hook", "import ms", "bare boto3 ms", "clients", "ratio"], rows))
     print(f"\nWarm invocation under moto (ms, median of {args.repeats})")
     rows = [[k, f"{ms:.1f}", said] for k, (ms, said) in warm(args.repeats).items()]
     print(table(["hook", "invoke ms", "what it answered"], rows))
