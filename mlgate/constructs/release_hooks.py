@@ -100,7 +100,8 @@ class DeployVerifier(HookFunction):
 
 
 class QualityGate(HookFunction):
-    """The automated gate: registered metrics and staging SLOs against the manifest."""
+    """The automated gate: the version's registered metrics, and a smoke load of its held-out
+    test split on the staging endpoint judged against the manifest's SLOs."""
 
     def __init__(
         self,
@@ -114,28 +115,49 @@ class QualityGate(HookFunction):
         idempotency: IdempotencyTable,
     ) -> None:
         names = Names.of(manifest)
+        stack = Stack.of(scope)
+        artifacts = names.bucket("artifacts", stack.account, stack.region)
         super().__init__(
             scope,
             id,
             hook="quality_gate",
-            description="Automated gate: registered metrics and staging SLOs against the manifest",
+            description="Automated gate: registered metrics, and staging SLOs on a smoke load",
             environment={
                 "MLGATE_THRESHOLDS": json.dumps(thresholds(manifest), separators=(",", ":")),
+                "SMOKE_REQUESTS": str(manifest.serving.smoke_requests),
                 "AUDIT_TABLE": names.audit_table(),
                 "RELEASE_PIPELINE": names.release_pipeline(),
             },
+            # The smoke load is sequential and bounded (manifest: serving.smoke_requests, at
+            # most 500, each with a short read timeout): two minutes cover it with retries.
+            timeout=Duration.minutes(2),
             failures=FailureRouting.of(manifest, "quality_gate", key=key, on_call=on_call),
         )
         self.make_idempotent(idempotency)
         self.write_audit(audit, key, ["gate"], "dynamodb:PutItem")
-        self.role.add_to_policy(
-            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
+        # Staging always lives in the home account (mlgate/accounts.py).
+        endpoint = (
+            f"arn:aws:sagemaker:{stack.region}:{stack.account}:endpoint/{names.endpoint('staging')}"
         )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
+                resources=[endpoint],
+            )
+        )
+        # The version's test split, where the training pipeline's preprocess step wrote it
+        # (mlgate/ml/pipeline.py: <run>/<execution>/test/test.csv); read with a byte range.
+        self.sample = f"arn:aws:s3:::{artifacts}/training/{names.product}/*/test/test.csv"
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.sample])
+        )
+        self.use_key(key, "kms:Decrypt")
+        acknowledge(self.policy, "AwsSolutions-IAM5[Resource::*]", REPORTS_TO_PIPELINE)
         acknowledge(
             self.policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "The quality gate reads staging endpoint metrics; cloudwatch:GetMetricData "
-            "supports no resource-level permission.",
+            f"AwsSolutions-IAM5[Resource::{self.sample}]",
+            "The wildcard is the training pipeline execution id; the quality gate reads only "
+            "the test split file of this product's training runs.",
         )
         self.acknowledge_key_grant("writes its verdict to the encrypted audit table")
 

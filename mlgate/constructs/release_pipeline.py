@@ -103,7 +103,6 @@ class ReleasePipeline(Construct):
                     user_parameters_string=json.dumps(
                         {
                             "endpoint": self.names.endpoint("staging"),
-                            "window_minutes": 60,
                             "execution": "#{codepipeline.PipelineExecutionId}",
                         }
                     ),
