@@ -231,21 +231,26 @@ def verdicts() -> list[dict[str, str]]:
 
 
 def run_gate(gate: Any, stub: Stubber, *outcomes: str) -> dict[str, str]:
-    """Queue the endpoint's answers, in order: "ok", "throttled", "5xx", "model-error"; the
-    rest answer ok. Every request is checked to carry its test-split row's payload."""
+    """Queue the endpoint's answers, in order: "ok", "throttled", "5xx" (SageMaker's),
+    "model-400" / "model-500" (ModelError, the container's status); the rest answer ok.
+    Every request is checked to carry its test-split row's payload."""
     queued = list(outcomes) + ["ok"] * (REQUESTS - sum(o != "throttled" for o in outcomes))
     sent = 0
     for outcome in queued:
         if outcome == "ok":
             stub.add_response("invoke_endpoint", answer(), request(sent))
         else:
-            code, status = {
-                "throttled": ("ThrottlingException", 400),
-                "5xx": ("ServiceUnavailable", 503),
-                "model-error": ("ModelError", 424),
+            code, status, container = {
+                "throttled": ("ThrottlingException", 400, None),
+                "5xx": ("ServiceUnavailable", 503, None),
+                "model-400": ("ModelError", 424, 400),
+                "model-500": ("ModelError", 424, 500),
             }[outcome]
-            stub.add_client_error("invoke_endpoint", code, f"{outcome} answer", status,
-                                  expected_params=request(sent))  # fmt: skip
+            stub.add_client_error(
+                "invoke_endpoint", code, f"{outcome} answer", status,
+                expected_params=request(sent),
+                modeled_fields={"OriginalStatusCode": container} if container else None,
+            )  # fmt: skip
         sent += outcome != "throttled"
     with stub:
         result = dict(gate.handler.handler(job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT))
@@ -290,10 +295,12 @@ def test_a_slow_version_fails_naming_the_latency_slo(gate: Any, stub: Stubber) -
 
 
 def test_an_erroring_version_fails_naming_each_error_slo(gate: Any, stub: Stubber) -> None:
-    result = run_gate(gate, stub, "ok", "5xx", "model-error", "model-error")
+    """As SageMaker counts them: a 5xx of SageMaker or of the model container is a 5xx; every
+    non-2xx answer of the container, and a refused row, is an invocation error."""
+    result = run_gate(gate, stub, "ok", "5xx", "model-400", "model-500")
     assert result["result"] == "failed"
     assert (
-        f"FAIL smoke error_rate_5xx 0.08333 over {REQUESTS} requests (SLO <= 0.001)"
+        f"FAIL smoke error_rate_5xx 0.1667 over {REQUESTS} requests (SLO <= 0.001)"
         in (result["reason"])
     )
     assert f"FAIL smoke invocation_error_rate 0.1667 over {REQUESTS} requests" in result["reason"]

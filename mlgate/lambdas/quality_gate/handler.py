@@ -11,11 +11,12 @@ the payload columns; one byte-range read), SMOKE_REQUESTS requests one after the
 row's payload as text/csv. The endpoint must be InService on the same endpoint config before
 and after the load: every request was served by the fleet the deploy verifier checked runs
 this version, never by a blue/green deployment in flight. Measured per request: the latency
-as the gate sees it (an upper bound of SageMaker's ModelLatency), a 5xx answer, and any other
-failed answer (the model's error or a refused row). Throttling is retried with bounded backoff
-and is not an error of the version; throttling that outlasts it fails the invocation, and
-Lambda's retry runs the load again. Passes or fails the CodePipeline action naming each
-threshold and SLO, and records the verdict and its evidence in the audit trail.
+as the gate sees it (an upper bound of SageMaker's ModelLatency), a 5xx answer (SageMaker's or
+the model container's), and a failed answer (the container's non-2xx, or a refused row), as
+SageMaker counts Invocation5XXErrors and InvocationModelErrors. Throttling is retried with
+bounded backoff and is not an error of the version; throttling that outlasts it fails the
+invocation, and Lambda's retry runs the load again. Passes or fails the CodePipeline action
+naming each threshold and SLO, and records the verdict and its evidence in the audit trail.
 
 Idempotent with Powertools, keyed on the CodePipeline job id (validated: its parameters): the
 load runs and the verdict is recorded once per job; a retry after a failed report to
@@ -65,10 +66,17 @@ runtime = boto3.client(
     config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5),
 )
 
-# First bytes of the test split read: enough rows for the largest smoke load (500) of any
-# reasonable payload, without reading a split that may be gigabytes.
+# First bytes of the test split read (a GetObject Range, https://docs.aws.amazon.com/AmazonS3/
+# latest/API/API_GetObject.html#API_GetObject_RequestSyntax): enough rows for the largest smoke
+# load (500) of any reasonable payload, without reading a split that may be gigabytes.
 SAMPLE_BYTES = 1 << 20
-THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
+# InvokeEndpoint's errors (https://docs.aws.amazon.com/sagemaker/latest/APIReference/
+# API_runtime_InvokeEndpoint.html#API_runtime_InvokeEndpoint_Errors): ModelError (424) is the
+# container's non-2xx answer, ServiceUnavailable (503) and InternalFailure (500) are SageMaker's.
+# Throttling and a model still loading say "not now", not "this version fails".
+THROTTLED = {
+    "ThrottlingException", "Throttling", "TooManyRequestsException", "ModelNotReadyException",
+}  # fmt: skip
 ATTEMPTS = 4
 # The load stops here even if requests remain (the function's timeout is two minutes).
 BUDGET_SECONDS = 90.0
@@ -161,6 +169,14 @@ class Load:
         }
 
 
+def status_of(err: ClientError) -> int:
+    """The HTTP status that counts: for ModelError (always 424) the model container's own,
+    OriginalStatusCode, as SageMaker counts it in Invocation5XXErrors."""
+    if err.response["Error"].get("Code") == "ModelError":
+        return int(err.response.get("OriginalStatusCode") or 0)
+    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
 def invoke(endpoint: str, payload: str, load: Load) -> None:
     """One smoke request, retried on throttling with exponential backoff (0.2 s, 0.4 s, 0.8 s)."""
     for attempt in range(ATTEMPTS):
@@ -178,11 +194,8 @@ def invoke(endpoint: str, payload: str, load: Load) -> None:
                     continue
                 raise Throttled(f"{endpoint} still throttles after {ATTEMPTS} attempts") from err
             load.sent += 1
-            status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            if status >= 500 and code != "ModelError":
-                load.errors_5xx += 1
-            else:
-                load.failed += 1
+            load.failed += code == "ModelError" or status_of(err) < 500
+            load.errors_5xx += status_of(err) >= 500
             load.first_error = load.first_error or f"{code}: {err.response['Error'].get('Message')}"
             return
         load.sent += 1
