@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from mlgate.manifest import EnvName, Manifest
@@ -202,8 +202,9 @@ def alarm_name(product: str, env: str, tier: str, what: str, severity: str) -> s
     return f"{PREFIX}/{product}/{env}/{tier}/{what}/{severity}"
 
 
-def dashboard_name(product: str, env: EnvName) -> str:
-    return Names(product, env).dashboard()
+def dashboard_name(product: str, env: str) -> str:
+    # Callers not yet on Names (constructs/monitoring.py) hold the environment as a plain str.
+    return Names(product, cast("EnvName", env)).dashboard()
 
 
 def dashboard_url(product: str, env: EnvName, region: str) -> str:
