@@ -2,9 +2,9 @@
 
 Staging's account is home: it holds the product-wide stacks (registry, training pipeline,
 release pipeline, audit trail). Prod may live in another account. CDK cannot reference
-resources across accounts, so both sides agree on fixed role names here and trust each other
-by name: a role that trusts a role of the other account names it with `aws:PrincipalArn` on
-that account's principal, which holds whichever side is deployed first.
+resources across accounts, so both sides agree on fixed role names (`naming.Names`) and trust
+each other by name: a role that trusts a role of the other account names it with
+`aws:PrincipalArn` on that account's principal, which holds whichever side is deployed first.
 """
 
 from __future__ import annotations
