@@ -2,72 +2,53 @@
 
 Staging's account is home: it holds the product-wide stacks (registry, training pipeline,
 release pipeline, audit trail). Prod may live in another account. CDK cannot reference
-resources across accounts, so both sides agree on fixed role names here and trust each other
-by name: a role that trusts a role of the other account names it with `aws:PrincipalArn` on
-that account's principal, which holds whichever side is deployed first.
+resources across accounts, so both sides agree on fixed role names (`naming.Names`) and trust
+each other by name: a role that trusts a role of the other account names it with
+`aws:PrincipalArn` on that account's principal, which holds whichever side is deployed first.
 """
 
 from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
 
-from mlgate import naming
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest
+from mlgate.naming import Names
+from mlgate.naming import role_arn as role_arn
 
-
-def role_name(manifest: Manifest, *parts: str) -> str:
-    """IAM role names allow 64 characters."""
-    return naming.resource_name(manifest.product.name, *parts, max_length=64)
-
-
-def role_arn(account: str, name: str) -> str:
-    return f"arn:aws:iam::{account}:role/{name}"
-
-
-# --- roles of the home account -------------------------------------------------------------
+# The role names themselves are computed by Names (mlgate/naming.py); these delegate to it for
+# the stacks that still call them by manifest.
 
 
 def deployer_role(manifest: Manifest) -> str:
-    """The deployer hook's role: updates Serving stacks, assumes the remote deploy role."""
-    return role_name(manifest, "deployer")
+    return Names.of(manifest).deployer_role()
 
 
 def verifier_role(manifest: Manifest) -> str:
-    """The deploy verifier hook's role: checks endpoints, assumes the remote verify role."""
-    return role_name(manifest, "verifier")
+    return Names.of(manifest).verifier_role()
 
 
 def retrain_role(manifest: Manifest, env: EnvName) -> str:
-    """Assumed by a remote environment's drift responder to start the training pipeline."""
-    return role_name(manifest, env, "retrain")
-
-
-# --- roles of an environment's own account ----------------------------------------------------
+    return Names.of(manifest).retrain_role(env)
 
 
 def deploy_role(manifest: Manifest, env: EnvName) -> str:
-    """Assumed by the home deployer to update the environment's Serving stack."""
-    return role_name(manifest, env, "deploy")
+    return Names.of(manifest).deploy_role(env)
 
 
 def verify_role(manifest: Manifest, env: EnvName) -> str:
-    """Assumed by the home verifier to check the environment's endpoint."""
-    return role_name(manifest, env, "verify")
+    return Names.of(manifest).verify_role(env)
 
 
 def model_role(manifest: Manifest, env: EnvName) -> str:
-    """Hosts the model: reads the version's artifacts from the home artifact bucket."""
-    return role_name(manifest, env, "model")
+    return Names.of(manifest).model_role(env)
 
 
 def monitor_role(manifest: Manifest, env: EnvName) -> str:
-    """Model Monitor jobs: read the version's baseline from the home artifact bucket."""
-    return role_name(manifest, env, "monitor")
+    return Names.of(manifest).monitor_role(env)
 
 
 def drift_role(manifest: Manifest, env: EnvName) -> str:
-    """The drift responder's role: assumes the home retrain role."""
-    return role_name(manifest, env, "drift")
+    return Names.of(manifest).drift_role(env)
 
 
 def home_account(manifest: Manifest) -> str:
@@ -102,16 +83,12 @@ def trusted_roles(account: str, *names: str) -> iam.IPrincipal:
 Findings = dict[str, str]
 
 
-def serving_stack_name(manifest: Manifest, env: EnvName) -> str:
-    return naming.stack_name(manifest.product.name, "serving", env)
-
-
 def deploy_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStatement], Findings]:
     """Update the environment's Serving stack, and nothing else."""
     target = manifest.environment(env)
     stack = (
         f"arn:aws:cloudformation:{target.region}:{target.account}:stack/"
-        f"{serving_stack_name(manifest, env)}/*"
+        f"{Names.of(manifest).serving_stack(env)}/*"
     )
     # UpdateStack runs as the role `cdk deploy` attached to the stack (the bootstrap
     # CloudFormation execution role), which the caller must be allowed to pass.
@@ -149,7 +126,7 @@ def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStat
     statements = [
         iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
-            resources=[f"{arn}:endpoint/{naming.endpoint_name(manifest.product.name, env)}"],
+            resources=[f"{arn}:endpoint/{Names.of(manifest).endpoint(env)}"],
         ),
         iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],

@@ -723,6 +723,9 @@ class Serving(_Model):
     """A CSV file beside the manifest: a header row naming the payload's features, then one
     record the deploy verifier sends; required with a product preprocess (default: built
     from the schema)."""
+    smoke_requests: int = Field(default=50, ge=1, le=500)
+    """Requests the automated quality gate sends to staging, rows of the version's held-out
+    test split, to judge the new fleet's latency and errors against the SLOs."""
     staging: EnvironmentServing
     """Endpoint settings in staging."""
     prod: EnvironmentServing

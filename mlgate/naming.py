@@ -94,8 +94,27 @@ class Names:
         return _cut(f"{PREFIX}-{self.product}-quality", 255)
 
     def gate_stage(self, gate: str) -> str:
-        """The CodePipeline stage of a manual gate."""
+        """The CodePipeline stage of a gate."""
         return pascal(gate)
+
+    def gate_topic(self, gate: str) -> str:
+        """The SNS topic CodePipeline posts a manual gate's approval request to."""
+        return self.resource("gate", gate)
+
+    def brief_topic(self, gate: str) -> str:
+        """The SNS topic that emails a gate's evidence brief to its approvers."""
+        return self.resource("brief", gate)
+
+    def audit_table(self) -> str:
+        return self.resource("audit")
+
+    def rule(self, what: str) -> str:
+        """EventBridge rule names allow 64 characters."""
+        return self.resource(what)
+
+    def secret(self, what: str) -> str:
+        """mlgate/<product>/<what>: the hooks' credentials issued outside AWS (Slack)."""
+        return f"{PREFIX}/{self.product}/{what}"
 
     # --- per-environment resources ---------------------------------------------------------
 

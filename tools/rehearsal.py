@@ -103,24 +103,10 @@ class Endpoint:
 
 
 class Metrics:
-    """CloudWatch GetMetricData for staging (moto computes no percentiles); metrics the hooks
-    publish are kept in `published`."""
+    """CloudWatch for the metrics the hooks publish, kept in `published`."""
 
-    def __init__(self, latency_ms: float, invocations: int, errors: int) -> None:
+    def __init__(self) -> None:
         self.published: list[dict[str, Any]] = []
-        self.values = {
-            "latency": [latency_ms * 1000],
-            "invocations": [invocations],
-            "errors5xx": [errors],
-            "modelerrors": [0],
-        }
-
-    def get_metric_data(self, **query: Any) -> dict[str, Any]:
-        return {
-            "MetricDataResults": [
-                {"Id": q["Id"], "Values": self.values[q["Id"]]} for q in query["MetricDataQueries"]
-            ]
-        }
 
     def put_metric_data(self, **data: Any) -> dict[str, Any]:
         self.published.append(data)
@@ -190,21 +176,24 @@ class Rehearsal:
     def __init__(self, work: Path, manifest: Any) -> None:
         import boto3
 
-        from mlgate import naming
+        from mlgate.naming import Names
 
         self.work = work
         self.manifest = manifest
-        product = manifest.product.name
-        self.group = naming.resource_name(product)
-        self.release_pipeline = naming.resource_name(product, "release")
+        self.names = Names.of(manifest)
+        self.group = self.names.model_package_group()
+        self.release_pipeline = self.names.release_pipeline()
+        # The training run whose outputs are registered: the pipeline's <prefix>/<execution>.
+        self.run_prefix = f"training/{manifest.product.name}/rehearsal-execution-1"
         self.stages = [
-            naming.pascal(g.name) for g in manifest.pipeline_gates if g.kind.value == "manual"
+            self.names.gate_stage(g.name)
+            for g in manifest.pipeline_gates
+            if g.kind.value == "manual"
         ]
         self.boto3 = boto3
         self.pipeline = Pipeline(self.stages, self.release_revision)
         self.endpoint = Endpoint()
-        latency = next(s.threshold for s in manifest.metrics.slos if s.name == "latency_p99_ms")
-        self.metrics = Metrics(latency_ms=round(latency * 0.46), invocations=4800, errors=1)
+        self.metrics = Metrics()
         real_client = boto3.client
         real_session_client = boto3.session.Session.client
 
@@ -240,12 +229,9 @@ class Rehearsal:
         return str(head["VersionId"])
 
     def name(self, env: EnvName, what: str) -> str:
-        from mlgate import naming
-
-        product = self.manifest.product.name
         if what == "endpoint":
-            return naming.endpoint_name(product, env)
-        return naming.stack_name(product, "serving", env)
+            return self.names.endpoint(env)
+        return self.names.serving_stack(env)
 
     # --- the happy path ------------------------------------------------------------------------
 
@@ -282,13 +268,11 @@ class Rehearsal:
     def account_client(self, env: EnvName, service: str) -> Any:
         """A client in the environment's own account: under its deploy role when that account
         is not the home account (moto keeps accounts apart by credentials, as AWS does)."""
-        from mlgate import accounts
+        from mlgate.naming import role_arn
 
         if not self.manifest.is_remote(env):
             return self.boto3.client(service)
-        role = accounts.role_arn(
-            self.manifest.environment(env).account, accounts.deploy_role(self.manifest, env)
-        )
+        role = role_arn(self.manifest.environment(env).account, self.names.deploy_role(env))
         creds = self.boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="rehearsal")
         c = creds["Credentials"]
         return self.boto3.session.Session(
@@ -361,6 +345,7 @@ class Rehearsal:
                 "DQ_DATABASE": "catalog",
                 "DQ_TABLE": "curated",
                 "SAMPLE_PAYLOAD": self.manifest.sample_record,
+                "SMOKE_REQUESTS": str(self.manifest.serving.smoke_requests),
             }
         )
         template: dict[str, Any] = {
@@ -436,8 +421,14 @@ class Rehearsal:
                     f"{m.threshold}: the pipeline's FailStep would stop here; the rehearsal "
                     "continues with the registered metrics to show the gates.",
                 )
-        self.boto3.client("s3").put_object(
-            Bucket="artifacts", Key="training/evaluation.json", Body=json.dumps(report)
+        # Where the training pipeline writes a run's outputs: the quality gate reads the test
+        # split beside the registered evaluation report.
+        s3 = self.boto3.client("s3")
+        s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/evaluation/evaluation.json",
+                      Body=json.dumps(report))  # fmt: skip
+        test = curated.parent / "test" / "test.csv"
+        s3.put_object(
+            Bucket="artifacts", Key=f"{self.run_prefix}/test/test.csv", Body=test.read_bytes()
         )
         return report
 
@@ -452,7 +443,7 @@ class Rehearsal:
                 "ModelQuality": {
                     "Statistics": {
                         "ContentType": "application/json",
-                        "S3Uri": "s3://artifacts/training/evaluation.json",
+                        "S3Uri": f"s3://artifacts/{self.run_prefix}/evaluation/evaluation.json",
                     }
                 }
             },
@@ -550,15 +541,12 @@ class Rehearsal:
     def roles(self, env: EnvName, task: str) -> dict[str, str]:
         """The role a release hook assumes in an environment of another account, as the
         release pipeline passes it."""
-        from mlgate import accounts
+        from mlgate.naming import role_arn
 
         if not self.manifest.is_remote(env):
             return {}
-        name = (accounts.deploy_role if task == "deploy" else accounts.verify_role)(
-            self.manifest,
-            env,
-        )
-        return {"role_arn": accounts.role_arn(self.manifest.environment(env).account, name)}
+        name = self.names.deploy_role(env) if task == "deploy" else self.names.verify_role(env)
+        return {"role_arn": role_arn(self.manifest.environment(env).account, name)}
 
     def deploy(self, env: EnvName, arn: str) -> None:
         from deployer import handler as deployer
@@ -602,10 +590,14 @@ class Rehearsal:
         return result["result"] == "succeeded"
 
     def quality_gate(self) -> bool:
+        """The hook's smoke load reads the version's real test split (moto S3); the endpoint
+        that answers it is the stand-in, so latencies are this machine's, not a fleet's."""
+        self.endpoint_mode = True
         from quality_gate import handler as gate
 
         result = gate.handler(self.job(endpoint=self.name("staging", "endpoint")), None)
-        say("Quality gate", f"{result['reason']} (staging metrics {SIMULATED}).")
+        self.endpoint_mode = False
+        say("Quality gate", f"{result['reason']} (the endpoint's answers {SIMULATED}).")
         return result["result"] == "succeeded"
 
     def notification(self, stage: str, token: str | None = None) -> dict[str, Any]:
@@ -697,9 +689,7 @@ class Rehearsal:
         return dict(callback.handler(event, None))
 
     def gate_of(self, stage: str) -> Any:
-        from mlgate import naming
-
-        return next(g for g in self.manifest.gates if naming.pascal(g.name) == stage)
+        return next(g for g in self.manifest.gates if self.names.gate_stage(g.name) == stage)
 
     def decide_from_chat(self, request: str, stage: str) -> None:
         approver = self.manifest.contact(self.gate_of(stage).approvers[0])

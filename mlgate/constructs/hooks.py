@@ -14,12 +14,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge
 from mlgate.manifest import Manifest
+from mlgate.naming import Names
 
 LAMBDAS = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -53,6 +55,19 @@ class FailureRouting:
     alarm_name: str
     owner: str
     runbook: str
+
+    @classmethod
+    def of(
+        cls, manifest: Manifest, hook: str, *, key: kms.IKey, on_call: sns.ITopic
+    ) -> FailureRouting:
+        """The hook's failure alarm in the product's one alarm scheme, owned by on-call."""
+        return cls(
+            key=key,
+            on_call=on_call,
+            alarm_name=Names.of(manifest).alarm("system", f"{hook}-failed", "critical", "prod"),
+            owner=on_call_owner(manifest),
+            runbook=manifest.product.runbook_url,
+        )
 
 
 def on_call_owner(manifest: Manifest) -> str:
@@ -92,9 +107,9 @@ class IdempotencyTable(Construct):
 class HookFunction(Construct):
     """A Lambda hook from mlgate/lambdas/<hook>/handler.py with its own role and log group.
 
-    The role starts empty but for writing its own log group; the stack grants what the hook
-    calls, so the role in the template is the hook's exact contract. Logs are kept for a year.
-    `role_name` fixes the role's name where a role of another account trusts it by name
+    The role starts empty but for writing its own log group; each hook's construct grants what
+    the hook calls, so the role in the template is the hook's exact contract. Logs are kept
+    for a year. `role_name` fixes the role's name where a role of another account trusts it by name
     (mlgate/accounts.py); otherwise CloudFormation names it. `failures` (default: none, for a
     hook invoked synchronously) gives an asynchronously invoked hook an on-failure destination
     and its alarm; `reserved_concurrency` (default: none) caps a hook anyone can invoke.
@@ -220,6 +235,74 @@ class HookFunction(Construct):
                 "queue; CDK's send grant on the product key expands to these actions.",
             )
 
+    @property
+    def policy(self) -> IConstruct:
+        """The role's default policy, where the grants and their acknowledgments sit."""
+        return self.role.node.find_child("DefaultPolicy")
+
+    def use_key(self, key: kms.IKey, *actions: str) -> None:
+        """Direct use of the product key (S3 objects and SNS messages it encrypts)."""
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=[key.key_arn]))
+
+    def write_audit(
+        self, table: dynamodb.ITableV2, key: kms.IKey, prefixes: list[str], *actions: str
+    ) -> None:
+        """Audit access limited to the key prefixes the hook writes (dynamodb:LeadingKeys):
+        "gate" events, "request" items (lambdas/shared/audit.py)."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=list(actions),
+                resources=[table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{prefix}#*" for prefix in prefixes]
+                    }
+                },
+            )
+        )
+        self._use_key_via(key, "dynamodb")
+
+    def read_secret(self, secret: secretsmanager.ISecret, key: kms.IKey) -> None:
+        """Identity-side grants only: the key lives in the foundation stack, whose key policy
+        must not name roles of later stacks (that would make the stacks depend on each other)."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn]
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"
+                    }
+                },
+            )
+        )
+
+    def acknowledge_key_grant(self, why: str) -> None:
+        for action in ("GenerateDataKey*", "ReEncrypt*"):
+            acknowledge(
+                self.policy,
+                f"AwsSolutions-IAM5[Action::kms:{action}]",
+                f"The hook {why}; CDK's grant on the product key expands to these actions.",
+            )
+
+    def _use_key_via(self, key: kms.IKey, service: str) -> None:
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"{service}.{Stack.of(self).region}.amazonaws.com"
+                    }
+                },
+            )
+        )
+
     def make_idempotent(self, store: IdempotencyTable) -> None:
         """Powertools idempotency on `store`: the role may touch only the records whose keys
         start with this hook's name (the prefixes the hook's code gives Powertools)."""
@@ -235,14 +318,4 @@ class HookFunction(Construct):
                 },
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                resources=[store.key.key_arn],
-                conditions={
-                    "StringEquals": {
-                        "kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"
-                    }
-                },
-            )
-        )
+        self._use_key_via(store.key, "dynamodb")

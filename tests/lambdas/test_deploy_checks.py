@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -48,6 +50,8 @@ def released(aws: None) -> None:
                 "model_package_arn": RELEASED,
                 "model_version": 7,
                 "metrics": {"precision": 0.97, "recall": 0.71, "auc": 0.95},
+                "evaluation_report_uri": "s3://artifacts/training/fraud-detection/run-1/"
+                "evaluation/evaluation.json",
             }
         ),
     )
@@ -145,8 +149,6 @@ def test_verifier_checks_prod_in_another_account_under_the_verify_role(
         def client(self, name: str) -> Any:
             return {"sagemaker": endpoint, "sagemaker-runtime": runtime}[name]
 
-    from types import SimpleNamespace
-
     from shared import accounts
 
     monkeypatch.setattr(accounts, "boto3", SimpleNamespace(client=boto3.client, Session=Session))
@@ -172,89 +174,247 @@ def test_verifier_refuses_a_malformed_job(verifier: Any) -> None:
     assert pipeline.names() == ["put_job_failure_result"]
 
 
-def staging(latency_ms: float | None, invocations: int, errors: int) -> Recorder:
-    """CloudWatch's answer for staging (moto computes no percentiles, so p99 is stubbed)."""
-    values = {
-        "latency": [latency_ms * 1000] if latency_ms is not None else [],
-        "invocations": [invocations] if invocations else [],
-        "errors5xx": [errors] if invocations else [],
-        "modelerrors": [0] if invocations else [],
-    }
-    return Recorder(
-        get_metric_data=lambda **q: {
-            "MetricDataResults": [
-                {"Id": m["Id"], "Values": values[m["Id"]]} for m in q["MetricDataQueries"]
-            ]
-        }
-    )
+SPLIT = "training/fraud-detection/run-1/test/test.csv"
+# The test split's layout: the label first, then the payload columns, no header.
+ROWS = [f"{i % 2},{100 + i}.5,1,0.3,1.2,3600,2" for i in range(8)]
+REQUESTS = 12
+
+
+def payload(i: int) -> str:
+    return ROWS[i % len(ROWS)].split(",", 1)[1]
+
+
+class Clock:
+    """Time as the gate reads it: each read moves it `step` seconds (a request is timed by
+    two consecutive reads, so its latency is one step)."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def answer() -> dict[str, Any]:
+    from botocore.response import StreamingBody
+
+    return {"Body": StreamingBody(io.BytesIO(b"0.0132"), 6), "ContentType": "text/csv"}
+
+
+def request(i: int) -> dict[str, Any]:
+    return {"EndpointName": ENDPOINT, "ContentType": "text/csv", "Accept": "text/csv",
+            "Body": payload(i)}  # fmt: skip
 
 
 @pytest.fixture
 def gate(released: None, audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from quality_gate import handler
 
+    boto3.client("s3").put_object(Bucket="artifacts", Key=SPLIT, Body="\n".join(ROWS) + "\n")
     pipeline = Recorder()
+    pauses: list[float] = []
     monkeypatch.setattr(handler, "codepipeline", pipeline)
+    monkeypatch.setattr(handler, "sagemaker", Endpoint("InService", RELEASED))
+    monkeypatch.setattr(handler, "clock", Clock(0.085))
+    monkeypatch.setattr(handler, "pause", pauses.append)
     monkeypatch.setenv("MLGATE_THRESHOLDS", json.dumps(thresholds(load_manifest(DEFAULT_MANIFEST))))
+    monkeypatch.setenv("SMOKE_REQUESTS", str(REQUESTS))
     monkeypatch.setenv("AUDIT_TABLE", audit_table)
     monkeypatch.setenv("RELEASE_PIPELINE", "mlgate-fraud-detection-release")
     handler.settings.cache_clear()
-    return handler, pipeline, monkeypatch
+    return SimpleNamespace(handler=handler, pipeline=pipeline, pauses=pauses, patch=monkeypatch)
 
 
-def with_cloudwatch(gate: Any, answer: Recorder) -> Any:
-    handler, _, monkeypatch = gate
-    monkeypatch.setattr(handler, "cloudwatch", answer)
-    return handler
+def verdicts() -> list[dict[str, str]]:
+    return [i for i in audit_items() if i.get("event") == "quality-gate"]
 
 
-def test_quality_gate_passes_good_evidence_and_records_it(gate: Any) -> None:
-    cloudwatch = staging(latency_ms=85, invocations=5000, errors=0)
-    handler, pipeline = with_cloudwatch(gate, cloudwatch), gate[1]
-    result = handler.handler(job(endpoint=ENDPOINT, window_minutes=60), None, now=NOW)
+def run_gate(gate: Any, stub: Stubber, *outcomes: str) -> dict[str, str]:
+    """Queue the endpoint's answers, in order: "ok", "throttled", "5xx" (SageMaker's),
+    "model-400" / "model-500" (ModelError, the container's status); the rest answer ok.
+    Every request is checked to carry its test-split row's payload."""
+    queued = list(outcomes) + ["ok"] * (REQUESTS - sum(o != "throttled" for o in outcomes))
+    sent = 0
+    for outcome in queued:
+        if outcome == "ok":
+            stub.add_response("invoke_endpoint", answer(), request(sent))
+        else:
+            code, status, container = {
+                "throttled": ("ThrottlingException", 400, None),
+                "5xx": ("ServiceUnavailable", 503, None),
+                "model-400": ("ModelError", 424, 400),
+                "model-500": ("ModelError", 424, 500),
+            }[outcome]
+            stub.add_client_error(
+                "invoke_endpoint", code, f"{outcome} answer", status,
+                expected_params=request(sent),
+                modeled_fields={"OriginalStatusCode": container} if container else None,
+            )  # fmt: skip
+        sent += outcome != "throttled"
+    with stub:
+        result = dict(gate.handler.handler(job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT))
+    stub.assert_no_pending_responses()
+    return result
+
+
+@pytest.fixture
+def stub(gate: Any) -> Stubber:
+    return Stubber(gate.handler.runtime)
+
+
+def test_a_good_version_passes_on_its_own_smoke_load_and_is_recorded(
+    gate: Any, stub: Stubber
+) -> None:
+    result = run_gate(gate, stub)
     assert result["result"] == "succeeded", result["reason"]
     assert "PASS precision 0.9700 (needs >= 0.95)" in result["reason"]
-    assert "PASS staging latency_p99_ms 85" in result["reason"]
-    assert pipeline.names() == ["put_job_success_result"]
-    (verdict,) = [i for i in audit_items() if i.get("event") == "quality-gate"]
+    assert (
+        f"PASS smoke latency_p99_ms 85 over {REQUESTS} requests (SLO <= 200.0)"
+        in (result["reason"])
+    )
+    assert f"PASS smoke error_rate_5xx 0 over {REQUESTS} requests" in result["reason"]
+    assert gate.pipeline.names() == ["put_job_success_result"]
+    (verdict,) = verdicts()
     assert verdict["decision"] == "Passed"
-    ((_, query),) = cloudwatch.calls
-    latency = query["MetricDataQueries"][0]["MetricStat"]
-    assert (latency["Metric"]["MetricName"], latency["Stat"]) == ("ModelLatency", "p99")
-    assert query["StartTime"] == NOW - timedelta(minutes=60)
+    assert verdict["execution"] == "exec-1"
+    assert verdict["detail"] == result["reason"]
 
 
-def test_quality_gate_fails_on_a_breached_slo_and_says_which(gate: Any) -> None:
-    handler, pipeline = with_cloudwatch(gate, staging(450, 5000, 20)), gate[1]
-    result = handler.handler(job(endpoint=ENDPOINT), None, now=NOW)
+def test_a_slow_version_fails_naming_the_latency_slo(gate: Any, stub: Stubber) -> None:
+    gate.patch.setattr(gate.handler, "clock", Clock(0.45))
+    result = run_gate(gate, stub)
     assert result["result"] == "failed"
-    assert "FAIL staging latency_p99_ms 450 (SLO <= 200.0)" in result["reason"]
-    assert "FAIL staging error_rate_5xx 0.004 (SLO <= 0.001)" in result["reason"]
-    assert pipeline.names() == ["put_job_failure_result"]
+    assert (
+        f"FAIL smoke latency_p99_ms 450 over {REQUESTS} requests (SLO <= 200.0)"
+        in (result["reason"])
+    )
+    assert "PASS smoke error_rate_5xx" in result["reason"]
+    assert gate.pipeline.names() == ["put_job_failure_result"]
+    assert verdicts()[0]["decision"] == "Failed"
 
 
-def test_quality_gate_fails_without_staging_traffic(gate: Any) -> None:
-    handler = with_cloudwatch(gate, staging(None, 0, 0))
-    result = handler.handler(job(endpoint=ENDPOINT), None, now=NOW)
+def test_an_erroring_version_fails_naming_each_error_slo(gate: Any, stub: Stubber) -> None:
+    """As SageMaker counts them: a 5xx of SageMaker or of the model container is a 5xx; every
+    non-2xx answer of the container, and a refused row, is an invocation error."""
+    result = run_gate(gate, stub, "ok", "5xx", "model-400", "model-500")
     assert result["result"] == "failed"
-    assert "no staging traffic in the window to judge it" in result["reason"]
+    assert (
+        f"FAIL smoke error_rate_5xx 0.1667 over {REQUESTS} requests (SLO <= 0.001)"
+        in (result["reason"])
+    )
+    assert f"FAIL smoke invocation_error_rate 0.1667 over {REQUESTS} requests" in result["reason"]
+    assert "first error: ServiceUnavailable: 5xx answer" in result["reason"]
+    assert "PASS smoke latency_p99_ms" in result["reason"]
 
 
-@pytest.mark.parametrize("index", range(8))
+def test_a_throttled_request_is_retried_with_backoff_and_not_counted(
+    gate: Any, stub: Stubber
+) -> None:
+    result = run_gate(gate, stub, "throttled", "throttled", "ok")
+    assert result["result"] == "succeeded", result["reason"]
+    assert gate.pauses == [0.2, 0.4]
+    assert f"PASS smoke error_rate_5xx 0 over {REQUESTS} requests" in result["reason"]
+
+
+def test_throttling_past_the_backoff_fails_the_invocation_and_lambda_s_retry_judges_once(
+    gate: Any, stub: Stubber
+) -> None:
+    from quality_gate.handler import ATTEMPTS, Throttled
+
+    for _ in range(ATTEMPTS):
+        stub.add_client_error("invoke_endpoint", "ThrottlingException", "slow down", 400)
+    with stub, pytest.raises(Throttled):
+        gate.handler.handler(job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT)
+    assert gate.pauses == [0.2, 0.4, 0.8]  # bounded: three waits, then the invocation fails
+    assert verdicts() == []
+    assert gate.pipeline.names() == []
+    result = run_gate(gate, stub)
+    assert result["result"] == "succeeded"
+    assert len(verdicts()) == 1
+
+
+def test_a_replayed_event_reports_the_stored_verdict_without_loading_again(
+    gate: Any, stub: Stubber
+) -> None:
+    first = run_gate(gate, stub)
+    with stub:  # nothing queued: a request to the endpoint would fail the test
+        again = gate.handler.handler(job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT)
+    assert again == first
+    assert len(verdicts()) == 1
+    assert gate.pipeline.names() == ["put_job_success_result", "put_job_success_result"]
+
+
+class Moving(Endpoint):
+    """An endpoint whose deployment moves it to another config while the load runs."""
+
+    def __init__(self) -> None:
+        super().__init__("InService", RELEASED)
+        self.configs = iter(["config-7", "config-8"])
+
+    def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
+        return {"EndpointStatus": "InService", "EndpointConfigName": next(self.configs)}
+
+
+def test_requests_are_credited_to_one_version_only(gate: Any, stub: Stubber) -> None:
+    gate.patch.setattr(gate.handler, "sagemaker", Moving())
+    result = run_gate(gate, stub)
+    assert result["result"] == "failed"
+    assert "moved from config-7 to config-8 during the smoke load" in result["reason"]
+    assert verdicts() == []
+
+
+def test_no_smoke_load_while_a_deployment_is_in_flight(gate: Any) -> None:
+    gate.patch.setattr(gate.handler, "sagemaker", Endpoint("Updating", RELEASED))
+    result = gate.handler.handler(job(endpoint=ENDPOINT), CONTEXT)
+    assert result["result"] == "failed"
+    assert f"staging endpoint {ENDPOINT} is Updating" in result["reason"]
+    assert gate.pipeline.names() == ["put_job_failure_result"]
+
+
+def test_a_release_without_a_test_split_fails_saying_where_it_looked(gate: Any) -> None:
+    boto3.client("s3").delete_object(Bucket="artifacts", Key=SPLIT)
+    result = gate.handler.handler(job(endpoint=ENDPOINT), CONTEXT)
+    assert result["result"] == "failed"
+    assert f"no test split at s3://artifacts/{SPLIT}" in result["reason"]
+
+
+def test_the_sample_is_read_with_one_bounded_range(gate: Any) -> None:
+    handler = gate.handler
+    reads: list[dict[str, Any]] = []
+    real = boto3.client("s3")
+
+    class Spy:
+        def get_object(self, **kwargs: Any) -> Any:
+            reads.append(kwargs)
+            return real.get_object(**kwargs)
+
+    assert handler.read_sample(Spy(), f"s3://artifacts/{SPLIT}") == [payload(i) for i in range(8)]
+    ((read,),) = [reads]
+    assert read["Range"] == f"bytes=0-{handler.SAMPLE_BYTES - 1}"
+
+
+@pytest.mark.parametrize("index", range(7))
 def test_a_transient_fault_then_the_retry_records_and_reports_the_verdict_once(
     gate: Any, faults: Faults, index: int
 ) -> None:
-    """Each AWS call of the quality gate fails once in turn; the retry of the same job
-    records one verdict and reports it once."""
-    handler, pipeline = with_cloudwatch(gate, staging(85, 5000, 0)), gate[1]
-    answer = fail_then_retry(
-        faults, index, lambda: handler.handler(job(endpoint=ENDPOINT), CONTEXT, now=NOW)
+    """Each AWS call of the quality gate (with a one-request load) fails once in turn; the
+    retry of the same job records one verdict and reports it once. A throttled request is
+    retried inside the load: that invocation succeeds, and a second one replays its verdict."""
+    gate.patch.setenv("SMOKE_REQUESTS", "1")
+    gate.handler.settings.cache_clear()
+    gate.patch.setattr(gate.handler, "runtime", Recorder(invoke_endpoint=lambda **_: answer()))
+    answer_ = fail_then_retry(
+        faults,
+        index,
+        lambda: gate.handler.handler(job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT),
     )
     if not faults.failed:
         pytest.skip(f"the quality gate makes fewer than {index + 1} AWS calls")
-    assert answer["result"] == "succeeded", (faults.failed, answer)
-    assert len([i for i in audit_items() if i.get("event") == "quality-gate"]) == 1
-    assert pipeline.names() == ["put_job_success_result"], faults.failed
+    assert answer_["result"] == "succeeded", (faults.failed, answer_)
+    assert len(verdicts()) == 1
+    reports = 2 if faults.failed == "recorder.invoke_endpoint" else 1
+    assert gate.pipeline.names() == ["put_job_success_result"] * reports, faults.failed
 
 
 @pytest.mark.parametrize("index", range(2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 
 from mlgate import naming
@@ -56,7 +57,6 @@ def test_the_automated_gate_runs_the_quality_gate_hook_on_staging(synth: Any, pr
     assert action["ActionTypeId"]["Provider"] == "Lambda"
     assert json.loads(action["Configuration"]["UserParameters"]) == {
         "endpoint": f"mlgate-{manifest.product.name}-staging",
-        "window_minutes": 60,
         "execution": "#{codepipeline.PipelineExecutionId}",
     }
     delivery(synth, product).has_resource_properties(
@@ -68,12 +68,36 @@ def test_the_automated_gate_runs_the_quality_gate_hook_on_staging(synth: Any, pr
                     {
                         "MLGATE_THRESHOLDS": Match.string_like_regexp(
                             manifest.metrics.model_metrics[0].name.value
-                        )
+                        ),
+                        "SMOKE_REQUESTS": str(manifest.serving.smoke_requests),
                     }
                 )
             },
         },
     )
+
+
+def test_the_quality_gate_loads_only_the_staging_endpoint_with_only_test_splits(
+    synth: Any, product: Any
+) -> None:
+    if product.extra["delivery"].quality_gate is None:
+        pytest.skip("no automated gate in this product's manifest")
+    home = product.manifest.environments.staging
+    name = product.manifest.product.name
+    statements = policy_statements(delivery(synth, product), "quality_gate")
+    by_action = {
+        action: s["Resource"]
+        for s in statements
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    endpoint = f"arn:aws:sagemaker:{home.region}:{home.account}:endpoint/mlgate-{name}-staging"
+    assert by_action["sagemaker:InvokeEndpoint"] == endpoint
+    assert by_action["sagemaker:DescribeEndpoint"] == endpoint
+    assert by_action["s3:GetObject"] == (
+        f"arn:aws:s3:::mlgate-{name}-artifacts-{home.account}-{home.region}/training/{name}/*/"
+        "test/test.csv"
+    )
+    assert "cloudwatch:GetMetricData" not in by_action
 
 
 def test_every_gate_topic_reaches_the_notifier(synth: Any, product: Any) -> None:

@@ -1,33 +1,53 @@
 """Quality gate hook: the automated gate between staging and the people's gates.
 
-Compares the evidence with the manifest: the version's registered metrics against the model
-metric thresholds, and staging's p99 model latency, 5xx rate and model error rate over the
-last window against the SLOs. Passes or fails the CodePipeline action with a readable summary
-and records the verdict in the audit trail.
+Judges the released version, and only it: its registered metrics against the manifest's model
+metric thresholds, and a smoke load of its own held-out test split sent to the staging
+endpoint against the system SLOs. Staging's CloudWatch metrics would mostly show the previous
+version (or nothing on a first release); the gate's own requests show the new fleet.
+
+The smoke load: the first rows of the version's test split (the training pipeline's
+`<run>/<execution>/test/test.csv`, beside the registered evaluation report, label first then
+the payload columns; one byte-range read), SMOKE_REQUESTS requests one after the other, each
+row's payload as text/csv. The endpoint must be InService on the same endpoint config before
+and after the load: every request was served by the fleet the deploy verifier checked runs
+this version, never by a blue/green deployment in flight. Measured per request: the latency
+as the gate sees it (an upper bound of SageMaker's ModelLatency), a 5xx answer (SageMaker's or
+the model container's), and a failed answer (the container's non-2xx, or a refused row), as
+SageMaker counts Invocation5XXErrors and InvocationModelErrors. Throttling is retried with
+bounded backoff and is not an error of the version; throttling that outlasts it fails the
+invocation, and Lambda's retry runs the load again. Passes or fails the CodePipeline action
+naming each threshold and SLO, and records the verdict and its evidence in the audit trail.
 
 Idempotent with Powertools, keyed on the CodePipeline job id (validated: its parameters): the
-verdict is judged and recorded once per job; a retry after a failed report to CodePipeline
-reports the stored verdict without judging or recording again.
+load runs and the verdict is recorded once per job; a retry after a failed report to
+CodePipeline reports the stored verdict without loading the endpoint or recording again.
 
 Event: the CodePipeline job event (Powertools' CodePipelineJobEvent); UserParameters
-{"endpoint", "window_minutes"}; input artifact: the release source. Environment:
-MLGATE_THRESHOLDS (JSON: model_metrics [{name, threshold, direction}], slos [{name,
-threshold}]), AUDIT_TABLE, RELEASE_PIPELINE, IDEMPOTENCY_TABLE.
-AWS calls: s3:GetObject (artifact), cloudwatch:GetMetricData, dynamodb:PutItem (audit trail
-and idempotency records), dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem
-(idempotency records), codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
+{"endpoint", "execution"}; input artifact: the release source. Environment: MLGATE_THRESHOLDS
+(JSON: model_metrics [{name, threshold, direction}], slos [{name, threshold}]),
+SMOKE_REQUESTS, AUDIT_TABLE, RELEASE_PIPELINE, IDEMPOTENCY_TABLE.
+AWS calls: s3:GetObject (artifact), s3:GetObject (the version's test split),
+sagemaker:DescribeEndpoint, sagemaker:InvokeEndpoint, dynamodb:PutItem (audit trail and
+idempotency records), dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency
+records), codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 from aws_lambda_powertools import Logger
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from shared import idempotency
 from shared.audit import AuditTrail, digest
@@ -36,22 +56,54 @@ from shared.settings import read
 
 logger = Logger()
 codepipeline = boto3.client("codepipeline")
-cloudwatch = boto3.client("cloudwatch")
 dynamodb = boto3.client("dynamodb")
+s3 = boto3.client("s3")
+sagemaker = boto3.client("sagemaker")
+# The gate retries throttling itself, so every attempt is counted and the backoff is bounded;
+# a request that hangs is cut short (it counts as an error, not as a latency).
+runtime = boto3.client(
+    "sagemaker-runtime",
+    config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5),
+)
+
+# First bytes of the test split read (a GetObject Range, https://docs.aws.amazon.com/AmazonS3/
+# latest/API/API_GetObject.html#API_GetObject_RequestSyntax): enough rows for the largest smoke
+# load (500) of any reasonable payload, without reading a split that may be gigabytes.
+SAMPLE_BYTES = 1 << 20
+# InvokeEndpoint's errors (https://docs.aws.amazon.com/sagemaker/latest/APIReference/
+# API_runtime_InvokeEndpoint.html#API_runtime_InvokeEndpoint_Errors): ModelError (424) is the
+# container's non-2xx answer, ServiceUnavailable (503) and InternalFailure (500) are SageMaker's.
+# Throttling and a model still loading say "not now", not "this version fails".
+THROTTLED = {
+    "ThrottlingException", "Throttling", "TooManyRequestsException", "ModelNotReadyException",
+}  # fmt: skip
+ATTEMPTS = 4
+# The load stops here even if requests remain (the function's timeout is two minutes).
+BUDGET_SECONDS = 90.0
+clock: Callable[[], float] = time.perf_counter
+pause: Callable[[float], None] = time.sleep
+
+
+class Throttled(RuntimeError):
+    """SageMaker kept throttling past the bounded backoff: the invocation fails, Lambda retries."""
 
 
 @dataclass(frozen=True)
 class Settings:
     thresholds: dict[str, Any]
+    requests: int
     table: str
     pipeline: str
 
 
 @cache
 def settings() -> Settings:
-    env = read("quality_gate", ("MLGATE_THRESHOLDS", "AUDIT_TABLE", "RELEASE_PIPELINE"))
+    env = read(
+        "quality_gate", ("MLGATE_THRESHOLDS", "SMOKE_REQUESTS", "AUDIT_TABLE", "RELEASE_PIPELINE")
+    )
     return Settings(
         thresholds=json.loads(env["MLGATE_THRESHOLDS"]),
+        requests=int(env["SMOKE_REQUESTS"]),
         table=env["AUDIT_TABLE"],
         pipeline=env["RELEASE_PIPELINE"],
     )
@@ -61,49 +113,130 @@ def _met(value: float, threshold: float, direction: str) -> bool:
     return value >= threshold if direction == "at_least" else value <= threshold
 
 
-def staging_figures(
-    cloudwatch: Any, endpoint: str, minutes: int, now: datetime
-) -> dict[str, float | None]:
-    dims = [
-        {"Name": "EndpointName", "Value": endpoint},
-        {"Name": "VariantName", "Value": "AllTraffic"},
-    ]
+def sample_uri(release: dict[str, Any]) -> str:
+    """Where the version's test split is: the training run's `test/test.csv`, beside the
+    `evaluation/` folder of the evaluation report registered with the version."""
+    report = release.get("evaluation_report_uri")
+    parts = urlparse(report or "")
+    folders = parts.path.lstrip("/").split("/")
+    if parts.scheme != "s3" or len(folders) < 3 or folders[-2] != "evaluation":
+        raise JobError(
+            f"the release has no evaluation report of a training run ({report!r}): the smoke "
+            "load reads the test split beside it, <run>/<execution>/test/test.csv"
+        )
+    return f"s3://{parts.netloc}/{'/'.join([*folders[:-2], 'test', 'test.csv'])}"
 
-    def metric(id_: str, name: str, stat: str) -> dict[str, Any]:
+
+def read_sample(client: Any, uri: str) -> list[str]:
+    """The payloads (label dropped) of the first rows of the test split, one byte range."""
+    parts = urlparse(uri)
+    try:
+        body = client.get_object(
+            Bucket=parts.netloc, Key=parts.path.lstrip("/"), Range=f"bytes=0-{SAMPLE_BYTES - 1}"
+        )["Body"].read()
+    except ClientError as err:
+        if err.response["Error"].get("Code") not in {"NoSuchKey", "404"}:
+            raise
+        raise JobError(f"no test split at {uri}: the training run wrote none") from None
+    lines = body.decode("utf-8").splitlines()
+    if len(body) >= SAMPLE_BYTES:
+        lines = lines[:-1]  # the range may end inside a row
+    payloads = [line.split(",", 1)[1] for line in lines if "," in line]
+    if not payloads:
+        raise JobError(f"the test split at {uri} has no rows to send")
+    return payloads
+
+
+@dataclass
+class Load:
+    """What the gate's own requests saw."""
+
+    sent: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors_5xx: int = 0
+    failed: int = 0
+    throttled: int = 0
+    first_error: str = ""
+
+    def figures(self) -> dict[str, float | None]:
+        ordered = sorted(self.latencies_ms)
+        # Nearest-rank p99 of the answered requests.
+        p99 = ordered[math.ceil(0.99 * len(ordered)) - 1] if ordered else None
         return {
-            "Id": id_,
-            "MetricStat": {
-                "Metric": {"Namespace": "AWS/SageMaker", "MetricName": name, "Dimensions": dims},
-                "Period": minutes * 60,
-                "Stat": stat,
-            },
-            "ReturnData": True,
+            "latency_p99_ms": p99,
+            "error_rate_5xx": self.errors_5xx / self.sent if self.sent else None,
+            "invocation_error_rate": self.failed / self.sent if self.sent else None,
         }
 
-    result = cloudwatch.get_metric_data(
-        MetricDataQueries=[
-            metric("latency", "ModelLatency", "p99"),
-            metric("invocations", "Invocations", "Sum"),
-            metric("errors5xx", "Invocation5XXErrors", "Sum"),
-            metric("modelerrors", "InvocationModelErrors", "Sum"),
-        ],
-        StartTime=now - timedelta(minutes=minutes),
-        EndTime=now,
-    )["MetricDataResults"]
-    values = {r["Id"]: (r["Values"][0] if r["Values"] else None) for r in result}
-    invocations = values.get("invocations") or 0.0
-    latency = values.get("latency")
-    return {
-        "latency_p99_ms": latency / 1000 if latency is not None else None,
-        "error_rate_5xx": (values.get("errors5xx") or 0.0) / invocations if invocations else None,
-        "invocation_error_rate": (values.get("modelerrors") or 0.0) / invocations
-        if invocations
-        else None,
-    }
+
+def status_of(err: ClientError) -> int:
+    """The HTTP status that counts: for ModelError (always 424) the model container's own,
+    OriginalStatusCode, as SageMaker counts it in Invocation5XXErrors."""
+    if err.response["Error"].get("Code") == "ModelError":
+        return int(err.response.get("OriginalStatusCode") or 0)
+    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def invoke(endpoint: str, payload: str, load: Load) -> None:
+    """One smoke request, retried on throttling with exponential backoff (0.2 s, 0.4 s, 0.8 s)."""
+    for attempt in range(ATTEMPTS):
+        started = clock()
+        try:
+            runtime.invoke_endpoint(
+                EndpointName=endpoint, ContentType="text/csv", Accept="text/csv", Body=payload
+            )["Body"].read()
+        except ClientError as err:
+            code = err.response["Error"].get("Code", "")
+            if code in THROTTLED:
+                load.throttled += 1
+                if attempt + 1 < ATTEMPTS:
+                    pause(0.2 * 2**attempt)
+                    continue
+                raise Throttled(f"{endpoint} still throttles after {ATTEMPTS} attempts") from err
+            load.sent += 1
+            load.failed += code == "ModelError" or status_of(err) < 500
+            load.errors_5xx += status_of(err) >= 500
+            load.first_error = load.first_error or f"{code}: {err.response['Error'].get('Message')}"
+            return
+        load.sent += 1
+        load.latencies_ms.append((clock() - started) * 1000)
+        return
+
+
+def serving_config(endpoint: str) -> str:
+    described = sagemaker.describe_endpoint(EndpointName=endpoint)
+    status = described.get("EndpointStatus")
+    if status != "InService":
+        raise JobError(
+            f"staging endpoint {endpoint} is {status}: the smoke load needs the new version's "
+            "fleet alone, after its deployment finished"
+        )
+    return str(described["EndpointConfigName"])
+
+
+def smoke_load(endpoint: str, payloads: list[str], requests: int) -> tuple[Load, str]:
+    """`requests` requests cycling over the payloads, on one endpoint config throughout."""
+    config = serving_config(endpoint)
+    load, began = Load(), clock()
+    for i in range(requests):
+        if clock() - began > BUDGET_SECONDS:
+            break
+        invoke(endpoint, payloads[i % len(payloads)], load)
+    after = serving_config(endpoint)
+    if after != config:
+        raise JobError(
+            f"staging endpoint {endpoint} moved from {config} to {after} during the smoke load: "
+            "its requests cannot be credited to one version"
+        )
+    return load, config
 
 
 def judge(
-    release: dict[str, Any], thresholds: dict[str, Any], figures: dict[str, float | None]
+    release: dict[str, Any],
+    thresholds: dict[str, Any],
+    figures: dict[str, float | None],
+    load: Load,
+    requests: int,
 ) -> tuple[bool, list[str]]:
     lines, ok = [], True
     metrics = release.get("metrics", {})
@@ -120,16 +253,27 @@ def judge(
         ok &= passed
         verdict = "PASS" if passed else "FAIL"
         lines.append(f"{verdict} {m['name']} {value:.4f} (needs {word} {m['threshold']})")
+    if load.sent < requests:
+        ok = False
+        lines.append(
+            f"FAIL smoke load: {load.sent} of {requests} requests answered within "
+            f"{BUDGET_SECONDS:.0f} s"
+        )
     for slo in thresholds["slos"]:
         value = figures.get(slo["name"])
         if value is None:
             ok = False
-            lines.append(f"FAIL {slo['name']}: no staging traffic in the window to judge it")
+            lines.append(f"FAIL smoke {slo['name']}: no request of the smoke load was answered")
             continue
         passed = value <= float(slo["threshold"])
         ok &= passed
         verdict = "PASS" if passed else "FAIL"
-        lines.append(f"{verdict} staging {slo['name']} {value:.4g} (SLO <= {slo['threshold']})")
+        lines.append(
+            f"{verdict} smoke {slo['name']} {value:.4g} over {load.sent} requests "
+            f"(SLO <= {slo['threshold']})"
+        )
+    if load.first_error:
+        lines.append(f"first error: {load.first_error}")
     return ok, lines
 
 
@@ -138,16 +282,25 @@ CONFIG = idempotency.config("id", "params", hours=24)
 
 @idempotency.once(data="job", config=CONFIG, prefix="quality_gate")
 def verdict(*, job: dict[str, Any], now: str) -> dict[str, Any]:
-    """Judge the release and record the verdict, once per job."""
+    """Load the new fleet, judge the release and record the verdict, once per job."""
     config = settings()
     current = Job(**job)
     release = read_release(current)
-    minutes = int(current.params.get("window_minutes", 60))
-    figures = staging_figures(
-        cloudwatch, current.params["endpoint"], minutes, datetime.fromisoformat(now)
+    sample = sample_uri(release)
+    load, endpoint_config = smoke_load(
+        current.params["endpoint"], read_sample(s3, sample), config.requests
     )
-    ok, lines = judge(release, config.thresholds, figures)
+    figures = load.figures()
+    ok, lines = judge(release, config.thresholds, figures, load, config.requests)
     summary = ("Quality gate passed: " if ok else "Quality gate failed: ") + "; ".join(lines)
+    evidence = {
+        "release": release,
+        "sample": sample,
+        "endpoint_config": endpoint_config,
+        "load": asdict(load),
+        "figures": figures,
+    }
+    logger.info("smoke load judged", extra={"ok": ok, **evidence})
     AuditTrail(dynamodb, config.table).record(
         pipeline=config.pipeline,
         execution=current.params.get("execution", current.id),
@@ -157,7 +310,7 @@ def verdict(*, job: dict[str, Any], now: str) -> dict[str, Any]:
         who="mlgate quality gate",
         decision="Passed" if ok else "Failed",
         model_version=str(release.get("model_version", "")),
-        evidence_sha256=digest({"release": release, "figures": figures}),
+        evidence_sha256=digest(evidence),
         detail=summary,
     )
     return {"ok": ok, "summary": summary}

@@ -1,0 +1,278 @@
+"""The hooks of the manual gates: the notifier posts each gate's evidence brief to chat and
+email, the callback takes signed decisions from chat and tells an expired gate from a rejected
+one. Each owns its environment, grants and cdk-nag acknowledgments."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable
+from mlgate.constructs.release_hooks import RELEASE_KEY
+from mlgate.constructs.release_pipeline import ReleasePipeline
+from mlgate.gates import encoded, gate_context
+from mlgate.manifest import Manifest
+from mlgate.naming import Names
+
+# Where the gate callback counts approvals that expired undecided (lambdas/gate_callback).
+GATE_NAMESPACE = "mlgate/gates"
+
+
+class SlackSecret(secretsmanager.Secret):
+    """A Slack credential the gate hooks read, encrypted with the product key; set by hand."""
+
+    def __init__(
+        self, scope: Construct, id: str, *, manifest: Manifest, key: kms.IKey, description: str
+    ) -> None:
+        super().__init__(
+            scope,
+            id,
+            secret_name=Names.of(manifest).secret(id),
+            description=f"{description}; set its value with put-secret-value (README)",
+            encryption_key=key,
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-SMG4",
+            f"{id} is issued by Slack and rotated there (regenerating it in the Slack app); "
+            "Secrets Manager has no rotation function for a Slack credential.",
+        )
+
+
+class GateNotifier(HookFunction):
+    """Posts each manual gate's evidence brief to chat and to its approvers' email topic."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        manifest: Manifest,
+        key: kms.IKey,
+        on_call: sns.ITopic,
+        audit: dynamodb.ITableV2,
+        idempotency: IdempotencyTable,
+        pipeline: ReleasePipeline,
+        webhook: secretsmanager.ISecret,
+        quality_database: str,
+        quality_table: str,
+    ) -> None:
+        names = Names.of(manifest)
+        stack = Stack.of(scope)
+        releases = names.bucket("releases", stack.account, stack.region)
+        context = gate_context(
+            manifest,
+            brief_topics={name: topic.topic_arn for name, topic in pipeline.brief_topics.items()},
+            dashboard_url=names.dashboard_url(stack.region, "prod"),
+        )
+        super().__init__(
+            scope,
+            id,
+            hook="gate_notifier",
+            description="Posts each gate's evidence brief to chat and email",
+            environment={
+                "MLGATE_CONTEXT": encoded(context),
+                "AUDIT_TABLE": names.audit_table(),
+                "RELEASE_BUCKET": releases,
+                "RELEASE_KEY": RELEASE_KEY,
+                "RELEASE_PIPELINE": names.release_pipeline(),
+                "SLACK_WEBHOOK_SECRET_ARN": webhook.secret_arn,
+                "DQ_DATABASE": quality_database,
+                "DQ_TABLE": quality_table,
+            },
+            failures=FailureRouting.of(manifest, "gate_notifier", key=key, on_call=on_call),
+        )
+        self.make_idempotent(idempotency)
+        for topic in pipeline.gate_topics.values():
+            topic.add_subscription(subs.LambdaSubscription(self.function))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sns:Publish"],
+                resources=[t.topic_arn for t in pipeline.brief_topics.values()],
+            )
+        )
+        self.read_secret(webhook, key)
+        self.use_key(key, "kms:Decrypt", "kms:GenerateDataKey")
+        self.write_audit(audit, key, ["request", "gate"], "dynamodb:PutItem", "dynamodb:GetItem")
+        # The brief reads release.json at the gate's execution's source revision: an object
+        # version, which S3 reads under s3:GetObjectVersion.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObjectVersion"],
+                resources=[f"arn:aws:s3:::{releases}/{RELEASE_KEY}"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:GetPipelineState", "codepipeline:GetPipelineExecution"],
+                resources=[pipeline.pipeline.pipeline_arn],
+            )
+        )
+        rulesets = f"arn:aws:glue:{stack.region}:{stack.account}:dataQualityRuleset/*"
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["glue:ListDataQualityResults", "glue:GetDataQualityResult"],
+                resources=[rulesets],
+            )
+        )
+        acknowledge(
+            self.policy,
+            f"AwsSolutions-IAM5[Resource::{rulesets}]",
+            "Data Quality results are listed by table, not by ruleset ARN; the notifier reads "
+            "only results, for the product's curated table.",
+        )
+        self.acknowledge_key_grant("reads release.json and publishes encrypted briefs")
+
+
+class GateCallback(HookFunction):
+    """Takes signed Approve / Reject clicks from chat (the gate's approvers only), and counts
+    the manual gates that expired undecided, which its alarm reports to on-call."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        manifest: Manifest,
+        key: kms.IKey,
+        on_call: sns.ITopic,
+        audit: dynamodb.ITableV2,
+        pipeline: ReleasePipeline,
+        signing: secretsmanager.ISecret,
+    ) -> None:
+        names = Names.of(manifest)
+        stack = Stack.of(scope)
+        super().__init__(
+            scope,
+            id,
+            hook="gate_callback",
+            description="Takes signed Approve / Reject clicks from chat, approvers only",
+            environment={
+                "SLACK_SIGNING_SECRET_ARN": signing.secret_arn,
+                "AUDIT_TABLE": names.audit_table(),
+                "RELEASE_PIPELINE": names.release_pipeline(),
+            },
+            # Its URL is public: a flood of requests must not take the account's concurrency
+            # from the other functions (Slack sends one request per click).
+            reserved_concurrency=5,
+        )
+        self.read_secret(signing, key)
+        self.write_audit(
+            audit,
+            key,
+            ["request", "gate"],
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:PutApprovalResult"],
+                resources=[f"{pipeline.pipeline.pipeline_arn}/*"],
+            )
+        )
+        # A failed approval that expired undecided is counted (the gate-waiting-too-long alarm).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": GATE_NAMESPACE}},
+            )
+        )
+        # Slack cannot sign requests with SigV4: the URL is public and every request must carry
+        # a valid Slack signature made in the last five minutes (checked in the handler).
+        self.url = self.function.add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType.NONE,
+            cors=lambda_.FunctionUrlCorsOptions(allowed_origins=["https://slack.com"]),
+        )
+        CfnOutput(
+            stack,
+            "GateCallbackUrl",
+            value=self.url.url,
+            description="Request URL of the Slack app's Interactivity (the gate buttons)",
+        )
+        logical = stack.get_logical_id(pipeline.pipeline.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            self.policy,
+            f"AwsSolutions-IAM5[Resource::arn:aws:codepipeline:{stack.region}:{stack.account}:"
+            f"<{logical}>/*]",
+            "PutApprovalResult is granted on this pipeline's stages and actions only; the ARN "
+            "of an approval action is the pipeline ARN followed by stage/action.",
+        )
+        acknowledge(
+            self.policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "cloudwatch:PutMetricData has no resource ARN; it is conditioned on the "
+            f"{GATE_NAMESPACE} namespace.",
+        )
+        self.acknowledge_key_grant("reads and writes the encrypted audit table")
+        self.wait_alarm = self._gate_wait_alarm(manifest, on_call)
+
+    def _gate_wait_alarm(self, manifest: Manifest, on_call: sns.ITopic) -> cloudwatch.Alarm:
+        """A manual approval that outlived its timeout fails its action: on-call hears of it.
+
+        CodePipeline's action execution event (category Approval, state FAILED) is the same for
+        an expired approval and a rejected one, so the rule routes it to this callback, which
+        looks the request up in the audit trail and publishes GateExpired only when no
+        decision was recorded and the request's expiry has passed; the alarm watches that
+        metric. The event shape is CodePipeline's documented one; it could not be observed
+        offline."""
+        names = Names.of(manifest)
+        self.expired_rule = events.Rule(
+            self,
+            "GateExpired",
+            rule_name=names.rule("gate-expired"),
+            description="A manual gate of the release pipeline failed: expired or rejected",
+            event_pattern=events.EventPattern(
+                source=["aws.codepipeline"],
+                detail_type=["CodePipeline Action Execution State Change"],
+                detail={
+                    "pipeline": [names.release_pipeline()],
+                    "type": {"category": ["Approval"]},
+                    "state": ["FAILED"],
+                },
+            ),
+        )
+        self.expired_rule.add_target(targets.LambdaFunction(self.function, retry_attempts=2))
+        contact = manifest.contact(manifest.product.owners.on_call)
+        self.wait_alarm_name = names.alarm("system", "gate-waiting-too-long", "critical", "prod")
+        alarm = cloudwatch.Alarm(
+            self,
+            "GateWaitingTooLong",
+            alarm_name=self.wait_alarm_name,
+            alarm_description=(
+                "A manual gate waited past its manifest timeout and CodePipeline failed it "
+                "(rejections do not count). First checks: 1) which gate (the gate callback's "
+                '"failed approval" log line names it) 2) whether its approvers received the '
+                "brief (audit trail, chat) 3) re-run the pipeline once they are available. "
+                f"Owner: {contact.name} <{contact.email}>. Runbook: "
+                f"{manifest.product.runbook_url}"
+            ),
+            metric=cloudwatch.Metric(
+                namespace=GATE_NAMESPACE,
+                metric_name="GateExpired",
+                dimensions_map={"Pipeline": names.release_pipeline()},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=0,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # No expired gate, no data point: silence is the healthy state.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(on_call))
+        return alarm
