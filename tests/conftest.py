@@ -67,8 +67,41 @@ def _synthesize(manifests: list[Any], outdir: Path) -> Synth:
     return Synth(products=products, outdir=outdir)
 
 
+def _lint_each_template_once() -> None:
+    """cfn-lint takes seconds per template, and two checks lint the same synthesized templates
+    (the cfn-lint test and the evidence pack's compliance section, which calls
+    `cfnlint.api.lint` itself): each distinct template text is linted once per region set in a
+    worker, and every caller gets that run's findings. Runs with their own rules or
+    configuration are not shared."""
+    import hashlib
+
+    import cfnlint.api  # type: ignore[import-untyped,unused-ignore]
+
+    lint = cfnlint.api.lint
+    found: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+
+    def lint_once(
+        s: str, rules: Any = None, regions: list[str] | None = None, config: Any = None
+    ) -> list[Any]:
+        if rules is not None or config is not None:
+            return list(lint(s, rules=rules, regions=regions, config=config))
+        key = (hashlib.sha256(s.encode()).hexdigest(), tuple(regions or ()))
+        if key not in found:
+            found[key] = list(lint(s, regions=regions))
+        return list(found[key])
+
+    cfnlint.api.lint = lint_once
+
+
+_lint_each_template_once()
+
+
 SYNTH_FIXTURES = {"synth", "product", "cross_account"}
 SYNTH_GROUP = "synth"
+REHEARSAL_GROUP = "rehearsal"
+"""The rehearsals (a subprocess each, the longest tests) run together on the worker that does
+not synthesize, from the start: xdist hands out the biggest group first (the synth group),
+then this one, so neither ends up alone at the end of the run."""
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -85,16 +118,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     grouping = bool(getattr(config.option, "loadgroup", False))
     for item in items:
         if SYNTH_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group(SYNTH_GROUP))
-            if grouping and not item.nodeid.endswith(f"@{SYNTH_GROUP}"):
-                item._id = coerce_node_id(f"{item.nodeid}@{SYNTH_GROUP}")
+            group = SYNTH_GROUP
+        elif item.path.name == "test_rehearsal.py":
+            group = REHEARSAL_GROUP
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
+        if grouping and not item.nodeid.endswith(f"@{group}"):
+            item._id = coerce_node_id(f"{item.nodeid}@{group}")
+
+
+def _claim_the_one_synthesis(request: pytest.FixtureRequest) -> None:
+    """Under `--dist loadgroup` the app is synthesized by one worker only: the first worker to
+    build it leaves a marker beside every worker's temporary folder (xdist gives each worker a
+    folder under one shared root), and a second build fails here, naming both workers. A silent
+    split of the synth group would otherwise only show as a slower run."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None or getattr(request.config.option, "dist", "no") != "loadgroup":
+        return
+    shared = request.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
+    marker = shared / "synth.built-by"
+    try:
+        with marker.open("x") as handle:
+            handle.write(worker)
+    except FileExistsError:
+        pytest.fail(
+            f"the app is synthesized a second time, on {worker} (first on "
+            f"{marker.read_text() or 'another worker'}): the tests that take the synthesized "
+            f"app were not grouped on one worker ({request.node.nodeid})",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Synthesize every example product under examples/ once, in one app."""
     from mlgate.manifest import load_manifests
 
+    _claim_the_one_synthesis(request)
     return _synthesize(load_manifests(EXAMPLES), tmp_path_factory.mktemp("cdk.out"))
 
 
