@@ -96,6 +96,26 @@ def _lint_each_template_once() -> None:
 _lint_each_template_once()
 
 
+def _load_each_aws_model_once() -> None:
+    """moto's mock_aws gives boto3 a new default session on every start, and each session's
+    loader reads and parses the service model JSON again (a quarter of a second of CPU per
+    test with two clients): every loader with the same search path shares one cache instead,
+    as one loader's calls already share it. The models are the same files either way."""
+    from botocore import loaders
+
+    shared: dict[tuple[str, ...], dict[Any, Any]] = {}
+    init = loaders.Loader.__init__
+
+    def __init__(self: loaders.Loader, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self._cache = shared.setdefault(tuple(self.search_paths), {})
+
+    loaders.Loader.__init__ = __init__  # type: ignore[method-assign]
+
+
+_load_each_aws_model_once()
+
+
 SYNTH_FIXTURES = {"synth", "product", "cross_account"}
 SYNTH_GROUP = "synth"
 REHEARSAL_GROUP = "rehearsal"
