@@ -154,7 +154,8 @@ def _claim_the_one_synthesis(request: pytest.FixtureRequest) -> None:
     folder under one shared root), and a second build fails here, naming both workers. A silent
     split of the synth group would otherwise only show as a slower run."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is None or getattr(request.config.option, "dist", "no") != "loadgroup":
+    # xdist sets a worker's own `dist` to "no" and keeps `--dist loadgroup` as `loadgroup`.
+    if worker is None or not getattr(request.config.option, "loadgroup", False):
         return
     shared = request.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
     marker = shared / "synth.built-by"
@@ -165,7 +166,7 @@ def _claim_the_one_synthesis(request: pytest.FixtureRequest) -> None:
         pytest.fail(
             f"the app is synthesized a second time, on {worker} (first on "
             f"{marker.read_text() or 'another worker'}): the tests that take the synthesized "
-            f"app were not grouped on one worker ({request.node.nodeid})",
+            "app were not grouped on one worker",
             pytrace=False,
         )
 
