@@ -30,23 +30,18 @@ BIN = ROOT / ".venv" / "bin"
 
 
 def phases(tree: Path, cache: Path) -> dict[str, list[str]]:
-    """`make test`'s commands (see the Makefile), run in `tree`; mypy's cache starts empty."""
+    """`make test`'s commands, run in `tree`: pytest as that tree's Makefile runs it, mypy with
+    an empty cache."""
+    recipe = next(
+        line.strip()
+        for line in (tree / "Makefile").read_text().splitlines()
+        if line.strip().startswith("$(BIN)/python -m pytest")
+    )
     return {
         "ruff check": [str(BIN / "ruff"), "check", "--no-cache", "."],
         "ruff format": [str(BIN / "ruff"), "format", "--check", "--no-cache", "."],
         "mypy (cold)": [str(BIN / "mypy"), "--cache-dir", str(cache / "mypy")],
-        "pytest": [
-            str(BIN / "python"),
-            "-m",
-            "pytest",
-            "-q",
-            "-n",
-            "2",
-            "--dist",
-            "loadgroup",
-            "-p",
-            "no:cacheprovider",
-        ],
+        "pytest": [*recipe.replace("$(BIN)", str(BIN)).split(), "-p", "no:cacheprovider"],
     }
 
 

@@ -118,34 +118,55 @@ _load_each_aws_model_once()
 
 SYNTH_FIXTURES = {"synth", "product", "cross_account"}
 SYNTH_GROUP = "synth"
-REHEARSAL_GROUP = "rehearsal"
-"""The rehearsals (a subprocess each, the longest tests) run together on the worker that does
-not synthesize, from the start: xdist hands out the biggest group first (the synth group),
-then this one, so neither ends up alone at the end of the run."""
+GROUPS: list[tuple[str, set[str]]] = [
+    (SYNTH_GROUP, SYNTH_FIXTURES),
+    ("rehearsal", {"test_rehearsal.py"}),
+    ("ml-runs", {"runs"}),
+    ("etl-curation", {"curation"}),
+    ("pipeline-definition", {"body"}),
+    ("risky-app", {"risky"}),
+]
+"""xdist groups, heaviest first, each named with the fixtures (or the test file) that put a
+test in it. The tests sharing an expensive fixture built per worker run on one worker, so it
+is built once: the synthesized app, each product's local pipeline run (tests/ml), each
+product's curation (tests/etl), each product's pipeline definition, the careless app of
+test_governance. The rehearsals (a subprocess each, the longest tests) run together. The
+groups are handed out in this order before any ungrouped test (the Makefile turns off xdist's
+own reordering by size), so the two workers start on the two heaviest and no long test is
+left for the end of the run."""
+
+
+def _group(item: pytest.Item) -> tuple[int, str | None]:
+    names = set(getattr(item, "fixturenames", ())) | {item.path.name}
+    for rank, (group, members) in enumerate(GROUPS):
+        if names & members:
+            return rank, group
+    return len(GROUPS), None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test that needs the synthesized app runs on one xdist worker, so the app is
-    synthesized once (`--dist loadgroup`).
+    """The tests of each group in GROUPS run on one xdist worker (`--dist loadgroup`), so the
+    synthesized app, for one, is built once.
 
     xdist 3.8 groups by a `@group` suffix it writes into `item._nodeid`, which pytest 9 no
     longer reads (node ids live in `item._id`): its loadgroup silently schedules nothing
     together. So the suffix is written here, where pytest 9 reads it;
-    test_tests_that_synthesize_share_one_worker fails if the grouping stops happening."""
+    test_tests_that_synthesize_share_one_worker fails if the grouping stops happening, and
+    a second synthesis fails the tests that asked for it (`_claim_the_one_synthesis`)."""
     from _pytest.nodeid import coerce_node_id
 
     grouping = bool(getattr(config.option, "loadgroup", False))
+    ranks = {}
     for item in items:
-        if SYNTH_FIXTURES & set(getattr(item, "fixturenames", ())):
-            group = SYNTH_GROUP
-        elif item.path.name == "test_rehearsal.py":
-            group = REHEARSAL_GROUP
-        else:
+        ranks[id(item)], group = _group(item)
+        if group is None:
             continue
         item.add_marker(pytest.mark.xdist_group(group))
         if grouping and not item.nodeid.endswith(f"@{group}"):
             item._id = coerce_node_id(f"{item.nodeid}@{group}")
+    if grouping:
+        items.sort(key=lambda item: ranks[id(item)])
 
 
 def _claim_the_one_synthesis(request: pytest.FixtureRequest) -> None:
