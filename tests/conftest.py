@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ GROUPS: list[tuple[str, set[str]]] = [
     ("rehearsal", {"test_rehearsal.py"}),
     ("ml-runs", {"runs"}),
     ("etl-curation", {"curation"}),
-    ("pipeline-definition", {"body"}),
+    ("pipeline-definition", {"built_definition"}),
     ("risky-app", {"risky"}),
 ]
 """xdist groups, heaviest first, each named with the fixtures (or the test file) that put a
@@ -144,8 +145,10 @@ def _group(item: pytest.Item) -> tuple[int, str | None]:
     return len(GROUPS), None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
     """The tests of each group in GROUPS run on one xdist worker (`--dist loadgroup`), so the
     synthesized app, for one, is built once.
 
@@ -165,6 +168,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.xdist_group(group))
         if grouping and not item.nodeid.endswith(f"@{group}"):
             item._id = coerce_node_id(f"{item.nodeid}@{group}")
+    yield  # pytest's own reordering (by fixture parameters) runs in between
     if grouping:
         items.sort(key=lambda item: ranks[id(item)])
 
