@@ -138,7 +138,10 @@ left for the end of the run."""
 
 
 def _group(item: pytest.Item) -> tuple[int, str | None]:
+    # A test may take a fixture by a name in its parameters (`request.getfixturevalue(app)`).
+    params = getattr(getattr(item, "callspec", None), "params", {})
     names = set(getattr(item, "fixturenames", ())) | {item.path.name}
+    names |= {value for value in params.values() if isinstance(value, str)}
     for rank, (group, members) in enumerate(GROUPS):
         if names & members:
             return rank, group
