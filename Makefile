@@ -77,7 +77,7 @@ unit: setup-dev $(STAMPS)/system  ## pytest: manifest, stacks, cdk-nag, cfn-lint
 # mypy is one process on one core: it runs beside pytest's two workers rather than before them,
 # filling the core a worker leaves idle while the other finishes its last tests.
 test: lint  ## every check: lint, types, tests
-	@$(MAKE) --no-print-directory -j2 --output-sync=target typecheck unit
+	@$(MAKE) --no-print-directory -j2 --output-sync=line typecheck unit
 
 report: synth  ## write each product's architecture-review evidence pack to reports/
 	$(BIN)/python -m mlgate report $(MANIFEST) --outdir cdk.out --out reports
