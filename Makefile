@@ -69,10 +69,15 @@ lint: $(STAMPS)/dev  ## ruff lint and format check
 typecheck: $(STAMPS)/dev  ## mypy (strict) on the app, the constructs and the hooks
 	$(BIN)/mypy
 
+# --no-loadscope-reorder: xdist hands out the groups in the order tests/conftest.py puts them
+# (heaviest first), not by their number of tests.
 unit: setup-dev $(STAMPS)/system  ## pytest: manifest, stacks, cdk-nag, cfn-lint, hooks, ETL, ML scripts
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder
 
-test: lint typecheck unit  ## every check: lint, types, tests
+# mypy is one process on one core: it runs beside pytest's two workers rather than before them,
+# filling the core a worker leaves idle while the other finishes its last tests.
+test: lint  ## every check: lint, types, tests
+	@$(MAKE) --no-print-directory -j2 --output-sync=line typecheck unit
 
 report: synth  ## write each product's architecture-review evidence pack to reports/
 	$(BIN)/python -m mlgate report $(MANIFEST) --outdir cdk.out --out reports

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,34 +68,143 @@ def _synthesize(manifests: list[Any], outdir: Path) -> Synth:
     return Synth(products=products, outdir=outdir)
 
 
+def _lint_each_template_once() -> None:
+    """cfn-lint takes seconds per template, and two checks lint the same synthesized templates
+    (the cfn-lint test and the evidence pack's compliance section, which calls
+    `cfnlint.api.lint` itself): each distinct template text is linted once per region set in a
+    worker, and every caller gets that run's findings. Runs with their own rules or
+    configuration are not shared."""
+    import hashlib
+
+    import cfnlint.api  # type: ignore[import-untyped,unused-ignore]
+
+    lint = cfnlint.api.lint
+    found: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+
+    def lint_once(
+        s: str, rules: Any = None, regions: list[str] | None = None, config: Any = None
+    ) -> list[Any]:
+        if rules is not None or config is not None:
+            return list(lint(s, rules=rules, regions=regions, config=config))
+        key = (hashlib.sha256(s.encode()).hexdigest(), tuple(regions or ()))
+        if key not in found:
+            found[key] = list(lint(s, regions=regions))
+        return list(found[key])
+
+    cfnlint.api.lint = lint_once
+
+
+_lint_each_template_once()
+
+
+def _load_each_aws_model_once() -> None:
+    """moto's mock_aws gives boto3 a new default session on every start, and each session's
+    loader reads and parses the service model JSON again (a quarter of a second of CPU per
+    test with two clients): every loader with the same search path shares one cache instead,
+    as one loader's calls already share it. The models are the same files either way."""
+    from botocore import loaders
+
+    shared: dict[tuple[str, ...], dict[Any, Any]] = {}
+    init = loaders.Loader.__init__
+
+    def __init__(self: loaders.Loader, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self._cache = shared.setdefault(tuple(self.search_paths), {})
+
+    loaders.Loader.__init__ = __init__  # type: ignore[method-assign]
+
+
+_load_each_aws_model_once()
+
+
 SYNTH_FIXTURES = {"synth", "product", "cross_account"}
 SYNTH_GROUP = "synth"
+GROUPS: list[tuple[str, set[str]]] = [
+    (SYNTH_GROUP, SYNTH_FIXTURES),
+    ("rehearsal", {"test_rehearsal.py"}),
+    ("ml-runs", {"runs"}),
+    ("etl-curation", {"curation"}),
+    ("pipeline-definition", {"built_definition"}),
+    ("risky-app", {"risky"}),
+]
+"""xdist groups, heaviest first, each named with the fixtures (or the test file) that put a
+test in it. The tests sharing an expensive fixture built per worker run on one worker, so it
+is built once: the synthesized app, each product's local pipeline run (tests/ml), each
+product's curation (tests/etl), each product's pipeline definition, the careless app of
+test_governance. The rehearsals (a subprocess each, the longest tests) run together. The
+groups are handed out in this order before any ungrouped test (the Makefile turns off xdist's
+own reordering by size), so the two workers start on the two heaviest and no long test is
+left for the end of the run."""
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test that needs the synthesized app runs on one xdist worker, so the app is
-    synthesized once (`--dist loadgroup`).
+def _group(item: pytest.Item) -> tuple[int, str | None]:
+    # A test may take a fixture by a name in its parameters (`request.getfixturevalue(app)`).
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    names = set(getattr(item, "fixturenames", ())) | {item.path.name}
+    names |= {value for value in params.values() if isinstance(value, str)}
+    for rank, (group, members) in enumerate(GROUPS):
+        if names & members:
+            return rank, group
+    return len(GROUPS), None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
+    """The tests of each group in GROUPS run on one xdist worker (`--dist loadgroup`), so the
+    synthesized app, for one, is built once.
 
     xdist 3.8 groups by a `@group` suffix it writes into `item._nodeid`, which pytest 9 no
     longer reads (node ids live in `item._id`): its loadgroup silently schedules nothing
     together. So the suffix is written here, where pytest 9 reads it;
-    test_tests_that_synthesize_share_one_worker fails if the grouping stops happening."""
+    test_tests_that_synthesize_share_one_worker fails if the grouping stops happening, and
+    a second synthesis fails the tests that asked for it (`_claim_the_one_synthesis`)."""
     from _pytest.nodeid import coerce_node_id
 
     grouping = bool(getattr(config.option, "loadgroup", False))
+    ranks = {}
     for item in items:
-        if SYNTH_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group(SYNTH_GROUP))
-            if grouping and not item.nodeid.endswith(f"@{SYNTH_GROUP}"):
-                item._id = coerce_node_id(f"{item.nodeid}@{SYNTH_GROUP}")
+        ranks[id(item)], group = _group(item)
+        if group is None:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
+        if grouping and not item.nodeid.endswith(f"@{group}"):
+            item._id = coerce_node_id(f"{item.nodeid}@{group}")
+    yield  # pytest's own reordering (by fixture parameters) runs in between
+    if grouping:
+        items.sort(key=lambda item: ranks[id(item)])
+
+
+def _claim_the_one_synthesis(request: pytest.FixtureRequest) -> None:
+    """Under `--dist loadgroup` the app is synthesized by one worker only: the first worker to
+    build it leaves a marker beside every worker's temporary folder (xdist gives each worker a
+    folder under one shared root), and a second build fails here, naming both workers. A silent
+    split of the synth group would otherwise only show as a slower run."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    # xdist sets a worker's own `dist` to "no" and keeps `--dist loadgroup` as `loadgroup`.
+    if worker is None or not getattr(request.config.option, "loadgroup", False):
+        return
+    shared = request.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
+    marker = shared / "synth.built-by"
+    try:
+        with marker.open("x") as handle:
+            handle.write(worker)
+    except FileExistsError:
+        pytest.fail(
+            f"the app is synthesized a second time, on {worker} (first on "
+            f"{marker.read_text() or 'another worker'}): the tests that take the synthesized "
+            "app were not grouped on one worker",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Synthesize every example product under examples/ once, in one app."""
     from mlgate.manifest import load_manifests
 
+    _claim_the_one_synthesis(request)
     return _synthesize(load_manifests(EXAMPLES), tmp_path_factory.mktemp("cdk.out"))
 
 

@@ -22,20 +22,46 @@ def example(name: str) -> Manifest:
     return load_manifest(ROOT / "examples" / name / "manifest.yaml")
 
 
+# The tests' data is a few thousand rows: Spark's costs are its fixed ones. One task thread
+# (pytest-xdist already keeps both cores busy), one shuffle partition, no adaptive re-planning,
+# no whole-stage code generation (compiling each query's Java takes longer than running it on
+# so few rows), and a JVM that only compiles with C1 and collects garbage on one thread. The
+# same results at half the CPU time of Spark's defaults here. TUNING reaches the rehearsal's
+# own Spark through PYSPARK_SUBMIT_ARGS (tests/test_rehearsal.py).
+TUNING = {
+    "spark.default.parallelism": "1",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 "
+    "-XX:+UseSerialGC",
+}
+
+
+def submit_args() -> str:
+    """TUNING as PySpark's launcher reads it from the environment (PYSPARK_SUBMIT_ARGS)."""
+    import shlex
+
+    confs = " ".join(f"--conf {shlex.quote(f'{k}={v}')}" for k, v in TUNING.items())
+    return f"{confs} pyspark-shell"
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
-    session = (
-        SparkSession.builder.master("local[2]")
+    builder = (
+        SparkSession.builder.master("local[1]")
         .appName("mlgate-tests")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", "1")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
     )
+    for key, value in TUNING.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -44,4 +70,12 @@ def spark() -> Iterator[Any]:
 # The sources as the Glue job reads them and the curated data as it writes it: one
 # implementation, shared with the rehearsal.
 raw_sources = write_sources
-__all__ = ["EXAMPLE_MANIFESTS", "example", "raw_sources", "spark", "write_curated"]
+__all__ = [
+    "EXAMPLE_MANIFESTS",
+    "TUNING",
+    "example",
+    "raw_sources",
+    "spark",
+    "submit_args",
+    "write_curated",
+]

@@ -3,6 +3,7 @@ and every fault ends safely."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 from mlgate.manifest import load_manifest
 
 from .conftest import PRODUCTS, ROOT
+from .spark_session import submit_args
 
 
 @pytest.mark.parametrize("name", PRODUCTS)
@@ -20,6 +22,7 @@ def test_rehearsal_plays_the_release_and_the_faults(name: str) -> None:
     run = subprocess.run(
         [sys.executable, "tools/rehearsal.py", str(folder)],
         cwd=ROOT,
+        env={**os.environ, "PYSPARK_SUBMIT_ARGS": submit_args()},
         capture_output=True,
         text=True,
         timeout=600,

@@ -44,3 +44,21 @@ def pipeline_settings(manifest: Any) -> Any:
 @pytest.fixture(scope="session")
 def settings(manifest: Any) -> Any:
     return pipeline_settings(manifest)
+
+
+@pytest.fixture(scope="session")
+def built_definition(manifest: Any, settings: Any) -> dict[str, Any]:
+    """Each product's pipeline definition, built once (the SDK takes seconds per build) for the
+    tests that read it; the tests of building itself (offline, deterministic, cached) build
+    their own."""
+    from mlgate.ml.pipeline import definition
+
+    return definition(manifest, settings)
+
+
+@pytest.fixture
+def body(built_definition: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the product's built definition, so no test sees another's changes."""
+    import copy
+
+    return copy.deepcopy(built_definition)

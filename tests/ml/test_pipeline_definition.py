@@ -33,9 +33,9 @@ def test_definition_is_built_offline(no_network: list[Any], manifest: Any, setti
 
 
 def test_steps_run_preprocess_train_evaluate_baseline_then_the_checks(
-    manifest: Any, settings: Any
+    manifest: Any, body: dict[str, Any]
 ) -> None:
-    top = definition(manifest, settings)["Steps"]
+    top = body["Steps"]
     assert [(s["Name"], s["Type"]) for s in top] == [
         ("Preprocess", "Processing"),
         ("Train", "Training"),
@@ -46,9 +46,9 @@ def test_steps_run_preprocess_train_evaluate_baseline_then_the_checks(
 
 
 def test_one_check_per_manifest_metric_with_its_threshold_and_a_named_failure(
-    manifest: Any, settings: Any
+    manifest: Any, body: dict[str, Any]
 ) -> None:
-    steps = flatten(definition(manifest, settings)["Steps"])
+    steps = flatten(body["Steps"])
     checks = [s for s in steps if s["Type"] == "Condition"]
     assert len(checks) == len(manifest.metrics.model_metrics)
     for metric, check in zip(manifest.metrics.model_metrics, checks, strict=True):
@@ -68,11 +68,9 @@ def test_one_check_per_manifest_metric_with_its_threshold_and_a_named_failure(
 
 
 def test_registration_waits_for_the_ml_lead_and_carries_evidence(
-    manifest: Any, settings: Any
+    manifest: Any, settings: Any, body: dict[str, Any]
 ) -> None:
-    (register,) = [
-        s for s in flatten(definition(manifest, settings)["Steps"]) if s["Type"] == "RegisterModel"
-    ]
+    (register,) = [s for s in flatten(body["Steps"]) if s["Type"] == "RegisterModel"]
     args = register["Arguments"]
     assert args["ModelApprovalStatus"] == "PendingManualApproval"
     assert args["ModelPackageGroupName"] == f"mlgate-{manifest.product.name}"
@@ -92,9 +90,9 @@ def test_registration_waits_for_the_ml_lead_and_carries_evidence(
 
 
 def test_training_uses_the_manifest_hyper_parameters_and_the_regional_image(
-    manifest: Any, settings: Any
+    manifest: Any, settings: Any, body: dict[str, Any]
 ) -> None:
-    train = definition(manifest, settings)["Steps"][1]["Arguments"]
+    train = body["Steps"][1]["Arguments"]
     assert (
         train["AlgorithmSpecification"]["TrainingImage"]
         == image_uris(manifest, settings.region)["model"]
@@ -109,10 +107,8 @@ def test_definition_is_deterministic(manifest: Any, settings: Any) -> None:
     assert definition(manifest, settings) == definition(manifest, settings)
 
 
-def register_step(manifest: Any, settings: Any) -> dict[str, Any]:
-    (register,) = [
-        s for s in flatten(definition(manifest, settings)["Steps"]) if s["Type"] == "RegisterModel"
-    ]
+def register_step(body: dict[str, Any]) -> dict[str, Any]:
+    (register,) = [s for s in flatten(body["Steps"]) if s["Type"] == "RegisterModel"]
     return register  # type: ignore[no-any-return]
 
 
@@ -125,31 +121,29 @@ def environments(node: Any) -> list[dict[str, Any]]:
     return []
 
 
-def test_the_registered_version_carries_the_trained_artifacts(manifest: Any, settings: Any) -> None:
+def test_the_registered_version_carries_the_trained_artifacts(
+    manifest: Any, settings: Any, body: dict[str, Any]
+) -> None:
     """A version without ModelDataUrl deploys a container with no model in it."""
-    (container,) = register_step(manifest, settings)["Arguments"]["InferenceSpecification"][
-        "Containers"
-    ]
+    (container,) = register_step(body)["Arguments"]["InferenceSpecification"]["Containers"]
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     assert container["Image"] == image_uris(manifest, settings.region)["model"]
 
 
-def test_no_environment_variable_is_empty(manifest: Any, settings: Any) -> None:
+def test_no_environment_variable_is_empty(body: dict[str, Any]) -> None:
     """An empty SAGEMAKER_PROGRAM sends the XGBoost container looking for a user script."""
-    for environment in environments(definition(manifest, settings)):
+    for environment in environments(body):
         assert "" not in environment.values(), environment
 
 
 def test_script_mode_runs_the_product_script_and_serves_from_the_model(
-    manifest: Any, settings: Any
+    manifest: Any, settings: Any, body: dict[str, Any]
 ) -> None:
     """Training runs mlgate's entry (which runs the product's train.py and copies the code into
     the model); the registered container serves from the code inside the model artifact."""
     program = script_mode(manifest)
-    train = definition(manifest, settings)["Steps"][1]["Arguments"]
-    (container,) = register_step(manifest, settings)["Arguments"]["InferenceSpecification"][
-        "Containers"
-    ]
+    train = body["Steps"][1]["Arguments"]
+    (container,) = register_step(body)["Arguments"]["InferenceSpecification"]["Containers"]
     if program is None:
         assert "sagemaker_program" not in train["HyperParameters"]
         assert "SAGEMAKER_PROGRAM" not in container.get("Environment", {})
@@ -161,8 +155,10 @@ def test_script_mode_runs_the_product_script_and_serves_from_the_model(
     assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == SERVING_CODE_DIR
 
 
-def test_conditions_read_the_problem_types_report_section(manifest: Any, settings: Any) -> None:
-    steps = flatten(definition(manifest, settings)["Steps"])
+def test_conditions_read_the_problem_types_report_section(
+    manifest: Any, body: dict[str, Any]
+) -> None:
+    steps = flatten(body["Steps"])
     paths = [
         c["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]["Path"]
         for c in steps
@@ -173,11 +169,11 @@ def test_conditions_read_the_problem_types_report_section(manifest: Any, setting
 
 
 def test_processing_runs_the_script_under_the_name_it_is_downloaded_as(
-    manifest: Any, settings: Any
+    settings: Any, body: dict[str, Any]
 ) -> None:
     """Processing downloads a code object under its S3 name (CDK assets are hash-named): the
     entry point must be that name, not the script's own."""
-    for step in flatten(definition(manifest, settings)["Steps"]):
+    for step in flatten(body["Steps"]):
         if step["Type"] != "Processing":
             continue
         args = step["Arguments"]
