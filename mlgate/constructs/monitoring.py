@@ -20,7 +20,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from mlgate import naming
-from mlgate.manifest import Contact, Direction, Manifest, SloKind
+from mlgate.manifest import Contact, Direction, EnvName, Manifest, SloKind
 
 WIDTH = 24
 # A graph stays readable, and within CloudWatch's per-widget limit, with this many lines.
@@ -47,7 +47,7 @@ class ProductMonitoring(Construct):
         id: str,
         *,
         manifest: Manifest,
-        env: str,
+        env: EnvName,
         key: kms.IKey,
         on_call: sns.ITopic,
         endpoint: str,

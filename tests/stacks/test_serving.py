@@ -281,3 +281,18 @@ def test_everything_that_needs_a_model_waits_for_one(synth: Any, product: Any, e
         "AWS::SageMaker::Endpoint",
     }
     assert all(r.get("Condition") == "HasModel" for r in kinds)
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_endpoint_config_and_model_keep_their_logical_ids(
+    synth: Any, product: Any, env: str
+) -> None:
+    """The release hooks update Serving in place: a new logical ID would make CloudFormation
+    replace the endpoint (an outage) instead of running the blue/green update."""
+    template = serving(synth, product, env)
+    for kind, logical in (
+        ("AWS::SageMaker::Endpoint", "Endpoint"),
+        ("AWS::SageMaker::EndpointConfig", "EndpointConfig"),
+        ("AWS::SageMaker::Model", "Model"),
+    ):
+        assert list(template.find_resources(kind)) == [logical]
