@@ -718,7 +718,7 @@ class EnvironmentServing(_Model):
 
 class Serving(_Model):
     data_capture_sampling_percent: int = Field(default=20, ge=1, le=100)
-    """Share of requests and responses captured for Model Monitor."""
+    """Share of requests and responses captured for monitoring."""
     sample_request: RelativePath | None = None
     """A CSV file beside the manifest: a header row naming the payload's features, then one
     record the deploy verifier sends; required with a product preprocess (default: built
@@ -814,7 +814,7 @@ class Manifest(_Model):
     serving: Serving
     """Endpoints per environment."""
     monitoring: Monitoring = Monitoring()
-    """Model Monitor schedule and retraining policy."""
+    """Monitoring engine, schedule, drift thresholds and retraining policy."""
     environments: Environments
     """Accounts and regions."""
 

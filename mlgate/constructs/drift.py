@@ -38,7 +38,9 @@ class DriftResponder(Construct):
         idempotency: IdempotencyTable,
         drift_event: events.EventPattern,
         drift_description: str,
+        reports_uri: str,
     ) -> None:
+        """`drift_event` is what declares drift; `reports_uri` where its reports are."""
         super().__init__(scope, id)
         names = Names.of(manifest, env)
         product = manifest.product.name
@@ -70,6 +72,7 @@ class DriftResponder(Construct):
                 "ENDPOINT_NAME": names.endpoint(),
                 "PRODUCT": product,
                 "ENVIRONMENT": env,
+                "REPORTS_URI": reports_uri,
             },
             failures=FailureRouting(
                 key=key,

@@ -15,7 +15,7 @@ from constructs import Construct
 
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.sagemaker_access import decrypt_released_versions, pull_images
-from mlgate.manifest import EnvName, Manifest, RolloutPolicy, SloKind
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine, RolloutPolicy, SloKind
 from mlgate.naming import Names, pascal
 
 VARIANT = "AllTraffic"
@@ -25,6 +25,13 @@ CAPTURE_PREFIX = "datacapture"
 def capture_prefix(env: EnvName) -> str:
     """Where an environment's endpoint writes captured traffic, inside its artifact bucket."""
     return f"{CAPTURE_PREFIX}/{env}"
+
+
+def reports_prefix(manifest: Manifest, env: EnvName) -> str:
+    """Where the environment's monitoring writes its reports, inside its artifact bucket: one
+    folder per run (Evidently) or Model Monitor's own layout under data-quality."""
+    evidently = manifest.monitoring.engine is MonitoringEngine.EVIDENTLY
+    return f"monitoring/{env}/{'evidently' if evidently else 'data-quality'}"
 
 
 class MonitoredEndpoint(Construct):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnResource, Fn, Stack
+from aws_cdk import CfnResource, Fn
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
@@ -18,7 +18,11 @@ from constructs import Construct
 
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.endpoint import capture_prefix
-from mlgate.constructs.sagemaker_access import decrypt_released_versions, pull_images
+from mlgate.constructs.sagemaker_access import (
+    decrypt_released_versions,
+    pull_images,
+    write_job_logs,
+)
 from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest, ProblemType
 from mlgate.naming import Names
@@ -73,7 +77,6 @@ class ModelMonitorSchedules(Construct):
         self.schedules = self._schedules(image, baseline_statistics, baseline_constraints)
 
     def _role(self, artifacts: str, images: list[str]) -> iam.Role:
-        stack = Stack.of(self)
         product, env = self.manifest.product.name, self.env
         role = iam.Role(
             self,
@@ -109,13 +112,7 @@ class ModelMonitorSchedules(Construct):
                     resources=[f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix}*"],
                 )
             )
-        logs = f"arn:aws:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/*"
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[logs],
-            )
-        )
+        logs = write_job_logs(role, "*")
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],

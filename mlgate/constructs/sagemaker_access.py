@@ -30,6 +30,20 @@ def pull_images(role: iam.Role, images: list[str]) -> None:
     role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
 
 
+def write_job_logs(role: iam.Role, groups: str) -> str:
+    """A SageMaker job writes its logs with its role, into log groups SageMaker names under
+    /aws/sagemaker/; `groups` is the name pattern after it. Returns the granted ARN."""
+    stack = Stack.of(role)
+    logs = f"arn:aws:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/{groups}"
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[logs],
+        )
+    )
+    return logs
+
+
 def decrypt_released_versions(
     role: iam.Role, *, manifest: Manifest, env: EnvName, key: kms.IKey
 ) -> None:

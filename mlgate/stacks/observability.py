@@ -9,6 +9,7 @@ from mlgate.events import etl_job_name, quality_job_name
 from mlgate.manifest import EnvName, Manifest
 from mlgate.stacks.base import ProductStack
 from mlgate.stacks.foundation import SiteStack
+from mlgate.stacks.monitoring import MonitoringStack
 from mlgate.stacks.serving import VARIANT, ServingStack
 from mlgate.stacks.training import training_pipeline_name
 
@@ -24,6 +25,7 @@ class ObservabilityStack(ProductStack):
         env_name: EnvName,
         site: SiteStack,
         serving: ServingStack,
+        monitoring: MonitoringStack,
         hooks: list[Hook],
         external_alarms: list[str],
     ) -> None:
@@ -49,5 +51,6 @@ class ObservabilityStack(ProductStack):
             training_pipeline=training_pipeline_name(self.product) if home else None,
             hooks=hooks,
             model_alarms=list(serving.rollback_alarm_names),
+            reports_uri=monitoring.reports_uri,
             external_alarms=external_alarms,
         )

@@ -1,28 +1,30 @@
 """Serving, per environment: the endpoint of an approved model version with data capture,
-blue/green guardrails that roll back on the SLO alarms, autoscaling, Model Monitor, and the
-drift responder that closes the retraining loop.
+blue/green guardrails that roll back on the SLO alarms, autoscaling, and the drift responder
+that closes the retraining loop. What monitors the traffic lives in the Monitoring stack, so
+that a monitor AWS refuses cannot roll a release back.
 
 The model version arrives as the `ModelPackageArn` parameter (the delivery pipeline sets it,
-with the baseline registered beside the version). Until a version is released, the stack holds
-only what needs no model: alarms, roles, the drift responder. The endpoint appears with the
-first release.
+with the baseline registered beside the version); the stack keeps both in SSM parameters, where
+monitoring finds the live version. Until a version is released, the stack holds only what needs
+no model: alarms, roles, the drift responder. The endpoint appears with the first release.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import CfnCondition, CfnParameter, Fn
 from aws_cdk import aws_events as events
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from mlgate.constructs.conditions import NEEDS_A_MODEL, ConditionOn
 from mlgate.constructs.drift import DriftResponder
-from mlgate.constructs.endpoint import VARIANT, MonitoredEndpoint
-from mlgate.constructs.model_monitor import ModelMonitorSchedules
-from mlgate.manifest import EnvName, Manifest
+from mlgate.constructs.endpoint import VARIANT, MonitoredEndpoint, reports_prefix
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine
 from mlgate.ml.images import image_uris
 from mlgate.naming import Names
 from mlgate.stacks.base import ProductStack
@@ -36,7 +38,7 @@ NO_BASELINE = "s3://no-model-released-yet"  # never read: monitoring waits for a
 # were before the stack was split into constructs: CloudFormation replaces a resource whose
 # logical ID changes, and a replaced endpoint (or custom-named role, alarm, table) is an outage
 # or a failed update.
-TRANSPARENT = frozenset({"Served", "ModelMonitor", "Drift"})
+TRANSPARENT = frozenset({"Served", "Drift"})
 
 
 def logical_id(path: list[str]) -> str:
@@ -52,6 +54,46 @@ def logical_id(path: list[str]) -> str:
             human.append(part)
     readable = "".join(re.sub("[^A-Za-z0-9]", "", p) for p in human if p != "Resource")
     return readable[:240] + digest
+
+
+def drift_trigger(manifest: Manifest, env: EnvName, region: str, account: str) -> dict[str, Any]:
+    """What starts the drift responder. Evidently: the drift alarm, which watches the share
+    of drifted features against `monitoring.drift_threshold`, entering ALARM (EventBridge's
+    CloudWatch alarm state change event: https://docs.aws.amazon.com/AmazonCloudWatch/latest/
+    monitoring/cloudwatch-and-eventbridge.html). Model Monitor: an execution of its
+    data-quality schedule that completed with violations."""
+    names = Names.of(manifest, env)
+    if manifest.monitoring.engine is MonitoringEngine.EVIDENTLY:
+        alarm = names.alarm("model", "data-drift", "warning")
+        return {
+            "drift_description": "The drift alarm of this endpoint went into ALARM",
+            "drift_event": events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                resources=[f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}"],
+                detail={"state": {"value": ["ALARM"]}},
+            ),
+        }
+    schedule = names.monitoring_schedule("data-quality")
+    return {
+        "drift_description": "A Model Monitor execution of this endpoint found violations",
+        "drift_event": events.EventPattern(
+            source=["aws.sagemaker"],
+            detail_type=["SageMaker Processing Job State Change"],
+            detail={
+                "ProcessingJobStatus": ["Completed"],
+                # Model Monitor's exit message for a run that found violations (as
+                # documented; the rehearsal and tests use that shape).
+                "ExitMessage": [{"prefix": "CompletedWithViolations"}],
+                "MonitoringScheduleArn": [
+                    {
+                        "prefix": f"arn:aws:sagemaker:{region}:{account}:"
+                        f"monitoring-schedule/{schedule}"
+                    }
+                ],
+            },
+        ),
+    }
 
 
 class ServingStack(ProductStack):
@@ -73,7 +115,7 @@ class ServingStack(ProductStack):
             scope,
             manifest=manifest,
             env_name=env_name,
-            description=f"{env_name} endpoint, guardrails, Model Monitor, drift responder",
+            description=f"{env_name} endpoint, guardrails, live-version parameters, drift loop",
         )
         names = Names.of(manifest, env_name)
         self.model_package = CfnParameter(
@@ -121,26 +163,27 @@ class ServingStack(ProductStack):
             key=site.key,
             artifacts_bucket=artifacts,
             home_artifacts_arn=home_artifacts,
-            images=list(images.values()),
+            images=[images["model"]],
             on_call=site.on_call_topic,
         )
         self.endpoint_name = self.served.endpoint_name
         self.rollback_alarm_names = self.served.rollback_alarm_names
-        self.model_monitor = ModelMonitorSchedules(
-            self,
-            "ModelMonitor",
-            manifest=manifest,
-            env=env_name,
-            key=site.key,
-            artifacts_bucket=artifacts,
-            home_artifacts_arn=home_artifacts,
-            image=images["model-monitor"],
-            pull=list(images.values()),
-            baseline_statistics=self.baseline_statistics.value_as_string,
-            baseline_constraints=self.baseline_constraints.value_as_string,
-        )
-        for definition in self.model_monitor.definitions:
-            definition.node.add_dependency(self.served.endpoint)
+        # The live version, for monitoring (mlgate/stacks/monitoring.py): written in the update
+        # that moves the endpoint, so a release that rolls back rolls these back too.
+        self.live_release = {
+            what: ssm.StringParameter(
+                self,
+                f"Live{what.title().replace('-', '')}",
+                parameter_name=names.live_release_parameter(what),
+                string_value=value,
+                description=f"The {what} of the version {names.endpoint()} serves",
+            )
+            for what, value in (
+                ("model-package", self.model_package.value_as_string),
+                ("baseline-statistics", self.baseline_statistics.value_as_string),
+                ("baseline-constraints", self.baseline_constraints.value_as_string),
+            )
+        }
         self.drift = DriftResponder(
             self,
             "Drift",
@@ -149,23 +192,8 @@ class ServingStack(ProductStack):
             key=site.key,
             on_call=site.on_call_topic,
             idempotency=site.idempotency,
-            drift_description="A Model Monitor execution of this endpoint found violations",
-            drift_event=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Processing Job State Change"],
-                detail={
-                    "ProcessingJobStatus": ["Completed"],
-                    # Model Monitor's exit message for a run that found violations (as
-                    # documented; the rehearsal and tests use that shape).
-                    "ExitMessage": [{"prefix": "CompletedWithViolations"}],
-                    "MonitoringScheduleArn": [
-                        {
-                            "prefix": f"arn:aws:sagemaker:{self.region}:{self.account}:"
-                            f"monitoring-schedule/{names.monitoring_schedule('data-quality')}"
-                        }
-                    ],
-                },
-            ),
+            reports_uri=f"s3://{artifacts}/{reports_prefix(manifest, env_name)}",
+            **drift_trigger(manifest, env_name, str(self.region), str(self.account)),
         )
         self.drift_responder = self.drift.hook
 
