@@ -149,7 +149,11 @@ def model_monitor(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         )
         for m in load_manifests(EXAMPLES)
     ]
-    return _synthesize(manifests, tmp_path_factory.mktemp("model-monitor.out"))
+    # A changed manifest would rewrite each example's training definition cache in the
+    # repository; built with the SDK instead, nothing outside the test's folder changes.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLGATE_PIPELINE_CACHE", "off")
+        return _synthesize(manifests, tmp_path_factory.mktemp("model-monitor.out"))
 
 
 def test_model_monitor_lives_in_the_monitoring_stack_only(model_monitor: Synth) -> None:
