@@ -12,6 +12,7 @@ from mlgate.manifest import ENV_NAMES, EnvName, Manifest
 from mlgate.stacks.data import DataStack
 from mlgate.stacks.delivery import DeliveryStack
 from mlgate.stacks.foundation import EnvironmentFoundationStack, FoundationStack, SiteStack
+from mlgate.stacks.monitoring import MonitoringStack
 from mlgate.stacks.observability import ObservabilityStack
 from mlgate.stacks.serving import ServingStack
 from mlgate.stacks.training import TrainingStack
@@ -55,8 +56,19 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
         )
         for env in ENV_NAMES
     }
-    for env, stack in serving.items():
-        stacks.extra[f"serving-{env}"] = stack
+    for env in ENV_NAMES:
+        stacks.extra[f"serving-{env}"] = serving[env]
+    monitoring = {
+        env: MonitoringStack(
+            app, manifest=manifest, env_name=env, foundation=foundation, site=sites[env]
+        )
+        for env in ENV_NAMES
+    }
+    for env, watcher in monitoring.items():
+        # It reads the live-version parameters Serving keeps, and takes over the monitor role
+        # name Serving held before monitoring moved out of it.
+        watcher.add_stack_dependency(serving[env])
+        stacks.extra[f"monitoring-{env}"] = watcher
     delivery = DeliveryStack(app, manifest=manifest, foundation=foundation, data=data)
     stacks.extra["delivery"] = delivery
     release_hooks = [
@@ -83,6 +95,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             env_name=env,
             site=sites[env],
             serving=serving[env],
+            monitoring=monitoring[env],
             hooks=[*local, Hook("drift_responder", serving[env].drift_responder.function)],
             external_alarms=[delivery.gate_wait_alarm_name] if env == gate_wait_env else [],
         )

@@ -718,7 +718,7 @@ class EnvironmentServing(_Model):
 
 class Serving(_Model):
     data_capture_sampling_percent: int = Field(default=20, ge=1, le=100)
-    """Share of requests and responses captured for Model Monitor."""
+    """Share of requests and responses captured for monitoring."""
     sample_request: RelativePath | None = None
     """A CSV file beside the manifest: a header row naming the payload's features, then one
     record the deploy verifier sends; required with a product preprocess (default: built
@@ -732,17 +732,35 @@ class Serving(_Model):
     """Endpoint settings in prod."""
 
 
+class MonitoringEngine(StrEnum):
+    """What watches the endpoint's captured traffic."""
+
+    EVIDENTLY = "evidently"
+    """mlgate's Evidently job (mlgate/monitoring_job) as a SageMaker Processing job, in any
+    account."""
+    MODEL_MONITOR = "model-monitor"
+    """SageMaker Model Monitor schedules, for accounts that already use it: it no longer takes
+    new customers."""
+
+
 class Monitoring(_Model):
+    engine: MonitoringEngine = MonitoringEngine.EVIDENTLY
+    """evidently (mlgate's job, works in a new account) or model-monitor (SageMaker Model
+    Monitor, closed to new customers: only where the account already has it)."""
     schedule: MonitorSchedule = "cron(0 * ? * * *)"
-    """When Model Monitor checks captured traffic against the baseline: hourly, daily at an
-    hour, or every N hours (the forms SageMaker accepts)."""
+    """When monitoring checks captured traffic against the baseline: hourly, daily at an
+    hour, or every N hours (the forms SageMaker accepts); each run looks back one interval."""
     drift_threshold: float = Field(default=0.1, gt=0, le=1)
-    """Share of features that may violate the baseline before drift is declared."""
+    """Share of features (0 to 1) that may drift before drift is declared: the drift alarm
+    fires, and retraining starts, when a run's share of drifted features is above it."""
+    feature_drift_thresholds: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    """Per-feature drift-score thresholds, {feature: score}, for features of the curated
+    schema; a feature drifts when its score is at or above its threshold (default 0.1)."""
     retrain_cooldown_hours: int = Field(default=24, ge=1, le=720)
     """After drift starts retraining, further drift waits this long."""
     ground_truth_s3_uri: Annotated[str, StringConstraints(pattern=r"^s3://\S+/$")] | None = None
     """Where labelled outcomes land, as SageMaker's ground-truth records whose eventId is the
-    inference id of the captured request (README); enables the model-quality monitor."""
+    inference id of the captured request (README); enables live model metrics."""
     ground_truth_delay_hours: int = Field(default=24, ge=1, le=720)
     """How long after an inference its label has landed; model quality is computed only on
     inferences at least this old."""
@@ -799,7 +817,7 @@ class Manifest(_Model):
     serving: Serving
     """Endpoints per environment."""
     monitoring: Monitoring = Monitoring()
-    """Model Monitor schedule and retraining policy."""
+    """Monitoring engine, schedule, drift thresholds and retraining policy."""
     environments: Environments
     """Accounts and regions."""
 
@@ -948,6 +966,20 @@ class Manifest(_Model):
         for i, risk in enumerate(self.risks):
             person(f"risks[{i}].owner", risk.owner)
 
+        for name in self.monitoring.feature_drift_thresholds:
+            if name not in self.features:
+                near = difflib.get_close_matches(name, self.features, n=1)
+                hint = (
+                    f"did you mean '{near[0]}'?"
+                    if near
+                    else f"features: {', '.join(self.features)}"
+                )
+                problems.append(
+                    (
+                        "monitoring.feature_drift_thresholds",
+                        f"'{name}' is not a feature of the curated schema; {hint}",
+                    )
+                )
         _duplicates(problems, "product.contacts", [c.id for c in self.product.contacts], "id")
         _duplicates(problems, "gates", [g.name for g in self.gates], "name")
         _duplicates(problems, "risks", [r.id for r in self.risks], "id")
@@ -1249,7 +1281,12 @@ def _describe(err: ValidationError) -> list[tuple[str, str]]:
                 )
             )
         elif kind in ("enum", "literal_error"):
-            problems.append((loc, f"{e['input']!r} is not allowed; expected {ctx.get('expected')}"))
+            expected = str(ctx.get("expected"))
+            close = difflib.get_close_matches(
+                str(e["input"]), re.findall(r"'([^']*)'", expected), n=1
+            )
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problems.append((loc, f"{e['input']!r} is not allowed; expected {expected}{hint}"))
         elif kind == "too_short":
             have = len(e["input"]) if isinstance(e["input"], (list, tuple, dict)) else 0
             problems.append(

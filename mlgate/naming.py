@@ -129,6 +129,22 @@ class Names:
         """kind: data-quality or model-quality; schedule names allow 63 characters."""
         return self.at(self._in(env)).resource(kind)
 
+    def monitoring_stack(self, env: EnvName | None = None) -> str:
+        return self.at(self._in(env)).stack("monitoring")
+
+    def monitoring_pipeline(self, env: EnvName | None = None) -> str:
+        """The Evidently monitor's SageMaker pipeline; pipeline names allow 256 characters."""
+        return self.at(self._in(env)).resource("monitoring", max_length=256)
+
+    def monitoring_namespace(self) -> str:
+        """The CloudWatch namespace of the product's monitoring metrics."""
+        return f"{PREFIX}/{self.product}"
+
+    def live_release_parameter(self, what: str, env: EnvName | None = None) -> str:
+        """SSM parameter the Serving stack keeps at the live version's `what` (model-package,
+        baseline-statistics, baseline-constraints)."""
+        return f"/{PREFIX}/{self.product}/{self._in(env)}/live-{what}"
+
     def alarm(self, tier: str, what: str, severity: str, env: EnvName | None = None) -> str:
         """product/env/tier/what/severity, the one scheme every alarm follows."""
         return f"{PREFIX}/{self.product}/{self._in(env)}/{tier}/{what}/{severity}"

@@ -66,6 +66,38 @@ TABLE: tuple[ServiceUse, ...] = (
         marker="Key",
         doc="https://docs.aws.amazon.com/sagemaker/latest/dg/api-permissions-reference.html",
     ),
+    ServiceUse(
+        role="monitor",
+        service="SageMaker Processing, uploading the monitoring job's outputs (reports)",
+        actions=("s3:PutObject",),
+        resource="the environment's monitoring report prefix",
+        marker="monitoring/{env}/",
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
+    ),
+    ServiceUse(
+        role="monitor",
+        service="SageMaker Processing, encrypting outputs with ProcessingOutputConfig.KmsKeyId",
+        actions=("kms:GenerateDataKey", "kms:Decrypt"),
+        resource="the environment's key",
+        marker="Key",
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
+    ),
+    ServiceUse(
+        role="monitor",
+        service="SageMaker Processing, writing the job's logs to CloudWatch Logs",
+        actions=("logs:CreateLogStream", "logs:PutLogEvents"),
+        resource="the log groups SageMaker names",
+        marker="log-group:/aws/sagemaker/",
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
+    ),
+    ServiceUse(
+        role="monitor",
+        service="SageMaker Processing, pulling the job's container image from ECR",
+        actions=("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"),
+        resource="the image's repository",
+        marker=":repository/sagemaker-",
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
+    ),
 )
 
 

@@ -175,7 +175,8 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "unknown gate kind",
         _set("gates.1.kind", "automatic"),
-        "gates[1].kind: 'automatic' is not allowed; expected 'manual' or 'automated'",
+        "gates[1].kind: 'automatic' is not allowed; expected 'manual' or 'automated'; did you "
+        "mean 'automated'?",
     ),
     (
         "manual gate without approvers",
@@ -352,6 +353,26 @@ MORE_MISTAKES = [
         "monitoring.schedule: 'cron(0 4 ? * MON *)' is not a monitoring schedule SageMaker "
         "accepts: hourly cron(0 * ? * * *), daily at an hour cron(0 3 ? * * *), or every N "
         "hours cron(0 0/6 ? * * *)",
+    ),
+    (
+        "a monitoring engine mlgate does not have",
+        _set("monitoring.engine", "evidenlty"),
+        "monitoring.engine: 'evidenlty' is not allowed; expected 'evidently' or 'model-monitor'; "
+        "did you mean 'evidently'?",
+    ),
+    (
+        "a drift threshold for a column that is not a feature",
+        _set("monitoring.feature_drift_thresholds", {"amount": 0.2, "is_fraud": 0.3}),
+        "monitoring.feature_drift_thresholds: 'is_fraud' is not a feature of the curated "
+        "schema; features: amount, card_present, amount_zscore, amount_to_customer_mean, "
+        "seconds_since_previous, transactions_in_window, channel, merchant_category, "
+        "merchant_country",
+    ),
+    (
+        "a drift threshold for a misspelt feature",
+        _set("monitoring.feature_drift_thresholds", {"amuont": 0.2}),
+        "monitoring.feature_drift_thresholds: 'amuont' is not a feature of the curated schema; "
+        "did you mean 'amount'?",
     ),
     (
         "a retraining cron with both day fields",

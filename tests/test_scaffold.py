@@ -41,7 +41,8 @@ def test_the_scaffold_synthesizes_with_cdk_nag_passing(scaffolded: Path, tmp_pat
     app = cdk.App(outdir=str(tmp_path), context=context)
     build_app(app, [load_manifest(scaffolded / "manifest.yaml")])
     app.synth()  # cdk-nag findings would raise here
-    assert len(list(tmp_path.glob("mlgate-churn-risk-*.template.json"))) == 8
+    # foundation, data, training, delivery; serving, monitoring, observability per environment
+    assert len(list(tmp_path.glob("mlgate-churn-risk-*.template.json"))) == 10
 
 
 @pytest.mark.spark

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_kms as kms
@@ -20,14 +20,27 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from mlgate import naming
-from mlgate.manifest import Contact, Direction, Manifest, SloKind
+from mlgate.constructs.drift import DRIFT_METRICS_NAMESPACE
+from mlgate.manifest import Contact, Direction, EnvName, Manifest, MonitoringEngine, SloKind
+from mlgate.naming import Names
+from mlgate.schedules import schedule_interval_hours
 
 WIDTH = 24
 # A graph stays readable, and within CloudWatch's per-widget limit, with this many lines.
 MAX_DRIFT_LINES = 25
+TOP_FEATURES = 10
 CRITICAL, WARNING = "critical", "warning"
 MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+
+
+def s3_console_url(uri: str, region: str) -> str:
+    """The S3 console's page of a prefix, listing its objects."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return (
+        f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?region={region}"
+        f"&prefix={prefix.rstrip('/')}/&showversions=false"
+    )
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,7 @@ class ProductMonitoring(Construct):
         id: str,
         *,
         manifest: Manifest,
-        env: str,
+        env: EnvName,
         key: kms.IKey,
         on_call: sns.ITopic,
         endpoint: str,
@@ -57,8 +70,11 @@ class ProductMonitoring(Construct):
         hooks: list[Hook],
         model_alarms: list[str],
         external_alarms: list[str],
+        reports_uri: str,
     ) -> None:
+        """`reports_uri`: where monitoring writes its reports (linked from the header)."""
         super().__init__(scope, id)
+        self.reports_uri = reports_uri
         self.manifest, self.env, self.endpoint, self.variant = manifest, env, endpoint, variant
         self.product = manifest.product.name
         self.glue_jobs = glue_jobs
@@ -157,6 +173,8 @@ class ProductMonitoring(Construct):
 
     def _header(self) -> None:
         p, c = self.manifest.product, self.manifest.contact
+        engine = self.manifest.monitoring.engine.value
+        reports = s3_console_url(self.reports_uri, Stack.of(self).region)
         owners = (
             f"PM {c(p.owners.product_manager).name} · ML lead {c(p.owners.ml_lead).name} · "
             f"on-call {c(p.owners.on_call).name}"
@@ -166,6 +184,7 @@ class ProductMonitoring(Construct):
                 markdown=(
                     f"# {p.display_name} — {self.env}\n{p.objective}\n\n"
                     f"**Owners:** {owners} · **Runbooks:** [{p.runbook_url}]({p.runbook_url})"
+                    f" · **Monitoring reports** ({engine}): [latest runs]({reports})"
                 ),
                 width=WIDTH,
                 height=3,
@@ -226,13 +245,56 @@ class ProductMonitoring(Construct):
         self.dashboard.add_widgets(
             cw.TextWidget(markdown="## Tier 2 — Model metrics", width=WIDTH, height=1)
         )
-        schedule = naming.resource_name(self.product, self.env, "model-quality")
-        widgets: list[cw.IWidget] = []
-        labelled = self.manifest.monitoring.ground_truth_s3_uri is not None
-        if not labelled:
+        evidently = self.manifest.monitoring.engine is MonitoringEngine.EVIDENTLY
+        widgets = self._live_model_metrics(evidently)
+        widgets += self._evidently_drift() if evidently else self._model_monitor_drift()
+        if not self.glue_jobs:
+            # Glue runs in the home account; its data-quality result is shown there.
+            self.dashboard.add_widgets(*widgets)
+            return
+        ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
+        widgets.append(
+            cw.GraphWidget(
+                # Metric names Glue Data Quality publishes with CloudWatch metrics enabled, as
+                # documented; not observable offline.
+                title=f"Latest data-quality result (Glue) — owner: {ml_lead.name}",
+                left=[
+                    cw.Metric(
+                        namespace="Glue Data Quality",
+                        metric_name=f"glue.data.quality.rules.{outcome}",
+                        statistic="Maximum",
+                        period=Duration.days(1),
+                    )
+                    for outcome in ("passed", "failed")
+                ],
+                width=8,
+                height=6,
+            )
+        )
+        self.dashboard.add_widgets(*widgets)
+
+    def _monitoring_metric(self, name: str, statistic: str = "Maximum") -> cw.Metric:
+        """A metric of mlgate's Evidently job (docs/monitoring.md), one value per run."""
+        return cw.Metric(
+            namespace=Names.of(self.manifest).monitoring_namespace(),
+            metric_name=name,
+            dimensions_map={"Product": self.product, "Environment": self.env},
+            statistic=statistic,
+            period=self._run_period,
+        )
+
+    @property
+    def _run_period(self) -> Duration:
+        """One monitoring run per period: the schedule's interval."""
+        return Duration.hours(schedule_interval_hours(self.manifest.monitoring.schedule))
+
+    def _live_model_metrics(self, evidently: bool) -> list[cw.IWidget]:
+        """Live model metrics against ground truth, with their thresholds and alarms; none
+        without ground truth."""
+        if self.manifest.monitoring.ground_truth_s3_uri is None:
             # No ground truth: live model quality cannot be measured, so no panel or alarm
             # pretends to; the thresholds are held at training and at the quality gate.
-            widgets.append(
+            return [
                 cw.TextWidget(
                     markdown="**Live model metrics:** none — this product declares no ground "
                     "truth (`monitoring.ground_truth_s3_uri`). Its thresholds are enforced by "
@@ -240,20 +302,27 @@ class ProductMonitoring(Construct):
                     width=8,
                     height=6,
                 )
-            )
-        for m in self.manifest.metrics.model_metrics if labelled else ():
+            ]
+        schedule = Names.of(self.manifest, self.env).monitoring_schedule("model-quality")
+        source = "Evidently" if evidently else "Model Monitor"
+        widgets: list[cw.IWidget] = []
+        for m in self.manifest.metrics.model_metrics:
             owner = self.manifest.contact(m.owner)
-            metric = cw.Metric(
-                namespace=MODEL_METRICS_NAMESPACE,
-                metric_name=m.name.value,
-                dimensions_map={"Endpoint": self.endpoint, "MonitoringSchedule": schedule},
-                statistic="Average",
-                period=Duration.hours(1),
+            metric = (
+                self._monitoring_metric(f"model_{m.name.value}", "Average")
+                if evidently
+                else cw.Metric(
+                    namespace=MODEL_METRICS_NAMESPACE,
+                    metric_name=m.name.value,
+                    dimensions_map={"Endpoint": self.endpoint, "MonitoringSchedule": schedule},
+                    statistic="Average",
+                    period=Duration.hours(1),
+                )
             )
             word = "at least" if m.direction is Direction.AT_LEAST else "at most"
             widgets.append(
                 cw.GraphWidget(
-                    title=f"Live {m.name.value} (Model Monitor) — owner: {owner.name}",
+                    title=f"Live {m.name.value} ({source}) — owner: {owner.name}",
                     left=[metric],
                     left_annotations=[
                         cw.HorizontalAnnotation(
@@ -279,53 +348,110 @@ class ProductMonitoring(Construct):
                 meaning=f"Live {m.name.value} against ground truth fell short of {word} "
                 f"{m.threshold}: {m.description}",
                 checks=(
-                    "the data-drift graph and the Model Monitor violations report",
+                    "the drift graph and the latest monitoring report (dashboard header)",
                     "whether ground truth labels arrived complete",
                     "the retraining pipeline's last execution and its evaluation report",
                 ),
             )
+        return widgets
+
+    def _drift_alarm(self, metric: cw.IMetric, threshold: float, meaning: str) -> None:
         ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
         # A warning for the ML lead, who owns drift; on-call hears of it through the composite
-        # "model unhealthy" alarm, which watches every model-tier alarm.
+        # "model unhealthy" alarm, which watches every model-tier alarm. Its ALARM state is
+        # what starts the drift responder with the Evidently engine (stacks/serving.py).
         self.add_alarm(
             tier="model",
             what="data-drift",
             severity=WARNING,
             owner=ml_lead,
-            metric=cw.Metric(
-                namespace="mlgate/monitoring",
-                metric_name="DriftViolations",
-                dimensions_map={"Endpoint": self.endpoint},
-                statistic="Sum",
-                period=Duration.hours(1),
-            ),
-            threshold=0,
+            metric=metric,
+            threshold=threshold,
             comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             # Monitoring runs on a schedule; an hour without a report is no evidence of drift.
             missing=cw.TreatMissingData.NOT_BREACHING,
-            meaning=f"Monitoring found the traffic of {self.endpoint} violating the training "
-            "baseline; retraining starts by itself (once per "
+            meaning=f"{meaning} Retraining starts by itself (once per "
             f"{self.manifest.monitoring.retrain_cooldown_hours} h).",
             checks=(
-                "the violations report under monitoring/ in the artifact bucket",
+                "the latest monitoring report (linked in the dashboard header)",
                 "upstream data changes in the ETL quality results",
                 "the retraining pipeline's execution",
             ),
         )
-        widgets.append(
+
+    def _evidently_drift(self) -> list[cw.IWidget]:
+        """Drift as the Evidently job measures it: the share of drifted features against
+        drift_threshold (the alarm), and the features that drift most."""
+        monitoring = self.manifest.monitoring
+        ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
+        share = self._monitoring_metric("drifted_feature_share")
+        self._drift_alarm(
+            share,
+            monitoring.drift_threshold,
+            f"The share of drifted features in {self.endpoint}'s traffic is above "
+            f"{monitoring.drift_threshold}.",
+        )
+        namespace = Names.of(self.manifest).monitoring_namespace()
+        # Metrics Insights ranks the per-feature series the job publishes, whatever their
+        # number (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
+        # query_with_cloudwatch-metrics-insights.html).
+        top = cw.MathExpression(
+            expression=(
+                f'SELECT MAX(feature_drift_score) FROM SCHEMA("{namespace}", Environment, '
+                f"Feature, Product) WHERE Product = '{self.product}' AND Environment = "
+                f"'{self.env}' GROUP BY Feature ORDER BY MAX() DESC LIMIT {TOP_FEATURES}"
+            ),
+            label="",
+            period=self._run_period,
+        )
+        thresholds = sorted({0.1, *monitoring.feature_drift_thresholds.values()})
+        return [
+            cw.GraphWidget(
+                title=f"Share of drifted features per run — owner: {ml_lead.name}",
+                left=[share],
+                left_annotations=[
+                    cw.HorizontalAnnotation(
+                        value=monitoring.drift_threshold,
+                        label=f"drift_threshold {monitoring.drift_threshold}",
+                    )
+                ],
+                left_y_axis=cw.YAxisProps(min=0, max=1),
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Top {TOP_FEATURES} feature drift scores — owner: {ml_lead.name}",
+                left=[top],
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=t, label=f"feature threshold {t:g}")
+                    for t in thresholds
+                ],
+                width=8,
+                height=6,
+            ),
+        ]
+
+    def _model_monitor_drift(self) -> list[cw.IWidget]:
+        """Drift as Model Monitor reports it: per-column distances, and violating runs."""
+        ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
+        violations = cw.Metric(
+            namespace=DRIFT_METRICS_NAMESPACE,
+            metric_name="DriftViolations",
+            dimensions_map={"Endpoint": self.endpoint},
+            statistic="Sum",
+            period=Duration.hours(1),
+        )
+        self._drift_alarm(
+            violations,
+            0,
+            f"Model Monitor found the traffic of {self.endpoint} violating the training baseline.",
+        )
+        return [
             cw.GraphWidget(
                 title=f"Data drift: violations per monitoring run — owner: {ml_lead.name}",
-                left=[
-                    cw.Metric(
-                        namespace="mlgate/monitoring",
-                        metric_name="DriftViolations",
-                        dimensions_map={"Endpoint": self.endpoint},
-                        statistic="Sum",
-                        period=Duration.hours(1),
-                    ),
-                ],
-                # Model Monitor publishes one drift distance per payload column, named after the
-                # baseline's header: https://docs.aws.amazon.com/sagemaker/latest/dg/
+                left=[violations],
+                # Model Monitor publishes one drift distance per payload column, named after
+                # the baseline's header: https://docs.aws.amazon.com/sagemaker/latest/dg/
                 # model-monitor-interpreting-cloudwatch.html
                 right=[
                     cw.Metric(
@@ -333,9 +459,9 @@ class ProductMonitoring(Construct):
                         metric_name=f"feature_baseline_drift_{column}",
                         dimensions_map={
                             "Endpoint": self.endpoint,
-                            "MonitoringSchedule": naming.resource_name(
-                                self.product, self.env, "data-quality"
-                            ),
+                            "MonitoringSchedule": Names.of(
+                                self.manifest, self.env
+                            ).monitoring_schedule("data-quality"),
                         },
                         statistic="Maximum",
                         period=Duration.hours(1),
@@ -351,30 +477,7 @@ class ProductMonitoring(Construct):
                 width=8,
                 height=6,
             )
-        )
-        if not self.glue_jobs:
-            # Glue runs in the home account; its data-quality result is shown there.
-            self.dashboard.add_widgets(*widgets)
-            return
-        widgets.append(
-            cw.GraphWidget(
-                # Metric names Glue Data Quality publishes with CloudWatch metrics enabled, as
-                # documented; not observable offline.
-                title=f"Latest data-quality result (Glue) — owner: {ml_lead.name}",
-                left=[
-                    cw.Metric(
-                        namespace="Glue Data Quality",
-                        metric_name=f"glue.data.quality.rules.{outcome}",
-                        statistic="Maximum",
-                        period=Duration.days(1),
-                    )
-                    for outcome in ("passed", "failed")
-                ],
-                width=8,
-                height=6,
-            )
-        )
-        self.dashboard.add_widgets(*widgets)
+        ]
 
     def _endpoint(self, name: str, statistic: str, namespace: str = "AWS/SageMaker") -> cw.Metric:
         return cw.Metric(

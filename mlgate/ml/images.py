@@ -55,3 +55,13 @@ def image_uris(manifest: Manifest, region: str) -> dict[str, str]:
         image = _uri(versions, model.version, region, model.version)
     monitor = _table("model-monitor")["versions"]
     return {"model": image, "model-monitor": _uri(monitor, "", region, "")}
+
+
+MONITORING_FRAMEWORK = "1.4-2-py312"
+"""AWS's prebuilt scikit-learn image on Python 3.12, where the Evidently monitoring job runs
+(mlgate/monitoring_job: its pinned requirements install on 3.12)."""
+
+
+def monitoring_image(region: str) -> str:
+    versions = _table("sklearn")["training"]["versions"]
+    return _uri(versions, MONITORING_FRAMEWORK, region, f"{MONITORING_FRAMEWORK}-cpu-py3")

@@ -397,6 +397,9 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
                 "mlgate:manifest-sha256": s.manifest_sha256,
                 "mlgate:code-sha256": s.code_sha256,
                 "mlgate:pipeline-execution": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+                # The Evidently monitor compares live traffic with this dataset
+                # (mlgate/monitoring_job/sources.py reads it from the live version).
+                "mlgate:baseline-dataset": Join(on="/", values=[split("baseline"), "baseline.csv"]),
                 **{
                     f"mlgate:threshold:{m.name.value}": f"{m.direction.value} {m.threshold}"
                     for m in manifest.metrics.model_metrics

@@ -37,9 +37,13 @@ from typing import Any
 
 import pandas as pd
 
-from . import capture, cloudwatch, drift, quality
+from . import capture, cloudwatch, drift, quality, sources
 
 log = logging.getLogger("monitoring_job")
+NO_RELEASE_PAGE = (
+    "<!doctype html><title>No model released</title>"
+    "<p>The endpoint serves no released version yet: nothing to monitor."
+)
 NO_TRAFFIC_PAGE = (
     "<!doctype html><title>No captured traffic</title>"
     "<p>No captured requests between {start} and {end}: nothing to compare with the baseline."
@@ -98,6 +102,15 @@ def parser() -> argparse.ArgumentParser:
     truth.add_argument("--problem-type", choices=quality.PROBLEM_TYPES, default=None)
     truth.add_argument("--metrics", type=_names, default=[])
     truth.add_argument("--probability-threshold", type=float, default=0.5)
+    fetched = p.add_argument_group(
+        "S3 sources (deployed: the job fetches its windows into --capture-dir, --baseline and "
+        "--ground-truth-dir)"
+    )
+    fetched.add_argument("--capture-s3-uri", default=None, help="the endpoint variant's capture")
+    fetched.add_argument(
+        "--release-parameter", default=None, help="SSM parameter: the live model package ARN"
+    )
+    fetched.add_argument("--ground-truth-s3-uri", default=None)
     out = p.add_argument_group("outputs")
     out.add_argument("--report-dir", type=Path, required=True)
     out.add_argument("--namespace", default=None, help="CloudWatch namespace (with --publish)")
@@ -124,6 +137,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             quality.check_metrics(args.problem_type, args.metrics)
         except ValueError as err:
             p.error(str(err))
+    if bool(args.capture_s3_uri) != bool(args.release_parameter):
+        p.error("--capture-s3-uri and --release-parameter go together")
+    if args.ground_truth_s3_uri and args.ground_truth_dir is None:
+        p.error("--ground-truth-s3-uri needs --ground-truth-dir, where it is fetched to")
     if args.publish and not args.namespace:
         p.error("--publish needs --namespace")
     try:
@@ -146,11 +163,49 @@ def _within(events: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
     return (times > pd.Timestamp(start)) & (times <= pd.Timestamp(end))
 
 
-def main(argv: list[str] | None = None, cloudwatch_client: Any = None) -> dict[str, Any]:
-    """Run the job; returns the summary it writes to report-dir/summary.json."""
+def _fetch(args: argparse.Namespace, now: datetime, clients: dict[str, Any] | None) -> bool:
+    """Fetch the S3 sources into the local paths; False when no version is released yet."""
+    import boto3
+
+    aws = clients or {name: boto3.client(name) for name in ("s3", "ssm", "sagemaker")}
+    baseline = sources.live_baseline(aws["ssm"], aws["sagemaker"], args.release_parameter)
+    if baseline is None:
+        return False
+    sources.fetch_baseline(aws["s3"], baseline, args.baseline)
+    window = timedelta(hours=args.window_hours)
+    delay = timedelta(hours=args.ground_truth_delay_hours)
+    earliest = now - window - (delay if args.ground_truth_dir is not None else timedelta(0))
+    count = sources.fetch_hours(aws["s3"], args.capture_s3_uri, earliest, now, args.capture_dir)
+    log.info("fetched %d capture file(s) and the baseline %s", count, baseline)
+    if args.ground_truth_s3_uri:
+        # A label lands up to `delay` after its inference: the due window's labels were
+        # uploaded between the window's start and now.
+        sources.fetch_hours(
+            aws["s3"], args.ground_truth_s3_uri, earliest, now, args.ground_truth_dir
+        )
+    return True
+
+
+def main(
+    argv: list[str] | None = None,
+    cloudwatch_client: Any = None,
+    clients: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the job; returns the summary it writes to report-dir/summary.json. `clients`
+    (s3, ssm, sagemaker) fetch the S3 sources; default: boto3's."""
     args = _arguments(argv)
     now = args.now or datetime.now(UTC)
     window = timedelta(hours=args.window_hours)
+    args.capture_dir.mkdir(parents=True, exist_ok=True)
+    if args.ground_truth_dir is not None:
+        args.ground_truth_dir.mkdir(parents=True, exist_ok=True)
+    if args.capture_s3_uri and not _fetch(args, now, clients):
+        log.warning("no model version is released: nothing to monitor")
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+        (args.report_dir / "report.html").write_text(NO_RELEASE_PAGE)
+        nothing: dict[str, Any] = {"window": None, "capture": None, "drift": None, "quality": None}
+        (args.report_dir / "summary.json").write_text(json.dumps(nothing, indent=2))
+        return nothing
     categorical = [f for f in args.features if args.feature_types.get(f) == "cat"]
     reference = _baseline(args.baseline, args.features, categorical)
     captured = capture.read_capture(

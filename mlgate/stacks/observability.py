@@ -8,6 +8,7 @@ from mlgate.constructs.monitoring import Hook, ProductMonitoring
 from mlgate.manifest import EnvName, Manifest
 from mlgate.stacks.base import ProductStack
 from mlgate.stacks.foundation import SiteStack
+from mlgate.stacks.monitoring import MonitoringStack
 from mlgate.stacks.serving import VARIANT, ServingStack
 
 
@@ -22,6 +23,7 @@ class ObservabilityStack(ProductStack):
         env_name: EnvName,
         site: SiteStack,
         serving: ServingStack,
+        monitoring: MonitoringStack,
         hooks: list[Hook],
         external_alarms: list[str],
     ) -> None:
@@ -47,5 +49,6 @@ class ObservabilityStack(ProductStack):
             training_pipeline=self.names.training_pipeline() if home else None,
             hooks=hooks,
             model_alarms=list(serving.rollback_alarm_names),
+            reports_uri=monitoring.reports_uri,
             external_alarms=external_alarms,
         )

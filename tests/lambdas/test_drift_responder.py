@@ -214,3 +214,34 @@ def test_a_transient_fault_in_any_call_then_the_retry_retrains_exactly_once(
     assert len(messages(aws["queue"])) == told, faults.failed
     counted = 2 if faults.failed == "dynamodb.update_item[drift_responder.metric]" else 1
     assert drift_datapoints() == counted, faults.failed
+
+
+ALARM = json.loads(
+    (Path(__file__).parents[1] / "events" / "drift_alarm_state_change.json").read_text()
+)
+
+
+def test_the_drift_alarm_entering_alarm_retrains_once_and_names_the_report(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPORTS_URI", "s3://artifacts/monitoring/prod/evidently")
+    aws["handler"].settings.cache_clear()
+    result = aws["handler"].handler(ALARM, CONTEXT, now=NOW)
+    assert result["started"] == "true"
+    assert aws["handler"].handler(copy.deepcopy(ALARM), CONTEXT, now=NOW)["started"] == "true"
+    assert executions() == 1
+    (message,) = messages(aws["queue"])
+    assert "was greater than the threshold (0.1)" in message
+    assert "s3://artifacts/monitoring/prod/evidently" in message
+
+
+def test_the_drift_alarm_returning_to_ok_starts_nothing(aws: dict[str, Any]) -> None:
+    calm = copy.deepcopy(ALARM)
+    calm["detail"]["state"]["value"] = "OK"
+    result = aws["handler"].handler(calm, CONTEXT, now=NOW)
+    assert result == {
+        "started": "false",
+        "reason": "alarm mlgate/fraud-detection/prod/model/data-drift/warning went to OK, not "
+        "ALARM",
+    }
+    assert executions() == 0

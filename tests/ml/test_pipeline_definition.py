@@ -87,6 +87,19 @@ def test_registration_waits_for_the_ml_lead_and_carries_evidence(
     for metric in manifest.metrics.model_metrics:
         expected = f"{metric.direction.value} {metric.threshold}"
         assert meta[f"mlgate:threshold:{metric.name.value}"] == expected
+    # What the Evidently monitor compares live traffic with: the preprocess's baseline split.
+    assert meta["mlgate:baseline-dataset"] == {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                {
+                    "Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['baseline']"
+                    ".S3Output.S3Uri"
+                },
+                "baseline.csv",
+            ],
+        }
+    }
 
 
 def test_training_uses_the_manifest_hyper_parameters_and_the_regional_image(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mlgate.observability.preview import dashboards
+from mlgate.schedules import schedule_interval_hours
 
 
 def body(synth: Any, product: Any, env: str = "prod") -> dict[str, Any]:
@@ -50,8 +51,7 @@ def test_every_manifest_metric_is_on_its_tier_with_its_owner(synth: Any, product
     for m in product.manifest.metrics.model_metrics if labelled else ():
         owner = product.manifest.contact(m.owner).name
         assert (
-            tiers[f"Live {m.name.value} (Model Monitor) — owner: {owner}"]
-            == "Tier 2 — Model metrics"
+            tiers[f"Live {m.name.value} (Evidently) — owner: {owner}"] == "Tier 2 — Model metrics"
         )
     on_call = product.manifest.contact(product.manifest.product.owners.on_call).name
     assert (
@@ -206,3 +206,45 @@ def test_model_quality_panels_and_alarms_exist_only_with_ground_truth(
     else:
         assert not metric_alarms & names
         assert live == []
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_the_drift_alarm_fires_above_the_manifest_drift_threshold(
+    synth: Any, product: Any, env: str
+) -> None:
+    """Not "any violation": the share of drifted features the Evidently job publishes, against
+    monitoring.drift_threshold, one period per monitoring run."""
+    manifest = product.manifest
+    name = manifest.product.name
+    template = synth.template(product.extra[f"observability-{env}"])
+    (drift,) = [
+        r["Properties"]
+        for r in template.find_resources("AWS::CloudWatch::Alarm").values()
+        if r["Properties"]["AlarmName"] == f"mlgate/{name}/{env}/model/data-drift/warning"
+    ]
+    assert drift["MetricName"] == "drifted_feature_share"
+    assert drift["Namespace"] == f"mlgate/{name}"
+    assert sorted(drift["Dimensions"], key=lambda d: d["Name"]) == [
+        {"Name": "Environment", "Value": env},
+        {"Name": "Product", "Value": name},
+    ]
+    assert drift["Threshold"] == manifest.monitoring.drift_threshold
+    assert drift["ComparisonOperator"] == "GreaterThanThreshold"
+    assert drift["Period"] == 3600 * schedule_interval_hours(manifest.monitoring.schedule)
+
+
+def test_the_model_tier_shows_drifted_share_top_features_and_links_the_reports(
+    synth: Any, product: Any
+) -> None:
+    manifest = product.manifest
+    widgets = body(synth, product)["widgets"]
+    by_title = {w["properties"].get("title", ""): w["properties"] for w in widgets}
+    (share,) = [p for t, p in by_title.items() if t.startswith("Share of drifted features")]
+    assert share["annotations"]["horizontal"][0]["value"] == manifest.monitoring.drift_threshold
+    (top,) = [p for t, p in by_title.items() if t.startswith("Top 10 feature drift scores")]
+    (query,) = [m[0]["expression"] for m in top["metrics"] if "expression" in m[0]]
+    assert "MAX(feature_drift_score)" in query
+    assert f"Product = '{manifest.product.name}'" in query
+    header = widgets[0]["properties"]["markdown"]
+    assert "https://s3.console.aws.amazon.com/s3/buckets/" in header
+    assert "prefix=monitoring/prod/evidently/" in header

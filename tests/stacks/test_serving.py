@@ -1,5 +1,5 @@
-"""Serving stacks: data capture, blue/green guardrails on the SLO alarms, autoscaling, Model
-Monitor, the drift loop, and names that never collide."""
+"""Serving stacks: data capture, blue/green guardrails on the SLO alarms, autoscaling, the
+live-version parameters, the drift loop, and names that never collide."""
 
 from __future__ import annotations
 
@@ -148,49 +148,20 @@ def test_autoscaling_tracks_invocations_per_instance_within_manifest_bounds(
     )
 
 
-def test_model_monitor_runs_isolated_and_encrypted_on_the_manifest_schedule(
-    synth: Any, product: Any
-) -> None:
-    template = serving(synth, product, "prod")
-    template.has_resource_properties(
-        "AWS::SageMaker::DataQualityJobDefinition",
-        {
-            "NetworkConfig": {
-                "EnableNetworkIsolation": True,
-                "EnableInterContainerTrafficEncryption": True,
-            },
-            "DataQualityJobOutputConfig": Match.object_like({"KmsKeyId": Match.any_value()}),
-            "DataQualityBaselineConfig": {
-                "ConstraintsResource": {"S3Uri": {"Ref": "BaselineConstraintsUri"}},
-                "StatisticsResource": {"S3Uri": {"Ref": "BaselineStatisticsUri"}},
-            },
-        },
-    )
-    schedules = template.find_resources("AWS::SageMaker::MonitoringSchedule")
-    kinds = sorted(
-        s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] for s in schedules.values()
-    )
-    # Model quality is monitored only where ground truth is declared.
-    with_labels = product.manifest.monitoring.ground_truth_s3_uri is not None
-    assert kinds == ["DataQuality", "ModelQuality"] if with_labels else ["DataQuality"]
-    for schedule in schedules.values():
-        expression = schedule["Properties"]["MonitoringScheduleConfig"]["ScheduleConfig"]
-        assert expression["ScheduleExpression"] == product.manifest.monitoring.schedule
-
-
-def test_drift_rule_invokes_the_responder_with_the_cooldown(synth: Any, product: Any) -> None:
+def test_drift_alarm_invokes_the_responder_with_the_cooldown(synth: Any, product: Any) -> None:
+    """Evidently (the examples' engine): drift is the drift alarm entering ALARM."""
+    manifest = product.manifest
+    alarm = f"mlgate/{manifest.product.name}/prod/model/data-drift/warning"
     template = serving(synth, product, "prod")
     template.has_resource_properties(
         "AWS::Events::Rule",
         {
-            "EventPattern": Match.object_like(
-                {
-                    "detail-type": ["SageMaker Processing Job State Change"],
-                    "detail": Match.object_like(
-                        {"ExitMessage": [{"prefix": "CompletedWithViolations"}]}
-                    ),
-                }
-            )
+            "EventPattern": {
+                "source": ["aws.cloudwatch"],
+                "detail-type": ["CloudWatch Alarm State Change"],
+                "resources": [Match.string_like_regexp(f":alarm:{alarm}$")],
+                "detail": {"state": {"value": ["ALARM"]}},
+            }
         },
     )
     template.has_resource_properties(
@@ -199,11 +170,40 @@ def test_drift_rule_invokes_the_responder_with_the_cooldown(synth: Any, product:
             "Handler": "drift_responder.handler.handler",
             "Environment": {
                 "Variables": Match.object_like(
-                    {"COOLDOWN_HOURS": str(product.manifest.monitoring.retrain_cooldown_hours)}
+                    {
+                        "COOLDOWN_HOURS": str(manifest.monitoring.retrain_cooldown_hours),
+                        "REPORTS_URI": Match.string_like_regexp("/monitoring/prod/evidently$"),
+                    }
                 )
             },
         },
     )
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_serving_holds_no_monitor_and_keeps_the_live_version_in_ssm(
+    synth: Any, product: Any, env: str
+) -> None:
+    """A monitor AWS refuses must not roll a release back: none lives in Serving. The live
+    version's parameters move with the endpoint, in the same update."""
+    template = serving(synth, product, env)
+    for kind in (
+        "AWS::SageMaker::MonitoringSchedule",
+        "AWS::SageMaker::DataQualityJobDefinition",
+        "AWS::SageMaker::ModelQualityJobDefinition",
+        "AWS::SageMaker::Pipeline",
+    ):
+        assert template.find_resources(kind) == {}
+    name = product.manifest.product.name
+    for what, parameter in (
+        ("model-package", "ModelPackageArn"),
+        ("baseline-statistics", "BaselineStatisticsUri"),
+        ("baseline-constraints", "BaselineConstraintsUri"),
+    ):
+        template.has_resource_properties(
+            "AWS::SSM::Parameter",
+            {"Name": f"/mlgate/{name}/{env}/live-{what}", "Value": {"Ref": parameter}},
+        )
 
 
 # Property naming a resource -> the resource types it names (None: any type).
@@ -247,26 +247,6 @@ def test_two_products_never_collide(synth: Any) -> None:
         assert any(product in n for n in names)
 
 
-def test_model_quality_reads_the_prediction_as_aws_expects(synth: Any, product: Any) -> None:
-    """Binary: the probability with its threshold; the window ends the manifest's ground-truth
-    delay before each run. No ground truth: no model-quality monitor at all."""
-    manifest = product.manifest
-    found = serving(synth, product, "prod").find_resources(
-        "AWS::SageMaker::ModelQualityJobDefinition"
-    )
-    if manifest.monitoring.ground_truth_s3_uri is None:
-        assert found == {}
-        return
-    (definition,) = found.values()
-    endpoint = definition["Properties"]["ModelQualityJobInput"]["EndpointInput"]
-    delay = manifest.monitoring.ground_truth_delay_hours
-    assert endpoint["EndTimeOffset"] == f"-PT{delay}H"
-    assert endpoint["StartTimeOffset"].startswith("-PT")
-    if manifest.model.problem_type.value == "binary_classification":
-        assert endpoint["ProbabilityAttribute"] == "0"
-        assert "InferenceAttribute" not in endpoint
-
-
 @pytest.mark.parametrize("env", ["staging", "prod"])
 def test_everything_that_needs_a_model_waits_for_one(synth: Any, product: Any, env: str) -> None:
     """Applied by an aspect: every endpoint, config, scaling and monitoring resource carries
@@ -281,3 +261,18 @@ def test_everything_that_needs_a_model_waits_for_one(synth: Any, product: Any, e
         "AWS::SageMaker::Endpoint",
     }
     assert all(r.get("Condition") == "HasModel" for r in kinds)
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_endpoint_config_and_model_keep_their_logical_ids(
+    synth: Any, product: Any, env: str
+) -> None:
+    """The release hooks update Serving in place: a new logical ID would make CloudFormation
+    replace the endpoint (an outage) instead of running the blue/green update."""
+    template = serving(synth, product, env)
+    for kind, logical in (
+        ("AWS::SageMaker::Endpoint", "Endpoint"),
+        ("AWS::SageMaker::EndpointConfig", "EndpointConfig"),
+        ("AWS::SageMaker::Model", "Model"),
+    ):
+        assert list(template.find_resources(kind)) == [logical]

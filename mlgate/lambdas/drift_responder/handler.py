@@ -1,9 +1,13 @@
-"""Drift responder hook: a Model Monitor execution found violations -> retrain, once per
-cool-down, and tell the model's owners why.
+"""Drift responder hook: monitoring declared drift -> retrain, once per cool-down, and tell
+the model's owners why.
 
-Event: EventBridge "SageMaker Processing Job State Change" (Powertools' EventBridgeEvent) of a
-monitoring execution that completed with violations (detail.ExitMessage
-"CompletedWithViolations: ..."). The cool-down is a conditional write in DynamoDB: the first
+Events (Powertools' EventBridgeEvent):
+- "CloudWatch Alarm State Change" of the drift alarm into ALARM (monitoring.engine evidently:
+  the alarm watches the share of drifted features against the manifest's drift_threshold);
+  one drift per state change, keyed on the alarm and the change's timestamp;
+- "SageMaker Processing Job State Change" of a Model Monitor execution that completed with
+  violations (detail.ExitMessage "CompletedWithViolations: ...").
+The cool-down is a conditional write in DynamoDB: the first
 violation in a window wins it and starts the pipeline; later ones inside the window only
 report that retraining is already under way.
 
@@ -14,7 +18,8 @@ display name, and the owners' message and the drift metric are idempotent steps 
 
 Environment: PIPELINE_NAME, COOLDOWN_TABLE, OWNERS_TOPIC_ARN, ENDPOINT_NAME, PRODUCT,
 ENVIRONMENT, IDEMPOTENCY_TABLE; COOLDOWN_HOURS (default 24); RETRAIN_ROLE_ARN (set when the
-endpoint lives in another account than the pipeline: the home role that may start it).
+endpoint lives in another account than the pipeline: the home role that may start it);
+REPORTS_URI (where monitoring writes its reports, named in the owners' message).
 AWS calls: dynamodb:PutItem (cool-down and idempotency records), dynamodb:GetItem,
 dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency records), sns:Publish,
 cloudwatch:PutMetricData, sts:AssumeRole (optional: only with RETRAIN_ROLE_ARN).
@@ -24,6 +29,7 @@ sagemaker:StartPipelineExecution.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -46,6 +52,7 @@ sns = boto3.client("sns")
 cloudwatch = boto3.client("cloudwatch")
 sagemaker = boto3.client("sagemaker")
 DETAIL_TYPE = "SageMaker Processing Job State Change"
+ALARM_TYPE = "CloudWatch Alarm State Change"
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class Config:
     product: str
     environment: str
     retrain_role_arn: str = ""
+    reports_uri: str = ""
 
 
 @cache
@@ -66,7 +74,7 @@ def settings() -> Config:
         "drift_responder",
         ("PIPELINE_NAME", "COOLDOWN_TABLE", "OWNERS_TOPIC_ARN", "ENDPOINT_NAME", "PRODUCT",
          "ENVIRONMENT"),
-        {"COOLDOWN_HOURS": "24", "RETRAIN_ROLE_ARN": ""},
+        {"COOLDOWN_HOURS": "24", "RETRAIN_ROLE_ARN": "", "REPORTS_URI": ""},
     )  # fmt: skip
     return Config(
         pipeline=env["PIPELINE_NAME"],
@@ -77,6 +85,7 @@ def settings() -> Config:
         product=env["PRODUCT"],
         environment=env["ENVIRONMENT"],
         retrain_role_arn=env["RETRAIN_ROLE_ARN"],
+        reports_uri=env["REPORTS_URI"],
     )
 
 
@@ -111,10 +120,12 @@ def parse(event: Any) -> Violation:
         kind, detail = bridge.detail_type, bridge.get("detail")
     except (KeyError, TypeError, AttributeError, ValueError):
         raise EventError(f"expected a '{DETAIL_TYPE}' event") from None
-    if kind != DETAIL_TYPE:
-        raise EventError(f"expected a '{DETAIL_TYPE}' event")
     if not isinstance(detail, dict):
         raise EventError("the event has no detail")
+    if kind == ALARM_TYPE:
+        return _alarm(detail)
+    if kind != DETAIL_TYPE:
+        raise EventError(f"expected a '{DETAIL_TYPE}' or '{ALARM_TYPE}' event")
     message = str(detail.get("ExitMessage", ""))
     if detail.get("ProcessingJobStatus") != "Completed" or not message.startswith(
         "CompletedWithViolations"
@@ -131,6 +142,26 @@ def parse(event: Any) -> Violation:
         raise EventError("the processing job has no name")
     report = _dig(detail, "ProcessingOutputConfig", "Outputs", 0, "S3Output", "S3Uri")
     return Violation(job=job, schedule=schedule, message=message, report=report)
+
+
+def _alarm(detail: dict[str, Any]) -> Violation:
+    state = detail.get("state")
+    name = detail.get("alarmName")
+    if not isinstance(state, dict) or not isinstance(name, str) or not name:
+        raise EventError("the alarm event has no alarm name or state")
+    if state.get("value") != "ALARM":
+        raise EventError(f"alarm {name} went to {state.get('value')}, not ALARM")
+    stamp = re.sub(r"[^0-9]", "", str(state.get("timestamp", "")))[:14]
+    if len(stamp) != 14:
+        raise EventError(f"alarm {name}'s state change has no timestamp")
+    # The job id names a pipeline execution's display name and client token: digits and
+    # dashes only. One drift alarm per environment: its change time identifies the drift.
+    return Violation(
+        job=f"drift-alarm-{stamp}",
+        schedule=name,
+        message=str(state.get("reason", "")),
+        report=settings().reports_uri or "the monitoring reports prefix",
+    )
 
 
 def claim_cooldown(client: Any, config: Config, violation: Violation, now: float) -> bool:
@@ -184,9 +215,9 @@ def tell_owners(*, violation: dict[str, str], outcome: str) -> dict[str, str]:
         TopicArn=config.topic_arn,
         Subject=f"[{config.product}] drift on {config.environment} endpoint"[:100],
         Message=(
-            f"Model Monitor found the traffic of {config.endpoint} ({config.environment}) "
+            f"Monitoring found the traffic of {config.endpoint} ({config.environment}) "
             f"drifting from the training baseline: {violation['message']}\n"
-            f"Violations report: {violation['report']}\n"
+            f"Report: {violation['report']}\n"
             f"Retraining: {outcome}."
         ),
     )

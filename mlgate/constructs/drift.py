@@ -1,0 +1,127 @@
+"""DriftResponder: drift detected in an environment starts retraining, at most once per
+cool-down, and tells the model's owners."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from mlgate import accounts
+from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable, on_call_owner
+from mlgate.manifest import EnvName, Manifest
+from mlgate.naming import Names
+from mlgate.stacks.training import start_training
+
+DRIFT_METRICS_NAMESPACE = "mlgate/monitoring"
+
+
+class DriftResponder(Construct):
+    """The cool-down table, the drift responder hook and the rule that calls it on
+    `drift_event` (keyword-only inputs)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        manifest: Manifest,
+        env: EnvName,
+        key: kms.IKey,
+        on_call: sns.ITopic,
+        idempotency: IdempotencyTable,
+        drift_event: events.EventPattern,
+        drift_description: str,
+        reports_uri: str,
+    ) -> None:
+        """`drift_event` is what declares drift; `reports_uri` where its reports are."""
+        super().__init__(scope, id)
+        names = Names.of(manifest, env)
+        product = manifest.product.name
+        self.table = dynamodb.TableV2(
+            self,
+            "DriftCooldown",
+            table_name=names.resource("drift"),
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        monitoring = manifest.monitoring
+        self.hook = HookFunction(
+            self,
+            "DriftResponder",
+            hook="drift_responder",
+            role_name=names.drift_role(),
+            description="Starts retraining on drift, at most once per cool-down",
+            environment={
+                "PIPELINE_NAME": names.training_pipeline(),
+                "COOLDOWN_TABLE": self.table.table_name,
+                "COOLDOWN_HOURS": str(monitoring.retrain_cooldown_hours),
+                "OWNERS_TOPIC_ARN": on_call.topic_arn,
+                "ENDPOINT_NAME": names.endpoint(),
+                "PRODUCT": product,
+                "ENVIRONMENT": env,
+                "REPORTS_URI": reports_uri,
+            },
+            failures=FailureRouting(
+                key=key,
+                on_call=on_call,
+                alarm_name=names.alarm("system", "drift_responder-failed", "critical"),
+                owner=on_call_owner(manifest),
+                runbook=manifest.product.runbook_url,
+            ),
+        )
+        hook = self.hook
+        hook.make_idempotent(idempotency)
+        self.table.grant(hook.function, "dynamodb:PutItem", "dynamodb:GetItem")
+        on_call.grant_publish(hook.function)
+        if manifest.is_remote(env):
+            # The pipeline lives in the home account: start it through the home retrain role.
+            home = manifest.environment("staging")
+            retrain = accounts.role_arn(home.account, names.retrain_role())
+            hook.function.add_environment("RETRAIN_ROLE_ARN", retrain)
+            hook.role.add_to_policy(
+                iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[retrain])
+            )
+        else:
+            hook.role.add_to_policy(start_training(manifest))
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_METRICS_NAMESPACE}},
+            )
+        )
+        policy = hook.role.node.find_child("DefaultPolicy")
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "The drift responder publishes its drift metric; cloudwatch:PutMetricData takes no "
+            f"resource ARN and is limited to the {DRIFT_METRICS_NAMESPACE} namespace.",
+        )
+        for action in ("GenerateDataKey*", "ReEncrypt*"):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Action::kms:{action}]",
+                "The drift responder writes cool-down records to its KMS-encrypted table and "
+                "publishes to the encrypted on-call topic.",
+            )
+        self.rule = events.Rule(
+            self,
+            "DriftDetected",
+            rule_name=names.resource("drift"),
+            description=drift_description,
+            event_pattern=drift_event,
+            targets=[targets.LambdaFunction(hook.function, retry_attempts=2)],
+        )

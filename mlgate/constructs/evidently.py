@@ -1,0 +1,406 @@
+"""EvidentlyMonitor: mlgate's Evidently job (mlgate/monitoring_job) on an environment's
+captured traffic, as a one-step SageMaker pipeline that an EventBridge rule starts on the
+manifest's monitoring schedule.
+
+The job runs in AWS's prebuilt scikit-learn image in script mode, as FrameworkProcessor runs a
+`source_dir`: the source arrives as a tar.gz, its requirements.txt is pip-installed, then the
+entry point runs with the job's arguments
+(https://docs.aws.amazon.com/sagemaker/latest/dg/processing-job-frameworks.html). No image is
+built. The install reaches PyPI, so the job runs without network isolation.
+
+The definition is written out here rather than by the SageMaker SDK: its one step is a literal
+CreateProcessingJob request (https://docs.aws.amazon.com/sagemaker/latest/APIReference/
+API_CreateProcessingJob.html) inside the pipeline definition schema
+(https://aws-sagemaker-mlops.github.io/sagemaker-model-building-pipeline-definition-JSON-schema/),
+with no step properties or conditions for the SDK to resolve, so synth needs neither the SDK's
+import time nor a cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3_assets as assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.endpoint import VARIANT, capture_prefix, reports_prefix
+from mlgate.constructs.sagemaker_access import (
+    decrypt_released_versions,
+    pull_images,
+    write_job_logs,
+)
+from mlgate.constructs.storage import grant_volume_keys
+from mlgate.manifest import NUMERIC_TYPES, EnvName, Manifest
+from mlgate.ml.images import monitoring_image
+from mlgate.naming import Names
+from mlgate.packaging import build_tar_gz
+from mlgate.schedules import schedule_interval_hours
+
+JOB_SOURCE = Path(__file__).resolve().parent.parent / "monitoring_job"
+REQUIREMENTS = Path(__file__).resolve().parent.parent.parent / "requirements-monitoring.txt"
+PROCESSING = "/opt/ml/processing"
+CODE_DIR = f"{PROCESSING}/input/code"
+REPORT_DIR = f"{PROCESSING}/report"
+INSTANCE = "ml.m5.large"  # 8 GB: the job peaks at 1.7 GB on 10^6 records (docs/monitoring.md)
+STEP = "Monitor"
+# Unpack the source dir, install its pinned requirements, run the entry point with the job's
+# arguments ("$@"): what FrameworkProcessor's generated runproc.sh does.
+ENTRYPOINT = (
+    f"set -eu; cd {CODE_DIR} && tar -xzf *.gz && "
+    "python3 -m pip install --quiet --disable-pip-version-check -r requirements.txt && "
+    'exec python3 run.py "$@"'
+)
+
+
+def payload_feature(manifest: Manifest, column: str) -> str | None:
+    """The schema feature a payload column carries: itself, or the string feature it is a
+    one-hot column of (`name=value`, or `name_value` in a product's own layout), the longest
+    such name when several match."""
+    if column in manifest.features:
+        return column
+    owners = [f for f in manifest.features if column.startswith((f"{f}=", f"{f}_"))]
+    return max(owners, key=len) if owners else None
+
+
+def job_arguments(manifest: Manifest, env: EnvName, *, capture_uri: str) -> list[str]:
+    """The job's command line (docs/monitoring.md), from the manifest: the payload's columns in
+    order, the categorical ones typed, the drift thresholds, the window of one schedule
+    interval, and, with ground truth, the model metrics to compute."""
+    names = Names.of(manifest, env)
+    monitoring = manifest.monitoring
+    columns = list(manifest.payload_columns)
+    categorical = [
+        c
+        for c in columns
+        if c in manifest.features and manifest.data.curated.column(c).type not in NUMERIC_TYPES
+    ]
+    thresholds = {
+        c: monitoring.feature_drift_thresholds[feature]
+        for c in columns
+        if (feature := payload_feature(manifest, c)) in monitoring.feature_drift_thresholds
+    }
+    args = [
+        "--capture-dir", f"{PROCESSING}/capture",
+        "--baseline", f"{PROCESSING}/baseline/baseline.csv",
+        "--features", ",".join(columns),
+        "--window-hours", str(schedule_interval_hours(monitoring.schedule)),
+        "--drift-threshold", str(monitoring.drift_threshold),
+        "--report-dir", REPORT_DIR,
+        "--capture-s3-uri", capture_uri,
+        "--release-parameter", names.live_release_parameter("model-package"),
+        "--namespace", names.monitoring_namespace(),
+        "--dimensions", f"Product={manifest.product.name},Environment={env}",
+        "--publish",
+    ]  # fmt: skip
+    if categorical:
+        args += ["--feature-types", ",".join(f"{c}:cat" for c in categorical)]
+    if thresholds:
+        args += ["--feature-thresholds", ",".join(f"{c}={v}" for c, v in thresholds.items())]
+    if monitoring.ground_truth_s3_uri:
+        args += [
+            "--ground-truth-dir", f"{PROCESSING}/ground-truth",
+            "--ground-truth-s3-uri", monitoring.ground_truth_s3_uri,
+            "--ground-truth-delay-hours", str(monitoring.ground_truth_delay_hours),
+            "--problem-type", manifest.model.problem_type.value,
+            "--metrics", ",".join(m.name.value for m in manifest.metrics.model_metrics),
+        ]  # fmt: skip
+    return args
+
+
+@jsii.implements(events.IRuleTarget)
+class _StartPipeline:
+    """EventBridge's native SageMaker pipeline target
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-targets.html), with the role
+    it starts executions with."""
+
+    def __init__(self, arn: str, role: iam.IRole) -> None:
+        self.arn, self.role = arn, role
+
+    def bind(self, rule: events.IRule, id: str | None = None) -> events.RuleTargetConfig:
+        return events.RuleTargetConfig(
+            arn=self.arn,
+            role=self.role,
+            retry_policy=events.CfnRule.RetryPolicyProperty(maximum_retry_attempts=2),
+        )
+
+
+class EvidentlyMonitor(Construct):
+    """The job's role and source, its pipeline, and the schedule that starts it (keyword-only
+    inputs)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        manifest: Manifest,
+        env: EnvName,
+        key: kms.IKey,
+        artifacts_bucket: str,
+        home_artifacts_arn: str,
+        build_dir: Path,
+    ) -> None:
+        """`artifacts_bucket` is the environment's (capture and reports); `home_artifacts_arn`
+        the home account's, where the baselines of released versions live; `build_dir` where
+        the job's source archive is written."""
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        self.manifest, self.env, self.key = manifest, env, key
+        self.names = Names.of(manifest, env)
+        self.image = monitoring_image(str(stack.region))
+        self.capture_uri = (
+            f"s3://{artifacts_bucket}/{capture_prefix(env)}/{self.names.endpoint()}/{VARIANT}"
+        )
+        self.reports_prefix = reports_prefix(manifest, env)
+        self.reports_uri = f"s3://{artifacts_bucket}/{self.reports_prefix}"
+        self.source = assets.Asset(
+            self,
+            "JobSource",
+            path=str(
+                build_tar_gz(
+                    {
+                        **{p.name: p for p in sorted(JOB_SOURCE.glob("*.py"))},
+                        "requirements.txt": REQUIREMENTS,
+                    },
+                    build_dir / "monitoring-sourcedir.tar.gz",
+                )
+            ),
+        )
+        self.role = self._role(f"arn:aws:s3:::{artifacts_bucket}", home_artifacts_arn)
+        self.arguments = job_arguments(manifest, env, capture_uri=self.capture_uri)
+        self.pipeline = sagemaker.CfnPipeline(
+            self,
+            "Pipeline",
+            pipeline_name=self.names.monitoring_pipeline(),
+            pipeline_description=(
+                "Evidently drift and data checks of captured traffic against the live "
+                "version's baseline; live model metrics when ground truth lands"
+            ),
+            role_arn=self.role.role_arn,
+            pipeline_definition={"PipelineDefinitionBody": stack.to_json_string(self.definition())},
+        )
+        self.pipeline.node.add_dependency(self.role)
+        self.pipeline_arn = (
+            f"arn:aws:sagemaker:{stack.region}:{stack.account}:pipeline/"
+            f"{self.names.monitoring_pipeline()}"
+        )
+        starter = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal(
+                "events.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+            description="EventBridge starts the monitoring pipeline on its schedule",
+        )
+        starter.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:StartPipelineExecution"], resources=[self.pipeline_arn]
+            )
+        )
+        self.schedule = events.Rule(
+            self,
+            "Schedule",
+            rule_name=self.names.resource("monitoring"),
+            description="Runs the Evidently monitor on the manifest's monitoring schedule",
+            schedule=events.Schedule.expression(manifest.monitoring.schedule),
+            targets=[_StartPipeline(self.pipeline_arn, starter)],
+        )
+        self.schedule.node.add_dependency(self.pipeline)
+
+    def definition(self) -> dict[str, Any]:
+        """The pipeline definition: one Processing step running the job."""
+        report = {
+            "Std:Join": {
+                "On": "/",
+                "Values": [self.reports_uri, {"Get": "Execution.PipelineExecutionId"}],
+            }
+        }
+        request = {
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": INSTANCE,
+                    "VolumeSizeInGB": 30,
+                    "VolumeKmsKeyId": self.key.key_arn,
+                }
+            },
+            "AppSpecification": {
+                "ImageUri": self.image,
+                "ContainerEntrypoint": ["/bin/bash", "-c", ENTRYPOINT, "mlgate-monitor"],
+                "ContainerArguments": self.arguments,
+            },
+            "RoleArn": self.role.role_arn,
+            "ProcessingInputs": [
+                {
+                    "InputName": "code",
+                    "AppManaged": False,
+                    "S3Input": {
+                        "S3Uri": self.source.s3_object_url,
+                        "LocalPath": CODE_DIR,
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                        "S3DataDistributionType": "FullyReplicated",
+                    },
+                }
+            ],
+            "ProcessingOutputConfig": {
+                "KmsKeyId": self.key.key_arn,
+                "Outputs": [
+                    {
+                        "OutputName": "report",
+                        "AppManaged": False,
+                        "S3Output": {
+                            "S3Uri": report,
+                            "LocalPath": REPORT_DIR,
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ],
+            },
+            "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "Environment": {"PYTHONUNBUFFERED": "1"},
+        }
+        return {
+            "Version": "2020-12-01",
+            "Metadata": {},
+            "Parameters": [],
+            "Steps": [{"Name": STEP, "Type": "Processing", "Arguments": request}],
+        }
+
+    def _role(self, artifacts: str, home_artifacts: str) -> iam.Role:
+        """Runs the pipeline and its job: starts the job as itself, reads this environment's
+        capture and the live version's baseline, writes reports, publishes metrics."""
+        stack = Stack.of(self)
+        region, account = stack.region, stack.account
+        product, env = self.manifest.product.name, self.env
+        role = iam.Role(
+            self,
+            "MonitorRole",
+            role_name=self.names.monitor_role(),
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Evidently monitor: reads captured traffic and baselines, writes reports",
+        )
+        jobs = f"arn:aws:sagemaker:{region}:{account}:processing-job/pipelines-*"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[jobs],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        capture = f"{capture_prefix(env)}/{self.names.endpoint()}/{VARIANT}"
+        reports = f"{artifacts}/{self.reports_prefix}/*"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[artifacts],
+                conditions={"StringLike": {"s3:prefix": [f"{capture}/*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{artifacts}/{capture}/*"])
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[reports]))
+        baselines = f"{home_artifacts}/training/{product}/*"
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[baselines]))
+        decrypt_released_versions(role, manifest=self.manifest, env=env, key=self.key)
+        # The job's source archive only, not the whole asset bucket.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[
+                    f"arn:aws:s3:::{self.source.s3_bucket_name}/{self.source.s3_object_key}"
+                ],
+            )
+        )
+        home = self.manifest.environments.staging
+        group = Names.of(self.manifest).model_package_group()
+        packages = f"arn:aws:sagemaker:{home.region}:{home.account}:model-package/{group}/*"
+        parameter = (
+            f"arn:aws:ssm:{region}:{account}:parameter"
+            f"{self.names.live_release_parameter('model-package')}"
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[packages])
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[parameter]))
+        ground_truth = self.manifest.monitoring.ground_truth_s3_uri
+        if ground_truth:
+            bucket, _, prefix = ground_truth.removeprefix("s3://").partition("/")
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[f"arn:aws:s3:::{bucket}"],
+                    conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"], resources=[f"arn:aws:s3:::{bucket}/{prefix}*"]
+                )
+            )
+        logs = write_job_logs(role, "ProcessingJobs*")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"cloudwatch:namespace": self.names.monitoring_namespace()}
+                },
+            )
+        )
+        pull_images(role, [self.image])
+        # Captured traffic is encrypted with the environment's key; Processing encrypts the
+        # reports it uploads with it (ProcessingOutputConfig.KmsKeyId).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn]
+            )
+        )
+        grant_volume_keys(role, self.key)
+        policy = role.node.find_child("DefaultPolicy")
+        findings = {
+            jobs: "processing jobs the pipeline starts, named pipelines-<execution>-<step> by "
+            "SageMaker Pipelines",
+            f"{artifacts}/{capture}/*": "captured traffic of this environment's endpoint, in "
+            "hourly folders",
+            reports: "report.html and summary.json of each run, one folder per execution",
+            baselines: "baseline datasets registered with released versions, one folder per "
+            "training execution",
+            packages: "the released version is read from the product's model package group; "
+            "version numbers are not known at deploy time",
+            logs: "the job's log streams, in the group SageMaker Processing writes to",
+            "*": "ecr:GetAuthorizationToken and namespace-conditioned PutMetricData take no "
+            "resource ARN",
+        }
+        if ground_truth:
+            bucket, _, prefix = ground_truth.removeprefix("s3://").partition("/")
+            findings[f"arn:aws:s3:::{bucket}/{prefix}*"] = "labels in the ground-truth prefix"
+        for resource, reason in findings.items():
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{resource}]",
+                f"Evidently monitor role of {product} {env}: {reason}.",
+            )
+        return role

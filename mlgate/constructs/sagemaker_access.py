@@ -1,0 +1,73 @@
+"""What every SageMaker execution role of an environment needs to reach a released version:
+its container images, and the home key its artifacts and baselines are encrypted with."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+
+from mlgate.constructs.compliance import acknowledge
+from mlgate.manifest import EnvName, Manifest
+from mlgate.naming import Names
+
+
+def pull_images(role: iam.Role, images: list[str]) -> None:
+    """Pull exactly these ECR images (ecr:GetAuthorizationToken takes no resource)."""
+    region = Stack.of(role).region
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            resources=sorted(
+                {
+                    f"arn:aws:ecr:{region}:{uri.split('.')[0]}:repository/"
+                    f"{uri.split('/', 1)[1].split(':')[0]}"
+                    for uri in images
+                }
+            ),
+        )
+    )
+    role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+
+
+def write_job_logs(role: iam.Role, groups: str) -> str:
+    """A SageMaker job writes its logs with its role, into log groups SageMaker names under
+    /aws/sagemaker/; `groups` is the name pattern after it. Returns the granted ARN."""
+    stack = Stack.of(role)
+    logs = f"arn:aws:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/{groups}"
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[logs],
+        )
+    )
+    return logs
+
+
+def decrypt_released_versions(
+    role: iam.Role, *, manifest: Manifest, env: EnvName, key: kms.IKey
+) -> None:
+    """Released versions are encrypted with the home key. In the home account that is `key`;
+    from another account, the key is named by its alias (its id is not known there) and its
+    key policy lets only this environment's model and monitor roles in."""
+    if not manifest.is_remote(env):
+        key.grant_decrypt(role)
+        return
+    home = manifest.environments.staging
+    alias = Names.of(manifest).key_alias()
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["kms:Decrypt"],
+            resources=[f"arn:aws:kms:{home.region}:{home.account}:key/*"],
+            conditions={
+                "ForAnyValue:StringEquals": {"kms:ResourceAliases": alias},
+                "StringEquals": {"kms:ViaService": f"s3.{home.region}.amazonaws.com"},
+            },
+        )
+    )
+    acknowledge(
+        role.node.find_child("DefaultPolicy"),
+        f"AwsSolutions-IAM5[Resource::arn:aws:kms:{home.region}:{home.account}:key/*]",
+        f"The {env} account cannot know the home key's id; the grant is limited "
+        f"to the key aliased {alias}, used through S3 only.",
+    )

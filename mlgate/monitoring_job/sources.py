@@ -1,0 +1,79 @@
+"""Where a deployed run finds its inputs in S3, so that it reads only the hours it judges.
+
+Processing downloads a whole S3 prefix, and an endpoint's capture prefix grows for ever; the
+job lists the hour folders of its windows itself. Data capture writes
+`<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl`
+(https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html),
+and ground truth is uploaded in the same hourly layout
+(https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-merge.html).
+
+The live version is the one the environment's Serving stack serves: that stack writes its model
+package ARN to an SSM parameter in the same CloudFormation update that moves the endpoint, so a
+rolled-back release rolls the parameter back too. The training pipeline registers each version
+with the S3 URI of its baseline dataset (customer metadata `mlgate:baseline-dataset`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+NO_RELEASE = "none"
+BASELINE_PROPERTY = "mlgate:baseline-dataset"
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """s3://bucket/some/prefix -> (bucket, 'some/prefix/'), the prefix ending in '/'."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"'{uri}' is not an s3:// URI")
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def hour_folders(start: datetime, end: datetime) -> list[str]:
+    """The yyyy/mm/dd/hh/ folders of every hour that overlaps [start, end]."""
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    folders = []
+    while hour <= end:
+        folders.append(hour.strftime("%Y/%m/%d/%H/"))
+        hour += timedelta(hours=1)
+    return folders
+
+
+def fetch_hours(s3: Any, uri: str, start: datetime, end: datetime, dest: Path) -> int:
+    """Download every object in the hour folders of [start, end] under `uri`; the count."""
+    bucket, prefix = split_uri(uri)
+    count = 0
+    for folder in hour_folders(start, end):
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + folder)
+        for page in pages:
+            for item in page.get("Contents", []):
+                target = dest / item["Key"][len(prefix) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, item["Key"], str(target))
+                count += 1
+    return count
+
+
+def live_baseline(ssm: Any, sagemaker: Any, parameter: str) -> str | None:
+    """The S3 URI of the live version's baseline dataset; None before the first release."""
+    package = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+    if package == NO_RELEASE:
+        return None
+    described = sagemaker.describe_model_package(ModelPackageName=package)
+    uri = (described.get("CustomerMetadataProperties") or {}).get(BASELINE_PROPERTY)
+    if not uri:
+        raise ValueError(
+            f"model package {package} has no {BASELINE_PROPERTY} property: it was registered "
+            "by a training pipeline older than the Evidently monitor; release a version "
+            "trained since"
+        )
+    return str(uri)
+
+
+def fetch_baseline(s3: Any, uri: str, dest: Path) -> None:
+    bucket, key = split_uri(uri)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    s3.download_file(bucket, key.rstrip("/"), str(dest))

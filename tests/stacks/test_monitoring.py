@@ -1,0 +1,250 @@
+"""Monitoring stacks: the Evidently monitor by default, Model Monitor only when the manifest
+asks for it and only in the Monitoring stack, each on the manifest's schedule, thresholds and
+features."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from mlgate.constructs.evidently import ENTRYPOINT
+from mlgate.manifest import ENV_NAMES, MonitoringEngine, load_manifests
+from mlgate.ml.images import monitoring_image
+from mlgate.schedules import schedule_interval_hours
+
+from ..conftest import EXAMPLES, Synth, _synthesize
+
+MODEL_MONITOR_KINDS = (
+    "AWS::SageMaker::MonitoringSchedule",
+    "AWS::SageMaker::DataQualityJobDefinition",
+    "AWS::SageMaker::ModelQualityJobDefinition",
+)
+
+
+def monitoring(synth: Any, product: Any, env: str) -> Any:
+    return synth.template(product.extra[f"monitoring-{env}"])
+
+
+def job(template: Any) -> dict[str, Any]:
+    """The Processing request of the Evidently pipeline's one step."""
+    (pipeline,) = template.find_resources("AWS::SageMaker::Pipeline").values()
+    body = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]
+    text = "".join(p if isinstance(p, str) else "TOKEN" for p in body["Fn::Join"][1])
+    (step,) = json.loads(text)["Steps"]
+    assert step["Type"] == "Processing"
+    request: dict[str, Any] = step["Arguments"]
+    return request
+
+
+def argument(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args else None
+
+
+@pytest.mark.parametrize("env", ENV_NAMES)
+def test_the_evidently_job_reads_exactly_the_payload_and_the_manifest_thresholds(
+    synth: Any, product: Any, env: str
+) -> None:
+    manifest = product.manifest
+    request = job(monitoring(synth, product, env))
+    args = request["AppSpecification"]["ContainerArguments"]
+    assert argument(args, "--features") == ",".join(manifest.payload_columns)
+    assert argument(args, "--drift-threshold") == str(manifest.monitoring.drift_threshold)
+    window = schedule_interval_hours(manifest.monitoring.schedule)
+    assert argument(args, "--window-hours") == str(window)
+    overrides = manifest.monitoring.feature_drift_thresholds
+    expected = ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else None
+    assert argument(args, "--feature-thresholds") == expected
+    assert argument(args, "--namespace") == f"mlgate/{manifest.product.name}"
+    assert argument(args, "--dimensions") == f"Product={manifest.product.name},Environment={env}"
+    assert "--publish" in args
+    assert argument(args, "--release-parameter") == (
+        f"/mlgate/{manifest.product.name}/{env}/live-model-package"
+    )
+    assert str(argument(args, "--capture-s3-uri")).endswith(
+        f"/datacapture/{env}/mlgate-{manifest.product.name}-{env}/AllTraffic"
+    )
+    labelled = manifest.monitoring.ground_truth_s3_uri
+    assert argument(args, "--ground-truth-s3-uri") == labelled
+    if labelled:
+        metrics = ",".join(m.name.value for m in manifest.metrics.model_metrics)
+        assert argument(args, "--metrics") == metrics
+        assert argument(args, "--problem-type") == manifest.model.problem_type.value
+
+
+@pytest.mark.parametrize("env", ENV_NAMES)
+def test_the_job_runs_script_mode_in_the_py312_sklearn_image_encrypted(
+    synth: Any, product: Any, env: str
+) -> None:
+    stack = product.extra[f"monitoring-{env}"]
+    request = job(monitoring(synth, product, env))
+    app = request["AppSpecification"]
+    assert app["ImageUri"] == monitoring_image(stack.region)
+    assert app["ContainerEntrypoint"] == ["/bin/bash", "-c", ENTRYPOINT, "mlgate-monitor"]
+    assert "pip install" in ENTRYPOINT
+    assert "-r requirements.txt" in ENTRYPOINT
+    (code,) = request["ProcessingInputs"]
+    assert code["S3Input"]["LocalPath"] == "/opt/ml/processing/input/code"
+    assert request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "TOKEN"
+    assert request["ProcessingOutputConfig"]["KmsKeyId"] == "TOKEN"
+    (report,) = request["ProcessingOutputConfig"]["Outputs"]
+    values = report["S3Output"]["S3Uri"]["Std:Join"]["Values"]
+    assert values[0].endswith(f"/monitoring/{env}/evidently")
+    # pip reaches PyPI at start: no network isolation, by design (docs/monitoring.md).
+    assert "EnableNetworkIsolation" not in request["NetworkConfig"]
+
+
+def test_the_job_source_holds_the_entry_point_and_the_pinned_requirements(
+    synth: Any, product: Any
+) -> None:
+    import tarfile
+
+    built = sorted(synth.outdir.glob(f"mlgate-build/{product.manifest.product.name}/staging/*.gz"))
+    (path,) = built
+    with tarfile.open(path) as tar:
+        names = set(tar.getnames())
+        requirements = tar.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
+    assert {"run.py", "sources.py", "drift.py", "__init__.py", "requirements.txt"} <= names
+    assert "evidently==" in requirements
+
+
+@pytest.mark.parametrize("env", ENV_NAMES)
+def test_the_schedule_starts_the_pipeline_on_the_manifest_schedule(
+    synth: Any, product: Any, env: str
+) -> None:
+    manifest = product.manifest
+    template = monitoring(synth, product, env)
+    name = f"mlgate-{manifest.product.name}-{env}-monitoring"
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": manifest.monitoring.schedule,
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": Match.string_like_regexp(f":pipeline/{name}$"),
+                        "RoleArn": Match.any_value(),
+                    }
+                )
+            ],
+        },
+    )
+    template.has_resource_properties("AWS::SageMaker::Pipeline", {"PipelineName": name})
+    for kind in MODEL_MONITOR_KINDS:
+        assert template.find_resources(kind) == {}
+
+
+@pytest.fixture(scope="module")
+def model_monitor(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Every example product with `monitoring.engine: model-monitor`."""
+    manifests = [
+        m.model_copy(
+            update={
+                "monitoring": m.monitoring.model_copy(
+                    update={"engine": MonitoringEngine.MODEL_MONITOR}
+                )
+            }
+        )
+        for m in load_manifests(EXAMPLES)
+    ]
+    # A changed manifest would rewrite each example's training definition cache in the
+    # repository; built with the SDK instead, nothing outside the test's folder changes.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLGATE_PIPELINE_CACHE", "off")
+        return _synthesize(manifests, tmp_path_factory.mktemp("model-monitor.out"))
+
+
+def test_model_monitor_lives_in_the_monitoring_stack_only(model_monitor: Synth) -> None:
+    for product in model_monitor.products:
+        manifest = product.manifest
+        for env in ENV_NAMES:
+            serving = Template.from_stack(product.extra[f"serving-{env}"])
+            watcher = Template.from_stack(product.extra[f"monitoring-{env}"])
+            for kind in MODEL_MONITOR_KINDS:
+                assert serving.find_resources(kind) == {}
+            assert watcher.find_resources("AWS::SageMaker::Pipeline") == {}
+            schedules = watcher.find_resources("AWS::SageMaker::MonitoringSchedule")
+            kinds = sorted(
+                s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"]
+                for s in schedules.values()
+            )
+            labelled = manifest.monitoring.ground_truth_s3_uri is not None
+            assert kinds == (["DataQuality", "ModelQuality"] if labelled else ["DataQuality"])
+            for schedule in schedules.values():
+                config = schedule["Properties"]["MonitoringScheduleConfig"]
+                assert config["ScheduleConfig"]["ScheduleExpression"] == (
+                    manifest.monitoring.schedule
+                )
+                # Nothing is scheduled on an endpoint that no release has created yet.
+                assert schedule["Condition"] == "Released"
+            # The baseline of the live version, from the parameters Serving keeps.
+            watcher.has_resource_properties(
+                "AWS::SageMaker::DataQualityJobDefinition",
+                {
+                    "NetworkConfig": {
+                        "EnableNetworkIsolation": True,
+                        "EnableInterContainerTrafficEncryption": True,
+                    },
+                    "DataQualityBaselineConfig": {
+                        "ConstraintsResource": {"S3Uri": {"Ref": "LiveBaselineConstraints"}},
+                        "StatisticsResource": {"S3Uri": {"Ref": "LiveBaselineStatistics"}},
+                    },
+                },
+            )
+            parameters = watcher.to_json()["Parameters"]
+            assert parameters["LiveBaselineStatistics"]["Type"] == (
+                "AWS::SSM::Parameter::Value<String>"
+            )
+            assert parameters["LiveBaselineStatistics"]["Default"] == (
+                f"/mlgate/{manifest.product.name}/{env}/live-baseline-statistics"
+            )
+
+
+def test_model_quality_reads_the_prediction_as_aws_expects(model_monitor: Synth) -> None:
+    """Binary: the probability with its threshold; the window ends the manifest's ground-truth
+    delay before each run. No ground truth: no model-quality monitor at all."""
+    for product in model_monitor.products:
+        manifest = product.manifest
+        found = Template.from_stack(product.extra["monitoring-prod"]).find_resources(
+            "AWS::SageMaker::ModelQualityJobDefinition"
+        )
+        if manifest.monitoring.ground_truth_s3_uri is None:
+            assert found == {}
+            continue
+        (definition,) = found.values()
+        endpoint = definition["Properties"]["ModelQualityJobInput"]["EndpointInput"]
+        delay = manifest.monitoring.ground_truth_delay_hours
+        assert endpoint["EndTimeOffset"] == f"-PT{delay}H"
+        assert endpoint["StartTimeOffset"].startswith("-PT")
+        if manifest.model.problem_type.value == "binary_classification":
+            assert endpoint["ProbabilityAttribute"] == "0"
+            assert "InferenceAttribute" not in endpoint
+
+
+def test_with_model_monitor_its_violations_start_the_responder(model_monitor: Synth) -> None:
+    for product in model_monitor.products:
+        Template.from_stack(product.extra["serving-prod"]).has_resource_properties(
+            "AWS::Events::Rule",
+            {
+                "EventPattern": Match.object_like(
+                    {
+                        "detail-type": ["SageMaker Processing Job State Change"],
+                        "detail": Match.object_like(
+                            {"ExitMessage": [{"prefix": "CompletedWithViolations"}]}
+                        ),
+                    }
+                )
+            },
+        )
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1"])
+def test_the_job_image_is_the_sdk_s_py312_scikit_learn_image(region: str) -> None:
+    from sagemaker.core import image_uris
+
+    expected = image_uris.retrieve(
+        "sklearn", region=region, version="1.4-2-py312", instance_type="ml.m5.large"
+    )
+    assert monitoring_image(region) == expected
