@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import io
 import json
-from datetime import UTC, datetime
+import sys
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -400,14 +401,22 @@ def test_a_transient_fault_then_the_retry_records_and_reports_the_verdict_once(
 ) -> None:
     """Each AWS call of the quality gate (with a one-request load) fails once in turn; the
     retry of the same job records one verdict and reports it once. A throttled request is
-    retried inside the load: that invocation succeeds, and a second one replays its verdict."""
+    retried inside the load: that invocation succeeds, and a second one replays its verdict.
+    Lambda retries a minute or more later: each try runs at another time, and the verdict
+    keeps one audit key all the same."""
     gate.patch.setenv("SMOKE_REQUESTS", "1")
     gate.handler.settings.cache_clear()
     gate.patch.setattr(gate.handler, "runtime", Recorder(invoke_endpoint=lambda **_: answer()))
+    tries = iter(NOW + timedelta(minutes=2 * i) for i in range(3))
+    # The audit trail's own clock moves on between tries too.
+    clock = (f"2026-11-24T12:{minute:02d}:00Z" for minute in range(1, 60))
+    gate.patch.setattr(sys.modules["shared.audit"], "now_iso", lambda now=None: next(clock))
     answer_ = fail_then_retry(
         faults,
         index,
-        lambda: gate.handler.handler(job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT),
+        lambda: gate.handler.handler(
+            job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT, now=next(tries)
+        ),
     )
     if not faults.failed:
         pytest.skip(f"the quality gate makes fewer than {index + 1} AWS calls")

@@ -19,7 +19,9 @@ invocation, and Lambda's retry runs the load again. Passes or fails the CodePipe
 naming each threshold and SLO, and records the verdict and its evidence in the audit trail.
 
 Idempotent with Powertools, keyed on the CodePipeline job id (validated: its parameters): the
-load runs and the verdict is recorded once per job; a retry after a failed report to
+load runs once per job (a step of its own: a retry after the audit write failed
+reuses its measurement and time, so the verdict keeps one audit key) and the verdict is
+recorded once per job; a retry after a failed report to
 CodePipeline reports the stored verdict without loading the endpoint or recording again.
 
 Event: the CodePipeline job event (Powertools' CodePipelineJobEvent); UserParameters
@@ -50,7 +52,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from shared import idempotency
-from shared.audit import AuditTrail, digest
+from shared.audit import AuditTrail, digest, now_iso
 from shared.jobs import Job, JobError, fail, job_id_of, parse_job, read_release, succeed
 from shared.settings import read
 
@@ -280,24 +282,35 @@ def judge(
 CONFIG = idempotency.config("id", "params", hours=24)
 
 
-@idempotency.once(data="job", config=CONFIG, prefix="quality_gate")
-def verdict(*, job: dict[str, Any], now: str) -> dict[str, Any]:
-    """Load the new fleet, judge the release and record the verdict, once per job."""
-    config = settings()
+@idempotency.once(data="job", config=CONFIG, prefix="quality_gate.load")
+def measure(*, job: dict[str, Any], now: str) -> dict[str, Any]:
+    """The smoke load on the new fleet, once per job: a retry after a later step failed
+    reuses this measurement and its time, so the verdict it records keeps one audit key."""
     current = Job(**job)
     release = read_release(current)
     sample = sample_uri(release)
     load, endpoint_config = smoke_load(
-        current.params["endpoint"], read_sample(s3, sample), config.requests
+        current.params["endpoint"], read_sample(s3, sample), settings().requests
     )
+    return {"at": now, "sample": sample, "endpoint_config": endpoint_config, "load": asdict(load)}
+
+
+@idempotency.once(data="job", config=CONFIG, prefix="quality_gate")
+def verdict(*, job: dict[str, Any], now: str) -> dict[str, Any]:
+    """Judge the release on its measurement and record the verdict, once per job."""
+    config = settings()
+    current = Job(**job)
+    release = read_release(current)
+    measured = measure(job=job, now=now)
+    load = Load(**measured["load"])
     figures = load.figures()
     ok, lines = judge(release, config.thresholds, figures, load, config.requests)
     summary = ("Quality gate passed: " if ok else "Quality gate failed: ") + "; ".join(lines)
     evidence = {
         "release": release,
-        "sample": sample,
-        "endpoint_config": endpoint_config,
-        "load": asdict(load),
+        "sample": measured["sample"],
+        "endpoint_config": measured["endpoint_config"],
+        "load": measured["load"],
         "figures": figures,
     }
     logger.info("smoke load judged", extra={"ok": ok, **evidence})
@@ -307,6 +320,8 @@ def verdict(*, job: dict[str, Any], now: str) -> dict[str, Any]:
         event="quality-gate",
         gate="quality-gate",
         key=current.id,
+        # The measurement's own time: every try of this job writes the same audit key.
+        when=now_iso(datetime.fromisoformat(measured["at"]).timestamp()),
         who="mlgate quality gate",
         decision="Passed" if ok else "Failed",
         model_version=str(release.get("model_version", "")),
