@@ -40,7 +40,13 @@ def test_rehearsal_plays_the_release_and_the_faults(name: str) -> None:
         "the release hook failed (ThrottlingException), no record kept; Lambda's retry "
         "released it (released true)",
         "was already released; pipeline starts for it: 1.",
-        "Rehearsal complete",
+        # the monitoring job's real code: calm traffic passes, moved features start retraining
+        f"not above drift_threshold {manifest.monitoring.drift_threshold}: no alarm.",
+        f"above drift_threshold {manifest.monitoring.drift_threshold}: the data-drift alarm "
+        "goes to ALARM.",
+        "the drift responder: started true",
+        "the alarm again an hour later: started false: retraining already started",
+        "drift started retraining once",
     ):
         assert line in out, line
     assert "[simulated offline]" in out  # what could not run here says so

@@ -14,6 +14,7 @@ A development tool, not shipped: it needs the test dependencies (moto, pyspark, 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -258,7 +259,11 @@ class Rehearsal:
         self.fault_forged_approval()
         self.fault_silent_rollback()
         self.fault_transient_release()
-        print("\nRehearsal complete: the release reached prod and every fault ended safely.")
+        self.drift_loop(arn)
+        print(
+            "\nRehearsal complete: the release reached prod, every fault ended safely, and "
+            "drift started retraining once."
+        )
         return 0
 
     @property
@@ -430,15 +435,25 @@ class Rehearsal:
         s3.put_object(
             Bucket="artifacts", Key=f"{self.run_prefix}/test/test.csv", Body=test.read_bytes()
         )
+        # The monitoring baseline (the payload columns of the training split), registered with
+        # the version as its baseline dataset.
+        self.baseline = curated.parent / "baseline" / "baseline.csv"
+        s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/baseline/baseline.csv",
+                      Body=self.baseline.read_bytes())  # fmt: skip
         return report
 
     def register(self, report: dict[str, Any]) -> str:
+        from mlgate.monitoring_job.sources import BASELINE_PROPERTY
+
         model = self.manifest.model
         sm = self.boto3.client("sagemaker")
         sm.create_model_package_group(ModelPackageGroupName=self.group)
         arn = sm.create_model_package(
             ModelPackageGroupName=self.group,
             ModelApprovalStatus="PendingManualApproval",
+            CustomerMetadataProperties={
+                BASELINE_PROPERTY: f"s3://artifacts/{self.run_prefix}/baseline/baseline.csv"
+            },
             ModelMetrics={
                 "ModelQuality": {
                     "Statistics": {
@@ -484,9 +499,13 @@ class Rehearsal:
     def approve(self, arn: str) -> None:
         from release import handler as release
 
-        self.boto3.client("sagemaker").update_model_package(
-            ModelPackageArn=arn, ModelApprovalStatus="Approved"
-        )
+        sm = self.boto3.client("sagemaker")
+        # moto clears CustomerMetadataProperties on every update (AWS keeps them): pass them on.
+        kept = sm.describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties")
+        sm.update_model_package(
+            ModelPackageArn=arn, ModelApprovalStatus="Approved",
+            **({"CustomerMetadataProperties": kept} if kept else {}),
+        )  # fmt: skip
         event = self.approval_event(arn)
         lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
         say(
@@ -840,6 +859,192 @@ class Rehearsal:
             f"{first}; Lambda's retry released it (released {retried['released']}); the same "
             f"approval again: {again['reason']}; pipeline starts for it: {len(starts)}.",
         )
+
+    # --- monitoring: drift, with the real Evidently job --------------------------------------
+
+    def monitor(self, env: EnvName, arn: str, batch: Any, now: Any) -> dict[str, Any]:
+        """One scheduled run of the Evidently monitoring job, the real code with the arguments
+        the Monitoring stack gives it, on `batch` captured in the last window as the endpoint
+        writes capture (hour folders of JSON Lines), under moto's S3, SSM and CloudWatch."""
+        from datetime import timedelta
+
+        from mlgate.constructs.evidently import job_arguments
+        from mlgate.monitoring_job import run as job
+        from mlgate.naming import Names
+
+        b = self.boto3
+        names = Names.of(self.manifest, env)
+        capture = f"s3://artifacts/datacapture/{env}/{names.endpoint()}/AllTraffic"
+        at = now - timedelta(minutes=10)
+        lines = [
+            json.dumps({
+                "captureData": {
+                    "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                                      "data": ",".join(map(str, row)), "encoding": "CSV"},
+                    "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
+                                       "data": "0.5", "encoding": "CSV"},
+                },
+                "eventMetadata": {"eventId": f"e-{i}",
+                                  "inferenceTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                "eventVersion": "0",
+            })
+            for i, row in enumerate(batch.itertuples(index=False))
+        ]  # fmt: skip
+        key = f"datacapture/{env}/{names.endpoint()}/AllTraffic/{at:%Y/%m/%d/%H}/{now:%M%S}.jsonl"
+        b.client("s3").put_object(Bucket="artifacts", Key=key, Body="\n".join(lines).encode())
+        run_dir = self.work / "monitoring" / f"{now:%H%M%S}"
+        local = {
+            "--capture-dir": run_dir / "capture",
+            "--baseline": run_dir / "baseline" / "baseline.csv",
+            "--report-dir": run_dir / "report",
+            "--ground-truth-dir": run_dir / "ground-truth",
+        }
+        args = job_arguments(self.manifest, env, capture_uri=capture)
+        args = [str(local[args[i - 1]]) if i and args[i - 1] in local else a
+                for i, a in enumerate(args)]  # fmt: skip
+        if self.manifest.monitoring.ground_truth_s3_uri:
+            bucket = self.manifest.monitoring.ground_truth_s3_uri.removeprefix("s3://")
+            with contextlib.suppress(Exception):  # labels have not landed yet: an empty bucket
+                b.client("s3").create_bucket(
+                    Bucket=bucket.split("/")[0],
+                    CreateBucketConfiguration={"LocationConstraint": REGION},
+                )
+        clients = {name: b.client(name) for name in ("s3", "ssm", "sagemaker")}
+        summary: dict[str, Any] = job.main(
+            [*args, "--now", now.isoformat()], b.client("cloudwatch"), clients
+        )
+        return summary
+
+    def drift_alarm(self, env: EnvName, published_from: int) -> float:
+        """The drift alarm's datapoint: drifted_feature_share as the job published it to
+        CloudWatch (the metrics stand-in) since the `published_from`-th PutMetricData call."""
+        from mlgate.naming import Names
+
+        namespace = Names.of(self.manifest, env).monitoring_namespace()
+        values = [
+            float(datum["Value"])
+            for call in self.metrics.published[published_from:]
+            if call.get("Namespace") == namespace
+            for datum in call.get("MetricData", [])
+            if datum.get("MetricName") == "drifted_feature_share"
+            and {"Name": "Environment", "Value": env} in datum.get("Dimensions", [])
+        ]
+        if not values:
+            raise SystemExit("rehearsal: the monitoring job published no drifted_feature_share")
+        return max(values)
+
+    def alarm_event(self, env: EnvName, value: float, now: Any) -> dict[str, Any]:
+        """EventBridge's "CloudWatch Alarm State Change" of the drift alarm into ALARM."""
+        from mlgate.naming import Names
+
+        name = Names.of(self.manifest, env).alarm("model", "data-drift", "warning")
+        threshold = self.manifest.monitoring.drift_threshold
+        return {
+            "version": "0", "id": f"drift-{now:%H%M%S}", "source": "aws.cloudwatch",
+            "detail-type": "CloudWatch Alarm State Change", "account": ACCOUNT,
+            "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": REGION,
+            "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"],
+            "detail": {
+                "alarmName": name,
+                "state": {
+                    "value": "ALARM",
+                    "reason": f"Threshold Crossed: 1 datapoint [{value}] was greater than the "
+                    f"threshold ({threshold}).",
+                    "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+                },
+                "previousState": {"value": "OK"},
+            },
+        }  # fmt: skip
+
+    def drift_loop(self, arn: str) -> None:
+        """Traffic like the training data, then traffic whose features moved: the real job
+        judges both, the alarm fires on the second only, the drift responder starts retraining,
+        and a second alarm inside the cool-down does not start it again."""
+        from datetime import UTC, datetime, timedelta
+
+        import pandas as pd
+
+        from mlgate.naming import Names
+
+        env: EnvName = "staging"
+        names = Names.of(self.manifest, env)
+        b = self.boto3
+        b.client("ssm").put_parameter(
+            Name=names.live_release_parameter("model-package"), Value=arn, Type="String"
+        )
+        baseline = pd.read_csv(self.baseline)
+        threshold = self.manifest.monitoring.drift_threshold
+        now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+        mark = len(self.metrics.published)
+        calm = self.monitor(env, arn, baseline.sample(n=min(2000, len(baseline)), random_state=7),
+                            now)  # fmt: skip
+        share = self.drift_alarm(env, mark)
+        say(
+            "Monitoring",
+            f"the Evidently job (real code, the Monitoring stack's arguments) on "
+            f"{calm['drift']['overall']['rows']} captured rows drawn like the training data: "
+            f"drifted share {share:.2f}, not above drift_threshold {threshold}: no alarm.",
+        )
+        if share > threshold:
+            raise SystemExit("rehearsal: traffic like the baseline was judged as drift")
+        # Enough features move for their share to pass drift_threshold: continuous ones by two
+        # standard deviations first, then others set to their rarest value.
+        continuous = [
+            c
+            for c in baseline.columns
+            if pd.api.types.is_numeric_dtype(baseline[c]) and baseline[c].nunique() > 2
+        ]
+        others = [c for c in baseline.columns if c not in continuous]
+        moved = [*continuous, *others][: int(threshold * len(baseline.columns)) + 1]
+        shifted = baseline.sample(n=min(2000, len(baseline)), random_state=8)
+        for column in moved:
+            if column in continuous:
+                shifted[column] = shifted[column] + 2 * (baseline[column].std() or 1.0)
+            else:
+                shifted[column] = baseline[column].value_counts().idxmin()
+        later = now + timedelta(hours=1)
+        mark = len(self.metrics.published)
+        found = self.monitor(env, arn, shifted, later)
+        share = self.drift_alarm(env, mark)
+        drifted = sorted(f for f, v in found["drift"]["features"].items() if v["drifted"])
+        say(
+            "Monitoring",
+            f"an hour later {len(moved)} feature(s) moved ({', '.join(moved)}): the job finds "
+            f"{', '.join(drifted)} drifted, share {share:.2f} above drift_threshold {threshold}:"
+            f" the data-drift alarm goes to ALARM.",
+        )
+        if share <= threshold or not set(moved) <= set(drifted):
+            raise SystemExit("rehearsal: moved features were not found drifted")
+        b.client("dynamodb").create_table(
+            TableName="cooldown", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )  # fmt: skip
+        b.client("sagemaker").create_pipeline(
+            PipelineName=names.training_pipeline(),
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/training",
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        )
+        topic = b.client("sns").create_topic(Name="owners")["TopicArn"]
+        os.environ.update({
+            "PIPELINE_NAME": names.training_pipeline(), "COOLDOWN_TABLE": "cooldown",
+            "COOLDOWN_HOURS": str(self.manifest.monitoring.retrain_cooldown_hours),
+            "OWNERS_TOPIC_ARN": topic, "ENDPOINT_NAME": names.endpoint(),
+            "PRODUCT": self.manifest.product.name, "ENVIRONMENT": env,
+            "REPORTS_URI": f"s3://artifacts/monitoring/{env}/evidently/",
+        })  # fmt: skip
+        from drift_responder import handler as drift
+
+        started = drift.handler(self.alarm_event(env, share, later), None)
+        say("Drift", f"the drift responder: started {started['started']}: {started['reason']}")
+        again = drift.handler(self.alarm_event(env, share, later + timedelta(hours=1)), None)
+        say("Drift", f"the alarm again an hour later: started {again['started']}: "
+                     f"{again['reason']}")  # fmt: skip
+        runs = b.client("sagemaker").list_pipeline_executions(
+            PipelineName=names.training_pipeline()
+        )["PipelineExecutionSummaries"]
+        if started["started"] != "true" or again["started"] != "false" or len(runs) != 1:
+            raise SystemExit(f"rehearsal: drift should retrain exactly once, got {len(runs)}")
 
 
 if __name__ == "__main__":
