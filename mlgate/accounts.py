@@ -12,43 +12,7 @@ from __future__ import annotations
 from aws_cdk import aws_iam as iam
 
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest
-from mlgate.naming import Names
-from mlgate.naming import role_arn as role_arn
-
-# The role names themselves are computed by Names (mlgate/naming.py); these delegate to it for
-# the stacks that still call them by manifest.
-
-
-def deployer_role(manifest: Manifest) -> str:
-    return Names.of(manifest).deployer_role()
-
-
-def verifier_role(manifest: Manifest) -> str:
-    return Names.of(manifest).verifier_role()
-
-
-def retrain_role(manifest: Manifest, env: EnvName) -> str:
-    return Names.of(manifest).retrain_role(env)
-
-
-def deploy_role(manifest: Manifest, env: EnvName) -> str:
-    return Names.of(manifest).deploy_role(env)
-
-
-def verify_role(manifest: Manifest, env: EnvName) -> str:
-    return Names.of(manifest).verify_role(env)
-
-
-def model_role(manifest: Manifest, env: EnvName) -> str:
-    return Names.of(manifest).model_role(env)
-
-
-def monitor_role(manifest: Manifest, env: EnvName) -> str:
-    return Names.of(manifest).monitor_role(env)
-
-
-def drift_role(manifest: Manifest, env: EnvName) -> str:
-    return Names.of(manifest).drift_role(env)
+from mlgate.naming import Names, role_arn
 
 
 def home_account(manifest: Manifest) -> str:
@@ -62,7 +26,8 @@ def remote_envs(manifest: Manifest) -> list[EnvName]:
 
 def artifact_readers(manifest: Manifest, env: EnvName) -> list[str]:
     """Roles of a remote environment that read model artifacts and baselines from home."""
-    return [model_role(manifest, env), monitor_role(manifest, env)]
+    names = Names.of(manifest, env)
+    return [names.model_role(), names.monitor_role()]
 
 
 def trusted_roles(account: str, *names: str) -> iam.IPrincipal:

@@ -11,14 +11,6 @@ GLUE_JOB_STATE = "Glue Job State Change"
 GLUE_CRAWLER_STATE = "Glue Crawler State Change"
 
 
-def etl_job_name(product: str) -> str:  # transitional: callers move to Names
-    return Names(product).etl_job()
-
-
-def quality_job_name(product: str) -> str:  # transitional: callers move to Names
-    return Names(product).quality_job()
-
-
 def etl_succeeded(product: str) -> events.EventPattern:
     """A product's Glue workflow finished: the quality check, its last step, succeeded.
 

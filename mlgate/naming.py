@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlgate.manifest import EnvName, Manifest
@@ -199,28 +199,3 @@ class Names:
 
 def role_arn(account: str, name: str) -> str:
     return f"arn:aws:iam::{account}:role/{name}"
-
-
-# Transitional: the module functions below delegate to Names while call sites move over.
-def stack_name(product: str, component: str, env: EnvName | None = None) -> str:
-    return Names(product, env).stack(component)
-
-
-def resource_name(product: str, *parts: str, max_length: int = 63) -> str:
-    return Names(product).resource(*parts, max_length=max_length)
-
-
-def endpoint_name(product: str, env: EnvName) -> str:
-    return Names(product, env).endpoint()
-
-
-def alarm_name(product: str, env: str, tier: str, what: str, severity: str) -> str:
-    return f"{PREFIX}/{product}/{env}/{tier}/{what}/{severity}"
-
-
-def dashboard_name(product: str, env: str) -> str:
-    return Names(product, cast("EnvName", env)).dashboard()
-
-
-def dashboard_url(product: str, env: str, region: str) -> str:
-    return Names(product, cast("EnvName", env)).dashboard_url(region)

@@ -111,15 +111,15 @@ def test_every_hook_role_allows_exactly_what_the_hook_calls(synth: Any) -> None:
 def test_with_prod_elsewhere_hooks_and_the_roles_they_assume_allow_exactly_their_calls(
     cross_account: Any,
 ) -> None:
-    from mlgate import accounts
+    from mlgate.naming import Names
 
     assert check(cross_account.outdir) == []
     manifest = cross_account.products[0].manifest
     roles = named_roles(cross_account.outdir)
     for hook, role in (
-        ("deployer", accounts.deploy_role(manifest, "prod")),
-        ("deploy_verifier", accounts.verify_role(manifest, "prod")),
-        ("drift_responder", accounts.retrain_role(manifest, "prod")),
+        ("deployer", Names.of(manifest).deploy_role("prod")),
+        ("deploy_verifier", Names.of(manifest).verify_role("prod")),
+        ("drift_responder", Names.of(manifest).retrain_role("prod")),
     ):
         assert roles[role] == documented_calls(hook)[2], (hook, role)
 

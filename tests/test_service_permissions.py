@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from mlgate import accounts
 from mlgate.manifest import ENV_NAMES, Manifest
+from mlgate.naming import Names
 from mlgate.service_permissions import TABLE, ServiceUse
 
 from .conftest import Synth
@@ -44,8 +44,8 @@ def role_of(manifest: Manifest, use: ServiceUse, env: str) -> str:
     if use.role == "training":
         return f"mlgate-{manifest.product.name}-training"
     if use.role == "model":
-        return accounts.model_role(manifest, env)  # type: ignore[arg-type]
-    return accounts.monitor_role(manifest, env)  # type: ignore[arg-type]
+        return Names.of(manifest).model_role(env)  # type: ignore[arg-type]
+    return Names.of(manifest).monitor_role(env)  # type: ignore[arg-type]
 
 
 def allows(statements: list[dict[str, Any]], action: str, marker: str) -> bool:

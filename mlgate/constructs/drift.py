@@ -12,11 +12,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlgate import accounts
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable, on_call_owner
 from mlgate.manifest import EnvName, Manifest
-from mlgate.naming import Names
+from mlgate.naming import Names, role_arn
 from mlgate.stacks.training import start_training
 
 DRIFT_METRICS_NAMESPACE = "mlgate/monitoring"
@@ -89,7 +88,7 @@ class DriftResponder(Construct):
         if manifest.is_remote(env):
             # The pipeline lives in the home account: start it through the home retrain role.
             home = manifest.environment("staging")
-            retrain = accounts.role_arn(home.account, names.retrain_role())
+            retrain = role_arn(home.account, names.retrain_role())
             hook.function.add_environment("RETRAIN_ROLE_ARN", retrain)
             hook.role.add_to_policy(
                 iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[retrain])

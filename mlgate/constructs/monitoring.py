@@ -2,7 +2,7 @@
 
 The dashboard reads top to bottom like the manifest's metric tiers: business KPIs, model
 metrics, system health, then the state of every alarm. Every graph names its owner. Alarms are
-named by `naming.alarm_name` and routed in one place (`_route`): critical to on-call, warning
+named by `Names.alarm` and routed in one place (`_route`): critical to on-call, warning
 to the owner of the metric.
 """
 
@@ -19,10 +19,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from mlgate import naming
 from mlgate.constructs.drift import DRIFT_METRICS_NAMESPACE
 from mlgate.manifest import Contact, Direction, EnvName, Manifest, MonitoringEngine, SloKind
-from mlgate.naming import Names
+from mlgate.naming import Names, pascal
 from mlgate.schedules import schedule_interval_hours
 
 WIDTH = 24
@@ -77,6 +76,7 @@ class ProductMonitoring(Construct):
         self.reports_uri = reports_uri
         self.manifest, self.env, self.endpoint, self.variant = manifest, env, endpoint, variant
         self.product = manifest.product.name
+        self.names = Names.of(manifest, env)
         self.glue_jobs = glue_jobs
         self.on_call = on_call
         self.alarms: list[cw.AlarmBase] = []
@@ -88,7 +88,7 @@ class ProductMonitoring(Construct):
         self.dashboard = cw.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=naming.dashboard_name(self.product, env),
+            dashboard_name=self.names.dashboard(),
             default_interval=Duration.hours(24),
         )
         self._header()
@@ -117,8 +117,8 @@ class ProductMonitoring(Construct):
         if contact.id not in self.owner_topics:
             topic = sns.Topic(
                 self,
-                f"Owner{naming.pascal(contact.id)}",
-                topic_name=naming.resource_name(self.product, self.env, "owner", contact.id),
+                f"Owner{pascal(contact.id)}",
+                topic_name=self.names.resource("owner", contact.id),
                 display_name=f"{self.manifest.product.display_name} warnings for {contact.name}",
                 master_key=self._key,
                 enforce_ssl=True,
@@ -155,8 +155,8 @@ class ProductMonitoring(Construct):
     ) -> cw.Alarm:
         alarm = cw.Alarm(
             self,
-            f"{naming.pascal(tier)}{naming.pascal(what)}",
-            alarm_name=naming.alarm_name(self.product, self.env, tier, what, severity),
+            f"{pascal(tier)}{pascal(what)}",
+            alarm_name=self.names.alarm(tier, what, severity),
             alarm_description=self._describe(meaning, checks, owner),
             metric=metric,
             threshold=threshold,
@@ -635,9 +635,7 @@ class ProductMonitoring(Construct):
         composite = cw.CompositeAlarm(
             self,
             "ModelUnhealthy",
-            composite_alarm_name=naming.alarm_name(
-                self.product, self.env, "model", "model-unhealthy", CRITICAL
-            ),
+            composite_alarm_name=self.names.alarm("model", "model-unhealthy", CRITICAL),
             alarm_rule=cw.AlarmRule.any_of(*rules),
             alarm_description=self._describe(
                 "The model is unhealthy: drift, a live model-quality breach or an SLO alarm "

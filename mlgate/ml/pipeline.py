@@ -24,6 +24,7 @@ from typing import Any
 
 from mlgate.manifest import Algorithm, Direction, Manifest
 from mlgate.ml.images import image_uris
+from mlgate.naming import Names
 
 __all__ = ["image_uris"]
 
@@ -447,7 +448,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         )
 
     pipeline = Pipeline(
-        name=f"mlgate-{manifest.product.name}-training",
+        name=Names.of(manifest).training_pipeline(),
         steps=[preprocess, train, evaluate, baseline, next_step],
         sagemaker_session=session,
     )

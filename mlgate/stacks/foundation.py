@@ -22,12 +22,7 @@ from mlgate.constructs.hooks import IdempotencyTable
 from mlgate.constructs.service_access import ServiceKey, ServiceTopic
 from mlgate.constructs.storage import AccessLogBucket, SecureBucket
 from mlgate.manifest import EnvName, Manifest
-from mlgate.naming import Names
 from mlgate.stacks.base import ProductStack
-
-
-def key_alias(manifest: Manifest, env: EnvName | None = None) -> str:  # transitional
-    return Names.of(manifest, env).key_alias()
 
 
 class SiteStack(ProductStack):

@@ -63,14 +63,6 @@ def _extension(path: Path) -> str:
     return path.suffix
 
 
-def training_pipeline_name(product: str) -> str:  # transitional: callers move to Names
-    return Names(product).training_pipeline()
-
-
-def model_package_group_name(product: str) -> str:  # transitional: callers move to Names
-    return Names(product).model_package_group()
-
-
 def start_training(manifest: Manifest) -> iam.PolicyStatement:
     """May start the product's training pipeline the way `shared/pipelines.start_if_idle`
     does: look for a running execution, then start one."""

@@ -8,8 +8,8 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from mlgate import accounts
 from mlgate.manifest import ENV_NAMES, load_manifests
+from mlgate.naming import Names
 
 from ..conftest import EXAMPLES
 
@@ -129,15 +129,15 @@ def test_the_prod_foundation_holds_its_own_key_capture_bucket_and_on_call_topic(
 
 def test_prod_deploy_and_verify_roles_trust_only_the_home_hooks(cross_account: Any) -> None:
     manifest = cross_account.product().manifest
-    deploy = role_named(cross_account, "foundation-prod", accounts.deploy_role(manifest, "prod"))
-    verify = role_named(cross_account, "foundation-prod", accounts.verify_role(manifest, "prod"))
+    deploy = role_named(cross_account, "foundation-prod", Names.of(manifest).deploy_role("prod"))
+    verify = role_named(cross_account, "foundation-prod", Names.of(manifest).verify_role("prod"))
     assert deploy["AssumeRolePolicyDocument"]["Statement"] == [
-        trust(HOME, accounts.deployer_role(manifest))
+        trust(HOME, Names.of(manifest).deployer_role())
     ]
     assert verify["AssumeRolePolicyDocument"]["Statement"] == [
-        trust(HOME, accounts.verifier_role(manifest))
+        trust(HOME, Names.of(manifest).verifier_role())
     ]
-    deploys = statements(cross_account, "foundation-prod", accounts.deploy_role(manifest, "prod"))
+    deploys = statements(cross_account, "foundation-prod", Names.of(manifest).deploy_role("prod"))
     assert {
         r
         for s in deploys
@@ -150,27 +150,27 @@ def test_prod_deploy_and_verify_roles_trust_only_the_home_hooks(cross_account: A
 
 def test_the_home_hooks_have_fixed_names_the_prod_roles_can_trust(cross_account: Any) -> None:
     manifest = cross_account.product().manifest
-    for name in (accounts.deployer_role(manifest), accounts.verifier_role(manifest)):
+    for name in (Names.of(manifest).deployer_role(), Names.of(manifest).verifier_role()):
         role_named(cross_account, "delivery", name)
 
 
 def test_the_pipeline_deploys_and_verifies_prod_through_the_prod_roles(cross_account: Any) -> None:
     manifest = cross_account.product().manifest
-    deploy_arn = f"arn:aws:iam::{PROD_ACCOUNT}:role/{accounts.deploy_role(manifest, 'prod')}"
-    verify_arn = f"arn:aws:iam::{PROD_ACCOUNT}:role/{accounts.verify_role(manifest, 'prod')}"
+    deploy_arn = f"arn:aws:iam::{PROD_ACCOUNT}:role/{Names.of(manifest).deploy_role('prod')}"
+    verify_arn = f"arn:aws:iam::{PROD_ACCOUNT}:role/{Names.of(manifest).verify_role('prod')}"
     assert user_parameters(cross_account, "UpdateServingProd")["role_arn"] == deploy_arn
     assert user_parameters(cross_account, "CheckEndpointProd")["role_arn"] == verify_arn
     # Staging is at home: no role to assume.
     assert "role_arn" not in user_parameters(cross_account, "UpdateServingStaging")
     assert "role_arn" not in user_parameters(cross_account, "CheckEndpointStaging")
-    deployer = statements(cross_account, "delivery", accounts.deployer_role(manifest))
+    deployer = statements(cross_account, "delivery", Names.of(manifest).deployer_role())
     assumes = [s["Resource"] for s in deployer if s["Action"] == "sts:AssumeRole"]
     assert assumes == [deploy_arn]
     updates = [s["Resource"] for s in deployer if "cloudformation:UpdateStack" in s["Action"]]
     assert updates == [
         f"arn:aws:cloudformation:{REGION}:{HOME}:stack/mlgate-{PRODUCT}-staging-serving/*"
     ]
-    verifier = statements(cross_account, "delivery", accounts.verifier_role(manifest))
+    verifier = statements(cross_account, "delivery", Names.of(manifest).verifier_role())
     assert [s["Resource"] for s in verifier if s["Action"] == "sts:AssumeRole"] == [verify_arn]
 
 
@@ -181,8 +181,8 @@ def test_home_shares_released_versions_with_the_prod_model_and_monitor_roles_onl
     readers = {
         "ArnEquals": {
             "aws:PrincipalArn": [
-                f"arn:aws:iam::{PROD_ACCOUNT}:role/{accounts.model_role(manifest, 'prod')}",
-                f"arn:aws:iam::{PROD_ACCOUNT}:role/{accounts.monitor_role(manifest, 'prod')}",
+                f"arn:aws:iam::{PROD_ACCOUNT}:role/{Names.of(manifest).model_role('prod')}",
+                f"arn:aws:iam::{PROD_ACCOUNT}:role/{Names.of(manifest).monitor_role('prod')}",
             ]
         }
     }
@@ -217,8 +217,8 @@ def test_home_shares_released_versions_with_the_prod_model_and_monitor_roles_onl
 def test_prod_roles_read_home_artifacts_by_bucket_name_and_key_alias(cross_account: Any) -> None:
     manifest = cross_account.product().manifest
     for stack, name in (
-        ("serving-prod", accounts.model_role(manifest, "prod")),
-        ("monitoring-prod", accounts.monitor_role(manifest, "prod")),
+        ("serving-prod", Names.of(manifest).model_role("prod")),
+        ("monitoring-prod", Names.of(manifest).monitor_role("prod")),
     ):
         allowed = statements(cross_account, stack, name)
         released = f"arn:aws:s3:::mlgate-{PRODUCT}-artifacts-{HOME}-{REGION}/training/{PRODUCT}/*"
@@ -260,10 +260,10 @@ def test_the_registry_lets_prod_deploy_versions_but_not_approve_them(cross_accou
 
 def test_prod_drift_starts_home_retraining_through_the_retrain_role(cross_account: Any) -> None:
     manifest = cross_account.product().manifest
-    retrain = accounts.retrain_role(manifest, "prod")
+    retrain = Names.of(manifest).retrain_role("prod")
     role = role_named(cross_account, "training", retrain)
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
-        trust(PROD_ACCOUNT, accounts.drift_role(manifest, "prod"))
+        trust(PROD_ACCOUNT, Names.of(manifest).drift_role("prod"))
     ]
     assert statements(cross_account, "training", retrain) == [
         {
@@ -278,7 +278,7 @@ def test_prod_drift_starts_home_retraining_through_the_retrain_role(cross_accoun
     ]  # fmt: skip
     variables = responder["Properties"]["Environment"]["Variables"]
     assert variables["RETRAIN_ROLE_ARN"] == f"arn:aws:iam::{HOME}:role/{retrain}"
-    drift = statements(cross_account, "serving-prod", accounts.drift_role(manifest, "prod"))
+    drift = statements(cross_account, "serving-prod", Names.of(manifest).drift_role("prod"))
     assert not any("sagemaker:StartPipelineExecution" in s["Action"] for s in drift)
 
 
