@@ -23,6 +23,16 @@ def _false_positive_rate(y: np.ndarray, predicted: np.ndarray, _: np.ndarray) ->
     return float(np.sum(predicted[negatives] == 1) / negatives.sum()) if negatives.any() else 0.0
 
 
+def _mape(y: np.ndarray, p: np.ndarray, _: np.ndarray) -> float:
+    """Mean absolute percentage error over the rows whose target is not 0, as mlgate's
+    evaluation computes it at training (ml/scripts/evaluate.py); NaN when every target is 0."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    nonzero = y != 0
+    if not nonzero.any():
+        return float("nan")
+    return float(np.mean(np.abs(p[nonzero] - y[nonzero]) / np.abs(y[nonzero])))
+
+
 def _auc(y: np.ndarray, _: np.ndarray, scores: np.ndarray) -> float:
     # One class alone has no ranking to measure; NaN is left out of what is published.
     return float(skm.roc_auc_score(y, scores)) if len(np.unique(y)) == 2 else float("nan")
@@ -55,6 +65,7 @@ METRICS: dict[str, dict[str, Metric]] = {
         "mse": lambda y, p, _: float(skm.mean_squared_error(y, p)),
         "mae": lambda y, p, _: float(skm.mean_absolute_error(y, p)),
         "r2": lambda y, p, _: float(skm.r2_score(y, p)),
+        "mape": _mape,
     },
 }
 PROBLEM_TYPES = tuple(METRICS)

@@ -406,3 +406,25 @@ def test_a_window_without_traffic_still_writes_a_report(tmp_path: Path, baseline
     summary = job(tmp, "--now", (NOW + timedelta(days=2)).isoformat())
     assert summary["drift"] is None
     assert "No captured traffic" in (tmp / "report" / "report.html").read_text()
+
+
+def test_the_job_computes_every_metric_a_manifest_may_hold_it_to() -> None:
+    """A manifest's model metric that the job cannot compute would stop every monitoring run
+    of that product at start: each problem type's metrics are the job's."""
+    from mlgate.manifest import METRICS_BY_PROBLEM
+    from mlgate.monitoring_job.quality import METRICS
+
+    for problem, names in METRICS_BY_PROBLEM.items():
+        missing = {n.value for n in names} - set(METRICS[problem.value])
+        assert not missing, (problem.value, missing)
+
+
+def test_mape_is_computed_as_at_training_over_non_zero_targets() -> None:
+    import numpy as np
+
+    from mlgate.monitoring_job.quality import METRICS
+
+    mape = METRICS["regression"]["mape"]
+    y, p = np.array([10.0, 20.0, 0.0]), np.array([12.0, 15.0, 3.0])
+    assert mape(y, p, p) == pytest.approx((0.2 + 0.25) / 2)
+    assert np.isnan(mape(np.zeros(2), np.ones(2), np.ones(2)))
