@@ -16,15 +16,21 @@ MAX_CONTEXT_BYTES = 3500
 
 
 def gate_context(
-    manifest: Manifest, *, brief_topics: dict[str, str], dashboard_url: str
+    manifest: Manifest,
+    *,
+    brief_topics: dict[str, str],
+    dashboard_url: str,
+    monitoring_url: str = "",
 ) -> dict[str, Any]:
-    """Keyed by the CodePipeline stage name of each manual gate."""
+    """Keyed by the CodePipeline stage name of each manual gate. `monitoring_url`: where the
+    staging endpoint's monitoring reports are (the version under review runs there)."""
     contact = manifest.contact
     return {
         "product": manifest.product.name,
         "display_name": manifest.product.display_name,
         "objective": manifest.product.objective,
         "dashboard_url": dashboard_url,
+        "monitoring_url": monitoring_url,
         "gates": {
             Names.of(manifest).gate_stage(g.name): {
                 "name": g.name,

@@ -145,6 +145,11 @@ class Names:
         baseline-statistics, baseline-constraints)."""
         return f"/{PREFIX}/{self.product}/{self._in(env)}/live-{what}"
 
+    def monitoring_reports(self, evidently: bool, env: EnvName | None = None) -> str:
+        """Where an environment's monitoring writes its reports inside its artifact bucket: one
+        folder per run (Evidently) or Model Monitor's own layout under data-quality."""
+        return f"monitoring/{self._in(env)}/{'evidently' if evidently else 'data-quality'}"
+
     def alarm(self, tier: str, what: str, severity: str, env: EnvName | None = None) -> str:
         """product/env/tier/what/severity, the one scheme every alarm follows."""
         return f"{PREFIX}/{self.product}/{self._in(env)}/{tier}/{what}/{severity}"

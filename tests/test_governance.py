@@ -18,7 +18,7 @@ from mlgate.governance.evidence import collect
 from mlgate.governance.pack import build, html, markdown
 from mlgate.manifest import load_manifest
 
-from .conftest import DEFAULT_MANIFEST
+from .conftest import DEFAULT_MANIFEST, EXAMPLES, PRODUCTS
 from .test_dashboard_preview import dom
 
 MANIFEST = load_manifest(DEFAULT_MANIFEST)
@@ -160,3 +160,28 @@ def test_cross_account_access_is_listed_with_the_roles_it_admits(cross_account: 
     text = markdown(manifest, build(manifest, evidence))
     assert "7 statements let another account in; 5 admit only the roles they name, 2 leave" in text
     assert f"| model package group mlgate-{name} | {prod} | ANY principal" in text
+
+
+@pytest.mark.parametrize("folder", PRODUCTS)
+def test_the_evidence_pack_lists_each_environment_s_monitor(folder: str) -> None:
+    """Per environment: the engine, its schedule, the manifest's drift rule and thresholds,
+    model quality only with ground truth, and where the reports go."""
+    from mlgate.governance.pack import monitors
+    from mlgate.manifest import MonitoringEngine
+
+    m = load_manifest(EXAMPLES / folder / "manifest.yaml")
+    header, rows = monitors(m)
+    assert header[3] == "drift declared when"
+    assert [r[0] for r in rows] == ["staging", "prod"]
+    mon = m.monitoring
+    for env, engine, _, drift, quality, reports in rows:
+        if mon.engine is MonitoringEngine.EVIDENTLY:
+            assert engine.startswith("Evidently job")
+            assert f"above {round(mon.drift_threshold * 100, 6):g} %" in drift
+        for feature, score in mon.feature_drift_thresholds.items():
+            assert f"{feature} {score}" in drift
+        if mon.ground_truth_s3_uri:
+            assert all(x.name.value in quality for x in m.metrics.model_metrics)
+        else:
+            assert quality.startswith("none")
+        assert reports.endswith(f"monitoring/{env}/evidently/")

@@ -28,10 +28,9 @@ def capture_prefix(env: EnvName) -> str:
 
 
 def reports_prefix(manifest: Manifest, env: EnvName) -> str:
-    """Where the environment's monitoring writes its reports, inside its artifact bucket: one
-    folder per run (Evidently) or Model Monitor's own layout under data-quality."""
+    """Where the environment's monitoring writes its reports, inside its artifact bucket."""
     evidently = manifest.monitoring.engine is MonitoringEngine.EVIDENTLY
-    return f"monitoring/{env}/{'evidently' if evidently else 'data-quality'}"
+    return Names.of(manifest, env).monitoring_reports(evidently)
 
 
 class MonitoredEndpoint(Construct):

@@ -19,7 +19,9 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.endpoint import reports_prefix
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable
+from mlgate.constructs.monitoring import s3_console_url
 from mlgate.constructs.release_hooks import RELEASE_KEY
 from mlgate.constructs.release_pipeline import ReleasePipeline
 from mlgate.gates import encoded, gate_context
@@ -76,6 +78,12 @@ class GateNotifier(HookFunction):
             manifest,
             brief_topics={name: topic.topic_arn for name, topic in pipeline.brief_topics.items()},
             dashboard_url=names.dashboard_url(stack.region, "prod"),
+            # Staging runs in the home account: its reports are in the home artifact bucket.
+            monitoring_url=s3_console_url(
+                f"s3://{names.bucket('artifacts', stack.account, stack.region)}/"
+                f"{reports_prefix(manifest, 'staging')}",
+                stack.region,
+            ),
         )
         super().__init__(
             scope,

@@ -13,9 +13,11 @@ from mlgate.manifest import (
     Manifest,
     ModelMetric,
     ModelMetricName,
+    MonitoringEngine,
     Slo,
     SloKind,
 )
+from mlgate.naming import Names
 from mlgate.reporting import duration, esc, page, percent, quantity, when
 
 Table = tuple[list[str], list[list[str]]]
@@ -335,9 +337,10 @@ def operations(m: Manifest, e: Evidence) -> Section:
     mon = m.monitoring
     s.notes.append(
         f"Retraining: after each successful ETL run, {when(m.model.retrain_schedule)}, and on "
-        f"drift (Model Monitor runs {when(mon.schedule)}), at most once per "
+        f"drift (monitoring runs {when(mon.schedule)}), at most once per "
         f"{duration(mon.retrain_cooldown_hours * 3600)}."
     )
+    s.tables.append(("Monitors", monitors(m)))
     s.tables.append(
         (
             "Alarms",
@@ -357,6 +360,37 @@ def operations(m: Manifest, e: Evidence) -> Section:
         )
     )
     return s
+
+
+def monitors(m: Manifest) -> Table:
+    """What watches each environment's endpoint: the engine, its schedule, what declares
+    drift, what model quality it computes, and where its reports go."""
+    mon = m.monitoring
+    evidently = mon.engine is MonitoringEngine.EVIDENTLY
+    engine = (
+        "Evidently job (SageMaker Processing, a one-step pipeline per environment)"
+        if evidently
+        else "SageMaker Model Monitor schedules (their own stack)"
+    )
+    overrides = ", ".join(f"{f} {v}" for f, v in sorted(mon.feature_drift_thresholds.items()))
+    drift = (
+        f"share of drifted features above {percent(mon.drift_threshold)}"
+        if evidently
+        else "any execution that completes with violations"
+    ) + (f"; per-feature score thresholds: {overrides}" if overrides else "")
+    quality = (
+        f"{', '.join(x.name.value for x in m.metrics.model_metrics)} on labels "
+        f"{duration(mon.ground_truth_delay_hours * 3600)} after inference"
+        if mon.ground_truth_s3_uri
+        else "none: no ground truth declared"
+    )
+    rows = [
+        [env, engine, when(mon.schedule), drift, quality,
+         f"artifact bucket, {Names.of(m, env).monitoring_reports(evidently)}/"]
+        for env in ENV_NAMES
+    ]  # fmt: skip
+    return (["environment", "monitor", "runs", "drift declared when", "model quality", "reports"],
+            rows)  # fmt: skip
 
 
 def build(m: Manifest, e: Evidence) -> list[Section]:

@@ -83,6 +83,7 @@ def gates(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         MANIFEST,
         brief_topics={"business-signoff": topic},
         dashboard_url="https://console.aws.amazon.com/cloudwatch/home#dashboards:name=x",
+        monitoring_url=REPORTS,
     )
     for key, value in {
         "MLGATE_CONTEXT": encoded(context),
@@ -175,6 +176,9 @@ def url_event(headers: dict[str, Any], body: Any, encoded: Any = False) -> dict[
     }  # fmt: skip
 
 
+REPORTS = "https://s3.console.aws.amazon.com/s3/buckets/a?region=eu-west-1&prefix=monitoring/"
+
+
 def posted_request(gates: dict[str, Any]) -> str:
     result = gates["notifier"].handler(approval(), CONTEXT)
     assert result["posted"] == "true"
@@ -190,6 +194,7 @@ def test_brief_carries_the_evidence_and_buttons_without_the_token(gates: dict[st
     assert "Cut card-fraud losses" in body
     assert "Approvers: Alice Moreau" in body
     assert "OK  precision 0.9700 (needs >= 0.95, owner Bruno Okafor)" in body
+    assert f"Monitoring reports (staging, this version's traffic): {REPORTS}" in body
     assert "LOW recall 0.5800 (needs >= 0.6, owner Bruno Okafor)" in body
     assert "Data quality: all rules passed" in body
     assert "fraud-loss-rate: target at most 6.0 bps (owner Alice Moreau)" in body

@@ -435,3 +435,29 @@ def test_the_gate_wait_alarm_counts_expired_gates_not_rejections(synth: Any, pro
     ]
     ((target,),) = [rule["Properties"]["Targets"]]
     assert "GateCallback" in json.dumps(target["Arn"])
+
+
+def test_each_brief_links_the_staging_monitoring_reports(synth: Any, product: Any) -> None:
+    """The version under review serves staging: its brief links that environment's reports,
+    in the home artifact bucket, under the engine's reports prefix."""
+    from mlgate.manifest import MonitoringEngine
+    from mlgate.naming import Names
+
+    m = product.manifest
+    home = m.environments.staging
+    notifier = next(
+        f
+        for f in delivery(synth, product).find_resources("AWS::Lambda::Function").values()
+        if "MLGATE_CONTEXT" in f["Properties"].get("Environment", {}).get("Variables", {})
+    )
+    value = notifier["Properties"]["Environment"]["Variables"]["MLGATE_CONTEXT"]
+    if isinstance(value, dict):  # Fn::Join around the topic ARNs, which sit inside strings
+        value = "".join(p if isinstance(p, str) else "token" for p in value["Fn::Join"][1])
+    context = json.loads(value)
+    names = Names.of(m, "staging")
+    bucket = Names.of(m).bucket("artifacts", home.account, home.region)
+    evidently = m.monitoring.engine is MonitoringEngine.EVIDENTLY
+    assert context["monitoring_url"] == (
+        f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?region={home.region}"
+        f"&prefix={names.monitoring_reports(evidently)}/&showversions=false"
+    )

@@ -186,6 +186,7 @@ def brief(context: dict[str, Any], gate: dict[str, Any], approval: dict[str, Any
         # approvalReviewLink embeds the token, which stays out of chat and email.
         "review_link": approval.get("consoleLink", ""),
         "dashboard": context["dashboard_url"],
+        "monitoring": context.get("monitoring_url", ""),
     }
 
 
@@ -213,6 +214,8 @@ def text(b: dict[str, Any]) -> str:
               for r in b["open_risks"]]  # fmt: skip
     lines.append(f"Approve or reject: {b['review_link']}")
     lines.append(f"Dashboard: {b['dashboard']}")
+    if b["monitoring"]:
+        lines.append(f"Monitoring reports (staging, this version's traffic): {b['monitoring']}")
     return "\n".join(lines)
 
 
