@@ -36,7 +36,9 @@ $(STAMPS)/dev: requirements.txt requirements-dev.txt $(STAMPS)/synth
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-$(STAMPS)/node: package.json package-lock.json $(STAMPS)/synth
+# The CLI itself is the target: a node_modules emptied or removed since is installed again.
+CDK_CLI := node_modules/.bin/cdk
+$(CDK_CLI): package.json package-lock.json $(STAMPS)/synth
 	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -47,7 +49,7 @@ $(STAMPS)/system: | $(BIN)/python
 	@command -v java >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
 	@mkdir -p $(STAMPS) && touch $@
 
-setup: $(STAMPS)/synth $(STAMPS)/node  ## install what `make synth` needs
+setup: $(STAMPS)/synth $(CDK_CLI)  ## install what `make synth` needs
 
 setup-dev: setup $(STAMPS)/dev  ## install what `make test` needs
 
