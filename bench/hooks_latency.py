@@ -105,10 +105,18 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
             m.name.value: {"value": 0.97, "standard_deviation": "NaN"}
             for m in world.manifest.metrics.model_metrics
         }
-        boto3.client("s3").put_object(
+        # Where the training pipeline writes a run's evaluation report and test split (label
+        # first, then the payload), which the release hook and the quality gate read.
+        s3 = boto3.client("s3")
+        s3.put_object(
             Bucket="artifacts",
-            Key="training/evaluation.json",
+            Key=f"{world.run_prefix}/evaluation/evaluation.json",
             Body=json.dumps({"binary_classification_metrics": metrics}),
+        )
+        s3.put_object(
+            Bucket="artifacts",
+            Key=f"{world.run_prefix}/test/test.csv",
+            Body="\n".join(f"0,{world.manifest.sample_record}" for _ in range(20)).encode(),
         )
         arn = world.register({})
         world.approve(arn)
@@ -137,8 +145,13 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
         from drift_responder import handler as drift
         from gate_notifier import handler as notifier
         from pipeline_starter import handler as starter
-        from quality_gate import handler as gate
         from release import handler as release
+
+        # The quality gate's SageMaker client is made at import: the stand-in endpoint's.
+        world.endpoint_mode = True
+        from quality_gate import handler as gate
+
+        world.endpoint_mode = False
 
         starter.sagemaker = boto3.client("sagemaker")
         starter.PIPELINE_NAME = "p"
@@ -156,12 +169,16 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
         }
         stack = "mlgate-fraud-detection-staging-serving"
 
-        def verified() -> Any:
+        def on_endpoint(call: Any) -> Any:
+            """DescribeEndpoint answers from the stand-in endpoint during `call`."""
             world.endpoint_mode = True
             try:
-                return verifier.handler(verify, None)
+                return call()
             finally:
                 world.endpoint_mode = False
+
+        def verified() -> Any:
+            return on_endpoint(lambda: verifier.handler(verify, None))
 
         cases: dict[str, Any] = {
             "release (approval delivered again)": lambda: release.handler(
@@ -171,8 +188,9 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
                 world.job(environment="staging", stack=stack), None
             ),
             "deploy_verifier": verified,
-            "quality_gate": lambda: gate.handler(
-                world.job(endpoint="mlgate-fraud-detection-staging"), None
+            # A new job each time, so every call sends the smoke load and judges it.
+            "quality_gate (smoke load judged)": lambda: on_endpoint(
+                lambda: gate.handler(world.job(endpoint="mlgate-fraud-detection-staging"), None)
             ),
             # A new approval request each time, so every call builds and posts a brief.
             "gate_notifier (brief posted)": lambda: notifier.handler(
