@@ -178,7 +178,7 @@ class ModelMonitorSchedules(Construct):
                     dq.MonitoringOutputProperty(
                         s3_output=dq.S3OutputProperty(
                             local_path="/opt/ml/processing/output",
-                            s3_uri=f"{bucket}/monitoring/{env}/data-quality",
+                            s3_uri=f"{bucket}/{self.names.monitoring_reports(False)}",
                             s3_upload_mode="EndOfJob",
                         )
                     )

@@ -91,12 +91,7 @@ class DeployVerifier(HookFunction):
             failures=FailureRouting.of(manifest, "deploy_verifier", key=key, on_call=on_call),
         )
         grant_release_access(self, manifest, accounts.verify_access, names.verify_role)
-        acknowledge(
-            self.policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "The verifier reports to CodePipeline; PutJobSuccessResult and PutJobFailureResult "
-            "support no resource-level permission.",
-        )
+        acknowledge(self.policy, "AwsSolutions-IAM5[Resource::*]", REPORTS_TO_PIPELINE)
 
 
 class QualityGate(HookFunction):

@@ -283,12 +283,10 @@ CONFIG = idempotency.config("id", "params", hours=24)
 
 
 @idempotency.once(data="job", config=CONFIG, prefix="quality_gate.load")
-def measure(*, job: dict[str, Any], now: str) -> dict[str, Any]:
-    """The smoke load on the new fleet, once per job: a retry after a later step failed
-    reuses this measurement and its time, so the verdict it records keeps one audit key."""
+def measure(*, job: dict[str, Any], sample: str, now: str) -> dict[str, Any]:
+    """The smoke load of `sample` on the new fleet, once per job: a retry after a later step
+    failed reuses this measurement and its time, so the verdict keeps one audit key."""
     current = Job(**job)
-    release = read_release(current)
-    sample = sample_uri(release)
     load, endpoint_config = smoke_load(
         current.params["endpoint"], read_sample(s3, sample), settings().requests
     )
@@ -301,7 +299,7 @@ def verdict(*, job: dict[str, Any], now: str) -> dict[str, Any]:
     config = settings()
     current = Job(**job)
     release = read_release(current)
-    measured = measure(job=job, now=now)
+    measured = measure(job=job, sample=sample_uri(release), now=now)
     load = Load(**measured["load"])
     figures = load.figures()
     ok, lines = judge(release, config.thresholds, figures, load, config.requests)
