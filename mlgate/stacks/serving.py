@@ -37,8 +37,7 @@ NO_BASELINE = "s3://no-model-released-yet"  # never read: monitoring waits for a
 # The L3 constructs' own ids are left out of their resources' logical IDs, which stay what they
 # were before the stack was split into constructs: CloudFormation replaces a resource whose
 # logical ID changes, and a replaced endpoint (or custom-named role, alarm, table) is an outage
-# or a failed update.
-TRANSPARENT = frozenset({"Served", "Drift"})
+# or a failed update (see the end of ServingStack.__init__).
 
 
 def logical_id(path: list[str]) -> str:
@@ -197,9 +196,12 @@ class ServingStack(ProductStack):
         )
         self.drift_responder = self.drift.hook
 
-    def _allocate_logical_id(self, cfn_element: cdk.CfnElement) -> str:
-        scopes = cfn_element.node.scopes
-        path = [scope.node.id for scope in scopes[scopes.index(self) + 1 :]]
-        if len(path) > 1 and path[0] in TRANSPARENT:
-            path = path[1:]
-        return logical_id(path)
+        # One pass once everything is built, not an `allocate_logical_id` override: CDK calls
+        # that for every reference it resolves, each call a round trip into Python (2 s of a
+        # 12 s synth). Elements outside the transparent constructs keep CDK's own IDs.
+        below = len(self.node.path.split("/")) + 1  # the path's ids under the stack's child
+        for transparent in (self.served, self.drift):
+            for child in transparent.node.find_all():
+                if isinstance(child, cdk.CfnElement):
+                    path = child.node.path.split("/")[below:]
+                    child.override_logical_id(logical_id(path))
