@@ -52,8 +52,9 @@ class Synth:
         return sorted(self.outdir.glob("*.template.json"))
 
 
-def _synthesize(manifests: list[Any], outdir: Path) -> Synth:
-    """Build and synthesize an app like `cdk synth`; cdk-nag failures raise here."""
+def _synthesize(manifests: list[Any], outdir: Path, *, cfn_validation: bool = True) -> Synth:
+    """Build and synthesize an app like `cdk synth`; cdk-nag failures raise here, and so do
+    CDK's own CloudFormation validation's unless `cfn_validation` is off."""
     import json
 
     import aws_cdk as cdk
@@ -62,7 +63,9 @@ def _synthesize(manifests: list[Any], outdir: Path) -> Synth:
 
     # The same feature flags as `cdk synth` reads from cdk.json, so tests see what deploys.
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    app = cdk.App(outdir=str(outdir), context=context)
+    app = cdk.App(
+        outdir=str(outdir), context=context, builtin_cloud_formation_validation=cfn_validation
+    )
     products = build_app(app, manifests)
     app.synth()
     return Synth(products=products, outdir=outdir)
@@ -205,7 +208,13 @@ def synth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     from mlgate.manifest import load_manifests
 
     _claim_the_one_synthesis(request)
-    return _synthesize(load_manifests(EXAMPLES), tmp_path_factory.mktemp("cdk.out"))
+    # Without CDK's CloudFormation validation (4 s here: its engine's start, then each
+    # template), because these exact templates are validated twice elsewhere in every run:
+    # cfn-lint lints each one (test_compliance), and test_determinism synthesizes the same app
+    # through app.py, as `make synth` does, with CDK's validation on.
+    return _synthesize(
+        load_manifests(EXAMPLES), tmp_path_factory.mktemp("cdk.out"), cfn_validation=False
+    )
 
 
 PRODUCTS = sorted(p.parent.name for p in EXAMPLES.glob("*/manifest.yaml"))

@@ -12,6 +12,7 @@ from aws_cdk.assertions import Match, Template
 
 from mlgate.constructs.evidently import ENTRYPOINT
 from mlgate.manifest import ENV_NAMES, MonitoringEngine, load_manifests
+from mlgate.ml import pipeline
 from mlgate.ml.images import monitoring_image
 from mlgate.schedules import schedule_interval_hours
 
@@ -149,10 +150,17 @@ def model_monitor(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         )
         for m in load_manifests(EXAMPLES)
     ]
-    # A changed manifest would rewrite each example's training definition cache in the
-    # repository; built with the SDK instead, nothing outside the test's folder changes.
+
+    # A changed manifest misses each example's training definition cache, and would rewrite
+    # it in the repository or (uncached) build it with the SDK, seconds a product. Nothing
+    # here reads the training stack: it gets the example's cached definition as it stands.
+    def as_cached(manifest: Any, settings: Any) -> dict[str, Any]:
+        cached = json.loads(manifest.path(str(pipeline.CACHE_FILE)).read_text())
+        found: dict[str, Any] = cached["definition"]
+        return found
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLGATE_PIPELINE_CACHE", "off")
+        patch.setattr(pipeline, "cached_definition", as_cached)
         return _synthesize(manifests, tmp_path_factory.mktemp("model-monitor.out"))
 
 
