@@ -38,9 +38,16 @@ runpy.run_path("app.py", run_name="__main__")
 """
 
 
-def run(code: str | None, target: str, outdir: str, extra: dict[str, str]) -> float:
+def run(
+    code: str | None,
+    target: str,
+    outdir: str,
+    extra: dict[str, str],
+    more_context: dict[str, object] | None = None,
+) -> float:
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     context["manifest"] = target
+    context.update(more_context or {})
     env = {**os.environ, "CDK_OUTDIR": outdir, "CDK_CONTEXT_JSON": json.dumps(context), **extra}
     command = [sys.executable, "app.py"] if code is None else [sys.executable, "-c", code]
     start = time.perf_counter()
@@ -80,6 +87,7 @@ def main() -> None:
         median = statistics.median(values)
         rows.append([name, f"{median:.2f}", f"{median / empty:.2f}"])
     print(table(["app", "seconds", "x empty app"], rows))
+    print(phases(args.repeats, {k: cases[k] for k in list(cases)[:2]}))
     if args.skip_scaling:
         return
     rows = []
@@ -100,6 +108,37 @@ def main() -> None:
             previous = (count, seconds)
     print("\nScaling: products in one app")
     print(table(["products", "seconds", "seconds per extra product"], rows))
+
+
+# CDK's own performance counters (aws-cdk-lib core/lib/app.js writes them to the file named by
+# CDK_PERF_COUNTERS_FILE when a synth is slower per stack than this context value).
+COUNTERS = {
+    "phase:Load": "start until cdk.App() (Python and node start, imports)",
+    "phase:Construction": "cdk.App() until app.synth() (building the constructs)",
+    "phase:Synthesis": "app.synth()",
+    "validateTemplates": "  of which validation (cdk-nag, CloudFormation validation)",
+    "CloudFormationValidate.validate": "    of which CloudFormation validation of the templates",
+}
+
+
+def phases(repeats: int, cases: dict[str, tuple[str | None, str, dict[str, str]]]) -> str:
+    """Where each case's time goes, by CDK's counters (median of `repeats` runs each)."""
+    found: dict[str, dict[str, list[float]]] = {name: {} for name in cases}
+    with tempfile.TemporaryDirectory() as tmp:
+        counters = Path(tmp) / "counters.json"
+        for i in range(repeats):
+            for name, (code, target, extra) in cases.items():
+                env = {**extra, "CDK_PERF_COUNTERS_FILE": str(counters)}
+                slow = {"@aws-cdk/core.slowSynthThreshold": 0}
+                run(code, target, str(Path(tmp) / f"p{i}"), env, slow)
+                values = json.loads(counters.read_text())["counters"]
+                for key in COUNTERS:
+                    found[name].setdefault(key, []).append(values.get(key, 0) / 1000)
+    rows = [
+        [what, *(f"{statistics.median(found[name][key]):.2f}" for name in cases)]
+        for key, what in COUNTERS.items()
+    ]
+    return "\nWhere the time goes (seconds, CDK's counters)\n" + table(["", *cases], rows)
 
 
 if __name__ == "__main__":
