@@ -1,11 +1,18 @@
 """`make rehearse` keeps working for every example product: the offline release reaches prod
-and every fault ends safely."""
+and every fault ends safely.
+
+All the example products are rehearsed by one run of `tools/rehearsal.py examples` (one
+process: Python's imports, Spark's JVM and Evidently's import are paid once); each product's
+assertions read that product's own section of the output only."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -14,22 +21,62 @@ from mlgate.manifest import load_manifest
 from .conftest import PRODUCTS, ROOT
 from .spark_session import submit_args
 
+BANNER = re.compile(r"^=+ (?P<name>\S+) \((?P<number>\d+) of (?P<total>\d+)\) =+$", re.MULTILINE)
+SUMMARY = "\nRehearsed "
 
-@pytest.mark.parametrize("name", PRODUCTS)
-def test_rehearsal_plays_the_release_and_the_faults(name: str) -> None:
-    folder = ROOT / "examples" / name
-    manifest = load_manifest(folder / "manifest.yaml")
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def sections(self) -> dict[str, str]:
+        """Each product's part of the output: from its banner to the next product's banner, or
+        to the run's closing summary."""
+        banners = list(BANNER.finditer(self.stdout))
+        names = [b["name"] for b in banners]
+        assert len(names) == len(set(names)), f"a product rehearsed twice: {names}"
+        summary = self.stdout.rfind(SUMMARY)
+        ends = [b.start() for b in banners[1:]] + [summary if summary >= 0 else len(self.stdout)]
+        return {b["name"]: self.stdout[b.end() : end] for b, end in zip(banners, ends, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def rehearsal() -> Run:
+    """One rehearsal of every example product, in one process."""
     run = subprocess.run(
-        [sys.executable, "tools/rehearsal.py", str(folder)],
+        [sys.executable, "tools/rehearsal.py", str(ROOT / "examples")],
         cwd=ROOT,
         env={**os.environ, "PYSPARK_SUBMIT_ARGS": submit_args()},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=False,
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    out = " ".join(run.stdout.split())  # the timeline wraps long lines
+    return Run(run.returncode, run.stdout, run.stderr)
+
+
+def test_every_example_product_is_rehearsed_once_and_the_exit_code_says_they_passed(
+    rehearsal: Run,
+) -> None:
+    assert sorted(rehearsal.sections()) == PRODUCTS, rehearsal.stdout[-3000:]
+    assert rehearsal.returncode == 0, rehearsal.stdout[-3000:] + rehearsal.stderr[-3000:]
+    assert f"{SUMMARY}{len(PRODUCTS)} products: passed: {', '.join(PRODUCTS)}\n" in rehearsal.stdout
+    assert "FAILED" not in rehearsal.stdout
+
+
+@pytest.mark.parametrize("name", PRODUCTS)
+def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -> None:
+    manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+    section = rehearsal.sections().get(name)
+    assert section is not None, f"no section for {name}: " + rehearsal.stdout[-3000:]
+    # The product's own verdict: its part of the exit code.
+    assert section.rstrip().endswith(f"{name}: rehearsal passed"), (
+        section[-3000:] + rehearsal.stderr[-3000:]
+    )
+    out = " ".join(section.split())  # the timeline wraps long lines
+    assert f"mlgate release rehearsal: {manifest.product.display_name} ({name})" in out
     for line in (
         f"the product's transform ({manifest.data.transform}) ran for real on local Spark",
         "model version registered as PendingManualApproval",
@@ -57,3 +104,46 @@ def test_rehearsal_plays_the_release_and_the_faults(name: str) -> None:
     if manifest.is_remote("prod"):
         account = manifest.environments.prod.account
         assert f"deployer hook in account {account} through its deploy role" in out
+
+
+def test_a_failing_product_fails_the_run_and_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One product failing does not stop the next one; the exit code and the summary say which
+    failed (the products' own rehearsals are stood in for: the run above plays them)."""
+    from tools import rehearsal
+
+    played: list[str] = []
+
+    def rehearse(manifest: Any) -> int:
+        played.append(manifest.product.name)
+        print(f"mlgate release rehearsal: ({manifest.product.name})")
+        return 1 if manifest.product.name == PRODUCTS[0] else 0
+
+    monkeypatch.setattr(rehearsal, "rehearse", rehearse)
+    assert rehearsal.main([str(ROOT / "examples")]) == 1
+    assert played == PRODUCTS
+    out, err = capsys.readouterr()
+    run = Run(1, out, err)
+    assert sorted(run.sections()) == PRODUCTS
+    assert run.sections()[PRODUCTS[0]].rstrip().endswith(f"{PRODUCTS[0]}: rehearsal FAILED")
+    for name in PRODUCTS[1:]:
+        assert run.sections()[name].rstrip().endswith(f"{name}: rehearsal passed")
+    assert f"FAILED: {PRODUCTS[0]}" in out
+    assert f"rehearsal failed for: {PRODUCTS[0]}" in err
+
+
+def test_a_rehearsal_gives_boto3_its_own_clients_back(tmp_path: Any) -> None:
+    """The stand-ins patched into boto3 for one product are gone after it: the next product's
+    world wraps boto3's own factories, not the last product's fakes."""
+    import boto3
+
+    from tools.rehearsal import Rehearsal
+
+    client, session_client = boto3.client, boto3.session.Session.client
+    for name in PRODUCTS:
+        with Rehearsal(tmp_path, load_manifest(ROOT / "examples" / name / "manifest.yaml")):
+            assert boto3.client is not client
+            assert boto3.session.Session.client is not session_client
+        assert boto3.client is client
+        assert boto3.session.Session.client is session_client

@@ -1,5 +1,8 @@
 """`make rehearse MANIFEST=examples/<product>`: a product's whole release flow, offline, with
-the real hooks, as a timeline.
+the real hooks, as a timeline. Given a folder of products (`MANIFEST=examples`), it rehearses
+each in turn in one process (Python's imports, Spark's JVM and Evidently's import are paid
+once), each product in a world of its own: its own moto, temporary folder, region, Spark
+session and freshly imported hooks.
 
 Runs under moto (no AWS account): the product's own ETL transform on local Spark (on its own
 synthetic data), its training scripts (or mlgate's defaults) with a model trained locally, the
@@ -147,30 +150,135 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="tools/rehearsal.py", description=__doc__)
-    parser.add_argument("manifest", nargs="?", help="a product folder or its manifest.yaml")
+    parser.add_argument(
+        "manifest", nargs="?", help="a product folder or its manifest.yaml, or a folder of products"
+    )
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from mlgate.cli import default_target
     from mlgate.manifest import ManifestBatchError, load_manifests
 
     try:
-        (manifest,) = load_manifests(args.manifest or default_target())
+        manifests = load_manifests(args.manifest or default_target())
     except ManifestBatchError as err:
         print("\n".join(err.lines), file=sys.stderr)
         return 1
-    except ValueError:
-        print("rehearse one product at a time: MANIFEST=examples/<product>", file=sys.stderr)
+    if not manifests:
+        print(f"no manifest.yaml under {args.manifest or default_target()}", file=sys.stderr)
         return 1
-    global REGION
-    REGION = manifest.environments.staging.region
-    offline()
+    several = len(manifests) > 1
+    failed: list[str] = []
+    try:
+        for number, manifest in enumerate(manifests, 1):
+            name = manifest.product.name
+            if several:
+                print(f"{SECTION} {name} ({number} of {len(manifests)}) {SECTION}\n", flush=True)
+            if rehearse(manifest) != 0:
+                failed.append(name)
+            if several:
+                verdict = "FAILED" if name in failed else "passed"
+                print(f"\n{name}: rehearsal {verdict}\n", flush=True)
+    finally:
+        stop_spark()
+    if several:
+        passed = [m.product.name for m in manifests if m.product.name not in failed]
+        print(
+            f"Rehearsed {len(manifests)} products: "
+            + "; ".join(
+                part
+                for part in (
+                    f"passed: {', '.join(passed)}" if passed else "",
+                    f"FAILED: {', '.join(failed)}" if failed else "",
+                )
+                if part
+            ),
+            flush=True,
+        )
+    if failed:
+        print(f"rehearsal failed for: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+SECTION = "=" * 20
+"""Around a product's name in the banner that opens its section of a several-product run."""
+
+
+def rehearse(manifest: Any) -> int:
+    """One product's rehearsal, isolated from the products before and after it in this process:
+    its own moto world and temporary folder, its region, the environment as it was before, the
+    hooks imported afresh (they make their clients and read their settings at import) and
+    boto3's clients unpatched after it. A failure is reported and the next product still runs."""
+    import traceback
     import warnings
 
-    warnings.filterwarnings("ignore")
     from moto import mock_aws
 
-    with mock_aws(), tempfile.TemporaryDirectory() as tmp:
-        return Rehearsal(Path(tmp), manifest).run()
+    global REGION
+    REGION = manifest.environments.staging.region
+    environment = dict(os.environ)
+    offline()
+    try:
+        with (
+            warnings.catch_warnings(),
+            mock_aws(),
+            tempfile.TemporaryDirectory() as tmp,
+            Rehearsal(Path(tmp), manifest) as rehearsal,
+        ):
+            warnings.filterwarnings("ignore")
+            return rehearsal.run()
+    except (Exception, SystemExit) as err:  # one product's failure ends its rehearsal only
+        message = str(err) if isinstance(err, SystemExit) else f"{type(err).__name__}: {err}"
+        print(f"\n{manifest.product.name}: the rehearsal stopped: {message}", flush=True)
+        if not isinstance(err, SystemExit):
+            print(f"{manifest.product.name}:", file=sys.stderr)
+            traceback.print_exc()
+        return 1
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+        forget_hooks()
+
+
+def forget_hooks() -> None:
+    """Unload the hooks' modules (and their `shared` package): the next import makes their
+    clients, idempotency stores and settings again, in the next product's world. Powertools
+    keeps its parameter providers (each with its client and cached secrets) process-wide:
+    those go too."""
+    for name, module in list(sys.modules.items()):
+        where = getattr(module, "__file__", None)
+        if where and Path(where).resolve().is_relative_to(LAMBDAS):
+            del sys.modules[name]
+    if "aws_lambda_powertools.utilities.parameters" in sys.modules:
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+_spark: Any = None
+"""The run's local Spark, started by the first product's ETL and kept for the next ones."""
+
+
+def product_spark() -> Any:
+    """A Spark session of the product's own (its own SQL settings, temporary views and UDFs) on
+    the run's one local Spark: the JVM and its SparkContext start once per run."""
+    global _spark
+    if _spark is None:
+        from tools.local_pipeline import local_spark
+
+        # A few thousand rows: one shuffle partition, so each date partition of the curated
+        # data is written as one file, not one per shuffle partition (Spark's fixed cost per
+        # file is most of the write).
+        _spark = local_spark(shuffle_partitions=1)
+    return _spark.newSession()
+
+
+def stop_spark() -> None:
+    global _spark
+    if _spark is not None:
+        _spark.stop()
+        _spark = None
 
 
 class Rehearsal:
@@ -222,7 +330,18 @@ class Rehearsal:
         # can host the calls, the stand-ins above where it cannot.
         boto3.client = client
         boto3.session.Session.client = session_client
+        self._unpatch = (real_client, real_session_client)
         self.posted: list[dict[str, Any]] = []
+
+    def close(self) -> None:
+        """Give boto3 back its own client factories (a later world would wrap these fakes)."""
+        self.boto3.client, self.boto3.session.Session.client = self._unpatch
+
+    def __enter__(self) -> Rehearsal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def release_revision(self) -> str:
         """The S3 version id of release.json as the release pipeline's source records it."""
@@ -380,9 +499,9 @@ class Rehearsal:
             )
 
     def etl(self) -> Path:
-        from tools.local_pipeline import curate_locally, local_spark
+        from tools.local_pipeline import curate_locally
 
-        spark = local_spark()
+        spark = product_spark()
         out = self.work / "processing" / "input"
         result = curate_locally(spark, self.manifest, out, rows=ROWS, seed=42)
         reasons = ", ".join(f"{n} {r}" for r, n in result.quarantine_reasons.items()) or "none"
@@ -394,7 +513,7 @@ class Rehearsal:
             f"{result.curated} rows curated, {result.quarantined} quarantined "
             f"(reasons: {reasons}); data-quality rules checked by Glue DQ {SIMULATED}.",
         )
-        spark.stop()
+        spark.catalog.clearCache()  # what the transform cached is the run's, not the session's
         return out
 
     def train(self, curated: Path) -> dict[str, Any]:
