@@ -7,6 +7,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 MANIFEST ?= examples/fraud-detection
+WORKERS ?= 2
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
@@ -74,7 +75,7 @@ typecheck: $(STAMPS)/dev  ## mypy (strict) on the app, the constructs and the ho
 # --no-loadscope-reorder: xdist hands out the groups in the order tests/conftest.py puts them
 # (heaviest first), not by their number of tests.
 unit: setup-dev $(STAMPS)/system  ## pytest: manifest, stacks, cdk-nag, cfn-lint, hooks, ETL, ML scripts
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
 
 # mypy is one process on one core: it runs beside pytest's two workers rather than before them,
 # filling the core a worker leaves idle while the other finishes its last tests.

@@ -126,18 +126,21 @@ GROUPS: list[tuple[str, set[str]]] = [
     (SYNTH_GROUP, SYNTH_FIXTURES),
     ("rehearsal", {"test_rehearsal.py"}),
     ("ml-runs", {"runs"}),
+    ("model-monitor-app", {"model_monitor"}),
+    ("monitoring-job", {"test_monitoring_job.py", "test_sources.py"}),
     ("etl-curation", {"curation"}),
     ("pipeline-definition", {"built_definition"}),
     ("risky-app", {"risky"}),
 ]
 """xdist groups, heaviest first, each named with the fixtures (or the test file) that put a
 test in it. The tests sharing an expensive fixture built per worker run on one worker, so it
-is built once: the synthesized app, each product's local pipeline run (tests/ml), each
-product's curation (tests/etl), each product's pipeline definition, the careless app of
-test_governance. The rehearsals (a subprocess each, the longest tests) run together. The
-groups are handed out in this order before any ungrouped test (the Makefile turns off xdist's
-own reordering by size), so the two workers start on the two heaviest and no long test is
-left for the end of the run."""
+is built once: the synthesized app, the rehearsal of every example (one subprocess, the
+longest test), each product's local pipeline run (tests/ml), the model-monitor variant app
+(tests/stacks/test_monitoring.py), the monitoring job's tests (Evidently's import alone is
+seconds), each product's curation (tests/etl), each product's pipeline definition, the
+careless app of test_governance. The groups are handed out in this order before any
+ungrouped test (the Makefile turns off xdist's own reordering by size), so the two workers
+start on the two heaviest and no long test is left for the end of the run."""
 
 
 def _group(item: pytest.Item) -> tuple[int, str | None]:
