@@ -987,7 +987,7 @@ class Rehearsal:
         writes capture (hour folders of JSON Lines), under moto's S3, SSM and CloudWatch."""
         from datetime import timedelta
 
-        from mlgate.constructs.evidently import job_arguments
+        from mlgate.monitoring_args import job_arguments
         from mlgate.monitoring_job import run as job
         from mlgate.naming import Names
 
