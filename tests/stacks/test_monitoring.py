@@ -5,6 +5,8 @@ features."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from mlgate.ml import pipeline
 from mlgate.ml.images import monitoring_image
 from mlgate.schedules import schedule_interval_hours
 
-from ..conftest import EXAMPLES, Synth, _synthesize
+from ..conftest import EXAMPLES, ROOT, Synth, _synthesize
 
 MODEL_MONITOR_KINDS = (
     "AWS::SageMaker::MonitoringSchedule",
@@ -256,3 +258,21 @@ def test_the_job_image_is_the_sdk_s_py312_scikit_learn_image(region: str) -> Non
         "sklearn", region=region, version="1.4-2-py312", instance_type="ml.m5.large"
     )
     assert monitoring_image(region) == expected
+
+
+def test_the_job_arguments_are_built_without_cdk() -> None:
+    """The rehearsal builds the job's command line as the Monitoring stack does, without
+    starting jsii's Node runtime: mlgate.monitoring_args must not import aws_cdk."""
+    code = (
+        "import sys\n"
+        "from mlgate.manifest import load_manifests\n"
+        "from mlgate.monitoring_args import job_arguments\n"
+        f"for m in load_manifests({str(EXAMPLES)!r}):\n"
+        "    assert '--features' in job_arguments(m, 'staging', capture_uri='s3://b/c')\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('aws_cdk', 'jsii')))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[]"
