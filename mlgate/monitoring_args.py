@@ -6,10 +6,10 @@ does without starting jsii's Node runtime (about 1.5 s a process)."""
 from __future__ import annotations
 
 from mlgate.manifest import NUMERIC_TYPES, EnvName, Manifest
+from mlgate.ml.pipeline import PROCESSING
 from mlgate.naming import Names
 from mlgate.schedules import schedule_interval_hours
 
-PROCESSING = "/opt/ml/processing"
 REPORT_DIR = f"{PROCESSING}/report"
 
 

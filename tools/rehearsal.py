@@ -174,27 +174,18 @@ def main(argv: list[str] | None = None) -> int:
             name = manifest.product.name
             if several:
                 print(f"{SECTION} {name} ({number} of {len(manifests)}) {SECTION}\n", flush=True)
-            if rehearse(manifest) != 0:
+            passed = rehearse(manifest) == 0
+            if not passed:
                 failed.append(name)
             if several:
-                verdict = "FAILED" if name in failed else "passed"
-                print(f"\n{name}: rehearsal {verdict}\n", flush=True)
+                print(f"\n{name}: rehearsal {'passed' if passed else 'FAILED'}\n", flush=True)
     finally:
         stop_spark()
     if several:
-        passed = [m.product.name for m in manifests if m.product.name not in failed]
-        print(
-            f"Rehearsed {len(manifests)} products: "
-            + "; ".join(
-                part
-                for part in (
-                    f"passed: {', '.join(passed)}" if passed else "",
-                    f"FAILED: {', '.join(failed)}" if failed else "",
-                )
-                if part
-            ),
-            flush=True,
-        )
+        verdicts = [m.product.name for m in manifests if m.product.name not in failed]
+        parts = [f"passed: {', '.join(verdicts)}"] if verdicts else []
+        parts += [f"FAILED: {', '.join(failed)}"] if failed else []
+        print(f"Rehearsed {len(manifests)} products: {'; '.join(parts)}", flush=True)
     if failed:
         print(f"rehearsal failed for: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -40,7 +40,8 @@ from mlgate.constructs.sagemaker_access import (
 from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest
 from mlgate.ml.images import monitoring_image
-from mlgate.monitoring_args import PROCESSING, REPORT_DIR, job_arguments
+from mlgate.ml.pipeline import PROCESSING
+from mlgate.monitoring_args import REPORT_DIR, job_arguments
 from mlgate.naming import Names
 from mlgate.packaging import build_tar_gz
 
