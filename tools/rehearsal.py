@@ -257,11 +257,14 @@ def product_spark() -> Any:
     global _spark
     if _spark is None:
         from tools.local_pipeline import local_spark
+        from tools.spark_classes import driver_java_options
 
         # A few thousand rows: one shuffle partition, so each date partition of the curated
         # data is written as one file, not one per shuffle partition (Spark's fixed cost per
-        # file is most of the write).
-        _spark = local_spark(shuffle_partitions=1)
+        # file is most of the write); a small-data JVM, with the class archive when built.
+        _spark = local_spark(
+            shuffle_partitions=1, **{"spark.driver.extraJavaOptions": driver_java_options()}
+        )
     return _spark.newSession()
 
 

@@ -15,10 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from moto import mock_aws
-from sklearn import metrics as skm
 
-from mlgate.monitoring_job import capture, cloudwatch, quality, run
-
+from ..lazy import lazy
 from .conftest import (
     FEATURE_TYPES,
     FEATURES,
@@ -28,6 +26,12 @@ from .conftest import (
     write_baseline,
     write_capture,
     write_ground_truth,
+)
+
+# Evidently (through run) and scikit-learn load on the worker that runs these tests only.
+skm = lazy("sklearn.metrics")
+capture, cloudwatch, quality, run = (
+    lazy(f"mlgate.monitoring_job.{name}") for name in ("capture", "cloudwatch", "quality", "run")
 )
 
 DIMENSIONS = "Product=demo,Environment=staging"
