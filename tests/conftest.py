@@ -72,29 +72,24 @@ def _synthesize(manifests: list[Any], outdir: Path, *, cfn_validation: bool = Tr
 
 
 def _lint_each_template_once() -> None:
-    """cfn-lint takes seconds per template, and two checks lint the same synthesized templates
-    (the cfn-lint test and the evidence pack's compliance section, which calls
-    `cfnlint.api.lint` itself): each distinct template text is linted once per region set in a
-    worker, and every caller gets that run's findings. Runs with their own rules or
-    configuration are not shared."""
+    """cfn-lint takes about a second per template, and two checks lint the same synthesized
+    templates (the cfn-lint test and the evidence pack's compliance section, both through
+    mlgate.governance.lint): each distinct template text is linted once per region in a
+    worker, and every caller gets that run's findings."""
     import hashlib
 
-    import cfnlint.api  # type: ignore[import-untyped,unused-ignore]
+    from mlgate.governance import lint as cfn
 
-    lint = cfnlint.api.lint
-    found: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+    lint = cfn.lint
+    found: dict[tuple[str, str], list[Any]] = {}
 
-    def lint_once(
-        s: str, rules: Any = None, regions: list[str] | None = None, config: Any = None
-    ) -> list[Any]:
-        if rules is not None or config is not None:
-            return list(lint(s, rules=rules, regions=regions, config=config))
-        key = (hashlib.sha256(s.encode()).hexdigest(), tuple(regions or ()))
+    def lint_once(text: str, region: str) -> list[Any]:
+        key = (hashlib.sha256(text.encode()).hexdigest(), region)
         if key not in found:
-            found[key] = list(lint(s, regions=regions))
+            found[key] = lint(text, region)
         return list(found[key])
 
-    cfnlint.api.lint = lint_once
+    cfn.lint = lint_once  # type: ignore[assignment]
 
 
 _lint_each_template_once()

@@ -9,9 +9,9 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
-from cfnlint.api import lint as cfn_lint  # type: ignore[import-untyped,unused-ignore]
 
 from mlgate.constructs.compliance import acknowledge, enable_compliance_checks
+from mlgate.governance import lint as cfn
 from mlgate.reporting import stack_environments
 
 # cfn-lint rules ignored across mlgate, each with its reason. Keep this list short.
@@ -23,7 +23,7 @@ IGNORED_CFN_LINT_RULES: dict[str, str] = {
 
 def lint(path: Path, region: str = "eu-west-1") -> list[str]:
     """cfn-lint one template for the region it deploys to (resource availability differs)."""
-    matches = cfn_lint(path.read_text(), regions=[region])
+    matches = cfn.lint(path.read_text(), region)
     return [
         f"{path.name}: {m.rule.id} {m.message} ({'/'.join(map(str, m.path))})"
         for m in matches
@@ -146,3 +146,19 @@ def test_the_deputy_check_notices_an_unguarded_topic_policy() -> None:
     policy = {"PolicyDocument": {"Statement": [statement]}}
     template = {"Resources": {"P": {"Type": "AWS::SNS::TopicPolicy", "Properties": policy}}}
     assert unguarded_service_statements(template) == ["P: ['events.amazonaws.com'] sns:Publish"]
+
+
+def test_the_shared_rules_find_what_a_fresh_cfn_lint_finds(synth: Any) -> None:
+    """mlgate.governance.lint keeps one cfn-lint Runner (its loaded rules) per region for many
+    templates, as cfn-lint's command line does: its findings equal `cfnlint.api.lint`'s, which
+    builds a new one per template: on the smallest synthesized template (the others already
+    ran through the shared rules), a broken one and text that is no template at all."""
+    from cfnlint.api import lint as fresh  # type: ignore[import-untyped,unused-ignore]
+
+    texts = sorted((p.read_text() for p in synth.template_files), key=len)[:1]
+    texts.append(json.dumps({"Resources": {"B": {"Type": "AWS::S3::Bucket", "Properties": {}}}}))
+    texts.append("{not json")
+    shared = [[str(m) for m in cfn.lint(text, "eu-west-1")] for text in texts]
+    alone = [[str(m) for m in fresh(text, regions=["eu-west-1"])] for text in texts]
+    assert shared == alone
+    assert any(shared), "the comparison needs templates with findings"

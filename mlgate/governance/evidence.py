@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlgate.governance import lint as cfn
 from mlgate.reporting import Assembly, Reader
 
 
@@ -393,6 +394,4 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
 
 
 def _lint(path: Path, region: str) -> list[str]:
-    from cfnlint.api import lint as cfn_lint
-
-    return [f"{m.rule.id} {m.message}" for m in cfn_lint(path.read_text(), regions=[region])]
+    return [f"{m.rule.id} {m.message}" for m in cfn.lint(path.read_text(), region)]
