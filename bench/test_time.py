@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -32,16 +33,23 @@ BIN = ROOT / ".venv" / "bin"
 def phases(tree: Path, cache: Path) -> dict[str, list[str]]:
     """`make test`'s commands, run in `tree`: pytest as that tree's Makefile runs it, mypy with
     an empty cache."""
+    lines = (tree / "Makefile").read_text().splitlines()
     recipe = next(
-        line.strip()
-        for line in (tree / "Makefile").read_text().splitlines()
-        if line.strip().startswith("$(BIN)/python -m pytest")
+        line.strip() for line in lines if line.strip().startswith("$(BIN)/python -m pytest")
     )
+    # The recipe's make variables with their defaults there (`WORKERS ?= 2`), BIN the venv's.
+    defaults = dict(re.findall(r"^([A-Z_]+) \?= (\S+)$", "\n".join(lines), re.MULTILINE))
+    for name, value in {**defaults, "BIN": str(BIN)}.items():
+        recipe = recipe.replace(f"$({name})", value)
+    if "$(" in recipe:
+        raise SystemExit(
+            f"{tree / 'Makefile'}: a make variable left in the pytest recipe: {recipe}"
+        )
     return {
         "ruff check": [str(BIN / "ruff"), "check", "--no-cache", "."],
         "ruff format": [str(BIN / "ruff"), "format", "--check", "--no-cache", "."],
         "mypy (cold)": [str(BIN / "mypy"), "--cache-dir", str(cache / "mypy")],
-        "pytest": [*recipe.replace("$(BIN)", str(BIN)).split(), "-p", "no:cacheprovider"],
+        "pytest": [*recipe.split(), "-p", "no:cacheprovider"],
     }
 
 
