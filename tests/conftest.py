@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# mlgate and tools import from the project root, however pytest was started.
+sys.path.insert(0, str(ROOT))
 EXAMPLES = ROOT / "examples"
 DEFAULT_MANIFEST = EXAMPLES / "fraud-detection" / "manifest.yaml"
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -247,8 +249,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     return attempts
 
-
-sys.path.insert(0, str(ROOT))
 
 from .spark_session import spark  # noqa: E402  (local Spark for every test that asks for it)
 

@@ -30,8 +30,3 @@ class Lazy:
 
     def __repr__(self) -> str:
         return f"<lazy module {self._name!r}>"
-
-
-def lazy(name: str) -> Any:
-    """`import name`, run at the first public attribute read (see Lazy)."""
-    return Lazy(name)

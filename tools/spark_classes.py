@@ -46,7 +46,7 @@ def workload(archive: Path) -> None:
     """Every example product's curation on ROWS rows, in a JVM that writes the classes it
     loaded to `archive` when it exits; returns once it has exited."""
     sys.path.insert(0, str(ROOT))
-    from mlgate.manifest import load_manifest
+    from mlgate.manifest import load_manifests
     from tools.local_pipeline import curate_locally, local_spark
 
     spark = local_spark(
@@ -60,8 +60,7 @@ def workload(archive: Path) -> None:
         },
     )
     with tempfile.TemporaryDirectory() as scratch:
-        for path in sorted((ROOT / "examples").glob("*/manifest.yaml")):
-            manifest = load_manifest(path)
+        for manifest in load_manifests(ROOT / "examples"):
             out = Path(scratch) / manifest.product.name / "curated"
             curate_locally(spark.newSession(), manifest, out, rows=ROWS, seed=1)
     jvm = spark.sparkContext._gateway.proc

@@ -21,11 +21,11 @@ from mlgate.manifest import load_manifest
 from mlgate.ml.scripts import evaluate, preprocess
 from tools.local_pipeline import Run, curate_locally, script, train_locally
 
-from ..lazy import lazy
+from ..lazy import Lazy
 from ..spark_session import EXAMPLE_MANIFESTS
 
 # Loaded on the worker that runs these tests only (the ml-runs group).
-joblib, xgb, skm = lazy("joblib"), lazy("xgboost"), lazy("sklearn.metrics")
+joblib, xgb, skm = Lazy("joblib"), Lazy("xgboost"), Lazy("sklearn.metrics")
 
 ROWS = {"fraud-detection": 30_000}
 """Raw rows per product, 10,000 unless named here: every check but the thresholds holds at any

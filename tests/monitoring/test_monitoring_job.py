@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from ..lazy import lazy
+from ..lazy import Lazy
 from .conftest import (
     FEATURE_TYPES,
     FEATURES,
@@ -29,9 +29,9 @@ from .conftest import (
 )
 
 # Evidently (through run) and scikit-learn load on the worker that runs these tests only.
-skm = lazy("sklearn.metrics")
+skm = Lazy("sklearn.metrics")
 capture, cloudwatch, quality, run = (
-    lazy(f"mlgate.monitoring_job.{name}") for name in ("capture", "cloudwatch", "quality", "run")
+    Lazy(f"mlgate.monitoring_job.{name}") for name in ("capture", "cloudwatch", "quality", "run")
 )
 
 DIMENSIONS = "Product=demo,Environment=staging"

@@ -13,11 +13,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ..lazy import lazy
+from ..lazy import Lazy
 from .conftest import FEATURE_TYPES, FEATURES, NOW, draw, write_baseline, write_capture
 
 # Evidently (through run) loads on the worker that runs these tests only.
-run, sources = (lazy(f"mlgate.monitoring_job.{name}") for name in ("run", "sources"))
+run, sources = (Lazy(f"mlgate.monitoring_job.{name}") for name in ("run", "sources"))
 
 REGION = "eu-west-1"
 BUCKET = "env-artifacts"
