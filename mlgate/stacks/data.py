@@ -3,6 +3,7 @@ ruleset and the workflow that runs crawl -> curate -> quality check on the manif
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -25,18 +26,24 @@ from mlgate.stacks.foundation import FoundationStack
 from .base import ProductStack
 
 ETL = Path(__file__).resolve().parent.parent / "etl"
-GLUE_TYPES = {
-    "string": glue.Schema.STRING,
-    "int": glue.Schema.INTEGER,
-    "bigint": glue.Schema.BIG_INT,
-    "double": glue.Schema.DOUBLE,
-    "float": glue.Schema.FLOAT,
-    "boolean": glue.Schema.BOOLEAN,
-    "date": glue.Schema.DATE,
-    "timestamp": glue.Schema.TIMESTAMP,
-}
 CURATED_PREFIX = "curated/"
 ETL_ZIP = "etl.zip"
+
+
+@functools.cache
+def glue_types() -> dict[str, glue.Type]:
+    """The manifest's column types as Glue's. A function, not a module constant: reading them
+    is a call to node, and mlgate makes none at import (mlgate/validation_engine.py)."""
+    return {
+        "string": glue.Schema.STRING,
+        "int": glue.Schema.INTEGER,
+        "bigint": glue.Schema.BIG_INT,
+        "double": glue.Schema.DOUBLE,
+        "float": glue.Schema.FLOAT,
+        "boolean": glue.Schema.BOOLEAN,
+        "date": glue.Schema.DATE,
+        "timestamp": glue.Schema.TIMESTAMP,
+    }
 
 
 def etl_zip(manifest: Manifest, build_dir: Path) -> Path:
@@ -100,11 +107,11 @@ class DataStack(ProductStack):
             s3_prefix=CURATED_PREFIX,
             data_format=glue.DataFormat.PARQUET,
             columns=[
-                glue.Column(name=c.name, type=GLUE_TYPES[c.type], comment=c.description or None)
+                glue.Column(name=c.name, type=glue_types()[c.type], comment=c.description or None)
                 for c in schema.data_columns
             ],
             partition_keys=[
-                glue.Column(name=k, type=GLUE_TYPES[schema.column(k).type])
+                glue.Column(name=k, type=glue_types()[schema.column(k).type])
                 for k in schema.partition_keys
             ],
             description=f"Curated data of {manifest.product.display_name} (data.curated)",

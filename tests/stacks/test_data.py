@@ -8,7 +8,7 @@ from aws_cdk.assertions import Match
 
 from mlgate.events import etl_succeeded
 from mlgate.naming import Names
-from mlgate.stacks.data import GLUE_TYPES, dqdl
+from mlgate.stacks.data import dqdl, glue_types
 
 
 def data(synth: Any, product: Any) -> Any:
@@ -144,10 +144,10 @@ def test_the_curated_table_is_the_manifest_schema(synth: Any, product: Any) -> N
     (table,) = data(synth, product).find_resources("AWS::Glue::Table").values()
     described = table["Properties"]["TableInput"]
     columns = [(c["Name"], c["Type"]) for c in described["StorageDescriptor"]["Columns"]]
-    assert columns == [(c.name, GLUE_TYPES[c.type].input_string) for c in schema.data_columns]
+    assert columns == [(c.name, glue_types()[c.type].input_string) for c in schema.data_columns]
     keys = [(c["Name"], c["Type"]) for c in described.get("PartitionKeys", [])]
     assert keys == [
-        (k, GLUE_TYPES[schema.column(k).type].input_string) for k in schema.partition_keys
+        (k, glue_types()[schema.column(k).type].input_string) for k in schema.partition_keys
     ]
 
 
