@@ -22,14 +22,7 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     Refuses an app-wide acknowledgment and a short, generic reason: an acknowledgment is
     evidence for the architecture review and has to explain this resource.
     """
-    if isinstance(scope, (cdk.App, cdk.Stage)):
-        raise ValueError(f"{rule_id}: acknowledge on the resource, not app-wide")
-    if len(reason.strip()) < MIN_REASON_LENGTH:
-        raise ValueError(
-            f"{rule_id} on {scope.node.path}: the reason must explain this resource "
-            f"(at least {MIN_REASON_LENGTH} characters), got {reason!r}"
-        )
-    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+    acknowledge_each(scope, {rule_id: reason})
 
 
 def acknowledge_findings(scope: IConstruct, findings: list[str], reason: str) -> None:
@@ -38,8 +31,23 @@ def acknowledge_findings(scope: IConstruct, findings: list[str], reason: str) ->
     cdk-nag 3 reports each IAM5 wildcard separately (`AwsSolutions-IAM5[Action::s3:List*]`);
     a CDK grant on one bucket produces several of them for the same cause.
     """
-    for finding in findings:
-        acknowledge(scope, finding, reason)
+    acknowledge_each(scope, dict.fromkeys(findings, reason))
+
+
+def acknowledge_each(scope: IConstruct, reasons: dict[str, str]) -> None:
+    """Acknowledge findings on one resource, each with its own reason, as `acknowledge` does
+    one: in one call to CDK (each call is a round trip to node)."""
+    for rule_id, reason in reasons.items():
+        if isinstance(scope, (cdk.App, cdk.Stage)):
+            raise ValueError(f"{rule_id}: acknowledge on the resource, not app-wide")
+        if len(reason.strip()) < MIN_REASON_LENGTH:
+            raise ValueError(
+                f"{rule_id} on {scope.node.path}: the reason must explain this resource "
+                f"(at least {MIN_REASON_LENGTH} characters), got {reason!r}"
+            )
+    cdk.Validations.of(scope).acknowledge(
+        *(cdk.Acknowledgment(id=rule_id, reason=reason) for rule_id, reason in reasons.items())
+    )
 
 
 def bucket_grant_findings(bucket_logical_id: str, *, write: bool) -> list[str]:

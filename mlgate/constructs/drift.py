@@ -12,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge, acknowledge_findings
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable, on_call_owner
 from mlgate.manifest import EnvName, Manifest
 from mlgate.naming import Names, role_arn
@@ -109,13 +109,12 @@ class DriftResponder(Construct):
             "The drift responder publishes its drift metric; cloudwatch:PutMetricData takes no "
             f"resource ARN and is limited to the {DRIFT_METRICS_NAMESPACE} namespace.",
         )
-        for action in ("GenerateDataKey*", "ReEncrypt*"):
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Action::kms:{action}]",
-                "The drift responder writes cool-down records to its KMS-encrypted table and "
-                "publishes to the encrypted on-call topic.",
-            )
+        acknowledge_findings(
+            policy,
+            KEY_GRANT_FINDINGS,
+            "The drift responder writes cool-down records to its KMS-encrypted table and "
+            "publishes to the encrypted on-call topic.",
+        )
         self.rule = events.Rule(
             self,
             "DriftDetected",

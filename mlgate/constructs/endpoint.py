@@ -13,7 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.sagemaker_access import decrypt_released_versions, pull_images
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine, RolloutPolicy, SloKind
 from mlgate.naming import Names, pascal
@@ -289,29 +289,26 @@ class MonitoredEndpoint(Construct):
             )
         )
         policy = role.node.find_child("DefaultPolicy")
-        acknowledge(
+        acknowledge_each(
             policy,
-            f"AwsSolutions-IAM5[Resource::{alarms}]",
-            "SageMaker's deployment guardrails read the state of this environment's alarms "
-            "with the model role during a blue/green update; alarm names carry the product "
-            "and environment.",
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::{capture}]",
-            "SageMaker writes data capture files with the model role, under this environment's "
-            "capture prefix only; object keys carry the date and hour.",
-        )
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "The model role pulls its container image; ecr:GetAuthorizationToken supports no "
-            "resource-level permission (the image repositories themselves are named).",
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::{home_artifacts}/training/{product}/*]",
-            "The model role reads model artifacts the training pipeline wrote under this "
-            "product's training prefix; object keys include the execution id.",
+            {
+                f"AwsSolutions-IAM5[Resource::{alarms}]": (
+                    "SageMaker's deployment guardrails read the state of this environment's "
+                    "alarms with the model role during a blue/green update; alarm names carry "
+                    "the product and environment."
+                ),
+                f"AwsSolutions-IAM5[Resource::{capture}]": (
+                    "SageMaker writes data capture files with the model role, under this "
+                    "environment's capture prefix only; object keys carry the date and hour."
+                ),
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "The model role pulls its container image; ecr:GetAuthorizationToken supports "
+                    "no resource-level permission (the image repositories themselves are named)."
+                ),
+                f"AwsSolutions-IAM5[Resource::{home_artifacts}/training/{product}/*]": (
+                    "The model role reads model artifacts the training pipeline wrote under this "
+                    "product's training prefix; object keys include the execution id."
+                ),
+            },
         )
         return role

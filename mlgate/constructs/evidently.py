@@ -30,7 +30,7 @@ from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.endpoint import VARIANT, capture_prefix, reports_prefix
 from mlgate.constructs.sagemaker_access import (
     decrypt_released_versions,
@@ -341,10 +341,13 @@ class EvidentlyMonitor(Construct):
         if ground_truth:
             bucket, _, prefix = ground_truth.removeprefix("s3://").partition("/")
             findings[f"arn:aws:s3:::{bucket}/{prefix}*"] = "labels in the ground-truth prefix"
-        for resource, reason in findings.items():
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::{resource}]",
-                f"Evidently monitor role of {product} {env}: {reason}.",
-            )
+        acknowledge_each(
+            policy,
+            {
+                f"AwsSolutions-IAM5[Resource::{resource}]": (
+                    f"Evidently monitor role of {product} {env}: {reason}."
+                )
+                for resource, reason in findings.items()
+            },
+        )
         return role

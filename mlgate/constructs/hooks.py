@@ -19,7 +19,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
-from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge
+from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge, acknowledge_findings
 from mlgate.manifest import Manifest
 from mlgate.naming import Names
 
@@ -226,13 +226,12 @@ class HookFunction(Construct):
 
     def _acknowledge_dead_letter_key_grant(self) -> None:
         """CDK's send grant on a KMS-encrypted queue expands to key wildcards."""
-        for finding in KEY_GRANT_FINDINGS:
-            acknowledge(
-                self.role.node.find_child("DefaultPolicy"),
-                finding,
-                f"The {self.hook} hook's failed events are sent to its KMS-encrypted dead-letter "
-                "queue; CDK's send grant on the product key expands to these actions.",
-            )
+        acknowledge_findings(
+            self.role.node.find_child("DefaultPolicy"),
+            KEY_GRANT_FINDINGS,
+            f"The {self.hook} hook's failed events are sent to its KMS-encrypted dead-letter "
+            "queue; CDK's send grant on the product key expands to these actions.",
+        )
 
     @property
     def policy(self) -> IConstruct:

@@ -16,7 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.compliance import acknowledge, acknowledge_each
 from mlgate.constructs.endpoint import capture_prefix
 from mlgate.constructs.sagemaker_access import (
     decrypt_released_versions,
@@ -136,12 +136,15 @@ class ModelMonitorSchedules(Construct):
         if ground_truth:
             bucket, _, prefix = ground_truth.removeprefix("s3://").partition("/")
             findings[f"arn:aws:s3:::{bucket}/{prefix}*"] = "labels in the ground-truth prefix"
-        for resource, reason in findings.items():
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::{resource}]",
-                f"Model Monitor role of {product} {env}: {reason}.",
-            )
+        acknowledge_each(
+            policy,
+            {
+                f"AwsSolutions-IAM5[Resource::{resource}]": (
+                    f"Model Monitor role of {product} {env}: {reason}."
+                )
+                for resource, reason in findings.items()
+            },
+        )
         for action in ("GenerateDataKey*", "ReEncrypt*"):
             acknowledge(
                 policy,

@@ -18,7 +18,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlgate import accounts
-from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.compliance import acknowledge, acknowledge_each
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable
 from mlgate.gates import thresholds
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest
@@ -49,8 +49,7 @@ def grant_release_access(
         statements, findings = access(manifest, env)
         for statement in statements:
             hook.role.add_to_policy(statement)
-        for finding, reason in findings.items():
-            acknowledge(hook.policy, finding, reason)
+        acknowledge_each(hook.policy, findings)
 
 
 class Deployer(HookFunction):
@@ -222,10 +221,17 @@ class ReleaseHook(HookFunction):
             ),
             targets=[targets.LambdaFunction(self.function, retry_attempts=2)],
         )
-        for resource, reason in {
+        reasons = {
             reports: "reads the version's evaluation report",
             packages: "describes versions of this product's model package group",
-        }.items():
-            acknowledge(self.policy, f"AwsSolutions-IAM5[Resource::{resource}]",
-                        f"Release hook of {names.product}: {reason}.")  # fmt: skip
+        }
+        acknowledge_each(
+            self.policy,
+            {
+                f"AwsSolutions-IAM5[Resource::{resource}]": (
+                    f"Release hook of {names.product}: {why}."
+                )
+                for resource, why in reasons.items()
+            },
+        )
         self.acknowledge_key_grant("writes release.json and the audit trail encrypted")

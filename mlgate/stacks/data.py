@@ -17,7 +17,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mlgate import events as mlgate_events
-from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.storage import SecureBucket
 from mlgate.manifest import Manifest
 from mlgate.packaging import build_zip
@@ -397,7 +397,7 @@ class DataStack(ProductStack):
         policy = self.role.node.find_child("DefaultPolicy")
         raw = self.get_logical_id(self.raw.node.default_child)  # type: ignore[arg-type]
         curated = self.get_logical_id(self.curated.node.default_child)  # type: ignore[arg-type]
-        for finding, reason in {
+        reasons = {
             "Action::s3:GetBucket*": "read the raw and curated buckets of this product",
             "Action::s3:GetObject*": "read the raw and curated buckets of this product",
             "Action::s3:List*": "list the raw and curated buckets of this product",
@@ -417,9 +417,13 @@ class DataStack(ProductStack):
             f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{self.account}-{self.region}/*": (
                 "read the job scripts CDK uploads to the bootstrap asset bucket"
             ),
-        }.items():
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[{finding}]",
-                f"Glue role of {self.product}: {reason} (CDK grant or service contract).",
-            )
+        }
+        acknowledge_each(
+            policy,
+            {
+                f"AwsSolutions-IAM5[{finding}]": (
+                    f"Glue role of {self.product}: {reason} (CDK grant or service contract)."
+                )
+                for finding, reason in reasons.items()
+            },
+        )

@@ -17,7 +17,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from mlgate import accounts
-from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.hooks import IdempotencyTable
 from mlgate.constructs.service_access import ServiceKey, ServiceTopic
 from mlgate.constructs.storage import AccessLogBucket, SecureBucket
@@ -185,6 +185,5 @@ class EnvironmentFoundationStack(SiteStack):
         for statement in statements:
             role.add_to_policy(statement)
         policy = role.node.find_child("DefaultPolicy")
-        for finding, reason in findings.items():
-            acknowledge(policy, finding, reason)
+        acknowledge_each(policy, findings)
         return role

@@ -19,7 +19,7 @@ from constructs import Construct
 
 from mlgate import accounts, naming
 from mlgate import events as mlgate_events
-from mlgate.constructs.compliance import acknowledge
+from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest
@@ -381,9 +381,10 @@ class TrainingStack(ProductStack):
         }
         reasons[f"Resource::{curated}/curated/*"] = "read the curated data only"
         reasons[f"Resource::{artifacts}/{prefix}/*"] = "write under the training prefix"
-        for finding, reason in reasons.items():
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[{finding}]",
-                f"SageMaker execution role of {product}: {reason}.",
-            )
+        acknowledge_each(
+            policy,
+            {
+                f"AwsSolutions-IAM5[{finding}]": f"SageMaker execution role of {product}: {reason}."
+                for finding, reason in reasons.items()
+            },
+        )
