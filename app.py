@@ -21,7 +21,7 @@ def main() -> None:
     fresh_outdir = outdir is not None and not Path(outdir).exists()
     app = cdk.App()
     # Node builds CDK's CloudFormation validation engine while Python imports mlgate and reads
-    # the manifests below (mlgate/validation_engine.py): about a second less per synth.
+    # the manifests below (mlgate/validation_engine.py): about half a second less per synth.
     engine = start_validation_engine()
     from mlgate.app import build_app
     from mlgate.manifest import ManifestBatchError, load_manifests
