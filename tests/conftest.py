@@ -182,6 +182,29 @@ def pytest_collection_modifyitems(
         items.sort(key=lambda item: ranks[id(item)])
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """An xdist worker skips the interpreter's teardown once its session has ended.
+
+    After its last test a worker spent seconds exiting (every module it imported torn down:
+    CDK's, moto's, Spark's, Evidently's; jsii's and PySpark's exit handlers) while the whole
+    run waited for it: about 7 s of the suite's wall time. By now the worker has sent its
+    results and xdist has closed its channel. Registered last, this exit handler runs first;
+    the node and JVM processes the worker started exit by themselves when their stdin closes
+    (jsii's runtime and PySpark's gateway server both do; no process or Spark temporary folder
+    is left behind). A worker that fails before this point keeps Python's own exit and status.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import atexit
+
+        atexit.register(_exit_without_teardown)
+
+
+def _exit_without_teardown() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _claim_the_one_synthesis(request: pytest.FixtureRequest) -> None:
     """Under `--dist loadgroup` the app is synthesized by one worker only: the first worker to
     build it leaves a marker beside every worker's temporary folder (xdist gives each worker a
