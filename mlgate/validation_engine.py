@@ -56,7 +56,6 @@ class ValidationEngine:
         )
         process = None if off else _node_process()
         if process is None:
-            self._done.set()
             return self
         send = process.send
         worker = threading.Thread(target=self._build, name="mlgate-validation-engine", daemon=True)
@@ -87,7 +86,6 @@ class ValidationEngine:
 
     def wait(self) -> None:
         """Wait for the engine, and put jsii's pipe back as it was."""
-        self._done.wait()
         if self._thread is not None:
             self._thread.join()
         self._restore()

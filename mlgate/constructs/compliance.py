@@ -37,9 +37,9 @@ def acknowledge_findings(scope: IConstruct, findings: list[str], reason: str) ->
 def acknowledge_each(scope: IConstruct, reasons: dict[str, str]) -> None:
     """Acknowledge findings on one resource, each with its own reason, as `acknowledge` does
     one: in one call to CDK (each call is a round trip to node)."""
+    if isinstance(scope, (cdk.App, cdk.Stage)):
+        raise ValueError(f"{', '.join(reasons)}: acknowledge on the resource, not app-wide")
     for rule_id, reason in reasons.items():
-        if isinstance(scope, (cdk.App, cdk.Stage)):
-            raise ValueError(f"{rule_id}: acknowledge on the resource, not app-wide")
         if len(reason.strip()) < MIN_REASON_LENGTH:
             raise ValueError(
                 f"{rule_id} on {scope.node.path}: the reason must explain this resource "

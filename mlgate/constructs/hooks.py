@@ -281,12 +281,11 @@ class HookFunction(Construct):
         )
 
     def acknowledge_key_grant(self, why: str) -> None:
-        for action in ("GenerateDataKey*", "ReEncrypt*"):
-            acknowledge(
-                self.policy,
-                f"AwsSolutions-IAM5[Action::kms:{action}]",
-                f"The hook {why}; CDK's grant on the product key expands to these actions.",
-            )
+        acknowledge_findings(
+            self.policy,
+            KEY_GRANT_FINDINGS,
+            f"The hook {why}; CDK's grant on the product key expands to these actions.",
+        )
 
     def _use_key_via(self, key: kms.IKey, service: str) -> None:
         self.role.add_to_policy(

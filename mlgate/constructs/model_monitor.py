@@ -16,7 +16,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlgate.constructs.compliance import acknowledge, acknowledge_each
+from mlgate.constructs.compliance import (
+    KEY_GRANT_FINDINGS,
+    acknowledge_each,
+    acknowledge_findings,
+)
 from mlgate.constructs.endpoint import capture_prefix
 from mlgate.constructs.sagemaker_access import (
     decrypt_released_versions,
@@ -145,13 +149,12 @@ class ModelMonitorSchedules(Construct):
                 for resource, reason in findings.items()
             },
         )
-        for action in ("GenerateDataKey*", "ReEncrypt*"):
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Action::kms:{action}]",
-                f"Model Monitor role of {product} {env}: writes reports encrypted with "
-                "the product key (CDK's encrypt/decrypt grant).",
-            )
+        acknowledge_findings(
+            policy,
+            KEY_GRANT_FINDINGS,
+            f"Model Monitor role of {product} {env}: writes reports encrypted with "
+            "the product key (CDK's encrypt/decrypt grant).",
+        )
         return role
 
     def _schedules(
