@@ -2,7 +2,9 @@
 cdk-nag and CDK's template validation on), against an empty CDK app with one empty stack
 measured interleaved in the same run: the ratio is the figure. Also each example product alone
 and both together, the levers one at a time (the pipeline-definition cache, the exit without
-teardown), and how synth time grows with the number of products.
+teardown, the validation engine's early start, jsii's node: its flag, its relay, its code
+cache), and how synth time grows with the number of products. The warm-up runs fill the caches
+(the pipeline definitions, jsii's code cache) as a user's first synth does.
 
 Usage: .venv/bin/python bench/synth_time.py [--repeats N] [--skip-scaling]
 """
@@ -81,8 +83,14 @@ def main() -> None:
         "fraud-detection, node's default garbage collector": (
             None, str(DEFAULT_PRODUCT), {"MLGATE_NODE_TUNING": "off"}
         ),
-        # mlgate's node flag given to the empty app too: what the flag alone does to CDK.
-        "empty CDK app, node with mlgate's flag": (
+        "fraud-detection, jsii's relay process kept": (
+            None, str(DEFAULT_PRODUCT), {"MLGATE_JSII_DIRECT": "off"}
+        ),
+        "fraud-detection, no code cache": (
+            None, str(DEFAULT_PRODUCT), {"MLGATE_JSII_CODE_CACHE": "off"}
+        ),
+        # mlgate's node set-up given to the empty app too: what it alone does to CDK.
+        "empty CDK app, jsii's node as mlgate runs it": (
             EMPTY_APP, str(DEFAULT_PRODUCT), {"JSII_NODE": str(LAUNCHER), "MLGATE_JSII_NODE": node}
         ),
     }  # fmt: skip

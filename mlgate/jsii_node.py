@@ -1,15 +1,24 @@
-"""Start jsii's node with V8's garbage collector on node's own thread.
+"""Start jsii's node the way a synth on a small machine wants it.
 
 jsii runs every CDK call in one node process, started at `import aws_cdk` from `$JSII_NODE`
 (or `node`), with no way to pass V8 flags: NODE_OPTIONS refuses `--single-threaded-gc`.
 `use_tuned_node()`, called before that import, points JSII_NODE at mlgate/jsii-node, which
-runs the same node with that flag.
+runs the same node, with three changes (each has a switch, so bench/synth_time.py measures
+each in the same run):
 
-Why: by default V8 collects garbage on helper threads beside node's main thread. A synth on
-two cores has Python building constructs on one while node works on the other, and the helper
-threads take CPU from both: node's CloudFormation validation engine starts in 1.5 to 1.7 s by
-default and in 1.1 to 1.3 s with the flag, and the default product's synth took 7.8 s with it
-against 9.4 s without (bench/synth_time.py, same run).
+- V8 collects garbage on node's main thread (`--single-threaded-gc`), not on helper threads
+  that take CPU from Python, which builds the constructs on the other core meanwhile. Node's
+  CloudFormation validation engine starts in 1.1 to 1.3 s with the flag against 1.5 to 1.7 s
+  without. `MLGATE_NODE_TUNING=off` turns off all three.
+- node runs jsii's kernel itself, on the pipes Python made (mlgate/jsii-node says how), instead
+  of jsii's relay: a second node process that copies each of a synth's thousands of requests
+  and answers between Python and the kernel. `MLGATE_JSII_DIRECT=off` keeps the relay.
+- a V8 code cache keyed by content for the 25 MB of JavaScript a synth loads
+  (mlgate/jsii-preload.cjs), in ~/.cache/mlgate/jsii-code-cache. `MLGATE_JSII_CODE_CACHE=off`
+  turns it off, `MLGATE_JSII_CODE_CACHE=DIR` moves it.
+
+The default product's synth took 7.4 s with all three against 8.5 s with the flag alone
+(bench/synth_time.py, same run).
 """
 
 from __future__ import annotations
@@ -22,9 +31,9 @@ LAUNCHER = Path(__file__).resolve().parent / "jsii-node"
 
 
 def use_tuned_node() -> None:
-    """Before `import aws_cdk`: jsii's node is the same one, started with the flag. Does
+    """Before `import aws_cdk`: jsii's node is the same one, started by mlgate/jsii-node. Does
     nothing where a shell script cannot stand in for node (Windows), or when
-    MLGATE_NODE_TUNING=off (bench/synth_time.py measures the difference)."""
+    MLGATE_NODE_TUNING=off."""
     if os.name != "posix" or os.environ.get("MLGATE_NODE_TUNING") == "off":
         return
     if os.environ.get("JSII_NODE") == str(LAUNCHER):
