@@ -1,15 +1,17 @@
 """Start jsii's node the way a synth on a small machine wants it.
 
 jsii runs every CDK call in one node process, started at `import aws_cdk` from `$JSII_NODE`
-(or `node`), with no way to pass V8 flags: NODE_OPTIONS refuses `--single-threaded-gc`.
+(or `node`), with no way to pass V8 flags: NODE_OPTIONS refuses `--single-threaded`.
 `use_tuned_node()`, called before that import, points JSII_NODE at mlgate/jsii-node, which
 runs the same node, with three changes (each has a switch, so bench/synth_time.py measures
 each in the same run):
 
-- V8 collects garbage on node's main thread (`--single-threaded-gc`), not on helper threads
-  that take CPU from Python, which builds the constructs on the other core meanwhile. Node's
-  CloudFormation validation engine starts in 1.1 to 1.3 s with the flag against 1.5 to 1.7 s
-  without. `MLGATE_NODE_TUNING=off` turns off all three.
+- V8 runs no helper threads (`--single-threaded`): it collects garbage and compiles optimized
+  and WebAssembly code on node's main thread, not on threads that take CPU from Python, which
+  builds the constructs on the other core meanwhile. `--single-threaded-gc` alone (the garbage
+  collector only) was 0.6 s slower a synth (bench/synth_time.py's A/B, 8 runs each); a larger
+  young generation (`--max-semi-space-size=32`) was no faster. `MLGATE_NODE_TUNING=off` turns
+  off all three changes.
 - node runs jsii's kernel itself, on the pipes Python made (mlgate/jsii-node says how), instead
   of jsii's relay: a second node process that copies each of a synth's thousands of requests
   and answers between Python and the kernel. `MLGATE_JSII_DIRECT=off` keeps the relay.

@@ -91,7 +91,7 @@ print(calls)
     assert run.stdout.strip() == "[]", run.stdout
 
 
-def test_jsii_runs_node_with_the_collector_on_its_own_thread() -> None:
+def test_jsii_runs_node_without_v8_helper_threads() -> None:
     """conftest.py sets up jsii's node as app.py does (mlgate/jsii_node.py): the node process
     this worker talks to is the real node (the launcher exec'd it), run with the flag."""
     if os.name != "posix" or os.environ.get("MLGATE_NODE_TUNING") == "off":
@@ -100,4 +100,4 @@ def test_jsii_runs_node_with_the_collector_on_its_own_thread() -> None:
     pid = Kernel().provider._process._process.pid
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert Path(os.fsdecode(argv[0])).resolve() == Path(os.environ["MLGATE_JSII_NODE"]).resolve()
-    assert b"--single-threaded-gc" in argv
+    assert b"--single-threaded" in argv
