@@ -3,7 +3,7 @@ guardrails that roll back on the SLO alarms, and autoscaling."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnCondition, Duration, Stack
+from aws_cdk import CfnCondition, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -13,6 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from mlgate import durations
 from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.sagemaker_access import decrypt_released_versions, pull_images
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine, RolloutPolicy, SloKind
@@ -160,7 +161,7 @@ class MonitoredEndpoint(Construct):
             metric_name=name,
             dimensions_map={"EndpointName": self.endpoint_name, "VariantName": VARIANT},
             statistic=statistic,
-            period=Duration.seconds(period),
+            period=durations.seconds(period),
         )
 
     def _rollback_alarms(self, on_call: sns.ITopic) -> list[cloudwatch.Alarm]:
@@ -185,7 +186,7 @@ class MonitoredEndpoint(Construct):
                         "errors": self._endpoint_metric(errors, "Sum", p),
                         "invocations": self._endpoint_metric("Invocations", "Sum", p),
                     },
-                    period=Duration.seconds(p),
+                    period=durations.seconds(p),
                     label=f"{errors} / Invocations",
                 )
                 threshold = slo.threshold
@@ -246,8 +247,8 @@ class MonitoredEndpoint(Construct):
             "InvocationsPerInstance",
             target_value=bounds.target_invocations_per_instance,
             predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
-            scale_in_cooldown=Duration.minutes(5),
-            scale_out_cooldown=Duration.minutes(1),
+            scale_in_cooldown=durations.minutes(5),
+            scale_out_cooldown=durations.minutes(1),
         )
         return target
 

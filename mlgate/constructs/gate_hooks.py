@@ -4,7 +4,7 @@ one. Each owns its environment, grants and cdk-nag acknowledgments."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -18,6 +18,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
+from mlgate import durations
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.endpoint import reports_prefix
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable
@@ -274,7 +275,7 @@ class GateCallback(HookFunction):
                 metric_name="GateExpired",
                 dimensions_map={"Pipeline": names.release_pipeline()},
                 statistic="Sum",
-                period=Duration.minutes(5),
+                period=durations.minutes(5),
             ),
             threshold=0,
             evaluation_periods=1,

@@ -19,6 +19,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
+from mlgate import durations
 from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge, acknowledge_findings
 from mlgate.manifest import Manifest
 from mlgate.naming import Names
@@ -162,7 +163,7 @@ class HookFunction(Construct):
             description=description,
             role=self.role,
             log_group=self.log_group,
-            timeout=timeout or Duration.seconds(30),
+            timeout=timeout or durations.seconds(30),
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrency,
             on_failure=self._dead_letters(hook, failures) if failures else None,
@@ -194,7 +195,7 @@ class HookFunction(Construct):
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=failures.key,
             enforce_ssl=True,
-            retention_period=Duration.days(14),
+            retention_period=durations.days(14),
         )
         acknowledge(
             self.dead_letters,
@@ -213,7 +214,7 @@ class HookFunction(Construct):
                 f"Owner: {failures.owner}. Runbook: {failures.runbook}"
             ),
             metric=self.dead_letters.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5), statistic="Maximum"
+                period=durations.minutes(5), statistic="Maximum"
             ),
             threshold=0,
             evaluation_periods=1,

@@ -19,6 +19,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
+from mlgate import durations
 from mlgate.constructs.drift import DRIFT_METRICS_NAMESPACE
 from mlgate.manifest import Contact, Direction, EnvName, Manifest, MonitoringEngine, SloKind
 from mlgate.naming import Names, pascal
@@ -89,7 +90,7 @@ class ProductMonitoring(Construct):
             self,
             "Dashboard",
             dashboard_name=self.names.dashboard(),
-            default_interval=Duration.hours(24),
+            default_interval=durations.hours(24),
         )
         self._header()
         self._business_tier()
@@ -203,7 +204,7 @@ class ProductMonitoring(Construct):
                 metric_name=kpi.metric_name,
                 dimensions_map={"Product": self.product, "Environment": self.env},
                 statistic="Average",
-                period=Duration.hours(1),
+                period=durations.hours(1),
             )
             word = "at least" if kpi.direction is Direction.AT_LEAST else "at most"
             widgets.append(
@@ -263,7 +264,7 @@ class ProductMonitoring(Construct):
                         namespace="Glue Data Quality",
                         metric_name=f"glue.data.quality.rules.{outcome}",
                         statistic="Maximum",
-                        period=Duration.days(1),
+                        period=durations.days(1),
                     )
                     for outcome in ("passed", "failed")
                 ],
@@ -286,7 +287,7 @@ class ProductMonitoring(Construct):
     @property
     def _run_period(self) -> Duration:
         """One monitoring run per period: the schedule's interval."""
-        return Duration.hours(schedule_interval_hours(self.manifest.monitoring.schedule))
+        return durations.hours(schedule_interval_hours(self.manifest.monitoring.schedule))
 
     def _live_model_metrics(self, evidently: bool) -> list[cw.IWidget]:
         """Live model metrics against ground truth, with their thresholds and alarms; none
@@ -316,7 +317,7 @@ class ProductMonitoring(Construct):
                     metric_name=m.name.value,
                     dimensions_map={"Endpoint": self.endpoint, "MonitoringSchedule": schedule},
                     statistic="Average",
-                    period=Duration.hours(1),
+                    period=durations.hours(1),
                 )
             )
             word = "at least" if m.direction is Direction.AT_LEAST else "at most"
@@ -439,7 +440,7 @@ class ProductMonitoring(Construct):
             metric_name="DriftViolations",
             dimensions_map={"Endpoint": self.endpoint},
             statistic="Sum",
-            period=Duration.hours(1),
+            period=durations.hours(1),
         )
         self._drift_alarm(
             violations,
@@ -464,7 +465,7 @@ class ProductMonitoring(Construct):
                             ).monitoring_schedule("data-quality"),
                         },
                         statistic="Maximum",
-                        period=Duration.hours(1),
+                        period=durations.hours(1),
                         label=column,
                     )
                     for column in self.manifest.payload_columns[:MAX_DRIFT_LINES]
@@ -485,7 +486,7 @@ class ProductMonitoring(Construct):
             metric_name=name,
             dimensions_map={"EndpointName": self.endpoint, "VariantName": self.variant},
             statistic=statistic,
-            period=Duration.minutes(1),
+            period=durations.minutes(1),
         )
 
     def _system_tier(self, glue_jobs: list[str], pipeline: str | None, hooks: list[Hook]) -> None:
@@ -556,7 +557,7 @@ class ProductMonitoring(Construct):
                             metric_name=name,
                             dimensions_map={"PipelineName": pipeline},
                             statistic="Sum",
-                            period=Duration.hours(1),
+                            period=durations.hours(1),
                         )
                         for name in ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed")
                     ],
@@ -575,7 +576,7 @@ class ProductMonitoring(Construct):
                             metric_name="glue.driver.aggregate.numFailedTasks",
                             dimensions_map={"JobName": job, "JobRunId": "ALL", "Type": "count"},
                             statistic="Sum",
-                            period=Duration.hours(1),
+                            period=durations.hours(1),
                         )
                     ],
                     right=[
@@ -584,7 +585,7 @@ class ProductMonitoring(Construct):
                             metric_name="glue.driver.aggregate.elapsedTime",
                             dimensions_map={"JobName": job, "JobRunId": "ALL", "Type": "count"},
                             statistic="Maximum",
-                            period=Duration.hours(1),
+                            period=durations.hours(1),
                         )
                     ],
                     width=12,
@@ -599,8 +600,8 @@ class ProductMonitoring(Construct):
                 cw.GraphWidget(
                     title=f"Hook {hook.name}: errors and throttles{owner}",
                     left=[
-                        hook.function.metric_errors(period=Duration.minutes(5)),
-                        hook.function.metric_throttles(period=Duration.minutes(5)),
+                        hook.function.metric_errors(period=durations.minutes(5)),
+                        hook.function.metric_throttles(period=durations.minutes(5)),
                     ],
                     width=6,
                     height=5,
@@ -611,7 +612,7 @@ class ProductMonitoring(Construct):
                 what=f"hook-{hook.name.replace('_', '-')}-errors",
                 severity=WARNING,
                 owner=on_call,
-                metric=hook.function.metric_errors(period=Duration.minutes(5)),
+                metric=hook.function.metric_errors(period=durations.minutes(5)),
                 threshold=0,
                 comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 # A hook that did not run has not failed.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -17,7 +17,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlgate import accounts
+from mlgate import accounts, durations
 from mlgate.constructs.compliance import acknowledge, acknowledge_each
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable
 from mlgate.gates import thresholds
@@ -66,7 +66,7 @@ class Deployer(HookFunction):
             description="Updates a Serving stack with the released model version",
             environment={},
             role_name=names.deployer_role(),
-            timeout=Duration.minutes(1),
+            timeout=durations.minutes(1),
             failures=FailureRouting.of(manifest, "deployer", key=key, on_call=on_call),
         )
         grant_release_access(self, manifest, accounts.deploy_access, names.deploy_role)
@@ -124,7 +124,7 @@ class QualityGate(HookFunction):
             },
             # The smoke load is sequential and bounded (manifest: serving.smoke_requests, at
             # most 500, each with a short read timeout): two minutes cover it with retries.
-            timeout=Duration.minutes(2),
+            timeout=durations.minutes(2),
             failures=FailureRouting.of(manifest, "quality_gate", key=key, on_call=on_call),
         )
         self.make_idempotent(idempotency)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_kms as kms
@@ -14,6 +14,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
+from mlgate import durations
 from mlgate.constructs.compliance import (
     KEY_GRANT_FINDINGS,
     acknowledge,
@@ -172,7 +173,7 @@ class ReleasePipeline(Construct):
             action_name="Approve",
             notification_topic=topic,
             additional_information=gate_summary(self.manifest, gate),
-            timeout=Duration.hours(gate.timeout_hours),
+            timeout=durations.hours(gate.timeout_hours),
         )
 
     def _acknowledge_grants(self, artifacts: s3.IBucket, invoked: dict[str, HookFunction]) -> None:

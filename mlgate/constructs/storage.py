@@ -8,6 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from mlgate import durations
 from mlgate.constructs.compliance import acknowledge
 
 
@@ -31,8 +32,8 @@ class AccessLogBucket(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    expiration=cdk.Duration.days(retention_days),
-                    noncurrent_version_expiration=cdk.Duration.days(30),
+                    expiration=durations.days(retention_days),
+                    noncurrent_version_expiration=durations.days(30),
                 )
             ],
         )
@@ -77,8 +78,8 @@ class SecureBucket(Construct):
             event_bridge_enabled=event_bridge,
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    noncurrent_version_expiration=cdk.Duration.days(noncurrent_days),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                    noncurrent_version_expiration=durations.days(noncurrent_days),
+                    abort_incomplete_multipart_upload_after=durations.days(7),
                 )
             ],
         )

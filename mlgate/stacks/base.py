@@ -42,6 +42,10 @@ class ProductStack(cdk.Stack):
             ),
         )
         self.manifest = manifest
+        self.target = target
+        """The manifest's account and region for this stack. CDK's `self.account` and
+        `self.region` are the same strings (a concrete environment), but each read of those is
+        a round trip to jsii's node: read these instead."""
         self.env_name = env_name
         self.product = product
         self.names = Names(product, env_name)
@@ -56,7 +60,7 @@ class ProductStack(cdk.Stack):
 
     def bucket_name(self, purpose: str) -> str:
         """Globally unique and predictable: product, purpose, account, region."""
-        return self.names.bucket(purpose, str(self.account), str(self.region))
+        return self.names.bucket(purpose, self.target.account, self.target.region)
 
     def bucket_arn(self, purpose: str) -> str:
         return f"arn:aws:s3:::{self.bucket_name(purpose)}"

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import aws_cdk as cdk
-from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
@@ -16,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlgate import durations
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.storage import SecureBucket
@@ -167,7 +167,7 @@ class DataStack(ProductStack):
                 enabled=True, log_group=self.job_log_group, quiet=True
             ),
             "worker_configuration": workers,
-            "timeout": Duration.minutes(data.etl_timeout_minutes),
+            "timeout": durations.minutes(data.etl_timeout_minutes),
             "max_concurrent_runs": 1,
             "max_retries": 0,
         }
@@ -257,7 +257,7 @@ class DataStack(ProductStack):
         self.raw.grant_read(role)
         self.curated.grant_read_write(role)
         foundation.key.grant_encrypt_decrypt(role)
-        glue_arn = f"arn:aws:glue:{self.region}:{self.account}"
+        glue_arn = f"arn:aws:glue:{self.target.region}:{self.target.account}"
         catalog = [
             f"{glue_arn}:catalog",
             f"{glue_arn}:database/{self.database_name}",
@@ -284,7 +284,7 @@ class DataStack(ProductStack):
             iam.PolicyStatement(
                 actions=["glue:GetDataQualityRuleset", "glue:PublishDataQuality"],
                 resources=[
-                    f"arn:aws:glue:{self.region}:{self.account}:dataQualityRuleset/"
+                    f"arn:aws:glue:{self.target.region}:{self.target.account}:dataQualityRuleset/"
                     f"{self.name('quality-rules')}"
                 ],
             )
@@ -294,7 +294,7 @@ class DataStack(ProductStack):
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                          "logs:AssociateKmsKey"],
                 resources=[
-                    f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws-glue/*"
+                    f"arn:aws:logs:{self.target.region}:{self.target.account}:log-group:/aws-glue/*"
                 ],
             )
         )  # fmt: skip
@@ -397,6 +397,7 @@ class DataStack(ProductStack):
         policy = self.role.node.find_child("DefaultPolicy")
         raw = self.get_logical_id(self.raw.node.default_child)  # type: ignore[arg-type]
         curated = self.get_logical_id(self.curated.node.default_child)  # type: ignore[arg-type]
+        region, account = self.target.region, self.target.account
         reasons = {
             "Action::s3:GetBucket*": "read the raw and curated buckets of this product",
             "Action::s3:GetObject*": "read the raw and curated buckets of this product",
@@ -408,13 +409,13 @@ class DataStack(ProductStack):
             "Action::kms:GenerateDataKey*": "encrypt outputs, logs and bookmarks with the key",
             "Action::kms:ReEncrypt*": "re-encrypt objects under the product key",
             "Resource::*": "cloudwatch:PutMetricData has no resource ARN; namespace-conditioned",
-            f"Resource::arn:aws:glue:{self.region}:{self.account}:table/{self.database_name}/*": (
+            f"Resource::arn:aws:glue:{region}:{account}:table/{self.database_name}/*": (
                 "tables of this product's database"
             ),
-            f"Resource::arn:aws:logs:{self.region}:{self.account}:log-group:/aws-glue/*": (
+            f"Resource::arn:aws:logs:{region}:{account}:log-group:/aws-glue/*": (
                 "Glue writes crawler and job logs under /aws-glue/, created by the service"
             ),
-            f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{self.account}-{self.region}/*": (
+            f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{account}-{region}/*": (
                 "read the job scripts CDK uploads to the bootstrap asset bucket"
             ),
         }

@@ -8,7 +8,7 @@ release hooks assume to deploy and verify it.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -16,7 +16,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from mlgate import accounts
+from mlgate import accounts, durations
 from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.hooks import IdempotencyTable
 from mlgate.constructs.service_access import ServiceKey, ServiceTopic
@@ -42,19 +42,19 @@ class SiteStack(ProductStack):
             description=f"Encrypts every data store of the {self.product} ML product{what}",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
-            pending_window=Duration.days(30),
+            pending_window=durations.days(30),
         )
         # CloudWatch Logs encrypts the product's log groups (Glue jobs, hooks) with this key.
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                principals=[iam.ServicePrincipal(f"logs.{self.target.region}.amazonaws.com")],
                 actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                          "kms:Describe*"],
                 resources=["*"],
                 conditions={
                     "ArnLike": {
                         "kms:EncryptionContext:aws:logs:arn":
-                            f"arn:aws:logs:{self.region}:{self.account}:log-group:*"
+                            f"arn:aws:logs:{self.target.region}:{self.target.account}:log-group:*"
                     }
                 },
             )
@@ -68,7 +68,7 @@ class SiteStack(ProductStack):
                 ],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+                conditions={"StringEquals": {"aws:SourceAccount": self.target.account}},
             )
         )
         self.access_logs = AccessLogBucket(self, "AccessLogs").bucket
@@ -128,7 +128,9 @@ class FoundationStack(SiteStack):
                 principals=[principal],
                 actions=["kms:Decrypt", "kms:DescribeKey"],
                 resources=["*"],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{self.target.region}.amazonaws.com"}
+                },
             )
         )
 
@@ -180,7 +182,7 @@ class EnvironmentFoundationStack(SiteStack):
             assumed_by=trusted,
             description=f"Assumed by the {self.product} release pipeline's hook from the home "
             f"account: {what}",
-            max_session_duration=Duration.hours(1),
+            max_session_duration=durations.hours(1),
         )
         for statement in statements:
             role.add_to_policy(statement)

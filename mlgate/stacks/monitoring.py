@@ -104,7 +104,7 @@ class MonitoringStack(ProductStack):
             ),
         )
         cdk.Aspects.of(self).add(ConditionOn(released, MODEL_MONITOR_RESOURCES))
-        images = image_uris(manifest, self.region)
+        images = image_uris(manifest, self.target.region)
         self.model_monitor = ModelMonitorSchedules(
             self,
             "ModelMonitor",

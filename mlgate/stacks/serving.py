@@ -148,7 +148,7 @@ class ServingStack(ProductStack):
             ),
         )
         cdk.Aspects.of(self).add(ConditionOn(has_model, NEEDS_A_MODEL))
-        images = image_uris(manifest, self.region)
+        images = image_uris(manifest, self.target.region)
         artifacts = site.bucket_name("artifacts")
         # Released versions (model artifacts, baselines) live in the home artifact bucket.
         home_artifacts = foundation.bucket_arn("artifacts")
@@ -192,7 +192,7 @@ class ServingStack(ProductStack):
             on_call=site.on_call_topic,
             idempotency=site.idempotency,
             reports_uri=f"s3://{artifacts}/{reports_prefix(manifest, env_name)}",
-            **drift_trigger(manifest, env_name, str(self.region), str(self.account)),
+            **drift_trigger(manifest, env_name, str(self.target.region), str(self.target.account)),
         )
         self.drift_responder = self.drift.hook
 

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import aws_cdk as cdk
-from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -17,7 +16,7 @@ from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlgate import accounts, naming
+from mlgate import accounts, durations, naming
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
@@ -121,13 +120,15 @@ class TrainingStack(ProductStack):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Runs this product's training pipeline and its jobs, nothing else",
         )
-        images = authored.image_uris(manifest, self.region)
+        images = authored.image_uris(manifest, self.target.region)
         # The SDK parses S3 URIs and ARNs, so it is given stand-ins for CloudFormation values
         # (the key ARN, asset URLs) that are swapped back into the JSON after. A stand-in URL
         # ends in the asset's real object name (its hash and extension, as CDK's default
         # synthesizer uploads it): Processing downloads the script under that name, and the
         # SDK builds the job's entry point from the URL's last part.
-        key_stand_in = f"arn:aws:kms:{self.region}:{self.account}:key/mlgate-placeholder"
+        key_stand_in = (
+            f"arn:aws:kms:{self.target.region}:{self.target.account}:key/mlgate-placeholder"
+        )
         deploy_time = {key_stand_in: foundation.key.key_arn}
         stand_in: dict[str, str] = {}
         for name, asset in scripts.items():
@@ -135,9 +136,9 @@ class TrainingStack(ProductStack):
             stand_in[name] = url
             deploy_time[url] = asset.s3_object_url
         settings = authored.PipelineSettings(
-            region=self.region,
+            region=self.target.region,
             # A literal ARN: the SDK resolves anything else through IAM, over the network.
-            role_arn=f"arn:aws:iam::{self.account}:role/{role_name}",
+            role_arn=f"arn:aws:iam::{self.target.account}:role/{role_name}",
             bucket=foundation.bucket_name("artifacts"),
             prefix=prefix,
             kms_key_arn=key_stand_in,
@@ -214,7 +215,7 @@ class TrainingStack(ProductStack):
         responder, and only it, start the pipeline."""
         account = self.manifest.environment(env).account
         group = self.names.model_package_group()
-        arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
+        arn = f"arn:aws:sagemaker:{self.target.region}:{self.target.account}"
         policy = self.group.model_package_group_policy or {"Version": "2012-10-17",
                                                            "Statement": []}  # fmt: skip
         policy["Statement"].extend(
@@ -246,7 +247,7 @@ class TrainingStack(ProductStack):
             role_name=self.names.retrain_role(env),
             assumed_by=accounts.trusted_roles(account, self.names.drift_role(env)),
             description=f"Assumed by the {env} drift responder ({account}) to start retraining",
-            max_session_duration=Duration.hours(1),
+            max_session_duration=durations.hours(1),
         )
         role.add_to_policy(start_training(self.manifest))
         return role
@@ -280,7 +281,8 @@ class TrainingStack(ProductStack):
         )  # fmt: skip
         for script in scripts.values():
             script.grant_read(role)
-        arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
+        home = self.target
+        arn = f"arn:aws:sagemaker:{home.region}:{home.account}"
         product = self.product
         role.add_to_policy(
             iam.PolicyStatement(
@@ -325,7 +327,7 @@ class TrainingStack(ProductStack):
         )
         repositories = sorted(
             {
-                f"arn:aws:ecr:{self.region}:{uri.split('.')[0]}:repository/"
+                f"arn:aws:ecr:{self.target.region}:{uri.split('.')[0]}:repository/"
                 f"{uri.split('/', 1)[1].split(':')[0]}"
                 for uri in images.values()
             }
@@ -339,7 +341,7 @@ class TrainingStack(ProductStack):
         role.add_to_policy(
             iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
         )
-        logs = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*"
+        logs = f"arn:aws:logs:{home.region}:{home.account}:log-group:/aws/sagemaker/*"
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -375,7 +377,7 @@ class TrainingStack(ProductStack):
             f"Resource::{arn}:model-package/{Names(product).model_package_group()}/*": (
                 "versions in this product's model package group"
             ),
-            f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{self.account}-{self.region}/*": (
+            f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{home.account}-{home.region}/*": (
                 "read the pipeline's scripts and contract CDK uploaded"
             ),
         }
