@@ -14,20 +14,22 @@ import aws_cdk as cdk
 
 
 @cache
+def _made(unit: str, amount: float) -> cdk.Duration:
+    made: cdk.Duration = getattr(cdk.Duration, unit)(amount)
+    return made
+
+
 def seconds(amount: float) -> cdk.Duration:
-    return cdk.Duration.seconds(amount)
+    return _made("seconds", amount)
 
 
-@cache
 def minutes(amount: float) -> cdk.Duration:
-    return cdk.Duration.minutes(amount)
+    return _made("minutes", amount)
 
 
-@cache
 def hours(amount: float) -> cdk.Duration:
-    return cdk.Duration.hours(amount)
+    return _made("hours", amount)
 
 
-@cache
 def days(amount: float) -> cdk.Duration:
-    return cdk.Duration.days(amount)
+    return _made("days", amount)
