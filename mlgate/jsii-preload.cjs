@@ -67,7 +67,7 @@ function privateCacheDir() {
   }
 }
 
-const cacheDir = process.platform === 'win32' ? undefined : privateCacheDir();
+const cacheDir = privateCacheDir(); // mlgate/jsii-node, a POSIX shell script, loads this file
 if (cacheDir !== undefined) {
   const compile = Module.prototype._compile;
   const wrapperStart = Module.wrapper[0];

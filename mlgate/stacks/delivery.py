@@ -59,7 +59,7 @@ class DeliveryStack(ProductStack):
             key=key,
             access_logs=foundation.access_logs,
             log_prefix="releases/",
-            bucket_name=names.bucket("releases", self.target.account, self.target.region),
+            bucket_name=self.bucket_name("releases"),
         ).bucket
         self.pipeline_artifacts = SecureBucket(
             self,

@@ -192,7 +192,7 @@ class ServingStack(ProductStack):
             on_call=site.on_call_topic,
             idempotency=site.idempotency,
             reports_uri=f"s3://{artifacts}/{reports_prefix(manifest, env_name)}",
-            **drift_trigger(manifest, env_name, str(self.target.region), str(self.target.account)),
+            **drift_trigger(manifest, env_name, self.target.region, self.target.account),
         )
         self.drift_responder = self.drift.hook
 
