@@ -9,9 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
+from mlgate.jsii_checks import skip_jsii_type_checks
 from mlgate.jsii_node import use_tuned_node
 
 use_tuned_node()  # before aws_cdk's import starts node: mlgate/jsii_node.py says why
+skip_jsii_type_checks()  # before aws_cdk's import too: mlgate/jsii_checks.py says why
 
 # The two imports below mostly wait, with the GIL released, while node loads their jsii
 # assemblies (about half a second). mlgate's manifest models (pydantic; about 0.4 s of Python

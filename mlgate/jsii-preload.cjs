@@ -44,16 +44,16 @@ process.stderr.write = relayAs('stderr');
 //    (`cachedDataRejected`), which is then made again. Entries are written at exit, after the
 //    run, so they hold the functions V8 compiled lazily too.
 //    MLGATE_JSII_CODE_CACHE=off turns it off; MLGATE_JSII_CODE_CACHE=DIR puts it in DIR.
-function privateCacheDir() {
-  const setting = process.env.MLGATE_JSII_CODE_CACHE;
+function privateCacheDir(variable, name, sub) {
+  const setting = process.env[variable];
   if (setting === 'off') return undefined;
   const cacheHome = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  const root = setting || path.join(cacheHome, 'mlgate', 'jsii-code-cache');
-  const dir = path.join(root, `${process.version}-${process.arch}`);
+  const root = setting || path.join(cacheHome, 'mlgate', name);
+  const dir = path.join(root, sub);
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // Cached code runs as this user: like jsii's own package cache, use only a folder no other
-    // user can write to.
+    // What is cached is run or believed as this user: like jsii's own package cache, use only
+    // a folder no other user can write to.
     for (const folder of [root, dir]) {
       const stat = fs.statSync(folder);
       if (stat.uid !== process.getuid() || (stat.mode & 0o022) !== 0) {
@@ -62,12 +62,15 @@ function privateCacheDir() {
     }
     return dir;
   } catch (err) {
-    process.stderr.write(`mlgate: jsii code cache off: ${err.message}\n`);
+    process.stderr.write(`mlgate: ${name} off: ${err.message}\n`);
     return undefined;
   }
 }
 
-const cacheDir = privateCacheDir(); // mlgate/jsii-node, a POSIX shell script, loads this file
+// mlgate/jsii-node, a POSIX shell script, loads this file
+const cacheDir = privateCacheDir(
+  'MLGATE_JSII_CODE_CACHE', 'jsii-code-cache', `${process.version}-${process.arch}`,
+);
 if (cacheDir !== undefined) {
   const compile = Module.prototype._compile;
   const wrapperStart = Module.wrapper[0];
@@ -128,4 +131,310 @@ function requireFor(mod) {
   require.extensions = Module._extensions;
   require.cache = Module._cache;
   return require;
+}
+
+// The kernel reads each request from fd 3 (fs.readSync). Parts 4 and 5 start at the first
+// request for a `cdk.App`: in a program that builds an app, not in one that only imports CDK.
+const APP_REQUESTS = ['"fqn": "aws-cdk-lib.App"', '"fqn":"aws-cdk-lib.App"'];
+const onApp = []; // run once the kernel has read that request
+const onNextWait = []; // run when the kernel next waits for a request, its answer written
+let appSeen = false;
+const readSync = fs.readSync;
+fs.readSync = function readSyncWatching(fd, buffer, offset, ...rest) {
+  if (fd === 3 && onNextWait.length > 0) {
+    for (const run of onNextWait.splice(0)) run();
+  }
+  const count = readSync.call(this, fd, buffer, offset, ...rest);
+  if (fd === 3 && !appSeen && count > 0) {
+    const start = typeof offset === 'number' ? offset : 0;
+    const read = buffer.subarray(start, start + count);
+    if (APP_REQUESTS.some((request) => read.includes(request))) {
+      appSeen = true;
+      for (const run of onApp.splice(0)) run();
+    }
+  }
+  return count;
+};
+
+// 4. CDK's CloudFormation validation engine on a worker thread. aws-cdk-lib's
+//    CloudFormationValidatePlugin builds @aws/cloudformation-validate's engine (WebAssembly) on
+//    node's main thread: 1.4 s in which no jsii call is answered, then about 0.07 s a template.
+//    Here a worker thread starts building it at the first `cdk.App()`, on the core Python
+//    leaves idle while it waits for node; the plugin gets a stand-in module whose engine
+//    forwards each call to the worker and waits for its answer (Atomics.wait): the same engine,
+//    config, templates and options, so the same report, and the same errors, thrown where the
+//    engine throws them. The engine built ahead has the plugin's default config and is only
+//    handed to an engine asked for with that config (compared as JSON); another config gets its
+//    own engine, built when asked for. CDK_VALIDATION=false (nothing is validated) or
+//    MLGATE_VALIDATION_WORKER=off: no worker, and the plugin loads the module itself.
+const VALIDATE = '@aws/cloudformation-validate';
+const CDK_LIB = `${path.sep}aws-cdk-lib${path.sep}`;
+let engineHost; // undefined: not started yet; null: no worker
+
+if (process.env.CDK_VALIDATION !== 'false' && process.env.MLGATE_VALIDATION_WORKER !== 'off') {
+  let cdkModule; // the first of aws-cdk-lib's modules to load another: where to resolve from
+  let cdkRoot;
+  const host = () => {
+    if (engineHost === undefined && cdkModule !== undefined) {
+      engineHost = startEngineHost(cdkModule, cdkRoot);
+    }
+    return engineHost;
+  };
+  onApp.push(host);
+  const load = Module._load;
+  Module._load = function loadWithValidationWorker(request, parent, isMain) {
+    const from = parent && parent.filename;
+    if (cdkModule === undefined && typeof from === 'string' && from.includes(CDK_LIB)) {
+      cdkModule = parent;
+      cdkRoot = from.slice(0, from.indexOf(CDK_LIB) + CDK_LIB.length);
+    }
+    if (request === VALIDATE && typeof from === 'string' && cdkRoot !== undefined
+        && from.startsWith(cdkRoot) && host()) {
+      return engineHost.module(() => load.call(this, request, parent, isMain));
+    }
+    return load.call(this, request, parent, isMain);
+  };
+}
+
+// The config CloudFormationValidatePlugin gives its engine when constructed without props
+// (core/lib/validation/cloudformation-validate-plugin.js, defaultRegoRules).
+function defaultValidationConfig(root) {
+  const rulesDir = path.join(root, 'core', 'lib', 'validation', 'rules');
+  const regoRules = fs
+    .readdirSync(rulesDir)
+    .filter((f) => f.endsWith('.rego'))
+    .sort()
+    .map((f) => ({ name: f, content: fs.readFileSync(path.join(rulesDir, f), 'utf-8') }));
+  return regoRules.length > 0 ? { regoRules } : {};
+}
+
+function startEngineHost(parent, root) {
+  let worker;
+  try {
+    const modulePath = Module._resolveFilename(VALIDATE, parent);
+    const config = defaultValidationConfig(root);
+    const { Worker, MessageChannel } = require('worker_threads');
+    // [0] bumped after each answer; [1] set once the worker has stopped
+    const signal = new Int32Array(new SharedArrayBuffer(8));
+    const { port1, port2 } = new MessageChannel();
+    worker = new Worker(path.join(__dirname, 'jsii-validation-worker.cjs'), {
+      workerData: {
+        port: port2,
+        signal,
+        modulePath,
+        config,
+        resultsDir: privateCacheDir('MLGATE_VALIDATION_CACHE', 'cfn-validation-cache', 'v1'),
+      },
+      transferList: [port2],
+      execArgv: [], // none of this file's changes in there
+    });
+    worker.unref(); // never what keeps node running once Python is done
+    return { root, module: validationModule(port1, signal, JSON.stringify(config)) };
+  } catch (err) {
+    if (worker !== undefined) worker.terminate();
+    process.stderr.write(`mlgate: validation engine on node's main thread: ${err.message}\n`);
+    return null;
+  }
+}
+
+// What the plugin uses of @aws/cloudformation-validate (CompositeEngine, TemplateFile, version),
+// run in the worker; anything else comes from the module itself, loaded here when first used.
+function validationModule(port, signal, defaultKey) {
+  const { receiveMessageOnPort } = require('worker_threads');
+  let seq = 0;
+
+  function call(op, args, wait) {
+    const mine = ++seq;
+    port.postMessage({ seq: mine, op, args });
+    if (!wait) return undefined; // its error, if any, is thrown by the engine's next call
+    for (;;) {
+      const seen = Atomics.load(signal, 0);
+      const got = receiveMessageOnPort(port);
+      if (got !== undefined) {
+        if (got.message.seq !== mine) continue; // the answer to a call nobody waits for
+        if ('error' in got.message) throw got.message.error;
+        return got.message.value;
+      }
+      if (Atomics.load(signal, 1) !== 0) {
+        throw new Error(`mlgate: the CloudFormation validation worker stopped (during ${op})`);
+      }
+      Atomics.wait(signal, 0, seen);
+    }
+  }
+
+  class TemplateFile {
+    constructor(file) {
+      this.path = file;
+    }
+
+    readBytes() {
+      return fs.readFileSync(this.path);
+    }
+  }
+
+  let engines = 0;
+  class CompositeEngine {
+    constructor(config) {
+      this.id = ++engines;
+      // the default config's engine is being built already: no wait; another waits, so a config
+      // the engine refuses throws here, as the module's own constructor would
+      call('create', { id: this.id, config }, JSON.stringify(config) !== defaultKey);
+    }
+
+    validateTemplate(template, config) {
+      const spec = template instanceof TemplateFile
+        ? { path: template.path }
+        : { content: template.readBytes(), name: template.name };
+      return call('validateTemplate', { id: this.id, template: spec, options: config ?? {} }, true);
+    }
+
+    validateStandard(template, config) {
+      return this.validateTemplate(template, { ...config, detailLevel: 'STANDARD' });
+    }
+
+    validateDetailed(template, config) {
+      return this.validateTemplate(template, { ...config, detailLevel: 'DETAILED' });
+    }
+
+    listRules() {
+      return call('listRules', { id: this.id }, true);
+    }
+
+    engineName() {
+      return call('engineName', { id: this.id }, true);
+    }
+
+    free() {
+      call('free', { id: this.id }, false);
+    }
+  }
+
+  const own = { CompositeEngine, TemplateFile, version: () => call('version', {}, true) };
+  return (loadReal) => {
+    let real;
+    return new Proxy(own, {
+      get(target, name) {
+        if (Object.hasOwn(target, name)) return target[name];
+        real ??= loadReal();
+        return real[name];
+      },
+    });
+  };
+}
+
+// 5. aws-cdk-lib's modules loaded ahead, while node would only wait. aws-cdk-lib loads each of
+//    its modules when first used, so a synth's build stops some 500 times for node to load one
+//    (0.5 s for the default product) while Python waits. Yet right after `cdk.App()`, app.py
+//    imports mlgate and reads the manifests for about a second without calling node. So the
+//    files the previous run of the same program (the parent's command line and folder) loaded
+//    after its first `cdk.App()` are listed in the code cache's folder, and node loads them, in
+//    the same order, when it next waits for a request after that `cdk.App()`: the modules CDK
+//    would load, earlier. The list is written again at exit: the files CDK loaded itself, and
+//    those loaded ahead that CDK then asked for (so one no longer used drops out). A file that
+//    fails to load stops the list (CDK then loads it and reports its error itself).
+//    MLGATE_JSII_PREFETCH=off turns it off.
+if (cacheDir !== undefined && process.env.MLGATE_JSII_PREFETCH !== 'off') {
+  const KERNEL_MODULES = `${path.sep}node_modules${path.sep}`;
+  const WEEK_MS = 7 * 24 * 3600 * 1000;
+  let listFile;
+  try {
+    const parent = fs.readFileSync(`/proc/${process.ppid}/cmdline`);
+    const key = crypto.createHash('sha256').update(parent).update('\0').update(process.cwd());
+    listFile = path.join(cacheDir, `modules-${key.digest('hex').slice(0, 32)}.json`);
+  } catch {
+    listFile = undefined; // no /proc: no way to tell one program from another
+  }
+  let prefix; // <jsii's folder>/node_modules/, where it puts aws-cdk-lib and the others
+  let state = 'waiting'; // -> 'due' (cdk.App() asked for) -> 'loading' -> 'done'
+  const loadedByCdk = [];
+  const loadedAhead = []; // [module, file], in the order they were loaded
+  const ahead = new WeakMap(); // a module's exports -> its file, for the files loaded ahead
+  const usedAhead = new Set();
+
+  const compileRecorded = Module.prototype._compile;
+  Module.prototype._compile = function compileAndRecord(content, filename, format) {
+    if (prefix === undefined && filename.includes(`${KERNEL_MODULES}aws-cdk-lib${path.sep}`)) {
+      prefix = filename.slice(0, filename.indexOf(KERNEL_MODULES) + KERNEL_MODULES.length);
+    }
+    const result = compileRecorded.call(this, content, filename, format);
+    if (state !== 'waiting' && prefix !== undefined && filename.startsWith(prefix)) {
+      const relative = filename.slice(prefix.length);
+      if (state === 'loading') loadedAhead.push([this, relative]);
+      else loadedByCdk.push(relative);
+    }
+    return result;
+  };
+
+  const requireModule = Module.prototype.require;
+  Module.prototype.require = function requireNoting(id) {
+    const exported = requireModule.call(this, id);
+    if (state === 'done' && exported !== null
+        && (typeof exported === 'object' || typeof exported === 'function')) {
+      const file = ahead.get(exported);
+      if (file !== undefined) usedAhead.add(file);
+    }
+    return exported;
+  };
+
+  onApp.push(() => {
+    if (listFile === undefined) return;
+    state = 'due';
+    onNextWait.push(loadAheadNow);
+  });
+
+  function loadAheadNow() {
+    state = 'loading';
+    loadAhead();
+    state = 'done';
+    for (const [mod, relative] of loadedAhead) {
+      const exported = mod.exports;
+      if (exported !== null && (typeof exported === 'object' || typeof exported === 'function')) {
+        ahead.set(exported, relative);
+      }
+    }
+  }
+
+  function loadAhead() {
+    let list;
+    try {
+      list = JSON.parse(fs.readFileSync(listFile, 'utf-8'));
+    } catch {
+      return; // the program's first run: nothing listed yet
+    }
+    if (prefix === undefined || !Array.isArray(list)) return;
+    for (const relative of list) {
+      const file = prefix + relative;
+      if (Module._cache[file] !== undefined) continue;
+      try {
+        require(file);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  process.once('exit', () => {
+    const report = process.env.MLGATE_JSII_PREFETCH_REPORT; // for the tests and the bench
+    if (report) {
+      const figures = { ahead: loadedAhead.length, used: usedAhead.size, byCdk: loadedByCdk.length };
+      fs.writeFileSync(report, JSON.stringify(figures));
+    }
+    if (state === 'waiting' || state === 'due') return;
+    const list = [...usedAhead, ...loadedByCdk];
+    if (list.length === 0) return;
+    const partial = `${listFile}.${process.pid}.tmp`;
+    try {
+      fs.writeFileSync(partial, JSON.stringify(list), { mode: 0o600 });
+      fs.renameSync(partial, listFile);
+      // lists no program has run for a week go (a test's program names its temporary folders)
+      for (const name of fs.readdirSync(cacheDir)) {
+        const file = path.join(cacheDir, name);
+        if (name.startsWith('modules-') && Date.now() - fs.statSync(file).mtimeMs > WEEK_MS) {
+          fs.rmSync(file, { force: true });
+        }
+      }
+    } catch {
+      fs.rmSync(partial, { force: true });
+    }
+  });
 }

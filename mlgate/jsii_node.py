@@ -3,7 +3,7 @@
 jsii runs every CDK call in one node process, started at `import aws_cdk` from `$JSII_NODE`
 (or `node`), with no way to pass V8 flags: NODE_OPTIONS refuses `--single-threaded`.
 `use_tuned_node()`, called before that import, points JSII_NODE at mlgate/jsii-node, which
-runs the same node, with three changes (each has a switch, so bench/synth_time.py measures
+runs the same node, with these changes (each has a switch, so bench/synth_time.py measures
 each in the same run):
 
 - V8 runs no helper threads (`--single-threaded`): it collects garbage and compiles optimized
@@ -11,17 +11,22 @@ each in the same run):
   builds the constructs on the other core meanwhile. `--single-threaded-gc` alone (the garbage
   collector only) was 0.6 s slower a synth (bench/synth_time.py's A/B, 8 runs each); a larger
   young generation (`--max-semi-space-size=32`) was no faster. `MLGATE_NODE_TUNING=off` turns
-  off all three changes.
+  off all of them.
 - node runs jsii's kernel itself, on the pipes Python made (mlgate/jsii-node says how), instead
   of jsii's relay: a second node process that copies each of a synth's thousands of requests
   and answers between Python and the kernel. `MLGATE_JSII_DIRECT=off` keeps the relay.
 - a V8 code cache keyed by content for the 25 MB of JavaScript a synth loads
   (mlgate/jsii-preload.cjs), in ~/.cache/mlgate/jsii-code-cache. `MLGATE_JSII_CODE_CACHE=off`
   turns it off, `MLGATE_JSII_CODE_CACHE=DIR` moves it.
+- CDK's CloudFormation validation engine built and run on a worker thread from the moment
+  aws-cdk-lib is loaded (mlgate/jsii-validation-worker.cjs), with the reports it made kept by
+  engine, config, options and template bytes in ~/.cache/mlgate/cfn-validation-cache: an
+  unchanged template is not validated again. `MLGATE_VALIDATION_WORKER=off`,
+  `MLGATE_VALIDATION_CACHE=off|DIR`.
+- the aws-cdk-lib modules the previous run of the same program loaded, loaded ahead while
+  app.py imports mlgate after `cdk.App()` (node would only wait then). `MLGATE_JSII_PREFETCH=off`.
 
-The default product's synth took 7.1 s with all three, 8.4 s with jsii's relay kept (the flag
-alone) and 9.7 s with none of them in one run of bench/synth_time.py; 7.7, 8.8 and 10.0 s in
-another.
+bench/synth_time.py measures each change in one run (README, Benchmarks).
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """CDK's CloudFormation validation engine, started while Python still has Python work to do.
 
+(Where jsii's node runs as mlgate runs it, the engine is built on a worker thread of node from
+the moment aws-cdk-lib loads, and asking for it here returns at once: mlgate/jsii-preload.cjs,
+part 4. What follows is what this module still does where that worker is off.)
+
 `cdk synth` validates every template with CDK's built-in CloudFormation validation
 (aws-cdk-lib's CloudFormationValidatePlugin: cfn-lint's schema checks and CDK's Rego rules,
 compiled to WebAssembly). CDK builds that engine at `app.synth()`, and building it takes 1.4

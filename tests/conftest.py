@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -55,6 +56,20 @@ class Synth:
     @property
     def template_files(self) -> list[Path]:
         return sorted(self.outdir.glob("*.template.json"))
+
+
+def python_code(code: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter in the project's root, its jsii node set up as this one's
+    (the environment conftest.py made), with `env` added; a failure raises with its output."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env={**os.environ, "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
 
 
 def _synthesize(manifests: list[Any], outdir: Path, *, cfn_validation: bool = True) -> Synth:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from base64 import b64decode
 from pathlib import Path
 
 import pytest
 
 from mlgate.jsii_node import LAUNCHER
+
+from .conftest import python_code
 
 ROOT = Path(__file__).resolve().parent.parent
 PRELOAD = LAUNCHER.parent / "jsii-preload.cjs"
@@ -30,16 +31,7 @@ def node() -> str:
 
 
 def python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`code` in a fresh interpreter whose jsii node is set up as conftest.py sets up this one."""
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    return python_code(code, **env)
 
 
 def test_the_kernel_runs_in_the_node_python_started() -> None:
@@ -163,7 +155,7 @@ def test_a_cache_other_users_can_write_to_is_not_used(tmp_path: Path) -> None:
     module = package(tmp_path, "42")
     out, err = run_node(f"console.log(require({json.dumps(str(module))}).value)", cache)
     assert out == "42\n"
-    assert "jsii code cache off" in err
+    assert "jsii-code-cache off" in err
     assert "not private" in err
     assert not list(cache.glob("*/*"))
 
@@ -182,3 +174,62 @@ def test_errors_point_at_the_same_place_with_the_cache(tmp_path: Path) -> None:
     without, _ = run_node(show, "off")
     assert with_cache == without
     assert with_cache.strip().endswith("index.js:1:45)"), with_cache
+
+
+# Modules loaded ahead (jsii-preload.cjs part 5): one program, run three times with its own
+# cache; the third run builds less than the first two.
+AHEAD = """
+import os, sys
+import aws_cdk as cdk
+from aws_cdk import aws_sns as sns, aws_sqs as sqs
+app = cdk.App(outdir=sys.argv[1])
+stack = cdk.Stack(app, "Ahead")
+sqs.Queue(stack, "Queue")
+if not os.environ.get("SMALL"):
+    sns.Topic(stack, "Topic")
+app.synth()
+print(open(os.path.join(sys.argv[1], "Ahead.template.json")).read())
+"""
+
+
+def test_modules_are_loaded_ahead_from_the_last_runs_list(tmp_path: Path) -> None:
+    cache, report = tmp_path / "cache", tmp_path / "report.json"
+
+    def run(**env: str) -> tuple[str, dict[str, int], list[str]]:
+        result = python_code(
+            AHEAD,
+            str(tmp_path / "out"),
+            MLGATE_JSII_CODE_CACHE=str(cache),
+            MLGATE_JSII_PREFETCH_REPORT=str(report),
+            **env,
+        )
+        (listed,) = cache.glob("*/modules-*.json")
+        return result.stdout, json.loads(report.read_text()), json.loads(listed.read_text())
+
+    first, figures, listed = run()
+    assert figures["ahead"] == 0  # nothing listed yet
+    assert figures["byCdk"] == len(listed) > 0
+    assert any(name.startswith("aws-cdk-lib/aws-sns/") for name in listed)
+
+    second, again, _ = run()
+    assert second == first  # the same template
+    # the same modules, most of them loaded ahead; CDK loaded those cdk.App() needs itself
+    assert again["ahead"] + again["byCdk"] == figures["byCdk"]
+    assert again["ahead"] > again["byCdk"]
+    assert 0 < again["used"] <= again["ahead"]
+
+    _, small, shorter = run(SMALL="1")
+    assert small["ahead"] > 0
+    # the topic's modules were loaded ahead, never asked for, and are listed no more
+    assert not any(name.startswith("aws-cdk-lib/aws-sns/") for name in shorter)
+
+
+def test_loading_ahead_can_be_turned_off(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    python(
+        AHEAD.replace("sys.argv[1]", repr(str(tmp_path / "out"))),
+        MLGATE_JSII_CODE_CACHE=str(cache),
+        MLGATE_JSII_PREFETCH="off",
+    )
+    assert list(cache.glob("*/*"))  # the code cache is there
+    assert not list(cache.glob("*/modules-*"))
