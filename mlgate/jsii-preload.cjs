@@ -416,7 +416,9 @@ if (cacheDir !== undefined && process.env.MLGATE_JSII_PREFETCH !== 'off') {
   process.once('exit', () => {
     const report = process.env.MLGATE_JSII_PREFETCH_REPORT; // for the tests and the bench
     if (report) {
-      const figures = { ahead: loadedAhead.length, used: usedAhead.size, byCdk: loadedByCdk.length };
+      const figures = {
+        ahead: loadedAhead.length, used: usedAhead.size, byCdk: loadedByCdk.length, list: listFile,
+      };
       fs.writeFileSync(report, JSON.stringify(figures));
     }
     if (state === 'waiting' || state === 'due') return;

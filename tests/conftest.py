@@ -146,6 +146,7 @@ GROUPS: list[tuple[str, set[str]]] = [
     ("etl-curation", {"curation"}),
     ("pipeline-definition", {"built_definition"}),
     ("risky-app", {"risky"}),
+    ("validation-worker", {"worker_runs"}),
 ]
 """xdist groups, heaviest first, each named with the fixtures (or the test file) that put a
 test in it. The tests sharing an expensive fixture built per worker run on one worker, so it
@@ -153,9 +154,9 @@ is built once: the synthesized app, the rehearsal of every example (one subproce
 longest test), each product's local pipeline run (tests/ml), the model-monitor variant app
 (tests/stacks/test_monitoring.py), the monitoring job's tests (Evidently's import alone is
 seconds), each product's curation (tests/etl), each product's pipeline definition, the
-careless app of test_governance. The groups are handed out in this order before any
-ungrouped test (the Makefile turns off xdist's own reordering by size), so the two workers
-start on the two heaviest and no long test is left for the end of the run."""
+careless app of test_governance, the validation worker's synths. The groups are handed out
+in this order before any ungrouped test (the Makefile turns off xdist's own reordering by
+size), so the two workers start on the two heaviest and no long test is left for the end."""
 
 
 def _group(item: pytest.Item) -> tuple[int, str | None]:

@@ -10,6 +10,7 @@ import os
 import subprocess
 from base64 import b64decode
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,18 +194,19 @@ print(open(os.path.join(sys.argv[1], "Ahead.template.json")).read())
 
 
 def test_modules_are_loaded_ahead_from_the_last_runs_list(tmp_path: Path) -> None:
-    cache, report = tmp_path / "cache", tmp_path / "report.json"
+    report = tmp_path / "report.json"
 
-    def run(**env: str) -> tuple[str, dict[str, int], list[str]]:
+    def run(**env: str) -> tuple[str, dict[str, Any], list[str]]:
+        # its own program (its folder is in its command line), so its own list; no validation
         result = python_code(
             AHEAD,
             str(tmp_path / "out"),
-            MLGATE_JSII_CODE_CACHE=str(cache),
             MLGATE_JSII_PREFETCH_REPORT=str(report),
+            CDK_VALIDATION="false",
             **env,
         )
-        (listed,) = cache.glob("*/modules-*.json")
-        return result.stdout, json.loads(report.read_text()), json.loads(listed.read_text())
+        figures = json.loads(report.read_text())
+        return result.stdout, figures, json.loads(Path(figures["list"]).read_text())
 
     first, figures, listed = run()
     assert figures["ahead"] == 0  # nothing listed yet
@@ -222,14 +224,17 @@ def test_modules_are_loaded_ahead_from_the_last_runs_list(tmp_path: Path) -> Non
     assert small["ahead"] > 0
     # the topic's modules were loaded ahead, never asked for, and are listed no more
     assert not any(name.startswith("aws-cdk-lib/aws-sns/") for name in shorter)
+    Path(figures["list"]).unlink()
 
 
 def test_loading_ahead_can_be_turned_off(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    python(
-        AHEAD.replace("sys.argv[1]", repr(str(tmp_path / "out"))),
-        MLGATE_JSII_CODE_CACHE=str(cache),
+    report = tmp_path / "report.json"
+    python_code(
+        AHEAD,
+        str(tmp_path / "out"),
+        MLGATE_JSII_PREFETCH_REPORT=str(report),
         MLGATE_JSII_PREFETCH="off",
+        CDK_VALIDATION="false",
     )
-    assert list(cache.glob("*/*"))  # the code cache is there
-    assert not list(cache.glob("*/modules-*"))
+    assert (tmp_path / "out" / "Ahead.template.json").exists()
+    assert not report.exists()

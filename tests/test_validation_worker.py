@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,15 +23,19 @@ pytestmark = pytest.mark.skipif(
 
 # Three failing synths, each reporting what CloudFormation validation found: a template with
 # schema errors and a deprecation error; the same with other bytes; the first template again,
-# with a plugin adding a rule of its own (another engine config).
+# with a plugin adding a rule of its own (another engine config). Given poisoned reports, the
+# script then puts one in each kept entry and synthesizes again (the second template's bytes
+# changed), then damages every entry and synthesizes again: all in one process, since each
+# report is read from the folder when asked for.
 SCRIPT = r'''
-import glob, json, sys
+import glob, json, os, sys
 from pathlib import Path
 
 import aws_cdk as cdk
 from jsii._kernel import Kernel
 
-OUT, SECOND = Path(sys.argv[1]), sys.argv[2]
+OUT, POISONS = Path(sys.argv[1]), sys.argv[2:]
+PLUGIN = []
 RULE = """package mlgate_test
 import rego.v1
 violation contains v if {
@@ -45,9 +48,11 @@ violation contains v if {
 def found(name, period, custom=False):
     outdir = OUT / name
     app = cdk.App(outdir=str(outdir), context={"@aws-cdk/core:validateAgainstDefaultRules": True})
-    if custom:
-        plugin = cdk.CloudFormationValidatePlugin(rego_rules=[{"name": "q.rego", "content": RULE}])
-        cdk.Validations.of(app).add_plugins(plugin)
+    if custom:  # one plugin, so one engine built for it, as CDK builds one for its default
+        if not PLUGIN:
+            rule = {"name": "q.rego", "content": RULE}
+            PLUGIN.append(cdk.CloudFormationValidatePlugin(rego_rules=[rule]))
+        cdk.Validations.of(app).add_plugins(PLUGIN[0])
     env = cdk.Environment(account="123456789012", region="eu-west-1")
     stack = cdk.Stack(app, "Broken", env=env)
     cdk.CfnResource(stack, "Queue", type="AWS::SQS::Queue",
@@ -62,81 +67,76 @@ def found(name, period, custom=False):
     return json.loads((outdir / "validation-report.json").read_text().replace(str(outdir), "OUT"))
 
 
+def three(tag, second):
+    return {"first": found(f"a{tag}", "not a number"), "second": found(f"b{tag}", second),
+            "custom": found(f"c{tag}", "not a number", custom=True)}
+
+
 pid = Kernel().provider._process._process.pid
-print(json.dumps({
-    "first": found("a", "not a number"),
-    "second": found("b", SECOND),
-    "custom": found("c", "not a number", custom=True),
-    "threads": sorted(Path(f).read_text().strip() for f in glob.glob(f"/proc/{pid}/task/*/comm")),
-}))
+results = three("", "seven")
+tasks = glob.glob(f"/proc/{pid}/task/*/comm")
+results["threads"] = sorted(Path(f).read_text().strip() for f in tasks)
+if POISONS:
+    entries = sorted(Path(os.environ["MLGATE_VALIDATION_CACHE"], "v1").iterdir())
+    results["entries"] = len(entries)
+    for entry, poison in zip(entries, POISONS):
+        entry.write_bytes(Path(poison).read_bytes())
+    results["poisoned"] = three("-poisoned", "eight")
+    for entry in entries:
+        entry.write_bytes(bytes(32))
+    results["damaged"] = three("-damaged", "seven")
+    results["remade"] = [entry.stat().st_size > 32 for entry in entries]
+print(json.dumps(results))
 '''
 
-
-def synth(tmp: Path, second: str = "seven", **env: str) -> dict[str, Any]:
-    out = tmp / f"out-{len(list(tmp.glob('out-*')))}"
-    result = python_code(SCRIPT, str(out), second, **env)
-    found: dict[str, Any] = json.loads(result.stdout)
-    return found
+# Reports the engine never made: "POISON-<n>" for the n-th kept entry (by name).
+POISON = """
+const [folder, count] = process.argv.slice(1);
+for (let n = 0; n < Number(count); n++) {
+  const diagnostic = { ruleId: `POISON-${n}`, severity: 'ERROR', message: 'kept',
+    propertyPath: 'Properties', entity: { logicalId: 'Queue', entityType: 'Resource' } };
+  require('fs').writeFileSync(`${folder}/poison-${n}`,
+    require('v8').serialize({ status: 'OK', diagnostics: [diagnostic] }));
+}
+"""
+SYNTHS = ("first", "second", "custom")
 
 
 def rules(report: dict[str, Any]) -> list[str]:
     return sorted(v["ruleName"] for r in report["pluginReports"] for v in r["violations"])
 
 
-def poison(entry: Path) -> None:
-    """A report the engine never made, naming the entry it was put in."""
-    fake = {
-        "status": "OK",
-        "diagnostics": [
-            {
-                "ruleId": f"POISON-{entry.name[:12]}",
-                "severity": "ERROR",
-                "message": "kept",
-                "entity": {"logicalId": "Queue", "entityType": "Resource"},
-                "propertyPath": "Properties",
-            }
-        ],
-    }
-    script = "process.stdout.write(require('v8').serialize(JSON.parse(process.argv[1])))"
-    node = os.environ["MLGATE_JSII_NODE"]
-    made = subprocess.run([node, "-e", script, json.dumps(fake)], capture_output=True, check=True)
-    entry.write_bytes(made.stdout)
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def worker_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("validation-worker")
-    cache = tmp / "kept"
-    on = synth(tmp, MLGATE_VALIDATION_CACHE=str(cache))
-    entries = sorted((cache / "v1").iterdir())
-    off = synth(tmp, MLGATE_VALIDATION_WORKER="off")
-    for entry in entries:
-        poison(entry)
-    poisoned = synth(tmp, second="eight", MLGATE_VALIDATION_CACHE=str(cache))
-    for entry in (cache / "v1").iterdir():
-        entry.write_bytes(b"\0" * 32)
-    damaged = synth(tmp, MLGATE_VALIDATION_CACHE=str(cache))
-    return {"on": on, "off": off, "entries": entries, "poisoned": poisoned, "damaged": damaged}
+    subprocess.run([os.environ["MLGATE_JSII_NODE"], "-e", POISON, str(tmp), "3"], check=True)
+    poisons = [str(tmp / f"poison-{n}") for n in range(3)]
+    on = python_code(SCRIPT, str(tmp / "on"), *poisons, MLGATE_VALIDATION_CACHE=str(tmp / "kept"))
+    off = python_code(SCRIPT, str(tmp / "off"), MLGATE_VALIDATION_WORKER="off")
+    return {"on": json.loads(on.stdout), "off": json.loads(off.stdout)}
 
 
-def test_the_engine_runs_on_a_worker_thread_only_when_on(runs: dict[str, Any]) -> None:
-    assert "WorkerThread" in runs["on"]["threads"]
-    assert "WorkerThread" not in runs["off"]["threads"]
+def test_the_engine_runs_on_a_worker_thread_only_when_on(worker_runs: dict[str, Any]) -> None:
+    assert "WorkerThread" in worker_runs["on"]["threads"]
+    assert "WorkerThread" not in worker_runs["off"]["threads"]
 
 
 def test_the_worker_finds_what_the_engine_on_nodes_main_thread_finds(
-    runs: dict[str, Any],
+    worker_runs: dict[str, Any],
 ) -> None:
-    on, off = runs["on"], runs["off"]
-    for synth_ in ("first", "second", "custom"):
-        assert on[synth_] == off[synth_], synth_
+    on, off = worker_runs["on"], worker_runs["off"]
+    for synth in SYNTHS:
+        assert on[synth] == off[synth], synth
     assert rules(on["first"]) == ["E2533", "F3002", "F3012"]
     assert rules(on["custom"]) == ["E2533", "F3002", "F3012", "MLGATE-TEST-001"]
 
 
-def test_reports_are_kept_by_engine_config_and_template_bytes(runs: dict[str, Any]) -> None:
-    assert len(runs["entries"]) == 3  # three configs-and-templates, three reports kept
-    poisoned = runs["poisoned"]
+def test_reports_are_kept_by_engine_config_and_template_bytes(
+    worker_runs: dict[str, Any],
+) -> None:
+    on = worker_runs["on"]
+    assert on["entries"] == 3  # three configs-and-templates, three reports kept
+    poisoned = on["poisoned"]
     # the same bytes and config: the kept report is used, not the engine's
     (first,) = rules(poisoned["first"])
     (custom,) = rules(poisoned["custom"])
@@ -144,17 +144,16 @@ def test_reports_are_kept_by_engine_config_and_template_bytes(runs: dict[str, An
     assert custom.startswith("POISON-")
     assert first != custom  # same bytes, other rules: another entry
     # other bytes: validated by the engine, whatever was kept
-    assert poisoned["second"]["pluginReports"][0]["violations"][1]["description"].startswith(
-        "MessageRetentionPeriod: 'eight'"
-    )
+    changed = poisoned["second"]["pluginReports"][0]["violations"]
+    assert any(v["description"].startswith("MessageRetentionPeriod: 'eight'") for v in changed)
     assert rules(poisoned["second"]) == ["E2533", "F3002", "F3012"]
 
 
-def test_a_damaged_report_is_made_again(runs: dict[str, Any]) -> None:
-    damaged, on = runs["damaged"], runs["on"]
-    for synth_ in ("first", "second", "custom"):
-        assert damaged[synth_] == on[synth_], synth_
-    assert all(entry.stat().st_size > 32 for entry in runs["entries"])  # made again
+def test_a_damaged_report_is_made_again(worker_runs: dict[str, Any]) -> None:
+    on = worker_runs["on"]
+    for synth in SYNTHS:
+        assert on["damaged"][synth] == on[synth], synth
+    assert on["remade"] == [True, True, True]
 
 
 NO_APP = """
