@@ -70,7 +70,12 @@ def parsers() -> list[tuple[str, Callable[[Any], Any], type[Exception], Any]]:
 
     approval = {
         "Records": [
-            {"Sns": {"Message": json.dumps(event("codepipeline_approval_notification.json"))}}
+            {
+                "Sns": {
+                    "Message": json.dumps(event("codepipeline_approval_notification.json")),
+                    "Timestamp": "2026-11-24T09:00:00.000Z",
+                }
+            }
         ]
     }
     return [

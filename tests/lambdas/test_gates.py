@@ -52,7 +52,12 @@ def release(version: int, recall: float) -> str:
 def approval(stage: str = "BusinessSignoff") -> dict[str, Any]:
     message = copy.deepcopy(NOTIFICATION)
     message["approval"]["stageName"] = stage
-    return {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(message)}}]}
+    return sns_record(message)
+
+
+def sns_record(message: dict[str, Any], timestamp: Any = "2026-11-24T09:00:00.000Z") -> Any:
+    sns = {"Message": json.dumps(message), "Timestamp": timestamp}
+    return {"Records": [{"EventSource": "aws:sns", "Sns": sns}]}
 
 
 @pytest.fixture
@@ -508,10 +513,27 @@ def test_notifier_refuses_malformed_or_foreign_notifications(
     message = copy.deepcopy(NOTIFICATION)
     message["approval"]["stageName"] = "BusinessSignoff"
     change(message)
-    sns = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(message)}}]}
-    answer = gates["notifier"].handler(sns, CONTEXT)
+    answer = gates["notifier"].handler(sns_record(message), CONTEXT)
     assert answer["posted"] == "false"
     assert reason in answer["reason"]
+    assert gates["posted"] == []
+    assert audit_items() == []
+
+
+@pytest.mark.parametrize("timestamp", [None, 42, "yesterday"])
+def test_a_notification_without_snss_timestamp_is_refused(
+    gates: dict[str, Any], timestamp: Any
+) -> None:
+    """SNS stamps every message; the audit record takes that time, the same on every retry."""
+    message = copy.deepcopy(NOTIFICATION)
+    message["approval"]["stageName"] = "BusinessSignoff"
+    event = sns_record(message, timestamp)
+    if timestamp is None:
+        del event["Records"][0]["Sns"]["Timestamp"]
+    answer = gates["notifier"].handler(event, CONTEXT)
+    assert answer["posted"] == "false"
+    assert "missing or bad" in answer["reason"]
+    assert "Timestamp" in answer["reason"]
     assert gates["posted"] == []
     assert audit_items() == []
 

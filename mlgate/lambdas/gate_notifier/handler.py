@@ -112,7 +112,13 @@ def parse(event: Any, gates: dict[str, Any], pipeline: str | None = None) -> dic
                 raise KeyError(key)
         datetime.fromisoformat(approval["expires"].replace("Z", "+00:00"))
         link = message.get("consoleLink") or ""
-        sent = record.get("Timestamp") or ""
+        # SNS's own time for the message, the same on every retry of it: the audit record's
+        # time, so a retry writes the same record (a clock read would differ after a second).
+        sent = record["Timestamp"]
+        try:
+            datetime.fromisoformat(sent.replace("Z", "+00:00"))
+        except (AttributeError, ValueError):
+            raise ValueError("Timestamp") from None
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, StopIteration) as err:
         raise EventError(
             f"not a CodePipeline approval notification: missing or bad {err}"
@@ -130,7 +136,7 @@ def parse(event: Any, gates: dict[str, Any], pipeline: str | None = None) -> dic
     return {
         **{key: approval[key] for key in FIELDS},
         "consoleLink": link if isinstance(link, str) else "",
-        "notifiedAt": sent if isinstance(sent, str) else "",
+        "notifiedAt": sent,
     }
 
 
