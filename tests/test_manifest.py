@@ -419,3 +419,12 @@ def test_an_empty_folder_says_what_a_product_is(tmp_path: Path) -> None:
         f"{tmp_path}: holds no product: a product is a folder with a manifest.yaml (try "
         "`python -m mlgate new NAME` to scaffold one)"
     ]
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="this PyYAML has no libyaml")
+def test_manifests_are_parsed_by_libyaml_with_duplicate_keys_refused() -> None:
+    from mlgate import manifest
+
+    assert issubclass(manifest._FastUniqueKeyLoader, yaml.CSafeLoader)
+    with pytest.raises(yaml.constructor.ConstructorError, match="appears twice"):
+        yaml.load("a: 1\na: 2\n", Loader=manifest._FastUniqueKeyLoader)

@@ -16,8 +16,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-
 from mlgate.reporting import stack_environments
 
 from .conftest import Synth
@@ -27,6 +25,10 @@ ASSET_HASH = re.compile(r"[0-9a-f]{64}")
 
 def create_only(region: str, kind: str) -> set[str]:
     """Top-level property names a change of which replaces the resource."""
+    # imported here: cfn-lint (and sympy with it) takes about 2 s to import, which the test
+    # worker that does not run these tests need not pay at collection
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
     try:
         schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, kind).schema
     except Exception:  # custom resources and types unknown to cfn-lint have no schema
