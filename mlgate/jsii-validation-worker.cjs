@@ -1,8 +1,8 @@
 'use strict';
 // A worker thread of jsii's node (started by jsii-preload.cjs, part 4): builds CDK's
-// CloudFormation validation engine (@aws/cloudformation-validate, WebAssembly) as soon as
-// aws-cdk-lib is loaded, and runs it for the main thread. Requests come in order on `port`;
-// each answer goes back on `port`, then `signal` is bumped so a main thread blocked in
+// CloudFormation validation engine (@aws/cloudformation-validate, WebAssembly) from the
+// program's first `cdk.App()`, and runs it for the main thread. Requests come in order on
+// `port`; each answer goes back on `port`, then `signal` is bumped so a main thread blocked in
 // Atomics.wait wakes up and takes it synchronously (receiveMessageOnPort).
 const crypto = require('crypto');
 const fs = require('fs');
@@ -166,7 +166,8 @@ port.on('message', ({ seq, op, args }) => {
     port.postMessage(answer);
   } catch (error) {
     // an answer structured clone cannot copy: say so rather than leave the main thread waiting
-    port.postMessage({ seq, error: new Error(`mlgate validation worker: ${op}: ${error.message}`) });
+    const cannot = new Error(`mlgate validation worker: ${op}: ${error.message}`);
+    port.postMessage({ seq, error: cannot });
   }
   Atomics.add(signal, 0, 1);
   Atomics.notify(signal, 0);
