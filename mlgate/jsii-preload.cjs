@@ -9,6 +9,8 @@ const os = require('os');
 const path = require('path');
 const vm = require('vm');
 
+const { pruneUnused, writeWhole } = require('./jsii-files.cjs');
+
 // 1. The kernel reads requests from fd 3 and writes its answers to fd 3: under the relay, one
 //    socket. Here fd 3 is Python's request pipe (read end, set up by jsii-node) and fd 4 its
 //    response pipe, so the kernel's writes to fd 3 go to fd 4. No other file can be opened as
@@ -108,15 +110,7 @@ if (cacheDir !== undefined) {
   };
 
   process.once('exit', () => {
-    for (const [entry, script] of toWrite) {
-      const partial = `${entry}.${process.pid}.tmp`;
-      try {
-        fs.writeFileSync(partial, script.createCachedData(), { mode: 0o600 });
-        fs.renameSync(partial, entry); // whole or not at all, also with several processes
-      } catch {
-        fs.rmSync(partial, { force: true }); // a full disk costs the cache, never the synth
-      }
-    }
+    for (const [entry, script] of toWrite) writeWhole(entry, script.createCachedData());
   });
 }
 
@@ -156,6 +150,21 @@ fs.readSync = function readSyncWatching(fd, buffer, offset, ...rest) {
   return count;
 };
 
+// Where jsii put aws-cdk-lib, `<jsii's folder>/node_modules/aws-cdk-lib/`: known from the
+// kernel's own require of it (an absolute path), before any `cdk.App()`.
+const CDK_LIB = `${path.sep}aws-cdk-lib${path.sep}`;
+let cdkRoot;
+const loadNoting = Module._load;
+Module._load = function loadNotingCdkLib(request, parent, isMain) {
+  if (cdkRoot === undefined) {
+    const from = parent && parent.filename;
+    const hit = [request, from].find((p) => typeof p === 'string' && path.isAbsolute(p)
+      && p.includes(CDK_LIB));
+    if (hit !== undefined) cdkRoot = hit.slice(0, hit.indexOf(CDK_LIB) + CDK_LIB.length);
+  }
+  return loadNoting.call(this, request, parent, isMain);
+};
+
 // 4. CDK's CloudFormation validation engine on a worker thread. aws-cdk-lib's
 //    CloudFormationValidatePlugin builds @aws/cloudformation-validate's engine (WebAssembly) on
 //    node's main thread: 1.4 s in which no jsii call is answered, then about 0.07 s a template.
@@ -168,26 +177,17 @@ fs.readSync = function readSyncWatching(fd, buffer, offset, ...rest) {
 //    own engine, built when asked for. CDK_VALIDATION=false (nothing is validated) or
 //    MLGATE_VALIDATION_WORKER=off: no worker, and the plugin loads the module itself.
 const VALIDATE = '@aws/cloudformation-validate';
-const CDK_LIB = `${path.sep}aws-cdk-lib${path.sep}`;
 let engineHost; // undefined: not started yet; null: no worker
 
 if (process.env.CDK_VALIDATION !== 'false' && process.env.MLGATE_VALIDATION_WORKER !== 'off') {
-  let cdkModule; // the first of aws-cdk-lib's modules to load another: where to resolve from
-  let cdkRoot;
   const host = () => {
-    if (engineHost === undefined && cdkModule !== undefined) {
-      engineHost = startEngineHost(cdkModule, cdkRoot);
-    }
+    if (engineHost === undefined && cdkRoot !== undefined) engineHost = startEngineHost(cdkRoot);
     return engineHost;
   };
   onApp.push(host);
   const load = Module._load;
   Module._load = function loadWithValidationWorker(request, parent, isMain) {
     const from = parent && parent.filename;
-    if (cdkModule === undefined && typeof from === 'string' && from.includes(CDK_LIB)) {
-      cdkModule = parent;
-      cdkRoot = from.slice(0, from.indexOf(CDK_LIB) + CDK_LIB.length);
-    }
     if (request === VALIDATE && typeof from === 'string' && cdkRoot !== undefined
         && from.startsWith(cdkRoot) && host()) {
       return engineHost.module(() => load.call(this, request, parent, isMain));
@@ -208,10 +208,11 @@ function defaultValidationConfig(root) {
   return regoRules.length > 0 ? { regoRules } : {};
 }
 
-function startEngineHost(parent, root) {
+function startEngineHost(root) {
   let worker;
   try {
-    const modulePath = Module._resolveFilename(VALIDATE, parent);
+    // as aws-cdk-lib's own modules resolve it: from its folder's node_modules
+    const modulePath = Module._resolveFilename(VALIDATE, null, false, { paths: [root] });
     const config = defaultValidationConfig(root);
     const { Worker, MessageChannel } = require('worker_threads');
     // [0] bumped after each answer; [1] set once the worker has stopped
@@ -229,7 +230,7 @@ function startEngineHost(parent, root) {
       execArgv: [], // none of this file's changes in there
     });
     worker.unref(); // never what keeps node running once Python is done
-    return { root, module: validationModule(port1, signal, JSON.stringify(config)) };
+    return { module: validationModule(port1, signal, JSON.stringify(config)) };
   } catch (err) {
     if (worker !== undefined) worker.terminate();
     process.stderr.write(`mlgate: validation engine on node's main thread: ${err.message}\n`);
@@ -334,7 +335,6 @@ function validationModule(port, signal, defaultKey) {
 //    fails to load stops the list (CDK then loads it and reports its error itself).
 //    MLGATE_JSII_PREFETCH=off turns it off.
 if (cacheDir !== undefined && process.env.MLGATE_JSII_PREFETCH !== 'off') {
-  const KERNEL_MODULES = `${path.sep}node_modules${path.sep}`;
   const WEEK_MS = 7 * 24 * 3600 * 1000;
   let listFile;
   try {
@@ -353,9 +353,6 @@ if (cacheDir !== undefined && process.env.MLGATE_JSII_PREFETCH !== 'off') {
 
   const compileRecorded = Module.prototype._compile;
   Module.prototype._compile = function compileAndRecord(content, filename, format) {
-    if (prefix === undefined && filename.includes(`${KERNEL_MODULES}aws-cdk-lib${path.sep}`)) {
-      prefix = filename.slice(0, filename.indexOf(KERNEL_MODULES) + KERNEL_MODULES.length);
-    }
     const result = compileRecorded.call(this, content, filename, format);
     if (state !== 'waiting' && prefix !== undefined && filename.startsWith(prefix)) {
       const relative = filename.slice(prefix.length);
@@ -368,16 +365,16 @@ if (cacheDir !== undefined && process.env.MLGATE_JSII_PREFETCH !== 'off') {
   const requireModule = Module.prototype.require;
   Module.prototype.require = function requireNoting(id) {
     const exported = requireModule.call(this, id);
-    if (state === 'done' && exported !== null
-        && (typeof exported === 'object' || typeof exported === 'function')) {
-      const file = ahead.get(exported);
+    if (state === 'done') {
+      const file = ahead.get(exported); // undefined for anything not loaded ahead
       if (file !== undefined) usedAhead.add(file);
     }
     return exported;
   };
 
   onApp.push(() => {
-    if (listFile === undefined) return;
+    if (listFile === undefined || cdkRoot === undefined) return;
+    prefix = cdkRoot.slice(0, -(CDK_LIB.length - 1)); // up to and with node_modules/
     state = 'due';
     onNextWait.push(loadAheadNow);
   });
@@ -401,7 +398,7 @@ if (cacheDir !== undefined && process.env.MLGATE_JSII_PREFETCH !== 'off') {
     } catch {
       return; // the program's first run: nothing listed yet
     }
-    if (prefix === undefined || !Array.isArray(list)) return;
+    if (!Array.isArray(list)) return;
     for (const relative of list) {
       const file = prefix + relative;
       if (Module._cache[file] !== undefined) continue;
@@ -424,19 +421,7 @@ if (cacheDir !== undefined && process.env.MLGATE_JSII_PREFETCH !== 'off') {
     if (state === 'waiting' || state === 'due') return;
     const list = [...usedAhead, ...loadedByCdk];
     if (list.length === 0) return;
-    const partial = `${listFile}.${process.pid}.tmp`;
-    try {
-      fs.writeFileSync(partial, JSON.stringify(list), { mode: 0o600 });
-      fs.renameSync(partial, listFile);
-      // lists no program has run for a week go (a test's program names its temporary folders)
-      for (const name of fs.readdirSync(cacheDir)) {
-        const file = path.join(cacheDir, name);
-        if (name.startsWith('modules-') && Date.now() - fs.statSync(file).mtimeMs > WEEK_MS) {
-          fs.rmSync(file, { force: true });
-        }
-      }
-    } catch {
-      fs.rmSync(partial, { force: true });
-    }
+    // lists no program has run for a week go (a test's program names its temporary folders)
+    if (writeWhole(listFile, JSON.stringify(list))) pruneUnused(cacheDir, 'modules-', WEEK_MS);
   });
 }

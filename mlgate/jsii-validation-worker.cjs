@@ -10,12 +10,15 @@ const path = require('path');
 const v8 = require('v8');
 const { workerData } = require('worker_threads');
 
+const { pruneUnused, writeWhole } = require('./jsii-files.cjs');
+
 // config: the one aws-cdk-lib's CloudFormationValidatePlugin gives its engine by default;
 // resultsDir: where reports are kept (below), or undefined
 const { port, signal, modulePath, config, resultsDir } = workerData;
 
 let validate; // the real module, loaded here only
-let ahead; // { key, engine } | { key, error }: the default engine, built before anyone asks
+let loadError; // why it could not be loaded, if it could not
+let ahead; // { key, engine }: the default config's engine, built before anyone asks
 const engines = new Map(); // id -> engine, or { error } for one that failed to build
 const configs = new Map(); // id -> the engine's config, as JSON
 const failed = Symbol('failed');
@@ -32,7 +35,12 @@ try {
   validate = require(modulePath);
   ahead = { key: JSON.stringify(config), engine: build(config) };
 } catch (error) {
-  ahead = { key: undefined, engine: { [failed]: error } };
+  loadError = error;
+}
+
+function loaded() {
+  if (loadError !== undefined) throw loadError;
+  return validate;
 }
 
 function engineFor(id) {
@@ -40,12 +48,6 @@ function engineFor(id) {
   if (engine === undefined) throw new Error(`mlgate validation worker: no engine ${id}`);
   if (engine[failed] !== undefined) throw engine[failed];
   return engine;
-}
-
-function template(spec) {
-  return spec.path !== undefined
-    ? new validate.TemplateFile(spec.path)
-    : new validate.TemplateContent(spec.content, spec.name);
 }
 
 // Reports already made. The engine is deterministic: its report is a function of its version,
@@ -82,35 +84,16 @@ function keepResult(entry, report, label) {
   if (filePath !== label || JSON.stringify(rest).includes(JSON.stringify(label).slice(1, -1))) {
     return;
   }
-  const partial = `${entry}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(partial, v8.serialize(rest), { mode: 0o600 });
-    fs.renameSync(partial, entry); // whole or not at all, also with several processes
-  } catch {
-    fs.rmSync(partial, { force: true }); // a full disk costs the cache, never the synth
-  }
-  if (!pruned) {
-    pruned = true; // once a process, when it adds one: entries unused for 30 days go
-    let names = [];
-    try {
-      names = fs.readdirSync(resultsDir);
-    } catch {
-      // the folder went away: nothing to prune
-    }
-    for (const name of names) {
-      const file = path.join(resultsDir, name);
-      try {
-        if (Date.now() - fs.statSync(file).mtimeMs > PRUNE_AFTER_MS) fs.rmSync(file);
-      } catch {
-        // gone already (another process pruned it)
-      }
-    }
+  // once a process, when it adds one: entries unused for 30 days go
+  if (writeWhole(entry, v8.serialize(rest)) && !pruned) {
+    pruned = true;
+    pruneUnused(resultsDir, '', PRUNE_AFTER_MS);
   }
 }
 
 const operations = {
   create({ id, config }) {
-    if (validate === undefined) throw ahead.engine[failed];
+    loaded();
     const key = JSON.stringify(config);
     configs.set(id, key);
     if (ahead !== undefined && ahead.key === key) {
@@ -123,13 +106,12 @@ const operations = {
   },
   validateTemplate({ id, template: spec, options }) {
     const engine = engineFor(id);
-    const file = template(spec);
-    const label = spec.path ?? file.name;
-    const bytes = file.readBytes();
+    // what the engine reads from a TemplateFile (its path labels the report) or TemplateContent
+    const bytes = spec.path !== undefined ? fs.readFileSync(spec.path) : spec.content;
+    const label = spec.path ?? spec.name ?? validate.DEFAULT_TEMPLATE_NAME;
     const entry = resultEntry(configs.get(id), options, bytes);
     const kept = entry && readResult(entry);
     if (kept !== undefined) return { filePath: label, ...kept };
-    // the bytes just read, under the same label: what the engine reads from a TemplateFile
     const report = engine.validateTemplate(new validate.TemplateContent(bytes, label), options);
     if (entry) keepResult(entry, report, label);
     return report;
@@ -141,10 +123,7 @@ const operations = {
     engines.delete(id);
     if (engine !== undefined && engine[failed] === undefined) engine.free();
   },
-  version() {
-    if (validate === undefined) throw ahead.engine[failed];
-    return validate.version();
-  },
+  version: () => loaded().version(),
 };
 
 // The main thread may be waiting for an answer this thread will never give: wake it, so it

@@ -1216,11 +1216,8 @@ def _load_yaml(text: str) -> Any:
     try:
         return yaml.load(text, Loader=_FastUniqueKeyLoader)
     except yaml.YAMLError as fast:
-        # A broken document: PyYAML's own parser says what is wrong in more words.
-        try:
-            yaml.load(text, Loader=_UniqueKeyLoader)
-        except yaml.YAMLError:
-            raise
+        # A broken document: PyYAML's own parser says what is wrong in more words (it raises).
+        yaml.load(text, Loader=_UniqueKeyLoader)
         raise fast from None
 
 

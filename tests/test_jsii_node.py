@@ -31,10 +31,6 @@ def node() -> str:
     return os.environ["MLGATE_JSII_NODE"]
 
 
-def python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return python_code(code, **env)
-
-
 def test_the_kernel_runs_in_the_node_python_started() -> None:
     if os.environ.get("MLGATE_JSII_DIRECT") == "off":
         pytest.skip("MLGATE_JSII_DIRECT=off: jsii's relay is kept")
@@ -74,8 +70,8 @@ except RuntimeError as err:
 def test_console_output_and_errors_are_those_of_jsiis_relay() -> None:
     """What node writes to its console reaches Python's stderr decoded, and a JavaScript error
     reaches Python as the same exception, as with jsii's own relay."""
-    direct = python(CONSOLE, JSII_DEPRECATED="warn")
-    relay = python(CONSOLE, JSII_DEPRECATED="warn", MLGATE_JSII_DIRECT="off")
+    direct = python_code(CONSOLE, JSII_DEPRECATED="warn")
+    relay = python_code(CONSOLE, JSII_DEPRECATED="warn", MLGATE_JSII_DIRECT="off")
     assert "aws-cdk-lib.SecretValue#plainText is deprecated" in direct.stderr
     assert direct.stderr == relay.stderr
     assert "'1.5 minutes' cannot be converted into a whole number of hours" in direct.stdout
