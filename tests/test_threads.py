@@ -1,0 +1,48 @@
+"""The tests' numeric libraries run one thread each, in the workers and in the processes they
+start (tests/conftest.py says why): a library loaded before conftest.py set the limits, or a
+subprocess started without them, would spin threads against the other worker again."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .conftest import THREAD_LIMITS, python_code
+
+# Loads every thread pool the tests use: OpenBLAS (numpy, scipy), OpenMP (xgboost, scikit-learn).
+LOAD_AND_LIST = """
+import json
+import numpy, scipy.linalg, sklearn.ensemble, xgboost
+from threadpoolctl import threadpool_info
+print(json.dumps(threadpool_info()))
+"""
+
+
+def pools(info: list[dict[str, Any]]) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+    for pool in info:
+        found.setdefault(pool["user_api"], set()).add(pool["num_threads"])
+    return found
+
+
+def test_this_worker_runs_blas_and_openmp_on_one_thread() -> None:
+    import numpy  # noqa: F401  (its BLAS read the limit when it loaded)
+    import scipy.linalg  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    import xgboost  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    # Both kinds of pool are there to check, and every one of them has a single thread.
+    assert pools(threadpool_info()) == {"blas": {1}, "openmp": {1}}
+
+
+def test_a_process_the_tests_start_inherits_the_limits() -> None:
+    assert pools(json.loads(python_code(LOAD_AND_LIST).stdout)) == {"blas": {1}, "openmp": {1}}
+
+
+def test_without_the_limits_the_libraries_would_use_every_core() -> None:
+    """The check above can fail: a process without the variables gets the machine's cores."""
+    unlimited = dict.fromkeys(THREAD_LIMITS, "")  # empty: the library's own default
+    found = pools(json.loads(python_code(LOAD_AND_LIST, **unlimited).stdout))
+    assert found == {"blas": {os.cpu_count()}, "openmp": {os.cpu_count()}}
