@@ -148,25 +148,26 @@ _load_each_aws_model_once()
 SYNTH_FIXTURES = {"synth", "product", "cross_account"}
 SYNTH_GROUP = "synth"
 GROUPS: list[tuple[str, set[str]]] = [
-    (SYNTH_GROUP, SYNTH_FIXTURES),
+    # The tests on local Spark join the synth group: test_glue_jobs needs both, and one worker
+    # starting one JVM for all of them spares the other worker a JVM and its warm-up.
+    (SYNTH_GROUP, SYNTH_FIXTURES | {"spark"}),
     ("rehearsal", {"test_rehearsal.py"}),
-    ("ml-runs", {"runs"}),
     ("model-monitor-app", {"model_monitor"}),
     ("monitoring-job", {"test_monitoring_job.py", "test_sources.py"}),
-    ("etl-curation", {"curation"}),
     ("pipeline-definition", {"built_definition"}),
     ("risky-app", {"risky"}),
     ("validation-worker", {"worker_runs"}),
 ]
 """xdist groups, heaviest first, each named with the fixtures (or the test file) that put a
 test in it. The tests sharing an expensive fixture built per worker run on one worker, so it
-is built once: the synthesized app, the rehearsal of every example (one subprocess, the
-longest test), each product's local pipeline run (tests/ml), the model-monitor variant app
-(tests/stacks/test_monitoring.py), the monitoring job's tests (Evidently's import alone is
-seconds), each product's curation (tests/etl), each product's pipeline definition, the
-careless app of test_governance, the validation worker's synths. The groups are handed out
-in this order before any ungrouped test (the Makefile turns off xdist's own reordering by
-size), so the two workers start on the two heaviest and no long test is left for the end."""
+is built once: the synthesized app and local Spark (with each product's curation in tests/etl
+and its local pipeline run in tests/ml), the rehearsal of every example (one subprocess, the
+longest test), the model-monitor variant app (tests/stacks/test_monitoring.py), the
+monitoring job's tests (Evidently's import alone is seconds), each product's pipeline
+definition, the careless app of test_governance, the validation worker's synths. The groups
+are handed out in this order before any ungrouped test (the Makefile turns off xdist's own
+reordering by size), so the two workers start on the two heaviest and no long test is left
+for the end."""
 
 
 def _group(item: pytest.Item) -> tuple[int, str | None]:

@@ -1,6 +1,6 @@
 """The tests' numeric libraries run one thread each, in the workers and in the processes they
-start (tests/conftest.py says why): a library loaded before conftest.py set the limits, or a
-subprocess started without them, would spin threads against the other worker again."""
+start (tests/conftest.py says why; they inherit the environment it sets): a library loaded
+before conftest.py set the limits would spin threads against the other worker again."""
 
 from __future__ import annotations
 
@@ -35,10 +35,6 @@ def test_this_worker_runs_blas_and_openmp_on_one_thread() -> None:
 
     # Both kinds of pool are there to check, and every one of them has a single thread.
     assert pools(threadpool_info()) == {"blas": {1}, "openmp": {1}}
-
-
-def test_a_process_the_tests_start_inherits_the_limits() -> None:
-    assert pools(json.loads(python_code(LOAD_AND_LIST).stdout)) == {"blas": {1}, "openmp": {1}}
 
 
 def test_without_the_limits_the_libraries_would_use_every_core() -> None:

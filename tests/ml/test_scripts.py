@@ -24,7 +24,7 @@ from tools.local_pipeline import Run, curate_locally, script, train_locally
 from ..lazy import Lazy
 from ..spark_session import EXAMPLE_MANIFESTS
 
-# Loaded on the worker that runs these tests only (the ml-runs group).
+# Loaded on the worker that runs these tests only (the synth group, with local Spark).
 joblib, xgb, skm = Lazy("joblib"), Lazy("xgboost"), Lazy("sklearn.metrics")
 
 ROWS = {"fraud-detection": 30_000}
