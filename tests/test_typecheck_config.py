@@ -1,6 +1,6 @@
 """mypy follows only the aws_cdk modules pyproject.toml lists (the rest are skipped to keep
 type checking fast): every module the code imports must be on that list, or its types would
-silently become Any."""
+silently become Any. The other packages it skips are the development tools' alone."""
 
 from __future__ import annotations
 
@@ -47,3 +47,26 @@ def test_the_scan_sees_both_import_forms() -> None:
         "aws_s3",
         "aws_iam",
     }
+
+
+def skipped_packages() -> set[str]:
+    """The packages besides aws_cdk whose types mypy skips (follow_imports = "skip")."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return {
+        module.removesuffix(".*")
+        for override in config["tool"]["mypy"]["overrides"]
+        if override.get("follow_imports") == "skip"
+        for module in override["module"]
+        if not module.startswith("aws_cdk")
+    }
+
+
+def test_packages_mypy_skips_are_imported_by_development_tools_only() -> None:
+    assert skipped_packages() == {"moto"}  # the scan below is not vacuous
+    shipped = [ROOT / "app.py", *(ROOT / "mlgate").rglob("*.py")]
+    for package in skipped_packages():
+        pattern = re.compile(rf"^\s*(?:from|import) {package}\b", re.MULTILINE)
+        found = [str(p.relative_to(ROOT)) for p in shipped if pattern.search(p.read_text())]
+        assert found == [], f"shipped code imports {package}, whose types mypy skips: {found}"
+        tools = [p for p in (ROOT / "tools").rglob("*.py") if pattern.search(p.read_text())]
+        assert tools, f"nothing imports {package}: drop its override from pyproject.toml"
