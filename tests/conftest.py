@@ -145,6 +145,24 @@ def _load_each_aws_model_once() -> None:
 _load_each_aws_model_once()
 
 
+def _one_sns_signing_key() -> None:
+    """moto signs every message SNS delivers with a key of the subscription's own: a new
+    RSA-2048 key for each subscription (moto/sns/models.py, `Subscription.private_key`), about
+    60 ms of CPU for each test that subscribes a queue to a topic. One key per worker signs
+    them all instead. The signatures stay real signatures, and nothing in mlgate checks
+    them (a Lambda's SNS event is trusted as AWS delivers it)."""
+    import functools
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from moto.sns import models
+
+    key = functools.cache(lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    models.Subscription.private_key = lambda self: key()  # type: ignore[method-assign]
+
+
+_one_sns_signing_key()
+
+
 SYNTH_FIXTURES = {"synth", "product", "cross_account"}
 SYNTH_GROUP = "synth"
 GROUPS: list[tuple[str, set[str]]] = [
