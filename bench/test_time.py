@@ -4,7 +4,9 @@ machine while it ran, and the same figures for a baseline commit measured in the
 
 The machine's other work shows in wall time, not much in CPU time: on a shared machine, compare
 CPU seconds, and wall seconds only against a baseline measured alongside. On two cores the
-wall time can not go below half the CPU time.
+wall time can not go below half the CPU time. "CPU s" counts the processes each phase waited
+for; "machine busy s" the whole machine's busy CPU meanwhile, which also holds the processes
+nobody waits for (the JVM behind a worker's Spark session) and anything else running.
 
 Usage: .venv/bin/python bench/test_time.py [--repeats 1] [--baseline REV] [--make]
   --baseline REV  also measure commit REV (its files from git archive, sharing .venv and
@@ -70,15 +72,31 @@ def environment(tree: Path) -> dict[str, str]:
     return env
 
 
-def timed(command: Sequence[str], cwd: Path) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds (user + system, every process it waited for) and exit code."""
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy since boot (Linux's /proc/stat: user,
+    nice, system, irq, softirq); 0 where there is no /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(command: Sequence[str], cwd: Path) -> tuple[float, float, float, int]:
+    """Wall seconds, CPU seconds (user + system, every process it waited for), the machine's
+    busy CPU seconds meanwhile, and the exit code. The second misses processes nobody waits
+    for, such as the JVM PySpark starts for a worker's Spark session; the third counts
+    everything, including whatever else the machine was doing."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = machine_busy()
     start = time.perf_counter()
     run = subprocess.run(command, cwd=cwd, env=environment(cwd), capture_output=True, check=False)
     wall = time.perf_counter() - start
+    busy = machine_busy() - busy
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, run.returncode
+    return wall, cpu, busy, run.returncode
 
 
 def baseline_tree(rev: str, parent: Path) -> Path:
@@ -106,7 +124,7 @@ def main() -> None:
         trees = {"this tree": ROOT}
         if args.baseline:
             trees[f"baseline {args.baseline}"] = baseline_tree(args.baseline, Path(scratch))
-        samples: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
+        samples: dict[tuple[str, str], list[tuple[float, float, float, int]]] = {}
         load = [os.getloadavg()[0]]
         for repeat in range(args.repeats):
             for name in phases(ROOT, Path(scratch)):
@@ -123,22 +141,22 @@ def main() -> None:
 
     rows = []
     for label in dict.fromkeys(label for label, _ in samples):
-        total_wall = total_cpu = 0.0
+        totals = [0.0, 0.0, 0.0]
         for (owner, name), runs in samples.items():
             if owner != label:
                 continue
-            wall = statistics.median(r[0] for r in runs)
-            cpu = statistics.median(r[1] for r in runs)
-            failed = sum(r[2] != 0 for r in runs)
+            wall, cpu, busy = (statistics.median(r[i] for r in runs) for i in range(3))
+            failed = sum(r[3] != 0 for r in runs)
             if name != "make test":
-                total_wall, total_cpu = total_wall + wall, total_cpu + cpu
+                totals = [t + v for t, v in zip(totals, (wall, cpu, busy), strict=True)]
             rows.append(
-                [label, name, f"{wall:.0f}", f"{cpu:.0f}", f"{failed} failed" if failed else "ok"]
-            )
-        rows.append([label, "phases in sequence", f"{total_wall:.0f}", f"{total_cpu:.0f}", ""])
+                [label, name, f"{wall:.0f}", f"{cpu:.0f}", f"{busy:.0f}",
+                 f"{failed} failed" if failed else "ok"]
+            )  # fmt: skip
+        rows.append([label, "phases in sequence", *(f"{t:.0f}" for t in totals), ""])
     cores = os.cpu_count() or 1
     print(f"`make test` by phase (set-up done), median of {args.repeats}; {cores} cores")
-    print(table(["tree", "phase", "wall s", "CPU s", "exit"], rows))
+    print(table(["tree", "phase", "wall s", "CPU s", "machine busy s", "exit"], rows))
     print(f"load average (1 min) while measuring: {min(load):.1f} to {max(load):.1f}")
 
 
