@@ -12,10 +12,24 @@ import pytest
 
 from .conftest import THREAD_LIMITS, python_code
 
-# Loads every thread pool the tests use: OpenBLAS (numpy, scipy), OpenMP (xgboost, scikit-learn).
-LOAD_AND_LIST = """
-import json
-import numpy, scipy.linalg, sklearn.ensemble, xgboost
+# Every thread pool the tests use: OpenBLAS (numpy, scipy), OpenMP (xgboost, scikit-learn).
+LIBRARIES = ("numpy", "scipy.linalg", "sklearn.ensemble", "xgboost")
+
+
+def load_and_list() -> list[dict[str, Any]]:
+    """The process's thread pools once LIBRARIES are loaded (threadpoolctl's view)."""
+    import importlib
+
+    from threadpoolctl import threadpool_info
+
+    for library in LIBRARIES:
+        importlib.import_module(library)
+    return threadpool_info()
+
+
+# The same in a fresh interpreter, printed as JSON.
+LOAD_AND_LIST = f"""
+import json, {", ".join(LIBRARIES)}
 from threadpoolctl import threadpool_info
 print(json.dumps(threadpool_info()))
 """
@@ -29,14 +43,8 @@ def pools(info: list[dict[str, Any]]) -> dict[str, set[int]]:
 
 
 def test_this_worker_runs_blas_and_openmp_on_one_thread() -> None:
-    import numpy  # noqa: F401  (its BLAS read the limit when it loaded)
-    import scipy.linalg  # noqa: F401
-    import sklearn.ensemble  # noqa: F401
-    import xgboost  # noqa: F401
-    from threadpoolctl import threadpool_info
-
     # Both kinds of pool are there to check, and every one of them has a single thread.
-    assert pools(threadpool_info()) == {"blas": {1}, "openmp": {1}}
+    assert pools(load_and_list()) == {"blas": {1}, "openmp": {1}}
 
 
 def test_without_the_limits_the_libraries_would_use_every_core() -> None:

@@ -26,14 +26,19 @@ def imported() -> set[str]:
     return found
 
 
-def followed() -> set[str]:
+def overridden(follow_imports: str) -> set[str]:
+    """The modules pyproject.toml's mypy overrides give this `follow_imports`."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     return {
         module
         for override in config["tool"]["mypy"]["overrides"]
-        if override.get("follow_imports") == "normal"
+        if override.get("follow_imports") == follow_imports
         for module in override["module"]
     }
+
+
+def followed() -> set[str]:
+    return overridden("normal")
 
 
 def test_mypy_follows_every_aws_cdk_module_the_code_imports() -> None:
@@ -50,15 +55,8 @@ def test_the_scan_sees_both_import_forms() -> None:
 
 
 def skipped_packages() -> set[str]:
-    """The packages besides aws_cdk whose types mypy skips (follow_imports = "skip")."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return {
-        module.removesuffix(".*")
-        for override in config["tool"]["mypy"]["overrides"]
-        if override.get("follow_imports") == "skip"
-        for module in override["module"]
-        if not module.startswith("aws_cdk")
-    }
+    """The packages besides aws_cdk whose types mypy skips."""
+    return {m.removesuffix(".*") for m in overridden("skip") if not m.startswith("aws_cdk")}
 
 
 def test_packages_mypy_skips_are_imported_by_development_tools_only() -> None:
