@@ -4,9 +4,9 @@ measured interleaved in the same run: the ratio is the figure. Also each example
 and both together, the levers one at a time (the pipeline-definition cache, the exit without
 teardown, the validation engine's early start, jsii's node: its flag, its relay, its code
 cache, the validation engine's worker thread and its kept reports, modules loaded ahead, jsii's
-type checks), and how synth time grows with the number of products. The warm-up runs fill the
-caches (the pipeline definitions, jsii's code cache, the kept validation reports, the list of
-modules to load ahead) as a user's first synth does.
+type checks, Python's garbage collector), and how synth time grows with the number of products.
+The warm-up runs fill the caches (the pipeline definitions, jsii's code cache, the kept
+validation reports, the list of modules to load ahead) as a user's first synth does.
 
 Usage: .venv/bin/python bench/synth_time.py [--repeats N] [--skip-scaling]
 """
@@ -14,6 +14,7 @@ Usage: .venv/bin/python bench/synth_time.py [--repeats N] [--skip-scaling]
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -97,6 +98,7 @@ def main() -> None:
         ),
         "fraud-detection, no modules loaded ahead": lever_off(MLGATE_JSII_PREFETCH="off"),
         "fraud-detection, jsii's type checks kept": lever_off(MLGATE_JSII_TYPE_CHECKS="on"),
+        "fraud-detection, Python's garbage collector on": lever_off(MLGATE_PYTHON_GC="on"),
         # None of this stop's levers (the worker off takes the kept reports with it).
         "fraud-detection, none of the levers above since the node changes": lever_off(
             MLGATE_VALIDATION_WORKER="off", MLGATE_JSII_PREFETCH="off", MLGATE_JSII_TYPE_CHECKS="on"
@@ -123,24 +125,32 @@ def main() -> None:
     print(phases(args.repeats, {k: cases[k] for k in list(cases)[:2]}))
     if args.skip_scaling:
         return
-    rows = []
+    print(scaling(args.repeats))
+
+
+def scaling(repeats: int) -> str:
+    """Synth time of 1, 2 and 4 copies of the default product in one app, the three sizes
+    interleaved in each round (the machine's speed drifts over minutes), and the time each
+    extra product adds."""
+    counts = (1, 2, 4)
+    samples: dict[int, list[float]] = {count: [] for count in counts}
     with tempfile.TemporaryDirectory() as tmp:
-        previous = None
-        for count in (1, 2, 4):
-            folder = generated_manifests(Path(tmp) / f"m{count}", count)
-            run(None, str(folder), str(Path(tmp) / "warm"), {})  # builds the caches once
-            values = [
-                run(None, str(folder), str(Path(tmp) / f"s{count}-{i}"), {})
-                for i in range(max(1, args.repeats // 2))
-            ]
-            seconds = statistics.median(values)
-            step = (
-                "" if previous is None else f"{(seconds - previous[1]) / (count - previous[0]):.2f}"
-            )
-            rows.append([count, f"{seconds:.2f}", step])
-            previous = (count, seconds)
-    print("\nScaling: products in one app")
-    print(table(["products", "seconds", "seconds per extra product"], rows))
+        folders = {count: generated_manifests(Path(tmp) / f"m{count}", count) for count in counts}
+        for count in counts:  # builds the caches once
+            run(None, str(folders[count]), str(Path(tmp) / "warm"), {})
+        for i in range(repeats):
+            for count in counts:
+                out = str(Path(tmp) / f"s{count}-{i}")
+                samples[count].append(run(None, str(folders[count]), out, {}))
+    medians = {count: statistics.median(values) for count, values in samples.items()}
+    rows = [[1, f"{medians[1]:.2f}", ""]]
+    for before, count in itertools.pairwise(counts):
+        step = (medians[count] - medians[before]) / (count - before)
+        rows.append([count, f"{medians[count]:.2f}", f"{step:.2f}"])
+    rows.append(["1 to 4", "", f"{(medians[4] - medians[1]) / 3:.2f}"])
+    return f"\nScaling: products in one app (median of {repeats}, interleaved)\n" + table(
+        ["products", "seconds", "seconds per extra product"], rows
+    )
 
 
 # CDK's own performance counters (aws-cdk-lib core/lib/app.js writes them to the file named by

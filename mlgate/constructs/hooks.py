@@ -133,7 +133,7 @@ class HookFunction(Construct):
         self.hook = hook
         if not (LAMBDAS / hook / "handler.py").is_file():
             raise ValueError(f"hook '{hook}' has no mlgate/lambdas/{hook}/handler.py")
-        stack = Stack.of(self)
+        self._region = Stack.of(self).region  # read once: each read is a call to node
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -169,7 +169,7 @@ class HookFunction(Construct):
             on_failure=self._dead_letters(hook, failures) if failures else None,
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
-                    self, "Powertools", POWERTOOLS_LAYER.format(region=stack.region)
+                    self, "Powertools", POWERTOOLS_LAYER.format(region=self._region)
                 )
             ],
             environment={
@@ -275,7 +275,7 @@ class HookFunction(Construct):
                 resources=[key.key_arn],
                 conditions={
                     "StringEquals": {
-                        "kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"
+                        "kms:ViaService": f"secretsmanager.{self._region}.amazonaws.com"
                     }
                 },
             )
@@ -294,9 +294,7 @@ class HookFunction(Construct):
                 actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
                 resources=[key.key_arn],
                 conditions={
-                    "StringEquals": {
-                        "kms:ViaService": f"{service}.{Stack.of(self).region}.amazonaws.com"
-                    }
+                    "StringEquals": {"kms:ViaService": f"{service}.{self._region}.amazonaws.com"}
                 },
             )
         )

@@ -85,6 +85,8 @@ class ProductMonitoring(Construct):
         # a token when the composite is built).
         self.model_tier: list[cw.AlarmBase] = []
         self.owner_topics: dict[str, sns.Topic] = {}
+        # One alarm action per topic, shared by its alarms (each new one is a call to node).
+        self._actions: dict[str, cw_actions.SnsAction] = {}
         self._key = key
         self.dashboard = cw.Dashboard(
             self,
@@ -129,8 +131,11 @@ class ProductMonitoring(Construct):
         return self.owner_topics[contact.id]
 
     def _route(self, alarm: cw.AlarmBase, severity: str, owner: Contact) -> None:
-        topic = self.on_call if severity == CRITICAL else self.owner_topic(owner)
-        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        key = "" if severity == CRITICAL else owner.id
+        if key not in self._actions:
+            topic = self.on_call if severity == CRITICAL else self.owner_topic(owner)
+            self._actions[key] = cw_actions.SnsAction(topic)
+        alarm.add_alarm_action(self._actions[key])
         self.alarms.append(alarm)
 
     def _describe(self, meaning: str, checks: tuple[str, str, str], owner: Contact) -> str:
@@ -596,13 +601,11 @@ class ProductMonitoring(Construct):
         )
         hook_widgets: list[cw.IWidget] = []
         for hook in hooks:
+            errors = hook.function.metric_errors(period=durations.minutes(5))
             hook_widgets.append(
                 cw.GraphWidget(
                     title=f"Hook {hook.name}: errors and throttles{owner}",
-                    left=[
-                        hook.function.metric_errors(period=durations.minutes(5)),
-                        hook.function.metric_throttles(period=durations.minutes(5)),
-                    ],
+                    left=[errors, hook.function.metric_throttles(period=durations.minutes(5))],
                     width=6,
                     height=5,
                 )
@@ -612,7 +615,7 @@ class ProductMonitoring(Construct):
                 what=f"hook-{hook.name.replace('_', '-')}-errors",
                 severity=WARNING,
                 owner=on_call,
-                metric=hook.function.metric_errors(period=durations.minutes(5)),
+                metric=errors,
                 threshold=0,
                 comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 # A hook that did not run has not failed.

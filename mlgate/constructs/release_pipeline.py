@@ -189,9 +189,10 @@ class ReleasePipeline(Construct):
             "encrypted with the product key; CDK's grant expands into these wildcards."
         )
         for policy in self.pipeline.node.find_all():
-            if policy.node.id != "DefaultPolicy":
+            node = policy.node  # each read of .node is a call to node
+            if node.id != "DefaultPolicy":
                 continue
-            path = policy.node.path
+            path = node.path
             if "/Approve/" in path:
                 acknowledge(
                     policy,

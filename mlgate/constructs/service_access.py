@@ -16,13 +16,14 @@ DEPUTIES = {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
 def _for_this_account(scope: IConstruct, statement: iam.PolicyStatement) -> None:
     """A statement that admits EventBridge or CloudWatch admits it only for this account."""
     # Service principals are tokens until resolved (CDK picks the name per region).
-    document = Stack.of(scope).resolve(statement.to_statement_json())
+    stack = Stack.of(scope)
+    document = stack.resolve(statement.to_statement_json())
     principal = document.get("Principal")
     services = principal.get("Service", []) if isinstance(principal, dict) else []
     services = [services] if isinstance(services, str) else services
     conditions = str(document.get("Condition") or {})
     if DEPUTIES & set(services) and "aws:Source" not in conditions:
-        statement.add_condition("StringEquals", {"aws:SourceAccount": Stack.of(scope).account})
+        statement.add_condition("StringEquals", {"aws:SourceAccount": stack.account})
 
 
 class ServiceTopic(sns.Topic):

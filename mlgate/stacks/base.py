@@ -50,13 +50,14 @@ class ProductStack(cdk.Stack):
         self.product = product
         self.names = Names(product, env_name)
         """Every physical name of this stack's product and environment."""
+        tags = cdk.Tags.of(self)  # each Tags.of is a call to node
         for key, value in {
             "mlgate:product": product,
             "mlgate:component": self.component,
             "mlgate:environment": env_name or "shared",
             "mlgate:owner": manifest.contact(manifest.product.owners.product_manager).email,
         }.items():
-            cdk.Tags.of(self).add(key, value)
+            tags.add(key, value)
 
     def bucket_name(self, purpose: str) -> str:
         """Globally unique and predictable: product, purpose, account, region."""

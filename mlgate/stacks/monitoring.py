@@ -24,7 +24,7 @@ import aws_cdk as cdk
 from aws_cdk import CfnCondition, CfnParameter, Fn
 from constructs import Construct
 
-from mlgate.constructs.conditions import ConditionOn
+from mlgate.constructs.conditions import condition_all
 from mlgate.constructs.endpoint import reports_prefix
 from mlgate.constructs.evidently import EvidentlyMonitor
 from mlgate.constructs.model_monitor import ModelMonitorSchedules
@@ -103,7 +103,6 @@ class MonitoringStack(ProductStack):
                 )
             ),
         )
-        cdk.Aspects.of(self).add(ConditionOn(released, MODEL_MONITOR_RESOURCES))
         images = image_uris(manifest, self.target.region)
         self.model_monitor = ModelMonitorSchedules(
             self,
@@ -119,3 +118,4 @@ class MonitoringStack(ProductStack):
             baseline_constraints=baseline["baseline-constraints"],
         )
         self.reports_uri = f"s3://{artifacts}/{reports_prefix(manifest, env_name)}"
+        condition_all(self, released, MODEL_MONITOR_RESOURCES)

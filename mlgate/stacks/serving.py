@@ -21,7 +21,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from mlgate.constructs.conditions import NEEDS_A_MODEL, ConditionOn
+from mlgate.constructs.conditions import NEEDS_A_MODEL, condition_all
 from mlgate.constructs.drift import DriftResponder
 from mlgate.constructs.endpoint import VARIANT, MonitoredEndpoint, reports_prefix
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine
@@ -147,7 +147,6 @@ class ServingStack(ProductStack):
                 Fn.condition_equals(self.model_package.value_as_string, NO_MODEL)
             ),
         )
-        cdk.Aspects.of(self).add(ConditionOn(has_model, NEEDS_A_MODEL))
         images = image_uris(manifest, self.target.region)
         artifacts = site.bucket_name("artifacts")
         # Released versions (model artifacts, baselines) live in the home artifact bucket.
@@ -205,3 +204,4 @@ class ServingStack(ProductStack):
                 if isinstance(child, cdk.CfnElement):
                     path = child.node.path.split("/")[below:]
                     child.override_logical_id(logical_id(path))
+        condition_all(self, has_model, NEEDS_A_MODEL)

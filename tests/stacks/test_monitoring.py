@@ -174,6 +174,10 @@ def test_model_monitor_lives_in_the_monitoring_stack_only(model_monitor: Synth) 
             watcher = Template.from_stack(product.extra[f"monitoring-{env}"])
             for kind in MODEL_MONITOR_KINDS:
                 assert serving.find_resources(kind) == {}
+                # Nothing watches an endpoint that no release has created yet (the schedules'
+                # kinds are checked below; model quality only where ground truth arrives).
+                made = watcher.find_resources(kind).values()
+                assert all(r.get("Condition") == "Released" for r in made), kind
             assert watcher.find_resources("AWS::SageMaker::Pipeline") == {}
             schedules = watcher.find_resources("AWS::SageMaker::MonitoringSchedule")
             kinds = sorted(

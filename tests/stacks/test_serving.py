@@ -249,8 +249,8 @@ def test_two_products_never_collide(synth: Any) -> None:
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
 def test_everything_that_needs_a_model_waits_for_one(synth: Any, product: Any, env: str) -> None:
-    """Applied by an aspect: every endpoint, config, scaling and monitoring resource carries
-    the HasModel condition, so `cdk deploy --all` works before any version is released."""
+    """Applied once the stack is built: every endpoint, config, scaling and monitoring resource
+    carries the HasModel condition, so `cdk deploy --all` works before any version is released."""
     from mlgate.constructs.conditions import NEEDS_A_MODEL
 
     resources = serving(synth, product, env).to_json()["Resources"]
