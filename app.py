@@ -13,7 +13,8 @@ from pathlib import Path
 # Python's cyclic garbage collector stays off in this short-lived process: a synth makes
 # almost no cyclic garbage (about 2,500 unreachable objects after building four products, and
 # the same peak memory), yet the collector ran some 430 times, mostly over the modules being
-# imported: 0.4 to 0.5 s a synth (bench/synth_time.py). MLGATE_PYTHON_GC=on keeps it.
+# imported: 0.4 to 0.5 s of CPU, 0.1 to 0.8 s of a synth's wall time in two interleaved runs
+# (bench/synth_time.py measures it). MLGATE_PYTHON_GC=on keeps it.
 if os.environ.get("MLGATE_PYTHON_GC") != "on":
     gc.disable()
 
