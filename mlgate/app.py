@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import aws_cdk as cdk
 
 from mlgate.constructs.compliance import enable_compliance_checks
+from mlgate.constructs.event_rules import watched_rules
 from mlgate.constructs.monitoring import Hook
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest
 from mlgate.stacks.data import DataStack
@@ -87,6 +88,12 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
     # A release gate that waited too long is a prod matter, shown where its alarm lives: the
     # home account's prod dashboard, or staging's when prod is in another account.
     gate_wait_env: EnvName = "staging" if manifest.is_remote("prod") else "prod"
+    # Each rule's dropped events alarm where its hooks' alarms do: an environment's own stacks
+    # on its dashboard, the product-wide stacks' with the gate wait.
+    rules: dict[EnvName, list[str]] = {env: [] for env in ENV_NAMES}
+    for stack in stacks.all:
+        env_name = getattr(stack, "env_name", None) or gate_wait_env
+        rules[env_name] += watched_rules(stack)
     for env in ENV_NAMES:
         local = [] if manifest.is_remote(env) else release_hooks
         stacks.extra[f"observability-{env}"] = ObservabilityStack(
@@ -98,5 +105,6 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             monitoring=monitoring[env],
             hooks=[*local, Hook("drift_responder", serving[env].drift_responder.function)],
             external_alarms=[delivery.gate_wait_alarm_name] if env == gate_wait_env else [],
+            event_rules=rules[env],
         )
     return stacks

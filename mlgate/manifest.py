@@ -766,6 +766,18 @@ class Monitoring(_Model):
     inferences at least this old."""
 
 
+class Delivery(_Model):
+    """How the release pipeline's hooks run."""
+
+    callback_reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    """Concurrent executions reserved for the public gate callback, so a flood of requests
+    cannot take the account's concurrency from the other functions. None (the default) reserves
+    nothing: Lambda refuses a reservation that leaves fewer than 100 executions unreserved, and
+    a new account's limit can be as low as 10. Set it once `mlgate preflight` shows the
+    account's limit covers it (https://docs.aws.amazon.com/lambda/latest/dg/
+    configuration-concurrency.html)."""
+
+
 class Environment(_Model):
     account: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
     """12-digit AWS account id."""
@@ -818,6 +830,8 @@ class Manifest(_Model):
     """Endpoints per environment."""
     monitoring: Monitoring = Monitoring()
     """Monitoring engine, schedule, drift thresholds and retraining policy."""
+    delivery: Delivery = Delivery()
+    """How the release pipeline's hooks run."""
     environments: Environments
     """Accounts and regions."""
 

@@ -103,7 +103,6 @@ DEPUTIES = {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
 POLICIES = {
     "AWS::SNS::TopicPolicy": "PolicyDocument",
     "AWS::SQS::QueuePolicy": "PolicyDocument",
-    "AWS::KMS::Key": "KeyPolicy",
 }
 
 
@@ -162,3 +161,33 @@ def test_the_shared_rules_find_what_a_fresh_cfn_lint_finds(synth: Any) -> None:
     alone = [[str(m) for m in fresh(text, regions=["eu-west-1"])] for text in texts]
     assert shared == alone
     assert any(shared), "the comparison needs templates with findings"
+
+
+def deputy_key_statements(template: dict[str, object]) -> list[dict[str, object]]:
+    resources: dict[str, dict[str, object]] = template.get("Resources", {})  # type: ignore[assignment]
+    found = []
+    for resource in resources.values():
+        if resource["Type"] != "AWS::KMS::Key":
+            continue
+        for statement in resource["Properties"]["KeyPolicy"]["Statement"]:  # type: ignore[index]
+            principal = statement.get("Principal")
+            services = principal.get("Service") or [] if isinstance(principal, dict) else []
+            services = {services} if isinstance(services, str) else set(services)
+            if services & DEPUTIES:
+                found.append(statement)
+    return found
+
+
+@pytest.mark.parametrize("app", ["synth", "cross_account"])
+def test_keys_admit_the_publishing_services_in_sns_s_documented_form(
+    request: pytest.FixtureRequest, app: str
+) -> None:
+    """SNS documents the key policy for AWS services publishing to an encrypted topic without a
+    condition, and documents no source keys on the request it makes to KMS for them: a
+    condition there could fail closed and drop every alarm and failure notice
+    (mlgate/stacks/foundation.py). The topic policies above carry the source conditions."""
+    synth = request.getfixturevalue(app)
+    for path in synth.template_files:
+        for statement in deputy_key_statements(json.loads(path.read_text())):
+            assert "Condition" not in statement, f"{path.name}: {statement}"
+            assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]

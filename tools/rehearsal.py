@@ -25,6 +25,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -121,7 +122,12 @@ class Quality:
     """Glue Data Quality results (moto has no Data Quality API): the ETL run's outcome."""
 
     def list_data_quality_results(self, **kwargs: Any) -> dict[str, Any]:
-        return {"Results": [{"ResultId": "dqresult-rehearsal"}]}
+        job = kwargs["Filter"]["JobName"]
+        return {
+            "Results": [
+                {"ResultId": "dqresult-rehearsal", "JobName": job, "StartedOn": datetime.now(UTC)}
+            ]
+        }
 
     def get_data_quality_result(self, **kwargs: Any) -> dict[str, Any]:
         return {
@@ -460,8 +466,7 @@ class Rehearsal:
                 "MLGATE_THRESHOLDS": json.dumps(thresholds(self.manifest)),
                 "SLACK_WEBHOOK_SECRET_ARN": webhook,
                 "SLACK_SIGNING_SECRET_ARN": signing,
-                "DQ_DATABASE": "catalog",
-                "DQ_TABLE": "curated",
+                "DQ_JOB": self.names.quality_job(),
                 "SAMPLE_PAYLOAD": self.manifest.sample_record,
                 "SMOKE_REQUESTS": str(self.manifest.serving.smoke_requests),
             }

@@ -13,6 +13,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge, acknowledge_findings
+from mlgate.constructs.event_rules import WatchedRule
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable, on_call_owner
 from mlgate.manifest import EnvName, Manifest
 from mlgate.naming import Names, role_arn
@@ -115,7 +116,7 @@ class DriftResponder(Construct):
             "The drift responder writes cool-down records to its KMS-encrypted table and "
             "publishes to the encrypted on-call topic.",
         )
-        self.rule = events.Rule(
+        self.rule = WatchedRule(
             self,
             "DriftDetected",
             rule_name=names.resource("drift"),

@@ -32,6 +32,7 @@ from constructs import Construct
 
 from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.endpoint import VARIANT, capture_prefix, reports_prefix
+from mlgate.constructs.event_rules import WatchedRule
 from mlgate.constructs.sagemaker_access import (
     decrypt_released_versions,
     pull_images,
@@ -150,7 +151,7 @@ class EvidentlyMonitor(Construct):
                 actions=["sagemaker:StartPipelineExecution"], resources=[self.pipeline_arn]
             )
         )
-        self.schedule = events.Rule(
+        self.schedule = WatchedRule(
             self,
             "Schedule",
             rule_name=self.names.resource("monitoring"),

@@ -21,6 +21,7 @@ from constructs import Construct
 from mlgate import durations
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.endpoint import reports_prefix
+from mlgate.constructs.event_rules import WatchedRule
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable
 from mlgate.constructs.monitoring import s3_console_url
 from mlgate.constructs.release_hooks import RELEASE_KEY
@@ -69,8 +70,7 @@ class GateNotifier(HookFunction):
         idempotency: IdempotencyTable,
         pipeline: ReleasePipeline,
         webhook: secretsmanager.ISecret,
-        quality_database: str,
-        quality_table: str,
+        quality_job: str,
     ) -> None:
         names = Names.of(manifest)
         stack = Stack.of(scope)
@@ -98,8 +98,7 @@ class GateNotifier(HookFunction):
                 "RELEASE_KEY": RELEASE_KEY,
                 "RELEASE_PIPELINE": names.release_pipeline(),
                 "SLACK_WEBHOOK_SECRET_ARN": webhook.secret_arn,
-                "DQ_DATABASE": quality_database,
-                "DQ_TABLE": quality_table,
+                "DQ_JOB": quality_job,
             },
             failures=FailureRouting.of(manifest, "gate_notifier", key=key, on_call=on_call),
         )
@@ -173,9 +172,14 @@ class GateCallback(HookFunction):
                 "AUDIT_TABLE": names.audit_table(),
                 "RELEASE_PIPELINE": names.release_pipeline(),
             },
-            # Its URL is public: a flood of requests must not take the account's concurrency
-            # from the other functions (Slack sends one request per click).
-            reserved_concurrency=5,
+            # Its URL is public: a reservation keeps a flood of requests from taking the
+            # account's concurrency from the other functions. Only where the manifest asks:
+            # Lambda refuses one that leaves fewer than 100 unreserved, which a new account's
+            # limit cannot (mlgate preflight checks it).
+            reserved_concurrency=manifest.delivery.callback_reserved_concurrency,
+            # The GateExpired rule invokes it asynchronously: an event Lambda gave up on waits
+            # in a dead-letter queue, and on-call hears of it.
+            failures=FailureRouting.of(manifest, "gate_callback", key=key, on_call=on_call),
         )
         self.read_secret(signing, key)
         self.write_audit(
@@ -240,7 +244,7 @@ class GateCallback(HookFunction):
         metric. The event shape is CodePipeline's documented one; it could not be observed
         offline."""
         names = Names.of(manifest)
-        self.expired_rule = events.Rule(
+        self.expired_rule = WatchedRule(
             self,
             "GateExpired",
             rule_name=names.rule("gate-expired"),

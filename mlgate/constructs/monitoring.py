@@ -22,7 +22,7 @@ from constructs import Construct
 from mlgate import durations
 from mlgate.constructs.drift import DRIFT_METRICS_NAMESPACE
 from mlgate.manifest import Contact, Direction, EnvName, Manifest, MonitoringEngine, SloKind
-from mlgate.naming import Names, pascal
+from mlgate.naming import PREFIX, Names, pascal
 from mlgate.schedules import schedule_interval_hours
 
 WIDTH = 24
@@ -71,8 +71,11 @@ class ProductMonitoring(Construct):
         model_alarms: list[str],
         external_alarms: list[str],
         reports_uri: str,
+        event_rules: list[str],
     ) -> None:
-        """`reports_uri`: where monitoring writes its reports (linked from the header)."""
+        """`reports_uri`: where monitoring writes its reports (linked from the header);
+        `event_rules`: the EventBridge rules of this environment's account whose failed
+        deliveries page on-call."""
         super().__init__(scope, id)
         self.reports_uri = reports_uri
         self.manifest, self.env, self.endpoint, self.variant = manifest, env, endpoint, variant
@@ -98,6 +101,7 @@ class ProductMonitoring(Construct):
         self._business_tier()
         self._model_tier()
         self._system_tier(glue_jobs, training_pipeline, hooks)
+        self._event_rules(event_rules)
         imported = {
             name: cw.Alarm.from_alarm_name(self, f"External{i}", name)
             for i, name in enumerate([*model_alarms, *external_alarms])
@@ -628,6 +632,54 @@ class ProductMonitoring(Construct):
                 ),
             )
         self.dashboard.add_widgets(*hook_widgets)
+
+    def _event_rules(self, rules: list[str]) -> None:
+        """A rule that could not deliver an event (its retries spent) drops it, and only its
+        FailedInvocations metric says so
+        (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-monitoring.html): each
+        rule pages on-call, as its notice, approval or start would have."""
+        if not rules:
+            return
+        on_call = self.manifest.contact(self.manifest.product.owners.on_call)
+        prefix = f"{PREFIX}-{self.product}-"
+        metrics = []
+        for rule in rules:
+            failed = cw.Metric(
+                namespace="AWS/Events",
+                metric_name="FailedInvocations",
+                dimensions_map={"RuleName": rule},
+                statistic="Sum",
+                period=durations.minutes(5),
+            )
+            metrics.append(failed)
+            self.add_alarm(
+                tier="system",
+                what=f"rule-{rule.removeprefix(prefix)}-failed-invocations",
+                severity=CRITICAL,
+                owner=on_call,
+                metric=failed,
+                threshold=0,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                # A rule that matched nothing has dropped nothing.
+                missing=cw.TreatMissingData.NOT_BREACHING,
+                meaning=f"EventBridge could not deliver an event of rule {rule} after its "
+                "retries and dropped it: a notice, approval or start never arrived.",
+                checks=(
+                    f"the rule's target and its resource policy (aws events list-targets-by-"
+                    f"rule --rule {rule})",
+                    "the target's KMS key policy and the topic or function policy",
+                    "replay the event from the source once the target accepts it",
+                ),
+            )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="EventBridge rules: events dropped after retries (FailedInvocations)"
+                f" — owner: {on_call.name}",
+                left=metrics,
+                width=WIDTH,
+                height=5,
+            )
+        )
 
     def _composite(self, model_alarms: list[cw.IAlarm]) -> cw.CompositeAlarm:
         """Model unhealthy: drift, a model-quality alarm or a rollback SLO alarm is firing."""

@@ -19,6 +19,7 @@ from constructs import Construct
 
 from mlgate import accounts, durations
 from mlgate.constructs.compliance import acknowledge, acknowledge_each
+from mlgate.constructs.event_rules import WatchedRule
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable
 from mlgate.gates import thresholds
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest
@@ -209,7 +210,7 @@ class ReleaseHook(HookFunction):
             )
         )
         self.use_key(key, "kms:Decrypt", "kms:GenerateDataKey")
-        self.rule = events.Rule(
+        self.rule = WatchedRule(
             self,
             "ModelApproved",
             rule_name=names.rule("model-approved"),

@@ -1,11 +1,15 @@
-"""A topic and a key that AWS services use on this account's behalf, guarded against the
-confused deputy (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html)."""
+"""A topic that AWS services publish to on this account's behalf, guarded against the confused
+deputy (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html).
+
+The product key that encrypts such a topic is not guarded the same way: SNS documents the key
+policy for services publishing to an encrypted topic without a condition, and no page says the
+request SNS makes to KMS for them carries aws:SourceAccount, so a condition there could drop
+every alarm and failure notice (mlgate/stacks/foundation.py)."""
 
 from __future__ import annotations
 
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import IConstruct
 
@@ -37,14 +41,3 @@ class ServiceTopic(sns.Topic):
     ) -> iam.AddToResourcePolicyResult:
         _for_this_account(self, statement)
         return super().add_to_resource_policy(statement)
-
-
-class ServiceKey(kms.Key):
-    """A key whose policy admits services (EventBridge publishing to an encrypted topic, CDK's
-    targets.SnsTopic grant) only for this account."""
-
-    def add_to_resource_policy(
-        self, statement: iam.PolicyStatement, allow_no_op: bool | None = None
-    ) -> iam.AddToResourcePolicyResult:
-        _for_this_account(self, statement)
-        return super().add_to_resource_policy(statement, allow_no_op)

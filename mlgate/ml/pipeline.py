@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mlgate.manifest import Algorithm, Direction, Manifest
+from mlgate.manifest import Algorithm, Direction, Manifest, MonitoringEngine
 from mlgate.ml.images import image_uris
 from mlgate.naming import Names
 
@@ -324,29 +324,52 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         property_files=[report],
     )
 
-    baseline = QualityCheckStep(
-        name=STEP_BASELINE,
-        description="Data-quality baseline for Model Monitor, registered with the version",
-        quality_check_config=DataQualityCheckConfig(
-            baseline_dataset=split("baseline"),
-            dataset_format=DatasetFormat.csv(header=True),
-            output_s3_uri=out("data-quality-baseline"),
-        ),
-        check_job_config=CheckJobConfig(
-            role=s.role_arn,
-            instance_count=1,
-            instance_type=model.processing_instance_type,
-            volume_kms_key=s.kms_key_arn,
-            output_kms_key=s.kms_key_arn,
-            sagemaker_session=session,
-        ),
-        skip_check=True,
-        register_new_baseline=True,
-        model_package_group_name=s.model_package_group,
-        depends_on=[preprocess],
-    )
-    stats = baseline.properties.CalculatedBaselineStatistics
-    constraints = baseline.properties.CalculatedBaselineConstraints
+    # Model Monitor's analyzer image builds the registered data-quality baseline only where the
+    # product watches traffic with Model Monitor, which is closed to new customers
+    # (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor.html). Elsewhere no step
+    # runs that image: the Evidently job compares traffic with the preprocess's baseline split,
+    # registered below as mlgate:baseline-dataset, and no version waits on Model Monitor.
+    baseline: Any = None
+    data_quality: dict[str, Any] = {}
+    if manifest.monitoring.engine is MonitoringEngine.MODEL_MONITOR:
+        baseline = QualityCheckStep(
+            name=STEP_BASELINE,
+            description="Data-quality baseline for Model Monitor, registered with the version",
+            quality_check_config=DataQualityCheckConfig(
+                baseline_dataset=split("baseline"),
+                dataset_format=DatasetFormat.csv(header=True),
+                output_s3_uri=out("data-quality-baseline"),
+            ),
+            check_job_config=CheckJobConfig(
+                role=s.role_arn,
+                instance_count=1,
+                instance_type=model.processing_instance_type,
+                volume_kms_key=s.kms_key_arn,
+                output_kms_key=s.kms_key_arn,
+                sagemaker_session=session,
+            ),
+            skip_check=True,
+            register_new_baseline=True,
+            model_package_group_name=s.model_package_group,
+            depends_on=[preprocess],
+        )
+        stats = MetricsSource(
+            s3_uri=baseline.properties.CalculatedBaselineStatistics,
+            content_type="application/json",
+        )
+        constraints = MetricsSource(
+            s3_uri=baseline.properties.CalculatedBaselineConstraints,
+            content_type="application/json",
+        )
+        data_quality = {
+            "model_metrics": {
+                "model_data_statistics": stats,
+                "model_data_constraints": constraints,
+            },
+            "drift_check_baselines": DriftCheckBaselines(
+                model_data_statistics=stats, model_data_constraints=constraints
+            ),
+        }
 
     builder = ModelBuilder(
         s3_model_data_url=model_data,
@@ -382,16 +405,12 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
                     s3_uri=Join(on="/", values=[out("evaluation"), REPORT_FILE]),
                     content_type="application/json",
                 ),
-                model_data_statistics=MetricsSource(s3_uri=stats, content_type="application/json"),
-                model_data_constraints=MetricsSource(
-                    s3_uri=constraints, content_type="application/json"
-                ),
+                **data_quality.get("model_metrics", {}),
             ),
-            drift_check_baselines=DriftCheckBaselines(
-                model_data_statistics=MetricsSource(s3_uri=stats, content_type="application/json"),
-                model_data_constraints=MetricsSource(
-                    s3_uri=constraints, content_type="application/json"
-                ),
+            **(
+                {"drift_check_baselines": data_quality["drift_check_baselines"]}
+                if data_quality
+                else {}
             ),
             customer_metadata_properties={
                 "mlgate:product": manifest.product.name,
@@ -444,12 +463,14 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
                     ),
                 )
             ],
-            depends_on=[baseline],
+            # The checks read the evaluation (JsonGet); with Model Monitor, the registration
+            # they lead to also needs the baseline.
+            depends_on=[baseline] if baseline is not None else None,
         )
 
     pipeline = Pipeline(
         name=Names.of(manifest).training_pipeline(),
-        steps=[preprocess, train, evaluate, baseline, next_step],
+        steps=[step for step in (preprocess, train, evaluate, baseline, next_step) if step],
         sagemaker_session=session,
     )
     result: dict[str, Any] = json.loads(pipeline.definition())

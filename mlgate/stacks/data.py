@@ -18,6 +18,7 @@ from constructs import Construct
 from mlgate import durations
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge_each
+from mlgate.constructs.event_rules import WatchedRule
 from mlgate.constructs.storage import SecureBucket
 from mlgate.manifest import Manifest
 from mlgate.packaging import build_zip
@@ -139,8 +140,12 @@ class DataStack(ProductStack):
                     for s in manifest.data.sources
                 ]
             ),
+            # Incremental crawls (CRAWL_NEW_FOLDERS_ONLY) only log schema changes: CreateCrawler
+            # refuses any other update or delete behaviour with that recrawl policy
+            # (https://docs.aws.amazon.com/glue/latest/dg/incremental-crawls.html). The raw
+            # tables keep the schema of their first crawl; the ETL job reads the manifest's.
             schema_change_policy=glue.CfnCrawler.SchemaChangePolicyProperty(
-                update_behavior="UPDATE_IN_DATABASE", delete_behavior="LOG"
+                update_behavior="LOG", delete_behavior="LOG"
             ),
             recrawl_policy=glue.CfnCrawler.RecrawlPolicyProperty(
                 recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"
@@ -357,7 +362,7 @@ class DataStack(ProductStack):
         """Failures reach on-call as a sentence, not as raw JSON."""
         topic = foundation.on_call_topic
         runbook = self.manifest.product.runbook_url
-        events.Rule(
+        WatchedRule(
             self,
             "JobFailed",
             rule_name=self.name("etl-job-failed"),
@@ -375,7 +380,7 @@ class DataStack(ProductStack):
                 ),
             )
         )
-        events.Rule(
+        WatchedRule(
             self,
             "CrawlFailed",
             rule_name=self.name("etl-crawl-failed"),

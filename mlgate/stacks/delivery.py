@@ -114,8 +114,7 @@ class DeliveryStack(ProductStack):
                 key=key,
                 description="Slack incoming-webhook URL the gate briefs are posted to",
             ),
-            quality_database=data.database_name,
-            quality_table=data.curated_table.table_name,
+            quality_job=data.names.quality_job(),
         )
         self.callback = GateCallback(
             self,

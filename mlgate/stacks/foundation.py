@@ -19,7 +19,7 @@ from constructs import Construct
 from mlgate import accounts, durations
 from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.hooks import IdempotencyTable
-from mlgate.constructs.service_access import ServiceKey, ServiceTopic
+from mlgate.constructs.service_access import ServiceTopic
 from mlgate.constructs.storage import AccessLogBucket, SecureBucket
 from mlgate.manifest import EnvName, Manifest
 from mlgate.stacks.base import ProductStack
@@ -35,7 +35,7 @@ class SiteStack(ProductStack):
     idempotency: IdempotencyTable
 
     def _site(self, manifest: Manifest, what: str) -> None:
-        self.key = ServiceKey(
+        self.key = kms.Key(
             self,
             "ProductKey",
             alias=self.names.key_alias(),
@@ -59,16 +59,24 @@ class SiteStack(ProductStack):
                 },
             )
         )  # fmt: skip
-        # CloudWatch alarms and EventBridge rules publish to the product's encrypted topics.
+        # CloudWatch alarms and EventBridge rules publish to the product's encrypted topics, in
+        # the form SNS documents for AWS services that publish to an encrypted topic: the
+        # service principal, kms:Decrypt and kms:GenerateDataKey*, no condition
+        # (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html, "Enable
+        # compatibility between event sources from AWS services and encrypted topics"). Neither
+        # SNS nor KMS documents that the key request SNS makes for EventBridge or CloudWatch
+        # carries aws:SourceAccount or aws:SourceArn, and a condition on an absent key fails
+        # closed: every failure notice would be dropped. The topics' own policies say who may
+        # publish; each rule's FailedInvocations alarm shows a notice that was dropped anyway.
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
+                sid="AwsServicesPublishToEncryptedTopics",
                 principals=[
                     iam.ServicePrincipal("cloudwatch.amazonaws.com"),
                     iam.ServicePrincipal("events.amazonaws.com"),
                 ],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": self.target.account}},
             )
         )
         self.access_logs = AccessLogBucket(self, "AccessLogs").bucket

@@ -26,6 +26,7 @@ class ObservabilityStack(ProductStack):
         monitoring: MonitoringStack,
         hooks: list[Hook],
         external_alarms: list[str],
+        event_rules: list[str],
     ) -> None:
         super().__init__(
             scope,
@@ -51,4 +52,5 @@ class ObservabilityStack(ProductStack):
             model_alarms=list(serving.rollback_alarm_names),
             reports_uri=monitoring.reports_uri,
             external_alarms=external_alarms,
+            event_rules=event_rules,
         )

@@ -19,6 +19,7 @@ from constructs import Construct
 from mlgate import accounts, durations, naming
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge_each
+from mlgate.constructs.event_rules import WatchedRule
 from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest
@@ -190,7 +191,7 @@ class TrainingStack(ProductStack):
         )
         self.starter.role.add_to_policy(start_training(manifest))
         target = targets.LambdaFunction(self.starter.function, retry_attempts=2)
-        events.Rule(
+        WatchedRule(
             self,
             "AfterEtl",
             rule_name=self.name("train-after-etl"),
@@ -198,7 +199,7 @@ class TrainingStack(ProductStack):
             event_pattern=mlgate_events.etl_succeeded(self.product),
             targets=[target],
         )
-        events.Rule(
+        WatchedRule(
             self,
             "OnSchedule",
             rule_name=self.name("train-on-schedule"),

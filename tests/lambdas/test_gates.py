@@ -97,8 +97,7 @@ def gates(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "RELEASE_PIPELINE": NOTIFICATION["approval"]["pipelineName"],
         "SLACK_WEBHOOK_SECRET_ARN": webhook["ARN"],
         "SLACK_SIGNING_SECRET_ARN": signing["ARN"],
-        "DQ_DATABASE": "db",
-        "DQ_TABLE": "curated",
+        "DQ_JOB": "mlgate-fraud-detection-quality",
     }.items():
         monkeypatch.setenv(key, value)
 
@@ -119,7 +118,15 @@ def gates(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         },
     )
     glue = Recorder(
-        list_data_quality_results={"Results": [{"ResultId": "dqresult-1"}]},
+        list_data_quality_results={
+            "Results": [
+                {
+                    "ResultId": "dqresult-1",
+                    "JobName": "mlgate-fraud-detection-quality",
+                    "StartedOn": datetime(2016, 7, 6, 2, 0, tzinfo=UTC),
+                }
+            ]
+        },
         get_data_quality_result={
             "Score": 1.0,
             "RuleResults": [{"Name": "Rule_1", "Result": "PASS"}],
@@ -714,3 +721,56 @@ def test_a_failed_approval_with_no_stored_request_publishes_nothing(
     outcome = gates["callback"].handler(failed_approval(), None, now=EXPIRED)
     assert outcome["expired"] == "unknown"
     assert gate_expired_points() == 0
+
+
+def test_the_brief_reads_the_quality_job_s_newest_result_as_glue_lists_them() -> None:
+    """The quality job evaluates a DataFrame read from S3, so its results carry its job name and
+    no table: they are listed by JobName, across pages, and the newest by StartedOn is read
+    (ListDataQualityResults promises no order). Stubbed with the documented response shape:
+    moto has no Data Quality API."""
+    import gate_notifier.handler as notifier
+    from botocore.stub import ANY, Stubber
+
+    glue = boto3.client("glue", region_name="eu-west-1")
+    job = "mlgate-some-product-quality"
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def described(result: str, day: int) -> dict[str, Any]:
+        return {"ResultId": result, "JobName": job, "JobRunId": f"jr_{day}",
+                "StartedOn": datetime(2026, 11, day, tzinfo=UTC)}  # fmt: skip
+
+    with Stubber(glue) as stub:
+        expected = {"Filter": {"JobName": job, "StartedAfter": ANY}, "MaxResults": 100}
+        stub.add_response(
+            "list_data_quality_results",
+            {"Results": [described("older", 3), described("newest", 28)], "NextToken": "p2"},
+            expected,
+        )
+        stub.add_response(
+            "list_data_quality_results",
+            {"Results": [described("middle", 14)]},
+            {**expected, "NextToken": "p2"},
+        )
+        stub.add_response(
+            "get_data_quality_result",
+            {
+                "ResultId": "newest",
+                "Score": 0.5,
+                "JobName": job,
+                "JobRunId": "jr_28",
+                "RuleResults": [
+                    {"Name": "Rule_1", "Result": "PASS"},
+                    {"Name": "Rule_2", "Result": "FAIL", "EvaluationMessage": "nulls"},
+                ],
+            },
+            {"ResultId": "newest"},
+        )
+        quality = notifier.data_quality(glue, job, now=now)
+        stub.assert_no_pending_responses()
+    assert quality["status"] == "1 rule(s) failed"
+    assert quality["failed_rules"] == ["Rule_2"]
+    assert quality["job_run"] == "jr_28"
+
+    with Stubber(glue) as stub:
+        stub.add_response("list_data_quality_results", {"Results": []})
+        assert "no data-quality run of" in notifier.data_quality(glue, job, now=now)["status"]

@@ -4,9 +4,10 @@ product's scripts as the services load them, and built without touching the netw
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from mlgate.manifest import Direction
+from mlgate.manifest import Direction, MonitoringEngine
 from mlgate.ml.pipeline import (
     ENTRY_SCRIPT,
     SERVING_CODE_DIR,
@@ -32,17 +33,63 @@ def test_definition_is_built_offline(no_network: list[Any], manifest: Any, setti
     assert no_network == [], f"the SDK tried to connect to {no_network}"
 
 
-def test_steps_run_preprocess_train_evaluate_baseline_then_the_checks(
+def test_steps_run_preprocess_train_evaluate_then_the_checks(
     manifest: Any, body: dict[str, Any]
 ) -> None:
     top = body["Steps"]
+    baseline = [("DataQualityBaseline", "QualityCheck")] if model_monitor(manifest) else []
     assert [(s["Name"], s["Type"]) for s in top] == [
         ("Preprocess", "Processing"),
         ("Train", "Training"),
         ("Evaluate", "Processing"),
-        ("DataQualityBaseline", "QualityCheck"),
+        *baseline,
         (f"Check{manifest.metrics.model_metrics[0].name.value.title()}", "Condition"),
     ]
+
+
+def model_monitor(manifest: Any) -> bool:
+    return bool(manifest.monitoring.engine is MonitoringEngine.MODEL_MONITOR)
+
+
+def with_engine(manifest: Any, engine: MonitoringEngine) -> Any:
+    return manifest.model_copy(
+        update={"monitoring": manifest.monitoring.model_copy(update={"engine": engine})}
+    )
+
+
+def test_without_model_monitor_no_step_runs_its_image_or_registers_its_baseline(
+    manifest: Any, settings: Any
+) -> None:
+    """Model Monitor is closed to new customers: with Evidently, a version is registered in an
+    account that cannot run Model Monitor's analyzer (no QualityCheck step, no drift-check
+    baseline from it), and the Evidently job's baseline dataset travels with the version."""
+    body = definition(with_engine(manifest, MonitoringEngine.EVIDENTLY), settings)
+    steps = flatten(body["Steps"])
+    assert [s for s in steps if s["Type"] in ("QualityCheck", "ClarifyCheck")] == []
+    text = json.dumps(body)
+    assert "model-monitor-analyzer" not in text
+    assert "DataQualityBaseline" not in text
+    (register,) = [s for s in steps if s["Type"] == "RegisterModel"]
+    args = register["Arguments"]
+    assert "DriftCheckBaselines" not in args
+    assert "ModelDataQuality" not in args["ModelMetrics"]
+    assert "mlgate:baseline-dataset" in args["CustomerMetadataProperties"]
+
+
+def test_with_model_monitor_the_baseline_step_gates_registration(
+    manifest: Any, settings: Any
+) -> None:
+    body = definition(with_engine(manifest, MonitoringEngine.MODEL_MONITOR), settings)
+    names = [s["Name"] for s in body["Steps"]]
+    assert names.index("DataQualityBaseline") == 3
+    steps = flatten(body["Steps"])
+    (register,) = [s for s in steps if s["Type"] == "RegisterModel"]
+    drift = register["Arguments"]["DriftCheckBaselines"]["ModelDataQuality"]
+    assert drift["Statistics"]["S3Uri"] == {
+        "Get": "Steps.DataQualityBaseline.CalculatedBaselineStatistics"
+    }
+    checks = [s for s in steps if s["Type"] == "Condition"]
+    assert checks[0]["DependsOn"] == ["DataQualityBaseline"]
 
 
 def test_one_check_per_manifest_metric_with_its_threshold_and_a_named_failure(
@@ -74,13 +121,15 @@ def test_registration_waits_for_the_ml_lead_and_carries_evidence(
     args = register["Arguments"]
     assert args["ModelApprovalStatus"] == "PendingManualApproval"
     assert args["ModelPackageGroupName"] == f"mlgate-{manifest.product.name}"
-    quality = args["ModelMetrics"]["ModelDataQuality"]
-    assert quality["Statistics"]["S3Uri"] == {
-        "Get": "Steps.DataQualityBaseline.CalculatedBaselineStatistics"
-    }
-    assert quality["Constraints"]["S3Uri"] == {
-        "Get": "Steps.DataQualityBaseline.CalculatedBaselineConstraints"
-    }
+    assert args["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    if model_monitor(manifest):
+        quality = args["ModelMetrics"]["ModelDataQuality"]
+        assert quality["Statistics"]["S3Uri"] == {
+            "Get": "Steps.DataQualityBaseline.CalculatedBaselineStatistics"
+        }
+        assert quality["Constraints"]["S3Uri"] == {
+            "Get": "Steps.DataQualityBaseline.CalculatedBaselineConstraints"
+        }
     meta = args["CustomerMetadataProperties"]
     assert meta["mlgate:manifest-sha256"] == settings.manifest_sha256
     assert meta["mlgate:code-sha256"] == settings.code_sha256

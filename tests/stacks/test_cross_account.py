@@ -214,7 +214,7 @@ def test_home_shares_released_versions_with_the_prod_model_and_monitor_roles_onl
     assert sorted(decrypt["Action"]) == ["kms:Decrypt", "kms:DescribeKey"]
 
 
-def test_prod_roles_read_home_artifacts_by_bucket_name_and_key_alias(cross_account: Any) -> None:
+def test_prod_roles_read_home_artifacts_through_the_home_key_policy(cross_account: Any) -> None:
     manifest = cross_account.product().manifest
     for stack, name in (
         ("serving-prod", Names.of(manifest).model_role("prod")),
@@ -231,9 +231,15 @@ def test_prod_roles_read_home_artifacts_by_bucket_name_and_key_alias(cross_accou
         )
         assert {
             "Action": "kms:Decrypt",
+            # No alias condition: KMS documents none for a key in another account. The home
+            # key's policy, which alone names the prod roles, decides which key they may use.
             "Condition": {
-                "ForAnyValue:StringEquals": {"kms:ResourceAliases": f"alias/mlgate/{PRODUCT}"},
-                "StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
+                "StringEquals": {
+                    "kms:ViaService": f"s3.{REGION}.amazonaws.com",
+                    "kms:EncryptionContext:aws:s3:arn": (
+                        f"arn:aws:s3:::mlgate-{PRODUCT}-artifacts-{HOME}-{REGION}"
+                    ),
+                },
             },
             "Effect": "Allow",
             "Resource": f"arn:aws:kms:{REGION}:{HOME}:key/*",
@@ -311,3 +317,12 @@ def test_each_environment_serves_in_its_own_account(cross_account: Any) -> None:
     for env in ENV_NAMES:
         stack = cross_account.product().extra[f"serving-{env}"]
         assert stack.account == (PROD_ACCOUNT if env == "prod" else HOME)
+
+
+def test_no_policy_conditions_a_key_on_an_alias(synth: Any) -> None:
+    """Alias conditions (kms:ResourceAliases, kms:RequestAlias) are not documented for a key in
+    another account, where the cross-account grants need them: no template may rest on one."""
+    for path in synth.template_files:
+        text = path.read_text()
+        assert "kms:ResourceAliases" not in text, path.name
+        assert "kms:RequestAlias" not in text, path.name

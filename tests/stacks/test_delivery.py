@@ -355,9 +355,10 @@ def test_asynchronous_hooks_send_failed_events_to_an_encrypted_queue_watched_by_
 ) -> None:
     template = delivery(synth, product)
     configs = template.find_resources("AWS::Lambda::EventInvokeConfig")
-    # deployer, verifier, notifier, release, and the quality gate where there is one
+    # deployer, verifier, notifier, release, the callback (for the GateExpired rule), and the
+    # quality gate where there is one
     has_gate = product.extra["delivery"].quality_gate is not None
-    assert len(configs) == 4 + has_gate
+    assert len(configs) == 5 + has_gate
     for config in configs.values():
         target = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
         assert "Fn::GetAtt" in target
@@ -377,12 +378,44 @@ def test_asynchronous_hooks_send_failed_events_to_an_encrypted_queue_watched_by_
     )
 
 
-def test_the_public_callback_has_reserved_concurrency_and_no_failure_queue(
+def test_the_public_callback_reserves_concurrency_only_where_the_manifest_asks(
     synth: Any, product: Any
 ) -> None:
-    delivery(synth, product).has_resource_properties(
-        "AWS::Lambda::Function",
-        {"Handler": "gate_callback.handler.handler", "ReservedConcurrentExecutions": 5},
+    """Lambda refuses a reservation that leaves fewer than 100 executions unreserved, which a
+    new account's limit cannot: none by default, the manifest's where it asks."""
+    (callback,) = [
+        f["Properties"]
+        for f in delivery(synth, product).find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "gate_callback.handler.handler"
+    ]
+    asked = product.manifest.delivery.callback_reserved_concurrency
+    assert callback.get("ReservedConcurrentExecutions") == asked
+
+
+def test_the_callback_s_expired_gate_events_have_an_on_failure_destination(
+    synth: Any, product: Any
+) -> None:
+    """The GateExpired rule invokes the callback asynchronously: an event Lambda gave up on
+    lands in a dead-letter queue whose alarm tells on-call, as for every hook EventBridge
+    invokes."""
+    template = delivery(synth, product)
+    functions = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "gate_callback.handler.handler"}}
+    )
+    (logical,) = functions
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": logical},
+            "DestinationConfig": {"OnFailure": {"Destination": Match.any_value()}},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": Match.string_like_regexp("/system/gate.callback-failed/"),
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+        },
     )
 
 

@@ -248,3 +248,29 @@ def test_the_model_tier_shows_drifted_share_top_features_and_links_the_reports(
     header = widgets[0]["properties"]["markdown"]
     assert "https://s3.console.aws.amazon.com/s3/buckets/" in header
     assert "prefix=monitoring/prod/evidently/" in header
+
+
+def test_every_event_rule_pages_on_call_when_it_drops_an_event(synth: Any, product: Any) -> None:
+    """EventBridge drops an event it could not deliver after its retries; only the rule's
+    FailedInvocations metric shows it. Each rule of the product, in every stack, has that alarm
+    in its own account, routed to on-call."""
+    for stack in product.all:
+        rules = synth.template(stack).find_resources("AWS::Events::Rule")
+        if not rules:
+            continue
+        alarms = [
+            r["Properties"]
+            for other in product.all
+            if other.account == stack.account and other.region == stack.region
+            for r in synth.template(other).find_resources("AWS::CloudWatch::Alarm").values()
+            if r["Properties"].get("MetricName") == "FailedInvocations"
+        ]
+        for rule in rules.values():
+            name = rule["Properties"]["Name"]
+            assert isinstance(name, str), f"{stack.stack_name}: a rule without a fixed name"
+            (alarm,) = [
+                a for a in alarms if a["Dimensions"] == [{"Name": "RuleName", "Value": name}]
+            ]
+            assert alarm["Namespace"] == "AWS/Events"
+            assert alarm["Threshold"] == 0
+            assert alarm["AlarmActions"], f"the alarm on {name} pages nobody"

@@ -54,7 +54,7 @@ def test_deployed_definition_is_the_authored_one_with_real_locations(
         "Preprocess",
         "Train",
         "Evaluate",
-        "DataQualityBaseline",
+        *(["DataQualityBaseline"] if product.manifest.monitoring.engine == "model-monitor" else []),
         f"Check{first}",
     ]
     text = json.dumps(body)

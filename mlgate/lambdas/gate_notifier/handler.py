@@ -22,7 +22,7 @@ finds the execution waiting at the gate (GetPipelineState), its source revision
 (GetPipelineExecution: artifactRevisions[].revisionId) and reads release.json at that version.
 
 Environment: MLGATE_CONTEXT (JSON built by the stack from the manifest), AUDIT_TABLE,
-RELEASE_BUCKET, RELEASE_PIPELINE, SLACK_WEBHOOK_SECRET_ARN, DQ_DATABASE, DQ_TABLE,
+RELEASE_BUCKET, RELEASE_PIPELINE, SLACK_WEBHOOK_SECRET_ARN, DQ_JOB (the quality job's name),
 IDEMPOTENCY_TABLE; RELEASE_KEY (default release.json).
 AWS calls: codepipeline:GetPipelineState, codepipeline:GetPipelineExecution,
 s3:GetObjectVersion (release.json at the execution's source revision),
@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -72,8 +72,7 @@ class Settings:
     key: str
     pipeline: str
     webhook_secret: str
-    dq_database: str
-    dq_table: str
+    dq_job: str
 
 
 @cache
@@ -81,7 +80,7 @@ def settings() -> Settings:
     env = read(
         "gate_notifier",
         ("MLGATE_CONTEXT", "AUDIT_TABLE", "RELEASE_BUCKET", "RELEASE_PIPELINE",
-         "SLACK_WEBHOOK_SECRET_ARN", "DQ_DATABASE", "DQ_TABLE"),
+         "SLACK_WEBHOOK_SECRET_ARN", "DQ_JOB"),
         {"RELEASE_KEY": "release.json"},
     )  # fmt: skip
     return Settings(
@@ -91,8 +90,7 @@ def settings() -> Settings:
         key=env["RELEASE_KEY"],
         pipeline=env["RELEASE_PIPELINE"],
         webhook_secret=env["SLACK_WEBHOOK_SECRET_ARN"],
-        dq_database=env["DQ_DATABASE"],
-        dq_table=env["DQ_TABLE"],
+        dq_job=env["DQ_JOB"],
     )
 
 
@@ -140,16 +138,38 @@ def parse(event: Any, gates: dict[str, Any], pipeline: str | None = None) -> dic
     }
 
 
-def data_quality(glue: Any, database: str, table: str) -> dict[str, Any]:
-    """The latest Glue Data Quality result of the curated table, or why there is none."""
+# How far back a data-quality run still speaks for the data a release was trained on.
+DQ_LOOKBACK = timedelta(days=30)
+DQ_PAGES = 10
+
+
+def data_quality(glue: Any, job: str, now: datetime | None = None) -> dict[str, Any]:
+    """The latest Glue Data Quality result of the product's quality job, or why there is none.
+
+    The job evaluates its ruleset on a DataFrame read from S3 (mlgate/etl/quality_glue.py), not
+    on a catalog table: its results carry the job's name and no GlueTable data source, so they
+    are listed by JobName. ListDataQualityResults promises no order; the newest is the one
+    with the latest StartedOn (https://docs.aws.amazon.com/glue/latest/webapi/
+    API_ListDataQualityResults.html, API_DataQualityResultDescription.html)."""
+    since = (now or datetime.now(UTC)) - DQ_LOOKBACK
+    newest: dict[str, Any] | None = None
+    token: str | None = None
     try:
-        results = glue.list_data_quality_results(
-            Filter={"DataSource": {"GlueTable": {"DatabaseName": database, "TableName": table}}},
-            MaxResults=1,
-        )["Results"]
-        if not results:
-            return {"status": "no data-quality run yet"}
-        result = glue.get_data_quality_result(ResultId=results[0]["ResultId"])
+        for _ in range(DQ_PAGES):
+            page = glue.list_data_quality_results(
+                Filter={"JobName": job, "StartedAfter": since},
+                MaxResults=100,
+                **({"NextToken": token} if token else {}),
+            )
+            for found in page.get("Results", []):
+                if newest is None or found.get("StartedOn", since) > newest.get("StartedOn", since):
+                    newest = found
+            token = page.get("NextToken")
+            if not token:
+                break
+        if newest is None:
+            return {"status": f"no data-quality run of {job} in the last {DQ_LOOKBACK.days} days"}
+        result = glue.get_data_quality_result(ResultId=newest["ResultId"])
     except ClientError as err:
         return {"status": f"unavailable ({err.response['Error']['Code']})"}
     outcomes = result.get("RuleResults", [])
@@ -159,6 +179,7 @@ def data_quality(glue: Any, database: str, table: str) -> dict[str, Any]:
         "score": result.get("Score"),
         "failed_rules": failed,
         "completed": str(result.get("CompletedOn", "")),
+        "job_run": result.get("JobRunId", newest.get("JobRunId", "")),
     }
 
 
@@ -322,7 +343,7 @@ def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
     gate = product["gates"][approval["stageName"]]
     execution = execution_of(codepipeline, approval["pipelineName"], approval["stageName"])
     release = release_of(codepipeline, s3, config, approval["pipelineName"], execution)
-    quality = data_quality(glue, config.dq_database, config.dq_table)
+    quality = data_quality(glue, config.dq_job)
     evidence = brief(product, gate, approval, release, quality)
     request_id = request_id_of(approval["token"])
     audit = AuditTrail(dynamodb, config.table)
