@@ -774,8 +774,8 @@ class Delivery(_Model):
     cannot take the account's concurrency from the other functions. None (the default) reserves
     nothing: Lambda refuses a reservation that leaves fewer than 100 executions unreserved, and
     a new account's limit can be as low as 10. Set it once `mlgate preflight` shows the
-    account's limit covers it (https://docs.aws.amazon.com/lambda/latest/dg/
-    configuration-concurrency.html)."""
+    account's limit covers it
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html)."""
 
 
 class Environment(_Model):

@@ -169,3 +169,13 @@ def test_the_curation_job_reads_every_source_in_its_format(synth: Any, product: 
     assert schema["partition_keys"] == list(manifest.data.curated.partition_keys)
     assert arguments["--transform_module"] == manifest.data.transform.rsplit("/", 1)[-1][:-3]
     assert ".zip" in json.dumps(arguments["--extra-py-files"])
+
+
+def test_the_incremental_raw_crawl_only_logs_schema_changes(synth: Any, product: Any) -> None:
+    """CreateCrawler refuses CRAWL_NEW_FOLDERS_ONLY with any update or delete behaviour but LOG
+    (https://docs.aws.amazon.com/glue/latest/dg/incremental-crawls.html): the Data stack, and
+    the Delivery stack that imports its table, would never be created."""
+    (crawler,) = data(synth, product).find_resources("AWS::Glue::Crawler").values()
+    props = crawler["Properties"]
+    assert props["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
+    assert props["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
