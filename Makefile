@@ -23,7 +23,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 # the tests again. No asset takes them in (tests/test_determinism.py checks).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help setup setup-dev synth test lint typecheck unit deploy diff clean validate report dashboards bench rehearse
+.PHONY: help setup setup-dev wheels synth test lint typecheck unit deploy diff clean validate report dashboards bench rehearse preflight
 
 help:  ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,12 +60,31 @@ $(STAMPS)/spark-classes: requirements-dev.txt tools/spark_classes.py | $(STAMPS)
 	$(BIN)/python tools/spark_classes.py
 	@touch $@
 
-setup: $(STAMPS)/synth $(CDK_CLI)  ## install what `make synth` needs
+# The wheel sets mlgate ships (mlgate/wheelsets.py): the hooks' Powertools layer and the
+# monitoring job's wheelhouse, downloaded once per lock with every hash checked and packed under
+# .venv/wheelsets. Synth reads them and never downloads; a set missing there stops it with one
+# line naming `make wheels`.
+WHEEL_LOCKS := requirements-powertools.lock requirements-monitoring.lock
+$(STAMPS)/wheels: $(WHEEL_LOCKS) mlgate/wheelsets.py tools/wheels.py | $(BIN)/python
+	$(BIN)/python tools/wheels.py build
+	@mkdir -p $(STAMPS) && touch $@
+
+setup: $(STAMPS)/synth $(CDK_CLI) $(STAMPS)/wheels  ## install what `make synth` needs
+
+wheels: | $(BIN)/python  ## download and pack the wheel sets mlgate ships, where not built yet
+	$(BIN)/python tools/wheels.py build
 
 setup-dev: setup $(STAMPS)/dev  ## install what `make test` needs
 
 validate: $(STAMPS)/synth  ## check the manifest(s) and print the one-pager
 	$(BIN)/python -m mlgate validate $(MANIFEST)
+
+# Read-only checks of MANIFEST's AWS accounts before a first deploy, with the caller's home
+# account credentials; PREFLIGHT=double runs them against an offline test double (moto) instead.
+PREFLIGHT ?= real
+DOUBLE := $(filter double,$(PREFLIGHT))
+preflight: $(STAMPS)/synth $(if $(DOUBLE),$(STAMPS)/dev)  ## check MANIFEST's AWS accounts before a first deploy (PREFLIGHT=double: offline)
+	$(BIN)/python -m mlgate preflight $(MANIFEST) $(if $(DOUBLE),--double)
 
 synth: setup  ## synthesize every stack for MANIFEST (a file or a folder)
 	@$(BIN)/python -m mlgate validate $(MANIFEST) > /dev/null
@@ -100,6 +119,7 @@ bench: setup-dev $(STAMPS)/system  ## benchmarks (figures, not pass/fail): synth
 	$(BIN)/python bench/hooks_latency.py
 	$(BIN)/python bench/etl_throughput.py
 	$(BIN)/python bench/monitoring_job.py
+	$(BIN)/python bench/monitoring_startup.py
 	$(BIN)/python bench/test_time.py
 
 rehearse: setup-dev $(STAMPS)/system $(STAMPS)/spark-classes  ## play the whole release flow offline (moto, local Spark) with the real hooks

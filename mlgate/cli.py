@@ -35,6 +35,22 @@ def main(argv: list[str] | None = None) -> int:
     new = sub.add_parser("new", help="scaffold a working product folder (manifest, code, data)")
     new.add_argument("name", help="the product's name: lowercase letters, digits and dashes")
     new.add_argument("--dir", default="examples", help="where the folder goes (examples/)")
+    preflight = sub.add_parser(
+        "preflight", help="read-only checks of the manifests' AWS accounts before a first deploy"
+    )
+    preflight.add_argument("path", nargs="?", default=None)
+    preflight.add_argument(
+        "--double", action="store_true", help="run against an offline test double (moto)"
+    )
+    preflight.add_argument("--profile", default=None, help="AWS profile of the home account")
+    preflight.add_argument(
+        "--account-profile",
+        action="append",
+        default=[],
+        metavar="ACCOUNT=PROFILE",
+        help="read this account with this profile (default: its CDK lookup role, from home)",
+    )
+    preflight.add_argument("--cdk-out", default="cdk.out", help="synthesized templates")
     reference = sub.add_parser("reference", help="print the manifest reference (Markdown)")
     reference.add_argument("--write", metavar="README", help="update it between its markers")
     args = parser.parse_args(argv)
@@ -59,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     try:
-        source = args.path if args.command in ("validate", "report") else args.manifest
+        source = args.path if args.command in ("validate", "report", "preflight") else args.manifest
         manifests = load_manifests(source or default_target())
     except ManifestBatchError as err:
         print("\n".join(err.lines), file=sys.stderr)
@@ -69,8 +85,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return write_reports(manifests, Path(args.outdir), Path(args.out))
+    if args.command == "preflight":
+        return run_preflight(manifests, args)
     print(synth_summary(Path(args.outdir), manifests))
     return 0
+
+
+def run_preflight(manifests: list[Manifest], args: argparse.Namespace) -> int:
+    from mlgate import preflight
+
+    cdk_out = Path(args.cdk_out)
+    if args.double:
+        try:
+            from tools.preflight_double import run_double
+        except ImportError as err:
+            print(
+                f"preflight --double needs the development packages (make setup-dev): {err}",
+                file=sys.stderr,
+            )
+            return 2
+        return run_double(manifests, cdk_out=cdk_out)
+    profiles = dict(item.partition("=")[::2] for item in args.account_profile)
+    if any(len(a) != 12 or not a.isdigit() or not p for a, p in profiles.items()):
+        print("--account-profile takes ACCOUNT=PROFILE, a 12-digit account id", file=sys.stderr)
+        return 2
+    return preflight.run(manifests, profile=args.profile, profiles=profiles, cdk_out=cdk_out)
 
 
 def scaffold(name: str, parent: Path) -> int:

@@ -6,7 +6,14 @@ The job runs in AWS's prebuilt scikit-learn image in script mode, as FrameworkPr
 `source_dir`: the source arrives as a tar.gz, its requirements.txt is pip-installed, then the
 entry point runs with the job's arguments
 (https://docs.aws.amazon.com/sagemaker/latest/dg/processing-job-frameworks.html). No image is
-built. The install reaches PyPI, so the job runs without network isolation.
+built. Its dependencies ship with it: requirements.txt is requirements-monitoring.lock (exact
+pins, a sha256 per wheel), and the wheels themselves, built for the image's Python 3.12
+(mlgate/wheelsets.py), arrive as a second Processing input, a zip the job unpacks. pip installs
+from those files only (`--no-index --find-links`) and refuses any whose hash differs
+(`--require-hashes`: https://pip.pypa.io/en/stable/topics/secure-installs/), so a run reaches
+no package index: PyPI being down, or an account without internet egress, does not stop
+monitoring. The job still calls AWS APIs (S3, SSM, SageMaker, CloudWatch), so it does not run
+with network isolation.
 
 The definition is written out here rather than by the SageMaker SDK: its one step is a literal
 CreateProcessingJob request (https://docs.aws.amazon.com/sagemaker/latest/APIReference/
@@ -22,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import Stack
+from aws_cdk import AssetHashType, Stack, Stage
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -45,17 +52,24 @@ from mlgate.ml.pipeline import PROCESSING
 from mlgate.monitoring_args import REPORT_DIR, job_arguments
 from mlgate.naming import Names
 from mlgate.packaging import build_tar_gz
+from mlgate.wheelsets import MONITORING
 
 JOB_SOURCE = Path(__file__).resolve().parent.parent / "monitoring_job"
-REQUIREMENTS = Path(__file__).resolve().parent.parent.parent / "requirements-monitoring.txt"
 CODE_DIR = f"{PROCESSING}/input/code"
+WHEELS_INPUT = f"{PROCESSING}/input/wheels"
+"""Where Processing downloads the wheelhouse zip (its S3 object, named by its asset hash)."""
+WHEELHOUSE = f"{PROCESSING}/wheelhouse"
+"""Where the job unpacks it: the one place its pip install looks for packages."""
 INSTANCE = "ml.m5.large"  # 8 GB: the job peaks at 1.7 GB on 10^6 records (docs/monitoring.md)
 STEP = "Monitor"
-# Unpack the source dir, install its pinned requirements, run the entry point with the job's
-# arguments ("$@"): what FrameworkProcessor's generated runproc.sh does.
+# Unpack the source dir and the wheelhouse, install the locked requirements from the wheelhouse
+# alone, run the entry point with the job's arguments ("$@"): what FrameworkProcessor's
+# generated runproc.sh does, without a package index.
 ENTRYPOINT = (
-    f"set -eu; cd {CODE_DIR} && tar -xzf *.gz && "
-    "python3 -m pip install --quiet --disable-pip-version-check -r requirements.txt && "
+    f"set -eu; python3 -m zipfile -e {WHEELS_INPUT}/*.zip {WHEELHOUSE} && "
+    f"cd {CODE_DIR} && tar -xzf *.gz && "
+    "python3 -m pip install --quiet --disable-pip-version-check --no-index "
+    f"--find-links {WHEELHOUSE} --require-hashes -r requirements.txt && "
     'exec python3 run.py "$@"'
 )
 
@@ -113,11 +127,21 @@ class EvidentlyMonitor(Construct):
                 build_tar_gz(
                     {
                         **{p.name: p for p in sorted(JOB_SOURCE.glob("*.py"))},
-                        "requirements.txt": REQUIREMENTS,
+                        "requirements.txt": MONITORING.lock,
                     },
                     build_dir / "monitoring-sourcedir.tar.gz",
                 )
             ),
+        )
+        # Named by the lock's key: synth never reads the 200 MB zip to fingerprint it, nor
+        # copies it (wheelsets.WheelSet.staged), and the staging and prod monitoring stacks
+        # share one asset.
+        self.wheels = assets.Asset(
+            self,
+            "Wheelhouse",
+            path=str(MONITORING.staged(Stage.of(self).asset_outdir)),  # type: ignore[union-attr]
+            asset_hash=MONITORING.key,
+            asset_hash_type=AssetHashType.CUSTOM,
         )
         self.role = self._role(f"arn:aws:s3:::{artifacts_bucket}", home_artifacts_arn)
         self.arguments = job_arguments(manifest, env, capture_uri=self.capture_uri)
@@ -195,7 +219,18 @@ class EvidentlyMonitor(Construct):
                         "S3InputMode": "File",
                         "S3DataDistributionType": "FullyReplicated",
                     },
-                }
+                },
+                {
+                    "InputName": "wheels",
+                    "AppManaged": False,
+                    "S3Input": {
+                        "S3Uri": self.wheels.s3_object_url,
+                        "LocalPath": WHEELS_INPUT,
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                        "S3DataDistributionType": "FullyReplicated",
+                    },
+                },
             ],
             "ProcessingOutputConfig": {
                 "KmsKeyId": self.key.key_arn,
@@ -270,12 +305,13 @@ class EvidentlyMonitor(Construct):
         baselines = f"{home_artifacts}/training/{product}/*"
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[baselines]))
         decrypt_released_versions(role, manifest=self.manifest, env=env, key=self.key)
-        # The job's source archive only, not the whole asset bucket.
+        # The job's source archive and wheelhouse only, not the whole asset bucket.
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
                 resources=[
-                    f"arn:aws:s3:::{self.source.s3_bucket_name}/{self.source.s3_object_key}"
+                    f"arn:aws:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"
+                    for asset in (self.source, self.wheels)
                 ],
             )
         )

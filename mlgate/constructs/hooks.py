@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import AssetHashType, Duration, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -23,14 +24,25 @@ from mlgate import durations
 from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge, acknowledge_findings
 from mlgate.manifest import Manifest
 from mlgate.naming import Names
+from mlgate.wheelsets import POWERTOOLS
 
 LAMBDAS = Path(__file__).resolve().parent.parent / "lambdas"
-# Powertools for AWS Lambda (Python) v3, published by AWS in every commercial region; the
-# version is the one its documentation lists (bump it with the layer, it cannot be resolved
-# offline).
-POWERTOOLS_LAYER = (
-    "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:27"
-)
+
+
+@functools.cache
+def runtime() -> lambda_.Runtime:
+    """The hooks' runtime; the Powertools layer's wheels are locked for it (mlgate/wheelsets.py).
+    A function, not a module constant: reading it is a call to node, and mlgate makes none at
+    import (tests/test_validation_engine.py)."""
+    return lambda_.Runtime.PYTHON_3_13
+
+
+@functools.cache
+def architecture() -> lambda_.Architecture:
+    return lambda_.Architecture.X86_64
+
+
+LAYER_ID = "PowertoolsLayer"
 # Runtime code shared by every hook: the asset is mlgate/lambdas, minus what never runs there.
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.md", "**/.mypy_cache"]
 
@@ -104,6 +116,36 @@ class IdempotencyTable(Construct):
         )
 
 
+def powertools_layer(stack: Stack) -> lambda_.ILayerVersion:
+    """The stack's one Powertools layer, shared by its hooks: mlgate's own, built from the
+    locked wheels of the version the tests run (mlgate/wheelsets.py), so no public layer has
+    to exist in the region and the deployed Powertools cannot drift from the tested one.
+
+    Lambda puts a layer's python/ folder on the runtime's path
+    (https://docs.aws.amazon.com/lambda/latest/dg/packaging-layers.html). The asset is named
+    by the lock's key (a custom hash), so synth does not read the zip to fingerprint it; every
+    stack's layer is the same asset, staged and uploaded once per account. A missing zip stops
+    synth with the command that builds it (`make wheels`)."""
+    found = stack.node.try_find_child(LAYER_ID)
+    if isinstance(found, lambda_.LayerVersion):
+        return found
+    version = POWERTOOLS.pins["aws-lambda-powertools"]
+    return lambda_.LayerVersion(
+        stack,
+        LAYER_ID,
+        code=lambda_.Code.from_asset(
+            str(POWERTOOLS.staged(Stage.of(stack).asset_outdir)),  # type: ignore[union-attr]
+            asset_hash=POWERTOOLS.key,
+            asset_hash_type=AssetHashType.CUSTOM,
+        ),
+        compatible_runtimes=[runtime()],
+        compatible_architectures=[architecture()],
+        description=f"Powertools for AWS Lambda (Python) {version} and its dependencies, from "
+        "mlgate's locked wheels (requirements-powertools.lock)",
+        license="MIT-0",
+    )
+
+
 class HookFunction(Construct):
     """A Lambda hook from mlgate/lambdas/<hook>/handler.py with its own role and log group.
 
@@ -133,7 +175,8 @@ class HookFunction(Construct):
         self.hook = hook
         if not (LAMBDAS / hook / "handler.py").is_file():
             raise ValueError(f"hook '{hook}' has no mlgate/lambdas/{hook}/handler.py")
-        self._region = Stack.of(self).region  # read once: each read is a call to node
+        stack = Stack.of(self)
+        self._region = stack.region  # read once: each read is a call to node
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -156,8 +199,8 @@ class HookFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.X86_64,
+            runtime=runtime(),
+            architecture=architecture(),
             handler=f"{hook}.handler.handler",
             code=lambda_.Code.from_asset(str(LAMBDAS), exclude=ASSET_EXCLUDES),
             description=description,
@@ -167,11 +210,7 @@ class HookFunction(Construct):
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrency,
             on_failure=self._dead_letters(hook, failures) if failures else None,
-            layers=[
-                lambda_.LayerVersion.from_layer_version_arn(
-                    self, "Powertools", POWERTOOLS_LAYER.format(region=self._region)
-                )
-            ],
+            layers=[powertools_layer(stack)],
             environment={
                 "POWERTOOLS_SERVICE_NAME": hook,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -181,11 +220,21 @@ class HookFunction(Construct):
         acknowledge(
             self.function,
             "AwsSolutions-L1",
-            f"The {hook} hook runs on python3.13, the newest runtime the pinned Powertools v3 "
-            "public layer is published for; it moves when the layer does.",
+            f"The {hook} hook runs on python3.13, the runtime its Powertools layer's wheels are "
+            "locked for (requirements-powertools.lock); it moves when the lock does.",
         )
         if failures:
             self._acknowledge_dead_letter_key_grant()
+        if reserved_concurrency is not None:
+            # Lambda refuses a reservation that leaves fewer than 100 executions unreserved
+            # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html): the
+            # template says who asked, and the service-rules table holds every other function
+            # to none (mlgate/service_rules.py).
+            self.function.node.default_child.add_metadata(  # type: ignore[union-attr]
+                "mlgate:reserved-concurrency",
+                f"{reserved_concurrency} reserved because the manifest asks; `mlgate preflight` "
+                "checks the account leaves 100 unreserved beside it",
+            )
 
     def _dead_letters(self, hook: str, failures: FailureRouting) -> lambda_.IDestination:
         """An event Lambda gave up on (after its two retries) lands here, and on-call hears."""

@@ -5,9 +5,10 @@ whose labels are due, writes an HTML report and a summary, and publishes CloudWa
 Runtime code only: no aws_cdk, no SageMaker SDK. It runs as a SageMaker Processing job in the
 prebuilt scikit-learn image (a Python 3.12 one, e.g. framework version 1.4-2-py312) in script
 mode: this folder is the source dir, `run.py` the entry point, and a `requirements.txt` beside
-it (the repository's requirements-monitoring.txt, exact pins) is installed by pip when the job
-starts, so no image is built anywhere. That install reaches PyPI: the job needs internet access
-(no network isolation; a VPC job needs a NAT gateway or a PyPI mirror).
+it (the repository's requirements-monitoring.lock: requirements-monitoring.txt's exact pins with
+each wheel's sha256) is installed by pip when the job starts, so no image is built anywhere.
+The wheels ship with the job (mlgate/wheelsets.py): pip installs from them alone, with
+`--no-index --require-hashes`, so a run needs no package index and no internet access.
 
 Inputs (local paths, as Processing downloads them)
   --capture-dir         the endpoint's capture .jsonl files (any depth); they should cover the

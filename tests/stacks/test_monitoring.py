@@ -88,14 +88,16 @@ def test_the_job_runs_script_mode_in_the_py312_sklearn_image_encrypted(
     assert app["ContainerEntrypoint"] == ["/bin/bash", "-c", ENTRYPOINT, "mlgate-monitor"]
     assert "pip install" in ENTRYPOINT
     assert "-r requirements.txt" in ENTRYPOINT
-    (code,) = request["ProcessingInputs"]
-    assert code["S3Input"]["LocalPath"] == "/opt/ml/processing/input/code"
+    inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
+    assert inputs.keys() == {"code", "wheels"}  # wheels: tests/test_vendored_wheels.py
+    assert inputs["code"]["LocalPath"] == "/opt/ml/processing/input/code"
     assert request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "TOKEN"
     assert request["ProcessingOutputConfig"]["KmsKeyId"] == "TOKEN"
     (report,) = request["ProcessingOutputConfig"]["Outputs"]
     values = report["S3Output"]["S3Uri"]["Std:Join"]["Values"]
     assert values[0].endswith(f"/monitoring/{env}/evidently")
-    # pip reaches PyPI at start: no network isolation, by design (docs/monitoring.md).
+    # The job calls S3, SSM, SageMaker and CloudWatch itself: no network isolation, by design
+    # (docs/monitoring.md); its pip install reaches no index (tests/test_vendored_wheels.py).
     assert "EnableNetworkIsolation" not in request["NetworkConfig"]
 
 

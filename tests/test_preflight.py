@@ -1,0 +1,608 @@
+"""`python -m mlgate preflight`: every check passes on healthy accounts for both example
+products, and fails (or warns) with its fix on an account that breaks it; missing or foreign
+credentials give one line; no call writes. Offline: moto, and botocore's Stubber for the calls
+moto lacks (tools/preflight_double.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from botocore.stub import Stubber
+
+from mlgate import preflight
+from mlgate.manifest import Manifest, load_manifests, parse_manifest
+from mlgate.naming import Names
+from tools.preflight_double import World, healthy_world
+
+from .conftest import EXAMPLES, ROOT
+
+PRODUCTS = ("fraud-detection", "delivery-time")
+LINE = re.compile(r"^(PASS|WARN|FAIL) ([a-z-]+) \[[^\]]+\]: .+")
+READ = re.compile(r"^(Get|List|Describe|BatchGet)[A-Z]")
+# sts:AssumeRole into a prod account's CDK lookup role hands out temporary credentials, and
+# changes nothing in either account.
+ALSO_READ_ONLY = {"AssumeRole"}
+
+
+def manifests_of(product: str, engine: str | None = None) -> list[Manifest]:
+    if engine is None:
+        return load_manifests(EXAMPLES / product)
+    path = EXAMPLES / product / "manifest.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw.setdefault("monitoring", {})["engine"] = engine
+    return [parse_manifest(raw, path)]
+
+
+@dataclass
+class Run:
+    code: int
+    lines: list[str]
+    errors: list[str]
+    world: World
+
+    def line(self, check: str) -> str:
+        found = [line for line in self.lines if line.split(" ")[1:2] == [check]]
+        assert found, f"no {check} line in:\n" + "\n".join(self.lines)
+        return found[0]
+
+    def not_passing(self) -> dict[str, str]:
+        checks = [line for line in self.lines[:-1] if not line.startswith("PASS")]
+        return {line.split(" ")[1]: line for line in checks}
+
+
+def run_preflight(
+    manifests: list[Manifest], breaks: Callable[[World], None] | None = None, **kwargs: Any
+) -> Run:
+    lines: list[str] = []
+    errors: list[str] = []
+    with healthy_world(manifests) as world:
+        if breaks is not None:
+            breaks(world)
+        code = preflight.run(
+            manifests,
+            session=world.home_session,
+            client_hook=world.client_hook,
+            out=lines.append,
+            err=errors.append,
+            cdk_out=kwargs.pop("cdk_out", Path("no-cdk-out")),
+            **kwargs,
+        )
+        world.assert_answered()
+    written = [c for c in world.calls if not (READ.match(c[2]) or c[2] in ALSO_READ_ONLY)]
+    assert written == [], f"preflight made calls that are not reads: {written}"
+    return Run(code, lines, errors, world)
+
+
+def home_key(world: World) -> tuple[str, str]:
+    return preflight.home(world.manifests[0])
+
+
+def prod_key(world: World) -> tuple[str, str]:
+    prod = world.manifests[0].environments.prod
+    return prod.account, prod.region
+
+
+# --- healthy accounts -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_healthy_accounts_pass_every_check(product: str) -> None:
+    run = run_preflight(manifests_of(product))
+    assert run.code == 0, "\n".join(run.lines)
+    assert run.errors == []
+    assert run.not_passing() == {}
+    for line in run.lines[:-1]:
+        assert LINE.match(line), line
+    checks = {line.split(" ")[1] for line in run.lines[:-1]}
+    expected = {
+        "cdk-bootstrap", "cfn-exec-role", "lambda-concurrency", "endpoint-quota",
+        "training-quota", "processing-quota", "glue-quota", "slack-secrets",
+        "sagemaker-images", "powertools-layer",
+    }  # fmt: skip
+    if product == "delivery-time":  # prod in an account of its own
+        expected |= {"prod-trusts-home", "trust-by-name"}
+    assert checks == expected
+    accounts = {line.split("[")[1].split("]")[0] for line in run.lines if "cdk-bootstrap" in line}
+    environments = run.world.manifests[0].environments
+    wanted = {f"{e.account} {e.region}" for e in (environments.staging, environments.prod)}
+    assert accounts == wanted
+    assert "ships with the stack" in run.line("powertools-layer")
+    assert run.lines[-1].startswith("preflight: ")
+
+
+def test_both_products_at_once_share_the_home_account_quotas() -> None:
+    manifests = load_manifests(EXAMPLES)
+    plans = preflight.plan(manifests)
+    assert set(plans) == {
+        ("111111111111", "eu-west-1"),
+        ("111111111111", "us-east-1"),
+        ("222222222222", "us-east-1"),
+    }
+    run = run_preflight(manifests)
+    assert run.code == 0, "\n".join(run.lines)
+
+
+def test_blue_green_doubles_the_largest_fleet() -> None:
+    [m] = manifests_of("delivery-time")
+    prod = preflight.plan([m])[("222222222222", "us-east-1")]
+    # prod: 4 instances, autoscaling up to 12, and a whole green fleet beside blue.
+    assert prod.endpoint == {"ml.c5.large": 24}
+    assert prod.hooks == len(preflight.ENV_HOOKS)
+    home = preflight.plan([m])[("111111111111", "us-east-1")]
+    assert home.endpoint == {"ml.m5.large": 4}
+    assert [(p.product.name, n) for p, n in home.reservations] == [("delivery-time", 10)]
+
+
+# --- an account that breaks one check -------------------------------------------------------
+
+
+def delete_bootstrap(world: World) -> None:
+    account, region = home_key(world)
+    world.client(account, "ssm", region).delete_parameter(Name=preflight.BOOTSTRAP_PARAMETER)
+
+
+def old_bootstrap(world: World) -> None:
+    account, region = home_key(world)
+    world.client(account, "ssm", region).put_parameter(
+        Name=preflight.BOOTSTRAP_PARAMETER, Value="5", Type="String", Overwrite=True
+    )
+
+
+def exec_role(world: World) -> tuple[Any, str]:
+    account, region = home_key(world)
+    return world.client(account, "iam", region), (
+        f"cdk-{preflight.QUALIFIER}-cfn-exec-role-{account}-{region}"
+    )
+
+
+def admin_exec_role(world: World) -> None:
+    """As `cdk bootstrap` does without --cloudformation-execution-policies. moto loads AWS's
+    managed policies only when told to (slowly, all of them): this one is added by hand."""
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    iam, role = exec_role(world)
+    account = home_key(world)[0]
+    admin = AWSManagedPolicy.from_data(
+        "AdministratorAccess",
+        account,
+        "us-east-1",
+        {
+            "DefaultVersionId": "v1",
+            "Path": "/",
+            "Document": {"Version": "2012-10-17",
+                         "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+            "CreateDate": "2015-02-06T18:39:46+00:00",
+            "UpdateDate": "2015-02-06T18:39:46+00:00",
+        },
+    )  # fmt: skip
+    iam_backends[account]["aws"].managed_policies[admin.arn] = admin
+    iam.attach_role_policy(RoleName=role, PolicyArn=preflight.ADMIN_POLICY)
+
+
+def no_exec_role(world: World) -> None:
+    iam, role = exec_role(world)
+    account = home_key(world)[0]
+    iam.detach_role_policy(
+        RoleName=role, PolicyArn=f"arn:aws:iam::{account}:policy/{preflight.EXEC_POLICY}"
+    )
+    iam.delete_role(RoleName=role)
+
+
+def new_account_lambda_limit(world: World) -> None:
+    world.lambda_limits[home_key(world)] = (10, 10)
+
+
+def few_unreserved(world: World) -> None:
+    world.lambda_limits[home_key(world)] = (1000, 105)
+
+
+def quota(use: str, value: float, where: Callable[[World], tuple[str, str]] = home_key) -> Any:
+    def breaks(world: World) -> None:
+        key = where(world)
+        names = [n for n in world.applied[key] if n.endswith(preflight.QUOTA_USES[use])]
+        world.applied[key][names[0]] = value
+
+    return breaks
+
+
+def endpoint_one_short(world: World) -> None:
+    key = home_key(world)
+    name = next(n for n in world.applied[key] if n.endswith("endpoint usage"))
+    world.applied[key][name] = world.need(key, name) - 1
+
+
+def instance_not_offered(world: World) -> None:
+    key = home_key(world)
+    name = next(n for n in world.applied[key] if n.endswith("endpoint usage"))
+    del world.applied[key][name]  # nor among the defaults: not offered in the region
+
+
+def few_dpus(world: World) -> None:
+    world.glue[home_key(world)][preflight.GLUE_DPUS[0]] = 1
+
+
+def image_gone(world: World) -> None:
+    account, region = home_key(world)
+    uri = preflight.product_images(world.manifests[0])[0]
+    parts = preflight.IMAGE_URI.match(uri)
+    assert parts is not None
+    world.client(account, "ecr", region).batch_delete_image(
+        repositoryName=parts["repository"], imageIds=[{"imageTag": parts["tag"]}]
+    )
+
+
+PLACEHOLDER = "generated-by-cloudformation-9f2"
+
+
+def placeholder_webhook(world: World) -> None:
+    account, region = home_key(world)
+    world.client(account, "secretsmanager", region).put_secret_value(
+        SecretId=Names.of(world.manifests[0]).secret("SlackWebhook"), SecretString=PLACEHOLDER
+    )
+
+
+def signing_without_team(world: World) -> None:
+    account, region = home_key(world)
+    world.client(account, "secretsmanager", region).put_secret_value(
+        SecretId=Names.of(world.manifests[0]).secret("SlackSigningSecret"),
+        SecretString=json.dumps({"signing_secret": PLACEHOLDER}),
+    )
+
+
+def secrets_not_created(world: World) -> None:
+    account, region = home_key(world)
+    client = world.client(account, "secretsmanager", region)
+    for secret in ("SlackWebhook", "SlackSigningSecret"):
+        client.delete_secret(
+            SecretId=Names.of(world.manifests[0]).secret(secret), ForceDeleteWithoutRecovery=True
+        )
+
+
+def prod_distrusts_home(world: World) -> None:
+    account, region = prod_key(world)
+    world.client(account, "iam", region).update_assume_role_policy(
+        RoleName=f"cdk-{preflight.QUALIFIER}-deploy-role-{account}-{region}",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                               "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}],
+            }
+        ),
+    )  # fmt: skip
+
+
+def lookup_role_refused(world: World) -> None:
+    home_account = home_key(world)[0]
+
+    def refuse(account: str, region: str, service: str, client: Any) -> None:
+        if (account, service) == (home_account, "sts"):
+            stubber = Stubber(client)
+            stubber.add_client_error(
+                "assume_role", "AccessDenied", "not authorized to perform: sts:AssumeRole"
+            )
+            stubber.activate()
+
+    world.hooks.append(refuse)
+
+
+def dangling_trust(world: World) -> None:
+    account, region = prod_key(world)
+    m = world.manifests[0]
+    world.client(account, "iam", region).create_role(
+        RoleName=Names.of(m).deploy_role("prod"),
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )
+
+
+@dataclass(frozen=True)
+class Broken:
+    breaks: Callable[[World], None]
+    check: str
+    status: str
+    fix: str
+    products: tuple[str, ...] = PRODUCTS
+
+
+BROKEN = {
+    "not bootstrapped": Broken(delete_bootstrap, "cdk-bootstrap", "FAIL", "npx cdk bootstrap"),
+    "old bootstrap": Broken(old_bootstrap, "cdk-bootstrap", "FAIL", "bootstrap again"),
+    "admin exec role": Broken(
+        admin_exec_role, "cfn-exec-role", "WARN", "--cloudformation-execution-policies"
+    ),
+    "no exec role": Broken(no_exec_role, "cfn-exec-role", "FAIL", "npx cdk bootstrap"),
+    "new account's Lambda limit": Broken(
+        new_account_lambda_limit, "lambda-concurrency", "FAIL", "L-B99A9384", ("delivery-time",)
+    ),
+    "no Lambda left for the hooks": Broken(
+        lambda w: w.lambda_limits.update({home_key(w): (5, 5)}),
+        "lambda-concurrency",
+        "FAIL",
+        "L-B99A9384",
+        ("fraud-detection",),
+    ),
+    "unreserved taken by others": Broken(
+        few_unreserved,
+        "lambda-concurrency",
+        "FAIL",
+        "delete-function-concurrency",
+        ("delivery-time",),
+    ),
+    "endpoint quota below the blue/green peak": Broken(
+        endpoint_one_short, "endpoint-quota", "FAIL", "request-service-quota-increase"
+    ),
+    "prod endpoint quota": Broken(
+        quota("endpoint", 0, prod_key),
+        "endpoint-quota",
+        "FAIL",
+        "--region us-east-1",
+        ("delivery-time",),
+    ),
+    "instance type not offered": Broken(
+        instance_not_offered, "endpoint-quota", "FAIL", "another instance type"
+    ),
+    "no training instances": Broken(
+        quota("training", 0), "training-quota", "FAIL", "request-service-quota-increase"
+    ),
+    "no processing instances": Broken(
+        quota("processing", 0), "processing-quota", "FAIL", "request-service-quota-increase"
+    ),
+    "Glue DPUs": Broken(few_dpus, "glue-quota", "FAIL", "L-08F3B322"),
+    "image not published": Broken(image_gone, "sagemaker-images", "FAIL", "framework_version"),
+    "webhook placeholder": Broken(placeholder_webhook, "slack-secrets", "FAIL", "put-secret-value"),
+    "signing secret without team": Broken(
+        signing_without_team, "slack-secrets", "FAIL", "put-secret-value"
+    ),
+    "secrets not created yet": Broken(
+        secrets_not_created, "slack-secrets", "WARN", "run preflight again"
+    ),
+    "prod does not trust home": Broken(
+        prod_distrusts_home,
+        "prod-trusts-home",
+        "FAIL",
+        "--trust 111111111111",
+        ("delivery-time",),
+    ),
+    "home may not read prod": Broken(
+        lookup_role_refused,
+        "prod-trusts-home",
+        "FAIL",
+        "--trust 111111111111",
+        ("delivery-time",),
+    ),
+    "trust names a missing role": Broken(
+        dangling_trust, "trust-by-name", "WARN", "make deploy", ("delivery-time",)
+    ),
+}
+CASES = [
+    pytest.param(product, name, id=f"{product}: {name}")
+    for name, broken in BROKEN.items()
+    for product in broken.products
+]
+
+
+@pytest.mark.parametrize(("product", "name"), CASES)
+def test_an_account_that_breaks_a_check_fails_it_with_its_fix(product: str, name: str) -> None:
+    broken = BROKEN[name]
+    run = run_preflight(manifests_of(product), broken.breaks)
+    assert run.errors == []
+    assert list(run.not_passing()) == [broken.check], "\n".join(run.lines)
+    line = run.not_passing()[broken.check]
+    assert line.startswith(f"{broken.status} {broken.check} ")
+    _, _, fix = line.partition(". Fix: ")
+    assert broken.fix in fix, line
+    assert run.code == (1 if broken.status == "FAIL" else 0)
+    assert PLACEHOLDER not in "\n".join(run.lines)  # a secret's value is never printed
+
+
+def test_a_prod_account_home_cannot_read_is_one_line_not_a_check_each() -> None:
+    run = run_preflight(manifests_of("delivery-time"), lookup_role_refused)
+    assert not any("222222222222 us-east-1" in line for line in run.lines)
+    assert "could not assume arn:aws:iam::222222222222:role/cdk-hnb659fds-lookup-role" in (
+        run.line("prod-trusts-home")
+    )
+
+
+def test_an_instance_type_among_the_defaults_only_passes() -> None:
+    def default_only(world: World) -> None:
+        key = home_key(world)
+        name = next(n for n in world.applied[key] if n.endswith("endpoint usage"))
+        world.defaults[key][name] = world.applied[key].pop(name)
+
+    run = run_preflight(manifests_of("fraud-detection"), default_only)
+    assert run.code == 0, "\n".join(run.lines)
+    assert any(call[2] == "ListAWSDefaultServiceQuotas" for call in run.world.calls)
+
+
+def test_a_deployed_gate_callback_holds_its_reservation_already() -> None:
+    """Its reservation is out of the unreserved count already: no second subtraction."""
+
+    def deployed(world: World) -> None:
+        account, region = home_key(world)
+        world.client(account, "cloudformation", region).create_stack(
+            StackName=Names.of(world.manifests[0]).stack("delivery"),
+            TemplateBody=json.dumps(
+                {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {}}}}
+            ),
+        )
+        world.lambda_limits[(account, region)] = (1000, 100)
+
+    run = run_preflight(manifests_of("delivery-time"), deployed)
+    assert run.line("lambda-concurrency").startswith("PASS"), run.line("lambda-concurrency")
+    undeployed = run_preflight(
+        manifests_of("delivery-time"),
+        lambda w: w.lambda_limits.update({home_key(w): (1000, 100)}),
+    )
+    assert undeployed.line("lambda-concurrency").startswith("FAIL")
+
+
+# --- monitoring.engine: model-monitor ------------------------------------------------------
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_model_monitor_passes_in_an_account_that_has_it(product: str) -> None:
+    run = run_preflight(manifests_of(product, "model-monitor"))
+    assert run.code == 0, "\n".join(run.lines)
+    assert run.line("model-monitor").startswith("PASS")
+    assert "sagemaker-model-monitor-analyzer" in run.line("sagemaker-images")
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_model_monitor_refused_fails_and_an_account_without_it_warns(product: str) -> None:
+    def refused(world: World) -> None:
+        world.monitoring[home_key(world)] = "AccessDeniedException"
+
+    run = run_preflight(manifests_of(product, "model-monitor"), refused)
+    assert run.code == 1
+    assert list(run.not_passing()) == ["model-monitor"]
+    assert "monitoring.engine: evidently" in run.line("model-monitor").partition("Fix: ")[2]
+
+    def never_used(world: World) -> None:
+        world.monitoring[home_key(world)] = {"MonitoringScheduleSummaries": []}
+
+    run = run_preflight(manifests_of(product, "model-monitor"), never_used)
+    assert run.code == 0
+    assert run.line("model-monitor").startswith("WARN")
+    assert preflight.MODEL_MONITOR_PAGE in run.line("model-monitor")
+
+
+# --- credentials: one line, no traceback, no check ------------------------------------------
+
+
+def test_no_credentials_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlgate.cli import main
+
+    for variable in list(os.environ):
+        if variable.startswith("AWS_") and variable not in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+            monkeypatch.delenv(variable)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code = main(["preflight", str(EXAMPLES / "fraud-detection")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("no AWS credentials: "), err
+    assert "Traceback" not in err
+
+
+def test_credentials_of_another_account_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from moto import mock_aws
+
+    from mlgate.cli import main
+
+    with mock_aws():  # moto's callers are account 123456789012
+        code = main(["preflight", str(EXAMPLES / "delivery-time")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert "123456789012" in err
+    assert "111111111111 (delivery-time)" in err
+    assert "Traceback" not in err
+
+
+def test_refused_credentials_are_one_line() -> None:
+    def expired(account: str, region: str, service: str, client: Any) -> None:
+        if service == "sts" and account == "caller":
+            stubber = Stubber(client)
+            stubber.add_client_error("get_caller_identity", "ExpiredToken", "expired")
+            stubber.activate()
+
+    run = run_preflight(manifests_of("fraud-detection"), lambda w: w.hooks.append(expired))
+    assert run.code == 2
+    assert run.lines == []
+    assert len(run.errors) == 1
+    assert "ExpiredToken" in run.errors[0]
+
+
+def test_a_profile_of_another_account_for_prod_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[not-prod]\naws_access_key_id = AKIAX\naws_secret_access_key = x\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    run = run_preflight(manifests_of("delivery-time"), profiles={"222222222222": "not-prod"})
+    assert run.code == 2
+    assert run.lines == []
+    assert run.errors == [
+        "profile not-prod is for account 123456789012, not 222222222222: name the profile of "
+        "222222222222"
+    ]
+
+
+def test_the_double_runs_both_products_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlgate.cli import main
+
+    code = main(["preflight", str(EXAMPLES), "--double", "--cdk-out", str(ROOT / "cdk.out")])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert lines[0].startswith("TEST DOUBLE: ")
+    assert "no real AWS account was read" in lines[0]
+    assert all(LINE.match(line) for line in lines[1:-1]), out
+    assert lines[-1].startswith("preflight: ")
+
+
+# --- what preflight reads from the code and from cdk.out ------------------------------------
+
+
+def test_bootstrap_version_comes_from_the_synthesized_templates(tmp_path: Path) -> None:
+    assert preflight.required_bootstrap(tmp_path, ["fraud-detection"])[0] == (
+        preflight.MIN_BOOTSTRAP_VERSION
+    )
+    rule = {"Assertions": [{"Assert": {"Fn::Not": [{"Fn::Contains": [
+        [str(v) for v in range(1, 10)], {"Ref": "BootstrapVersion"}]}]}}]}  # fmt: skip
+    template = {"Rules": {"CheckBootstrapVersion": rule}, "Resources": {}}
+    (tmp_path / "mlgate-fraud-detection-data.template.json").write_text(json.dumps(template))
+    version, source = preflight.required_bootstrap(tmp_path, ["fraud-detection"])
+    assert version == 10
+    assert str(tmp_path) in source
+    assert preflight.required_bootstrap(tmp_path, ["delivery-time"])[0] == 6
+
+
+def test_the_minimum_bootstrap_version_is_what_the_templates_check() -> None:
+    templates = sorted((ROOT / "cdk.out").glob("mlgate-*.template.json"))
+    if not templates:
+        pytest.skip("no synthesized templates (make synth)")
+    names = [
+        m.product.name
+        for m in load_manifests(EXAMPLES)
+        if any(t.name.startswith(f"mlgate-{m.product.name}-") for t in templates)
+    ]
+    found = preflight.required_bootstrap(ROOT / "cdk.out", names)
+    assert found[0] == preflight.MIN_BOOTSTRAP_VERSION
+
+
+def test_the_hooks_counted_are_the_hooks_mlgate_deploys() -> None:
+    hooks = {p.parent.name for p in (ROOT / "mlgate" / "lambdas").glob("*/handler.py")}
+    assert set(preflight.HOME_HOOKS) | set(preflight.ENV_HOOKS) == hooks
+
+
+def test_the_monitoring_instance_is_the_monitoring_jobs() -> None:
+    for path, name in (("evidently.py", "INSTANCE"), ("model_monitor.py", "MONITOR_INSTANCE")):
+        text = (ROOT / "mlgate" / "constructs" / path).read_text()
+        found = re.search(rf'^{name} = "([^"]+)"', text, re.MULTILINE)
+        assert found, path
+        assert found[1] == preflight.MONITOR_INSTANCE, path
+
+
+def test_trust_policies_name_the_account() -> None:
+    doc = {"Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
+                          "Principal": {"AWS": "arn:aws:iam::111111111111:root"}}]}  # fmt: skip
+    assert preflight.trusts(doc, "111111111111")
+    assert not preflight.trusts(doc, "222222222222")
+    assert preflight.trusts(json.dumps(doc), "111111111111")
+    deny = {"Statement": {**doc["Statement"][0], "Effect": "Deny"}}
+    assert not preflight.trusts(deny, "111111111111")
