@@ -513,9 +513,12 @@ class Data(_Model):
     """Glue Data Quality (DQDL) rules evaluated on the curated data after each ETL run; every
     column a rule names must be in the schema."""
     etl_workers: int = Field(default=2, ge=2, le=100)
-    """Glue workers the ETL job starts with (G.1X)."""
+    """The fewest Glue workers (G.1X) a run needs: equal to etl_max_workers, the job runs at
+    that fixed size; below it, Glue auto scaling sizes each run (Glue chooses where a run
+    starts)."""
     etl_max_workers: int = Field(default=10, ge=2, le=299)
-    """Upper bound of Glue auto-scaling."""
+    """The most Glue workers a run may use: the job's NumberOfWorkers, which Glue reads as the
+    upper bound of auto scaling."""
     etl_timeout_minutes: int = Field(default=60, ge=5, le=2880)
     """The ETL job is stopped after this long."""
 

@@ -205,8 +205,12 @@ def _mapping(model: type[BaseModel], values: dict[str, Any], indent: int) -> lis
         value = values.get(name, _default(field))
         sub = _model_in(field.annotation)
         if sub is not None and isinstance(value, dict):
-            lines.append(f"{pad}{name}:")
-            lines += _mapping(sub, value, indent + 2)
+            body = _mapping(sub, value, indent + 2)
+            # A section whose fields are all commented out would load as null: keep it a
+            # mapping, its fields still documented below it.
+            empty = all(line.lstrip().startswith("#") for line in body)
+            lines.append(f"{pad}{name}: {{}}" if empty else f"{pad}{name}:")
+            lines += body
         elif sub is not None and isinstance(value, list) and value:
             lines.append(f"{pad}{name}:")
             for n, item in enumerate(value):

@@ -159,8 +159,12 @@ class DataStack(ProductStack):
             encryption_key=key,
         )
         data = manifest.data
+        # With auto scaling on, Glue reads NumberOfWorkers as the most a run may use
+        # (https://docs.aws.amazon.com/glue/latest/dg/auto-scaling.html): that is the manifest's
+        # etl_max_workers. A manifest whose bounds are equal asks for a fixed size.
+        autoscaling = data.etl_max_workers > data.etl_workers
         workers = glue.WorkerConfiguration(
-            number_of_workers=data.etl_workers, worker_type=glue.WorkerType.G_1X
+            number_of_workers=data.etl_max_workers, worker_type=glue.WorkerType.G_1X
         )
         common = {
             "role": self.role,
@@ -187,7 +191,7 @@ class DataStack(ProductStack):
             extra_python_files=[glue.Code.from_asset(str(etl_zip(manifest, build_dir)))],
             default_arguments={
                 "--job-bookmark-option": "job-bookmark-enable",
-                "--enable-auto-scaling": "true",
+                "--enable-auto-scaling": str(autoscaling).lower(),
                 "--sources": json.dumps(
                     {
                         s.name: {

@@ -43,7 +43,8 @@ def test_jobs_run_glue_5_with_bookmarks_logging_metrics_and_autoscaling(
             "Name": f"mlgate-{product.manifest.product.name}-curate",
             "GlueVersion": "5.0",
             "WorkerType": "G.1X",
-            "NumberOfWorkers": product.manifest.data.etl_workers,
+            # Glue reads NumberOfWorkers as auto scaling's upper bound.
+            "NumberOfWorkers": product.manifest.data.etl_max_workers,
             "Timeout": product.manifest.data.etl_timeout_minutes,
             "SecurityConfiguration": {"Ref": Match.string_like_regexp("^Encryption")},
             "Command": Match.object_like({"Name": "glueetl", "PythonVersion": "3"}),
