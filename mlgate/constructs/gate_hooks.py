@@ -197,6 +197,14 @@ class GateCallback(HookFunction):
                 resources=[f"{pipeline.pipeline.pipeline_arn}/*"],
             )
         )
+        # An approval CodePipeline reports closed is read back from the stage's state (who
+        # decided it, or that it expired), so the audit trail records what was applied.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:GetPipelineState"],
+                resources=[pipeline.pipeline.pipeline_arn],
+            )
+        )
         # A failed approval that expired undecided is counted (the gate-waiting-too-long alarm).
         self.role.add_to_policy(
             iam.PolicyStatement(

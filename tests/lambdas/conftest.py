@@ -1,6 +1,7 @@
 """Hooks import as their Lambda runtime does (mlgate/lambdas is the asset root), and share
 fixtures: moto, the audit and idempotency tables, a recorder for calls moto lacks, a Lambda
-context, and transient faults injected into any one AWS call."""
+context, transient faults injected into any one AWS call, and the wire: faults injected below
+botocore, into single HTTP attempts, with fakes that answer like the services moto lacks."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ import boto3
 import botocore.client
 import pytest
 from botocore import xform_name
-from botocore.exceptions import ClientError
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+from botocore.retries.standard import ExponentialBackoff
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 # Hooks build their idempotency stores at import, as in Lambda, from the stack's settings.
 os.environ.setdefault("IDEMPOTENCY_TABLE", "idempotency")
@@ -167,3 +171,239 @@ def bucket(name: str) -> None:
     boto3.client("s3").create_bucket(
         Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
     )
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What one HTTP attempt meets below botocore. `applied`: the service carries the request
+    out first, and then the answer is lost (a 5xx, a timeout); otherwise it never does."""
+
+    name: str
+    applied: bool = False
+    status: int = 0
+    code: str = ""
+    timeout: bool = False
+    reset: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+
+SERVER_ERROR = Fault("500", status=500, code="InternalFailure")
+THROTTLED = Fault("throttled", status=400, code="ThrottlingException")
+TIMEOUT = Fault("timeout", timeout=True)
+RESET = Fault("connection reset", reset=True)
+APPLIED_THEN_500 = Fault("applied, then 500", applied=True, status=500, code="InternalFailure")
+APPLIED_THEN_TIMEOUT = Fault("applied, then timeout", applied=True, timeout=True)
+
+
+class AwsError(Exception):
+    """Raised by a fake service: answered as the service's JSON error (`__type`, `message`)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+@dataclass
+class Plan:
+    operation: str
+    match: str
+    faults: list[Fault]
+    every: Fault | None
+    call: int | None = None
+
+
+@dataclass
+class Wire:
+    """Below botocore: every HTTP attempt of every client passes here (moto's before-send hook,
+    wrapped), so botocore signs, retries (standard mode: 3 tries, 4 for DynamoDB; its backoff
+    set to 0 here) and parses as it does against AWS. `attempts` lists "service.Operation" per
+    attempt; `fakes` answer for services moto lacks (JSON protocol, as the API reference
+    documents);
+    `fail` plans faults for the attempts of an operation whose body contains `match`, and
+    `fail_call` for every attempt of the n-th call (`calls`: one per call, not per attempt)."""
+
+    attempts: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    fakes: dict[str, Any] = field(default_factory=dict)
+    plans: list[Plan] = field(default_factory=list)
+    met: list[str] = field(default_factory=list)
+
+    def fail(self, operation: str, *faults: Fault, match: str = "",
+             every: Fault | None = None) -> None:  # fmt: skip
+        """The next attempts of `operation` ("dynamodb.PutItem") meet `faults` in turn; with
+        `every`, each later attempt meets it too, until `heal`."""
+        self.plans.append(Plan(operation, match, list(faults), every))
+
+    def fail_call(self, index: int, fault: Fault, *, once: bool = False) -> None:
+        """Every attempt of the `index`-th call from now on (0 is the next) meets `fault`; with
+        `once`, only its first (botocore's retry goes through)."""
+        call = len(self.calls) + index
+        self.plans.append(Plan("", "", [fault] if once else [], None if once else fault, call))
+
+    def heal(self) -> None:
+        self.plans.clear()
+
+    def count(self, operation: str) -> int:
+        return self.attempts.count(operation)
+
+    def send(self, moto: Callable[..., Any], event_name: str,
+             request: AWSPreparedRequest) -> AWSResponse | None:  # fmt: skip
+        service, operation = event_name.split(".")[1:3]
+        name = f"{service}.{operation}"
+        # A streamed body (an S3 upload) is left to moto, unread.
+        raw = request.body
+        body = raw if isinstance(raw, bytes) else raw.encode() if isinstance(raw, str) else b""
+        self.attempts.append(name)
+        # botocore numbers its tries of one call: "amz-sdk-request: attempt=1; max=3".
+        if header(request, "amz-sdk-request").startswith("attempt=1;"):
+            self.calls.append(name)
+        fault = self._fault(name, body.decode(errors="replace"))
+        if fault and not fault.applied:
+            return self._meet(fault, request, name)
+        if service in self.fakes:
+            answer = self._fake(self.fakes[service], operation, body, request)
+        else:
+            answer = moto(event_name=event_name, request=request)
+        return self._meet(fault, request, name) if fault else answer
+
+    def _fault(self, name: str, body: str) -> Fault | None:
+        for plan in self.plans:
+            if plan.call is not None:
+                if plan.call == len(self.calls) - 1:
+                    return plan.faults.pop(0) if plan.faults else plan.every
+            elif plan.operation == name and plan.match in body:
+                if plan.faults:
+                    return plan.faults.pop(0)
+                if plan.every:
+                    return plan.every
+        return None
+
+    def _meet(self, fault: Fault, request: AWSPreparedRequest, name: str) -> AWSResponse:
+        self.met.append(f"{name}: {fault}")
+        if fault.timeout:
+            raise ReadTimeoutError(endpoint_url=request.url, error=f"injected: {fault}")
+        if fault.reset:
+            raise ConnectionClosedError(endpoint_url=request.url)
+        if "x-www-form-urlencoded" in header(request, "Content-Type"):
+            # A query-protocol service (SNS) answers errors in XML.
+            error = f"<Code>{fault.code}</Code><Message>{fault}</Message>"
+            xml = (
+                f"<ErrorResponse><Error>{error}</Error><RequestId>wire</RequestId></ErrorResponse>"
+            )
+            headers = {"Content-Type": "text/xml", "x-amzn-RequestId": "wire"}
+            return AWSResponse(request.url, fault.status, headers, MockRawResponse(xml))
+        return response(request, fault.status, {"__type": fault.code, "message": str(fault)})
+
+    @staticmethod
+    def _fake(fake: Any, operation: str, body: bytes, request: AWSPreparedRequest) -> AWSResponse:
+        assert "json" in header(request, "Content-Type"), (
+            "the fakes answer the JSON protocol; botocore chose another for this service"
+        )
+        try:
+            answer = getattr(fake, xform_name(operation))(json.loads(body or b"{}"))
+        except AwsError as err:
+            return response(request, err.status, {"__type": err.code, "message": err.message})
+        return response(request, 200, answer)
+
+
+def header(request: AWSPreparedRequest, name: str) -> str:
+    value = request.headers.get(name, "")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def response(request: AWSPreparedRequest, status: int, body: dict[str, Any]) -> AWSResponse:
+    """An AWS JSON-protocol answer; datetimes as epoch seconds, as the protocol sends them."""
+    encoded = json.dumps(body, default=lambda d: d.timestamp())
+    headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "wire"}
+    return AWSResponse(request.url, status, headers, MockRawResponse(encoded))
+
+
+@pytest.fixture
+def wire(aws: None, monkeypatch: pytest.MonkeyPatch) -> Wire:
+    """The HTTP layer under every client of the test (moto's own hook, wrapped)."""
+    wire = Wire()
+    original = BotocoreStubber.__call__
+
+    def call(stubber: Any, event_name: str, request: AWSPreparedRequest, **kwargs: Any) -> Any:
+        def moto(**given: Any) -> Any:
+            return original(stubber, **given, **kwargs)
+
+        return wire.send(moto, event_name, request)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", call)
+    # botocore's backoff between tries: none here (the tries, not the waits, are tested).
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    return wire
+
+
+# Who CodePipeline names as having changed an approval the callback decided: its role.
+CALLBACK_ARN = "arn:aws:sts::123456789012:assumed-role/mlgate-gate-callback/gate-callback"
+
+
+@dataclass
+class FakeCodePipeline:
+    """One manual approval action as CodePipeline's API reference documents it, for the calls
+    moto lacks: PutApprovalResult applies a decision once (then ApprovalAlreadyCompleted; a
+    wrong or expired token: InvalidApprovalToken) and GetPipelineState shows it
+    (stageStates[].latestExecution, actionStates[].latestExecution {status, summary,
+    lastUpdatedBy, lastStatusChange, token}). `applied` lists every decision it applied."""
+
+    pipeline: str
+    stage: str
+    action: str
+    token: str
+    execution: str
+    now: float
+    status: str = "InProgress"
+    summary: str = ""
+    by: str = ""
+    changed: float = 0.0
+    expired: bool = False
+    applied: list[dict[str, str]] = field(default_factory=list)
+
+    def put_approval_result(self, params: dict[str, Any]) -> dict[str, Any]:
+        where = (params["pipelineName"], params["stageName"], params["actionName"])
+        if where != (self.pipeline, self.stage, self.action):
+            raise AwsError("ActionNotFoundException", f"no action {where}")
+        if params["token"] != self.token or self.expired:
+            raise AwsError("InvalidApprovalTokenException", "The approval request already "
+                           "received a response or has expired")  # fmt: skip
+        if self.status != "InProgress":
+            raise AwsError("ApprovalAlreadyCompletedException", "already approved or rejected")
+        result = params["result"]
+        self.decide(result["status"], CALLBACK_ARN, result["summary"])
+        return {"approvedAt": self.now}
+
+    def decide(self, decision: str, by: str, summary: str) -> None:
+        """A decision CodePipeline applies: from the callback, or in the console."""
+        self.status = "Succeeded" if decision == "Approved" else "Failed"
+        self.summary, self.by, self.changed = summary, by, self.now
+        self.applied.append({"decision": decision, "by": by, "summary": summary})
+
+    def expire(self, at: float) -> None:
+        self.status, self.changed, self.expired = "Failed", at, True
+
+    def get_pipeline_state(self, params: dict[str, Any]) -> dict[str, Any]:
+        latest: dict[str, Any] = {"actionExecutionId": "a-1", "status": self.status,
+                                  "token": self.token}  # fmt: skip
+        if self.changed:
+            latest["lastStatusChange"] = self.changed
+        if self.summary:
+            latest["summary"] = self.summary
+        if self.by:
+            latest["lastUpdatedBy"] = self.by
+        return {
+            "pipelineName": params["name"],
+            "pipelineVersion": 1,
+            "stageStates": [
+                {"stageName": "Source",
+                 "latestExecution": {"pipelineExecutionId": self.execution,
+                                     "status": "Succeeded"}},
+                {"stageName": self.stage,
+                 "latestExecution": {"pipelineExecutionId": self.execution,
+                                     "status": "InProgress"},
+                 "actionStates": [{"actionName": self.action, "latestExecution": latest}]},
+            ],
+        }  # fmt: skip

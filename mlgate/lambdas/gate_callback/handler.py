@@ -8,10 +8,29 @@ clicked is an approver of that very gate. Every malformed request is answered 40
 before anything is read or written; the signing secret is fetched (and cached) only for a
 request that could be valid.
 
-The decision is claimed first, conditionally on the request item (the first click wins, a
-second one is told who decided); then CodePipeline's PutApprovalResult is called with the
-gate's token (kept in the audit table, never in chat). Only when CodePipeline refuses is the
-claim given back. The decision event is added to the audit trail under a key of its own.
+A decision is a small state machine on the request item (shared/audit.py): open -> claimed
+(the first click wins, conditionally; a second click is told who holds it) -> recorded. Only a
+claimed decision is sent to CodePipeline (PutApprovalResult with the gate's token, kept in the
+audit table, never in chat), and CodePipeline, not the claim, says what happened:
+- It answers OK: the decision is applied.
+- It answers ApprovalAlreadyCompleted or InvalidApprovalToken: the approval is closed, by this
+  very claim (an earlier try applied it and its answer was lost: a 500 or a timeout, then
+  botocore's retry or the approver's second click), by someone in the console, or by its
+  timeout. The callback reads the stage's state (GetPipelineState: the action's latest
+  execution, its status, summary and lastUpdatedBy) and records what it shows.
+- It refuses the first try outright (a 4xx other than throttling): nothing was applied, the
+  claim is given back and the gate is open again.
+- Anything else (throttled, 5xx or no answer on every try botocore made): the decision may or
+  may not be applied. The claim is kept; its approver's next click of the same button retries
+  the call (harmless: an applied decision answers "already completed" and is read back), and
+  anyone else is told that a decision by that approver is being applied.
+What happened is written as the audit event first (under the request id and the claim's time,
+conditionally: a retry writes the same event once), and only then is the item marked recorded;
+a click that finds its own claim not yet recorded completes the missing steps. Every answer
+says what is true: applied and recorded, applied but not yet recorded (click again), not
+confirmed (click again), or not applied. One limit: when another execution's approval is at
+the stage by the time the state is read, this one's outcome is not in it; the click is told
+so and nothing is recorded (the execution history has it).
 
 An expired gate: CodePipeline reports an approval that timed out and one that was rejected
 alike (an Approval action FAILED, "CodePipeline Action Execution State Change", routed here by
@@ -19,15 +38,17 @@ EventBridge). The callback tells them apart from the audit trail: it finds the a
 request of that execution and stage (the execution's "requested" events name the request ids)
 and, when no decision is recorded on it and its `expires` has passed, publishes one data point
 GateExpired (namespace mlgate/gates, dimension Pipeline) that the gate-waiting-too-long alarm
-watches. A rejection (a decision recorded, or refused before `expires`) publishes nothing; an
-event of another pipeline, or one that is malformed, is refused with a reason, never raised.
+watches. A rejection (a decision recorded, or refused before `expires`) publishes nothing; a
+claim CodePipeline never confirmed is no recorded decision. An event of another pipeline, or
+one that is malformed, is refused with a reason, never raised.
 
 Events: Lambda function URL (payload format 2.0), body `payload=<JSON>` form-encoded; or the
 EventBridge event above (told apart by its `detail-type`).
 Environment: SLACK_SIGNING_SECRET_ARN (a JSON secret: signing_secret, team_id, app_id),
 AUDIT_TABLE, RELEASE_PIPELINE.
 AWS calls: secretsmanager:GetSecretValue, dynamodb:GetItem, dynamodb:UpdateItem,
-dynamodb:PutItem, dynamodb:Query, codepipeline:PutApprovalResult, cloudwatch:PutMetricData.
+dynamodb:PutItem, dynamodb:Query, codepipeline:PutApprovalResult,
+codepipeline:GetPipelineState, cloudwatch:PutMetricData.
 """
 
 from __future__ import annotations
@@ -47,10 +68,11 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
 from aws_lambda_powertools.utilities import parameters
-from botocore.exceptions import ClientError
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import slack
-from shared.audit import AuditTrail, now_iso
+from shared.audit import CLAIMED, DECISIONS, OPEN, AuditTrail, claim_state, now_iso
 from shared.settings import read
 
 logger = Logger()
@@ -58,15 +80,27 @@ app = LambdaFunctionUrlResolver()
 dynamodb = boto3.client("dynamodb")
 codepipeline = boto3.client("codepipeline")
 cloudwatch = boto3.client("cloudwatch")
-DECISIONS = {"approve": "Approved", "reject": "Rejected"}
+BUTTONS = {"approve": "Approved", "reject": "Rejected"}
 REQUEST_ID = re.compile(r"[0-9a-f]{24}")
 # Slack lets an app regenerate its signing secret: cached for five minutes, not fetched per
 # click (https://docs.powertools.aws.dev/lambda/python/latest/utilities/parameters/).
 SECRET_MAX_AGE = 300
 # The request item's fields the callback relies on; an item without them is no open request.
 REQUEST_FIELDS = ("gate", "pipeline", "stage", "action", "token", "expires", "approvers")
-# CodePipeline's answers that mean the approval is no longer open.
+# CodePipeline's answers that mean the approval is no longer open: "The approval action has
+# already been approved or rejected" / "The approval request already received a response or
+# has expired" (https://docs.aws.amazon.com/codepipeline/latest/APIReference/
+# API_PutApprovalResult.html#API_PutApprovalResult_Errors).
 CLOSED = ("InvalidApprovalTokenException", "ApprovalAlreadyCompletedException")
+# Throttling: a 4xx that botocore retries like a 5xx or a timeout (standard mode, three tries:
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html), so an earlier
+# try may have been applied: never taken for a refusal.
+THROTTLED = ("ThrottlingException", "Throttling", "TooManyRequestsException",
+             "RequestLimitExceeded")  # fmt: skip
+# GetPipelineState's actionStates[].latestExecution.status of a closed approval
+# (https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ActionExecution.html:
+# InProgress | Abandoned | Succeeded | Failed).
+STATUS = {"Approved": "Succeeded", "Rejected": "Failed"}
 ACTION_EVENT = "CodePipeline Action Execution State Change"
 NAMESPACE = "mlgate/gates"
 # CodePipeline writes `expires` to the minute; the FAILED event of a timed-out approval may
@@ -131,7 +165,7 @@ def parse_click(body: str) -> Click:
         values = {
             "user": user["id"],
             "user_name": user.get("name") or user.get("username") or user["id"],
-            "decision": DECISIONS[action["action_id"]],
+            "decision": BUTTONS[action["action_id"]],
             "request_id": action["value"],
             "team": team.get("id", "") if isinstance(team, dict) else team,
             "app": payload.get("api_app_id") or "",
@@ -155,6 +189,37 @@ def open_request(audit: AuditTrail, request_id: str) -> dict[str, str]:
     return request
 
 
+def verb(decision: str) -> str:
+    return {"Approved": "approval", "Rejected": "rejection"}.get(decision, decision.lower())
+
+
+def button(decision: str) -> str:
+    return {"Approved": "Approve", "Rejected": "Reject"}.get(decision, decision)
+
+
+def summary_of(decision: str, who: str) -> str:
+    """The summary the callback sends with a decision: how it recognises its own decision in
+    the stage's state when the answer to it was lost."""
+    return f"{decision} from chat by {who}"
+
+
+def code_of(err: Exception) -> str:
+    if isinstance(err, ClientError):
+        return str(err.response.get("Error", {}).get("Code") or "an error")
+    return type(err).__name__
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What CodePipeline applied to an approval, as the audit trail records it."""
+
+    decision: str  # Approved | Rejected | Expired | Abandoned
+    who: str
+    ours: bool  # the claim's own call is what CodePipeline applied
+    detail: str
+    read_back: bool = False  # known from the stage's state, not from the call's answer
+
+
 def decide(click: Click, audit: AuditTrail, client: Any, now: float) -> str:
     request = open_request(audit, click.request_id)
     gate = request["gate"]
@@ -163,10 +228,39 @@ def decide(click: Click, audit: AuditTrail, client: Any, now: float) -> str:
         names = request.get("approver_names", "")
         raise Refusal(403, f"<@{click.user}> is not an approver of gate {gate} (approvers: "
                            f"{names}); nothing was recorded")  # fmt: skip
-    if request.get("decision"):
-        decided, by = request["decision"].lower(), request.get("decided_by")
-        raise Refusal(409, f"gate {gate} was already {decided} by {by}; this click changes "
-                           "nothing")  # fmt: skip
+    state = claim_state(request)
+    if state == OPEN:
+        request = claim(click, audit, request, now)
+    else:
+        check_claim(click, request, state)
+    return apply(click, audit, client, request, now)
+
+
+def check_claim(click: Click, request: dict[str, str], state: str, race: bool = False) -> None:
+    """A click on a request that is not open: a retry of the clicker's own pending claim
+    passes; anything else is refused with what is true."""
+    gate, decision, by = request["gate"], request["decision"], request.get("decided_by", "")
+    if state != CLAIMED:
+        if decision not in DECISIONS:
+            raise Refusal(410, f"the {gate} approval closed in CodePipeline undecided "
+                               f"({decision.lower()}); this click changes nothing")  # fmt: skip
+        when = f"{decision.lower()} by {by} a moment ago" if race else (
+            f"already {decision.lower()} by {by}")  # fmt: skip
+        raise Refusal(409, f"gate {gate} was {when}; this click changes nothing")
+    if request.get("claimed_user") != click.user:
+        raise Refusal(409, f"a decision on gate {gate} by {by} ({verb(decision)}) is being "
+                           "applied to CodePipeline; this click changes nothing (if it does "
+                           f"not complete, {by} can click {button(decision)} again, or anyone "
+                           "can decide in the CodePipeline console)")  # fmt: skip
+    if decision != click.decision:
+        raise Refusal(409, f"your {verb(decision)} of gate {gate} is not confirmed by "
+                           f"CodePipeline yet: click {button(decision)} again to finish it; "
+                           "this click changes nothing")  # fmt: skip
+
+
+def claim(click: Click, audit: AuditTrail, request: dict[str, str], now: float) -> dict[str, str]:
+    """open -> claimed, for an open approval that has not expired; the claimed request."""
+    gate = request["gate"]
     try:
         expires = epoch(request["expires"])
     except (ValueError, OverflowError):
@@ -177,48 +271,182 @@ def decide(click: Click, audit: AuditTrail, client: Any, now: float) -> str:
         raise Refusal(410, f"the {gate} approval expired at {request['expires']}; "
                            "CodePipeline no longer accepts a decision")  # fmt: skip
     who = f"{click.user_name} ({click.user})"
-    if not audit.decide(click.request_id, click.decision, who, now):
-        winner = audit.request(click.request_id) or {}
-        raise Refusal(409, f"gate {gate} was {winner.get('decision', 'decided').lower()} by "
-                           f"{winner.get('decided_by', 'someone else')} a moment ago; this "
-                           "click changes nothing")  # fmt: skip
+    try:
+        won = audit.claim(click.request_id, click.decision, who, click.user, now)
+    except (ClientError, BotoCoreError) as err:
+        raise Refusal(503, f"the decision could not be claimed ({code_of(err)}): nothing was "
+                           f"sent to CodePipeline; click {button(click.decision)} again in a "
+                           "moment") from None  # fmt: skip
+    if won:
+        return {**request, "decision": click.decision, "decided_by": who,
+                "decided_at": now_iso(now), "claim_state": CLAIMED,
+                "claimed_user": click.user}  # fmt: skip
+    # Another click won; or this one did and the answer to its write was lost (botocore's
+    # retry of the conditional write then fails its condition): then it is this claim.
+    claimed = audit.request(click.request_id) or {}
+    if not claimed.get("decision"):
+        raise Refusal(409, f"gate {gate} changed while this click was taken; click again")
+    check_claim(click, claimed, claim_state(claimed), race=True)
+    return claimed
+
+
+def apply(click: Click, audit: AuditTrail, client: Any, request: dict[str, str], now: float) -> str:
+    """Sends the claimed decision to CodePipeline, then records what CodePipeline applied."""
+    gate, decision, who = request["gate"], request["decision"], request["decided_by"]
     try:
         client.put_approval_result(
             pipelineName=request["pipeline"],
             stageName=request["stage"],
             actionName=request["action"],
-            result={"summary": f"{click.decision} from chat by {who}", "status": click.decision},
+            result={"summary": summary_of(decision, who), "status": decision},
             token=request["token"],
         )
+        outcome = Outcome(decision, who, ours=True,
+                          detail=f"decided from chat on request {click.request_id}")  # fmt: skip
     except ClientError as err:
-        # CodePipeline answered no: the decision did not happen, so the claim goes back. A
-        # call that got no answer (a timeout) keeps the claim: it may have been applied.
-        audit.undo(click.request_id, who)
-        code = err.response["Error"]["Code"]
+        code = code_of(err)
         if code in CLOSED:
-            raise Refusal(410, f"CodePipeline refused the decision ({code}): the approval is "
-                               "no longer open; nothing was recorded") from None  # fmt: skip
-        raise Refusal(503, f"CodePipeline did not take the decision ({code}); nothing was "
-                           "recorded, click again in a moment") from None  # fmt: skip
+            outcome = closed(client, request, code, now)
+        elif refused_outright(err):
+            message = str(err.response.get("Error", {}).get("Message", ""))[:200]
+            try:
+                audit.give_back(click.request_id, click.user)
+                still = "the gate is open"
+            except (ClientError, BotoCoreError):
+                still = f"click {button(decision)} again to release your claim on the gate"
+            raise Refusal(502, f"CodePipeline refused the {verb(decision)} of gate {gate} "
+                               f"({code}: {message}): it was not applied and nothing was "
+                               f"recorded; {still}") from None  # fmt: skip
+        else:
+            raise unconfirmed(request, err) from None
+    except BotoCoreError as err:
+        raise unconfirmed(request, err) from None
+    return record(click, audit, request, outcome)
+
+
+def refused_outright(err: ClientError) -> bool:
+    """CodePipeline answered the first and only try with a refusal: nothing was applied. After
+    retries (a 5xx, a timeout first) an earlier try may have been."""
+    meta = err.response.get("ResponseMetadata", {})
+    status = int(meta.get("HTTPStatusCode") or 0)
+    return (
+        400 <= status < 500
+        and not meta.get("RetryAttempts")
+        and code_of(err) not in (*THROTTLED, *CLOSED)
+    )
+
+
+def unconfirmed(request: dict[str, str], err: Exception) -> Refusal:
+    decision, gate = request["decision"], request["gate"]
+    return Refusal(503, f"CodePipeline did not confirm your {verb(decision)} of gate {gate} "
+                        f"({code_of(err)}): it may or may not have been applied. It is kept "
+                        f"for you: click {button(decision)} again to finish it (nobody else "
+                        "can decide from chat meanwhile)")  # fmt: skip
+
+
+def closed(client: Any, request: dict[str, str], code: str, now: float) -> Outcome:
+    """What CodePipeline applied to an approval it reports closed, from the stage's state:
+    stageStates[].latestExecution.pipelineExecutionId and actionStates[].latestExecution
+    {status, summary, lastUpdatedBy, lastStatusChange, token}
+    (https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_GetPipelineState.html,
+    API_ActionExecution.html)."""
+    gate, decision, who = request["gate"], request["decision"], request["decided_by"]
+    try:
+        state = client.get_pipeline_state(name=request["pipeline"])
+    except (ClientError, BotoCoreError) as err:
+        raise Refusal(503, f"CodePipeline reports the {gate} approval closed ({code}), but "
+                           f"its state could not be read ({code_of(err)}); nothing was "
+                           f"recorded yet: click {button(decision)} again in a moment"
+                      ) from None  # fmt: skip
+    stages = state.get("stageStates") or []
+    stage: dict[str, Any] = next((s for s in stages if s.get("stageName") == request["stage"]), {})
+    actions = stage.get("actionStates") or []
+    action: dict[str, Any] = next(
+        (a for a in actions if a.get("actionName") == request["action"]), {}
+    )
+    latest = action.get("latestExecution") or {}
+    execution = (stage.get("latestExecution") or {}).get("pipelineExecutionId", "")
+    ours = request.get("execution", "unknown")
+    token = latest.get("token")
+    if (ours != "unknown" and execution != ours) or (token and token != request["token"]):
+        # Another execution's approval is at the stage now: this one's outcome is not there.
+        raise Refusal(409, f"CodePipeline reports the {gate} approval closed ({code}) and its "
+                           f"stage now shows execution {execution[:60] or 'none'}, not {ours}: "
+                           "what was decided cannot be read from it; nothing was recorded "
+                           "(see the pipeline's execution history)")  # fmt: skip
+    status, summary = latest.get("status", ""), str(latest.get("summary") or "")
+    changed = latest.get("lastStatusChange")
+    at = changed.timestamp() if isinstance(changed, datetime) else now
+    by = str(latest.get("lastUpdatedBy") or "")
+    said = f"CodePipeline answered {code}; its state shows {status or 'no status'}"
+    said += (
+        f" at {now_iso(at)}" + (f" by {by}" if by else "") + (f": {summary!r}" if summary else "")
+    )
+    if status == STATUS[decision] and summary == summary_of(decision, who):
+        # This claim's own call was applied, and the answer to it was lost.
+        return Outcome(decision, who, True, f"{said} (this claim's own call)", read_back=True)
+    if status == "Succeeded":
+        return Outcome("Approved", by or "someone outside chat", ours=False, detail=said)
+    if status == "Failed":
+        # CodePipeline fails an approval that was rejected and one that timed out alike; as
+        # for the FAILED event below, the expiry tells them apart.
+        try:
+            expired = at + EXPIRY_SLACK >= epoch(request["expires"])
+        except (ValueError, OverflowError):
+            expired = False
+        if expired and not by:
+            return Outcome("Expired", "CodePipeline (timeout)", ours=False, detail=said)
+        return Outcome("Rejected", by or "someone outside chat", ours=False, detail=said)
+    if status == "Abandoned":
+        return Outcome("Abandoned", "CodePipeline", ours=False, detail=said)
+    raise Refusal(503, f"{said}: not a closed approval; nothing was recorded yet, click "
+                       f"{button(decision)} again in a moment")  # fmt: skip
+
+
+def record(click: Click, audit: AuditTrail, request: dict[str, str], outcome: Outcome) -> str:
+    """The audit event of what CodePipeline applied, then claimed -> recorded; the answer."""
+    gate = request["gate"]
+    decided = outcome.decision.lower()
+    if outcome.ours:
+        fact = f"CodePipeline has {decided} gate {gate} (your {verb(outcome.decision)})"
+    elif outcome.decision in DECISIONS:
+        fact = f"gate {gate} was already {decided} in CodePipeline by {outcome.who}"
+    else:
+        fact = f"the {gate} approval closed in CodePipeline undecided ({decided})"
+    again = f"click {button(request['decision'])} again"
     try:
         audit.record(
             pipeline=request["pipeline"],
             execution=request.get("execution", "unknown"),
-            event="decided",
+            event="decided" if outcome.decision in DECISIONS else "closed",
             gate=gate,
             key=click.request_id,
-            when=now_iso(now),
-            who=who,
-            decision=click.decision,
+            # The claim's time, the same on every try of this claim: one event, written once.
+            when=request["decided_at"],
+            who=outcome.who,
+            decision=outcome.decision,
             model_version=request.get("model_version", ""),
             evidence_sha256=request.get("evidence_sha256", ""),
-            detail=f"decided from chat on request {click.request_id}",
+            detail=outcome.detail,
         )
-    except ClientError:
-        # The decision is already on the request item (the claim); only the event copy is
-        # missing, and the pipeline has moved on: say so, do not fail the approver's click.
+    except (ClientError, BotoCoreError) as err:
         logger.exception("decision event not written", extra={"request": click.request_id})
-    return f"{click.decision}: gate {gate} by <@{click.user}>, recorded."
+        raise Refusal(503, f"{fact}, but writing it to the audit trail did not complete "
+                           f"({code_of(err)}): {again} to record it") from None  # fmt: skip
+    try:
+        audit.settle(click.request_id, request["claimed_user"], outcome.decision, outcome.who)
+    except (ClientError, BotoCoreError) as err:
+        logger.exception("request not marked recorded", extra={"request": click.request_id})
+        raise Refusal(503, f"{fact}, and its audit event is written; marking the request "
+                           f"recorded did not complete ({code_of(err)}): {again} to finish"
+                      ) from None  # fmt: skip
+    if outcome.ours:
+        how = " (read back from CodePipeline, which had applied it already)"
+        return f"{outcome.decision}: gate {gate} by <@{click.user}>, recorded" + (
+            f"{how}." if outcome.read_back else "."
+        )
+    status = 409 if outcome.decision in DECISIONS else 410
+    raise Refusal(status, f"{fact}; recorded. Your {verb(click.decision)} was not applied.")
 
 
 def respond(status: int, text: str) -> Response[str]:
@@ -271,6 +499,17 @@ def refused(refusal: Refusal) -> Response[str]:
 app.exception_handler(Refusal)(refused)
 
 
+def unavailable(err: Exception) -> Response[str]:
+    """An AWS call the steps above do not answer for failed: the signing secret, the request,
+    a claim just lost; each is made before anything is sent to CodePipeline."""
+    logger.exception("AWS call failed", extra={"error": code_of(err)})
+    return respond(503, f"AWS did not answer ({code_of(err)}) while this click was checked: "
+                        "nothing was sent to CodePipeline; click again in a moment")  # fmt: skip
+
+
+app.exception_handler([ClientError, BotoCoreError, GetParameterError])(unavailable)
+
+
 @app.post("/")
 def click() -> Response[str]:
     now = app.context.get("now") or time.time()
@@ -318,7 +557,9 @@ def expiry(event: dict[str, Any], audit: AuditTrail, metrics: Any, now: float) -
     if request is None:
         return {"expired": "unknown", "reason": f"no approval request stored for {where}: "
                 "expiry cannot be told from a rejection; nothing was published"}  # fmt: skip
-    if request.get("decision"):
+    # Only a decision CodePipeline applied counts: a claim whose call was never confirmed
+    # is no decision, and neither is an approval recorded as expired.
+    if claim_state(request) != CLAIMED and request.get("decision") in DECISIONS:
         return {"expired": "false", "reason": f"{where} was {request['decision'].lower()} by "
                 f"{request.get('decided_by', 'someone')}; nothing was published"}  # fmt: skip
     try:

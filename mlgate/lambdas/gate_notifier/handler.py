@@ -11,9 +11,25 @@ pipeline is refused, naming both.
 
 Idempotent with Powertools, keyed on the approval token (validated: pipeline, stage, action,
 expiry): a redelivered notification answers "already posted". A run that fails (a chat
-timeout, a throttled publish) leaves no record, and the retry finishes the work; the chat post
-and the mail are idempotent steps of their own, so a retry never sends either twice, and the
-stored request is kept as the first try wrote it (a click may already have decided it).
+timeout, a throttled publish) leaves no record, and the retry finishes the work; the stored
+request is kept as the first try wrote it (a click may already have decided it).
+
+The side effects, and what a fault between one and the write that records it leaves:
+- Chat post and mail: at least once; a repeat is visible, marked as a resend. Neither has an
+  idempotency token (a Slack webhook, an SNS standard topic), so no write can be made atomic
+  with them. Each is an idempotent step of its own (a completed step is never repeated), and
+  before each try the audit trail records "<chat|mail>-attempt" n (a conditional put). A try
+  whose result was never recorded (its answer lost, or the step's record failed after it) is
+  tried again by Lambda's retry as try n+1, and that post or mail says it is a resend that may
+  duplicate an earlier one. Both copies carry the same buttons, which decide the same request:
+  a duplicate is harmless, a missing brief could let the gate expire unseen.
+- The data-quality lookup: complete or visibly missing, never silently. botocore retries a
+  throttled or failed call; when Glue still answers throttled, 5xx or not at all, the
+  invocation fails before anything is stored or sent, as long as the notification is less than
+  DQ_PATIENCE old (SNS's Timestamp), so Lambda's retries, one and three minutes later, post a
+  complete brief. After that the brief goes out (a gate must not wait on it) and its
+  data-quality line says that Glue did not answer and since when. Glue's refusals (access,
+  validation) say "unavailable" with the reason at once: retrying does not change them.
 
 The brief shows the release of the gate's own execution, not the latest release.json: with
 executions queued, a later release may already have been written. CodePipeline's S3 source
@@ -36,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -46,7 +63,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.data_classes import SNSEvent
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import idempotency, slack
 from shared.audit import AuditTrail, digest
@@ -141,6 +158,39 @@ def parse(event: Any, gates: dict[str, Any], pipeline: str | None = None) -> dic
 # How far back a data-quality run still speaks for the data a release was trained on.
 DQ_LOOKBACK = timedelta(days=30)
 DQ_PAGES = 10
+# How long after its notification a brief waits for Glue to answer the data-quality lookup:
+# Lambda retries a failed asynchronous invocation twice, one and then two minutes apart
+# (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html), so the
+# first two tries wait and the last one posts.
+DQ_PATIENCE = timedelta(seconds=150)
+# Glue answers that a later try may not get (botocore has retried them already).
+TRANSIENT = (
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "InternalServiceException",
+    "OperationTimeoutException",
+    "ServiceUnavailable",
+)
+
+
+def clock() -> float:
+    return time.time()
+
+
+class QualityUnavailable(RuntimeError):
+    """Glue did not answer the data-quality lookup (throttled, 5xx, no answer): the invocation
+    fails before anything is stored or sent, and Lambda's retry looks again."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"Glue did not answer the data-quality lookup ({code}); "
+                         "Lambda's retry posts the brief")  # fmt: skip
+        self.code = code
+
+
+def transient(err: ClientError) -> bool:
+    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return status >= 500 or err.response.get("Error", {}).get("Code") in TRANSIENT
 
 
 def data_quality(glue: Any, job: str, now: datetime | None = None) -> dict[str, Any]:
@@ -170,8 +220,13 @@ def data_quality(glue: Any, job: str, now: datetime | None = None) -> dict[str, 
         if newest is None:
             return {"status": f"no data-quality run of {job} in the last {DQ_LOOKBACK.days} days"}
         result = glue.get_data_quality_result(ResultId=newest["ResultId"])
+    except BotoCoreError as err:
+        raise QualityUnavailable(type(err).__name__) from err
     except ClientError as err:
-        return {"status": f"unavailable ({err.response['Error']['Code']})"}
+        code = str(err.response["Error"]["Code"])
+        if transient(err):
+            raise QualityUnavailable(code) from err
+        return {"status": f"unavailable ({code})"}
     outcomes = result.get("RuleResults", [])
     failed = [r["Name"] for r in outcomes if r.get("Result") != "PASS"]
     return {
@@ -308,6 +363,11 @@ def request_id_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:24]
 
 
+def tries(step: dict[str, Any]) -> str:
+    n = int(step.get("attempt", 1))
+    return f", resent as try {n}: may duplicate an earlier one" if n > 1 else ""
+
+
 def _replayed(response: dict[str, str]) -> dict[str, str]:
     if response.get("posted") != "true":
         return response
@@ -321,19 +381,64 @@ def _replayed(response: dict[str, str]) -> dict[str, str]:
 CONFIG = idempotency.config(
     "token", "[pipelineName, stageName, actionName, expires]", hours=24 * 8, replayed=_replayed
 )
-STEP = idempotency.config("request_id", "text", hours=24 * 8)
+# A step done for a request is done, whatever the brief's text on a later try: the text may
+# change between tries (a data-quality result that arrived, or a lookup that ran out of
+# patience), and a request id belongs to one approval token (open_request checks it).
+STEP = idempotency.config("request_id", hours=24 * 8)
+
+
+RESENT = ("Resent (try {n}): an earlier {what} of this brief may have gone out; both carry "
+          "the same request, a decision on either is the same decision.")  # fmt: skip
+
+
+def attempt(brief: dict[str, Any], step: str) -> int:
+    """Records the try of a side effect before it is made; its number (module docstring)."""
+    audit = AuditTrail(dynamodb, settings().table)
+    where = brief["where"]
+    return audit.attempt(pipeline=where["pipeline"], execution=where["execution"], step=step,
+                         gate=where["gate"], key=brief["request_id"], when=where["when"],
+                         detail=f"request {brief['request_id']}")  # fmt: skip
+
+
+def resent(message: dict[str, Any], n: int) -> dict[str, Any]:
+    """The Block Kit message of try `n` > 1, marked as a possible duplicate."""
+    note = {"type": "context",
+            "elements": [{"type": "mrkdwn", "text": RESENT.format(n=n, what="post")}]}  # fmt: skip
+    return {**message, "text": f"[resent] {message['text']}",
+            "blocks": [note, *message["blocks"]]}  # fmt: skip
 
 
 @idempotency.once(data="brief", config=STEP, prefix="gate_notifier.chat")
 def post_to_chat(*, brief: dict[str, Any]) -> dict[str, int]:
     url = parameters.get_secret(settings().webhook_secret, max_age=SECRET_MAX_AGE)
-    return {"status": slack.post(str(url), brief["message"])}
+    n = attempt(brief, "chat")
+    message = brief["message"] if n == 1 else resent(brief["message"], n)
+    return {"status": slack.post(str(url), message), "attempt": n}
 
 
 @idempotency.once(data="brief", config=STEP, prefix="gate_notifier.mail")
-def mail(*, brief: dict[str, Any]) -> dict[str, str]:
-    sent = sns.publish(TopicArn=brief["topic"], Subject=brief["subject"], Message=brief["text"])
-    return {"message_id": str(sent["MessageId"])}
+def mail(*, brief: dict[str, Any]) -> dict[str, Any]:
+    n = attempt(brief, "mail")
+    subject, body = brief["subject"], brief["text"]
+    if n > 1:
+        subject, body = f"[resent] {subject}"[:100], f"{RESENT.format(n=n, what='mail')}\n\n{body}"
+    sent = sns.publish(TopicArn=brief["topic"], Subject=subject, Message=body)
+    return {"message_id": str(sent["MessageId"]), "attempt": n}
+
+
+def looked_up(config: Settings, approval: dict[str, Any]) -> dict[str, Any]:
+    """The data-quality line: Glue's answer; or, once DQ_PATIENCE has passed since the
+    notification, what is missing and since when (module docstring)."""
+    try:
+        return data_quality(glue, config.dq_job)
+    except QualityUnavailable as err:
+        notified = datetime.fromisoformat(approval["notifiedAt"].replace("Z", "+00:00"))
+        if clock() - notified.timestamp() < DQ_PATIENCE.total_seconds():
+            raise
+        logger.warning("brief without data quality", extra={"error": err.code})
+        return {"status": f"unavailable: Glue did not answer ({err.code}) on any try since "
+                          f"{approval['notifiedAt']}; see the quality job's latest result "
+                          "before deciding"}  # fmt: skip
 
 
 @idempotency.once(data="approval", config=CONFIG, prefix="gate_notifier")
@@ -343,7 +448,7 @@ def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
     gate = product["gates"][approval["stageName"]]
     execution = execution_of(codepipeline, approval["pipelineName"], approval["stageName"])
     release = release_of(codepipeline, s3, config, approval["pipelineName"], execution)
-    quality = data_quality(glue, config.dq_job)
+    quality = looked_up(config, approval)
     evidence = brief(product, gate, approval, release, quality)
     request_id = request_id_of(approval["token"])
     audit = AuditTrail(dynamodb, config.table)
@@ -368,15 +473,23 @@ def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
         return {"posted": "false", "reason": f"request id {request_id} is taken by another "
                 "approval; decide this one in the CodePipeline console"}  # fmt: skip
     body = text(evidence)
-    status = post_to_chat(
-        brief={"request_id": request_id, "text": body, "message": blocks(evidence, request_id)}
-    )["status"]
-    mail(
+    where = {"pipeline": approval["pipelineName"], "execution": execution, "gate": gate["name"],
+             "when": approval["notifiedAt"]}  # fmt: skip
+    chat = post_to_chat(
+        brief={
+            "request_id": request_id,
+            "text": body,
+            "message": blocks(evidence, request_id),
+            "where": where,
+        }
+    )
+    mailed = mail(
         brief={
             "request_id": request_id,
             "text": body,
             "topic": gate["brief_topic_arn"],
             "subject": f"[{product['product']}] {gate['name']}: decision needed"[:100],
+            "where": where,
         }
     )
     audit.record(
@@ -389,7 +502,8 @@ def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
         who=", ".join(a["name"] for a in gate["approvers"]),
         model_version=str(release.get("model_version", "")),
         evidence_sha256=digest(evidence),
-        detail=f"brief posted to chat (HTTP {status}) and mailed; request {request_id}",
+        detail=f"brief posted to chat (HTTP {chat['status']}{tries(chat)}) and mailed"
+        f"{tries(mailed)}; request {request_id}",
     )
     return {"posted": "true", "request_id": request_id}
 

@@ -6,9 +6,18 @@ Items:
   who, when, the decision and the sha256 of the evidence shown. The unique id (a request id,
   a job id, a model package digest) keeps two events of the same second apart, and the put is
   conditional: an existing item is never replaced.
-- pk "request#<request id>", sk "request": an open approval request: the gate, its approvers,
-  the CodePipeline token (never sent to chat; buttons carry only the request id), and, once
-  decided, the decision and who made it (a conditional claim: the first decision wins).
+- pk "request#<request id>", sk "request": an approval request: the gate, its approvers, the
+  CodePipeline token (never sent to chat; buttons carry only the request id), and the state of
+  its decision, a small state machine written only by conditional updates:
+    open      no `decision`;
+    claimed   `claim_state` "claimed": `decision`, `decided_by`, `decided_at`, `claimed_user`
+              (one chat click won the claim; CodePipeline may or may not have applied it yet);
+    recorded  `claim_state` "recorded": `decision` and `decided_by` are what CodePipeline
+              applied (Approved, Rejected, or Expired / Abandoned when nothing was decided),
+              and its audit event is written.
+  open -> claimed (the first click), claimed -> open (given back: CodePipeline refused the
+  call outright, so it was not applied), claimed -> recorded (written after the event, never
+  before it). An item with a `decision` and no `claim_state` predates the states: recorded.
 
 Each hook's role may write only the key prefixes it uses (dynamodb:LeadingKeys, delivery stack).
 """
@@ -23,6 +32,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+# The states of a request's decision (module docstring).
+OPEN, CLAIMED, RECORDED = "open", "claimed", "recorded"
+# What CodePipeline can apply to an approval: a decision, or none (it timed out, or its
+# execution was superseded or stopped).
+DECISIONS = ("Approved", "Rejected")
+UNDECIDED = ("Expired", "Abandoned")
+# A side effect tried this often without its result being recorded is not tried again.
+MAX_ATTEMPTS = 10
+
 
 def digest(evidence: Any) -> str:
     """sha256 of the evidence as shown, in a stable JSON form."""
@@ -31,6 +49,13 @@ def digest(evidence: Any) -> str:
 
 def now_iso(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
+
+
+def claim_state(request: dict[str, str]) -> str:
+    """open, claimed or recorded (an item decided before the states existed: recorded)."""
+    if not request.get("decision"):
+        return OPEN
+    return CLAIMED if request.get("claim_state") == CLAIMED else RECORDED
 
 
 @dataclass(frozen=True)
@@ -57,8 +82,36 @@ class AuditTrail:
         """Write one event; an event already recorded under the same key is left as it is.
 
         `when` is the event's own time where it has one, so a retry writes the same key."""
-        when = when or now_iso(now)
-        item = {
+        item = self._event(pipeline=pipeline, execution=execution, event=event, gate=gate,
+                           who=who, key=key, when=when or now_iso(now), decision=decision,
+                           model_version=model_version, evidence_sha256=evidence_sha256,
+                           detail=detail)  # fmt: skip
+        self._put_once(item)
+        return item
+
+    def attempt(
+        self, *, pipeline: str, execution: str, step: str, gate: str, key: str, when: str,
+        detail: str = "",
+    ) -> int:  # fmt: skip
+        """Record that a side effect without an idempotency token of its own (a chat post, a
+        mail) is about to be tried, before trying it: event "<step>-attempt" under keys
+        `key`-1, `key`-2, ... Returns this try's number: 1 for the first, more when an earlier
+        try may already have had the effect (its result was never recorded)."""
+        for number in range(1, MAX_ATTEMPTS + 1):
+            item = self._event(pipeline=pipeline, execution=execution,
+                               event=f"{step}-attempt", gate=gate, who="mlgate",
+                               key=f"{key}-{number}", when=when,
+                               detail=f"{step} try {number}: {detail}")  # fmt: skip
+            if self._put_once(item):
+                return number
+        raise RuntimeError(f"{step} of {key} was tried {MAX_ATTEMPTS} times: not trying again")
+
+    @staticmethod
+    def _event(
+        *, pipeline: str, execution: str, event: str, gate: str, who: str, key: str, when: str,
+        decision: str = "", model_version: str = "", evidence_sha256: str = "", detail: str = "",
+    ) -> dict[str, Any]:  # fmt: skip
+        return {
             "pk": {"S": f"gate#{pipeline}#{execution}"},
             "sk": {"S": f"{when}#{event}#{gate}#{key}"},
             "event": {"S": event},
@@ -72,8 +125,6 @@ class AuditTrail:
             "evidence_sha256": {"S": evidence_sha256},
             "detail": {"S": detail[:2000]},
         }
-        self._put_once(item)
-        return item
 
     def open_request(self, request_id: str, fields: dict[str, str]) -> bool:
         """Store an approval request once. True when it is stored now or was stored by an
@@ -104,39 +155,56 @@ class AuditTrail:
         ).get("Item")
         return {k: v["S"] for k, v in got.items() if "S" in v} if got else None
 
-    def decide(self, request_id: str, decision: str, who: str, now: float | None = None) -> bool:
-        """Claim the decision: written once, False when the request was already decided."""
+    def claim(
+        self, request_id: str, decision: str, who: str, user: str, now: float | None = None
+    ) -> bool:
+        """open -> claimed: False when the request is not open (claimed or recorded)."""
+        return self._transition(
+            request_id,
+            "SET decision = :d, decided_by = :w, decided_at = :t, claim_state = :c, "
+            "claimed_user = :u",
+            "attribute_exists(pk) AND attribute_not_exists(decision)",
+            {":d": decision, ":w": who, ":t": now_iso(now), ":c": CLAIMED, ":u": user},
+        )
+
+    def give_back(self, request_id: str, user: str) -> bool:
+        """claimed -> open, only if the claim is still this person's: for a call CodePipeline
+        refused outright (it was not applied)."""
+        return self._transition(
+            request_id,
+            "REMOVE decision, decided_by, decided_at, claim_state, claimed_user",
+            "claim_state = :c AND claimed_user = :u",
+            {":c": CLAIMED, ":u": user},
+        )
+
+    def settle(self, request_id: str, user: str, decision: str, who: str) -> bool:
+        """claimed -> recorded: `decision` and `who` are what CodePipeline applied, which may
+        differ from the claim (someone decided in the console first). Call it only once the
+        audit event is written. False when the claim is no longer this person's claim (a
+        concurrent try of the same claim recorded it)."""
+        return self._transition(
+            request_id,
+            "SET claim_state = :r, decision = :d, decided_by = :w",
+            "claim_state = :c AND claimed_user = :u",
+            {":r": RECORDED, ":d": decision, ":w": who, ":c": CLAIMED, ":u": user},
+        )
+
+    def _transition(
+        self, request_id: str, update: str, condition: str, values: dict[str, str]
+    ) -> bool:
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}},
-                UpdateExpression="SET decision = :d, decided_by = :w, decided_at = :t",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(decision)",
-                ExpressionAttributeValues={
-                    ":d": {"S": decision},
-                    ":w": {"S": who},
-                    ":t": {"S": now_iso(now)},
-                },
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues={k: {"S": v} for k, v in values.items()},
             )
         except ClientError as err:
             if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
-
-    def undo(self, request_id: str, who: str) -> None:
-        """Give back a claim CodePipeline refused, only if it is still this person's."""
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}},
-                UpdateExpression="REMOVE decision, decided_by, decided_at",
-                ConditionExpression="decided_by = :w",
-                ExpressionAttributeValues={":w": {"S": who}},
-            )
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
 
     def events(self, pipeline: str, execution: str) -> list[dict[str, str]]:
         items = self.client.query(
