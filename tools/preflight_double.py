@@ -60,6 +60,10 @@ def quota_code(name: str) -> str:
     return f"L-{zlib.crc32(name.encode()):08X}"
 
 
+SHARED = boto3.Session()
+"""Loads each service's models once for every double of the process (moto answers them all)."""
+
+
 @dataclass
 class World:
     """The accounts preflight reads, by (account, region); change a field before the run to
@@ -81,6 +85,7 @@ class World:
     hooks: list[preflight.ClientHook] = field(default_factory=list)
     """More hooks for preflight's clients (a test stubs STS through one)."""
     stubbers: list[Stubber] = field(default_factory=list)
+    _sessions: dict[str, boto3.Session] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.plans = preflight.plan(self.manifests)
@@ -127,17 +132,21 @@ class World:
     # --- moto's accounts --------------------------------------------------------------------
 
     def session(self, account: str) -> boto3.Session:
-        """Credentials of `account` (moto keeps accounts apart by the key that signs)."""
-        sts = boto3.client("sts", region_name="us-east-1")
-        found = sts.assume_role(
-            RoleArn=f"arn:aws:iam::{account}:role/mlgate-preflight-double",
-            RoleSessionName="mlgate-preflight-double",
-        )["Credentials"]
-        return boto3.Session(
-            aws_access_key_id=found["AccessKeyId"],
-            aws_secret_access_key=found["SecretAccessKey"],
-            aws_session_token=found["SessionToken"],
-        )
+        """Credentials of `account` (moto keeps accounts apart by the key that signs), one
+        session per account for this double, all sharing one set of loaded service models."""
+        if account not in self._sessions:
+            sts = SHARED.client("sts", region_name="us-east-1")
+            found = sts.assume_role(
+                RoleArn=f"arn:aws:iam::{account}:role/mlgate-preflight-double",
+                RoleSessionName="mlgate-preflight-double",
+            )["Credentials"]
+            self._sessions[account] = preflight.session_like(
+                SHARED,
+                aws_access_key_id=found["AccessKeyId"],
+                aws_secret_access_key=found["SecretAccessKey"],
+                aws_session_token=found["SessionToken"],
+            )
+        return self._sessions[account]
 
     def client(self, account: str, service: str, region: str) -> Any:
         return self.session(account).client(service, region_name=region)
