@@ -111,7 +111,9 @@ unit: setup-dev $(STAMPS)/system $(STAMPS)/spark-classes  ## pytest: manifest, s
 test: lint  ## every check: lint, types, tests
 	@$(MAKE) --no-print-directory -j2 --output-sync=line typecheck unit
 
-report: synth  ## write each product's architecture-review evidence pack to reports/
+# The evidence pack's compliance section lints every template with cfn-lint, installed with the
+# test dependencies: `make report` on a clone that only ran `make synth` installs them first.
+report: synth $(STAMPS)/dev  ## write each product's architecture-review evidence pack to reports/
 	$(BIN)/python -m mlgate report $(MANIFEST) --outdir cdk.out --out reports
 
 bench: setup-dev $(STAMPS)/system  ## benchmarks (figures, not pass/fail): synth, scaling, hooks, ETL, monitoring job, make test

@@ -112,3 +112,80 @@ def test_a_failed_synth_is_never_reported_as_clean(
     assert "failed its validation (AwsSolutions: 2 violation(s))" in capsys.readouterr().err
     assert main(["dashboards", "--outdir", str(tmp_path), "--out", str(tmp_path / "d")]) == 1
     assert "failed its validation" in capsys.readouterr().err
+
+
+# What a README command may import depends on what its make target installs: `make synth`
+# installs requirements.txt (and the SageMaker SDK), the test set requirements-dev.txt.
+MAKE_COMMANDS = {
+    "validate": ["validate", str(EXAMPLES)],
+    "dashboards": ["dashboards", "--outdir", "{outdir}", "--out", "{tmp}/dashboards"],
+    "report": ["report", str(EXAMPLES), "--outdir", "{outdir}", "--out", "{tmp}/reports"],
+    # Real accounts: with no credentials here it says so in one line (exit 2).
+    "preflight": ["preflight", str(EXAMPLES)],
+}
+BLOCK_DEV_ONLY = """
+import importlib.abc, sys
+blocked = set(sys.argv[1].split(","))
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} (not installed by this target)")
+sys.meta_path.insert(0, Block())
+sys.argv = ["mlgate", *sys.argv[2:]]
+from mlgate.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def make_prerequisites(target: str) -> str:
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        if line.startswith(f"{target}:"):
+            return line.split(":", 1)[1].split("##")[0]
+    raise AssertionError(f"the Makefile has no target {target}")
+
+
+def dev_only_modules() -> set[str]:
+    """Top-level modules of the packages requirements-dev.txt adds to requirements.txt."""
+    from importlib.metadata import packages_distributions
+
+    def names(path: str) -> set[str]:
+        lines = (ROOT / path).read_text().splitlines()
+        return {
+            line.split("==")[0].split("[")[0].strip().lower().replace("_", "-")
+            for line in lines
+            if line.strip() and not line.startswith(("#", "-"))
+        }
+
+    extra = names("requirements-dev.txt") - names("requirements.txt")
+    return {
+        module
+        for module, dists in packages_distributions().items()
+        if any(d.lower().replace("_", "-") in extra for d in dists) and module.isidentifier()
+    }
+
+
+@pytest.mark.parametrize("target", sorted(MAKE_COMMANDS))
+def test_a_make_command_runs_with_what_its_target_installs(
+    target: str, synth: object, tmp_path: Path
+) -> None:
+    """`make report` right after `make synth` on a fresh clone failed on cfnlint, a test
+    dependency: each command either runs with only the synth set-up, or its target installs the
+    test set first."""
+    if "$(STAMPS)/dev" in make_prerequisites(target) or "setup-dev" in make_prerequisites(target):
+        return
+    blocked = dev_only_modules()
+    assert "cfnlint" in blocked
+    assert "moto" in blocked
+    outdir = str(synth.outdir)  # type: ignore[attr-defined]
+    args = [a.format(outdir=outdir, tmp=tmp_path) for a in MAKE_COMMANDS[target]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    run = subprocess.run(
+        [sys.executable, "-c", BLOCK_DEV_ONLY, ",".join(sorted(blocked)), *args],
+        cwd=ROOT,
+        env={**env, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "ModuleNotFoundError" not in run.stderr + run.stdout, (target, run.stderr[-2000:])
+    assert run.returncode in ((0, 2) if target == "preflight" else (0,)), run.stderr[-2000:]

@@ -555,6 +555,29 @@ def test_the_double_runs_both_products_offline(capsys: pytest.CaptureFixture[str
     assert lines[-1].startswith("preflight: ")
 
 
+def test_make_preflight_with_the_double_reads_no_network_in_a_fresh_process() -> None:
+    """As `make preflight PREFLIGHT=double` runs it: a fresh interpreter, where nothing imported
+    moto before the double (a boto3 session made before moto has no moto handler, and its
+    clients reached AWS). A socket that connects anywhere fails the run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import socket, sys\n"
+        "def refuse(self, address): raise OSError(f'network use: {address}')\n"
+        "socket.socket.connect = refuse\n"
+        "from mlgate.cli import main\n"
+        f"sys.exit(main(['preflight', {str(EXAMPLES)!r}, '--double']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
+    assert run.stdout.startswith("TEST DOUBLE: ")
+
+
 # --- what preflight reads from the code and from cdk.out ------------------------------------
 
 

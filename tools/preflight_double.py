@@ -16,6 +16,7 @@ where BatchGetImage finds it. A development tool, not shipped: it needs moto.
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -60,8 +61,12 @@ def quota_code(name: str) -> str:
     return f"L-{zlib.crc32(name.encode()):08X}"
 
 
-SHARED = boto3.Session()
-"""Loads each service's models once for every double of the process (moto answers them all)."""
+@functools.cache
+def shared() -> boto3.Session:
+    """Loads each service's models once for every double of the process. Made on first use,
+    inside moto's mock: a session made before moto is imported has no moto handler, and its
+    clients would reach AWS."""
+    return boto3.Session()
 
 
 @dataclass
@@ -135,13 +140,13 @@ class World:
         """Credentials of `account` (moto keeps accounts apart by the key that signs), one
         session per account for this double, all sharing one set of loaded service models."""
         if account not in self._sessions:
-            sts = SHARED.client("sts", region_name="us-east-1")
+            sts = shared().client("sts", region_name="us-east-1")
             found = sts.assume_role(
                 RoleArn=f"arn:aws:iam::{account}:role/mlgate-preflight-double",
                 RoleSessionName="mlgate-preflight-double",
             )["Credentials"]
             self._sessions[account] = preflight.session_like(
-                SHARED,
+                shared(),
                 aws_access_key_id=found["AccessKeyId"],
                 aws_secret_access_key=found["SecretAccessKey"],
                 aws_session_token=found["SessionToken"],
