@@ -13,7 +13,8 @@ missing, synth stops with one line saying which command builds it: synth itself 
 the network.
 
 - `powertools`: the hooks' Lambda layer (mlgate/constructs/hooks.py), Powertools at
-  requirements-dev.txt's pin and what it needs, for the python3.13 x86_64 runtime.
+  requirements-dev.txt's pin with its parser extra (pydantic, at requirements.txt's pin) and
+  what they need, for the python3.13 x86_64 runtime.
 - `monitoring`: the Evidently job's wheelhouse (mlgate/constructs/evidently.py), every pin of
   requirements-monitoring.txt, for the Python 3.12 x86_64 SageMaker scikit-learn image; the
   job installs it with `--no-index --require-hashes`.
@@ -38,14 +39,16 @@ BUILD_COMMAND = "make wheels"
 FORMAT = "1"
 """Part of every set's key: bump it when tools/wheels.py packs a set differently."""
 
-POWERTOOLS_EXTRAS: tuple[str, ...] = ()
-"""Extras of aws-lambda-powertools the hooks' layer carries. The hooks use the core utilities
-only; `("parser",)` would add pydantic for Powertools' parser (then `python tools/wheels.py lock
-powertools` and `make wheels`)."""
+POWERTOOLS_EXTRAS: tuple[str, ...] = ("parser",)
+"""Extras of aws-lambda-powertools the hooks' layer carries: `parser` adds pydantic (and
+pydantic-core's compiled wheel for the runtime), for Powertools' parser, which the hooks read
+their events with (mlgate/lambdas/shared/models.py). After a change: `python tools/wheels.py
+lock powertools` and `make wheels`."""
 
 _LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 _REQUIREMENT = re.compile(
-    r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)((?:\s+--hash=sha256:[0-9a-f]{64})*)$"
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._-]*\])?==([^\s;]+)"
+    r"((?:\s+--hash=sha256:[0-9a-f]{64})*)$"
 )
 
 

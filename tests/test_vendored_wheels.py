@@ -64,8 +64,8 @@ def test_the_layer_carries_requirements_dev_powertools() -> None:
 
 
 def test_every_package_of_the_layer_is_at_the_version_the_tests_run() -> None:
-    """The layer's closure too (jmespath, typing-extensions): the lock holds them to this
-    virtualenv's versions, and a drift of either side fails here."""
+    """The layer's closure too (jmespath, typing-extensions, pydantic and its own): the lock
+    holds them to this virtualenv's versions, and a drift of either side fails here."""
     stale = "requirements-powertools.lock is stale: run `python tools/wheels.py lock powertools`"
     assert POWERTOOLS.pins["aws-lambda-powertools"] == dev_pin("aws-lambda-powertools"), stale
     installed = {name: metadata.version(name) for name in POWERTOOLS.pins}
@@ -74,6 +74,29 @@ def test_every_package_of_the_layer_is_at_the_version_the_tests_run() -> None:
         dist_infos = {n.split("/")[1] for n in layer.namelist() if ".dist-info/" in n}
     shipped = dict(d.removesuffix(".dist-info").rsplit("-", 1) for d in dist_infos)
     assert {wheelsets.canonical(n): v for n, v in shipped.items()} == POWERTOOLS.pins
+
+
+def test_the_layer_carries_the_parser_and_pydantic_core_built_for_the_runtime() -> None:
+    """Powertools' parser (the hooks read their events with it) needs pydantic, whose core is
+    compiled: the layer must carry the build for CPython 3.13 on x86_64 Linux, the hooks'
+    runtime, whatever machine built the layer, and the pydantic the tests run."""
+    assert "parser" in wheelsets.POWERTOOLS_EXTRAS
+    with zipfile.ZipFile(POWERTOOLS.built()) as layer:
+        names = layer.namelist()
+        (wheel,) = [n for n in names if re.fullmatch(r"python/pydantic_core-[^/]+/WHEEL", n)]
+        tags = re.findall(r"^Tag: (.+)$", layer.read(wheel).decode(), re.MULTILINE)
+    python = f"cp{POWERTOOLS.python.replace('.', '')}"
+    version = POWERTOOLS.python.replace(".", "")
+    assert f"python/pydantic_core/_pydantic_core.cpython-{version}-x86_64-linux-gnu.so" in names
+    assert tags
+    assert all(t.startswith(f"{python}-{python}-manylinux") for t in tags), tags
+    assert all(t.endswith("_x86_64") for t in tags), tags
+    assert (
+        POWERTOOLS.pins["pydantic"]
+        == metadata.version("pydantic")
+        == pins(ROOT / "requirements.txt")["pydantic"]
+    )
+    assert POWERTOOLS.pins["pydantic-core"] == metadata.version("pydantic-core")
 
 
 def test_the_hooks_use_mlgates_layer_not_a_public_one(synth: Synth) -> None:
@@ -105,6 +128,31 @@ def test_the_hooks_use_mlgates_layer_not_a_public_one(synth: Synth) -> None:
         assert len(layers) <= 1, f"{path.name}: one layer per stack, shared by its hooks"
     assert hooks_seen
     assert (synth.outdir / f"asset.{asset_key(POWERTOOLS)}").is_file()
+
+
+def test_every_hook_skips_pydantics_plugin_scan_and_the_release_hooks_name_their_metrics(
+    synth: Synth,
+) -> None:
+    """The layer's pydantic looks for plugins in every installed distribution at the first
+    model unless told there are none; the release path's hooks publish EMF metrics, whose
+    namespace Powertools reads from POWERTOOLS_METRICS_NAMESPACE (a flush without one raises)."""
+    release_path = {"release", "deployer", "deploy_verifier", "quality_gate"}
+    seen = set()
+    for path in synth.template_files:
+        for fn in json.loads(path.read_text()).get("Resources", {}).values():
+            if fn["Type"] != "AWS::Lambda::Function":
+                continue
+            env = fn["Properties"].get("Environment", {}).get("Variables", {})
+            if "POWERTOOLS_SERVICE_NAME" not in env:
+                continue
+            assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__", path.name
+            hook = fn["Properties"]["Handler"].split(".")[0]
+            if hook in release_path:
+                seen.add(hook)
+                assert re.fullmatch(
+                    r"mlgate/[a-z0-9-]+/release", env["POWERTOOLS_METRICS_NAMESPACE"]
+                )
+    assert seen == release_path
 
 
 def test_synth_links_the_sets_into_the_assembly_rather_than_copying_them(synth: Synth) -> None:

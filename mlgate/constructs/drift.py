@@ -12,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge, acknowledge_findings
+from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge_findings
 from mlgate.constructs.event_rules import WatchedRule
 from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable, on_call_owner
 from mlgate.manifest import EnvName, Manifest
@@ -38,9 +38,12 @@ class DriftResponder(Construct):
         idempotency: IdempotencyTable,
         drift_event: events.EventPattern,
         drift_description: str,
+        drift_source: dict[str, str],
         reports_uri: str,
     ) -> None:
-        """`drift_event` is what declares drift; `reports_uri` where its reports are."""
+        """`drift_event` is what declares drift, `drift_source` the environment variable that
+        names its source for the hook's own check (DRIFT_ALARM or MONITORING_SCHEDULE);
+        `reports_uri` where its reports are."""
         super().__init__(scope, id)
         names = Names.of(manifest, env)
         product = manifest.product.name
@@ -73,6 +76,10 @@ class DriftResponder(Construct):
                 "PRODUCT": product,
                 "ENVIRONMENT": env,
                 "REPORTS_URI": reports_uri,
+                # DriftViolations is written in the embedded metric format to the function's
+                # log; CloudWatch files it under this namespace, the drift alarm's.
+                "POWERTOOLS_METRICS_NAMESPACE": DRIFT_METRICS_NAMESPACE,
+                **drift_source,
             },
             failures=FailureRouting(
                 key=key,
@@ -84,7 +91,11 @@ class DriftResponder(Construct):
         )
         hook = self.hook
         hook.make_idempotent(idempotency)
-        self.table.grant(hook.function, "dynamodb:PutItem", "dynamodb:GetItem")
+        # A cool-down is claimed (PutItem), read, and given back when SageMaker refuses the
+        # start (DeleteItem).
+        self.table.grant(
+            hook.function, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"
+        )
         on_call.grant_publish(hook.function)
         if manifest.is_remote(env):
             # The pipeline lives in the home account: start it through the home retrain role.
@@ -96,20 +107,7 @@ class DriftResponder(Construct):
             )
         else:
             hook.role.add_to_policy(start_training(manifest))
-        hook.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_METRICS_NAMESPACE}},
-            )
-        )
         policy = hook.role.node.find_child("DefaultPolicy")
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "The drift responder publishes its drift metric; cloudwatch:PutMetricData takes no "
-            f"resource ARN and is limited to the {DRIFT_METRICS_NAMESPACE} namespace.",
-        )
         acknowledge_findings(
             policy,
             KEY_GRANT_FINDINGS,

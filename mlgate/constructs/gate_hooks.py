@@ -171,6 +171,9 @@ class GateCallback(HookFunction):
                 "SLACK_SIGNING_SECRET_ARN": signing.secret_arn,
                 "AUDIT_TABLE": names.audit_table(),
                 "RELEASE_PIPELINE": names.release_pipeline(),
+                # GateExpired is written in the embedded metric format to the function's log;
+                # CloudWatch files it under this namespace, the wait alarm's.
+                "POWERTOOLS_METRICS_NAMESPACE": GATE_NAMESPACE,
             },
             # Its URL is public: a reservation keeps a flood of requests from taking the
             # account's concurrency from the other functions. Only where the manifest asks:
@@ -205,14 +208,6 @@ class GateCallback(HookFunction):
                 resources=[pipeline.pipeline.pipeline_arn],
             )
         )
-        # A failed approval that expired undecided is counted (the gate-waiting-too-long alarm).
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": GATE_NAMESPACE}},
-            )
-        )
         # Slack cannot sign requests with SigV4: the URL is public and every request must carry
         # a valid Slack signature made in the last five minutes (checked in the handler).
         self.url = self.function.add_function_url(
@@ -232,12 +227,6 @@ class GateCallback(HookFunction):
             f"<{logical}>/*]",
             "PutApprovalResult is granted on this pipeline's stages and actions only; the ARN "
             "of an approval action is the pipeline ARN followed by stage/action.",
-        )
-        acknowledge(
-            self.policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "cloudwatch:PutMetricData has no resource ARN; it is conditioned on the "
-            f"{GATE_NAMESPACE} namespace.",
         )
         self.acknowledge_key_grant("reads and writes the encrypted audit table")
         self.wait_alarm = self._gate_wait_alarm(manifest, on_call)

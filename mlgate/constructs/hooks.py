@@ -155,6 +155,9 @@ class HookFunction(Construct):
     (mlgate/accounts.py); otherwise CloudFormation names it. `failures` (default: none, for a
     hook invoked synchronously) gives an asynchronously invoked hook an on-failure destination
     and its alarm; `reserved_concurrency` (default: none) caps a hook anyone can invoke.
+    `metrics_namespace` (default: none, for a hook that publishes no metrics) is where
+    Powertools' Metrics puts the hook's EMF metrics (POWERTOOLS_METRICS_NAMESPACE): they reach
+    CloudWatch through the hook's log group, so the role needs no cloudwatch:PutMetricData.
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class HookFunction(Construct):
         role_name: str | None = None,
         failures: FailureRouting | None = None,
         reserved_concurrency: int | None = None,
+        metrics_namespace: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.hook = hook
@@ -214,6 +218,13 @@ class HookFunction(Construct):
             environment={
                 "POWERTOOLS_SERVICE_NAME": hook,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
+                # The hooks use no pydantic plugin: without this, pydantic's first model scans
+                # the entry points of every installed distribution for one
+                # (https://docs.pydantic.dev/latest/concepts/plugins/), at each cold start.
+                "PYDANTIC_DISABLE_PLUGINS": "__all__",
+                **(
+                    {"POWERTOOLS_METRICS_NAMESPACE": metrics_namespace} if metrics_namespace else {}
+                ),
                 **environment,
             },
         )

@@ -33,6 +33,12 @@ REPORTS_TO_PIPELINE = (
 Access = Callable[[Manifest, EnvName], tuple[list[iam.PolicyStatement], accounts.Findings]]
 
 
+def release_namespace(manifest: Manifest) -> str:
+    """Where the release path's hooks publish their EMF metrics (counts of what each answered,
+    the quality gate's smoke figures): beside the product's monitoring metrics."""
+    return f"{Names.of(manifest).monitoring_namespace()}/release"
+
+
 def grant_release_access(
     hook: HookFunction, manifest: Manifest, access: Access, remote_role: Callable[[EnvName], str]
 ) -> None:
@@ -69,6 +75,7 @@ class Deployer(HookFunction):
             role_name=names.deployer_role(),
             timeout=durations.minutes(1),
             failures=FailureRouting.of(manifest, "deployer", key=key, on_call=on_call),
+            metrics_namespace=release_namespace(manifest),
         )
         grant_release_access(self, manifest, accounts.deploy_access, names.deploy_role)
         acknowledge(self.policy, "AwsSolutions-IAM5[Resource::*]", REPORTS_TO_PIPELINE)
@@ -89,6 +96,7 @@ class DeployVerifier(HookFunction):
             environment={"SAMPLE_PAYLOAD": manifest.sample_record},
             role_name=names.verifier_role(),
             failures=FailureRouting.of(manifest, "deploy_verifier", key=key, on_call=on_call),
+            metrics_namespace=release_namespace(manifest),
         )
         grant_release_access(self, manifest, accounts.verify_access, names.verify_role)
         acknowledge(self.policy, "AwsSolutions-IAM5[Resource::*]", REPORTS_TO_PIPELINE)
@@ -127,6 +135,7 @@ class QualityGate(HookFunction):
             # most 500, each with a short read timeout): two minutes cover it with retries.
             timeout=durations.minutes(2),
             failures=FailureRouting.of(manifest, "quality_gate", key=key, on_call=on_call),
+            metrics_namespace=release_namespace(manifest),
         )
         self.make_idempotent(idempotency)
         self.write_audit(audit, key, ["gate"], "dynamodb:PutItem")
@@ -190,6 +199,7 @@ class ReleaseHook(HookFunction):
                 "AUDIT_TABLE": names.audit_table(),
             },
             failures=FailureRouting.of(manifest, "release", key=key, on_call=on_call),
+            metrics_namespace=release_namespace(manifest),
         )
         self.make_idempotent(idempotency)
         self.write_audit(audit, key, ["gate"], "dynamodb:PutItem")

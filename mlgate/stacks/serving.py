@@ -60,12 +60,14 @@ def drift_trigger(manifest: Manifest, env: EnvName, region: str, account: str) -
     of drifted features against `monitoring.drift_threshold`, entering ALARM (EventBridge's
     CloudWatch alarm state change event: https://docs.aws.amazon.com/AmazonCloudWatch/latest/
     monitoring/cloudwatch-and-eventbridge.html). Model Monitor: an execution of its
-    data-quality schedule that completed with violations."""
+    data-quality schedule that completed with violations. `drift_source` names that alarm or
+    schedule to the drift responder, which checks its events against it."""
     names = Names.of(manifest, env)
     if manifest.monitoring.engine is MonitoringEngine.EVIDENTLY:
         alarm = names.alarm("model", "data-drift", "warning")
         return {
             "drift_description": "The drift alarm of this endpoint went into ALARM",
+            "drift_source": {"DRIFT_ALARM": alarm},
             "drift_event": events.EventPattern(
                 source=["aws.cloudwatch"],
                 detail_type=["CloudWatch Alarm State Change"],
@@ -76,6 +78,7 @@ def drift_trigger(manifest: Manifest, env: EnvName, region: str, account: str) -
     schedule = names.monitoring_schedule("data-quality")
     return {
         "drift_description": "A Model Monitor execution of this endpoint found violations",
+        "drift_source": {"MONITORING_SCHEDULE": schedule},
         "drift_event": events.EventPattern(
             source=["aws.sagemaker"],
             detail_type=["SageMaker Processing Job State Change"],

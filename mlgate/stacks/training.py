@@ -173,12 +173,20 @@ class TrainingStack(ProductStack):
         self.pipeline.node.add_dependency(self.group)
         self._grant(foundation, data, scripts, prefix, images)
 
+        schedule_rule = self.name("train-on-schedule")
         self.starter = HookFunction(
             self,
             "PipelineStarter",
             hook="pipeline_starter",
             description="Starts the training pipeline unless an execution is running",
-            environment={"PIPELINE_NAME": self.names.training_pipeline()},
+            # What the starter checks its events against: the quality job whose success
+            # starts training, and the schedule rule (by name: its ARN would make the function
+            # depend on the rule that targets it).
+            environment={
+                "PIPELINE_NAME": self.names.training_pipeline(),
+                "QUALITY_JOB": self.names.quality_job(),
+                "SCHEDULE_RULE": schedule_rule,
+            },
             failures=FailureRouting(
                 key=foundation.key,
                 on_call=foundation.on_call_topic,
@@ -202,7 +210,7 @@ class TrainingStack(ProductStack):
         WatchedRule(
             self,
             "OnSchedule",
-            rule_name=self.name("train-on-schedule"),
+            rule_name=schedule_rule,
             description="Scheduled retraining from the manifest",
             schedule=events.Schedule.expression(manifest.model.retrain_schedule),
             targets=[target],

@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import botocore.client
 import pytest
+from aws_lambda_powertools import Logger
 from botocore import xform_name
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
@@ -32,6 +33,12 @@ if str(LAMBDAS) not in sys.path:
     sys.path.insert(0, str(LAMBDAS))
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+# Powertools' Logger binds its handler to sys.stdout when the first Logger of a service is
+# made, and every hook's Logger shares it. Made here, at collection, it writes to pytest's
+# session capture, never to the capsys of the test that first imports a hook (closed after
+# that test: later log lines would fail to write).
+Logger()
 
 
 def event(name: str) -> Any:
@@ -131,6 +138,44 @@ class LambdaContext:
 
 
 CONTEXT = LambdaContext()
+
+
+def context_in(account: str = "123456789012", region: str = "eu-west-1") -> LambdaContext:
+    """A Lambda context of a function in `account` and `region`: the hooks that EventBridge
+    invokes trust only events of their own account and region, read from this ARN."""
+    return LambdaContext(invoked_function_arn=f"arn:aws:lambda:{region}:{account}:function:hook")
+
+
+def context_of(event: dict[str, Any]) -> LambdaContext:
+    """The context of a function in the account and region an EventBridge event names."""
+    return context_in(event["account"], event["region"])
+
+
+def emf(out: str) -> list[dict[str, Any]]:
+    """The metrics Powertools Metrics wrote to stdout in CloudWatch's embedded metric format
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
+    CloudWatch_Embedded_Metric_Format_Specification.html): per metric value, its namespace,
+    name, value and every dimension set it is filed under, as {name: value} maps."""
+    found = []
+    for line in out.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(blob, dict) or "_aws" not in blob:
+            continue
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                values = blob[metric["Name"]]
+                for value in values if isinstance(values, list) else [values]:
+                    found.append({
+                        "namespace": directive["Namespace"],
+                        "name": metric["Name"],
+                        "value": value,
+                        "dimensions": [{k: blob[k] for k in keys}
+                                       for keys in directive["Dimensions"]],
+                    })  # fmt: skip
+    return found
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from mlgate.gates import thresholds
@@ -25,6 +26,9 @@ ENDPOINT = "mlgate-fraud-detection-staging"
 RELEASED = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlgate-fraud-detection/7"
 PREVIOUS = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlgate-fraud-detection/6"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+# CodePipeline's resolved #{codepipeline.PipelineExecutionId}.
+EXECUTION = "4a2e8c1f-0b7d-4e59-9c3a-6f1d2b8e7a90"
+NAMESPACE = "mlgate/fraud-detection/release"
 
 
 def job(**params: Any) -> dict[str, Any]:
@@ -92,6 +96,7 @@ def verifier(released: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     pipeline = Recorder()
     monkeypatch.setattr(handler, "codepipeline", pipeline)
     monkeypatch.setenv("SAMPLE_PAYLOAD", "120.5,1,0.3,1.2,3600,2")
+    monkeypatch.setattr(handler.metrics, "namespace", NAMESPACE)
     handler.sample_payload.cache_clear()
     return handler, pipeline
 
@@ -109,7 +114,7 @@ def run_verifier(
             {"sagemaker": endpoint, "sagemaker-runtime": runtime}.get(name) or real(name, *a, **k)
         ),
     )
-    return dict(handler.handler(job(environment="staging", endpoint=ENDPOINT), None))
+    return dict(handler.handler(job(environment="staging", endpoint=ENDPOINT), CONTEXT))
 
 
 def test_verifier_passes_when_the_released_version_serves(verifier: Any, monkeypatch: Any) -> None:
@@ -154,7 +159,7 @@ def test_verifier_checks_prod_in_another_account_under_the_verify_role(
 
     monkeypatch.setattr(accounts, "boto3", SimpleNamespace(client=boto3.client, Session=Session))
     result = handler.handler(
-        job(environment="prod", endpoint="mlgate-fraud-detection-prod", role_arn=role), None
+        job(environment="prod", endpoint="mlgate-fraud-detection-prod", role_arn=role), CONTEXT
     )
     assert result["result"] == "succeeded", result
     assert result["reason"].startswith("prod: mlgate-fraud-detection-prod serves")
@@ -170,8 +175,8 @@ def test_verifier_checks_prod_in_another_account_under_the_verify_role(
 
 def test_verifier_refuses_a_malformed_job(verifier: Any) -> None:
     handler, pipeline = verifier
-    result = handler.handler(job(environment="staging"), None)
-    assert result == {"result": "failed", "reason": "UserParameters lacks ['endpoint']"}
+    result = handler.handler(job(environment="staging"), CONTEXT)
+    assert result == {"result": "refused", "reason": "UserParameters.endpoint: Field required"}
     assert pipeline.names() == ["put_job_failure_result"]
 
 
@@ -223,6 +228,7 @@ def gate(released: None, audit_table: str, monkeypatch: pytest.MonkeyPatch) -> A
     monkeypatch.setenv("SMOKE_REQUESTS", str(REQUESTS))
     monkeypatch.setenv("AUDIT_TABLE", audit_table)
     monkeypatch.setenv("RELEASE_PIPELINE", "mlgate-fraud-detection-release")
+    monkeypatch.setattr(handler.metrics, "namespace", NAMESPACE)
     handler.settings.cache_clear()
     return SimpleNamespace(handler=handler, pipeline=pipeline, pauses=pauses, patch=monkeypatch)
 
@@ -254,7 +260,7 @@ def run_gate(gate: Any, stub: Stubber, *outcomes: str) -> dict[str, str]:
             )  # fmt: skip
         sent += outcome != "throttled"
     with stub:
-        result = dict(gate.handler.handler(job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT))
+        result = dict(gate.handler.handler(job(endpoint=ENDPOINT, execution=EXECUTION), CONTEXT))
     stub.assert_no_pending_responses()
     return result
 
@@ -278,7 +284,7 @@ def test_a_good_version_passes_on_its_own_smoke_load_and_is_recorded(
     assert gate.pipeline.names() == ["put_job_success_result"]
     (verdict,) = verdicts()
     assert verdict["decision"] == "Passed"
-    assert verdict["execution"] == "exec-1"
+    assert verdict["execution"] == EXECUTION
     assert verdict["detail"] == result["reason"]
 
 
@@ -326,7 +332,7 @@ def test_throttling_past_the_backoff_fails_the_invocation_and_lambda_s_retry_jud
     for _ in range(ATTEMPTS):
         stub.add_client_error("invoke_endpoint", "ThrottlingException", "slow down", 400)
     with stub, pytest.raises(Throttled):
-        gate.handler.handler(job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT)
+        gate.handler.handler(job(endpoint=ENDPOINT, execution=EXECUTION), CONTEXT)
     assert gate.pauses == [0.2, 0.4, 0.8]  # bounded: three waits, then the invocation fails
     assert verdicts() == []
     assert gate.pipeline.names() == []
@@ -340,7 +346,7 @@ def test_a_replayed_event_reports_the_stored_verdict_without_loading_again(
 ) -> None:
     first = run_gate(gate, stub)
     with stub:  # nothing queued: a request to the endpoint would fail the test
-        again = gate.handler.handler(job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT)
+        again = gate.handler.handler(job(endpoint=ENDPOINT, execution=EXECUTION), CONTEXT)
     assert again == first
     assert len(verdicts()) == 1
     assert gate.pipeline.names() == ["put_job_success_result", "put_job_success_result"]
@@ -395,7 +401,7 @@ def test_the_sample_is_read_with_one_bounded_range(gate: Any) -> None:
     assert read["Range"] == f"bytes=0-{handler.SAMPLE_BYTES - 1}"
 
 
-@pytest.mark.parametrize("index", range(7))
+@pytest.mark.parametrize("index", range(12))
 def test_a_transient_fault_then_the_retry_records_and_reports_the_verdict_once(
     gate: Any, faults: Faults, index: int
 ) -> None:
@@ -415,7 +421,7 @@ def test_a_transient_fault_then_the_retry_records_and_reports_the_verdict_once(
         faults,
         index,
         lambda: gate.handler.handler(
-            job(endpoint=ENDPOINT, execution="exec-1"), CONTEXT, now=next(tries)
+            job(endpoint=ENDPOINT, execution=EXECUTION), CONTEXT, now=next(tries)
         ),
     )
     if not faults.failed:
@@ -506,7 +512,7 @@ def test_verifier_reads_the_endpoint_again_when_its_old_config_was_deleted(
     that config before the verifier described it; the next read finds the new one."""
     handler, pipeline = verifier
     stubber, pauses = stubbed_sagemaker(verifier, monkeypatch, ["config-6", "config-7"])
-    result = handler.handler(job(environment="staging", endpoint=ENDPOINT), None)
+    result = handler.handler(job(environment="staging", endpoint=ENDPOINT), CONTEXT)
     assert result["result"] == "succeeded", result
     assert f"serves {RELEASED} on config-7" in result["reason"]
     assert pauses == [handler.PAUSE]
@@ -520,7 +526,7 @@ def test_verifier_says_so_when_it_cannot_resolve_what_is_served(
     handler, pipeline = verifier
     configs = ["config-6"] * handler.READS
     stubber, pauses = stubbed_sagemaker(verifier, monkeypatch, configs)
-    result = handler.handler(job(environment="staging", endpoint=ENDPOINT), None)
+    result = handler.handler(job(environment="staging", endpoint=ENDPOINT), CONTEXT)
     assert result == {
         "result": "failed",
         "reason": f"staging: cannot tell which model version {ENDPOINT} serves: it names "
@@ -533,3 +539,174 @@ def test_verifier_says_so_when_it_cannot_resolve_what_is_served(
     assert name == "put_job_failure_result"
     assert "cannot tell which model version" in sent["failureDetails"]["message"]
     stubber.assert_no_pending_responses()
+
+
+# --- refusals: before any work, and never an exception ---------------------------------------
+
+
+def sagemaker_refusing(name: str) -> Any:
+    """SageMaker under botocore's Stubber, answering DescribeEndpoint for an endpoint that does
+    not exist here (another product's, another account's) as the service does."""
+    client = boto3.client("sagemaker")
+    stubber = Stubber(client)
+    stubber.add_client_error(
+        "describe_endpoint",
+        service_error_code="ValidationException",
+        service_message=f'Could not find endpoint "arn:aws:sagemaker:eu-west-1:111111111111:'
+        f'endpoint/{name}".',
+        http_status_code=400,
+        expected_params={"EndpointName": name},
+    )
+    stubber.activate()
+    return client
+
+
+def test_verifier_fails_the_job_for_an_endpoint_aws_does_not_know(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ValidationException is AWS refusing the name, not the hook failing: the job fails
+    saying so, and the invocation succeeds (no retry, nothing in the dead-letter queue)."""
+    handler, pipeline = verifier
+    other = "mlgate-other-product-staging"
+    client, real = sagemaker_refusing(other), boto3.client
+    monkeypatch.setattr(
+        handler.boto3,
+        "client",
+        lambda name, *a, **k: client if name == "sagemaker" else real(name, *a, **k),
+    )
+    result = handler.handler(job(environment="staging", endpoint=other), CONTEXT)
+    assert result["result"] == "failed"
+    assert result["reason"].startswith("DescribeEndpoint refused: ValidationException")
+    ((name, sent),) = pipeline.calls
+    assert name == "put_job_failure_result"
+    assert sent["failureDetails"]["message"] == result["reason"]
+
+
+def test_gate_fails_the_job_for_an_endpoint_aws_does_not_know_without_loading(gate: Any) -> None:
+    other = "mlgate-other-product-staging"
+    gate.patch.setattr(gate.handler, "sagemaker", sagemaker_refusing(other))
+    gate.patch.setattr(gate.handler, "runtime", Recorder())
+    result = gate.handler.handler(job(endpoint=other, execution=EXECUTION), CONTEXT)
+    assert result["result"] == "failed"
+    assert "DescribeEndpoint refused: ValidationException" in result["reason"]
+    assert gate.handler.runtime.calls == []
+    assert audit_items() == []
+    assert gate.pipeline.names() == ["put_job_failure_result"]
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "reason"),
+    [
+        ('{"model_metrics": [{"name": "auc", "threshold": 0.9}], "slos": []}',
+         "MLGATE_THRESHOLDS.model_metrics.0.direction: Field required"),
+        ('{"model_metrics": [], "slos": [{"name": "p50", "threshold": 1}]}',
+         "MLGATE_THRESHOLDS.slos.0.name: Input should be"),
+        ("not json", "MLGATE_THRESHOLDS: Invalid JSON"),
+    ],
+)  # fmt: skip
+def test_malformed_thresholds_refuse_the_job_before_the_smoke_load(
+    gate: Any, thresholds: str, reason: str
+) -> None:
+    """A threshold the verdict could not be judged on is found before the first request, not
+    after the whole load (which would then have run for nothing)."""
+    gate.patch.setenv("MLGATE_THRESHOLDS", thresholds)
+    gate.handler.settings.cache_clear()
+    gate.patch.setattr(gate.handler, "runtime", Recorder())
+    result = gate.handler.handler(job(endpoint=ENDPOINT, execution=EXECUTION), CONTEXT)
+    assert result["result"] == "refused"
+    assert reason in result["reason"], result["reason"]
+    assert gate.handler.runtime.calls == []
+    assert audit_items() == []
+    assert gate.pipeline.names() == ["put_job_failure_result"]
+
+
+def denied(operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "not authorized to PutItem"}},
+        operation,
+    )
+
+
+class RefusingTable:
+    """DynamoDB for the gate: the idempotency store as it is (moto), the audit trail refusing
+    every write outright, or only writes of `event`."""
+
+    def __init__(self, event: str = "") -> None:
+        self.real, self.event = boto3.client("dynamodb"), event
+
+    def put_item(self, **kwargs: Any) -> Any:
+        item_event = kwargs["Item"].get("event", {}).get("S", "")
+        if kwargs["TableName"] == "audit" and (not self.event or item_event == self.event):
+            raise denied("PutItem")
+        return self.real.put_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_an_audit_trail_the_gate_may_not_write_fails_the_job_before_the_load(
+    gate: Any, stub: Stubber
+) -> None:
+    """The gate writes its start to the verdict's table, key prefix and key before the first
+    request: a trail it may not write to fails the job with no request sent."""
+    gate.patch.setattr(gate.handler, "dynamodb", RefusingTable())
+    with stub:  # nothing queued: a request to the endpoint would fail the test
+        result = gate.handler.handler(job(endpoint=ENDPOINT, execution=EXECUTION), CONTEXT)
+    assert result["result"] == "failed"
+    assert "PutItem refused: AccessDeniedException" in result["reason"]
+    assert gate.pipeline.names() == ["put_job_failure_result"]
+
+
+def test_a_verdict_the_trail_refuses_fails_the_job_showing_the_verdict(
+    gate: Any, stub: Stubber
+) -> None:
+    """Were the verdict's own write refused outright after the load (the start was written),
+    the job fails with the verdict in its message: the load's result is shown, not lost, and
+    the invocation does not fail (a retry could not fix it)."""
+    gate.patch.setattr(gate.handler, "dynamodb", RefusingTable(event="quality-gate"))
+    result = run_gate(gate, stub)
+    assert result["result"] == "failed"
+    assert result["reason"].startswith("Quality gate passed: PASS precision 0.9700")
+    assert "could not be recorded (PutItem refused: AccessDeniedException" in result["reason"]
+    assert [i["event"] for i in audit_items()] == ["quality-gate-started"]
+    assert gate.pipeline.names() == ["put_job_failure_result"]
+
+
+def test_the_gate_records_its_start_then_its_verdict(gate: Any, stub: Stubber) -> None:
+    run_gate(gate, stub)
+    events = {i["event"]: i for i in audit_items()}
+    assert sorted(events) == ["quality-gate", "quality-gate-started"]
+    assert f"smoke load of {REQUESTS} requests" in events["quality-gate-started"]["detail"]
+    assert all(i["execution"] == EXECUTION for i in events.values())
+
+
+@pytest.mark.parametrize("hook", ["verifier", "gate"])
+def test_a_job_with_a_continuation_token_is_not_theirs(hook: str, verifier: Any, gate: Any) -> None:
+    """Neither hook ever continues a job: a token is another action's, or forged."""
+    handler, pipeline = (verifier[0], verifier[1]) if hook == "verifier" else (
+        gate.handler, gate.pipeline)  # fmt: skip
+    event = job(environment="staging", endpoint=ENDPOINT) if hook == "verifier" else job(
+        endpoint=ENDPOINT)  # fmt: skip
+    event["CodePipeline.job"]["data"]["continuationToken"] = (
+        "A continuation token if continuing job"
+    )
+    result = handler.handler(event, CONTEXT)
+    assert result["result"] == "refused"
+    assert result["reason"].startswith("continuationToken: the ")
+    assert pipeline.names() == ["put_job_failure_result"]
+
+
+def test_each_job_publishes_one_count_and_the_gate_its_smoke_figures(
+    gate: Any, stub: Stubber, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_gate(gate, stub)
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith('{"_aws"')]  # fmt: skip
+    (blob,) = blobs
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == NAMESPACE
+    names = {m["Name"] for m in directive["Metrics"]}
+    assert names == {"JobsSucceeded", "SmokeLatencyP99", "SmokeErrorRate5xx",
+                     "SmokeInvocationErrorRate"}  # fmt: skip
+    assert blob["SmokeLatencyP99"] == [pytest.approx(85.0)]
+    assert blob["JobsSucceeded"] == [1.0]

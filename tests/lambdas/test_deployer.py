@@ -14,7 +14,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from .conftest import FAULTS, Faults, fail_then_retry
+from .conftest import CONTEXT, FAULTS, Faults, fail_then_retry
 
 EVENT = json.loads((Path(__file__).parents[1] / "events" / "codepipeline_job.json").read_text())
 STACK = "mlgate-fraud-detection-staging-serving"
@@ -74,6 +74,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Recorder]]:
 
         recorder = Recorder()
         monkeypatch.setattr(handler, "codepipeline", recorder)
+        # Read from POWERTOOLS_METRICS_NAMESPACE when the module is imported, as in Lambda.
+        monkeypatch.setattr(handler.metrics, "namespace", "mlgate/fraud-detection/release")
         s3 = boto3.client("s3")
         s3.create_bucket(
             Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
@@ -120,7 +122,7 @@ def test_updates_the_serving_stack_with_the_released_model_and_keeps_other_param
     aws: tuple[Any, Recorder],
 ) -> None:
     handler, recorder = aws
-    result = handler.handler(job_event(), None)
+    result = handler.handler(job_event(), CONTEXT)
     assert result["result"] == "in_progress"
     assert parameter("ModelPackageArn") == NEW
     assert parameter("BaselineStatisticsUri") == "s3://new/stats.json"
@@ -134,8 +136,8 @@ def test_continuation_reports_success_once_the_stack_is_updated(
     aws: tuple[Any, Recorder],
 ) -> None:
     handler, recorder = aws
-    handler.handler(job_event(), None)
-    result = handler.handler(job_event({"stack": STACK, "model_package_arn": NEW}), None)
+    handler.handler(job_event(), CONTEXT)
+    result = handler.handler(job_event({"stack": STACK, "model_package_arn": NEW}), CONTEXT)
     assert result == {"result": "succeeded", "reason": f"staging now serves {NEW}"}
     assert recorder.calls[-1] == (
         "success",
@@ -167,7 +169,7 @@ def test_a_rolled_back_stack_fails_the_stage_with_the_reason(
             }
 
     monkeypatch.setattr(handler, "cloudformation", lambda job: RolledBack())
-    result = handler.handler(job_event({"stack": STACK, "model_package_arn": NEW}), None)
+    result = handler.handler(job_event({"stack": STACK, "model_package_arn": NEW}), CONTEXT)
     assert result["result"] == "failed"
     assert "UPDATE_ROLLBACK_COMPLETE" in result["reason"]
     assert "Endpoint: Alarm model-latency-p99 fired during canary" in result["reason"]
@@ -176,35 +178,47 @@ def test_a_rolled_back_stack_fails_the_stage_with_the_reason(
 
 def test_redeploying_the_same_version_is_a_no_op(aws: tuple[Any, Recorder]) -> None:
     handler, recorder = aws
-    handler.handler(job_event(), None)
-    result = handler.handler(job_event(), None)
+    handler.handler(job_event(), CONTEXT)
+    result = handler.handler(job_event(), CONTEXT)
     assert result["result"] == "succeeded"
     assert "already serves" in result["reason"]
     assert recorder.calls[-1] == ("success", {"jobId": EVENT["CodePipeline.job"]["id"]})
 
 
 @pytest.mark.parametrize(
-    ("mutate", "message"),
+    ("mutate", "message", "answered"),
     [
-        (lambda e: e.pop("CodePipeline.job"), "not a CodePipeline job event: missing"),
+        (lambda e: e.pop("CodePipeline.job"), "CodePipeline.job: Field required", False),
         (
             lambda e: e["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"].update(
                 UserParameters="not json"
             ),
-            "UserParameters must be a JSON object",
+            "UserParameters: Invalid JSON",
+            True,
+        ),
+        (
+            lambda e: e["CodePipeline.job"]["data"].update(
+                continuationToken="A continuation token"
+            ),
+            "continuationToken: Invalid JSON",
+            True,
         ),
     ],
 )
 def test_a_malformed_event_is_refused_and_changes_nothing(
-    aws: tuple[Any, Recorder], mutate: Any, message: str
+    aws: tuple[Any, Recorder], mutate: Any, message: str, answered: bool
 ) -> None:
-    handler, _ = aws
+    handler, recorder = aws
     event = job_event()
     mutate(event)
-    result = handler.handler(event, None)
-    assert result["result"] == "failed"
-    assert result["reason"].startswith(message)
+    result = handler.handler(event, CONTEXT)
+    assert result["result"] == "refused"
+    assert result["reason"].startswith(message), result["reason"]
     assert parameter("ModelPackageArn") == OLD
+    # A job whose id is unusable cannot be answered; any other is failed, saying why.
+    assert recorder.calls == ([("failure", {"jobId": EVENT["CodePipeline.job"]["id"],
+        "failureDetails": {"type": "JobFailed", "message": result["reason"]}})] if answered
+        else [])  # fmt: skip
 
 
 def test_a_stack_without_the_parameter_is_refused(aws: tuple[Any, Recorder]) -> None:
@@ -223,7 +237,7 @@ def test_a_stack_without_the_parameter_is_refused(aws: tuple[Any, Recorder]) -> 
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = (
         json.dumps(params)
     )
-    result = handler.handler(event, None)
+    result = handler.handler(event, CONTEXT)
     assert result == {
         "result": "failed",
         "reason": "stack other has no ModelPackageArn parameter: is it a Serving stack?",
@@ -257,7 +271,7 @@ def test_prod_in_another_account_is_updated_through_its_deploy_role(
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = (
         json.dumps(params)
     )
-    result = handler.handler(event, None)
+    result = handler.handler(event, CONTEXT)
     assert result["result"] == "in_progress", result
     stack = prod.describe_stacks(StackName=PROD_STACK)["Stacks"][0]
     values = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
@@ -289,7 +303,7 @@ def test_a_transient_fault_then_the_retry_updates_the_stack_once(
         report(**kwargs)
 
     monkeypatch.setattr(recorder, "put_job_success_result", reported)
-    fail_then_retry(faults, index, lambda: handler.handler(job_event(), None))
+    fail_then_retry(faults, index, lambda: handler.handler(job_event(), CONTEXT))
     assert faults.failed == ["s3.get_object", "cloudformation.describe_stacks",
                              "cloudformation.update_stack",
                              "codepipeline.put_job_success_result"][index]  # fmt: skip
@@ -351,15 +365,15 @@ def test_a_stack_rolling_back_is_waited_for_then_updated(
             "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
         },
     )
-    first = handler.handler(job_event(), None)
+    first = handler.handler(job_event(), CONTEXT)
     assert first == {
         "result": "waiting",
         "reason": f"{STACK} is UPDATE_ROLLBACK_IN_PROGRESS; the update starts once it ends",
     }
     token = json.loads(recorder.calls[-1][1]["continuationToken"])
     assert token == {"stack": STACK, "waiting": True}
-    assert handler.handler(job_event(token), None)["result"] == "waiting"
-    third = handler.handler(job_event(token), None)
+    assert handler.handler(job_event(token), CONTEXT)["result"] == "waiting"
+    third = handler.handler(job_event(token), CONTEXT)
     assert third["result"] == "in_progress"
     assert json.loads(recorder.calls[-1][1]["continuationToken"]) == {
         "stack": STACK,
@@ -384,10 +398,74 @@ def test_a_stack_cloudformation_will_not_update_fails_the_job_naming_state_and_w
     trying UpdateStack (the Stubber refuses any call not queued)."""
     handler, recorder = aws
     stubbed.add_response("describe_stacks", stack_answer(status))
-    result = handler.handler(job_event({"stack": STACK, "waiting": True} if waited else None), None)
+    result = handler.handler(
+        job_event({"stack": STACK, "waiting": True} if waited else None), CONTEXT
+    )
     assert result["result"] == "failed"
     assert result["reason"].startswith(f"staging: stack {STACK} is {status}, which CloudFormation")
     assert way_out in result["reason"]
     ((kind, sent),) = recorder.calls
     assert kind == "failure"
     assert status in sent["failureDetails"]["message"]
+
+
+def test_a_stack_aws_does_not_know_fails_the_job_not_the_invocation(
+    aws: tuple[Any, Recorder], stubbed: Stubber
+) -> None:
+    """Another product's stack, or one of another account: CloudFormation answers
+    ValidationException. That is AWS refusing the name, not the hook failing: the job fails
+    saying so, nothing is updated, and no exception sends the event to the dead-letter queue."""
+    handler, recorder = aws
+    other = "mlgate-other-product-staging-serving"
+    stubbed.add_client_error(
+        "describe_stacks",
+        service_error_code="ValidationException",
+        service_message=f"Stack with id {other} does not exist",
+        http_status_code=400,
+        expected_params={"StackName": other},
+    )
+    event = job_event()
+    params = json.loads(
+        event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"]
+    )
+    event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = (
+        json.dumps({**params, "stack": other})
+    )
+    result = handler.handler(event, CONTEXT)
+    assert result == {
+        "result": "failed",
+        "reason": f"DescribeStacks refused: ValidationException: Stack with id {other} does not "
+        "exist",
+    }
+    ((kind, sent),) = recorder.calls
+    assert kind == "failure"
+    assert sent["failureDetails"]["message"] == result["reason"]
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("A continuation token if continuing job", "continuationToken: Invalid JSON"),
+        ("null", "continuationToken: Input should be an object"),
+        ('["a"]', "continuationToken: Input should be an object"),
+        ("{}", "continuationToken.stack: Field required"),
+        (json.dumps({"stack": STACK}), "a deployer token carries either waiting or"),
+        (json.dumps({"stack": "other", "model_package_arn": NEW}), "continuationToken.stack: "
+         "names stack other, not this job's"),
+    ],
+)  # fmt: skip
+def test_a_continuation_token_that_is_not_the_deployers_own_is_refused(
+    aws: tuple[Any, Recorder], faults: Faults, token: str, reason: str
+) -> None:
+    """AWS's sample text, JSON null, a list, a token without its fields, another stack's:
+    the job fails naming the token, before any AWS call but that answer."""
+    handler, recorder = aws
+    event = job_event()
+    event["CodePipeline.job"]["data"]["continuationToken"] = token
+    result = handler.handler(event, CONTEXT)
+    assert result["result"] == "refused"
+    assert reason in result["reason"], result["reason"]
+    assert "not a token this action wrote" in result["reason"]
+    assert faults.seen == []
+    assert [kind for kind, _ in recorder.calls] == ["failure"]
+    assert parameter("ModelPackageArn") == OLD

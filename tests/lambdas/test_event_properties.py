@@ -1,5 +1,6 @@
 """Property-based: every hook's event parsing turns any input into a parsed event or its own
-clear error, never another exception (so a malformed event writes nothing)."""
+clear error, never another exception (so a malformed event writes nothing). The release path's
+hooks, end to end and field by field: test_release_path_inputs.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .conftest import event
+from .conftest import CONTEXT, event
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=30)
@@ -58,31 +59,49 @@ def mutations(base: Any) -> st.SearchStrategy[Any]:
     return mutate()
 
 
-def parsers() -> list[tuple[str, Callable[[Any], Any], type[Exception], Any]]:
-    from deployer import handler as deployer
+def parsers() -> list[tuple[str, Callable[[Any], Any], Any, Any]]:
     from drift_responder import handler as drift
     from gate_callback import handler as callback
     from gate_notifier import handler as notifier
     from pipeline_starter import handler as starter
     from release import handler as release
 
-    from shared import jobs
+    from shared import jobs, models
 
+    def deploy_job(e: Any) -> Any:
+        job = jobs.read_job(e, models.DeployParameters)
+        return job.token(models.DeployToken) if job.continuation else job
+
+    # SNS's record as Lambda receives it (https://docs.aws.amazon.com/lambda/latest/dg/
+    # with-sns.html), carrying CodePipeline's approval notification.
+    topic = "arn:aws:sns:us-east-2:123456789012:MyApprovalTopic"
     approval = {
         "Records": [
             {
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{topic}:c9135db0-26c4-47ec-8998-413945fb5a96",
+                "EventSource": "aws:sns",
                 "Sns": {
-                    "Message": json.dumps(event("codepipeline_approval_notification.json")),
+                    "SignatureVersion": "1",
                     "Timestamp": "2026-11-24T09:00:00.000Z",
-                }
+                    "Signature": "tcc6faL2yUC6dgZdmrwh1Y4cGa/ebXEkAi6RibDsvpi+tE/1+82j...65r==",
+                    "SigningCertUrl": "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-ac565b8b1a6c5d002d285f9598aa1d9b.pem",
+                    "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                    "Message": json.dumps(event("codepipeline_approval_notification.json")),
+                    "MessageAttributes": {},
+                    "Type": "Notification",
+                    "UnsubscribeUrl": "https://sns.us-east-2.amazonaws.com/?Action=Unsubscribe",
+                    "TopicArn": topic,
+                    "Subject": "APPROVAL NEEDED",
+                },
             }
         ]
     }
     return [
         (
             "release",
-            lambda e: release.parse(e, "versionedmp-p-idy6c3e1fiqj"),
-            release.EventError,
+            lambda e: release.read(e, release.ModelApproval),
+            release.Refusal,
             event("model_package_state_change.json"),
         ),
         ("drift_responder", drift.parse, drift.EventError, event("monitoring_violations.json")),
@@ -92,13 +111,13 @@ def parsers() -> list[tuple[str, Callable[[Any], Any], type[Exception], Any]]:
             starter.EventError,
             event("glue_job_succeeded.json"),
         ),
-        ("codepipeline jobs", jobs.parse_job, jobs.JobError, event("codepipeline_job.json")),
         (
-            "deployer",
-            lambda e: jobs.parse_job(e, ("environment", "stack")),
-            deployer.JobError,
+            "codepipeline jobs",
+            lambda e: jobs.read_job(e, models.GateParameters),
+            (jobs.Unanswerable, jobs.Refused),
             event("codepipeline_job.json"),
         ),
+        ("deployer", deploy_job, (jobs.Unanswerable, jobs.Refused), event("codepipeline_job.json")),
         (
             "gate_notifier",
             lambda e: notifier.parse(e, {"MyApprovalStage": {}}),
@@ -200,7 +219,7 @@ def test_any_request_to_the_callback_url_is_answered_400_or_401_without_side_eff
     callback.signing_secret = lambda: touched.append("secret") or forged  # type: ignore[assignment]
     callback.AuditTrail = lambda *a: touched.append("audit")  # type: ignore[assignment, misc]
     try:
-        answer = callback.handler(request, None, now=1_700_000_000.0)
+        answer = callback.handler(request, CONTEXT, now=1_700_000_000.0)
     finally:
         callback.signing_secret, callback.AuditTrail = secret, audit
         callback.settings.cache_clear()

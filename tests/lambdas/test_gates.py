@@ -41,6 +41,7 @@ from .conftest import (
     Wire,
     audit_items,
     bucket,
+    emf,
     event,
     fail_then_retry,
 )
@@ -81,13 +82,41 @@ def approval(stage: str = "BusinessSignoff") -> dict[str, Any]:
     return sns_record(message)
 
 
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:mlgate-fraud-detection-gate-business-signoff"
+
+
 def sns_record(message: dict[str, Any], timestamp: Any = "2026-11-24T09:00:00.000Z") -> Any:
-    sns = {"Message": json.dumps(message), "Timestamp": timestamp}
-    return {"Records": [{"EventSource": "aws:sns", "Sns": sns}]}
+    """The SNS event Lambda receives, as AWS documents it (https://docs.aws.amazon.com/lambda/
+    latest/dg/with-sns.html), carrying `message`."""
+    return {
+        "Records": [
+            {
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{TOPIC}:21be56ed-a058-49f5-8c98-aedd2564c486",
+                "EventSource": "aws:sns",
+                "Sns": {
+                    "SignatureVersion": "1",
+                    "Timestamp": timestamp,
+                    "Signature": "tcc6faL2yUC6dgZdmrwh1Y4cGa/ebXEkAi6RibDsvpi+tE/1+82j...65r==",
+                    "SigningCertUrl": "https://sns.eu-west-1.amazonaws.com/"
+                    "SimpleNotificationService-ac565b8b1a6c5d002d285f9598aa1d9b.pem",
+                    "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                    "Message": json.dumps(message),
+                    "MessageAttributes": {},
+                    "Type": "Notification",
+                    "UnsubscribeUrl": "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe"
+                    f"&SubscriptionArn={TOPIC}:21be56ed-a058-49f5-8c98-aedd2564c486",
+                    "TopicArn": TOPIC,
+                    "Subject": "APPROVAL NEEDED: AWS CodePipeline MyFirstPipeline",
+                },
+            }
+        ]
+    }
 
 
 @pytest.fixture
-def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch,
+          capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:  # fmt: skip
     from gate_callback import handler as callback
     from gate_notifier import handler as notifier
 
@@ -176,6 +205,8 @@ def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch) -> dict
     # Clients of this test's own (botocore's retry quota is a client's), on the wire.
     monkeypatch.setattr(callback, "codepipeline", boto3.client("codepipeline"))
     monkeypatch.setattr(callback, "dynamodb", boto3.client("dynamodb"))
+    # The stack sets POWERTOOLS_METRICS_NAMESPACE; Powertools reads it at import, as in Lambda.
+    monkeypatch.setattr(callback.metrics, "namespace", "mlgate/gates")
     notifier.settings.cache_clear()
     callback.settings.cache_clear()
     return {
@@ -186,6 +217,8 @@ def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch) -> dict
         "codepipeline": codepipeline,
         "wire": wire,
         "inbox": inbox,
+        "capsys": capsys,
+        "stdout": [],
     }
 
 
@@ -213,17 +246,28 @@ def click(request_id: str, user: str, action: str = "approve", *, ts: float = NO
 
 
 def url_event(headers: dict[str, Any], body: Any, encoded: Any = False) -> dict[str, Any]:
-    """A Lambda function URL request (payload format 2.0) as Slack's POST arrives."""
+    """A Lambda function URL request (payload format 2.0, as AWS documents it:
+    https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html#urls-payloads) as Slack's
+    POST arrives."""
     return {
         "version": "2.0",
+        "routeKey": "$default",
         "rawPath": "/",
         "rawQueryString": "",
         "headers": {k.lower(): v for k, v in headers.items()} if isinstance(headers, dict)
         else headers,
         "requestContext": {
-            "stage": "$default",
+            "accountId": "anonymous",
+            "apiId": "a1b2c3d4e5",
+            "domainName": "a1b2c3d4e5.lambda-url.eu-west-1.on.aws",
+            "domainPrefix": "a1b2c3d4e5",
             "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
                      "sourceIp": "203.0.113.7", "userAgent": "Slackbot 1.0"},
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "06/Jul/2016:12:00:00 +0000",
+            "timeEpoch": 1467806400000,
         },
         "body": body,
         "isBase64Encoded": encoded,
@@ -270,7 +314,7 @@ def test_brief_carries_the_evidence_and_buttons_without_the_token(gates: dict[st
 
 def test_the_approver_decides_once_and_it_is_recorded(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
-    answer = gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
+    answer = gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["text"] == (
         f"Approved: gate business-signoff by <@{ALICE}>, recorded."
@@ -288,8 +332,8 @@ def test_the_approver_decides_once_and_it_is_recorded(gates: dict[str, Any]) -> 
 
 def test_a_second_click_changes_nothing(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
-    gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
-    second = gates["callback"].handler(click(request_id, ALICE, "reject"), None, now=NOW + 5)
+    gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
+    second = gates["callback"].handler(click(request_id, ALICE, "reject"), CONTEXT, now=NOW + 5)
     assert second["statusCode"] == 409
     assert "already approved" in json.loads(second["body"])["text"]
     assert gates["wire"].count("codepipeline.PutApprovalResult") == 1
@@ -305,27 +349,27 @@ def assert_refused(gates: dict[str, Any], answer: dict[str, Any], status: int, r
 
 def test_someone_who_is_not_the_gate_s_approver_is_refused(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
-    answer = gates["callback"].handler(click(request_id, DANA), None, now=NOW)
+    answer = gates["callback"].handler(click(request_id, DANA), CONTEXT, now=NOW)
     assert_refused(gates, answer, 403, f"<@{DANA}> is not an approver of gate business-signoff")
 
 
 def test_a_forged_signature_is_refused(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
     forged = click(request_id, ALICE, secret="not-the-signing-secret")
-    answer = gates["callback"].handler(forged, None, now=NOW)
+    answer = gates["callback"].handler(forged, CONTEXT, now=NOW)
     assert_refused(gates, answer, 401, "signature does not match")
 
 
 def test_a_stale_timestamp_is_refused_as_a_replay(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
-    answer = gates["callback"].handler(click(request_id, ALICE, ts=NOW - 600), None, now=NOW)
+    answer = gates["callback"].handler(click(request_id, ALICE, ts=NOW - 600), CONTEXT, now=NOW)
     assert_refused(gates, answer, 401, "refused as a replay")
 
 
 def test_an_unknown_request_is_refused(gates: dict[str, Any]) -> None:
     posted_request(gates)
     unknown = "0123456789abcdef01234567"
-    answer = gates["callback"].handler(click(unknown, ALICE), None, now=NOW)
+    answer = gates["callback"].handler(click(unknown, ALICE), CONTEXT, now=NOW)
     assert_refused(gates, answer, 404, f"unknown approval request {unknown}")
 
 
@@ -334,14 +378,14 @@ def test_an_unknown_request_is_refused(gates: dict[str, Any]) -> None:
 )
 def test_a_value_that_is_no_request_id_is_refused(gates: dict[str, Any], request_id: str) -> None:
     posted_request(gates)
-    answer = gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
+    answer = gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
     assert_refused(gates, answer, 400, "is not a request id")
 
 
 def test_an_expired_approval_is_refused(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
     later = NOW + 3 * 24 * 3600
-    answer = gates["callback"].handler(click(request_id, ALICE, ts=later), None, now=later)
+    answer = gates["callback"].handler(click(request_id, ALICE, ts=later), CONTEXT, now=later)
     assert_refused(gates, answer, 410, "approval expired at 2016-07-07T20:22Z")
 
 
@@ -354,7 +398,7 @@ def test_an_approval_that_expired_at_the_deadline_is_recorded_as_expired(
     request_id = posted_request(gates)
     deadline = datetime(2016, 7, 7, 20, 22, tzinfo=UTC).timestamp()
     gates["codepipeline"].expire(at=deadline - 20)
-    answer = gates["callback"].handler(click(request_id, ALICE, ts=deadline - 30), None,
+    answer = gates["callback"].handler(click(request_id, ALICE, ts=deadline - 30), CONTEXT,
                                        now=deadline - 30)  # fmt: skip
     assert answer["statusCode"] == 410
     assert json.loads(answer["body"])["text"] == (
@@ -369,12 +413,12 @@ def test_an_approval_that_expired_at_the_deadline_is_recorded_as_expired(
         "recorded", "Expired")  # fmt: skip
     agree(gates, request_id)
     # The expiry alarm still counts it: an expiry is no decision.
-    assert gates["callback"].handler(failed_approval(), None, now=EXPIRED)["expired"] == "true"
+    assert gates["callback"].handler(failed_approval(), CONTEXT, now=EXPIRED)["expired"] == "true"
 
 
 def test_base64_bodies_from_function_urls_are_understood(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
-    answer = gates["callback"].handler(click(request_id, ALICE, b64=True), None, now=NOW)
+    answer = gates["callback"].handler(click(request_id, ALICE, b64=True), CONTEXT, now=NOW)
     assert answer["statusCode"] == 200
 
 
@@ -383,7 +427,7 @@ def test_a_malformed_click_is_refused(gates: dict[str, Any]) -> None:
     body = "payload=not-json"
     headers = {"X-Slack-Request-Timestamp": str(int(NOW)),
                "X-Slack-Signature": slack.sign(SIGNING_SECRET, str(int(NOW)), body)}  # fmt: skip
-    answer = gates["callback"].handler(url_event(headers, body), None, now=NOW)
+    answer = gates["callback"].handler(url_event(headers, body), CONTEXT, now=NOW)
     assert_refused(gates, answer, 400, "not a gate button click")
 
 
@@ -419,13 +463,13 @@ def test_a_decision_codepipeline_refuses_outright_gives_the_claim_back(
     request_id = posted_request(gates)
     refusal = Fault("validation", status=400, code="ValidationException")
     gates["wire"].fail("codepipeline.PutApprovalResult", refusal)
-    answer = gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
+    answer = gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
     assert answer["statusCode"] == 502
     assert "it was not applied and nothing was recorded; the gate is open" in (
         json.loads(answer["body"])["text"])  # fmt: skip
     assert "decision" not in request_item(request_id)
     assert gates["codepipeline"].applied == []
-    answer = gates["callback"].handler(click(request_id, ALICE), None, now=NOW + 1)
+    answer = gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW + 1)
     assert answer["statusCode"] == 200
     agree(gates, request_id)
 
@@ -465,8 +509,8 @@ def test_a_second_decision_in_the_same_moment_loses_cleanly(gates: dict[str, Any
 
 def test_a_non_approver_learns_nothing_about_a_decided_gate(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
-    gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
-    answer = gates["callback"].handler(click(request_id, DANA, "reject"), None, now=NOW + 2)
+    gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
+    answer = gates["callback"].handler(click(request_id, DANA, "reject"), CONTEXT, now=NOW + 2)
     text = json.loads(answer["body"])["text"]
     assert answer["statusCode"] == 403
     assert "u01alice01" not in text
@@ -478,7 +522,8 @@ def test_a_click_from_another_workspace_or_app_is_refused(
     gates: dict[str, Any], team: str, app: str
 ) -> None:
     request_id = posted_request(gates)
-    answer = gates["callback"].handler(click(request_id, ALICE, team=team, app=app), None, now=NOW)
+    foreign = click(request_id, ALICE, team=team, app=app)
+    answer = gates["callback"].handler(foreign, CONTEXT, now=NOW)
     assert_refused(gates, answer, 403, "not the app this gate trusts")
 
 
@@ -514,10 +559,11 @@ def hostile_requests() -> list[tuple[str, dict[str, Any], int]]:
             url_event({**signed(good), "X-Slack-Request-Timestamp": "9" * 400}, good),
             401,
         ),
+        # Lambda writes header values as text: anything else is no function URL request.
         (
             "signature as a list",
             url_event({**signed(good), "X-Slack-Signature": ["v0=1"]}, good),
-            401,
+            400,
         ),
         ("body as a list", url_event(signed(good), ["payload"]), 400),
         ("actions as a list of lists", url_event(signed(as_list), as_list), 400),
@@ -534,7 +580,7 @@ def test_hostile_requests_get_400_or_401_and_change_nothing(
     gates: dict[str, Any], name: str, request_: dict[str, Any], status: int
 ) -> None:
     posted_request(gates)
-    answer = gates["callback"].handler(request_, None, now=NOW)
+    answer = gates["callback"].handler(request_, CONTEXT, now=NOW)
     assert answer["statusCode"] == status, (name, answer["body"])
     assert gates["wire"].count("codepipeline.PutApprovalResult") == 0
     assert [i for i in audit_items() if i.get("event") == "decided"] == []
@@ -548,7 +594,7 @@ def test_an_unparseable_stored_expiry_is_refused_not_crashed(gates: dict[str, An
         UpdateExpression="SET expires = :e",
         ExpressionAttributeValues={":e": {"S": "next tuesday"}},
     )
-    answer = gates["callback"].handler(click(request_id, ALICE), None, now=NOW)
+    answer = gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
     assert_refused(gates, answer, 409, "stored expiry 'next tuesday' is unreadable")
 
 
@@ -558,7 +604,7 @@ def test_the_signing_secret_is_not_fetched_for_a_request_that_cannot_be_valid(
     request_id = posted_request(gates)
     stale = click(request_id, ALICE, ts=NOW - 3600)
     faults.seen.clear()
-    assert gates["callback"].handler(stale, None, now=NOW)["statusCode"] == 401
+    assert gates["callback"].handler(stale, CONTEXT, now=NOW)["statusCode"] == 401
     assert faults.seen == []
 
 
@@ -566,16 +612,19 @@ def test_the_signing_secret_is_cached_between_clicks(gates: dict[str, Any], faul
     request_id = posted_request(gates)
     faults.seen.clear()
     for _ in range(3):
-        gates["callback"].handler(click(request_id, DANA), None, now=NOW)
+        gates["callback"].handler(click(request_id, DANA), CONTEXT, now=NOW)
     assert faults.seen.count("secretsmanager.get_secret_value") <= 1
 
 
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda a: a.update(approval=["x"]), "not a CodePipeline approval notification"),
-        (lambda a: a["approval"].update(stageName=["BusinessSignoff"]), "missing or bad"),
-        (lambda a: a["approval"].update(expires="whenever"), "missing or bad"),
+        (lambda a: a.update(approval=["x"]), "not a CodePipeline approval notification: "
+         "Records[0].Sns.Message.approval: Input should be a valid dictionary"),
+        (lambda a: a["approval"].update(stageName=["BusinessSignoff"]),
+         "Records[0].Sns.Message.approval.stageName: Input should be a valid string"),
+        (lambda a: a["approval"].update(expires="whenever"),
+         "Records[0].Sns.Message.approval.expires: is not an ISO 8601 time"),
         (lambda a: a["approval"].update(pipelineName="another-pipeline"),
          "comes from pipeline another-pipeline, but this notifier serves MyFirstPipeline only"),
     ],
@@ -587,7 +636,7 @@ def test_notifier_refuses_malformed_or_foreign_notifications(
     message["approval"]["stageName"] = "BusinessSignoff"
     change(message)
     answer = gates["notifier"].handler(sns_record(message), CONTEXT)
-    assert answer["posted"] == "false"
+    assert (answer["posted"], answer["status"]) == ("false", "refused")
     assert reason in answer["reason"]
     assert gates["posted"] == []
     assert audit_items() == []
@@ -604,9 +653,10 @@ def test_a_notification_without_snss_timestamp_is_refused(
     if timestamp is None:
         del event["Records"][0]["Sns"]["Timestamp"]
     answer = gates["notifier"].handler(event, CONTEXT)
-    assert answer["posted"] == "false"
-    assert "missing or bad" in answer["reason"]
-    assert "Timestamp" in answer["reason"]
+    assert (answer["posted"], answer["status"]) == ("false", "refused")
+    assert answer["reason"].startswith(
+        "not a CodePipeline approval notification: Records[0].Sns.Timestamp: "
+    )
     assert gates["posted"] == []
     assert audit_items() == []
 
@@ -652,30 +702,56 @@ def test_the_brief_shows_the_release_of_its_own_execution(gates: dict[str, Any])
 
 
 def test_no_brief_when_the_execution_s_release_cannot_be_found(gates: dict[str, Any]) -> None:
-    """Rather a failed invocation (its failure routing tells on-call) than a brief that shows
-    another execution's release."""
+    """Rather no brief than one that shows another execution's release; and since no retry
+    brings a missing source revision back, the notification is answered "refused" (one log
+    line, naming it), not failed into the dead-letter queue."""
     gates["pipeline"].responses["get_pipeline_execution"] = {
         "pipelineExecution": {"pipelineExecutionId": "e-42", "artifactRevisions": []}
     }
-    with pytest.raises(gates["notifier"].ReleaseUnknown, match="has 0 source revisions"):
-        gates["notifier"].handler(approval(), CONTEXT)
+    answer = gates["notifier"].handler(approval(), CONTEXT)
+    assert (answer["posted"], answer["status"]) == ("false", "refused")
+    assert "has 0 source revisions" in answer["reason"]
+    assert "decide this gate in the CodePipeline console" in answer["reason"]
     assert gates["posted"] == []
-    assert [i for i in audit_items() if i.get("event") == "requested"] == []
+    assert audit_items() == []
+
+
+def test_no_brief_when_the_execution_s_release_json_version_is_gone(
+    gates: dict[str, Any],
+) -> None:
+    """The object version the execution took no longer exists (S3: NoSuchVersion): refused,
+    naming it, with nothing posted, mailed or recorded; a retry would meet the same answer."""
+    gates["pipeline"].responses["get_pipeline_execution"] = {
+        "pipelineExecution": {
+            "pipelineExecutionId": "e-42",
+            "artifactRevisions": [{"name": "Release", "revisionId": "3HL4kqtJvjVBH40Nrjfkd"}],
+        }
+    }
+    answer = gates["notifier"].handler(approval(), CONTEXT)
+    assert (answer["posted"], answer["status"]) == ("false", "refused")
+    assert "cannot be read (NoSuchVersion)" in answer["reason"]
+    assert gates["posted"] == []
+    assert mailed(gates) == []
+    assert audit_items() == []
+
+
+PIPELINE = NOTIFICATION["approval"]["pipelineName"]
 
 
 def failed_approval(pipeline: str = "", stage: str = "BusinessSignoff") -> dict[str, Any]:
-    """CodePipeline's documented action execution event: an Approval action FAILED."""
+    """CodePipeline's documented action execution event: an Approval action FAILED, in the
+    callback's own account and region (its context's ARN)."""
     return {
         "version": "0",
         "id": "CWE-event-id",
         "detail-type": "CodePipeline Action Execution State Change",
         "source": "aws.codepipeline",
-        "account": "111111111111",
+        "account": "123456789012",
         "time": "2016-07-07T20:23:00Z",
         "region": "eu-west-1",
-        "resources": [],
+        "resources": [f"arn:aws:codepipeline:eu-west-1:123456789012:{pipeline or PIPELINE}"],
         "detail": {
-            "pipeline": pipeline or NOTIFICATION["approval"]["pipelineName"],
+            "pipeline": pipeline or PIPELINE,
             "execution-id": "e-42",
             "stage": stage,
             "action": "MyApprovalAction",
@@ -687,17 +763,17 @@ def failed_approval(pipeline: str = "", stage: str = "BusinessSignoff") -> dict[
     }
 
 
-def gate_expired_points() -> float:
-    stats = boto3.client("cloudwatch").get_metric_statistics(
-        Namespace="mlgate/gates",
-        MetricName="GateExpired",
-        Dimensions=[{"Name": "Pipeline", "Value": NOTIFICATION["approval"]["pipelineName"]}],
-        StartTime=datetime(2000, 1, 1, tzinfo=UTC),
-        EndTime=datetime(2100, 1, 1, tzinfo=UTC),
-        Period=86400 * 365,
-        Statistics=["SampleCount"],
-    )["Datapoints"]
-    return sum(p["SampleCount"] for p in stats)
+def gate_expired_points(gates: dict[str, Any]) -> float:
+    """GateExpired data points written so far for the wait alarm: its namespace, the Pipeline
+    dimension set alone (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
+    CloudWatch_Embedded_Metric_Format_Specification.html)."""
+    gates["stdout"].append(gates["capsys"].readouterr().out)
+    return sum(
+        m["value"]
+        for m in emf("".join(gates["stdout"]))
+        if (m["namespace"], m["name"]) == ("mlgate/gates", "GateExpired")
+        and {"Pipeline": PIPELINE} in m["dimensions"]
+    )
 
 
 EXPIRED = time.mktime(time.strptime("2016-07-07T20:23:00", "%Y-%m-%dT%H:%M:%S")) - time.timezone
@@ -705,35 +781,38 @@ EXPIRED = time.mktime(time.strptime("2016-07-07T20:23:00", "%Y-%m-%dT%H:%M:%S"))
 
 def test_a_rejected_approval_publishes_nothing(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
-    gates["callback"].handler(click(request_id, ALICE, "reject"), None, now=NOW)
-    outcome = gates["callback"].handler(failed_approval(), None, now=NOW + 10)
+    gates["callback"].handler(click(request_id, ALICE, "reject"), CONTEXT, now=NOW)
+    outcome = gates["callback"].handler(failed_approval(), CONTEXT, now=NOW + 10)
     assert outcome["expired"] == "false"
     assert "rejected by" in outcome["reason"]
-    assert gate_expired_points() == 0
+    assert gate_expired_points(gates) == 0
 
 
 def test_a_rejection_outside_chat_before_expiry_publishes_nothing(gates: dict[str, Any]) -> None:
     posted_request(gates)
-    outcome = gates["callback"].handler(failed_approval(), None, now=NOW + 10)
+    outcome = gates["callback"].handler(failed_approval(), CONTEXT, now=NOW + 10)
     assert outcome["expired"] == "false"
     assert "failed before it expired" in outcome["reason"]
-    assert gate_expired_points() == 0
+    assert gate_expired_points(gates) == 0
 
 
 def test_an_expired_approval_publishes_exactly_one_data_point(gates: dict[str, Any]) -> None:
     posted_request(gates)
-    outcome = gates["callback"].handler(failed_approval(), None, now=EXPIRED)
+    outcome = gates["callback"].handler(failed_approval(), CONTEXT, now=EXPIRED)
     assert outcome["expired"] == "true", outcome
     assert "expired at 2016-07-07T20:22Z undecided" in outcome["reason"]
-    assert gate_expired_points() == 1
+    assert gate_expired_points(gates) == 1
 
 
 def test_a_failed_approval_of_another_pipeline_is_refused(gates: dict[str, Any]) -> None:
     posted_request(gates)
-    outcome = gates["callback"].handler(failed_approval("someone-else"), None, now=EXPIRED)
+    outcome = gates["callback"].handler(failed_approval("someone-else"), CONTEXT, now=EXPIRED)
     assert outcome["expired"] == "refused"
-    assert "pipeline 'someone-else', not of this product's release pipeline" in outcome["reason"]
-    assert gate_expired_points() == 0
+    assert outcome["reason"] == (
+        f"untrusted event: detail.pipeline 'someone-else' is not '{PIPELINE}' (this product's "
+        "release pipeline, from RELEASE_PIPELINE); nothing was done"
+    )
+    assert gate_expired_points(gates) == 0
 
 
 @pytest.mark.parametrize(
@@ -755,18 +834,18 @@ def test_a_malformed_failed_approval_event_is_refused_not_raised(
     posted_request(gates)
     event = failed_approval()
     mangle(event)
-    outcome = gates["callback"].handler(event, None, now=EXPIRED)
+    outcome = gates["callback"].handler(event, CONTEXT, now=EXPIRED)
     assert outcome["expired"] == "refused"
     assert outcome["reason"]
-    assert gate_expired_points() == 0
+    assert gate_expired_points(gates) == 0
 
 
 def test_a_failed_approval_with_no_stored_request_publishes_nothing(
     gates: dict[str, Any],
 ) -> None:
-    outcome = gates["callback"].handler(failed_approval(), None, now=EXPIRED)
+    outcome = gates["callback"].handler(failed_approval(), CONTEXT, now=EXPIRED)
     assert outcome["expired"] == "unknown"
-    assert gate_expired_points() == 0
+    assert gate_expired_points(gates) == 0
 
 
 def test_the_brief_reads_the_quality_job_s_newest_result_as_glue_lists_them() -> None:
@@ -848,7 +927,7 @@ def agree(gates: dict[str, Any], request_id: str) -> None:
 def decide_as(gates: dict[str, Any], request_id: str, user: str = ALICE,
               action: str = "approve", now: float = NOW) -> tuple[int, str]:  # fmt: skip
     """A signed click through the function URL: the answer's status and text."""
-    answer = gates["callback"].handler(click(request_id, user, action, ts=now), None, now=now)
+    answer = gates["callback"].handler(click(request_id, user, action, ts=now), CONTEXT, now=now)
     return answer["statusCode"], json.loads(answer["body"])["text"]
 
 
@@ -1078,9 +1157,9 @@ def test_a_pending_claim_is_no_decision_for_the_expiry_alarm(gates: dict[str, An
     request_id = posted_request(gates)
     gates["wire"].fail("codepipeline.PutApprovalResult", every=TIMEOUT)
     assert decide_as(gates, request_id)[0] == 503
-    outcome = gates["callback"].handler(failed_approval(), None, now=EXPIRED)
+    outcome = gates["callback"].handler(failed_approval(), CONTEXT, now=EXPIRED)
     assert outcome["expired"] == "true", outcome
-    assert gate_expired_points() == 1
+    assert gate_expired_points(gates) == 1
 
 
 # A click's calls: the signing secret, the request, the claim, PutApprovalResult, the event,

@@ -1,10 +1,13 @@
-"""Slack request signing, checked against Slack's documented example."""
+"""Slack request signing and the click payload, checked against Slack's documented examples."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from shared import slack
+from shared.eventbridge import Refused
 
 # https://api.slack.com/authentication/verifying-requests-from-slack (worked example)
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -39,3 +42,49 @@ def test_forged_stale_or_incomplete_requests_are_refused(
 ) -> None:
     with pytest.raises(slack.SignatureError, match=message):
         slack.verify(SECRET, timestamp, signature, body, now=now)
+
+
+# A block_actions payload as Slack documents it
+# (https://api.slack.com/reference/interaction-payloads/block-actions), trimmed to one button.
+BLOCK_ACTIONS = {
+    "type": "block_actions",
+    "team": {"id": "T9TK3CUKW", "domain": "example"},
+    "user": {"id": "UA8RXUSPL", "username": "jtorrance", "team_id": "T9TK3CUKW"},
+    "api_app_id": "AABA1ABCD",
+    "token": "9s8d9as89d8as9d8as989",
+    "container": {"type": "message_attachment", "message_ts": "1548261231.000200"},
+    "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
+    "channel": {"id": "CBR2V3XEX", "name": "review-updates"},
+    "response_url": "https://hooks.slack.com/actions/AABA1ABCD/1232321423432/D09sSasdasdAS9091209",
+    "actions": [
+        {"action_id": "approve", "block_id": "gate:0123456789abcdef01234567",
+         "value": "0123456789abcdef01234567", "type": "button", "action_ts": "1548426417.840180"}
+    ],
+}  # fmt: skip
+
+
+def test_slack_s_documented_click_is_read() -> None:
+    from urllib.parse import urlencode
+
+    click = slack.interaction(urlencode({"payload": json.dumps(BLOCK_ACTIONS)}))
+    assert (click.user.id, click.user.username, click.team and click.team.id) == (
+        "UA8RXUSPL", "jtorrance", "T9TK3CUKW")  # fmt: skip
+    assert (click.actions[0].action_id, click.actions[0].value) == (
+        "approve", "0123456789abcdef01234567")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("payload=%ED%A0%80", "body"),  # a lone surrogate, percent-encoded
+        ("payload=%7B%7D%00", "payload"),  # NUL after the JSON, percent-encoded
+        ("payload=\u202e", "body"),  # not form-encoded at all
+        ("payload=" + "a" * 300_000, "body"),
+        ("payload=%7B%22user%22%3A%20%7B%22id%22%3A%20%22U1%E2%80%8F%22%7D%7D", "payload.user.id"),
+    ],
+)
+def test_a_body_that_cannot_be_a_click_names_its_field(body: str, field: str) -> None:
+    with pytest.raises(Refused) as refused:
+        slack.interaction(body)
+    assert refused.value.field == field
+    assert refused.value.reason.startswith(field)

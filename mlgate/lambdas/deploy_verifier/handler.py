@@ -10,9 +10,16 @@ previous EndpointConfig (and Model) in the cleanup after a blue/green update. Th
 then reads the endpoint again, a bounded number of times, and fails the stage saying so if it
 still cannot tell which version serves.
 
-Event: the CodePipeline job event (Powertools' CodePipelineJobEvent); UserParameters
-{"environment", "endpoint", "role_arn" (optional: the verify role of an environment in another
-account)}; input artifact: the release source. Environment: SAMPLE_PAYLOAD (one CSV record).
+Event: the CodePipeline job event, read whole before any AWS call (shared/models.py: JobEvent,
+VerifyParameters, Release); UserParameters {"environment", "endpoint", "role_arn" (optional:
+the verify role of an environment in another account)}; input artifact: the release source.
+The verifier never continues a job: a job with a continuation token is not its own.
+A malformed job, a release.json that is not a release, and AWS refusing a name (an endpoint
+that does not exist or is another product's: ValidationException) fail the job naming the
+field or the answer; a job whose id is unusable is logged and dropped. Only a throttle or a
+service error fails the invocation, for Lambda's retries.
+Environment: SAMPLE_PAYLOAD (one CSV record); POWERTOOLS_METRICS_NAMESPACE (one EMF count
+per invocation: JobsSucceeded, JobsFailed or JobsRefused).
 AWS calls: s3:GetObject (artifact), sts:AssumeRole (optional: only when role_arn is set),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 Under the assumed role when one is set: sagemaker:DescribeEndpoint,
@@ -26,23 +33,26 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from shared.accounts import session
 from shared.jobs import (
+    CORRELATION_ID,
+    OUTCOMES,
     Job,
     JobError,
-    fail,
-    is_transient,
-    job_id_of,
-    parse_job,
+    Refused,
+    answer,
     read_release,
     succeed,
 )
-from shared.settings import read
+from shared.models import VerifyParameters
+from shared.settings import SettingsError, read
 
 logger = Logger()
+metrics = Metrics()
 codepipeline = boto3.client("codepipeline")
 # Reads of the endpoint while what it names is being replaced, and the pause before each
 # re-read (seconds): the cleanup after a blue/green update takes seconds, not minutes.
@@ -94,9 +104,10 @@ def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, str | None]
     return status, config, None
 
 
-def verify(job: Job, sagemaker: Any, runtime: Any, payload: str) -> str:
-    expected = read_release(job)["model_package_arn"]
-    env, endpoint = job.params["environment"], job.params["endpoint"]
+def verify(
+    job: Job[VerifyParameters], expected: str, sagemaker: Any, runtime: Any, payload: str
+) -> str:
+    env, endpoint = job.params.environment, job.params.endpoint
     status, config, package = served_version(sagemaker, endpoint)
     if status != "InService":
         raise JobError(f"{env}: endpoint {endpoint} is {status}, not InService")
@@ -118,28 +129,27 @@ def verify(job: Job, sagemaker: Any, runtime: Any, payload: str) -> str:
     return f"{env}: {endpoint} serves {expected} on {config}; sample scored {score}"
 
 
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID)
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+    outcome = answer(event, VerifyParameters, act, client=codepipeline, logger=logger)
+    metrics.add_metric(name=OUTCOMES[outcome["result"]], unit=MetricUnit.Count, value=1)
+    return outcome
+
+
+def act(job: Job[VerifyParameters]) -> dict[str, str]:
+    """Every refusal before the first AWS call, then verify and report."""
+    if job.continuation is not None:
+        raise Refused(job.id, "continuationToken: the verifier never continues a job")
     try:
-        job = parse_job(event, required=("environment", "endpoint"))
-    except JobError as err:
-        job_id = job_id_of(event)
-        if job_id:
-            fail(codepipeline, str(job_id), str(err))
-        return {"result": "failed", "reason": str(err)}
-    try:
-        env = session(job.params.get("role_arn"), f"mlgate-verify-{job.params['environment']}")
-        summary = verify(
-            job,
-            env.client("sagemaker"),
-            env.client("sagemaker-runtime"),
-            sample_payload(),
-        )
-    except (JobError, ClientError) as err:
-        if isinstance(err, ClientError) and is_transient(err):
-            raise
-        reason = str(err)
-        fail(codepipeline, job.id, reason)
-        logger.warning("verification failed", extra={"reason": reason})
-        return {"result": "failed", "reason": reason}
+        payload = sample_payload()
+    except SettingsError as err:
+        raise Refused(job.id, str(err)) from None
+    expected = read_release(job).model_package_arn
+    env = session(job.params.role_arn, f"mlgate-verify-{job.params.environment}")
+    summary = verify(
+        job, expected, env.client("sagemaker"), env.client("sagemaker-runtime"), payload
+    )
     succeed(codepipeline, job.id, summary)
+    logger.info("verified", extra={"summary": summary})
     return {"result": "succeeded", "reason": summary}

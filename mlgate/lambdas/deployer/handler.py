@@ -14,11 +14,19 @@ state and the way out.
 The Model Monitor baseline registered with the version (release.json's baseline_statistics_uri
 and baseline_constraints_uri) goes into the stack's baseline parameters.
 
-Event: the CodePipeline job event (Powertools' CodePipelineJobEvent). UserParameters (JSON):
-{"environment": "staging", "stack": "<serving stack name>", "role_arn": "<deploy role in the
-target account>" (optional)}.
-Input artifact: the release source (release.json, zipped or as is).
-Environment: none besides Powertools'.
+Event: the CodePipeline job event, read whole before any AWS call (shared/models.py: JobEvent,
+DeployParameters, DeployToken, Release). UserParameters (JSON): {"environment": "staging",
+"stack": "<serving stack name>", "role_arn": "<deploy role in the target account>"
+(optional)}. Input artifact: the release source (release.json, zipped or as is).
+Continuation token: the deployer's own, for the stack of the job's parameters.
+
+Answers: a malformed job, a token that is not the deployer's own, a release.json that is not a
+release, and AWS refusing a name (a stack that does not exist, or is another product's or
+another account's: ValidationException, AccessDenied) fail the job naming the field or the
+answer; a job whose id is unusable is logged and dropped (there is no job to answer). Only a
+throttle or a service error fails the invocation, for Lambda's retries.
+Environment: POWERTOOLS_METRICS_NAMESPACE (one EMF count per invocation, through the log
+group: JobsInProgress, JobsWaiting, JobsSucceeded, JobsFailed or JobsRefused).
 AWS calls: s3:GetObject (artifact, with the job's artifact credentials),
 sts:AssumeRole (optional: only when role_arn is set), codepipeline:PutJobSuccessResult,
 codepipeline:PutJobFailureResult.
@@ -29,17 +37,28 @@ passes the stack's CloudFormation execution role).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from shared.accounts import session
-from shared.jobs import Job, JobError, fail, is_transient, job_id_of, parse_job, read_release
+from shared.jobs import (
+    CORRELATION_ID,
+    OUTCOMES,
+    Job,
+    JobError,
+    Refused,
+    answer,
+    read_release,
+    succeed,
+)
+from shared.models import DeployParameters, DeployToken, Release
 
 logger = Logger()
+metrics = Metrics()
 codepipeline = boto3.client("codepipeline")
 
 IN_PROGRESS = "_IN_PROGRESS"
@@ -73,10 +92,11 @@ FROM_RELEASE = {
 }
 
 
-def cloudformation(job: Job) -> Any:
+def cloudformation(job: Job[DeployParameters]) -> Any:
     """CloudFormation of the environment: in its own account through role_arn, if set."""
-    role = job.params.get("role_arn")
-    return session(role, f"mlgate-deploy-{job.params['environment']}").client("cloudformation")
+    return session(job.params.role_arn, f"mlgate-deploy-{job.params.environment}").client(
+        "cloudformation"
+    )
 
 
 class Busy(Exception):
@@ -87,25 +107,24 @@ class Busy(Exception):
         self.status = status
 
 
-def refuse_stuck(job: Job, status: str) -> None:
+def refuse_stuck(job: Job[DeployParameters], status: str) -> None:
     if status in STUCK or (status not in UPDATABLE and not status.endswith(IN_PROGRESS)):
         way_out = STUCK.get(status, "bring it back to a stable state, then retry the stage")
         raise JobError(
-            f"{job.params['environment']}: stack {job.params['stack']} is {status}, which "
+            f"{job.params.environment}: stack {job.params.stack} is {status}, which "
             f"CloudFormation will not update: {way_out}"
         )
 
 
-def start(job: Job, cfn: Any) -> str | None:
+def start(job: Job[DeployParameters], release: Release, cfn: Any) -> str | None:
     """Start the stack update; None when the stack already runs this model version. Raises
     Busy while the stack is in the middle of another operation."""
-    release = read_release(job)
-    arn = release["model_package_arn"]
-    stack = cfn.describe_stacks(StackName=job.params["stack"])["Stacks"][0]
+    arn = release.model_package_arn
+    stack = cfn.describe_stacks(StackName=job.params.stack)["Stacks"][0]
     keys = [p["ParameterKey"] for p in stack.get("Parameters", [])]
     if PARAMETER not in keys:
         raise JobError(
-            f"stack {job.params['stack']} has no {PARAMETER} parameter: is it a Serving stack?"
+            f"stack {job.params.stack} has no {PARAMETER} parameter: is it a Serving stack?"
         )
     current = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
     status = str(stack.get("StackStatus", ""))
@@ -118,15 +137,16 @@ def start(job: Job, cfn: Any) -> str | None:
         # UpdateStack is refused while another operation runs (an earlier release rolling
         # back, a cdk deploy): wait for it rather than fail the release.
         raise Busy(status)
+    document = release.document()
     parameters = [
-        {"ParameterKey": k, "ParameterValue": str(release[FROM_RELEASE[k]])}
-        if k in FROM_RELEASE and release.get(FROM_RELEASE[k])
+        {"ParameterKey": k, "ParameterValue": str(document[FROM_RELEASE[k]])}
+        if k in FROM_RELEASE and document.get(FROM_RELEASE[k])
         else {"ParameterKey": k, "UsePreviousValue": True}
         for k in keys
     ]
     try:
         cfn.update_stack(
-            StackName=job.params["stack"],
+            StackName=job.params.stack,
             UsePreviousTemplate=True,
             Parameters=parameters,
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
@@ -135,7 +155,7 @@ def start(job: Job, cfn: Any) -> str | None:
         if "No updates are to be performed" in str(err):
             return None
         raise
-    return str(arn)
+    return arn
 
 
 def rollback_reason(cfn: Any, stack: str) -> str:
@@ -147,71 +167,62 @@ def rollback_reason(cfn: Any, stack: str) -> str:
     return "no failed resource reported"
 
 
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID)
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    try:
-        job = parse_job(event, required=("environment", "stack"))
-    except JobError as err:
-        logger.error("malformed event", extra={"reason": str(err)})
-        job_id = job_id_of(event)
-        if job_id:
-            report_failure(str(job_id), str(err))
-        return {"result": "failed", "reason": str(err)}
-    try:
-        return step(job, cloudformation(job))
-    except JobError as err:
-        report_failure(job.id, str(err))
-        return {"result": "failed", "reason": str(err)}
-    except ClientError as err:
-        if is_transient(err):
-            raise
-        message = f"{job.params['environment']}: {err.response['Error'].get('Message', str(err))}"
-        report_failure(job.id, message)
-        return {"result": "failed", "reason": message}
+    outcome = answer(event, DeployParameters, act, client=codepipeline, logger=logger)
+    metrics.add_metric(name=OUTCOMES[outcome["result"]], unit=MetricUnit.Count, value=1)
+    return outcome
 
 
-def step(job: Job, cfn: Any) -> dict[str, str]:
-    waiting = job.continuation is not None and json.loads(job.continuation).get("waiting")
-    if job.continuation is None or waiting:
+def act(job: Job[DeployParameters]) -> dict[str, str]:
+    """Check the token against the job, then deploy or follow the update."""
+    token = job.token(DeployToken) if job.continuation is not None else None
+    if token is not None and token.stack != job.params.stack:
+        raise Refused(
+            job.id,
+            f"continuationToken.stack: names stack {token.stack}, not this job's "
+            f"{job.params.stack} (not a token this action wrote)",
+        )
+    return step(job, token)
+
+
+def step(job: Job[DeployParameters], token: DeployToken | None) -> dict[str, str]:
+    stack = job.params.stack
+    if token is None or token.waiting:
+        release = read_release(job)
+        cfn = cloudformation(job)
         try:
-            arn = start(job, cfn)
+            arn = start(job, release, cfn)
         except Busy as busy:
-            token = json.dumps({"stack": job.params["stack"], "waiting": True})
-            codepipeline.put_job_success_result(jobId=job.id, continuationToken=token)
-            reason = f"{job.params['stack']} is {busy.status}; the update starts once it ends"
-            logger.info("waiting for the stack", extra={"stack": job.params["stack"],
-                                                        "status": busy.status})  # fmt: skip
+            waiting = DeployToken(stack=stack, waiting=True).model_dump_json(exclude_none=True)
+            succeed(codepipeline, job.id, continuation=waiting)
+            reason = f"{stack} is {busy.status}; the update starts once it ends"
+            logger.info("waiting for the stack", extra={"stack": stack, "status": busy.status})
             return {"result": "waiting", "reason": reason}
         if arn is None:
-            message = f"{job.params['stack']} already serves this model version; nothing to deploy"
-            codepipeline.put_job_success_result(jobId=job.id)
+            message = f"{stack} already serves this model version; nothing to deploy"
+            succeed(codepipeline, job.id)
             logger.info(message)
             return {"result": "succeeded", "reason": message}
-        token = json.dumps({"stack": job.params["stack"], "model_package_arn": arn})
-        codepipeline.put_job_success_result(jobId=job.id, continuationToken=token)
-        logger.info(
-            "update started", extra={"stack": job.params["stack"], "model_package_arn": arn}
-        )
-        return {"result": "in_progress", "reason": f"updating {job.params['stack']} to {arn}"}
+        started = DeployToken(stack=stack, model_package_arn=arn)
+        succeed(codepipeline, job.id, continuation=started.model_dump_json(exclude_none=True))
+        logger.info("update started", extra={"stack": stack, "model_package_arn": arn})
+        return {"result": "in_progress", "reason": f"updating {stack} to {arn}"}
 
-    arn = json.loads(job.continuation)["model_package_arn"]
-    status = cfn.describe_stacks(StackName=job.params["stack"])["Stacks"][0]["StackStatus"]
+    arn = str(token.model_package_arn)
+    cfn = cloudformation(job)
+    status = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
     if status.endswith(IN_PROGRESS) and "ROLLBACK" not in status:
-        codepipeline.put_job_success_result(jobId=job.id, continuationToken=job.continuation)
-        return {"result": "in_progress", "reason": f"{job.params['stack']} is {status}"}
+        succeed(codepipeline, job.id, continuation=job.continuation)
+        return {"result": "in_progress", "reason": f"{stack} is {status}"}
     if status in DONE:
-        message = f"{job.params['environment']} now serves {arn}"
-        codepipeline.put_job_success_result(
-            jobId=job.id, executionDetails={"summary": message[:2048]}
-        )
+        message = f"{job.params.environment} now serves {arn}"
+        succeed(codepipeline, job.id, message)
         return {"result": "succeeded", "reason": message}
-    reason = rollback_reason(cfn, job.params["stack"])
+    reason = rollback_reason(cfn, stack)
     way_out = f"; the stack cannot be updated until you {STUCK[status]}" if status in STUCK else ""
     raise JobError(
-        f"{job.params['environment']} deployment of {arn} did not complete ({status}); "
+        f"{job.params.environment} deployment of {arn} did not complete ({status}); "
         f"CloudFormation rolled back: {reason}{way_out}"
     )
-
-
-def report_failure(job_id: str, message: str) -> None:
-    logger.warning("job failed", extra={"job_id": job_id, "reason": message})
-    fail(codepipeline, job_id, message)

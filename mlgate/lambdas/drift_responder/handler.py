@@ -1,7 +1,7 @@
 """Drift responder hook: monitoring declared drift -> retrain, once per cool-down, and tell
 the model's owners why.
 
-Events (Powertools' EventBridgeEvent):
+Events (typed with Powertools' parser on its EventBridgeModel, shared/eventbridge.py):
 - "CloudWatch Alarm State Change" of the drift alarm into ALARM (monitoring.engine evidently:
   the alarm watches the share of drifted features against the manifest's drift_threshold);
   one drift per state change, keyed on the alarm and the change's timestamp;
@@ -11,18 +11,31 @@ The cool-down is a conditional write in DynamoDB: the first
 violation in a window wins it and starts the pipeline; later ones inside the window only
 report that retraining is already under way.
 
+Retraining is paid work, so the responder trusts no delivery rule alone: before any AWS call
+it checks that the event comes from CloudWatch (aws.cloudwatch) about this environment's drift
+alarm (DRIFT_ALARM), or from SageMaker (aws.sagemaker) about an execution of this endpoint's
+data-quality schedule (MONITORING_SCHEDULE), in this function's own account and region (its
+ARN in the Lambda context). Anything else, and any malformed event, is refused with one log
+line naming the field: no retry changes it, so it is answered, not raised.
+
 Idempotent with Powertools, keyed on the monitoring job (validated: its schedule and exit
 message). A run that fails leaves no record and the retry finishes the work: the cool-down it
 won stays its own (the claim names the job), the execution it started is found again by its
 display name, and the owners' message and the drift metric are idempotent steps of their own.
+The drift metric (DriftViolations by Endpoint, which the Model Monitor drift alarm watches) is
+Powertools Metrics' embedded metric format in the function's log, not an API call. When
+SageMaker refuses the start (the pipeline does not exist: ValidationException or
+ResourceNotFound), the cool-down it claimed is given back and the owners are told.
 
 Environment: PIPELINE_NAME, COOLDOWN_TABLE, OWNERS_TOPIC_ARN, ENDPOINT_NAME, PRODUCT,
-ENVIRONMENT, IDEMPOTENCY_TABLE; COOLDOWN_HOURS (default 24); RETRAIN_ROLE_ARN (set when the
-endpoint lives in another account than the pipeline: the home role that may start it);
-REPORTS_URI (where monitoring writes its reports, named in the owners' message).
+ENVIRONMENT, IDEMPOTENCY_TABLE, POWERTOOLS_METRICS_NAMESPACE (mlgate/monitoring); DRIFT_ALARM
+(the Evidently engine's drift alarm) or MONITORING_SCHEDULE (Model Monitor's data-quality
+schedule); COOLDOWN_HOURS (default 24); RETRAIN_ROLE_ARN (set when the endpoint lives in another
+account than the pipeline: the home role that may start it); REPORTS_URI (where monitoring
+writes its reports, named in the owners' message).
 AWS calls: dynamodb:PutItem (cool-down and idempotency records), dynamodb:GetItem,
-dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency records), sns:Publish,
-cloudwatch:PutMetricData, sts:AssumeRole (optional: only with RETRAIN_ROLE_ARN).
+dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency records; a cool-down given back),
+sns:Publish, sts:AssumeRole (optional: only with RETRAIN_ROLE_ARN).
 Under the assumed role when one is set: sagemaker:ListPipelineExecutions,
 sagemaker:StartPipelineExecution.
 """
@@ -33,23 +46,41 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import boto3
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, Field
 
 from shared import idempotency
 from shared.accounts import session
+from shared.eventbridge import (
+    FROM_CONTEXT,
+    Arn,
+    Envelope,
+    Name,
+    Origin,
+    Refused,
+    Short,
+    Text,
+    expect,
+    from_here,
+    limits,
+    parse_as,
+    resources_within,
+)
 from shared.pipelines import start_if_idle
 from shared.settings import read
 
 logger = Logger()
+# Namespace from POWERTOOLS_METRICS_NAMESPACE, set by the construct to the drift alarm's.
+metrics = Metrics()
 dynamodb = boto3.client("dynamodb")
 sns = boto3.client("sns")
-cloudwatch = boto3.client("cloudwatch")
 sagemaker = boto3.client("sagemaker")
 DETAIL_TYPE = "SageMaker Processing Job State Change"
 ALARM_TYPE = "CloudWatch Alarm State Change"
@@ -66,6 +97,8 @@ class Config:
     environment: str
     retrain_role_arn: str = ""
     reports_uri: str = ""
+    alarm: str = ""
+    schedule: str = ""
 
 
 @cache
@@ -74,7 +107,8 @@ def settings() -> Config:
         "drift_responder",
         ("PIPELINE_NAME", "COOLDOWN_TABLE", "OWNERS_TOPIC_ARN", "ENDPOINT_NAME", "PRODUCT",
          "ENVIRONMENT"),
-        {"COOLDOWN_HOURS": "24", "RETRAIN_ROLE_ARN": "", "REPORTS_URI": ""},
+        {"COOLDOWN_HOURS": "24", "RETRAIN_ROLE_ARN": "", "REPORTS_URI": "", "DRIFT_ALARM": "",
+         "MONITORING_SCHEDULE": ""},
     )  # fmt: skip
     return Config(
         pipeline=env["PIPELINE_NAME"],
@@ -86,11 +120,67 @@ def settings() -> Config:
         environment=env["ENVIRONMENT"],
         retrain_role_arn=env["RETRAIN_ROLE_ARN"],
         reports_uri=env["REPORTS_URI"],
+        alarm=env["DRIFT_ALARM"],
+        schedule=env["MONITORING_SCHEDULE"],
     )
 
 
-class EventError(ValueError):
-    """Not a monitoring execution with violations; the message says what is wrong."""
+class EventError(Refused):
+    """Not a drift this responder acts on; `field` names what, the message says why."""
+
+
+# The event shapes as CloudWatch (https://docs.aws.amazon.com/AmazonCloudWatch/latest/
+# monitoring/cloudwatch-and-eventbridge.html) and SageMaker (https://docs.aws.amazon.com/
+# sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html) document them; only what
+# the responder reads is typed, other fields are ignored.
+class AlarmState(BaseModel):
+    value: Short
+    reason: Text
+    timestamp: Short
+
+
+class AlarmDetail(BaseModel):
+    alarmName: Name
+    state: AlarmState
+
+
+class AlarmEvent(Envelope):
+    detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
+    detail: AlarmDetail
+
+
+class S3Location(BaseModel):
+    S3Uri: Text
+
+
+class Output(BaseModel):
+    S3Output: S3Location | None = None
+
+
+class OutputConfig(BaseModel):
+    Outputs: Annotated[list[Output], Field(max_length=20)] = []
+
+
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeProcessingJob.html:
+# names of 1 to 63 letters, digits and hyphens.
+JobName = Annotated[str, limits(63, r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
+
+
+class ProcessingDetail(BaseModel):
+    ProcessingJobName: JobName
+    ProcessingJobStatus: Short
+    ExitMessage: Text | None = None
+    MonitoringScheduleArn: Arn | None = None
+    ProcessingOutputConfig: OutputConfig | None = None
+
+
+class ProcessingEvent(Envelope):
+    detail_type: Literal["SageMaker Processing Job State Change"] = Field(alias="detail-type")
+    detail: ProcessingDetail
+
+
+KINDS = (ALARM_TYPE, DETAIL_TYPE)
+DriftEvent = Annotated[AlarmEvent | ProcessingEvent, Field(discriminator="detail_type")]
 
 
 @dataclass(frozen=True)
@@ -101,66 +191,83 @@ class Violation:
     report: str
 
 
-def _dig(node: Any, *path: str | int) -> str:
-    """A nested value of an event, or 'unknown location' when the event lacks it."""
-    for key in path:
-        if isinstance(key, int) and isinstance(node, list) and len(node) > key:
-            node = node[key]
-            continue
-        if isinstance(key, str) and isinstance(node, dict) and key in node:
-            node = node[key]
-            continue
-        return "unknown location"
-    return str(node)
+def parse(event: Any) -> AlarmEvent | ProcessingEvent:
+    """The event, typed; EventError naming the field otherwise."""
+    found: AlarmEvent | ProcessingEvent = parse_as(
+        event, DriftEvent, EventError, f"a '{ALARM_TYPE}' or '{DETAIL_TYPE}' event", KINDS
+    )
+    return found
 
 
-def parse(event: Any) -> Violation:
-    try:
-        bridge = EventBridgeEvent(event)
-        kind, detail = bridge.detail_type, bridge.get("detail")
-    except (KeyError, TypeError, AttributeError, ValueError):
-        raise EventError(f"expected a '{DETAIL_TYPE}' event") from None
-    if not isinstance(detail, dict):
-        raise EventError("the event has no detail")
-    if kind == ALARM_TYPE:
-        return _alarm(detail)
-    if kind != DETAIL_TYPE:
-        raise EventError(f"expected a '{DETAIL_TYPE}' or '{ALARM_TYPE}' event")
-    message = str(detail.get("ExitMessage", ""))
-    if detail.get("ProcessingJobStatus") != "Completed" or not message.startswith(
-        "CompletedWithViolations"
-    ):
-        raise EventError(
-            f"processing job {detail.get('ProcessingJobName')} did not complete with "
-            f"violations ({detail.get('ProcessingJobStatus')}: {message or 'no exit message'})"
-        )
-    schedule = detail.get("MonitoringScheduleArn")
-    if not schedule or not isinstance(schedule, str):
-        raise EventError("the processing job is not a Model Monitor execution")
-    job = detail.get("ProcessingJobName")
-    if not job or not isinstance(job, str):
-        raise EventError("the processing job has no name")
-    report = _dig(detail, "ProcessingOutputConfig", "Outputs", 0, "S3Output", "S3Uri")
-    return Violation(job=job, schedule=schedule, message=message, report=report)
+def violation_of(event: AlarmEvent | ProcessingEvent, origin: Origin, config: Config) -> Violation:
+    """The drift an event declares, if it comes from this environment's own drift source;
+    EventError otherwise, before any AWS call."""
+    if isinstance(event, AlarmEvent):
+        return _alarm(event, origin, config)
+    return _monitoring(event, origin, config)
 
 
-def _alarm(detail: dict[str, Any]) -> Violation:
-    state = detail.get("state")
-    name = detail.get("alarmName")
-    if not isinstance(state, dict) or not isinstance(name, str) or not name:
-        raise EventError("the alarm event has no alarm name or state")
-    if state.get("value") != "ALARM":
-        raise EventError(f"alarm {name} went to {state.get('value')}, not ALARM")
-    stamp = re.sub(r"[^0-9]", "", str(state.get("timestamp", "")))[:14]
+def _alarm(event: AlarmEvent, origin: Origin, config: Config) -> Violation:
+    detail = event.detail
+    if not config.alarm:
+        raise EventError("detail-type", f"this responder watches Model Monitor's schedule "
+                         f"{config.schedule}, not an alarm (DRIFT_ALARM is unset)")  # fmt: skip
+    from_here(event, origin, "aws.cloudwatch", EventError)
+    expect(EventError, "detail.alarmName", detail.alarmName, config.alarm,
+           "this environment's drift alarm, from DRIFT_ALARM")  # fmt: skip
+    resources_within(event, origin.arn("cloudwatch", f"alarm:{config.alarm}"),
+                     "this environment's drift alarm", EventError)  # fmt: skip
+    name, state = detail.alarmName, detail.state
+    if state.value != "ALARM":
+        raise EventError("detail.state.value", f"alarm {name} went to {state.value}, not ALARM")
+    stamp = re.sub(r"[^0-9]", "", state.timestamp)[:14]
     if len(stamp) != 14:
-        raise EventError(f"alarm {name}'s state change has no timestamp")
+        raise EventError("detail.state.timestamp", f"alarm {name}'s state change has no "
+                                                   "timestamp")  # fmt: skip
     # The job id names a pipeline execution's display name and client token: digits and
     # dashes only. One drift alarm per environment: its change time identifies the drift.
     return Violation(
         job=f"drift-alarm-{stamp}",
         schedule=name,
-        message=str(state.get("reason", "")),
-        report=settings().reports_uri or "the monitoring reports prefix",
+        message=state.reason,
+        report=config.reports_uri or "the monitoring reports prefix",
+    )
+
+
+def _monitoring(event: ProcessingEvent, origin: Origin, config: Config) -> Violation:
+    detail = event.detail
+    if not config.schedule:
+        raise EventError("detail-type", f"this responder watches the drift alarm {config.alarm},"
+                         " not Model Monitor (MONITORING_SCHEDULE is unset)")  # fmt: skip
+    from_here(event, origin, "aws.sagemaker", EventError)
+    schedule = detail.MonitoringScheduleArn
+    if schedule is None:
+        raise EventError("detail.MonitoringScheduleArn", "the processing job is not a Model "
+                                                         "Monitor execution")  # fmt: skip
+    # SageMaker writes names in ARNs in lower case.
+    expect(
+        EventError,
+        "detail.MonitoringScheduleArn",
+        schedule.lower(),
+        origin.arn("sagemaker", f"monitoring-schedule/{config.schedule}").lower(),
+        f"this endpoint's data-quality schedule, from MONITORING_SCHEDULE and {FROM_CONTEXT}",
+    )
+    resources_within(event, origin.arn("sagemaker", "processing-job/"),
+                     "a processing job of this account and region", EventError,
+                     prefix=True)  # fmt: skip
+    message = detail.ExitMessage or ""
+    status = detail.ProcessingJobStatus
+    if status != "Completed" or not message.startswith("CompletedWithViolations"):
+        field = "detail.ProcessingJobStatus" if status != "Completed" else "detail.ExitMessage"
+        raise EventError(field, f"processing job {detail.ProcessingJobName} did not complete "
+                         f"with violations ({status}: {message or 'no exit message'})")  # fmt: skip
+    outputs = detail.ProcessingOutputConfig.Outputs if detail.ProcessingOutputConfig else []
+    first = outputs[0].S3Output if outputs else None
+    return Violation(
+        job=detail.ProcessingJobName,
+        schedule=schedule,
+        message=message,
+        report=first.S3Uri if first else "unknown location",
     )
 
 
@@ -188,23 +295,32 @@ def claim_cooldown(client: Any, config: Config, violation: Violation, now: float
     return True
 
 
+def give_back_cooldown(client: Any, config: Config, violation: Violation) -> None:
+    """The window this violation claimed, given back when SageMaker refused the start: the
+    next drift may retrain."""
+    try:
+        client.delete_item(
+            TableName=config.table,
+            Key={"pk": {"S": f"drift#{config.endpoint}"}},
+            ConditionExpression="job = :job",
+            ExpressionAttributeValues={":job": {"S": violation.job}},
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+
+
 CONFIG = idempotency.config("job", "[schedule, message]", hours=48)
 STEP = idempotency.config("job", hours=48)
 
 
 @idempotency.once(data="violation", config=STEP, prefix="drift_responder.metric")
 def count(*, violation: dict[str, str]) -> dict[str, str]:
-    cloudwatch.put_metric_data(
-        Namespace="mlgate/monitoring",
-        MetricData=[
-            {
-                "MetricName": "DriftViolations",
-                "Dimensions": [{"Name": "Endpoint", "Value": settings().endpoint}],
-                "Value": 1,
-                "Unit": "Count",
-            }
-        ],
-    )
+    # The alarm watches DriftViolations by Endpoint alone: a dimension set of its own, beside
+    # the service set Powertools adds.
+    metrics.add_dimensions(Endpoint=settings().endpoint)
+    metrics.add_metric(name="DriftViolations", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
     return {"counted": violation["job"]}
 
 
@@ -241,6 +357,8 @@ def respond(*, violation: dict[str, str], now: float) -> dict[str, str]:
             home, config.pipeline, f"drift on {config.endpoint}", found.job,
             display=f"drift-{found.job}",
         )  # fmt: skip
+        if result.get("status") == "refused":
+            give_back_cooldown(dynamodb, config, found)
     else:
         held = dynamodb.get_item(
             TableName=config.table, Key={"pk": {"S": f"drift#{config.endpoint}"}}
@@ -259,17 +377,21 @@ def respond(*, violation: dict[str, str], now: float) -> dict[str, str]:
     return result
 
 
-def handler(event: dict[str, Any], context: Any, now: float | None = None) -> dict[str, str]:
+def refuse(field: str, reason: str) -> dict[str, str]:
+    logger.error("event refused", extra={"field": field, "reason": reason})
+    return {"started": "false", "status": "refused", "reason": reason}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+def handler(event: Any, context: Any, now: float | None = None) -> dict[str, str]:
     try:
-        violation = parse(event)
+        violation = violation_of(parse(event), Origin.of(context), settings())
     except EventError as err:
-        logger.error("event refused", extra={"reason": str(err)})
-        return {"started": "false", "reason": str(err)}
+        return refuse(err.field, err.reason)
     CONFIG.register_lambda_context(context)
     STEP.register_lambda_context(context)
     try:
         return respond(violation=asdict(violation), now=time.time() if now is None else now)
     except IdempotencyValidationError:
-        reason = f"monitoring job {violation.job} was handled already, with another outcome"
-        logger.error("event refused", extra={"reason": reason})
-        return {"started": "false", "reason": reason}
+        return refuse("detail", f"monitoring job {violation.job} was handled already, with "
+                                "another outcome")  # fmt: skip

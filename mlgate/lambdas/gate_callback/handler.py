@@ -38,17 +38,27 @@ EventBridge). The callback tells them apart from the audit trail: it finds the a
 request of that execution and stage (the execution's "requested" events name the request ids)
 and, when no decision is recorded on it and its `expires` has passed, publishes one data point
 GateExpired (namespace mlgate/gates, dimension Pipeline) that the gate-waiting-too-long alarm
-watches. A rejection (a decision recorded, or refused before `expires`) publishes nothing; a
-claim CodePipeline never confirmed is no recorded decision. An event of another pipeline, or
-one that is malformed, is refused with a reason, never raised.
+watches. The data point is Powertools Metrics' embedded metric format in the function's log
+(a dimension set of Pipeline alone, the alarm's), not an API call. A rejection (a decision
+recorded, or refused before `expires`) publishes nothing; a claim CodePipeline never confirmed
+is no recorded decision.
+
+Every input is validated whole, by typed models (Powertools' parser), before any AWS call: the
+function URL request (LambdaFunctionUrlModel), the click in its body (shared/slack.py) and the
+EventBridge event (shared/eventbridge.py). The EventBridge event must also come from where the
+GateExpired rule delivers from: source aws.codepipeline, this function's account and region,
+this product's release pipeline. A request that is not a click is answered 400 (401 unsigned or
+stale, 403 another workspace or app) with the field it names, and one log line; an event that
+is malformed or untrusted is answered "refused", naming the field, and logged once: no retry
+changes either.
 
 Events: Lambda function URL (payload format 2.0), body `payload=<JSON>` form-encoded; or the
 EventBridge event above (told apart by its `detail-type`).
 Environment: SLACK_SIGNING_SECRET_ARN (a JSON secret: signing_secret, team_id, app_id),
-AUDIT_TABLE, RELEASE_PIPELINE.
+AUDIT_TABLE, RELEASE_PIPELINE, POWERTOOLS_METRICS_NAMESPACE (the alarm's, mlgate/gates).
 AWS calls: secretsmanager:GetSecretValue, dynamodb:GetItem, dynamodb:UpdateItem,
 dynamodb:PutItem, dynamodb:Query, codepipeline:PutApprovalResult,
-codepipeline:GetPipelineState, cloudwatch:PutMetricData.
+codepipeline:GetPipelineState.
 """
 
 from __future__ import annotations
@@ -61,25 +71,50 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
-from urllib.parse import parse_qs
+from typing import Annotated, Any, Literal
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import (
+    LambdaFunctionUrlModel,
+    RequestContextV2,
+    RequestContextV2Http,
+)
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator
 
 from shared import slack
 from shared.audit import CLAIMED, DECISIONS, OPEN, AuditTrail, claim_state, now_iso
+from shared.eventbridge import (
+    Envelope,
+    Name,
+    Origin,
+    PipelineName,
+    Printable,
+    Refused,
+    Short,
+    Text,
+    excerpt,
+    expect,
+    from_here,
+    limits,
+    parse_as,
+    problem,
+    resources_within,
+)
 from shared.settings import read
 
 logger = Logger()
+# Namespace from POWERTOOLS_METRICS_NAMESPACE, set by the construct to the alarm's.
+metrics = Metrics()
 app = LambdaFunctionUrlResolver()
 dynamodb = boto3.client("dynamodb")
 codepipeline = boto3.client("codepipeline")
-cloudwatch = boto3.client("cloudwatch")
 BUTTONS = {"approve": "Approved", "reject": "Rejected"}
 REQUEST_ID = re.compile(r"[0-9a-f]{24}")
 # Slack lets an app regenerate its signing secret: cached for five minutes, not fetched per
@@ -102,7 +137,6 @@ THROTTLED = ("ThrottlingException", "Throttling", "TooManyRequestsException",
 # InProgress | Abandoned | Succeeded | Failed).
 STATUS = {"Approved": "Succeeded", "Rejected": "Failed"}
 ACTION_EVENT = "CodePipeline Action Execution State Change"
-NAMESPACE = "mlgate/gates"
 # CodePipeline writes `expires` to the minute; the FAILED event of a timed-out approval may
 # arrive within that minute.
 EXPIRY_SLACK = 60
@@ -125,11 +159,17 @@ def settings() -> Settings:
     )
 
 
-class Refusal(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
+# What a refusal about the clicked request (its state, its decision) names.
+REQUEST = "payload.actions[0].value"
+
+
+class Refusal(Refused):
+    """A click or event refused: `status` is the HTTP answer, `field` what it names (by
+    default the request the click is for)."""
+
+    def __init__(self, status: int, reason: str, field: str = REQUEST) -> None:
+        super().__init__(field, reason)
         self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -142,6 +182,44 @@ class Click:
     app: str = ""
 
 
+class Http(RequestContextV2Http):
+    path: Text
+    protocol: Short
+    userAgent: Text
+    # Powertools' own check of sourceIp raises AttributeError on a value that is not text;
+    # Lambda writes the caller's address, which the callback does not use.
+    sourceIp: Annotated[str, limits(64), Printable]
+
+    @field_validator("sourceIp", mode="before")
+    @classmethod
+    def _validate_source_ip(cls, value: Any) -> Any:
+        return value
+
+
+class UrlRequestContext(RequestContextV2):
+    accountId: Short
+    apiId: Short
+    domainName: Name
+    domainPrefix: Short
+    requestId: Name
+    routeKey: Short
+    stage: Short
+    time: Short
+    http: Http
+
+
+class UrlRequest(LambdaFunctionUrlModel):
+    """A function URL request (payload format 2.0, https://docs.aws.amazon.com/lambda/latest/
+    dg/urls-invocation.html#urls-payloads), its body text."""
+
+    version: Short
+    routeKey: Short
+    rawPath: Text
+    requestContext: UrlRequestContext
+    body: str | None = None
+    isBase64Encoded: StrictBool | None = None
+
+
 def raw_body(body: Any, encoded: Any) -> str:
     """The body as Slack signed it; a body that does not decode is refused (400)."""
     if body is None:
@@ -152,29 +230,27 @@ def raw_body(body: Any, encoded: Any) -> str:
         if encoded:
             return base64.b64decode(body, validate=True).decode("utf-8")
     except (binascii.Error, ValueError, TypeError) as err:
-        raise Refusal(400, f"the request body does not decode: {err}") from None
+        raise Refusal(400, f"body: does not decode ({err})", "body") from None
     return body
 
 
 def parse_click(body: str) -> Click:
+    """The click in a request's body (shared/slack.py); 400 naming the field otherwise."""
     try:
-        payload = json.loads(parse_qs(body, strict_parsing=True)["payload"][0])
-        action = payload["actions"][0]
-        user = payload["user"]
-        team = payload.get("team") or {}
-        values = {
-            "user": user["id"],
-            "user_name": user.get("name") or user.get("username") or user["id"],
-            "decision": BUTTONS[action["action_id"]],
-            "request_id": action["value"],
-            "team": team.get("id", "") if isinstance(team, dict) else team,
-            "app": payload.get("api_app_id") or "",
-        }
-        if not all(isinstance(v, str) for v in values.values()):
-            raise TypeError("a field that should be text is not")
-        return Click(**values)
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
-        raise Refusal(400, f"not a gate button click: missing or bad {err}") from None
+        if not isinstance(body, str):
+            raise Refused("body", "body: not text")
+        found = slack.interaction(body)
+    except Refused as err:
+        raise Refusal(400, f"not a gate button click: {err.reason}", err.field) from None
+    action, user = found.actions[0], found.user
+    return Click(
+        user=user.id,
+        user_name=user.name or user.username or user.id,
+        decision=BUTTONS[action.action_id],
+        request_id=action.value,
+        team=found.team.id if found.team else "",
+        app=found.api_app_id or "",
+    )
 
 
 def epoch(text: str) -> float:
@@ -227,7 +303,7 @@ def decide(click: Click, audit: AuditTrail, client: Any, now: float) -> str:
     if click.user not in request["approvers"].split(","):
         names = request.get("approver_names", "")
         raise Refusal(403, f"<@{click.user}> is not an approver of gate {gate} (approvers: "
-                           f"{names}); nothing was recorded")  # fmt: skip
+                           f"{names}); nothing was recorded", "payload.user.id")  # fmt: skip
     state = claim_state(request)
     if state == OPEN:
         request = claim(click, audit, request, now)
@@ -255,7 +331,8 @@ def check_claim(click: Click, request: dict[str, str], state: str, race: bool = 
     if decision != click.decision:
         raise Refusal(409, f"your {verb(decision)} of gate {gate} is not confirmed by "
                            f"CodePipeline yet: click {button(decision)} again to finish it; "
-                           "this click changes nothing")  # fmt: skip
+                           "this click changes nothing",
+                      "payload.actions[0].action_id")  # fmt: skip
 
 
 def claim(click: Click, audit: AuditTrail, request: dict[str, str], now: float) -> dict[str, str]:
@@ -470,29 +547,34 @@ def signing_secret() -> dict[str, str]:
 
 
 def take(now: float) -> str:
+    """Refuses what can be refused without the signing secret first (headers, body, request
+    id), then checks the signature and the workspace, then decides."""
     event = app.current_event
     timestamp, signature = header("x-slack-request-timestamp"), header("x-slack-signature")
     try:
         slack.check_fresh(timestamp, signature, now)
     except slack.SignatureError as err:
-        raise Refusal(401, str(err)) from None
+        raise Refusal(401, str(err), "headers") from None
     body = raw_body(event.get("body"), event.get("isBase64Encoded"))
+    click = parse_click(body)
+    if not REQUEST_ID.fullmatch(click.request_id):
+        raise Refusal(400, f"{excerpt(click.request_id, 40)!r} is not a request id",
+                      "payload.actions[0].value")  # fmt: skip
     trusted = signing_secret()
     try:
         slack.verify(trusted["signing_secret"], timestamp, signature, body, now)
     except slack.SignatureError as err:
-        raise Refusal(401, str(err)) from None
-    click = parse_click(body)
+        raise Refusal(401, str(err), "headers.x-slack-signature") from None
     if (click.team, click.app) != (trusted.get("team_id"), trusted.get("app_id")):
+        which = "payload.team.id" if click.team != trusted.get("team_id") else "payload.api_app_id"
         raise Refusal(403, f"the click comes from Slack workspace {click.team[:20]!r}, app "
-                           f"{click.app[:20]!r}: not the app this gate trusts")  # fmt: skip
-    if not REQUEST_ID.fullmatch(click.request_id):
-        raise Refusal(400, f"{click.request_id[:40]!r} is not a request id")
+                           f"{click.app[:20]!r}: not the app this gate trusts", which)  # fmt: skip
     return decide(click, AuditTrail(dynamodb, settings().table), codepipeline, now)
 
 
 def refused(refusal: Refusal) -> Response[str]:
-    logger.warning("decision refused", extra={"status": refusal.status, "reason": refusal.reason})
+    logger.warning("decision refused", extra={"status": refusal.status, "field": refusal.field,
+                                              "reason": refusal.reason})  # fmt: skip
     return respond(refusal.status, refusal.reason)
 
 
@@ -510,6 +592,15 @@ def unavailable(err: Exception) -> Response[str]:
 app.exception_handler([ClientError, BotoCoreError, GetParameterError])(unavailable)
 
 
+@app.not_found
+def elsewhere(_: Exception) -> Response[str]:
+    """Slack posts to the URL's root; anything else is refused."""
+    event = app.current_event
+    where = f"{excerpt(event.http_method, 10)} {excerpt(event.path, 60)}"
+    field = "rawPath" if event.path != "/" else "requestContext.http.method"
+    return refused(Refusal(404, f"{where}: only POST / takes gate clicks", field))
+
+
 @app.post("/")
 def click() -> Response[str]:
     now = app.context.get("now") or time.time()
@@ -518,20 +609,44 @@ def click() -> Response[str]:
     return respond(200, message)
 
 
-def failed_approval(event: dict[str, Any]) -> tuple[str, str, str]:
-    """(pipeline, execution, stage) of a FAILED Approval action event; Refusal otherwise."""
-    try:
-        detail = event["detail"]
-        fields = (detail["pipeline"], detail["execution-id"], detail["stage"])
-        category, state = detail["type"]["category"], detail["state"]
-        if not all(isinstance(f, str) and f for f in fields):
-            raise TypeError("pipeline, execution-id and stage must be text")
-    except (KeyError, TypeError) as err:
-        raise Refusal(400, f"not a CodePipeline action event: missing or bad {err}") from None
-    if (category, state) != ("Approval", "FAILED"):
-        raise Refusal(400, f"a {str(category)[:20]} action {str(state)[:20]}: not a failed "
-                           "approval")  # fmt: skip
-    return fields
+class ActionType(BaseModel):
+    category: Short
+    provider: Short | None = None
+    owner: Short | None = None
+
+
+class ActionDetail(BaseModel):
+    pipeline: PipelineName
+    execution_id: Annotated[str, limits(100, r"^[A-Za-z0-9-]+$")] = Field(alias="execution-id")
+    stage: PipelineName
+    action: PipelineName
+    state: Short
+    type: ActionType
+
+
+class ActionEvent(Envelope):
+    """CodePipeline's action execution state change (https://docs.aws.amazon.com/codepipeline/
+    latest/userguide/detect-state-changes-cloudwatch-events.html)."""
+
+    detail_type: Literal["CodePipeline Action Execution State Change"] = Field(alias="detail-type")
+    detail: ActionDetail
+
+
+def failed_approval(event: Any, origin: Origin) -> tuple[str, str, str]:
+    """(pipeline, execution, stage) of a FAILED Approval action of this product's release
+    pipeline, from this account and region; Refusal otherwise (before any AWS call)."""
+    found: ActionEvent = parse_as(event, ActionEvent, Refused, "a CodePipeline action event")
+    detail = found.detail
+    from_here(found, origin, "aws.codepipeline", Refused)
+    expect(Refused, "detail.pipeline", detail.pipeline, settings().pipeline,
+           "this product's release pipeline, from RELEASE_PIPELINE")  # fmt: skip
+    pipeline_arn = origin.arn("codepipeline", detail.pipeline)
+    resources_within(found, pipeline_arn, "this product's release pipeline", Refused)
+    if (detail.type.category, detail.state) != ("Approval", "FAILED"):
+        field = "detail.type.category" if detail.type.category != "Approval" else "detail.state"
+        raise Refused(field, f"a {detail.type.category} action {detail.state}: not a failed "
+                             "approval")  # fmt: skip
+    return detail.pipeline, detail.execution_id, detail.stage
 
 
 def approval_request(audit: AuditTrail, pipeline: str, execution: str, stage: str) -> Any:
@@ -545,15 +660,11 @@ def approval_request(audit: AuditTrail, pipeline: str, execution: str, stage: st
     return None
 
 
-def expiry(event: dict[str, Any], audit: AuditTrail, metrics: Any, now: float) -> dict[str, str]:
+def expiry(failed: tuple[str, str, str], audit: AuditTrail, now: float) -> dict[str, str]:
     """Publishes GateExpired once when the failed approval expired undecided."""
-    pipeline, execution, stage = failed_approval(event)
-    expected = settings().pipeline
-    if pipeline != expected:
-        raise Refusal(403, f"the event is of pipeline {pipeline[:100]!r}, not of this product's "
-                           f"release pipeline {expected!r}; nothing was published")  # fmt: skip
+    pipeline, execution, stage = failed
     request = approval_request(audit, pipeline, execution, stage)
-    where = f"gate {stage} of execution {execution[:60]}"
+    where = f"gate {stage} of execution {execution}"
     if request is None:
         return {"expired": "unknown", "reason": f"no approval request stored for {where}: "
                 "expiry cannot be told from a rejection; nothing was published"}  # fmt: skip
@@ -565,37 +676,57 @@ def expiry(event: dict[str, Any], audit: AuditTrail, metrics: Any, now: float) -
     try:
         expires = epoch(request.get("expires", ""))
     except (ValueError, OverflowError):
-        raise Refusal(409, f"the stored expiry {request.get('expires', '')[:40]!r} of {where} is "
-                           "unreadable; nothing was published") from None  # fmt: skip
+        stored = request.get("expires", "")[:40]
+        raise Refusal(409, f"the stored expiry {stored!r} of {where} is unreadable; nothing was "
+                           "published", "detail.stage") from None  # fmt: skip
     if now + EXPIRY_SLACK < expires:
         return {"expired": "false", "reason": f"{where} failed before it expired at "
                 f"{request['expires']} (a rejection); nothing was published"}  # fmt: skip
-    metrics.put_metric_data(
-        Namespace=NAMESPACE,
-        MetricData=[
-            {
-                "MetricName": "GateExpired",
-                "Dimensions": [{"Name": "Pipeline", "Value": pipeline}],
-                "Value": 1.0,
-                "Unit": "Count",
-            }
-        ],
-    )
+    # The alarm watches GateExpired by Pipeline alone: a dimension set of its own, beside the
+    # service set Powertools adds.
+    metrics.add_dimensions(Pipeline=pipeline)
+    metrics.add_metric(name="GateExpired", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
     return {"expired": "true", "reason": f"{where} expired at {request['expires']} undecided"}
 
 
-def handler(event: dict[str, Any], context: Any, now: float | None = None) -> dict[str, Any]:
-    if isinstance(event, dict) and "detail-type" in event and "requestContext" not in event:
-        if event["detail-type"] != ACTION_EVENT:
-            outcome = {"expired": "refused", "reason": f"unexpected event "
-                       f"{str(event['detail-type'])[:60]!r}"}  # fmt: skip
-        else:
-            try:
-                audit = AuditTrail(dynamodb, settings().table)
-                outcome = expiry(event, audit, cloudwatch, now or time.time())
-            except Refusal as refusal:
-                outcome = {"expired": "refused", "reason": refusal.reason}
-        logger.info("failed approval", extra=outcome)
+def on_failed_approval(event: Any, context: Any, now: float) -> dict[str, str]:
+    try:
+        failed = failed_approval(event, Origin.of(context))
+        outcome = expiry(failed, AuditTrail(dynamodb, settings().table), now)
+    except Refused as refusal:
+        outcome = {"expired": "refused", "reason": refusal.reason}
+        logger.warning("failed approval refused", extra={"field": refusal.field, **outcome})
         return outcome
+    logger.info("failed approval", extra=outcome)
+    return outcome
+
+
+def answer(refusal: Refusal) -> dict[str, Any]:
+    """The function URL response to a request refused before routing, logged once."""
+    logger.warning("decision refused", extra={"status": refusal.status, "field": refusal.field,
+                                              "reason": refusal.reason})  # fmt: skip
+    body = {"response_type": "ephemeral", "replace_original": False, "text": refusal.reason}
+    return {
+        "statusCode": refusal.status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId || id")
+def handler(event: Any, context: Any, now: float | None = None) -> dict[str, Any]:
+    if isinstance(event, dict) and "detail-type" in event and "requestContext" not in event:
+        return on_failed_approval(event, context, now or time.time())
+    try:
+        if not isinstance(event, dict):
+            raise Refused("the event", "the event: not an object")
+        parse(event=event, model=UrlRequest)
+    except ValidationError as err:
+        return answer(Refusal(400, f"not a function URL request: {problem(err)[1]}",
+                              problem(err)[0]))  # fmt: skip
+    except Refused as err:
+        return answer(Refusal(400, f"not a function URL request: {err.reason}", err.field))
     app.context.update(now=now)
     return app.resolve(event, context)

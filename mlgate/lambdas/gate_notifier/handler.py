@@ -1,13 +1,17 @@
 """Gate notifier hook: CodePipeline asks a gate's approvers to decide -> the evidence brief.
 
 Subscribed to each manual gate's SNS topic. Reads CodePipeline's approval notification
-(Powertools' SNSEvent), builds the gate's evidence brief (objective, the gate and its
+(typed with Powertools' parser on its SnsModel: the SNS record and, in its Message, the
+approval), builds the gate's evidence brief (objective, the gate and its
 approvers, model metrics against thresholds, the latest data-quality result, KPI targets and
 owners, open risks, links to decide and to the dashboard), records the request in the audit
 trail, posts it to chat as a Slack Block Kit message with Approve / Reject buttons and mails
 it through the gate's brief topic. The buttons carry only a request id; the approval token
 stays in the audit table. A notification from another pipeline than this product's release
-pipeline is refused, naming both.
+pipeline is refused, naming both; so is a notification that is malformed (one log line naming
+the field, before any AWS call) or whose release cannot be read (the execution's source
+revision or its release.json version is missing: no retry brings it back, so the notifier
+answers "refused" and logs it rather than fail; decide that gate in the CodePipeline console).
 
 Idempotent with Powertools, keyed on the approval token (validated: pipeline, stage, action,
 expiry): a redelivered notification answers "already posted". A run that fails (a chat
@@ -56,17 +60,34 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.data_classes import SNSEvent
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.parser.models import (
+    SnsModel,
+    SnsNotificationModel,
+    SnsRecordModel,
+)
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, Field, Json, model_validator
 
 from shared import idempotency, slack
 from shared.audit import AuditTrail, digest
+from shared.eventbridge import (
+    Arn,
+    Name,
+    PipelineName,
+    Printable,
+    Refused,
+    Short,
+    Stamp,
+    Text,
+    limits,
+    parse_as,
+)
 from shared.settings import read
 
 logger = Logger()
@@ -111,47 +132,97 @@ def settings() -> Settings:
     )
 
 
-class EventError(ValueError):
+class EventError(Refused):
     """Not a CodePipeline approval notification for one of this product's gates."""
 
 
+Token = Annotated[str, limits(128), Printable]
+Url = Annotated[str, limits(2048, r"^https://"), Printable]
+
+
+class Approval(BaseModel):
+    """The approval in CodePipeline's notification (https://docs.aws.amazon.com/codepipeline/
+    latest/userguide/approvals-json-format.html)."""
+
+    pipelineName: PipelineName
+    stageName: PipelineName
+    actionName: PipelineName
+    token: Token
+    expires: Stamp
+    externalEntityLink: Text | None = None
+    approvalReviewLink: Text | None = None
+    customData: Text | None = None
+
+
+class ApprovalMessage(BaseModel):
+    region: Name | None = None
+    consoleLink: Text | None = None
+    approval: Approval
+
+
+class ApprovalNotification(SnsNotificationModel):
+    Message: Json[ApprovalMessage]  # type: ignore[assignment]
+    # SNS's own time for the message, the same on every retry of it: the audit record's time,
+    # so a retry writes the same record (a clock read would differ after a second). Kept as
+    # SNS wrote it.
+    Timestamp: Stamp  # type: ignore[assignment]
+    TopicArn: Arn
+    MessageId: Name
+    Subject: Text | None = None
+    # Unused here, but SNS writes them: typed as text, like every field of the record.
+    Signature: Text | None = None
+    SignatureVersion: Short | None = None
+    SigningCertUrl: Url | None = None  # type: ignore[assignment]
+    UnsubscribeUrl: Url  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def check_sqs_protocol(cls, values: Any) -> Any:
+        """Powertools' renaming of SQS's spelling (UnsubscribeURL, SigningCertURL), for a
+        record that is an object only: Powertools' own iterates any value and raised TypeError
+        for a record that is a number or null."""
+        if isinstance(values, dict) and {"UnsubscribeURL", "SigningCertURL"} & set(values):
+            values = dict(values)
+            values["UnsubscribeUrl"] = values.pop("UnsubscribeURL", None)
+            values["SigningCertUrl"] = values.pop("SigningCertURL", None)
+        return values
+
+
+class ApprovalRecord(SnsRecordModel):
+    EventVersion: Short
+    EventSubscriptionArn: Arn
+    Sns: ApprovalNotification
+
+
+class ApprovalEvent(SnsModel):
+    # Lambda receives one SNS message per invocation.
+    Records: Annotated[list[ApprovalRecord], Field(min_length=1, max_length=1)]  # type: ignore[assignment]
+
+
 def parse(event: Any, gates: dict[str, Any], pipeline: str | None = None) -> dict[str, Any]:
-    try:
-        record = SNSEvent(event).record.sns
-        message = json.loads(record.message)
-        approval = message["approval"]
-        if not isinstance(approval, dict):
-            raise TypeError("approval is not an object")
-        for key in FIELDS:
-            if not approval.get(key) or not isinstance(approval[key], str):
-                raise KeyError(key)
-        datetime.fromisoformat(approval["expires"].replace("Z", "+00:00"))
-        link = message.get("consoleLink") or ""
-        # SNS's own time for the message, the same on every retry of it: the audit record's
-        # time, so a retry writes the same record (a clock read would differ after a second).
-        sent = record["Timestamp"]
-        try:
-            datetime.fromisoformat(sent.replace("Z", "+00:00"))
-        except (AttributeError, ValueError):
-            raise ValueError("Timestamp") from None
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError, StopIteration) as err:
+    """The approval of a notification for one of `gates` of `pipeline`; EventError naming the
+    field otherwise."""
+    found: ApprovalEvent = parse_as(
+        event, ApprovalEvent, EventError, "a CodePipeline approval notification"
+    )
+    record = found.Records[0].Sns
+    approval, link = record.Message.approval, record.Message.consoleLink
+    if pipeline is not None and approval.pipelineName != pipeline:
         raise EventError(
-            f"not a CodePipeline approval notification: missing or bad {err}"
-        ) from None
-    if pipeline is not None and approval["pipelineName"] != pipeline:
-        raise EventError(
-            f"the notification comes from pipeline {approval['pipelineName']}, but this "
-            f"notifier serves {pipeline} only; subscribe it to that pipeline's gate topics"
+            "Records[0].Sns.Message.approval.pipelineName",
+            f"the notification comes from pipeline {approval.pipelineName}, but this notifier "
+            f"serves {pipeline} only; subscribe it to that pipeline's gate topics",
         )
-    if approval["stageName"] not in gates:
+    if approval.stageName not in gates:
         raise EventError(
-            f"stage {approval['stageName']} is not a gate of this product; "
-            f"gates: {', '.join(sorted(gates))}"
+            "Records[0].Sns.Message.approval.stageName",
+            f"stage {approval.stageName} is not a gate of this product; "
+            f"gates: {', '.join(sorted(gates))}",
         )
     return {
-        **{key: approval[key] for key in FIELDS},
-        "consoleLink": link if isinstance(link, str) else "",
-        "notifiedAt": sent,
+        **{key: getattr(approval, key) for key in FIELDS},
+        "consoleLink": link or "",
+        "notifiedAt": record.Timestamp,
     }
 
 
@@ -335,9 +406,19 @@ def execution_of(client: Any, pipeline: str, stage: str) -> str:
 
 
 class ReleaseUnknown(RuntimeError):
-    """The gate's execution or its source revision cannot be found: the brief is not sent
-    rather than sent with another execution's release (the invocation fails, and its
-    failure routing tells on-call)."""
+    """No execution is at the gate's stage yet: the brief is not sent rather than sent with
+    another execution's release; the invocation fails and Lambda's retry looks again (its
+    failure routing tells on-call if it never appears)."""
+
+
+class ReleaseMissing(Refused):
+    """The gate's execution has no single source revision, or its release.json version is
+    gone or unreadable: no retry brings it back, so the brief is refused, not retried."""
+
+
+# S3's answers for an object version that is not there (https://docs.aws.amazon.com/AmazonS3/
+# latest/API/API_GetObject.html); CodePipeline's for an execution it does not know.
+MISSING = ("NoSuchKey", "NoSuchVersion", "InvalidArgument", "PipelineExecutionNotFoundException")
 
 
 def release_of(client: Any, s3: Any, config: Settings, pipeline: str, execution: str) -> Any:
@@ -347,16 +428,35 @@ def release_of(client: Any, s3: Any, config: Settings, pipeline: str, execution:
     action-reference-S3.html, output variable VersionId)."""
     if execution == "unknown":
         raise ReleaseUnknown(f"no execution of {pipeline} is at the gate's stage")
-    described = client.get_pipeline_execution(pipelineName=pipeline, pipelineExecutionId=execution)
-    revisions = described["pipelineExecution"].get("artifactRevisions") or []
-    versions = [r["revisionId"] for r in revisions if r.get("revisionId")]
-    if len(versions) != 1:
-        raise ReleaseUnknown(
-            f"execution {execution} of {pipeline} has {len(versions)} source revisions; "
-            "expected the one of its release.json source"
+    try:
+        described = client.get_pipeline_execution(
+            pipelineName=pipeline, pipelineExecutionId=execution
         )
-    body = s3.get_object(Bucket=config.bucket, Key=config.key, VersionId=versions[0])["Body"]
-    return json.loads(body.read())
+        revisions = described["pipelineExecution"].get("artifactRevisions") or []
+        versions = [r["revisionId"] for r in revisions if r.get("revisionId")]
+        if len(versions) != 1:
+            raise ReleaseMissing(
+                "artifactRevisions",
+                f"execution {execution} of {pipeline} has {len(versions)} source revisions; "
+                "expected the one of its release.json source",
+            )
+        body = s3.get_object(Bucket=config.bucket, Key=config.key, VersionId=versions[0])["Body"]
+        release = json.loads(body.read())
+    except ClientError as err:
+        code = str(err.response.get("Error", {}).get("Code", ""))
+        if code not in MISSING:
+            raise
+        raise ReleaseMissing(
+            "release.json", f"the release of execution {execution} of {pipeline} cannot be "
+            f"read ({code}): s3://{config.bucket}/{config.key} at its source revision",
+        ) from None  # fmt: skip
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ReleaseMissing("release.json", f"release.json of execution {execution} is not "
+                                             f"JSON ({err})") from None  # fmt: skip
+    if not isinstance(release, dict):
+        raise ReleaseMissing("release.json", f"release.json of execution {execution} is not a "
+                                             "JSON object")  # fmt: skip
+    return release
 
 
 def request_id_of(token: str) -> str:
@@ -508,21 +608,28 @@ def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
     return {"posted": "true", "request_id": request_id}
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+def refuse(field: str, reason: str) -> dict[str, str]:
+    logger.error("event refused", extra={"field": field, "reason": reason})
+    return {"posted": "false", "status": "refused", "reason": reason}
+
+
+@logger.inject_lambda_context(correlation_id_path="Records[0].Sns.MessageId")
+def handler(event: Any, context: Any) -> dict[str, str]:
     config = settings()
     try:
         approval = parse(event, config.product["gates"], config.pipeline)
     except EventError as err:
-        logger.error("event refused", extra={"reason": str(err)})
-        return {"posted": "false", "reason": str(err)}
+        return refuse(err.field, err.reason)
     CONFIG.register_lambda_context(context)
     STEP.register_lambda_context(context)
     try:
         return request_decision(approval=approval)
+    except ReleaseMissing as err:
+        return refuse(err.field, f"no brief: {err.reason}; decide this gate in the "
+                                 "CodePipeline console")  # fmt: skip
     except IdempotencyValidationError:
         reason = (
             f"request {request_id_of(approval['token'])} was posted for another gate action "
             "with the same token; this notification changes nothing"
         )
-        logger.error("event refused", extra={"reason": reason})
-        return {"posted": "false", "reason": reason}
+        return refuse("Records[0].Sns.Message.approval", reason)

@@ -1,68 +1,141 @@
 """Pipeline starter hook: starts the product's training pipeline unless a run is under way.
 
-Invoked by EventBridge (read through Powertools' EventBridgeEvent): the Data stack's
-ETL-succeeded event and the retraining schedule (and, through `start_if_idle`, by the drift
-responder). A second trigger while an execution is Executing starts nothing and says why, so
-the same data is never trained on twice at once.
+Invoked by EventBridge (typed with Powertools' parser on its EventBridgeModel,
+shared/eventbridge.py): the Data stack's ETL-succeeded event (Glue Job State Change of the
+product's quality job) and the retraining schedule (Scheduled Event of its own rule); and,
+through `start_if_idle`, by the drift responder. A second trigger while an execution is
+Executing starts nothing and says why, so the same data is never trained on twice at once.
+
+Training is paid work, so the starter trusts no delivery rule alone: before any AWS call it
+checks that a Glue event comes from aws.glue about this product's quality job (QUALITY_JOB),
+a scheduled one from aws.events naming this product's schedule rule (SCHEDULE_RULE), both in
+this function's own account and region (its ARN in the Lambda context). Anything else, and any
+malformed event, is refused with one log line naming the field: no retry changes it, so it is
+answered, not raised. So is a start SageMaker refuses (the pipeline does not exist).
 
 Its one side effect has an idempotency token of its own: the EventBridge event id is the start
 request's ClientRequestToken, so a retried delivery of the same event cannot start a second
 execution; no idempotency record is needed on top.
 
-Environment: PIPELINE_NAME. AWS calls: sagemaker:ListPipelineExecutions,
-sagemaker:StartPipelineExecution.
+Environment: PIPELINE_NAME, QUALITY_JOB, SCHEDULE_RULE. AWS calls:
+sagemaker:ListPipelineExecutions, sagemaker:StartPipelineExecution.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel, Field
 
+from shared.eventbridge import (
+    FROM_CONTEXT,
+    Envelope,
+    Name,
+    Origin,
+    Refused,
+    Short,
+    expect,
+    from_here,
+    parse_as,
+)
 from shared.pipelines import start_if_idle
 from shared.settings import read
 
 logger = Logger()
 sagemaker = boto3.client("sagemaker")
+GLUE_JOB = "Glue Job State Change"
+SCHEDULED = "Scheduled Event"
+
+
+@dataclass(frozen=True)
+class Settings:
+    pipeline: str
+    quality_job: str
+    schedule_rule: str
 
 
 @cache
-def pipeline_name() -> str:
-    return read("pipeline_starter", ("PIPELINE_NAME",))["PIPELINE_NAME"]
+def settings() -> Settings:
+    env = read("pipeline_starter", ("PIPELINE_NAME", "QUALITY_JOB", "SCHEDULE_RULE"))
+    return Settings(
+        pipeline=env["PIPELINE_NAME"],
+        quality_job=env["QUALITY_JOB"],
+        schedule_rule=env["SCHEDULE_RULE"],
+    )
 
 
-class EventError(ValueError):
-    """The event is not one this hook acts on; the message says what is wrong."""
+class EventError(Refused):
+    """The event is not one this hook acts on; `field` names what, the message says why."""
 
 
-def describe(event: Any) -> tuple[str, str]:
-    """(why to train, idempotency token) from an EventBridge event."""
+# As Glue documents its events (https://docs.aws.amazon.com/glue/latest/dg/
+# automating-awsglue-with-cloudwatch-events.html); only what the starter reads is typed.
+class GlueJobDetail(BaseModel):
+    jobName: Name
+    state: Short
+    jobRunId: Name
+
+
+class GlueJobEvent(Envelope):
+    detail_type: Literal["Glue Job State Change"] = Field(alias="detail-type")
+    detail: GlueJobDetail
+
+
+class ScheduledEvent(Envelope):
+    """A schedule's event carries nothing but its rule (https://docs.aws.amazon.com/
+    eventbridge/latest/userguide/eb-run-lambda-schedule.html): `detail` is empty."""
+
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+    detail: Annotated[dict[str, Any], Field(max_length=0)]
+
+
+KINDS = (GLUE_JOB, SCHEDULED)
+Trigger = Annotated[GlueJobEvent | ScheduledEvent, Field(discriminator="detail_type")]
+
+
+def describe(event: Any) -> GlueJobEvent | ScheduledEvent:
+    """The event, typed; EventError naming the field otherwise."""
+    found: GlueJobEvent | ScheduledEvent = parse_as(
+        event, Trigger, EventError, f"a '{GLUE_JOB}' or '{SCHEDULED}' event", KINDS
+    )
+    return found
+
+
+def reason_of(trigger: GlueJobEvent | ScheduledEvent, origin: Origin, config: Settings) -> str:
+    """Why to train, if the event comes from this product's own trigger; EventError
+    otherwise, before any AWS call."""
+    if isinstance(trigger, ScheduledEvent):
+        from_here(trigger, origin, "aws.events", EventError)
+        rule = origin.arn("events", f"rule/{config.schedule_rule}")
+        expect(EventError, "resources", ",".join(trigger.resources), rule,
+               f"this product's schedule rule, from SCHEDULE_RULE and {FROM_CONTEXT}")  # fmt: skip
+        return "scheduled retraining"
+    detail = trigger.detail
+    from_here(trigger, origin, "aws.glue", EventError)
+    expect(EventError, "detail.jobName", detail.jobName, config.quality_job,
+           "this product's quality job, from QUALITY_JOB")  # fmt: skip
+    if detail.state != "SUCCEEDED":
+        raise EventError("detail.state", f"Glue job {detail.jobName} ended {detail.state}")
+    return f"new curated data ({detail.jobName} run {detail.jobRunId})"
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+def handler(event: Any, context: Any) -> dict[str, str]:
+    config = settings()
     try:
-        bridge = EventBridgeEvent(event)
-        event_id, kind, raw = bridge.get("id"), bridge.get("detail-type"), bridge.get("detail")
-    except (TypeError, AttributeError, ValueError):
-        event_id = kind = raw = None
-    if not event_id or not kind or not isinstance(event_id, str) or not isinstance(kind, str):
-        raise EventError("not an EventBridge event: it needs 'id' and 'detail-type'")
-    detail: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    if kind == "Scheduled Event":
-        return "scheduled retraining", event_id
-    if kind == "Glue Job State Change":
-        if detail.get("state") != "SUCCEEDED":
-            raise EventError(f"Glue job {detail.get('jobName')} ended {detail.get('state')}")
-        return f"new curated data ({detail.get('jobName')} run {detail.get('jobRunId')})", event_id
-    raise EventError(f"unexpected event type '{kind}'")
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    try:
-        reason, token = describe(event)
+        trigger = describe(event)
+        reason = reason_of(trigger, Origin.of(context), config)
     except EventError as err:
-        logger.error("event refused", extra={"reason": str(err)})
-        return {"started": "false", "reason": str(err)}
-    result = start_if_idle(sagemaker, pipeline_name(), reason, token)
-    logger.info("pipeline trigger", extra=result)
+        logger.error("event refused", extra={"field": err.field, "reason": err.reason})
+        return {"started": "false", "status": "refused", "reason": err.reason}
+    result = start_if_idle(sagemaker, config.pipeline, reason, trigger.id)
+    if result.get("status") == "refused":
+        logger.error("start refused", extra=result)
+    else:
+        logger.info("pipeline trigger", extra=result)
     return result

@@ -18,16 +18,29 @@ bounded backoff and is not an error of the version; throttling that outlasts it 
 invocation, and Lambda's retry runs the load again. Passes or fails the CodePipeline action
 naming each threshold and SLO, and records the verdict and its evidence in the audit trail.
 
-Idempotent with Powertools, keyed on the CodePipeline job id (validated: its parameters): the
-load runs once per job (a step of its own: a retry after the audit write failed
-reuses its measurement and time, so the verdict keeps one audit key) and the verdict is
-recorded once per job; a retry after a failed report to
-CodePipeline reports the stored verdict without loading the endpoint or recording again.
+Nothing is refused after the load has run. Before it, in this order: the job, its
+UserParameters and the gate's settings (MLGATE_THRESHOLDS, SMOKE_REQUESTS) are read whole
+(shared/models.py: JobEvent, GateParameters, Thresholds), then release.json (Release) and the
+test split beside its evaluation report, then the endpoint's state; then the gate writes a
+"quality-gate-started" event to the audit trail, the same table, key and encryption key as the
+verdict, so a trail the gate may not write to fails the job before a request is sent. After
+the load the verdict is computed from validated inputs only, written to the trail (a throttle
+fails the invocation: Lambda's retry reuses the stored measurement, so the load is not sent
+again), then reported. A verdict the trail refuses outright fails the job with the verdict in
+its message: the load's result is shown, never lost.
 
-Event: the CodePipeline job event (Powertools' CodePipelineJobEvent); UserParameters
-{"endpoint", "execution"}; input artifact: the release source. Environment: MLGATE_THRESHOLDS
-(JSON: model_metrics [{name, threshold, direction}], slos [{name, threshold}]),
-SMOKE_REQUESTS, AUDIT_TABLE, RELEASE_PIPELINE, IDEMPOTENCY_TABLE.
+Idempotent with Powertools, keyed on the CodePipeline job id (validated: its parameters): the
+load runs once per job (a step of its own: a retry after the audit write failed reuses its
+measurement and time, so the verdict keeps one audit key) and the verdict is recorded once per
+job; a retry after a failed report to CodePipeline reports the stored verdict without loading
+the endpoint or recording again.
+
+Event: the CodePipeline job event; UserParameters {"endpoint", "execution"}; input artifact:
+the release source. Environment: MLGATE_THRESHOLDS (JSON: model_metrics [{name, threshold,
+direction}], slos [{name, threshold}]), SMOKE_REQUESTS, AUDIT_TABLE, RELEASE_PIPELINE,
+IDEMPOTENCY_TABLE; POWERTOOLS_METRICS_NAMESPACE (EMF: one count per invocation, JobsSucceeded,
+JobsFailed or JobsRefused, and per smoke load SmokeLatencyP99, SmokeErrorRate5xx and
+SmokeInvocationErrorRate).
 AWS calls: s3:GetObject (artifact), s3:GetObject (the version's test split),
 sagemaker:DescribeEndpoint, sagemaker:InvokeEndpoint, dynamodb:PutItem (audit trail and
 idempotency records), dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency
@@ -36,7 +49,6 @@ records), codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -47,16 +59,33 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from shared import idempotency
 from shared.audit import AuditTrail, digest, now_iso
-from shared.jobs import Job, JobError, fail, job_id_of, parse_job, read_release, succeed
-from shared.settings import read
+from shared.jobs import (
+    CORRELATION_ID,
+    OUTCOMES,
+    Job,
+    JobError,
+    Refused,
+    answer,
+    fail,
+    is_transient,
+    read_release,
+    refused_by_aws,
+    succeed,
+)
+from shared.models import GateParameters, Refusal, Release, Thresholds, read
+from shared.settings import SettingsError
+from shared.settings import read as read_settings
 
 logger = Logger()
+metrics = Metrics()
 codepipeline = boto3.client("codepipeline")
 dynamodb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
@@ -90,9 +119,13 @@ class Throttled(RuntimeError):
     """SageMaker kept throttling past the bounded backoff: the invocation fails, Lambda retries."""
 
 
+# The manifest's bounds of serving.smoke_requests.
+MOST_REQUESTS = 500
+
+
 @dataclass(frozen=True)
 class Settings:
-    thresholds: dict[str, Any]
+    thresholds: Thresholds
     requests: int
     table: str
     pipeline: str
@@ -100,12 +133,16 @@ class Settings:
 
 @cache
 def settings() -> Settings:
-    env = read(
+    """The gate's settings, read whole: SettingsError or Refusal naming what is wrong."""
+    env = read_settings(
         "quality_gate", ("MLGATE_THRESHOLDS", "SMOKE_REQUESTS", "AUDIT_TABLE", "RELEASE_PIPELINE")
     )
+    requests = env["SMOKE_REQUESTS"]
+    if not (requests.isascii() and requests.isdigit() and 1 <= int(requests) <= MOST_REQUESTS):
+        raise Refusal(f"SMOKE_REQUESTS: {requests[:20]!r} is not a number from 1 to 500")
     return Settings(
-        thresholds=json.loads(env["MLGATE_THRESHOLDS"]),
-        requests=int(env["SMOKE_REQUESTS"]),
+        thresholds=read(env["MLGATE_THRESHOLDS"], Thresholds, "MLGATE_THRESHOLDS"),
+        requests=int(requests),
         table=env["AUDIT_TABLE"],
         pipeline=env["RELEASE_PIPELINE"],
     )
@@ -115,10 +152,10 @@ def _met(value: float, threshold: float, direction: str) -> bool:
     return value >= threshold if direction == "at_least" else value <= threshold
 
 
-def sample_uri(release: dict[str, Any]) -> str:
+def sample_uri(release: Release) -> str:
     """Where the version's test split is: the training run's `test/test.csv`, beside the
     `evaluation/` folder of the evaluation report registered with the version."""
-    report = release.get("evaluation_report_uri")
+    report = release.evaluation_report_uri
     parts = urlparse(report or "")
     folders = parts.path.lstrip("/").split("/")
     if parts.scheme != "s3" or len(folders) < 3 or folders[-2] != "evaluation":
@@ -140,7 +177,10 @@ def read_sample(client: Any, uri: str) -> list[str]:
         if err.response["Error"].get("Code") not in {"NoSuchKey", "404"}:
             raise
         raise JobError(f"no test split at {uri}: the training run wrote none") from None
-    lines = body.decode("utf-8").splitlines()
+    try:
+        lines = body.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise JobError(f"the test split at {uri} is not UTF-8 text") from None
     if len(body) >= SAMPLE_BYTES:
         lines = lines[:-1]  # the range may end inside a row
     payloads = [line.split(",", 1)[1] for line in lines if "," in line]
@@ -216,63 +256,56 @@ def serving_config(endpoint: str) -> str:
     return str(described["EndpointConfigName"])
 
 
-def smoke_load(endpoint: str, payloads: list[str], requests: int) -> tuple[Load, str]:
-    """`requests` requests cycling over the payloads, on one endpoint config throughout."""
-    config = serving_config(endpoint)
+def smoke_load(endpoint: str, payloads: list[str], requests: int) -> Load:
+    """`requests` requests cycling over the payloads, within the time budget."""
     load, began = Load(), clock()
     for i in range(requests):
         if clock() - began > BUDGET_SECONDS:
             break
         invoke(endpoint, payloads[i % len(payloads)], load)
-    after = serving_config(endpoint)
-    if after != config:
-        raise JobError(
-            f"staging endpoint {endpoint} moved from {config} to {after} during the smoke load: "
-            "its requests cannot be credited to one version"
-        )
-    return load, config
+    return load
 
 
 def judge(
-    release: dict[str, Any],
-    thresholds: dict[str, Any],
+    release: Release,
+    thresholds: Thresholds,
     figures: dict[str, float | None],
     load: Load,
     requests: int,
 ) -> tuple[bool, list[str]]:
+    """The verdict, from validated inputs only: it cannot fail after the load has run."""
     lines, ok = [], True
-    metrics = release.get("metrics", {})
-    for m in thresholds["model_metrics"]:
-        value = metrics.get(m["name"])
-        word = ">=" if m["direction"] == "at_least" else "<="
+    for m in thresholds.model_metrics:
+        value = release.metrics.get(m.name)
+        word = ">=" if m.direction == "at_least" else "<="
         if value is None:
             ok = False
             lines.append(
-                f"FAIL {m['name']}: not registered with the version (needs {word} {m['threshold']})"
+                f"FAIL {m.name}: not registered with the version (needs {word} {m.threshold})"
             )
             continue
-        passed = _met(float(value), float(m["threshold"]), m["direction"])
+        passed = _met(value, m.threshold, m.direction)
         ok &= passed
         verdict = "PASS" if passed else "FAIL"
-        lines.append(f"{verdict} {m['name']} {value:.4f} (needs {word} {m['threshold']})")
+        lines.append(f"{verdict} {m.name} {value:.4f} (needs {word} {m.threshold})")
     if load.sent < requests:
         ok = False
         lines.append(
             f"FAIL smoke load: {load.sent} of {requests} requests answered within "
             f"{BUDGET_SECONDS:.0f} s"
         )
-    for slo in thresholds["slos"]:
-        value = figures.get(slo["name"])
+    for slo in thresholds.slos:
+        value = figures.get(slo.name)
         if value is None:
             ok = False
-            lines.append(f"FAIL smoke {slo['name']}: no request of the smoke load was answered")
+            lines.append(f"FAIL smoke {slo.name}: no request of the smoke load was answered")
             continue
-        passed = value <= float(slo["threshold"])
+        passed = value <= slo.threshold
         ok &= passed
         verdict = "PASS" if passed else "FAIL"
         lines.append(
-            f"{verdict} smoke {slo['name']} {value:.4g} over {load.sent} requests "
-            f"(SLO <= {slo['threshold']})"
+            f"{verdict} smoke {slo.name} {value:.4g} over {load.sent} requests "
+            f"(SLO <= {slo.threshold})"
         )
     if load.first_error:
         lines.append(f"first error: {load.first_error}")
@@ -283,64 +316,127 @@ CONFIG = idempotency.config("id", "params", hours=24)
 
 
 @idempotency.once(data="job", config=CONFIG, prefix="quality_gate.load")
-def measure(*, job: dict[str, Any], sample: str, now: str) -> dict[str, Any]:
+def measure(
+    *, job: dict[str, Any], endpoint: str, execution: str, sample: str, now: str
+) -> dict[str, Any]:
     """The smoke load of `sample` on the new fleet, once per job: a retry after a later step
     failed reuses this measurement and its time, so the verdict keeps one audit key."""
-    current = Job(**job)
-    load, endpoint_config = smoke_load(
-        current.params["endpoint"], read_sample(s3, sample), settings().requests
+    config = settings()
+    payloads = read_sample(s3, sample)
+    before = serving_config(endpoint)
+    # The verdict's table, key prefix and key, written before the first request: a trail the
+    # gate may not write to fails the job here, not after the load.
+    AuditTrail(dynamodb, config.table).record(
+        pipeline=config.pipeline,
+        execution=execution,
+        event="quality-gate-started",
+        gate="quality-gate",
+        key=job["id"],
+        when=now_iso(datetime.fromisoformat(now).timestamp()),
+        who="mlgate quality gate",
+        detail=f"smoke load of {config.requests} requests of {sample} on {endpoint} ({before})",
     )
-    return {"at": now, "sample": sample, "endpoint_config": endpoint_config, "load": asdict(load)}
+    load = smoke_load(endpoint, payloads, config.requests)
+    after = serving_config(endpoint)
+    if after != before:
+        raise JobError(
+            f"staging endpoint {endpoint} moved from {before} to {after} during the smoke load: "
+            "its requests cannot be credited to one version"
+        )
+    return {"at": now, "sample": sample, "endpoint_config": before, "load": asdict(load)}
 
 
 @idempotency.once(data="job", config=CONFIG, prefix="quality_gate")
-def verdict(*, job: dict[str, Any], now: str) -> dict[str, Any]:
+def verdict(
+    *, job: dict[str, Any], release: Release, endpoint: str, execution: str, sample: str, now: str
+) -> dict[str, Any]:
     """Judge the release on its measurement and record the verdict, once per job."""
     config = settings()
-    current = Job(**job)
-    release = read_release(current)
-    measured = measure(job=job, sample=sample_uri(release), now=now)
+    measured = measure(job=job, endpoint=endpoint, execution=execution, sample=sample, now=now)
     load = Load(**measured["load"])
     figures = load.figures()
     ok, lines = judge(release, config.thresholds, figures, load, config.requests)
     summary = ("Quality gate passed: " if ok else "Quality gate failed: ") + "; ".join(lines)
     evidence = {
-        "release": release,
+        "release": release.document(),
         "sample": measured["sample"],
         "endpoint_config": measured["endpoint_config"],
         "load": measured["load"],
         "figures": figures,
     }
     logger.info("smoke load judged", extra={"ok": ok, **evidence})
-    AuditTrail(dynamodb, config.table).record(
-        pipeline=config.pipeline,
-        execution=current.params.get("execution", current.id),
-        event="quality-gate",
-        gate="quality-gate",
-        key=current.id,
-        # The measurement's own time: every try of this job writes the same audit key.
-        when=now_iso(datetime.fromisoformat(measured["at"]).timestamp()),
-        who="mlgate quality gate",
-        decision="Passed" if ok else "Failed",
-        model_version=str(release.get("model_version", "")),
-        evidence_sha256=digest(evidence),
-        detail=summary,
-    )
+    try:
+        AuditTrail(dynamodb, config.table).record(
+            pipeline=config.pipeline,
+            execution=execution,
+            event="quality-gate",
+            gate="quality-gate",
+            key=job["id"],
+            # The measurement's own time: every try of this job writes the same audit key.
+            when=now_iso(datetime.fromisoformat(measured["at"]).timestamp()),
+            who="mlgate quality gate",
+            decision="Passed" if ok else "Failed",
+            model_version=str(release.model_version),
+            evidence_sha256=digest(evidence),
+            detail=summary,
+        )
+    except ClientError as err:
+        if is_transient(err):
+            raise  # Lambda's retry writes it, on the stored measurement
+        raise JobError(
+            f"{summary}. The verdict could not be recorded ({refused_by_aws(err)}); a verdict "
+            "that is not on record does not pass the gate"
+        ) from None
+    for name, value in figures.items():
+        if value is not None:
+            unit = MetricUnit.Milliseconds if name.endswith("_ms") else MetricUnit.NoUnit
+            metrics.add_metric(name=SMOKE_METRICS[name], unit=unit, value=value)
     return {"ok": ok, "summary": summary}
 
 
+SMOKE_METRICS = {
+    "latency_p99_ms": "SmokeLatencyP99",
+    "error_rate_5xx": "SmokeErrorRate5xx",
+    "invocation_error_rate": "SmokeInvocationErrorRate",
+}
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID)
 def handler(event: dict[str, Any], context: Any, now: datetime | None = None) -> dict[str, str]:
+    def act(job: Job[GateParameters]) -> dict[str, str]:
+        return judge_job(job, context, now or datetime.now(UTC))
+
+    outcome = answer(event, GateParameters, act, client=codepipeline, logger=logger)
+    metrics.add_metric(name=OUTCOMES[outcome["result"]], unit=MetricUnit.Count, value=1)
+    return outcome
+
+
+def judge_job(job: Job[GateParameters], context: Any, now: datetime) -> dict[str, str]:
+    """Read everything the verdict rests on (every refusal before the first AWS call), then
+    measure, record and report."""
+    if job.continuation is not None:
+        raise Refused(job.id, "continuationToken: the quality gate never continues a job")
     try:
-        job = parse_job(event, required=("endpoint",))
         settings()
-        CONFIG.register_lambda_context(context)
-        judged = verdict(job=asdict(job), now=(now or datetime.now(UTC)).isoformat())
-    except (JobError, KeyError, json.JSONDecodeError) as err:
-        reason = f"quality gate cannot run: {err}"
-        job_id = job_id_of(event)
-        if job_id:
-            fail(codepipeline, job_id, reason)
-        return {"result": "failed", "reason": reason}
+    except (SettingsError, Refusal) as err:
+        raise Refused(job.id, f"the quality gate's settings: {err}") from None
+    release = read_release(job)
+    sample = sample_uri(release)
+    CONFIG.register_lambda_context(context)
+    try:
+        judged = verdict(
+            job={"id": job.id, "params": job.params.model_dump(mode="json", exclude_none=True)},
+            release=release,
+            endpoint=job.params.endpoint,
+            execution=job.params.execution or job.id,
+            sample=sample,
+            now=now.isoformat(),
+        )
+    except IdempotencyValidationError:
+        raise Refused(
+            job.id, "UserParameters: this job was judged already, with other parameters"
+        ) from None
     ok, summary = bool(judged["ok"]), str(judged["summary"])
     (succeed if ok else fail)(codepipeline, job.id, summary)
     return {"result": "succeeded" if ok else "failed", "reason": summary}

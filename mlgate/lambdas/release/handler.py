@@ -1,20 +1,30 @@
 """Release hook: a model version was approved in the registry -> release.json -> pipeline.
 
-Event: EventBridge "SageMaker Model Package State Change" (read through Powertools'
-EventBridgeEvent). The rule matches this product's group with status Approved only; the
-handler checks both again. It writes release.json (the model package, its version, its
-metrics, its Model Monitor baseline, who approved it and when) to the versioned release bucket,
-the pipeline's source, and starts the release pipeline.
+Event: EventBridge "SageMaker Model Package State Change", read whole before any AWS call
+(ModelApproval below, on Powertools' EventBridgeModel). The rule matches this
+product's group with status Approved only; the hook trusts no rule alone and checks again,
+itself: the source (aws.sagemaker), the detail type, the account and region (the function's
+own, from its ARN), the group (MODEL_PACKAGE_GROUP), and that the approved version is a
+version of that group in that account and region. It writes release.json (the model package,
+its version, its metrics, its Model Monitor baseline, who approved it and when: the Release
+model) to the versioned release bucket, the pipeline's source, and starts the release
+pipeline.
+
+Answers: anything else (a malformed or foreign event, a version not Approved, a package
+SageMaker does not know: ValidationException, an evaluation report that is missing or is not
+one) is refused with one log line naming the field or the answer, and released is "false";
+nothing is written. Only a throttle or a service error fails the invocation, for Lambda's
+retries and then the dead-letter queue.
 
 Idempotent with Powertools (key: the model package ARN; validated: the approval's time): a
 version is released once, a redelivered approval answers "already released". A run that fails
-half way (the evaluation report unreadable, StartPipelineExecution throttled) leaves no record,
-so the retry releases. StartPipelineExecution keeps its own clientRequestToken (the package's
-digest) and the audit event its own key, so a retry after a late failure starts and records
-nothing twice.
+half way (StartPipelineExecution throttled) leaves no record, so the retry releases.
+StartPipelineExecution keeps its own clientRequestToken (the package's digest) and the audit
+event its own key, so a retry after a late failure starts and records nothing twice.
 
 Environment: MODEL_PACKAGE_GROUP, RELEASE_BUCKET, RELEASE_PIPELINE, AUDIT_TABLE,
-IDEMPOTENCY_TABLE; RELEASE_KEY (default release.json).
+IDEMPOTENCY_TABLE; RELEASE_KEY (default release.json); POWERTOOLS_METRICS_NAMESPACE (one EMF
+count per invocation: Released, AlreadyReleased or Refused).
 AWS calls: sagemaker:DescribeModelPackage, s3:GetObject (the evaluation report), s3:PutObject,
 dynamodb:PutItem (audit trail and idempotency records), dynamodb:GetItem, dynamodb:UpdateItem,
 dynamodb:DeleteItem (idempotency records), codepipeline:StartPipelineExecution.
@@ -25,24 +35,110 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import boto3
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.parser.models.event_bridge import EventBridgeModel
+from botocore.exceptions import ClientError
+from pydantic import Field, model_validator
 
 from shared import idempotency
 from shared.audit import AuditTrail, digest
-from shared.settings import read
+from shared.jobs import TRANSIENT
+from shared.models import (
+    AccountId,
+    AwsModel,
+    ModelPackageArn,
+    Refusal,
+    Region,
+    Release,
+    SageMakerName,
+    Text,
+    Timestamp,
+    Version,
+    read,
+    utc,
+)
+from shared.settings import read as read_settings
 
 logger = Logger()
-DETAIL_TYPE = "SageMaker Model Package State Change"
+metrics = Metrics()
 s3 = boto3.client("s3")
 sagemaker = boto3.client("sagemaker")
 codepipeline = boto3.client("codepipeline")
 dynamodb = boto3.client("dynamodb")
+
+
+class Identity(AwsModel):
+    Arn: Text | None = None
+
+
+class UserContext(AwsModel):
+    UserProfileName: Text | None = None
+    IamIdentity: Identity | None = None
+
+    @property
+    def who(self) -> str | None:
+        return self.UserProfileName or (self.IamIdentity.Arn if self.IamIdentity else None)
+
+
+class ModelPackageChange(AwsModel):
+    """The detail of "SageMaker Model Package State Change" the release hook reads
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html)."""
+
+    ModelPackageGroupName: SageMakerName
+    ModelPackageVersion: Version
+    ModelPackageArn: ModelPackageArn
+    ModelApprovalStatus: Literal["Approved", "Rejected", "PendingManualApproval"]
+    LastModifiedTime: Timestamp | None = None
+    CreationTime: Timestamp | None = None
+    LastModifiedBy: UserContext | None = None
+    CreatedBy: UserContext | None = None
+
+    @model_validator(mode="after")
+    def _one_version(self) -> ModelPackageChange:
+        group, version = self.ModelPackageArn.rsplit(":model-package/", 1)[1].rsplit("/", 1)
+        if group != self.ModelPackageGroupName.lower():
+            raise ValueError(f"ModelPackageArn is a version of {group}, not of the group named")
+        if int(version) != self.ModelPackageVersion:
+            raise ValueError(f"ModelPackageArn is version {version}, not ModelPackageVersion")
+        return self
+
+    @property
+    def approver(self) -> str:
+        for who in (self.LastModifiedBy, self.CreatedBy):
+            if who and who.who:
+                return who.who
+        return "unknown"
+
+    @property
+    def approved_at(self) -> int | str | None:
+        return self.LastModifiedTime if self.LastModifiedTime is not None else self.CreationTime
+
+    @property
+    def account(self) -> str:
+        return self.ModelPackageArn.split(":")[4]
+
+    @property
+    def region(self) -> str:
+        return self.ModelPackageArn.split(":")[3]
+
+
+class ModelApproval(EventBridgeModel):
+    """The whole event, as EventBridge delivers it to the release hook: Powertools' model,
+    extended as its docs show, with the fields the hook checks typed."""
+
+    source: Literal["aws.sagemaker"]
+    detail_type: Literal["SageMaker Model Package State Change"] = Field(alias="detail-type")
+    id: Text
+    account: AccountId
+    region: Region
+    detail: ModelPackageChange
 
 
 @dataclass(frozen=True)
@@ -56,7 +152,7 @@ class Settings:
 
 @cache
 def settings() -> Settings:
-    env = read(
+    env = read_settings(
         "release",
         ("MODEL_PACKAGE_GROUP", "RELEASE_BUCKET", "RELEASE_PIPELINE", "AUDIT_TABLE"),
         {"RELEASE_KEY": "release.json"},
@@ -70,46 +166,33 @@ def settings() -> Settings:
     )
 
 
-class EventError(ValueError):
-    """Not an approval of this product's model; the message says why."""
+def own_account_and_region(context: Any) -> tuple[str, str]:
+    """The function's own account and region, from its ARN
+    (arn:aws:lambda:<region>:<account>:function:<name>)."""
+    parts = str(getattr(context, "invoked_function_arn", "")).split(":")
+    if len(parts) < 7 or parts[2] != "lambda":
+        raise Refusal("the Lambda context names no function ARN: cannot tell the own account")
+    return parts[4], parts[3]
 
 
-def parse(event: Any, group: str) -> dict[str, Any]:
-    try:
-        bridge = EventBridgeEvent(event)
-        kind, detail = bridge.detail_type, bridge.detail
-    except (KeyError, TypeError, AttributeError, ValueError):
-        raise EventError(f"expected a '{DETAIL_TYPE}' event") from None
-    if kind != DETAIL_TYPE:
-        raise EventError(f"expected a '{DETAIL_TYPE}' event")
-    if not isinstance(detail, dict) or not detail.get("ModelPackageArn"):
-        raise EventError("the event's detail has no ModelPackageArn")
-    if not isinstance(detail["ModelPackageArn"], str):
-        raise EventError("the event's ModelPackageArn is not text")
-    if detail.get("ModelPackageGroupName") != group:
-        raise EventError(
-            f"model package group {detail.get('ModelPackageGroupName')} is not {group}"
-        )
-    if detail.get("ModelApprovalStatus") != "Approved":
-        raise EventError(
-            f"version {detail.get('ModelPackageVersion')} is "
-            f"{detail.get('ModelApprovalStatus')}, not Approved: nothing to release"
-        )
-    version = detail.get("ModelPackageVersion") or 0
-    if isinstance(version, bool) or not (
-        isinstance(version, int) or (isinstance(version, str) and version.isdigit())
+def check(approval: ModelApproval, group: str, account: str, region: str) -> None:
+    """The delivery rule's filter, again, and the event's account, region and resource: an
+    approval of this product's group, here, or a Refusal naming what differs."""
+    detail = approval.detail
+    for field, got, want in (
+        ("account", approval.account, account),
+        ("region", approval.region, region),
+        ("detail.ModelPackageGroupName", detail.ModelPackageGroupName, group),
+        ("detail.ModelPackageArn (account)", detail.account, account),
+        ("detail.ModelPackageArn (region)", detail.region, region),
     ):
-        raise EventError(f"version {version!r} is not a number")
-    return detail
-
-
-def approver(detail: dict[str, Any]) -> str:
-    who = detail.get("LastModifiedBy") or detail.get("CreatedBy") or {}
-    if not isinstance(who, dict):
-        return "unknown"
-    identity = who.get("IamIdentity")
-    arn = identity.get("Arn") if isinstance(identity, dict) else None
-    return str(who.get("UserProfileName") or arn or "unknown")
+        if got != want:
+            raise Refusal(f"{field}: {got} is not this product's {want}")
+    if detail.ModelApprovalStatus != "Approved":
+        raise Refusal(
+            f"detail.ModelApprovalStatus: version {detail.ModelPackageVersion} is "
+            f"{detail.ModelApprovalStatus}, not Approved: nothing to release"
+        )
 
 
 REPORT_SECTIONS = (
@@ -119,34 +202,43 @@ REPORT_SECTIONS = (
 )
 
 
-def read_json(s3: Any, uri: str) -> dict[str, Any]:
+def report_metrics(client: Any, uri: str) -> dict[str, Any]:
+    """The metrics of SageMaker's model-quality report: one section per problem type, whichever
+    this product's evaluation wrote; a report that is missing or is not one is refused."""
     parts = urlparse(uri)
-    body = s3.get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read()
-    return dict(json.loads(body))
+    try:
+        body = client.get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read()
+        report = json.loads(body)
+    except ClientError as err:
+        if err.response["Error"].get("Code") in TRANSIENT:
+            raise
+        raise Refusal(f"the evaluation report {uri} cannot be read: {err}") from None
+    except ValueError as err:
+        raise Refusal(f"the evaluation report {uri} is not JSON: {err}") from None
+    sections = report if isinstance(report, dict) else {}
+    for name in REPORT_SECTIONS:
+        section = sections.get(name)
+        if isinstance(section, dict):
+            return {
+                metric: value.get("value") if isinstance(value, dict) else value
+                for metric, value in section.items()
+            }
+    return {}
 
 
-def build_release(detail: dict[str, Any], package: dict[str, Any], s3: Any) -> dict[str, Any]:
+def build_release(approval: ModelApproval, package: dict[str, Any], s3: Any) -> Release:
+    detail = approval.detail
     quality = (package.get("ModelMetrics") or {}).get("ModelQuality") or {}
     report_uri = (quality.get("Statistics") or {}).get("S3Uri")
-    metrics: dict[str, float] = {}
-    if report_uri:
-        report = read_json(s3, report_uri)
-        # SageMaker's model-quality layout: one section per problem type, whichever this
-        # product's evaluation wrote.
-        for name in REPORT_SECTIONS:
-            section = report.get(name)
-            if isinstance(section, dict):
-                metrics = {m: float(v["value"]) for m, v in section.items()}
-                break
     drift = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
     meta = package.get("CustomerMetadataProperties") or {}
-    return {
-        "model_package_arn": detail["ModelPackageArn"],
-        "model_package_group": detail["ModelPackageGroupName"],
-        "model_version": int(detail.get("ModelPackageVersion") or 0),
-        "approved_by": approver(detail),
-        "approved_at": detail.get("LastModifiedTime") or detail.get("CreationTime"),
-        "metrics": metrics,
+    document = {
+        "model_package_arn": detail.ModelPackageArn,
+        "model_package_group": detail.ModelPackageGroupName,
+        "model_version": detail.ModelPackageVersion,
+        "approved_by": detail.approver,
+        "approved_at": detail.approved_at,
+        "metrics": report_metrics(s3, report_uri) if report_uri else {},
         "evaluation_report_uri": report_uri,
         "baseline_statistics_uri": (drift.get("Statistics") or {}).get("S3Uri"),
         "baseline_constraints_uri": (drift.get("Constraints") or {}).get("S3Uri"),
@@ -154,6 +246,9 @@ def build_release(detail: dict[str, Any], package: dict[str, Any], s3: Any) -> d
         "code_sha256": meta.get("mlgate:code-sha256"),
         "training_execution": meta.get("mlgate:pipeline-execution"),
     }
+    # What SageMaker registered is checked like any input: release.json is what every later
+    # stage acts on.
+    return read(document, Release, "release.json")
 
 
 def _replayed(response: dict[str, str]) -> dict[str, str]:
@@ -169,16 +264,21 @@ CONFIG = idempotency.config(
 
 
 @idempotency.once(data="approval", config=CONFIG, prefix="release")
-def release_version(*, approval: dict[str, Any]) -> dict[str, str]:
+def release_version(*, approval: ModelApproval) -> dict[str, str]:
     config = settings()
-    detail = approval["detail"]
-    arn = detail["ModelPackageArn"]
-    package = sagemaker.describe_model_package(ModelPackageName=arn)
-    release = build_release(detail, package, s3)
+    arn = approval.detail.ModelPackageArn
+    try:
+        package = sagemaker.describe_model_package(ModelPackageName=arn)
+    except ClientError as err:
+        if err.response["Error"].get("Code") in TRANSIENT:
+            raise
+        raise Refusal(f"detail.ModelPackageArn: SageMaker refused {arn}: {err}") from None
+    release = build_release(approval, package, s3)
+    document = release.document()
     s3.put_object(
         Bucket=config.bucket,
         Key=config.key,
-        Body=json.dumps(release, indent=2, sort_keys=True).encode(),
+        Body=json.dumps(document, indent=2, sort_keys=True).encode(),
         ContentType="application/json",
     )
     execution = codepipeline.start_pipeline_execution(
@@ -190,34 +290,55 @@ def release_version(*, approval: dict[str, Any]) -> dict[str, str]:
         event="released",
         gate="model-registry",
         key=digest(arn)[:16],
-        when=approval["time"],
-        who=release["approved_by"],
+        when=utc(approval.time),
+        who=release.approved_by,
         decision="Approved",
-        model_version=str(release["model_version"]),
-        evidence_sha256=digest(release),
+        model_version=str(release.model_version),
+        evidence_sha256=digest(document),
         detail=f"release.json written for {arn}",
     )
     logger.info("released", extra={"model_package_arn": arn, "execution": execution})
     return {"released": "true", "execution": execution, "model_package_arn": arn}
 
 
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+    outcome = answer(event, context)
+    if outcome["released"] == "true":
+        name = "Released"
+    else:
+        replayed = " was already released" in outcome["reason"]
+        name = "AlreadyReleased" if replayed else "Refused"
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    return outcome
+
+
+def answer(event: Any, context: Any) -> dict[str, str]:
+    """Read the whole event and check whose it is, then release: no AWS call before."""
     try:
-        detail = parse(event, settings().group)
-    except EventError as err:
-        logger.info("not released", extra={"reason": str(err)})
-        return {"released": "false", "reason": str(err)}
+        approval = read(event, ModelApproval)
+        check(approval, settings().group, *own_account_and_region(context))
+    except Refusal as refusal:
+        return refused(str(refusal), keep_correlation=False)
     CONFIG.register_lambda_context(context)
     try:
-        time = event.get("time")
-        return release_version(
-            approval={"detail": detail, "time": time if isinstance(time, str) else ""}
-        )
+        return release_version(approval=approval)
+    except Refusal as refusal:
+        return refused(str(refusal))
     except IdempotencyValidationError:
-        arn = detail["ModelPackageArn"]
+        arn = approval.detail.ModelPackageArn
         reason = (
             f"{arn} was already released for an earlier approval; this approval "
-            f"({detail.get('LastModifiedTime')}) changes nothing"
+            f"({approval.detail.LastModifiedTime}) changes nothing"
         )
         logger.warning("not released", extra={"reason": reason})
         return {"released": "false", "reason": reason}
+
+
+def refused(reason: str, keep_correlation: bool = True) -> dict[str, str]:
+    if not keep_correlation:
+        # The event's id may be what was refused (unprintable, 200 KB long).
+        logger.set_correlation_id(None)
+    logger.warning("refused", extra={"reason": reason})
+    return {"released": "false", "reason": reason}

@@ -5,6 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+# SageMaker's answers for a pipeline that does not exist or a request it will never take: no
+# retry changes them, so they are an answer, not a failure of the hook.
+REFUSED = ("ValidationException", "ResourceNotFound")
+
 
 def display_name(text: str) -> str:
     """SageMaker's execution display name: letters, digits and hyphens, at most 82."""
@@ -14,11 +20,27 @@ def display_name(text: str) -> str:
 def start_if_idle(
     client: Any, pipeline: str, reason: str, token: str, display: str | None = None
 ) -> dict[str, str]:
-    """Start `pipeline` unless an execution is running; never raises for a busy pipeline.
+    """Start `pipeline` unless an execution is running; never raises for a busy pipeline, nor
+    for one SageMaker refuses to start (status "refused", with SageMaker's reason).
 
     `display` names the execution after what started it; a retry that finds an execution of
     that name among the recent ones answers with it instead of starting another (the start
     succeeded, something after it failed)."""
+    try:
+        return _start_if_idle(client, pipeline, reason, token, display)
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code not in REFUSED:
+            raise
+        return {"started": "false", "status": "refused",
+                "reason": f"SageMaker refused to start {pipeline} for {reason} ({code}: "
+                          f"{str(error.get('Message', ''))[:200]})"}  # fmt: skip
+
+
+def _start_if_idle(
+    client: Any, pipeline: str, reason: str, token: str, display: str | None
+) -> dict[str, str]:
     name = display_name(display or reason)
     recent = client.list_pipeline_executions(
         PipelineName=pipeline, SortBy="CreationTime", SortOrder="Descending", MaxResults=20

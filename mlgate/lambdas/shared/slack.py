@@ -1,5 +1,7 @@
-"""Slack: request signatures (https://api.slack.com/authentication/verifying-requests-from-slack)
-and posting Block Kit messages to an incoming webhook."""
+"""Slack: request signatures (https://api.slack.com/authentication/verifying-requests-from-slack),
+the button click a gate's brief receives (a block_actions interaction payload,
+https://api.slack.com/reference/interaction-payloads/block-actions), and posting Block Kit
+messages to an incoming webhook."""
 
 from __future__ import annotations
 
@@ -8,7 +10,12 @@ import hmac
 import json
 import re
 import urllib.request
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
+
+from pydantic import BaseModel, Field, ValidationError
+
+from shared.eventbridge import Printable, Refused, excerpt, limits, problem
 
 MAX_AGE_SECONDS = 300
 # Slack's v0 signature: "v0=" and a hex HMAC-SHA256. Anything else is refused before the
@@ -60,3 +67,65 @@ def post(webhook_url: str, message: dict[str, Any]) -> int:
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         return int(response.status)
+
+
+# Slack's ids: users U.../W..., workspaces T..., apps A... (upper-case letters and digits).
+UserId = Annotated[str, limits(32, r"^[UW][A-Z0-9]+$")]
+TeamId = Annotated[str, limits(32, r"^T[A-Z0-9]+$")]
+AppId = Annotated[str, limits(32, r"^A[A-Z0-9]+$")]
+UserName = Annotated[str, limits(80), Printable]
+# A button's value: the brief's request id (its format is checked by the callback).
+Value = Annotated[str, limits(64), Printable]
+
+
+class User(BaseModel):
+    id: UserId
+    username: UserName | None = None
+    name: UserName | None = None
+
+
+class Team(BaseModel):
+    id: TeamId
+
+
+class Action(BaseModel):
+    action_id: Literal["approve", "reject"]
+    value: Value
+
+
+class Interaction(BaseModel):
+    """What the callback reads of a block_actions payload: one clicked button, who clicked, and
+    the workspace and app the click comes from (checked against the signing secret's)."""
+
+    user: User
+    actions: Annotated[list[Action], Field(min_length=1, max_length=1)]
+    team: Team | None = None
+    api_app_id: AppId | None = None
+
+
+# A click's body is a few kilobytes; the brief's own message is at most 3,000 characters.
+MAX_BODY = 256 * 1024
+
+
+def interaction(body: str) -> Interaction:
+    """The payload of Slack's form-encoded POST (`payload=<JSON>`, and nothing else). Refused,
+    naming the field, when the body is not form-encoded ASCII text, a percent-escape is not
+    UTF-8 (a lone surrogate, %ED%A0%80), or the JSON is not a click."""
+    if len(body) > MAX_BODY:
+        raise Refused("body", f"body: longer than {MAX_BODY} characters")
+    if not (body.isascii() and body.isprintable()):
+        raise Refused("body", "body: not application/x-www-form-urlencoded text (it has "
+                              "characters outside printable ASCII)")  # fmt: skip
+    try:
+        form = parse_qs(body, strict_parsing=True, errors="strict", max_num_fields=4)
+    except UnicodeDecodeError:
+        raise Refused("body", "body: a percent-escape is not UTF-8 text") from None
+    except ValueError as err:
+        raise Refused("body", f"body: not form-encoded ({str(err)[:60]})") from None
+    if list(form) != ["payload"] or len(form["payload"]) != 1:
+        raise Refused("body", f"body: it must carry one payload field and nothing else (it has "
+                              f"{excerpt(', '.join(sorted(form)), 80) or 'none'})")  # fmt: skip
+    try:
+        return Interaction.model_validate_json(form["payload"][0])
+    except ValidationError as err:
+        raise Refused(*problem(err, root="payload")) from None
