@@ -3,9 +3,15 @@
 Cold import: a fresh interpreter imports the hook's handler module (what a Lambda cold start
 adds on top of the runtime's own start: timed inside the interpreter), median of several runs,
 against a bare boto3 function that creates the same clients at import (found by recording the
-clients the hook's import creates), the two run interleaved.
-Warm invocation: the handler called repeatedly in one process under moto, after one warm-up.
-Usage: .venv/bin/python bench/hooks_latency.py [--repeats 7]
+clients the hook's import creates), the two run interleaved. Every hook reads its event
+whole with Powertools' parser: the same interpreter then parses a well-formed event of the
+hook's as its first invocation does (the models a hook defers are built on first use): the
+"first parse" column, part of the cold start too.
+Warm invocation: the handler called repeatedly in one process under moto, after one warm-up,
+each with the Lambda context and the event its trigger gives it (the rehearsal's world:
+tools/rehearsal.py); a call its hook refuses stops the benchmark.
+Usage: .venv/bin/python bench/hooks_latency.py [--repeats 7] [--hooks release ...]
+[--cold-only]; a quick run: --repeats 1.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from _common import ROOT, table
 
@@ -30,8 +37,106 @@ LAMBDAS = ROOT / "mlgate" / "lambdas"
 HOOKS = sorted(p.name for p in LAMBDAS.iterdir() if (p / "handler.py").exists())
 
 
-# What the stack sets for every idempotent hook, which builds its store at import.
-HOOK_ENV = {"AWS_DEFAULT_REGION": "eu-west-1", "IDEMPOTENCY_TABLE": "i"}
+# What the stack sets (mlgate/constructs/hooks.py): every idempotent hook builds its store at
+# import, Powertools' Metrics reads its namespace, pydantic is told it has no plugins to find.
+HOOK_ENV = {
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "IDEMPOTENCY_TABLE": "i",
+    "POWERTOOLS_METRICS_NAMESPACE": "bench",
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
+}
+# The first parse of each parser-reading hook: its event, read with its models.
+JOB = (
+    "import json; from shared import jobs, models; e = json.load(open({events!r} + "
+    "'/codepipeline_job.json')); d = e['CodePipeline.job']['data']; "
+    "d['inputArtifacts'][0]['location']['s3Location'] = {{'bucketName': 'artifacts', "
+    "'objectKey': 'r.json'}}; del d['continuationToken']; "
+    "d['actionConfiguration']['configuration']['UserParameters'] = json.dumps({params}); "
+    "jobs.read_job(e, models.{model}); "
+    "models.read(json.dumps({{'model_package_arn': 'arn:aws:sagemaker:eu-west-1:111111111111:"
+    "model-package/g/1', 'model_version': 1}}), models.Release)"
+)
+EVENTS = str(ROOT / "tests" / "events")
+
+
+def _event(name: str) -> Any:
+    return json.loads((ROOT / "tests" / "events" / name).read_text())
+
+
+def _sns(message: dict[str, Any]) -> dict[str, Any]:
+    """The SNS record Lambda receives (https://docs.aws.amazon.com/lambda/latest/dg/
+    with-sns.html), carrying CodePipeline's approval notification."""
+    topic = "arn:aws:sns:eu-west-1:123456789012:brief-business-signoff"
+    subscription = f"{topic}:21be56ed-a058-49f5-8c98-aedd2564c486"
+    return {"Records": [{
+        "EventVersion": "1.0", "EventSubscriptionArn": subscription, "EventSource": "aws:sns",
+        "Sns": {
+            "SignatureVersion": "1", "Timestamp": "2026-11-24T09:00:00.000Z",
+            "Signature": "tcc6faL2yUC6dgZdmrwh1Y4cGa/ebXEkAi6RibDsvpi+tE/1+82j...65r==",
+            "SigningCertUrl": "https://sns.eu-west-1.amazonaws.com/"
+            "SimpleNotificationService-ac565b8b1a6c5d002d285f9598aa1d9b.pem",
+            "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e", "Message": json.dumps(message),
+            "MessageAttributes": {}, "Type": "Notification",
+            "UnsubscribeUrl": "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe"
+            f"&SubscriptionArn={subscription}",
+            "TopicArn": topic, "Subject": "APPROVAL NEEDED: AWS CodePipeline MyFirstPipeline",
+        },
+    }]}  # fmt: skip
+
+
+def _click() -> dict[str, Any]:
+    """Slack's button click as a Lambda function URL request (payload format 2.0), its body
+    form-encoded (the signature is the callback's next step, not its parse)."""
+    payload = {
+        "type": "block_actions",
+        "api_app_id": "A0BENCH",
+        "team": {"id": "T0BENCH"},
+        "user": {"id": "U0BENCH", "username": "bench", "name": "bench"},
+        "actions": [{"action_id": "approve", "block_id": "gate:r", "value": "r"}],
+    }
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+        "headers": {"content-type": "application/x-www-form-urlencoded",
+                    "x-slack-request-timestamp": "1467806400", "x-slack-signature": "v0=0"},
+        "requestContext": {
+            "accountId": "anonymous", "apiId": "a1b2c3d4e5",
+            "domainName": "a1b2c3d4e5.lambda-url.eu-west-1.on.aws", "domainPrefix": "a1b2c3d4e5",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "Slackbot 1.0"},
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "routeKey": "$default",
+            "stage": "$default", "time": "06/Jul/2016:12:00:00 +0000", "timeEpoch": 1467806400000,
+        },
+        "body": urlencode({"payload": json.dumps(payload)}), "isBase64Encoded": False,
+    }  # fmt: skip
+
+
+_APPROVAL = _event("codepipeline_approval_notification.json")
+FIRST_PARSE = {
+    "release": "import json; from release import handler as h; "
+    f"h.read(json.load(open({EVENTS!r} + '/model_package_state_change.json')), h.ModelApproval)",
+    "deployer": JOB.format(
+        events=EVENTS, model="DeployParameters",
+        params={"environment": "staging", "stack": "s"},
+    ),
+    "deploy_verifier": JOB.format(
+        events=EVENTS, model="VerifyParameters",
+        params={"environment": "staging", "endpoint": "e"},
+    ),
+    "quality_gate": JOB.format(
+        events=EVENTS, model="GateParameters", params={"endpoint": "e"}
+    ),
+    # The EventBridge, SNS and function URL hooks: their parse of the event (each raises,
+    # naming the field, on an event it refuses), before the checks of where it comes from.
+    "drift_responder": "from drift_responder import handler as h; "
+    f"h.parse({_event('drift_alarm_state_change.json')!r})",
+    "pipeline_starter": "from pipeline_starter import handler as h; "
+    f"h.describe({_event('scheduled_event.json')!r})",
+    "gate_notifier": "from gate_notifier import handler as h; "
+    f"h.parse({_sns(_APPROVAL)!r}, {{{_APPROVAL['approval']['stageName']!r}: {{}}}})",
+    "gate_callback": "from gate_callback import handler as h; "
+    "from aws_lambda_powertools.utilities.parser import parse; "
+    f"e = parse(event={_click()!r}, model=h.UrlRequest); h.parse_click(e.body)",
+}  # fmt: skip
 
 # Lists the boto3 clients a hook's import creates (service names, in order), so the baseline
 # can create the same ones.
@@ -47,6 +152,11 @@ import {0}
 print(json.dumps(made))
 """
 TIMED = "import time; t = time.perf_counter(); {0}; print(time.perf_counter() - t)"
+# The import, then the first parse, each timed.
+TIMED_PARSE = (
+    "import time; t = time.perf_counter(); {0}; u = time.perf_counter(); {1}; "
+    "print(u - t, time.perf_counter() - u)"
+)
 
 
 @functools.cache
@@ -81,15 +191,24 @@ def bare_function(hook: str) -> str:
     return "import json, os, boto3" + (f"; {clients}" if clients else "")
 
 
-def cold_import(hook: str, repeats: int) -> tuple[float, float, int]:
+def cold_import(hook: str, repeats: int) -> tuple[float, float, int, float | None]:
     """Median cold import of the hook and of its bare boto3 counterpart, run interleaved (so
-    load affects both alike), and how many clients both create."""
+    load affects both alike), how many clients both create, and the median first parse of the
+    hook's event (None for a hook that parses none with Powertools' parser)."""
     bare = bare_function(hook)
-    hook_s, bare_s = [], []
+    hook_s, bare_s, parse_s = [], [], []
     for _ in range(repeats):
-        hook_s.append(float(_run(TIMED.format(f"import {hook}.handler"))))
+        if hook in FIRST_PARSE:
+            imported, parsed = _run(
+                TIMED_PARSE.format(f"import {hook}.handler", FIRST_PARSE[hook])
+            ).split()
+            hook_s.append(float(imported))
+            parse_s.append(float(parsed))
+        else:
+            hook_s.append(float(_run(TIMED.format(f"import {hook}.handler"))))
         bare_s.append(float(_run(TIMED.format(bare))))
-    return statistics.median(hook_s), statistics.median(bare_s), bare.count("boto3.client(")
+    first = statistics.median(parse_s) if parse_s else None
+    return statistics.median(hook_s), statistics.median(bare_s), bare.count("boto3.client("), first
 
 
 def warm(repeats: int) -> dict[str, tuple[float, str]]:
@@ -103,9 +222,10 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
 
     sys.path.insert(0, str(ROOT))
     from mlgate.manifest import load_manifest
-    from tools.rehearsal import Rehearsal, offline
+    from tools.rehearsal import Rehearsal, lambda_context, offline
 
-    offline()
+    offline(metrics=True)  # the hooks' EMF lines are part of their work
+    os.environ.update({k: v for k, v in HOOK_ENV.items() if k != "IDEMPOTENCY_TABLE"})
     results: dict[str, float] = {}
     outcomes: dict[str, str] = {}
     with (
@@ -154,9 +274,14 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         )
         topic = boto3.client("sns").create_topic(Name="on-call")["TopicArn"]
+        # The drift responder's and the pipeline starter's settings, as their constructs set
+        # them (mlgate/constructs/drift.py, mlgate/stacks/training.py).
+        alarm = world.drift_alarm_name("staging")
         os.environ.update(
             {"PIPELINE_NAME": "p", "COOLDOWN_TABLE": "cooldown", "OWNERS_TOPIC_ARN": topic,
-             "ENDPOINT_NAME": "e", "PRODUCT": "bench", "ENVIRONMENT": "staging"}
+             "ENDPOINT_NAME": "e", "PRODUCT": "bench", "ENVIRONMENT": "staging",
+             "DRIFT_ALARM": alarm, "QUALITY_JOB": world.names.quality_job(),
+             "SCHEDULE_RULE": "train-on-schedule"}
         )  # fmt: skip
         from deploy_verifier import handler as verifier
         from deployer import handler as deployer
@@ -172,20 +297,35 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
         world.endpoint_mode = False
 
         starter.sagemaker = boto3.client("sagemaker")
-        starter.PIPELINE_NAME = "p"
-        world.endpoint_mode = True  # the verifier's DescribeEndpoint answers from the stand-in
+
+        # Each call a fresh invocation's context (the rehearsal's: a function of the home
+        # account and region, where moto made the resources the events name).
+        def context(hook: str) -> Any:
+            return lambda_context(hook)
+
         verify = world.job(environment="staging", endpoint="mlgate-fraud-detection-staging")
-        world.endpoint_mode = False
-        violation = {
-            "detail-type": "SageMaker Processing Job State Change",
-            "detail": {
-                "ProcessingJobName": "j",
-                "ProcessingJobStatus": "Completed",
-                "ExitMessage": "CompletedWithViolations: 2 violations.",
-                "MonitoringScheduleArn": "arn:aws:sagemaker:eu-west-1:1:monitoring-schedule/m",
-            },
-        }
         stack = "mlgate-fraud-detection-staging-serving"
+        approval = world.approval_event(arn)
+        ticks = iter(range(1, 1_000_000))
+
+        def drifted() -> dict[str, Any]:
+            """A new state change of the drift alarm into ALARM (a drift of its own), a
+            minute after the last one: inside the cool-down the warm-up's started."""
+            from datetime import UTC, datetime, timedelta
+
+            start = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+            return world.alarm_event("staging", 0.3, start + timedelta(minutes=next(ticks)))
+
+        def scheduled() -> dict[str, Any]:
+            """The retraining schedule's event, from this product's rule (a new event each
+            time: its id is the start's client token)."""
+            return {
+                "version": "0", "id": f"bench-{time.time_ns()}", "detail-type": "Scheduled Event",
+                "source": "aws.events", "account": "123456789012", "region": "eu-west-1",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "resources": ["arn:aws:events:eu-west-1:123456789012:rule/train-on-schedule"],
+                "detail": {},
+            }  # fmt: skip
 
         def on_endpoint(call: Any) -> Any:
             """DescribeEndpoint answers from the stand-in endpoint during `call`."""
@@ -196,42 +336,68 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
                 world.endpoint_mode = False
 
         def verified() -> Any:
-            return on_endpoint(lambda: verifier.handler(verify, None))
+            return on_endpoint(lambda: verifier.handler(verify, context("deploy_verifier")))
+
+        def alarmed() -> Any:
+            event = drifted()
+            return drift.handler(event, world.context_of(event, "drift_responder"))
 
         cases: dict[str, Any] = {
             "release (approval delivered again)": lambda: release.handler(
-                world.approval_event(arn), None
+                approval, world.context_of(approval, "release")
             ),
             "deployer (version already served)": lambda: deployer.handler(
-                world.job(environment="staging", stack=stack), None
+                world.job(environment="staging", stack=stack), context("deployer")
             ),
             "deploy_verifier": verified,
             # A new job each time, so every call sends the smoke load and judges it.
             "quality_gate (smoke load judged)": lambda: on_endpoint(
-                lambda: gate.handler(world.job(endpoint="mlgate-fraud-detection-staging"), None)
+                lambda: gate.handler(
+                    world.job(endpoint="mlgate-fraud-detection-staging"), context("quality_gate")
+                )
             ),
             # A new approval request each time, so every call builds and posts a brief.
             "gate_notifier (brief posted)": lambda: notifier.handler(
-                world.notification("ComplianceReview", f"token-{time.time_ns()}"), None
+                world.notification("ComplianceReview", f"token-{time.time_ns()}"),
+                context("gate_notifier"),
             ),
             "gate_callback (second click)": lambda: world.click(
                 request, approver.slack_user_id or ""
             ),
-            "pipeline_starter": lambda: starter.handler(
-                {"id": "x", "detail-type": "Scheduled Event", "detail": {}}, None
+            # moto ends an execution at once: each trigger finds the pipeline idle and starts it.
+            "pipeline_starter (run started)": lambda: starter.handler(
+                scheduled(), context("pipeline_starter")
             ),
-            "drift_responder (inside the cool-down)": lambda: drift.handler(violation, None),
+            # The warm-up starts retraining; each timed drift counts, and tells the owners.
+            "drift_responder (inside the cool-down)": alarmed,
         }
         for name, call in cases.items():
-            call()  # warm-up
+            worked(name, call())  # warm-up
             samples = []
             for _ in range(repeats):
                 start = time.perf_counter()
                 answer = call()
                 samples.append((time.perf_counter() - start) * 1000)
+                worked(name, answer)
             results[name] = statistics.median(samples)
             outcomes[name] = outcome(answer)
     return {name: (ms, outcomes[name]) for name, ms in results.items()}
+
+
+def worked(name: str, answer: Any) -> None:
+    """Stops the benchmark when a hook refused its call or failed it: its figure would be
+    that of a refusal, not of the hook's work. The callback's 409 is its answer to a click on
+    a decided gate (the signature checked, the request read): the work of a second click."""
+    answer = dict(answer)
+    status = int(answer.get("statusCode", 200))
+    refused = (
+        answer.get("status") == "refused"
+        or answer.get("result") in ("refused", "failed")
+        or answer.get("expired") == "refused"
+        or (status >= 400 and status != 409)
+    )
+    if refused:
+        raise SystemExit(f"bench: {name}: the hook did not do its work: {answer}")
 
 
 def outcome(answer: Any) -> str:
@@ -249,17 +415,24 @@ def outcome(answer: Any) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--hooks", nargs="*", default=HOOKS, choices=HOOKS)
+    parser.add_argument("--cold-only", action="store_true", help="skip the warm invocations")
     args = parser.parse_args()
     rows = []
-    for hook in HOOKS:
-        hook_s, bare_s, clients = cold_import(hook, args.repeats)
-        rows.append([hook, f"{hook_s * 1000:.0f}", f"{bare_s * 1000:.0f}", str(clients),
-                     f"{hook_s / bare_s:.2f}"])  # fmt: skip
+    for hook in args.hooks:
+        hook_s, bare_s, clients, first = cold_import(hook, args.repeats)
+        parse = f"{first * 1000:.1f}" if first is not None else "-"
+        with_parse = f"{(hook_s + (first or 0)) / bare_s:.2f}"
+        rows.append([hook, f"{hook_s * 1000:.0f}", parse, f"{bare_s * 1000:.0f}", str(clients),
+                     f"{hook_s / bare_s:.2f}", with_parse])  # fmt: skip
     print(
         f"Hook cold import (ms, median of {args.repeats}, fresh interpreters, interleaved) against"
         " a bare boto3 function creating the same clients (target: ratio at most 1.3)"
     )
-    print(table(["hook", "import ms", "bare boto3 ms", "clients", "ratio"], rows))
+    print(table(["hook", "import ms", "first parse ms", "bare boto3 ms", "clients", "ratio",
+                 "ratio with parse"], rows))  # fmt: skip
+    if args.cold_only:
+        return
     print(f"\nWarm invocation under moto (ms, median of {args.repeats})")
     rows = [[k, f"{ms:.1f}", said] for k, (ms, said) in warm(args.repeats).items()]
     print(table(["hook", "invoke ms", "what it answered"], rows))

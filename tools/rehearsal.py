@@ -25,6 +25,8 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,8 +138,40 @@ class Quality:
         }
 
 
-def offline() -> None:
-    """Hooks import as in Lambda, with fake credentials and quiet logs (also for bench/)."""
+@dataclass
+class LambdaContext:
+    """What the hooks and Powertools read of Lambda's context (the same as
+    tests/lambdas/conftest.py's): Logger logs its fields, the idempotency records expire with
+    the remaining time, and the hooks EventBridge invokes trust only events of the account and
+    region of invoked_function_arn."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def context_in(account: str, region: str, name: str = "hook") -> LambdaContext:
+    """A fresh invocation's context of function `name` in `account` and `region`."""
+    return LambdaContext(
+        function_name=name,
+        invoked_function_arn=f"arn:aws:lambda:{region}:{account}:function:{name}",
+        aws_request_id=str(uuid.uuid4()),
+    )
+
+
+def lambda_context(name: str = "hook") -> LambdaContext:
+    """A context of function `name` in the rehearsal's home account and region."""
+    return context_in(ACCOUNT, REGION, name)
+
+
+def offline(*, metrics: bool = False) -> None:
+    """Hooks import as in Lambda, with fake credentials and quiet logs (also for bench/): the
+    stack's settings every hook gets (mlgate/constructs/hooks.py), and Powertools' Metrics off
+    unless `metrics` (its EMF lines would interleave the timeline)."""
     if str(LAMBDAS) not in sys.path:
         sys.path.insert(0, str(LAMBDAS))
     for key, value in {
@@ -146,6 +180,9 @@ def offline() -> None:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "POWERTOOLS_METRICS_NAMESPACE": "mlgate/rehearsal",
+        "POWERTOOLS_METRICS_DISABLED": "false" if metrics else "true",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
         # The hooks build their idempotency stores at import (setup() creates the table).
         "IDEMPOTENCY_TABLE": "idempotency",
     }.items():
@@ -595,14 +632,16 @@ class Rehearsal:
         return str(arn)
 
     def approval_event(self, arn: str) -> dict[str, Any]:
-        """EventBridge's "SageMaker Model Package State Change" for an approved version."""
+        """EventBridge's "SageMaker Model Package State Change" for an approved version, from
+        the account and region the version lives in (its ARN's, as moto made it)."""
+        region, account = arn.split(":")[3:5]
         return {
             "version": "0",
             "id": "rehearsal-approval",
             "source": "aws.sagemaker",
             "detail-type": "SageMaker Model Package State Change",
-            "account": ACCOUNT,
-            "region": REGION,
+            "account": account,
+            "region": region,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "resources": [arn],
             "detail": {
@@ -631,7 +670,7 @@ class Rehearsal:
             f"{lead.name} (ML lead) approves the version in the registry; EventBridge "
             "delivers 'SageMaker Model Package State Change' (Approved) to the release hook.",
         )
-        result = release.handler(event, None)
+        result = release.handler(event, self.context_of(event, "release"))
         body = self.boto3.client("s3").get_object(Bucket="releases", Key="release.json")["Body"]
         written = json.loads(body.read())
         say(
@@ -641,13 +680,13 @@ class Rehearsal:
             f"({result['execution']}) {SIMULATED} for CodePipeline itself.",
         )
         self.release = written
-        again = release.handler(event, None)
+        again = release.handler(event, self.context_of(event, "release"))
         say("Release", f"the same approval delivered again: {again['reason']} (idempotent).")
 
     def job(self, **params: Any) -> dict[str, Any]:
         return {
             "CodePipeline.job": {
-                "id": f"job-{time.time_ns()}",
+                "id": str(uuid.uuid4()),  # CodePipeline's job ids are UUIDs
                 "accountId": ACCOUNT,
                 "data": {
                     "actionConfiguration": {
@@ -690,12 +729,11 @@ class Rehearsal:
 
         stack = self.name(env, "stack")
         params = {"environment": env, "stack": stack, **self.roles(env, "deploy")}
-        first = deployer.handler(self.job(**params), None)
+        first = deployer.handler(self.job(**params), lambda_context("deployer"))
+        # CodePipeline's next job carries the token the deployer reported with its success.
         event = self.job(**params)
-        event["CodePipeline.job"]["data"]["continuationToken"] = json.dumps(
-            {"stack": stack, "model_package_arn": arn}
-        )
-        done = deployer.handler(event, None)
+        event["CodePipeline.job"]["data"]["continuationToken"] = self.continuation()
+        done = deployer.handler(event, lambda_context("deployer"))
         self.endpoint.serving[self.name(env, "endpoint")] = arn
         where = (
             f" in account {self.manifest.environment(env).account} through its deploy role"
@@ -709,6 +747,21 @@ class Rehearsal:
             f"({self.manifest.rollout_summary(env)}) is {SIMULATED}.",
         )
 
+    def continuation(self) -> str:
+        """The continuation token of the last PutJobSuccessResult, as the deployer wrote it."""
+        for call, kwargs in reversed(self.pipeline.calls):
+            if call == "put_job_success_result":
+                if "continuationToken" not in kwargs:
+                    raise SystemExit(f"rehearsal: the deployer reported no continuation: {kwargs}")
+                return str(kwargs["continuationToken"])
+        raise SystemExit("rehearsal: the deployer reported no result to CodePipeline")
+
+    @staticmethod
+    def context_of(event: dict[str, Any], name: str) -> LambdaContext:
+        """The context of a function in the account and region an EventBridge event names (the
+        account and region of the rule that delivered it)."""
+        return context_in(event["account"], event["region"], name)
+
     def verify(self, env: EnvName) -> bool:
         from deploy_verifier import handler as verifier
 
@@ -718,7 +771,9 @@ class Rehearsal:
             "endpoint": self.name(env, "endpoint"),
             **self.roles(env, "verify"),
         }
-        result = verifier.handler(self.job(**params), None)
+        result: dict[str, str] = verifier.handler(
+            self.job(**params), lambda_context("deploy_verifier")
+        )
         self.endpoint_mode = False
         say(
             f"Verify {env}",
@@ -732,7 +787,8 @@ class Rehearsal:
         self.endpoint_mode = True
         from quality_gate import handler as gate
 
-        result = gate.handler(self.job(endpoint=self.name("staging", "endpoint")), None)
+        job = self.job(endpoint=self.name("staging", "endpoint"))
+        result: dict[str, str] = gate.handler(job, lambda_context("quality_gate"))
         self.endpoint_mode = False
         say("Quality gate", f"{result['reason']} (the endpoint's answers {SIMULATED}).")
         return result["result"] == "succeeded"
@@ -767,19 +823,29 @@ class Rehearsal:
                 "expires": expires,
             },
         }
+        # The SNS record Lambda receives, whole, as AWS documents it
+        # (https://docs.aws.amazon.com/lambda/latest/dg/with-sns.html).
+        topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:brief-{stage}"
+        subscription = f"{topic}:{uuid.uuid5(uuid.NAMESPACE_URL, topic)}"
+        sns = f"https://sns.{REGION}.amazonaws.com"
         return {
             "Records": [
                 {
                     "EventSource": "aws:sns",
                     "EventVersion": "1.0",
-                    "EventSubscriptionArn": "arn:aws:sns:eu-west-1:123456789012:brief:1",
+                    "EventSubscriptionArn": subscription,
                     "Sns": {
                         "Type": "Notification",
-                        "MessageId": f"rehearsal-{stage}-{token or 'brief'}",
-                        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:brief",
-                        "Subject": "APPROVAL NEEDED",
+                        "MessageId": str(uuid.uuid4()),
+                        "TopicArn": topic,
+                        "Subject": f"APPROVAL NEEDED: AWS CodePipeline {self.release_pipeline}",
                         "Message": json.dumps(message),
                         "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                        "SignatureVersion": "1",
+                        "Signature": base64.b64encode(b"rehearsal-signature").decode(),
+                        "SigningCertUrl": f"{sns}/SimpleNotificationService-rehearsal.pem",
+                        "UnsubscribeUrl": f"{sns}/?Action=Unsubscribe&SubscriptionArn="
+                        f"{subscription}",
                         "MessageAttributes": {},
                     },
                 }
@@ -789,7 +855,7 @@ class Rehearsal:
     def brief(self, stage: str) -> str:
         from gate_notifier import handler as notifier
 
-        result = notifier.handler(self.notification(stage), None)
+        result = notifier.handler(self.notification(stage), lambda_context("gate_notifier"))
         chat = self.posted[-1]["blocks"][1]["text"]["text"]
         say(
             stage,
@@ -805,25 +871,46 @@ class Rehearsal:
         from shared import slack
 
         payload = {
+            "type": "block_actions",
             "team": {"id": TEAM_ID},
             "api_app_id": APP_ID,
             "user": {"id": user, "name": user},
-            "actions": [{"action_id": "approve", "value": request}],
+            "actions": [{"action_id": "approve", "block_id": f"gate:{request}", "value": request}],
         }
         body = urlencode({"payload": json.dumps(payload)})
-        now = str(int(time.time()))
+        moment = time.time()
+        now = str(int(moment))
+        api = "rehearsal0callback"
+        # A Lambda function URL request (payload format 2.0, as AWS documents it:
+        # https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html#urls-payloads),
+        # as Slack's POST arrives.
         event = {
             "version": "2.0",
+            "routeKey": "$default",
             "rawPath": "/",
-            "requestContext": {"stage": "$default", "http": {"method": "POST", "path": "/"}},
+            "rawQueryString": "",
             "headers": {
+                "content-type": "application/x-www-form-urlencoded",
                 "x-slack-request-timestamp": now,
                 "x-slack-signature": slack.sign(secret, now, body),
             },
+            "requestContext": {
+                "accountId": "anonymous",
+                "apiId": api,
+                "domainName": f"{api}.lambda-url.{REGION}.on.aws",
+                "domainPrefix": api,
+                "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                         "sourceIp": "203.0.113.7", "userAgent": "Slackbot 1.0"},
+                "requestId": str(uuid.uuid4()),
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(moment)),
+                "timeEpoch": int(moment * 1000),
+            },
             "body": base64.b64encode(body.encode()).decode(),
             "isBase64Encoded": True,
-        }
-        return dict(callback.handler(event, None))
+        }  # fmt: skip
+        return dict(callback.handler(event, lambda_context("gate_callback")))
 
     def gate_of(self, stage: str) -> Any:
         return next(g for g in self.manifest.gates if self.names.gate_stage(g.name) == stage)
@@ -907,7 +994,8 @@ class Rehearsal:
     def brief_quiet(self, stage: str, token: str) -> str:
         from gate_notifier import handler as notifier
 
-        return str(notifier.handler(self.notification(stage, token), None)["request_id"])
+        answer = notifier.handler(self.notification(stage, token), lambda_context("gate_notifier"))
+        return str(answer["request_id"])
 
     def fault_silent_rollback(self) -> None:
         self.endpoint.serving[self.name("prod", "endpoint")] = (
@@ -962,12 +1050,13 @@ class Rehearsal:
         release.codepipeline = Throttled()
         try:
             try:
-                release.handler(event, None)
+                release.handler(event, self.context_of(event, "release"))
                 first = "released at once"
             except ClientError as err:
                 first = f"failed ({err.response['Error']['Code']}), no record kept"
-            retried = release.handler(event, None)  # Lambda's retry of the failed invocation
-            again = release.handler(event, None)  # EventBridge delivering it once more
+            # Lambda's retry of the failed invocation, then EventBridge delivering it once more.
+            retried = release.handler(event, self.context_of(event, "release"))
+            again = release.handler(event, self.context_of(event, "release"))
         finally:
             release.codepipeline = pipeline
         starts = [c for c, _ in pipeline.calls[before:] if c == "start_pipeline_execution"]
@@ -1051,11 +1140,16 @@ class Rehearsal:
             raise SystemExit("rehearsal: the monitoring job published no drifted_feature_share")
         return max(values)
 
-    def alarm_event(self, env: EnvName, value: float, now: Any) -> dict[str, Any]:
-        """EventBridge's "CloudWatch Alarm State Change" of the drift alarm into ALARM."""
+    def drift_alarm_name(self, env: EnvName) -> str:
+        """The data-drift alarm's name, as the Monitoring stack names it (DRIFT_ALARM)."""
         from mlgate.naming import Names
 
-        name = Names.of(self.manifest, env).alarm("model", "data-drift", "warning")
+        return Names.of(self.manifest, env).alarm("model", "data-drift", "warning")
+
+    def alarm_event(self, env: EnvName, value: float, now: Any) -> dict[str, Any]:
+        """EventBridge's "CloudWatch Alarm State Change" of the drift alarm into ALARM, from
+        the account and region of the alarm (the responder's own)."""
+        name = self.drift_alarm_name(env)
         threshold = self.manifest.monitoring.drift_threshold
         return {
             "version": "0", "id": f"drift-{now:%H%M%S}", "source": "aws.cloudwatch",
@@ -1150,12 +1244,15 @@ class Rehearsal:
             "OWNERS_TOPIC_ARN": topic, "ENDPOINT_NAME": names.endpoint(),
             "PRODUCT": self.manifest.product.name, "ENVIRONMENT": env,
             "REPORTS_URI": f"s3://artifacts/monitoring/{env}/evidently/",
+            "DRIFT_ALARM": self.drift_alarm_name(env),
         })  # fmt: skip
         from drift_responder import handler as drift
 
-        started = drift.handler(self.alarm_event(env, share, later), None)
+        alarm = self.alarm_event(env, share, later)
+        started = drift.handler(alarm, self.context_of(alarm, "drift_responder"))
         say("Drift", f"the drift responder: started {started['started']}: {started['reason']}")
-        again = drift.handler(self.alarm_event(env, share, later + timedelta(hours=1)), None)
+        alarm = self.alarm_event(env, share, later + timedelta(hours=1))
+        again = drift.handler(alarm, self.context_of(alarm, "drift_responder"))
         say("Drift", f"the alarm again an hour later: started {again['started']}: "
                      f"{again['reason']}")  # fmt: skip
         runs = b.client("sagemaker").list_pipeline_executions(
