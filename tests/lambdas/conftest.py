@@ -178,21 +178,21 @@ def emf(out: str) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName=os.environ["IDEMPOTENCY_TABLE"],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield
+def create_idempotency_table(ddb: Any) -> str:
+    """The hooks' Powertools idempotency table, as the foundation stack makes it."""
+    name = os.environ["IDEMPOTENCY_TABLE"]
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
 
 
-@pytest.fixture
-def audit_table(aws: None) -> str:
-    boto3.client("dynamodb").create_table(
+def create_audit_table(ddb: Any) -> str:
+    """The audit trail, keyed as the delivery stack makes it."""
+    ddb.create_table(
         TableName="audit",
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
@@ -205,6 +205,18 @@ def audit_table(aws: None) -> str:
         BillingMode="PAY_PER_REQUEST",
     )
     return "audit"
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        create_idempotency_table(boto3.client("dynamodb"))
+        yield
+
+
+@pytest.fixture
+def audit_table(aws: None) -> str:
+    return create_audit_table(boto3.client("dynamodb"))
 
 
 def audit_items() -> list[dict[str, str]]:

@@ -45,7 +45,7 @@ from hypothesis import event as note
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from .conftest import LambdaContext, event
+from .conftest import LambdaContext, create_audit_table, create_idempotency_table, event
 from .test_event_properties import anything
 
 NAMESPACE = "mlgate/fraud-detection/release"
@@ -519,24 +519,8 @@ def tables() -> Iterator[Callable[[], None]]:
     """The idempotency and audit tables under moto; the function empties both."""
     with mock_aws():
         ddb = boto3.client("dynamodb")
-        ddb.create_table(
-            TableName=os.environ["IDEMPOTENCY_TABLE"],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.create_table(
-            TableName="audit",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_idempotency_table(ddb)
+        create_audit_table(ddb)
 
         def empty() -> None:
             for table, keys in ((os.environ["IDEMPOTENCY_TABLE"], ["id"]), ("audit", ["pk", "sk"])):
