@@ -207,6 +207,22 @@ def create_audit_table(ddb: Any) -> str:
     return "audit"
 
 
+def create_retraining_target(pipeline: str) -> None:
+    """What the drift responder starts and where it keeps its cool-down: the training pipeline
+    (empty) and the cool-down table, as the training and serving stacks make them."""
+    boto3.client("sagemaker").create_pipeline(
+        PipelineName=pipeline,
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        RoleArn="arn:aws:iam::123456789012:role/training",
+    )
+    boto3.client("dynamodb").create_table(
+        TableName="drift",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():

@@ -14,7 +14,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from .conftest import Faults, context_of, emf, fail_then_retry
+from .conftest import (
+    Faults,
+    context_of,
+    create_idempotency_table,
+    create_retraining_target,
+    emf,
+    fail_then_retry,
+)
 
 EVENT = json.loads(
     (Path(__file__).parents[1] / "events" / "monitoring_violations.json").read_text()
@@ -29,24 +36,8 @@ NOW = 1_795_514_800.0
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws():
-        sagemaker = boto3.client("sagemaker")
-        sagemaker.create_pipeline(
-            PipelineName=PIPELINE,
-            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
-            RoleArn="arn:aws:iam::123456789012:role/training",
-        )
-        boto3.client("dynamodb").create_table(
-            TableName="idempotency",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        boto3.client("dynamodb").create_table(
-            TableName="drift",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_retraining_target(PIPELINE)
+        create_idempotency_table(boto3.client("dynamodb"))
         topic = boto3.client("sns").create_topic(Name="on-call")["TopicArn"]
         sqs = boto3.client("sqs")
         queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from shared import slack
 from shared.eventbridge import path
 
-from .conftest import CONTEXT, Faults, context_of, emf, event
+from .conftest import CONTEXT, Faults, context_of, create_retraining_target, emf, event
 from .test_gates import (
     ALICE,
     APP,
@@ -238,17 +238,7 @@ NOW_DRIFT = 1_795_514_800.0
 @pytest.fixture
 def drift(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The drift responder in prod, under moto: its pipeline, cool-down table and topic."""
-    boto3.client("sagemaker").create_pipeline(
-        PipelineName="mlgate-fraud-detection-training",
-        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
-        RoleArn="arn:aws:iam::123456789012:role/training",
-    )
-    boto3.client("dynamodb").create_table(
-        TableName="drift",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_retraining_target("mlgate-fraud-detection-training")
     topic = boto3.client("sns").create_topic(Name="on-call")["TopicArn"]
     for key, value in {
         "PIPELINE_NAME": "mlgate-fraud-detection-training", "COOLDOWN_TABLE": "drift",
