@@ -70,6 +70,13 @@ class Names:
         """Globally unique and predictable: product, purpose, account, region."""
         return self.resource(purpose, account, region)
 
+    def released_prefix(self, version: int | str | None = None) -> str:
+        """Where the release hook copies an approved version's artifacts in the home artifact
+        bucket (released/<product>/<version>/: model.tar.gz, baseline/...): the one prefix
+        another environment's roles may read (issue 29: prod reads no training run)."""
+        base = f"released/{self.product}"
+        return base if version is None else f"{base}/{version}"
+
     def key_alias(self) -> str:
         return "/".join(["alias/mlgate", self.product, *([self.env] if self.env else [])])
 

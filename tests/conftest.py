@@ -163,7 +163,7 @@ def _one_sns_signing_key() -> None:
 _one_sns_signing_key()
 
 
-SYNTH_FIXTURES = {"synth", "product", "cross_account"}
+SYNTH_FIXTURES = {"synth", "product", "cross_account", "examples", "scaffold"}
 SYNTH_GROUP = "synth"
 GROUPS: list[tuple[str, set[str]]] = [
     # The tests on local Spark join the synth group: test_glue_jobs needs both, and one worker
@@ -305,6 +305,35 @@ def cross_account(synth: Synth) -> Synth:
     remote = [p for p in synth.products if p.manifest.is_remote("prod")]
     assert remote, "an example product must keep prod in an account of its own"
     return Synth(products=remote, outdir=synth.outdir, _templates=synth._templates)
+
+
+APPS = ("examples", "scaffold")
+"""The apps a check of every product runs on: a test parametrized with `app` over APPS takes
+`request.getfixturevalue(app)` (a service_rules.App of CloudFormation templates)."""
+
+
+@pytest.fixture(scope="session")
+def examples(synth: Synth) -> Any:
+    """Every example product, from the suite's one synthesis, as a service_rules.App."""
+    from mlgate.service_rules import App
+
+    return App.from_cloud_assembly(synth.outdir)
+
+
+@pytest.fixture(scope="session")
+def scaffold(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A product as `python -m mlgate new` makes it, synthesized on the synthesis' worker
+    (without CDK's CloudFormation validation, as the shared synthesis)."""
+    from mlgate.cli import main
+    from mlgate.manifest import load_manifest
+    from mlgate.service_rules import App
+
+    parent = tmp_path_factory.mktemp("products")
+    assert main(["new", "churn-risk", "--dir", str(parent)]) == 0
+    manifest = load_manifest(parent / "churn-risk" / "manifest.yaml")
+    outdir = tmp_path_factory.mktemp("scaffold.out")
+    _synthesize([manifest], outdir, cfn_validation=False)
+    return App.from_cloud_assembly(outdir)
 
 
 @pytest.fixture

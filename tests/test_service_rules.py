@@ -6,32 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlgate.cli import main
-from mlgate.manifest import load_manifest
 from mlgate.service_rules import REVIEWED, TABLE, App, ServiceRule, violations
 
-from .conftest import Synth, _synthesize
-
-APPS = ("examples", "scaffold")
-
-
-@pytest.fixture(scope="module")
-def examples(synth: Synth) -> App:
-    """Every example product, from the suite's one synthesis."""
-    return App.from_cloud_assembly(synth.outdir)
-
-
-@pytest.fixture(scope="module")
-def scaffold(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> App:
-    """A product as `python -m mlgate new` makes it, synthesized on the synthesis' worker
-    (without CDK's CloudFormation validation, as the shared synthesis)."""
-    parent = tmp_path_factory.mktemp("products")
-    assert main(["new", "churn-risk", "--dir", str(parent)]) == 0
-    manifest = load_manifest(parent / "churn-risk" / "manifest.yaml")
-    outdir = tmp_path_factory.mktemp("scaffold.out")
-    _synthesize([manifest], outdir, cfn_validation=False)
-    return App.from_cloud_assembly(outdir)
-
+from .conftest import APPS, Synth
 
 @pytest.mark.usefixtures("synth")  # on the synthesis' worker (conftest.GROUPS)
 @pytest.mark.parametrize("app", APPS)
