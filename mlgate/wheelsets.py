@@ -14,7 +14,9 @@ the network.
 
 - `powertools`: the hooks' Lambda layer (mlgate/constructs/hooks.py), Powertools at
   requirements-dev.txt's pin with its parser extra (pydantic, at requirements.txt's pin) and
-  what they need, for the python3.13 x86_64 runtime.
+  what they need, for the python3.13 x86_64 runtime, with their bytecode compiled by a local
+  python3.13 (tools/wheels.py compile_layer: Lambda's /opt is read-only, so a layer without
+  bytecode compiles its imports at every cold start).
 - `monitoring`: the Evidently job's wheelhouse (mlgate/constructs/evidently.py), every pin of
   requirements-monitoring.txt, for the Python 3.12 x86_64 SageMaker scikit-learn image; the
   job installs it with `--no-index --require-hashes`.
@@ -151,6 +153,8 @@ class WheelSet:
             "layout": self.layout,
             "wheels": sorted((canonical(w.name), w.version, sorted(w.hashes)) for w in self.wheels),
         }
+        if self.layout == "layer":  # compiled for the runtime (tools/wheels.py compile_layer)
+            content["bytecode"] = f"cpython-{self.python.replace('.', '')}"
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     @property
