@@ -27,7 +27,7 @@ from pathlib import Path
 from _common import DEFAULT_PRODUCT, ROOT, generated_manifests, table
 
 sys.path.insert(0, str(ROOT))
-from mlgate.jsii_node import LAUNCHER
+from mlgate.synth_tuning.jsii_node import LAUNCHER
 
 # The baseline: the same CLI-style run and context (so CDK's template validation runs too; it
 # refuses a stack without resources), one stack holding one resource that does nothing.
@@ -86,6 +86,8 @@ def main() -> None:
         "fraud-detection (default)": (None, default, {}),
         "delivery-time": (None, str(examples / "delivery-time"), {}),
         "both examples in one app": (None, str(examples), {}),
+        # Every lever off: stock CDK, as after a version move (mlgate/synth_tuning/versions.py).
+        "fraud-detection, MLGATE_FAST_SYNTH=off": lever_off(MLGATE_FAST_SYNTH="off"),
         "fraud-detection, pipeline built by the SDK (no cache)": lever_off(
             MLGATE_PIPELINE_CACHE="off"
         ),

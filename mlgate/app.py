@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aws_cdk as cdk
 
 from mlgate.constructs.compliance import enable_compliance_checks
 from mlgate.constructs.event_rules import watched_rules
 from mlgate.constructs.monitoring import Hook
-from mlgate.manifest import ENV_NAMES, EnvName, Manifest
+from mlgate.manifest import ENV_NAMES, EnvName, Manifest, ManifestBatchError, load_manifests
 from mlgate.stacks.data import DataStack
 from mlgate.stacks.delivery import DeliveryStack
 from mlgate.stacks.foundation import EnvironmentFoundationStack, FoundationStack, SiteStack
@@ -30,6 +34,25 @@ class ProductStacks:
     @property
     def all(self) -> list[cdk.Stack]:
         return [self.foundation, *self.extra.values()]
+
+
+def fresh_outdir() -> Path | None:
+    """The output folder `cdk` asked for (CDK_OUTDIR), if it does not exist yet."""
+    outdir = os.environ.get("CDK_OUTDIR")
+    return Path(outdir) if outdir is not None and not Path(outdir).exists() else None
+
+
+def manifests_or_exit(target: str, fresh: Path | None = None) -> list[Manifest]:
+    """The manifests at `target` (a product folder, its manifest.yaml, or a folder of product
+    folders). A bad one stops the synth here, each error on one line: nothing synthesized, and
+    no output folder left behind where there was none."""
+    try:
+        return load_manifests(target)
+    except ManifestBatchError as err:
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
+        print("\n".join(err.lines), file=sys.stderr)
+        sys.exit(1)
 
 
 def build_app(app: cdk.App, manifests: list[Manifest]) -> list[ProductStacks]:

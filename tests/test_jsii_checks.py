@@ -1,12 +1,12 @@
 """jsii's runtime type checks: off in `cdk synth` (app.py), on in the tests, which build every
-stack of every example with them (mlgate/jsii_checks.py)."""
+stack of every example with them (mlgate/synth_tuning/jsii_checks.py)."""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 import pytest
 
-from mlgate.jsii_checks import skip_jsii_type_checks
+from mlgate.synth_tuning.jsii_checks import skip_jsii_type_checks
 
 from .conftest import ROOT, python_code
 
@@ -14,7 +14,7 @@ from .conftest import ROOT, python_code
 # jsii kernel refuses the value.
 WRONG = """
 import sys
-from mlgate.jsii_checks import skip_jsii_type_checks
+from mlgate.synth_tuning.jsii_checks import skip_jsii_type_checks
 print("skipped" if skip_jsii_type_checks() else "kept")
 import aws_cdk as cdk
 stack = cdk.Stack(cdk.App(), "S")
@@ -51,5 +51,8 @@ def test_too_late_once_aws_cdk_is_imported(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_app_py_skips_them_before_importing_aws_cdk() -> None:
-    source = (ROOT / "app.py").read_text()
-    assert source.index("skip_jsii_type_checks()") < source.index("import aws_cdk")
+    app = (ROOT / "app.py").read_text()
+    assert app.index("synth_tuning.tune()") < app.index("import aws_cdk")
+    tuning = (ROOT / "mlgate" / "synth_tuning" / "__init__.py").read_text()
+    body = tuning[tuning.index("def tune(") :]
+    assert body.index("skip_jsii_type_checks()") < body.index("\n    import aws_cdk")

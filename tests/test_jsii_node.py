@@ -1,4 +1,4 @@
-"""jsii's node as mlgate runs it (mlgate/jsii-node, mlgate/jsii-preload.cjs): the kernel in the
+"""jsii's node as mlgate runs it (mlgate/synth_tuning/jsii-node, mlgate/synth_tuning/jsii-preload.cjs): the kernel in the
 node process Python started, with no relay process between them, and a code cache keyed by
 content. Both must be invisible except in time: the same answers, the same console output, the
 same errors, and never a stale or another user's compiled code."""
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mlgate.jsii_node import LAUNCHER
+from mlgate.synth_tuning.jsii_node import LAUNCHER
 
 from .conftest import python_code
 

@@ -1,5 +1,5 @@
 """CDK's CloudFormation validation engine on a worker thread of jsii's node, and the reports it
-keeps (mlgate/jsii-preload.cjs part 4, mlgate/jsii-validation-worker.cjs). Both must be
+keeps (mlgate/synth_tuning/jsii-preload.cjs part 4, mlgate/synth_tuning/jsii-validation-worker.cjs). Both must be
 invisible except in time: the same findings as the engine on node's main thread, for the
 default rules and for a plugin's own, and never a report made for other bytes or other rules."""
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mlgate.jsii_node import LAUNCHER
+from mlgate.synth_tuning.jsii_node import LAUNCHER
 
 from .conftest import python_code
 

@@ -1,7 +1,7 @@
 """CDK's CloudFormation validation engine, started while Python still has Python work to do.
 
 (Where jsii's node runs as mlgate runs it, the engine is built on a worker thread of node from
-the moment aws-cdk-lib loads, and asking for it here returns at once: mlgate/jsii-preload.cjs,
+the moment aws-cdk-lib loads, and asking for it here returns at once: jsii-preload.cjs,
 part 4. What follows is what this module still does where that worker is off.)
 
 `cdk synth` validates every template with CDK's built-in CloudFormation validation

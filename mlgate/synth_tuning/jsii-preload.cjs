@@ -1,6 +1,6 @@
 'use strict';
-// Loaded by mlgate/jsii-node (`node -r`) before jsii's kernel, lib/program.js, which then runs
-// in the one node process Python talks to. mlgate/jsii_node.py says why; each part below says
+// Loaded by mlgate/synth_tuning/jsii-node (`node -r`) before jsii's kernel, lib/program.js, which then runs
+// in the one node process Python talks to. mlgate/synth_tuning/jsii_node.py says why; each part below says
 // what jsii's relay (bin/jsii-runtime.js) did that this process now does itself.
 const crypto = require('crypto');
 const fs = require('fs');
@@ -69,7 +69,7 @@ function privateCacheDir(variable, name, sub) {
   }
 }
 
-// mlgate/jsii-node, a POSIX shell script, loads this file
+// mlgate/synth_tuning/jsii-node, a POSIX shell script, loads this file
 const cacheDir = privateCacheDir(
   'MLGATE_JSII_CODE_CACHE', 'jsii-code-cache', `${process.version}-${process.arch}`,
 );
