@@ -45,16 +45,20 @@ HOOK_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "bench",
     "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
-# The first parse of each parser-reading hook: its event, read with its models.
+# The first parse of each job hook: the job id of its event, GetJobDetails' answer for it
+# (its UserParameters read with the hook's model) and a release.json, read with its models.
 JOB = (
     "import json; from shared import jobs, models; e = json.load(open({events!r} + "
-    "'/codepipeline_job.json')); d = e['CodePipeline.job']['data']; "
-    "d['inputArtifacts'][0]['location']['s3Location'] = {{'bucketName': 'artifacts', "
-    "'objectKey': 'r.json'}}; del d['continuationToken']; "
-    "d['actionConfiguration']['configuration']['UserParameters'] = json.dumps({params}); "
-    "jobs.read_job(e, models.{model}); "
+    "'/codepipeline_job.json')); jobs.job_id(e); "
+    "d = models.read({{'jobDetails': {{'id': e['CodePipeline.job']['id'], 'data': {{"
+    "'actionConfiguration': {{'configuration': {{'UserParameters': json.dumps({params})}}}}, "
+    "'pipelineContext': {{'pipelineName': 'p', 'pipelineExecutionId': "
+    "'4a2e8c1f-0b7d-4e59-9c3a-6f1d2b8e7a90'}}}}}}}}, models.JobDetailsAnswer); "
+    "models.read(d.jobDetails.data.actionConfiguration.configuration.UserParameters, "
+    "models.{model}); "
     "models.read(json.dumps({{'model_package_arn': 'arn:aws:sagemaker:eu-west-1:111111111111:"
-    "model-package/g/1', 'model_version': 1}}), models.Release)"
+    "model-package/g/1', 'model_version': 1, 'model_data_url': "
+    "'s3://artifacts/released/p/1/model.tar.gz'}}), models.Release)"
 )
 EVENTS = str(ROOT / "tests" / "events")
 
@@ -116,7 +120,8 @@ FIRST_PARSE = {
     f"h.read(json.load(open({EVENTS!r} + '/model_package_state_change.json')), h.ModelApproval)",
     "deployer": JOB.format(
         events=EVENTS, model="DeployParameters",
-        params={"environment": "staging", "stack": "s"},
+        params={"environment": "staging", "stack": "s",
+                "service_role": "arn:aws:iam::111111111111:role/s-cfn"},
     ),
     "deploy_verifier": JOB.format(
         events=EVENTS, model="VerifyParameters",
@@ -256,6 +261,10 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
             Key=f"{world.run_prefix}/test/test.csv",
             Body="\n".join(f"0,{world.manifest.sample_record}" for _ in range(20)).encode(),
         )
+        # The run's model artifact and baseline dataset, which the release hook copies to the
+        # version's released folder.
+        for key in ("model/model.tar.gz", "baseline/baseline.csv"):
+            s3.put_object(Bucket="artifacts", Key=f"{world.run_prefix}/{key}", Body=b"bench")
         arn = world.register({})
         world.approve(arn)
         world.deploy("staging", arn)
@@ -305,6 +314,7 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
 
         verify = world.job(environment="staging", endpoint="mlgate-fraud-detection-staging")
         stack = "mlgate-fraud-detection-staging-serving"
+        service_role = f"arn:aws:iam::123456789012:role/{world.names.serving_cfn_role('staging')}"
         approval = world.approval_event(arn)
         ticks = iter(range(1, 1_000_000))
 
@@ -347,7 +357,8 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
                 approval, world.context_of(approval, "release")
             ),
             "deployer (version already served)": lambda: deployer.handler(
-                world.job(environment="staging", stack=stack), context("deployer")
+                world.job(environment="staging", stack=stack, service_role=service_role),
+                context("deployer"),
             ),
             "deploy_verifier": verified,
             # A new job each time, so every call sends the smoke load and judges it.

@@ -781,6 +781,42 @@ class Delivery(_Model):
     (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html)."""
 
 
+class Retention(_Model):
+    """How long each class of the product's data is kept, in days. S3 lifecycle rules expire
+    it (raw and curated buckets, the capture and reports prefixes of every artifact bucket); an
+    object overwritten or expired before that stays as a noncurrent version for at most
+    `NONCURRENT_DAYS` more, so a mistaken delete can be undone and nothing outlives its class
+    by more. The evidence pack shows each class with where it is enforced."""
+
+    raw: int = Field(default=30, ge=1, le=3650)
+    """Raw data as the sources land it, customer ids and all: kept only until the ETL has
+    curated it and a re-run could still need it, so short."""
+    curated: int = Field(default=365, ge=1, le=3650)
+    """Curated data every version is trained on: a year of history covers seasonality;
+    longer only when the model needs it."""
+    capture: int = Field(default=30, ge=1, le=3650)
+    """Captured prod requests and answers (whole customer records): long enough for the
+    monitor to judge them (its window, plus the ground-truth delay) and to investigate an
+    incident, then gone."""
+    reports: int = Field(default=400, ge=1, le=3650)
+    """Monitoring reports and summaries (aggregates, no records): a year of drift history for
+    the yearly model review, plus a month's margin."""
+    audit: int = Field(default=2557, ge=365, le=3653)
+    """Gate decisions and approvals (who approved which release, when): seven years, the
+    review cycle regulators commonly ask for; never shorter than a year nor than any data
+    class it vouches for."""
+
+
+ARTIFACT_PREFIXES = {"capture": "datacapture/", "reports": "monitoring/"}
+"""The data classes every artifact bucket keeps under a prefix: captured traffic (the
+endpoint's capture destination, mlgate/constructs/endpoint.py, and the monitor's staged copies
+of it) and monitoring reports (Names.monitoring_reports)."""
+
+NONCURRENT_DAYS = 30
+"""How long an overwritten or expired object of a data class stays as a noncurrent version:
+this, or its class's own days when shorter."""
+
+
 class Environment(_Model):
     account: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
     """12-digit AWS account id."""
@@ -835,6 +871,8 @@ class Manifest(_Model):
     """Monitoring engine, schedule, drift thresholds and retraining policy."""
     delivery: Delivery = Delivery()
     """How the release pipeline's hooks run."""
+    retention: Retention = Retention()
+    """How long each class of data is kept (days): raw, curated, capture, reports, audit."""
     environments: Environments
     """Accounts and regions."""
 
@@ -955,6 +993,11 @@ class Manifest(_Model):
         return tuple(g for g in self.gates if g.placement is not GatePlacement.MODEL_REGISTRY)
 
     @property
+    def data_classes(self) -> dict[str, int]:
+        """Retention days by data class, in the order the evidence pack lists them."""
+        return self.retention.model_dump()
+
+    @property
     def open_risks(self) -> tuple[Risk, ...]:
         return tuple(
             sorted((r for r in self.risks if r.status == "open"), key=lambda r: (-r.score, r.id))
@@ -1032,6 +1075,7 @@ class Manifest(_Model):
             problems.append(("gates", "at least one gate must run in CodePipeline"))
         problems.extend(self._rollout_problems())
         problems.extend(self._model_problems())
+        problems.extend(self._retention_problems())
         if self.environments.prod.region != self.environments.staging.region:
             problems.append(
                 (
@@ -1101,6 +1145,41 @@ class Manifest(_Model):
                     "serving.sample_request",
                     "a product preprocess decides the payload layout: ship a sample request "
                     "(header row of feature names, then one record) and name it here",
+                )
+            )
+        return problems
+
+    def _retention_problems(self) -> list[tuple[str, str]]:
+        """Each data class outlasts what reads it; the audit trail outlasts every data class."""
+        problems: list[tuple[str, str]] = []
+        keep = self.retention
+        monitoring = self.monitoring
+        # A run judges the last interval, and with ground truth the interval that ended the
+        # delay before it: a capture must still exist when its label is due.
+        needed = schedules.schedule_interval_hours(monitoring.schedule)
+        if monitoring.ground_truth_s3_uri:
+            needed += monitoring.ground_truth_delay_hours
+        if keep.capture * 24 < needed:
+            problems.append(
+                (
+                    "retention.capture",
+                    f"{keep.capture} day(s) expire captured traffic before the monitor judges "
+                    f"it ({needed} h: one monitoring interval"
+                    + (" plus monitoring.ground_truth_delay_hours" if monitoring.ground_truth_s3_uri
+                       else "")
+                    + f"); keep it at least {-(-needed // 24)} day(s)",
+                )
+            )  # fmt: skip
+        longest = max(
+            ("raw", "curated", "capture", "reports"), key=lambda name: getattr(keep, name)
+        )
+        if keep.audit < getattr(keep, longest):
+            problems.append(
+                (
+                    "retention.audit",
+                    f"{keep.audit} day(s) is shorter than retention.{longest} "
+                    f"({getattr(keep, longest)} days): the audit trail must outlast the data "
+                    "its decisions were made on",
                 )
             )
         return problems

@@ -188,6 +188,11 @@ class Names:
         """Home: assumed by a remote environment's drift responder to start training."""
         return self._role(self._in(env), "retrain")
 
+    def serving_cfn_role(self, env: EnvName | None = None) -> str:
+        """Environment: the CloudFormation service role the deployer hands the Serving stack's
+        parameter update (UpdateStack's RoleARN), holding only what that update needs."""
+        return self._role(self._in(env), "serving-cfn")
+
     def deploy_role(self, env: EnvName | None = None) -> str:
         """Environment: assumed by the home deployer to update the Serving stack."""
         return self._role(self._in(env), "deploy")

@@ -48,6 +48,9 @@ ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 EXEC_POLICY = "mlgate-cfn-exec"
 """The customer managed policy preflight names for the CloudFormation execution role instead
 of AdministratorAccess (README, "Prod in its own account")."""
+EXEC_BOUNDARY = "mlgate-cfn-boundary"
+"""The permissions boundary `cdk bootstrap --custom-permissions-boundary` puts on the roles
+the execution role creates (README, "Prod in its own account")."""
 CFN_TO_IAM = {
     "ApplicationAutoScaling": "application-autoscaling",
     "CloudWatch": "cloudwatch",
@@ -567,11 +570,14 @@ def check_exec_role(account: Account, plan: Plan, services: list[str]) -> list[R
                 check,
                 plan.where,
                 f"{role} has AdministratorAccess attached: every stack deploys with full "
-                "administrator rights",
+                "administrator rights, and whoever may pass that role to CloudFormation is "
+                "an administrator",
                 f"create a customer managed policy {EXEC_POLICY} allowing only "
-                f"{', '.join(services)} (iam limited to role/mlgate-* and policy/mlgate-*), and "
-                f"bootstrap again with --cloudformation-execution-policies "
-                f"{exec_policy_arn(plan.account)}",
+                f"{', '.join(services)} (iam limited to role/mlgate-* and policy/mlgate-*) and "
+                f"a permissions boundary {EXEC_BOUNDARY}, and bootstrap again with "
+                f"--cloudformation-execution-policies {exec_policy_arn(plan.account)} "
+                f'--custom-permissions-boundary {EXEC_BOUNDARY} (README, "Prod in its own '
+                'account")',
             )
         ]
     names = ", ".join(a.rsplit("/", 1)[-1] for a in attached) or "none"
@@ -983,6 +989,104 @@ def check_named_trusts(
     ]
 
 
+RECREATED_SLACK_SECONDS = 600
+"""How much later than its stack's record of it a role may have been created: CloudFormation
+records a resource when it completes, after IAM created it; ten minutes cover a slow stack."""
+
+
+def trusted_roles(manifest: Manifest) -> list[tuple[EnvName | None, str, str, str]]:
+    """Every role another account trusts by name: (its environment, None at home; its name; the
+    stack that creates it; what trusts it)."""
+    names = Names.of(manifest)
+    prod = names.at("prod")
+    return [
+        (None, names.deployer_role(), names.stack("delivery"), "prod's deploy role"),
+        (None, names.verifier_role(), names.stack("delivery"), "prod's verify role"),
+        ("prod", names.drift_role("prod"), prod.serving_stack(), "home's retrain role"),
+        ("prod", names.model_role("prod"), prod.serving_stack(),
+         "home's artifact bucket and key"),
+        ("prod", names.monitor_role("prod"), prod.monitoring_stack(),
+         "home's artifact bucket, key and registry"),
+    ]  # fmt: skip
+
+
+def stack_record(account: Account, stack: str, role: str) -> dict[str, Any] | str | None:
+    """The stack's record of the role (its ListStackResources summary), None when the stack
+    holds no such role, "no stack" when the stack does not exist."""
+    from botocore.exceptions import ClientError
+
+    cloudformation = account.client("cloudformation")
+    try:
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack):
+            for summary in page["StackResourceSummaries"]:
+                if (
+                    summary.get("ResourceType") == "AWS::IAM::Role"
+                    and summary.get("PhysicalResourceId") == role
+                ):
+                    return dict(summary)
+    except ClientError as err:
+        if error_code(err) == "ValidationError":  # "Stack with id ... does not exist"
+            return "no stack"
+        raise
+    return None
+
+
+def check_trusted_role_origin(
+    manifest: Manifest, accounts: dict[tuple[str, str], Account]
+) -> list[Result]:
+    """A role another account trusts by name is the one its stack created. Trust by name
+    (aws:PrincipalArn) holds for any role of that name: one deleted and created again, by hand
+    or by another template, inherits every trust the other account gives the name. IAM shows
+    it by its creation date, later than the stack's record of the role (ListStackResources'
+    LastUpdatedTimestamp), or by the stack not holding it."""
+    home_account, region = home(manifest)
+    at = {None: home_account, "prod": manifest.environments.prod.account}
+    check = "trusted-role-origin"
+    where = manifest.product.name
+    foreign, checked = [], 0
+    for env, name, stack, trusted_by in trusted_roles(manifest):
+        account = accounts[(at[env], region)]
+        role = role_exists(account, name)
+        if role is None:
+            continue  # trust-by-name says whether a trust waits for it
+        checked += 1
+        record = stack_record(account, stack, name)
+        created = role["CreateDate"]
+        if record == "no stack" or record is None:
+            where_from = "no stack" if record == "no stack" else "not a resource of"
+            foreign.append(
+                f"{name} ({at[env]}), trusted by {trusted_by}, is {where_from} {stack}: "
+                "a role of that name made outside mlgate's deploy holds the trust"
+            )
+            continue
+        assert isinstance(record, dict)
+        recorded = record["LastUpdatedTimestamp"]
+        if (created - recorded).total_seconds() > RECREATED_SLACK_SECONDS:
+            foreign.append(
+                f"{name} ({at[env]}), trusted by {trusted_by}, was created "
+                f"{created:%Y-%m-%d %H:%M} UTC, after {stack} last recorded it "
+                f"({recorded:%Y-%m-%d %H:%M}): deleted and created again outside "
+                "CloudFormation, it inherited the trust"
+            )
+    if foreign:
+        return [
+            Result(
+                "WARN",
+                check,
+                where,
+                "; ".join(foreign),
+                "find who created the role (CloudTrail CreateRole), delete it, and deploy its "
+                "stack again (make deploy) so the trusted role is the stack's own",
+            )
+        ]
+    state = (
+        f"{checked} trusted role(s) deployed, each created by its stack"
+        if checked
+        else "no trusted role deployed yet"
+    )
+    return [Result("PASS", check, where, state)]
+
+
 def check_slack(manifest: Manifest, account: Account) -> list[Result]:
     """The hooks' Slack secrets hold values shaped as the hooks read them; never printed."""
     from botocore.exceptions import ClientError
@@ -1288,6 +1392,16 @@ def run(
                 tasks.append(
                     task(
                         "trust-by-name", name, needs("iam:GetRole"), check_named_trusts, m, accounts
+                    )
+                )
+                tasks.append(
+                    task(
+                        "trusted-role-origin",
+                        name,
+                        needs("iam:GetRole", "cloudformation:ListStackResources"),
+                        check_trusted_role_origin,
+                        m,
+                        accounts,
                     )
                 )
         tasks.append(

@@ -1258,6 +1258,142 @@ def _trust_policy_size(role: Resource) -> str | None:
     return None
 
 
+ADMIN_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+"""AWS managed policies that let a role change IAM or do everything: a role holding one is
+never a role a function may pass."""
+IAM_ALLOWED = ("iam:PassRole", "iam:CreateServiceLinkedRole")
+"""The IAM actions a role a function passes may hold (each checked on its own: PassRole's
+targets, and a service-linked role is AWS's own)."""
+CDK_EXEC_ROLE = re.compile(r":role/cdk-[a-z0-9]+-cfn-exec-role-")
+
+
+def _role_policies(role: Resource) -> Iterator[Mapping[str, Any]]:
+    """The statements of `role`'s inline policies and of the AWS::IAM::Policy resources of its
+    account attached to it (by reference or by name)."""
+    name = role.literal(role.props.get("RoleName"))
+    for policy in _listed(role.props.get("Policies")):
+        yield from _listed(_get(policy, "PolicyDocument.Statement"))
+    for policy in role.app.resources("AWS::IAM::Policy"):
+        if policy.stack.account != role.stack.account:
+            continue
+        for attached in _listed(policy.props.get("Roles")):
+            if role.is_(policy.ref(attached)) or (name and policy.literal(attached) == name):
+                yield from _listed(_get(policy.props, "PolicyDocument.Statement"))
+
+
+def _allows(statement: Mapping[str, Any], action: str) -> bool:
+    if statement.get("Effect") != "Allow":
+        return False
+    if "NotAction" in statement:
+        return True
+    return any(
+        fnmatchcase(action.lower(), str(a).lower()) for a in _listed(statement.get("Action"))
+    )
+
+
+def _role_named(app: App, arn: str) -> Resource | None:
+    """The role of this app an IAM role ARN names (account and role name)."""
+    found = re.fullmatch(r"arn:aws:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)", arn)
+    if found is None:
+        return None
+    account, name = found.groups()
+    for role in app.resources("AWS::IAM::Role"):
+        if role.stack.account == account and role.literal(role.props.get("RoleName")) == name:
+            return role
+    return None
+
+
+def _targets(holder: Resource, statement: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Each Resource of `statement` as text (its literal, or a name for a reference) and the
+    role of this app it names, if any."""
+    if "NotResource" in statement:
+        yield "a NotResource", None
+        return
+    for value in _listed(statement.get("Resource")):
+        target = holder.ref(value)
+        if target is not None:
+            yield f"{target.stack.name}/{target.id}", target
+            continue
+        text = holder.literal(value)
+        if text is None:
+            yield json.dumps(value), None
+        else:
+            yield text, _role_named(holder.app, text)
+
+
+def _broad_role(role: Resource) -> str | None:
+    """What lets `role` do more than a stack of this app needs: an administrator's managed
+    policy, every action, every action of a service, IAM beyond passing roles."""
+    for arn in _listed(role.props.get("ManagedPolicyArns")):
+        text = role.literal(arn) or json.dumps(arn)
+        if any(text.endswith(f"/{name}") for name in ADMIN_POLICIES):
+            return f"it has the managed policy {text.rsplit('/', 1)[-1]}"
+    for statement in _role_policies(role):
+        if statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement:
+            return "it allows NotAction (every other action)"
+        for action in _listed(statement.get("Action")):
+            text = str(action)
+            if text == "*" or text.endswith(":*"):
+                return f"it allows {text}"
+            if text.lower().startswith("iam:") and not any(
+                fnmatchcase(allowed.lower(), text.lower()) for allowed in IAM_ALLOWED
+            ):
+                return f"it allows {text}"
+    return None
+
+
+def _pass_problems(role: Resource, seen: frozenset[tuple[str, str]]) -> Iterator[str]:
+    """What is wrong with the roles `role` may pass, and with those they may pass in turn:
+    iam:PassRole on a wildcard, on CDK's bootstrap execution role, on a role this app does not
+    make (service-linked roles aside: AWS fixes their permissions and only their service
+    assumes them), or without iam:PassedToService; a passed role broader than a stack needs.
+    Roles `role` may assume (sts:AssumeRole, another account's deploy role) count as its own."""
+    key = (role.stack.name, role.id)
+    if key in seen:
+        return
+    seen = seen | {key}
+    for statement in _role_policies(role):
+        if _allows(statement, "sts:AssumeRole"):
+            for _, assumed in _targets(role, statement):
+                if assumed is not None:
+                    yield from _pass_problems(assumed, seen)
+        if not _allows(statement, "iam:PassRole"):
+            continue
+        targets = list(_targets(role, statement))
+        conditions = statement.get("Condition") or {}
+        service_linked = all(":role/aws-service-role/" in text for text, _ in targets)
+        if not service_linked and not any(
+            "iam:PassedToService" in block for block in conditions.values()
+        ):
+            yield f"{role.id} passes roles to any service (no iam:PassedToService)"
+        for text, target in targets:
+            if "*" in text:
+                yield f"{role.id} may pass {text}"
+            elif CDK_EXEC_ROLE.search(text):
+                yield f"{role.id} may pass CDK's bootstrap execution role {text}"
+            elif target is None and ":role/aws-service-role/" not in text:
+                yield f"{role.id} may pass {text}, a role this app does not make"
+            elif target is not None:
+                broad = _broad_role(target)
+                if broad is not None:
+                    yield f"{role.id} may pass {target.id}, and {broad}"
+                yield from _pass_problems(target, seen)
+
+
+def _function_passes(function: Resource) -> str | None:
+    value = function.props.get("Role")
+    role = function.ref(value)
+    if role is None:
+        text = function.literal(value)
+        role = _role_named(function.app, text) if text else None
+    if role is None:
+        return None
+    problems = sorted(set(_pass_problems(role, frozenset())))
+    return "; ".join(problems) or None
+
+
 # -- Logs, SQS, SSM -----------------------------------------------------------------------------
 
 
@@ -1996,6 +2132,54 @@ TABLE: tuple[ServiceRule, ...] = (
                 ]
             },
         ),
+    ),
+    ServiceRule(
+        id="iam-function-passes-narrow-roles",
+        type="AWS::Lambda::Function",
+        rule="a function's role (and any role it may assume) passes only named roles of this "
+        "app or service-linked roles, each to a named service (iam:PassedToService), never "
+        "CDK's bootstrap execution role, and no role it passes may do everything, everything "
+        "of a service, or change IAM",
+        check=_function_passes,
+        doc="https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html",
+        broken={
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Role": {"Fn::GetAtt": ["HookRole", "Arn"]}},
+            },
+            "HookRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "Policies": [
+                        {
+                            "PolicyName": "deploy",
+                            "PolicyDocument": {
+                                "Statement": [
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": "iam:PassRole",
+                                        "Resource": {"Fn::GetAtt": ["StackRole", "Arn"]},
+                                        "Condition": {
+                                            "StringEquals": {
+                                                "iam:PassedToService": (
+                                                    "cloudformation.amazonaws.com"
+                                                )
+                                            }
+                                        },
+                                    }
+                                ]
+                            },
+                        }
+                    ]
+                },
+            },
+            "StackRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "ManagedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]
+                },
+            },
+        },
     ),
     ServiceRule(
         id="sqs-retention",

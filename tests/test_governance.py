@@ -153,13 +153,13 @@ def test_cross_account_access_is_listed_with_the_roles_it_admits(cross_account: 
         (f"role mlgate-{name}-prod-retrain", prod, (role(prod, "prod-drift"),)),
         (f"bucket policy mlgate-{name}-artifacts-{home}-{region}", prod, readers),
         (f"KMS key policy alias/mlgate/{name}", prod, readers),
-        # The registry leaves it to the prod account's IAM: its CloudFormation role creates
-        # the model from a version.
-        (f"model package group mlgate-{name}", prod, ()),
+        # Prod serves the released copy (no model from the registry): only the Evidently
+        # monitor describes the live version, to find its baseline dataset.
+        (f"model package group mlgate-{name}", prod, (role(prod, "prod-monitor"),)),
     }
     text = markdown(manifest, build(manifest, evidence))
-    assert "7 statements let another account in; 5 admit only the roles they name, 2 leave" in text
-    assert f"| model package group mlgate-{name} | {prod} | ANY principal" in text
+    assert "6 statements let another account in; each admits only the roles it names." in text
+    assert "ANY principal" not in text
 
 
 @pytest.mark.parametrize("folder", PRODUCTS)
@@ -185,3 +185,35 @@ def test_the_evidence_pack_lists_each_environment_s_monitor(folder: str) -> None
         else:
             assert quality.startswith("none")
         assert reports.endswith(f"monitoring/{env}/evidently/")
+
+
+@pytest.mark.parametrize("folder", PRODUCTS)
+def test_the_pack_shows_each_data_class_s_retention_and_the_rule_that_enforces_it(
+    synth: Any, folder: str
+) -> None:
+    """Every class with the manifest's days, its reason, and the lifecycle rule (or TTL) the
+    templates hold for it; a class the templates do not expire is called out."""
+    import dataclasses
+
+    from mlgate.governance.pack import retention
+
+    manifest = load_manifest(EXAMPLES / folder / "manifest.yaml")
+    evidence = collect(synth.outdir, lint=False, product=manifest.product.name)
+    ((_, (head, rows)),) = retention(manifest, evidence).tables
+    assert head == ["class", "kept", "why", "deleted by"]
+    by_class = {row[0]: row for row in rows}
+    assert list(by_class) == ["raw", "curated", "capture", "reports", "audit"]
+    for data_class, days in manifest.data_classes.items():
+        row = by_class[data_class]
+        assert row[1] == f"{days} days"
+        assert row[2]  # the default's reason
+        assert "NOT ENFORCED" not in row[3], row
+    for data_class in ("raw", "curated", "capture", "reports"):
+        days = getattr(manifest.retention, data_class)
+        assert f"objects after {days} days" in by_class[data_class][3]
+    assert "/datacapture/" in by_class["capture"][3]
+    assert "/monitoring/" in by_class["reports"][3]
+    # The broken form: templates that expire nothing.
+    bare = dataclasses.replace(evidence, expiries=[])
+    ((_, (_, rows)),) = retention(manifest, bare).tables
+    assert all(row[3] == "NOT ENFORCED in the templates" for row in rows)

@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .conftest import ROOT
+import pytest
+
+from .conftest import APPS, ROOT
 
 LAMBDAS = ROOT / "mlgate" / "lambdas"
 # Granted by the platform around every hook, not called by the handler's code: logs, keys,
@@ -144,3 +146,124 @@ def test_calls_under_an_assumed_role_are_the_hooks_own_when_it_assumes_none() ->
         f"t deploy_verifier: calls {sorted(assumed)} but may not"
     ]
     assert compare("t", "deploy_verifier", required | {"sts:AssumeRole"}) == []
+
+
+# --- the release path reads and writes only its own release (issue 29, items 2 and 4) ---------
+
+JOB_HOOKS = ("deployer", "deploy_verifier", "quality_gate")
+
+
+def release_path_grants(app: Any) -> list[tuple[str, dict[str, str], list[dict[str, Any]]]]:
+    """(hook, its environment, its role's statements) of every release-path hook."""
+    found = []
+    for function in app.resources("AWS::Lambda::Function"):
+        props = function.props
+        hook = str(props.get("Handler", "")).split(".")[0]
+        if hook not in (*JOB_HOOKS, "release"):
+            continue
+        role = props["Role"]["Fn::GetAtt"][0]
+        statements = [
+            statement
+            for policy in function.stack.resources.values()
+            if policy["Type"] == "AWS::IAM::Policy"
+            and {"Ref": role} in policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        ]
+        found.append((hook, props["Environment"]["Variables"], statements))
+    return found
+
+
+def resources_of(statements: list[dict[str, Any]], action: str) -> set[str]:
+    """Every resource a statement allowing `action` names (as text)."""
+    names: set[str] = set()
+    for statement in statements:
+        actions = statement["Action"]
+        if action in ([actions] if isinstance(actions, str) else actions):
+            given = statement["Resource"]
+            names.update(json.dumps(r) if not isinstance(r, str) else r
+                         for r in (given if isinstance(given, list) else [given]))  # fmt: skip
+    return names
+
+
+def release_path_problems(hook: str, env: dict[str, str], statements: list[Any]) -> list[str]:
+    """What a release-path hook's role may reach beyond its own release: a job hook reads
+    only its release pipeline's executions, release.json and its product's versions; the
+    release hook reads only this product's training runs and writes only release.json and
+    the released folder."""
+    bucket, key = env.get("RELEASE_BUCKET", "?"), env.get("RELEASE_KEY", "release.json")
+    release_json = f"arn:aws:s3:::{bucket}/{key}"
+    packages = f":model-package/{env.get('MODEL_PACKAGE_GROUP', '?')}/*"
+    problems = []
+    if hook in JOB_HOOKS:
+        wanted = {
+            "codepipeline:GetPipelineExecution": lambda r: r.endswith(
+                f":{env['RELEASE_PIPELINE']}"
+            ),
+            "s3:GetObjectVersion": lambda r: r == release_json,
+            "sagemaker:DescribeModelPackage": lambda r: r.endswith(packages),
+        }
+        for name in ("RELEASE_PIPELINE", "RELEASE_BUCKET", "MODEL_PACKAGE_GROUP",
+                     "ARTIFACT_BUCKET", "RELEASED_PREFIX"):  # fmt: skip
+            if not env.get(name):
+                problems.append(f"{hook}: no {name} in its environment")
+    else:
+        artifacts = f"arn:aws:s3:::{env.get('ARTIFACT_BUCKET', '?')}"
+        wanted = {
+            "s3:PutObject": lambda r: r in (release_json,
+                                            f"{artifacts}/{env.get('RELEASED_PREFIX')}/*"),
+            "s3:GetObject": lambda r: r == f"{artifacts}/{env.get('TRAINING_PREFIX')}/*",
+            "sagemaker:DescribeModelPackage": lambda r: r.endswith(packages),
+        }  # fmt: skip
+    for action, allowed in wanted.items():
+        granted = resources_of(statements, action)
+        if not granted:
+            problems.append(f"{hook}: may not {action}")
+        problems += [f"{hook}: may {action} on {r}" for r in sorted(granted) if not allowed(r)]
+    return problems
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_release_path_hooks_reach_only_their_own_release(
+    app: str, request: pytest.FixtureRequest
+) -> None:
+    hooks = release_path_grants(request.getfixturevalue(app))
+    assert {hook for hook, _, _ in hooks} >= {"deployer", "deploy_verifier", "release"}
+    assert [p for hook, env, statements in hooks
+            for p in release_path_problems(hook, env, statements)] == []  # fmt: skip
+
+
+def test_the_release_path_check_fails_on_the_broken_forms() -> None:
+    """A release.json read from any bucket, any pipeline's executions, any group's versions,
+    or a release hook writing anywhere in the artifact bucket, is named."""
+    env = {"RELEASE_PIPELINE": "mlgate-p-release", "RELEASE_BUCKET": "rel", "RELEASE_KEY":
+           "release.json", "MODEL_PACKAGE_GROUP": "mlgate-p", "ARTIFACT_BUCKET": "art",
+           "RELEASED_PREFIX": "released/p", "TRAINING_PREFIX": "training/p"}  # fmt: skip
+
+    def allow(action: str, resource: str) -> dict[str, Any]:
+        return {"Action": action, "Effect": "Allow", "Resource": resource}
+
+    good = [
+        allow("codepipeline:GetPipelineExecution", "arn:aws:codepipeline:r:1:mlgate-p-release"),
+        allow("s3:GetObjectVersion", "arn:aws:s3:::rel/release.json"),
+        allow("sagemaker:DescribeModelPackage", "arn:aws:sagemaker:r:1:model-package/mlgate-p/*"),
+    ]
+    assert release_path_problems("deployer", env, good) == []
+    broken = [
+        allow("codepipeline:GetPipelineExecution", "*"),
+        allow("s3:GetObjectVersion", "arn:aws:s3:::*/*"),
+        good[2],
+        allow("sagemaker:DescribeModelPackage", "arn:aws:sagemaker:r:1:model-package/*"),
+    ]
+    assert release_path_problems("deployer", env, broken) == [
+        "deployer: may codepipeline:GetPipelineExecution on *",
+        "deployer: may s3:GetObjectVersion on arn:aws:s3:::*/*",
+        "deployer: may sagemaker:DescribeModelPackage on arn:aws:sagemaker:r:1:model-package/*",
+    ]  # fmt: skip
+    assert release_path_problems("deployer", {**env, "RELEASE_BUCKET": ""}, good)[0] == (
+        "deployer: no RELEASE_BUCKET in its environment"
+    )
+    release = [allow("s3:PutObject", "arn:aws:s3:::art/*"),
+               allow("s3:GetObject", "arn:aws:s3:::art/training/p/*"), good[2]]  # fmt: skip
+    assert release_path_problems("release", env, release) == [
+        "release: may s3:PutObject on arn:aws:s3:::art/*"
+    ]

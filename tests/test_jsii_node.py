@@ -1,7 +1,7 @@
-"""jsii's node as mlgate runs it (mlgate/synth_tuning/jsii-node, mlgate/synth_tuning/jsii-preload.cjs): the kernel in the
-node process Python started, with no relay process between them, and a code cache keyed by
-content. Both must be invisible except in time: the same answers, the same console output, the
-same errors, and never a stale or another user's compiled code."""
+"""jsii's node as mlgate runs it (mlgate/synth_tuning/: jsii-node, jsii-preload.cjs): the
+kernel in the node process Python started, with no relay process between them, and a code
+cache keyed by content. Both must be invisible except in time: the same answers, the same
+console output, the same errors, and never a stale or another user's compiled code."""
 
 from __future__ import annotations
 

@@ -207,6 +207,40 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "product.contacts[].slack_user_id",
     ),
     (
+        "retention of no days",
+        _set("retention", {"raw": 0}),
+        "retention.raw: input should be greater than or equal to 1 (got 0)",
+    ),
+    (
+        "retention written as text",
+        _set("retention.curated", "a year"),
+        "retention.curated: input should be a valid integer, unable to parse string as an "
+        "integer (got 'a year')",
+    ),
+    (
+        "unknown data class",
+        _set("retention", {"logs": 30}),
+        "retention.logs: unknown key 'logs'; allowed: audit, capture, curated, raw, reports",
+    ),
+    (
+        "audit trail shorter than a year",
+        _set("retention.audit", 90),
+        "retention.audit: input should be greater than or equal to 365 (got 90)",
+    ),
+    (
+        "audit trail shorter than the data it vouches for",
+        _set("retention", {"curated": 1000, "audit": 400}),
+        "retention.audit: 400 day(s) is shorter than retention.curated (1000 days): the audit "
+        "trail must outlast the data its decisions were made on",
+    ),
+    (
+        "capture expires before its labels land",
+        _set("retention", {"capture": 1}),
+        "retention.capture: 1 day(s) expire captured traffic before the monitor judges it "
+        "(25 h: one monitoring interval plus monitoring.ground_truth_delay_hours); keep it at "
+        "least 2 day(s)",
+    ),
+    (
         "autoscaling bounds inverted",
         _set("serving.prod.autoscaling.max_instances", 1),
         "serving.prod.autoscaling: max_instances must be at least min_instances",

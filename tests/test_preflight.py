@@ -108,7 +108,7 @@ def test_healthy_accounts_pass_every_check(product: str) -> None:
         "sagemaker-images", "powertools-layer",
     }  # fmt: skip
     if product == "delivery-time":  # prod in an account of its own
-        expected |= {"prod-trusts-home", "trust-by-name"}
+        expected |= {"prod-trusts-home", "trust-by-name", "trusted-role-origin"}
     assert checks == expected
     accounts = {line.split("[")[1].split("]")[0] for line in run.lines if "cdk-bootstrap" in line}
     environments = run.world.manifests[0].environments
@@ -303,6 +303,39 @@ def dangling_trust(world: World) -> None:
     )
 
 
+def deploy_trusted_roles(world: World) -> None:
+    """Every role another account trusts by name, created by its stack (as make deploy does)."""
+    stacks: dict[tuple[str, str, str], list[str]] = {}
+    for env, name, stack, _ in preflight.trusted_roles(world.manifests[0]):
+        account, region = prod_key(world) if env == "prod" else home_key(world)
+        stacks.setdefault((account, region, stack), []).append(name)
+    for (account, region, stack), names in stacks.items():
+        world.deploy_roles(account, region, stack, names)
+
+
+def trusted_role_recreated(world: World) -> None:
+    """The prod model role, deleted and created again by hand after its stack made it: the
+    home bucket and key policies still let it in by name."""
+    deploy_trusted_roles(world)
+    account, region = prod_key(world)
+    m = world.manifests[0]
+    name = Names.of(m).model_role("prod")
+    world.age_stack(account, region, Names.of(m, "prod").serving_stack(), hours=24)
+    iam = world.client(account, "iam", region)
+    iam.delete_role(RoleName=name)
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({"Statement": []}))
+
+
+def trusted_role_by_hand(world: World) -> None:
+    """The home deployer role, created by hand before the delivery stack exists: prod's deploy
+    role (once deployed) trusts it by name."""
+    account, region = home_key(world)
+    world.client(account, "iam", region).create_role(
+        RoleName=Names.of(world.manifests[0]).deployer_role(),
+        AssumeRolePolicyDocument=json.dumps({"Statement": []}),
+    )
+
+
 @dataclass(frozen=True)
 class Broken:
     breaks: Callable[[World], None]
@@ -381,6 +414,20 @@ BROKEN = {
     "trust names a missing role": Broken(
         dangling_trust, "trust-by-name", "WARN", "make deploy", ("delivery-time",)
     ),
+    "trusted role created again by hand": Broken(
+        trusted_role_recreated,
+        "trusted-role-origin",
+        "WARN",
+        "CloudTrail CreateRole",
+        ("delivery-time",),
+    ),
+    "trusted role made outside its stack": Broken(
+        trusted_role_by_hand,
+        "trusted-role-origin",
+        "WARN",
+        "deploy its stack again",
+        ("delivery-time",),
+    ),
 }
 CASES = [
     pytest.param(product, name, id=f"{product}: {name}")
@@ -401,6 +448,33 @@ def test_an_account_that_breaks_a_check_fails_it_with_its_fix(product: str, name
     assert broken.fix in fix, line
     assert run.code == (1 if broken.status == "FAIL" else 0)
     assert PLACEHOLDER not in "\n".join(run.lines)  # a secret's value is never printed
+
+
+def test_trusted_roles_their_stacks_created_pass() -> None:
+    run = run_preflight(manifests_of("delivery-time"), deploy_trusted_roles)
+    assert run.not_passing() == {}, "\n".join(run.lines)
+    line = run.line("trusted-role-origin")
+    assert f"{len(preflight.trusted_roles(run.world.manifests[0]))} trusted role(s)" in line
+    assert "created by its stack" in line
+
+
+def test_a_recreated_trusted_role_is_named_with_its_dates() -> None:
+    run = run_preflight(manifests_of("delivery-time"), trusted_role_recreated)
+    line = run.line("trusted-role-origin")
+    name = Names.of(run.world.manifests[0]).model_role("prod")
+    assert line.startswith("WARN trusted-role-origin [delivery-time]: ")
+    # moto dates every resource of a stack by the stack's creation: the role beside it in the
+    # aged stack shows too.
+    assert f"{name} (222222222222), trusted by home's artifact bucket and key, was created" in line
+    assert "after mlgate-delivery-time-prod-serving last recorded it" in line
+    assert "inherited the trust" in line
+
+
+def test_the_admin_exec_role_warning_names_a_narrow_policy_and_a_boundary() -> None:
+    run = run_preflight(manifests_of("fraud-detection"), admin_exec_role)
+    line = run.line("cfn-exec-role")
+    assert "whoever may pass that role to CloudFormation is an administrator" in line
+    assert f"--custom-permissions-boundary {preflight.EXEC_BOUNDARY}" in line
 
 
 def test_a_prod_account_home_cannot_read_is_one_line_not_a_check_each() -> None:

@@ -80,6 +80,8 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
     for line in (
         f"the product's transform ({manifest.data.transform}) ran for real on local Spark",
         "model version registered as PendingManualApproval",
+        f"the version's model and baselines copied to s3://artifacts/released/{name}/1/"
+        "model.tar.gz",
         "was already released (idempotent)",
         "clicks Approve in chat; signed callback → HTTP 200",
         "approvals sent to CodePipeline: 0; decision recorded: none",

@@ -32,6 +32,24 @@ def test_the_scaffold_validates_and_documents_every_field(scaffolded: Path) -> N
     assert text.count("\n#") + text.count("  # ") > 80  # a comment above each field
 
 
+def test_the_scaffold_writes_each_data_class_s_retention_with_its_reason(
+    scaffolded: Path,
+) -> None:
+    """The retention section, every class at its default, each under the comment saying why."""
+    import yaml
+
+    from mlgate.manifest import Retention
+
+    text = (scaffolded / "manifest.yaml").read_text()
+    written = yaml.safe_load(text)["retention"]
+    assert written == Retention().model_dump()
+    assert load_manifest(scaffolded / "manifest.yaml").retention == Retention()
+    lines = text.splitlines()
+    for data_class in Retention.model_fields:
+        at = lines.index(f"  {data_class}: {written[data_class]}")
+        assert lines[at - 1].startswith("  # "), data_class
+
+
 def test_the_scaffold_synthesizes_with_cdk_nag_passing(scaffolded: Path, tmp_path: Path) -> None:
     import aws_cdk as cdk
 

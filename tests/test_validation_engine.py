@@ -1,6 +1,7 @@
 """CDK's CloudFormation validation engine, built on a thread while Python imports mlgate
-(mlgate/synth_tuning/validation_engine.py): it validates as CDK's own does, nothing interleaves on jsii's
-pipe, and mlgate makes no call to node at import (or the imports would wait for the engine)."""
+(mlgate/synth_tuning/validation_engine.py): it validates as CDK's own does, nothing
+interleaves on jsii's pipe, and mlgate makes no call to node at import (or the imports would
+wait for the engine)."""
 
 from __future__ import annotations
 
@@ -92,8 +93,9 @@ print(calls)
 
 
 def test_jsii_runs_node_without_v8_helper_threads() -> None:
-    """conftest.py sets up jsii's node as app.py does (mlgate/synth_tuning/jsii_node.py): the node process
-    this worker talks to is the real node (the launcher exec'd it), run with the flag."""
+    """conftest.py sets up jsii's node as app.py does (mlgate/synth_tuning/jsii_node.py): the
+    node process this worker talks to is the real node (the launcher exec'd it), run with the
+    flag."""
     if os.name != "posix" or os.environ.get("MLGATE_NODE_TUNING") == "off":
         pytest.skip("no tuned node here")
     assert os.environ["JSII_NODE"] == str(LAUNCHER)

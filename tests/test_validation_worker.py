@@ -1,6 +1,6 @@
 """CDK's CloudFormation validation engine on a worker thread of jsii's node, and the reports it
-keeps (mlgate/synth_tuning/jsii-preload.cjs part 4, mlgate/synth_tuning/jsii-validation-worker.cjs). Both must be
-invisible except in time: the same findings as the engine on node's main thread, for the
+keeps (mlgate/synth_tuning/: jsii-preload.cjs part 4, jsii-validation-worker.cjs). Both must
+be invisible except in time: the same findings as the engine on node's main thread, for the
 default rules and for a plugin's own, and never a report made for other bytes or other rules."""
 
 from __future__ import annotations

@@ -57,9 +57,10 @@ def test_the_layer_carries_requirements_dev_powertools() -> None:
     relock = "relock the layer: `python tools/wheels.py lock powertools`, then `make wheels`"
     assert version == dev_pin("aws-lambda-powertools"), relock
     assert version == metadata.version("aws-lambda-powertools"), relock
-    # Lambda's layout for Python (python/ on the path); no bytecode, no console scripts.
+    # Lambda's layout for Python (python/ on the path); no console scripts. Its bytecode is the
+    # runtime's own (tests/test_layer_bytecode.py).
     assert all(n.startswith("python/") for n in names)
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if n.endswith(".pyc") and "cpython-313" not in n]
     assert not [n for n in names if n.startswith("python/bin/")]
 
 
@@ -267,6 +268,31 @@ def test_the_wheelhouse_installs_the_lock_with_the_network_off(
     assert len(list(wheelhouse.glob("*.whl"))) == len(MONITORING.wheels)
 
 
+def test_the_stage_and_publish_steps_install_boto3_s_whole_closure_offline(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    """The networked steps install boto3 and nothing else of the lock, by hash: pip with
+    --require-hashes refuses a dependency the subset leaves unpinned, so this fails the day
+    boto3 needs a package evidently.AWS_CLIENT does not list."""
+    subset = tmp_path / evidently.AWS_CLIENT_REQUIREMENTS
+    subset.write_text(evidently.lock_subset(MONITORING.lock.read_text(), evidently.AWS_CLIENT))
+    run = offline_install(wheelhouse, subset, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())["install"]
+    got = {wheelsets.canonical(i["metadata"]["name"]) for i in report}
+    assert got == {wheelsets.canonical(n) for n in evidently.AWS_CLIENT}
+    assert "evidently" not in subset.read_text()
+
+
+def test_a_subset_missing_a_dependency_is_refused(wheelhouse: Path, tmp_path: Path) -> None:
+    """The broken form of the closure: boto3 without botocore does not install by hash."""
+    subset = tmp_path / "partial.txt"
+    subset.write_text(evidently.lock_subset(MONITORING.lock.read_text(), ("boto3",)))
+    run = offline_install(wheelhouse, subset, tmp_path)
+    assert run.returncode != 0
+    assert "hash" in run.stderr.lower()
+
+
 def test_a_wheel_that_is_not_the_locked_one_is_refused(wheelhouse: Path, tmp_path: Path) -> None:
     """--require-hashes at work: a locked pin whose hash is not its wheel's does not install."""
     (six,) = [w for w in MONITORING.wheels if w.name == "six"]
@@ -281,15 +307,44 @@ def test_a_wheel_that_is_not_the_locked_one_is_refused(wheelhouse: Path, tmp_pat
 # --- (c) the job installs from the wheelhouse alone ------------------------------------------
 
 
-def job(template: dict[str, Any]) -> dict[str, Any]:
+def jobs(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Processing requests of every step of the Evidently pipeline."""
     (pipeline,) = [
         r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Pipeline"
     ]
     body = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]
     text = "".join(p if isinstance(p, str) else "TOKEN" for p in body["Fn::Join"][1])
-    (step,) = json.loads(text)["Steps"]
-    request: dict[str, Any] = step["Arguments"]
-    return request
+    return [step["Arguments"] for step in json.loads(text)["Steps"]]
+
+
+def install_problems(command: str) -> list[str]:
+    """What is wrong with a step's pip install: an index, a missing --no-index or
+    --require-hashes, or a requirement not from the wheelhouse."""
+    installs = [part for part in command.split(" && ") if "pip install" in part]
+    problems = [] if installs else ["no pip install"]
+    for install in installs:
+        words = install.split()
+        problems += [
+            f"no {flag}" for flag in ("--no-index", "--require-hashes") if flag not in words
+        ]
+        if f"--find-links {evidently.WHEELHOUSE}" not in install:
+            problems.append("not from the wheelhouse")
+    if re.search(r"--index-url|--extra-index-url|\s-i\s|https?://", command):
+        problems.append("an index")
+    return problems
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        evidently.ENTRYPOINT.replace(" --require-hashes", ""),
+        evidently.ENTRYPOINT.replace(" --no-index", ""),
+        evidently.ENTRYPOINT.replace("--no-index", "--index-url https://pypi.org/simple"),
+        evidently.STAGE_ENTRYPOINT.replace(" --require-hashes", ""),
+    ],
+)
+def test_the_install_check_fails_on_an_unhashed_or_indexed_install(broken: str) -> None:
+    assert install_problems(broken)
 
 
 @pytest.mark.parametrize("env", ENV_NAMES)
@@ -298,18 +353,15 @@ def test_the_job_installs_from_its_wheelhouse_with_hashes_and_no_index(
 ) -> None:
     for path in synth.outdir.glob(f"*-{env}-monitoring.template.json"):
         template = json.loads(path.read_text())
-        request = job(template)
-        entrypoint = request["AppSpecification"]["ContainerEntrypoint"]
-        command = entrypoint[2]
-        install = next(part for part in command.split(" && ") if "pip install" in part)
-        assert "--no-index" in install.split()
-        assert "--require-hashes" in install.split()
-        assert f"--find-links {evidently.WHEELHOUSE}" in install
-        assert not re.search(r"--index-url|--extra-index-url|\s-i\s|https?://", command)
-        assert f"-e {evidently.WHEELS_INPUT}/*.zip {evidently.WHEELHOUSE}" in command
-        inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
-        assert inputs["wheels"]["LocalPath"] == evidently.WHEELS_INPUT
-        assert inputs["wheels"]["S3Uri"].endswith(f"/{asset_key(MONITORING)}")
+        requests = jobs(template)
+        assert len(requests) == 3
+        for request in requests:
+            command = request["AppSpecification"]["ContainerEntrypoint"][2]
+            assert install_problems(command) == [], command
+            assert f"-e {evidently.WHEELS_INPUT}/*.zip {evidently.WHEELHOUSE}" in command
+            inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
+            assert inputs["wheels"]["LocalPath"] == evidently.WHEELS_INPUT
+            assert inputs["wheels"]["S3Uri"].endswith(f"/{asset_key(MONITORING)}")
         # The monitor role reads that object (and nothing else of the asset bucket but the source).
         policies = json.dumps(
             [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]

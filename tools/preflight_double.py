@@ -210,6 +210,36 @@ class World:
                     imageTag=parts["tag"] or "latest",
                 )
 
+    def deploy_roles(self, account: str, region: str, stack: str, names: Sequence[str]) -> None:
+        """Roles of these names created by CloudFormation as resources of `stack` (moto runs
+        the template), as `make deploy` leaves the roles another account trusts by name."""
+        template = {
+            "Resources": {
+                f"Role{i}": {
+                    "Type": "AWS::IAM::Role",
+                    "Properties": {
+                        "RoleName": name,
+                        "AssumeRolePolicyDocument": json.loads(trust(account)),
+                    },
+                }
+                for i, name in enumerate(names)
+            }
+        }
+        self.client(account, "cloudformation", region).create_stack(
+            StackName=stack, TemplateBody=json.dumps(template)
+        )
+
+    def age_stack(self, account: str, region: str, stack: str, hours: float) -> None:
+        """Make the stack's record of its resources `hours` older (moto dates
+        ListStackResources' LastUpdatedTimestamp by the stack's creation)."""
+        import datetime
+
+        from moto.cloudformation.models import cloudformation_backends
+
+        backend = cloudformation_backends[account][region]
+        (found,) = [s for s in backend.stacks.values() if s.name == stack]
+        found.creation_time -= datetime.timedelta(hours=hours)
+
     # --- the calls moto lacks, and the record of every call ---------------------------------
 
     def client_hook(self, account: str, region: str, service: str, client: Any) -> None:

@@ -42,6 +42,8 @@ SIGNING_SECRET = "rehearsal-signing-secret"
 TEAM_ID, APP_ID = "T0REHEARSE", "A0REHEARSE"
 SIMULATED = "[simulated offline]"
 ROWS = 20_000
+# The release pipeline's one execution in the rehearsal (CodePipeline's execution ids are UUIDs).
+EXECUTION = "5e1a2c3d-7b4f-4a60-9d2e-0c8f1b3a6e57"
 
 
 def say(step: str, text: str) -> None:
@@ -52,20 +54,41 @@ def say(step: str, text: str) -> None:
 
 
 class Pipeline:
-    """CodePipeline's API as the hooks use it (moto lacks these calls); records every call."""
+    """CodePipeline's API as the hooks use it (moto lacks these calls); records every call.
+    The jobs it holds answer GetJobDetails (any other id: JobNotFoundException, as
+    CodePipeline answers), all of the release pipeline's one execution."""
 
-    def __init__(self, stages: list[str], revision: Any = None) -> None:
+    def __init__(self, stages: list[str], revision: Any = None, name: str = "") -> None:
         self.stages = stages
         self.revision = revision
         """The source revision of the execution: release.json's S3 version id, as the S3
         source action records it."""
+        self.name = name
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    def hold(self, job: str, params: dict[str, Any], continuation: str | None) -> None:
+        """A job of the release pipeline's execution, as GetJobDetails answers it."""
+        data: dict[str, Any] = {
+            "actionConfiguration": {"configuration": {"UserParameters": json.dumps(params)}},
+            "pipelineContext": {"pipelineName": self.name, "pipelineExecutionId": EXECUTION},
+        }
+        if continuation is not None:
+            data["continuationToken"] = continuation
+        self.jobs[job] = {"id": job, "accountId": ACCOUNT, "data": data}
 
     def __getattr__(self, name: str) -> Any:
         def call(**kwargs: Any) -> dict[str, Any]:
             self.calls.append((name, kwargs))
+            if name == "get_job_details":
+                if kwargs["jobId"] not in self.jobs:
+                    from botocore.exceptions import ClientError
+
+                    error = {"Code": "JobNotFoundException", "Message": "job not found"}
+                    raise ClientError({"Error": error}, "GetJobDetails")
+                return {"jobDetails": self.jobs[kwargs["jobId"]]}
             if name == "start_pipeline_execution":
-                return {"pipelineExecutionId": "rehearsal-execution-1"}
+                return {"pipelineExecutionId": EXECUTION}
             if name == "get_pipeline_execution":
                 revision = self.revision() if self.revision else "none"
                 return {
@@ -80,7 +103,7 @@ class Pipeline:
                     "stageStates": [
                         {
                             "stageName": s,
-                            "latestExecution": {"pipelineExecutionId": "rehearsal-execution-1"},
+                            "latestExecution": {"pipelineExecutionId": EXECUTION},
                         }
                         for s in self.stages
                     ]
@@ -91,10 +114,16 @@ class Pipeline:
 
 
 class Endpoint:
-    """A SageMaker endpoint's describe and invoke answers (endpoints cannot run offline)."""
+    """A SageMaker endpoint's describe and invoke answers (endpoints cannot run offline): its
+    model serves the model artifact the Serving stack's ModelDataUrl names. The registry's
+    answers (DescribeModelPackage) are moto's, through `registry`."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: Any = None) -> None:
         self.serving: dict[str, str] = {}
+        self.registry = registry
+
+    def describe_model_package(self, **kwargs: Any) -> Any:
+        return self.registry().describe_model_package(**kwargs)
 
     def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
         return {"EndpointStatus": "InService", "EndpointConfigName": f"{EndpointName}-config"}
@@ -103,7 +132,8 @@ class Endpoint:
         return {"ProductionVariants": [{"ModelName": EndpointConfigName.removesuffix("-config")}]}
 
     def describe_model(self, ModelName: str) -> dict[str, Any]:
-        return {"Containers": [{"ModelPackageName": self.serving.get(ModelName, "none")}]}
+        served = self.serving.get(ModelName, "none")
+        return {"Containers": [{"Image": "model", "ModelDataUrl": served}]}
 
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
         return {"Body": io.BytesIO(b"0.0213")}
@@ -337,11 +367,13 @@ class Rehearsal:
             if g.kind.value == "manual"
         ]
         self.boto3 = boto3
-        self.pipeline = Pipeline(self.stages, self.release_revision)
-        self.endpoint = Endpoint()
-        self.metrics = Metrics()
+        self.pipeline = Pipeline(self.stages, self.release_revision, self.release_pipeline)
         real_client = boto3.client
         real_session_client = boto3.session.Session.client
+        self.endpoint = Endpoint(
+            lambda: real_session_client(boto3._get_default_session(), "sagemaker")
+        )
+        self.metrics = Metrics()
 
         def fake(name: str) -> Any:
             fakes = {
@@ -495,6 +527,9 @@ class Rehearsal:
         os.environ.update(
             {
                 "MODEL_PACKAGE_GROUP": self.group,
+                "ARTIFACT_BUCKET": "artifacts",
+                "TRAINING_PREFIX": f"training/{self.manifest.product.name}",
+                "RELEASED_PREFIX": self.names.released_prefix(),
                 "RELEASE_BUCKET": "releases",
                 "RELEASE_KEY": "release.json",
                 "RELEASE_PIPELINE": self.release_pipeline,
@@ -511,7 +546,12 @@ class Rehearsal:
         template: dict[str, Any] = {
             "Parameters": {
                 k: {"Type": "String"}
-                for k in ("ModelPackageArn", "BaselineStatisticsUri", "BaselineConstraintsUri")
+                for k in (
+                    "ModelPackageArn",
+                    "ModelDataUrl",
+                    "BaselineStatisticsUri",
+                    "BaselineConstraintsUri",
+                )
             },
             "Resources": {
                 "Marker": {
@@ -595,6 +635,9 @@ class Rehearsal:
         self.baseline = curated.parent / "baseline" / "baseline.csv"
         s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/baseline/baseline.csv",
                       Body=self.baseline.read_bytes())  # fmt: skip
+        # The training job's model artifact (its bytes are the stand-in endpoint's business).
+        s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/model/model.tar.gz",
+                      Body=b"model.tar.gz of the rehearsal")  # fmt: skip
         return report
 
     def register(self, report: dict[str, Any]) -> str:
@@ -621,7 +664,7 @@ class Rehearsal:
                 "Containers": [
                     {
                         "Image": f"{model.algorithm.value}:{model.version}",
-                        "ModelDataUrl": "s3://artifacts/training/model.tar.gz",
+                        "ModelDataUrl": f"s3://artifacts/{self.run_prefix}/model/model.tar.gz",
                     }
                 ],
                 "SupportedContentTypes": ["text/csv"],
@@ -675,18 +718,24 @@ class Rehearsal:
         written = json.loads(body.read())
         say(
             "Release",
-            f"release.json written (version {written['model_version']}, approved by "
-            f"{written['approved_by']}, metrics {written['metrics']}); release pipeline started "
+            f"the version's model and baselines copied to {written['model_data_url']} and beside "
+            f"it; release.json written (version {written['model_version']}, approved by "
+            f"{written['approved_by']} as the registry records it, metrics "
+            f"{written['metrics']}); release pipeline started "
             f"({result['execution']}) {SIMULATED} for CodePipeline itself.",
         )
         self.release = written
         again = release.handler(event, self.context_of(event, "release"))
         say("Release", f"the same approval delivered again: {again['reason']} (idempotent).")
 
-    def job(self, **params: Any) -> dict[str, Any]:
+    def job(self, continuation: str | None = None, **params: Any) -> dict[str, Any]:
+        """A job of the release pipeline's execution, held by CodePipeline (the stand-in), and
+        the event Lambda receives for it: the hooks read its job id only."""
+        job = str(uuid.uuid4())  # CodePipeline's job ids are UUIDs
+        self.pipeline.hold(job, params, continuation)
         return {
             "CodePipeline.job": {
-                "id": str(uuid.uuid4()),  # CodePipeline's job ids are UUIDs
+                "id": job,
                 "accountId": ACCOUNT,
                 "data": {
                     "actionConfiguration": {
@@ -727,14 +776,25 @@ class Rehearsal:
     def deploy(self, env: EnvName, arn: str) -> None:
         from deployer import handler as deployer
 
+        from mlgate.naming import role_arn
+
         stack = self.name(env, "stack")
-        params = {"environment": env, "stack": stack, **self.roles(env, "deploy")}
+        service_role = role_arn(self.manifest.environment(env).account,
+                                self.names.serving_cfn_role(env))  # fmt: skip
+        params = {"environment": env, "stack": stack, "service_role": service_role,
+                  **self.roles(env, "deploy")}  # fmt: skip
         first = deployer.handler(self.job(**params), lambda_context("deployer"))
         # CodePipeline's next job carries the token the deployer reported with its success.
-        event = self.job(**params)
-        event["CodePipeline.job"]["data"]["continuationToken"] = self.continuation()
+        event = self.job(self.continuation(), **params)
         done = deployer.handler(event, lambda_context("deployer"))
-        self.endpoint.serving[self.name(env, "endpoint")] = arn
+        if first["result"] != "in_progress" or done["result"] != "succeeded":
+            raise SystemExit(f"rehearsal: the {env} deployment did not go through: {first}, {done}")
+        described = self.account_client(env, "cloudformation").describe_stacks(StackName=stack)
+        served = {
+            p["ParameterKey"]: p["ParameterValue"] for p in described["Stacks"][0]["Parameters"]
+        }
+        # The endpoint serves the model artifact the stack's ModelDataUrl names.
+        self.endpoint.serving[self.name(env, "endpoint")] = served["ModelDataUrl"]
         where = (
             f" in account {self.manifest.environment(env).account} through its deploy role"
             if self.manifest.is_remote(env)
@@ -929,7 +989,7 @@ class Rehearsal:
         from shared.audit import AuditTrail
 
         items = AuditTrail(self.boto3.client("dynamodb"), "audit").events(
-            self.release_pipeline, "rehearsal-execution-1"
+            self.release_pipeline, EXECUTION
         )
         say("Audit", f"{len(items)} gate events recorded for this release:")
         for i in sorted(items, key=lambda i: i["sk"]):
@@ -999,7 +1059,7 @@ class Rehearsal:
 
     def fault_silent_rollback(self) -> None:
         self.endpoint.serving[self.name("prod", "endpoint")] = (
-            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{self.group}/0"
+            f"s3://artifacts/{self.names.released_prefix(0)}/model.tar.gz"
         )
         self.boto3.client("s3").put_object(
             Bucket="releases", Key="release.json", Body=json.dumps(self.release)
@@ -1025,11 +1085,14 @@ class Rehearsal:
             ModelPackageGroupName=self.group,
             ModelApprovalStatus="Approved",
             InferenceSpecification={
-                "Containers": [{"Image": f"{model.algorithm.value}:{model.version}"}],
+                "Containers": [{
+                    "Image": f"{model.algorithm.value}:{model.version}",
+                    "ModelDataUrl": f"s3://artifacts/{self.run_prefix}/model/model.tar.gz",
+                }],
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
-        )["ModelPackageArn"]
+        )["ModelPackageArn"]  # fmt: skip
         event = {**self.approval_event(arn), "id": "rehearsal-approval-2"}
         event["detail"] = {**event["detail"], "ModelPackageVersion": 2}
         pipeline, before = self.pipeline, len(self.pipeline.calls)

@@ -12,9 +12,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge_findings
 from mlgate.constructs.event_rules import WatchedRule
-from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable, on_call_owner
+from mlgate.constructs.hooks import (
+    TABLE_KEY_ACTIONS,
+    FailureRouting,
+    HookFunction,
+    IdempotencyTable,
+    on_call_owner,
+)
 from mlgate.manifest import EnvName, Manifest
 from mlgate.naming import Names, role_arn
 from mlgate.stacks.training import start_training
@@ -92,11 +97,21 @@ class DriftResponder(Construct):
         hook = self.hook
         hook.make_idempotent(idempotency)
         # A cool-down is claimed (PutItem), read, and given back when SageMaker refuses the
-        # start (DeleteItem).
-        self.table.grant(
-            hook.function, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"
+        # start (DeleteItem). The key is used through DynamoDB and SNS only (kms:ViaService),
+        # not CDK's table and topic grants, whose key grants have no such condition.
+        hook.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"],
+                resources=[self.table.table_arn],
+            )
         )
-        on_call.grant_publish(hook.function)
+        hook.role.add_to_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[on_call.topic_arn])
+        )
+        hook.use_key(key, *TABLE_KEY_ACTIONS, via=("dynamodb",))
+        # Publishing to the encrypted on-call topic (https://docs.aws.amazon.com/sns/latest/dg/
+        # sns-key-management.html#sns-what-permissions-for-sse).
+        hook.use_key(key, "kms:GenerateDataKey", "kms:Decrypt", via=("sns",))
         if manifest.is_remote(env):
             # The pipeline lives in the home account: start it through the home retrain role.
             home = manifest.environment("staging")
@@ -107,13 +122,6 @@ class DriftResponder(Construct):
             )
         else:
             hook.role.add_to_policy(start_training(manifest))
-        policy = hook.role.node.find_child("DefaultPolicy")
-        acknowledge_findings(
-            policy,
-            KEY_GRANT_FINDINGS,
-            "The drift responder writes cool-down records to its KMS-encrypted table and "
-            "publishes to the encrypted on-call topic.",
-        )
         self.rule = WatchedRule(
             self,
             "DriftDetected",

@@ -17,6 +17,7 @@ from mlgate import durations
 from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.sagemaker_access import decrypt_released_versions, pull_images
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine, RolloutPolicy, SloKind
+from mlgate.ml.pipeline import SERVING_CODE_DIR, script_mode
 from mlgate.naming import Names, pascal
 
 VARIANT = "AllTraffic"
@@ -34,9 +35,24 @@ def reports_prefix(manifest: Manifest, env: EnvName) -> str:
     return Names.of(manifest, env).monitoring_reports(evidently)
 
 
+def serving_environment(manifest: Manifest, region: str) -> dict[str, str]:
+    """The serving container's environment, as the training pipeline registers it with each
+    version (mlgate/ml/pipeline.py): a script-mode product's program and the code its entry put
+    into the model artifact; nothing for a built-in algorithm or the product's own image."""
+    program = script_mode(manifest)
+    if program is None:
+        return {}
+    return {
+        "SAGEMAKER_PROGRAM": program,
+        "SAGEMAKER_SUBMIT_DIRECTORY": SERVING_CODE_DIR,
+        "SAGEMAKER_REGION": region,
+    }
+
+
 class MonitoredEndpoint(Construct):
-    """The endpoint of the model package `model_package`, its model role, rollback alarms and
-    scaling target (keyword-only inputs)."""
+    """The endpoint serving the released model artifact `model_data` with the manifest's
+    serving `image`, its model role, rollback alarms and scaling target (keyword-only
+    inputs)."""
 
     def __init__(
         self,
@@ -45,29 +61,39 @@ class MonitoredEndpoint(Construct):
         *,
         manifest: Manifest,
         env: EnvName,
-        model_package: str,
+        model_data: str,
         has_model: CfnCondition,
         key: kms.IKey,
         artifacts_bucket: str,
         home_artifacts_arn: str,
-        images: list[str],
+        image: str,
         on_call: sns.ITopic,
     ) -> None:
         """`artifacts_bucket` is the environment's (capture goes there); `home_artifacts_arn`
-        the home account's, where released versions live; `images` what the model role pulls."""
+        the home account's, where released versions live (released/<product>/<version>/, the
+        copies the release hook makes of approved versions); `image` the serving image.
+
+        The model is built from the image and the released artifact, not from the model
+        package: the model role then reads released copies only, never a training run, and
+        needs no access to the registry (issue 29)."""
         super().__init__(scope, id)
         self.manifest, self.env, self.key = manifest, env, key
         self.names = Names.of(manifest, env)
         self.endpoint_name = self.names.endpoint()
         self.capture_uri = f"s3://{artifacts_bucket}/{capture_prefix(env)}"
         settings = manifest.env_serving(env)
-        self.model_role = self._model_role(artifacts_bucket, home_artifacts_arn, images)
+        self.model_role = self._model_role(artifacts_bucket, home_artifacts_arn, [image])
+        environment = serving_environment(manifest, Stack.of(self).region)
         self.model = sagemaker.CfnModel(
             self,
             "Model",
             execution_role_arn=self.model_role.role_arn,
             containers=[
-                sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package)
+                sagemaker.CfnModel.ContainerDefinitionProperty(
+                    image=image,
+                    model_data_url=model_data,
+                    environment=environment or None,
+                )
             ],
             enable_network_isolation=True,
         )
@@ -258,26 +284,23 @@ class MonitoredEndpoint(Construct):
         self, artifacts_bucket: str, home_artifacts: str, images: list[str]
     ) -> iam.Role:
         stack = Stack.of(self)
-        product, env = self.manifest.product.name, self.env
+        env = self.env
+        released = f"{home_artifacts}/{Names.of(self.manifest).released_prefix()}/*"
         role = iam.Role(
             self,
             "ModelRole",
             role_name=self.names.model_role(),
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="Hosts the approved model: reads its artifacts and image only",
+            description="Hosts the approved model: reads released versions and its image only",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[f"{home_artifacts}/training/{product}/*"],
-            )
-        )
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[released]))
         pull_images(role, images)
         decrypt_released_versions(role, manifest=self.manifest, env=env, key=self.key)
         # What SageMaker does with this role on the product's behalf (mlgate/
         # service_permissions.py, each with its documentation page): read the rollback alarms
         # during a blue/green update, write captured traffic under the capture prefix with
         # the environment's key.
+        product = self.manifest.product.name
         alarms = f"arn:aws:cloudwatch:{stack.region}:{stack.account}:alarm:mlgate/{product}/{env}/*"
         capture = f"arn:aws:s3:::{artifacts_bucket}/{capture_prefix(env)}/*"
         role.add_to_policy(
@@ -306,9 +329,9 @@ class MonitoredEndpoint(Construct):
                     "The model role pulls its container image; ecr:GetAuthorizationToken supports "
                     "no resource-level permission (the image repositories themselves are named)."
                 ),
-                f"AwsSolutions-IAM5[Resource::{home_artifacts}/training/{product}/*]": (
-                    "The model role reads model artifacts the training pipeline wrote under this "
-                    "product's training prefix; object keys include the execution id."
+                f"AwsSolutions-IAM5[Resource::{released}]": (
+                    "The model role reads the released copies of approved versions of this "
+                    "product only (released/<product>/<version>/); never a training run."
                 ),
             },
         )

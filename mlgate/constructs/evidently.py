@@ -1,26 +1,36 @@
 """EvidentlyMonitor: mlgate's Evidently job (mlgate/monitoring_job) on an environment's
-captured traffic, as a one-step SageMaker pipeline that an EventBridge rule starts on the
-manifest's monitoring schedule.
+captured traffic, as a SageMaker pipeline that an EventBridge rule starts on the manifest's
+monitoring schedule.
 
-The job runs in AWS's prebuilt scikit-learn image in script mode, as FrameworkProcessor runs a
-`source_dir`: the source arrives as a tar.gz, its requirements.txt is pip-installed, then the
-entry point runs with the job's arguments
+The steps run in AWS's prebuilt scikit-learn image in script mode, as FrameworkProcessor runs a
+`source_dir`: the source arrives as a tar.gz, its requirements are pip-installed, then the entry
+point runs with the step's arguments
 (https://docs.aws.amazon.com/sagemaker/latest/dg/processing-job-frameworks.html). No image is
-built. Its dependencies ship with it: requirements.txt is requirements-monitoring.lock (exact
+built. Dependencies ship with the job: requirements.txt is requirements-monitoring.lock (exact
 pins, a sha256 per wheel), and the wheels themselves, built for the image's Python 3.12
-(mlgate/wheelsets.py), arrive as a second Processing input, a zip the job unpacks. pip installs
+(mlgate/wheelsets.py), arrive as a second Processing input, a zip the step unpacks. pip installs
 from those files only (`--no-index --find-links`) and refuses any whose hash differs
-(`--require-hashes`: https://pip.pypa.io/en/stable/topics/secure-installs/), so a run reaches
-no package index: PyPI being down, or an account without internet egress, does not stop
-monitoring. The job still calls AWS APIs (S3, SSM, SageMaker, CloudWatch), so it does not run
-with network isolation.
+(`--require-hashes`: https://pip.pypa.io/en/stable/topics/secure-installs/): no step reaches a
+package index.
 
-The definition is written out here rather than by the SageMaker SDK: its one step is a literal
-CreateProcessingJob request (https://docs.aws.amazon.com/sagemaker/latest/APIReference/
+Three steps, so that the one that runs the ~90 third-party packages on prod's captured traffic
+runs with network isolation (NetworkConfig.EnableNetworkIsolation: no inbound or outbound call
+from its container, AWS APIs included; Processing itself downloads its inputs and uploads its
+outputs: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_NetworkConfig.html):
+- Stage (network): finds the live version (SSM, DescribeModelPackage) and copies the run's
+  inputs (the released baseline, the windows' capture and labels) to a staging prefix under the
+  capture prefix, which keeps capture's retention. It runs mlgate's own stdlib code and boto3
+  (its closure of the lock, installed by hash): no other third-party package.
+- Monitor (network isolation): Evidently on the staged inputs; writes report.html and
+  summary.json.
+- Publish (network): puts the summary's figures to CloudWatch, reading the summary only.
+
+The definition is written out here rather than by the SageMaker SDK: its steps are literal
+CreateProcessingJob requests (https://docs.aws.amazon.com/sagemaker/latest/APIReference/
 API_CreateProcessingJob.html) inside the pipeline definition schema
 (https://aws-sagemaker-mlops.github.io/sagemaker-model-building-pipeline-definition-JSON-schema/),
-with no step properties or conditions for the SDK to resolve, so synth needs neither the SDK's
-import time nor a cache.
+with no conditions for the SDK to resolve, so synth needs neither the SDK's import time nor a
+cache.
 """
 
 from __future__ import annotations
@@ -49,10 +59,10 @@ from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest
 from mlgate.ml.images import monitoring_image
 from mlgate.ml.pipeline import PROCESSING
-from mlgate.monitoring_args import REPORT_DIR, job_arguments
+from mlgate.monitoring_args import REPORT_DIR, STAGED_DIR, step_arguments
 from mlgate.naming import Names
 from mlgate.packaging import build_tar_gz
-from mlgate.wheelsets import MONITORING
+from mlgate.wheelsets import MONITORING, canonical
 
 JOB_SOURCE = Path(__file__).resolve().parent.parent / "monitoring_job"
 CODE_DIR = f"{PROCESSING}/input/code"
@@ -62,16 +72,55 @@ WHEELHOUSE = f"{PROCESSING}/wheelhouse"
 """Where the job unpacks it: the one place its pip install looks for packages."""
 INSTANCE = "ml.m5.large"  # 8 GB: the job peaks at 1.7 GB on 10^6 records (docs/monitoring.md)
 STEP = "Monitor"
-# Unpack the source dir and the wheelhouse, install the locked requirements from the wheelhouse
-# alone, run the entry point with the job's arguments ("$@"): what FrameworkProcessor's
-# generated runproc.sh does, without a package index.
-ENTRYPOINT = (
-    f"set -eu; python3 -m zipfile -e {WHEELS_INPUT}/*.zip {WHEELHOUSE} && "
-    f"cd {CODE_DIR} && tar -xzf *.gz && "
-    "python3 -m pip install --quiet --disable-pip-version-check --no-index "
-    f"--find-links {WHEELHOUSE} --require-hashes -r requirements.txt && "
-    'exec python3 run.py "$@"'
-)
+STAGE_STEP = "Stage"
+PUBLISH_STEP = "Publish"
+STAGING_FOLDER = "monitor-staging"
+"""Under the environment's capture prefix: each run's staged inputs, one folder per execution
+(copies of capture, so they expire with it: mlgate.manifest.Retention.capture)."""
+AWS_CLIENT_REQUIREMENTS = "requirements-aws.txt"
+AWS_CLIENT = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+"""boto3 and what it installs with (its and botocore's Requires-Dist): all the stage and
+publish steps install (tests/stacks/test_monitoring.py checks the closure against the wheels)."""
+
+
+def install(requirements: str) -> str:
+    """Unpack the wheelhouse, install `requirements` from it alone, by hash."""
+    return (
+        f"python3 -m zipfile -e {WHEELS_INPUT}/*.zip {WHEELHOUSE} && "
+        "python3 -m pip install --quiet --disable-pip-version-check --no-index "
+        f"--find-links {WHEELHOUSE} --require-hashes -r {requirements}"
+    )
+
+
+def entrypoint(requirements: str, script: str) -> str:
+    """Unpack the source dir, install, run the entry point with the step's arguments ("$@"):
+    what FrameworkProcessor's generated runproc.sh does, without a package index."""
+    return (
+        f"set -eu; cd {CODE_DIR} && tar -xzf *.gz && {install(requirements)} && "
+        f'exec python3 {script} "$@"'
+    )
+
+
+ENTRYPOINT = entrypoint("requirements.txt", "run.py")
+STAGE_ENTRYPOINT = entrypoint(AWS_CLIENT_REQUIREMENTS, "stage.py")
+PUBLISH_ENTRYPOINT = entrypoint(AWS_CLIENT_REQUIREMENTS, "publish.py")
+
+
+def lock_subset(lock: str, names: tuple[str, ...]) -> str:
+    """The requirements of `lock` (pip's hash-checking format: a pin, then its hashes on
+    continuation lines) whose names are `names`."""
+    wanted = {canonical(n) for n in names}
+    blocks: list[list[str]] = []
+    for line in lock.splitlines():
+        if line.startswith((" ", "\t")) and blocks:
+            blocks[-1].append(line)
+        elif line and not line.startswith("#"):
+            blocks.append([line])
+    kept = [b for b in blocks if canonical(b[0].split("==")[0].split("[")[0]) in wanted]
+    found = {canonical(b[0].split("==")[0]) for b in kept}
+    if found != wanted:
+        raise ValueError(f"the lock pins no {', '.join(sorted(wanted - found))}")
+    return "\n".join(line for block in kept for line in block) + "\n"
 
 
 @jsii.implements(events.IRuleTarget)
@@ -120,6 +169,9 @@ class EvidentlyMonitor(Construct):
         )
         self.reports_prefix = reports_prefix(manifest, env)
         self.reports_uri = f"s3://{artifacts_bucket}/{self.reports_prefix}"
+        build_dir.mkdir(parents=True, exist_ok=True)
+        aws_client = build_dir / AWS_CLIENT_REQUIREMENTS
+        aws_client.write_text(lock_subset(MONITORING.lock.read_text(), AWS_CLIENT))
         self.source = assets.Asset(
             self,
             "JobSource",
@@ -128,6 +180,7 @@ class EvidentlyMonitor(Construct):
                     {
                         **{p.name: p for p in sorted(JOB_SOURCE.glob("*.py"))},
                         "requirements.txt": MONITORING.lock,
+                        AWS_CLIENT_REQUIREMENTS: aws_client,
                     },
                     build_dir / "monitoring-sourcedir.tar.gz",
                 )
@@ -143,8 +196,17 @@ class EvidentlyMonitor(Construct):
             asset_hash=MONITORING.key,
             asset_hash_type=AssetHashType.CUSTOM,
         )
+        self.staging_prefix = f"{capture_prefix(env)}/{STAGING_FOLDER}"
+        self.staging_uri = f"s3://{artifacts_bucket}/{self.staging_prefix}"
+        self.released_uri = (
+            f"s3://{home_artifacts_arn.removeprefix('arn:aws:s3:::')}/"
+            f"{self.names.released_prefix()}"
+        )
         self.role = self._role(f"arn:aws:s3:::{artifacts_bucket}", home_artifacts_arn)
-        self.arguments = job_arguments(manifest, env, capture_uri=self.capture_uri)
+        self.steps = step_arguments(
+            manifest, env, capture_uri=self.capture_uri, released_uri=self.released_uri
+        )
+        self.arguments = self.steps["monitor"]
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Pipeline",
@@ -185,15 +247,31 @@ class EvidentlyMonitor(Construct):
         )
         self.schedule.node.add_dependency(self.pipeline)
 
-    def definition(self) -> dict[str, Any]:
-        """The pipeline definition: one Processing step running the job."""
-        report = {
-            "Std:Join": {
-                "On": "/",
-                "Values": [self.reports_uri, {"Get": "Execution.PipelineExecutionId"}],
-            }
+    def _input(self, name: str, uri: Any, local: str) -> dict[str, Any]:
+        return {
+            "InputName": name,
+            "AppManaged": False,
+            "S3Input": {
+                "S3Uri": uri,
+                "LocalPath": local,
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+            },
         }
-        request = {
+
+    def _request(
+        self,
+        entry: str,
+        arguments: list[str],
+        inputs: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+        *,
+        isolated: bool,
+    ) -> dict[str, Any]:
+        """One CreateProcessingJob request: the image, the code and the wheelhouse, `inputs`
+        and `outputs` encrypted with the environment's key."""
+        request: dict[str, Any] = {
             "ProcessingResources": {
                 "ClusterConfig": {
                     "InstanceCount": 1,
@@ -204,62 +282,84 @@ class EvidentlyMonitor(Construct):
             },
             "AppSpecification": {
                 "ImageUri": self.image,
-                "ContainerEntrypoint": ["/bin/bash", "-c", ENTRYPOINT, "mlgate-monitor"],
-                "ContainerArguments": self.arguments,
+                "ContainerEntrypoint": ["/bin/bash", "-c", entry, "mlgate-monitor"],
+                "ContainerArguments": arguments,
             },
             "RoleArn": self.role.role_arn,
             "ProcessingInputs": [
-                {
-                    "InputName": "code",
-                    "AppManaged": False,
-                    "S3Input": {
-                        "S3Uri": self.source.s3_object_url,
-                        "LocalPath": CODE_DIR,
-                        "S3DataType": "S3Prefix",
-                        "S3InputMode": "File",
-                        "S3DataDistributionType": "FullyReplicated",
-                    },
-                },
-                {
-                    "InputName": "wheels",
-                    "AppManaged": False,
-                    "S3Input": {
-                        "S3Uri": self.wheels.s3_object_url,
-                        "LocalPath": WHEELS_INPUT,
-                        "S3DataType": "S3Prefix",
-                        "S3InputMode": "File",
-                        "S3DataDistributionType": "FullyReplicated",
-                    },
-                },
+                self._input("code", self.source.s3_object_url, CODE_DIR),
+                self._input("wheels", self.wheels.s3_object_url, WHEELS_INPUT),
+                *inputs,
             ],
-            "ProcessingOutputConfig": {
-                "KmsKeyId": self.key.key_arn,
-                "Outputs": [
-                    {
-                        "OutputName": "report",
-                        "AppManaged": False,
-                        "S3Output": {
-                            "S3Uri": report,
-                            "LocalPath": REPORT_DIR,
-                            "S3UploadMode": "EndOfJob",
-                        },
-                    }
-                ],
+            "NetworkConfig": {
+                "EnableInterContainerTrafficEncryption": True,
+                "EnableNetworkIsolation": isolated,
             },
-            "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
             "Environment": {"PYTHONUNBUFFERED": "1"},
         }
+        if outputs:
+            request["ProcessingOutputConfig"] = {"KmsKeyId": self.key.key_arn, "Outputs": outputs}
+        return request
+
+    def definition(self) -> dict[str, Any]:
+        """The pipeline definition: stage (network), monitor (network isolation), publish
+        (network); each step takes the one before's output, which orders them."""
+
+        def per_execution(uri: str) -> dict[str, Any]:
+            return {
+                "Std:Join": {"On": "/", "Values": [uri, {"Get": "Execution.PipelineExecutionId"}]}
+            }
+
+        def output(name: str, uri: str, local: str) -> dict[str, Any]:
+            return {
+                "OutputName": name,
+                "AppManaged": False,
+                "S3Output": {"S3Uri": per_execution(uri), "LocalPath": local,
+                             "S3UploadMode": "EndOfJob"},
+            }  # fmt: skip
+
+        def produced(step: str, name: str) -> dict[str, str]:
+            return {"Get": f"Steps.{step}.ProcessingOutputConfig.Outputs['{name}'].S3Output.S3Uri"}
+
+        # The stage and publish steps call AWS APIs (SSM, SageMaker, S3, CloudWatch), which
+        # network isolation forbids; they run mlgate's code and boto3 only.
+        stage = self._request(
+            STAGE_ENTRYPOINT,
+            self.steps["stage"],
+            [],
+            [output("staged", self.staging_uri, STAGED_DIR)],
+            isolated=False,
+        )
+        monitor = self._request(
+            ENTRYPOINT,
+            self.steps["monitor"],
+            [self._input("staged", produced(STAGE_STEP, "staged"), STAGED_DIR)],
+            [output("report", self.reports_uri, REPORT_DIR)],
+            isolated=True,
+        )
+        publish = self._request(
+            PUBLISH_ENTRYPOINT,
+            self.steps["publish"],
+            [self._input("report", produced(STEP, "report"), REPORT_DIR)],
+            [],
+            isolated=False,
+        )
         return {
             "Version": "2020-12-01",
             "Metadata": {},
             "Parameters": [],
-            "Steps": [{"Name": STEP, "Type": "Processing", "Arguments": request}],
+            "Steps": [
+                {"Name": STAGE_STEP, "Type": "Processing", "Arguments": stage},
+                {"Name": STEP, "Type": "Processing", "Arguments": monitor},
+                {"Name": PUBLISH_STEP, "Type": "Processing", "Arguments": publish},
+            ],
         }
 
     def _role(self, artifacts: str, home_artifacts: str) -> iam.Role:
-        """Runs the pipeline and its job: starts the job as itself, reads this environment's
-        capture and the live version's baseline, writes reports, publishes metrics."""
+        """Runs the pipeline and its steps: starts them as itself, reads this environment's
+        capture and the live version's released baseline, stages them, writes reports,
+        publishes metrics."""
         stack = Stack.of(self)
         region, account = stack.region, stack.account
         product, env = self.manifest.product.name, self.env
@@ -291,18 +391,33 @@ class EvidentlyMonitor(Construct):
         )
         capture = f"{capture_prefix(env)}/{self.names.endpoint()}/{VARIANT}"
         reports = f"{artifacts}/{self.reports_prefix}/*"
+        staged = f"{artifacts}/{self.staging_prefix}/*"
+        # Stage lists and reads the windows' capture and writes the staged copy; Processing
+        # lists and reads the staged copy for Monitor, uploads the report, and downloads it
+        # for Publish.
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[artifacts],
-                conditions={"StringLike": {"s3:prefix": [f"{capture}/*"]}},
+                conditions={
+                    "StringLike": {
+                        "s3:prefix": [f"{capture}/*", f"{self.staging_prefix}/*",
+                                      f"{self.reports_prefix}/*"]
+                    }
+                },
+            )
+        )  # fmt: skip
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[f"{artifacts}/{capture}/*", staged, reports]
             )
         )
         role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{artifacts}/{capture}/*"])
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[reports, staged])
         )
-        role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[reports]))
-        baselines = f"{home_artifacts}/training/{product}/*"
+        # Only the baselines of released versions, where the release hook copied them
+        # (Names.released_prefix): no training run, no unapproved version.
+        baselines = f"{home_artifacts}/{self.names.released_prefix()}/*/baseline/*"
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[baselines]))
         decrypt_released_versions(role, manifest=self.manifest, env=env, key=self.key)
         # The job's source archive and wheelhouse only, not the whole asset bucket.
@@ -367,8 +482,10 @@ class EvidentlyMonitor(Construct):
             f"{artifacts}/{capture}/*": "captured traffic of this environment's endpoint, in "
             "hourly folders",
             reports: "report.html and summary.json of each run, one folder per execution",
-            baselines: "baseline datasets registered with released versions, one folder per "
-            "training execution",
+            staged: "each run's staged inputs (copies of the windows' capture, the baseline and "
+            "labels), one folder per execution",
+            baselines: "baseline datasets of released versions, one folder per version number, "
+            "not known at deploy time",
             packages: "the released version is read from the product's model package group; "
             "version numbers are not known at deploy time",
             logs: "the job's log streams, in the group SageMaker Processing writes to",

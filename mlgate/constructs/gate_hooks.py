@@ -32,6 +32,10 @@ from mlgate.naming import Names
 
 # Where the gate callback counts approvals that expired undecided (lambdas/gate_callback).
 GATE_NAMESPACE = "mlgate/gates"
+# The public callback URL's flood alarm: this many requests answered 4xx in five minutes. A
+# release's gates see a handful of clicks, a few of them refused (a second click, a colleague
+# who is no approver); this many is no one clicking in chat (README, "how a gate works").
+FLOOD_REFUSALS = 50
 
 
 class SlackSecret(secretsmanager.Secret):
@@ -112,8 +116,11 @@ class GateNotifier(HookFunction):
             )
         )
         self.read_secret(webhook, key)
-        self.use_key(key, "kms:Decrypt", "kms:GenerateDataKey")
-        self.write_audit(audit, key, ["request", "gate"], "dynamodb:PutItem", "dynamodb:GetItem")
+        # release.json (S3) is read and the briefs (SNS) are published encrypted with the key.
+        self.use_key(key, "kms:Decrypt", "kms:GenerateDataKey", via=("s3", "sns"))
+        # It opens requests (and reads one back on a retry) and appends events: no updates.
+        self.write_audit(audit, key, ["request"], "dynamodb:PutItem", "dynamodb:GetItem")
+        self.write_audit(audit, key, ["gate"], "dynamodb:PutItem")
         # The brief reads release.json at the gate's execution's source revision: an object
         # version, which S3 reads under s3:GetObjectVersion.
         self.role.add_to_policy(
@@ -141,7 +148,6 @@ class GateNotifier(HookFunction):
             "Data Quality results are listed by table, not by ruleset ARN; the notifier reads "
             "only results, for the product's curated table.",
         )
-        self.acknowledge_key_grant("reads release.json and publishes encrypted briefs")
 
 
 class GateCallback(HookFunction):
@@ -185,15 +191,11 @@ class GateCallback(HookFunction):
             failures=FailureRouting.of(manifest, "gate_callback", key=key, on_call=on_call),
         )
         self.read_secret(signing, key)
-        self.write_audit(
-            audit,
-            key,
-            ["request", "gate"],
-            "dynamodb:GetItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:PutItem",
-            "dynamodb:Query",
-        )
+        # The audit trail's append-only rule, enforced by IAM (lambdas/shared/audit.py): the
+        # request's state changes by conditional UpdateItem on request items only; events
+        # are PutItem'd (conditionally, in code) and queried, never updated or deleted.
+        self.write_audit(audit, key, ["request"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self.write_audit(audit, key, ["gate"], "dynamodb:PutItem", "dynamodb:Query")
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["codepipeline:PutApprovalResult"],
@@ -209,11 +211,11 @@ class GateCallback(HookFunction):
             )
         )
         # Slack cannot sign requests with SigV4: the URL is public and every request must carry
-        # a valid Slack signature made in the last five minutes (checked in the handler).
-        self.url = self.function.add_function_url(
-            auth_type=lambda_.FunctionUrlAuthType.NONE,
-            cors=lambda_.FunctionUrlCorsOptions(allowed_origins=["https://slack.com"]),
-        )
+        # a valid Slack signature made in the last five minutes (checked in the handler). No
+        # CORS: Slack posts from its servers and no browser page calls the URL, so Lambda
+        # answers no preflight and sends no Access-Control-* header
+        # (https://docs.aws.amazon.com/lambda/latest/dg/urls-configuration.html#urls-cors).
+        self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         CfnOutput(
             stack,
             "GateCallbackUrl",
@@ -228,8 +230,64 @@ class GateCallback(HookFunction):
             "PutApprovalResult is granted on this pipeline's stages and actions only; the ARN "
             "of an approval action is the pipeline ARN followed by stage/action.",
         )
-        self.acknowledge_key_grant("reads and writes the encrypted audit table")
         self.wait_alarm = self._gate_wait_alarm(manifest, on_call)
+        self.flood_alarms = self._flood_alarms(manifest, on_call)
+
+    def _flood_alarms(self, manifest: Manifest, on_call: sns.ITopic) -> list[cloudwatch.Alarm]:
+        """Nothing rate-limits the public URL (README, "how a gate works": a CloudFront or API
+        Gateway limit would refuse real clicks with the junk); on-call hears of a flood: many
+        requests answered 4xx (Lambda's Url4xxCount of this function's URL,
+        https://docs.aws.amazon.com/lambda/latest/dg/urls-monitoring.html), or any invocation
+        throttled (Throttles: a real click may have been turned away with a 429)."""
+        names = Names.of(manifest)
+        contact = manifest.contact(manifest.product.owners.on_call)
+        owner = f"Owner: {contact.name} <{contact.email}>. Runbook: {manifest.product.runbook_url}"
+        watched = [
+            (
+                "CallbackRefusals",
+                "gate-callback-refused",
+                cloudwatch.Metric(
+                    namespace="AWS/Lambda",
+                    metric_name="Url4xxCount",
+                    dimensions_map={"FunctionName": self.function.function_name},
+                    statistic="Sum",
+                    period=durations.minutes(5),
+                ),
+                FLOOD_REFUSALS,
+                f"The gate callback's public URL refused more than {FLOOD_REFUSALS} requests in "
+                "five minutes: no one clicks that often, something is sending it junk. First "
+                'checks: 1) the callback\'s "decision refused" log lines (source_ip, field, '
+                "reason) 2) whether approvers' clicks still get through (Throttles) 3) while it "
+                "lasts, approvers decide in the CodePipeline console.",
+            ),
+            (
+                "CallbackThrottled",
+                "gate-callback-throttled",
+                self.function.metric_throttles(statistic="Sum", period=durations.minutes(5)),
+                0,
+                "Lambda throttled the gate callback: a click may have been answered 429 and not "
+                "taken. First checks: 1) the refusals alarm and the callback's log (a flood?) "
+                "2) the account's unreserved concurrency 3) approvers click again, or decide in "
+                "the CodePipeline console.",
+            ),
+        ]
+        alarms = []
+        for id, what, metric, threshold, description in watched:
+            alarm = cloudwatch.Alarm(
+                self,
+                id,
+                alarm_name=names.alarm("system", what, "critical", "prod"),
+                alarm_description=f"{description} {owner}",
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                # No refused or throttled request, no data point: the healthy state.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(on_call))
+            alarms.append(alarm)
+        return alarms
 
     def _gate_wait_alarm(self, manifest: Manifest, on_call: sns.ITopic) -> cloudwatch.Alarm:
         """A manual approval that outlived its timeout fails its action: on-call hears of it.

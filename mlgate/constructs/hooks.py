@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import jsii
 from aws_cdk import AssetHashType, Duration, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -13,7 +16,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
@@ -22,7 +24,7 @@ from constructs import Construct, IConstruct
 
 from mlgate import durations
 from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge, acknowledge_findings
-from mlgate.manifest import Manifest
+from mlgate.manifest import GateKind, Manifest
 from mlgate.naming import Names
 from mlgate.wheelsets import POWERTOOLS
 
@@ -49,6 +51,10 @@ ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.md", "**/.mypy_cache"]
 
 # Powertools' DynamoDB persistence reads, writes, updates and deletes its records
 # (https://docs.powertools.aws.dev/lambda/python/latest/utilities/idempotency/#iam-permissions).
+# What reading and writing a table encrypted with the product key asks of the key, through
+# DynamoDB (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+# encryption.usagenotes.html).
+TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 IDEMPOTENCY_ACTIONS = [
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -57,28 +63,88 @@ IDEMPOTENCY_ACTIONS = [
 ]
 
 
+# How long a dead-letter queue keeps an event its hook failed on. Lambda's on-failure
+# destination sends the whole invocation record, the event included
+# (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html), and a hook
+# cannot redact what Lambda sends; so a queue keeps an event only as long as it can still be
+# redriven, and no longer where the event carries a credential or a token:
+# - A CodePipeline job event carries the job's artifact credentials (`artifactCredentials`,
+#   https://docs.aws.amazon.com/codepipeline/latest/userguide/action-reference-Lambda.html).
+#   Its Lambda invoke action times out 20 minutes after the function's last reply
+#   (https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html), after which the
+#   job can no longer be completed: an hour keeps it past that and past the alarm's period.
+# (Numbers, not Durations: mlgate makes no call to node at import.)
+JOB_EVENT_HOURS = 1
+JOB_HOOKS = ("deployer", "deploy_verifier", "quality_gate")
+# - An approval notification carries the approval's token, good until the approval expires:
+#   kept as long as the product's longest manual gate stays open (at most 7 days).
+# - Every other hook's event (EventBridge's) carries no credential or token: 14 days, SQS's
+#   most, for on-call to read and redrive it.
+EVENT_DAYS = 14
+
+
+def dead_letter_retention(manifest: Manifest, hook: str) -> tuple[Duration, str]:
+    """How long `hook`'s dead-letter queue keeps a failed event, and why."""
+    if hook in JOB_HOOKS:
+        return durations.hours(JOB_EVENT_HOURS), (
+            "CodePipeline job events carry the job's artifact credentials, and the job times "
+            "out 20 minutes after its last reply: kept one hour"
+        )
+    if hook == "gate_notifier":
+        hours = max(
+            (g.timeout_hours for g in manifest.gates if g.kind is GateKind.MANUAL), default=1
+        )
+        return durations.hours(hours), (
+            f"approval notifications carry the approval token, good until the approval "
+            f"expires: kept {hours} h, the longest manual gate's timeout"
+        )
+    return durations.days(EVENT_DAYS), (
+        "its events carry no credential or token: kept 14 days for on-call to read and redrive"
+    )
+
+
+@jsii.implements(lambda_.IDestination)
+class _QueueDestination:
+    """Lambda's on-failure destination on an SQS queue, without the send grant CDK's
+    SqsDestination adds (its key grant is the wildcard kms:GenerateDataKey*, kms:ReEncrypt*,
+    with no kms:ViaService): HookFunction grants what Lambda's send needs itself."""
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self.queue = queue
+
+    def bind(self, scope: Construct, fn: lambda_.IFunction, *, type: Any = None) -> Any:
+        return lambda_.DestinationConfig(destination=self.queue.queue_arn)
+
+
 @dataclass(frozen=True)
 class FailureRouting:
     """Where an asynchronously invoked hook's failures go once Lambda's retries are spent: a
-    dead-letter queue encrypted with `key`, and an alarm named `alarm_name` to `on_call`."""
+    dead-letter queue encrypted with `key` that keeps an event for `retention` (`why`), and an
+    alarm named `alarm_name` to `on_call`."""
 
     key: kms.IKey
     on_call: sns.ITopic
     alarm_name: str
     owner: str
     runbook: str
+    retention: Duration = field(default_factory=lambda: durations.days(EVENT_DAYS))
+    why: str = "its events carry no credential or token: kept 14 days for on-call"
 
     @classmethod
     def of(
         cls, manifest: Manifest, hook: str, *, key: kms.IKey, on_call: sns.ITopic
     ) -> FailureRouting:
-        """The hook's failure alarm in the product's one alarm scheme, owned by on-call."""
+        """The hook's failure alarm in the product's one alarm scheme, owned by on-call, and
+        its queue's retention for what the hook's events carry."""
+        retention, why = dead_letter_retention(manifest, hook)
         return cls(
             key=key,
             on_call=on_call,
             alarm_name=Names.of(manifest).alarm("system", f"{hook}-failed", "critical", "prod"),
             owner=on_call_owner(manifest),
             runbook=manifest.product.runbook_url,
+            retention=retention,
+            why=why,
         )
 
 
@@ -181,6 +247,7 @@ class HookFunction(Construct):
             raise ValueError(f"hook '{hook}' has no mlgate/lambdas/{hook}/handler.py")
         stack = Stack.of(self)
         self._region = stack.region  # read once: each read is a call to node
+        self._key_grants: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -234,8 +301,6 @@ class HookFunction(Construct):
             f"The {hook} hook runs on python3.13, the runtime its Powertools layer's wheels are "
             "locked for (requirements-powertools.lock); it moves when the lock does.",
         )
-        if failures:
-            self._acknowledge_dead_letter_key_grant()
         if reserved_concurrency is not None:
             # Lambda refuses a reservation that leaves fewer than 100 executions unreserved
             # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html): the
@@ -255,13 +320,13 @@ class HookFunction(Construct):
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=failures.key,
             enforce_ssl=True,
-            retention_period=durations.days(14),
+            retention_period=failures.retention,
         )
         acknowledge(
             self.dead_letters,
             "AwsSolutions-SQS3",
             f"This queue is the {hook} hook's on-failure destination, itself the dead-letter "
-            "queue; its messages wait 14 days for on-call, who is alarmed at the first one.",
+            f"queue; on-call is alarmed at its first message ({failures.why}).",
         )
         self.failure_alarm = cloudwatch.Alarm(
             self,
@@ -283,31 +348,35 @@ class HookFunction(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.failure_alarm.add_alarm_action(cw_actions.SnsAction(failures.on_call))
-        return destinations.SqsDestination(self.dead_letters)
-
-    def _acknowledge_dead_letter_key_grant(self) -> None:
-        """CDK's send grant on a KMS-encrypted queue expands to key wildcards."""
-        acknowledge_findings(
-            self.role.node.find_child("DefaultPolicy"),
-            KEY_GRANT_FINDINGS,
-            f"The {self.hook} hook's failed events are sent to its KMS-encrypted dead-letter "
-            "queue; CDK's send grant on the product key expands to these actions.",
+        # Lambda sends to the queue with the function's role: sqs:SendMessage, and the key's
+        # data key through SQS only (a producer of a KMS-encrypted queue needs
+        # kms:GenerateDataKey and kms:Decrypt: https://docs.aws.amazon.com/AWSSimpleQueueService/
+        # latest/SQSDeveloperGuide/sqs-key-management.html), not CDK's wildcard key grant.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
+            )
         )
+        self._use_key_via(failures.key, ["sqs"], "kms:GenerateDataKey", "kms:Decrypt")
+        return _QueueDestination(self.dead_letters)
 
     @property
     def policy(self) -> IConstruct:
         """The role's default policy, where the grants and their acknowledgments sit."""
         return self.role.node.find_child("DefaultPolicy")
 
-    def use_key(self, key: kms.IKey, *actions: str) -> None:
-        """Direct use of the product key (S3 objects and SNS messages it encrypts)."""
-        self.role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=[key.key_arn]))
+    def use_key(self, key: kms.IKey, *actions: str, via: Sequence[str] = ("s3",)) -> None:
+        """The product key, used through the services in `via` only (kms:ViaService): the S3
+        objects the hook reads or writes (the default), the SNS messages it publishes."""
+        self._use_key_via(key, via, *actions)
 
     def write_audit(
         self, table: dynamodb.ITableV2, key: kms.IKey, prefixes: list[str], *actions: str
     ) -> None:
-        """Audit access limited to the key prefixes the hook writes (dynamodb:LeadingKeys):
-        "gate" events, "request" items (lambdas/shared/audit.py)."""
+        """`actions` on the audit items whose keys start with `prefixes` only
+        (dynamodb:LeadingKeys): "gate" events, "request" items (lambdas/shared/audit.py). A hook
+        that may change requests (UpdateItem) and append events (PutItem) calls this once for
+        each, so no role may update or delete an event (tests/test_hook_key_grants.py)."""
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=list(actions),
@@ -319,7 +388,7 @@ class HookFunction(Construct):
                 },
             )
         )
-        self._use_key_via(key, "dynamodb")
+        self._use_key_via(key, ["dynamodb"], *TABLE_KEY_ACTIONS)
 
     def read_secret(self, secret: secretsmanager.ISecret, key: kms.IKey) -> None:
         """Identity-side grants only: the key lives in the foundation stack, whose key policy
@@ -329,17 +398,7 @@ class HookFunction(Construct):
                 actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn]
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt"],
-                resources=[key.key_arn],
-                conditions={
-                    "StringEquals": {
-                        "kms:ViaService": f"secretsmanager.{self._region}.amazonaws.com"
-                    }
-                },
-            )
-        )
+        self._use_key_via(key, ["secretsmanager"], "kms:Decrypt")
 
     def acknowledge_key_grant(self, why: str) -> None:
         acknowledge_findings(
@@ -348,13 +407,26 @@ class HookFunction(Construct):
             f"The hook {why}; CDK's grant on the product key expands to these actions.",
         )
 
-    def _use_key_via(self, key: kms.IKey, service: str) -> None:
+    def _use_key_via(self, key: kms.IKey, services: Sequence[str], *actions: str) -> None:
+        """`actions` on `key` only when a request comes through one of `services` in the
+        hook's region (https://docs.aws.amazon.com/kms/latest/developerguide/
+        conditions-kms.html#conditions-kms-via-service): a role that can decrypt through
+        DynamoDB cannot call kms:Decrypt itself. Each grant is made once per role."""
+        wanted = (key.node.path, tuple(sorted(services)), tuple(sorted(actions)))
+        if wanted in self._key_grants:
+            return
+        self._key_grants.add(wanted)
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                actions=sorted(actions),
                 resources=[key.key_arn],
                 conditions={
-                    "StringEquals": {"kms:ViaService": f"{service}.{self._region}.amazonaws.com"}
+                    "StringEquals": {
+                        "kms:ViaService": [
+                            f"{service}.{self._region}.amazonaws.com"
+                            for service in sorted(services)
+                        ]
+                    }
                 },
             )
         )
@@ -374,4 +446,4 @@ class HookFunction(Construct):
                 },
             )
         )
-        self._use_key_via(store.key, "dynamodb")
+        self._use_key_via(store.key, ["dynamodb"], *TABLE_KEY_ACTIONS)

@@ -100,12 +100,10 @@ class ModelMonitorSchedules(Construct):
                 ],
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[f"{self.home_artifacts}/training/{product}/*"],
-            )
-        )
+        # Only the baselines of released versions, where the release hook copied them
+        # (Names.released_prefix): no training run, no unapproved version.
+        baselines = f"{self.home_artifacts}/{self.names.released_prefix()}/*/baseline/*"
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[baselines]))
         decrypt_released_versions(role, manifest=self.manifest, env=env, key=self.key)
         ground_truth = self.manifest.monitoring.ground_truth_s3_uri
         if ground_truth:
@@ -131,9 +129,8 @@ class ModelMonitorSchedules(Construct):
         findings = {
             f"{artifacts}/{capture}/*": "captured requests of this environment",
             f"{artifacts}/monitoring/{env}/*": "monitoring reports of this environment",
-            f"{self.home_artifacts}/training/{product}/*": (
-                "baselines registered with the version"
-            ),
+            baselines: "baselines of released versions, one folder per version number, not "
+            "known at deploy time",
             logs: "logs of monitoring jobs, in groups SageMaker names",
             "*": "ecr:GetAuthorizationToken and namespace-conditioned PutMetricData take no ARN",
         }

@@ -1,7 +1,13 @@
-"""The hooks that carry a release: release (model approved -> pipeline source), deployer,
-deploy verifier and the automated quality gate. Each owns its environment, grants and
+"""The hooks that carry a release: release (model approved -> released copy, pipeline source),
+deployer, deploy verifier and the automated quality gate. Each owns its environment, grants and
 cdk-nag acknowledgments; the role in the template is the hook's exact contract
-(tests/test_hook_permissions.py)."""
+(tests/test_hook_permissions.py).
+
+The job hooks (deployer, verifier, quality gate) trust only the job id of their event: they
+read the job from CodePipeline (GetJobDetails), the release of its own execution from the
+release source at the execution's source revision (GetPipelineExecution, GetObjectVersion),
+and check its version in the registry (DescribeModelPackage): ReleaseSource grants and
+configures exactly that (mlgate/lambdas/shared/jobs.py)."""
 
 from __future__ import annotations
 
@@ -27,8 +33,10 @@ from mlgate.naming import Names, role_arn
 
 RELEASE_KEY = "release.json"
 REPORTS_TO_PIPELINE = (
-    "codepipeline:PutJobSuccessResult and PutJobFailureResult, granted by the Lambda pipeline "
-    "action, support no resource-level permissions."
+    "codepipeline:GetJobDetails, PutJobSuccessResult and PutJobFailureResult (the last two "
+    "granted by the Lambda pipeline action) support no resource-level permissions "
+    "(https://docs.aws.amazon.com/service-authorization/latest/reference/"
+    "list_awscodepipeline.html); the hook reads and answers only jobs of its release pipeline."
 )
 Access = Callable[[Manifest, EnvName], tuple[list[iam.PolicyStatement], accounts.Findings]]
 
@@ -59,6 +67,73 @@ def grant_release_access(
         acknowledge_each(hook.policy, findings)
 
 
+def decrypt_via_s3(
+    hook: HookFunction, key: kms.IKey, actions: list[str], objects: dict[str, list[str]]
+) -> None:
+    """The product key, through S3 only, for objects of these buckets (bucket -> key
+    prefixes). The buckets use S3 Bucket Keys, so S3 asks KMS with the bucket's ARN as the
+    encryption context (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html);
+    an object written without one carries its own ARN, hence the prefixes."""
+    stack = Stack.of(hook)
+    contexts = sorted(
+        {f"arn:aws:s3:::{bucket}" for bucket in objects}
+        | {f"arn:aws:s3:::{bucket}/{prefix}*" for bucket, ps in objects.items() for prefix in ps}
+    )
+    hook.role.add_to_policy(
+        iam.PolicyStatement(
+            actions=actions,
+            resources=[key.key_arn],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": contexts},
+            },
+        )
+    )
+
+
+class ReleaseSource:
+    """What a job hook needs to take a job and its release from CodePipeline, S3 and the
+    registry, and nothing else: its environment and the grants (shared/jobs.py)."""
+
+    def __init__(self, hook: HookFunction, manifest: Manifest, key: kms.IKey) -> None:
+        names = Names.of(manifest)
+        stack = Stack.of(hook)
+        home = manifest.environments.staging
+        releases = names.bucket("releases", stack.account, stack.region)
+        group = names.model_package_group()
+        settings = {
+            "RELEASE_PIPELINE": names.release_pipeline(),
+            "RELEASE_BUCKET": releases,
+            "RELEASE_KEY": RELEASE_KEY,
+            "MODEL_PACKAGE_GROUP": group,
+            "ARTIFACT_BUCKET": names.bucket("artifacts", home.account, home.region),
+            "RELEASED_PREFIX": names.released_prefix(),
+        }
+        for name, value in settings.items():
+            hook.function.add_environment(name, value)
+        # The release pipeline is built after its hooks (it names them): its ARN from its name.
+        pipeline = f"arn:aws:codepipeline:{stack.region}:{stack.account}:{names.release_pipeline()}"
+        self.packages = f"arn:aws:sagemaker:{stack.region}:{stack.account}:model-package/{group}/*"
+        for actions, resource in (
+            (["codepipeline:GetJobDetails"], "*"),
+            (["codepipeline:GetPipelineExecution"], pipeline),
+            (["s3:GetObjectVersion"], f"arn:aws:s3:::{releases}/{RELEASE_KEY}"),
+            (["sagemaker:DescribeModelPackage"], self.packages),
+        ):
+            hook.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[resource]))
+        decrypt_via_s3(hook, key, ["kms:Decrypt"], {releases: [RELEASE_KEY]})
+        acknowledge_each(
+            hook.policy,
+            {
+                "AwsSolutions-IAM5[Resource::*]": REPORTS_TO_PIPELINE,
+                f"AwsSolutions-IAM5[Resource::{self.packages}]": (
+                    f"The {hook.hook} hook checks that the release's version is an Approved "
+                    f"version of {group}; the wildcard is the version number."
+                ),
+            },
+        )
+
+
 class Deployer(HookFunction):
     """Updates a Serving stack with the released model version, and nothing else."""
 
@@ -77,8 +152,8 @@ class Deployer(HookFunction):
             failures=FailureRouting.of(manifest, "deployer", key=key, on_call=on_call),
             metrics_namespace=release_namespace(manifest),
         )
+        ReleaseSource(self, manifest, key)
         grant_release_access(self, manifest, accounts.deploy_access, names.deploy_role)
-        acknowledge(self.policy, "AwsSolutions-IAM5[Resource::*]", REPORTS_TO_PIPELINE)
 
 
 class DeployVerifier(HookFunction):
@@ -98,8 +173,8 @@ class DeployVerifier(HookFunction):
             failures=FailureRouting.of(manifest, "deploy_verifier", key=key, on_call=on_call),
             metrics_namespace=release_namespace(manifest),
         )
+        ReleaseSource(self, manifest, key)
         grant_release_access(self, manifest, accounts.verify_access, names.verify_role)
-        acknowledge(self.policy, "AwsSolutions-IAM5[Resource::*]", REPORTS_TO_PIPELINE)
 
 
 class QualityGate(HookFunction):
@@ -139,6 +214,7 @@ class QualityGate(HookFunction):
         )
         self.make_idempotent(idempotency)
         self.write_audit(audit, key, ["gate"], "dynamodb:PutItem")
+        ReleaseSource(self, manifest, key)
         # Staging always lives in the home account (mlgate/accounts.py).
         endpoint = (
             f"arn:aws:sagemaker:{stack.region}:{stack.account}:endpoint/{names.endpoint('staging')}"
@@ -155,19 +231,18 @@ class QualityGate(HookFunction):
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.sample])
         )
-        self.use_key(key, "kms:Decrypt")
-        acknowledge(self.policy, "AwsSolutions-IAM5[Resource::*]", REPORTS_TO_PIPELINE)
+        decrypt_via_s3(self, key, ["kms:Decrypt"], {artifacts: [f"training/{names.product}/"]})
         acknowledge(
             self.policy,
             f"AwsSolutions-IAM5[Resource::{self.sample}]",
             "The wildcard is the training pipeline execution id; the quality gate reads only "
             "the test split file of this product's training runs.",
         )
-        self.acknowledge_key_grant("writes its verdict to the encrypted audit table")
 
 
 class ReleaseHook(HookFunction):
-    """Writes release.json for an approved model version and starts the release pipeline."""
+    """Copies an approved model version to its released folder, writes release.json for it
+    and starts the release pipeline."""
 
     def __init__(
         self,
@@ -186,28 +261,38 @@ class ReleaseHook(HookFunction):
         releases = names.bucket("releases", stack.account, stack.region)
         artifacts = names.bucket("artifacts", stack.account, stack.region)
         group = names.model_package_group()
+        training = f"training/{names.product}"
         super().__init__(
             scope,
             id,
             hook="release",
-            description="Writes release.json for an approved model version and starts the pipeline",
+            description="Releases an approved model version and starts the release pipeline",
             environment={
                 "MODEL_PACKAGE_GROUP": group,
                 "RELEASE_BUCKET": releases,
                 "RELEASE_KEY": RELEASE_KEY,
                 "RELEASE_PIPELINE": names.release_pipeline(),
                 "AUDIT_TABLE": names.audit_table(),
+                "ARTIFACT_BUCKET": artifacts,
+                "TRAINING_PREFIX": training,
+                "RELEASED_PREFIX": names.released_prefix(),
             },
             failures=FailureRouting.of(manifest, "release", key=key, on_call=on_call),
             metrics_namespace=release_namespace(manifest),
         )
         self.make_idempotent(idempotency)
         self.write_audit(audit, key, ["gate"], "dynamodb:PutItem")
-        reports = f"arn:aws:s3:::{artifacts}/training/{names.product}/*"
+        # Reads the evaluation report and the sources of its copies in this product's training
+        # runs; writes release.json and the copies in the version's released folder, nothing
+        # else (CopyObject needs read on the source and write on the target:
+        # https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html).
+        reports = f"arn:aws:s3:::{artifacts}/{training}/*"
+        released = f"arn:aws:s3:::{artifacts}/{names.released_prefix()}/*"
         packages = f"arn:aws:sagemaker:{stack.region}:{stack.account}:model-package/{group}/*"
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[f"arn:aws:s3:::{releases}/{RELEASE_KEY}"]
+                actions=["s3:PutObject"],
+                resources=[f"arn:aws:s3:::{releases}/{RELEASE_KEY}", released],
             )
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[reports]))
@@ -219,7 +304,15 @@ class ReleaseHook(HookFunction):
                 actions=["codepipeline:StartPipelineExecution"], resources=[pipeline_arn]
             )
         )
-        self.use_key(key, "kms:Decrypt", "kms:GenerateDataKey")
+        decrypt_via_s3(
+            self,
+            key,
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            {
+                releases: [RELEASE_KEY],
+                artifacts: [f"{training}/", f"{names.released_prefix()}/"],
+            },
+        )
         self.rule = WatchedRule(
             self,
             "ModelApproved",
@@ -233,7 +326,10 @@ class ReleaseHook(HookFunction):
             targets=[targets.LambdaFunction(self.function, retry_attempts=2)],
         )
         reasons = {
-            reports: "reads the version's evaluation report",
+            reports: "reads the version's evaluation report and the model artifact and "
+            "baselines it copies, in this product's training runs (the wildcard is the run)",
+            released: "writes the copies of each approved version into its released folder "
+            "(the wildcard is the version number and the file)",
             packages: "describes versions of this product's model package group",
         }
         acknowledge_each(
@@ -245,4 +341,3 @@ class ReleaseHook(HookFunction):
                 for resource, why in reasons.items()
             },
         )
-        self.acknowledge_key_grant("writes release.json and the audit trail encrypted")

@@ -14,7 +14,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from mlgate import durations
+from mlgate import accounts, durations
 from mlgate.constructs.compliance import (
     KEY_GRANT_FINDINGS,
     acknowledge,
@@ -98,7 +98,6 @@ class ReleasePipeline(Construct):
                 action = actions.LambdaInvokeAction(
                     action_name="Evaluate",
                     lambda_=quality_gate.function,
-                    inputs=[self.source],
                     # CodePipeline resolves the variable, so the verdict joins the
                     # execution's other gate events in the audit trail.
                     user_parameters_string=json.dumps(
@@ -116,7 +115,13 @@ class ReleasePipeline(Construct):
         self._acknowledge_grants(artifacts, invoked)
 
     def _deploy_stage(self, env: EnvName, deployer: Deployer, verifier: DeployVerifier) -> None:
-        params: dict[str, str] = {"environment": env, "stack": self.names.serving_stack(env)}
+        # The deployer passes the Serving stack's own CloudFormation service role as
+        # UpdateStack's RoleARN, the one role it may pass (mlgate/accounts.py, deploy_access).
+        params: dict[str, str] = {
+            "environment": env,
+            "stack": self.names.serving_stack(env),
+            "service_role": accounts.serving_cfn_role_arn(self.manifest, env),
+        }
         checks = {"environment": env, "endpoint": self.names.endpoint(env)}
         if self.manifest.is_remote(env):
             # The hooks act in the environment's account through its deploy and verify roles.
@@ -129,7 +134,6 @@ class ReleasePipeline(Construct):
                 actions.LambdaInvokeAction(
                     action_name=f"UpdateServing{env.capitalize()}",
                     lambda_=deployer.function,
-                    inputs=[self.source],
                     user_parameters_string=json.dumps(params, sort_keys=True),
                 )
             ],
@@ -140,7 +144,6 @@ class ReleasePipeline(Construct):
                 actions.LambdaInvokeAction(
                     action_name=f"CheckEndpoint{env.capitalize()}",
                     lambda_=verifier.function,
-                    inputs=[self.source],
                     user_parameters_string=json.dumps(checks, sort_keys=True),
                 )
             ],

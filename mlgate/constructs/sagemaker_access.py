@@ -47,27 +47,28 @@ def write_job_logs(role: iam.Role, groups: str) -> str:
 def decrypt_released_versions(
     role: iam.Role, *, manifest: Manifest, env: EnvName, key: kms.IKey
 ) -> None:
-    """Released versions are encrypted with the home key. In the home account that is `key`.
-    From another account the key's id is not known, so the grant names the home account's keys
-    and what KMS documents for a cross-account caller decides which one: a principal of another
-    account may use a key only when the key policy allows it too ("Neither the key policy nor
-    the IAM policy alone is sufficient",
+    """Decrypt released versions (released/<product>/ in the home artifact bucket, encrypted
+    with the home key) through S3, for objects of that bucket only: its S3 Bucket Key makes
+    the bucket's ARN the encryption context KMS sees
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html), with
+    kms:ViaService for S3 in the home region; the bucket policy (and the role's own s3:GetObject)
+    hold the prefix. In the home account the key is `key`. From another account the key's id
+    is not known, so the grant names the home account's keys and what KMS documents for a
+    cross-account caller decides which one: a principal of another account may use a key only
+    when the key policy allows it too ("Neither the key policy nor the IAM policy alone is
+    sufficient",
     https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html),
     and only the product key's policy names this environment's roles (the home foundation
-    stack). Two documented conditions narrow it further: through S3 in the home region
-    (kms:ViaService), for objects of the home artifact bucket, whose S3 Bucket Key makes the
-    bucket's ARN the encryption context
-    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html). No alias
-    condition: KMS does not document kms:ResourceAliases for a key in another account."""
-    if not manifest.is_remote(env):
-        key.grant_decrypt(role)
-        return
+    stack), with the same conditions. No alias condition: KMS does not document
+    kms:ResourceAliases for a key in another account."""
     home = manifest.environments.staging
     artifacts = Names.of(manifest).bucket("artifacts", home.account, home.region)
+    remote = manifest.is_remote(env)
+    keys = f"arn:aws:kms:{home.region}:{home.account}:key/*"
     role.add_to_policy(
         iam.PolicyStatement(
             actions=["kms:Decrypt"],
-            resources=[f"arn:aws:kms:{home.region}:{home.account}:key/*"],
+            resources=[keys if remote else key.key_arn],
             conditions={
                 "StringEquals": {
                     "kms:ViaService": f"s3.{home.region}.amazonaws.com",
@@ -76,9 +77,11 @@ def decrypt_released_versions(
             },
         )
     )
+    if not remote:
+        return
     acknowledge(
         role.node.find_child("DefaultPolicy"),
-        f"AwsSolutions-IAM5[Resource::arn:aws:kms:{home.region}:{home.account}:key/*]",
+        f"AwsSolutions-IAM5[Resource::{keys}]",
         f"The {env} account cannot know the home key's id; only the product key's policy "
         f"names this role, and the grant holds through S3 for the bucket {artifacts} only.",
     )

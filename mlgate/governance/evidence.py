@@ -54,6 +54,20 @@ class Trust:
 
 
 @dataclass
+class Expiry:
+    """One S3 lifecycle rule that expires objects, or a DynamoDB table's time to live."""
+
+    stack: str
+    store: str
+    prefix: str
+    """The rule's prefix; "" for the whole bucket or table."""
+    days: int | None
+    """Days after which current objects expire (None: the rule expires none, or a TTL whose
+    days the writer sets per item)."""
+    noncurrent_days: int | None
+
+
+@dataclass
 class Evidence:
     stacks: dict[str, Counter[str]] = field(default_factory=dict)
     stores: list[Store] = field(default_factory=list)
@@ -67,6 +81,7 @@ class Evidence:
     dashboards: list[str] = field(default_factory=list)
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     names: dict[str, list[str]] = field(default_factory=dict)
+    expiries: list[Expiry] = field(default_factory=list)
 
 
 def _name(logical: str, resource: dict[str, Any], reader: Reader) -> str:
@@ -331,6 +346,30 @@ def _ssl_only(stack: str, reader: Reader) -> list[str]:
     return out
 
 
+def _expiries(stack: str, reader: Reader) -> list[Expiry]:
+    """What the templates expire: bucket lifecycle rules, table TTLs."""
+    out = []
+    for logical, r in reader.resources.items():
+        p = r.get("Properties", {})
+        if r["Type"] == "AWS::S3::Bucket":
+            for rule in p.get("LifecycleConfiguration", {}).get("Rules", []):
+                if rule.get("Status") != "Enabled":
+                    continue
+                noncurrent = rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays")
+                days = rule.get("ExpirationInDays")
+                if days is None and noncurrent is None:
+                    continue
+                out.append(
+                    Expiry(stack, _name(logical, r, reader), rule.get("Prefix", ""), days,
+                           noncurrent)
+                )  # fmt: skip
+        elif r["Type"] in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
+            ttl = p.get("TimeToLiveSpecification", {})
+            if ttl.get("Enabled"):
+                out.append(Expiry(stack, _name(logical, r, reader), "", None, None))
+    return out
+
+
 def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evidence:
     """Evidence from every template of the assembly, or only one product's stacks."""
     evidence = Evidence()
@@ -347,6 +386,7 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
         evidence.trusts += _trusts(stack, account, reader)
         evidence.public += _public(stack, reader)
         evidence.ssl_only += _ssl_only(stack, reader)
+        evidence.expiries += _expiries(stack, reader)
         for logical, r in reader.resources.items():
             for rule in r.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
                 evidence.acknowledgments.append(

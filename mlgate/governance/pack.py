@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlgate.governance.evidence import Evidence, collect
 from mlgate.manifest import (
+    ARTIFACT_PREFIXES,
     ENV_NAMES,
     UNBOUNDED_METRICS,
     GateKind,
@@ -14,6 +15,7 @@ from mlgate.manifest import (
     ModelMetric,
     ModelMetricName,
     MonitoringEngine,
+    Retention,
     Slo,
     SloKind,
 )
@@ -174,13 +176,20 @@ def security(e: Evidence) -> Section:
         )
     )
     open_to_account = [t for t in e.trusts if not t.principals]
-    s.notes.append(
-        f"{len(e.trusts)} statements let another account in; "
-        f"{len(e.trusts) - len(open_to_account)} admit only the roles they name, "
-        f"{len(open_to_account)} leave the choice to that account's own IAM."
-        if e.trusts
-        else "No statement lets another account in: the product lives in one account."
-    )
+    if not e.trusts:
+        note = "No statement lets another account in: the product lives in one account."
+    elif not open_to_account:
+        note = (
+            f"{len(e.trusts)} statements let another account in; each admits only the roles it "
+            "names."
+        )
+    else:
+        note = (
+            f"{len(e.trusts)} statements let another account in; "
+            f"{len(e.trusts) - len(open_to_account)} admit only the roles they name, "
+            f"{len(open_to_account)} leave the choice to that account's own IAM."
+        )
+    s.notes.append(note)
     if e.trusts:
         s.tables.append(
             (
@@ -219,6 +228,55 @@ def security(e: Evidence) -> Section:
             ),
         )
     )
+    return s
+
+
+def retention(m: Manifest, e: Evidence) -> Section:
+    """Each data class: the manifest's days, why, and the rules found in the templates that
+    expire it (a class with none is NOT ENFORCED)."""
+    s = Section(
+        "Data retention",
+        "How long each class of data is kept, why, and the rule that deletes it.",
+    )
+    prefixes = {prefix: data_class for data_class, prefix in ARTIFACT_PREFIXES.items()}
+    names = Names.of(m)
+
+    def where(data_class: str) -> list[str]:
+        found = []
+        for x in e.expiries:
+            whole = x.prefix == ""
+            if data_class in ("raw", "curated"):
+                hit = whole and x.store.startswith(f"mlgate-{m.product.name}-{data_class}-")
+            elif data_class == "audit":
+                hit = x.store == names.audit_table()
+            else:
+                hit = prefixes.get(x.prefix) == data_class
+            if hit:
+                kept = (
+                    f"objects after {x.days} days, old versions {x.noncurrent_days} days later"
+                    if x.days is not None
+                    else "items at the expires_at their writer sets (DynamoDB TTL)"
+                )
+                found.append(f"{x.store}{'/' + x.prefix if x.prefix else ''}: {kept}")
+        return found
+
+    rows = []
+    for data_class, days in m.data_classes.items():
+        field_ = Retention.model_fields[data_class]  # the default's reason
+        enforced = where(data_class)
+        rows.append(
+            [
+                data_class,
+                f"{days} days",
+                " ".join((field_.description or "").split()),
+                "; ".join(enforced) or "NOT ENFORCED in the templates",
+            ]
+        )
+    s.notes.append(
+        "Each class is kept the manifest's days (retention:), then deleted by the rule shown; "
+        "a deleted or overwritten object stays as an old version for at most 30 days more."
+    )
+    s.tables.append(("Retention per data class", (["class", "kept", "why", "deleted by"], rows)))
     return s
 
 
@@ -398,6 +456,7 @@ def build(m: Manifest, e: Evidence) -> list[Section]:
         one_pager(m),
         architecture(e),
         security(e),
+        retention(m, e),
         compliance(e),
         gates(m, e),
         operations(m, e),
@@ -430,7 +489,12 @@ def html(m: Manifest, sections: list[Section]) -> str:
             for r in rows:
                 tds = "".join(
                     f'<td class="bad">{esc(c)}</td>'
-                    if ("NOT ENCRYPTED" in c or "WILDCARD" in c or "AuthType NONE" in c)
+                    if (
+                        "NOT ENCRYPTED" in c
+                        or "WILDCARD" in c
+                        or "AuthType NONE" in c
+                        or "NOT ENFORCED" in c
+                    )
                     else f"<td>{esc(c)}</td>"
                     for c in r
                 )

@@ -15,6 +15,11 @@ from typing import Any
 from mlgate.manifest import Algorithm, Manifest
 
 TABLES = Path("sagemaker") / "core" / "image_uri_config"
+# Pinned by tag, not by digest: the SDK's tables give each image version a repository, a
+# registry account per region and tags, and no digest (no "digest" or "sha256:" in any of
+# sagemaker/core/image_uri_config/*.json; tests/ml/test_pipeline_definition.py fails the day
+# one appears, so it is pinned then). A digest read from ECR at synth would need the network
+# and the registry's credentials, which synth never uses.
 
 
 @cache

@@ -83,6 +83,20 @@ def _offline_environment(region: str) -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "offline-synth")
 
 
+CODE_CHANNEL = "code"
+CODE_CHANNEL_DIR = f"/opt/ml/input/data/{CODE_CHANNEL}"
+"""Where a training job finds its `code` channel (the sourcedir.tar.gz in script mode)."""
+
+
+def installs_requirements(manifest: Manifest) -> bool:
+    """The product's script-mode code ships a requirements.txt, which the framework container
+    pip-installs from the package index when training starts: the one job that needs the
+    network."""
+    return script_mode(manifest) is not None and any(
+        d.rsplit("/", 1)[-1] == "requirements.txt" for d in manifest.model.code.dependencies
+    )
+
+
 ENTRY_SCRIPT = "mlgate_entry.py"
 """mlgate/ml/script_mode_entry.py, as the sourcedir.tar.gz holds it."""
 SERVING_CODE_DIR = "/opt/ml/model/code"
@@ -170,6 +184,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.core.model_monitor.dataset_format import DatasetFormat
+    from sagemaker.core.network import NetworkConfig
     from sagemaker.core.processing import ScriptProcessor
     from sagemaker.core.shapes import (
         OutputDataConfig,
@@ -178,7 +193,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         ProcessingS3Input,
         ProcessingS3Output,
     )
-    from sagemaker.core.training.configs import Compute, InputData
+    from sagemaker.core.training.configs import Compute, InputData, Networking
     from sagemaker.core.workflow.conditions import (
         ConditionGreaterThanOrEqualTo,
         ConditionLessThanOrEqualTo,
@@ -233,6 +248,13 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
             ),
         )
 
+    # Every job runs with network isolation: it reads its inputs and writes its outputs
+    # through SageMaker, which downloads and uploads them, and calls nothing itself
+    # (https://docs.aws.amazon.com/sagemaker/latest/dg/mkt-algo-model-internet-free.html).
+    # The one exception is training a product that ships a requirements.txt: the framework
+    # container pip-installs it from the package index when training starts.
+    isolated = NetworkConfig(enable_network_isolation=True, encrypt_inter_container_traffic=True)
+
     def processor(job: str) -> Any:
         return ScriptProcessor(
             image_uri=images["model"],
@@ -244,6 +266,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
             volume_kms_key=s.kms_key_arn,
             output_kms_key=s.kms_key_arn,
             sagemaker_session=session,
+            network_config=isolated,
         )
 
     preprocess = ProcessingStep(
@@ -270,16 +293,27 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     # sourcedir.tar.gz it is in, as hyper-parameters (https://github.com/aws/
     # sagemaker-training-toolkit, sagemaker_program / sagemaker_submit_directory). mlgate's entry
     # runs the product's script, then puts the code into the model artifact for serving.
+    # Under network isolation the container cannot fetch the sourcedir.tar.gz from S3 itself:
+    # it arrives as the `code` channel, and the training toolkit extracts a local tar.gz as it
+    # would a downloaded one (sagemaker_training/files.py, download_and_extract).
     program = script_mode(manifest)
     hyperparameters = {k: str(v) for k, v in model.hyperparameters.items()}
     environment: dict[str, str] = {}
+    channels = [
+        InputData(channel_name=c, data_source=split(c), content_type="text/csv")
+        for c in ("train", "validation")
+    ]
     if program is not None:
         if s.train_source_uri is None:
             raise ValueError("script mode needs the sourcedir.tar.gz's location")
         hyperparameters["sagemaker_program"] = ENTRY_SCRIPT
-        hyperparameters["sagemaker_submit_directory"] = s.train_source_uri
+        hyperparameters["sagemaker_submit_directory"] = (
+            f"{CODE_CHANNEL_DIR}/{s.train_source_uri.rsplit('/', 1)[-1]}"
+        )
         hyperparameters["sagemaker_region"] = s.region
         environment["MLGATE_PROGRAM"] = program
+        channels.append(InputData(channel_name=CODE_CHANNEL, data_source=s.train_source_uri))
+    training_isolated = not installs_requirements(manifest)
     trainer = ModelTrainer(
         training_image=images["model"],
         role=s.role_arn,
@@ -294,17 +328,16 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         output_data_config=OutputDataConfig(
             s3_output_path=f"{run}/models", kms_key_id=s.kms_key_arn
         ),
+        networking=Networking(
+            enable_network_isolation=training_isolated,
+            enable_inter_container_traffic_encryption=True,
+        ),
         sagemaker_session=session,
     )
     train = TrainingStep(
         name=STEP_TRAIN,
         description=_training_description(manifest),
-        step_args=trainer.train(
-            input_data_config=[
-                InputData(channel_name=c, data_source=split(c), content_type="text/csv")
-                for c in ("train", "validation")
-            ]
-        ),
+        step_args=trainer.train(input_data_config=channels),
     )
     model_data = train.properties.ModelArtifacts.S3ModelArtifacts
 
@@ -475,7 +508,21 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(pipeline.definition())
     _drop_empty_environment(result)
+    _isolate_checks(result)
     return result
+
+
+def _isolate_checks(definition: dict[str, Any]) -> None:
+    """The baseline step's job runs with network isolation too. Its arguments are a
+    CreateProcessingJob request; the SDK cannot serialise a CheckJobConfig's network_config
+    into the definition (TypeError: NetworkConfig is not JSON serializable), so it is set here
+    in the request's own NetworkConfig."""
+    for step in definition["Steps"]:
+        if step["Type"] == "QualityCheck":
+            step["Arguments"]["NetworkConfig"] = {
+                "EnableNetworkIsolation": True,
+                "EnableInterContainerTrafficEncryption": True,
+            }
 
 
 def _drop_empty_environment(node: Any) -> None:

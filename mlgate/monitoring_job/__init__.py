@@ -10,6 +10,11 @@ each wheel's sha256) is installed by pip when the job starts, so no image is bui
 The wheels ship with the job (mlgate/wheelsets.py): pip installs from them alone, with
 `--no-index --require-hashes`, so a run needs no package index and no internet access.
 
+Deployed, one run is three Processing steps (mlgate/constructs/evidently.py): stage.py fetches
+the windows and the released baseline (network; boto3 only), run.py judges them under network
+isolation (`--release-file`, no AWS call), publish.py puts the summary's metrics (network;
+boto3 only). `run.main` with the S3 options does all three in one process (tests, rehearsal).
+
 Inputs (local paths, as Processing downloads them)
   --capture-dir         the endpoint's capture .jsonl files (any depth); they should cover the
                         drift window and, for model quality, the window shifted back by the

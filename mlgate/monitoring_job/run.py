@@ -111,6 +111,13 @@ def parser() -> argparse.ArgumentParser:
         "--release-parameter", default=None, help="SSM parameter: the live model package ARN"
     )
     fetched.add_argument("--ground-truth-s3-uri", default=None)
+    fetched.add_argument(
+        "--release-file",
+        type=Path,
+        default=None,
+        help="staged: stage.py's release.json (the live version and the windows' end), for a "
+        "run whose inputs the stage step fetched",
+    )
     out = p.add_argument_group("outputs")
     out.add_argument("--report-dir", type=Path, required=True)
     out.add_argument("--namespace", default=None, help="CloudWatch namespace (with --publish)")
@@ -139,6 +146,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             p.error(str(err))
     if bool(args.capture_s3_uri) != bool(args.release_parameter):
         p.error("--capture-s3-uri and --release-parameter go together")
+    if args.release_file is not None and args.capture_s3_uri:
+        p.error("--release-file is for inputs already staged: not with --capture-s3-uri")
     if args.ground_truth_s3_uri and args.ground_truth_dir is None:
         p.error("--ground-truth-s3-uri needs --ground-truth-dir, where it is fetched to")
     if args.publish and not args.namespace:
@@ -194,12 +203,18 @@ def main(
     """Run the job; returns the summary it writes to report-dir/summary.json. `clients`
     (s3, ssm, sagemaker) fetch the S3 sources; default: boto3's."""
     args = _arguments(argv)
-    now = args.now or datetime.now(UTC)
+    staged = json.loads(args.release_file.read_text()) if args.release_file else None
+    now = args.now or (_time(staged["now"]) if staged else datetime.now(UTC))
     window = timedelta(hours=args.window_hours)
     args.capture_dir.mkdir(parents=True, exist_ok=True)
     if args.ground_truth_dir is not None:
         args.ground_truth_dir.mkdir(parents=True, exist_ok=True)
-    if args.capture_s3_uri and not _fetch(args, now, clients):
+    released = (
+        staged["model_package"] is not None
+        if staged
+        else not args.capture_s3_uri or _fetch(args, now, clients)
+    )
+    if not released:
         log.warning("no model version is released: nothing to monitor")
         args.report_dir.mkdir(parents=True, exist_ok=True)
         (args.report_dir / "report.html").write_text(NO_RELEASE_PAGE)

@@ -10,7 +10,9 @@ and ground truth is uploaded in the same hourly layout
 The live version is the one the environment's Serving stack serves: that stack writes its model
 package ARN to an SSM parameter in the same CloudFormation update that moves the endpoint, so a
 rolled-back release rolls the parameter back too. The training pipeline registers each version
-with the S3 URI of its baseline dataset (customer metadata `mlgate:baseline-dataset`).
+with the S3 URI of its baseline dataset (customer metadata `mlgate:baseline-dataset`); the
+release hook copies it to released/<product>/<version>/baseline/dataset/<its file name> in the
+home artifact bucket, the only place a deployed monitor may read it from.
 """
 
 from __future__ import annotations
@@ -57,8 +59,21 @@ def fetch_hours(s3: Any, uri: str, start: datetime, end: datetime, dest: Path) -
     return count
 
 
-def live_baseline(ssm: Any, sagemaker: Any, parameter: str) -> str | None:
-    """The S3 URI of the live version's baseline dataset; None before the first release."""
+def released_baseline(registered: str, package: str, released_uri: str) -> str:
+    """Where the release hook copied a version's baseline dataset: the released prefix
+    (s3://<home artifacts>/released/<product>), the version (the package ARN's last part),
+    baseline/dataset/, and the registered dataset's file name."""
+    version = package.rsplit("/", 1)[-1]
+    name = registered.rstrip("/").rsplit("/", 1)[-1]
+    return f"{released_uri.rstrip('/')}/{version}/baseline/dataset/{name}"
+
+
+def live_release(
+    ssm: Any, sagemaker: Any, parameter: str, released_uri: str | None = None
+) -> tuple[str, str] | None:
+    """(model package ARN, S3 URI of its baseline dataset) of the live version; None before
+    the first release. With `released_uri` the dataset is the released copy (what a deployed
+    monitor may read), else the location the training pipeline registered."""
     package = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
     if package == NO_RELEASE:
         return None
@@ -70,7 +85,16 @@ def live_baseline(ssm: Any, sagemaker: Any, parameter: str) -> str | None:
             "by a training pipeline older than the Evidently monitor; release a version "
             "trained since"
         )
-    return str(uri)
+    if released_uri:
+        return str(package), released_baseline(str(uri), str(package), released_uri)
+    return str(package), str(uri)
+
+
+def live_baseline(ssm: Any, sagemaker: Any, parameter: str) -> str | None:
+    """The S3 URI of the live version's registered baseline dataset; None before the first
+    release."""
+    live = live_release(ssm, sagemaker, parameter)
+    return None if live is None else live[1]
 
 
 def fetch_baseline(s3: Any, uri: str, dest: Path) -> None:

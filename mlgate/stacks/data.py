@@ -82,6 +82,7 @@ class DataStack(ProductStack):
             access_logs=foundation.access_logs,
             log_prefix="raw/",
             bucket_name=self.bucket_name("raw"),
+            expiration_days=manifest.retention.raw,
         ).bucket
         self.curated = SecureBucket(
             self,
@@ -90,6 +91,7 @@ class DataStack(ProductStack):
             access_logs=foundation.access_logs,
             log_prefix="curated/",
             bucket_name=self.bucket_name("curated"),
+            expiration_days=manifest.retention.curated,
         ).bucket
         self.database = glue.Database(
             self,

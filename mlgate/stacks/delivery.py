@@ -145,3 +145,10 @@ class DeliveryStack(ProductStack):
             pipeline_arn=self.release_pipeline.pipeline.pipeline_arn,
         )
         self.gate_wait_alarm_name = self.callback.wait_alarm_name
+        # Every audit item expires (the table's TTL on expires_at) after the manifest's
+        # retention.audit days, counted from when its writer puts it (lambdas/shared/audit.py).
+        for writer in (self.notifier, self.callback, self.release, self.quality_gate):
+            if writer is not None:
+                writer.function.add_environment(
+                    "AUDIT_RETENTION_DAYS", str(manifest.retention.audit)
+                )

@@ -21,7 +21,7 @@ from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.hooks import IdempotencyTable
 from mlgate.constructs.service_access import ServiceTopic
 from mlgate.constructs.storage import AccessLogBucket, SecureBucket
-from mlgate.manifest import EnvName, Manifest
+from mlgate.manifest import ENV_NAMES, EnvName, Manifest
 from mlgate.stacks.base import ProductStack
 
 
@@ -87,6 +87,7 @@ class SiteStack(ProductStack):
             access_logs=self.access_logs,
             log_prefix="artifacts/",
             bucket_name=self.bucket_name("artifacts"),
+            prefix_expirations=SecureBucket.artifact_retention(manifest),
         ).bucket
         self.on_call_topic = ServiceTopic(
             self,
@@ -102,6 +103,33 @@ class SiteStack(ProductStack):
         self.idempotency = IdempotencyTable(
             self, "Idempotency", key=self.key, table_name=self.name("idempotency")
         )
+        self.serving_cfn_roles: dict[EnvName, iam.Role] = {}
+        """Per environment of this account: the Serving stack's CloudFormation service role."""
+
+    def _serving_cfn_role(self, env: EnvName) -> iam.Role:
+        """The role CloudFormation runs the deployer's parameter update of the env's Serving
+        stack as (UpdateStack's RoleARN): what that update needs and nothing else
+        (accounts.serving_update_access), trusted by CloudFormation in this account only
+        (aws:SourceAccount: https://docs.aws.amazon.com/IAM/latest/UserGuide/
+        confused-deputy.html). `cdk deploy` keeps its own bootstrap execution role."""
+        names = self.names.at(env)
+        role = iam.Role(
+            self,
+            f"{env.capitalize()}ServingCfnRole",
+            role_name=names.serving_cfn_role(),
+            assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": self.target.account}}
+            ),
+            description=f"CloudFormation service role of the {self.product} {env} Serving "
+            "stack: applies a released version's parameters, nothing else",
+            max_session_duration=durations.hours(1),
+        )
+        statements, findings = accounts.serving_update_access(self.manifest, env, self.key.key_arn)
+        for statement in statements:
+            role.add_to_policy(statement)
+        acknowledge_each(role.node.find_child("DefaultPolicy"), findings)
+        self.serving_cfn_roles[env] = role
+        return role
 
 
 class FoundationStack(SiteStack):
@@ -114,12 +142,18 @@ class FoundationStack(SiteStack):
             scope, manifest=manifest, description="KMS key, artifact bucket, on-call topic"
         )
         self._site(manifest, "")
+        for env in ENV_NAMES:
+            if not manifest.is_remote(env):
+                self._serving_cfn_role(env)
         for env in accounts.remote_envs(manifest):
             self._share_artifacts(env)
 
     def _share_artifacts(self, env: EnvName) -> None:
-        """A remote environment's model and monitor roles read a released version's artifacts
-        and baseline (training prefix only) and decrypt them through S3, nothing else."""
+        """A remote environment's model and monitor roles read released versions (the copies
+        the release hook makes under released/<product>/, never a training run) and decrypt
+        them through S3 for this bucket only: with an S3 Bucket Key the encryption context
+        KMS sees is the bucket's ARN (https://docs.aws.amazon.com/AmazonS3/latest/userguide/
+        bucket-key.html), so the prefix is the bucket policy's to hold."""
         account = self.manifest.environment(env).account
         principal = accounts.trusted_roles(account, *accounts.artifact_readers(self.manifest, env))
         self.artifacts.add_to_resource_policy(
@@ -127,17 +161,20 @@ class FoundationStack(SiteStack):
                 sid=f"{env.capitalize()}ReadsReleasedVersions",
                 principals=[principal],
                 actions=["s3:GetObject"],
-                resources=[self.artifacts.arn_for_objects(f"training/{self.product}/*")],
+                resources=[self.artifacts.arn_for_objects(f"{self.names.released_prefix()}/*")],
             )
         )
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid=f"{env.capitalize()}DecryptsReleasedVersions",
                 principals=[principal],
-                actions=["kms:Decrypt", "kms:DescribeKey"],
+                actions=["kms:Decrypt"],
                 resources=["*"],
                 conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{self.target.region}.amazonaws.com"}
+                    "StringEquals": {
+                        "kms:ViaService": f"s3.{self.target.region}.amazonaws.com",
+                        "kms:EncryptionContext:aws:s3:arn": self.bucket_arn("artifacts"),
+                    }
                 },
             )
         )
@@ -157,6 +194,7 @@ class EnvironmentFoundationStack(SiteStack):
             "roles the release pipeline assumes",
         )
         self._site(manifest, f" ({env_name})")
+        self._serving_cfn_role(env_name)
         home = accounts.home_account(manifest)
         self.deploy_role = self._release_role(
             "DeployRole",

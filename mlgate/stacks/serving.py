@@ -3,10 +3,14 @@ blue/green guardrails that roll back on the SLO alarms, autoscaling, and the dri
 that closes the retraining loop. What monitors the traffic lives in the Monitoring stack, so
 that a monitor AWS refuses cannot roll a release back.
 
-The model version arrives as the `ModelPackageArn` parameter (the delivery pipeline sets it,
-with the baseline registered beside the version); the stack keeps both in SSM parameters, where
-monitoring finds the live version. Until a version is released, the stack holds only what needs
-no model: alarms, roles, the drift responder. The endpoint appears with the first release.
+The model version arrives as parameters the deployer sets from release.json: `ModelPackageArn`
+(the approved version, kept for monitoring and the audit), `ModelDataUrl` (the released copy of
+its model artifact, which the SageMaker model serves with the manifest's serving image) and its
+baseline; each parameter's AllowedPattern admits this product's versions and released copies
+only, so CloudFormation refuses a forged value whoever submits it. The stack keeps the version
+and its baseline in SSM parameters, where monitoring finds the live version. Until a version is
+released, the stack holds only what needs no model: alarms, roles, the drift responder. The
+endpoint appears with the first release.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = ["VARIANT", "ServingStack"]
 
 NO_MODEL = "none"
 NO_BASELINE = "s3://no-model-released-yet"  # never read: monitoring waits for a release
+NO_MODEL_DATA = f"{NO_BASELINE}/model.tar.gz"  # never served: the model waits for a release
 # The L3 constructs' own ids are left out of their resources' logical IDs, which stay what they
 # were before the stack was split into constructs: CloudFormation replaces a resource whose
 # logical ID changes, and a replaced endpoint (or custom-named role, alarm, table) is an outage
@@ -53,6 +58,46 @@ def logical_id(path: list[str]) -> str:
             human.append(part)
     readable = "".join(re.sub("[^A-Za-z0-9]", "", p) for p in human if p != "Resource")
     return readable[:240] + digest
+
+
+def _literal(text: str) -> str:
+    """`text` matched literally in an AllowedPattern (CloudFormation's are Java regular
+    expressions: backslash escapes, as Python's re.escape writes them)."""
+    return re.escape(text)
+
+
+def release_patterns(manifest: Manifest) -> dict[str, str]:
+    """AllowedPattern of each Serving parameter the deployer sets: a version of this product's
+    model package group in the home account and region, or the released copy of a version
+    (Names.released_prefix) in the home artifact bucket, or the parameter's no-model default.
+
+    A version's ARN carries its group's name in lower case whatever the group's case
+    (DescribeModelPackage's ModelPackageArn pattern: https://docs.aws.amazon.com/sagemaker/
+    latest/APIReference/API_DescribeModelPackage.html#API_DescribeModelPackage_ResponseSyntax),
+    and ends in its version number."""
+    home = manifest.environments.staging
+    names = Names.of(manifest)
+    group = names.model_package_group().lower()
+    bucket = names.bucket("artifacts", home.account, home.region)
+    released = _literal(f"s3://{bucket}/{names.released_prefix()}/") + "[0-9]+/"
+
+    def one_of(default: str, pattern: str) -> str:
+        return f"^({_literal(default)}|{pattern})$"
+
+    return {
+        "ModelPackageArn": one_of(
+            NO_MODEL,
+            _literal(f"arn:aws:sagemaker:{home.region}:{home.account}:model-package/{group}/")
+            + "[0-9]+",
+        ),
+        "ModelDataUrl": one_of(NO_MODEL_DATA, released + _literal("model.tar.gz")),
+        "BaselineStatisticsUri": one_of(
+            f"{NO_BASELINE}/statistics.json", released + _literal("baseline/statistics.json")
+        ),
+        "BaselineConstraintsUri": one_of(
+            f"{NO_BASELINE}/constraints.json", released + _literal("baseline/constraints.json")
+        ),
+    }
 
 
 def drift_trigger(manifest: Manifest, env: EnvName, region: str, account: str) -> dict[str, Any]:
@@ -120,19 +165,33 @@ class ServingStack(ProductStack):
             description=f"{env_name} endpoint, guardrails, live-version parameters, drift loop",
         )
         names = Names.of(manifest, env_name)
+        patterns = release_patterns(manifest)
         self.model_package = CfnParameter(
             self,
             "ModelPackageArn",
             type="String",
             default=NO_MODEL,
+            allowed_pattern=patterns["ModelPackageArn"],
+            constraint_description="a version of this product's model package group",
             description="Approved model package version to serve; set by the release pipeline",
+        )
+        self.model_data = CfnParameter(
+            self,
+            "ModelDataUrl",
+            type="String",
+            default=NO_MODEL_DATA,
+            allowed_pattern=patterns["ModelDataUrl"],
+            constraint_description="the released copy of a version's model.tar.gz",
+            description="The released copy of the version's model artifact; set by the "
+            "release pipeline",
         )
         self.baseline_statistics = CfnParameter(
             self,
             "BaselineStatisticsUri",
             type="String",
             default=f"{NO_BASELINE}/statistics.json",
-            allowed_pattern=r"^s3://.+$",
+            allowed_pattern=patterns["BaselineStatisticsUri"],
+            constraint_description="the released copy of a version's baseline statistics",
             description="Data-quality baseline statistics registered with the model version",
         )
         self.baseline_constraints = CfnParameter(
@@ -140,7 +199,8 @@ class ServingStack(ProductStack):
             "BaselineConstraintsUri",
             type="String",
             default=f"{NO_BASELINE}/constraints.json",
-            allowed_pattern=r"^s3://.+$",
+            allowed_pattern=patterns["BaselineConstraintsUri"],
+            constraint_description="the released copy of a version's baseline constraints",
             description="Data-quality baseline constraints registered with the model version",
         )
         has_model = CfnCondition(
@@ -159,12 +219,12 @@ class ServingStack(ProductStack):
             "Served",
             manifest=manifest,
             env=env_name,
-            model_package=self.model_package.value_as_string,
+            model_data=self.model_data.value_as_string,
             has_model=has_model,
             key=site.key,
             artifacts_bucket=artifacts,
             home_artifacts_arn=home_artifacts,
-            images=[images["model"]],
+            image=images["model"],
             on_call=site.on_call_topic,
         )
         self.endpoint_name = self.served.endpoint_name

@@ -22,7 +22,7 @@ from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.event_rules import WatchedRule
 from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
 from mlgate.constructs.storage import grant_volume_keys
-from mlgate.manifest import EnvName, Manifest
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine
 from mlgate.ml import pipeline as authored
 from mlgate.naming import Names
 from mlgate.packaging import build_tar_gz
@@ -72,6 +72,14 @@ def start_training(manifest: Manifest) -> iam.PolicyStatement:
         actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
         resources=[f"arn:aws:sagemaker:{home.region}:{home.account}:pipeline/{name}"],
     )
+
+
+def registry_readers(manifest: Manifest, env: EnvName) -> list[str]:
+    """Roles of an environment in another account that call the registry: the Evidently
+    monitor role describes the live version (its baseline dataset's location)."""
+    if manifest.monitoring.engine is MonitoringEngine.EVIDENTLY:
+        return [Names.of(manifest, env).monitor_role()]
+    return []
 
 
 def digest(*paths: Path) -> str:
@@ -218,38 +226,38 @@ class TrainingStack(ProductStack):
         self.retrain_roles = {env: self._share_with(env) for env in accounts.remote_envs(manifest)}
 
     def _share_with(self, env: EnvName) -> iam.Role:
-        """An environment in another account deploys this registry's versions and starts
-        retraining when its endpoint drifts: the group's resource policy lets that account
-        read and deploy versions (never approve them), and a retrain role lets its drift
-        responder, and only it, start the pipeline."""
+        """An environment in another account starts retraining when its endpoint drifts: a
+        retrain role lets its drift responder, and only it, start the pipeline.
+
+        The registry's resource policy lets that environment's roles do only what they call:
+        its endpoint serves the released copy of a version's artifact (ServingStack's
+        ModelDataUrl), so no role there creates a model from the registry (no CreateModel, no
+        List); the Evidently monitor role describes the live version to find its baseline
+        dataset (mlgate/monitoring_job/sources.py), named by aws:PrincipalArn as
+        accounts.trusted_roles does, never the whole account. Model Monitor's roles read
+        the baseline from the stack's parameters and need no statement at all."""
         account = self.manifest.environment(env).account
         group = self.names.model_package_group()
         arn = f"arn:aws:sagemaker:{self.target.region}:{self.target.account}"
-        policy = self.group.model_package_group_policy or {"Version": "2012-10-17",
-                                                           "Statement": []}  # fmt: skip
-        policy["Statement"].extend(
-            [
+        readers = registry_readers(self.manifest, env)
+        if readers:
+            policy = self.group.model_package_group_policy or {"Version": "2012-10-17",
+                                                               "Statement": []}  # fmt: skip
+            arns = [naming.role_arn(account, name) for name in readers]
+            policy["Statement"].append(
                 {
-                    "Sid": f"{env.capitalize()}DescribesGroup",
+                    "Sid": f"{env.capitalize()}MonitorDescribesVersions",
                     "Effect": "Allow",
                     "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": ["sagemaker:DescribeModelPackageGroup"],
-                    "Resource": f"{arn}:model-package-group/{group}",
-                },
-                {
-                    "Sid": f"{env.capitalize()}DeploysVersions",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": [
-                        "sagemaker:DescribeModelPackage",
-                        "sagemaker:ListModelPackages",
-                        "sagemaker:CreateModel",
-                    ],
-                    "Resource": f"{arn}:model-package/{group}/*",
-                },
-            ]
-        )
-        self.group.model_package_group_policy = policy
+                    "Action": ["sagemaker:DescribeModelPackage"],
+                    # A version's ARN carries its group's name in lower case.
+                    "Resource": f"{arn}:model-package/{group.lower()}/*",
+                    "Condition": {
+                        "ArnEquals": {"aws:PrincipalArn": arns if len(arns) > 1 else arns[0]}
+                    },
+                }
+            )
+            self.group.model_package_group_policy = policy
         role = iam.Role(
             self,
             f"Retrain{env.capitalize()}",

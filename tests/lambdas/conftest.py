@@ -6,6 +6,7 @@ botocore, into single HTTP attempts, with fakes that answer like the services mo
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import boto3
 import botocore.client
@@ -480,3 +482,158 @@ class FakeCodePipeline:
                  "actionStates": [{"actionName": self.action, "latestExecution": latest}]},
             ],
         }  # fmt: skip
+
+
+# --- the release path's jobs: CodePipeline's job API, the release source, the registry ---------
+
+JOB_ID = "11111111-abcd-1111-abcd-111111abcdef"  # AWS's sample event's
+EXECUTION = "4a2e8c1f-0b7d-4e59-9c3a-6f1d2b8e7a90"
+PIPELINE = "mlgate-fraud-detection-release"
+GROUP = "mlgate-fraud-detection"
+RELEASED = "released/fraud-detection"
+# Where the job hooks find releases (mlgate/constructs/release_hooks.py: ReleaseSource).
+SOURCE = {
+    "RELEASE_PIPELINE": PIPELINE, "RELEASE_BUCKET": "releases", "RELEASE_KEY": "release.json",
+    "MODEL_PACKAGE_GROUP": GROUP, "ARTIFACT_BUCKET": "artifacts", "RELEASED_PREFIX": RELEASED,
+}  # fmt: skip
+
+
+def aws_error(operation: str, code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+def released(version: int, **fields: Any) -> dict[str, Any]:
+    """A release.json of `version` of this product, its copies in the released folder."""
+    folder = f"s3://artifacts/{RELEASED}/{version}"
+    return {
+        "model_package_arn": package_arn(version),
+        "model_package_group": GROUP,
+        "model_version": version,
+        "model_data_url": f"{folder}/model.tar.gz",
+        "baseline_statistics_uri": f"{folder}/baseline/statistics.json",
+        **fields,
+    }
+
+
+def package_arn(version: int, group: str = GROUP, account: str = "111111111111") -> str:
+    return f"arn:aws:sagemaker:eu-west-1:{account}:model-package/{group}/{version}"
+
+
+class Jobs:
+    """CodePipeline's job API as the job hooks call it (moto has none of it), as its API
+    reference documents it: GetJobDetails answers the jobs it holds (any other id:
+    JobNotFoundException), GetPipelineExecution each execution's source revision (the release
+    source's S3 version id), and the job results are recorded. Every call counts as a FAULTS
+    call ("recorder.<operation>")."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.revisions: dict[str, list[str]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.results = Recorder()
+        """The job results reported only (PutJobSuccessResult, PutJobFailureResult)."""
+        self.details_refused: str | None = None
+        """An error code GetJobDetails answers every id with (None: it answers as above)."""
+
+    def add(self, params: Any, *, job: str = JOB_ID, execution: str = EXECUTION,
+            pipeline: str = PIPELINE, continuation: str | None = None,
+            revision: str | None = None) -> str:  # fmt: skip
+        """A job of `pipeline`'s `execution` with these UserParameters (JSON of a dict)."""
+        data: dict[str, Any] = {
+            "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "Lambda",
+                             "version": "1"},
+            "actionConfiguration": {"configuration": {
+                "FunctionName": "hook",
+                "UserParameters": params if isinstance(params, str) else json.dumps(params)}},
+            "pipelineContext": {
+                "pipelineName": pipeline, "stage": {"name": "DeployStaging"},
+                "action": {"name": "UpdateServingStaging", "actionExecutionId": str(uuid4())},
+                "pipelineArn": f"arn:aws:codepipeline:eu-west-1:111111111111:{pipeline}",
+                "pipelineExecutionId": execution},
+            "inputArtifacts": [], "outputArtifacts": [],
+        }  # fmt: skip
+        if continuation is not None:
+            data["continuationToken"] = continuation
+        self.jobs[job] = {"id": job, "accountId": "111111111111", "data": data}
+        if revision is not None:
+            self.revisions[execution] = [revision]
+        return job
+
+    def _call(self, name: str, kwargs: dict[str, Any]) -> None:
+        FAULTS.call(f"recorder.{name}")
+        self.calls.append((name, kwargs))
+        if name.startswith("put_job_"):
+            self.results.calls.append((name, kwargs))
+
+    def get_job_details(self, **kwargs: Any) -> dict[str, Any]:
+        self._call("get_job_details", kwargs)
+        if self.details_refused is not None:
+            raise aws_error("GetJobDetails", self.details_refused, "refused")
+        if kwargs["jobId"] not in self.jobs:
+            raise aws_error("GetJobDetails", "JobNotFoundException",
+                            f"The job with id {kwargs['jobId']} was not found")  # fmt: skip
+        return {"jobDetails": copy.deepcopy(self.jobs[kwargs["jobId"]])}
+
+    def get_pipeline_execution(self, **kwargs: Any) -> dict[str, Any]:
+        self._call("get_pipeline_execution", kwargs)
+        execution = kwargs["pipelineExecutionId"]
+        if kwargs["pipelineName"] != PIPELINE or execution not in self.revisions:
+            raise aws_error("GetPipelineExecution", "PipelineExecutionNotFoundException",
+                            f"execution {execution} not found")  # fmt: skip
+        return {"pipelineExecution": {
+            "pipelineName": PIPELINE, "pipelineExecutionId": execution, "status": "InProgress",
+            "artifactRevisions": [{"name": "Release", "revisionId": r}
+                                  for r in self.revisions[execution]]}}  # fmt: skip
+
+    def put_job_success_result(self, **kwargs: Any) -> dict[str, Any]:
+        self._call("put_job_success_result", kwargs)
+        return {}
+
+    def put_job_failure_result(self, **kwargs: Any) -> dict[str, Any]:
+        self._call("put_job_failure_result", kwargs)
+        if kwargs["jobId"] not in self.jobs:
+            raise aws_error("PutJobFailureResult", "JobNotFoundException",
+                            f"The job with id {kwargs['jobId']} was not found")  # fmt: skip
+        return {}
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def reports(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(n, k) for n, k in self.calls if n.startswith("put_job_")]
+
+
+class Registry:
+    """SageMaker's DescribeModelPackage for the versions it holds (another name:
+    ValidationException, as SageMaker answers)."""
+
+    def __init__(self) -> None:
+        self.packages: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+
+    def hold(self, arn: str, status: str = "Approved", group: str | None = None) -> None:
+        self.packages[arn] = {"ModelPackageArn": arn,
+                              "ModelPackageGroupName": group or arn.split("/")[-2],
+                              "ModelApprovalStatus": status}  # fmt: skip
+
+    def describe_model_package(self, ModelPackageName: str) -> dict[str, Any]:
+        FAULTS.call("recorder.describe_model_package")
+        self.calls.append(ModelPackageName)
+        if ModelPackageName not in self.packages:
+            raise aws_error("DescribeModelPackage", "ValidationException",
+                            f"ModelPackage {ModelPackageName} does not exist.")  # fmt: skip
+        return dict(self.packages[ModelPackageName])
+
+
+def release_source(monkeypatch: pytest.MonkeyPatch, release: dict[str, Any] | bytes) -> str:
+    """The job hooks' settings, and release.json written to the versioned release bucket
+    (under moto); returns its version id, the execution's source revision."""
+    for name, value in SOURCE.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3")
+    if "releases" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        bucket("releases")
+        s3.put_bucket_versioning(Bucket="releases",
+                                 VersioningConfiguration={"Status": "Enabled"})  # fmt: skip
+    body = release if isinstance(release, bytes) else json.dumps(release).encode()
+    return str(s3.put_object(Bucket="releases", Key="release.json", Body=body)["VersionId"])

@@ -6,6 +6,8 @@ import copy
 import io
 import json
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -19,47 +21,72 @@ from mlgate.gates import thresholds
 from mlgate.manifest import load_manifest
 
 from ..conftest import DEFAULT_MANIFEST
-from .conftest import CONTEXT, Faults, Recorder, audit_items, bucket, event, fail_then_retry
+from .conftest import (
+    CONTEXT,
+    EXECUTION,
+    Faults,
+    Jobs,
+    Recorder,
+    Registry,
+    audit_items,
+    bucket,
+    event,
+    fail_then_retry,
+    package_arn,
+    release_source,
+)
+from .conftest import (
+    released as released_json,
+)
 
 JOB = event("codepipeline_job.json")
 ENDPOINT = "mlgate-fraud-detection-staging"
-RELEASED = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlgate-fraud-detection/7"
-PREVIOUS = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlgate-fraud-detection/6"
+# What the endpoint's model names: the released copy of the version's model artifact.
+RELEASED = "s3://artifacts/released/fraud-detection/7/model.tar.gz"
+PREVIOUS = "s3://artifacts/released/fraud-detection/6/model.tar.gz"
+RELEASED_ARN = package_arn(7)
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-# CodePipeline's resolved #{codepipeline.PipelineExecutionId}.
-EXECUTION = "4a2e8c1f-0b7d-4e59-9c3a-6f1d2b8e7a90"
 NAMESPACE = "mlgate/fraud-detection/release"
 
 
+@dataclass
+class Pipeline:
+    """CodePipeline as the job hooks see it in a test: the jobs it holds, the source revision
+    of the execution, the registry."""
+
+    jobs: Jobs
+    registry: Registry
+    revision: str
+
+
+PIPELINE: Pipeline | None = None
+
+
 def job(**params: Any) -> dict[str, Any]:
-    e = copy.deepcopy(JOB)
-    data = e["CodePipeline.job"]["data"]
-    data["actionConfiguration"]["configuration"]["UserParameters"] = json.dumps(params)
-    data["inputArtifacts"][0]["location"]["s3Location"] = {
-        "bucketName": "artifacts",
-        "objectKey": "release.json",
-    }
-    data["artifactCredentials"] = {}
-    del data["continuationToken"]
-    return e
+    """The hook's job with these UserParameters, held by CodePipeline (the stand-in), and the
+    event that names it: AWS's sample, of which the hooks read the job id only."""
+    assert PIPELINE is not None
+    PIPELINE.jobs.add(params, revision=PIPELINE.revision)
+    return copy.deepcopy(JOB)
+
+
+RELEASE = released_json(
+    7,
+    metrics={"precision": 0.97, "recall": 0.71, "auc": 0.95},
+    evaluation_report_uri="s3://artifacts/training/fraud-detection/run-1/evaluation/"
+    "evaluation.json",
+)
 
 
 @pytest.fixture
-def released(aws: None) -> None:
+def released(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
+    global PIPELINE
     bucket("artifacts")
-    boto3.client("s3").put_object(
-        Bucket="artifacts",
-        Key="release.json",
-        Body=json.dumps(
-            {
-                "model_package_arn": RELEASED,
-                "model_version": 7,
-                "metrics": {"precision": 0.97, "recall": 0.71, "auc": 0.95},
-                "evaluation_report_uri": "s3://artifacts/training/fraud-detection/run-1/"
-                "evaluation/evaluation.json",
-            }
-        ),
-    )
+    registry = Registry()
+    registry.hold(RELEASED_ARN)
+    PIPELINE = Pipeline(Jobs(), registry, release_source(monkeypatch, RELEASE))
+    yield PIPELINE
+    PIPELINE = None
 
 
 class Endpoint:
@@ -75,7 +102,7 @@ class Endpoint:
         return {"ProductionVariants": [{"ModelName": "model-7"}]}
 
     def describe_model(self, ModelName: str) -> dict[str, Any]:
-        return {"Containers": [{"ModelPackageName": self.package}]}
+        return {"Containers": [{"Image": "xgboost", "ModelDataUrl": self.package}]}
 
 
 class Runtime:
@@ -90,11 +117,12 @@ class Runtime:
 
 
 @pytest.fixture
-def verifier(released: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+def verifier(released: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Any:
     from deploy_verifier import handler
 
-    pipeline = Recorder()
-    monkeypatch.setattr(handler, "codepipeline", pipeline)
+    pipeline = released.jobs.results
+    monkeypatch.setattr(handler, "codepipeline", released.jobs)
+    monkeypatch.setattr(handler, "registry", released.registry)
     monkeypatch.setenv("SAMPLE_PAYLOAD", "120.5,1,0.3,1.2,3600,2")
     monkeypatch.setattr(handler.metrics, "namespace", NAMESPACE)
     handler.sample_payload.cache_clear()
@@ -102,7 +130,10 @@ def verifier(released: None, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def run_verifier(
-    verifier: Any, monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint
+    verifier: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    endpoint: Endpoint,
+    event: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     handler, _ = verifier
     runtime = Runtime()
@@ -114,7 +145,8 @@ def run_verifier(
             {"sagemaker": endpoint, "sagemaker-runtime": runtime}.get(name) or real(name, *a, **k)
         ),
     )
-    return dict(handler.handler(job(environment="staging", endpoint=ENDPOINT), CONTEXT))
+    event = event or job(environment="staging", endpoint=ENDPOINT)
+    return dict(handler.handler(event, CONTEXT))
 
 
 def test_verifier_passes_when_the_released_version_serves(verifier: Any, monkeypatch: Any) -> None:
@@ -214,13 +246,14 @@ def request(i: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def gate(released: None, audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def gate(released: Pipeline, audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from quality_gate import handler
 
     boto3.client("s3").put_object(Bucket="artifacts", Key=SPLIT, Body="\n".join(ROWS) + "\n")
-    pipeline = Recorder()
+    pipeline = released.jobs.results
     pauses: list[float] = []
-    monkeypatch.setattr(handler, "codepipeline", pipeline)
+    monkeypatch.setattr(handler, "codepipeline", released.jobs)
+    monkeypatch.setattr(handler, "registry", released.registry)
     monkeypatch.setattr(handler, "sagemaker", Endpoint("InService", RELEASED))
     monkeypatch.setattr(handler, "clock", Clock(0.085))
     monkeypatch.setattr(handler, "pause", pauses.append)
@@ -432,19 +465,26 @@ def test_a_transient_fault_then_the_retry_records_and_reports_the_verdict_once(
     assert gate.pipeline.names() == ["put_job_success_result"] * reports, faults.failed
 
 
-@pytest.mark.parametrize("index", range(2))
+VERIFIER_CALLS = [
+    "recorder.get_job_details", "recorder.get_pipeline_execution", "s3.get_object",
+    "recorder.describe_model_package", "recorder.put_job_success_result",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("index", range(len(VERIFIER_CALLS)))
 def test_a_transient_fault_then_the_retry_verifies_and_reports_once(
     verifier: Any, monkeypatch: pytest.MonkeyPatch, faults: Faults, index: int
 ) -> None:
-    """Reading release.json or reporting to CodePipeline is throttled once: the invocation
-    fails (the job does not), and Lambda's retry verifies and reports success once."""
+    """Reading the job, its execution, release.json or the registry, or reporting to
+    CodePipeline is throttled once: the invocation fails (the job does not), and Lambda's retry
+    verifies and reports success once."""
     _, pipeline = verifier
     answer = fail_then_retry(
         faults,
         index,
         lambda: run_verifier(verifier, monkeypatch, Endpoint("InService", RELEASED)),
     )
-    assert faults.failed == ["s3.get_object", "recorder.put_job_success_result"][index]
+    assert faults.failed == VERIFIER_CALLS[index]
     assert answer["result"] == "succeeded"
     assert pipeline.names() == ["put_job_success_result"]
 
@@ -680,20 +720,126 @@ def test_the_gate_records_its_start_then_its_verdict(gate: Any, stub: Stubber) -
     assert all(i["execution"] == EXECUTION for i in events.values())
 
 
+def hook_of(name: str, verifier: Any, gate: Any) -> tuple[Any, Recorder, dict[str, Any]]:
+    """(the hook's module, its job results, its UserParameters)."""
+    if name == "verifier":
+        return verifier[0], verifier[1], {"environment": "staging", "endpoint": ENDPOINT}
+    return gate.handler, gate.pipeline, {"endpoint": ENDPOINT, "execution": EXECUTION}
+
+
 @pytest.mark.parametrize("hook", ["verifier", "gate"])
-def test_a_job_with_a_continuation_token_is_not_theirs(hook: str, verifier: Any, gate: Any) -> None:
-    """Neither hook ever continues a job: a token is another action's, or forged."""
-    handler, pipeline = (verifier[0], verifier[1]) if hook == "verifier" else (
-        gate.handler, gate.pipeline)  # fmt: skip
-    event = job(environment="staging", endpoint=ENDPOINT) if hook == "verifier" else job(
-        endpoint=ENDPOINT)  # fmt: skip
-    event["CodePipeline.job"]["data"]["continuationToken"] = (
-        "A continuation token if continuing job"
-    )
-    result = handler.handler(event, CONTEXT)
+def test_a_job_with_a_continuation_token_is_not_theirs(
+    hook: str, verifier: Any, gate: Any, released: Pipeline
+) -> None:
+    """Neither hook ever continues a job: a token is another action's."""
+    handler, pipeline, params = hook_of(hook, verifier, gate)
+    released.jobs.add(params, continuation="A continuation token if continuing job",
+                      revision=released.revision)  # fmt: skip
+    result = handler.handler(copy.deepcopy(JOB), CONTEXT)
     assert result["result"] == "refused"
     assert result["reason"].startswith("continuationToken: the ")
     assert pipeline.names() == ["put_job_failure_result"]
+
+
+# --- forged events: only CodePipeline's job, only the execution's release, only Approved ------
+
+
+class Untouchable:
+    """An endpoint that must not be described or invoked."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the endpoint was called: {name}")
+
+
+def untouched(hook: str, handler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any call to the endpoint, its runtime or an environment's session fails the test."""
+    if hook == "verifier":
+        monkeypatch.setattr(handler, "session", lambda *a: Untouchable())
+    else:
+        monkeypatch.setattr(handler, "sagemaker", Untouchable())
+        monkeypatch.setattr(handler, "runtime", Untouchable())
+
+
+@pytest.mark.parametrize("hook", ["verifier", "gate"])
+def test_a_forged_event_with_a_made_up_job_id_is_dropped_without_touching_the_endpoint(
+    hook: str, verifier: Any, gate: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, pipeline, params = hook_of(hook, verifier, gate)
+    untouched(hook, handler, monkeypatch)
+    forged = job(**params)
+    forged["CodePipeline.job"]["id"] = "22222222-abcd-2222-abcd-222222abcdef"
+    result = handler.handler(forged, CONTEXT)
+    assert result["result"] == "refused"
+    assert "is no job of this account" in result["reason"]
+    assert pipeline.names() == []
+    assert audit_items() == []
+
+
+@pytest.mark.parametrize("hook", ["verifier", "gate"])
+def test_a_real_job_with_forged_parameters_in_its_event_is_judged_on_its_own(
+    hook: str, verifier: Any, gate: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event's UserParameters and artifact location name another endpoint and another
+    release.json: neither is read."""
+    _, pipeline, params = hook_of(hook, verifier, gate)
+    event = job(**params)
+    data = event["CodePipeline.job"]["data"]
+    data["actionConfiguration"]["configuration"]["UserParameters"] = json.dumps(
+        {**params, "endpoint": "mlgate-other-product-staging"}
+    )
+    data["inputArtifacts"][0]["location"]["s3Location"] = {
+        "bucketName": "attacker",
+        "objectKey": "release.json",
+    }
+    if hook == "verifier":
+        result = run_verifier(verifier, monkeypatch, Endpoint("InService", RELEASED), event)
+    else:
+        stub = Stubber(gate.handler.runtime)
+        for i in range(REQUESTS):
+            stub.add_response("invoke_endpoint", answer(), request(i))
+        with stub:
+            result = gate.handler.handler(event, CONTEXT)
+    assert result["result"] == "succeeded", result
+    assert result["reason"].startswith(
+        f"staging: {ENDPOINT} serves {RELEASED}" if hook == "verifier" else "Quality gate passed"
+    )
+    assert pipeline.names() == ["put_job_success_result"]
+
+
+@pytest.mark.parametrize("hook", ["verifier", "gate"])
+@pytest.mark.parametrize(
+    ("status", "group", "reason"),
+    [
+        ("Rejected", None, "version 7 is Rejected, not Approved"),
+        ("PendingManualApproval", None, "version 7 is PendingManualApproval, not Approved"),
+        ("Approved", "mlgate-other-product", "version 7 belongs to group mlgate-other-product"),
+        (None, None, "DescribeModelPackage refused: ValidationException"),
+    ],
+)
+def test_a_release_of_a_version_not_approved_in_this_group_is_refused_before_the_endpoint(
+    hook: str, status: str | None, group: str | None, reason: str, verifier: Any, gate: Any,
+    released: Pipeline, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    handler, pipeline, params = hook_of(hook, verifier, gate)
+    untouched(hook, handler, monkeypatch)
+    released.registry.packages.clear()
+    if status is not None:
+        released.registry.hold(RELEASED_ARN, status, group)
+    result = handler.handler(job(**params), CONTEXT)
+    assert result["result"] == "refused"
+    assert result["reason"].startswith("release.json.model_package_arn: ")
+    assert reason in result["reason"], result["reason"]
+    assert pipeline.names() == ["put_job_failure_result"]
+    assert audit_items() == []
+
+
+def test_gate_refuses_parameters_naming_another_execution(gate: Any) -> None:
+    result = gate.handler.handler(
+        job(endpoint=ENDPOINT, execution="5b3f9d20-1c8e-4f6a-8d4b-7a2e3c9f8b01"), CONTEXT
+    )
+    assert result["result"] == "refused"
+    assert result["reason"].startswith("UserParameters.execution: names execution 5b3f9d20")
+    assert audit_items() == []
 
 
 def test_each_job_publishes_one_count_and_the_gate_its_smoke_figures(

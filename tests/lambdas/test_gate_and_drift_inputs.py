@@ -44,6 +44,7 @@ from .test_gates import (
     failed_approval,
     gates,
     posted_request,
+    refusal_lines,
     sns_record,
     url_event,
 )
@@ -595,7 +596,10 @@ def test_a_click_that_cannot_be_one_is_refused_before_the_signing_secret_is_fetc
     faults.seen.clear()
     answer = gates["callback"].handler(signed_click(None, raw=body), CONTEXT, now=NOW)
     assert answer["statusCode"] == 400, answer["body"]
-    assert named in json.loads(answer["body"])["text"]
+    # The public URL answers one fixed sentence; the log line names what is wrong.
+    assert json.loads(answer["body"])["text"] == gates["callback"].PUBLIC[400]
+    (line,) = refusal_lines(gates)
+    assert named in line.reason
     assert faults.seen == [], "not even the signing secret"
 
 
@@ -619,7 +623,9 @@ def test_a_function_url_request_lambda_could_not_have_built_is_a_400(
     faults.seen.clear()
     answer = gates["callback"].handler(request, CONTEXT, now=NOW)
     assert answer["statusCode"] == 400
-    assert json.loads(answer["body"])["text"].startswith(f"not a function URL request: {named}")
+    assert json.loads(answer["body"])["text"] == gates["callback"].PUBLIC[400]
+    (line,) = refusal_lines(gates)
+    assert line.reason.startswith(f"not a function URL request: {named}")
     assert faults.seen == []
 
 

@@ -116,7 +116,8 @@ def sns_record(message: dict[str, Any], timestamp: Any = "2026-11-24T09:00:00.00
 
 @pytest.fixture
 def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch,
-          capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:  # fmt: skip
+          capsys: pytest.CaptureFixture[str],
+          caplog: pytest.LogCaptureFixture) -> dict[str, Any]:  # fmt: skip
     from gate_callback import handler as callback
     from gate_notifier import handler as notifier
 
@@ -153,6 +154,8 @@ def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch,
         "SLACK_WEBHOOK_SECRET_ARN": webhook["ARN"],
         "SLACK_SIGNING_SECRET_ARN": signing["ARN"],
         "DQ_JOB": "mlgate-fraud-detection-quality",
+        # The manifest's retention.audit, as the delivery stack sets it.
+        "AUDIT_RETENTION_DAYS": str(MANIFEST.retention.audit),
     }.items():
         monkeypatch.setenv(key, value)
 
@@ -209,6 +212,7 @@ def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(callback.metrics, "namespace", "mlgate/gates")
     notifier.settings.cache_clear()
     callback.settings.cache_clear()
+    callback.slack.SECRETS.clear()  # the hooks cache secrets for five minutes, by ARN
     return {
         "notifier": notifier,
         "callback": callback,
@@ -218,6 +222,7 @@ def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch,
         "wire": wire,
         "inbox": inbox,
         "capsys": capsys,
+        "caplog": caplog,
         "stdout": [],
     }
 
@@ -330,6 +335,23 @@ def test_the_approver_decides_once_and_it_is_recorded(gates: dict[str, Any]) -> 
     assert request_item(request_id)["claim_state"] == "recorded"
 
 
+def test_every_audit_item_expires_after_the_manifest_s_audit_retention(
+    gates: dict[str, Any],
+) -> None:
+    """The table's TTL attribute on the request, the brief's events and the decision: written
+    time + retention.audit days (7 years by default), never without it."""
+    before = int(time.time())
+    request_id = posted_request(gates)
+    gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
+    items = boto3.client("dynamodb").scan(TableName="audit")["Items"]
+    events = {i["event"]["S"] for i in items if "event" in i}
+    assert {"requested", "decided", "chat-attempt", "mail-attempt"} <= events
+    keep = MANIFEST.retention.audit * 86_400
+    for item in items:
+        assert "expires_at" in item, item["pk"]
+        assert 0 <= int(item["expires_at"]["N"]) - before - keep < 60, item["pk"]
+
+
 def test_a_second_click_changes_nothing(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
     gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
@@ -340,9 +362,26 @@ def test_a_second_click_changes_nothing(gates: dict[str, Any]) -> None:
     assert len([i for i in audit_items() if i.get("event") == "decided"]) == 1
 
 
-def assert_refused(gates: dict[str, Any], answer: dict[str, Any], status: int, reason: str) -> None:
+def refusal_lines(gates: dict[str, Any]) -> list[Any]:
+    """The callback's "decision refused" log records (Powertools' extra keys as attributes)."""
+    return [r for r in gates["caplog"].records if r.getMessage() == "decision refused"]
+
+
+def assert_refused(gates: dict[str, Any], answer: dict[str, Any], status: int, reason: str,
+                   *, told: bool = False) -> None:  # fmt: skip
+    """Refused with `status`, nothing applied or recorded. Someone not known as the gate's
+    approver is answered the status's one fixed sentence and `reason` is in the log line
+    only; the gate's approver (`told`) is answered the reason."""
     assert answer["statusCode"] == status
-    assert reason in json.loads(answer["body"])["text"]
+    text = json.loads(answer["body"])["text"]
+    (line,) = refusal_lines(gates)
+    assert reason in line.reason, line.reason
+    assert line.status == status
+    if told:
+        assert reason in text
+    else:
+        assert text == gates["callback"].PUBLIC[status]
+    assert line.answered == ("detail" if told else "generic")
     assert gates["wire"].count("codepipeline.PutApprovalResult") == 0
     assert [i for i in audit_items() if i.get("event") == "decided"] == []
 
@@ -350,7 +389,7 @@ def assert_refused(gates: dict[str, Any], answer: dict[str, Any], status: int, r
 def test_someone_who_is_not_the_gate_s_approver_is_refused(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
     answer = gates["callback"].handler(click(request_id, DANA), CONTEXT, now=NOW)
-    assert_refused(gates, answer, 403, f"<@{DANA}> is not an approver of gate business-signoff")
+    assert_refused(gates, answer, 403, f"{DANA} is not an approver of gate business-signoff")
 
 
 def test_a_forged_signature_is_refused(gates: dict[str, Any]) -> None:
@@ -386,7 +425,7 @@ def test_an_expired_approval_is_refused(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
     later = NOW + 3 * 24 * 3600
     answer = gates["callback"].handler(click(request_id, ALICE, ts=later), CONTEXT, now=later)
-    assert_refused(gates, answer, 410, "approval expired at 2016-07-07T20:22Z")
+    assert_refused(gates, answer, 410, "approval expired at 2016-07-07T20:22Z", told=True)
 
 
 def test_an_approval_that_expired_at_the_deadline_is_recorded_as_expired(
@@ -527,6 +566,85 @@ def test_a_click_from_another_workspace_or_app_is_refused(
     assert_refused(gates, answer, 403, "not the app this gate trusts")
 
 
+def routed(method: str, path: str) -> Any:
+    def change(event: dict[str, Any]) -> dict[str, Any]:
+        event["requestContext"]["http"].update(method=method, path=path)
+        event["rawPath"] = path
+        return event
+
+    return change
+
+
+# Every kind of refusal someone who is not the gate's approver can get, from the URL's junk to
+# a signed click of a colleague: (the request, given the posted request's id; its status; the
+# field its log line names; whether the signature was verified).
+OUTSIDERS: list[tuple[str, Any, int, str, bool]] = [
+    ("no function URL request", lambda r: {**click(r, ALICE), "body": 7}, 400, "body", False),
+    ("not POST", lambda r: routed("GET", "/")(click(r, ALICE)), 404,
+     "requestContext.http.method", False),
+    ("another path", lambda r: routed("POST", "/admin")(click(r, ALICE)), 404, "rawPath", False),
+    ("not a click", lambda r: url_event(signed("payload=not-json"), "payload=not-json"), 400,
+     "payload", False),
+    ("no request id", lambda r: click("release-1", ALICE), 400, "payload.actions[0].value",
+     False),
+    ("stale", lambda r: click(r, ALICE, ts=NOW - 600), 401, "headers", False),
+    ("forged", lambda r: click(r, ALICE, secret="forged"), 401, "headers.x-slack-signature",
+     False),
+    ("another workspace", lambda r: click(r, ALICE, team="T0OTHERORG"), 403, "payload.team.id",
+     True),
+    ("unknown request", lambda r: click("0123456789abcdef01234567", ALICE), 404,
+     "payload.actions[0].value", True),
+    ("not an approver", lambda r: click(r, DANA), 403, "payload.user.id", True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "request_", "status", "field", "verified"), OUTSIDERS,
+                         ids=[o[0] for o in OUTSIDERS])  # fmt: skip
+def test_a_refusal_answers_outsiders_generically_and_logs_what_an_operator_needs(
+    gates: dict[str, Any], name: str, request_: Any, status: int, field: str, verified: bool
+) -> None:
+    """The public URL's answer to anyone not known as the gate's approver is the status's
+    one sentence: no gate, no approver, no request, no reason. The one log line has the
+    status, the field, the reason, who clicked (their Slack ids, and whether the signature
+    proved it), the request and its gate once known, and where the request came from."""
+    request_id = posted_request(gates)
+    answer = gates["callback"].handler(request_(request_id), CONTEXT, now=NOW)
+    text = json.loads(answer["body"])["text"]
+    assert (answer["statusCode"], text) == (status, gates["callback"].PUBLIC[status])
+    for secret in ("Alice", "business-signoff", request_id, ALICE, DANA, "approver"):
+        assert secret not in text
+    (line,) = refusal_lines(gates)
+    assert (line.status, line.field, line.answered) == (status, field, "generic")
+    assert line.reason
+    assert line.reason != text
+    assert line.source_ip == "203.0.113.7"
+    assert line.signature_verified is verified
+    if name in ("forged", "another workspace", "unknown request", "not an approver"):
+        assert line.user in (ALICE, DANA), "the clicker, as the payload names them"
+    if name == "not an approver":
+        assert (line.user, line.team, line.gate, line.request) == (
+            DANA, TEAM, "business-signoff", request_id)  # fmt: skip
+    assert gates["wire"].count("codepipeline.PutApprovalResult") == 0
+    assert [i for i in audit_items() if i.get("event") == "decided"] == []
+
+
+def test_aws_failing_a_check_is_answered_generically(gates: dict[str, Any]) -> None:
+    """Secrets Manager fails on every try: a 503 with the fixed sentence (no AWS error code),
+    and the error in the log line."""
+    request_id = posted_request(gates)
+    # botocore's event name for the service: secrets-manager.
+    gates["wire"].fail("secrets-manager.GetSecretValue", every=SERVER_ERROR)
+    answer = gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
+    text = json.loads(answer["body"])["text"]
+    assert (answer["statusCode"], text) == (503, gates["callback"].PUBLIC[503])
+    assert "InternalFailure" not in text
+    (line,) = [r for r in gates["caplog"].records if r.getMessage() == "AWS call failed"]
+    assert (line.error, line.user, line.request) == ("InternalFailure", ALICE, request_id)
+    gates["wire"].heal()
+    assert gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)[
+        "statusCode"] == 200  # fmt: skip
+
+
 def signed(body: str, *, ts: float = NOW) -> dict[str, str]:
     return {"X-Slack-Request-Timestamp": str(int(ts)),
             "X-Slack-Signature": slack.sign(SIGNING_SECRET, str(int(ts)), body)}  # fmt: skip
@@ -595,7 +713,7 @@ def test_an_unparseable_stored_expiry_is_refused_not_crashed(gates: dict[str, An
         ExpressionAttributeValues={":e": {"S": "next tuesday"}},
     )
     answer = gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)
-    assert_refused(gates, answer, 409, "stored expiry 'next tuesday' is unreadable")
+    assert_refused(gates, answer, 409, "stored expiry 'next tuesday' is unreadable", told=True)
 
 
 def test_the_signing_secret_is_not_fetched_for_a_request_that_cannot_be_valid(

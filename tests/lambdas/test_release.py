@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -23,38 +24,65 @@ CONTEXT = LambdaContext(
 NAMESPACE = "mlgate/fraud-detection/release"
 
 
+RUN = "s3://artifacts/training/fraud-detection/run-1"
+RELEASED = "s3://artifacts/released/fraud-detection/2"
+REPORT = "training/fraud-detection/run-1/evaluation/evaluation.json"
+APPROVED_AT = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+
+
+def registered(status: str = "Approved", **changes: Any) -> dict[str, Any]:
+    """DescribeModelPackage's answer for the sample event's version, as the training pipeline
+    registers it (mlgate/ml/pipeline.py) and the ML lead approved it."""
+    return {
+        "ModelPackageArn": ARN,
+        "ModelPackageGroupName": GROUP,
+        "ModelPackageVersion": 2,
+        "ModelApprovalStatus": status,
+        "LastModifiedBy": {"IamIdentity": {"Arn": "arn:aws:sts::123456789012:assumed-role/"
+                                                  "ml-lead/amara"}},
+        "LastModifiedTime": APPROVED_AT,
+        "InferenceSpecification": {
+            "Containers": [{"Image": "xgboost", "ModelDataUrl": f"{RUN}/train/model.tar.gz"}]
+        },
+        "ModelMetrics": {
+            "ModelQuality": {"Statistics": {"S3Uri": f"{RUN}/evaluation/evaluation.json"}}
+        },
+        "DriftCheckBaselines": {
+            "ModelDataQuality": {
+                "Statistics": {"S3Uri": f"{RUN}/data-quality-baseline/statistics.json"},
+                "Constraints": {"S3Uri": f"{RUN}/data-quality-baseline/constraints.json"},
+            }
+        },
+        "CustomerMetadataProperties": {
+            "mlgate:manifest-sha256": "abc",
+            "mlgate:baseline-dataset": f"{RUN}/baseline/baseline.csv",
+        },
+        **changes,
+    }  # fmt: skip
+
+
+OBJECTS = {
+    "train/model.tar.gz": b"model",
+    "data-quality-baseline/statistics.json": b"{}",
+    "data-quality-baseline/constraints.json": b"{}",
+    "baseline/baseline.csv": b"a,b\n1,2\n",
+    "evaluation/evaluation.json": json.dumps(
+        {"binary_classification_metrics": {"precision": {"value": 0.97}, "auc": {"value": 0.95}}}
+    ).encode(),
+}
+
+
 @pytest.fixture
 def release(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from release import handler
 
     bucket("releases")
     bucket("artifacts")
-    boto3.client("s3").put_object(
-        Bucket="artifacts",
-        Key="eval/evaluation.json",
-        Body=json.dumps(
-            {
-                "binary_classification_metrics": {
-                    "precision": {"value": 0.97},
-                    "auc": {"value": 0.95},
-                }
-            }
-        ),
-    )
-    package = {
-        "ModelPackageArn": ARN,
-        "ModelMetrics": {
-            "ModelQuality": {"Statistics": {"S3Uri": "s3://artifacts/eval/evaluation.json"}}
-        },
-        "DriftCheckBaselines": {
-            "ModelDataQuality": {
-                "Statistics": {"S3Uri": "s3://artifacts/baseline/statistics.json"},
-                "Constraints": {"S3Uri": "s3://artifacts/baseline/constraints.json"},
-            }
-        },
-        "CustomerMetadataProperties": {"mlgate:manifest-sha256": "abc"},
-    }
-    sagemaker = Recorder(describe_model_package=package)
+    for key, body in OBJECTS.items():
+        boto3.client("s3").put_object(
+            Bucket="artifacts", Key=f"training/fraud-detection/run-1/{key}", Body=body
+        )
+    sagemaker = Recorder(describe_model_package=registered())
     executions: dict[str, str] = {}
 
     def start(**kwargs: Any) -> dict[str, str]:
@@ -76,6 +104,9 @@ def release(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Any:
         "RELEASE_KEY": "release.json",
         "RELEASE_PIPELINE": "mlgate-fraud-detection-release",
         "AUDIT_TABLE": audit_table,
+        "ARTIFACT_BUCKET": "artifacts",
+        "TRAINING_PREFIX": "training/fraud-detection",
+        "RELEASED_PREFIX": "released/fraud-detection",
     }.items():
         monkeypatch.setenv(key, value)
     return handler, codepipeline
@@ -84,6 +115,18 @@ def release(audit_table: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 def release_json() -> dict[str, Any]:
     body = boto3.client("s3").get_object(Bucket="releases", Key="release.json")["Body"].read()
     return dict(json.loads(body))
+
+
+def released_keys() -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket="artifacts", Prefix="released/")
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def assert_nothing_released(codepipeline: Any) -> None:
+    assert codepipeline.calls == []
+    assert boto3.client("s3").list_objects_v2(Bucket="releases").get("KeyCount") == 0
+    assert released_keys() == []
+    assert audit_items() == []
 
 
 def test_an_approved_version_is_released_with_its_evidence(release: Any) -> None:
@@ -96,16 +139,118 @@ def test_an_approved_version_is_released_with_its_evidence(release: Any) -> None
     written = release_json()
     assert written["model_package_arn"] == ARN
     assert written["model_version"] == 2
-    assert written["approved_by"] == "bruno"
+    # Who approved it and when: the registry's record, not the event's "bruno".
+    assert written["approved_by"] == "arn:aws:sts::123456789012:assumed-role/ml-lead/amara"
+    assert written["approved_at"] == "2026-11-24T09:30:00Z"
     assert written["metrics"] == {"precision": 0.97, "auc": 0.95}
-    assert written["baseline_statistics_uri"] == "s3://artifacts/baseline/statistics.json"
+    # The version's artifact and baselines, copied to its released folder.
+    assert written["model_data_url"] == f"{RELEASED}/model.tar.gz"
+    assert written["baseline_statistics_uri"] == f"{RELEASED}/baseline/statistics.json"
+    assert written["baseline_constraints_uri"] == f"{RELEASED}/baseline/constraints.json"
+    assert written["baseline_dataset_uri"] == f"{RELEASED}/baseline/dataset/baseline.csv"
+    assert released_keys() == [
+        "released/fraud-detection/2/baseline/constraints.json",
+        "released/fraud-detection/2/baseline/dataset/baseline.csv",
+        "released/fraud-detection/2/baseline/statistics.json",
+        "released/fraud-detection/2/model.tar.gz",
+    ]
+    body = (
+        boto3.client("s3")
+        .get_object(Bucket="artifacts", Key="released/fraud-detection/2/model.tar.gz")["Body"]
+        .read()
+    )
+    assert body == b"model"
     assert codepipeline.calls[0][1]["name"] == "mlgate-fraud-detection-release"
-    (released,) = [i for i in audit_items() if i.get("event") == "released"]
-    assert (released["who"], released["decision"], released["model_version"]) == (
-        "bruno",
+    (event,) = [i for i in audit_items() if i.get("event") == "released"]
+    assert (event["who"], event["decision"], event["model_version"]) == (
+        written["approved_by"],
         "Approved",
         "2",
     )
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (registered("PendingManualApproval"),
+         "the registry: version 2 is PendingManualApproval, not Approved in the registry"),
+        (registered("Rejected"), "the registry: version 2 is Rejected, not Approved"),
+        (registered(ModelPackageGroupName="mlgate-other-product"),
+         "the registry: version 2 belongs to group mlgate-other-product, not this product's"),
+    ],
+)  # fmt: skip
+def test_an_event_claiming_an_approval_the_registry_does_not_hold_releases_nothing(
+    release: Any, monkeypatch: pytest.MonkeyPatch, answer: dict[str, Any], reason: str
+) -> None:
+    """Anyone allowed to invoke the hook can send a state change whose detail says Approved
+    (by anyone): the registry decides, and here it says otherwise."""
+    handler, codepipeline = release
+    monkeypatch.setattr(handler, "sagemaker", Recorder(describe_model_package=answer))
+    forged = copy.deepcopy(EVENT)
+    forged["detail"]["LastModifiedBy"] = {"UserProfileName": "the-ml-lead"}
+    result = handler.handler(forged, CONTEXT)
+    assert result["released"] == "false"
+    assert reason in result["reason"], result["reason"]
+    assert_nothing_released(codepipeline)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"InferenceSpecification": {"Containers": [
+            {"ModelDataUrl": "s3://attacker/model.tar.gz"}]}},
+         "InferenceSpecification.Containers.0.ModelDataUrl: s3://attacker/model.tar.gz is not "
+         "in a training run of this product"),
+        ({"InferenceSpecification": {"Containers": [{"ModelDataUrl": f"{RUN}/../../x.tgz"}]}},
+         "is not in a training run of this product"),
+        ({"InferenceSpecification": {"Containers": [{"Image": "x"}]}},
+         "the version registers no model artifact to release"),
+        ({"CustomerMetadataProperties": {"mlgate:baseline-dataset":
+          "s3://artifacts/training/other-product/run/baseline.csv"}},
+         "CustomerMetadataProperties.mlgate:baseline-dataset: s3://artifacts/training/"
+         "other-product/run/baseline.csv is not in a training run of this product"),
+    ],
+)  # fmt: skip
+def test_a_version_whose_artifacts_are_not_this_products_training_runs_is_not_released(
+    release: Any, monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any], reason: str
+) -> None:
+    handler, codepipeline = release
+    monkeypatch.setattr(
+        handler, "sagemaker", Recorder(describe_model_package=registered(**changes))
+    )
+    result = handler.handler(EVENT, CONTEXT)
+    assert result["released"] == "false"
+    assert reason in result["reason"], result["reason"]
+    assert_nothing_released(codepipeline)
+
+
+def test_an_artifact_larger_than_one_copy_is_refused_naming_the_limit(
+    release: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 answers CopyObject of a source over 5 GB with InvalidRequest: the release is refused
+    saying so, and nothing is written (release.json, the pipeline, the audit trail)."""
+    handler, codepipeline = release
+    real = handler.s3
+
+    class Large:
+        def copy_object(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "InvalidRequest", "Message": "The specified "
+                               "copy source is larger than the maximum allowable size for a "
+                               "copy source: 5368709120"}}, "CopyObject")  # fmt: skip
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    monkeypatch.setattr(handler, "s3", Large())
+    result = handler.handler(EVENT, CONTEXT)
+    assert result["released"] == "false"
+    assert result["reason"].startswith(
+        f"InferenceSpecification.Containers.0.ModelDataUrl: {RUN}/train/model.tar.gz is larger "
+        "than 5 GB, the most CopyObject copies in one request"
+    )
+    assert codepipeline.calls == []
+    assert boto3.client("s3").list_objects_v2(Bucket="releases").get("KeyCount") == 0
+    assert audit_items() == []
 
 
 def test_the_same_version_twice_is_released_once(release: Any) -> None:
@@ -227,7 +372,7 @@ def test_a_package_sagemaker_does_not_know_is_refused_not_retried(
 @pytest.mark.parametrize(
     ("report", "reason"),
     [
-        (None, "the evaluation report s3://artifacts/eval/evaluation.json cannot be read"),
+        (None, f"the evaluation report {RUN}/evaluation/evaluation.json cannot be read"),
         (b"not json", "is not JSON"),
         (b'{"regression_metrics": {"rmse": {"value": "NaN"}}}', "metrics.rmse"),
     ],
@@ -238,14 +383,13 @@ def test_an_evaluation_report_that_is_missing_or_is_not_one_is_refused(
     handler, codepipeline = release
     s3 = boto3.client("s3")
     if report is None:
-        s3.delete_object(Bucket="artifacts", Key="eval/evaluation.json")
+        s3.delete_object(Bucket="artifacts", Key=REPORT)
     else:
-        s3.put_object(Bucket="artifacts", Key="eval/evaluation.json", Body=report)
+        s3.put_object(Bucket="artifacts", Key=REPORT, Body=report)
     result = handler.handler(EVENT, CONTEXT)
     assert result["released"] == "false"
     assert reason in result["reason"], result["reason"]
-    assert codepipeline.calls == []
-    assert s3.list_objects_v2(Bucket="releases").get("KeyCount") == 0
+    assert_nothing_released(codepipeline)
 
 
 def test_an_event_without_a_lambda_context_is_refused(release: Any) -> None:
@@ -303,12 +447,13 @@ def test_the_same_version_approved_again_later_is_refused_without_a_second_relea
     assert codepipeline.names() == ["start_pipeline_execution"]
 
 
-@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("index", range(12))
 def test_a_transient_fault_in_any_call_then_the_retry_releases_exactly_once(
     release: Any, faults: Faults, index: int
 ) -> None:
     """Each AWS call of a release (the idempotency store's own included) fails once in turn;
-    the retry releases: one release.json, one pipeline execution, one audit event."""
+    the retry releases: one release.json, one pipeline execution, one audit event, the
+    released copies in place."""
     handler, codepipeline = release
     answer = fail_then_retry(faults, index, lambda: handler.handler(EVENT, CONTEXT))
     if not faults.failed:
@@ -317,12 +462,13 @@ def test_a_transient_fault_in_any_call_then_the_retry_releases_exactly_once(
     assert release_json()["model_package_arn"] == ARN
     assert list(codepipeline.executions.values()) == ["exec-1"]
     assert len([i for i in audit_items() if i.get("event") == "released"]) == 1, faults.failed
+    assert len(released_keys()) == 4
     again = handler.handler(EVENT, CONTEXT)
     assert again == {"released": "false", "reason": f"{ARN} was already released"}
 
 
 def test_the_release_reads_the_metrics_of_any_problem_type() -> None:
-    from release.handler import ModelApproval, build_release
+    from release.handler import Copy, ModelApproval, build_release
 
     class Report:
         def get_object(self, Bucket: str, Key: str) -> dict[str, object]:
@@ -333,5 +479,7 @@ def test_the_release_reads_the_metrics_of_any_problem_type() -> None:
 
     package = {"ModelMetrics": {"ModelQuality": {"Statistics": {"S3Uri": "s3://bkt/e.json"}}}}
     approval = ModelApproval.model_validate(EVENT)
-    release = build_release(approval, package, Report())
+    model = Copy("model", "s3://bkt/training/p/m.tgz", "model.tar.gz",
+                 "released/p/2/model.tar.gz", "s3://bkt/released/p/2/model.tar.gz")  # fmt: skip
+    release = build_release(approval, package, Report(), [model])
     assert release.metrics == {"rmse": 3.1, "mae": 2.4}

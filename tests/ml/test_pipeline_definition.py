@@ -211,7 +211,13 @@ def test_script_mode_runs_the_product_script_and_serves_from_the_model(
         assert "SAGEMAKER_PROGRAM" not in container.get("Environment", {})
         return
     assert train["HyperParameters"]["sagemaker_program"] == ENTRY_SCRIPT
-    assert train["HyperParameters"]["sagemaker_submit_directory"] == settings.train_source_uri
+    # Under network isolation the source arrives as the `code` channel, not fetched from S3.
+    name = settings.train_source_uri.rsplit("/", 1)[-1]
+    assert train["HyperParameters"]["sagemaker_submit_directory"] == (
+        f"/opt/ml/input/data/code/{name}"
+    )
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in train["InputDataConfig"]}
+    assert channels["code"]["S3Uri"] == settings.train_source_uri
     assert train["Environment"]["MLGATE_PROGRAM"] == program
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == program
     assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == SERVING_CODE_DIR
@@ -297,3 +303,79 @@ def test_the_cache_is_rebuilt_when_an_input_changes(
     second = cached_definition(manifest, changed)
     assert "another-bucket" in json.dumps(second)
     assert "another-bucket" not in json.dumps(first)
+
+
+# --- issue 29: jobs that need no network run without it -------------------------------------
+
+
+def networked_jobs(body: dict[str, Any]) -> list[str]:
+    """Jobs of the definition that may reach the network: a training job without
+    EnableNetworkIsolation, a processing or check job whose NetworkConfig lacks it."""
+    found = []
+    for step in flatten(body["Steps"]):
+        args = step.get("Arguments", {})
+        if step["Type"] == "Training":
+            isolated = args.get("EnableNetworkIsolation")
+        elif step["Type"] in ("Processing", "QualityCheck"):
+            isolated = args.get("NetworkConfig", {}).get("EnableNetworkIsolation")
+        else:
+            continue
+        if isolated is not True:
+            found.append(step["Name"])
+    return found
+
+
+def test_every_job_runs_with_network_isolation(manifest: Any, settings: Any) -> None:
+    """Preprocess, train, evaluate and (with Model Monitor) the baseline read and write only
+    through SageMaker's channels: none may reach the network."""
+    from mlgate.ml.pipeline import installs_requirements
+
+    assert not installs_requirements(manifest)
+    for engine in MonitoringEngine:
+        body = definition(with_engine(manifest, engine), settings)
+        assert networked_jobs(body) == [], engine
+
+
+def test_the_isolation_check_fails_on_a_job_with_the_network_on(body: dict[str, Any]) -> None:
+    import copy
+
+    for step in body["Steps"]:
+        broken = copy.deepcopy(body)
+        args = next(s for s in broken["Steps"] if s["Name"] == step["Name"]).get("Arguments")
+        if step["Type"] == "Training":
+            args["EnableNetworkIsolation"] = False
+        elif step["Type"] == "Processing":
+            del args["NetworkConfig"]["EnableNetworkIsolation"]
+        else:
+            continue
+        assert networked_jobs(broken) == [step["Name"]]
+
+
+def test_training_that_pip_installs_requirements_is_the_one_networked_job(
+    manifest: Any, settings: Any
+) -> None:
+    """A product whose script-mode code ships a requirements.txt trains with the network on
+    (the framework container installs it from the index); nothing else changes."""
+    if script_mode(manifest) is None:
+        return
+    code = manifest.model.code.model_copy(
+        update={"dependencies": (*manifest.model.code.dependencies, "ml/requirements.txt")}
+    )
+    needs = manifest.model_copy(update={"model": manifest.model.model_copy(update={"code": code})})
+    assert networked_jobs(definition(needs, settings)) == ["Train"]
+
+
+def test_the_sdk_tables_give_no_digest_to_pin() -> None:
+    """images.py pins by tag because the SDK's image tables hold no digest: the day one does,
+    this fails and the images are pinned by it."""
+    from pathlib import Path
+
+    import sagemaker.core
+
+    tables = Path(sagemaker.core.__file__).parent / "image_uri_config"
+    names = sorted(tables.glob("*.json"))
+    assert len(names) > 50
+    for table in names:
+        text = table.read_text()
+        assert "sha256:" not in text, table.name
+        assert '"digest"' not in text.lower(), table.name

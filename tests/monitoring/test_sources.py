@@ -127,3 +127,83 @@ def test_a_version_without_its_baseline_dataset_is_a_clear_error() -> None:
     sagemaker, _ = sagemaker_with(PACKAGE, None)
     with pytest.raises(ValueError, match="has no mlgate:baseline-dataset property"):
         sources.live_baseline(ssm, sagemaker, PARAMETER)
+
+
+# --- the deployed pipeline: stage (network), monitor (isolated), publish (network) -----------
+
+HOME = "home-artifacts"
+RELEASED = f"s3://{HOME}/released/product"
+
+
+def step_argv(tmp_path: Path) -> dict[str, list[str]]:
+    staged = tmp_path / "staged"
+    return {
+        "stage": [
+            "--capture-s3-uri", CAPTURE, "--release-parameter", PARAMETER,
+            "--released-uri", RELEASED, "--window-hours", "1", "--now", NOW.isoformat(),
+            "--out-dir", str(staged),
+        ],
+        "monitor": [
+            "--capture-dir", str(staged / "capture"),
+            "--baseline", str(staged / "baseline" / "baseline.csv"),
+            "--features", ",".join(FEATURES), "--feature-types", FEATURE_TYPES,
+            "--report-dir", str(tmp_path / "report"),
+            "--release-file", str(staged / "release.json"),
+        ],
+        "publish": [
+            "--summary", str(tmp_path / "report" / "summary.json"),
+            "--namespace", "mlgate/product", "--dimensions", "Product=product,Environment=staging",
+        ],
+    }  # fmt: skip
+
+
+@mock_aws
+def test_the_three_steps_judge_the_window_against_the_released_baseline(tmp_path: Path) -> None:
+    """Stage copies the window and the released copy of the baseline (not the training run's);
+    the isolated step judges them with no client at all; publish puts the summary's metrics."""
+    from mlgate.monitoring_job import publish, stage
+
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in (BUCKET, HOME):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    local = tmp_path / "s3"
+    write_capture(local / "capture", draw(300, seed=5, shift=["f_num_1"]))
+    upload(s3, local / "capture", CAPTURE)
+    released = "released/product/3/baseline/dataset/baseline.csv"
+    s3.upload_file(str(write_baseline(tmp_path / "b.csv")), HOME, released)
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name=PARAMETER, Value=PACKAGE, Type="String")
+    registered = f"s3://{BUCKET}/training/product/exec-1/baseline/baseline.csv"  # never read
+    sagemaker, stub = sagemaker_with(PACKAGE, registered)
+    args = step_argv(tmp_path)
+
+    record = stage.main(args["stage"], clients={"s3": s3, "ssm": ssm, "sagemaker": sagemaker})
+    assert record["baseline"] == f"s3://{HOME}/{released}"
+    assert record["capture_files"] == 1
+    summary = run.main(args["monitor"], clients={})
+    assert summary["window"]["end"] == NOW.isoformat()
+    assert summary["drift"]["features"]["f_num_1"]["drifted"] is True
+
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    assert publish.main(args["publish"], cloudwatch) > 0
+    names = {
+        m["MetricName"] for m in cloudwatch.list_metrics(Namespace="mlgate/product")["Metrics"]
+    }
+    assert "drifted_feature_share" in names
+    stub.assert_no_pending_responses()
+
+
+@mock_aws
+def test_before_the_first_release_the_steps_stage_nothing_and_publish_nothing(
+    tmp_path: Path,
+) -> None:
+    from mlgate.monitoring_job import publish, stage
+
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name=PARAMETER, Value=sources.NO_RELEASE, Type="String")
+    args = step_argv(tmp_path)
+    record = stage.main(args["stage"], clients={"s3": None, "ssm": ssm, "sagemaker": None})
+    assert record["model_package"] is None
+    summary = run.main(args["monitor"], clients={})
+    assert summary["window"] is None
+    assert publish.main(args["publish"], client=object()) == 0

@@ -19,6 +19,7 @@ HOME = REMOTE.environments.staging.account
 REGION = REMOTE.environments.staging.region
 PRODUCT = REMOTE.product.name
 PROD_ACCOUNT = REMOTE.environments.prod.account
+PROD_REGION = REMOTE.environments.prod.region
 
 
 def template(synth: Any, key: str) -> Any:
@@ -143,9 +144,49 @@ def test_prod_deploy_and_verify_roles_trust_only_the_home_hooks(cross_account: A
         for s in deploys
         for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
     } == {
-        f"arn:aws:cloudformation:{REGION}:{PROD_ACCOUNT}:stack/mlgate-{PRODUCT}-prod-serving/*",
-        f"arn:aws:iam::{PROD_ACCOUNT}:role/cdk-hnb659fds-cfn-exec-role-{PROD_ACCOUNT}-{REGION}",
+        f"arn:aws:cloudformation:{PROD_REGION}:{PROD_ACCOUNT}:stack/"
+        f"mlgate-{PRODUCT}-prod-serving/*",
+        # The prod Serving stack's own service role, never CDK's execution role (issue 29).
+        f"arn:aws:iam::{PROD_ACCOUNT}:role/{Names.of(manifest).serving_cfn_role('prod')}",
     }
+    (passes,) = [s for s in deploys if s["Action"] == "iam:PassRole"]
+    assert passes["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
+    }
+
+
+def test_the_prod_serving_stack_s_cfn_role_lives_in_prod_trusting_cloudformation_there(
+    cross_account: Any,
+) -> None:
+    manifest = cross_account.product().manifest
+    name = Names.of(manifest).serving_cfn_role("prod")
+    role = role_named(cross_account, "foundation-prod", name)
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": PROD_ACCOUNT}},
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudformation.amazonaws.com"},
+        }
+    ]
+    passes = [
+        s
+        for s in statements(cross_account, "foundation-prod", name)
+        if s["Action"] == "iam:PassRole"
+    ]
+    model = f"arn:aws:iam::{PROD_ACCOUNT}:role/{Names.of(manifest).model_role('prod')}"
+    assert {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}} in [
+        s.get("Condition") for s in passes if s["Resource"] == model
+    ]
+    # Besides the model role: Application Auto Scaling's service-linked role, AWS's own.
+    assert all(s["Resource"] == model or ":role/aws-service-role/" in s["Resource"]
+               for s in passes)  # fmt: skip
+    # The home foundation holds the staging one only.
+    home_roles = resources(cross_account, "foundation", "AWS::IAM::Role").values()
+    assert {r["Properties"].get("RoleName") for r in home_roles} >= {
+        Names.of(manifest).serving_cfn_role("staging")
+    }
+    assert name not in {r["Properties"].get("RoleName") for r in home_roles}
 
 
 def test_the_home_hooks_have_fixed_names_the_prod_roles_can_trust(cross_account: Any) -> None:
@@ -200,18 +241,29 @@ def test_home_shares_released_versions_with_the_prod_model_and_monitor_roles_onl
     assert shared["Principal"] == principal
     assert shared["Condition"] == readers
     assert shared["Action"] == "s3:GetObject"
-    assert shared["Resource"]["Fn::Join"][1][-1] == f"/training/{PRODUCT}/*"
+    # The released copies only (issue 29): never a training run.
+    assert shared["Resource"]["Fn::Join"][1][-1] == f"/released/{PRODUCT}/*"
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert f"/training/{PRODUCT}" not in json.dumps(
+        [s for s in statements if s.get("Principal") == principal]
+    )
     (key,) = home.find_resources("AWS::KMS::Key").values()
     decrypt = next(
         s for s in key["Properties"]["KeyPolicy"]["Statement"]
         if s.get("Sid") == "ProdDecryptsReleasedVersions"
     )  # fmt: skip
     assert decrypt["Principal"] == principal
+    # With the bucket's S3 Bucket Key, the encryption context is the bucket's ARN.
     assert decrypt["Condition"] == {
         **readers,
-        "StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
+        "StringEquals": {
+            "kms:ViaService": f"s3.{REGION}.amazonaws.com",
+            "kms:EncryptionContext:aws:s3:arn": (
+                f"arn:aws:s3:::mlgate-{PRODUCT}-artifacts-{HOME}-{REGION}"
+            ),
+        },
     }
-    assert sorted(decrypt["Action"]) == ["kms:Decrypt", "kms:DescribeKey"]
+    assert decrypt["Action"] == "kms:Decrypt"
 
 
 def test_prod_roles_read_home_artifacts_through_the_home_key_policy(cross_account: Any) -> None:
@@ -221,14 +273,23 @@ def test_prod_roles_read_home_artifacts_through_the_home_key_policy(cross_accoun
         ("monitoring-prod", Names.of(manifest).monitor_role("prod")),
     ):
         allowed = statements(cross_account, stack, name)
-        released = f"arn:aws:s3:::mlgate-{PRODUCT}-artifacts-{HOME}-{REGION}/training/{PRODUCT}/*"
-        # CDK merges statements of one action: the grant may name other prefixes too.
+        home_bucket = f"arn:aws:s3:::mlgate-{PRODUCT}-artifacts-{HOME}-{REGION}"
+        released = f"{home_bucket}/released/{PRODUCT}/"
+        # CDK merges statements of one action: the grant may name other prefixes too, and a
+        # role may read less than every released file (the monitor: baselines only).
         assert any(
             s["Effect"] == "Allow"
             and s["Action"] == "s3:GetObject"
-            and released in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+            and any(
+                r.startswith(released)
+                for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+                if isinstance(r, str)
+            )
             for s in allowed
-        )
+        ), (stack, name)
+        # Never a training run of the home bucket (issue 29; the monitor role's reads are
+        # mlgate/constructs/evidently.py's and model_monitor.py's).
+        assert f"{home_bucket}/training/" not in json.dumps(allowed), (stack, name)
         assert {
             "Action": "kms:Decrypt",
             # No alias condition: KMS documents none for a key in another account. The home
@@ -246,22 +307,50 @@ def test_prod_roles_read_home_artifacts_through_the_home_key_policy(cross_accoun
         } in allowed
 
 
-def test_the_registry_lets_prod_deploy_versions_but_not_approve_them(cross_account: Any) -> None:
+def test_the_registry_lets_only_the_prod_monitor_describe_versions(cross_account: Any) -> None:
+    """Prod serves the released copy of a version (ModelDataUrl), so no prod role creates a
+    model from the registry: the group's policy names the one role that reads it (the
+    Evidently monitor, for its baseline dataset), by aws:PrincipalArn, never the account."""
+    manifest = cross_account.product().manifest
     (group,) = resources(cross_account, "training", "AWS::SageMaker::ModelPackageGroup").values()
     policy = group["Properties"]["ModelPackageGroupPolicy"]
-    actions = {a for s in policy["Statement"] for a in s["Action"]}
-    assert actions == {
-        "sagemaker:DescribeModelPackageGroup",
-        "sagemaker:DescribeModelPackage",
-        "sagemaker:ListModelPackages",
-        "sagemaker:CreateModel",
-    }
-    assert all(s["Principal"] == {"AWS": f"arn:aws:iam::{PROD_ACCOUNT}:root"}
-               for s in policy["Statement"])  # fmt: skip
-    assert {s["Resource"] for s in policy["Statement"]} == {
-        f"arn:aws:sagemaker:{REGION}:{HOME}:model-package-group/mlgate-{PRODUCT}",
-        f"arn:aws:sagemaker:{REGION}:{HOME}:model-package/mlgate-{PRODUCT}/*",
-    }
+    assert policy["Statement"] == [
+        {
+            "Sid": "ProdMonitorDescribesVersions",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{PROD_ACCOUNT}:root"},
+            "Action": ["sagemaker:DescribeModelPackage"],
+            "Resource": f"arn:aws:sagemaker:{REGION}:{HOME}:model-package/mlgate-{PRODUCT}/*",
+            "Condition": {
+                "ArnEquals": {
+                    "aws:PrincipalArn": (
+                        f"arn:aws:iam::{PROD_ACCOUNT}:role/"
+                        f"{Names.of(manifest).monitor_role('prod')}"
+                    )
+                }
+            },
+        }
+    ]
+    text = json.dumps(policy)
+    for never in ("sagemaker:CreateModel", "sagemaker:UpdateModelPackage", "ListModelPackages"):
+        assert never not in text
+
+
+def test_the_registry_policy_names_no_role_under_model_monitor() -> None:
+    """Model Monitor reads the baseline from the stack's parameters: no prod role needs the
+    registry, and the group's policy is left out."""
+    from mlgate.manifest import MonitoringEngine
+    from mlgate.stacks.training import registry_readers
+
+    manifest = REMOTE.model_copy(
+        update={
+            "monitoring": REMOTE.monitoring.model_copy(
+                update={"engine": MonitoringEngine.MODEL_MONITOR}
+            )
+        }
+    )
+    assert registry_readers(manifest, "prod") == []
+    assert registry_readers(REMOTE, "prod") == [Names.of(REMOTE).monitor_role("prod")]
 
 
 def test_prod_drift_starts_home_retraining_through_the_retrain_role(cross_account: Any) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 
 from mlgate.events import etl_succeeded
 from mlgate.naming import Names
 from mlgate.stacks.data import dqdl, glue_types
+
+from ..conftest import APPS
 
 
 def data(synth: Any, product: Any) -> Any:
@@ -180,3 +184,188 @@ def test_the_incremental_raw_crawl_only_logs_schema_changes(synth: Any, product:
     props = crawler["Properties"]
     assert props["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
     assert props["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
+
+
+# --- issue 29: data kept only as long as the manifest says; access logs only from our buckets --
+
+RETENTION_CLASSES = ("raw", "curated", "capture", "reports")
+
+
+def _retentions(app_name: str) -> dict[str, Any]:
+    """Retention by product: each example's manifest; the scaffold's defaults."""
+    from mlgate.manifest import Retention, load_manifests
+
+    from ..conftest import EXAMPLES
+
+    if app_name == "scaffold":
+        return {"churn-risk": Retention()}
+    return {m.product.name: m.retention for m in load_manifests(EXAMPLES)}
+
+
+def _buckets(app: Any) -> dict[str, dict[str, Any]]:
+    """Every named bucket's properties, by BucketName."""
+    return {
+        r.props["BucketName"]: r.props
+        for r in app.resources("AWS::S3::Bucket")
+        if isinstance(r.props.get("BucketName"), str)
+    }
+
+
+def retention_problems(app: Any, retentions: dict[str, Any]) -> list[str]:
+    """Each data class's S3 lifecycle: raw and curated buckets expire whole, every artifact
+    bucket expires the capture and reports prefixes, each after the manifest's days, and the
+    noncurrent versions they leave behind at most 30 days later (never longer than the class)."""
+    from mlgate.constructs.endpoint import CAPTURE_PREFIX
+    from mlgate.manifest import NONCURRENT_DAYS
+
+    problems = []
+    buckets = _buckets(app)
+    for product, keep in retentions.items():
+        places = {
+            "raw": [(n, None) for n in buckets if n.startswith(f"mlgate-{product}-raw-")],
+            "curated": [(n, None) for n in buckets if n.startswith(f"mlgate-{product}-curated-")],
+            "capture": [(n, f"{CAPTURE_PREFIX}/") for n in buckets
+                        if n.startswith(f"mlgate-{product}-artifacts-")],
+            "reports": [(n, "monitoring/") for n in buckets
+                        if n.startswith(f"mlgate-{product}-artifacts-")],
+        }  # fmt: skip
+        for data_class in RETENTION_CLASSES:
+            days = getattr(keep, data_class)
+            if not places[data_class]:
+                problems.append(f"{product} {data_class}: no bucket holds it")
+            for name, prefix in places[data_class]:
+                rules = buckets[name].get("LifecycleConfiguration", {}).get("Rules", [])
+                expected = {
+                    "ExpirationInDays": days,
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": min(days, NONCURRENT_DAYS)},
+                    "Status": "Enabled",
+                }
+                found = [
+                    r for r in rules
+                    if r.get("Prefix") == prefix
+                    and {k: r.get(k) for k in expected} == expected
+                ]  # fmt: skip
+                if not found:
+                    problems.append(
+                        f"{product} {data_class}: {name} {prefix or '(whole bucket)'} has no "
+                        f"rule expiring it after {days} days: {rules}"
+                    )
+    return problems
+
+
+def log_delivery_problems(app: Any) -> list[str]:
+    """Every bucket policy statement that admits S3 log delivery names the source bucket
+    (aws:SourceArn) and account (aws:SourceAccount)
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html),
+    and every access-logged bucket is admitted by one that names it."""
+    problems = []
+    admitted: set[str] = set()
+    for policy in app.resources("AWS::S3::BucketPolicy"):
+        for statement in policy.props["PolicyDocument"]["Statement"]:
+            if statement.get("Principal") != {"Service": "logging.s3.amazonaws.com"}:
+                continue
+            condition = statement.get("Condition", {})
+            source = condition.get("ArnLike", {}).get("aws:SourceArn")
+            account = condition.get("StringEquals", {}).get("aws:SourceAccount")
+            if source is None or account is None:
+                problems.append(
+                    f"{policy.stack.name} {policy.id}: log delivery admitted to "
+                    f"{json.dumps(statement.get('Resource'))} without aws:SourceArn and "
+                    "aws:SourceAccount"
+                )
+                continue
+            if account != policy.stack.account:
+                problems.append(f"{policy.stack.name}: aws:SourceAccount {account}")
+            admitted.add(json.dumps(source, sort_keys=True))
+    for bucket in app.resources("AWS::S3::Bucket"):
+        if "LoggingConfiguration" not in bucket.props:
+            continue
+        name = bucket.props.get("BucketName")
+        names = {json.dumps({"Fn::GetAtt": [bucket.id, "Arn"]})}
+        if isinstance(name, str):
+            names.add(json.dumps(f"arn:aws:s3:::{name}"))
+        if not names & admitted:
+            problems.append(f"{bucket.stack.name} {bucket.id}: no conditioned statement")
+    return problems
+
+
+def _broken(app: Any, edit: Any) -> Any:
+    """A copy of `app` with `edit(resource) -> changed` applied to every resource."""
+    import copy
+    from dataclasses import replace
+
+    from mlgate.service_rules import App
+
+    stacks, changed = [], False
+    for stack in app.stacks:
+        template = copy.deepcopy(dict(stack.template))
+        for resource in template.get("Resources", {}).values():
+            changed |= bool(edit(resource))
+        stacks.append(replace(stack, template=template))
+    assert changed, "the edit matched nothing: the broken form was not made"
+    return App(stacks)
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_data_class_expires_after_the_manifest_s_days(
+    request: pytest.FixtureRequest, app: str
+) -> None:
+    assert retention_problems(request.getfixturevalue(app), _retentions(app)) == []
+
+
+@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize("data_class", RETENTION_CLASSES)
+def test_the_retention_check_fails_when_a_class_keeps_its_data_longer(
+    request: pytest.FixtureRequest, app: str, data_class: str
+) -> None:
+    """Each class's rule stretched by a day (or, for the noncurrent versions, by a year) is
+    caught, for every product."""
+    retentions = _retentions(app)
+    built = request.getfixturevalue(app)
+
+    def stretch(field: str, by: int) -> Any:
+        def edit(resource: dict[str, Any]) -> bool:
+            if resource["Type"] != "AWS::S3::Bucket":
+                return False
+            name = str(resource["Properties"].get("BucketName", ""))
+            prefix = {"capture": "datacapture/", "reports": "monitoring/"}.get(data_class)
+            purpose = data_class if prefix is None else "artifacts"
+            if f"-{purpose}-" not in name:
+                return False
+            changed = False
+            for rule in resource["Properties"].get("LifecycleConfiguration", {}).get("Rules", []):
+                if rule.get("Prefix") == prefix and field in rule:
+                    if field == "ExpirationInDays":
+                        rule[field] += by
+                    else:
+                        rule[field]["NoncurrentDays"] += by
+                    changed = True
+            return changed
+
+        return edit
+
+    for field, by in (("ExpirationInDays", 1), ("NoncurrentVersionExpiration", 365)):
+        problems = retention_problems(_broken(built, stretch(field, by)), retentions)
+        assert problems
+        assert all(data_class in p for p in problems), problems
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_log_delivery_is_admitted_only_from_the_product_s_own_buckets(
+    request: pytest.FixtureRequest, app: str
+) -> None:
+    built = request.getfixturevalue(app)
+    assert log_delivery_problems(built) == []
+
+    def unconditioned(resource: dict[str, Any]) -> bool:
+        changed = False
+        if resource["Type"] == "AWS::S3::BucketPolicy":
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                if statement.get("Principal") == {"Service": "logging.s3.amazonaws.com"}:
+                    statement.pop("Condition", None)
+                    changed = True
+        return changed
+
+    broken = log_delivery_problems(_broken(built, unconditioned))
+    assert broken
+    assert all("without aws:SourceArn" in p or "no conditioned" in p for p in broken)

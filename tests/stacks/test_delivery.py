@@ -213,7 +213,13 @@ def test_deploy_stages_update_each_environment_s_serving_stack(synth: Any, produ
         params = json.loads(action["Configuration"]["UserParameters"])
         manifest = product.manifest
         name = manifest.product.name
-        expected = {"environment": env, "stack": f"mlgate-{name}-{env}-serving"}
+        account = manifest.environment(env).account
+        # The deployer passes the Serving stack's own CloudFormation service role (issue 29).
+        expected = {
+            "environment": env,
+            "stack": f"mlgate-{name}-{env}-serving",
+            "service_role": f"arn:aws:iam::{account}:role/mlgate-{name}-{env}-serving-cfn",
+        }
         if manifest.is_remote(env):
             # In an account of its own, the deployer acts through that account's deploy role.
             account = manifest.environment(env).account
@@ -260,6 +266,36 @@ def test_deployer_may_update_only_the_home_serving_stacks(synth: Any, product: A
             }
         },
     )
+
+
+def test_deployer_may_pass_only_the_home_serving_cfn_roles(synth: Any, product: Any) -> None:
+    """Not CDK's bootstrap execution role (issue 29): whoever runs as the deployer could submit
+    any template with it; only to CloudFormation."""
+    manifest = product.manifest
+    home = manifest.environments.staging
+    local = sorted(env for env in ("prod", "staging") if not manifest.is_remote(env))  # type: ignore[arg-type]
+    template = delivery(synth, product).to_json()
+    passes = [
+        statement
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if "iam:PassRole" in statement["Action"]
+        and "serving-cfn" in json.dumps(statement["Resource"])
+    ]
+    roles = [
+        f"arn:aws:iam::{home.account}:role/mlgate-{manifest.product.name}-{env}-serving-cfn"
+        for env in local
+    ]
+    assert passes == [
+        {
+            "Action": "iam:PassRole",
+            "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+            "Effect": "Allow",
+            "Resource": roles if len(roles) > 1 else roles[0],
+        }
+    ]
+    assert "cfn-exec-role" not in json.dumps(template)
 
 
 def test_audit_trail_is_encrypted_recoverable_and_retained(synth: Any, product: Any) -> None:
@@ -340,14 +376,18 @@ def test_each_hook_writes_only_its_own_key_prefixes(synth: Any, product: Any) ->
     expected = {
         "release": [["gate#*"], ["release#*", "release.*"]],
         "quality_gate": [["gate#*"], ["quality_gate#*", "quality_gate.*"]],
-        "gate_notifier": [["request#*", "gate#*"], ["gate_notifier#*", "gate_notifier.*"]],
-        "gate_callback": [["request#*", "gate#*"]],
+        "gate_notifier": [["request#*"], ["gate#*"], ["gate_notifier#*", "gate_notifier.*"]],
+        "gate_callback": [["gate#*"]],
     }
     if product.extra["delivery"].quality_gate is None:
         del expected["quality_gate"]
     for hook, prefixes in expected.items():
-        found = leading_keys(policy_statements(template, hook), "dynamodb:PutItem")
+        statements = policy_statements(template, hook)
+        found = leading_keys(statements, "dynamodb:PutItem")
         assert sorted(found) == sorted(prefixes), hook
+        # The audit trail's events are appended, never changed (issue 29): IAM holds it.
+        for action in ("dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+            assert not any("gate#*" in keys for keys in leading_keys(statements, action)), hook
 
 
 def test_asynchronous_hooks_send_failed_events_to_an_encrypted_queue_watched_by_on_call(

@@ -106,3 +106,57 @@ def test_stacks_are_tagged_with_product_and_owner(synth: Any, product: Any) -> N
             )
         },
     )
+
+
+def test_each_home_environment_has_a_serving_cfn_role_trusting_cloudformation_here_only(
+    synth: Any, product: Any
+) -> None:
+    """The role the deployer passes to CloudFormation (UpdateStack's RoleARN, issue 29): in the
+    foundation of the environment's account, trusted by CloudFormation of that account only,
+    never an administrator (tests/test_service_rules.py holds what it may pass)."""
+    from mlgate.naming import Names
+
+    manifest = product.manifest
+    template = foundation(synth, product).to_json()
+    roles = {
+        r["Properties"].get("RoleName"): (logical, r["Properties"])
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role"
+    }
+    for env in ("staging", "prod"):
+        name = Names.of(manifest, env).serving_cfn_role()
+        if manifest.is_remote(env):  # in that account's own foundation
+            assert name not in roles
+            continue
+        logical, role = roles[name]
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": manifest.environment(env).account}
+                },
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudformation.amazonaws.com"},
+            }
+        ]
+        assert "ManagedPolicyArns" not in role
+        statements = [
+            s
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::IAM::Policy" and {"Ref": logical} in r["Properties"]["Roles"]
+            for s in r["Properties"]["PolicyDocument"]["Statement"]
+        ]
+        actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                                   else s["Action"])}  # fmt: skip
+        assert {a.split(":")[0] for a in actions} == {
+            "sagemaker", "iam", "kms", "ssm", "application-autoscaling", "cloudwatch"
+        }  # fmt: skip
+        assert {a for a in actions if a.startswith("iam:")} == {
+            "iam:PassRole", "iam:CreateServiceLinkedRole"
+        }  # fmt: skip
+        endpoint = Names.of(manifest, env).endpoint()
+        assert any(
+            s["Resource"] == f"arn:aws:sagemaker:{manifest.environment(env).region}:"
+            f"{manifest.environment(env).account}:endpoint/{endpoint}"
+            for s in statements
+        )

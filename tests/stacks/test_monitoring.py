@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from mlgate.constructs.evidently import ENTRYPOINT
+from mlgate.constructs import evidently
+from mlgate.constructs.evidently import ENTRYPOINT, PUBLISH_ENTRYPOINT, STAGE_ENTRYPOINT
 from mlgate.manifest import ENV_NAMES, MonitoringEngine, load_manifests
 from mlgate.ml import pipeline
 from mlgate.ml.images import monitoring_image
@@ -31,15 +32,31 @@ def monitoring(synth: Any, product: Any, env: str) -> Any:
     return synth.template(product.extra[f"monitoring-{env}"])
 
 
-def job(template: Any) -> dict[str, Any]:
-    """The Processing request of the Evidently pipeline's one step."""
+def steps(template: Any) -> dict[str, dict[str, Any]]:
+    """The Processing requests of the Evidently pipeline's steps, by step name, in order."""
     (pipeline,) = template.find_resources("AWS::SageMaker::Pipeline").values()
     body = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]
     text = "".join(p if isinstance(p, str) else "TOKEN" for p in body["Fn::Join"][1])
-    (step,) = json.loads(text)["Steps"]
-    assert step["Type"] == "Processing"
-    request: dict[str, Any] = step["Arguments"]
-    return request
+    found = json.loads(text)["Steps"]
+    assert all(step["Type"] == "Processing" for step in found)
+    return {step["Name"]: step["Arguments"] for step in found}
+
+
+def job(template: Any) -> dict[str, Any]:
+    """The Processing request of the Evidently step, the one that runs Evidently."""
+    return steps(template)[evidently.STEP]
+
+
+def unisolated_work(requests: dict[str, dict[str, Any]]) -> list[str]:
+    """Steps that install the monitoring lock (Evidently and its ~90 pins) or read staged
+    prod data, and yet may reach the network: none may."""
+    return [
+        name
+        for name, request in requests.items()
+        if ("-r requirements.txt" in request["AppSpecification"]["ContainerEntrypoint"][2]
+            or any(i["InputName"] == "staged" for i in request["ProcessingInputs"]))
+        and request.get("NetworkConfig", {}).get("EnableNetworkIsolation") is not True
+    ]  # fmt: skip
 
 
 def argument(args: list[str], name: str) -> str | None:
@@ -60,17 +77,39 @@ def test_the_evidently_job_reads_exactly_the_payload_and_the_manifest_thresholds
     overrides = manifest.monitoring.feature_drift_thresholds
     expected = ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else None
     assert argument(args, "--feature-thresholds") == expected
-    assert argument(args, "--namespace") == f"mlgate/{manifest.product.name}"
-    assert argument(args, "--dimensions") == f"Product={manifest.product.name},Environment={env}"
-    assert "--publish" in args
-    assert argument(args, "--release-parameter") == (
+    # The isolated step reads what Stage staged, and publishes nothing itself.
+    for option in (
+        "--capture-s3-uri",
+        "--release-parameter",
+        "--ground-truth-s3-uri",
+        "--namespace",
+        "--publish",
+    ):
+        assert option not in args, option
+    assert argument(args, "--release-file") == "/opt/ml/processing/staged/release.json"
+    assert str(argument(args, "--capture-dir")).startswith("/opt/ml/processing/staged/")
+    requests = steps(monitoring(synth, product, env))
+    publish = requests[evidently.PUBLISH_STEP]["AppSpecification"]["ContainerArguments"]
+    assert argument(publish, "--namespace") == f"mlgate/{manifest.product.name}"
+    assert argument(publish, "--dimensions") == (
+        f"Product={manifest.product.name},Environment={env}"
+    )
+    stage = requests[evidently.STAGE_STEP]["AppSpecification"]["ContainerArguments"]
+    assert argument(stage, "--release-parameter") == (
         f"/mlgate/{manifest.product.name}/{env}/live-model-package"
     )
-    assert str(argument(args, "--capture-s3-uri")).endswith(
+    assert str(argument(stage, "--capture-s3-uri")).endswith(
         f"/datacapture/{env}/mlgate-{manifest.product.name}-{env}/AllTraffic"
     )
+    # Baselines come from where the release hook copied the released version, in the home
+    # artifact bucket.
+    home = manifest.environments.staging
+    assert argument(stage, "--released-uri") == (
+        f"s3://mlgate-{manifest.product.name}-artifacts-{home.account}-{home.region}"
+        f"/released/{manifest.product.name}"
+    )
     labelled = manifest.monitoring.ground_truth_s3_uri
-    assert argument(args, "--ground-truth-s3-uri") == labelled
+    assert argument(stage, "--ground-truth-s3-uri") == labelled
     if labelled:
         metrics = ",".join(m.name.value for m in manifest.metrics.model_metrics)
         assert argument(args, "--metrics") == metrics
@@ -82,23 +121,65 @@ def test_the_job_runs_script_mode_in_the_py312_sklearn_image_encrypted(
     synth: Any, product: Any, env: str
 ) -> None:
     stack = product.extra[f"monitoring-{env}"]
-    request = job(monitoring(synth, product, env))
-    app = request["AppSpecification"]
-    assert app["ImageUri"] == monitoring_image(stack.region)
-    assert app["ContainerEntrypoint"] == ["/bin/bash", "-c", ENTRYPOINT, "mlgate-monitor"]
-    assert "pip install" in ENTRYPOINT
+    requests = steps(monitoring(synth, product, env))
+    assert list(requests) == [evidently.STAGE_STEP, evidently.STEP, evidently.PUBLISH_STEP]
+    entries = {
+        evidently.STAGE_STEP: STAGE_ENTRYPOINT,
+        evidently.STEP: ENTRYPOINT,
+        evidently.PUBLISH_STEP: PUBLISH_ENTRYPOINT,
+    }
+    for name, request in requests.items():
+        app = request["AppSpecification"]
+        assert app["ImageUri"] == monitoring_image(stack.region)
+        assert app["ContainerEntrypoint"] == ["/bin/bash", "-c", entries[name], "mlgate-monitor"]
+        inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
+        assert {"code", "wheels"} <= inputs.keys()  # wheels: tests/test_vendored_wheels.py
+        assert inputs["code"]["LocalPath"] == "/opt/ml/processing/input/code"
+        assert request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "TOKEN"
+        assert request["NetworkConfig"]["EnableInterContainerTrafficEncryption"] is True
+    # Only the Evidently step installs the monitoring lock; Stage and Publish install boto3's
+    # closure of it.
     assert "-r requirements.txt" in ENTRYPOINT
-    inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
-    assert inputs.keys() == {"code", "wheels"}  # wheels: tests/test_vendored_wheels.py
-    assert inputs["code"]["LocalPath"] == "/opt/ml/processing/input/code"
-    assert request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "TOKEN"
-    assert request["ProcessingOutputConfig"]["KmsKeyId"] == "TOKEN"
-    (report,) = request["ProcessingOutputConfig"]["Outputs"]
+    for entry in (STAGE_ENTRYPOINT, PUBLISH_ENTRYPOINT):
+        assert f"-r {evidently.AWS_CLIENT_REQUIREMENTS}" in entry
+        assert "requirements.txt " not in entry.replace(evidently.AWS_CLIENT_REQUIREMENTS, "")
+    monitor = requests[evidently.STEP]
+    assert monitor["ProcessingOutputConfig"]["KmsKeyId"] == "TOKEN"
+    (report,) = monitor["ProcessingOutputConfig"]["Outputs"]
     values = report["S3Output"]["S3Uri"]["Std:Join"]["Values"]
     assert values[0].endswith(f"/monitoring/{env}/evidently")
-    # The job calls S3, SSM, SageMaker and CloudWatch itself: no network isolation, by design
-    # (docs/monitoring.md); its pip install reaches no index (tests/test_vendored_wheels.py).
-    assert "EnableNetworkIsolation" not in request["NetworkConfig"]
+    # Each step reads the one before's output: Stage -> Monitor -> Publish.
+    staged = {i["InputName"]: i["S3Input"] for i in monitor["ProcessingInputs"]}["staged"]
+    assert staged["S3Uri"] == {
+        "Get": "Steps.Stage.ProcessingOutputConfig.Outputs['staged'].S3Output.S3Uri"
+    }
+    (stage_out,) = requests[evidently.STAGE_STEP]["ProcessingOutputConfig"]["Outputs"]
+    # Staged copies of capture live under the capture prefix, so they expire with it.
+    assert stage_out["S3Output"]["S3Uri"]["Std:Join"]["Values"][0].endswith(
+        f"/datacapture/{env}/monitor-staging"
+    )
+    # Evidently runs on prod's data with no network at all; Stage and Publish call AWS APIs.
+    assert monitor["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert unisolated_work(requests) == []
+    for name in (evidently.STAGE_STEP, evidently.PUBLISH_STEP):
+        assert requests[name]["NetworkConfig"]["EnableNetworkIsolation"] is False
+
+
+def test_the_isolation_check_catches_a_step_that_reaches_the_network(
+    synth: Any, product: Any
+) -> None:
+    """unisolated_work fails on the broken form: isolation off, or a staged-data reader or
+    lock installer moved to a networked step."""
+    requests = steps(monitoring(synth, product, "prod"))
+    off = json.loads(json.dumps(requests))
+    off[evidently.STEP]["NetworkConfig"]["EnableNetworkIsolation"] = False
+    assert unisolated_work(off) == [evidently.STEP]
+    gone = json.loads(json.dumps(requests))
+    del gone[evidently.STEP]["NetworkConfig"]["EnableNetworkIsolation"]
+    assert unisolated_work(gone) == [evidently.STEP]
+    moved = json.loads(json.dumps(requests))
+    moved[evidently.PUBLISH_STEP]["AppSpecification"]["ContainerEntrypoint"][2] = ENTRYPOINT
+    assert unisolated_work(moved) == [evidently.PUBLISH_STEP]
 
 
 def test_the_job_source_holds_the_entry_point_and_the_pinned_requirements(
@@ -112,6 +193,7 @@ def test_the_job_source_holds_the_entry_point_and_the_pinned_requirements(
         names = set(tar.getnames())
         requirements = tar.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
     assert {"run.py", "sources.py", "drift.py", "__init__.py", "requirements.txt"} <= names
+    assert {"stage.py", "publish.py", "script.py", evidently.AWS_CLIENT_REQUIREMENTS} <= names
     assert "evidently==" in requirements
 
 
@@ -280,3 +362,61 @@ def test_the_job_arguments_are_built_without_cdk() -> None:
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "[]"
+
+
+# --- issue 29: monitors read the baselines of released versions only ------------------------
+
+
+def home_reads(template: dict[str, Any], manifest: Any) -> list[str]:
+    """Every object the monitoring stack's roles may read in the home artifact bucket."""
+    home = manifest.environments.staging
+    bucket = f"arn:aws:s3:::mlgate-{manifest.product.name}-artifacts-{home.account}-{home.region}"
+    reads = []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            if not any(a in ("s3:GetObject", "s3:*", "s3:Get*") for a in actions):
+                continue
+            resources = statement["Resource"]
+            for arn in [resources] if isinstance(resources, str) else resources:
+                if isinstance(arn, str) and arn.startswith(f"{bucket}/"):
+                    reads.append(arn.removeprefix(f"{bucket}/"))
+    return reads
+
+
+def baseline_problems(template: dict[str, Any], manifest: Any, env: str) -> list[str]:
+    """The monitor may read baselines under released/<product>/<version>/baseline/ (and, in
+    the home account, its own capture, staging and reports), and nothing of any training run."""
+    released = f"released/{manifest.product.name}/*/baseline/*"
+    reads = home_reads(template, manifest)
+    own = ("datacapture/", "monitoring/") if not manifest.is_remote(env) else ()
+    problems = [read for read in reads if read != released and not read.startswith(own)]
+    if released not in reads:
+        problems.append(f"no read of {released}")
+    return problems
+
+
+@pytest.mark.parametrize("env", ENV_NAMES)
+def test_the_evidently_monitor_reads_released_baselines_only(
+    synth: Any, product: Any, env: str
+) -> None:
+    template = monitoring(synth, product, env).to_json()
+    assert baseline_problems(template, product.manifest, env) == []
+    # The broken form: the monitor reads every training run again.
+    broken = json.loads(
+        json.dumps(template).replace(
+            f"/released/{product.manifest.product.name}/*/baseline/*",
+            f"/training/{product.manifest.product.name}/*",
+        )
+    )
+    assert baseline_problems(broken, product.manifest, env)
+
+
+def test_model_monitor_reads_released_baselines_only(model_monitor: Synth) -> None:
+    for product in model_monitor.products:
+        for env in ENV_NAMES:
+            template = Template.from_stack(product.extra[f"monitoring-{env}"]).to_json()
+            assert baseline_problems(template, product.manifest, env) == [], env

@@ -276,3 +276,58 @@ def test_endpoint_config_and_model_keep_their_logical_ids(
         ("AWS::SageMaker::Model", "Model"),
     ):
         assert list(template.find_resources(kind)) == [logical]
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_the_model_serves_the_released_artifact_with_the_serving_image(
+    synth: Any, product: Any, env: str
+) -> None:
+    """Built from the manifest's serving image and the ModelDataUrl parameter (the released
+    copy), not from the model package: the model role needs no read of training runs and no
+    access to the registry (issue 29)."""
+    from mlgate.ml.images import image_uris
+
+    region = product.manifest.environment(env).region
+    template = serving(synth, product, env).to_json()
+    (model,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
+    (container,) = model["Properties"]["Containers"]
+    assert container["Image"] == image_uris(product.manifest, region)["model"]
+    assert container["ModelDataUrl"] == {"Ref": "ModelDataUrl"}
+    assert "ModelPackageName" not in container
+    if product.manifest.model.algorithm.script_mode:
+        assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    # CloudFormation names the model: the Serving stack's service role holds it by these tags.
+    tags = {t["Key"]: t["Value"] for t in model["Properties"]["Tags"]}
+    assert tags["mlgate:product"] == product.manifest.product.name
+    assert tags["mlgate:environment"] == env
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_the_model_role_reads_released_versions_only(synth: Any, product: Any, env: str) -> None:
+    from mlgate.naming import Names
+
+    template = serving(synth, product, env).to_json()
+    name = Names.of(product.manifest, env).model_role()
+    (role_id,) = [
+        logical
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == name
+    ]
+    statements = [
+        s
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    home = product.manifest.environments.staging
+    bucket = f"arn:aws:s3:::mlgate-{product.manifest.product.name}-artifacts-{home.account}-"
+    bucket += home.region
+    reads = [s["Resource"] for s in statements if s["Action"] == "s3:GetObject"]
+    assert reads == [f"{bucket}/released/{product.manifest.product.name}/*"]
+    (decrypt,) = [s for s in statements if s["Action"] == "kms:Decrypt"]
+    assert decrypt["Condition"] == {
+        "StringEquals": {
+            "kms:ViaService": f"s3.{home.region}.amazonaws.com",
+            "kms:EncryptionContext:aws:s3:arn": bucket,
+        }
+    }

@@ -3,24 +3,33 @@
 A CodePipeline Lambda action after each deploy stage. It fails the stage when the endpoint is
 not InService, or when it is InService on another model version (a blue/green rollback that
 CloudFormation reported as a successful update: a silent rollback), or when one sample
-invocation fails.
+invocation fails. The version the endpoint serves is what its model's container names: the
+released model artifact (ModelDataUrl, released/<product>/<version>/model.tar.gz) or, for a
+Serving stack built before released copies, the model package.
 
 The endpoint config it names may be gone by the time it is read: CloudFormation deletes the
 previous EndpointConfig (and Model) in the cleanup after a blue/green update. The verifier
 then reads the endpoint again, a bounded number of times, and fails the stage saying so if it
 still cannot tell which version serves.
 
-Event: the CodePipeline job event, read whole before any AWS call (shared/models.py: JobEvent,
-VerifyParameters, Release); UserParameters {"environment", "endpoint", "role_arn" (optional:
-the verify role of an environment in another account)}; input artifact: the release source.
-The verifier never continues a job: a job with a continuation token is not its own.
-A malformed job, a release.json that is not a release, and AWS refusing a name (an endpoint
-that does not exist or is another product's: ValidationException) fail the job naming the
-field or the answer; a job whose id is unusable is logged and dropped. Only a throttle or a
-service error fails the invocation, for Lambda's retries.
-Environment: SAMPLE_PAYLOAD (one CSV record); POWERTOOLS_METRICS_NAMESPACE (one EMF count
-per invocation: JobsSucceeded, JobsFailed or JobsRefused).
-AWS calls: s3:GetObject (artifact), sts:AssumeRole (optional: only when role_arn is set),
+Input: only the job id from the event (shared/jobs.py): the job (UserParameters
+{"environment", "endpoint", "role_arn" (optional: the verify role of an environment in another
+account)}, pipeline, execution) from CodePipeline's GetJobDetails, a job of the product's
+release pipeline only; release.json at the execution's source revision; its version checked
+in the registry (this product's group, Approved now). The verifier never continues a job: a
+job with a continuation token is not its own.
+An id CodePipeline does not know, or another pipeline's job, is logged and dropped; a
+malformed job, a release.json that is not a release of this product, a version of another
+group or not Approved, and AWS refusing a name (an endpoint that does not exist or is another
+product's: ValidationException) fail the job naming the field or the answer. Only a throttle
+or a service error fails the invocation, for Lambda's retries.
+Environment: SAMPLE_PAYLOAD (one CSV record), RELEASE_PIPELINE, RELEASE_BUCKET,
+MODEL_PACKAGE_GROUP, ARTIFACT_BUCKET, RELEASED_PREFIX; RELEASE_KEY (default release.json);
+POWERTOOLS_METRICS_NAMESPACE (one EMF count per invocation: JobsSucceeded, JobsFailed or
+JobsRefused).
+AWS calls: codepipeline:GetJobDetails, codepipeline:GetPipelineExecution,
+s3:GetObjectVersion (release.json at the execution's source revision),
+sagemaker:DescribeModelPackage, sts:AssumeRole (optional: only when role_arn is set),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 Under the assumed role when one is set: sagemaker:DescribeEndpoint,
 sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpoint.
@@ -45,15 +54,20 @@ from shared.jobs import (
     JobError,
     Refused,
     answer,
+    check_approved,
     read_release,
     succeed,
 )
-from shared.models import VerifyParameters
+from shared.models import Release, VerifyParameters
 from shared.settings import SettingsError, read
 
 logger = Logger()
 metrics = Metrics()
 codepipeline = boto3.client("codepipeline")
+s3 = boto3.client("s3")
+# The registry, in the home account: the endpoint's own describes go through `session`.
+registry = boto3.client("sagemaker")
+HOOK = "deploy_verifier"
 # Reads of the endpoint while what it names is being replaced, and the pause before each
 # re-read (seconds): the cleanup after a blue/green update takes seconds, not minutes.
 READS = 4
@@ -77,9 +91,10 @@ def gone(err: ClientError) -> bool:
     )
 
 
-def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, str | None]:
-    """(status, endpoint config, model package) the endpoint runs now; the package is None
-    when what the endpoint names was deleted under every one of READS reads."""
+def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, list[str] | None]:
+    """(status, endpoint config, what its model's container names: model artifact, model
+    package) the endpoint runs now; None when what the endpoint names was deleted under every
+    one of READS reads."""
     for read_number in range(1, READS + 1):
         described = sagemaker.describe_endpoint(EndpointName=endpoint)
         status, config = str(described["EndpointStatus"]), str(described["EndpointConfigName"])
@@ -100,27 +115,32 @@ def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, str | None]
                 pause(PAUSE)
             continue
         containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
-        return status, config, str(containers[0].get("ModelPackageName", "no model package"))
+        container = containers[0]
+        named = [
+            str(container[k]) for k in ("ModelDataUrl", "ModelPackageName") if container.get(k)
+        ]
+        return status, config, named or ["no model"]
     return status, config, None
 
 
 def verify(
-    job: Job[VerifyParameters], expected: str, sagemaker: Any, runtime: Any, payload: str
+    job: Job[VerifyParameters], release: Release, sagemaker: Any, runtime: Any, payload: str
 ) -> str:
     env, endpoint = job.params.environment, job.params.endpoint
-    status, config, package = served_version(sagemaker, endpoint)
+    expected = release.model_data_url
+    status, config, served = served_version(sagemaker, endpoint)
     if status != "InService":
         raise JobError(f"{env}: endpoint {endpoint} is {status}, not InService")
-    if package is None:
+    if served is None:
         raise JobError(
             f"{env}: cannot tell which model version {endpoint} serves: it names endpoint "
             f"config {config}, which (or whose model) no longer exists, in {READS} reads; "
             "CloudFormation may still be replacing it: retry the stage once the Serving "
             "stack is stable"
         )
-    if package != expected:
+    if not {release.model_data_url, release.model_package_arn} & set(served):
         raise JobError(
-            f"{env}: silent rollback: {endpoint} is InService on {config} serving {package}, "
+            f"{env}: silent rollback: {endpoint} is InService on {config} serving {served[0]}, "
             f"but the pipeline deployed {expected}; the blue/green update was rolled back "
             "(see the endpoint's rollback alarms)"
         )
@@ -132,23 +152,24 @@ def verify(
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID)
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    outcome = answer(event, VerifyParameters, act, client=codepipeline, logger=logger)
+    outcome = answer(event, VerifyParameters, act, client=codepipeline, logger=logger, hook=HOOK)
     metrics.add_metric(name=OUTCOMES[outcome["result"]], unit=MetricUnit.Count, value=1)
     return outcome
 
 
 def act(job: Job[VerifyParameters]) -> dict[str, str]:
-    """Every refusal before the first AWS call, then verify and report."""
+    """Every refusal before the endpoint is touched, then verify and report."""
     if job.continuation is not None:
         raise Refused(job.id, "continuationToken: the verifier never continues a job")
     try:
         payload = sample_payload()
     except SettingsError as err:
         raise Refused(job.id, str(err)) from None
-    expected = read_release(job).model_package_arn
+    release = read_release(job, codepipeline, s3)
+    check_approved(job, release, registry)
     env = session(job.params.role_arn, f"mlgate-verify-{job.params.environment}")
     summary = verify(
-        job, expected, env.client("sagemaker"), env.client("sagemaker-runtime"), payload
+        job, release, env.client("sagemaker"), env.client("sagemaker-runtime"), payload
     )
     succeed(codepipeline, job.id, summary)
     logger.info("verified", extra={"summary": summary})

@@ -1,38 +1,47 @@
 """Deployer hook: rolls one approved model version out to one environment's Serving stack.
 
-A CodePipeline Lambda action. It updates the environment's Serving stack with the model
-package from release.json as its `ModelPackageArn` parameter (the template stays the one
-`cdk deploy` put there: `UsePreviousTemplate`), then comes back through CodePipeline's
-continuation token until CloudFormation finishes. CloudFormation performs the endpoint's
-blue/green update, and rolls it back on the rollback alarms; a rollback fails the stage.
+A CodePipeline Lambda action. It updates the environment's Serving stack with the release of
+its own pipeline execution: `ModelPackageArn`, `ModelDataUrl` (the version's model artifact as
+the release hook copied it to the released folder) and the Model Monitor baseline registered
+with the version (`BaselineStatisticsUri`, `BaselineConstraintsUri`, when it has one). The
+template stays the one `cdk deploy` put there (`UsePreviousTemplate`), and CloudFormation runs
+the update as the Serving stack's own service role (`RoleARN`: UserParameters' service_role),
+never as the role CDK deploys with. Then it comes back through CodePipeline's continuation
+token until CloudFormation finishes. CloudFormation performs the endpoint's blue/green update,
+and rolls it back on the rollback alarms; a rollback fails the stage.
 
 A stack still busy when the job arrives (an earlier release rolling back, a `cdk deploy`) is
 waited for the same way: the update starts once the stack is stable. A stack CloudFormation
 will not update (UPDATE_ROLLBACK_FAILED, ROLLBACK_COMPLETE, ...) fails the job, naming the
 state and the way out.
 
-The Model Monitor baseline registered with the version (release.json's baseline_statistics_uri
-and baseline_constraints_uri) goes into the stack's baseline parameters.
+Input: only the job id from the event (shared/jobs.py): the job itself (UserParameters,
+continuation token, pipeline and execution) from CodePipeline's GetJobDetails, a job of the
+product's release pipeline only; release.json at the execution's source revision (Release);
+the version checked in the registry: of this product's group, Approved now.
+UserParameters (JSON): {"environment": "staging", "stack": "<serving stack name>",
+"service_role": "<the Serving stack's CloudFormation service role>", "role_arn": "<deploy role
+in the target account>" (optional)}. Continuation token: the deployer's own, for the stack of
+the job's parameters.
 
-Event: the CodePipeline job event, read whole before any AWS call (shared/models.py: JobEvent,
-DeployParameters, DeployToken, Release). UserParameters (JSON): {"environment": "staging",
-"stack": "<serving stack name>", "role_arn": "<deploy role in the target account>"
-(optional)}. Input artifact: the release source (release.json, zipped or as is).
-Continuation token: the deployer's own, for the stack of the job's parameters.
-
-Answers: a malformed job, a token that is not the deployer's own, a release.json that is not a
-release, and AWS refusing a name (a stack that does not exist, or is another product's or
-another account's: ValidationException, AccessDenied) fail the job naming the field or the
-answer; a job whose id is unusable is logged and dropped (there is no job to answer). Only a
-throttle or a service error fails the invocation, for Lambda's retries.
-Environment: POWERTOOLS_METRICS_NAMESPACE (one EMF count per invocation, through the log
-group: JobsInProgress, JobsWaiting, JobsSucceeded, JobsFailed or JobsRefused).
-AWS calls: s3:GetObject (artifact, with the job's artifact credentials),
-sts:AssumeRole (optional: only when role_arn is set), codepipeline:PutJobSuccessResult,
-codepipeline:PutJobFailureResult.
+Answers: an event whose job id CodePipeline does not know, or a job of another pipeline, is
+logged and dropped (there is no job of ours to answer); a malformed job, a token that is not
+the deployer's own, a release.json that is not a release of this product, a version of another
+group or not Approved, and AWS refusing a name (a stack that does not exist, or is another
+product's or another account's: ValidationException, AccessDenied) fail the job naming the
+field or the answer, before any stack is touched. Only a throttle or a service error fails the
+invocation, for Lambda's retries.
+Environment: RELEASE_PIPELINE, RELEASE_BUCKET, MODEL_PACKAGE_GROUP, ARTIFACT_BUCKET,
+RELEASED_PREFIX; RELEASE_KEY (default release.json); POWERTOOLS_METRICS_NAMESPACE (one EMF
+count per invocation, through the log group: JobsInProgress, JobsWaiting, JobsSucceeded,
+JobsFailed or JobsRefused).
+AWS calls: codepipeline:GetJobDetails, codepipeline:GetPipelineExecution,
+s3:GetObjectVersion (release.json at the execution's source revision),
+sagemaker:DescribeModelPackage, sts:AssumeRole (optional: only when role_arn is set),
+codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 Under the assumed role when one is set: cloudformation:DescribeStacks,
 cloudformation:UpdateStack, cloudformation:DescribeStackEvents, iam:PassRole (UpdateStack
-passes the stack's CloudFormation execution role).
+passes the Serving stack's CloudFormation service role).
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ from shared.jobs import (
     JobError,
     Refused,
     answer,
+    check_approved,
     read_release,
     succeed,
 )
@@ -60,6 +70,9 @@ from shared.models import DeployParameters, DeployToken, Release
 logger = Logger()
 metrics = Metrics()
 codepipeline = boto3.client("codepipeline")
+s3 = boto3.client("s3")
+sagemaker = boto3.client("sagemaker")
+HOOK = "deployer"
 
 IN_PROGRESS = "_IN_PROGRESS"
 DONE = {"UPDATE_COMPLETE", "CREATE_COMPLETE"}
@@ -87,9 +100,13 @@ PARAMETER = "ModelPackageArn"
 # Serving stack parameter -> release.json key; the baseline travels with its model version.
 FROM_RELEASE = {
     PARAMETER: "model_package_arn",
+    "ModelDataUrl": "model_data_url",
     "BaselineStatisticsUri": "baseline_statistics_uri",
     "BaselineConstraintsUri": "baseline_constraints_uri",
 }
+# What a Serving stack of this mlgate takes: without them the stack would keep serving
+# whatever its template builds the model from.
+REQUIRED = (PARAMETER, "ModelDataUrl")
 
 
 def cloudformation(job: Job[DeployParameters]) -> Any:
@@ -122,9 +139,10 @@ def start(job: Job[DeployParameters], release: Release, cfn: Any) -> str | None:
     arn = release.model_package_arn
     stack = cfn.describe_stacks(StackName=job.params.stack)["Stacks"][0]
     keys = [p["ParameterKey"] for p in stack.get("Parameters", [])]
-    if PARAMETER not in keys:
+    if missing := [k for k in REQUIRED if k not in keys]:
         raise JobError(
-            f"stack {job.params.stack} has no {PARAMETER} parameter: is it a Serving stack?"
+            f"stack {job.params.stack} has no {' or '.join(missing)} parameter: is it a "
+            "Serving stack of this mlgate version (cdk deploy it)?"
         )
     current = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
     status = str(stack.get("StackStatus", ""))
@@ -145,11 +163,14 @@ def start(job: Job[DeployParameters], release: Release, cfn: Any) -> str | None:
         for k in keys
     ]
     try:
+        # The Serving stack's own service role, never the role `cdk deploy` attached: it may
+        # change only what a parameter update of that stack changes.
         cfn.update_stack(
             StackName=job.params.stack,
             UsePreviousTemplate=True,
             Parameters=parameters,
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+            RoleARN=job.params.service_role,
         )
     except ClientError as err:
         if "No updates are to be performed" in str(err):
@@ -170,7 +191,7 @@ def rollback_reason(cfn: Any, stack: str) -> str:
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID)
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    outcome = answer(event, DeployParameters, act, client=codepipeline, logger=logger)
+    outcome = answer(event, DeployParameters, act, client=codepipeline, logger=logger, hook=HOOK)
     metrics.add_metric(name=OUTCOMES[outcome["result"]], unit=MetricUnit.Count, value=1)
     return outcome
 
@@ -190,7 +211,8 @@ def act(job: Job[DeployParameters]) -> dict[str, str]:
 def step(job: Job[DeployParameters], token: DeployToken | None) -> dict[str, str]:
     stack = job.params.stack
     if token is None or token.waiting:
-        release = read_release(job)
+        release = read_release(job, codepipeline, s3)
+        check_approved(job, release, sagemaker)
         cfn = cloudformation(job)
         try:
             arn = start(job, release, cfn)

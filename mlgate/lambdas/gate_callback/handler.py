@@ -1,12 +1,21 @@
 """Gate callback hook: the Approve / Reject buttons of a gate's brief, from chat.
 
-An HTTPS endpoint (Lambda function URL, routed by Powertools' LambdaFunctionUrlResolver) for
-Slack's interaction requests. A decision counts only when: the request carries a valid Slack
-signature made in the last five minutes (older is a replay), it comes from the Slack workspace
-and app this product trusts, the approval request exists and is still open, and the person who
-clicked is an approver of that very gate. Every malformed request is answered 400 or 401
-before anything is read or written; the signing secret is fetched (and cached) only for a
+An HTTPS endpoint (a Lambda function URL: POST / only, routed here) for Slack's interaction
+requests. A decision counts only when: the request carries a valid Slack signature made in the
+last five minutes (older is a replay), it comes from the Slack workspace and app this product
+trusts, the approval request exists and is still open, and the person who clicked is an
+approver of that very gate. Every malformed request is answered 400 or 401 before anything is
+read or written; the signing secret is fetched (and cached for five minutes) only for a
 request that could be valid.
+
+The URL is public (Slack cannot sign AWS requests), so its answers say nothing to whoever is
+not an approver of the gate: a request refused before the clicker is known as one (malformed,
+unsigned, stale, another workspace, an unknown request, not an approver, AWS not answering the
+checks) gets its status and one fixed sentence per status (PUBLIC), never the gate, its
+approvers or an AWS error. The one log line of each refusal has what an operator needs: the
+status, the field, the reason, the clicker's Slack ids (and whether the signature was
+verified), the request and its gate, the caller's address. An approver of the gate is told
+what is true about the decision (below).
 
 A decision is a small state machine on the request item (shared/audit.py): open -> claimed
 (the first click wins, conditionally; a second click is told who holds it) -> recorded. Only a
@@ -48,8 +57,8 @@ function URL request (LambdaFunctionUrlModel), the click in its body (shared/sla
 EventBridge event (shared/eventbridge.py). The EventBridge event must also come from where the
 GateExpired rule delivers from: source aws.codepipeline, this function's account and region,
 this product's release pipeline. A request that is not a click is answered 400 (401 unsigned or
-stale, 403 another workspace or app) with the field it names, and one log line; an event that
-is malformed or untrusted is answered "refused", naming the field, and logged once: no retry
+stale, 403 another workspace or app), and one log line names the field; an event that is
+malformed or untrusted is answered "refused", naming the field, and logged once: no retry
 changes either.
 
 Events: Lambda function URL (payload format 2.0), body `payload=<JSON>` form-encoded; or the
@@ -75,10 +84,7 @@ from typing import Annotated, Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import (
     LambdaFunctionUrlModel,
@@ -86,7 +92,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     RequestContextV2Http,
 )
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from shared import slack
 from shared.audit import CLAIMED, DECISIONS, OPEN, AuditTrail, claim_state, now_iso
@@ -112,14 +118,10 @@ from shared.settings import read
 logger = Logger()
 # Namespace from POWERTOOLS_METRICS_NAMESPACE, set by the construct to the alarm's.
 metrics = Metrics()
-app = LambdaFunctionUrlResolver()
 dynamodb = boto3.client("dynamodb")
 codepipeline = boto3.client("codepipeline")
 BUTTONS = {"approve": "Approved", "reject": "Rejected"}
 REQUEST_ID = re.compile(r"[0-9a-f]{24}")
-# Slack lets an app regenerate its signing secret: cached for five minutes, not fetched per
-# click (https://docs.powertools.aws.dev/lambda/python/latest/utilities/parameters/).
-SECRET_MAX_AGE = 300
 # The request item's fields the callback relies on; an item without them is no open request.
 REQUEST_FIELDS = ("gate", "pipeline", "stage", "action", "token", "expires", "approvers")
 # CodePipeline's answers that mean the approval is no longer open: "The approval action has
@@ -161,15 +163,51 @@ def settings() -> Settings:
 
 # What a refusal about the clicked request (its state, its decision) names.
 REQUEST = "payload.actions[0].value"
+# The answer to a request refused before its clicker is known as an approver of the gate: one
+# sentence per status, the same for every such request (module docstring). The reason is in
+# the log line only.
+PUBLIC = {
+    400: "Not a gate button click: nothing was recorded.",
+    401: "This request could not be verified as a Slack click: nothing was recorded.",
+    403: "You cannot decide this gate: nothing was recorded.",
+    404: "Nothing to decide here: nothing was recorded.",
+    503: "The click could not be checked just now: nothing was sent to CodePipeline; click "
+    "again in a moment.",
+}
+REFUSED = "This click was refused: nothing was recorded."
 
 
 class Refusal(Refused):
     """A click or event refused: `status` is the HTTP answer, `field` what it names (by
-    default the request the click is for)."""
+    default the request the click is for). `told`: the clicker is a verified approver of the
+    gate, who is answered `reason`; anyone else gets PUBLIC's sentence."""
 
     def __init__(self, status: int, reason: str, field: str = REQUEST) -> None:
         super().__init__(field, reason)
         self.status = status
+        self.told = False
+
+    @property
+    def answer(self) -> str:
+        return self.reason if self.told else PUBLIC.get(self.status, REFUSED)
+
+
+@dataclass
+class Seen:
+    """What the log line of a request says about it, filled in as the checks pass."""
+
+    source_ip: str = ""
+    user_agent: str = ""
+    user: str = ""
+    team: str = ""
+    app: str = ""
+    request: str = ""
+    gate: str = ""
+    verified: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        found = {k: v for k, v in vars(self).items() if v and k != "verified"}
+        return {**found, "signature_verified": self.verified}
 
 
 @dataclass(frozen=True)
@@ -182,7 +220,13 @@ class Click:
     app: str = ""
 
 
+# Each model's validator is built on its first use, not at import (a cold start of the click
+# path needs the request's models only; the expiry path its event's).
+DEFERRED = ConfigDict(defer_build=True)
+
+
 class Http(RequestContextV2Http):
+    model_config = DEFERRED
     path: Text
     protocol: Short
     userAgent: Text
@@ -197,6 +241,7 @@ class Http(RequestContextV2Http):
 
 
 class UrlRequestContext(RequestContextV2):
+    model_config = DEFERRED
     accountId: Short
     apiId: Short
     domainName: Name
@@ -212,6 +257,7 @@ class UrlRequest(LambdaFunctionUrlModel):
     """A function URL request (payload format 2.0, https://docs.aws.amazon.com/lambda/latest/
     dg/urls-invocation.html#urls-payloads), its body text."""
 
+    model_config = DEFERRED
     version: Short
     routeKey: Short
     rawPath: Text
@@ -296,20 +342,28 @@ class Outcome:
     read_back: bool = False  # known from the stage's state, not from the call's answer
 
 
-def decide(click: Click, audit: AuditTrail, client: Any, now: float) -> str:
+def decide(
+    click: Click, audit: AuditTrail, client: Any, now: float, seen: Seen | None = None
+) -> str:
     request = open_request(audit, click.request_id)
     gate = request["gate"]
-    # Who decided is the approvers' business: anyone else learns nothing about the request.
+    if seen is not None:
+        seen.gate = gate
+    # Who decided, and who may, is the approvers' business: anyone else learns nothing about
+    # the request (the answer is PUBLIC's; the log line has the reason).
     if click.user not in request["approvers"].split(","):
-        names = request.get("approver_names", "")
-        raise Refusal(403, f"<@{click.user}> is not an approver of gate {gate} (approvers: "
-                           f"{names}); nothing was recorded", "payload.user.id")  # fmt: skip
-    state = claim_state(request)
-    if state == OPEN:
-        request = claim(click, audit, request, now)
-    else:
-        check_claim(click, request, state)
-    return apply(click, audit, client, request, now)
+        raise Refusal(403, f"{click.user} is not an approver of gate {gate}; nothing was "
+                           "recorded", "payload.user.id")  # fmt: skip
+    try:
+        state = claim_state(request)
+        if state == OPEN:
+            request = claim(click, audit, request, now)
+        else:
+            check_claim(click, request, state)
+        return apply(click, audit, client, request, now)
+    except Refusal as refusal:
+        refusal.told = True  # an approver of this gate: told what is true
+        raise
 
 
 def check_claim(click: Click, request: dict[str, str], state: str, race: bool = False) -> None:
@@ -526,37 +580,42 @@ def record(click: Click, audit: AuditTrail, request: dict[str, str], outcome: Ou
     raise Refusal(status, f"{fact}; recorded. Your {verb(click.decision)} was not applied.")
 
 
-def respond(status: int, text: str) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=json.dumps({"response_type": "ephemeral", "replace_original": False, "text": text}),
-    )
-
-
-def header(name: str) -> str | None:
-    value = app.current_event.headers.get(name)
-    return value if isinstance(value, str) else None
+def respond(status: int, text: str) -> dict[str, Any]:
+    """The function URL's response (https://docs.aws.amazon.com/lambda/latest/dg/
+    urls-invocation.html#urls-response-payload): Slack's ephemeral message as JSON."""
+    body = {"response_type": "ephemeral", "replace_original": False, "text": text}
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
 
 
 def signing_secret() -> dict[str, str]:
-    secret = parameters.get_secret(settings().secret_arn, transform="json", max_age=SECRET_MAX_AGE)
+    """The Slack app this product trusts (shared/slack.py caches it for five minutes)."""
+    secret = json.loads(slack.secret(settings().secret_arn))
     if not isinstance(secret, dict) or not isinstance(secret.get("signing_secret"), str):
         raise ValueError("the signing secret must be JSON with signing_secret, team_id, app_id")
     return {k: str(v) for k, v in secret.items()}
 
 
-def take(now: float) -> str:
+def take(request: UrlRequest, now: float, seen: Seen) -> str:
     """Refuses what can be refused without the signing secret first (headers, body, request
     id), then checks the signature and the workspace, then decides."""
-    event = app.current_event
-    timestamp, signature = header("x-slack-request-timestamp"), header("x-slack-signature")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    timestamp, signature = (
+        headers.get("x-slack-request-timestamp"),
+        headers.get("x-slack-signature"),
+    )
     try:
         slack.check_fresh(timestamp, signature, now)
     except slack.SignatureError as err:
         raise Refusal(401, str(err), "headers") from None
-    body = raw_body(event.get("body"), event.get("isBase64Encoded"))
+    body = raw_body(request.body, request.isBase64Encoded)
     click = parse_click(body)
+    seen.user, seen.team, seen.app = click.user, click.team, click.app
+    seen.request = excerpt(click.request_id, 40)
     if not REQUEST_ID.fullmatch(click.request_id):
         raise Refusal(400, f"{excerpt(click.request_id, 40)!r} is not a request id",
                       "payload.actions[0].value")  # fmt: skip
@@ -565,57 +624,84 @@ def take(now: float) -> str:
         slack.verify(trusted["signing_secret"], timestamp, signature, body, now)
     except slack.SignatureError as err:
         raise Refusal(401, str(err), "headers.x-slack-signature") from None
+    seen.verified = True
     if (click.team, click.app) != (trusted.get("team_id"), trusted.get("app_id")):
         which = "payload.team.id" if click.team != trusted.get("team_id") else "payload.api_app_id"
         raise Refusal(403, f"the click comes from Slack workspace {click.team[:20]!r}, app "
                            f"{click.app[:20]!r}: not the app this gate trusts", which)  # fmt: skip
-    return decide(click, AuditTrail(dynamodb, settings().table), codepipeline, now)
+    return decide(click, AuditTrail(dynamodb, settings().table), codepipeline, now, seen)
 
 
-def refused(refusal: Refusal) -> Response[str]:
+def refused(refusal: Refusal, seen: Seen) -> dict[str, Any]:
+    """The answer to a refused request (PUBLIC's unless the clicker is the gate's approver),
+    and its one log line."""
     logger.warning("decision refused", extra={"status": refusal.status, "field": refusal.field,
-                                              "reason": refusal.reason})  # fmt: skip
-    return respond(refusal.status, refusal.reason)
+                                              "reason": refusal.reason,
+                                              "answered": "detail" if refusal.told else "generic",
+                                              **seen.fields()})  # fmt: skip
+    return respond(refusal.status, refusal.answer)
 
 
-app.exception_handler(Refusal)(refused)
-
-
-def unavailable(err: Exception) -> Response[str]:
+def unavailable(err: Exception, seen: Seen) -> dict[str, Any]:
     """An AWS call the steps above do not answer for failed: the signing secret, the request,
     a claim just lost; each is made before anything is sent to CodePipeline."""
-    logger.exception("AWS call failed", extra={"error": code_of(err)})
-    return respond(503, f"AWS did not answer ({code_of(err)}) while this click was checked: "
-                        "nothing was sent to CodePipeline; click again in a moment")  # fmt: skip
+    logger.exception("AWS call failed", extra={"status": 503, "error": code_of(err),
+                                               **seen.fields()})  # fmt: skip
+    return respond(503, PUBLIC[503])
 
 
-app.exception_handler([ClientError, BotoCoreError, GetParameterError])(unavailable)
+def url_request(event: Any) -> UrlRequest:
+    """The function URL request, typed; 400 naming the field otherwise."""
+    try:
+        if not isinstance(event, dict):
+            raise Refused("the event", "the event: not an object")
+        found: UrlRequest = parse(event=event, model=UrlRequest)
+    except ValidationError as err:
+        field, reason = problem(err)
+        raise Refusal(400, f"not a function URL request: {reason}", field) from None
+    except Refused as err:
+        raise Refusal(400, f"not a function URL request: {err.reason}", err.field) from None
+    return found
 
 
-@app.not_found
-def elsewhere(_: Exception) -> Response[str]:
-    """Slack posts to the URL's root; anything else is refused."""
-    event = app.current_event
-    where = f"{excerpt(event.http_method, 10)} {excerpt(event.path, 60)}"
-    field = "rawPath" if event.path != "/" else "requestContext.http.method"
-    return refused(Refusal(404, f"{where}: only POST / takes gate clicks", field))
+def source_of(event: Any) -> str:
+    """The caller's address as Lambda wrote it, escaped, read before the request is known to
+    be whole (a flood of malformed requests is logged with where it comes from too)."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    http = context.get("http") if isinstance(context, dict) else None
+    found = http.get("sourceIp") if isinstance(http, dict) else None
+    return excerpt(found, 64) if isinstance(found, str) else ""
 
 
-@app.post("/")
-def click() -> Response[str]:
-    now = app.context.get("now") or time.time()
-    message = take(float(now))
-    logger.info("decision recorded", extra={"outcome": message})
+def on_click(event: Any, now: float) -> dict[str, Any]:
+    """Slack posts to the URL's root; anything else is refused (404)."""
+    seen = Seen(source_ip=source_of(event))
+    try:
+        request = url_request(event)
+        http = request.requestContext.http
+        seen.user_agent = excerpt(http.userAgent, 60)
+        if (http.method, request.rawPath) != ("POST", "/"):
+            where = f"{http.method} {excerpt(request.rawPath, 60)}"
+            field = "rawPath" if request.rawPath != "/" else "requestContext.http.method"
+            raise Refusal(404, f"{where}: only POST / takes gate clicks", field)
+        message = take(request, now, seen)
+    except Refusal as refusal:
+        return refused(refusal, seen)
+    except (ClientError, BotoCoreError) as err:
+        return unavailable(err, seen)
+    logger.info("decision recorded", extra={"outcome": message, **seen.fields()})
     return respond(200, message)
 
 
 class ActionType(BaseModel):
+    model_config = DEFERRED
     category: Short
     provider: Short | None = None
     owner: Short | None = None
 
 
 class ActionDetail(BaseModel):
+    model_config = DEFERRED
     pipeline: PipelineName
     execution_id: Annotated[str, limits(100, r"^[A-Za-z0-9-]+$")] = Field(alias="execution-id")
     stage: PipelineName
@@ -702,31 +788,8 @@ def on_failed_approval(event: Any, context: Any, now: float) -> dict[str, str]:
     return outcome
 
 
-def answer(refusal: Refusal) -> dict[str, Any]:
-    """The function URL response to a request refused before routing, logged once."""
-    logger.warning("decision refused", extra={"status": refusal.status, "field": refusal.field,
-                                              "reason": refusal.reason})  # fmt: skip
-    body = {"response_type": "ephemeral", "replace_original": False, "text": refusal.reason}
-    return {
-        "statusCode": refusal.status,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
-
-
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId || id")
 def handler(event: Any, context: Any, now: float | None = None) -> dict[str, Any]:
     if isinstance(event, dict) and "detail-type" in event and "requestContext" not in event:
         return on_failed_approval(event, context, now or time.time())
-    try:
-        if not isinstance(event, dict):
-            raise Refused("the event", "the event: not an object")
-        parse(event=event, model=UrlRequest)
-    except ValidationError as err:
-        return answer(Refusal(400, f"not a function URL request: {problem(err)[1]}",
-                              problem(err)[0]))  # fmt: skip
-    except Refused as err:
-        return answer(Refusal(400, f"not a function URL request: {err.reason}", err.field))
-    app.context.update(now=now)
-    return app.resolve(event, context)
+    return on_click(event, now or time.time())

@@ -64,7 +64,6 @@ from typing import Annotated, Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from aws_lambda_powertools.utilities.parser.models import (
     SnsModel,
@@ -72,7 +71,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     SnsRecordModel,
 )
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, Field, Json, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Json, model_validator
 
 from shared import idempotency, slack
 from shared.audit import AuditTrail, digest
@@ -97,9 +96,6 @@ codepipeline = boto3.client("codepipeline")
 sns = boto3.client("sns")
 dynamodb = boto3.client("dynamodb")
 FIELDS = ("pipelineName", "stageName", "actionName", "token", "expires")
-# The webhook URL changes when someone regenerates it in Slack: cached for five minutes, not
-# fetched per brief (https://docs.powertools.aws.dev/lambda/python/latest/utilities/parameters/).
-SECRET_MAX_AGE = 300
 
 
 @dataclass(frozen=True)
@@ -138,12 +134,15 @@ class EventError(Refused):
 
 Token = Annotated[str, limits(128), Printable]
 Url = Annotated[str, limits(2048, r"^https://"), Printable]
+# Each model's validator is built on its first use, not at import.
+DEFERRED = ConfigDict(defer_build=True)
 
 
 class Approval(BaseModel):
     """The approval in CodePipeline's notification (https://docs.aws.amazon.com/codepipeline/
     latest/userguide/approvals-json-format.html)."""
 
+    model_config = DEFERRED
     pipelineName: PipelineName
     stageName: PipelineName
     actionName: PipelineName
@@ -155,12 +154,14 @@ class Approval(BaseModel):
 
 
 class ApprovalMessage(BaseModel):
+    model_config = DEFERRED
     region: Name | None = None
     consoleLink: Text | None = None
     approval: Approval
 
 
 class ApprovalNotification(SnsNotificationModel):
+    model_config = DEFERRED
     Message: Json[ApprovalMessage]  # type: ignore[assignment]
     # SNS's own time for the message, the same on every retry of it: the audit record's time,
     # so a retry writes the same record (a clock read would differ after a second). Kept as
@@ -189,12 +190,14 @@ class ApprovalNotification(SnsNotificationModel):
 
 
 class ApprovalRecord(SnsRecordModel):
+    model_config = DEFERRED
     EventVersion: Short
     EventSubscriptionArn: Arn
     Sns: ApprovalNotification
 
 
 class ApprovalEvent(SnsModel):
+    model_config = DEFERRED
     # Lambda receives one SNS message per invocation.
     Records: Annotated[list[ApprovalRecord], Field(min_length=1, max_length=1)]  # type: ignore[assignment]
 
@@ -510,7 +513,8 @@ def resent(message: dict[str, Any], n: int) -> dict[str, Any]:
 
 @idempotency.once(data="brief", config=STEP, prefix="gate_notifier.chat")
 def post_to_chat(*, brief: dict[str, Any]) -> dict[str, int]:
-    url = parameters.get_secret(settings().webhook_secret, max_age=SECRET_MAX_AGE)
+    # The webhook URL changes when someone regenerates it in Slack: cached for five minutes.
+    url = slack.secret(settings().webhook_secret)
     n = attempt(brief, "chat")
     message = brief["message"] if n == 1 else resent(brief["message"], n)
     return {"status": slack.post(str(url), message), "attempt": n}

@@ -18,10 +18,13 @@ bounded backoff and is not an error of the version; throttling that outlasts it 
 invocation, and Lambda's retry runs the load again. Passes or fails the CodePipeline action
 naming each threshold and SLO, and records the verdict and its evidence in the audit trail.
 
-Nothing is refused after the load has run. Before it, in this order: the job, its
-UserParameters and the gate's settings (MLGATE_THRESHOLDS, SMOKE_REQUESTS) are read whole
-(shared/models.py: JobEvent, GateParameters, Thresholds), then release.json (Release) and the
-test split beside its evaluation report, then the endpoint's state; then the gate writes a
+Nothing is refused after the load has run. Before it, in this order: the job id, the only
+thing the gate takes from its event; the job as CodePipeline's GetJobDetails answers for it (a
+job of the product's release pipeline only), its UserParameters and the gate's settings
+(MLGATE_THRESHOLDS, SMOKE_REQUESTS) read whole (shared/models.py: JobDetailsAnswer,
+GateParameters, Thresholds); then release.json at the execution's source revision (Release),
+its version checked in the registry (this product's group, Approved now), the test split
+beside its evaluation report, then the endpoint's state; then the gate writes a
 "quality-gate-started" event to the audit trail, the same table, key and encryption key as the
 verdict, so a trail the gate may not write to fails the job before a request is sent. After
 the load the verdict is computed from validated inputs only, written to the trail (a throttle
@@ -35,13 +38,17 @@ measurement and time, so the verdict keeps one audit key) and the verdict is rec
 job; a retry after a failed report to CodePipeline reports the stored verdict without loading
 the endpoint or recording again.
 
-Event: the CodePipeline job event; UserParameters {"endpoint", "execution"}; input artifact:
-the release source. Environment: MLGATE_THRESHOLDS (JSON: model_metrics [{name, threshold,
-direction}], slos [{name, threshold}]), SMOKE_REQUESTS, AUDIT_TABLE, RELEASE_PIPELINE,
-IDEMPOTENCY_TABLE; POWERTOOLS_METRICS_NAMESPACE (EMF: one count per invocation, JobsSucceeded,
+Event: the CodePipeline job event, of which only the job id is read; UserParameters
+{"endpoint", "execution"} (execution, when given, must be the job's own). Environment:
+MLGATE_THRESHOLDS (JSON: model_metrics [{name, threshold, direction}], slos [{name,
+threshold}]), SMOKE_REQUESTS, AUDIT_TABLE, RELEASE_PIPELINE, RELEASE_BUCKET,
+MODEL_PACKAGE_GROUP, ARTIFACT_BUCKET, RELEASED_PREFIX, IDEMPOTENCY_TABLE; RELEASE_KEY (default
+release.json); POWERTOOLS_METRICS_NAMESPACE (EMF: one count per invocation, JobsSucceeded,
 JobsFailed or JobsRefused, and per smoke load SmokeLatencyP99, SmokeErrorRate5xx and
 SmokeInvocationErrorRate).
-AWS calls: s3:GetObject (artifact), s3:GetObject (the version's test split),
+AWS calls: codepipeline:GetJobDetails, codepipeline:GetPipelineExecution,
+s3:GetObjectVersion (release.json at the execution's source revision),
+sagemaker:DescribeModelPackage, s3:GetObject (the version's test split),
 sagemaker:DescribeEndpoint, sagemaker:InvokeEndpoint, dynamodb:PutItem (audit trail and
 idempotency records), dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency
 records), codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
@@ -74,6 +81,7 @@ from shared.jobs import (
     JobError,
     Refused,
     answer,
+    check_approved,
     fail,
     is_transient,
     read_release,
@@ -90,6 +98,9 @@ codepipeline = boto3.client("codepipeline")
 dynamodb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
 sagemaker = boto3.client("sagemaker")
+# The registry (the same service and account): the version is checked before the load.
+registry = sagemaker
+HOOK = "quality_gate"
 # The gate retries throttling itself, so every attempt is counted and the backoff is bounded;
 # a request that hangs is cut short (it counts as an error, not as a latency).
 runtime = boto3.client(
@@ -407,7 +418,7 @@ def handler(event: dict[str, Any], context: Any, now: datetime | None = None) ->
     def act(job: Job[GateParameters]) -> dict[str, str]:
         return judge_job(job, context, now or datetime.now(UTC))
 
-    outcome = answer(event, GateParameters, act, client=codepipeline, logger=logger)
+    outcome = answer(event, GateParameters, act, client=codepipeline, logger=logger, hook=HOOK)
     metrics.add_metric(name=OUTCOMES[outcome["result"]], unit=MetricUnit.Count, value=1)
     return outcome
 
@@ -421,7 +432,14 @@ def judge_job(job: Job[GateParameters], context: Any, now: datetime) -> dict[str
         settings()
     except (SettingsError, Refusal) as err:
         raise Refused(job.id, f"the quality gate's settings: {err}") from None
-    release = read_release(job)
+    if job.params.execution not in (None, job.execution):
+        raise Refused(
+            job.id,
+            f"UserParameters.execution: names execution {job.params.execution}, not this "
+            f"job's {job.execution}",
+        )
+    release = read_release(job, codepipeline, s3)
+    check_approved(job, release, registry)
     sample = sample_uri(release)
     CONFIG.register_lambda_context(context)
     try:
@@ -429,7 +447,7 @@ def judge_job(job: Job[GateParameters], context: Any, now: datetime) -> dict[str
             job={"id": job.id, "params": job.params.model_dump(mode="json", exclude_none=True)},
             release=release,
             endpoint=job.params.endpoint,
-            execution=job.params.execution or job.id,
+            execution=job.execution,
             sample=sample,
             now=now.isoformat(),
         )

@@ -1,31 +1,47 @@
-"""Release hook: a model version was approved in the registry -> release.json -> pipeline.
+"""Release hook: a model version was approved in the registry -> its released copy,
+release.json -> pipeline.
 
 Event: EventBridge "SageMaker Model Package State Change", read whole before any AWS call
 (ModelApproval below, on Powertools' EventBridgeModel). The rule matches this
 product's group with status Approved only; the hook trusts no rule alone and checks again,
 itself: the source (aws.sagemaker), the detail type, the account and region (the function's
 own, from its ARN), the group (MODEL_PACKAGE_GROUP), and that the approved version is a
-version of that group in that account and region. It writes release.json (the model package,
-its version, its metrics, its Model Monitor baseline, who approved it and when: the Release
-model) to the versioned release bucket, the pipeline's source, and starts the release
-pipeline.
+version of that group in that account and region. Anyone allowed to invoke the function can
+write such an event, so the event only names the version: what the hook acts on is what the
+registry says of it now (DescribeModelPackage): a version of this product's group, Approved,
+approved by whom and when (LastModifiedBy, LastModifiedTime), never the event's detail.
 
-Answers: anything else (a malformed or foreign event, a version not Approved, a package
-SageMaker does not know: ValidationException, an evaluation report that is missing or is not
-one) is refused with one log line naming the field or the answer, and released is "false";
-nothing is written. Only a throttle or a service error fails the invocation, for Lambda's
-retries and then the dead-letter queue.
+It copies the version's model artifact and registered baselines (Model Monitor's statistics
+and constraints, the Evidently baseline dataset) from this product's training runs
+(TRAINING_PREFIX) to the version's released folder (RELEASED_PREFIX/<version>/: model.tar.gz,
+baseline/statistics.json, baseline/constraints.json, baseline/dataset/<file>) in the home
+artifact bucket (ARTIFACT_BUCKET), encrypted by the bucket's default (the product key): the one
+place other environments read. CopyObject copies at most 5 GB in one request
+(https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html); a larger artifact is
+refused saying so. Then it writes release.json (the model package, its version, the released
+copies, its metrics, who approved it and when: the Release model) to the versioned release
+bucket, the pipeline's source, and starts the release pipeline.
+
+Answers: anything else (a malformed or foreign event, a version the registry holds in another
+group or not Approved, a package SageMaker does not know: ValidationException, an artifact
+outside this product's training runs or too large to copy, an evaluation report that is
+missing or is not one) is refused with one log line naming the field or the answer, and
+released is "false"; nothing is copied or written. Only a throttle or a service error fails
+the invocation, for Lambda's retries and then the dead-letter queue.
 
 Idempotent with Powertools (key: the model package ARN; validated: the approval's time): a
 version is released once, a redelivered approval answers "already released". A run that fails
-half way (StartPipelineExecution throttled) leaves no record, so the retry releases.
-StartPipelineExecution keeps its own clientRequestToken (the package's digest) and the audit
-event its own key, so a retry after a late failure starts and records nothing twice.
+half way (StartPipelineExecution throttled) leaves no record, so the retry releases (copying
+again to the same keys). StartPipelineExecution keeps its own clientRequestToken (the
+package's digest) and the audit event its own key, so a retry after a late failure starts and
+records nothing twice.
 
 Environment: MODEL_PACKAGE_GROUP, RELEASE_BUCKET, RELEASE_PIPELINE, AUDIT_TABLE,
-IDEMPOTENCY_TABLE; RELEASE_KEY (default release.json); POWERTOOLS_METRICS_NAMESPACE (one EMF
-count per invocation: Released, AlreadyReleased or Refused).
-AWS calls: sagemaker:DescribeModelPackage, s3:GetObject (the evaluation report), s3:PutObject,
+ARTIFACT_BUCKET, TRAINING_PREFIX, RELEASED_PREFIX, IDEMPOTENCY_TABLE; RELEASE_KEY (default
+release.json); POWERTOOLS_METRICS_NAMESPACE (one EMF count per invocation: Released,
+AlreadyReleased or Refused).
+AWS calls: sagemaker:DescribeModelPackage, s3:GetObject (the evaluation report, and the
+sources CopyObject reads), s3:PutObject (release.json, and the released copies),
 dynamodb:PutItem (audit trail and idempotency records), dynamodb:GetItem, dynamodb:UpdateItem,
 dynamodb:DeleteItem (idempotency records), codepipeline:StartPipelineExecution.
 """
@@ -34,6 +50,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -49,7 +66,7 @@ from pydantic import Field, model_validator
 
 from shared import idempotency
 from shared.audit import AuditTrail, digest
-from shared.jobs import TRANSIENT
+from shared.jobs import TRANSIENT, unapproved
 from shared.models import (
     AccountId,
     AwsModel,
@@ -74,22 +91,11 @@ codepipeline = boto3.client("codepipeline")
 dynamodb = boto3.client("dynamodb")
 
 
-class Identity(AwsModel):
-    Arn: Text | None = None
-
-
-class UserContext(AwsModel):
-    UserProfileName: Text | None = None
-    IamIdentity: Identity | None = None
-
-    @property
-    def who(self) -> str | None:
-        return self.UserProfileName or (self.IamIdentity.Arn if self.IamIdentity else None)
-
-
 class ModelPackageChange(AwsModel):
     """The detail of "SageMaker Model Package State Change" the release hook reads
-    (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html)."""
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html).
+    Only which version, and the approval's time as the idempotency check: who approved it and
+    whether it is Approved, the hook asks the registry."""
 
     ModelPackageGroupName: SageMakerName
     ModelPackageVersion: Version
@@ -97,8 +103,6 @@ class ModelPackageChange(AwsModel):
     ModelApprovalStatus: Literal["Approved", "Rejected", "PendingManualApproval"]
     LastModifiedTime: Timestamp | None = None
     CreationTime: Timestamp | None = None
-    LastModifiedBy: UserContext | None = None
-    CreatedBy: UserContext | None = None
 
     @model_validator(mode="after")
     def _one_version(self) -> ModelPackageChange:
@@ -108,17 +112,6 @@ class ModelPackageChange(AwsModel):
         if int(version) != self.ModelPackageVersion:
             raise ValueError(f"ModelPackageArn is version {version}, not ModelPackageVersion")
         return self
-
-    @property
-    def approver(self) -> str:
-        for who in (self.LastModifiedBy, self.CreatedBy):
-            if who and who.who:
-                return who.who
-        return "unknown"
-
-    @property
-    def approved_at(self) -> int | str | None:
-        return self.LastModifiedTime if self.LastModifiedTime is not None else self.CreationTime
 
     @property
     def account(self) -> str:
@@ -148,21 +141,28 @@ class Settings:
     key: str
     pipeline: str
     table: str
+    artifacts: str
+    training: str
+    released: str
 
 
 @cache
 def settings() -> Settings:
     env = read_settings(
         "release",
-        ("MODEL_PACKAGE_GROUP", "RELEASE_BUCKET", "RELEASE_PIPELINE", "AUDIT_TABLE"),
+        ("MODEL_PACKAGE_GROUP", "RELEASE_BUCKET", "RELEASE_PIPELINE", "AUDIT_TABLE",
+         "ARTIFACT_BUCKET", "TRAINING_PREFIX", "RELEASED_PREFIX"),
         {"RELEASE_KEY": "release.json"},
-    )
+    )  # fmt: skip
     return Settings(
         group=env["MODEL_PACKAGE_GROUP"],
         bucket=env["RELEASE_BUCKET"],
         key=env["RELEASE_KEY"],
         pipeline=env["RELEASE_PIPELINE"],
         table=env["AUDIT_TABLE"],
+        artifacts=env["ARTIFACT_BUCKET"],
+        training=env["TRAINING_PREFIX"],
+        released=env["RELEASED_PREFIX"],
     )
 
 
@@ -226,22 +226,120 @@ def report_metrics(client: Any, uri: str) -> dict[str, Any]:
     return {}
 
 
-def build_release(approval: ModelApproval, package: dict[str, Any], s3: Any) -> Release:
+# The Evidently monitor's baseline dataset, as the training pipeline registers it
+# (mlgate/ml/pipeline.py; mlgate/monitoring_job/sources.py reads the same property).
+BASELINE_DATASET = "mlgate:baseline-dataset"
+# CopyObject's limit for one request (https://docs.aws.amazon.com/AmazonS3/latest/API/
+# API_CopyObject.html); S3 answers InvalidRequest for a larger source.
+COPY_LIMIT = "5 GB"
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One registered object of the version and where its released copy goes."""
+
+    field: str
+    source: str
+    name: str
+    """Its place in the version's released folder: model.tar.gz, baseline/..."""
+    key: str
+    uri: str
+
+
+def copies(package: dict[str, Any], version: int, config: Settings) -> list[Copy]:
+    """What the version registered, each from this product's training runs, and its place in
+    the version's released folder; a Refusal naming the field for anything else."""
+    containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+    drift = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
+    meta = package.get("CustomerMetadataProperties") or {}
+    folder = f"{config.released}/{version}"
+    wanted = [
+        ("InferenceSpecification.Containers.0.ModelDataUrl", containers[0].get("ModelDataUrl"),
+         "model.tar.gz"),
+        ("DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri",
+         (drift.get("Statistics") or {}).get("S3Uri"), "baseline/statistics.json"),
+        ("DriftCheckBaselines.ModelDataQuality.Constraints.S3Uri",
+         (drift.get("Constraints") or {}).get("S3Uri"), "baseline/constraints.json"),
+        (f"CustomerMetadataProperties.{BASELINE_DATASET}", meta.get(BASELINE_DATASET),
+         "baseline/dataset/"),
+    ]  # fmt: skip
+    if not wanted[0][1]:
+        raise Refusal(f"{wanted[0][0]}: the version registers no model artifact to release")
+    found = []
+    for field, uri, name in wanted:
+        if not uri:
+            continue
+        training = f"s3://{config.artifacts}/{config.training}/"
+        if not isinstance(uri, str) or not uri.startswith(training) or "/../" in uri:
+            raise Refusal(f"{field}: {str(uri)[:200]} is not in a training run of this product "
+                          f"({training}...): nothing to release")  # fmt: skip
+        name = name + uri.rsplit("/", 1)[1] if name.endswith("/") else name
+        key = f"{folder}/{name}"
+        found.append(Copy(field, uri, name, key, f"s3://{config.artifacts}/{key}"))
+    return found
+
+
+def copy(client: Any, item: Copy, bucket: str) -> None:
+    """CopyObject within the artifact bucket; the copy takes the bucket's default encryption
+    (SSE-KMS with the product key)."""
+    source_bucket, _, source_key = item.source.removeprefix("s3://").partition("/")
+    try:
+        client.copy_object(
+            Bucket=bucket, Key=item.key, CopySource={"Bucket": source_bucket, "Key": source_key}
+        )
+    except ClientError as err:
+        error = err.response["Error"]
+        if error.get("Code") in TRANSIENT:
+            raise
+        if error.get("Code") == "InvalidRequest" and "larger than" in str(error.get("Message")):
+            raise Refusal(
+                f"{item.field}: {item.source} is larger than {COPY_LIMIT}, the most CopyObject "
+                "copies in one request: release it by hand (a multipart copy) or make it smaller"
+            ) from None
+        raise Refusal(f"{item.field}: {item.source} cannot be copied: {err}") from None
+
+
+def who(context: Any) -> str | None:
+    """The user or IAM identity the registry records (LastModifiedBy / CreatedBy)."""
+    if not isinstance(context, dict):
+        return None
+    identity = context.get("IamIdentity") or {}
+    name = context.get("UserProfileName") or identity.get("Arn")
+    return str(name) if name else None
+
+
+def when(value: Any) -> int | str | None:
+    """The registry's time (a datetime from boto3), as release.json keeps it."""
+    if isinstance(value, datetime):
+        return utc(value)
+    return value if isinstance(value, int | str) else None
+
+
+def build_release(
+    approval: ModelApproval, package: dict[str, Any], s3: Any, released: list[Copy]
+) -> Release:
+    """release.json from the registry's description of the version (its approver and time
+    included) and its released copies."""
     detail = approval.detail
     quality = (package.get("ModelMetrics") or {}).get("ModelQuality") or {}
     report_uri = (quality.get("Statistics") or {}).get("S3Uri")
-    drift = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
     meta = package.get("CustomerMetadataProperties") or {}
+    placed = {item.name: item.uri for item in released}
+    dataset = [item.uri for item in released if item.name.startswith("baseline/dataset/")]
     document = {
         "model_package_arn": detail.ModelPackageArn,
-        "model_package_group": detail.ModelPackageGroupName,
+        "model_package_group": package.get("ModelPackageGroupName"),
         "model_version": detail.ModelPackageVersion,
-        "approved_by": detail.approver,
-        "approved_at": detail.approved_at,
+        "model_data_url": placed.get("model.tar.gz"),
+        "approved_by": who(package.get("LastModifiedBy"))
+        or who(package.get("CreatedBy"))
+        or "unknown",
+        "approved_at": when(package.get("LastModifiedTime") or package.get("CreationTime")),
         "metrics": report_metrics(s3, report_uri) if report_uri else {},
         "evaluation_report_uri": report_uri,
-        "baseline_statistics_uri": (drift.get("Statistics") or {}).get("S3Uri"),
-        "baseline_constraints_uri": (drift.get("Constraints") or {}).get("S3Uri"),
+        "baseline_statistics_uri": placed.get("baseline/statistics.json"),
+        "baseline_constraints_uri": placed.get("baseline/constraints.json"),
+        "baseline_dataset_uri": dataset[0] if dataset else None,
         "manifest_sha256": meta.get("mlgate:manifest-sha256"),
         "code_sha256": meta.get("mlgate:code-sha256"),
         "training_execution": meta.get("mlgate:pipeline-execution"),
@@ -273,7 +371,14 @@ def release_version(*, approval: ModelApproval) -> dict[str, str]:
         if err.response["Error"].get("Code") in TRANSIENT:
             raise
         raise Refusal(f"detail.ModelPackageArn: SageMaker refused {arn}: {err}") from None
-    release = build_release(approval, package, s3)
+    # The registry decides, not the event: its group and its status now.
+    why = unapproved(package, arn, config.group)
+    if why is not None:
+        raise Refusal(f"the registry: {why}: nothing to release")
+    released = copies(package, approval.detail.ModelPackageVersion, config)
+    release = build_release(approval, package, s3, released)
+    for item in released:
+        copy(s3, item, config.artifacts)
     document = release.document()
     s3.put_object(
         Bucket=config.bucket,
@@ -290,14 +395,16 @@ def release_version(*, approval: ModelApproval) -> dict[str, str]:
         event="released",
         gate="model-registry",
         key=digest(arn)[:16],
-        when=utc(approval.time),
+        # When the registry says it was approved; the event's own time only if it says none.
+        when=release.approved_at if isinstance(release.approved_at, str) else utc(approval.time),
         who=release.approved_by,
         decision="Approved",
         model_version=str(release.model_version),
         evidence_sha256=digest(document),
         detail=f"release.json written for {arn}",
     )
-    logger.info("released", extra={"model_package_arn": arn, "execution": execution})
+    logger.info("released", extra={"model_package_arn": arn, "execution": execution,
+                                   "model_data_url": release.model_data_url})  # fmt: skip
     return {"released": "true", "execution": execution, "model_package_arn": arn}
 
 

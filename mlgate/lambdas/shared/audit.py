@@ -19,15 +19,19 @@ Items:
   call outright, so it was not applied), claimed -> recorded (written after the event, never
   before it). An item with a `decision` and no `claim_state` predates the states: recorded.
 
-Each hook's role may write only the key prefixes it uses (dynamodb:LeadingKeys, delivery stack).
+Each hook's role may write only the key prefixes it uses, and no role may update or delete an
+event item (dynamodb:LeadingKeys, mlgate/constructs/hooks.py). Every item carries `expires_at`
+(the table's TTL attribute): written + AUDIT_RETENTION_DAYS, the manifest's retention.audit,
+set by the delivery stack; without it an item is kept until deleted by hand.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -40,6 +44,14 @@ DECISIONS = ("Approved", "Rejected")
 UNDECIDED = ("Expired", "Abandoned")
 # A side effect tried this often without its result being recorded is not tried again.
 MAX_ATTEMPTS = 10
+DAY = 86_400
+
+
+def retention_days() -> int | None:
+    """How long an audit item is kept (AUDIT_RETENTION_DAYS), None when the hook has no
+    retention set."""
+    days = os.environ.get("AUDIT_RETENTION_DAYS", "")
+    return int(days) if days.isdigit() and int(days) > 0 else None
 
 
 def digest(evidence: Any) -> str:
@@ -62,6 +74,7 @@ def claim_state(request: dict[str, str]) -> str:
 class AuditTrail:
     client: Any
     table: str
+    keep_days: int | None = field(default_factory=retention_days, kw_only=True)
 
     def record(
         self,
@@ -138,7 +151,10 @@ class AuditTrail:
 
     def _put_once(self, item: dict[str, Any]) -> bool:
         """Write an item that must never overwrite one: True when written now, False when an
-        item with its key already exists."""
+        item with its key already exists. It expires (TTL) `keep_days` from now."""
+        if self.keep_days is not None:
+            expires = int(time.time()) + self.keep_days * DAY
+            item = {**item, "expires_at": {"N": str(expires)}}
         try:
             self.client.put_item(
                 TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"

@@ -26,7 +26,7 @@ from typing import Annotated, Any, TypeVar
 
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import AfterValidator, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 
 def printable(value: str) -> str:
@@ -73,8 +73,10 @@ PipelineName = Annotated[str, limits(100, r"^[A-Za-z0-9.@_-]+$")]
 
 class Envelope(EventBridgeModel):
     """EventBridge's envelope with every field typed as above; a hook's event narrows
-    `detail_type` and `detail`."""
+    `detail_type` and `detail`. Built on first use, as every hook's model: an import builds no
+    validator (pydantic's defer_build)."""
 
+    model_config = ConfigDict(defer_build=True)
     version: Short
     id: EventId
     source: Name

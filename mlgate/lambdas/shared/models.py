@@ -2,12 +2,13 @@
 (https://docs.powertools.aws.dev/lambda/python/latest/utilities/parser/): a hook parses what it
 is given before any AWS call, and a refusal names the field.
 
-- JobEvent: CodePipeline's Lambda invoke job (deployer, deploy verifier, quality gate), as
-  https://docs.aws.amazon.com/codepipeline/latest/userguide/actions-invoke-lambda-function.html
-  documents it; Powertools' parser ships no model of it. Its UserParameters and continuation
-  token are JSON text: each hook parses them with its own model (DeployParameters, ...).
+- JobReference: the one field of CodePipeline's Lambda invoke event a job hook (deployer,
+  deploy verifier, quality gate) reads, the job id; JobDetailsAnswer: the job as CodePipeline's
+  GetJobDetails answers for that id (anyone allowed to invoke a hook can write an event, only
+  CodePipeline its job). Powertools' parser ships no model of either. UserParameters and the
+  continuation token are JSON text: each hook parses them with its own model.
 - Release: release.json, written by the release hook, read by the deployer, the deploy
-  verifier and the quality gate.
+  verifier and the quality gate at their execution's source revision.
 - Thresholds: the quality gate's MLGATE_THRESHOLDS.
 
 The release hook's own event model (on Powertools' EventBridgeModel) is in release/handler.py:
@@ -20,6 +21,7 @@ zero-width characters) and surrogate code points. Events and release.json may ca
 the models read (AWS adds fields); the parameters and tokens mlgate writes may not.
 """
 
+import re
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -166,39 +168,16 @@ class JobIdentity(AwsModel):
 
 
 class JobReference(AwsModel):
-    """Only the job's id: whether the job can be answered at all."""
+    """Only the job's id: all a hook takes from its event. Everything else of the job is read
+    from CodePipeline itself (GetJobDetails: JobDetailsAnswer), never from the event."""
 
     job: JobIdentity = Field(alias="CodePipeline.job")
 
 
-class S3Location(AwsModel):
-    bucketName: BucketName
-    objectKey: ObjectKey
-
-
-class ArtifactLocation(AwsModel):
-    type: Literal["S3"]
-    s3Location: S3Location
-
-
-class InputArtifact(AwsModel):
-    location: ArtifactLocation
-
-
-class ArtifactCredentials(AwsModel):
-    """The session CodePipeline lends for its artifact bucket: all three keys, or none (then
-    the function's own role reads the artifact)."""
-
-    accessKeyId: Secret | None = None
-    secretAccessKey: Secret | None = None
-    sessionToken: Secret | None = None
-
-    @model_validator(mode="after")
-    def _whole(self) -> "ArtifactCredentials":
-        given = [self.accessKeyId, self.secretAccessKey, self.sessionToken]
-        if any(given) and not all(given):
-            raise ValueError("needs accessKeyId, secretAccessKey and sessionToken together")
-        return self
+# CodePipeline's pipeline names: [A-Za-z0-9.@\-_]+, 1 to 100 characters (its API reference).
+PipelineName = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9.@_-]+$")
+]
 
 
 class Configuration(AwsModel):
@@ -209,30 +188,55 @@ class ActionConfiguration(AwsModel):
     configuration: Configuration
 
 
-class JobData(AwsModel):
+class PipelineContext(AwsModel):
+    """Which pipeline, and which run of it, the job belongs to."""
+
+    pipelineName: PipelineName
+    pipelineExecutionId: ExecutionId
+
+
+class PipelineOf(AwsModel):
+    pipelineContext: PipelineContext
+
+
+class JobOf(AwsModel):
+    id: JobId
+    data: PipelineOf
+
+
+class JobPipeline(AwsModel):
+    """GetJobDetails' answer, read only as far as whose job it is."""
+
+    jobDetails: JobOf
+
+
+class JobDetailsData(AwsModel):
     actionConfiguration: ActionConfiguration
-    # "Number of Artifacts: 0 to 5" (the Lambda invoke action reference).
-    inputArtifacts: list[InputArtifact] = Field(default=[], max_length=5)
-    artifactCredentials: ArtifactCredentials | None = None
+    pipelineContext: PipelineContext
     # PutJobSuccessResult's continuationToken: 1 to 2,048 characters.
     continuationToken: ContinuationToken | None = None
 
 
-class Job(AwsModel):
+class JobDetails(AwsModel):
     id: JobId
-    accountId: AccountId
-    data: JobData
+    data: JobDetailsData
 
 
-class JobEvent(AwsModel):
-    job: Job = Field(alias="CodePipeline.job")
+class JobDetailsAnswer(AwsModel):
+    """codepipeline:GetJobDetails' answer (https://docs.aws.amazon.com/codepipeline/latest/
+    APIReference/API_GetJobDetails.html): the job as CodePipeline holds it."""
+
+    jobDetails: JobDetails
 
 
 class DeployParameters(Model):
-    """The deployer's UserParameters (mlgate/constructs/release_pipeline.py writes them)."""
+    """The deployer's UserParameters (mlgate/constructs/release_pipeline.py writes them):
+    `service_role` is the Serving stack's own CloudFormation service role, the only role
+    UpdateStack is given (RoleARN)."""
 
     environment: EnvName
     stack: StackName
+    service_role: RoleArn
     role_arn: RoleArn | None = None
 
 
@@ -246,7 +250,8 @@ class VerifyParameters(Model):
 
 class GateParameters(Model):
     """The quality gate's UserParameters; `execution` is CodePipeline's resolved
-    #{codepipeline.PipelineExecutionId}."""
+    #{codepipeline.PipelineExecutionId} (the gate records the job's own execution, from
+    GetJobDetails, and refuses parameters naming another)."""
 
     endpoint: SageMakerName
     execution: ExecutionId | None = None
@@ -270,18 +275,33 @@ class DeployToken(Model):
 # --- release.json ------------------------------------------------------------------------------
 
 
+# Where the release hook copies an approved version (mlgate.naming.Names.released_prefix):
+# s3://<home artifact bucket>/released/<product>/<version>/model.tar.gz, baseline/...
+_RELEASED = re.compile(
+    rf"^s3://(?P<bucket>{_BUCKET})/(?P<prefix>released/[a-z0-9][a-z0-9-]{{0,62}})/"
+    r"(?P<version>[0-9]{1,10})/model\.tar\.gz$"
+)
+
+
 class Release(AwsModel):
-    """One approved model version and its evidence: what every later stage acts on."""
+    """One approved model version and its evidence: what every later stage acts on.
+
+    model_data_url and the baselines are the release hook's copies under the version's released
+    folder (released/<product>/<version>/ of the home artifact bucket), the one place other
+    environments may read; whose bucket and product that is, each hook checks against its own
+    settings (shared/jobs.py)."""
 
     model_package_arn: ModelPackageArn
     model_package_group: SageMakerName | None = None
     model_version: Version
+    model_data_url: S3Uri
     approved_by: Text = "unknown"
     approved_at: Timestamp | None = None
     metrics: dict[MetricName, Number] = Field(default={}, max_length=100)
     evaluation_report_uri: S3Uri | None = None
     baseline_statistics_uri: S3Uri | None = None
     baseline_constraints_uri: S3Uri | None = None
+    baseline_dataset_uri: S3Uri | None = None
     manifest_sha256: Text | None = None
     code_sha256: Text | None = None
     training_execution: Text | None = None
@@ -290,7 +310,39 @@ class Release(AwsModel):
     def _one_version(self) -> "Release":
         if int(self.model_package_arn.rsplit("/", 1)[1]) != self.model_version:
             raise ValueError("model_version is not the version model_package_arn names")
+        found = _RELEASED.match(self.model_data_url)
+        if found is None or int(found["version"]) != self.model_version:
+            raise ValueError(
+                "model_data_url is not s3://<bucket>/released/<product>/<model_version>/"
+                "model.tar.gz: the release hook's copy of this version"
+            )
+        folder = self.model_data_url.removesuffix("model.tar.gz")
+        for name, uri, want in (
+            ("baseline_statistics_uri", self.baseline_statistics_uri, "baseline/statistics.json"),
+            (
+                "baseline_constraints_uri",
+                self.baseline_constraints_uri,
+                "baseline/constraints.json",
+            ),
+        ):
+            if uri is not None and uri != folder + want:
+                raise ValueError(f"{name} is not {want} in the version's released folder")
+        dataset = self.baseline_dataset_uri
+        if dataset is not None and not (
+            dataset.startswith(folder + "baseline/dataset/") and ".." not in dataset
+        ):
+            raise ValueError(
+                "baseline_dataset_uri is not under baseline/dataset/ of the version's "
+                "released folder"
+            )
         return self
+
+    @property
+    def released_in(self) -> tuple[str, str]:
+        """(the bucket, released/<product>) the version was copied to."""
+        found = _RELEASED.match(self.model_data_url)
+        assert found is not None  # checked when the release was read
+        return found["bucket"], found["prefix"]
 
     def document(self) -> dict[str, Any]:
         """release.json's content, every field written (None as null)."""

@@ -9,11 +9,12 @@ import hashlib
 import hmac
 import json
 import re
-import urllib.request
+import time
+from functools import cache
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.eventbridge import Printable, Refused, excerpt, limits, problem
 
@@ -57,8 +58,38 @@ def verify(
         raise SignatureError("signature does not match: the request was not signed by Slack")
 
 
+# Slack lets an app regenerate its signing secret and webhook URL: a secret is cached for five
+# minutes, not fetched per click or brief (what Powertools' parameters utility does, without
+# its import at every cold start).
+SECRET_MAX_AGE = 300
+# A secret's text by ARN, with the monotonic time it is good until.
+SECRETS: dict[str, tuple[float, str]] = {}
+
+
+@cache
+def secretsmanager() -> Any:
+    """The Secrets Manager client, made when a secret is first read (not at import)."""
+    import boto3
+
+    return boto3.client("secretsmanager")
+
+
+def secret(arn: str) -> str:
+    """A Slack credential's SecretString (secretsmanager:GetSecretValue), cached."""
+    cached = SECRETS.get(arn)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    text = secretsmanager().get_secret_value(SecretId=arn).get("SecretString")
+    if not isinstance(text, str):
+        raise ValueError(f"secret {arn} has no SecretString")
+    SECRETS[arn] = (time.monotonic() + SECRET_MAX_AGE, text)
+    return text
+
+
 def post(webhook_url: str, message: dict[str, Any]) -> int:
     """POST a message to an incoming webhook; returns the HTTP status."""
+    import urllib.request  # the notifier's alone: not imported by the callback's cold start
+
     request = urllib.request.Request(
         webhook_url,
         data=json.dumps(message).encode(),
@@ -69,6 +100,8 @@ def post(webhook_url: str, message: dict[str, Any]) -> int:
         return int(response.status)
 
 
+# Each model's validator is built on its first use, not at import.
+DEFERRED = ConfigDict(defer_build=True)
 # Slack's ids: users U.../W..., workspaces T..., apps A... (upper-case letters and digits).
 UserId = Annotated[str, limits(32, r"^[UW][A-Z0-9]+$")]
 TeamId = Annotated[str, limits(32, r"^T[A-Z0-9]+$")]
@@ -79,16 +112,19 @@ Value = Annotated[str, limits(64), Printable]
 
 
 class User(BaseModel):
+    model_config = DEFERRED
     id: UserId
     username: UserName | None = None
     name: UserName | None = None
 
 
 class Team(BaseModel):
+    model_config = DEFERRED
     id: TeamId
 
 
 class Action(BaseModel):
+    model_config = DEFERRED
     action_id: Literal["approve", "reject"]
     value: Value
 
@@ -96,6 +132,8 @@ class Action(BaseModel):
 class Interaction(BaseModel):
     """What the callback reads of a block_actions payload: one clicked button, who clicked, and
     the workspace and app the click comes from (checked against the signing secret's)."""
+
+    model_config = DEFERRED
 
     user: User
     actions: Annotated[list[Action], Field(min_length=1, max_length=1)]
