@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -156,12 +157,16 @@ botocore.session.Session.create_client = record
 import {0}
 print(json.dumps(made))
 """
-TIMED = "import time; t = time.perf_counter(); {0}; print(time.perf_counter() - t)"
-# The import, then the first parse, each timed.
+# The import timed inside the interpreter, then the wall-clock time it was done at (the parent
+# takes the spawn's from the same clock: the difference is the whole init, interpreter included).
+TIMED = "import time; t = time.perf_counter(); {0}; print(time.perf_counter() - t, time.time())"
+# The import, then the first parse, each timed, then the time the init was done.
 TIMED_PARSE = (
     "import time; t = time.perf_counter(); {0}; u = time.perf_counter(); {1}; "
-    "print(u - t, time.perf_counter() - u)"
+    "print(u - t, time.perf_counter() - u, time.time())"
 )
+RUNTIME: dict[str, Any] = {}
+"""The interpreter and environment the hooks run under (main() chooses: bench/_runtime.py)."""
 
 
 @functools.cache
@@ -180,40 +185,66 @@ def _deployed() -> Path:
 
 
 def _run(code: str) -> str:
-    env = {**os.environ, **HOOK_ENV, "PYTHONDONTWRITEBYTECODE": "1"}
+    """`code` in a fresh interpreter; its output, then the wall-clock time it was started at."""
+    env = {**os.environ, **HOOK_ENV, "PYTHONDONTWRITEBYTECODE": "1", **RUNTIME.get("env", {})}
+    python = RUNTIME.get("python", sys.executable)
+    started = time.time()
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=_deployed(), capture_output=True, text=True, check=True,
+        [python, "-c", code], cwd=_deployed(), capture_output=True, text=True, check=True,
         env=env,
     )  # fmt: skip
-    return out.stdout.strip()
+    return f"{out.stdout.strip()} {started}"
 
 
 def bare_function(hook: str) -> str:
     """The code of a bare boto3 function making the same calls: json, os and boto3 imported,
     the same clients created at import, no Powertools and no shared modules."""
-    services = json.loads(_run(DISCOVER.format(f"{hook}.handler")).splitlines()[-1])
+    services = json.loads(
+        _run(DISCOVER.format(f"{hook}.handler")).rsplit(" ", 1)[0].splitlines()[-1]
+    )
     clients = "; ".join(f"boto3.client({s!r})" for s in services)
     return "import json, os, boto3" + (f"; {clients}" if clients else "")
 
 
-def cold_import(hook: str, repeats: int) -> tuple[float, float, int, float | None]:
+@dataclass
+class Cold:
+    """Medians (seconds) of one hook's cold start and of its bare boto3 counterpart's."""
+
+    hook_import: float
+    bare_import: float
+    first_parse: float | None
+    hook_init: float
+    """From the interpreter's spawn to the end of the import and first parse: Lambda's init
+    (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html, Init phase)
+    but for the runtime's own bootstrap, which both pay alike."""
+    bare_init: float
+    clients: int
+
+
+def cold_import(hook: str, repeats: int) -> Cold:
     """Median cold import of the hook and of its bare boto3 counterpart, run interleaved (so
     load affects both alike), how many clients both create, and the median first parse of the
     hook's event (None for a hook that parses none with Powertools' parser)."""
     bare = bare_function(hook)
-    hook_s, bare_s, parse_s = [], [], []
+    hook_s, bare_s, parse_s, hook_init, bare_init = [], [], [], [], []
     for _ in range(repeats):
         if hook in FIRST_PARSE:
-            imported, parsed = _run(
+            imported, parsed, done, started = _run(
                 TIMED_PARSE.format(f"import {hook}.handler", FIRST_PARSE[hook])
             ).split()
-            hook_s.append(float(imported))
             parse_s.append(float(parsed))
         else:
-            hook_s.append(float(_run(TIMED.format(f"import {hook}.handler"))))
-        bare_s.append(float(_run(TIMED.format(bare))))
-    first = statistics.median(parse_s) if parse_s else None
-    return statistics.median(hook_s), statistics.median(bare_s), bare.count("boto3.client("), first
+            imported, done, started = _run(TIMED.format(f"import {hook}.handler")).split()
+        hook_s.append(float(imported))
+        hook_init.append(float(done) - float(started))
+        imported, done, started = _run(TIMED.format(bare)).split()
+        bare_s.append(float(imported))
+        bare_init.append(float(done) - float(started))
+    median = statistics.median
+    return Cold(
+        median(hook_s), median(bare_s), median(parse_s) if parse_s else None,
+        median(hook_init), median(bare_init), bare.count("boto3.client("),
+    )  # fmt: skip
 
 
 def warm(repeats: int) -> dict[str, tuple[float, str]]:
@@ -428,20 +459,39 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--hooks", nargs="*", default=HOOKS, choices=HOOKS)
     parser.add_argument("--cold-only", action="store_true", help="skip the warm invocations")
+    parser.add_argument(
+        "--runtime", choices=("lambda", "local"), default="lambda",
+        help="lambda (default): the runtime's Python with the layer as it ships "
+        "(bench/_runtime.py); local: this interpreter and its virtualenv",
+    )  # fmt: skip
     args = parser.parse_args()
+    where = "this interpreter and its virtualenv (bytecode cached)"
+    if args.runtime == "lambda":
+        from _runtime import runtime
+
+        found = runtime()
+        if found is None:
+            print("No python3.13 on this machine: measuring with this interpreter instead.")
+        else:
+            RUNTIME.update(python=found[0], env=found[1])
+            where = "python3.13 with the shipped layer (its bytecode) and boto3 beside it"
     rows = []
     for hook in args.hooks:
-        hook_s, bare_s, clients, first = cold_import(hook, args.repeats)
-        parse = f"{first * 1000:.1f}" if first is not None else "-"
-        with_parse = f"{(hook_s + (first or 0)) / bare_s:.2f}"
-        rows.append([hook, f"{hook_s * 1000:.0f}", parse, f"{bare_s * 1000:.0f}", str(clients),
-                     f"{hook_s / bare_s:.2f}", with_parse])  # fmt: skip
+        c = cold_import(hook, args.repeats)
+        parse = f"{c.first_parse * 1000:.1f}" if c.first_parse is not None else "-"
+        with_parse = (c.hook_import + (c.first_parse or 0)) / c.bare_import
+        rows.append([hook, str(c.clients), f"{c.hook_import * 1000:.0f}", parse,
+                     f"{c.bare_import * 1000:.0f}", f"{with_parse:.2f}",
+                     f"{c.hook_init * 1000:.0f}", f"{c.bare_init * 1000:.0f}",
+                     f"{c.hook_init / c.bare_init:.2f}"])  # fmt: skip
     print(
-        f"Hook cold import (ms, median of {args.repeats}, fresh interpreters, interleaved) against"
-        " a bare boto3 function creating the same clients (target: ratio at most 1.3)"
+        f"Hook cold start (ms, median of {args.repeats}, fresh interpreters, interleaved) against "
+        f"a bare boto3 function creating the same clients, on {where}. Import: the handler "
+        "module's import (and the first parse of its event) timed inside the interpreter; init: "
+        "from the interpreter's spawn to the end of both. Target: init ratio at most 1.3."
     )
-    print(table(["hook", "import ms", "first parse ms", "bare boto3 ms", "clients", "ratio",
-                 "ratio with parse"], rows))  # fmt: skip
+    print(table(["hook", "clients", "import ms", "first parse ms", "bare import ms",
+                 "import+parse ratio", "init ms", "bare init ms", "init ratio"], rows))  # fmt: skip
     if args.cold_only:
         return
     print(f"\nWarm invocation under moto (ms, median of {args.repeats})")

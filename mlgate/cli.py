@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     preflight.add_argument("--cdk-out", default="cdk.out", help="synthesized templates")
     reference = sub.add_parser("reference", help="print the manifest reference (Markdown)")
-    reference.add_argument("--write", metavar="README", help="update it between its markers")
+    reference.add_argument("--write", metavar="FILE", help="update it between its markers")
     args = parser.parse_args(argv)
 
     if args.command == "reference":

@@ -501,7 +501,8 @@ class Data(_Model):
     """The curated table's schema: its columns and the roles of its columns."""
     transform: RelativePath
     """The product's PySpark transform module, relative to the manifest: it defines
-    `transform(spark, sources, params) -> (curated, quarantined)` (see README)."""
+    `transform(spark, sources, params) -> (curated, quarantined)` (see
+    docs/bring-your-own-product.md)."""
     transform_params: dict[str, str | int | float | bool] = Field(default_factory=dict)
     """Settings passed to the transform as they are (window lengths, cut-offs, ...)."""
     generator: RelativePath | None = None
@@ -693,7 +694,7 @@ class Rollout(_Model):
 class Autoscaling(_Model):
     enabled: bool = True
     """Off while the instance type changes: SageMaker refuses that update while a scaling
-    target is registered (README, "Changing the instance type")."""
+    target is registered (docs/platform-engineer.md, "Changing the instance type")."""
     min_instances: int = Field(default=1, ge=1)
     """Autoscaling lower bound."""
     max_instances: int = Field(default=4, ge=1, le=100)
@@ -763,7 +764,7 @@ class Monitoring(_Model):
     """After drift starts retraining, further drift waits this long."""
     ground_truth_s3_uri: Annotated[str, StringConstraints(pattern=r"^s3://\S+/$")] | None = None
     """Where labelled outcomes land, as SageMaker's ground-truth records whose eventId is the
-    inference id of the captured request (README); enables live model metrics."""
+    inference id of the captured request (docs/monitoring.md); enables live model metrics."""
     ground_truth_delay_hours: int = Field(default=24, ge=1, le=720)
     """How long after an inference its label has landed; model quality is computed only on
     inferences at least this old."""
@@ -1406,7 +1407,7 @@ def _describe(err: ValidationError) -> list[tuple[str, str]]:
             have = len(e["input"]) if isinstance(e["input"], (list, tuple, dict)) else 0
             problems.append(
                 (loc, f"needs at least {ctx.get('min_length', 1)} item(s), got {have}; see the "
-                 "manifest reference in README.md for what belongs here")
+                 "manifest reference in docs/manifest-reference.md for what belongs here")
             )  # fmt: skip
         elif kind == "string_type" and isinstance(e["input"], int | float):
             problems.append(

@@ -47,10 +47,10 @@ stack version 6 required"), and cdk.out/manifest.json says requiresBootstrapStac
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 EXEC_POLICY = "mlgate-cfn-exec"
 """The customer managed policy preflight names for the CloudFormation execution role instead
-of AdministratorAccess (README, "Prod in its own account")."""
+of AdministratorAccess (docs/platform-engineer.md, "Prod in its own account")."""
 EXEC_BOUNDARY = "mlgate-cfn-boundary"
 """The permissions boundary `cdk bootstrap --custom-permissions-boundary` puts on the roles
-the execution role creates (README, "Prod in its own account")."""
+the execution role creates (docs/platform-engineer.md, "Prod in its own account")."""
 CFN_TO_IAM = {
     "ApplicationAutoScaling": "application-autoscaling",
     "CloudWatch": "cloudwatch",
@@ -576,8 +576,8 @@ def check_exec_role(account: Account, plan: Plan, services: list[str]) -> list[R
                 f"{', '.join(services)} (iam limited to role/mlgate-* and policy/mlgate-*) and "
                 f"a permissions boundary {EXEC_BOUNDARY}, and bootstrap again with "
                 f"--cloudformation-execution-policies {exec_policy_arn(plan.account)} "
-                f'--custom-permissions-boundary {EXEC_BOUNDARY} (README, "Prod in its own '
-                'account")',
+                f"--custom-permissions-boundary {EXEC_BOUNDARY} "
+                '(docs/platform-engineer.md, "Prod in its own account")',
             )
         ]
     names = ", ".join(a.rsplit("/", 1)[-1] for a in attached) or "none"
@@ -1133,7 +1133,7 @@ def check_slack(manifest: Manifest, account: Account) -> list[Result]:
                 check,
                 where,
                 "; ".join(problems) + " (values not shown)",
-                "; ".join(fixes) + " (README, deploying for real, step 4)",
+                "; ".join(fixes) + " (docs/platform-engineer.md, deploying for real, step 4)",
             )
         ]
     if missing and delivery_deployed(account, manifest):
@@ -1154,8 +1154,8 @@ def check_slack(manifest: Manifest, account: Account) -> list[Result]:
                 where,
                 f"{', '.join(missing)} not created yet: the "
                 f"delivery stack creates {'them' if len(missing) > 1 else 'it'}",
-                "after make deploy, store the values (README, deploying for real, "
-                "step 4) and run preflight again",
+                "after make deploy, store the values (docs/platform-engineer.md, deploying for "
+                "real, step 4) and run preflight again",
             )
         ]
     return [

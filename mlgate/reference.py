@@ -1,4 +1,5 @@
-"""The manifest reference, generated from the model so README.md can never drift from it."""
+"""The manifest reference, generated from the model so docs/manifest-reference.md can never
+drift from it."""
 
 from __future__ import annotations
 
@@ -109,6 +110,6 @@ def _is_sequence(annotation: Any) -> bool:
 
 
 def replace_in(text: str, reference: str) -> str:
-    """Put the generated reference between the README's markers."""
+    """Put the generated reference between the markers of its page (docs/manifest-reference.md)."""
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     return f"{text[:start]}\n{reference}{text[end:]}"

@@ -74,13 +74,14 @@ def test_synth_of_a_bad_manifest_stops_before_anything_is_written(tmp_path: Path
     assert not outdir.exists()
 
 
-def test_readme_manifest_reference_is_current() -> None:
+def test_the_manifest_reference_page_is_current() -> None:
     from mlgate.reference import BEGIN, END, manifest_reference
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "manifest-reference.md").read_text()
     section = readme[readme.index(BEGIN) + len(BEGIN) : readme.index(END)]
     assert section.strip() == manifest_reference().strip(), (
-        "README.md is stale: run `python -m mlgate reference --write README.md`"
+        "docs/manifest-reference.md is stale: run "
+        "`python -m mlgate reference --write docs/manifest-reference.md`"
     )
 
 

@@ -4,6 +4,7 @@ public endpoint show up as exactly that; the real pack renders in a browser."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,8 @@ def test_real_pack_reflects_the_app(
         "Operations",
     ):
         assert f">{heading}</h2>" in shown
+    # What each role may do, in words, before the raw grants it is read from.
+    assert shown.index(">What each role may do</h3>") < shown.index(">IAM: every role's grants<")
     assert "Concept drift as fraud patterns shift" in shown
     assert 'class="bad"' in shown  # the public callback URL is highlighted
 
@@ -217,3 +220,161 @@ def test_the_pack_shows_each_data_class_s_retention_and_the_rule_that_enforces_i
     bare = dataclasses.replace(evidence, expiries=[])
     ((_, (_, rows)),) = retention(manifest, bare).tables
     assert all(row[3] == "NOT ENFORCED in the templates" for row in rows)
+
+
+def _roles_in_words(synth: Any, manifest: Any) -> tuple[list[list[str]], list[list[str]]]:
+    """The words table and the raw grants table of a product's security section."""
+    from mlgate.governance.pack import security
+
+    evidence = collect(synth.outdir, lint=False, product=manifest.product.name)
+    tables = dict(security(evidence).tables)
+    captions = list(tables)
+    assert captions.index("What each role may do") + 1 == captions.index("IAM: every role's grants")
+    head, rows = tables["What each role may do"]
+    assert head == ["stack", "role", "assumed by", "may"]
+    return rows, tables["IAM: every role's grants"][1]
+
+
+def _passes(words: str) -> list[tuple[set[str], str]]:
+    """Each "pass IAM role(s) a, b to X" clause of a row: the roles, and where they may go."""
+    return [
+        (set(roles.split(", ")), target)
+        for roles, target in re.findall(r"pass IAM roles? (.+?) to ([A-Za-z ]+?)(?=[,;]|$)", words)
+    ]
+
+
+def test_every_role_with_a_grant_is_described_in_words(product: Any, synth: Any) -> None:
+    """Every role of the raw grants table has a row in words: who may assume it, what it may
+    do; the deployer may pass only the Serving stacks' CloudFormation roles, and only to
+    CloudFormation; a role another account's deployer assumes says which role that is."""
+    from mlgate.manifest import ENV_NAMES
+    from mlgate.naming import Names
+
+    manifest = product.manifest
+    names = Names.of(manifest)
+    rows, raw = _roles_in_words(synth, manifest)
+    described = {(r[0], r[1]): r for r in rows}
+    assert {(r[0], r[1]) for r in raw} <= set(described)
+    assert all(row[2] and row[3] and row[3] != "nothing" for row in rows)
+    by_role = {r[1]: r for r in rows}
+    deployer = by_role[names.deployer_role()]
+    assert deployer[2] == "Lambda"
+    local = {names.serving_cfn_role(env) for env in ENV_NAMES if not manifest.is_remote(env)}
+    assert _passes(deployer[3]) == [(local, "CloudFormation")]
+    home = manifest.environments.staging.account
+    for env in ENV_NAMES:
+        if not manifest.is_remote(env):
+            continue
+        account = manifest.environment(env).account
+        assert f"assume role {names.deploy_role(env)} in account {account}" in deployer[3]
+        deploy = by_role[names.deploy_role(env)]
+        assert deploy[2] == f"role {names.deployer_role()} in account {home}"
+        assert _passes(deploy[3]) == [({names.serving_cfn_role(env)}, "CloudFormation")]
+    # Each Serving stack's CloudFormation role may pass its environment's model role to
+    # SageMaker, and may touch only models and configs tagged with the product.
+    for env in ENV_NAMES:
+        cfn = by_role[names.serving_cfn_role(env)]
+        assert cfn[2].startswith("CloudFormation")
+        assert ({names.model_role(env)}, "SageMaker") in _passes(cfn[3])
+        assert f"only on resources tagged mlgate:product={manifest.product.name}" in cfn[3]
+
+
+def test_a_hook_may_send_to_its_dead_letter_queue(product: Any, synth: Any) -> None:
+    """Read from the templates: each function whose failed events go to a queue (its
+    asynchronous invocation's on-failure destination, or a dead-letter config), its role's
+    row says it may send messages to that queue."""
+    manifest = product.manifest
+    rows, _ = _roles_in_words(synth, manifest)
+    may = {(r[0], r[1]): r[3] for r in rows}
+    found = 0
+    for path in synth.template_files:
+        stack = path.name.removesuffix(".template.json")
+        if not stack.startswith(f"mlgate-{manifest.product.name}-"):
+            continue
+        resources = json.loads(path.read_text())["Resources"]
+        for r in resources.values():
+            props = r.get("Properties", {})
+            if r["Type"] == "AWS::Lambda::EventInvokeConfig":
+                target = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+                fn = resources.get(props["FunctionName"].get("Ref"), {}).get("Properties", {})
+            elif r["Type"] == "AWS::Lambda::Function":
+                target, fn = props.get("DeadLetterConfig", {}).get("TargetArn"), props
+            else:
+                continue
+            queue_id = (target or {}).get("Fn::GetAtt", [""])[0]
+            if resources.get(queue_id, {}).get("Type") != "AWS::SQS::Queue":
+                continue
+            role_id = fn["Role"]["Fn::GetAtt"][0]
+            role = resources[role_id]
+            name = role["Properties"].get("RoleName") or role.get("Metadata", {}).get(
+                "aws:cdk:path", role_id
+            ).removesuffix("/Resource")
+            # An unnamed queue reads as its construct path in the stack, or, in an assembly
+            # without paths, its logical id without CDK's hash.
+            path = resources[queue_id].get("Metadata", {}).get("aws:cdk:path")
+            queue = resources[queue_id]["Properties"].get("QueueName") or (
+                path.removeprefix(f"{stack}/").removesuffix("/Resource")
+                if path
+                else re.sub(r"[0-9A-F]{8}$", "", queue_id)
+            )
+            assert f"send messages to SQS queue {queue}" in may[(stack, name)], name
+            found += 1
+    assert found, "every product has hooks with a dead-letter queue"
+
+
+def test_statements_read_in_words_and_an_unknown_action_is_shown_as_it_stands() -> None:
+    """The translator on hand-built statements: verbs by access level, a passed role and where
+    it may go, a key used only through a service, a tag condition, a wildcard; an action it
+    cannot translate (misspelt, or no action at all) is listed as the template has it."""
+    from mlgate.governance.evidence import Grant
+    from mlgate.governance.pack import grants_in_words
+
+    def words(actions: list[str], resources: list[str], **conditions: Any) -> str:
+        grant = Grant("s", "r", actions, resources, dict(conditions))
+        return grants_in_words([grant], account="111111111111")
+
+    bucket = ["arn:aws:s3:::b", "arn:aws:s3:::b/in/*"]
+    assert words(["s3:GetObject", "s3:ListBucket", "s3:PutObject"], bucket) == (
+        "read and write S3 b/in/*"
+    )
+    broken = words(["s3:GetObject", "s3:Frobnicate", "not an action"], bucket)
+    assert "read S3 b/in/*" in broken
+    assert "s3:Frobnicate on S3 b/in/*" in broken
+    assert "not an action on b/in/*" in broken
+    assert (
+        words(
+            ["iam:PassRole"],
+            ["arn:aws:iam::111111111111:role/x"],
+            StringEquals={"iam:PassedToService": ["sagemaker.amazonaws.com"]},
+        )
+        == "pass IAM role x to SageMaker"
+    )
+    assert words(["iam:PassRole"], ["*"]) == "pass any IAM role to any service"
+    assert (
+        words(
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            ["the KMS key alias/k of stack s"],
+            StringEquals={"kms:ViaService": ["sqs.eu-west-1.amazonaws.com"]},
+        )
+        == "use KMS key alias/k to decrypt and encrypt, only through SQS"
+    )
+    assert (
+        words(
+            ["sagemaker:CreateModel", "sagemaker:AddTags"],
+            ["arn:aws:sagemaker:eu-west-1:111111111111:model/*"],
+            StringEquals={"aws:RequestTag/mlgate:product": ["p"]},
+        )
+        == "create and tag any SageMaker model, only creating with tags mlgate:product=p"
+    )
+    assert words(["sts:AssumeRole"], ["arn:aws:iam::222222222222:role/y"]) == (
+        "assume role y in account 222222222222"
+    )
+    assert words(["*"], ["*"]) == "WILDCARD: do anything to any resource"
+    assert (
+        words(["sqs:SendMessage"], ["SQS queue HookDeadLettersC8729627"])
+        == "send messages to SQS queue HookDeadLetters"
+    )
+    # A condition it does not know is stated as the template states it.
+    assert words(["dynamodb:GetItem"], ["t"], DateLessThan={"aws:CurrentTime": ["2030-01-01"]}) == (
+        "read DynamoDB table t, only if aws:CurrentTime DateLessThan 2030-01-01"
+    )

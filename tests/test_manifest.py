@@ -313,8 +313,8 @@ MORE_MISTAKES = [
     (
         "no gates at all",
         _set("gates", []),
-        "gates: needs at least 1 item(s), got 0; see the manifest reference in README.md for "
-        "what belongs here",
+        "gates: needs at least 1 item(s), got 0; see the manifest reference in "
+        "docs/manifest-reference.md for what belongs here",
     ),
     (
         "an unquoted account id",

@@ -135,7 +135,7 @@ class MonitoredEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             # A release keeps the capacity autoscaling reached instead of resetting it to the
             # config's initial count. An instance-type change is the exception: deregister the
-            # scaling target first (README, "Changing the instance type").
+            # scaling target first (docs/platform-engineer.md, "Changing the instance type").
             retain_all_variant_properties=True,
             deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
                 blue_green_update_policy=self._blue_green(),

@@ -34,7 +34,7 @@ from mlgate.naming import Names
 GATE_NAMESPACE = "mlgate/gates"
 # The public callback URL's flood alarm: this many requests answered 4xx in five minutes. A
 # release's gates see a handful of clicks, a few of them refused (a second click, a colleague
-# who is no approver); this many is no one clicking in chat (README, "how a gate works").
+# who is no approver); this many is no one clicking in chat (docs/product-manager.md).
 FLOOD_REFUSALS = 50
 
 
@@ -48,7 +48,8 @@ class SlackSecret(secretsmanager.Secret):
             scope,
             id,
             secret_name=Names.of(manifest).secret(id),
-            description=f"{description}; set its value with put-secret-value (README)",
+            description=f"{description}; set its value with put-secret-value "
+            "(docs/platform-engineer.md)",
             encryption_key=key,
         )
         acknowledge(
@@ -234,7 +235,7 @@ class GateCallback(HookFunction):
         self.flood_alarms = self._flood_alarms(manifest, on_call)
 
     def _flood_alarms(self, manifest: Manifest, on_call: sns.ITopic) -> list[cloudwatch.Alarm]:
-        """Nothing rate-limits the public URL (README, "how a gate works": a CloudFront or API
+        """Nothing rate-limits the public URL (docs/product-manager.md: a CloudFront or API
         Gateway limit would refuse real clicks with the junk); on-call hears of a flood: many
         requests answered 4xx (Lambda's Url4xxCount of this function's URL,
         https://docs.aws.amazon.com/lambda/latest/dg/urls-monitoring.html), or any invocation

@@ -30,16 +30,37 @@ class Store:
         return self.encryption != "none"
 
 
+Conditions = dict[str, dict[str, list[str]]]
+"""A statement's Condition block made readable: operator -> condition key -> values."""
+
+
 @dataclass
 class Grant:
     stack: str
     role: str
     actions: list[str]
     resources: list[str]
+    conditions: Conditions = field(default_factory=dict)
+    """What narrows the grant (a tag, the service a key is used through), as the template
+    states it."""
 
     @property
     def wildcards(self) -> list[str]:
         return [a for a in self.actions if "*" in a] + [r for r in self.resources if r == "*"]
+
+
+@dataclass
+class Assumer:
+    """One statement of a role's trust policy: who may assume the role, and on what
+    condition."""
+
+    stack: str
+    role: str
+    principals: list[str]
+    """Service principals as their host (lambda.amazonaws.com), others as the template
+    names them (an account root or role ARN, a role of the stack by its name)."""
+    actions: list[str]
+    conditions: Conditions = field(default_factory=dict)
 
 
 @dataclass
@@ -74,7 +95,10 @@ class Evidence:
     ssl_only: list[str] = field(default_factory=list)
     public: list[str] = field(default_factory=list)
     grants: list[Grant] = field(default_factory=list)
+    assumers: list[Assumer] = field(default_factory=list)
     trusts: list[Trust] = field(default_factory=list)
+    accounts: dict[str, str] = field(default_factory=dict)
+    """Each stack's account, where the assembly states it."""
     acknowledgments: list[tuple[str, str, str, str]] = field(default_factory=list)
     lint: dict[str, list[str]] = field(default_factory=dict)
     alarms: list[tuple[str, str, str]] = field(default_factory=list)
@@ -198,6 +222,24 @@ def _stores(stack: str, reader: Reader) -> list[Store]:
     return out
 
 
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _conditions(condition: Any, reader: Reader) -> Conditions:
+    """A Condition block with every value displayed (an ARN built with Fn::Join, an account
+    by Ref, an export by its name resolved)."""
+    if not isinstance(condition, dict):
+        return {}
+    return {
+        str(operator): {
+            str(key): [reader.display(v) for v in _listed(values)]
+            for key, values in (keys.items() if isinstance(keys, dict) else [])
+        }
+        for operator, keys in condition.items()
+    }
+
+
 def _grants(stack: str, reader: Reader) -> list[Grant]:
     roles = {k: r for k, r in reader.resources.items() if r["Type"] == "AWS::IAM::Role"}
     grants = []
@@ -213,10 +255,8 @@ def _grants(stack: str, reader: Reader) -> list[Grant]:
                     stack,
                     role,
                     [actions] if isinstance(actions, str) else list(actions),
-                    [
-                        reader.display(t)
-                        for t in (targets if isinstance(targets, list) else [targets])
-                    ],
+                    [reader.display(t) for t in _listed(targets)],
+                    _conditions(s.get("Condition"), reader),
                 )
             )
 
@@ -233,6 +273,35 @@ def _grants(stack: str, reader: Reader) -> list[Grant]:
                 name = _name(role, roles[role], reader) if role in roles else str(role)
                 add(name, r["Properties"]["PolicyDocument"]["Statement"])
     return grants
+
+
+def _assumers(stack: str, reader: Reader) -> list[Assumer]:
+    """Each role's trust policy, statement by statement."""
+    found = []
+    for logical, role in reader.resources.items():
+        if role["Type"] != "AWS::IAM::Role":
+            continue
+        name = _name(logical, role, reader)
+        document = role.get("Properties", {}).get("AssumeRolePolicyDocument") or {}
+        for s in document.get("Statement", []):
+            if s.get("Effect") != "Allow":
+                continue
+            principal = s.get("Principal", {})
+            principals = (
+                [reader.display(v) for values in principal.values() for v in _listed(values)]
+                if isinstance(principal, dict)
+                else [reader.display(principal)]
+            )
+            found.append(
+                Assumer(
+                    stack,
+                    name,
+                    principals,
+                    [str(a) for a in _listed(s.get("Action", []))],
+                    _conditions(s.get("Condition"), reader),
+                )
+            )
+    return found
 
 
 # Where a template states who may act on a resource, by resource type.
@@ -382,7 +451,9 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
         evidence.stacks[stack] = Counter(r["Type"] for r in resources.values())
         evidence.stores += _stores(stack, reader)
         evidence.grants += _grants(stack, reader)
+        evidence.assumers += _assumers(stack, reader)
         account, region = assembly.environments.get(stack, ("", "us-east-1"))
+        evidence.accounts[stack] = account
         evidence.trusts += _trusts(stack, account, reader)
         evidence.public += _public(stack, reader)
         evidence.ssl_only += _ssl_only(stack, reader)

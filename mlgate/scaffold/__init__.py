@@ -191,7 +191,7 @@ def render_manifest(values: dict[str, Any]) -> str:
     header = (
         "# The product's one-pager and the settings of everything mlgate deploys for it.\n"
         "# Every field is listed with what it means; delete what you leave at its default.\n"
-        "# Reference: README.md, 'Manifest reference'. Check it: python -m mlgate validate\n"
+        "# Reference: docs/manifest-reference.md. Check it: python -m mlgate validate\n"
     )
     return header + "\n".join(_mapping(Manifest, values, 0)) + "\n"
 

@@ -26,7 +26,7 @@ bench/synth_time.py measures each in the same run):
 - the aws-cdk-lib modules the previous run of the same program loaded, loaded ahead while
   app.py imports mlgate after `cdk.App()` (node would only wait then). `MLGATE_JSII_PREFETCH=off`.
 
-bench/synth_time.py measures each change in one run (README, Benchmarks).
+bench/synth_time.py measures each change in one run (docs/contributor.md, Benchmarks).
 """
 
 from __future__ import annotations
