@@ -14,6 +14,7 @@ from mlgate.constructs.compliance import enable_compliance_checks
 from mlgate.constructs.event_rules import watched_rules
 from mlgate.constructs.monitoring import Hook
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest, ManifestBatchError, load_manifests
+from mlgate.naming import home_env
 from mlgate.stacks.data import DataStack
 from mlgate.stacks.delivery import DeliveryStack
 from mlgate.stacks.foundation import EnvironmentFoundationStack, FoundationStack, SiteStack
@@ -110,7 +111,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
     ]
     # A release gate that waited too long is a prod matter, shown where its alarm lives: the
     # home account's prod dashboard, or staging's when prod is in another account.
-    gate_wait_env: EnvName = "staging" if manifest.is_remote("prod") else "prod"
+    gate_wait_env: EnvName = home_env(manifest)
     # Each rule's dropped events alarm where its hooks' alarms do: an environment's own stacks
     # on its dashboard, the product-wide stacks' with the gate wait.
     rules: dict[EnvName, list[str]] = {env: [] for env in ENV_NAMES}

@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from mlgate.manifest import EnvName, Manifest
 
 PREFIX = "mlgate"
+ENVIRONMENTS = ("staging", "prod")
+# The parts of an alarm's name (Names.alarm).
+ALARM_TIERS = ("business", "model", "system")
+ALARM_SEVERITIES = ("critical", "warning")
+ALARM_WHAT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+ALARM_NAME = re.compile(
+    rf"{PREFIX}/(?P<product>[a-z0-9-]+)/(?P<env>{'|'.join(ENVIRONMENTS)})/"
+    rf"(?P<tier>{'|'.join(ALARM_TIERS)})/(?P<what>{ALARM_WHAT.pattern})/"
+    rf"(?P<severity>{'|'.join(ALARM_SEVERITIES)})"
+)
+"""What every alarm name matches (tests/test_alarms.py checks every synthesized alarm)."""
 
 
 def pascal(slug: str) -> str:
@@ -44,6 +55,11 @@ class Names:
     @classmethod
     def of(cls, manifest: Manifest, env: EnvName | None = None) -> Names:
         return cls(manifest.product.name, env)
+
+    @classmethod
+    def home(cls, manifest: Manifest) -> Names:
+        """The names of a product-wide resource's alarms: those of `home_env`."""
+        return cls(manifest.product.name, home_env(manifest))
 
     def at(self, env: EnvName | None) -> Names:
         """The same product's names in another environment (None: product-wide)."""
@@ -158,8 +174,32 @@ class Names:
         return f"monitoring/{self._in(env)}/{'evidently' if evidently else 'data-quality'}"
 
     def alarm(self, tier: str, what: str, severity: str, env: EnvName | None = None) -> str:
-        """product/env/tier/what/severity, the one scheme every alarm follows."""
-        return f"{PREFIX}/{self.product}/{self._in(env)}/{tier}/{what}/{severity}"
+        """mlgate/<product>/<env>/<tier>/<what>/<severity>, the one name every alarm has
+        (made by mlgate/constructs/alarms.py's AlarmFactory):
+
+        - env: the environment whose account and dashboard hold the alarm. A product-wide
+          resource of the home account (the release pipeline's hooks and gates, the training
+          starter, the ETL's rules) has none of its own: its alarms belong to the home
+          environment (`home_env`), prod when prod shares the home account, else staging;
+        - tier: business, model or system (the dashboard's metric tiers);
+        - what: lowercase words joined by hyphens, never underscores (a hook's alarms are
+          hook-<hook name, hyphenated>-<errors|failed>);
+        - severity: critical (pages on-call) or warning (mails the metric's owner).
+
+        A part may be `*`, for an IAM resource pattern of alarm names."""
+        env = self._in(env)
+        for label, part, allowed in (
+            ("env", env, ENVIRONMENTS),
+            ("tier", tier, ALARM_TIERS),
+            ("severity", severity, ALARM_SEVERITIES),
+        ):
+            if part not in (*allowed, "*"):
+                raise ValueError(f"alarm {label} '{part}' is none of {', '.join(allowed)}")
+        if what != "*" and not ALARM_WHAT.fullmatch(what):
+            raise ValueError(
+                f"alarm part '{what}' is not lowercase words joined by hyphens (a-z, 0-9, -)"
+            )
+        return f"{PREFIX}/{self.product}/{env}/{tier}/{what}/{severity}"
 
     def dashboard(self, env: EnvName | None = None) -> str:
         return f"{PREFIX}-{self.product}-{self._in(env)}"
@@ -212,6 +252,13 @@ class Names:
     def drift_role(self, env: EnvName | None = None) -> str:
         """Environment: the drift responder, assumes the home retrain role."""
         return self._role(self._in(env), "drift")
+
+
+def home_env(manifest: Manifest) -> EnvName:
+    """The environment a product-wide resource's alarm belongs to, and whose dashboard shows
+    it: prod when prod shares the home account (staging's), otherwise staging. Either way the
+    environment in an alarm's name is one whose account holds the alarm."""
+    return "staging" if manifest.is_remote("prod") else "prod"
 
 
 def role_arn(account: str, name: str) -> str:

@@ -9,16 +9,15 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from mlgate.constructs.alarms import AlarmFactory
 from mlgate.constructs.event_rules import WatchedRule
 from mlgate.constructs.hooks import (
     TABLE_KEY_ACTIONS,
     FailureRouting,
     HookFunction,
     IdempotencyTable,
-    on_call_owner,
 )
 from mlgate.manifest import EnvName, Manifest
 from mlgate.naming import Names, role_arn
@@ -39,7 +38,7 @@ class DriftResponder(Construct):
         manifest: Manifest,
         env: EnvName,
         key: kms.IKey,
-        on_call: sns.ITopic,
+        alarms: AlarmFactory,
         idempotency: IdempotencyTable,
         drift_event: events.EventPattern,
         drift_description: str,
@@ -48,8 +47,10 @@ class DriftResponder(Construct):
     ) -> None:
         """`drift_event` is what declares drift, `drift_source` the environment variable that
         names its source for the hook's own check (DRIFT_ALARM or MONITORING_SCHEDULE);
-        `reports_uri` where its reports are."""
+        `reports_uri` where its reports are; `alarms` the environment's alarm factory, whose
+        on-call topic also hears what the responder did."""
         super().__init__(scope, id)
+        on_call = alarms.on_call
         names = Names.of(manifest, env)
         product = manifest.product.name
         self.table = dynamodb.TableV2(
@@ -86,13 +87,7 @@ class DriftResponder(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": DRIFT_METRICS_NAMESPACE,
                 **drift_source,
             },
-            failures=FailureRouting(
-                key=key,
-                on_call=on_call,
-                alarm_name=names.alarm("system", "drift_responder-failed", "critical"),
-                owner=on_call_owner(manifest),
-                runbook=manifest.product.runbook_url,
-            ),
+            failures=FailureRouting(key=key, alarms=alarms),
         )
         hook = self.hook
         hook.make_idempotent(idempotency)

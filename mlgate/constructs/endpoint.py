@@ -6,14 +6,13 @@ from __future__ import annotations
 from aws_cdk import CfnCondition, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlgate import durations
+from mlgate.constructs.alarms import CRITICAL, AlarmFactory
 from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.sagemaker_access import decrypt_released_versions, pull_images
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine, RolloutPolicy, SloKind
@@ -67,11 +66,12 @@ class MonitoredEndpoint(Construct):
         artifacts_bucket: str,
         home_artifacts_arn: str,
         image: str,
-        on_call: sns.ITopic,
+        alarms: AlarmFactory,
     ) -> None:
         """`artifacts_bucket` is the environment's (capture goes there); `home_artifacts_arn`
         the home account's, where released versions live (released/<product>/<version>/, the
-        copies the release hook makes of approved versions); `image` the serving image.
+        copies the release hook makes of approved versions); `image` the serving image;
+        `alarms` the environment's alarm factory (the rollback alarms page on-call).
 
         The model is built from the image and the released artifact, not from the model
         package: the model role then reads released copies only, never a training run, and
@@ -127,7 +127,7 @@ class MonitoredEndpoint(Construct):
             ),
         )
         self.rollback_alarm_names: list[str] = []
-        self.rollback_alarms = self._rollback_alarms(on_call)
+        self.rollback_alarms = self._rollback_alarms(alarms)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
@@ -190,7 +190,7 @@ class MonitoredEndpoint(Construct):
             period=durations.seconds(period),
         )
 
-    def _rollback_alarms(self, on_call: sns.ITopic) -> list[cloudwatch.Alarm]:
+    def _rollback_alarms(self, factory: AlarmFactory) -> list[cloudwatch.Alarm]:
         """One alarm per manifest SLO: they page on-call and roll a deployment back."""
         alarms = []
         for slo in self.manifest.metrics.slos:
@@ -219,31 +219,34 @@ class MonitoredEndpoint(Construct):
                 what = (
                     "5xx error rate" if slo.name is SloKind.ERROR_RATE_5XX else "model error rate"
                 )
-            owner = self.manifest.contact(slo.owner)
-            name = self.names.alarm("system", slo.name.value.replace("_", "-"), "critical")
-            self.rollback_alarm_names.append(name)
-            alarm = cloudwatch.Alarm(
+            # Named after the SLO, hyphenated: system/latency-p99-ms/critical.
+            part = slo.name.value.replace("_", "-")
+            alarm = factory.alarm(
                 self,
                 f"Rollback{pascal(slo.name.value)}",
-                alarm_name=name,
-                alarm_description=(
-                    f"{what} of {self.endpoint_name} breached the SLO ({slo.threshold}) for "
-                    f"{slo.evaluation_periods} x {p} s. During a blue/green deployment this "
-                    "rolls the endpoint back to the previous model. Check: 1) a deployment in "
-                    "progress (CloudFormation events of this stack), 2) the endpoint's "
-                    "CloudWatch logs, 3) instance CPU/memory and invocations per instance. "
-                    f"Owner: {owner.name} <{owner.email}>. Runbook: "
-                    f"{self.manifest.product.runbook_url}"
+                tier="system",
+                what=part,
+                severity=CRITICAL,
+                owner=self.manifest.contact(slo.owner),
+                meaning=f"{what} of {self.endpoint_name} breached the SLO ({slo.threshold}) for "
+                f"{slo.evaluation_periods} x {p} s. During a blue/green deployment this rolls "
+                "the endpoint back to the previous model.",
+                checks=(
+                    "a deployment in progress (CloudFormation events of this stack)",
+                    "the endpoint's CloudWatch logs",
+                    "instance CPU/memory and invocations per instance",
                 ),
                 metric=metric,
                 threshold=threshold,
-                evaluation_periods=slo.evaluation_periods,
-                datapoints_to_alarm=slo.evaluation_periods,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 # No traffic is not an outage: quiet endpoints must not roll deployments back.
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+                periods=slo.evaluation_periods,
+                datapoints=slo.evaluation_periods,
             )
-            alarm.add_alarm_action(cw_actions.SnsAction(on_call))
+            # The name as a string, not alarm.alarm_name (a token): the deployer and
+            # CloudFormation's rollback configuration are handed these.
+            self.rollback_alarm_names.append(factory.name("system", part, CRITICAL))
             alarms.append(alarm)
         return alarms
 

@@ -6,23 +6,21 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from mlgate import durations
+from mlgate.constructs.alarms import CRITICAL, AlarmFactory
 from mlgate.constructs.compliance import acknowledge
 from mlgate.constructs.endpoint import reports_prefix
 from mlgate.constructs.event_rules import WatchedRule
-from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable
+from mlgate.constructs.hooks import AuditTrail, FailureRouting, HookFunction, IdempotencyTable
 from mlgate.constructs.monitoring import s3_console_url
 from mlgate.constructs.release_hooks import RELEASE_KEY
 from mlgate.constructs.release_pipeline import ReleasePipeline
@@ -70,8 +68,8 @@ class GateNotifier(HookFunction):
         *,
         manifest: Manifest,
         key: kms.IKey,
-        on_call: sns.ITopic,
-        audit: dynamodb.ITableV2,
+        alarms: AlarmFactory,
+        audit: AuditTrail,
         idempotency: IdempotencyTable,
         pipeline: ReleasePipeline,
         webhook: secretsmanager.ISecret,
@@ -105,7 +103,7 @@ class GateNotifier(HookFunction):
                 "SLACK_WEBHOOK_SECRET_ARN": webhook.secret_arn,
                 "DQ_JOB": quality_job,
             },
-            failures=FailureRouting.of(manifest, "gate_notifier", key=key, on_call=on_call),
+            failures=FailureRouting.of(manifest, "gate_notifier", key=key, alarms=alarms),
         )
         self.make_idempotent(idempotency)
         for topic in pipeline.gate_topics.values():
@@ -120,8 +118,8 @@ class GateNotifier(HookFunction):
         # release.json (S3) is read and the briefs (SNS) are published encrypted with the key.
         self.use_key(key, "kms:Decrypt", "kms:GenerateDataKey", via=("s3", "sns"))
         # It opens requests (and reads one back on a retry) and appends events: no updates.
-        self.write_audit(audit, key, ["request"], "dynamodb:PutItem", "dynamodb:GetItem")
-        self.write_audit(audit, key, ["gate"], "dynamodb:PutItem")
+        audit.grant_append(self.role, ["request"], "dynamodb:PutItem", "dynamodb:GetItem")
+        audit.grant_append(self.role, ["gate"], "dynamodb:PutItem")
         # The brief reads release.json at the gate's execution's source revision: an object
         # version, which S3 reads under s3:GetObjectVersion.
         self.role.add_to_policy(
@@ -162,8 +160,8 @@ class GateCallback(HookFunction):
         *,
         manifest: Manifest,
         key: kms.IKey,
-        on_call: sns.ITopic,
-        audit: dynamodb.ITableV2,
+        alarms: AlarmFactory,
+        audit: AuditTrail,
         pipeline: ReleasePipeline,
         signing: secretsmanager.ISecret,
     ) -> None:
@@ -189,14 +187,14 @@ class GateCallback(HookFunction):
             reserved_concurrency=manifest.delivery.callback_reserved_concurrency,
             # The GateExpired rule invokes it asynchronously: an event Lambda gave up on waits
             # in a dead-letter queue, and on-call hears of it.
-            failures=FailureRouting.of(manifest, "gate_callback", key=key, on_call=on_call),
+            failures=FailureRouting.of(manifest, "gate_callback", key=key, alarms=alarms),
         )
         self.read_secret(signing, key)
         # The audit trail's append-only rule, enforced by IAM (lambdas/shared/audit.py): the
         # request's state changes by conditional UpdateItem on request items only; events
         # are PutItem'd (conditionally, in code) and queried, never updated or deleted.
-        self.write_audit(audit, key, ["request"], "dynamodb:GetItem", "dynamodb:UpdateItem")
-        self.write_audit(audit, key, ["gate"], "dynamodb:PutItem", "dynamodb:Query")
+        audit.grant_append(self.role, ["request"], "dynamodb:GetItem", "dynamodb:UpdateItem")
+        audit.grant_append(self.role, ["gate"], "dynamodb:PutItem", "dynamodb:Query")
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["codepipeline:PutApprovalResult"],
@@ -231,19 +229,16 @@ class GateCallback(HookFunction):
             "PutApprovalResult is granted on this pipeline's stages and actions only; the ARN "
             "of an approval action is the pipeline ARN followed by stage/action.",
         )
-        self.wait_alarm = self._gate_wait_alarm(manifest, on_call)
-        self.flood_alarms = self._flood_alarms(manifest, on_call)
+        self.wait_alarm = self._gate_wait_alarm(manifest, alarms)
+        self.flood_alarms = self._flood_alarms(alarms)
 
-    def _flood_alarms(self, manifest: Manifest, on_call: sns.ITopic) -> list[cloudwatch.Alarm]:
+    def _flood_alarms(self, factory: AlarmFactory) -> list[cloudwatch.Alarm]:
         """Nothing rate-limits the public URL (docs/product-manager.md: a CloudFront or API
         Gateway limit would refuse real clicks with the junk); on-call hears of a flood: many
         requests answered 4xx (Lambda's Url4xxCount of this function's URL,
         https://docs.aws.amazon.com/lambda/latest/dg/urls-monitoring.html), or any invocation
         throttled (Throttles: a real click may have been turned away with a 429)."""
-        names = Names.of(manifest)
-        contact = manifest.contact(manifest.product.owners.on_call)
-        owner = f"Owner: {contact.name} <{contact.email}>. Runbook: {manifest.product.runbook_url}"
-        watched = [
+        watched: list[tuple[str, str, cloudwatch.IMetric, float, str, tuple[str, str, str]]] = [
             (
                 "CallbackRefusals",
                 "gate-callback-refused",
@@ -256,10 +251,12 @@ class GateCallback(HookFunction):
                 ),
                 FLOOD_REFUSALS,
                 f"The gate callback's public URL refused more than {FLOOD_REFUSALS} requests in "
-                "five minutes: no one clicks that often, something is sending it junk. First "
-                'checks: 1) the callback\'s "decision refused" log lines (source_ip, field, '
-                "reason) 2) whether approvers' clicks still get through (Throttles) 3) while it "
-                "lasts, approvers decide in the CodePipeline console.",
+                "five minutes: no one clicks that often, something is sending it junk.",
+                (
+                    'the callback\'s "decision refused" log lines (source_ip, field, reason)',
+                    "whether approvers' clicks still get through (Throttles)",
+                    "while it lasts, approvers decide in the CodePipeline console",
+                ),
             ),
             (
                 "CallbackThrottled",
@@ -267,30 +264,33 @@ class GateCallback(HookFunction):
                 self.function.metric_throttles(statistic="Sum", period=durations.minutes(5)),
                 0,
                 "Lambda throttled the gate callback: a click may have been answered 429 and not "
-                "taken. First checks: 1) the refusals alarm and the callback's log (a flood?) "
-                "2) the account's unreserved concurrency 3) approvers click again, or decide in "
-                "the CodePipeline console.",
+                "taken.",
+                (
+                    "the refusals alarm and the callback's log (a flood?)",
+                    "the account's unreserved concurrency",
+                    "approvers click again, or decide in the CodePipeline console",
+                ),
             ),
         ]
-        alarms = []
-        for id, what, metric, threshold, description in watched:
-            alarm = cloudwatch.Alarm(
+        return [
+            factory.alarm(
                 self,
                 id,
-                alarm_name=names.alarm("system", what, "critical", "prod"),
-                alarm_description=f"{description} {owner}",
+                tier="system",
+                what=what,
+                severity=CRITICAL,
+                meaning=meaning,
+                checks=checks,
                 metric=metric,
                 threshold=threshold,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 # No refused or throttled request, no data point: the healthy state.
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
-            alarm.add_alarm_action(cw_actions.SnsAction(on_call))
-            alarms.append(alarm)
-        return alarms
+            for id, what, metric, threshold, meaning, checks in watched
+        ]
 
-    def _gate_wait_alarm(self, manifest: Manifest, on_call: sns.ITopic) -> cloudwatch.Alarm:
+    def _gate_wait_alarm(self, manifest: Manifest, factory: AlarmFactory) -> cloudwatch.Alarm:
         """A manual approval that outlived its timeout fails its action: on-call hears of it.
 
         CodePipeline's action execution event (category Approval, state FAILED) is the same for
@@ -316,19 +316,21 @@ class GateCallback(HookFunction):
             ),
         )
         self.expired_rule.add_target(targets.LambdaFunction(self.function, retry_attempts=2))
-        contact = manifest.contact(manifest.product.owners.on_call)
-        self.wait_alarm_name = names.alarm("system", "gate-waiting-too-long", "critical", "prod")
-        alarm = cloudwatch.Alarm(
+        what = "gate-waiting-too-long"
+        # The name as a string (alarm_name is a token): the home dashboard imports it.
+        self.wait_alarm_name = factory.name("system", what, CRITICAL)
+        return factory.alarm(
             self,
             "GateWaitingTooLong",
-            alarm_name=self.wait_alarm_name,
-            alarm_description=(
-                "A manual gate waited past its manifest timeout and CodePipeline failed it "
-                "(rejections do not count). First checks: 1) which gate (the gate callback's "
-                '"failed approval" log line names it) 2) whether its approvers received the '
-                "brief (audit trail, chat) 3) re-run the pipeline once they are available. "
-                f"Owner: {contact.name} <{contact.email}>. Runbook: "
-                f"{manifest.product.runbook_url}"
+            tier="system",
+            what=what,
+            severity=CRITICAL,
+            meaning="A manual gate waited past its manifest timeout and CodePipeline failed it "
+            "(rejections do not count).",
+            checks=(
+                'which gate (the gate callback\'s "failed approval" log line names it)',
+                "whether its approvers received the brief (audit trail, chat)",
+                "re-run the pipeline once they are available",
             ),
             metric=cloudwatch.Metric(
                 namespace=GATE_NAMESPACE,
@@ -338,10 +340,7 @@ class GateCallback(HookFunction):
                 period=durations.minutes(5),
             ),
             threshold=0,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             # No expired gate, no data point: silence is the healthy state.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        alarm.add_alarm_action(cw_actions.SnsAction(on_call))
-        return alarm

@@ -11,21 +11,19 @@ from typing import Any
 import jsii
 from aws_cdk import AssetHashType, Duration, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from mlgate import durations
+from mlgate.constructs.alarms import CRITICAL, AlarmFactory, hook_alarm
 from mlgate.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge, acknowledge_findings
 from mlgate.manifest import GateKind, Manifest
-from mlgate.naming import Names
 from mlgate.wheelsets import POWERTOOLS
 
 LAMBDAS = Path(__file__).resolve().parent.parent / "lambdas"
@@ -119,39 +117,43 @@ class _QueueDestination:
 @dataclass(frozen=True)
 class FailureRouting:
     """Where an asynchronously invoked hook's failures go once Lambda's retries are spent: a
-    dead-letter queue encrypted with `key` that keeps an event for `retention` (`why`), and an
-    alarm named `alarm_name` to `on_call`."""
+    dead-letter queue encrypted with `key` that keeps an event for `retention` (`why`), and
+    its alarm (system/hook-<hook>-failed/critical), made by `alarms` and paging on-call."""
 
     key: kms.IKey
-    on_call: sns.ITopic
-    alarm_name: str
-    owner: str
-    runbook: str
+    alarms: AlarmFactory
     retention: Duration = field(default_factory=lambda: durations.days(EVENT_DAYS))
     why: str = "its events carry no credential or token: kept 14 days for on-call"
 
     @classmethod
     def of(
-        cls, manifest: Manifest, hook: str, *, key: kms.IKey, on_call: sns.ITopic
+        cls, manifest: Manifest, hook: str, *, key: kms.IKey, alarms: AlarmFactory
     ) -> FailureRouting:
-        """The hook's failure alarm in the product's one alarm scheme, owned by on-call, and
-        its queue's retention for what the hook's events carry."""
+        """The hook's failure routing, its queue keeping an event as long as what the hook's
+        events carry allows."""
         retention, why = dead_letter_retention(manifest, hook)
-        return cls(
-            key=key,
-            on_call=on_call,
-            alarm_name=Names.of(manifest).alarm("system", f"{hook}-failed", "critical", "prod"),
-            owner=on_call_owner(manifest),
-            runbook=manifest.product.runbook_url,
-            retention=retention,
-            why=why,
-        )
+        return cls(key=key, alarms=alarms, retention=retention, why=why)
 
 
-def on_call_owner(manifest: Manifest) -> str:
-    """Who answers a hook's failure alarm: the product's on-call contact."""
-    contact = manifest.contact(manifest.product.owners.on_call)
-    return f"{contact.name} <{contact.email}>"
+def grant_key_via(
+    grantee: iam.IGrantable, key: kms.IKey, region: str, services: Sequence[str], *actions: str
+) -> iam.Grant:
+    """`actions` on `key` only when a request comes through one of `services` in `region`
+    (https://docs.aws.amazon.com/kms/latest/developerguide/
+    conditions-kms.html#conditions-kms-via-service): a role that can decrypt through DynamoDB
+    cannot call kms:Decrypt itself. Identity-side: the key policy names no later stack's role."""
+    return iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=sorted(actions),
+        resource_arns=[key.key_arn],
+        conditions={
+            "StringEquals": {
+                "kms:ViaService": [
+                    f"{service}.{region}.amazonaws.com" for service in sorted(services)
+                ]
+            }
+        },
+    )
 
 
 class IdempotencyTable(Construct):
@@ -179,6 +181,70 @@ class IdempotencyTable(Construct):
             time_to_live_attribute="expiration",
             # Records live hours to weeks and are rebuilt by the next run: nothing to keep.
             removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def grant_records(self, grantee: iam.IGrantable, prefix: str) -> iam.Grant:
+        """What Powertools' idempotency needs, on the records whose keys start with `prefix`
+        (a hook's name: the prefixes its code gives Powertools) only, and the product key
+        through DynamoDB."""
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=IDEMPOTENCY_ACTIONS,
+            resource_arns=[self.table.table_arn],
+            conditions={
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{prefix}#*", f"{prefix}.*"]}
+            },
+        )
+        region = Stack.of(self).region
+        return grant.combine(
+            grant_key_via(grantee, self.key, region, ["dynamodb"], *TABLE_KEY_ACTIONS)
+        )
+
+
+class AuditTrail(dynamodb.TableV2):
+    """The audit trail of a product's gates (lambdas/shared/audit.py): "request" items whose
+    state changes, and "gate" events that are appended and never changed. Encrypted with the
+    product key, kept (deletion protection, retained) and expiring through TTL `expires_at`
+    after the manifest's retention.audit days."""
+
+    def __init__(self, scope: Construct, id: str, *, key: kms.IKey, table_name: str) -> None:
+        super().__init__(
+            scope,
+            id,
+            table_name=table_name,
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            time_to_live_attribute="expires_at",
+        )
+        self.product_key = key
+
+    def grant_append(
+        self, grantee: iam.IGrantable, prefixes: Sequence[str], *actions: str
+    ) -> iam.Grant:
+        """`actions` on the items whose keys start with `prefixes` only (dynamodb:LeadingKeys):
+        "gate" events, "request" items. A hook that may change requests (UpdateItem) and append
+        events (PutItem) is granted once for each, so no role may update or delete an event
+        (tests/test_hook_key_grants.py); and the product key through DynamoDB."""
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(actions),
+            resource_arns=[self.table_arn],
+            conditions={
+                "ForAllValues:StringLike": {
+                    "dynamodb:LeadingKeys": [f"{prefix}#*" for prefix in prefixes]
+                }
+            },
+        )
+        region = Stack.of(self).region
+        return grant.combine(
+            grant_key_via(grantee, self.product_key, region, ["dynamodb"], *TABLE_KEY_ACTIONS)
         )
 
 
@@ -328,26 +394,27 @@ class HookFunction(Construct):
             f"This queue is the {hook} hook's on-failure destination, itself the dead-letter "
             f"queue; on-call is alarmed at its first message ({failures.why}).",
         )
-        self.failure_alarm = cloudwatch.Alarm(
+        self.failure_alarm = failures.alarms.alarm(
             self,
             "FailedEvents",
-            alarm_name=failures.alarm_name,
-            alarm_description=(
-                f"The {hook} hook failed on an event three times (Lambda's retries spent); the "
-                f"event waits in its dead-letter queue. Check: 1) the hook's log group for the "
-                "error 2) the event in the queue 3) redrive it once the cause is fixed. "
-                f"Owner: {failures.owner}. Runbook: {failures.runbook}"
+            tier="system",
+            what=hook_alarm(hook, "failed"),
+            severity=CRITICAL,
+            meaning=f"The {hook} hook failed on an event three times (Lambda's retries spent); "
+            "the event waits in its dead-letter queue.",
+            checks=(
+                "the hook's log group for the error",
+                "the event in the queue",
+                "redrive it once the cause is fixed",
             ),
             metric=self.dead_letters.metric_approximate_number_of_messages_visible(
                 period=durations.minutes(5), statistic="Maximum"
             ),
             threshold=0,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             # An empty queue publishes nothing: no failed event is the healthy state.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.failure_alarm.add_alarm_action(cw_actions.SnsAction(failures.on_call))
         # Lambda sends to the queue with the function's role: sqs:SendMessage, and the key's
         # data key through SQS only (a producer of a KMS-encrypted queue needs
         # kms:GenerateDataKey and kms:Decrypt: https://docs.aws.amazon.com/AWSSimpleQueueService/
@@ -370,26 +437,6 @@ class HookFunction(Construct):
         objects the hook reads or writes (the default), the SNS messages it publishes."""
         self._use_key_via(key, via, *actions)
 
-    def write_audit(
-        self, table: dynamodb.ITableV2, key: kms.IKey, prefixes: list[str], *actions: str
-    ) -> None:
-        """`actions` on the audit items whose keys start with `prefixes` only
-        (dynamodb:LeadingKeys): "gate" events, "request" items (lambdas/shared/audit.py). A hook
-        that may change requests (UpdateItem) and append events (PutItem) calls this once for
-        each, so no role may update or delete an event (tests/test_hook_key_grants.py)."""
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=list(actions),
-                resources=[table.table_arn],
-                conditions={
-                    "ForAllValues:StringLike": {
-                        "dynamodb:LeadingKeys": [f"{prefix}#*" for prefix in prefixes]
-                    }
-                },
-            )
-        )
-        self._use_key_via(key, ["dynamodb"], *TABLE_KEY_ACTIONS)
-
     def read_secret(self, secret: secretsmanager.ISecret, key: kms.IKey) -> None:
         """Identity-side grants only: the key lives in the foundation stack, whose key policy
         must not name roles of later stacks (that would make the stacks depend on each other)."""
@@ -408,42 +455,15 @@ class HookFunction(Construct):
         )
 
     def _use_key_via(self, key: kms.IKey, services: Sequence[str], *actions: str) -> None:
-        """`actions` on `key` only when a request comes through one of `services` in the
-        hook's region (https://docs.aws.amazon.com/kms/latest/developerguide/
-        conditions-kms.html#conditions-kms-via-service): a role that can decrypt through
-        DynamoDB cannot call kms:Decrypt itself. Each grant is made once per role."""
+        """`grant_key_via` in the hook's region, each grant made once per role."""
         wanted = (key.node.path, tuple(sorted(services)), tuple(sorted(actions)))
         if wanted in self._key_grants:
             return
         self._key_grants.add(wanted)
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=sorted(actions),
-                resources=[key.key_arn],
-                conditions={
-                    "StringEquals": {
-                        "kms:ViaService": [
-                            f"{service}.{self._region}.amazonaws.com"
-                            for service in sorted(services)
-                        ]
-                    }
-                },
-            )
-        )
+        grant_key_via(self.role, key, self._region, services, *actions)
 
     def make_idempotent(self, store: IdempotencyTable) -> None:
-        """Powertools idempotency on `store`: the role may touch only the records whose keys
-        start with this hook's name (the prefixes the hook's code gives Powertools)."""
+        """Powertools idempotency on `store` (its table in IDEMPOTENCY_TABLE), on the records
+        of this hook only (`IdempotencyTable.grant_records`)."""
         self.function.add_environment("IDEMPOTENCY_TABLE", store.table.table_name)
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=IDEMPOTENCY_ACTIONS,
-                resources=[store.table.table_arn],
-                conditions={
-                    "ForAllValues:StringLike": {
-                        "dynamodb:LeadingKeys": [f"{self.hook}#*", f"{self.hook}.*"]
-                    }
-                },
-            )
-        )
-        self._use_key_via(store.key, ["dynamodb"], *TABLE_KEY_ACTIONS)
+        store.grant_records(self.role, self.hook)

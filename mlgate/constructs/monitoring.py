@@ -2,8 +2,8 @@
 
 The dashboard reads top to bottom like the manifest's metric tiers: business KPIs, model
 metrics, system health, then the state of every alarm. Every graph names its owner. Alarms are
-named by `Names.alarm` and routed in one place (`_route`): critical to on-call, warning
-to the owner of the metric.
+made by the environment's AlarmFactory (mlgate/constructs/alarms.py), which names, describes
+and routes them: critical to on-call, warning to the owner of the metric.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -20,8 +19,9 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from mlgate import durations
+from mlgate.constructs.alarms import CRITICAL, WARNING, AlarmFactory, Owner, hook_alarm
 from mlgate.constructs.drift import DRIFT_METRICS_NAMESPACE
-from mlgate.manifest import Contact, Direction, EnvName, Manifest, MonitoringEngine, SloKind
+from mlgate.manifest import Direction, EnvName, Manifest, MonitoringEngine, SloKind
 from mlgate.naming import PREFIX, Names, pascal
 from mlgate.schedules import schedule_interval_hours
 
@@ -29,7 +29,6 @@ WIDTH = 24
 # A graph stays readable, and within CloudWatch's per-widget limit, with this many lines.
 MAX_DRIFT_LINES = 25
 TOP_FEATURES = 10
-CRITICAL, WARNING = "critical", "warning"
 MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 
@@ -62,7 +61,7 @@ class ProductMonitoring(Construct):
         manifest: Manifest,
         env: EnvName,
         key: kms.IKey,
-        on_call: sns.ITopic,
+        alarms: AlarmFactory,
         endpoint: str,
         variant: str,
         glue_jobs: list[str],
@@ -75,21 +74,19 @@ class ProductMonitoring(Construct):
     ) -> None:
         """`reports_uri`: where monitoring writes its reports (linked from the header);
         `event_rules`: the EventBridge rules of this environment's account whose failed
-        deliveries page on-call."""
+        deliveries page on-call; `alarms` the environment's alarm factory."""
         super().__init__(scope, id)
         self.reports_uri = reports_uri
         self.manifest, self.env, self.endpoint, self.variant = manifest, env, endpoint, variant
         self.product = manifest.product.name
         self.names = Names.of(manifest, env)
         self.glue_jobs = glue_jobs
-        self.on_call = on_call
+        self.factory = alarms.with_owner_topics(self.owner_topic)
         self.alarms: list[cw.AlarmBase] = []
         # Picked by the tier they were made for, never by parsing a name (a name can still be
         # a token when the composite is built).
         self.model_tier: list[cw.AlarmBase] = []
         self.owner_topics: dict[str, sns.Topic] = {}
-        # One alarm action per topic, shared by its alarms (each new one is a call to node).
-        self._actions: dict[str, cw_actions.SnsAction] = {}
         self._key = key
         self.dashboard = cw.Dashboard(
             self,
@@ -117,9 +114,9 @@ class ProductMonitoring(Construct):
             )
         )
 
-    # --- routing and naming ----------------------------------------------------------------
+    # --- owners and alarms -------------------------------------------------------------------
 
-    def owner_topic(self, contact: Contact) -> sns.Topic:
+    def owner_topic(self, contact: Owner) -> sns.Topic:
         """One warning topic per owner, mailed to them."""
         if contact.id not in self.owner_topics:
             topic = sns.Topic(
@@ -134,27 +131,13 @@ class ProductMonitoring(Construct):
             self.owner_topics[contact.id] = topic
         return self.owner_topics[contact.id]
 
-    def _route(self, alarm: cw.AlarmBase, severity: str, owner: Contact) -> None:
-        key = "" if severity == CRITICAL else owner.id
-        if key not in self._actions:
-            topic = self.on_call if severity == CRITICAL else self.owner_topic(owner)
-            self._actions[key] = cw_actions.SnsAction(topic)
-        alarm.add_alarm_action(self._actions[key])
-        self.alarms.append(alarm)
-
-    def _describe(self, meaning: str, checks: tuple[str, str, str], owner: Contact) -> str:
-        return (
-            f"{meaning} First checks: 1) {checks[0]} 2) {checks[1]} 3) {checks[2]} "
-            f"Owner: {owner.name} <{owner.email}>. Runbook: {self.manifest.product.runbook_url}"
-        )
-
     def add_alarm(
         self,
         *,
         tier: str,
         what: str,
         severity: str,
-        owner: Contact,
+        owner: Owner,
         metric: cw.IMetric,
         threshold: float,
         comparison: cw.ComparisonOperator,
@@ -163,18 +146,24 @@ class ProductMonitoring(Construct):
         checks: tuple[str, str, str],
         periods: int = 1,
     ) -> cw.Alarm:
-        alarm = cw.Alarm(
+        """An alarm of this dashboard, through the environment's factory; shown in the alarm
+        status widget, and a model-tier one in the composite "model unhealthy"."""
+        alarm = self.factory.alarm(
             self,
             f"{pascal(tier)}{pascal(what)}",
-            alarm_name=self.names.alarm(tier, what, severity),
-            alarm_description=self._describe(meaning, checks, owner),
+            tier=tier,
+            what=what,
+            severity=severity,
+            owner=owner,
             metric=metric,
             threshold=threshold,
-            evaluation_periods=periods,
-            comparison_operator=comparison,
-            treat_missing_data=missing,
+            comparison=comparison,
+            missing=missing,
+            meaning=meaning,
+            checks=checks,
+            periods=periods,
         )
-        self._route(alarm, severity, owner)
+        self.alarms.append(alarm)
         if tier == "model":
             self.model_tier.append(alarm)
         return alarm
@@ -616,7 +605,7 @@ class ProductMonitoring(Construct):
             )
             self.add_alarm(
                 tier="system",
-                what=f"hook-{hook.name.replace('_', '-')}-errors",
+                what=hook_alarm(hook.name, "errors"),
                 severity=WARNING,
                 owner=on_call,
                 metric=errors,
@@ -687,22 +676,20 @@ class ProductMonitoring(Construct):
             cw.AlarmRule.from_alarm(a, cw.AlarmState.ALARM)
             for a in [*self.model_tier, *model_alarms]
         ]
-        on_call = self.manifest.contact(self.manifest.product.owners.on_call)
-        composite = cw.CompositeAlarm(
+        composite = self.factory.composite(
             self,
             "ModelUnhealthy",
-            composite_alarm_name=self.names.alarm("model", "model-unhealthy", CRITICAL),
-            alarm_rule=cw.AlarmRule.any_of(*rules),
-            alarm_description=self._describe(
-                "The model is unhealthy: drift, a live model-quality breach or an SLO alarm "
-                "is firing.",
-                (
-                    "which child alarm fired (alarm status widget)",
-                    "whether a deployment is rolling out or rolled back",
-                    "the drift report and the retraining pipeline",
-                ),
-                on_call,
+            tier="model",
+            what="model-unhealthy",
+            severity=CRITICAL,
+            rule=cw.AlarmRule.any_of(*rules),
+            meaning="The model is unhealthy: drift, a live model-quality breach or an SLO alarm "
+            "is firing.",
+            checks=(
+                "which child alarm fired (alarm status widget)",
+                "whether a deployment is rolling out or rolled back",
+                "the drift report and the retraining pipeline",
             ),
         )
-        self._route(composite, CRITICAL, on_call)
+        self.alarms.append(composite)
         return composite

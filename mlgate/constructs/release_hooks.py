@@ -15,18 +15,17 @@ import json
 from collections.abc import Callable
 
 from aws_cdk import Stack
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlgate import accounts, durations
+from mlgate.constructs.alarms import AlarmFactory
 from mlgate.constructs.compliance import acknowledge, acknowledge_each
 from mlgate.constructs.event_rules import WatchedRule
-from mlgate.constructs.hooks import FailureRouting, HookFunction, IdempotencyTable
+from mlgate.constructs.hooks import AuditTrail, FailureRouting, HookFunction, IdempotencyTable
 from mlgate.gates import thresholds
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest
 from mlgate.naming import Names, role_arn
@@ -138,7 +137,7 @@ class Deployer(HookFunction):
     """Updates a Serving stack with the released model version, and nothing else."""
 
     def __init__(
-        self, scope: Construct, id: str, *, manifest: Manifest, key: kms.IKey, on_call: sns.ITopic
+        self, scope: Construct, id: str, *, manifest: Manifest, key: kms.IKey, alarms: AlarmFactory
     ) -> None:
         names = Names.of(manifest)
         super().__init__(
@@ -149,7 +148,7 @@ class Deployer(HookFunction):
             environment={},
             role_name=names.deployer_role(),
             timeout=durations.minutes(1),
-            failures=FailureRouting.of(manifest, "deployer", key=key, on_call=on_call),
+            failures=FailureRouting.of(manifest, "deployer", key=key, alarms=alarms),
             metrics_namespace=release_namespace(manifest),
         )
         ReleaseSource(self, manifest, key)
@@ -160,7 +159,7 @@ class DeployVerifier(HookFunction):
     """Fails a deploy stage on a silent rollback or a failing sample invocation."""
 
     def __init__(
-        self, scope: Construct, id: str, *, manifest: Manifest, key: kms.IKey, on_call: sns.ITopic
+        self, scope: Construct, id: str, *, manifest: Manifest, key: kms.IKey, alarms: AlarmFactory
     ) -> None:
         names = Names.of(manifest)
         super().__init__(
@@ -170,7 +169,7 @@ class DeployVerifier(HookFunction):
             description="Fails the stage on a silent rollback or a failing sample invocation",
             environment={"SAMPLE_PAYLOAD": manifest.sample_record},
             role_name=names.verifier_role(),
-            failures=FailureRouting.of(manifest, "deploy_verifier", key=key, on_call=on_call),
+            failures=FailureRouting.of(manifest, "deploy_verifier", key=key, alarms=alarms),
             metrics_namespace=release_namespace(manifest),
         )
         ReleaseSource(self, manifest, key)
@@ -188,8 +187,8 @@ class QualityGate(HookFunction):
         *,
         manifest: Manifest,
         key: kms.IKey,
-        on_call: sns.ITopic,
-        audit: dynamodb.ITableV2,
+        alarms: AlarmFactory,
+        audit: AuditTrail,
         idempotency: IdempotencyTable,
     ) -> None:
         names = Names.of(manifest)
@@ -209,11 +208,11 @@ class QualityGate(HookFunction):
             # The smoke load is sequential and bounded (manifest: serving.smoke_requests, at
             # most 500, each with a short read timeout): two minutes cover it with retries.
             timeout=durations.minutes(2),
-            failures=FailureRouting.of(manifest, "quality_gate", key=key, on_call=on_call),
+            failures=FailureRouting.of(manifest, "quality_gate", key=key, alarms=alarms),
             metrics_namespace=release_namespace(manifest),
         )
         self.make_idempotent(idempotency)
-        self.write_audit(audit, key, ["gate"], "dynamodb:PutItem")
+        audit.grant_append(self.role, ["gate"], "dynamodb:PutItem")
         ReleaseSource(self, manifest, key)
         # Staging always lives in the home account (mlgate/accounts.py).
         endpoint = (
@@ -251,8 +250,8 @@ class ReleaseHook(HookFunction):
         *,
         manifest: Manifest,
         key: kms.IKey,
-        on_call: sns.ITopic,
-        audit: dynamodb.ITableV2,
+        alarms: AlarmFactory,
+        audit: AuditTrail,
         idempotency: IdempotencyTable,
         pipeline_arn: str,
     ) -> None:
@@ -277,11 +276,11 @@ class ReleaseHook(HookFunction):
                 "TRAINING_PREFIX": training,
                 "RELEASED_PREFIX": names.released_prefix(),
             },
-            failures=FailureRouting.of(manifest, "release", key=key, on_call=on_call),
+            failures=FailureRouting.of(manifest, "release", key=key, alarms=alarms),
             metrics_namespace=release_namespace(manifest),
         )
         self.make_idempotent(idempotency)
-        self.write_audit(audit, key, ["gate"], "dynamodb:PutItem")
+        audit.grant_append(self.role, ["gate"], "dynamodb:PutItem")
         # Reads the evaluation report and the sources of its copies in this product's training
         # runs; writes release.json and the copies in the version's released folder, nothing
         # else (CopyObject needs read on the source and write on the target:

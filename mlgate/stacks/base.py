@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from mlgate.constructs.alarms import AlarmFactory
 from mlgate.manifest import EnvName, Manifest
 from mlgate.naming import Names
 
@@ -69,3 +71,14 @@ class ProductStack(cdk.Stack):
     def name(self, *parts: str, max_length: int = 63) -> str:
         """A physical name namespaced by product (and environment, for per-env stacks)."""
         return self.names.resource(*parts, max_length=max_length)
+
+    def alarm_factory(self, on_call: sns.ITopic) -> AlarmFactory:
+        """The factory of this stack's alarms, paging `on_call`: its environment's, or for a
+        product-wide stack the home environment's (`naming.home_env`)."""
+        manifest = self.manifest
+        return AlarmFactory(
+            names=self.names if self.env_name else Names.home(manifest),
+            runbook=manifest.product.runbook_url,
+            on_call=on_call,
+            on_call_owner=manifest.contact(manifest.product.owners.on_call),
+        )

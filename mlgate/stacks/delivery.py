@@ -4,11 +4,10 @@ audit trail they all write."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from mlgate.constructs.gate_hooks import GateCallback, GateNotifier, SlackSecret
+from mlgate.constructs.hooks import AuditTrail
 from mlgate.constructs.release_hooks import Deployer, DeployVerifier, QualityGate, ReleaseHook
 from mlgate.constructs.release_pipeline import ReleasePipeline
 from mlgate.constructs.storage import SecureBucket
@@ -37,22 +36,9 @@ class DeliveryStack(ProductStack):
         )
         names = Names.of(manifest)
         key = foundation.key
-        on_call = foundation.on_call_topic
-        self.audit_table = dynamodb.TableV2(
-            self,
-            "AuditTrail",
-            table_name=names.audit_table(),
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            deletion_protection=True,
-            removal_policy=RemovalPolicy.RETAIN,
-            time_to_live_attribute="expires_at",
-        )
+        # Product-wide: the hooks' and gates' alarms belong to the home environment.
+        alarms = self.alarm_factory(foundation.on_call_topic)
+        self.audit_table = AuditTrail(self, "AuditTrail", key=key, table_name=names.audit_table())
         self.release_bucket = SecureBucket(
             self,
             "Releases",
@@ -69,9 +55,9 @@ class DeliveryStack(ProductStack):
             log_prefix="pipeline-artifacts/",
             noncurrent_days=30,
         ).bucket
-        self.deployer = Deployer(self, "Deployer", manifest=manifest, key=key, on_call=on_call)
+        self.deployer = Deployer(self, "Deployer", manifest=manifest, key=key, alarms=alarms)
         self.verifier = DeployVerifier(
-            self, "DeployVerifier", manifest=manifest, key=key, on_call=on_call
+            self, "DeployVerifier", manifest=manifest, key=key, alarms=alarms
         )
         # The quality gate hook exists only for a product whose manifest has an automated gate.
         self.quality_gate = (
@@ -80,7 +66,7 @@ class DeliveryStack(ProductStack):
                 "QualityGate",
                 manifest=manifest,
                 key=key,
-                on_call=on_call,
+                alarms=alarms,
                 audit=self.audit_table,
                 idempotency=foundation.idempotency,
             )
@@ -103,7 +89,7 @@ class DeliveryStack(ProductStack):
             "GateNotifier",
             manifest=manifest,
             key=key,
-            on_call=on_call,
+            alarms=alarms,
             audit=self.audit_table,
             idempotency=foundation.idempotency,
             pipeline=self.release_pipeline,
@@ -121,7 +107,7 @@ class DeliveryStack(ProductStack):
             "GateCallback",
             manifest=manifest,
             key=key,
-            on_call=on_call,
+            alarms=alarms,
             audit=self.audit_table,
             pipeline=self.release_pipeline,
             signing=SlackSecret(
@@ -139,7 +125,7 @@ class DeliveryStack(ProductStack):
             "Release",
             manifest=manifest,
             key=key,
-            on_call=on_call,
+            alarms=alarms,
             audit=self.audit_table,
             idempotency=foundation.idempotency,
             pipeline_arn=self.release_pipeline.pipeline.pipeline_arn,

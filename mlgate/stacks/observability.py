@@ -43,7 +43,7 @@ class ObservabilityStack(ProductStack):
             manifest=manifest,
             env=env_name,
             key=site.key,
-            on_call=site.on_call_topic,
+            alarms=self.alarm_factory(site.on_call_topic),
             endpoint=serving.endpoint_name,
             variant=VARIANT,
             glue_jobs=[self.names.etl_job(), self.names.quality_job()] if home else [],

@@ -214,6 +214,7 @@ class ServingStack(ProductStack):
         artifacts = site.bucket_name("artifacts")
         # Released versions (model artifacts, baselines) live in the home artifact bucket.
         home_artifacts = foundation.bucket_arn("artifacts")
+        alarms = self.alarm_factory(site.on_call_topic)
         self.served = MonitoredEndpoint(
             self,
             "Served",
@@ -225,7 +226,7 @@ class ServingStack(ProductStack):
             artifacts_bucket=artifacts,
             home_artifacts_arn=home_artifacts,
             image=images["model"],
-            on_call=site.on_call_topic,
+            alarms=alarms,
         )
         self.endpoint_name = self.served.endpoint_name
         self.rollback_alarm_names = self.served.rollback_alarm_names
@@ -251,7 +252,7 @@ class ServingStack(ProductStack):
             manifest=manifest,
             env=env_name,
             key=site.key,
-            on_call=site.on_call_topic,
+            alarms=alarms,
             idempotency=site.idempotency,
             reports_uri=f"s3://{artifacts}/{reports_prefix(manifest, env_name)}",
             **drift_trigger(manifest, env_name, self.target.region, self.target.account),

@@ -20,7 +20,7 @@ from mlgate import accounts, durations, naming
 from mlgate import events as mlgate_events
 from mlgate.constructs.compliance import acknowledge_each
 from mlgate.constructs.event_rules import WatchedRule
-from mlgate.constructs.hooks import FailureRouting, HookFunction, on_call_owner
+from mlgate.constructs.hooks import FailureRouting, HookFunction
 from mlgate.constructs.storage import grant_volume_keys
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine
 from mlgate.ml import pipeline as authored
@@ -195,14 +195,9 @@ class TrainingStack(ProductStack):
                 "QUALITY_JOB": self.names.quality_job(),
                 "SCHEDULE_RULE": schedule_rule,
             },
+            # Product-wide: its alarm belongs to the home environment (naming.home_env).
             failures=FailureRouting(
-                key=foundation.key,
-                on_call=foundation.on_call_topic,
-                alarm_name=self.names.alarm(
-                    "system", "pipeline_starter-failed", "critical", env="staging"
-                ),
-                owner=on_call_owner(manifest),
-                runbook=manifest.product.runbook_url,
+                key=foundation.key, alarms=self.alarm_factory(foundation.on_call_topic)
             ),
         )
         self.starter.role.add_to_policy(start_training(manifest))

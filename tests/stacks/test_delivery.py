@@ -408,8 +408,8 @@ def test_asynchronous_hooks_send_failed_events_to_an_encrypted_queue_watched_by_
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
-            "AlarmName": Match.string_like_regexp(
-                f"^mlgate/{product.manifest.product.name}/(prod|staging)/system/release-failed/"
+            "AlarmName": naming.Names.home(product.manifest).alarm(
+                "system", "hook-release-failed", "critical"
             ),
             "MetricName": "ApproximateNumberOfMessagesVisible",
             "Threshold": 0,
@@ -453,7 +453,7 @@ def test_the_callback_s_expired_gate_events_have_an_on_failure_destination(
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
-            "AlarmName": Match.string_like_regexp("/system/gate.callback-failed/"),
+            "AlarmName": Match.string_like_regexp("/system/hook-gate-callback-failed/"),
             "MetricName": "ApproximateNumberOfMessagesVisible",
         },
     )
