@@ -225,9 +225,35 @@ def create_retraining_target(pipeline: str) -> None:
     )
 
 
+_SESSION: list[boto3.session.Session] = []
+
+
+def shared_session() -> boto3.session.Session:
+    """boto3's default session, made once per worker and handed to every moto world.
+
+    mock_aws() drops boto3's default session at each start, so each test's first client made
+    a new one (credential chain, config, endpoint data: about 30 ms a test). The session holds
+    no AWS state: moto's backends hold that, and each mock_aws() still starts from empty ones;
+    every client is still made afresh per test (the hooks' at their import, the tests' own),
+    so no retry quota or patched client is shared. Its credentials are moto's fake ones, which
+    every mock_aws() sets alike; region and settings are read from the environment at each
+    client's creation, as before."""
+    if not _SESSION:
+        _SESSION.append(boto3.session.Session())
+    return _SESSION[0]
+
+
+@contextlib.contextmanager
+def moto() -> Iterator[None]:
+    """mock_aws() (empty backends, as every test's world starts), with the shared session."""
+    with mock_aws():
+        boto3.DEFAULT_SESSION = shared_session()  # mock_aws puts back its own on exit
+        yield
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
-    with mock_aws():
+    with moto():
         create_idempotency_table(boto3.client("dynamodb"))
         yield
 

@@ -17,7 +17,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from .conftest import (
     CONTEXT,
@@ -26,6 +25,7 @@ from .conftest import (
     Jobs,
     Registry,
     fail_then_retry,
+    moto,
     package_arn,
     release_source,
     released,
@@ -96,7 +96,7 @@ class World:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    with mock_aws():
+    with moto():
         from deployer import handler
 
         jobs, registry = Jobs(), Registry()

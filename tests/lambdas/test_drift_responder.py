@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from .conftest import (
     Faults,
@@ -21,6 +20,7 @@ from .conftest import (
     create_retraining_target,
     emf,
     fail_then_retry,
+    moto,
 )
 
 EVENT = json.loads(
@@ -35,7 +35,7 @@ NOW = 1_795_514_800.0
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with mock_aws():
+    with moto():
         create_retraining_target(PIPELINE)
         create_idempotency_table(boto3.client("dynamodb"))
         topic = boto3.client("sns").create_topic(Name="on-call")["TopicArn"]

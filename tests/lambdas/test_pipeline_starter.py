@@ -10,9 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from .conftest import context_in, context_of
+from .conftest import context_in, context_of, moto
 
 EVENTS = Path(__file__).parents[1] / "events"
 PIPELINE = "mlgate-fraud-detection-training"
@@ -24,7 +23,7 @@ def event(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def starter(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    with mock_aws():
+    with moto():
         from pipeline_starter import handler
 
         client = boto3.client("sagemaker")

@@ -45,9 +45,14 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
-from moto import mock_aws
 
-from .conftest import LambdaContext, create_audit_table, create_idempotency_table, event
+from .conftest import (
+    LambdaContext,
+    create_audit_table,
+    create_idempotency_table,
+    event,
+    moto,
+)
 from .test_event_properties import anything
 
 NAMESPACE = "mlgate/fraud-detection/release"
@@ -568,7 +573,7 @@ def test_the_verifier_verifies_or_refuses_cleanly(verifier: Any, data: Any) -> N
 @pytest.fixture
 def tables() -> Iterator[Callable[[], None]]:
     """The idempotency and audit tables under moto; the function empties both."""
-    with mock_aws():
+    with moto():
         ddb = boto3.client("dynamodb")
         create_idempotency_table(ddb)
         create_audit_table(ddb)
