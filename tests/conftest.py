@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -101,6 +102,31 @@ def _synthesize(manifests: list[Any], outdir: Path, *, cfn_validation: bool = Tr
     return Synth(products=products, outdir=outdir)
 
 
+SUITE_TRICKS: dict[str, tuple[str, str]] = {
+    "botocore": ("1.44.8", "one parsed service model per search path (botocore's Loader._cache)"),
+    "moto": ("5.2.5", "one SNS signing key per worker; one boto3 session under mock_aws"),
+    "pytest": ("9.2.0", "xdist group suffixes written into item._id"),
+    "pytest-xdist": ("3.8.0", "xdist group suffixes written into item._id"),
+}
+"""Package -> the version the suite's speed tricks below were measured with, and what they
+patch there (private parts of each). With another version a trick stands down, saying so in
+one line, and the suite runs as stock (slower, never broken); tests/test_suite_tricks.py fails
+when a pin moves and this table was not revisited."""
+
+
+@functools.cache
+def tested(package: str) -> bool:
+    """Whether `package` is the version its tricks were tested with (one line if not)."""
+    from importlib.metadata import version
+
+    wanted, trick = SUITE_TRICKS[package]
+    found = version(package)
+    if found != wanted:
+        print(f"tests/conftest.py: {package} {found}, tested with {wanted}: stands down: {trick}",
+              file=sys.stderr)  # fmt: skip
+    return found == wanted
+
+
 def _lint_each_template_once() -> None:
     """cfn-lint takes about a second per template, and two checks lint the same synthesized
     templates (the cfn-lint test and the evidence pack's compliance section, both through
@@ -132,6 +158,8 @@ def _load_each_aws_model_once() -> None:
     as one loader's calls already share it. The models are the same files either way."""
     from botocore import loaders
 
+    if not tested("botocore"):
+        return
     shared: dict[tuple[str, ...], dict[Any, Any]] = {}
     init = loaders.Loader.__init__
 
@@ -156,6 +184,8 @@ def _one_sns_signing_key() -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
     from moto.sns import models
 
+    if not tested("moto"):
+        return
     key = functools.cache(lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
     models.Subscription.private_key = lambda self: key()  # type: ignore[method-assign]
 
@@ -214,6 +244,7 @@ def pytest_collection_modifyitems(
     from _pytest.nodeid import coerce_node_id
 
     grouping = bool(getattr(config.option, "loadgroup", False))
+    grouping = grouping and tested("pytest") and tested("pytest-xdist")
     ranks = {}
     for item in items:
         ranks[id(item)], group = _group(item)

@@ -27,6 +27,8 @@ from botocore.retries.standard import ExponentialBackoff
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
+from ..conftest import tested
+
 # Hooks build their idempotency stores at import, as in Lambda, from the stack's settings.
 os.environ.setdefault("IDEMPOTENCY_TABLE", "idempotency")
 
@@ -247,7 +249,8 @@ def shared_session() -> boto3.session.Session:
 def moto() -> Iterator[None]:
     """mock_aws() (empty backends, as every test's world starts), with the shared session."""
     with mock_aws():
-        boto3.DEFAULT_SESSION = shared_session()  # mock_aws puts back its own on exit
+        if tested("moto"):
+            boto3.DEFAULT_SESSION = shared_session()  # mock_aws puts back its own on exit
         yield
 
 
