@@ -167,6 +167,9 @@ def test_an_approved_version_is_released_with_its_evidence(release: Any) -> None
         "Approved",
         "2",
     )
+    # The audit event is dated by the registry's approval, not by the event's own time.
+    assert EVENT["time"] != written["approved_at"]
+    assert event["sk"].startswith(f"{written['approved_at']}#released#"), event["sk"]
 
 
 @pytest.mark.parametrize(
