@@ -119,7 +119,9 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
         env_name = getattr(stack, "env_name", None) or gate_wait_env
         rules[env_name] += watched_rules(stack)
     for env in ENV_NAMES:
-        local = [] if manifest.is_remote(env) else release_hooks
+        # A product-wide hook's alarms live once, in the home environment (Names.alarm's
+        # rule): both dashboards of one account would page twice for one function.
+        local = release_hooks if env == gate_wait_env else []
         stacks.extra[f"observability-{env}"] = ObservabilityStack(
             app,
             manifest=manifest,
