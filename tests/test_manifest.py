@@ -329,6 +329,17 @@ MORE_MISTAKES = [
         "column of data.curated; did you mean 'transaction_id'?",
     ),
     (
+        "a rule with an unclosed parenthesis",
+        _set("data.quality_rules.1", 'ColumnValues "amount" between (0 and 10'),
+        "data.quality_rules[1]: rule 'ColumnValues \"amount\" between (0 and 10': '(' is not "
+        "closed",
+    ),
+    (
+        "a rule closing a list it never opened",
+        _set("data.quality_rules.1", 'ColumnValues "is_fraud" in 0, 1]'),
+        "data.quality_rules[1]: rule 'ColumnValues \"is_fraud\" in 0, 1]': ']' closes nothing open",
+    ),
+    (
         "a rule type DQDL does not have",
         _set("data.quality_rules.1", 'IsCompleted "transaction_id"'),
         "data.quality_rules[1]: 'IsCompleted' is not a DQDL rule type; did you mean 'IsComplete'?",

@@ -195,6 +195,7 @@ class ProductMonitoring(Construct):
             cw.TextWidget(markdown="## Tier 1 — Business KPIs", width=WIDTH, height=1)
         )
         widgets: list[cw.IWidget] = []
+        model_metrics = ", ".join(x.name.value for x in self.manifest.metrics.model_metrics)
         for kpi in self.manifest.metrics.business_kpis:
             owner = self.manifest.contact(kpi.owner)
             metric = cw.Metric(
@@ -232,7 +233,7 @@ class ProductMonitoring(Construct):
                 missing=cw.TreatMissingData.MISSING,
                 meaning=f"{kpi.description} It is off its target ({word} {kpi.target} {kpi.unit}).",
                 checks=(
-                    "the model metrics tier below for a drop in precision or recall",
+                    f"the model metrics tier below ({model_metrics}) for one off its threshold",
                     "recent releases in the release pipeline and its audit trail",
                     "upstream business changes (campaigns, pricing, new markets)",
                 ),

@@ -31,6 +31,7 @@ from mlgate.manifest.data import (
     DataSource,
     Schema,
     dqdl_columns,
+    dqdl_unbalanced,
 )
 from mlgate.manifest.document import (
     Manifest,
@@ -157,6 +158,7 @@ __all__ = [
     "Text",
     "_FastUniqueKeyLoader",
     "dqdl_columns",
+    "dqdl_unbalanced",
     "load_manifest",
     "load_manifests",
     "manifest_paths",

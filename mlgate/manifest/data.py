@@ -135,6 +135,34 @@ def dqdl_columns(rule: str) -> tuple[str, tuple[str, ...]]:
     return match["type"], tuple(re.findall(r'"([^"]*)"', match["columns"]))
 
 
+_CLOSERS = {")": "(", "]": "["}
+
+
+def dqdl_unbalanced(rule: str) -> str | None:
+    """What is left open or closed too soon in a rule, outside its quoted strings (DQDL's
+    grammar nests parentheses and lists: https://docs.aws.amazon.com/glue/latest/dg/
+    dqdl.html), or None when the rule is balanced. Glue would refuse the ruleset at run time;
+    the manifest refuses it first."""
+    opened: list[str] = []
+    quoted = False
+    for char in rule:
+        if char == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char in "([":
+            opened.append(char)
+        elif char in _CLOSERS:
+            if not opened or opened[-1] != _CLOSERS[char]:
+                return f"'{char}' closes nothing open"
+            opened.pop()
+    if quoted:
+        return "a quoted name is not closed"
+    if opened:
+        return f"'{opened[-1]}' is not closed"
+    return None
+
+
 class Data(_Model):
     sources: tuple[DataSource, ...] = Field(min_length=1)
     """Raw data sources: the crawler catalogs each, the ETL job reads them all."""
@@ -182,6 +210,10 @@ class Data(_Model):
                 problems.append(
                     (f"quality_rules[{i}]", f"'{kind}' is not a DQDL rule type; {hint}")
                 )
+                continue
+            unbalanced = dqdl_unbalanced(rule)
+            if unbalanced:
+                problems.append((f"quality_rules[{i}]", f"rule '{rule}': {unbalanced}"))
                 continue
             for column in columns:
                 if column not in names:
