@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from mlgate.ml.images import TABLES
+from mlgate.manifest.catalog import TABLES
 
 ACCOUNT = "111111111111"
 REGION = "eu-west-1"

@@ -257,6 +257,15 @@ def test_each_mistake_is_named_exactly(
     assert problems(tmp_path, mutated(change)) == [expected]
 
 
+def test_a_framework_version_without_an_image_is_refused_at_validation(tmp_path: Path) -> None:
+    """Synth stopped on it with a traceback; validation names the field and what exists."""
+    (found,) = problems(tmp_path, mutated(_set("model.framework_version", "9.9-9")))
+    assert found.startswith(
+        "model.framework_version: xgboost has no image version '9.9-9'; the SDK knows "
+    )
+    assert "1.7-1" in found  # the default, which the SDK's tables hold
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     def two_mistakes(doc: dict[str, Any]) -> None:
         doc["environments"]["prod"]["account"] = "abc"

@@ -13,6 +13,7 @@ from pydantic import (
 
 from mlgate import schedules
 from mlgate.manifest.base import ENV_NAMES, EnvName, _CrossFieldErrors, _duplicates, _Model
+from mlgate.manifest.catalog import framework_problem
 from mlgate.manifest.data import NUMERIC_TYPES, Data, _not_a_column
 from mlgate.manifest.environments import Environment, Environments, Retention
 from mlgate.manifest.gates import Gate, GateKind, GatePlacement, Rice, Risk
@@ -323,7 +324,20 @@ class Manifest(_Model):
                     "(header row of feature names, then one record) and name it here",
                 )
             )
+        problems += self._image_problems()
         return problems
+
+    def _image_problems(self) -> list[tuple[str, str]]:
+        """The algorithm's framework version has an image in every environment's region (the
+        SageMaker SDK's image tables, read without importing the SDK: mlgate/ml/images.py),
+        so synth never stops on it later with a traceback."""
+        found: list[tuple[str, str]] = []
+        regions = dict.fromkeys(self.environment(env).region for env in ENV_NAMES)
+        for region in regions:
+            problem = framework_problem(self.model.algorithm, self.model.version, region)
+            if problem and ("model.framework_version", problem) not in found:
+                found.append(("model.framework_version", problem))
+        return found
 
     def _retention_problems(self) -> list[tuple[str, str]]:
         """Each data class outlasts what reads it; the audit trail outlasts every data class."""

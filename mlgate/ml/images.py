@@ -6,32 +6,16 @@ pay. tests/ml check every URI against the SDK's own `image_uris.retrieve`.
 
 from __future__ import annotations
 
-import json
-import sys
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from mlgate.manifest import Algorithm, Manifest
+from mlgate.manifest.catalog import sdk_table as _table
 
-TABLES = Path("sagemaker") / "core" / "image_uri_config"
 # Pinned by tag, not by digest: the SDK's tables give each image version a repository, a
 # registry account per region and tags, and no digest (no "digest" or "sha256:" in any of
 # sagemaker/core/image_uri_config/*.json; tests/ml/test_pipeline_definition.py fails the day
 # one appears, so it is pinned then). A digest read from ECR at synth would need the network
 # and the registry's credentials, which synth never uses.
-
-
-@cache
-def _table(name: str) -> dict[str, Any]:
-    for entry in sys.path:
-        path = Path(entry) / TABLES / f"{name}.json"
-        if path.is_file():
-            table: dict[str, Any] = json.loads(path.read_text())
-            return table
-    raise FileNotFoundError(
-        f"the SageMaker SDK's image table {name}.json is not installed (requirements-sagemaker.txt)"
-    )
 
 
 def _uri(versions: dict[str, Any], version: str, region: str, tag: str) -> str:
