@@ -338,6 +338,16 @@ MORE_MISTAKES = [
         "column of data.curated; did you mean 'transaction_id'?",
     ),
     (
+        "an empty code block",
+        _set("model.code", None),
+        "model.code: expected a section of keys (got None); leave the key out to take its defaults",
+    ),
+    (
+        "a nested hyper-parameter",
+        _set("model.hyperparameters", {"max_depth": {"value": 6}}),
+        "model.hyperparameters.max_depth: expected text, an integer or a number (got {'value': 6})",
+    ),
+    (
         "a rule with an unclosed parenthesis",
         _set("data.quality_rules.1", 'ColumnValues "amount" between (0 and 10'),
         "data.quality_rules[1]: rule 'ColumnValues \"amount\" between (0 and 10': '(' is not "

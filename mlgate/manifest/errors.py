@@ -14,11 +14,38 @@ from pydantic import (
 from mlgate.manifest.base import IMAGE_URI, RELATIVE_PATH, _CrossFieldErrors
 from mlgate.manifest.document import Manifest
 
+# pydantic names each branch of a union in the error's location ("...nested.int"); a reader
+# wants the field once, with what it may be.
+_BRANCHES = {
+    "str": "text", "constrained-str": "text", "int": "an integer", "float": "a number",
+    "bool": "true or false",
+}  # fmt: skip
+
+
+def _merge_branches(errors: list[Any]) -> list[Any]:
+    """One error per field for a value no branch of its union takes."""
+    merged: list[Any] = []
+    by_field: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for e in errors:
+        loc = tuple(e["loc"])
+        if loc and loc[-1] in _BRANCHES and e["type"].endswith(("_type", "_parsing")):
+            field = loc[:-1]
+            if field in by_field:
+                by_field[field]["expected"].append(_BRANCHES[loc[-1]])
+                continue
+            entry = {"loc": field, "type": "union_of", "input": e["input"],
+                     "expected": [_BRANCHES[loc[-1]]], "msg": e["msg"]}  # fmt: skip
+            by_field[field] = entry
+            merged.append(entry)
+        else:
+            merged.append(e)
+    return merged
+
 
 def _describe(err: ValidationError) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     meant: set[str] = set()  # keys a misspelling was meant as: "is required" would repeat it
-    for e in err.errors():
+    for e in _merge_branches(err.errors()):
         loc = _dotted(e["loc"])
         ctx = e.get("ctx") or {}
         inner = ctx.get("error")
@@ -58,6 +85,15 @@ def _describe(err: ValidationError) -> list[tuple[str, str]]:
             problems.append(
                 (loc, f"{e['input']} reads as a number in YAML: quote it, '{e['input']}' (an "
                  "unquoted account id also loses any leading zero)")
+            )  # fmt: skip
+        elif kind == "union_of":
+            kinds = list(dict.fromkeys(e["expected"]))
+            what = ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+            problems.append((loc, f"expected {what} (got {e['input']!r})"))
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            problems.append(
+                (loc, f"expected a section of keys (got {e['input']!r}); leave the key out to "
+                 "take its defaults")
             )  # fmt: skip
         elif kind == "value_error":
             problems.append((loc, str(inner) if inner is not None else e["msg"]))
