@@ -60,12 +60,12 @@ $(STAMPS)/spark-classes: requirements-dev.txt tools/spark_classes.py | $(STAMPS)
 	$(BIN)/python tools/spark_classes.py
 	@touch $@
 
-# The wheel sets mlgate ships (mlgate/wheelsets.py): the hooks' Powertools layer and the
+# The wheel sets mlgate ships (mlgate/infra/wheelsets.py): the hooks' Powertools layer and the
 # monitoring job's wheelhouse, downloaded once per lock with every hash checked and packed under
 # .venv/wheelsets. Synth reads them and never downloads; a set missing there stops it with one
 # line naming `make wheels`.
 WHEEL_LOCKS := requirements-powertools.lock requirements-monitoring.lock
-$(STAMPS)/wheels: $(WHEEL_LOCKS) mlgate/wheelsets.py tools/wheels.py | $(BIN)/python
+$(STAMPS)/wheels: $(WHEEL_LOCKS) mlgate/infra/wheelsets.py tools/wheels.py | $(BIN)/python
 	$(BIN)/python tools/wheels.py build
 	@mkdir -p $(STAMPS) && touch $@
 

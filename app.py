@@ -9,7 +9,7 @@ synth_tuning.tune()
 
 import aws_cdk as cdk  # noqa: E402
 
-from mlgate.app import build_app, fresh_outdir, manifests_or_exit  # noqa: E402
+from mlgate.infra.app import build_app, fresh_outdir, manifests_or_exit  # noqa: E402
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from _common import ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from mlgate.wheelsets import CACHE, MONITORING, POWERTOOLS, dev_pin
+from mlgate.infra.wheelsets import CACHE, MONITORING, POWERTOOLS, dev_pin
 from tools.wheels import runtime_python
 
 SDK = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python_dateutil", "six")

@@ -20,8 +20,8 @@ from _common import ROOT, table
 
 sys.path.insert(0, str(ROOT))
 
+from mlgate.infra.product_code import generator_module, transform_module
 from mlgate.manifest import load_manifests
-from mlgate.product_code import generator_module, transform_module
 from tools.local_pipeline import local_spark, write_curated, write_sources
 
 

@@ -34,11 +34,11 @@ from urllib.parse import urlencode
 
 from _common import ROOT, table
 
-LAMBDAS = ROOT / "mlgate" / "lambdas"
+LAMBDAS = ROOT / "mlgate" / "runtime" / "hooks"
 HOOKS = sorted(p.name for p in LAMBDAS.iterdir() if (p / "handler.py").exists())
 
 
-# What the stack sets (mlgate/constructs/hooks.py): every idempotent hook builds its store at
+# What the stack sets (mlgate/infra/constructs/hooks.py): every idempotent hook builds its store at
 # import, Powertools' Metrics reads its namespace, pydantic is told it has no plugins to find.
 HOOK_ENV = {
     "AWS_DEFAULT_REGION": "eu-west-1",
@@ -175,7 +175,7 @@ def _deployed() -> Path:
     as AWS recommends) on a read-only /var/task, so each cold start compiles the hook's modules
     from source; the tests' own __pycache__ folders must not make the hooks look faster."""
     sys.path.insert(0, str(ROOT))
-    from mlgate.constructs.hooks import ASSET_EXCLUDES
+    from mlgate.infra.constructs.hooks import ASSET_EXCLUDES
 
     target = Path(tempfile.mkdtemp(prefix="mlgate-hooks-")) / "task"
     patterns = [pattern.removeprefix("**/") for pattern in ASSET_EXCLUDES]
@@ -315,7 +315,7 @@ def warm(repeats: int) -> dict[str, tuple[float, str]]:
         )
         topic = boto3.client("sns").create_topic(Name="on-call")["TopicArn"]
         # The drift responder's and the pipeline starter's settings, as their constructs set
-        # them (mlgate/constructs/drift.py, mlgate/stacks/training.py).
+        # them (mlgate/infra/constructs/drift.py, mlgate/infra/stacks/training.py).
         alarm = world.drift_alarm_name("staging")
         os.environ.update(
             {"PIPELINE_NAME": "p", "COOLDOWN_TABLE": "cooldown", "OWNERS_TOPIC_ARN": topic,

@@ -36,15 +36,15 @@ sys.path.insert(0, {root!r})
 mode, folder = {mode!r}, Path({folder!r})
 start = time.perf_counter()
 if mode == "job":
-    from mlgate.monitoring_job import run
+    from mlgate.runtime.monitoring_job import run
     run.main({argv!r})
 elif mode == "start-up":
-    from mlgate.monitoring_job import run
+    from mlgate.runtime.monitoring_job import run
 else:
     import numpy as np, pandas as pd
     from scipy.spatial.distance import jensenshannon
     from scipy.stats import wasserstein_distance
-    from mlgate.monitoring_job import capture
+    from mlgate.runtime.monitoring_job import capture
     got = capture.read_capture(capture.jsonl_files(folder / "capture"), {features!r}, {cats!r})
     if mode == "pandas drift":
         ref = capture.typed(pd.read_csv(folder / "baseline.csv", dtype=str), {cats!r})

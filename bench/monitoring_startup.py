@@ -27,7 +27,7 @@ from pathlib import Path
 from _common import ROOT, table
 
 sys.path.insert(0, str(ROOT))
-from mlgate.wheelsets import MONITORING
+from mlgate.infra.wheelsets import MONITORING
 from tools.wheels import target_flags
 
 PIP = [sys.executable, "-m", "pip", "install", "--isolated", "--disable-pip-version-check", "-q"]

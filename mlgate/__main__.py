@@ -1,5 +1,5 @@
-"""`python -m mlgate <command>`: see mlgate/cli.py."""
+"""`python -m mlgate <command>`: see mlgate/cli/commands.py."""
 
-from mlgate.cli import main
+from mlgate.cli.commands import main
 
 raise SystemExit(main())

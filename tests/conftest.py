@@ -90,7 +90,7 @@ def _synthesize(manifests: list[Any], outdir: Path, *, cfn_validation: bool = Tr
 
     import aws_cdk as cdk
 
-    from mlgate.app import build_app
+    from mlgate.infra.app import build_app
 
     # The same feature flags as `cdk synth` reads from cdk.json, so tests see what deploys.
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -130,11 +130,11 @@ def tested(package: str) -> bool:
 def _lint_each_template_once() -> None:
     """cfn-lint takes about a second per template, and two checks lint the same synthesized
     templates (the cfn-lint test and the evidence pack's compliance section, both through
-    mlgate.governance.lint): each distinct template text is linted once per region in a
+    mlgate.cli.governance.lint): each distinct template text is linted once per region in a
     worker, and every caller gets that run's findings."""
     import hashlib
 
-    from mlgate.governance import lint as cfn
+    from mlgate.cli.governance import lint as cfn
 
     lint = cfn.lint
     found: dict[tuple[str, str], list[Any]] = {}
@@ -346,7 +346,7 @@ APPS = ("examples", "scaffold")
 @pytest.fixture(scope="session")
 def examples(synth: Synth) -> Any:
     """Every example product, from the suite's one synthesis, as a service_rules.App."""
-    from mlgate.service_rules import App
+    from mlgate.infra.service_rules import App
 
     return App.from_cloud_assembly(synth.outdir)
 
@@ -355,9 +355,9 @@ def examples(synth: Synth) -> Any:
 def scaffold(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A product as `python -m mlgate new` makes it, synthesized on the synthesis' worker
     (without CDK's CloudFormation validation, as the shared synthesis)."""
-    from mlgate.cli import main
+    from mlgate.cli.commands import main
+    from mlgate.infra.service_rules import App
     from mlgate.manifest import load_manifest
-    from mlgate.service_rules import App
 
     parent = tmp_path_factory.mktemp("products")
     assert main(["new", "churn-risk", "--dir", str(parent)]) == 0

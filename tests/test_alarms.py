@@ -1,4 +1,4 @@
-"""One alarm factory (mlgate/constructs/alarms.py), one naming rule (Names.alarm).
+"""One alarm factory (mlgate/infra/constructs/alarms.py), one naming rule (Names.alarm).
 
 - The factory, built in a bare `Stack()` from names, a runbook and two topics (no manifest):
   the names, the description format and the routing it gives an alarm.
@@ -24,9 +24,9 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
-from mlgate.constructs.alarms import CRITICAL, WARNING, AlarmFactory, Owner, hook_alarm
-from mlgate.naming import ALARM_NAME, Names, home_env
-from mlgate.service_rules import ACCOUNT, REGION, App, Resource, Stack
+from mlgate.infra.constructs.alarms import CRITICAL, WARNING, AlarmFactory, Owner, hook_alarm
+from mlgate.infra.naming import ALARM_NAME, Names, home_env
+from mlgate.infra.service_rules import ACCOUNT, REGION, App, Resource, Stack
 
 from .conftest import APPS
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlgate.cli import main
+from mlgate.cli.commands import main
 from mlgate.manifest import load_manifests
 
 from .conftest import DEFAULT_MANIFEST, EXAMPLES, ROOT
@@ -75,7 +75,7 @@ def test_synth_of_a_bad_manifest_stops_before_anything_is_written(tmp_path: Path
 
 
 def test_the_manifest_reference_page_is_current() -> None:
-    from mlgate.reference import BEGIN, END, manifest_reference
+    from mlgate.manifest.reference import BEGIN, END, manifest_reference
 
     readme = (ROOT / "docs" / "manifest-reference.md").read_text()
     section = readme[readme.index(BEGIN) + len(BEGIN) : readme.index(END)]
@@ -86,7 +86,7 @@ def test_the_manifest_reference_page_is_current() -> None:
 
 
 def test_every_reference_table_row_is_one_line() -> None:
-    from mlgate.reference import manifest_reference
+    from mlgate.manifest.reference import manifest_reference
 
     tables = [b for b in manifest_reference().split("\n\n") if "|---|" in b]
     assert len(tables) > 10
@@ -133,7 +133,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r} (not installed by this target)")
 sys.meta_path.insert(0, Block())
 sys.argv = ["mlgate", *sys.argv[2:]]
-from mlgate.cli import main
+from mlgate.cli.commands import main
 raise SystemExit(main(sys.argv[1:]))
 """
 

@@ -10,9 +10,9 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from mlgate.constructs.compliance import acknowledge, enable_compliance_checks
-from mlgate.governance import lint as cfn
-from mlgate.reporting import stack_environments
+from mlgate.cli.governance import lint as cfn
+from mlgate.cli.reporting import stack_environments
+from mlgate.infra.constructs.compliance import acknowledge, enable_compliance_checks
 
 # cfn-lint rules ignored across mlgate, each with its reason. Keep this list short.
 IGNORED_CFN_LINT_RULES: dict[str, str] = {
@@ -148,7 +148,7 @@ def test_the_deputy_check_notices_an_unguarded_topic_policy() -> None:
 
 
 def test_the_shared_rules_find_what_a_fresh_cfn_lint_finds(synth: Any) -> None:
-    """mlgate.governance.lint keeps one cfn-lint Runner (its loaded rules) per region for many
+    """mlgate.cli.governance.lint keeps one cfn-lint Runner (its loaded rules) per region for many
     templates, as cfn-lint's command line does: its findings equal `cfnlint.api.lint`'s, which
     builds a new one per template: on the smallest synthesized template (the others already
     ran through the shared rules), a broken one and text that is no template at all."""
@@ -185,7 +185,7 @@ def test_keys_admit_the_publishing_services_in_sns_s_documented_form(
     """SNS documents the key policy for AWS services publishing to an encrypted topic without a
     condition, and documents no source keys on the request it makes to KMS for them: a
     condition there could fail closed and drop every alarm and failure notice
-    (mlgate/stacks/foundation.py). The topic policies above carry the source conditions."""
+    (mlgate/infra/stacks/foundation.py). The topic policies above carry the source conditions."""
     synth = request.getfixturevalue(app)
     for path in synth.template_files:
         for statement in deputy_key_statements(json.loads(path.read_text())):

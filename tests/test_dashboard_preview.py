@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlgate.cli import main
+from mlgate.cli.commands import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [

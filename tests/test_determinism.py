@@ -85,10 +85,10 @@ def test_no_asset_carries_bytecode_caches(synth: Any) -> None:
     hash (and so the templates) would change with whatever ran before `cdk synth`. The wheel
     sets are not from the checkout: tools/wheels.py builds them, the layer with the bytecode
     it ships on purpose (tests/test_layer_bytecode.py), under a key of their locks."""
-    from mlgate.wheelsets import SETS
+    from mlgate.infra.wheelsets import SETS
 
     built = {f"asset.{s.asset_hash}.zip" for s in SETS.values()}
-    if not any((ROOT / "mlgate" / "lambdas").rglob("__pycache__")):
+    if not any((ROOT / "mlgate" / "runtime" / "hooks").rglob("__pycache__")):
         pytest.skip("no bytecode was written (PYTHONDONTWRITEBYTECODE): there is none to leak")
     found = []
     for asset in synth.outdir.glob("asset.*"):

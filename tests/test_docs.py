@@ -57,7 +57,8 @@ def _make_targets() -> set[str]:
 
 
 def _cli_commands() -> set[str]:
-    return set(re.findall(r'add_parser\(\s*"([a-z-]+)"', (ROOT / "mlgate" / "cli.py").read_text()))
+    source = (ROOT / "mlgate" / "cli" / "commands.py").read_text()
+    return set(re.findall(r'add_parser\(\s*"([a-z-]+)"', source))
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)

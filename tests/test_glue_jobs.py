@@ -171,7 +171,7 @@ def run_job(
 def test_curation_then_quality_as_glue_runs_them(
     synth: Synth, product: str, spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlgate.product_code import generator_module
+    from mlgate.infra.product_code import generator_module
 
     manifest = synth.product(product).manifest
     _, curate = glue_job(synth, product, "curate")

@@ -14,9 +14,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 
-from mlgate.cli import main
-from mlgate.governance.evidence import collect
-from mlgate.governance.pack import build, html, markdown
+from mlgate.cli.commands import main
+from mlgate.cli.governance.evidence import collect
+from mlgate.cli.governance.pack import build, html, markdown
 from mlgate.manifest import load_manifest
 
 from .conftest import DEFAULT_MANIFEST, EXAMPLES, PRODUCTS
@@ -128,7 +128,7 @@ def test_report_needs_a_synth_first(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_html_escapes_template_content() -> None:
-    from mlgate.governance.pack import Section
+    from mlgate.cli.governance.pack import Section
 
     page = html(MANIFEST, [Section("T", "p", notes=["<script>alert(1)</script>"])])
     assert "<script>alert" not in page
@@ -169,7 +169,7 @@ def test_cross_account_access_is_listed_with_the_roles_it_admits(cross_account: 
 def test_the_evidence_pack_lists_each_environment_s_monitor(folder: str) -> None:
     """Per environment: the engine, its schedule, the manifest's drift rule and thresholds,
     model quality only with ground truth, and where the reports go."""
-    from mlgate.governance.pack import monitors
+    from mlgate.cli.governance.pack import monitors
     from mlgate.manifest import MonitoringEngine
 
     m = load_manifest(EXAMPLES / folder / "manifest.yaml")
@@ -198,7 +198,7 @@ def test_the_pack_shows_each_data_class_s_retention_and_the_rule_that_enforces_i
     templates hold for it; a class the templates do not expire is called out."""
     import dataclasses
 
-    from mlgate.governance.pack import retention
+    from mlgate.cli.governance.pack import retention
 
     manifest = load_manifest(EXAMPLES / folder / "manifest.yaml")
     evidence = collect(synth.outdir, lint=False, product=manifest.product.name)
@@ -224,7 +224,7 @@ def test_the_pack_shows_each_data_class_s_retention_and_the_rule_that_enforces_i
 
 def _roles_in_words(synth: Any, manifest: Any) -> tuple[list[list[str]], list[list[str]]]:
     """The words table and the raw grants table of a product's security section."""
-    from mlgate.governance.pack import security
+    from mlgate.cli.governance.pack import security
 
     evidence = collect(synth.outdir, lint=False, product=manifest.product.name)
     tables = dict(security(evidence).tables)
@@ -247,8 +247,8 @@ def test_every_role_with_a_grant_is_described_in_words(product: Any, synth: Any)
     """Every role of the raw grants table has a row in words: who may assume it, what it may
     do; the deployer may pass only the Serving stacks' CloudFormation roles, and only to
     CloudFormation; a role another account's deployer assumes says which role that is."""
+    from mlgate.infra.naming import Names
     from mlgate.manifest import ENV_NAMES
-    from mlgate.naming import Names
 
     manifest = product.manifest
     names = Names.of(manifest)
@@ -326,8 +326,8 @@ def test_statements_read_in_words_and_an_unknown_action_is_shown_as_it_stands() 
     """The translator on hand-built statements: verbs by access level, a passed role and where
     it may go, a key used only through a service, a tag condition, a wildcard; an action it
     cannot translate (misspelt, or no action at all) is listed as the template has it."""
-    from mlgate.governance.evidence import Grant
-    from mlgate.governance.pack import grants_in_words
+    from mlgate.cli.governance.evidence import Grant
+    from mlgate.cli.governance.pack import grants_in_words
 
     def words(actions: list[str], resources: list[str], **conditions: Any) -> str:
         grant = Grant("s", "r", actions, resources, dict(conditions))

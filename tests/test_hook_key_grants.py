@@ -6,7 +6,7 @@
 - the audit trail is append-only by IAM: no role may update or delete its "gate#" event items
   (dynamodb:LeadingKeys), and no role touches it without a key-prefix condition;
 - every hook's dead-letter queue is encrypted with a KMS key and keeps an event only as long as
-  what it carries allows (mlgate/constructs/hooks.py);
+  what it carries allows (mlgate/infra/constructs/hooks.py);
 - the public gate callback URL has no CORS, and on-call hears of a flood of requests to it.
 
 Each check fails on its broken form, shown beside it."""
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mlgate.service_rules import App, Resource
+from mlgate.infra.service_rules import App, Resource
 
 from .conftest import APPS
 
@@ -236,7 +236,7 @@ def test_every_dead_letter_queue_keeps_events_only_as_long_as_they_may_be_redriv
 ) -> None:
     """Job events (artifact credentials) an hour, approval notifications (approval tokens) the
     longest manual gate's timeout, others 14 days; each queue encrypted with the product key."""
-    from mlgate.constructs.hooks import dead_letter_retention
+    from mlgate.infra.constructs.hooks import dead_letter_retention
     from mlgate.manifest import GateKind
 
     seen = {}
@@ -284,7 +284,7 @@ def test_the_callback_url_has_no_cors_and_takes_no_iam_auth(synth: Any, product:
 def test_on_call_hears_of_a_flood_of_requests_to_the_callback(synth: Any, product: Any) -> None:
     """Url4xxCount of the callback's URL over FLOOD_REFUSALS in five minutes, and any
     throttled invocation, each alarm to on-call."""
-    from mlgate.constructs.gate_hooks import FLOOD_REFUSALS
+    from mlgate.infra.constructs.gate_hooks import FLOOD_REFUSALS
 
     resources = callback_of(synth, product)
     (function,) = [k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"
@@ -310,7 +310,8 @@ def test_every_audit_writer_keeps_items_for_the_manifest_s_audit_retention(
     synth: Any, product: Any
 ) -> None:
     """The audit table's TTL (expires_at) follows retention.audit: each hook that writes it is
-    told the days (lambdas/shared/audit.py); a writer without them would keep items forever."""
+    told the days (mlgate/runtime/hooks/shared/audit.py); a writer without them would keep items
+    forever."""
     writers = [
         r["Properties"]["Environment"]["Variables"]
         for r in callback_of(synth, product).values()

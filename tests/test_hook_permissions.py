@@ -17,7 +17,7 @@ import pytest
 
 from .conftest import APPS, ROOT
 
-LAMBDAS = ROOT / "mlgate" / "lambdas"
+LAMBDAS = ROOT / "mlgate" / "runtime" / "hooks"
 # Granted by the platform around every hook, not called by the handler's code: logs, keys,
 # and the on-failure destination Lambda itself sends a failed event to.
 AMBIENT = re.compile(r"^(logs|kms|xray):|^sqs:(SendMessage|GetQueueAttributes|GetQueueUrl)$")
@@ -113,7 +113,7 @@ def test_every_hook_role_allows_exactly_what_the_hook_calls(synth: Any) -> None:
 def test_with_prod_elsewhere_hooks_and_the_roles_they_assume_allow_exactly_their_calls(
     cross_account: Any,
 ) -> None:
-    from mlgate.naming import Names
+    from mlgate.infra.naming import Names
 
     assert check(cross_account.outdir) == []
     manifest = cross_account.products[0].manifest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgate.wheelsets import POWERTOOLS
+from mlgate.infra.wheelsets import POWERTOOLS
 from tools.wheels import missing_bytecode, runtime_python
 
 

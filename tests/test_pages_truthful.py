@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from mlgate.governance.pack import write
-from mlgate.observability.preview import markdown_html, write_previews
-from mlgate.reporting import Assembly
+from mlgate.cli.governance.pack import write
+from mlgate.cli.observability.preview import markdown_html, write_previews
+from mlgate.cli.reporting import Assembly
 
 from .test_dashboard_preview import dom
 

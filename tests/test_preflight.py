@@ -17,9 +17,9 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
-from mlgate import preflight
+from mlgate.cli import preflight
+from mlgate.infra.naming import Names
 from mlgate.manifest import Manifest, load_manifests, parse_manifest
-from mlgate.naming import Names
 from tools.preflight_double import World, healthy_world
 
 from .conftest import EXAMPLES, ROOT
@@ -554,7 +554,7 @@ def test_model_monitor_refused_fails_and_an_account_without_it_warns(product: st
 def test_no_credentials_is_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mlgate.cli import main
+    from mlgate.cli.commands import main
 
     for variable in list(os.environ):
         if variable.startswith("AWS_") and variable not in ("AWS_REGION", "AWS_DEFAULT_REGION"):
@@ -574,7 +574,7 @@ def test_no_credentials_is_one_line(
 def test_credentials_of_another_account_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     from moto import mock_aws
 
-    from mlgate.cli import main
+    from mlgate.cli.commands import main
 
     with mock_aws():  # moto's callers are account 123456789012
         code = main(["preflight", str(EXAMPLES / "delivery-time")])
@@ -617,7 +617,7 @@ def test_a_profile_of_another_account_for_prod_is_one_line(
 
 
 def test_the_double_runs_both_products_offline(capsys: pytest.CaptureFixture[str]) -> None:
-    from mlgate.cli import main
+    from mlgate.cli.commands import main
 
     code = main(["preflight", str(EXAMPLES), "--double", "--cdk-out", str(ROOT / "cdk.out")])
     out, err = capsys.readouterr()
@@ -640,7 +640,7 @@ def test_make_preflight_with_the_double_reads_no_network_in_a_fresh_process() ->
         "import socket, sys\n"
         "def refuse(self, address): raise OSError(f'network use: {address}')\n"
         "socket.socket.connect = refuse\n"
-        "from mlgate.cli import main\n"
+        "from mlgate.cli.commands import main\n"
         f"sys.exit(main(['preflight', {str(EXAMPLES)!r}, '--double']))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -683,13 +683,13 @@ def test_the_minimum_bootstrap_version_is_what_the_templates_check() -> None:
 
 
 def test_the_hooks_counted_are_the_hooks_mlgate_deploys() -> None:
-    hooks = {p.parent.name for p in (ROOT / "mlgate" / "lambdas").glob("*/handler.py")}
+    hooks = {p.parent.name for p in (ROOT / "mlgate" / "runtime" / "hooks").glob("*/handler.py")}
     assert set(preflight.HOME_HOOKS) | set(preflight.ENV_HOOKS) == hooks
 
 
 def test_the_monitoring_instance_is_the_monitoring_jobs() -> None:
     for path, name in (("evidently.py", "INSTANCE"), ("model_monitor.py", "MONITOR_INSTANCE")):
-        text = (ROOT / "mlgate" / "constructs" / path).read_text()
+        text = (ROOT / "mlgate" / "infra" / "constructs" / path).read_text()
         found = re.search(rf'^{name} = "([^"]+)"', text, re.MULTILINE)
         assert found, path
         assert found[1] == preflight.MONITOR_INSTANCE, path

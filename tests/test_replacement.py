@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mlgate.reporting import stack_environments
+from mlgate.cli.reporting import stack_environments
 
 from .conftest import Synth
 

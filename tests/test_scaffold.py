@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlgate.cli import main
+from mlgate.cli.commands import main
 from mlgate.manifest import load_manifest
 
 from .conftest import ROOT
@@ -53,7 +53,7 @@ def test_the_scaffold_writes_each_data_class_s_retention_with_its_reason(
 def test_the_scaffold_synthesizes_with_cdk_nag_passing(scaffolded: Path, tmp_path: Path) -> None:
     import aws_cdk as cdk
 
-    from mlgate.app import build_app
+    from mlgate.infra.app import build_app
 
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     app = cdk.App(outdir=str(tmp_path), context=context)

@@ -1,5 +1,5 @@
 """Every execution role can do what AWS services do with it on the product's behalf
-(mlgate/service_permissions.py), for every example product, in the home account and in a prod
+(mlgate/infra/service_permissions.py), for every example product, in the home account and in a prod
 account of its own."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from mlgate.infra.naming import Names
+from mlgate.infra.service_permissions import TABLE, ServiceUse
 from mlgate.manifest import ENV_NAMES, Manifest
-from mlgate.naming import Names
-from mlgate.service_permissions import TABLE, ServiceUse
 
 from .conftest import Synth
 

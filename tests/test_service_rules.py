@@ -1,5 +1,5 @@
 """Every template of every example product, and of a product `python -m mlgate new` makes,
-keeps every rule AWS documents for the properties mlgate sets (mlgate/service_rules.py), and
+keeps every rule AWS documents for the properties mlgate sets (mlgate/infra/service_rules.py), and
 every rule fails on its own broken example."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mlgate.service_rules import REVIEWED, TABLE, App, ServiceRule, violations
+from mlgate.infra.service_rules import REVIEWED, TABLE, App, ServiceRule, violations
 
 from .conftest import APPS, Synth
 

@@ -81,7 +81,7 @@ process = Kernel().provider._process
 send = process.send
 calls = []
 process.send = lambda request, kind: calls.append(type(request).__name__) or send(request, kind)
-import mlgate.app, mlgate.manifest
+import mlgate.infra.app, mlgate.manifest
 mlgate.manifest.load_manifests("examples")
 print(calls)
 """

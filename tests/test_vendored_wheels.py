@@ -1,4 +1,4 @@
-"""The wheel sets mlgate ships (mlgate/wheelsets.py) are what the tests run, and install with
+"""The wheel sets mlgate ships (mlgate/infra/wheelsets.py) are what the tests run, and install with
 no network: the hooks' Powertools layer is built from requirements-dev.txt's Powertools, the
 Evidently job installs from its own wheelhouse only, hash-checked, and synth never downloads."""
 
@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from mlgate import wheelsets
-from mlgate.constructs import evidently, hooks
+from mlgate.infra import wheelsets
+from mlgate.infra.constructs import evidently, hooks
+from mlgate.infra.ml.images import MONITORING_FRAMEWORK
+from mlgate.infra.wheelsets import MONITORING, POWERTOOLS, MissingWheelSet, WheelSet, dev_pin, pins
 from mlgate.manifest import ENV_NAMES
-from mlgate.ml.images import MONITORING_FRAMEWORK
-from mlgate.wheelsets import MONITORING, POWERTOOLS, MissingWheelSet, WheelSet, dev_pin, pins
 from tools import wheels
 
 from .conftest import ROOT, Synth, python_code

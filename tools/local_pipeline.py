@@ -20,9 +20,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mlgate.infra.product_code import (
+    generator_module,
+    load_module,
+    training_contract,
+    transform_module,
+)
 from mlgate.manifest import Algorithm, Manifest
-from mlgate.ml.scripts import evaluate, preprocess
-from mlgate.product_code import generator_module, load_module, training_contract, transform_module
+from mlgate.runtime.ml.scripts import evaluate, preprocess
 
 
 @dataclass

@@ -27,9 +27,9 @@ from typing import Any
 import boto3
 from botocore.stub import Stubber
 
-from mlgate import preflight
+from mlgate.cli import preflight
+from mlgate.infra.naming import Names
 from mlgate.manifest import Manifest
-from mlgate.naming import Names
 
 BANNER = (
     "TEST DOUBLE: every check below ran against moto and botocore Stubber answers set up as "

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from mlgate.manifest import EnvName
 
 ROOT = Path(__file__).resolve().parent.parent
-LAMBDAS = ROOT / "mlgate" / "lambdas"
+LAMBDAS = ROOT / "mlgate" / "runtime" / "hooks"
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 SIGNING_SECRET = "rehearsal-signing-secret"
 TEAM_ID, APP_ID = "T0REHEARSE", "A0REHEARSE"
@@ -200,7 +200,7 @@ def lambda_context(name: str = "hook") -> LambdaContext:
 
 def offline(*, metrics: bool = False) -> None:
     """Hooks import as in Lambda, with fake credentials and quiet logs (also for bench/): the
-    stack's settings every hook gets (mlgate/constructs/hooks.py), and Powertools' Metrics off
+    stack's settings every hook gets (mlgate/infra/constructs/hooks.py), and Powertools' Metrics off
     unless `metrics` (its EMF lines would interleave the timeline)."""
     if str(LAMBDAS) not in sys.path:
         sys.path.insert(0, str(LAMBDAS))
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from mlgate.cli import default_target
+    from mlgate.cli.commands import default_target
     from mlgate.manifest import ManifestBatchError, load_manifests
 
     try:
@@ -352,7 +352,7 @@ class Rehearsal:
     def __init__(self, work: Path, manifest: Any) -> None:
         import boto3
 
-        from mlgate.naming import Names
+        from mlgate.infra.naming import Names
 
         self.work = work
         self.manifest = manifest
@@ -461,7 +461,7 @@ class Rehearsal:
     def account_client(self, env: EnvName, service: str) -> Any:
         """A client in the environment's own account: under its deploy role when that account
         is not the home account (moto keeps accounts apart by credentials, as AWS does)."""
-        from mlgate.naming import role_arn
+        from mlgate.infra.naming import role_arn
 
         if not self.manifest.is_remote(env):
             return self.boto3.client(service)
@@ -517,7 +517,7 @@ class Rehearsal:
             for g in self.manifest.pipeline_gates
             if g.kind.value == "manual"
         }
-        from mlgate.gates import encoded, gate_context, thresholds
+        from mlgate.infra.gates import encoded, gate_context, thresholds
 
         context = gate_context(
             self.manifest,
@@ -641,7 +641,7 @@ class Rehearsal:
         return report
 
     def register(self, report: dict[str, Any]) -> str:
-        from mlgate.monitoring_job.sources import BASELINE_PROPERTY
+        from mlgate.runtime.monitoring_job.sources import BASELINE_PROPERTY
 
         model = self.manifest.model
         sm = self.boto3.client("sagemaker")
@@ -766,7 +766,7 @@ class Rehearsal:
     def roles(self, env: EnvName, task: str) -> dict[str, str]:
         """The role a release hook assumes in an environment of another account, as the
         release pipeline passes it."""
-        from mlgate.naming import role_arn
+        from mlgate.infra.naming import role_arn
 
         if not self.manifest.is_remote(env):
             return {}
@@ -776,7 +776,7 @@ class Rehearsal:
     def deploy(self, env: EnvName, arn: str) -> None:
         from deployer import handler as deployer
 
-        from mlgate.naming import role_arn
+        from mlgate.infra.naming import role_arn
 
         stack = self.name(env, "stack")
         service_role = role_arn(self.manifest.environment(env).account,
@@ -1138,9 +1138,9 @@ class Rehearsal:
         writes capture (hour folders of JSON Lines), under moto's S3, SSM and CloudWatch."""
         from datetime import timedelta
 
-        from mlgate.monitoring_args import job_arguments
-        from mlgate.monitoring_job import run as job
-        from mlgate.naming import Names
+        from mlgate.infra.monitoring_args import job_arguments
+        from mlgate.infra.naming import Names
+        from mlgate.runtime.monitoring_job import run as job
 
         b = self.boto3
         names = Names.of(self.manifest, env)
@@ -1188,7 +1188,7 @@ class Rehearsal:
     def drift_alarm(self, env: EnvName, published_from: int) -> float:
         """The drift alarm's datapoint: drifted_feature_share as the job published it to
         CloudWatch (the metrics stand-in) since the `published_from`-th PutMetricData call."""
-        from mlgate.naming import Names
+        from mlgate.infra.naming import Names
 
         namespace = Names.of(self.manifest, env).monitoring_namespace()
         values = [
@@ -1205,7 +1205,7 @@ class Rehearsal:
 
     def drift_alarm_name(self, env: EnvName) -> str:
         """The data-drift alarm's name, as the Monitoring stack names it (DRIFT_ALARM)."""
-        from mlgate.naming import Names
+        from mlgate.infra.naming import Names
 
         return Names.of(self.manifest, env).alarm("model", "data-drift", "warning")
 
@@ -1239,7 +1239,7 @@ class Rehearsal:
 
         import pandas as pd
 
-        from mlgate.naming import Names
+        from mlgate.infra.naming import Names
 
         env: EnvName = "staging"
         names = Names.of(self.manifest, env)

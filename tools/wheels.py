@@ -1,4 +1,5 @@
-"""`python tools/wheels.py build|lock [SET ...]`: the wheel sets mlgate ships (mlgate/wheelsets.py).
+"""`python tools/wheels.py build|lock [SET ...]`: the wheel sets mlgate ships
+(mlgate/infra/wheelsets.py).
 
 build (`make wheels`, part of `make setup`): for each set whose packed zip is not in the cache
 yet, download its locked wheels for the set's target with pip, checking every hash (`pip
@@ -14,7 +15,7 @@ its target and write its lock with the sha256 of each chosen wheel (pip's instal
 https://pip.pypa.io/en/stable/reference/installation-report/). `monitoring` locks
 requirements-monitoring.txt and refuses a closure that needs a package it does not pin;
 `powertools` locks aws-lambda-powertools at requirements-dev.txt's pin (with
-mlgate.wheelsets.POWERTOOLS_EXTRAS), its dependencies held to the versions installed in this
+mlgate.infra.wheelsets.POWERTOOLS_EXTRAS), its dependencies held to the versions installed in this
 virtualenv, the ones the tests run.
 
 A development tool, not shipped.
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mlgate.wheelsets import (  # noqa: E402
+from mlgate.infra.wheelsets import (  # noqa: E402
     CACHE,
     POWERTOOLS_EXTRAS,
     SETS,
@@ -222,9 +223,9 @@ def lock(wheel_set: WheelSet) -> None:
             )
     names = {canonical(n): n for n in _source_names(wheel_set)}
     header = (
-        f"The {wheel_set.name} wheel set (mlgate/wheelsets.py): {wheel_set.source}. Locked for "
-        f"{wheel_set.target}. Written by `python tools/wheels.py lock {wheel_set.name}`; do not "
-        "edit by hand."
+        f"The {wheel_set.name} wheel set (mlgate/infra/wheelsets.py): {wheel_set.source}. "
+        f"Locked for {wheel_set.target}. Written by "
+        f"`python tools/wheels.py lock {wheel_set.name}`; do not edit by hand."
     )
     lines = textwrap.wrap(header, width=98, initial_indent="# ", subsequent_indent="# ")
     for item in locked:

@@ -11,7 +11,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from mlgate import schedules
+from mlgate.manifest import schedules
 
 # Regions where SageMaker, Glue and CodePipeline are all generally available.
 AWS_REGIONS = frozenset(

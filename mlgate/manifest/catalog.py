@@ -1,6 +1,6 @@
 """AWS's own tables the manifest is checked against, read from the SageMaker SDK's bundled
 region tables (sagemaker/core/image_uri_config/*.json) without importing the SDK: which
-framework versions have an image, and in which regions. mlgate/ml/images.py builds the image
+framework versions have an image, and in which regions. mlgate/infra/ml/images.py builds the image
 URIs from the same tables."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlgate import schedules
+from mlgate.manifest import schedules
 from mlgate.manifest.base import ENV_NAMES, EnvName, _CrossFieldErrors, _duplicates, _Model
 from mlgate.manifest.catalog import framework_problem
 from mlgate.manifest.data import NUMERIC_TYPES, Data, _not_a_column
@@ -329,7 +329,7 @@ class Manifest(_Model):
 
     def _image_problems(self) -> list[tuple[str, str]]:
         """The algorithm's framework version has an image in every environment's region (the
-        SageMaker SDK's image tables, read without importing the SDK: mlgate/ml/images.py),
+        SageMaker SDK's image tables, read without importing the SDK: mlgate/infra/ml/images.py),
         so synth never stops on it later with a traceback."""
         found: list[tuple[str, str]] = []
         regions = dict.fromkeys(self.environment(env).region for env in ENV_NAMES)

@@ -44,7 +44,7 @@ ARTIFACT_PREFIXES = {"capture": "datacapture/", "reports": "monitoring/"}
 
 
 """The data classes every artifact bucket keeps under a prefix: captured traffic (the
-endpoint's capture destination, mlgate/constructs/endpoint.py, and the monitor's staged copies
+endpoint's capture destination, mlgate/infra/constructs/endpoint.py, and the monitor's staged copies
 of it) and monitoring reports (Names.monitoring_reports)."""
 
 

@@ -104,7 +104,7 @@ class MonitoringEngine(StrEnum):
     """What watches the endpoint's captured traffic."""
 
     EVIDENTLY = "evidently"
-    """mlgate's Evidently job (mlgate/monitoring_job) as a SageMaker Processing job, in any
+    """mlgate's Evidently job (mlgate/runtime/monitoring_job) as a SageMaker Processing job, in any
     account."""
     MODEL_MONITOR = "model-monitor"
     """SageMaker Model Monitor schedules, for accounts that already use it: it no longer takes

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from mlgate.infra.product_code import generator_module, transform_module
 from mlgate.manifest import Manifest, load_manifest
-from mlgate.product_code import generator_module, transform_module
 
 from ..spark_session import EXAMPLE_MANIFESTS, example, raw_sources
 

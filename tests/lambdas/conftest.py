@@ -1,4 +1,4 @@
-"""Hooks import as their Lambda runtime does (mlgate/lambdas is the asset root), and share
+"""Hooks import as their Lambda runtime does (mlgate/runtime/hooks is the asset root), and share
 fixtures: moto, the audit and idempotency tables, a recorder for calls moto lacks, a Lambda
 context, transient faults injected into any one AWS call, and the wire: faults injected below
 botocore, into single HTTP attempts, with fakes that answer like the services moto lacks."""
@@ -32,7 +32,7 @@ from ..conftest import tested
 # Hooks build their idempotency stores at import, as in Lambda, from the stack's settings.
 os.environ.setdefault("IDEMPOTENCY_TABLE", "idempotency")
 
-LAMBDAS = Path(__file__).resolve().parents[2] / "mlgate" / "lambdas"
+LAMBDAS = Path(__file__).resolve().parents[2] / "mlgate" / "runtime" / "hooks"
 if str(LAMBDAS) not in sys.path:
     sys.path.insert(0, str(LAMBDAS))
 
@@ -520,7 +520,7 @@ EXECUTION = "4a2e8c1f-0b7d-4e59-9c3a-6f1d2b8e7a90"
 PIPELINE = "mlgate-fraud-detection-release"
 GROUP = "mlgate-fraud-detection"
 RELEASED = "released/fraud-detection"
-# Where the job hooks find releases (mlgate/constructs/release_hooks.py: ReleaseSource).
+# Where the job hooks find releases (mlgate/infra/constructs/release_hooks.py: ReleaseSource).
 SOURCE = {
     "RELEASE_PIPELINE": PIPELINE, "RELEASE_BUCKET": "releases", "RELEASE_KEY": "release.json",
     "MODEL_PACKAGE_GROUP": GROUP, "ARTIFACT_BUCKET": "artifacts", "RELEASED_PREFIX": RELEASED,

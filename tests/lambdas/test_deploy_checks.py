@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from mlgate.gates import thresholds
+from mlgate.infra.gates import thresholds
 from mlgate.manifest import load_manifest
 
 from ..conftest import DEFAULT_MANIFEST

@@ -716,8 +716,8 @@ def test_with_model_monitor_the_responder_expects_the_schedule_its_rule_matches(
 ) -> None:
     """The Model Monitor engine's rule matches executions of the data-quality schedule; the
     responder is told that schedule (and no alarm)."""
+    from mlgate.infra.stacks.serving import drift_trigger
     from mlgate.manifest import MonitoringEngine
-    from mlgate.stacks.serving import drift_trigger
 
     manifest = synth.product().manifest
     monitored = manifest.model_copy(

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from mlgate.gates import encoded, gate_context
+from mlgate.infra.gates import encoded, gate_context
 from mlgate.manifest import load_manifest
 from shared import slack
 from shared.audit import AuditTrail

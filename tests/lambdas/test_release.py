@@ -32,7 +32,7 @@ APPROVED_AT = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 def registered(status: str = "Approved", **changes: Any) -> dict[str, Any]:
     """DescribeModelPackage's answer for the sample event's version, as the training pipeline
-    registers it (mlgate/ml/pipeline.py) and the ML lead approved it."""
+    registers it (mlgate/infra/ml/pipeline.py) and the ML lead approved it."""
     return {
         "ModelPackageArn": ARN,
         "ModelPackageGroupName": GROUP,

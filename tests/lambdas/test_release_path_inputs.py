@@ -440,7 +440,7 @@ def stack(status: str = "UPDATE_COMPLETE") -> dict[str, Any]:
 
 
 def source(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The job hooks' release source settings (mlgate/constructs/release_hooks.py)."""
+    """The job hooks' release source settings (mlgate/infra/constructs/release_hooks.py)."""
     for key, value in {
         "RELEASE_PIPELINE": PIPELINE, "RELEASE_BUCKET": "releases", "RELEASE_KEY": "release.json",
         "MODEL_PACKAGE_GROUP": "mlgate-fraud-detection", "ARTIFACT_BUCKET": ARTIFACTS,
@@ -598,7 +598,7 @@ def stored(table: str) -> list[dict[str, Any]]:
 def gate(tables: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> Any:
     from quality_gate import handler
 
-    from mlgate.gates import thresholds
+    from mlgate.infra.gates import thresholds
     from mlgate.manifest import load_manifest
 
     from ..conftest import DEFAULT_MANIFEST

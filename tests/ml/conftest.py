@@ -21,7 +21,7 @@ def manifest(request: pytest.FixtureRequest) -> Any:
 
 
 def pipeline_settings(manifest: Any) -> Any:
-    from mlgate.ml.pipeline import PipelineSettings, script_mode
+    from mlgate.infra.ml.pipeline import PipelineSettings, script_mode
 
     product = manifest.product.name
     return PipelineSettings(
@@ -51,7 +51,7 @@ def built_definition(manifest: Any, settings: Any) -> dict[str, Any]:
     """Each product's pipeline definition, built once (the SDK takes seconds per build) for the
     tests that read it; the tests of building itself (offline, deterministic, cached) build
     their own."""
-    from mlgate.ml.pipeline import definition
+    from mlgate.infra.ml.pipeline import definition
 
     return definition(manifest, settings)
 

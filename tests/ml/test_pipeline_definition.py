@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlgate.manifest import Direction, MonitoringEngine
-from mlgate.ml.pipeline import (
+from mlgate.infra.ml.pipeline import (
     ENTRY_SCRIPT,
     SERVING_CODE_DIR,
     definition,
@@ -16,6 +15,7 @@ from mlgate.ml.pipeline import (
     metric_json_path,
     script_mode,
 )
+from mlgate.manifest import Direction, MonitoringEngine
 
 
 def flatten(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -274,7 +274,7 @@ def test_each_cached_definition_is_what_the_sdk_builds_today(manifest: Any) -> N
     cache must hold exactly what the SDK builds now from the same inputs, under their key."""
     import json
 
-    from mlgate.ml.pipeline import CACHE_FILE, PipelineSettings, definition_key
+    from mlgate.infra.ml.pipeline import CACHE_FILE, PipelineSettings, definition_key
 
     path = manifest.path(str(CACHE_FILE))
     assert path.is_file(), f"{path} is missing: `make synth MANIFEST={manifest.folder}`, commit it"
@@ -292,7 +292,7 @@ def test_the_cache_is_rebuilt_when_an_input_changes(
     import dataclasses
     import json
 
-    from mlgate.ml.pipeline import CACHE_FILE, cached_definition, definition_key
+    from mlgate.infra.ml.pipeline import CACHE_FILE, cached_definition, definition_key
 
     monkeypatch.setattr(manifest, "_folder", tmp_path)
     first = cached_definition(manifest, settings)
@@ -328,7 +328,7 @@ def networked_jobs(body: dict[str, Any]) -> list[str]:
 def test_every_job_runs_with_network_isolation(manifest: Any, settings: Any) -> None:
     """Preprocess, train, evaluate and (with Model Monitor) the baseline read and write only
     through SageMaker's channels: none may reach the network."""
-    from mlgate.ml.pipeline import installs_requirements
+    from mlgate.infra.ml.pipeline import installs_requirements
 
     assert not installs_requirements(manifest)
     for engine in MonitoringEngine:

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from mlgate.manifest import load_manifest
-from mlgate.ml.scripts import evaluate, preprocess
+from mlgate.runtime.ml.scripts import evaluate, preprocess
 from tools.local_pipeline import Run, curate_locally, script, train_locally
 
 from ..lazy import Lazy
@@ -375,7 +375,7 @@ def test_every_path_the_pipeline_reads_exists_in_the_evaluation_report(
     runs: Callable[[Path], Run], path: Path
 ) -> None:
     """The pipeline's condition steps read what evaluate really writes, for each product."""
-    from mlgate.ml.pipeline import definition, metric_json_path
+    from mlgate.infra.ml.pipeline import definition, metric_json_path
 
     from .conftest import pipeline_settings
 

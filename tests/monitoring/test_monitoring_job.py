@@ -31,7 +31,8 @@ from .conftest import (
 # Evidently (through run) and scikit-learn load on the worker that runs these tests only.
 skm = Lazy("sklearn.metrics")
 capture, cloudwatch, quality, run = (
-    Lazy(f"mlgate.monitoring_job.{name}") for name in ("capture", "cloudwatch", "quality", "run")
+    Lazy(f"mlgate.runtime.monitoring_job.{name}")
+    for name in ("capture", "cloudwatch", "quality", "run")
 )
 
 DIMENSIONS = "Product=demo,Environment=staging"
@@ -416,7 +417,7 @@ def test_the_job_computes_every_metric_a_manifest_may_hold_it_to() -> None:
     """A manifest's model metric that the job cannot compute would stop every monitoring run
     of that product at start: each problem type's metrics are the job's."""
     from mlgate.manifest import METRICS_BY_PROBLEM
-    from mlgate.monitoring_job.quality import METRICS
+    from mlgate.runtime.monitoring_job.quality import METRICS
 
     for problem, names in METRICS_BY_PROBLEM.items():
         missing = {n.value for n in names} - set(METRICS[problem.value])
@@ -426,7 +427,7 @@ def test_the_job_computes_every_metric_a_manifest_may_hold_it_to() -> None:
 def test_mape_is_computed_as_at_training_over_non_zero_targets() -> None:
     import numpy as np
 
-    from mlgate.monitoring_job.quality import METRICS
+    from mlgate.runtime.monitoring_job.quality import METRICS
 
     mape = METRICS["regression"]["mape"]
     y, p = np.array([10.0, 20.0, 0.0]), np.array([12.0, 15.0, 3.0])

@@ -1,5 +1,6 @@
 """The deployed job fetches only its windows' hour folders and the live version's baseline
-(mlgate/monitoring_job/sources.py), under moto for S3 and SSM and a Stubber for SageMaker."""
+(mlgate/runtime/monitoring_job/sources.py),
+under moto for S3 and SSM and a Stubber for SageMaker."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..lazy import Lazy
 from .conftest import FEATURE_TYPES, FEATURES, NOW, draw, write_baseline, write_capture
 
 # Evidently (through run) loads on the worker that runs these tests only.
-run, sources = (Lazy(f"mlgate.monitoring_job.{name}") for name in ("run", "sources"))
+run, sources = (Lazy(f"mlgate.runtime.monitoring_job.{name}") for name in ("run", "sources"))
 
 REGION = "eu-west-1"
 BUCKET = "env-artifacts"
@@ -161,7 +162,7 @@ def step_argv(tmp_path: Path) -> dict[str, list[str]]:
 def test_the_three_steps_judge_the_window_against_the_released_baseline(tmp_path: Path) -> None:
     """Stage copies the window and the released copy of the baseline (not the training run's);
     the isolated step judges them with no client at all; publish puts the summary's metrics."""
-    from mlgate.monitoring_job import publish, stage
+    from mlgate.runtime.monitoring_job import publish, stage
 
     s3 = boto3.client("s3", region_name=REGION)
     for bucket in (BUCKET, HOME):
@@ -197,7 +198,7 @@ def test_the_three_steps_judge_the_window_against_the_released_baseline(tmp_path
 def test_before_the_first_release_the_steps_stage_nothing_and_publish_nothing(
     tmp_path: Path,
 ) -> None:
-    from mlgate.monitoring_job import publish, stage
+    from mlgate.runtime.monitoring_job import publish, stage
 
     ssm = boto3.client("ssm", region_name=REGION)
     ssm.put_parameter(Name=PARAMETER, Value=sources.NO_RELEASE, Type="String")

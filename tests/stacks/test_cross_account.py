@@ -8,8 +8,8 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from mlgate.infra.naming import Names
 from mlgate.manifest import ENV_NAMES, load_manifests
-from mlgate.naming import Names
 
 from ..conftest import EXAMPLES
 
@@ -288,7 +288,7 @@ def test_prod_roles_read_home_artifacts_through_the_home_key_policy(cross_accoun
             for s in allowed
         ), (stack, name)
         # Never a training run of the home bucket (issue 29; the monitor role's reads are
-        # mlgate/constructs/evidently.py's and model_monitor.py's).
+        # mlgate/infra/constructs/evidently.py's and model_monitor.py's).
         assert f"{home_bucket}/training/" not in json.dumps(allowed), (stack, name)
         assert {
             "Action": "kms:Decrypt",
@@ -339,8 +339,8 @@ def test_the_registry_lets_only_the_prod_monitor_describe_versions(cross_account
 def test_the_registry_policy_names_no_role_under_model_monitor() -> None:
     """Model Monitor reads the baseline from the stack's parameters: no prod role needs the
     registry, and the group's policy is left out."""
+    from mlgate.infra.stacks.training import registry_readers
     from mlgate.manifest import MonitoringEngine
-    from mlgate.stacks.training import registry_readers
 
     manifest = REMOTE.model_copy(
         update={

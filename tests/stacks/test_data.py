@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from mlgate.events import etl_succeeded
-from mlgate.naming import Names
-from mlgate.stacks.data import dqdl, glue_types
+from mlgate.infra.events import etl_succeeded
+from mlgate.infra.naming import Names
+from mlgate.infra.stacks.data import dqdl, glue_types
 
 from ..conftest import APPS
 
@@ -215,7 +215,7 @@ def retention_problems(app: Any, retentions: dict[str, Any]) -> list[str]:
     """Each data class's S3 lifecycle: raw and curated buckets expire whole, every artifact
     bucket expires the capture and reports prefixes, each after the manifest's days, and the
     noncurrent versions they leave behind at most 30 days later (never longer than the class)."""
-    from mlgate.constructs.endpoint import CAPTURE_PREFIX
+    from mlgate.infra.constructs.endpoint import CAPTURE_PREFIX
     from mlgate.manifest import NONCURRENT_DAYS
 
     problems = []
@@ -294,7 +294,7 @@ def _broken(app: Any, edit: Any) -> Any:
     import copy
     from dataclasses import replace
 
-    from mlgate.service_rules import App
+    from mlgate.infra.service_rules import App
 
     stacks, changed = [], False
     for stack in app.stacks:

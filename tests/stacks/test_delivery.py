@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from mlgate import naming
+from mlgate.infra import naming
 from mlgate.manifest import GateKind
 
 
@@ -513,8 +513,8 @@ def test_the_gate_wait_alarm_counts_expired_gates_not_rejections(synth: Any, pro
 def test_each_brief_links_the_staging_monitoring_reports(synth: Any, product: Any) -> None:
     """The version under review serves staging: its brief links that environment's reports,
     in the home artifact bucket, under the engine's reports prefix."""
+    from mlgate.infra.naming import Names
     from mlgate.manifest import MonitoringEngine
-    from mlgate.naming import Names
 
     m = product.manifest
     home = m.environments.staging

@@ -47,7 +47,7 @@ def registered_version(manifest: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     import boto3
     from moto import mock_aws
 
-    from mlgate.naming import Names
+    from mlgate.infra.naming import Names
 
     home = manifest.environments.staging
     monkeypatch.setenv("MOTO_ACCOUNT_ID", home.account)
@@ -70,7 +70,7 @@ def registered_version(manifest: Any, monkeypatch: pytest.MonkeyPatch) -> str:
 def release_values(manifest: Any, arn: str) -> dict[str, str]:
     """What the deployer sets for a released version (the shared contract of issue 29:
     released copies under Names.released_prefix in the home artifact bucket)."""
-    from mlgate.naming import Names
+    from mlgate.infra.naming import Names
 
     home = manifest.environments.staging
     names = Names.of(manifest)
@@ -135,8 +135,8 @@ def test_a_forged_release_fails_the_parameter_patterns(
 def test_the_patterns_hold_a_group_name_in_capitals_to_its_lower_case_arn() -> None:
     """SageMaker writes a version's ARN with its group's name in lower case (DescribeModel-
     Package's ModelPackageArn pattern); the pattern expects that form."""
+    from mlgate.infra.stacks.serving import release_patterns
     from mlgate.manifest import load_manifests
-    from mlgate.stacks.serving import release_patterns
 
     from ..conftest import EXAMPLES
 
@@ -151,7 +151,7 @@ def test_the_patterns_hold_a_group_name_in_capitals_to_its_lower_case_arn() -> N
 
 def serving_cfn_statements(synth: Any, product: Any, env: str) -> list[dict[str, Any]]:
     """The policy statements of the env's Serving CloudFormation service role."""
-    from mlgate.naming import Names
+    from mlgate.infra.naming import Names
 
     stacks = product.extra
     site = stacks.get(f"foundation-{env}", product.foundation)
@@ -230,8 +230,8 @@ def test_the_serving_cfn_role_may_do_what_a_release_of_its_stack_needs(
 def test_the_deployer_passes_the_serving_cfn_role_and_nothing_else(
     synth: Any, product: Any, env: str
 ) -> None:
-    from mlgate.accounts import serving_cfn_role_arn
-    from mlgate.naming import Names
+    from mlgate.infra.accounts import serving_cfn_role_arn
+    from mlgate.infra.naming import Names
 
     template = synth.template(product.extra["delivery"]).to_json()
     (pipeline,) = [

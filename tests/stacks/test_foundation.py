@@ -114,7 +114,7 @@ def test_each_home_environment_has_a_serving_cfn_role_trusting_cloudformation_he
     """The role the deployer passes to CloudFormation (UpdateStack's RoleARN, issue 29): in the
     foundation of the environment's account, trusted by CloudFormation of that account only,
     never an administrator (tests/test_service_rules.py holds what it may pass)."""
-    from mlgate.naming import Names
+    from mlgate.infra.naming import Names
 
     manifest = product.manifest
     template = foundation(synth, product).to_json()

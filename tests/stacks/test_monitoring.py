@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from mlgate.constructs import evidently
-from mlgate.constructs.evidently import ENTRYPOINT, PUBLISH_ENTRYPOINT, STAGE_ENTRYPOINT
+from mlgate.infra.constructs import evidently
+from mlgate.infra.constructs.evidently import ENTRYPOINT, PUBLISH_ENTRYPOINT, STAGE_ENTRYPOINT
+from mlgate.infra.ml import pipeline
+from mlgate.infra.ml.images import monitoring_image
 from mlgate.manifest import ENV_NAMES, MonitoringEngine, load_manifests
-from mlgate.ml import pipeline
-from mlgate.ml.images import monitoring_image
-from mlgate.schedules import schedule_interval_hours
+from mlgate.manifest.schedules import schedule_interval_hours
 
 from ..conftest import EXAMPLES, ROOT, Synth, _synthesize
 
@@ -348,11 +348,11 @@ def test_the_job_image_is_the_sdk_s_py312_scikit_learn_image(region: str) -> Non
 
 def test_the_job_arguments_are_built_without_cdk() -> None:
     """The rehearsal builds the job's command line as the Monitoring stack does, without
-    starting jsii's Node runtime: mlgate.monitoring_args must not import aws_cdk."""
+    starting jsii's Node runtime: mlgate.infra.monitoring_args must not import aws_cdk."""
     code = (
         "import sys\n"
         "from mlgate.manifest import load_manifests\n"
-        "from mlgate.monitoring_args import job_arguments\n"
+        "from mlgate.infra.monitoring_args import job_arguments\n"
         f"for m in load_manifests({str(EXAMPLES)!r}):\n"
         "    assert '--features' in job_arguments(m, 'staging', capture_uri='s3://b/c')\n"
         "print(sorted(n for n in sys.modules if n.split('.')[0] in ('aws_cdk', 'jsii')))\n"

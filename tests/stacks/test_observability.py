@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from mlgate.naming import Names
-from mlgate.observability.preview import dashboards
-from mlgate.schedules import schedule_interval_hours
+from mlgate.cli.observability.preview import dashboards
+from mlgate.infra.naming import Names
+from mlgate.manifest.schedules import schedule_interval_hours
 
 
 def body(synth: Any, product: Any, env: str = "prod") -> dict[str, Any]:

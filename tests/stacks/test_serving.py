@@ -251,7 +251,7 @@ def test_two_products_never_collide(synth: Any) -> None:
 def test_everything_that_needs_a_model_waits_for_one(synth: Any, product: Any, env: str) -> None:
     """Applied once the stack is built: every endpoint, config, scaling and monitoring resource
     carries the HasModel condition, so `cdk deploy --all` works before any version is released."""
-    from mlgate.constructs.conditions import NEEDS_A_MODEL
+    from mlgate.infra.constructs.conditions import NEEDS_A_MODEL
 
     resources = serving(synth, product, env).to_json()["Resources"]
     kinds = [r for r in resources.values() if r["Type"] in NEEDS_A_MODEL]
@@ -285,7 +285,7 @@ def test_the_model_serves_the_released_artifact_with_the_serving_image(
     """Built from the manifest's serving image and the ModelDataUrl parameter (the released
     copy), not from the model package: the model role needs no read of training runs and no
     access to the registry (issue 29)."""
-    from mlgate.ml.images import image_uris
+    from mlgate.infra.ml.images import image_uris
 
     region = product.manifest.environment(env).region
     template = serving(synth, product, env).to_json()
@@ -304,7 +304,7 @@ def test_the_model_serves_the_released_artifact_with_the_serving_image(
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
 def test_the_model_role_reads_released_versions_only(synth: Any, product: Any, env: str) -> None:
-    from mlgate.naming import Names
+    from mlgate.infra.naming import Names
 
     template = serving(synth, product, env).to_json()
     name = Names.of(product.manifest, env).model_role()

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from mlgate.ml.pipeline import image_uris
+from mlgate.infra.ml.pipeline import image_uris
 
 
 def training(synth: Any, product: Any) -> Any:

@@ -1,0 +1,287 @@
+"""The contract between the product's home account and an environment in another account.
+
+Staging's account is home: it holds the product-wide stacks (registry, training pipeline,
+release pipeline, audit trail). Prod may live in another account. CDK cannot reference
+resources across accounts, so both sides agree on fixed role names (`naming.Names`) and trust
+each other by name: a role that trusts a role of the other account names it with
+`aws:PrincipalArn` on that account's principal, which holds whichever side is deployed first.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+
+from mlgate.infra.naming import Names, role_arn
+from mlgate.manifest import ENV_NAMES, EnvName, Manifest
+
+
+def home_account(manifest: Manifest) -> str:
+    return manifest.environments.staging.account
+
+
+def remote_envs(manifest: Manifest) -> list[EnvName]:
+    """Environments that live in another account than home."""
+    return [env for env in ENV_NAMES if manifest.is_remote(env)]
+
+
+def artifact_readers(manifest: Manifest, env: EnvName) -> list[str]:
+    """Roles of a remote environment that read released versions (model artifact, baselines)
+    from home: released/<product>/ of the home artifact bucket, nothing else."""
+    names = Names.of(manifest, env)
+    return [names.model_role(), names.monitor_role()]
+
+
+def trusted_roles(account: str, *names: str) -> iam.IPrincipal:
+    """Principal for a trust or resource policy: these named roles of `account`, and only them.
+
+    The account principal with an `aws:PrincipalArn` condition is accepted by IAM before the
+    roles exist (an ARN principal is not), so the two accounts deploy in any order."""
+    arns = [role_arn(account, name) for name in names]
+    return iam.AccountPrincipal(account).with_conditions(
+        {"ArnEquals": {"aws:PrincipalArn": arns if len(arns) > 1 else arns[0]}}
+    )
+
+
+# --- what the release hooks may do in an environment -----------------------------------------
+# The same statements go to the home hooks' roles for environments in the home account, and to
+# the deploy and verify roles of an environment in another account.
+
+Findings = dict[str, str]
+
+
+def deploy_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStatement], Findings]:
+    """Update the environment's Serving stack through its own CloudFormation service role, and
+    nothing else.
+
+    IAM cannot make UpdateStack keep the previous template (no condition key says
+    UsePreviousTemplate), so whoever runs as the deployer may submit any template: what that
+    template can do is what the role passed as RoleARN may do. The deployer passes only the
+    Serving stack's service role (`serving_update_access`), never CDK's bootstrap execution
+    role; CloudFormation refuses an UpdateStack whose RoleARN the caller may not pass
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html).
+    """
+    target = manifest.environment(env)
+    stack = (
+        f"arn:aws:cloudformation:{target.region}:{target.account}:stack/"
+        f"{Names.of(manifest).serving_stack(env)}/*"
+    )
+    statements = [
+        iam.PolicyStatement(
+            actions=[
+                "cloudformation:DescribeStacks",
+                "cloudformation:DescribeStackEvents",
+                "cloudformation:UpdateStack",
+            ],
+            resources=[stack],
+        ),
+        iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[serving_cfn_role_arn(manifest, env)],
+            conditions={"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+        ),
+    ]
+    findings = {
+        f"AwsSolutions-IAM5[Resource::{stack}]": "A stack ARN ends in the stack id "
+        "CloudFormation generates; the stack name before it is fixed, so this names exactly "
+        f"the {env} Serving stack."
+    }
+    return statements, findings
+
+
+def serving_cfn_role_arn(manifest: Manifest, env: EnvName) -> str:
+    """The Serving stack's CloudFormation service role, in the environment's account."""
+    return role_arn(manifest.environment(env).account, Names.of(manifest).serving_cfn_role(env))
+
+
+SCALING_SLR = "sagemaker.application-autoscaling.amazonaws.com"
+
+
+def serving_update_access(
+    manifest: Manifest, env: EnvName, key_arn: str
+) -> tuple[list[iam.PolicyStatement], Findings]:
+    """What CloudFormation needs, as the Serving stack's service role, to apply a parameter
+    update of that stack, and to roll it back: the resources that read the parameters or the
+    HasModel condition (mlgate/infra/stacks/serving.py): the SageMaker model, endpoint config and
+    endpoint, the live-release SSM parameters, the variant's Application Auto Scaling target
+    and policy. The actions are the handler permissions of those resource types' CloudFormation
+    schemas (create, read, update, delete; the schemas cfn-lint ships,
+    https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html),
+    and Application Auto Scaling's own needs on the target service
+    (https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_id-based-policy-examples.html).
+
+    CloudFormation names the model and endpoint config at deploy time (a release replaces
+    both, so they cannot carry a name of ours), so those actions hold only for resources
+    tagged with this product and environment: the stack's tags on create (aws:RequestTag),
+    the resource's tags after (aws:ResourceTag)
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html).
+    The only role it may pass is the model role, to SageMaker."""
+    target = manifest.environment(env)
+    names = Names.of(manifest, env)
+    region, account = target.region, target.account
+    sagemaker = f"arn:aws:sagemaker:{region}:{account}"
+    endpoint = f"{sagemaker}:endpoint/{names.endpoint()}"
+    generated = [f"{sagemaker}:model/*", f"{sagemaker}:endpoint-config/*"]
+    tagged = {"mlgate:product": manifest.product.name, "mlgate:environment": env}
+    parameters = f"arn:aws:ssm:{region}:{account}:parameter{names.live_release_parameter('*')}"
+    scaling_alarms = (
+        f"arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-endpoint/{names.endpoint()}/*"
+    )
+    rollback_alarms = f"arn:aws:cloudwatch:{region}:{account}:alarm:{names.alarm('*', '*', '*')}"
+    scaling_role = (
+        f"arn:aws:iam::{account}:role/aws-service-role/{SCALING_SLR}/"
+        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )
+    statements = [
+        iam.PolicyStatement(
+            sid="CreateTaggedModelsAndConfigs",
+            actions=[
+                "sagemaker:CreateModel",
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:AddTags",
+            ],
+            resources=generated,
+            conditions={"StringEquals": {f"aws:RequestTag/{k}": v for k, v in tagged.items()}},
+        ),
+        iam.PolicyStatement(
+            sid="ManageTaggedModelsAndConfigs",
+            actions=[
+                "sagemaker:DescribeModel",
+                "sagemaker:DeleteModel",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:DeleteEndpointConfig",
+                "sagemaker:ListTags",
+                "sagemaker:DeleteTags",
+            ],
+            resources=generated,
+            conditions={"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in tagged.items()}},
+        ),
+        iam.PolicyStatement(
+            sid="TheEndpoint",
+            actions=[
+                "sagemaker:CreateEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:DeleteEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:UpdateEndpointWeightsAndCapacities",
+                "sagemaker:AddTags",
+                "sagemaker:DeleteTags",
+                "sagemaker:ListTags",
+            ],
+            resources=[endpoint],
+        ),
+        iam.PolicyStatement(
+            sid="PassTheModelRoleOnly",
+            actions=["iam:PassRole"],
+            resources=[role_arn(account, names.model_role())],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+        # SageMaker encrypts the endpoint's volumes and captured data with the environment's
+        # key under a grant it creates with the caller's permissions (CreateEndpointConfig's
+        # KmsKeyId: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpointConfig.html).
+        iam.PolicyStatement(
+            sid="EnvironmentKeyForSageMaker",
+            actions=["kms:CreateGrant"],
+            resources=[key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+        iam.PolicyStatement(
+            sid="DescribeEnvironmentKey", actions=["kms:DescribeKey"], resources=[key_arn]
+        ),
+        iam.PolicyStatement(
+            sid="LiveReleaseParameters",
+            actions=[
+                "ssm:PutParameter",
+                "ssm:GetParameters",
+                "ssm:DeleteParameter",
+                "ssm:AddTagsToResource",
+                "ssm:RemoveTagsFromResource",
+                "ssm:ListTagsForResource",
+            ],
+            resources=[parameters],
+        ),
+        iam.PolicyStatement(
+            sid="VariantScaling",
+            actions=[
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:DeregisterScalableTarget",
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:DeleteScalingPolicy",
+                "application-autoscaling:DescribeScalingPolicies",
+                "application-autoscaling:DescribeScheduledActions",
+                "application-autoscaling:TagResource",
+                "application-autoscaling:UntagResource",
+                "application-autoscaling:ListTagsForResource",
+                "cloudwatch:GetMetricData",
+            ],
+            resources=["*"],
+        ),
+        iam.PolicyStatement(
+            sid="ScalingAlarmsOfThisEndpoint",
+            actions=[
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:DescribeAlarms",
+            ],
+            resources=[scaling_alarms],
+        ),
+        iam.PolicyStatement(
+            sid="RollbackAlarmsOfThisEnvironment",
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[rollback_alarms],
+        ),
+        iam.PolicyStatement(
+            sid="ScalingServiceLinkedRole",
+            actions=["iam:CreateServiceLinkedRole"],
+            resources=[scaling_role],
+            conditions={"StringEquals": {"iam:AWSServiceName": SCALING_SLR}},
+        ),
+        # The scalable target names Application Auto Scaling's service-linked role, whose
+        # permissions AWS fixes and which only that service can assume.
+        iam.PolicyStatement(
+            sid="PassTheScalingServiceLinkedRole",
+            actions=["iam:PassRole"],
+            resources=[scaling_role],
+        ),
+    ]
+    tags_only = (
+        "CloudFormation names the model and endpoint config at deploy time; only those tagged "
+        f"mlgate:product={manifest.product.name} and mlgate:environment={env} (on create: the "
+        "request's tags)."
+    )
+    why = {
+        **dict.fromkeys(generated, tags_only),
+        "*": "Application Auto Scaling's scalable target gets its ARN when registered and its "
+        "Describe calls and cloudwatch:GetMetricData take no resource ARN; only the variant "
+        "of this stack's endpoint is ever registered by this stack.",
+        parameters: f"The {env} live-release parameters of this product only.",
+        scaling_alarms: "The target-tracking alarms Application Auto Scaling names after this "
+        "endpoint's variant.",
+        rollback_alarms: f"The alarms of this product's {env} environment: the endpoint's "
+        "blue/green update reads its rollback alarms.",
+    }
+    findings = {f"AwsSolutions-IAM5[Resource::{r}]": reason for r, reason in why.items()}
+    return statements, findings
+
+
+def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStatement], Findings]:
+    """Describe the environment's endpoint down to its model, and invoke it once."""
+    target = manifest.environment(env)
+    arn = f"arn:aws:sagemaker:{target.region}:{target.account}"
+    configs = [f"{arn}:endpoint-config/*", f"{arn}:model/*"]
+    statements = [
+        iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
+            resources=[f"{arn}:endpoint/{Names.of(manifest).endpoint(env)}"],
+        ),
+        iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+            resources=configs,
+        ),
+    ]
+    findings = {
+        f"AwsSolutions-IAM5[Resource::{resource}]": "CloudFormation names endpoint configs and "
+        f"models at deploy time; only the ones the {env} endpoint points to are described."
+        for resource in configs
+    }
+    return statements, findings

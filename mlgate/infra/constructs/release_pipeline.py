@@ -1,0 +1,223 @@
+"""The release pipeline: release.json -> deploy and verify staging -> the manifest's gates, in
+order -> deploy and verify prod."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Stack
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codepipeline_actions as actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+from mlgate.infra import accounts, durations
+from mlgate.infra.constructs.compliance import (
+    KEY_GRANT_FINDINGS,
+    acknowledge,
+    acknowledge_findings,
+    bucket_grant_findings,
+)
+from mlgate.infra.constructs.hooks import HookFunction
+from mlgate.infra.constructs.release_hooks import RELEASE_KEY, Deployer, DeployVerifier, QualityGate
+from mlgate.infra.naming import Names, role_arn
+from mlgate.manifest import EnvName, Gate, GateKind, Manifest
+
+
+def gate_summary(manifest: Manifest, gate: Gate) -> str:
+    """The one line CodePipeline shows beside a manual approval (at most 500 characters)."""
+    names = ", ".join(manifest.contact(a).name for a in gate.approvers)
+    line = (
+        f"{gate.name}: {gate.description} Approvers: {names}. Evidence brief in "
+        f"{manifest.product.chat_channel} and by email; decide within {gate.timeout_hours} h."
+    )
+    return line[:500]
+
+
+class ReleasePipeline(Construct):
+    """The CodePipeline that carries one approved model version from staging to prod through
+    the manifest's stage gates; each manual gate has its request topic and its brief topic."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        manifest: Manifest,
+        key: kms.IKey,
+        releases: s3.IBucket,
+        artifacts: s3.IBucket,
+        deployer: Deployer,
+        verifier: DeployVerifier,
+        quality_gate: QualityGate | None,
+    ) -> None:
+        super().__init__(scope, id)
+        self.manifest = manifest
+        self.names = Names.of(manifest)
+        self.key = key
+        self.pipeline = codepipeline.Pipeline(
+            self,
+            "Pipeline",
+            pipeline_name=self.names.release_pipeline(),
+            pipeline_type=codepipeline.PipelineType.V2,
+            execution_mode=codepipeline.ExecutionMode.QUEUED,
+            artifact_bucket=artifacts,
+            restart_execution_on_update=False,
+        )
+        self.source = codepipeline.Artifact("Release")
+        self.pipeline.add_stage(
+            stage_name="Source",
+            actions=[
+                actions.S3SourceAction(
+                    action_name="ReleaseJson",
+                    bucket=releases,
+                    bucket_key=RELEASE_KEY,
+                    output=self.source,
+                    # The release hook starts each execution once release.json is written.
+                    trigger=actions.S3Trigger.NONE,
+                )
+            ],
+        )
+        self.gate_topics: dict[str, sns.Topic] = {}
+        """Per manual gate: where CodePipeline posts its approval request (to the notifier)."""
+        self.brief_topics: dict[str, sns.Topic] = {}
+        """Per manual gate: the evidence brief's email topic, its approvers subscribed."""
+        self._deploy_stage("staging", deployer, verifier)
+        automated: Gate | None = None
+        for gate in manifest.pipeline_gates:
+            action: codepipeline.IAction
+            if gate.kind is GateKind.MANUAL:
+                action = self._approval(gate)
+            else:
+                if quality_gate is None:
+                    raise ValueError(f"gate '{gate.name}' is automated: it needs the quality gate")
+                automated = gate
+                action = actions.LambdaInvokeAction(
+                    action_name="Evaluate",
+                    lambda_=quality_gate.function,
+                    # CodePipeline resolves the variable, so the verdict joins the
+                    # execution's other gate events in the audit trail.
+                    user_parameters_string=json.dumps(
+                        {
+                            "endpoint": self.names.endpoint("staging"),
+                            "execution": "#{codepipeline.PipelineExecutionId}",
+                        }
+                    ),
+                )
+            self.pipeline.add_stage(stage_name=self.names.gate_stage(gate.name), actions=[action])
+        self._deploy_stage("prod", deployer, verifier)
+        invoked: dict[str, HookFunction] = {"Deploy": deployer, "Verify": verifier}
+        if automated is not None and quality_gate is not None:
+            invoked[self.names.gate_stage(automated.name)] = quality_gate
+        self._acknowledge_grants(artifacts, invoked)
+
+    def _deploy_stage(self, env: EnvName, deployer: Deployer, verifier: DeployVerifier) -> None:
+        # The deployer passes the Serving stack's own CloudFormation service role as
+        # UpdateStack's RoleARN, the one role it may pass (mlgate/infra/accounts.py, deploy_access).
+        params: dict[str, str] = {
+            "environment": env,
+            "stack": self.names.serving_stack(env),
+            "service_role": accounts.serving_cfn_role_arn(self.manifest, env),
+        }
+        checks = {"environment": env, "endpoint": self.names.endpoint(env)}
+        if self.manifest.is_remote(env):
+            # The hooks act in the environment's account through its deploy and verify roles.
+            account = self.manifest.environment(env).account
+            params["role_arn"] = role_arn(account, self.names.deploy_role(env))
+            checks["role_arn"] = role_arn(account, self.names.verify_role(env))
+        self.pipeline.add_stage(
+            stage_name=f"Deploy{env.capitalize()}",
+            actions=[
+                actions.LambdaInvokeAction(
+                    action_name=f"UpdateServing{env.capitalize()}",
+                    lambda_=deployer.function,
+                    user_parameters_string=json.dumps(params, sort_keys=True),
+                )
+            ],
+        )
+        self.pipeline.add_stage(
+            stage_name=f"Verify{env.capitalize()}",
+            actions=[
+                actions.LambdaInvokeAction(
+                    action_name=f"CheckEndpoint{env.capitalize()}",
+                    lambda_=verifier.function,
+                    user_parameters_string=json.dumps(checks, sort_keys=True),
+                )
+            ],
+        )
+
+    def _approval(self, gate: Gate) -> actions.ManualApprovalAction:
+        stage = self.names.gate_stage(gate.name)
+        display = self.manifest.product.display_name
+        topic = sns.Topic(
+            self,
+            f"Gate{stage}",
+            topic_name=self.names.gate_topic(gate.name),
+            display_name=f"{display}: {gate.name} gate",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        brief = sns.Topic(
+            self,
+            f"Brief{stage}",
+            topic_name=self.names.brief_topic(gate.name),
+            display_name=f"{display}: {gate.name} evidence brief",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        for approver in gate.approvers:
+            brief.add_subscription(subs.EmailSubscription(self.manifest.contact(approver).email))
+        self.gate_topics[gate.name] = topic
+        self.brief_topics[gate.name] = brief
+        return actions.ManualApprovalAction(
+            action_name="Approve",
+            notification_topic=topic,
+            additional_information=gate_summary(self.manifest, gate),
+            timeout=durations.hours(gate.timeout_hours),
+        )
+
+    def _acknowledge_grants(self, artifacts: s3.IBucket, invoked: dict[str, HookFunction]) -> None:
+        """CodePipeline's roles carry CDK's standard grants; each is acknowledged for its cause."""
+        stack = Stack.of(self)
+        bucket = stack.get_logical_id(artifacts.node.default_child)  # type: ignore[arg-type]
+        functions = {
+            stage: stack.get_logical_id(hook.function.node.default_child)  # type: ignore[arg-type]
+            for stage, hook in invoked.items()
+        }
+        store = (
+            "Reads and writes release artifacts in this pipeline's own artifact bucket, "
+            "encrypted with the product key; CDK's grant expands into these wildcards."
+        )
+        for policy in self.pipeline.node.find_all():
+            node = policy.node  # each read of .node is a call to node
+            if node.id != "DefaultPolicy":
+                continue
+            path = node.path
+            if "/Approve/" in path:
+                acknowledge(
+                    policy,
+                    KEY_GRANT_FINDINGS[0],
+                    "Publishes the approval request to its gate topic, which is encrypted with "
+                    "the product key; kms:GenerateDataKey* is the publish grant on that key.",
+                )
+            elif any(f"/{stage}" in path for stage in functions):
+                function = next(f for stage, f in functions.items() if f"/{stage}" in path)
+                acknowledge_findings(policy, bucket_grant_findings(bucket, write=False), store)
+                acknowledge(
+                    policy,
+                    "AwsSolutions-IAM5[Resource::*]",
+                    "The Lambda action lists functions to invoke its hook; "
+                    "lambda:ListFunctions supports no resource-level permission.",
+                )
+                acknowledge(
+                    policy,
+                    f"AwsSolutions-IAM5[Resource::<{function}.Arn>:*]",
+                    "Invokes only this action's hook, in any of its published versions.",
+                )
+            else:
+                acknowledge_findings(
+                    policy, [*bucket_grant_findings(bucket, write=True), *KEY_GRANT_FINDINGS], store
+                )

@@ -1,0 +1,121 @@
+"""Monitoring, per environment: what watches the endpoint's captured traffic, in a stack of its
+own so that a monitor AWS refuses never rolls a release back (Serving is updated by the release
+hooks; this stack only by `cdk deploy`).
+
+`monitoring.engine: evidently` (the default): mlgate's Evidently job as a scheduled SageMaker
+pipeline. It finds the live version at run time, through the SSM parameter the Serving stack
+keeps at the released model package, so it follows every release without being updated.
+
+`monitoring.engine: model-monitor`: SageMaker Model Monitor schedules, for accounts that
+already have it (it takes no new customers:
+https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor.html). Its job definitions name
+their baseline, which CloudFormation reads from the Serving stack's SSM parameters
+(`AWS::SSM::Parameter::Value<String>` parameters, resolved on every create and update:
+https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html#aws-ssm-parameter-types);
+so the schedules follow a release when this stack is next deployed (`cdk deploy --force`
+re-reads them). Until a version is released the stack holds the role only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import CfnCondition, CfnParameter, Fn
+from constructs import Construct
+
+from mlgate.infra.constructs.conditions import condition_all
+from mlgate.infra.constructs.endpoint import reports_prefix
+from mlgate.infra.constructs.evidently import EvidentlyMonitor
+from mlgate.infra.constructs.model_monitor import ModelMonitorSchedules
+from mlgate.infra.ml.images import image_uris
+from mlgate.infra.naming import Names
+from mlgate.infra.stacks.base import ProductStack
+from mlgate.infra.stacks.foundation import FoundationStack, SiteStack
+from mlgate.infra.stacks.serving import NO_BASELINE
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine
+
+MODEL_MONITOR_RESOURCES = frozenset(
+    {
+        "AWS::SageMaker::DataQualityJobDefinition",
+        "AWS::SageMaker::ModelQualityJobDefinition",
+        "AWS::SageMaker::MonitoringSchedule",
+    }
+)
+
+
+class MonitoringStack(ProductStack):
+    component = "monitoring"
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        manifest: Manifest,
+        env_name: EnvName,
+        foundation: FoundationStack,
+        site: SiteStack,
+    ) -> None:
+        """`foundation` is the product's home; `site` the foundation of the environment's
+        account (the home foundation itself when the environment lives there)."""
+        engine = manifest.monitoring.engine
+        super().__init__(
+            scope,
+            manifest=manifest,
+            env_name=env_name,
+            description=f"{env_name} monitoring of captured traffic ({engine.value})",
+        )
+        names = Names.of(manifest, env_name)
+        artifacts = site.bucket_name("artifacts")
+        home_artifacts = foundation.bucket_arn("artifacts")
+        self.evidently: EvidentlyMonitor | None = None
+        self.model_monitor: ModelMonitorSchedules | None = None
+        if engine is MonitoringEngine.EVIDENTLY:
+            outdir = Path(cdk.App.of(self).outdir)  # type: ignore[union-attr]
+            self.evidently = EvidentlyMonitor(
+                self,
+                "Evidently",
+                manifest=manifest,
+                env=env_name,
+                key=site.key,
+                artifacts_bucket=artifacts,
+                home_artifacts_arn=home_artifacts,
+                build_dir=outdir / "mlgate-build" / self.product / env_name,
+            )
+            self.reports_uri = self.evidently.reports_uri
+            return
+        baseline = {
+            what: CfnParameter(
+                self,
+                f"Live{what.title().replace('-', '')}",
+                type="AWS::SSM::Parameter::Value<String>",
+                default=names.live_release_parameter(what),
+                description=f"SSM parameter the Serving stack keeps at the live version's {what}",
+            ).value_as_string
+            for what in ("baseline-statistics", "baseline-constraints")
+        }
+        released = CfnCondition(
+            self,
+            "Released",
+            expression=Fn.condition_not(
+                Fn.condition_equals(
+                    baseline["baseline-statistics"], f"{NO_BASELINE}/statistics.json"
+                )
+            ),
+        )
+        images = image_uris(manifest, self.target.region)
+        self.model_monitor = ModelMonitorSchedules(
+            self,
+            "ModelMonitor",
+            manifest=manifest,
+            env=env_name,
+            key=site.key,
+            artifacts_bucket=artifacts,
+            home_artifacts_arn=home_artifacts,
+            image=images["model-monitor"],
+            pull=[images["model-monitor"]],
+            baseline_statistics=baseline["baseline-statistics"],
+            baseline_constraints=baseline["baseline-constraints"],
+        )
+        self.reports_uri = f"s3://{artifacts}/{reports_prefix(manifest, env_name)}"
+        condition_all(self, released, MODEL_MONITOR_RESOURCES)

@@ -1,0 +1,271 @@
+"""Serving, per environment: the endpoint of an approved model version with data capture,
+blue/green guardrails that roll back on the SLO alarms, autoscaling, and the drift responder
+that closes the retraining loop. What monitors the traffic lives in the Monitoring stack, so
+that a monitor AWS refuses cannot roll a release back.
+
+The model version arrives as parameters the deployer sets from release.json: `ModelPackageArn`
+(the approved version, kept for monitoring and the audit), `ModelDataUrl` (the released copy of
+its model artifact, which the SageMaker model serves with the manifest's serving image) and its
+baseline; each parameter's AllowedPattern admits this product's versions and released copies
+only, so CloudFormation refuses a forged value whoever submits it. The stack keeps the version
+and its baseline in SSM parameters, where monitoring finds the live version. Until a version is
+released, the stack holds only what needs no model: alarms, roles, the drift responder. The
+endpoint appears with the first release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import CfnCondition, CfnParameter, Fn
+from aws_cdk import aws_events as events
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from mlgate.infra.constructs.conditions import NEEDS_A_MODEL, condition_all
+from mlgate.infra.constructs.drift import DriftResponder
+from mlgate.infra.constructs.endpoint import VARIANT, MonitoredEndpoint, reports_prefix
+from mlgate.infra.ml.images import image_uris
+from mlgate.infra.naming import Names
+from mlgate.infra.stacks.base import ProductStack
+from mlgate.infra.stacks.foundation import FoundationStack, SiteStack
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine
+
+__all__ = ["VARIANT", "ServingStack"]
+
+NO_MODEL = "none"
+NO_BASELINE = "s3://no-model-released-yet"  # never read: monitoring waits for a release
+NO_MODEL_DATA = f"{NO_BASELINE}/model.tar.gz"  # never served: the model waits for a release
+# The L3 constructs' own ids are left out of their resources' logical IDs, which stay what they
+# were before the stack was split into constructs: CloudFormation replaces a resource whose
+# logical ID changes, and a replaced endpoint (or custom-named role, alarm, table) is an outage
+# or a failed update (see the end of ServingStack.__init__).
+
+
+def logical_id(path: list[str]) -> str:
+    """CDK's `makeUniqueId` (core/lib/private/uniqueid.ts): the path's ids without
+    `Default`, de-duplicated and alphanumeric, then 8 hex digits of the path's MD5."""
+    path = [part for part in path if part != "Default"]
+    if len(path) == 1:
+        return re.sub("[^A-Za-z0-9]", "", path[0])
+    digest = hashlib.md5("/".join(path).encode()).hexdigest()[:8].upper()
+    human: list[str] = []
+    for part in path:
+        if not human or not human[-1].endswith(part):
+            human.append(part)
+    readable = "".join(re.sub("[^A-Za-z0-9]", "", p) for p in human if p != "Resource")
+    return readable[:240] + digest
+
+
+def _literal(text: str) -> str:
+    """`text` matched literally in an AllowedPattern (CloudFormation's are Java regular
+    expressions: backslash escapes, as Python's re.escape writes them)."""
+    return re.escape(text)
+
+
+def release_patterns(manifest: Manifest) -> dict[str, str]:
+    """AllowedPattern of each Serving parameter the deployer sets: a version of this product's
+    model package group in the home account and region, or the released copy of a version
+    (Names.released_prefix) in the home artifact bucket, or the parameter's no-model default.
+
+    A version's ARN carries its group's name in lower case whatever the group's case
+    (DescribeModelPackage's ModelPackageArn pattern: https://docs.aws.amazon.com/sagemaker/
+    latest/APIReference/API_DescribeModelPackage.html#API_DescribeModelPackage_ResponseSyntax),
+    and ends in its version number."""
+    home = manifest.environments.staging
+    names = Names.of(manifest)
+    group = names.model_package_group().lower()
+    bucket = names.bucket("artifacts", home.account, home.region)
+    released = _literal(f"s3://{bucket}/{names.released_prefix()}/") + "[0-9]+/"
+
+    def one_of(default: str, pattern: str) -> str:
+        return f"^({_literal(default)}|{pattern})$"
+
+    return {
+        "ModelPackageArn": one_of(
+            NO_MODEL,
+            _literal(f"arn:aws:sagemaker:{home.region}:{home.account}:model-package/{group}/")
+            + "[0-9]+",
+        ),
+        "ModelDataUrl": one_of(NO_MODEL_DATA, released + _literal("model.tar.gz")),
+        "BaselineStatisticsUri": one_of(
+            f"{NO_BASELINE}/statistics.json", released + _literal("baseline/statistics.json")
+        ),
+        "BaselineConstraintsUri": one_of(
+            f"{NO_BASELINE}/constraints.json", released + _literal("baseline/constraints.json")
+        ),
+    }
+
+
+def drift_trigger(manifest: Manifest, env: EnvName, region: str, account: str) -> dict[str, Any]:
+    """What starts the drift responder. Evidently: the drift alarm, which watches the share
+    of drifted features against `monitoring.drift_threshold`, entering ALARM (EventBridge's
+    CloudWatch alarm state change event: https://docs.aws.amazon.com/AmazonCloudWatch/latest/
+    monitoring/cloudwatch-and-eventbridge.html). Model Monitor: an execution of its
+    data-quality schedule that completed with violations. `drift_source` names that alarm or
+    schedule to the drift responder, which checks its events against it."""
+    names = Names.of(manifest, env)
+    if manifest.monitoring.engine is MonitoringEngine.EVIDENTLY:
+        alarm = names.alarm("model", "data-drift", "warning")
+        return {
+            "drift_description": "The drift alarm of this endpoint went into ALARM",
+            "drift_source": {"DRIFT_ALARM": alarm},
+            "drift_event": events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                resources=[f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}"],
+                detail={"state": {"value": ["ALARM"]}},
+            ),
+        }
+    schedule = names.monitoring_schedule("data-quality")
+    return {
+        "drift_description": "A Model Monitor execution of this endpoint found violations",
+        "drift_source": {"MONITORING_SCHEDULE": schedule},
+        "drift_event": events.EventPattern(
+            source=["aws.sagemaker"],
+            detail_type=["SageMaker Processing Job State Change"],
+            detail={
+                "ProcessingJobStatus": ["Completed"],
+                # Model Monitor's exit message for a run that found violations (as
+                # documented; the rehearsal and tests use that shape).
+                "ExitMessage": [{"prefix": "CompletedWithViolations"}],
+                "MonitoringScheduleArn": [
+                    {
+                        "prefix": f"arn:aws:sagemaker:{region}:{account}:"
+                        f"monitoring-schedule/{schedule}"
+                    }
+                ],
+            },
+        ),
+    }
+
+
+class ServingStack(ProductStack):
+    component = "serving"
+    updated_by_hooks = True
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        manifest: Manifest,
+        env_name: EnvName,
+        foundation: FoundationStack,
+        site: SiteStack,
+    ) -> None:
+        """`foundation` is the product's home; `site` is the foundation of the environment's
+        account (the home foundation itself when the environment lives there)."""
+        super().__init__(
+            scope,
+            manifest=manifest,
+            env_name=env_name,
+            description=f"{env_name} endpoint, guardrails, live-version parameters, drift loop",
+        )
+        names = Names.of(manifest, env_name)
+        patterns = release_patterns(manifest)
+        self.model_package = CfnParameter(
+            self,
+            "ModelPackageArn",
+            type="String",
+            default=NO_MODEL,
+            allowed_pattern=patterns["ModelPackageArn"],
+            constraint_description="a version of this product's model package group",
+            description="Approved model package version to serve; set by the release pipeline",
+        )
+        self.model_data = CfnParameter(
+            self,
+            "ModelDataUrl",
+            type="String",
+            default=NO_MODEL_DATA,
+            allowed_pattern=patterns["ModelDataUrl"],
+            constraint_description="the released copy of a version's model.tar.gz",
+            description="The released copy of the version's model artifact; set by the "
+            "release pipeline",
+        )
+        self.baseline_statistics = CfnParameter(
+            self,
+            "BaselineStatisticsUri",
+            type="String",
+            default=f"{NO_BASELINE}/statistics.json",
+            allowed_pattern=patterns["BaselineStatisticsUri"],
+            constraint_description="the released copy of a version's baseline statistics",
+            description="Data-quality baseline statistics registered with the model version",
+        )
+        self.baseline_constraints = CfnParameter(
+            self,
+            "BaselineConstraintsUri",
+            type="String",
+            default=f"{NO_BASELINE}/constraints.json",
+            allowed_pattern=patterns["BaselineConstraintsUri"],
+            constraint_description="the released copy of a version's baseline constraints",
+            description="Data-quality baseline constraints registered with the model version",
+        )
+        has_model = CfnCondition(
+            self,
+            "HasModel",
+            expression=Fn.condition_not(
+                Fn.condition_equals(self.model_package.value_as_string, NO_MODEL)
+            ),
+        )
+        images = image_uris(manifest, self.target.region)
+        artifacts = site.bucket_name("artifacts")
+        # Released versions (model artifacts, baselines) live in the home artifact bucket.
+        home_artifacts = foundation.bucket_arn("artifacts")
+        alarms = self.alarm_factory(site.on_call_topic)
+        self.served = MonitoredEndpoint(
+            self,
+            "Served",
+            manifest=manifest,
+            env=env_name,
+            model_data=self.model_data.value_as_string,
+            has_model=has_model,
+            key=site.key,
+            artifacts_bucket=artifacts,
+            home_artifacts_arn=home_artifacts,
+            image=images["model"],
+            alarms=alarms,
+        )
+        self.endpoint_name = self.served.endpoint_name
+        self.rollback_alarm_names = self.served.rollback_alarm_names
+        # The live version, for monitoring (mlgate/infra/stacks/monitoring.py): written in the
+        # update that moves the endpoint, so a release that rolls back rolls these back too.
+        self.live_release = {
+            what: ssm.StringParameter(
+                self,
+                f"Live{what.title().replace('-', '')}",
+                parameter_name=names.live_release_parameter(what),
+                string_value=value,
+                description=f"The {what} of the version {names.endpoint()} serves",
+            )
+            for what, value in (
+                ("model-package", self.model_package.value_as_string),
+                ("baseline-statistics", self.baseline_statistics.value_as_string),
+                ("baseline-constraints", self.baseline_constraints.value_as_string),
+            )
+        }
+        self.drift = DriftResponder(
+            self,
+            "Drift",
+            manifest=manifest,
+            env=env_name,
+            key=site.key,
+            alarms=alarms,
+            idempotency=site.idempotency,
+            reports_uri=f"s3://{artifacts}/{reports_prefix(manifest, env_name)}",
+            **drift_trigger(manifest, env_name, self.target.region, self.target.account),
+        )
+        self.drift_responder = self.drift.hook
+
+        # One pass once everything is built, not an `allocate_logical_id` override: CDK calls
+        # that for every reference it resolves, each call a round trip into Python (2 s of a
+        # 12 s synth). Elements outside the transparent constructs keep CDK's own IDs.
+        below = len(self.node.path.split("/")) + 1  # the path's ids under the stack's child
+        for transparent in (self.served, self.drift):
+            for child in transparent.node.find_all():
+                if isinstance(child, cdk.CfnElement):
+                    path = child.node.path.split("/")[below:]
+                    child.override_logical_id(logical_id(path))
+        condition_all(self, has_model, NEEDS_A_MODEL)

@@ -1,0 +1,372 @@
+"""The release path's typed inputs, parsed whole at the edge with Powertools' parser
+(https://docs.powertools.aws.dev/lambda/python/latest/utilities/parser/): a hook parses what it
+is given before any AWS call, and a refusal names the field.
+
+- JobReference: the one field of CodePipeline's Lambda invoke event a job hook (deployer,
+  deploy verifier, quality gate) reads, the job id; JobDetailsAnswer: the job as CodePipeline's
+  GetJobDetails answers for that id (anyone allowed to invoke a hook can write an event, only
+  CodePipeline its job). Powertools' parser ships no model of either. UserParameters and the
+  continuation token are JSON text: each hook parses them with its own model.
+- Release: release.json, written by the release hook, read by the deployer, the deploy
+  verifier and the quality gate at their execution's source revision.
+- Thresholds: the quality gate's MLGATE_THRESHOLDS.
+
+The release hook's own event model (on Powertools' EventBridgeModel) is in release/handler.py:
+it alone reads it. Each model's validator is built the first time it is used (defer_build): a
+hook builds only the models it reads.
+
+Names follow the AWS API's own patterns (botocore's service models), so a name AWS would refuse
+is refused here first; text that is not a name refuses control, format (right-to-left marks,
+zero-width characters) and surrogate code points. Events and release.json may carry more than
+the models read (AWS adds fields); the parameters and tokens mlgate writes may not.
+"""
+
+import re
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError, parse
+from pydantic import AfterValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
+
+T = TypeVar("T")
+
+# --- names, as the services' API references give their patterns ------------------------------
+
+_PARTITION = r"aws(-[a-z]+)*"
+_SAGEMAKER_NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+
+
+AccountId = Annotated[str, Strict(), StringConstraints(pattern=r"^[0-9]{12}$")]
+Region = Annotated[
+    str, Strict(), StringConstraints(max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+]
+JobId = Annotated[str, Strict(), StringConstraints(pattern=_UUID)]
+ExecutionId = Annotated[str, Strict(), StringConstraints(pattern=_UUID)]
+SageMakerName = Annotated[
+    str, Strict(), StringConstraints(max_length=63, pattern=f"^{_SAGEMAKER_NAME}$")
+]
+StackName = Annotated[str, Strict(), StringConstraints(pattern=r"^[a-zA-Z][-a-zA-Z0-9]{0,127}$")]
+EnvName = Literal["staging", "prod"]
+RoleArn = Annotated[
+    str,
+    Strict(),
+    StringConstraints(
+        max_length=2048,
+        pattern=rf"^arn:{_PARTITION}:iam::[0-9]{{12}}:role/[A-Za-z0-9_+=,.@/-]{{1,512}}$",
+    ),
+]
+# A version of a package group (SageMaker lowercases the group in the ARN).
+ModelPackageArn = Annotated[
+    str,
+    Strict(),
+    StringConstraints(
+        max_length=2048,
+        pattern=rf"^arn:{_PARTITION}:sagemaker:[a-z0-9-]{{9,16}}:[0-9]{{12}}:model-package/"
+        rf"{_SAGEMAKER_NAME}/[0-9]{{1,10}}$",
+    ),
+]
+BucketName = Annotated[str, Strict(), StringConstraints(pattern=f"^{_BUCKET}$")]
+S3Uri = Annotated[str, Strict(), StringConstraints(pattern=rf"^s3://{_BUCKET}/[!-~]{{1,1024}}$")]
+MetricName = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+Version = Annotated[int, Strict(), Field(ge=1, le=10**9)]
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+# Epoch milliseconds, as SageMaker sends LastModifiedTime and CreationTime, or ISO 8601 text.
+EpochMillis = Annotated[int, Strict(), Field(ge=0, le=10**14)]
+IsoTime = Annotated[
+    str,
+    Strict(),
+    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,15}(Z|[+-][0-9:]{4,5})?$"),
+]
+Timestamp = EpochMillis | IsoTime
+
+# Code points that are never part of a name or a sentence mlgate writes: controls (NUL
+# included), format characters (right-to-left marks and overrides, zero-width characters),
+# surrogates (a lone one cannot even be written to the log), private use and unassigned.
+_REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+
+def _plain(text: str) -> str:
+    for char in text:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            raise ValueError(f"contains the control or format character U+{ord(char):04X}")
+    return text
+
+
+Text = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=2048), AfterValidator(_plain)
+]
+ObjectKey = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=1024), AfterValidator(_plain)
+]
+Secret = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=8192, pattern=r"^[!-~]+$")
+]
+ContinuationToken = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=2048)]
+# ActionConfigurationValue: at most 1,000 characters (CodePipeline's API reference).
+ParameterText = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=1000)]
+
+
+class Model(BaseModel):
+    """What mlgate writes itself (parameters, tokens): nothing it does not read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class AwsModel(BaseModel):
+    """What AWS sends: fields it adds later are left alone."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+class Refusal(ValueError):
+    """Input a hook will not act on; the message names the field and what is wrong with it."""
+
+
+def _safe(text: str, longest: int = 80) -> str:
+    """Text for a log line and an AWS message: ASCII, escapes for the rest (a lone surrogate
+    included), cut short."""
+    escaped = text.encode("ascii", "backslashreplace").decode("ascii")
+    return escaped if len(escaped) <= longest else escaped[: longest - 3] + "..."
+
+
+def describe(err: ValidationError, where: str = "") -> str:
+    """One line: the first field refused (its path, `where` first) and why, and how many more.
+    The input itself is never shown: it may be a credential, 200 KB long or unprintable."""
+    errors = err.errors(include_url=False, include_input=False, include_context=False)
+    first = errors[0]
+    path = ".".join(_safe(str(part), 60) for part in (where, *first["loc"]) if part != "")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{path or 'the event'}: {_safe(first['msg'], 200)}{more}"
+
+
+def read(data: Any, model: type[T], where: str = "") -> T:
+    """Powertools' parse (a str is read as JSON), its refusal as one Refusal naming the field."""
+    try:
+        return parse(event=data, model=model)
+    except ValidationError as err:
+        raise Refusal(describe(err, where)) from None
+
+
+def utc(moment: datetime) -> str:
+    """EventBridge's time format (ISO 8601, UTC, seconds)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- CodePipeline's job (the Lambda invoke action) ---------------------------------------------
+
+
+class JobIdentity(AwsModel):
+    id: JobId
+
+
+class JobReference(AwsModel):
+    """Only the job's id: all a hook takes from its event. Everything else of the job is read
+    from CodePipeline itself (GetJobDetails: JobDetailsAnswer), never from the event."""
+
+    job: JobIdentity = Field(alias="CodePipeline.job")
+
+
+# CodePipeline's pipeline names: [A-Za-z0-9.@\-_]+, 1 to 100 characters (its API reference).
+PipelineName = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9.@_-]+$")
+]
+
+
+class Configuration(AwsModel):
+    UserParameters: ParameterText
+
+
+class ActionConfiguration(AwsModel):
+    configuration: Configuration
+
+
+class PipelineContext(AwsModel):
+    """Which pipeline, and which run of it, the job belongs to."""
+
+    pipelineName: PipelineName
+    pipelineExecutionId: ExecutionId
+
+
+class PipelineOf(AwsModel):
+    pipelineContext: PipelineContext
+
+
+class JobOf(AwsModel):
+    id: JobId
+    data: PipelineOf
+
+
+class JobPipeline(AwsModel):
+    """GetJobDetails' answer, read only as far as whose job it is."""
+
+    jobDetails: JobOf
+
+
+class JobDetailsData(AwsModel):
+    actionConfiguration: ActionConfiguration
+    pipelineContext: PipelineContext
+    # PutJobSuccessResult's continuationToken: 1 to 2,048 characters.
+    continuationToken: ContinuationToken | None = None
+
+
+class JobDetails(AwsModel):
+    id: JobId
+    data: JobDetailsData
+
+
+class JobDetailsAnswer(AwsModel):
+    """codepipeline:GetJobDetails' answer (https://docs.aws.amazon.com/codepipeline/latest/
+    APIReference/API_GetJobDetails.html): the job as CodePipeline holds it."""
+
+    jobDetails: JobDetails
+
+
+class DeployParameters(Model):
+    """The deployer's UserParameters (mlgate/infra/constructs/release_pipeline.py writes them):
+    `service_role` is the Serving stack's own CloudFormation service role, the only role
+    UpdateStack is given (RoleARN)."""
+
+    environment: EnvName
+    stack: StackName
+    service_role: RoleArn
+    role_arn: RoleArn | None = None
+
+
+class VerifyParameters(Model):
+    """The deploy verifier's UserParameters."""
+
+    environment: EnvName
+    endpoint: SageMakerName
+    role_arn: RoleArn | None = None
+
+
+class GateParameters(Model):
+    """The quality gate's UserParameters; `execution` is CodePipeline's resolved
+    #{codepipeline.PipelineExecutionId} (the gate records the job's own execution, from
+    GetJobDetails, and refuses parameters naming another)."""
+
+    endpoint: SageMakerName
+    execution: ExecutionId | None = None
+
+
+class DeployToken(Model):
+    """The deployer's own continuation token: the stack it waits for (`waiting`), or the
+    update it started (`model_package_arn`)."""
+
+    stack: StackName
+    waiting: Literal[True] | None = None
+    model_package_arn: ModelPackageArn | None = None
+
+    @model_validator(mode="after")
+    def _one_state(self) -> "DeployToken":
+        if (self.waiting is None) == (self.model_package_arn is None):
+            raise ValueError("a deployer token carries either waiting or model_package_arn")
+        return self
+
+
+# --- release.json ------------------------------------------------------------------------------
+
+
+# Where the release hook copies an approved version (mlgate.infra.naming.Names.released_prefix):
+# s3://<home artifact bucket>/released/<product>/<version>/model.tar.gz, baseline/...
+_RELEASED = re.compile(
+    rf"^s3://(?P<bucket>{_BUCKET})/(?P<prefix>released/[a-z0-9][a-z0-9-]{{0,62}})/"
+    r"(?P<version>[0-9]{1,10})/model\.tar\.gz$"
+)
+
+
+class Release(AwsModel):
+    """One approved model version and its evidence: what every later stage acts on.
+
+    model_data_url and the baselines are the release hook's copies under the version's released
+    folder (released/<product>/<version>/ of the home artifact bucket), the one place other
+    environments may read; whose bucket and product that is, each hook checks against its own
+    settings (shared/jobs.py)."""
+
+    model_package_arn: ModelPackageArn
+    model_package_group: SageMakerName | None = None
+    model_version: Version
+    model_data_url: S3Uri
+    approved_by: Text = "unknown"
+    approved_at: Timestamp | None = None
+    metrics: dict[MetricName, Number] = Field(default={}, max_length=100)
+    evaluation_report_uri: S3Uri | None = None
+    baseline_statistics_uri: S3Uri | None = None
+    baseline_constraints_uri: S3Uri | None = None
+    baseline_dataset_uri: S3Uri | None = None
+    manifest_sha256: Text | None = None
+    code_sha256: Text | None = None
+    training_execution: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_version(self) -> "Release":
+        if int(self.model_package_arn.rsplit("/", 1)[1]) != self.model_version:
+            raise ValueError("model_version is not the version model_package_arn names")
+        found = _RELEASED.match(self.model_data_url)
+        if found is None or int(found["version"]) != self.model_version:
+            raise ValueError(
+                "model_data_url is not s3://<bucket>/released/<product>/<model_version>/"
+                "model.tar.gz: the release hook's copy of this version"
+            )
+        folder = self.model_data_url.removesuffix("model.tar.gz")
+        for name, uri, want in (
+            ("baseline_statistics_uri", self.baseline_statistics_uri, "baseline/statistics.json"),
+            (
+                "baseline_constraints_uri",
+                self.baseline_constraints_uri,
+                "baseline/constraints.json",
+            ),
+        ):
+            if uri is not None and uri != folder + want:
+                raise ValueError(f"{name} is not {want} in the version's released folder")
+        dataset = self.baseline_dataset_uri
+        if dataset is not None and not (
+            dataset.startswith(folder + "baseline/dataset/") and ".." not in dataset
+        ):
+            raise ValueError(
+                "baseline_dataset_uri is not under baseline/dataset/ of the version's "
+                "released folder"
+            )
+        return self
+
+    @property
+    def released_in(self) -> tuple[str, str]:
+        """(the bucket, released/<product>) the version was copied to."""
+        found = _RELEASED.match(self.model_data_url)
+        assert found is not None  # checked when the release was read
+        return found["bucket"], found["prefix"]
+
+    def document(self) -> dict[str, Any]:
+        """release.json's content, every field written (None as null)."""
+        return self.model_dump(mode="json")
+
+
+# --- the quality gate's thresholds -------------------------------------------------------------
+
+SmokeFigure = Literal["latency_p99_ms", "error_rate_5xx", "invocation_error_rate"]
+
+
+class MetricThreshold(Model):
+    name: MetricName
+    threshold: Number
+    direction: Literal["at_least", "at_most"]
+
+
+class Slo(Model):
+    name: SmokeFigure
+    threshold: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+
+
+class Thresholds(Model):
+    """mlgate.infra.gates.thresholds(manifest), as the stack writes it into MLGATE_THRESHOLDS."""
+
+    model_metrics: list[MetricThreshold] = Field(max_length=100)
+    slos: list[Slo] = Field(max_length=10)

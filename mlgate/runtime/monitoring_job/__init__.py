@@ -1,0 +1,50 @@
+"""The Evidently monitoring job (`monitoring.engine: evidently`): one run compares the last
+window of an endpoint's captured traffic with the training baseline, scores the predictions
+whose labels are due, writes an HTML report and a summary, and publishes CloudWatch metrics.
+
+Runtime code only: no aws_cdk, no SageMaker SDK. It runs as a SageMaker Processing job in the
+prebuilt scikit-learn image (a Python 3.12 one, e.g. framework version 1.4-2-py312) in script
+mode: this folder is the source dir, `run.py` the entry point, and a `requirements.txt` beside
+it (the repository's requirements-monitoring.lock: requirements-monitoring.txt's exact pins with
+each wheel's sha256) is installed by pip when the job starts, so no image is built anywhere.
+The wheels ship with the job (mlgate/infra/wheelsets.py): pip installs from them alone, with
+`--no-index --require-hashes`, so a run needs no package index and no internet access.
+
+Deployed, one run is three Processing steps (mlgate/infra/constructs/evidently.py): stage.py fetches
+the windows and the released baseline (network; boto3 only), run.py judges them under network
+isolation (`--release-file`, no AWS call), publish.py puts the summary's metrics (network;
+boto3 only). `run.main` with the S3 options does all three in one process (tests, rehearsal).
+
+Inputs (local paths, as Processing downloads them)
+  --capture-dir         the endpoint's capture .jsonl files (any depth); they should cover the
+                        drift window and, for model quality, the window shifted back by the
+                        ground-truth delay: the job filters records by inferenceTime itself.
+  --baseline            the training baseline CSV: header, feature columns, no label.
+  --features            feature names in payload order (the capture's text/csv request rows).
+  --feature-types       name:num|cat list; unlisted features are numeric.
+  --window-hours        drift window: inferenceTime in (now - window, now]  [1].
+  --now                 ISO time the window ends; default the current UTC time.
+  --drift-threshold     drift is declared when the share of drifted features is above it [0.1].
+  --feature-thresholds  name=score per-feature drift-score thresholds (default 0.1 each; the
+                        score is a distance, drift when score >= threshold: see drift.py).
+  --ground-truth-dir    ground-truth .jsonl (SageMaker's model-quality record, eventId = the
+                        capture's inferenceId, else its eventId); enables model quality.
+  --ground-truth-delay-hours  captures in (now - delay - window, now - delay] are scored [24].
+  --problem-type        binary_classification | multiclass | regression.
+  --metrics             e.g. precision,recall,auc,f1,accuracy,false_positive_rate (binary),
+                        accuracy,precision,recall,f1,weighted_* (multiclass), rmse,mse,mae,r2.
+  --probability-threshold  binary: class 1 when the output probability is at or above it [0.5].
+
+Outputs
+  --report-dir/report.html    Evidently's report (drift per feature, data checks).
+  --report-dir/summary.json   {"window", "capture": {records, malformed}, "drift": {"features":
+                              {name: {drift_score, drifted, test, threshold, missing_share,
+                              out_of_range_share}}, "overall": {drifted_share, drifted_features,
+                              drift_detected, drift_threshold, rows}}, "quality": {"window",
+                              due, rows, metrics: {name: value}}}. A feature with no value in
+                              the window has drift_score null and counts as drifted.
+  CloudWatch (--publish, in --namespace, every metric with the --dimensions Name=value pairs):
+    feature_drift_score, missing_value_share, out_of_range_share   + dimension Feature
+    drifted_feature_share, drift_detected (1 or 0), captured_rows, malformed_records
+    model_<metric> for each --metrics name, labelled_rows
+"""
