@@ -65,6 +65,13 @@ def job_arguments(manifest: Manifest, env: EnvName, *, capture_uri: str) -> list
     ]  # fmt: skip
     if categorical:
         args += ["--feature-types", ",".join(f"{c}:cat" for c in categorical)]
+    groups = {
+        c: feature
+        for c in columns
+        if (feature := payload_feature(manifest, c)) is not None and feature != c
+    }
+    if groups:
+        args += ["--feature-of", ",".join(f"{c}={f}" for c, f in groups.items())]
     if thresholds:
         args += ["--feature-thresholds", ",".join(f"{c}={v}" for c, v in thresholds.items())]
     if monitoring.ground_truth_s3_uri:

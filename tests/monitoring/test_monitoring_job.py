@@ -99,6 +99,44 @@ def test_shifted_features_and_only_they_drift(shifted: dict[str, Any]) -> None:
     assert drift["overall"]["drift_detected"] is True
 
 
+def test_the_drift_share_counts_features_not_their_one_hot_columns(
+    tmp_path: Path, baseline_dir: Path
+) -> None:
+    """Two columns that carry one feature (as one-hot columns carry a categorical feature) and
+    both move: one drifted feature of five, not two drifted columns of six."""
+    tmp = scenario(tmp_path, baseline_dir, draw(3000, seed=3, shift=["f_num_1", "f_cat_1"]))
+    grouped = job(tmp, "--feature-of", "f_num_1=f_group,f_cat_1=f_group")["drift"]
+    assert grouped["features"]["f_num_1"]["feature"] == "f_group"
+    assert grouped["features"]["f_num_2"]["feature"] == "f_num_2"
+    assert grouped["overall"]["drifted_features"] == 1
+    assert grouped["overall"]["features"] == 5
+    assert grouped["overall"]["drifted_share"] == pytest.approx(1 / 5)
+    assert grouped["overall"]["drifted_columns"] == 2
+    assert grouped["overall"]["columns"] == 6
+    # Counted by column, the same traffic reads as a third of the product moving.
+    ungrouped = job(tmp, "--report-dir", str(tmp / "ungrouped"))["drift"]
+    assert ungrouped["overall"]["drifted_share"] == pytest.approx(2 / 6)
+
+
+def test_a_one_hot_column_name_keeps_its_equals_sign_in_a_feature_group() -> None:
+    args = run.parser().parse_args(
+        ["--capture-dir", "c", "--baseline", "b", "--features", "colour=red", "--report-dir", "r",
+         "--feature-of", "colour=red=colour, colour=blue=colour"]
+    )  # fmt: skip
+    assert args.feature_of == {"colour=red": "colour", "colour=blue": "colour"}
+    with pytest.raises(SystemExit):
+        run.parser().parse_args(["--capture-dir", "c", "--baseline", "b", "--features", "x",
+                                 "--report-dir", "r", "--feature-of", "x"])  # fmt: skip
+
+
+def test_a_feature_group_of_an_unknown_column_is_refused(
+    tmp_path: Path, baseline_dir: Path
+) -> None:
+    tmp = scenario(tmp_path, baseline_dir, draw(200, seed=5))
+    with pytest.raises(ValueError, match="feature groups name unknown columns: nope"):
+        job(tmp, "--feature-of", "nope=f_group")
+
+
 def test_a_feature_threshold_override_changes_only_that_feature(
     tmp_path: Path, baseline_dir: Path
 ) -> None:

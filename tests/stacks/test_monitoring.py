@@ -77,6 +77,19 @@ def test_the_evidently_job_reads_exactly_the_payload_and_the_manifest_thresholds
     overrides = manifest.monitoring.feature_drift_thresholds
     expected = ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else None
     assert argument(args, "--feature-thresholds") == expected
+    # The drift share counts the product's features: every payload column that is not itself a
+    # feature (a one-hot column) is grouped under the feature it carries, as the job reads it.
+    from mlgate.runtime.monitoring_job.run import _groups
+
+    groups = _groups(argument(args, "--feature-of") or "")
+    for column in manifest.payload_columns:
+        carried = [f for f in manifest.features if column.startswith((f"{f}=", f"{f}_"))]
+        if column in manifest.features or not carried:
+            assert column not in groups, column  # a feature, or a column of its own
+        else:
+            assert groups[column] == max(carried, key=len), column
+    owners = {groups.get(c, c) for c in manifest.payload_columns}
+    assert len(owners) < len(manifest.payload_columns) or not groups
     # The isolated step reads what Stage staged, and publishes nothing itself.
     for option in (
         "--capture-s3-uri",

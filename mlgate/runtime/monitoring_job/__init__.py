@@ -22,6 +22,7 @@ Inputs (local paths, as Processing downloads them)
   --baseline            the training baseline CSV: header, feature columns, no label.
   --features            feature names in payload order (the capture's text/csv request rows).
   --feature-types       name:num|cat list; unlisted features are numeric.
+  --feature-of          column=feature list: the feature each one-hot column carries.
   --window-hours        drift window: inferenceTime in (now - window, now]  [1].
   --now                 ISO time the window ends; default the current UTC time.
   --drift-threshold     drift is declared when the share of drifted features is above it [0.1].
@@ -38,8 +39,10 @@ Inputs (local paths, as Processing downloads them)
 Outputs
   --report-dir/report.html    Evidently's report (drift per feature, data checks).
   --report-dir/summary.json   {"window", "capture": {records, malformed}, "drift": {"features":
-                              {name: {drift_score, drifted, test, threshold, missing_share,
-                              out_of_range_share}}, "overall": {drifted_share, drifted_features,
+                              {column: {feature, drift_score, drifted, test, threshold,
+                              missing_share, out_of_range_share}}, "overall": {drifted_share
+                              (of features: --feature-of groups one-hot columns),
+                              drifted_features, features, drifted_columns, columns,
                               drift_detected, drift_threshold, rows}}, "quality": {"window",
                               due, rows, metrics: {name: value}}}. A feature with no value in
                               the window has drift_score null and counts as drifted.

@@ -37,8 +37,9 @@ DEFAULT_FEATURE_THRESHOLD = 0.1
 @dataclass(frozen=True)
 class DriftResult:
     summary: dict[str, Any]
-    """{"features": {name: {drift_score, drifted, test, threshold, missing_share,
-    out_of_range_share}}, "overall": {drifted_share, drift_detected, drift_threshold, rows}}."""
+    """{"features": {column: {feature, drift_score, drifted, test, threshold, missing_share,
+    out_of_range_share}}, "overall": {drifted_share, drifted_features, features,
+    drifted_columns, columns, drift_detected, drift_threshold, rows}}."""
     report: Any
     """Evidently's run result (a Snapshot): `save_html(path)` writes the HTML report."""
 
@@ -85,10 +86,21 @@ def analyse(
     categorical: Sequence[str],
     drift_threshold: float,
     feature_thresholds: Mapping[str, float] | None = None,
+    feature_of: Mapping[str, str] | None = None,
 ) -> DriftResult:
     """Compare current with reference (same columns); drift_detected when the share of drifted
-    features is above drift_threshold."""
+    features is above drift_threshold.
+
+    Each column is scored on its own, but the share counts the product's features, not the
+    payload's columns: `feature_of` names the feature a column carries (the one-hot columns of a
+    categorical feature carry that feature; a column it leaves out is a feature of its own), and
+    a feature drifted when any of its columns did. Five of ten features moved is a share of 0.5,
+    however many one-hot columns the other five have."""
     thresholds = dict(feature_thresholds or {})
+    owner = {c: (feature_of or {}).get(c, c) for c in reference.columns}
+    stray = sorted(set(feature_of or {}) - set(reference.columns))
+    if stray:
+        raise ValueError(f"feature groups name unknown columns: {', '.join(stray)}")
     unknown = sorted(set(thresholds) - set(reference.columns))
     if unknown:
         raise ValueError(f"feature thresholds name unknown features: {', '.join(unknown)}")
@@ -127,11 +139,17 @@ def analyse(
             features[column]["missing_share"] = _share(value)
         elif kind in ("OutRangeValueCount", "OutListValueCount"):
             features[column]["out_of_range_share"] = _share(value)
-    drifted = sum(f["drifted"] for f in features.values())
-    share = drifted / len(features)
+    for column, feature in features.items():
+        feature["feature"] = owner[column]
+    moved = {owner[c] for c, f in features.items() if f["drifted"]}
+    total = len(set(owner.values()))
+    share = len(moved) / total
     overall = {
         "drifted_share": share,
-        "drifted_features": drifted,
+        "drifted_features": len(moved),
+        "features": total,
+        "drifted_columns": sum(f["drifted"] for f in features.values()),
+        "columns": len(features),
         "drift_detected": share > drift_threshold,
         "drift_threshold": drift_threshold,
         "rows": len(current),

@@ -60,6 +60,18 @@ def _pairs(text: str, sep: str, what: str) -> dict[str, str]:
     return pairs
 
 
+def _groups(text: str) -> dict[str, str]:
+    """column=feature pairs; a one-hot column's own name holds '=' (`colour=red`), a feature's
+    name never does, so each pair splits at its last '='."""
+    groups: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        column, found, feature = item.rpartition("=")
+        if not found or not column.strip() or not feature.strip():
+            raise argparse.ArgumentTypeError(f"feature group '{item}' is not column=feature")
+        groups[column.strip()] = feature.strip()
+    return groups
+
+
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
@@ -89,6 +101,13 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.1,
         help="drift is declared when the share of drifted features is above this",
+    )
+    data.add_argument(
+        "--feature-of",
+        type=_groups,
+        default={},
+        help="column=feature, comma-separated: the feature a one-hot column carries (drift is "
+        "shared over features); an unlisted column is a feature of its own",
     )
     thresholds.add_argument(
         "--feature-thresholds",
@@ -241,7 +260,12 @@ def main(
         report_file.write_text(NO_TRAFFIC_PAGE.format(start=now - window, end=now))
     else:
         result = drift.analyse(
-            reference, current, categorical, args.drift_threshold, args.feature_thresholds
+            reference,
+            current,
+            categorical,
+            args.drift_threshold,
+            args.feature_thresholds,
+            args.feature_of,
         )
         result.report.save_html(str(report_file))
         summary["drift"] = result.summary
