@@ -127,7 +127,7 @@ bench: setup-dev $(STAMPS)/system  ## benchmarks (figures, not pass/fail): synth
 rehearse: setup-dev $(STAMPS)/system $(STAMPS)/spark-classes  ## play the whole release flow offline (moto, local Spark) with the real hooks
 	$(BIN)/python tools/rehearsal.py $(MANIFEST)
 
-dashboards: synth  ## render every synthesized dashboard to reports/dashboards/*.html
+dashboards: synth $(STAMPS)/dev  ## render every synthesized dashboard to reports/dashboards/*.html, charts from the last `make rehearse`
 	$(BIN)/python -m mlgate dashboards --outdir cdk.out --out reports/dashboards
 
 diff: setup  ## cdk diff against the accounts in the manifest (needs AWS credentials)

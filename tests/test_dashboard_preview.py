@@ -40,7 +40,10 @@ def dom(page: Path, profile: Path) -> str:
 def test_preview_renders_every_dashboard_and_chromium_shows_it(
     synth: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["dashboards", "--outdir", str(synth.outdir), "--out", str(tmp_path)]) == 0
+    args = ["dashboards", "--outdir", str(synth.outdir), "--out", str(tmp_path)]
+    # No rehearsal data: each widget lists its threshold lines (tests/test_pages_charts.py
+    # draws them from a rehearsal's metrics).
+    assert main([*args, "--rehearsal", str(tmp_path / "no-rehearsal")]) == 0
     assert "wrote" in capsys.readouterr().out
     pages = sorted(tmp_path.glob("*.html"))
     assert [p.name for p in pages] == sorted(

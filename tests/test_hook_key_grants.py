@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from mlgate.infra.service_rules import App, Resource
+from mlgate.infra.stacks.delivery import DeliveryProps
 
 from .conftest import APPS
 
@@ -265,7 +266,10 @@ def test_every_dead_letter_queue_keeps_events_only_as_long_as_they_may_be_redriv
                 assert props["MessageRetentionPeriod"] == expected[hook], (path.name, hook)
                 assert "ProductKey" in json.dumps(props["KmsMasterKeyId"]), (path.name, hook)
                 seen[hook] = props["MessageRetentionPeriod"]
-        assert dead_letter_retention(manifest, "gate_notifier")[0].to_seconds() == longest * 3600
+        hours = DeliveryProps.of(manifest).approval_hours
+        assert dead_letter_retention("gate_notifier", approval_hours=hours)[0].to_seconds() == (
+            longest * 3600
+        )
     assert {"Deployer", "GateNotifier", "GateCallback", "Release"} <= set(seen)
 
 

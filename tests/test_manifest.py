@@ -184,9 +184,26 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "gates[2]: a manual gate needs at least one approver",
     ),
     (
+        "a model registry gate that needs every approver",
+        _set("gates.0.requires", "all"),
+        "gates[0]: the model registry records one approval per version: a model_registry gate "
+        "is decided by one approver (requires: one); put a gate that needs every approver "
+        "after_staging or before_prod",
+    ),
+    (
+        "an automated gate that needs every approver",
+        _set("gates.1.requires", "all"),
+        "gates[1]: an automated gate has no approvers to require all of; drop requires",
+    ),
+    (
+        "a gate that needs some of its approvers",
+        _set("gates.2.requires", "two"),
+        "gates[2].requires: 'two' is not allowed; expected 'one' or 'all'",
+    ),
+    (
         "gates out of release order",
-        _set("gates.4.placement", "model_registry"),
-        "gates[4].placement: 'go-live' (model_registry) comes after 'compliance-review' "
+        _set("gates.3.placement", "model_registry"),
+        "gates[3].placement: 'compliance-review' (model_registry) comes after 'business-signoff' "
         "(after_staging); order gates as the release runs: "
         "model_registry -> after_staging -> before_prod",
     ),

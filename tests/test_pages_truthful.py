@@ -104,7 +104,7 @@ def pages(synth: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     out = tmp_path_factory.mktemp("pages")
     for product in synth.products:
         write(product.manifest, synth.outdir, out, lint=False)
-    write_previews(synth.outdir, out / "dashboards")
+    write_previews(synth.outdir, out / "dashboards", out / "no-rehearsal")
     return {p.name: p.read_text() for p in sorted(out.rglob("*.*")) if p.suffix in (".md", ".html")}
 
 

@@ -108,6 +108,81 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         assert f"deployer hook in account {account} through its deploy role" in out
 
 
+SCORE = re.compile(r"sample scored (?P<score>\S+?) \(the endpoint: the trained model artifact")
+
+
+def test_the_endpoint_answers_with_each_products_own_model(rehearsal: Run) -> None:
+    """The verifier's sample request is answered by the product's trained model: a real score,
+    its own (no product scores like another, no stand-in's constant), and the quality gate's
+    smoke answers agree with the evaluation's predictions, their latency labelled in-process."""
+    scores: dict[str, list[str]] = {}
+    for name, section in rehearsal.sections().items():
+        out = " ".join(section.split())
+        scores[name] = [m["score"] for m in SCORE.finditer(out)]
+        assert len(scores[name]) >= 2, out[-3000:]  # staging and prod
+        assert len(set(scores[name])) == 1, scores  # the same model and request
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        if any(g.kind.value == "automated" for g in manifest.pipeline_gates):
+            assert "latencies measured in-process on this machine" in out
+            assert "each answer against evaluate's prediction for its row" in out
+            assert "(agrees)." in out
+    firsts = [v[0] for v in scores.values()]
+    assert "0.0213" not in firsts
+    assert len(set(firsts)) == len(firsts), scores
+
+
+def test_the_rehearsal_prints_the_manifests_accounts(rehearsal: Run) -> None:
+    for name, section in rehearsal.sections().items():
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        out = " ".join(section.split())
+        for env in ("staging", "prod"):
+            where = manifest.environment(env)
+            assert f"{env} in account {where.account}, {where.region}" in out
+        home = manifest.environments.staging.account
+        assert f":{home}:model-package/" in out
+        assert "123456789012" not in out, "moto's default account"
+
+
+def varies(points: list[list[Any]]) -> bool:
+    return len({round(float(v), 9) for _, v in points}) > 1
+
+
+def test_metrics_json_holds_the_runs_series_as_the_dashboards_name_them(rehearsal: Run) -> None:
+    import json
+
+    from mlgate.infra.naming import Names
+
+    assert not varies([["t", 1.0], ["u", 1.0]])  # the broken form: a constant series
+    assert varies([["t", 1.0], ["u", 2.0]])
+    for name in PRODUCTS:
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        written = json.loads((ROOT / "reports" / "rehearsal" / name / "metrics.json").read_text())
+        assert written["product"] == name
+        series = {(m["namespace"], m["name"], tuple(sorted(m["dimensions"].items()))): m
+                  for m in written["metrics"]}  # fmt: skip
+        endpoint = {"EndpointName": Names.of(manifest, "staging").endpoint(),
+                    "VariantName": "AllTraffic"}  # fmt: skip
+        latency = series[("AWS/SageMaker", "ModelLatency", tuple(sorted(endpoint.items())))]
+        assert latency["unit"] == "Microseconds", latency
+        # Every request the endpoints answered (verifiers, smoke loads), each timed.
+        timed = [p for m in written["metrics"] if m["name"] == "ModelLatency" for p in m["points"]]
+        assert len(timed) >= 2, timed
+        assert varies(timed), timed
+        for metric in ("Invocations", "InvocationModelErrors", "Invocation5XXErrors"):
+            assert ("AWS/SageMaker", metric, tuple(sorted(endpoint.items()))) in series
+        drift = series[(Names.of(manifest).monitoring_namespace(), "drifted_feature_share",
+                        (("Environment", "staging"), ("Product", name)))]  # fmt: skip
+        assert len(drift["points"]) == 2, drift
+        assert varies(drift["points"]), drift
+        for m in manifest.metrics.model_metrics:
+            key = ("mlgate/evaluation", m.name.value, (("Product", name),))
+            assert len(series[key]["points"]) == 1
+        (alarm,) = written["alarms"]
+        assert [state for _, state, _ in alarm["history"]] == ["OK", "ALARM"]
+        kinds = {m["kind"] for m in written["moments"]}
+        assert {"release", "rollback", "drift", "retrain"} <= kinds, kinds
+
+
 def test_a_failing_product_fails_the_run_and_is_named(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -198,10 +198,34 @@ def fit(manifest: Manifest, base: Path, model_dir: Path, *, quick: bool = True) 
             train = script(manifest, "train")
             with threadpool_limits(limits=1):
                 train.main([arg for k, v in hyperparameters.items() for arg in (f"--{k}", str(v))])
+        copy_serving_code(manifest, model_dir)
     else:
         raise ValueError(
             f"{manifest.product.name}: a custom image trains in its container; no local run"
         )
+
+
+def copy_serving_code(manifest: Manifest, model_dir: Path) -> None:
+    """What mlgate's script-mode entry does after training (mlgate/runtime/ml/
+    script_mode_entry.py): the source directory (train.py, its dependencies, the entry) copied
+    into the model directory's code/ folder, which the serving container imports."""
+    import shutil
+
+    from mlgate.infra.ml.pipeline import ENTRY_SCRIPT
+    from mlgate.runtime.ml import script_mode_entry
+
+    code = model_dir / "code"
+    code.mkdir(parents=True, exist_ok=True)
+    own = manifest.model.code
+    for relative in (own.train, *own.dependencies):
+        if relative is not None:
+            source = manifest.path(relative)
+            if source.is_dir():
+                shutil.copytree(source, code / source.name, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+            else:
+                shutil.copy2(source, code / source.name)
+    shutil.copy2(script_mode_entry.__file__, code / ENTRY_SCRIPT)
 
 
 def train_locally(manifest: Manifest, base: Path, *, quick: bool = True) -> Run:

@@ -8,8 +8,13 @@ Runs under moto (no AWS account): the product's own ETL transform on local Spark
 synthetic data), its training scripts (or mlgate's defaults) with a model trained locally, the
 model registry, the release, deployer, verifier, quality-gate, notifier and callback hooks, and
 the audit trail; an environment in another account is reached through its roles, as on AWS.
-What cannot run offline (a SageMaker endpoint, CloudWatch percentiles, CodePipeline's own state
-machine) is simulated and the timeline says so. Then four faults, each ending safely.
+The endpoints serve the model artifact the rehearsal's training wrote, in this process, as the
+framework's container serves it (tools/local_endpoint.py): the verifier, the quality gate's
+smoke load and the captured traffic the monitoring job reads get the model's own answers.
+What cannot run offline (an endpoint's fleet and rollout, CloudWatch percentiles,
+CodePipeline's own state machine) is simulated and the timeline says so. Then four faults, each
+ending safely. Each product's CloudWatch data is written to REPORTS/<product>/metrics.json
+(tools/rehearsal_metrics.py).
 
 A development tool, not shipped: it needs the test dependencies (moto, pyspark, xgboost).
 """
@@ -37,13 +42,23 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "mlgate" / "runtime" / "hooks"
+REPORTS = ROOT / "reports" / "rehearsal"
+"""Each product's metrics.json (tools/rehearsal_metrics.py) goes to REPORTS/<product>/."""
 REGION, ACCOUNT = "eu-west-1", "123456789012"
+"""The product's home: its staging environment's region and account (set per product)."""
+VARIANT = "AllTraffic"
+"""The endpoint's one production variant (mlgate/infra/constructs/endpoint.py's VARIANT)."""
 SIGNING_SECRET = "rehearsal-signing-secret"
 TEAM_ID, APP_ID = "T0REHEARSE", "A0REHEARSE"
 SIMULATED = "[simulated offline]"
+SERVED = "the endpoint: the trained model artifact, served in-process as its container serves it"
 ROWS = 20_000
 # The release pipeline's one execution in the rehearsal (CodePipeline's execution ids are UUIDs).
 EXECUTION = "5e1a2c3d-7b4f-4a60-9d2e-0c8f1b3a6e57"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def say(step: str, text: str) -> None:
@@ -114,13 +129,15 @@ class Pipeline:
 
 
 class Endpoint:
-    """A SageMaker endpoint's describe and invoke answers (endpoints cannot run offline): its
-    model serves the model artifact the Serving stack's ModelDataUrl names. The registry's
-    answers (DescribeModelPackage) are moto's, through `registry`."""
+    """A SageMaker endpoint's describe and invoke answers: its model is the model artifact the
+    Serving stack's ModelDataUrl names, served in this process by `host` as the framework's
+    container serves it (tools/local_endpoint.py); a container's failure is SageMaker's
+    ModelError. The registry's answers (DescribeModelPackage) are moto's, through `registry`."""
 
-    def __init__(self, registry: Any = None) -> None:
+    def __init__(self, registry: Any = None, host: Any = None) -> None:
         self.serving: dict[str, str] = {}
         self.registry = registry
+        self.host = host
 
     def describe_model_package(self, **kwargs: Any) -> Any:
         return self.registry().describe_model_package(**kwargs)
@@ -136,7 +153,20 @@ class Endpoint:
         return {"Containers": [{"Image": "model", "ModelDataUrl": served}]}
 
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
-        return {"Body": io.BytesIO(b"0.0213")}
+        from tools.local_endpoint import ContainerError, model_error
+
+        endpoint = kwargs["EndpointName"]
+        body = kwargs["Body"]
+        body = body.encode() if isinstance(body, str) else bytes(body)
+        content_type = kwargs.get("ContentType", "text/csv")
+        accept = kwargs.get("Accept", "text/csv")
+        try:
+            answer = self.host.invoke(endpoint, VARIANT, self.serving.get(endpoint, "none"),
+                                      body, content_type, accept)  # fmt: skip
+        except ContainerError as err:
+            raise model_error(err, endpoint, REGION, ACCOUNT) from None
+        return {"Body": io.BytesIO(answer), "ContentType": accept, "InvokedProductionVariant":
+                VARIANT}  # fmt: skip
 
 
 class Metrics:
@@ -277,12 +307,18 @@ def rehearse(manifest: Any) -> int:
     import traceback
     import warnings
 
+    import moto.iam.models
     from moto import mock_aws
 
-    global REGION
+    global REGION, ACCOUNT
     REGION = manifest.environments.staging.region
+    ACCOUNT = manifest.environments.staging.account
     environment = dict(os.environ)
     offline()
+    # moto answers requests signed with keys it did not issue (the hooks' own credentials) as
+    # its default account: the product's home account instead, so every ARN is the manifest's.
+    moto_default = moto.iam.models.DEFAULT_ACCOUNT_ID
+    moto.iam.models.DEFAULT_ACCOUNT_ID = ACCOUNT
     try:
         with (
             warnings.catch_warnings(),
@@ -291,7 +327,10 @@ def rehearse(manifest: Any) -> int:
             Rehearsal(Path(tmp), manifest) as rehearsal,
         ):
             warnings.filterwarnings("ignore")
-            return rehearsal.run()
+            try:
+                return rehearsal.run()
+            finally:
+                rehearsal.write_metrics(REPORTS / manifest.product.name)
     except (Exception, SystemExit) as err:  # one product's failure ends its rehearsal only
         message = str(err) if isinstance(err, SystemExit) else f"{type(err).__name__}: {err}"
         print(f"\n{manifest.product.name}: the rehearsal stopped: {message}", flush=True)
@@ -300,6 +339,7 @@ def rehearse(manifest: Any) -> int:
             traceback.print_exc()
         return 1
     finally:
+        moto.iam.models.DEFAULT_ACCOUNT_ID = moto_default
         os.environ.clear()
         os.environ.update(environment)
         forget_hooks()
@@ -370,9 +410,24 @@ class Rehearsal:
         self.pipeline = Pipeline(self.stages, self.release_revision, self.release_pipeline)
         real_client = boto3.client
         real_session_client = boto3.session.Session.client
-        self.endpoint = Endpoint(
-            lambda: real_session_client(boto3._get_default_session(), "sagemaker")
+        from mlgate.infra.ml.pipeline import script_mode
+        from tools.local_endpoint import LocalHost
+
+        def read_artifact(url: str) -> bytes:
+            """A model artifact from the home account's (moto) S3."""
+            bucket, _, key = url.removeprefix("s3://").partition("/")
+            s3 = real_session_client(boto3._get_default_session(), "s3")
+            return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+        self.host = LocalHost(
+            work / "endpoint", manifest.model.algorithm.value, script_mode(manifest), read_artifact
         )
+        self.endpoint = Endpoint(
+            lambda: real_session_client(boto3._get_default_session(), "sagemaker"), self.host
+        )
+        self.moments: list[dict[str, str]] = []
+        self.alarms: dict[str, list[list[str]]] = {}
+        self.evaluation: dict[str, float] = {}
         self.metrics = Metrics()
 
         def fake(name: str) -> Any:
@@ -412,6 +467,20 @@ class Rehearsal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def moment(self, kind: str, label: str, env: str, at: Any = None) -> None:
+        """A marked moment of the run (release, canary, rollback, drift, retrain)."""
+        when = at.isoformat() if at is not None else now_iso()
+        self.moments.append({"time": when, "kind": kind, "label": label, "environment": env})
+
+    def write_metrics(self, folder: Path) -> Path:
+        """The run's CloudWatch data as JSON, for the dashboard previews (contract below)."""
+        from tools.rehearsal_metrics import document
+
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / "metrics.json"
+        out.write_text(json.dumps(document(self), indent=1))
+        return out
+
     def release_revision(self) -> str:
         """The S3 version id of release.json as the release pipeline's source records it."""
         head = self.boto3.client("s3").head_object(Bucket="releases", Key="release.json")
@@ -427,20 +496,34 @@ class Rehearsal:
     def run(self) -> int:
         m = self.manifest
         print(f"mlgate release rehearsal: {m.product.display_name} ({m.product.name}), offline\n")
+        homes = "; ".join(
+            f"{env} in account {m.environment(env).account}, {m.environment(env).region}"
+            for env in ("staging", "prod")
+        )
+        say("Accounts", f"as the manifest names them: {homes}.")
+        from tools.local_endpoint import version_note
+
+        note = version_note(m.model.algorithm.value, m.model.version)
+        if note:
+            say("Versions", f"the endpoint runs this machine's packages: {note}; answers may "
+                            "differ slightly from the container's.")  # fmt: skip
         self.setup()
         curated = self.etl()
         report = self.train(curated)
         arn = self.register(report)
         self.approve(arn)
         self.deploy("staging", arn)
-        self.verify("staging")
+        if not self.verify("staging"):
+            say("Verify staging", "the release stops at VerifyStaging, as on AWS.")
+            return 1
         if self.has_quality_gate and not self.quality_gate():
             return 1
         for stage in self.stages:
             request = self.brief(stage)
             self.decide_from_chat(request, stage)
         self.deploy("prod", arn)
-        self.verify("prod")
+        if not self.verify("prod"):
+            return 1
         self.audit_trail()
         print("\nFault scenarios\n")
         self.fault_below_threshold()
@@ -627,6 +710,7 @@ class Rehearsal:
         s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/evaluation/evaluation.json",
                       Body=json.dumps(report))  # fmt: skip
         test = curated.parent / "test" / "test.csv"
+        self.test_split = test
         s3.put_object(
             Bucket="artifacts", Key=f"{self.run_prefix}/test/test.csv", Body=test.read_bytes()
         )
@@ -635,9 +719,11 @@ class Rehearsal:
         self.baseline = curated.parent / "baseline" / "baseline.csv"
         s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/baseline/baseline.csv",
                       Body=self.baseline.read_bytes())  # fmt: skip
-        # The training job's model artifact (its bytes are the stand-in endpoint's business).
+        # The training job's model artifact, as training wrote it: the endpoint serves it.
         s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/model/model.tar.gz",
-                      Body=b"model.tar.gz of the rehearsal")  # fmt: skip
+                      Body=(run.base / "model" / "model.tar.gz").read_bytes())  # fmt: skip
+        self.evaluation = {k: float(v) for k, v in metrics.items()}
+        self.evaluated_at = now_iso()
         return report
 
     def register(self, report: dict[str, Any]) -> str:
@@ -795,6 +881,7 @@ class Rehearsal:
         }
         # The endpoint serves the model artifact the stack's ModelDataUrl names.
         self.endpoint.serving[self.name(env, "endpoint")] = served["ModelDataUrl"]
+        self.moment("release", f"{env} serves {served['ModelDataUrl']}", env)
         where = (
             f" in account {self.manifest.environment(env).account} through its deploy role"
             if self.manifest.is_remote(env)
@@ -837,7 +924,7 @@ class Rehearsal:
         self.endpoint_mode = False
         say(
             f"Verify {env}",
-            f"{result['result']}: {result['reason']} (endpoint answers {SIMULATED}).",
+            f"{result['result']}: {result['reason']} ({SERVED}).",
         )
         return result["result"] == "succeeded"
 
@@ -848,10 +935,56 @@ class Rehearsal:
         from quality_gate import handler as gate
 
         job = self.job(endpoint=self.name("staging", "endpoint"))
+        mark = len(self.host.invocations)
         result: dict[str, str] = gate.handler(job, lambda_context("quality_gate"))
         self.endpoint_mode = False
-        say("Quality gate", f"{result['reason']} (the endpoint's answers {SIMULATED}).")
+        say(
+            "Quality gate",
+            f"{result['reason']} ({SERVED}; latencies measured in-process on this machine: the "
+            "model's own code, not an instance's network or queueing).",
+        )
+        if not self.smoke_answers_match(self.host.invocations[mark:]):
+            return False
         return result["result"] == "succeeded"
+
+    def smoke_answers_match(self, load: list[Any]) -> bool:
+        """The smoke load's answers against the evaluation's: the same rows scored by the model
+        as evaluate loads it (the serving path must give what was evaluated), and the
+        answers' spread against the whole test split's predictions."""
+        import numpy as np
+
+        from mlgate.runtime.ml.scripts.evaluate import load_predictor
+
+        answered = [i for i in load if i.status == 200]
+        if not answered:
+            say("Quality gate", "the smoke load got no answer to compare with the evaluation.")
+            return False
+        test = np.loadtxt(self.test_split, delimiter=",", ndmin=2)
+        problem = self.manifest.model.problem_type.value
+        predict = load_predictor(self.test_split.parent.parent / "model", problem)
+        evaluated = np.asarray(predict(test[:, 1:]), dtype=float)
+        evaluated = evaluated if evaluated.ndim == 1 else evaluated.argmax(axis=1)
+        rows = {line.split(",", 1)[1]: k for k, line in enumerate(
+            self.test_split.read_text().splitlines())}  # fmt: skip
+        served = np.asarray([float(i.answer.split(",")[0]) for i in answered])
+        expected = np.asarray([evaluated[rows[i.request]] for i in answered])
+        worst = float(np.max(np.abs(served - expected)))
+        tolerance = 0.01 * max(1.0, float(np.max(np.abs(expected))))
+        quantiles = (10, 50, 90)
+
+        def spread(values: Any) -> str:
+            q = ", ".join(f"p{p} {np.percentile(values, p):.4g}" for p in quantiles)
+            return f"mean {np.mean(values):.4g} ({q})"
+
+        say(
+            "Quality gate",
+            f"the {len(served)} smoke answers: {spread(served)}; the evaluation's predictions "
+            f"on the {len(evaluated)} test rows: {spread(evaluated)}; each answer against "
+            f"evaluate's prediction for its row: largest difference {worst:.3g}"
+            + (" (agrees)." if worst <= tolerance else f", above {tolerance:.3g}: the serving "
+               "path does not answer what was evaluated."),
+        )  # fmt: skip
+        return worst <= tolerance
 
     def notification(self, stage: str, token: str | None = None) -> dict[str, Any]:
         """CodePipeline's approval notification for a gate, as SNS delivers it to the notifier.
@@ -1065,6 +1198,7 @@ class Rehearsal:
             Bucket="releases", Key="release.json", Body=json.dumps(self.release)
         )
         ok = self.verify("prod")
+        self.moment("rollback", "a silent rollback in prod, caught by the deploy verifier", "prod")
         say(
             "Fault 3",
             "a silent rollback in prod: "
@@ -1146,19 +1280,22 @@ class Rehearsal:
         names = Names.of(self.manifest, env)
         capture = f"s3://artifacts/datacapture/{env}/{names.endpoint()}/AllTraffic"
         at = now - timedelta(minutes=10)
+        # What the endpoint answered each captured request: the served model's own answers.
+        rows = [",".join(map(str, row)) for row in batch.itertuples(index=False)]
+        answers = self.host.container(self.endpoint.serving[names.endpoint()]).answers(rows)
         lines = [
             json.dumps({
                 "captureData": {
                     "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
-                                      "data": ",".join(map(str, row)), "encoding": "CSV"},
+                                      "data": row, "encoding": "CSV"},
                     "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
-                                       "data": "0.5", "encoding": "CSV"},
+                                       "data": answer, "encoding": "CSV"},
                 },
                 "eventMetadata": {"eventId": f"e-{i}",
                                   "inferenceTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")},
                 "eventVersion": "0",
             })
-            for i, row in enumerate(batch.itertuples(index=False))
+            for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
         ]  # fmt: skip
         key = f"datacapture/{env}/{names.endpoint()}/AllTraffic/{at:%Y/%m/%d/%H}/{now:%M%S}.jsonl"
         b.client("s3").put_object(Bucket="artifacts", Key=key, Body="\n".join(lines).encode())
@@ -1254,6 +1391,10 @@ class Rehearsal:
         calm = self.monitor(env, arn, baseline.sample(n=min(2000, len(baseline)), random_state=7),
                             now)  # fmt: skip
         share = self.drift_alarm(env, mark)
+        alarm_name = self.drift_alarm_name(env)
+        self.alarms.setdefault(alarm_name, []).append(
+            [now.isoformat(), "OK", f"drifted share {share:.2f} not above {threshold}"]
+        )
         say(
             "Monitoring",
             f"the Evidently job (real code, the Monitoring stack's arguments) on "
@@ -1282,6 +1423,10 @@ class Rehearsal:
         found = self.monitor(env, arn, shifted, later)
         share = self.drift_alarm(env, mark)
         drifted = sorted(f for f, v in found["drift"]["features"].items() if v["drifted"])
+        self.alarms[alarm_name].append(
+            [later.isoformat(), "ALARM", f"drifted share {share:.2f} above {threshold}"]
+        )
+        self.moment("drift", f"{', '.join(moved)} moved: data-drift alarm", env, later)
         say(
             "Monitoring",
             f"an hour later {len(moved)} feature(s) moved ({', '.join(moved)}): the job finds "
@@ -1314,6 +1459,8 @@ class Rehearsal:
         alarm = self.alarm_event(env, share, later)
         started = drift.handler(alarm, self.context_of(alarm, "drift_responder"))
         say("Drift", f"the drift responder: started {started['started']}: {started['reason']}")
+        if started["started"] == "true":
+            self.moment("retrain", "the drift responder started retraining", env, later)
         alarm = self.alarm_event(env, share, later + timedelta(hours=1))
         again = drift.handler(alarm, self.context_of(alarm, "drift_responder"))
         say("Drift", f"the alarm again an hour later: started {again['started']}: "

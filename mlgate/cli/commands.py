@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     previews = sub.add_parser("dashboards", help="render synthesized dashboards to HTML")
     previews.add_argument("--outdir", default="cdk.out")
     previews.add_argument("--out", default="reports/dashboards")
+    previews.add_argument(
+        "--rehearsal",
+        default="reports/rehearsal",
+        help="where `make rehearse` wrote each product's metrics.json (charts' data)",
+    )
     new = sub.add_parser("new", help="scaffold a working product folder (manifest, code, data)")
     new.add_argument("name", help="the product's name: lowercase letters, digits and dashes")
     new.add_argument("--dir", default="examples", help="where the folder goes (examples/)")
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             print(failed, file=sys.stderr)
             return 1
         try:
-            paths = write_previews(Path(args.outdir), Path(args.out))
+            paths = write_previews(Path(args.outdir), Path(args.out), Path(args.rehearsal))
         except FileNotFoundError as err:
             print(err, file=sys.stderr)
             return 1

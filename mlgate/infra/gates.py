@@ -41,6 +41,8 @@ def gate_context(
                     {"name": contact(a).name, "slack_user_id": contact(a).slack_user_id or ""}
                     for a in g.approvers
                 ],
+                # one (the first decision decides) or all (every approver approves)
+                "requires": g.requires,
             }
             for g in manifest.pipeline_gates
             if g.kind is GateKind.MANUAL

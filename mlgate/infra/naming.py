@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from mlgate.manifest import EnvName, Manifest
+    from mlgate.manifest import Manifest
 
 PREFIX = "mlgate"
-ENVIRONMENTS = ("staging", "prod")
+EnvName = Literal["staging", "prod"]
+"""An environment's name, as the manifest's (mlgate.manifest.EnvName): the constructs take it
+from here, and import nothing from the manifest."""
+ENVIRONMENTS: tuple[EnvName, ...] = ("staging", "prod")
 # The parts of an alarm's name (Names.alarm).
 ALARM_TIERS = ("business", "model", "system")
 ALARM_SEVERITIES = ("critical", "warning")

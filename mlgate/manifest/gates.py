@@ -45,6 +45,10 @@ class Gate(_Model):
     """What the gate checks, shown to approvers."""
     approvers: tuple[Slug, ...] = ()
     """Contact ids allowed to decide; anyone else is refused."""
+    requires: Literal["one", "all"] = "one"
+    """one: the first approver's decision decides the gate (CodePipeline's own rule); all:
+    the gate opens once every approver has approved, and any one rejection rejects it (from
+    chat: a decision in the CodePipeline console is still one person's)."""
     timeout_hours: int = Field(default=72, ge=1, le=168)
     """CodePipeline expires a manual approval after at most 7 days."""
 
@@ -56,6 +60,14 @@ class Gate(_Model):
             raise ValueError("an automated gate has no approvers; make it manual or drop them")
         if self.kind is GateKind.AUTOMATED and self.placement is GatePlacement.MODEL_REGISTRY:
             raise ValueError("the model registry gate is a person's approval; make it manual")
+        if self.kind is GateKind.AUTOMATED and self.requires == "all":
+            raise ValueError("an automated gate has no approvers to require all of; drop requires")
+        if self.placement is GatePlacement.MODEL_REGISTRY and self.requires == "all":
+            raise ValueError(
+                "the model registry records one approval per version: a model_registry gate is "
+                "decided by one approver (requires: one); put a gate that needs every approver "
+                "after_staging or before_prod"
+            )
         return self
 
 

@@ -168,6 +168,34 @@ def test_the_example_meets_its_thresholds_on_its_synthetic_data(
     assert missed == {}
 
 
+@pytest.mark.parametrize("path", PRODUCTS)
+def test_the_served_model_scores_the_sample_request(
+    runs: Callable[[Path], Run], path: Path, tmp_path: Path
+) -> None:
+    """The model artifact, served as the framework's container serves it (the built-in
+    algorithm's CSV, or the product's model_fn / input_fn / predict_fn / output_fn), answers
+    the product's real sample request (its sample_request, or the record the deploy verifier
+    sends) with the trained model's own score."""
+    from mlgate.infra.ml.pipeline import script_mode
+    from tools.local_endpoint import Container, ContainerError
+
+    run = runs(path)
+    manifest = run.manifest
+    record = manifest.sample_record
+    artifact = (run.base / "model" / "model.tar.gz").read_bytes()
+    served = Container(artifact, tmp_path / "served", manifest.model.algorithm.value,
+                       script_mode(manifest))  # fmt: skip
+    body = served.invoke(record.encode()).decode()
+    (score,) = [float(v) for v in body.replace(",", "\n").split("\n") if v.strip()]
+    row = np.asarray([[float(v) for v in record.split(",")]])
+    assert row.shape == (1, len(manifest.payload_columns))
+    assert score == pytest.approx(float(predictions(run, row)[0]), abs=0.01)
+    assert np.isfinite(score)
+    # The broken form: a record the model cannot take is the container's error, not a score.
+    with pytest.raises(ContainerError):
+        served.invoke(("word," + record).encode())
+
+
 @pytest.mark.parametrize("path", SCRIPT_MODE)
 def test_serving_functions_score_the_sample_request(
     runs: Callable[[Path], Run], path: Path

@@ -105,6 +105,14 @@ class Evidence:
     dashboards: list[str] = field(default_factory=list)
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     names: dict[str, list[str]] = field(default_factory=dict)
+    located: list[tuple[str, str, str]] = field(default_factory=list)
+    """(stack, resource type, name) of every resource `names` lists, and of monitoring
+    schedules and dashboards: which stack holds what (the architecture diagram)."""
+    regions: dict[str, str] = field(default_factory=dict)
+    release_stages: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    """The release pipeline's stages in order: (stage, [(action, provider)])."""
+    pipeline_artifacts: list[str] = field(default_factory=list)
+    """The buckets CodePipeline keeps its own artifacts in (its ArtifactStore)."""
     expiries: list[Expiry] = field(default_factory=list)
 
 
@@ -454,6 +462,7 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
         evidence.assumers += _assumers(stack, reader)
         account, region = assembly.environments.get(stack, ("", "us-east-1"))
         evidence.accounts[stack] = account
+        evidence.regions[stack] = region
         evidence.trusts += _trusts(stack, account, reader)
         evidence.public += _public(stack, reader)
         evidence.ssl_only += _ssl_only(stack, reader)
@@ -489,6 +498,23 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
                         ],
                     },
                 }
+            if r["Type"] == "AWS::CodePipeline::Pipeline":
+                evidence.release_stages += [
+                    (
+                        str(stage["Name"]),
+                        [
+                            (str(a["Name"]), str(a["ActionTypeId"]["Provider"]))
+                            for a in stage.get("Actions", [])
+                        ],
+                    )
+                    for stage in p.get("Stages", [])
+                ]
+                stores = [p.get("ArtifactStore", {})] + [
+                    x.get("ArtifactStore", {}) for x in p.get("ArtifactStores", [])
+                ]
+                evidence.pipeline_artifacts += [
+                    reader.display(x["Location"]) for x in stores if "Location" in x
+                ]
             for kind, key in (
                 ("AWS::S3::Bucket", "BucketName"),
                 ("AWS::Glue::Job", "Name"),
@@ -496,9 +522,17 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
                 ("AWS::SageMaker::ModelPackageGroup", "ModelPackageGroupName"),
                 ("AWS::SageMaker::Endpoint", "EndpointName"),
                 ("AWS::CodePipeline::Pipeline", "Name"),
+                ("AWS::SageMaker::MonitoringSchedule", "MonitoringScheduleName"),
+                ("AWS::CloudWatch::Dashboard", "DashboardName"),
             ):
                 if r["Type"] == kind and key in p:
-                    evidence.names.setdefault(kind, []).append(reader.display(p[key]))
+                    name = reader.display(p[key])
+                    if kind not in (
+                        "AWS::SageMaker::MonitoringSchedule",
+                        "AWS::CloudWatch::Dashboard",
+                    ):
+                        evidence.names.setdefault(kind, []).append(name)
+                    evidence.located.append((stack, kind, name))
         if lint:
             evidence.lint[stack] = _lint(outdir / f"{stack}.template.json", region)
     return evidence

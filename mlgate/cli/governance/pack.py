@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from mlgate.cli.governance import figures
 from mlgate.cli.governance.evidence import Assumer, Conditions, Evidence, Grant, collect
 from mlgate.cli.reporting import duration, esc, page, percent, quantity, when
 from mlgate.infra.naming import Names
@@ -34,6 +35,9 @@ class Section:
     purpose: str
     notes: list[str] = field(default_factory=list)
     tables: list[tuple[str, Table]] = field(default_factory=list)
+    figures: list[tuple[str, str, str]] = field(default_factory=list)
+    """(caption, figure name, SVG): drawn before the tables; the Markdown links
+    <product>-<figure name>.svg."""
 
 
 def _metric_target(metric: ModelMetric) -> str:
@@ -83,6 +87,10 @@ def one_pager(m: Manifest) -> Section:
     rows += [["system SLO", x.name.value, _slo_target(x), c(x.owner).name] for x in m.metrics.slos]
     s.tables.append(("Metrics, by tier", (["tier", "metric", "target", "owner"], rows)))
     risks = sorted(m.risks, key=lambda r: (-r.score, r.id))
+    s.figures.append(
+        ("Risk register: likelihood x impact, colored by score", "risks",
+         figures.risk_matrix_svg(m))
+    )  # fmt: skip
     s.tables.append(
         (
             "Risk register, by score",
@@ -106,8 +114,15 @@ def one_pager(m: Manifest) -> Section:
     return s
 
 
-def architecture(e: Evidence) -> Section:
+def architecture(m: Manifest, e: Evidence) -> Section:
     s = Section("Architecture", "What will be deployed, stack by stack, and how data flows.")
+    s.figures.append(
+        (
+            "Stacks by account and region, the data flow between them, cross-account trusts",
+            "architecture",
+            figures.architecture_svg(m, e),
+        )
+    )
     s.tables.append(
         (
             "Stacks",
@@ -124,16 +139,32 @@ def architecture(e: Evidence) -> Section:
             ),
         )
     )
-    n = e.names
+    # Each resource under what it does (mlgate's names tell a raw-data bucket from a release
+    # bucket, a training pipeline from a monitoring one), not under its type.
+    held: dict[str, list[str]] = {}
+    for part in figures.parts(m, e):
+        held.setdefault(part.role, []).append(part.name)
     flow = [
-        ("raw and curated data", n.get("AWS::S3::Bucket", [])),
-        ("Glue ETL and data-quality jobs", n.get("AWS::Glue::Job", [])),
-        ("SageMaker training pipeline", n.get("AWS::SageMaker::Pipeline", [])),
-        ("model registry", n.get("AWS::SageMaker::ModelPackageGroup", [])),
-        ("release pipeline", n.get("AWS::CodePipeline::Pipeline", [])),
-        ("endpoints", n.get("AWS::SageMaker::Endpoint", [])),
+        ("raw data", [figures.RAW]),
+        ("Glue ETL and data-quality jobs", [figures.ETL, figures.QUALITY]),
+        ("curated data", [figures.CURATED]),
+        ("SageMaker training pipeline", [figures.TRAINING]),
+        ("model registry", [figures.REGISTRY]),
+        ("release pipeline", [figures.RELEASE]),
+        ("endpoints", [figures.ENDPOINT]),
+        ("captured requests and artifacts", [figures.ARTIFACTS]),
+        ("monitoring", [figures.MONITORING]),
     ]
-    s.notes.append(" → ".join(f"{label} ({', '.join(names) or 'none'})" for label, names in flow))
+    line = [
+        f"{label} ({', '.join(x for r in roles for x in held.get(r, [])) or 'none'})"
+        for label, roles in flow
+    ]
+    s.notes.append(" → ".join(line) + "; drift starts the training pipeline again.")
+    records = ", ".join(held.get(figures.RELEASES, [])) or "none"
+    own = ", ".join(held.get(figures.PIPELINE_ARTIFACTS, [])) or "none"
+    s.notes.append(
+        f"The release pipeline keeps its records in {records} and its own artifacts in {own}."
+    )
     return s
 
 
@@ -862,6 +893,9 @@ def gates(m: Manifest, e: Evidence) -> Section:
             ),
         )
     )
+    s.figures.append(
+        ("The release in order, with each gate's approvers", "gates", figures.gates_svg(m, e))
+    )
     rows = []
     for endpoint, config in e.rollouts.items():
         policy = config.get("BlueGreenUpdatePolicy", {})
@@ -976,7 +1010,7 @@ def monitors(m: Manifest) -> Table:
 def build(m: Manifest, e: Evidence) -> list[Section]:
     return [
         one_pager(m),
-        architecture(e),
+        architecture(m, e),
         security(e),
         retention(m, e),
         compliance(e),
@@ -989,6 +1023,8 @@ def markdown(m: Manifest, sections: list[Section]) -> str:
     out = [f"# Evidence pack: {m.product.display_name}", ""]
     for s in sections:
         out += [f"## {s.title}", f"_{s.purpose}_", ""] + [f"{n}\n" for n in s.notes]
+        for caption, name, _ in s.figures:
+            out += [f"![{caption}]({m.product.name}-{name}.svg)", ""]
         for caption, (head, rows) in s.tables:
             out += [f"**{caption}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
             out += [
@@ -1005,6 +1041,11 @@ def html(m: Manifest, sections: list[Section]) -> str:
         body.append(f'<h2 id="{esc(s.title.lower().replace(" ", "-"))}">{esc(s.title)}</h2>')
         body.append(f"<p><em>{esc(s.purpose)}</em></p>")
         body += [f"<p>{esc(n).replace('**', '')}</p>" for n in s.notes]
+        for caption, name, svg in s.figures:
+            body.append(
+                f'<figure class="{esc(name)}" style="margin: 8px 0 16px; overflow-x: auto;">'
+                f"{svg}<figcaption>{esc(caption)}</figcaption></figure>"
+            )
         for caption, (head, rows) in s.tables:
             cells = "".join(f"<th>{esc(h)}</th>" for h in head)
             body.append(f"<h3>{esc(caption)}</h3><table><tr>{cells}</tr>")
@@ -1025,10 +1066,17 @@ def html(m: Manifest, sections: list[Section]) -> str:
     return page(f"Evidence pack {m.product.name}", "\n".join(body))
 
 
-def write(m: Manifest, outdir: Path, target: Path, lint: bool = True) -> tuple[Path, Path]:
+def write(m: Manifest, outdir: Path, target: Path, lint: bool = True) -> tuple[Path, ...]:
+    """The pack as Markdown and HTML, and each figure as an SVG file the Markdown links."""
     sections = build(m, collect(outdir, lint=lint, product=m.product.name))
     target.mkdir(parents=True, exist_ok=True)
     md, page_ = target / f"{m.product.name}-evidence.md", target / f"{m.product.name}-evidence.html"
     md.write_text(markdown(m, sections))
     page_.write_text(html(m, sections))
-    return md, page_
+    svgs = []
+    for s in sections:
+        for _, name, svg in s.figures:
+            path = target / f"{m.product.name}-{name}.svg"
+            path.write_text(svg + "\n")
+            svgs.append(path)
+    return (md, page_, *svgs)

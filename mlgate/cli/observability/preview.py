@@ -1,15 +1,34 @@
-"""A local preview of every synthesized dashboard: the real 24-column grid, widget titles,
-metrics and threshold lines, so a change to the dashboards can be reviewed by looking."""
+"""A local preview of every synthesized dashboard: the real 24-column grid and widget titles,
+each widget drawn as a chart from the last rehearsal's metrics (mlgate/cli/observability/
+charts.py: why matplotlib SVG) with its threshold lines, alarm bands and the rehearsal's
+moments; a widget without data says "no data yet" and the page says how to get some."""
 
 from __future__ import annotations
 
 import html
 import json
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlgate.cli.observability.charts import (
+    AlarmSpec,
+    Moment,
+    Rehearsal,
+    alarm_chart,
+    metric_chart,
+    rehearsals,
+    widget_alarms,
+    widget_series,
+)
 from mlgate.cli.reporting import Assembly, esc, page, quantity
+from mlgate.infra.naming import Names
+from mlgate.manifest import ENV_NAMES
+
+NO_DATA = "no data yet"
+REHEARSAL_DIR = Path("reports/rehearsal")
 
 
 def dashboards(outdir: Path) -> dict[str, dict[str, Any]]:
@@ -33,6 +52,46 @@ def dashboards(outdir: Path) -> dict[str, dict[str, Any]]:
                 name = reader.display(props.get("DashboardName", "dashboard"))
                 found[name] = json.loads(reader.display(body))
     return found
+
+
+def alarm_specs(outdir: Path) -> list[AlarmSpec]:
+    """Every single-metric alarm of the assembly: what it watches and where it fires (an
+    alarm on metric math is in another unit than its widget's series, so it draws no band)."""
+    found = []
+    assembly = Assembly.read(outdir)
+    for stack in assembly.templates:
+        reader = assembly.reader(stack)
+        for logical, r in reader.resources.items():
+            p = r.get("Properties", {})
+            if r["Type"] != "AWS::CloudWatch::Alarm" or "MetricName" not in p:
+                continue
+            found.append(
+                AlarmSpec(
+                    name=reader.display(p.get("AlarmName", logical)),
+                    namespace=reader.display(p.get("Namespace", "")),
+                    metric=reader.display(p["MetricName"]),
+                    dimensions=tuple(
+                        sorted(
+                            (reader.display(d["Name"]), reader.display(d["Value"]))
+                            for d in p.get("Dimensions", [])
+                        )
+                    ),
+                    threshold=float(p.get("Threshold", 0)),
+                    comparison=str(p.get("ComparisonOperator", "GreaterThanThreshold")),
+                )
+            )
+    return found
+
+
+@dataclass
+class Data:
+    """What one dashboard's charts draw from: its product's rehearsal, that environment's
+    moments, the alarms of the templates, one time axis for every chart."""
+
+    rehearsal: Rehearsal
+    moments: list[Moment]
+    alarms: list[AlarmSpec]
+    span: tuple[datetime, datetime]
 
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*$")
@@ -99,20 +158,6 @@ def markdown_html(text: str) -> str:
     return "".join(blocks)
 
 
-def _metric_label(metric: list[Any]) -> str:
-    """A metric array [namespace, name, dim, value, ..., {options}] as one line."""
-    parts = [m for m in metric if not isinstance(m, dict)]
-    options = next((m for m in metric if isinstance(m, dict)), {})
-    if options.get("expression"):
-        return f"{options.get('label', 'expression')}: {options['expression']}"
-    if len(parts) < 2:
-        return str(options.get("label", "…"))
-    namespace, name, dims = parts[0], parts[1], parts[2:]
-    pairs = ", ".join(f"{dims[i]}={dims[i + 1]}" for i in range(0, len(dims) - 1, 2))
-    stat = options.get("stat", "")
-    return f"{namespace} {name} {stat} ({pairs})".replace(" ()", "")
-
-
 def _line(value: Any, title: str) -> str:
     """A threshold line's value in the unit its widget's title names, "(µs)" or "(fraction)"."""
     units = re.findall(r"\(([^()]+)\)", title)
@@ -126,7 +171,9 @@ def _line(value: Any, title: str) -> str:
     return quantity(float(value), unit)
 
 
-def widget_html(widget: dict[str, Any]) -> str:
+def widget_html(widget: dict[str, Any], data: Data | None = None, index: int = 0) -> str:
+    """A widget: text as Markdown; a metric or alarm widget as a chart of the rehearsal's data,
+    or "no data yet" with its threshold lines (never its metrics' names)."""
     props = widget.get("properties", {})
     style = (
         f"grid-column: {widget['x'] + 1} / span {widget['width']}; "
@@ -136,33 +183,99 @@ def widget_html(widget: dict[str, Any]) -> str:
         inner = markdown_html(str(props.get("markdown", "")))
         return f'<div class="widget text" style="{style}" data-type="text">{inner}</div>'
     title = str(props.get("title", widget["type"]))
-    items = [f"<li>{esc(_metric_label(m))}</li>" for m in props.get("metrics", [])]
-    for axis in ("left", "right"):
-        for a in props.get("annotations", {}).get("horizontal", []):
-            if axis == "left" and a.get("yAxis", "left") in ("left", axis):
-                items.append(
-                    f'<li class="annotation">line at {esc(_line(a.get("value"), title))}: '
-                    f"{esc(a.get('label', ''))}</li>"
-                )
+    thresholds = [
+        a
+        for a in props.get("annotations", {}).get("horizontal", [])
+        if a.get("yAxis", "left") == "left"
+    ]
+    items = [
+        f'<li class="annotation">line at {esc(_line(a.get("value"), title))}: '
+        f"{esc(a.get('label', ''))}</li>"
+        for a in thresholds
+    ]
+    size = (int(widget["width"]), int(widget["height"]))
+    chart = ""
     if widget["type"] == "alarm":
-        items = [f"<li>{esc(a.rsplit(':', 1)[-1])}</li>" for a in props.get("alarms", [])]
+        names = [str(a).rsplit(":", 1)[-1] for a in props.get("alarms", [])]
+        items = [f"<li>{esc(n)}</li>" for n in names]
+        history = data.rehearsal.alarms if data else {}
+        if data and any(history.get(n) for n in names):
+            chart = alarm_chart(names=names, history=history, moments=data.moments,
+                                span=data.span, size=size, salt=f"mlgate-{index}")  # fmt: skip
+    elif data and (series := widget_series(props, data.rehearsal)):
+        chart = metric_chart(
+            series=series,
+            thresholds=thresholds,
+            alarms=widget_alarms(series, data.alarms),
+            history=data.rehearsal.alarms,
+            moments=data.moments,
+            span=data.span,
+            size=size,
+            salt=f"mlgate-{index}",
+        )
+    inner = (
+        f'<div class="chart">{chart}</div>'
+        if chart
+        else f'<p class="nodata">{NO_DATA}</p><ul>{"".join(items)}</ul>'
+    )
     return (
         f'<div class="widget" style="{style}" data-type="{esc(widget["type"])}">'
-        f"<h3>{esc(title)}</h3><ul>{''.join(items)}</ul></div>"
+        f"<h3>{esc(title)}</h3>{inner}</div>"
     )
 
 
-def render(name: str, body: dict[str, Any]) -> str:
-    widgets = "".join(widget_html(w) for w in body.get("widgets", []))
-    return page(f"Dashboard {name}", f'<h1>{esc(name)}</h1><div class="grid">{widgets}</div>')
+_STYLE = (
+    "<style>.chart svg { width: 100%; height: auto; } "
+    ".nodata { color: #687078; font-style: italic; margin: 0 0 4px; }</style>"
+)
 
 
-def write_previews(outdir: Path, target: Path) -> list[Path]:
+def render(name: str, body: dict[str, Any], data: Data | None = None) -> str:
+    widgets = "".join(widget_html(w, data, i) for i, w in enumerate(body.get("widgets", [])))
+    if data:
+        note = (
+            f"Charts from the rehearsal of {esc(data.rehearsal.generated)} "
+            "(<code>make rehearse</code>: the release played offline under moto, not "
+            "production traffic). Dotted lines mark its moments (release, canary, rollback, "
+            "drift, retrain); dashed red lines are thresholds, a light red band the values "
+            "where an alarm fires, a darker one the time it was in ALARM."
+        )
+    else:
+        note = (
+            f"{NO_DATA.capitalize()}: no rehearsal data for this product. Run "
+            "<code>make rehearse</code> (it writes reports/rehearsal/&lt;product&gt;/"
+            "metrics.json), then <code>make dashboards</code> again."
+        )
+    return page(
+        f"Dashboard {name}",
+        f'{_STYLE}<h1>{esc(name)}</h1><p class="source">{note}</p><div class="grid">{widgets}'
+        "</div>",
+    )
+
+
+def _data_for(name: str, found: dict[str, Rehearsal], alarms: list[AlarmSpec]) -> Data | None:
+    """The rehearsal of the product whose dashboard this is, with that environment's moments."""
+    for product, rehearsal in found.items():
+        for env in ENV_NAMES:
+            if Names(product, env).dashboard() == name:
+                span = rehearsal.span()
+                if span is None:
+                    return None
+                moments = [m for m in rehearsal.moments if m.environment == env]
+                return Data(rehearsal, moments, alarms, span)
+    return None
+
+
+def write_previews(outdir: Path, target: Path, rehearsal: Path = REHEARSAL_DIR) -> list[Path]:
+    """Every dashboard of the assembly as a page; charts from <rehearsal>/<product>/metrics.json
+    where the rehearsal wrote one."""
     target.mkdir(parents=True, exist_ok=True)
     written = []
+    found = rehearsals(rehearsal) if rehearsal.is_dir() else {}
+    alarms = alarm_specs(outdir) if found else []
     for name, body in sorted(dashboards(outdir).items()):
         path = target / f"{name}.html"
-        path.write_text(render(name, body))
+        path.write_text(render(name, body, _data_for(name, found, alarms)))
         written.append(path)
     if not written:
         raise FileNotFoundError(f"no CloudWatch dashboard in {outdir}: run `make synth` first")

@@ -3,6 +3,8 @@ cool-down, and tells the model's owners."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -20,10 +22,22 @@ from mlgate.infra.constructs.hooks import (
     IdempotencyTable,
 )
 from mlgate.infra.constructs.sagemaker_access import start_training
-from mlgate.infra.naming import Names, role_arn
-from mlgate.manifest import EnvName, Manifest
+from mlgate.infra.naming import Names
 
 DRIFT_METRICS_NAMESPACE = "mlgate/monitoring"
+
+
+@dataclass(frozen=True)
+class DriftProps:
+    """What the drift responder of one environment knows: its `names` (the environment's),
+    the cool-down between two retrainings (`cooldown_hours`), and how it starts the training
+    pipeline `training_pipeline_arn`: directly in the home account, or through the home
+    account's `retrain_role_arn` from another account."""
+
+    names: Names
+    cooldown_hours: int
+    training_pipeline_arn: str
+    retrain_role_arn: str | None = None
 
 
 class DriftResponder(Construct):
@@ -35,8 +49,7 @@ class DriftResponder(Construct):
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
-        env: EnvName,
+        props: DriftProps,
         key: kms.IKey,
         alarms: AlarmFactory,
         idempotency: IdempotencyTable,
@@ -51,8 +64,10 @@ class DriftResponder(Construct):
         on-call topic also hears what the responder did."""
         super().__init__(scope, id)
         on_call = alarms.on_call
-        names = Names.of(manifest, env)
-        product = manifest.product.name
+        names = props.names
+        if names.env is None:
+            raise ValueError("a drift responder's names are those of its environment")
+        product, env = names.product, names.env
         self.table = dynamodb.TableV2(
             self,
             "DriftCooldown",
@@ -66,7 +81,6 @@ class DriftResponder(Construct):
             time_to_live_attribute="expires_at",
             removal_policy=RemovalPolicy.RETAIN,
         )
-        monitoring = manifest.monitoring
         self.hook = HookFunction(
             self,
             "DriftResponder",
@@ -76,7 +90,7 @@ class DriftResponder(Construct):
             environment={
                 "PIPELINE_NAME": names.training_pipeline(),
                 "COOLDOWN_TABLE": self.table.table_name,
-                "COOLDOWN_HOURS": str(monitoring.retrain_cooldown_hours),
+                "COOLDOWN_HOURS": str(props.cooldown_hours),
                 "OWNERS_TOPIC_ARN": on_call.topic_arn,
                 "ENDPOINT_NAME": names.endpoint(),
                 "PRODUCT": product,
@@ -107,16 +121,15 @@ class DriftResponder(Construct):
         # Publishing to the encrypted on-call topic (https://docs.aws.amazon.com/sns/latest/dg/
         # sns-key-management.html#sns-what-permissions-for-sse).
         hook.use_key(key, "kms:GenerateDataKey", "kms:Decrypt", via=("sns",))
-        if manifest.is_remote(env):
+        retrain = props.retrain_role_arn
+        if retrain is not None:
             # The pipeline lives in the home account: start it through the home retrain role.
-            home = manifest.environment("staging")
-            retrain = role_arn(home.account, names.retrain_role())
             hook.function.add_environment("RETRAIN_ROLE_ARN", retrain)
             hook.role.add_to_policy(
                 iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[retrain])
             )
         else:
-            hook.role.add_to_policy(start_training(manifest))
+            hook.role.add_to_policy(start_training(props.training_pipeline_arn))
         self.rule = WatchedRule(
             self,
             "DriftDetected",

@@ -3,6 +3,9 @@ guardrails that roll back on the SLO alarms, and autoscaling."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from aws_cdk import CfnCondition, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -12,15 +15,82 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlgate.infra import durations
-from mlgate.infra.constructs.alarms import CRITICAL, AlarmFactory
+from mlgate.infra.constructs.alarms import CRITICAL, AlarmFactory, Owner
 from mlgate.infra.constructs.compliance import acknowledge_each
-from mlgate.infra.constructs.sagemaker_access import decrypt_released_versions, pull_images
-from mlgate.infra.ml.pipeline import SERVING_CODE_DIR, script_mode
-from mlgate.infra.naming import Names, pascal
-from mlgate.manifest import EnvName, Manifest, MonitoringEngine, RolloutPolicy, SloKind
+from mlgate.infra.constructs.sagemaker_access import (
+    ReleasedVersions,
+    decrypt_released_versions,
+    pull_images,
+)
+from mlgate.infra.naming import EnvName, Names, pascal
 
 VARIANT = "AllTraffic"
 CAPTURE_PREFIX = "datacapture"
+# The SLOs an endpoint rolls back on, by their manifest names (mlgate.manifest.SloKind), and the
+# endpoint metric each watches: latency (ModelLatency's p99), or a rate of errors per invocation.
+LATENCY_P99_MS = "latency_p99_ms"
+ERROR_METRICS = {
+    "error_rate_5xx": ("Invocation5XXErrors", "5xx error rate"),
+    "invocation_error_rate": ("InvocationModelErrors", "model error rate"),
+}
+ROLLOUTS = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
+"""Rollout policy (the manifest's) -> SageMaker's traffic routing type."""
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A blue/green deployment: `policy` (canary, linear or all_at_once) shifting
+    `canary_percent` or `linear_step_percent` of capacity at a time, baking `bake_minutes`
+    between steps; the old fleet ends `termination_wait_minutes` after, and the whole update
+    within `max_execution_timeout_minutes`."""
+
+    policy: str
+    canary_percent: int
+    linear_step_percent: int
+    bake_minutes: int
+    termination_wait_minutes: int
+    max_execution_timeout_minutes: int
+
+
+@dataclass(frozen=True)
+class RollbackSlo:
+    """An SLO whose alarm pages on-call and rolls a deployment back: `name` (latency_p99_ms or
+    a key of ERROR_METRICS), `threshold` (ms for latency, a fraction for rates), its alarm's
+    period and evaluation periods, and its `owner`."""
+
+    name: str
+    threshold: float
+    period_seconds: int
+    evaluation_periods: int
+    owner: Owner
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Target tracking on invocations per instance, between `min_instances` and
+    `max_instances`."""
+
+    min_instances: int
+    max_instances: int
+    target_invocations_per_instance: int
+
+
+@dataclass(frozen=True)
+class EndpointProps:
+    """What one environment's endpoint serves and how: its `names` (the environment's), its
+    fleet, the share of traffic it captures, the serving container's `environment`, its
+    rollout, the SLOs it rolls back on, its scaling (None: a fixed fleet), and where the
+    released versions it serves are read from."""
+
+    names: Names
+    instance_type: str
+    instance_count: int
+    capture_percent: int
+    environment: Mapping[str, str]
+    rollout: Rollout
+    slos: tuple[RollbackSlo, ...]
+    scaling: Scaling | None
+    released: ReleasedVersions
 
 
 def capture_prefix(env: EnvName) -> str:
@@ -28,39 +98,16 @@ def capture_prefix(env: EnvName) -> str:
     return f"{CAPTURE_PREFIX}/{env}"
 
 
-def reports_prefix(manifest: Manifest, env: EnvName) -> str:
-    """Where the environment's monitoring writes its reports, inside its artifact bucket."""
-    evidently = manifest.monitoring.engine is MonitoringEngine.EVIDENTLY
-    return Names.of(manifest, env).monitoring_reports(evidently)
-
-
-def serving_environment(manifest: Manifest, region: str) -> dict[str, str]:
-    """The serving container's environment, as the training pipeline registers it with each
-    version (mlgate/infra/ml/pipeline.py): a script-mode product's program and the code its
-    entry put into the model artifact; nothing for a built-in algorithm or the product's own
-    image."""
-    program = script_mode(manifest)
-    if program is None:
-        return {}
-    return {
-        "SAGEMAKER_PROGRAM": program,
-        "SAGEMAKER_SUBMIT_DIRECTORY": SERVING_CODE_DIR,
-        "SAGEMAKER_REGION": region,
-    }
-
-
 class MonitoredEndpoint(Construct):
-    """The endpoint serving the released model artifact `model_data` with the manifest's
-    serving `image`, its model role, rollback alarms and scaling target (keyword-only
-    inputs)."""
+    """The endpoint serving the released model artifact `model_data` with the serving
+    `image`, its model role, rollback alarms and scaling target (keyword-only inputs)."""
 
     def __init__(
         self,
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
-        env: EnvName,
+        props: EndpointProps,
         model_data: str,
         has_model: CfnCondition,
         key: kms.IKey,
@@ -78,13 +125,15 @@ class MonitoredEndpoint(Construct):
         package: the model role then reads released copies only, never a training run, and
         needs no access to the registry (issue 29)."""
         super().__init__(scope, id)
-        self.manifest, self.env, self.key = manifest, env, key
-        self.names = Names.of(manifest, env)
+        if props.names.env is None:
+            raise ValueError("an endpoint's names are those of its environment")
+        self.props, self.key = props, key
+        self.env: EnvName = props.names.env
+        self.names = props.names
         self.endpoint_name = self.names.endpoint()
-        self.capture_uri = f"s3://{artifacts_bucket}/{capture_prefix(env)}"
-        settings = manifest.env_serving(env)
+        self.capture_uri = f"s3://{artifacts_bucket}/{capture_prefix(self.env)}"
         self.model_role = self._model_role(artifacts_bucket, home_artifacts_arn, [image])
-        environment = serving_environment(manifest, Stack.of(self).region)
+        environment = dict(props.environment)
         self.model = sagemaker.CfnModel(
             self,
             "Model",
@@ -106,14 +155,14 @@ class MonitoredEndpoint(Construct):
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=VARIANT,
                     model_name=self.model.attr_model_name,
-                    initial_instance_count=settings.instance_count,
-                    instance_type=settings.instance_type,
+                    initial_instance_count=props.instance_count,
+                    instance_type=props.instance_type,
                     initial_variant_weight=1.0,
                 )
             ],
             data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
                 enable_capture=True,
-                initial_sampling_percentage=manifest.serving.data_capture_sampling_percent,
+                initial_sampling_percentage=props.capture_percent,
                 destination_s3_uri=self.capture_uri,
                 kms_key_id=key.key_arn,
                 capture_options=[
@@ -150,21 +199,23 @@ class MonitoredEndpoint(Construct):
         )
         for alarm in self.rollback_alarms:
             self.endpoint.node.add_dependency(alarm)
-        self.scaling = self._autoscaling() if settings.autoscaling.enabled else None
+        self.scaling = self._autoscaling(props.scaling) if props.scaling else None
 
     # --- blue/green and rollback -----------------------------------------------------------
 
     def _blue_green(self) -> sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty:
-        rollout = self.manifest.env_serving(self.env).rollout
+        rollout = self.props.rollout
+        if rollout.policy not in ROLLOUTS:
+            raise ValueError(f"rollout policy '{rollout.policy}' is none of {', '.join(ROLLOUTS)}")
         routing = sagemaker.CfnEndpoint.TrafficRoutingConfigProperty
         capacity = sagemaker.CfnEndpoint.CapacitySizeProperty
-        if rollout.policy is RolloutPolicy.CANARY:
+        if rollout.policy == "canary":
             traffic = routing(
                 type="CANARY",
                 canary_size=capacity(type="CAPACITY_PERCENT", value=rollout.canary_percent),
                 wait_interval_in_seconds=rollout.bake_minutes * 60,
             )
-        elif rollout.policy is RolloutPolicy.LINEAR:
+        elif rollout.policy == "linear":
             traffic = routing(
                 type="LINEAR",
                 linear_step_size=capacity(
@@ -194,19 +245,15 @@ class MonitoredEndpoint(Construct):
     def _rollback_alarms(self, factory: AlarmFactory) -> list[cloudwatch.Alarm]:
         """One alarm per manifest SLO: they page on-call and roll a deployment back."""
         alarms = []
-        for slo in self.manifest.metrics.slos:
+        for slo in self.props.slos:
             p = slo.period_seconds
-            if slo.name is SloKind.LATENCY_P99_MS:
+            if slo.name == LATENCY_P99_MS:
                 # ModelLatency is reported in microseconds.
                 metric: cloudwatch.IMetric = self._endpoint_metric("ModelLatency", "p99", p)
                 threshold = slo.threshold * 1000
                 what = "model latency p99"
-            else:
-                errors = (
-                    "Invocation5XXErrors"
-                    if slo.name is SloKind.ERROR_RATE_5XX
-                    else "InvocationModelErrors"
-                )
+            elif slo.name in ERROR_METRICS:
+                errors, what = ERROR_METRICS[slo.name]
                 metric = cloudwatch.MathExpression(
                     expression="IF(invocations > 0, errors / invocations, 0)",
                     using_metrics={
@@ -217,18 +264,18 @@ class MonitoredEndpoint(Construct):
                     label=f"{errors} / Invocations",
                 )
                 threshold = slo.threshold
-                what = (
-                    "5xx error rate" if slo.name is SloKind.ERROR_RATE_5XX else "model error rate"
-                )
+            else:
+                known = ", ".join([LATENCY_P99_MS, *ERROR_METRICS])
+                raise ValueError(f"SLO '{slo.name}' is none of {known}")
             # Named after the SLO, hyphenated: system/latency-p99-ms/critical.
-            part = slo.name.value.replace("_", "-")
+            part = slo.name.replace("_", "-")
             alarm = factory.alarm(
                 self,
-                f"Rollback{pascal(slo.name.value)}",
+                f"Rollback{pascal(slo.name)}",
                 tier="system",
                 what=part,
                 severity=CRITICAL,
-                owner=self.manifest.contact(slo.owner),
+                owner=slo.owner,
                 meaning=f"{what} of {self.endpoint_name} breached the SLO ({slo.threshold}) for "
                 f"{slo.evaluation_periods} x {p} s. During a blue/green deployment this rolls "
                 "the endpoint back to the previous model.",
@@ -253,8 +300,7 @@ class MonitoredEndpoint(Construct):
 
     # --- scaling ---------------------------------------------------------------------------
 
-    def _autoscaling(self) -> autoscaling.ScalableTarget:
-        bounds = self.manifest.env_serving(self.env).autoscaling
+    def _autoscaling(self, bounds: Scaling) -> autoscaling.ScalableTarget:
         target = autoscaling.ScalableTarget(
             self,
             "Scaling",
@@ -289,7 +335,7 @@ class MonitoredEndpoint(Construct):
     ) -> iam.Role:
         stack = Stack.of(self)
         env = self.env
-        released = f"{home_artifacts}/{Names.of(self.manifest).released_prefix()}/*"
+        released = f"{home_artifacts}/{self.names.released_prefix()}/*"
         role = iam.Role(
             self,
             "ModelRole",
@@ -299,12 +345,12 @@ class MonitoredEndpoint(Construct):
         )
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[released]))
         pull_images(role, images)
-        decrypt_released_versions(role, manifest=self.manifest, env=env, key=self.key)
+        decrypt_released_versions(role, released=self.props.released, key=self.key)
         # What SageMaker does with this role on the product's behalf (mlgate/
         # service_permissions.py, each with its documentation page): read the rollback alarms
         # during a blue/green update, write captured traffic under the capture prefix with
         # the environment's key.
-        product = self.manifest.product.name
+        product = self.names.product
         alarms = f"arn:aws:cloudwatch:{stack.region}:{stack.account}:alarm:mlgate/{product}/{env}/*"
         capture = f"arn:aws:s3:::{artifacts_bucket}/{capture_prefix(env)}/*"
         role.add_to_policy(

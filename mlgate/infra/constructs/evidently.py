@@ -35,6 +35,8 @@ cache.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +50,10 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlgate.infra.constructs.compliance import acknowledge_each
-from mlgate.infra.constructs.endpoint import VARIANT, capture_prefix, reports_prefix
+from mlgate.infra.constructs.endpoint import VARIANT, capture_prefix
 from mlgate.infra.constructs.event_rules import WatchedRule
 from mlgate.infra.constructs.sagemaker_access import (
+    ReleasedVersions,
     decrypt_released_versions,
     pull_images,
     write_job_logs,
@@ -58,11 +61,10 @@ from mlgate.infra.constructs.sagemaker_access import (
 from mlgate.infra.constructs.storage import grant_volume_keys
 from mlgate.infra.ml.images import monitoring_image
 from mlgate.infra.ml.pipeline import PROCESSING
-from mlgate.infra.monitoring_args import REPORT_DIR, STAGED_DIR, step_arguments
+from mlgate.infra.monitoring_args import REPORT_DIR, STAGED_DIR
 from mlgate.infra.naming import Names
 from mlgate.infra.packaging import build_tar_gz
 from mlgate.infra.wheelsets import MONITORING, canonical
-from mlgate.manifest import EnvName, Manifest
 
 JOB_SOURCE = Path(__file__).resolve().parents[2] / "runtime" / "monitoring_job"
 CODE_DIR = f"{PROCESSING}/input/code"
@@ -140,6 +142,34 @@ class _StartPipeline:
         )
 
 
+@dataclass(frozen=True)
+class EvidentlyProps:
+    """What one environment's Evidently monitor knows: its `names` (the environment's), the
+    `schedule` it runs on (an EventBridge expression), its steps' command lines (`steps`:
+    stage, monitor, publish; mlgate/infra/monitoring_args.py's step_arguments, given
+    `capture_uri` and `released_uri` below), where released baselines are read, and the
+    ground-truth prefix it reads labels from (None: no ground truth)."""
+
+    names: Names
+    schedule: str
+    steps: Mapping[str, Sequence[str]]
+    released: ReleasedVersions
+    ground_truth_s3_uri: str | None = None
+
+
+def capture_uri(artifacts_bucket: str, names: Names) -> str:
+    """Where the environment's endpoint captures its traffic (its variant's folder)."""
+    env = names.env
+    if env is None:
+        raise ValueError("the monitor's names are those of its environment")
+    return f"s3://{artifacts_bucket}/{capture_prefix(env)}/{names.endpoint()}/{VARIANT}"
+
+
+def released_uri(home_artifacts_arn: str, names: Names) -> str:
+    """Where released versions (and their baselines) are, in the home artifact bucket."""
+    return f"s3://{home_artifacts_arn.removeprefix('arn:aws:s3:::')}/{names.released_prefix()}"
+
+
 class EvidentlyMonitor(Construct):
     """The job's role and source, its pipeline, and the schedule that starts it (keyword-only
     inputs)."""
@@ -149,8 +179,7 @@ class EvidentlyMonitor(Construct):
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
-        env: EnvName,
+        props: EvidentlyProps,
         key: kms.IKey,
         artifacts_bucket: str,
         home_artifacts_arn: str,
@@ -161,13 +190,13 @@ class EvidentlyMonitor(Construct):
         the job's source archive is written."""
         super().__init__(scope, id)
         stack = Stack.of(self)
-        self.manifest, self.env, self.key = manifest, env, key
-        self.names = Names.of(manifest, env)
+        self.props, self.key = props, key
+        self.names = props.names
+        self.capture_uri = capture_uri(artifacts_bucket, self.names)
+        assert props.names.env is not None  # capture_uri refused names without one
+        self.env = env = props.names.env
         self.image = monitoring_image(str(stack.region))
-        self.capture_uri = (
-            f"s3://{artifacts_bucket}/{capture_prefix(env)}/{self.names.endpoint()}/{VARIANT}"
-        )
-        self.reports_prefix = reports_prefix(manifest, env)
+        self.reports_prefix = self.names.monitoring_reports(evidently=True)
         self.reports_uri = f"s3://{artifacts_bucket}/{self.reports_prefix}"
         build_dir.mkdir(parents=True, exist_ok=True)
         aws_client = build_dir / AWS_CLIENT_REQUIREMENTS
@@ -198,14 +227,9 @@ class EvidentlyMonitor(Construct):
         )
         self.staging_prefix = f"{capture_prefix(env)}/{STAGING_FOLDER}"
         self.staging_uri = f"s3://{artifacts_bucket}/{self.staging_prefix}"
-        self.released_uri = (
-            f"s3://{home_artifacts_arn.removeprefix('arn:aws:s3:::')}/"
-            f"{self.names.released_prefix()}"
-        )
+        self.released_uri = released_uri(home_artifacts_arn, self.names)
         self.role = self._role(f"arn:aws:s3:::{artifacts_bucket}", home_artifacts_arn)
-        self.steps = step_arguments(
-            manifest, env, capture_uri=self.capture_uri, released_uri=self.released_uri
-        )
+        self.steps = {step: list(arguments) for step, arguments in props.steps.items()}
         self.arguments = self.steps["monitor"]
         self.pipeline = sagemaker.CfnPipeline(
             self,
@@ -242,7 +266,7 @@ class EvidentlyMonitor(Construct):
             "Schedule",
             rule_name=self.names.resource("monitoring"),
             description="Runs the Evidently monitor on the manifest's monitoring schedule",
-            schedule=events.Schedule.expression(manifest.monitoring.schedule),
+            schedule=events.Schedule.expression(props.schedule),
             targets=[_StartPipeline(self.pipeline_arn, starter)],
         )
         self.schedule.node.add_dependency(self.pipeline)
@@ -362,7 +386,7 @@ class EvidentlyMonitor(Construct):
         publishes metrics."""
         stack = Stack.of(self)
         region, account = stack.region, stack.account
-        product, env = self.manifest.product.name, self.env
+        product, env = self.names.product, self.env
         role = iam.Role(
             self,
             "MonitorRole",
@@ -419,7 +443,7 @@ class EvidentlyMonitor(Construct):
         # (Names.released_prefix): no training run, no unapproved version.
         baselines = f"{home_artifacts}/{self.names.released_prefix()}/*/baseline/*"
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[baselines]))
-        decrypt_released_versions(role, manifest=self.manifest, env=env, key=self.key)
+        decrypt_released_versions(role, released=self.props.released, key=self.key)
         # The job's source archive and wheelhouse only, not the whole asset bucket.
         role.add_to_policy(
             iam.PolicyStatement(
@@ -430,9 +454,11 @@ class EvidentlyMonitor(Construct):
                 ],
             )
         )
-        home = self.manifest.environments.staging
-        group = Names.of(self.manifest).model_package_group()
-        packages = f"arn:aws:sagemaker:{home.region}:{home.account}:model-package/{group}/*"
+        home = self.props.released
+        group = self.names.model_package_group()
+        packages = (
+            f"arn:aws:sagemaker:{home.home_region}:{home.home_account}:model-package/{group}/*"
+        )
         parameter = (
             f"arn:aws:ssm:{region}:{account}:parameter"
             f"{self.names.live_release_parameter('model-package')}"
@@ -441,7 +467,7 @@ class EvidentlyMonitor(Construct):
             iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[packages])
         )
         role.add_to_policy(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[parameter]))
-        ground_truth = self.manifest.monitoring.ground_truth_s3_uri
+        ground_truth = self.props.ground_truth_s3_uri
         if ground_truth:
             bucket, _, prefix = ground_truth.removeprefix("s3://").partition("/")
             role.add_to_policy(

@@ -4,6 +4,8 @@ one. Each owns its environment, grants and cdk-nag acknowledgments."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
@@ -18,15 +20,11 @@ from constructs import Construct
 from mlgate.infra import durations
 from mlgate.infra.constructs.alarms import CRITICAL, AlarmFactory
 from mlgate.infra.constructs.compliance import acknowledge
-from mlgate.infra.constructs.endpoint import reports_prefix
 from mlgate.infra.constructs.event_rules import WatchedRule
 from mlgate.infra.constructs.hooks import AuditTrail, FailureRouting, HookFunction, IdempotencyTable
-from mlgate.infra.constructs.observability import s3_console_url
 from mlgate.infra.constructs.release_hooks import RELEASE_KEY
 from mlgate.infra.constructs.release_pipeline import ReleasePipeline
-from mlgate.infra.gates import encoded, gate_context
 from mlgate.infra.naming import Names
-from mlgate.manifest import Manifest
 
 # Where the gate callback counts approvals that expired undecided (lambdas/gate_callback).
 GATE_NAMESPACE = "mlgate/gates"
@@ -36,16 +34,37 @@ GATE_NAMESPACE = "mlgate/gates"
 FLOOD_REFUSALS = 50
 
 
+@dataclass(frozen=True)
+class GateNotifierProps:
+    """The notifier's: the product-wide `names`; `context`, what the briefs say of the product
+    as compact JSON (mlgate/infra/gates.py: gate_context, encoded), the release pipeline's
+    brief topics in it; `approval_hours`, the longest manual gate's timeout (how long its
+    dead-letter queue keeps an event)."""
+
+    names: Names
+    context: str
+    approval_hours: int
+
+
+@dataclass(frozen=True)
+class GateCallbackProps:
+    """The callback's: the product-wide `names`, and the concurrency reserved for its public
+    URL (`reserved_concurrency`; None: none reserved)."""
+
+    names: Names
+    reserved_concurrency: int | None = None
+
+
 class SlackSecret(secretsmanager.Secret):
     """A Slack credential the gate hooks read, encrypted with the product key; set by hand."""
 
     def __init__(
-        self, scope: Construct, id: str, *, manifest: Manifest, key: kms.IKey, description: str
+        self, scope: Construct, id: str, *, names: Names, key: kms.IKey, description: str
     ) -> None:
         super().__init__(
             scope,
             id,
-            secret_name=Names.of(manifest).secret(id),
+            secret_name=names.secret(id),
             description=f"{description}; set its value with put-secret-value "
             "(docs/platform-engineer.md)",
             encryption_key=key,
@@ -66,7 +85,7 @@ class GateNotifier(HookFunction):
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
+        props: GateNotifierProps,
         key: kms.IKey,
         alarms: AlarmFactory,
         audit: AuditTrail,
@@ -75,27 +94,18 @@ class GateNotifier(HookFunction):
         webhook: secretsmanager.ISecret,
         quality_job: str,
     ) -> None:
-        names = Names.of(manifest)
+        """`pipeline`: the release pipeline whose manual gates it posts (their request topics
+        invoke it, it publishes to their brief topics)."""
+        names = props.names
         stack = Stack.of(scope)
         releases = names.bucket("releases", stack.account, stack.region)
-        context = gate_context(
-            manifest,
-            brief_topics={name: topic.topic_arn for name, topic in pipeline.brief_topics.items()},
-            dashboard_url=names.dashboard_url(stack.region, "prod"),
-            # Staging runs in the home account: its reports are in the home artifact bucket.
-            monitoring_url=s3_console_url(
-                f"s3://{names.bucket('artifacts', stack.account, stack.region)}/"
-                f"{reports_prefix(manifest, 'staging')}",
-                stack.region,
-            ),
-        )
         super().__init__(
             scope,
             id,
             hook="gate_notifier",
             description="Posts each gate's evidence brief to chat and email",
             environment={
-                "MLGATE_CONTEXT": encoded(context),
+                "MLGATE_CONTEXT": props.context,
                 "AUDIT_TABLE": names.audit_table(),
                 "RELEASE_BUCKET": releases,
                 "RELEASE_KEY": RELEASE_KEY,
@@ -103,7 +113,9 @@ class GateNotifier(HookFunction):
                 "SLACK_WEBHOOK_SECRET_ARN": webhook.secret_arn,
                 "DQ_JOB": quality_job,
             },
-            failures=FailureRouting.of(manifest, "gate_notifier", key=key, alarms=alarms),
+            failures=FailureRouting.of(
+                "gate_notifier", key=key, alarms=alarms, approval_hours=props.approval_hours
+            ),
         )
         self.make_idempotent(idempotency)
         for topic in pipeline.gate_topics.values():
@@ -158,14 +170,14 @@ class GateCallback(HookFunction):
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
+        props: GateCallbackProps,
         key: kms.IKey,
         alarms: AlarmFactory,
         audit: AuditTrail,
         pipeline: ReleasePipeline,
         signing: secretsmanager.ISecret,
     ) -> None:
-        names = Names.of(manifest)
+        names = props.names
         stack = Stack.of(scope)
         super().__init__(
             scope,
@@ -184,10 +196,10 @@ class GateCallback(HookFunction):
             # account's concurrency from the other functions. Only where the manifest asks:
             # Lambda refuses one that leaves fewer than 100 unreserved, which a new account's
             # limit cannot (mlgate preflight checks it).
-            reserved_concurrency=manifest.delivery.callback_reserved_concurrency,
+            reserved_concurrency=props.reserved_concurrency,
             # The GateExpired rule invokes it asynchronously: an event Lambda gave up on waits
             # in a dead-letter queue, and on-call hears of it.
-            failures=FailureRouting.of(manifest, "gate_callback", key=key, alarms=alarms),
+            failures=FailureRouting.of("gate_callback", key=key, alarms=alarms),
         )
         self.read_secret(signing, key)
         # The audit trail's append-only rule, enforced by IAM (lambdas/shared/audit.py): the
@@ -229,7 +241,7 @@ class GateCallback(HookFunction):
             "PutApprovalResult is granted on this pipeline's stages and actions only; the ARN "
             "of an approval action is the pipeline ARN followed by stage/action.",
         )
-        self.wait_alarm = self._gate_wait_alarm(manifest, alarms)
+        self.wait_alarm = self._gate_wait_alarm(names, alarms)
         self.flood_alarms = self._flood_alarms(alarms)
 
     def _flood_alarms(self, factory: AlarmFactory) -> list[cloudwatch.Alarm]:
@@ -290,7 +302,7 @@ class GateCallback(HookFunction):
             for id, what, metric, threshold, meaning, checks in watched
         ]
 
-    def _gate_wait_alarm(self, manifest: Manifest, factory: AlarmFactory) -> cloudwatch.Alarm:
+    def _gate_wait_alarm(self, names: Names, factory: AlarmFactory) -> cloudwatch.Alarm:
         """A manual approval that outlived its timeout fails its action: on-call hears of it.
 
         CodePipeline's action execution event (category Approval, state FAILED) is the same for
@@ -299,7 +311,6 @@ class GateCallback(HookFunction):
         decision was recorded and the request's expiry has passed; the alarm watches that
         metric. The event shape is CodePipeline's documented one; it could not be observed
         offline."""
-        names = Names.of(manifest)
         self.expired_rule = WatchedRule(
             self,
             "GateExpired",

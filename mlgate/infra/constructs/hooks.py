@@ -24,7 +24,6 @@ from mlgate.infra import durations
 from mlgate.infra.constructs.alarms import CRITICAL, AlarmFactory, hook_alarm
 from mlgate.infra.constructs.compliance import KEY_GRANT_FINDINGS, acknowledge, acknowledge_findings
 from mlgate.infra.wheelsets import POWERTOOLS
-from mlgate.manifest import GateKind, Manifest
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "runtime" / "hooks"
 
@@ -82,17 +81,16 @@ JOB_HOOKS = ("deployer", "deploy_verifier", "quality_gate")
 EVENT_DAYS = 14
 
 
-def dead_letter_retention(manifest: Manifest, hook: str) -> tuple[Duration, str]:
-    """How long `hook`'s dead-letter queue keeps a failed event, and why."""
+def dead_letter_retention(hook: str, *, approval_hours: int = 1) -> tuple[Duration, str]:
+    """How long `hook`'s dead-letter queue keeps a failed event, and why; `approval_hours`:
+    the product's longest manual gate timeout (the gate notifier's events live that long)."""
     if hook in JOB_HOOKS:
         return durations.hours(JOB_EVENT_HOURS), (
             "CodePipeline job events carry the job's artifact credentials, and the job times "
             "out 20 minutes after its last reply: kept one hour"
         )
     if hook == "gate_notifier":
-        hours = max(
-            (g.timeout_hours for g in manifest.gates if g.kind is GateKind.MANUAL), default=1
-        )
+        hours = approval_hours
         return durations.hours(hours), (
             f"approval notifications carry the approval token, good until the approval "
             f"expires: kept {hours} h, the longest manual gate's timeout"
@@ -128,11 +126,11 @@ class FailureRouting:
 
     @classmethod
     def of(
-        cls, manifest: Manifest, hook: str, *, key: kms.IKey, alarms: AlarmFactory
+        cls, hook: str, *, key: kms.IKey, alarms: AlarmFactory, approval_hours: int = 1
     ) -> FailureRouting:
         """The hook's failure routing, its queue keeping an event as long as what the hook's
-        events carry allows."""
-        retention, why = dead_letter_retention(manifest, hook)
+        events carry allows (`approval_hours`: dead_letter_retention's)."""
+        retention, why = dead_letter_retention(hook, approval_hours=approval_hours)
         return cls(key=key, alarms=alarms, retention=retention, why=why)
 
 

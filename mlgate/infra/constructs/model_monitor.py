@@ -8,6 +8,7 @@ Model Monitor no longer takes new customers
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnResource, Fn
@@ -23,29 +24,51 @@ from mlgate.infra.constructs.compliance import (
 )
 from mlgate.infra.constructs.endpoint import capture_prefix
 from mlgate.infra.constructs.sagemaker_access import (
+    ReleasedVersions,
     decrypt_released_versions,
     pull_images,
     write_job_logs,
 )
 from mlgate.infra.constructs.storage import grant_volume_keys
 from mlgate.infra.naming import Names
-from mlgate.manifest import EnvName, Manifest, ProblemType
-from mlgate.manifest.schedules import schedule_interval_hours
 
 MONITOR_INSTANCE = "ml.m5.large"
-MONITOR_PROBLEM_TYPES = {
-    ProblemType.BINARY_CLASSIFICATION: "BinaryClassification",
-    ProblemType.MULTICLASS: "MulticlassClassification",
-    ProblemType.REGRESSION: "Regression",
-}
+MONITOR_PROBLEM_TYPES = ("BinaryClassification", "MulticlassClassification", "Regression")
+"""Model Monitor's problem types (CfnModelQualityJobDefinition's ProblemType)."""
 
 
-def prediction_attributes(problem: ProblemType) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GroundTruth:
+    """Labels for live model quality: where they land (`s3_uri`), the model's `problem_type`
+    as Model Monitor names it (MONITOR_PROBLEM_TYPES), how late they land (`delay_hours`) and
+    the hours between two runs of the schedule (`interval_hours`)."""
+
+    s3_uri: str
+    problem_type: str
+    delay_hours: int
+    interval_hours: int
+
+
+@dataclass(frozen=True)
+class ModelMonitorProps:
+    """What one environment's Model Monitor schedules know: its `names` (the environment's),
+    the `schedule` (a cron expression), where released baselines are read, and ground truth
+    (None: data quality only)."""
+
+    names: Names
+    schedule: str
+    released: ReleasedVersions
+    ground_truth: GroundTruth | None = None
+
+
+def prediction_attributes(problem: str) -> dict[str, Any]:
     """Where Model Monitor finds the prediction in the endpoint's CSV answer: a binary
     model answers a probability (ProbabilityAttribute, with the threshold that makes it a
     label), a multiclass or regression model the label or value itself
     (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-schedule.html)."""
-    if problem is ProblemType.BINARY_CLASSIFICATION:
+    if problem not in MONITOR_PROBLEM_TYPES:
+        raise ValueError(f"problem type '{problem}' is none of {', '.join(MONITOR_PROBLEM_TYPES)}")
+    if problem == "BinaryClassification":
         return {"probability_attribute": "0", "probability_threshold_attribute": 0.5}
     return {"inference_attribute": "0"}
 
@@ -59,8 +82,7 @@ class ModelMonitorSchedules(Construct):
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
-        env: EnvName,
+        props: ModelMonitorProps,
         key: kms.IKey,
         artifacts_bucket: str,
         home_artifacts_arn: str,
@@ -73,15 +95,17 @@ class ModelMonitorSchedules(Construct):
         the home account's, where baselines of released versions live; `pull` every image the
         role may pull."""
         super().__init__(scope, id)
-        self.manifest, self.env, self.key = manifest, env, key
-        self.names = Names.of(manifest, env)
+        if props.names.env is None:
+            raise ValueError("the monitor's names are those of its environment")
+        self.props, self.env, self.key = props, props.names.env, key
+        self.names = props.names
         self.artifacts_bucket = artifacts_bucket
         self.home_artifacts = home_artifacts_arn
         self.role = self._role(f"arn:aws:s3:::{artifacts_bucket}", pull)
         self.schedules = self._schedules(image, baseline_statistics, baseline_constraints)
 
     def _role(self, artifacts: str, images: list[str]) -> iam.Role:
-        product, env = self.manifest.product.name, self.env
+        product, env = self.names.product, self.env
         role = iam.Role(
             self,
             "MonitorRole",
@@ -104,8 +128,8 @@ class ModelMonitorSchedules(Construct):
         # (Names.released_prefix): no training run, no unapproved version.
         baselines = f"{self.home_artifacts}/{self.names.released_prefix()}/*/baseline/*"
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[baselines]))
-        decrypt_released_versions(role, manifest=self.manifest, env=env, key=self.key)
-        ground_truth = self.manifest.monitoring.ground_truth_s3_uri
+        decrypt_released_versions(role, released=self.props.released, key=self.key)
+        ground_truth = self.props.ground_truth.s3_uri if self.props.ground_truth else None
         if ground_truth:
             bucket, _, prefix = ground_truth.removeprefix("s3://").partition("/")
             role.add_to_policy(
@@ -204,18 +228,19 @@ class ModelMonitorSchedules(Construct):
         definitions: list[tuple[str, str, CfnResource]] = [
             ("DataQuality", "DataQuality", data_quality)
         ]
-        ground_truth = self.manifest.monitoring.ground_truth_s3_uri
-        if ground_truth:
+        truth = self.props.ground_truth
+        if truth:
+            ground_truth = truth.s3_uri
             mq = sagemaker.CfnModelQualityJobDefinition
-            problem = self.manifest.model.problem_type
-            delay = self.manifest.monitoring.ground_truth_delay_hours
-            interval = schedule_interval_hours(self.manifest.monitoring.schedule)
+            problem = truth.problem_type
+            delay = truth.delay_hours
+            interval = truth.interval_hours
             model_quality = mq(
                 self,
                 "ModelQualityMonitor",
                 role_arn=self.role.role_arn,
                 model_quality_app_specification=mq.ModelQualityAppSpecificationProperty(
-                    image_uri=image, problem_type=MONITOR_PROBLEM_TYPES[problem]
+                    image_uri=image, problem_type=problem
                 ),
                 model_quality_job_input=mq.ModelQualityJobInputProperty(
                     endpoint_input=mq.EndpointInputProperty(
@@ -277,7 +302,7 @@ class ModelMonitorSchedules(Construct):
                     ),
                     monitoring_type=kind,
                     schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(
-                        schedule_expression=self.manifest.monitoring.schedule
+                        schedule_expression=self.props.schedule
                     ),
                 ),
             )

@@ -21,9 +21,7 @@ from constructs import Construct
 from mlgate.infra import durations
 from mlgate.infra.constructs.alarms import CRITICAL, WARNING, AlarmFactory, Owner, hook_alarm
 from mlgate.infra.constructs.drift import DRIFT_METRICS_NAMESPACE
-from mlgate.infra.naming import PREFIX, Names, pascal
-from mlgate.manifest import Direction, EnvName, Manifest, MonitoringEngine, SloKind
-from mlgate.manifest.schedules import schedule_interval_hours
+from mlgate.infra.naming import PREFIX, EnvName, Names, pascal
 
 WIDTH = 24
 # A graph stays readable, and within CloudWatch's per-widget limit, with this many lines.
@@ -31,6 +29,69 @@ MAX_DRIFT_LINES = 25
 TOP_FEATURES = 10
 MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+EVIDENTLY = "evidently"
+"""The monitoring engine (the manifest's monitoring.engine) whose metrics mlgate publishes;
+the other, model-monitor, is SageMaker Model Monitor's."""
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """A business KPI: its metric (`namespace`, `metric_name`), `target`, reached from below
+    (`at_least`) or above, its `unit`, `description` and `owner`."""
+
+    name: str
+    description: str
+    owner: Owner
+    target: float
+    at_least: bool
+    unit: str
+    metric_name: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class ModelMetric:
+    """A model metric held to `threshold`, at least (`at_least`) or at most; its owner."""
+
+    name: str
+    description: str
+    owner: Owner
+    threshold: float
+    at_least: bool
+
+
+@dataclass(frozen=True)
+class Owners:
+    """Who owns the product: its product manager, ML lead (drift) and on-call (system)."""
+
+    product_manager: Owner
+    ml_lead: Owner
+    on_call: Owner
+
+
+@dataclass(frozen=True)
+class ProductMonitoringProps:
+    """What one environment's dashboard and alarms know of the product: its `names` (the
+    environment's), how it presents itself, its owners, its monitoring `engine` (EVIDENTLY or
+    model-monitor) and the hours between two monitoring runs, its metric tiers, whether
+    ground truth is declared, its drift thresholds and payload columns, and its p99 latency
+    SLO in ms (None: none)."""
+
+    names: Names
+    display_name: str
+    objective: str
+    runbook_url: str
+    owners: Owners
+    engine: str
+    run_hours: int
+    kpis: tuple[Kpi, ...]
+    model_metrics: tuple[ModelMetric, ...]
+    ground_truth: bool
+    retrain_cooldown_hours: int
+    drift_threshold: float
+    feature_drift_thresholds: tuple[float, ...]
+    payload_columns: tuple[str, ...]
+    latency_slo_ms: float | None
 
 
 def s3_console_url(uri: str, region: str) -> str:
@@ -58,8 +119,7 @@ class ProductMonitoring(Construct):
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
-        env: EnvName,
+        props: ProductMonitoringProps,
         key: kms.IKey,
         alarms: AlarmFactory,
         endpoint: str,
@@ -77,9 +137,12 @@ class ProductMonitoring(Construct):
         deliveries page on-call; `alarms` the environment's alarm factory."""
         super().__init__(scope, id)
         self.reports_uri = reports_uri
-        self.manifest, self.env, self.endpoint, self.variant = manifest, env, endpoint, variant
-        self.product = manifest.product.name
-        self.names = Names.of(manifest, env)
+        if props.names.env is None:
+            raise ValueError("a dashboard's names are those of its environment")
+        self.props, self.endpoint, self.variant = props, endpoint, variant
+        self.env: EnvName = props.names.env
+        self.product = props.names.product
+        self.names = props.names
         self.glue_jobs = glue_jobs
         self.factory = alarms.with_owner_topics(self.owner_topic)
         self.alarms: list[cw.AlarmBase] = []
@@ -123,7 +186,7 @@ class ProductMonitoring(Construct):
                 self,
                 f"Owner{pascal(contact.id)}",
                 topic_name=self.names.resource("owner", contact.id),
-                display_name=f"{self.manifest.product.display_name} warnings for {contact.name}",
+                display_name=f"{self.props.display_name} warnings for {contact.name}",
                 master_key=self._key,
                 enforce_ssl=True,
             )
@@ -171,12 +234,11 @@ class ProductMonitoring(Construct):
     # --- tiers -------------------------------------------------------------------------------
 
     def _header(self) -> None:
-        p, c = self.manifest.product, self.manifest.contact
-        engine = self.manifest.monitoring.engine.value
+        p, o = self.props, self.props.owners
+        engine = p.engine
         reports = s3_console_url(self.reports_uri, Stack.of(self).region)
         owners = (
-            f"PM {c(p.owners.product_manager).name} · ML lead {c(p.owners.ml_lead).name} · "
-            f"on-call {c(p.owners.on_call).name}"
+            f"PM {o.product_manager.name} · ML lead {o.ml_lead.name} · on-call {o.on_call.name}"
         )
         self.dashboard.add_widgets(
             cw.TextWidget(
@@ -195,9 +257,9 @@ class ProductMonitoring(Construct):
             cw.TextWidget(markdown="## Tier 1 — Business KPIs", width=WIDTH, height=1)
         )
         widgets: list[cw.IWidget] = []
-        model_metrics = ", ".join(x.name.value for x in self.manifest.metrics.model_metrics)
-        for kpi in self.manifest.metrics.business_kpis:
-            owner = self.manifest.contact(kpi.owner)
+        model_metrics = ", ".join(x.name for x in self.props.model_metrics)
+        for kpi in self.props.kpis:
+            owner = kpi.owner
             metric = cw.Metric(
                 namespace=kpi.namespace,
                 metric_name=kpi.metric_name,
@@ -205,7 +267,7 @@ class ProductMonitoring(Construct):
                 statistic="Average",
                 period=durations.hours(1),
             )
-            word = "at least" if kpi.direction is Direction.AT_LEAST else "at most"
+            word = "at least" if kpi.at_least else "at most"
             widgets.append(
                 cw.GraphWidget(
                     title=f"{kpi.name} ({kpi.unit}) — owner: {owner.name}",
@@ -227,7 +289,7 @@ class ProductMonitoring(Construct):
                 metric=metric,
                 threshold=kpi.target,
                 comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD
-                if kpi.direction is Direction.AT_LEAST
+                if kpi.at_least
                 else cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 # KPIs arrive in batches; a quiet hour says nothing about the business.
                 missing=cw.TreatMissingData.MISSING,
@@ -245,14 +307,14 @@ class ProductMonitoring(Construct):
         self.dashboard.add_widgets(
             cw.TextWidget(markdown="## Tier 2 — Model metrics", width=WIDTH, height=1)
         )
-        evidently = self.manifest.monitoring.engine is MonitoringEngine.EVIDENTLY
+        evidently = self.props.engine == EVIDENTLY
         widgets = self._live_model_metrics(evidently)
         widgets += self._evidently_drift() if evidently else self._model_monitor_drift()
         if not self.glue_jobs:
             # Glue runs in the home account; its data-quality result is shown there.
             self.dashboard.add_widgets(*widgets)
             return
-        ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
+        ml_lead = self.props.owners.ml_lead
         widgets.append(
             cw.GraphWidget(
                 # Metric names Glue Data Quality publishes with CloudWatch metrics enabled, as
@@ -276,7 +338,7 @@ class ProductMonitoring(Construct):
     def _monitoring_metric(self, name: str, statistic: str = "Maximum") -> cw.Metric:
         """A metric of mlgate's Evidently job (docs/monitoring.md), one value per run."""
         return cw.Metric(
-            namespace=Names.of(self.manifest).monitoring_namespace(),
+            namespace=self.names.monitoring_namespace(),
             metric_name=name,
             dimensions_map={"Product": self.product, "Environment": self.env},
             statistic=statistic,
@@ -286,12 +348,12 @@ class ProductMonitoring(Construct):
     @property
     def _run_period(self) -> Duration:
         """One monitoring run per period: the schedule's interval."""
-        return durations.hours(schedule_interval_hours(self.manifest.monitoring.schedule))
+        return durations.hours(self.props.run_hours)
 
     def _live_model_metrics(self, evidently: bool) -> list[cw.IWidget]:
         """Live model metrics against ground truth, with their thresholds and alarms; none
         without ground truth."""
-        if self.manifest.monitoring.ground_truth_s3_uri is None:
+        if not self.props.ground_truth:
             # No ground truth: live model quality cannot be measured, so no panel or alarm
             # pretends to; the thresholds are held at training and at the quality gate.
             return [
@@ -303,26 +365,26 @@ class ProductMonitoring(Construct):
                     height=6,
                 )
             ]
-        schedule = Names.of(self.manifest, self.env).monitoring_schedule("model-quality")
+        schedule = self.names.monitoring_schedule("model-quality")
         source = "Evidently" if evidently else "Model Monitor"
         widgets: list[cw.IWidget] = []
-        for m in self.manifest.metrics.model_metrics:
-            owner = self.manifest.contact(m.owner)
+        for m in self.props.model_metrics:
+            owner = m.owner
             metric = (
-                self._monitoring_metric(f"model_{m.name.value}", "Average")
+                self._monitoring_metric(f"model_{m.name}", "Average")
                 if evidently
                 else cw.Metric(
                     namespace=MODEL_METRICS_NAMESPACE,
-                    metric_name=m.name.value,
+                    metric_name=m.name,
                     dimensions_map={"Endpoint": self.endpoint, "MonitoringSchedule": schedule},
                     statistic="Average",
                     period=durations.hours(1),
                 )
             )
-            word = "at least" if m.direction is Direction.AT_LEAST else "at most"
+            word = "at least" if m.at_least else "at most"
             widgets.append(
                 cw.GraphWidget(
-                    title=f"Live {m.name.value} ({source}) — owner: {owner.name}",
+                    title=f"Live {m.name} ({source}) — owner: {owner.name}",
                     left=[metric],
                     left_annotations=[
                         cw.HorizontalAnnotation(
@@ -335,17 +397,17 @@ class ProductMonitoring(Construct):
             )
             self.add_alarm(
                 tier="model",
-                what=m.name.value,
+                what=m.name,
                 severity=WARNING,
                 owner=owner,
                 metric=metric,
                 threshold=m.threshold,
                 comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD
-                if m.direction is Direction.AT_LEAST
+                if m.at_least
                 else cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 # Model quality needs ground truth, which lands late; no report is not a breach.
                 missing=cw.TreatMissingData.NOT_BREACHING,
-                meaning=f"Live {m.name.value} against ground truth fell short of {word} "
+                meaning=f"Live {m.name} against ground truth fell short of {word} "
                 f"{m.threshold}: {m.description}",
                 checks=(
                     "the drift graph and the latest monitoring report (dashboard header)",
@@ -356,7 +418,7 @@ class ProductMonitoring(Construct):
         return widgets
 
     def _drift_alarm(self, metric: cw.IMetric, threshold: float, meaning: str) -> None:
-        ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
+        ml_lead = self.props.owners.ml_lead
         # A warning for the ML lead, who owns drift; on-call hears of it through the composite
         # "model unhealthy" alarm, which watches every model-tier alarm. Its ALARM state is
         # what starts the drift responder with the Evidently engine (stacks/serving.py).
@@ -371,7 +433,7 @@ class ProductMonitoring(Construct):
             # Monitoring runs on a schedule; an hour without a report is no evidence of drift.
             missing=cw.TreatMissingData.NOT_BREACHING,
             meaning=f"{meaning} Retraining starts by itself (once per "
-            f"{self.manifest.monitoring.retrain_cooldown_hours} h).",
+            f"{self.props.retrain_cooldown_hours} h).",
             checks=(
                 "the latest monitoring report (linked in the dashboard header)",
                 "upstream data changes in the ETL quality results",
@@ -382,8 +444,8 @@ class ProductMonitoring(Construct):
     def _evidently_drift(self) -> list[cw.IWidget]:
         """Drift as the Evidently job measures it: the share of drifted features against
         drift_threshold (the alarm), and the features that drift most."""
-        monitoring = self.manifest.monitoring
-        ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
+        monitoring = self.props
+        ml_lead = self.props.owners.ml_lead
         share = self._monitoring_metric("drifted_feature_share")
         self._drift_alarm(
             share,
@@ -391,7 +453,7 @@ class ProductMonitoring(Construct):
             f"The share of drifted features in {self.endpoint}'s traffic is above "
             f"{monitoring.drift_threshold}.",
         )
-        namespace = Names.of(self.manifest).monitoring_namespace()
+        namespace = self.names.monitoring_namespace()
         # Metrics Insights ranks the per-feature series the job publishes, whatever their
         # number (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
         # query_with_cloudwatch-metrics-insights.html).
@@ -404,7 +466,7 @@ class ProductMonitoring(Construct):
             label="",
             period=self._run_period,
         )
-        thresholds = sorted({0.1, *monitoring.feature_drift_thresholds.values()})
+        thresholds = sorted({0.1, *monitoring.feature_drift_thresholds})
         return [
             cw.GraphWidget(
                 title=f"Share of drifted features per run — owner: {ml_lead.name}",
@@ -433,7 +495,7 @@ class ProductMonitoring(Construct):
 
     def _model_monitor_drift(self) -> list[cw.IWidget]:
         """Drift as Model Monitor reports it: per-column distances, and violating runs."""
-        ml_lead = self.manifest.contact(self.manifest.product.owners.ml_lead)
+        ml_lead = self.props.owners.ml_lead
         violations = cw.Metric(
             namespace=DRIFT_METRICS_NAMESPACE,
             metric_name="DriftViolations",
@@ -459,19 +521,17 @@ class ProductMonitoring(Construct):
                         metric_name=f"feature_baseline_drift_{column}",
                         dimensions_map={
                             "Endpoint": self.endpoint,
-                            "MonitoringSchedule": Names.of(
-                                self.manifest, self.env
-                            ).monitoring_schedule("data-quality"),
+                            "MonitoringSchedule": self.names.monitoring_schedule("data-quality"),
                         },
                         statistic="Maximum",
                         period=durations.hours(1),
                         label=column,
                     )
-                    for column in self.manifest.payload_columns[:MAX_DRIFT_LINES]
+                    for column in self.props.payload_columns[:MAX_DRIFT_LINES]
                 ],
                 right_annotations=[
                     cw.HorizontalAnnotation(
-                        value=self.manifest.monitoring.drift_threshold, label="drift threshold"
+                        value=self.props.drift_threshold, label="drift threshold"
                     )
                 ],
                 width=8,
@@ -492,16 +552,16 @@ class ProductMonitoring(Construct):
         self.dashboard.add_widgets(
             cw.TextWidget(markdown="## Tier 3 — System health", width=WIDTH, height=1)
         )
-        on_call = self.manifest.contact(self.manifest.product.owners.on_call)
-        latency_slo = self.manifest.metrics.slo(SloKind.LATENCY_P99_MS)
+        on_call = self.props.owners.on_call
+        latency_slo = self.props.latency_slo_ms
         annotations = (
             [
                 cw.HorizontalAnnotation(
-                    value=latency_slo.threshold * 1000,
-                    label=f"SLO p99 {latency_slo.threshold:g} ms",
+                    value=latency_slo * 1000,
+                    label=f"SLO p99 {latency_slo:g} ms",
                 )
             ]
-            if latency_slo
+            if latency_slo is not None
             else []
         )
         owner = f" — owner: {on_call.name}"
@@ -630,7 +690,7 @@ class ProductMonitoring(Construct):
         rule pages on-call, as its notice, approval or start would have."""
         if not rules:
             return
-        on_call = self.manifest.contact(self.manifest.product.owners.on_call)
+        on_call = self.props.owners.on_call
         prefix = f"{PREFIX}-{self.product}-"
         metrics = []
         for rule in rules:

@@ -12,7 +12,9 @@ configures exactly that (mlgate/runtime/hooks/shared/jobs.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_events as events
@@ -21,14 +23,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from mlgate.infra import accounts, durations
+from mlgate.infra import durations
 from mlgate.infra.constructs.alarms import AlarmFactory
 from mlgate.infra.constructs.compliance import acknowledge, acknowledge_each
 from mlgate.infra.constructs.event_rules import WatchedRule
 from mlgate.infra.constructs.hooks import AuditTrail, FailureRouting, HookFunction, IdempotencyTable
-from mlgate.infra.gates import thresholds
-from mlgate.infra.naming import Names, role_arn
-from mlgate.manifest import ENV_NAMES, EnvName, Manifest
+from mlgate.infra.naming import Names
 
 RELEASE_KEY = "release.json"
 REPORTS_TO_PIPELINE = (
@@ -37,33 +37,74 @@ REPORTS_TO_PIPELINE = (
     "(https://docs.aws.amazon.com/service-authorization/latest/reference/"
     "list_awscodepipeline.html); the hook reads and answers only jobs of its release pipeline."
 )
-Access = Callable[[Manifest, EnvName], tuple[list[iam.PolicyStatement], accounts.Findings]]
 
 
-def release_namespace(manifest: Manifest) -> str:
+@dataclass(frozen=True)
+class ReleaseProps:
+    """What every release hook knows of the product: its product-wide `names`, and the home
+    account's artifact bucket (`home_artifacts`, a name), where released versions live."""
+
+    names: Names
+    home_artifacts: str
+
+
+@dataclass(frozen=True)
+class EnvironmentAccess:
+    """What a release hook may do in one environment: in the home account, `statements`
+    (acknowledging the cdk-nag `findings` they raise); in another account, assume the
+    environment's own role `role_arn` (sts:AssumeRole), which holds those statements there."""
+
+    statements: tuple[iam.PolicyStatement, ...] = ()
+    findings: Mapping[str, str] = field(default_factory=dict)
+    role_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployerProps:
+    """The deployer's: the release, and its access in each environment (in pipeline order)."""
+
+    release: ReleaseProps
+    access: tuple[EnvironmentAccess, ...]
+
+
+@dataclass(frozen=True)
+class DeployVerifierProps:
+    """The verifier's: the release, its access in each environment, and the sample request it
+    scores on each endpoint (`sample_payload`)."""
+
+    release: ReleaseProps
+    access: tuple[EnvironmentAccess, ...]
+    sample_payload: str
+
+
+@dataclass(frozen=True)
+class QualityGateProps:
+    """The quality gate's: the release, what it holds a version to (`thresholds`: model metrics
+    and SLOs), and the size of its smoke load (`smoke_requests`)."""
+
+    release: ReleaseProps
+    thresholds: Mapping[str, Any]
+    smoke_requests: int
+
+
+def release_namespace(names: Names) -> str:
     """Where the release path's hooks publish their EMF metrics (counts of what each answered,
     the quality gate's smoke figures): beside the product's monitoring metrics."""
-    return f"{Names.of(manifest).monitoring_namespace()}/release"
+    return f"{names.monitoring_namespace()}/release"
 
 
-def grant_release_access(
-    hook: HookFunction, manifest: Manifest, access: Access, remote_role: Callable[[EnvName], str]
-) -> None:
-    """What `access` allows in each environment: directly in the home account, through the
+def grant_release_access(hook: HookFunction, access: tuple[EnvironmentAccess, ...]) -> None:
+    """What each environment's `access` allows: directly in the home account, through the
     environment's own role (sts:AssumeRole) in another account."""
-    for env in ENV_NAMES:
-        if manifest.is_remote(env):
-            account = manifest.environment(env).account
+    for each in access:
+        if each.role_arn is not None:
             hook.role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["sts:AssumeRole"], resources=[role_arn(account, remote_role(env))]
-                )
+                iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[each.role_arn])
             )
             continue
-        statements, findings = access(manifest, env)
-        for statement in statements:
+        for statement in each.statements:
             hook.role.add_to_policy(statement)
-        acknowledge_each(hook.policy, findings)
+        acknowledge_each(hook.policy, dict(each.findings))
 
 
 def decrypt_via_s3(
@@ -94,10 +135,9 @@ class ReleaseSource:
     """What a job hook needs to take a job and its release from CodePipeline, S3 and the
     registry, and nothing else: its environment and the grants (shared/jobs.py)."""
 
-    def __init__(self, hook: HookFunction, manifest: Manifest, key: kms.IKey) -> None:
-        names = Names.of(manifest)
+    def __init__(self, hook: HookFunction, release: ReleaseProps, key: kms.IKey) -> None:
+        names = release.names
         stack = Stack.of(hook)
-        home = manifest.environments.staging
         releases = names.bucket("releases", stack.account, stack.region)
         group = names.model_package_group()
         settings = {
@@ -105,7 +145,7 @@ class ReleaseSource:
             "RELEASE_BUCKET": releases,
             "RELEASE_KEY": RELEASE_KEY,
             "MODEL_PACKAGE_GROUP": group,
-            "ARTIFACT_BUCKET": names.bucket("artifacts", home.account, home.region),
+            "ARTIFACT_BUCKET": release.home_artifacts,
             "RELEASED_PREFIX": names.released_prefix(),
         }
         for name, value in settings.items():
@@ -137,9 +177,15 @@ class Deployer(HookFunction):
     """Updates a Serving stack with the released model version, and nothing else."""
 
     def __init__(
-        self, scope: Construct, id: str, *, manifest: Manifest, key: kms.IKey, alarms: AlarmFactory
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        props: DeployerProps,
+        key: kms.IKey,
+        alarms: AlarmFactory,
     ) -> None:
-        names = Names.of(manifest)
+        names = props.release.names
         super().__init__(
             scope,
             id,
@@ -148,32 +194,38 @@ class Deployer(HookFunction):
             environment={},
             role_name=names.deployer_role(),
             timeout=durations.minutes(1),
-            failures=FailureRouting.of(manifest, "deployer", key=key, alarms=alarms),
-            metrics_namespace=release_namespace(manifest),
+            failures=FailureRouting.of("deployer", key=key, alarms=alarms),
+            metrics_namespace=release_namespace(names),
         )
-        ReleaseSource(self, manifest, key)
-        grant_release_access(self, manifest, accounts.deploy_access, names.deploy_role)
+        ReleaseSource(self, props.release, key)
+        grant_release_access(self, props.access)
 
 
 class DeployVerifier(HookFunction):
     """Fails a deploy stage on a silent rollback or a failing sample invocation."""
 
     def __init__(
-        self, scope: Construct, id: str, *, manifest: Manifest, key: kms.IKey, alarms: AlarmFactory
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        props: DeployVerifierProps,
+        key: kms.IKey,
+        alarms: AlarmFactory,
     ) -> None:
-        names = Names.of(manifest)
+        names = props.release.names
         super().__init__(
             scope,
             id,
             hook="deploy_verifier",
             description="Fails the stage on a silent rollback or a failing sample invocation",
-            environment={"SAMPLE_PAYLOAD": manifest.sample_record},
+            environment={"SAMPLE_PAYLOAD": props.sample_payload},
             role_name=names.verifier_role(),
-            failures=FailureRouting.of(manifest, "deploy_verifier", key=key, alarms=alarms),
-            metrics_namespace=release_namespace(manifest),
+            failures=FailureRouting.of("deploy_verifier", key=key, alarms=alarms),
+            metrics_namespace=release_namespace(names),
         )
-        ReleaseSource(self, manifest, key)
-        grant_release_access(self, manifest, accounts.verify_access, names.verify_role)
+        ReleaseSource(self, props.release, key)
+        grant_release_access(self, props.access)
 
 
 class QualityGate(HookFunction):
@@ -185,13 +237,13 @@ class QualityGate(HookFunction):
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
+        props: QualityGateProps,
         key: kms.IKey,
         alarms: AlarmFactory,
         audit: AuditTrail,
         idempotency: IdempotencyTable,
     ) -> None:
-        names = Names.of(manifest)
+        names = props.release.names
         stack = Stack.of(scope)
         artifacts = names.bucket("artifacts", stack.account, stack.region)
         super().__init__(
@@ -200,20 +252,20 @@ class QualityGate(HookFunction):
             hook="quality_gate",
             description="Automated gate: registered metrics, and staging SLOs on a smoke load",
             environment={
-                "MLGATE_THRESHOLDS": json.dumps(thresholds(manifest), separators=(",", ":")),
-                "SMOKE_REQUESTS": str(manifest.serving.smoke_requests),
+                "MLGATE_THRESHOLDS": json.dumps(props.thresholds, separators=(",", ":")),
+                "SMOKE_REQUESTS": str(props.smoke_requests),
                 "AUDIT_TABLE": names.audit_table(),
                 "RELEASE_PIPELINE": names.release_pipeline(),
             },
             # The smoke load is sequential and bounded (manifest: serving.smoke_requests, at
             # most 500, each with a short read timeout): two minutes cover it with retries.
             timeout=durations.minutes(2),
-            failures=FailureRouting.of(manifest, "quality_gate", key=key, alarms=alarms),
-            metrics_namespace=release_namespace(manifest),
+            failures=FailureRouting.of("quality_gate", key=key, alarms=alarms),
+            metrics_namespace=release_namespace(names),
         )
         self.make_idempotent(idempotency)
         audit.grant_append(self.role, ["gate"], "dynamodb:PutItem")
-        ReleaseSource(self, manifest, key)
+        ReleaseSource(self, props.release, key)
         # Staging always lives in the home account (mlgate/infra/accounts.py).
         endpoint = (
             f"arn:aws:sagemaker:{stack.region}:{stack.account}:endpoint/{names.endpoint('staging')}"
@@ -248,14 +300,14 @@ class ReleaseHook(HookFunction):
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
+        props: ReleaseProps,
         key: kms.IKey,
         alarms: AlarmFactory,
         audit: AuditTrail,
         idempotency: IdempotencyTable,
         pipeline_arn: str,
     ) -> None:
-        names = Names.of(manifest)
+        names = props.names
         stack = Stack.of(scope)
         releases = names.bucket("releases", stack.account, stack.region)
         artifacts = names.bucket("artifacts", stack.account, stack.region)
@@ -276,8 +328,8 @@ class ReleaseHook(HookFunction):
                 "TRAINING_PREFIX": training,
                 "RELEASED_PREFIX": names.released_prefix(),
             },
-            failures=FailureRouting.of(manifest, "release", key=key, alarms=alarms),
-            metrics_namespace=release_namespace(manifest),
+            failures=FailureRouting.of("release", key=key, alarms=alarms),
+            metrics_namespace=release_namespace(names),
         )
         self.make_idempotent(idempotency)
         audit.grant_append(self.role, ["gate"], "dynamodb:PutItem")

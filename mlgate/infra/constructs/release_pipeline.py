@@ -4,6 +4,8 @@ order -> deploy and verify prod."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import Stack
 from aws_cdk import aws_codepipeline as codepipeline
@@ -14,7 +16,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from mlgate.infra import accounts, durations
+from mlgate.infra import durations
+from mlgate.infra.constructs.alarms import Owner
 from mlgate.infra.constructs.compliance import (
     KEY_GRANT_FINDINGS,
     acknowledge,
@@ -23,16 +26,49 @@ from mlgate.infra.constructs.compliance import (
 )
 from mlgate.infra.constructs.hooks import HookFunction
 from mlgate.infra.constructs.release_hooks import RELEASE_KEY, Deployer, DeployVerifier, QualityGate
-from mlgate.infra.naming import Names, role_arn
-from mlgate.manifest import EnvName, Gate, GateKind, Manifest
+from mlgate.infra.naming import EnvName, Names, role_arn
 
 
-def gate_summary(manifest: Manifest, gate: Gate) -> str:
+@dataclass(frozen=True)
+class PipelineGate:
+    """A stage gate, in pipeline order: a manual approval by `approvers` that times out after
+    `timeout_hours`, or (`manual` False) the automated quality gate."""
+
+    name: str
+    description: str
+    manual: bool
+    approvers: tuple[Owner, ...] = ()
+    timeout_hours: int = 72
+
+
+@dataclass(frozen=True)
+class DeployTarget:
+    """An environment the pipeline deploys: the Serving stack's CloudFormation service role
+    (`service_role`, an ARN), and `account` when the environment lives in another account
+    than home (None: home)."""
+
+    service_role: str
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleasePipelineProps:
+    """What the release pipeline knows of the product: its product-wide `names`, the name
+    shown on its topics, the chat channel briefs go to, its gates and its two environments."""
+
+    names: Names
+    display_name: str
+    chat_channel: str
+    gates: tuple[PipelineGate, ...]
+    targets: Mapping[EnvName, DeployTarget]
+
+
+def gate_summary(gate: PipelineGate, chat_channel: str) -> str:
     """The one line CodePipeline shows beside a manual approval (at most 500 characters)."""
-    names = ", ".join(manifest.contact(a).name for a in gate.approvers)
+    names = ", ".join(a.name for a in gate.approvers)
     line = (
         f"{gate.name}: {gate.description} Approvers: {names}. Evidence brief in "
-        f"{manifest.product.chat_channel} and by email; decide within {gate.timeout_hours} h."
+        f"{chat_channel} and by email; decide within {gate.timeout_hours} h."
     )
     return line[:500]
 
@@ -46,7 +82,7 @@ class ReleasePipeline(Construct):
         scope: Construct,
         id: str,
         *,
-        manifest: Manifest,
+        props: ReleasePipelineProps,
         key: kms.IKey,
         releases: s3.IBucket,
         artifacts: s3.IBucket,
@@ -55,8 +91,8 @@ class ReleasePipeline(Construct):
         quality_gate: QualityGate | None,
     ) -> None:
         super().__init__(scope, id)
-        self.manifest = manifest
-        self.names = Names.of(manifest)
+        self.props = props
+        self.names = props.names
         self.key = key
         self.pipeline = codepipeline.Pipeline(
             self,
@@ -86,10 +122,10 @@ class ReleasePipeline(Construct):
         self.brief_topics: dict[str, sns.Topic] = {}
         """Per manual gate: the evidence brief's email topic, its approvers subscribed."""
         self._deploy_stage("staging", deployer, verifier)
-        automated: Gate | None = None
-        for gate in manifest.pipeline_gates:
+        automated: PipelineGate | None = None
+        for gate in props.gates:
             action: codepipeline.IAction
-            if gate.kind is GateKind.MANUAL:
+            if gate.manual:
                 action = self._approval(gate)
             else:
                 if quality_gate is None:
@@ -117,15 +153,16 @@ class ReleasePipeline(Construct):
     def _deploy_stage(self, env: EnvName, deployer: Deployer, verifier: DeployVerifier) -> None:
         # The deployer passes the Serving stack's own CloudFormation service role as
         # UpdateStack's RoleARN, the one role it may pass (mlgate/infra/accounts.py, deploy_access).
+        target = self.props.targets[env]
         params: dict[str, str] = {
             "environment": env,
             "stack": self.names.serving_stack(env),
-            "service_role": accounts.serving_cfn_role_arn(self.manifest, env),
+            "service_role": target.service_role,
         }
         checks = {"environment": env, "endpoint": self.names.endpoint(env)}
-        if self.manifest.is_remote(env):
+        account = target.account
+        if account is not None:
             # The hooks act in the environment's account through its deploy and verify roles.
-            account = self.manifest.environment(env).account
             params["role_arn"] = role_arn(account, self.names.deploy_role(env))
             checks["role_arn"] = role_arn(account, self.names.verify_role(env))
         self.pipeline.add_stage(
@@ -149,9 +186,9 @@ class ReleasePipeline(Construct):
             ],
         )
 
-    def _approval(self, gate: Gate) -> actions.ManualApprovalAction:
+    def _approval(self, gate: PipelineGate) -> actions.ManualApprovalAction:
         stage = self.names.gate_stage(gate.name)
-        display = self.manifest.product.display_name
+        display = self.props.display_name
         topic = sns.Topic(
             self,
             f"Gate{stage}",
@@ -169,13 +206,13 @@ class ReleasePipeline(Construct):
             enforce_ssl=True,
         )
         for approver in gate.approvers:
-            brief.add_subscription(subs.EmailSubscription(self.manifest.contact(approver).email))
+            brief.add_subscription(subs.EmailSubscription(approver.email))
         self.gate_topics[gate.name] = topic
         self.brief_topics[gate.name] = brief
         return actions.ManualApprovalAction(
             action_name="Approve",
             notification_topic=topic,
-            additional_information=gate_summary(self.manifest, gate),
+            additional_information=gate_summary(gate, self.props.chat_channel),
             timeout=durations.hours(gate.timeout_hours),
         )
 

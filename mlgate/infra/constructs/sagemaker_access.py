@@ -3,13 +3,26 @@ its container images, and the home key its artifacts and baselines are encrypted
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 
 from mlgate.infra.constructs.compliance import acknowledge
-from mlgate.infra.naming import Names
-from mlgate.manifest import EnvName, Manifest
+
+
+@dataclass(frozen=True)
+class ReleasedVersions:
+    """Where an environment's roles read released versions from: the home account's artifact
+    `bucket` in `home_account` / `home_region`, its objects encrypted with the home key;
+    `remote` when the environment `env` lives in another account than home."""
+
+    env: str
+    home_account: str
+    home_region: str
+    bucket: str
+    remote: bool
 
 
 def pull_images(role: iam.Role, images: list[str]) -> None:
@@ -44,9 +57,7 @@ def write_job_logs(role: iam.Role, groups: str) -> str:
     return logs
 
 
-def decrypt_released_versions(
-    role: iam.Role, *, manifest: Manifest, env: EnvName, key: kms.IKey
-) -> None:
+def decrypt_released_versions(role: iam.Role, *, released: ReleasedVersions, key: kms.IKey) -> None:
     """Decrypt released versions (released/<product>/ in the home artifact bucket, encrypted
     with the home key) through S3, for objects of that bucket only: its S3 Bucket Key makes
     the bucket's ARN the encryption context KMS sees
@@ -61,17 +72,15 @@ def decrypt_released_versions(
     and only the product key's policy names this environment's roles (the home foundation
     stack), with the same conditions. No alias condition: KMS does not document
     kms:ResourceAliases for a key in another account."""
-    home = manifest.environments.staging
-    artifacts = Names.of(manifest).bucket("artifacts", home.account, home.region)
-    remote = manifest.is_remote(env)
-    keys = f"arn:aws:kms:{home.region}:{home.account}:key/*"
+    artifacts, remote, env = released.bucket, released.remote, released.env
+    keys = f"arn:aws:kms:{released.home_region}:{released.home_account}:key/*"
     role.add_to_policy(
         iam.PolicyStatement(
             actions=["kms:Decrypt"],
             resources=[keys if remote else key.key_arn],
             conditions={
                 "StringEquals": {
-                    "kms:ViaService": f"s3.{home.region}.amazonaws.com",
+                    "kms:ViaService": f"s3.{released.home_region}.amazonaws.com",
                     "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{artifacts}",
                 },
             },
@@ -87,12 +96,10 @@ def decrypt_released_versions(
     )
 
 
-def start_training(manifest: Manifest) -> iam.PolicyStatement:
-    """May start the product's training pipeline the way `shared/pipelines.start_if_idle`
-    does: look for a running execution, then start one."""
-    home = manifest.environments.staging
-    name = Names.of(manifest).training_pipeline()
+def start_training(pipeline_arn: str) -> iam.PolicyStatement:
+    """May start the product's training pipeline (`pipeline_arn`, in the home account) the way
+    `shared/pipelines.start_if_idle` does: look for a running execution, then start one."""
     return iam.PolicyStatement(
         actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
-        resources=[f"arn:aws:sagemaker:{home.region}:{home.account}:pipeline/{name}"],
+        resources=[pipeline_arn],
     )

@@ -14,7 +14,6 @@ from constructs import Construct
 from mlgate.infra import durations
 from mlgate.infra.constructs.compliance import acknowledge
 from mlgate.infra.naming import _cut as cut_name
-from mlgate.manifest import ARTIFACT_PREFIXES, NONCURRENT_DAYS, Manifest
 
 LOG_DELIVERY = "logging.s3.amazonaws.com"
 
@@ -77,15 +76,16 @@ def admit_log_delivery(logs: s3.IBucket, *, source_arn: str, account: str, prefi
     )
 
 
-def expiry_rule(days: int, prefix: str | None = None) -> s3.LifecycleRule:
+def expiry_rule(days: int, prefix: str | None = None, *, noncurrent_days: int) -> s3.LifecycleRule:
     """Objects (under `prefix`, else the whole bucket) expire `days` after they were written;
-    the noncurrent version an expiry or overwrite leaves behind goes `NONCURRENT_DAYS` later
-    at most (mlgate.manifest.Retention). The whole-bucket rule also ends abandoned uploads."""
+    the noncurrent version an expiry or overwrite leaves behind goes `noncurrent_days` later
+    at most (the stacks pass the manifest's rule, mlgate.manifest.Retention). The whole-bucket
+    rule also ends abandoned uploads."""
     return s3.LifecycleRule(
         id=f"expire-{prefix.strip('/').replace('/', '-')}" if prefix else "expire",
         prefix=prefix,
         expiration=durations.days(days),
-        noncurrent_version_expiration=durations.days(min(days, NONCURRENT_DAYS)),
+        noncurrent_version_expiration=durations.days(min(days, noncurrent_days)),
         abort_incomplete_multipart_upload_after=None if prefix else durations.days(7),
     )
 
@@ -96,7 +96,8 @@ class SecureBucket(Construct):
 
     `expiration_days` expires the whole bucket's objects (a bucket that holds one data class);
     `prefix_expirations` ({prefix: days}) expires the data classes a shared bucket keeps under
-    prefixes. Where rules overlap, S3 honours the shorter expiry
+    prefixes; under either, a noncurrent version goes `expired_noncurrent_days` later at most
+    (required with either). Where rules overlap, S3 honours the shorter expiry
     (https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-conflicts.html)."""
 
     def __init__(
@@ -112,8 +113,12 @@ class SecureBucket(Construct):
         event_bridge: bool = False,
         expiration_days: int | None = None,
         prefix_expirations: Mapping[str, int] | None = None,
+        expired_noncurrent_days: int | None = None,
     ) -> None:
         super().__init__(scope, id)
+        if (expiration_days is not None or prefix_expirations) and expired_noncurrent_days is None:
+            raise ValueError(f"{id}: an expiring bucket needs expired_noncurrent_days")
+        kept = expired_noncurrent_days or 0  # set (checked above) wherever an expiry rule reads it
         stack = cdk.Stack.of(self)
         if bucket_name is None and cdk.Stack.of(access_logs) is not stack:
             # The log bucket's policy (another stack) must name this bucket, and cannot take a
@@ -121,7 +126,7 @@ class SecureBucket(Construct):
             # name (stack, construct, account, region).
             bucket_name = _cut(f"{stack.stack_name}-{id}-{stack.account}-{stack.region}".lower())
         everything = (
-            expiry_rule(expiration_days)
+            expiry_rule(expiration_days, noncurrent_days=kept)
             if expiration_days is not None
             else s3.LifecycleRule(
                 noncurrent_version_expiration=durations.days(noncurrent_days),
@@ -129,7 +134,8 @@ class SecureBucket(Construct):
             )
         )
         rules = [everything] + [
-            expiry_rule(days, prefix) for prefix, days in (prefix_expirations or {}).items()
+            expiry_rule(days, prefix, noncurrent_days=kept)
+            for prefix, days in (prefix_expirations or {}).items()
         ]
         self.bucket = s3.Bucket(
             self,
@@ -160,15 +166,6 @@ class SecureBucket(Construct):
             account=stack.account,
             prefix=log_prefix,
         )
-
-    @staticmethod
-    def artifact_retention(manifest: Manifest) -> dict[str, int]:
-        """The data classes an artifact bucket keeps under prefixes, {prefix: days}
-        (mlgate.manifest.ARTIFACT_PREFIXES)."""
-        return {
-            prefix: getattr(manifest.retention, data_class)
-            for data_class, prefix in ARTIFACT_PREFIXES.items()
-        }
 
 
 def grant_volume_keys(role: iam.IRole, key: kms.IKey) -> None:

@@ -7,8 +7,34 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlgate.infra.constructs.alarms import AlarmFactory
+from mlgate.infra.constructs.sagemaker_access import ReleasedVersions
 from mlgate.infra.naming import Names
-from mlgate.manifest import EnvName, Manifest
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine
+
+
+def reports_prefix(manifest: Manifest, env: EnvName) -> str:
+    """Where the environment's monitoring writes its reports, inside its artifact bucket."""
+    evidently = manifest.monitoring.engine is MonitoringEngine.EVIDENTLY
+    return Names.of(manifest, env).monitoring_reports(evidently)
+
+
+def released_versions(manifest: Manifest, env: EnvName) -> ReleasedVersions:
+    """Where `env`'s roles read released versions: the home artifact bucket."""
+    home = manifest.environments.staging
+    return ReleasedVersions(
+        env=env,
+        home_account=home.account,
+        home_region=home.region,
+        bucket=Names.of(manifest).bucket("artifacts", home.account, home.region),
+        remote=manifest.is_remote(env),
+    )
+
+
+def training_pipeline_arn(manifest: Manifest) -> str:
+    """The product's training pipeline, in the home account."""
+    home = manifest.environments.staging
+    name = Names.of(manifest).training_pipeline()
+    return f"arn:aws:sagemaker:{home.region}:{home.account}:pipeline/{name}"
 
 
 class ProductStack(cdk.Stack):

@@ -22,7 +22,7 @@ from mlgate.infra.constructs.event_rules import WatchedRule
 from mlgate.infra.constructs.storage import SecureBucket
 from mlgate.infra.packaging import build_zip
 from mlgate.infra.stacks.foundation import FoundationStack
-from mlgate.manifest import Manifest
+from mlgate.manifest import NONCURRENT_DAYS, Manifest
 
 from .base import ProductStack
 
@@ -83,6 +83,7 @@ class DataStack(ProductStack):
             log_prefix="raw/",
             bucket_name=self.bucket_name("raw"),
             expiration_days=manifest.retention.raw,
+            expired_noncurrent_days=NONCURRENT_DAYS,
         ).bucket
         self.curated = SecureBucket(
             self,
@@ -92,6 +93,7 @@ class DataStack(ProductStack):
             log_prefix="curated/",
             bucket_name=self.bucket_name("curated"),
             expiration_days=manifest.retention.curated,
+            expired_noncurrent_days=NONCURRENT_DAYS,
         ).bucket
         self.database = glue.Database(
             self,

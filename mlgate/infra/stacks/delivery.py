@@ -4,18 +4,159 @@ audit trail they all write."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from mlgate.infra.constructs.gate_hooks import GateCallback, GateNotifier, SlackSecret
+from mlgate.infra import accounts
+from mlgate.infra.constructs.gate_hooks import (
+    GateCallback,
+    GateCallbackProps,
+    GateNotifier,
+    GateNotifierProps,
+    SlackSecret,
+)
 from mlgate.infra.constructs.hooks import AuditTrail
-from mlgate.infra.constructs.release_hooks import Deployer, DeployVerifier, QualityGate, ReleaseHook
-from mlgate.infra.constructs.release_pipeline import ReleasePipeline
+from mlgate.infra.constructs.observability import s3_console_url
+from mlgate.infra.constructs.release_hooks import (
+    Deployer,
+    DeployerProps,
+    DeployVerifier,
+    DeployVerifierProps,
+    EnvironmentAccess,
+    QualityGate,
+    QualityGateProps,
+    ReleaseHook,
+    ReleaseProps,
+)
+from mlgate.infra.constructs.release_pipeline import (
+    DeployTarget,
+    PipelineGate,
+    ReleasePipeline,
+    ReleasePipelineProps,
+)
 from mlgate.infra.constructs.storage import SecureBucket
-from mlgate.infra.naming import Names
-from mlgate.infra.stacks.base import ProductStack
+from mlgate.infra.gates import encoded, gate_context, thresholds
+from mlgate.infra.naming import Names, role_arn
+from mlgate.infra.stacks.base import ProductStack, reports_prefix
 from mlgate.infra.stacks.data import DataStack
 from mlgate.infra.stacks.foundation import FoundationStack
-from mlgate.manifest import GateKind, Manifest
+from mlgate.manifest import ENV_NAMES, EnvName, GateKind, Manifest
+
+# --- what each construct of this stack takes from the manifest --------------------------------
+
+Access = Callable[[Manifest, EnvName], tuple[list[iam.PolicyStatement], accounts.Findings]]
+
+
+def _access(
+    manifest: Manifest, grant: Access, remote_role: Callable[[EnvName], str]
+) -> tuple[EnvironmentAccess, ...]:
+    """A release hook's access in each environment, in pipeline order: `grant`'s statements
+    in the home account, the environment's `remote_role` in another."""
+    found = []
+    for env in ENV_NAMES:
+        if manifest.is_remote(env):
+            account = manifest.environment(env).account
+            found.append(EnvironmentAccess(role_arn=role_arn(account, remote_role(env))))
+        else:
+            statements, findings = grant(manifest, env)
+            found.append(EnvironmentAccess(statements=tuple(statements), findings=findings))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class DeliveryProps:
+    """Every construct's props of the Delivery stack, built from the manifest here only."""
+
+    release: ReleaseProps
+    deployer: DeployerProps
+    verifier: DeployVerifierProps
+    quality_gate: QualityGateProps | None
+    pipeline: ReleasePipelineProps
+    callback: GateCallbackProps
+    approval_hours: int
+    audit_days: int
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> DeliveryProps:
+        names = Names.of(manifest)
+        home = manifest.environments.staging
+        release = ReleaseProps(
+            names=names, home_artifacts=names.bucket("artifacts", home.account, home.region)
+        )
+        contact = manifest.contact
+        gates = tuple(
+            PipelineGate(
+                name=g.name,
+                description=g.description,
+                manual=g.kind is GateKind.MANUAL,
+                approvers=tuple(contact(a) for a in g.approvers),
+                timeout_hours=g.timeout_hours,
+            )
+            for g in manifest.pipeline_gates
+        )
+        automated = any(g.kind is GateKind.AUTOMATED for g in manifest.pipeline_gates)
+        return cls(
+            release=release,
+            deployer=DeployerProps(
+                release=release,
+                access=_access(manifest, accounts.deploy_access, names.deploy_role),
+            ),
+            verifier=DeployVerifierProps(
+                release=release,
+                access=_access(manifest, accounts.verify_access, names.verify_role),
+                sample_payload=manifest.sample_record,
+            ),
+            quality_gate=QualityGateProps(
+                release=release,
+                thresholds=thresholds(manifest),
+                smoke_requests=manifest.serving.smoke_requests,
+            )
+            if automated
+            else None,
+            pipeline=ReleasePipelineProps(
+                names=names,
+                display_name=manifest.product.display_name,
+                chat_channel=manifest.product.chat_channel,
+                gates=gates,
+                targets={
+                    env: DeployTarget(
+                        service_role=accounts.serving_cfn_role_arn(manifest, env),
+                        account=manifest.environment(env).account
+                        if manifest.is_remote(env)
+                        else None,
+                    )
+                    for env in ENV_NAMES
+                },
+            ),
+            callback=GateCallbackProps(
+                names=names,
+                reserved_concurrency=manifest.delivery.callback_reserved_concurrency,
+            ),
+            approval_hours=max(
+                (g.timeout_hours for g in manifest.gates if g.kind is GateKind.MANUAL), default=1
+            ),
+            audit_days=manifest.retention.audit,
+        )
+
+    def notifier(
+        self, manifest: Manifest, pipeline: ReleasePipeline, region: str
+    ) -> GateNotifierProps:
+        """The notifier's, once the pipeline (its brief topics) exists."""
+        names = self.release.names
+        # Staging runs in the home account: its reports are in the home artifact bucket.
+        reports = f"s3://{self.release.home_artifacts}/{reports_prefix(manifest, 'staging')}"
+        context = gate_context(
+            manifest,
+            brief_topics={name: topic.topic_arn for name, topic in pipeline.brief_topics.items()},
+            dashboard_url=names.dashboard_url(region, "prod"),
+            monitoring_url=s3_console_url(reports, region),
+        )
+        return GateNotifierProps(
+            names=names, context=encoded(context), approval_hours=self.approval_hours
+        )
 
 
 class DeliveryStack(ProductStack):
@@ -34,7 +175,8 @@ class DeliveryStack(ProductStack):
             manifest=manifest,
             description="release pipeline, stage gates, gate hooks, audit trail",
         )
-        names = Names.of(manifest)
+        props = DeliveryProps.of(manifest)
+        names = props.release.names
         key = foundation.key
         # Product-wide: the hooks' and gates' alarms belong to the home environment.
         alarms = self.alarm_factory(foundation.on_call_topic)
@@ -55,28 +197,28 @@ class DeliveryStack(ProductStack):
             log_prefix="pipeline-artifacts/",
             noncurrent_days=30,
         ).bucket
-        self.deployer = Deployer(self, "Deployer", manifest=manifest, key=key, alarms=alarms)
+        self.deployer = Deployer(self, "Deployer", props=props.deployer, key=key, alarms=alarms)
         self.verifier = DeployVerifier(
-            self, "DeployVerifier", manifest=manifest, key=key, alarms=alarms
+            self, "DeployVerifier", props=props.verifier, key=key, alarms=alarms
         )
         # The quality gate hook exists only for a product whose manifest has an automated gate.
         self.quality_gate = (
             QualityGate(
                 self,
                 "QualityGate",
-                manifest=manifest,
+                props=props.quality_gate,
                 key=key,
                 alarms=alarms,
                 audit=self.audit_table,
                 idempotency=foundation.idempotency,
             )
-            if any(g.kind is GateKind.AUTOMATED for g in manifest.pipeline_gates)
+            if props.quality_gate is not None
             else None
         )
         self.release_pipeline = ReleasePipeline(
             self,
             "ReleasePipeline",
-            manifest=manifest,
+            props=props.pipeline,
             key=key,
             releases=self.release_bucket,
             artifacts=self.pipeline_artifacts,
@@ -87,7 +229,7 @@ class DeliveryStack(ProductStack):
         self.notifier = GateNotifier(
             self,
             "GateNotifier",
-            manifest=manifest,
+            props=props.notifier(manifest, self.release_pipeline, self.target.region),
             key=key,
             alarms=alarms,
             audit=self.audit_table,
@@ -96,7 +238,7 @@ class DeliveryStack(ProductStack):
             webhook=SlackSecret(
                 self,
                 "SlackWebhook",
-                manifest=manifest,
+                names=names,
                 key=key,
                 description="Slack incoming-webhook URL the gate briefs are posted to",
             ),
@@ -105,7 +247,7 @@ class DeliveryStack(ProductStack):
         self.callback = GateCallback(
             self,
             "GateCallback",
-            manifest=manifest,
+            props=props.callback,
             key=key,
             alarms=alarms,
             audit=self.audit_table,
@@ -113,7 +255,7 @@ class DeliveryStack(ProductStack):
             signing=SlackSecret(
                 self,
                 "SlackSigningSecret",
-                manifest=manifest,
+                names=names,
                 key=key,
                 description="Slack app that may decide gates, as JSON: signing_secret "
                 "(authenticates button clicks), team_id and app_id (the workspace and app whose "
@@ -123,7 +265,7 @@ class DeliveryStack(ProductStack):
         self.release = ReleaseHook(
             self,
             "Release",
-            manifest=manifest,
+            props=props.release,
             key=key,
             alarms=alarms,
             audit=self.audit_table,
@@ -135,6 +277,4 @@ class DeliveryStack(ProductStack):
         # retention.audit days, counted from when its writer puts it (lambdas/shared/audit.py).
         for writer in (self.notifier, self.callback, self.release, self.quality_gate):
             if writer is not None:
-                writer.function.add_environment(
-                    "AUDIT_RETENTION_DAYS", str(manifest.retention.audit)
-                )
+                writer.function.add_environment("AUDIT_RETENTION_DAYS", str(props.audit_days))

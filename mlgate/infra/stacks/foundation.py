@@ -22,7 +22,16 @@ from mlgate.infra.constructs.hooks import IdempotencyTable
 from mlgate.infra.constructs.service_access import ServiceTopic
 from mlgate.infra.constructs.storage import AccessLogBucket, SecureBucket
 from mlgate.infra.stacks.base import ProductStack
-from mlgate.manifest import ENV_NAMES, EnvName, Manifest
+from mlgate.manifest import ARTIFACT_PREFIXES, ENV_NAMES, NONCURRENT_DAYS, EnvName, Manifest
+
+
+def artifact_retention(manifest: Manifest) -> dict[str, int]:
+    """The data classes an artifact bucket keeps under prefixes, {prefix: days}
+    (mlgate.manifest.ARTIFACT_PREFIXES)."""
+    return {
+        prefix: getattr(manifest.retention, data_class)
+        for data_class, prefix in ARTIFACT_PREFIXES.items()
+    }
 
 
 class SiteStack(ProductStack):
@@ -87,7 +96,8 @@ class SiteStack(ProductStack):
             access_logs=self.access_logs,
             log_prefix="artifacts/",
             bucket_name=self.bucket_name("artifacts"),
-            prefix_expirations=SecureBucket.artifact_retention(manifest),
+            prefix_expirations=artifact_retention(manifest),
+            expired_noncurrent_days=NONCURRENT_DAYS,
         ).bucket
         self.on_call_topic = ServiceTopic(
             self,

@@ -25,15 +25,25 @@ from aws_cdk import CfnCondition, CfnParameter, Fn
 from constructs import Construct
 
 from mlgate.infra.constructs.conditions import condition_all
-from mlgate.infra.constructs.endpoint import reports_prefix
-from mlgate.infra.constructs.evidently import EvidentlyMonitor
-from mlgate.infra.constructs.model_monitor import ModelMonitorSchedules
+from mlgate.infra.constructs.evidently import (
+    EvidentlyMonitor,
+    EvidentlyProps,
+    capture_uri,
+    released_uri,
+)
+from mlgate.infra.constructs.model_monitor import (
+    GroundTruth,
+    ModelMonitorProps,
+    ModelMonitorSchedules,
+)
 from mlgate.infra.ml.images import image_uris
+from mlgate.infra.monitoring_args import step_arguments
 from mlgate.infra.naming import Names
-from mlgate.infra.stacks.base import ProductStack
+from mlgate.infra.stacks.base import ProductStack, released_versions, reports_prefix
 from mlgate.infra.stacks.foundation import FoundationStack, SiteStack
 from mlgate.infra.stacks.serving import NO_BASELINE
-from mlgate.manifest import EnvName, Manifest, MonitoringEngine
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine, ProblemType
+from mlgate.manifest.schedules import schedule_interval_hours
 
 MODEL_MONITOR_RESOURCES = frozenset(
     {
@@ -42,6 +52,52 @@ MODEL_MONITOR_RESOURCES = frozenset(
         "AWS::SageMaker::MonitoringSchedule",
     }
 )
+
+
+MONITOR_PROBLEM_TYPES = {
+    ProblemType.BINARY_CLASSIFICATION: "BinaryClassification",
+    ProblemType.MULTICLASS: "MulticlassClassification",
+    ProblemType.REGRESSION: "Regression",
+}
+"""The manifest's problem type -> Model Monitor's."""
+
+
+def evidently_props(
+    manifest: Manifest, env: EnvName, *, artifacts_bucket: str, home_artifacts_arn: str
+) -> EvidentlyProps:
+    """What the environment's Evidently monitor takes from the manifest."""
+    names = Names.of(manifest, env)
+    return EvidentlyProps(
+        names=names,
+        schedule=manifest.monitoring.schedule,
+        steps=step_arguments(
+            manifest,
+            env,
+            capture_uri=capture_uri(artifacts_bucket, names),
+            released_uri=released_uri(home_artifacts_arn, names),
+        ),
+        released=released_versions(manifest, env),
+        ground_truth_s3_uri=manifest.monitoring.ground_truth_s3_uri,
+    )
+
+
+def model_monitor_props(manifest: Manifest, env: EnvName) -> ModelMonitorProps:
+    """What the environment's Model Monitor schedules take from the manifest."""
+    monitoring = manifest.monitoring
+    truth = monitoring.ground_truth_s3_uri
+    return ModelMonitorProps(
+        names=Names.of(manifest, env),
+        schedule=monitoring.schedule,
+        released=released_versions(manifest, env),
+        ground_truth=GroundTruth(
+            s3_uri=truth,
+            problem_type=MONITOR_PROBLEM_TYPES[manifest.model.problem_type],
+            delay_hours=monitoring.ground_truth_delay_hours,
+            interval_hours=schedule_interval_hours(monitoring.schedule),
+        )
+        if truth
+        else None,
+    )
 
 
 class MonitoringStack(ProductStack):
@@ -75,8 +131,12 @@ class MonitoringStack(ProductStack):
             self.evidently = EvidentlyMonitor(
                 self,
                 "Evidently",
-                manifest=manifest,
-                env=env_name,
+                props=evidently_props(
+                    manifest,
+                    env_name,
+                    artifacts_bucket=artifacts,
+                    home_artifacts_arn=home_artifacts,
+                ),
                 key=site.key,
                 artifacts_bucket=artifacts,
                 home_artifacts_arn=home_artifacts,
@@ -107,8 +167,7 @@ class MonitoringStack(ProductStack):
         self.model_monitor = ModelMonitorSchedules(
             self,
             "ModelMonitor",
-            manifest=manifest,
-            env=env_name,
+            props=model_monitor_props(manifest, env_name),
             key=site.key,
             artifacts_bucket=artifacts,
             home_artifacts_arn=home_artifacts,

@@ -4,12 +4,69 @@ from __future__ import annotations
 
 from constructs import Construct
 
-from mlgate.infra.constructs.observability import Hook, ProductMonitoring
+from mlgate.infra.constructs.observability import (
+    Hook,
+    Kpi,
+    ModelMetric,
+    Owners,
+    ProductMonitoring,
+    ProductMonitoringProps,
+)
+from mlgate.infra.naming import Names
 from mlgate.infra.stacks.base import ProductStack
 from mlgate.infra.stacks.foundation import SiteStack
 from mlgate.infra.stacks.monitoring import MonitoringStack
 from mlgate.infra.stacks.serving import VARIANT, ServingStack
-from mlgate.manifest import EnvName, Manifest
+from mlgate.manifest import Direction, EnvName, Manifest, SloKind
+from mlgate.manifest.schedules import schedule_interval_hours
+
+
+def monitoring_props(manifest: Manifest, env: EnvName) -> ProductMonitoringProps:
+    """What the environment's dashboard and alarms take from the manifest."""
+    product, contact, monitoring = manifest.product, manifest.contact, manifest.monitoring
+    latency = manifest.metrics.slo(SloKind.LATENCY_P99_MS)
+    return ProductMonitoringProps(
+        names=Names.of(manifest, env),
+        display_name=product.display_name,
+        objective=product.objective,
+        runbook_url=product.runbook_url,
+        owners=Owners(
+            product_manager=contact(product.owners.product_manager),
+            ml_lead=contact(product.owners.ml_lead),
+            on_call=contact(product.owners.on_call),
+        ),
+        engine=monitoring.engine.value,
+        run_hours=schedule_interval_hours(monitoring.schedule),
+        kpis=tuple(
+            Kpi(
+                name=k.name,
+                description=k.description,
+                owner=contact(k.owner),
+                target=k.target,
+                at_least=k.direction is Direction.AT_LEAST,
+                unit=k.unit,
+                metric_name=k.metric_name,
+                namespace=k.namespace,
+            )
+            for k in manifest.metrics.business_kpis
+        ),
+        model_metrics=tuple(
+            ModelMetric(
+                name=m.name.value,
+                description=m.description,
+                owner=contact(m.owner),
+                threshold=m.threshold,
+                at_least=m.direction is Direction.AT_LEAST,
+            )
+            for m in manifest.metrics.model_metrics
+        ),
+        ground_truth=monitoring.ground_truth_s3_uri is not None,
+        retrain_cooldown_hours=monitoring.retrain_cooldown_hours,
+        drift_threshold=monitoring.drift_threshold,
+        feature_drift_thresholds=tuple(monitoring.feature_drift_thresholds.values()),
+        payload_columns=tuple(manifest.payload_columns),
+        latency_slo_ms=latency.threshold if latency else None,
+    )
 
 
 class ObservabilityStack(ProductStack):
@@ -40,8 +97,7 @@ class ObservabilityStack(ProductStack):
         self.monitoring = ProductMonitoring(
             self,
             "Monitoring",
-            manifest=manifest,
-            env=env_name,
+            props=monitoring_props(manifest, env_name),
             key=site.key,
             alarms=self.alarm_factory(site.on_call_topic),
             endpoint=serving.endpoint_name,

@@ -26,11 +26,24 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from mlgate.infra.constructs.conditions import NEEDS_A_MODEL, condition_all
-from mlgate.infra.constructs.drift import DriftResponder
-from mlgate.infra.constructs.endpoint import VARIANT, MonitoredEndpoint, reports_prefix
+from mlgate.infra.constructs.drift import DriftProps, DriftResponder
+from mlgate.infra.constructs.endpoint import (
+    VARIANT,
+    EndpointProps,
+    MonitoredEndpoint,
+    RollbackSlo,
+    Rollout,
+    Scaling,
+)
 from mlgate.infra.ml.images import image_uris
-from mlgate.infra.naming import Names
-from mlgate.infra.stacks.base import ProductStack
+from mlgate.infra.ml.pipeline import SERVING_CODE_DIR, script_mode
+from mlgate.infra.naming import Names, role_arn
+from mlgate.infra.stacks.base import (
+    ProductStack,
+    released_versions,
+    reports_prefix,
+    training_pipeline_arn,
+)
 from mlgate.infra.stacks.foundation import FoundationStack, SiteStack
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine
 
@@ -98,6 +111,75 @@ def release_patterns(manifest: Manifest) -> dict[str, str]:
             f"{NO_BASELINE}/constraints.json", released + _literal("baseline/constraints.json")
         ),
     }
+
+
+def serving_environment(manifest: Manifest, region: str) -> dict[str, str]:
+    """The serving container's environment, as the training pipeline registers it with each
+    version (mlgate/infra/ml/pipeline.py): a script-mode product's program and the code its
+    entry put into the model artifact; nothing for a built-in algorithm or the product's own
+    image."""
+    program = script_mode(manifest)
+    if program is None:
+        return {}
+    return {
+        "SAGEMAKER_PROGRAM": program,
+        "SAGEMAKER_SUBMIT_DIRECTORY": SERVING_CODE_DIR,
+        "SAGEMAKER_REGION": region,
+    }
+
+
+def endpoint_props(manifest: Manifest, env: EnvName, region: str) -> EndpointProps:
+    """What the environment's endpoint takes from the manifest."""
+    settings = manifest.env_serving(env)
+    rollout = settings.rollout
+    bounds = settings.autoscaling
+    return EndpointProps(
+        names=Names.of(manifest, env),
+        instance_type=settings.instance_type,
+        instance_count=settings.instance_count,
+        capture_percent=manifest.serving.data_capture_sampling_percent,
+        environment=serving_environment(manifest, region),
+        rollout=Rollout(
+            policy=rollout.policy.value,
+            canary_percent=rollout.canary_percent,
+            linear_step_percent=rollout.linear_step_percent,
+            bake_minutes=rollout.bake_minutes,
+            termination_wait_minutes=rollout.termination_wait_minutes,
+            max_execution_timeout_minutes=rollout.max_execution_timeout_minutes,
+        ),
+        slos=tuple(
+            RollbackSlo(
+                name=slo.name.value,
+                threshold=slo.threshold,
+                period_seconds=slo.period_seconds,
+                evaluation_periods=slo.evaluation_periods,
+                owner=manifest.contact(slo.owner),
+            )
+            for slo in manifest.metrics.slos
+        ),
+        scaling=Scaling(
+            min_instances=bounds.min_instances,
+            max_instances=bounds.max_instances,
+            target_invocations_per_instance=bounds.target_invocations_per_instance,
+        )
+        if bounds.enabled
+        else None,
+        released=released_versions(manifest, env),
+    )
+
+
+def drift_props(manifest: Manifest, env: EnvName) -> DriftProps:
+    """What the environment's drift responder takes from the manifest."""
+    names = Names.of(manifest, env)
+    home = manifest.environment("staging")
+    return DriftProps(
+        names=names,
+        cooldown_hours=manifest.monitoring.retrain_cooldown_hours,
+        training_pipeline_arn=training_pipeline_arn(manifest),
+        retrain_role_arn=role_arn(home.account, names.retrain_role())
+        if manifest.is_remote(env)
+        else None,
+    )
 
 
 def drift_trigger(manifest: Manifest, env: EnvName, region: str, account: str) -> dict[str, Any]:
@@ -218,8 +300,7 @@ class ServingStack(ProductStack):
         self.served = MonitoredEndpoint(
             self,
             "Served",
-            manifest=manifest,
-            env=env_name,
+            props=endpoint_props(manifest, env_name, self.target.region),
             model_data=self.model_data.value_as_string,
             has_model=has_model,
             key=site.key,
@@ -249,8 +330,7 @@ class ServingStack(ProductStack):
         self.drift = DriftResponder(
             self,
             "Drift",
-            manifest=manifest,
-            env=env_name,
+            props=drift_props(manifest, env_name),
             key=site.key,
             alarms=alarms,
             idempotency=site.idempotency,

@@ -27,7 +27,7 @@ from mlgate.infra.ml import pipeline as authored
 from mlgate.infra.naming import Names
 from mlgate.infra.packaging import build_tar_gz
 from mlgate.infra.product_code import training_contract
-from mlgate.infra.stacks.base import ProductStack
+from mlgate.infra.stacks.base import ProductStack, training_pipeline_arn
 from mlgate.infra.stacks.data import CURATED_PREFIX, DataStack
 from mlgate.infra.stacks.foundation import FoundationStack
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine
@@ -190,7 +190,7 @@ class TrainingStack(ProductStack):
                 key=foundation.key, alarms=self.alarm_factory(foundation.on_call_topic)
             ),
         )
-        self.starter.role.add_to_policy(start_training(manifest))
+        self.starter.role.add_to_policy(start_training(training_pipeline_arn(manifest)))
         target = targets.LambdaFunction(self.starter.function, retry_attempts=2)
         WatchedRule(
             self,
@@ -251,7 +251,7 @@ class TrainingStack(ProductStack):
             description=f"Assumed by the {env} drift responder ({account}) to start retraining",
             max_session_duration=durations.hours(1),
         )
-        role.add_to_policy(start_training(self.manifest))
+        role.add_to_policy(start_training(training_pipeline_arn(self.manifest)))
         return role
 
     def _grant(
