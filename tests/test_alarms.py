@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -286,6 +286,70 @@ def test_every_alarm_name_a_template_mentions_exists(
 ) -> None:
     found: App = request.getfixturevalue(app)
     assert unknown_names(found) == []
+
+
+def _rendered(stack: Any, value: Any) -> str:
+    """A dashboard body as CloudWatch reads it: each alarm a token points at, by its name."""
+    if isinstance(value, str):
+        return value
+    ((function, argument),) = value.items()
+    if function == "Fn::Join":
+        return str(argument[0]).join(_rendered(stack, part) for part in argument[1])
+    if function == "Fn::GetAtt":
+        props = stack.template["Resources"][argument[0]].get("Properties", {})
+        return f"arn:aws:cloudwatch:region:account:alarm:{props.get('AlarmName', argument[0])}"
+    return "token"
+
+
+def alarms_missing_from_their_widget(app: App) -> list[str]:
+    """Every alarm of an environment (its name's environment) is on that environment's
+    dashboard, in the widget that lists them all."""
+    listed: dict[tuple[str, str], set[str]] = {}
+    for dashboard in app.resources("AWS::CloudWatch::Dashboard"):
+        name = dashboard.literal(dashboard.props.get("DashboardName")) or ""
+        match = re.fullmatch(r"mlgate-(.+)-(staging|prod)", name)
+        assert match, name
+        body = json.loads(_rendered(dashboard.stack, dashboard.props["DashboardBody"]))
+        (widget,) = [
+            w for w in body["widgets"] if w["properties"].get("title", "").startswith("Every alarm")
+        ]
+        arns = widget["properties"]["alarms"]
+        listed[(match[1], match[2])] = {arn.split(":alarm:", 1)[1] for arn in arns}
+    missing = []
+    for kind in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm"):
+        for alarm in app.resources(kind):
+            name = alarm.literal(alarm.props.get("AlarmName")) or ""
+            match = ALARM_NAME.fullmatch(name)
+            if match and name not in listed.get((match["product"], match["env"]), set()):
+                missing.append(f"{alarm.stack.name}: {name}")
+    return sorted(missing)
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_alarm_is_on_its_environments_dashboard(
+    request: pytest.FixtureRequest, app: str
+) -> None:
+    found: App = request.getfixturevalue(app)
+    assert alarms_missing_from_their_widget(found) == []
+    # The broken form: a hook's dead-letter alarm left off the widget is named.
+    failed = next(
+        a
+        for a in found.resources("AWS::CloudWatch::Alarm")
+        if "/hook-release-failed/" in (a.literal(a.props.get("AlarmName")) or "")
+    )
+    name = str(failed.literal(failed.props["AlarmName"]))
+
+    def without(template: Any) -> Any:
+        resources = {
+            k: json.loads(json.dumps(v).replace(name, "gone"))
+            if v["Type"] == "AWS::CloudWatch::Dashboard"
+            else v
+            for k, v in template["Resources"].items()
+        }
+        return {**template, "Resources": resources}
+
+    stacks = [replace(s, template=without(s.template)) for s in found.stacks]
+    assert alarms_missing_from_their_widget(App(stacks)) == [f"{failed.stack.name}: {name}"]
 
 
 def test_the_checks_fail_on_a_hand_made_alarm() -> None:

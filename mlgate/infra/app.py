@@ -97,7 +97,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
     delivery = DeliveryStack(app, manifest=manifest, foundation=foundation, data=data)
     stacks.extra["delivery"] = delivery
     release_hooks = [
-        Hook(name, hook.function)
+        Hook(name, hook.function, hook.failure_alarm_name)
         for name, hook in (
             ("release", delivery.release),
             ("deployer", delivery.deployer),
@@ -119,6 +119,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
         env_name = getattr(stack, "env_name", None) or gate_wait_env
         rules[env_name] += watched_rules(stack)
     for env in ENV_NAMES:
+        drift = serving[env].drift_responder
         # A product-wide hook's alarms live once, in the home environment (Names.alarm's
         # rule): both dashboards of one account would page twice for one function.
         local = release_hooks if env == gate_wait_env else []
@@ -129,8 +130,8 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             site=sites[env],
             serving=serving[env],
             monitoring=monitoring[env],
-            hooks=[*local, Hook("drift_responder", serving[env].drift_responder.function)],
-            external_alarms=[delivery.gate_wait_alarm_name] if env == gate_wait_env else [],
+            hooks=[*local, Hook("drift_responder", drift.function, drift.failure_alarm_name)],
+            external_alarms=delivery.product_alarm_names if env == gate_wait_env else [],
             event_rules=rules[env],
         )
     return stacks

@@ -35,6 +35,7 @@ from mlgate.infra.constructs.release_pipeline import (
     PipelineGate,
     ReleasePipeline,
     ReleasePipelineProps,
+    gate_summary,
 )
 
 from .conftest import ACCOUNT, ML_LEAD, PM, REGION, REMOTE, Kit, granted, resources
@@ -221,8 +222,8 @@ def test_the_pipeline_deploys_staging_then_passes_each_gate_in_order_then_prod(h
     by_name = {s["Name"]: s["Actions"][0] for s in stages(template)}
     approval = by_name["BusinessSignoff"]["Configuration"]
     assert approval["CustomData"] == (
-        "business-signoff: The PM signs off. Approvers: Pat Manager, Mo Lead. Evidence brief in "
-        "#churn and by email; decide within 12 h."
+        "business-signoff: The PM signs off. Approvers (any one decides): Pat Manager, Mo Lead. "
+        "Evidence brief in #churn and by email; decide within 12 h."
     )
     prod = json.loads(by_name["DeployProd"]["Configuration"]["UserParameters"])
     assert prod["role_arn"] == REMOTE_DEPLOY
@@ -290,3 +291,13 @@ def test_the_gate_hooks_post_briefs_and_take_decisions(home: Kit) -> None:
     assert callback.wait_alarm_name == f"{system}/gate-waiting-too-long/critical"
     # The notifier's dead letters (approval tokens) live as long as the longest gate: 12 h.
     assert 12 * 3600 in retention(template)
+
+
+def test_a_gate_that_needs_every_approver_says_so_beside_the_approval() -> None:
+    both = PipelineGate("go-live", "Both sign.", True, (PM, ML_LEAD), requires_all=True)
+    alone = PipelineGate("go-live", "One signs.", True, (PM,), requires_all=True)
+    assert "Needs all of: Pat Manager, Mo Lead (approve in #churn;" in gate_summary(both, "#churn")
+    # One approver is all of them: the line says nothing it need not.
+    assert "Approvers (any one decides): Pat Manager." in gate_summary(alone, "#churn")
+    either = PipelineGate("go-live", "Either signs.", True, (PM, ML_LEAD))
+    assert "Approvers (any one decides): Pat Manager, Mo Lead." in gate_summary(either, "#churn")

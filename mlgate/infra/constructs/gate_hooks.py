@@ -243,6 +243,11 @@ class GateCallback(HookFunction):
         )
         self.wait_alarm = self._gate_wait_alarm(names, alarms)
         self.flood_alarms = self._flood_alarms(alarms)
+        # By name, for the home environment's dashboard (a reference would be an export).
+        self.flood_alarm_names = [
+            alarms.name("system", what, CRITICAL)
+            for what in ("gate-callback-refused", "gate-callback-throttled")
+        ]
 
     def _flood_alarms(self, factory: AlarmFactory) -> list[cloudwatch.Alarm]:
         """Nothing rate-limits the public URL (docs/product-manager.md: a CloudFront or API

@@ -332,6 +332,9 @@ class HookFunction(Construct):
                 resources=[self.log_group.log_group_arn],
             )
         )
+        self.failure_alarm_name: str | None = None
+        """The name of the alarm on its dead-letter queue (system/hook-<hook>-failed/critical),
+        when it has one."""
         self.function = lambda_.Function(
             self,
             "Function",
@@ -392,6 +395,11 @@ class HookFunction(Construct):
             "AwsSolutions-SQS3",
             f"This queue is the {hook} hook's on-failure destination, itself the dead-letter "
             f"queue; on-call is alarmed at its first message ({failures.why}).",
+        )
+        # The name as a plain string: the dashboard of its environment lists the alarm by name
+        # (a reference to the alarm itself would tie the two stacks with an export).
+        self.failure_alarm_name = failures.alarms.name(
+            "system", hook_alarm(hook, "failed"), CRITICAL
         )
         self.failure_alarm = failures.alarms.alarm(
             self,

@@ -109,6 +109,8 @@ class Hook:
 
     name: str
     function: lambda_.IFunction
+    failure_alarm_name: str | None = None
+    """Its dead-letter queue's alarm (made with the hook, in the hook's stack), by name."""
 
 
 class ProductMonitoring(Construct):
@@ -162,9 +164,11 @@ class ProductMonitoring(Construct):
         self._model_tier()
         self._system_tier(glue_jobs, training_pipeline, hooks)
         self._event_rules(event_rules)
+        # The hooks' dead-letter alarms (critical) live in the hooks' stacks: listed by name.
+        failed = [h.failure_alarm_name for h in hooks if h.failure_alarm_name]
         imported = {
             name: cw.Alarm.from_alarm_name(self, f"External{i}", name)
-            for i, name in enumerate([*model_alarms, *external_alarms])
+            for i, name in enumerate([*model_alarms, *external_alarms, *failed])
         }
         self.model_unhealthy = self._composite([imported[n] for n in model_alarms])
         self.dashboard.add_widgets(cw.TextWidget(markdown="## Alarms", width=WIDTH, height=1))

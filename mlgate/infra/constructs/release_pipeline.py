@@ -39,6 +39,8 @@ class PipelineGate:
     manual: bool
     approvers: tuple[Owner, ...] = ()
     timeout_hours: int = 72
+    requires_all: bool = False
+    """Every approver must approve (from chat), rather than the first decision deciding."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,14 @@ class ReleasePipelineProps:
 def gate_summary(gate: PipelineGate, chat_channel: str) -> str:
     """The one line CodePipeline shows beside a manual approval (at most 500 characters)."""
     names = ", ".join(a.name for a in gate.approvers)
+    who = (
+        f"Needs all of: {names} (approve in {chat_channel}; a decision here is one person's)."
+        if gate.requires_all and len(gate.approvers) > 1
+        else f"Approvers (any one decides): {names}."
+    )
     line = (
-        f"{gate.name}: {gate.description} Approvers: {names}. Evidence brief in "
-        f"{chat_channel} and by email; decide within {gate.timeout_hours} h."
+        f"{gate.name}: {gate.description} {who} Evidence brief in {chat_channel} and by email; "
+        f"decide within {gate.timeout_hours} h."
     )
     return line[:500]
 

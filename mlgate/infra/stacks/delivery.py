@@ -94,6 +94,7 @@ class DeliveryProps:
                 manual=g.kind is GateKind.MANUAL,
                 approvers=tuple(contact(a) for a in g.approvers),
                 timeout_hours=g.timeout_hours,
+                requires_all=g.requires == "all",
             )
             for g in manifest.pipeline_gates
         )
@@ -273,6 +274,9 @@ class DeliveryStack(ProductStack):
             pipeline_arn=self.release_pipeline.pipeline.pipeline_arn,
         )
         self.gate_wait_alarm_name = self.callback.wait_alarm_name
+        self.product_alarm_names = [self.gate_wait_alarm_name, *self.callback.flood_alarm_names]
+        """The product-wide alarms of this stack (gates, the public callback): listed on the
+        home environment's dashboard."""
         # Every audit item expires (the table's TTL on expires_at) after the manifest's
         # retention.audit days, counted from when its writer puts it (lambdas/shared/audit.py).
         for writer in (self.notifier, self.callback, self.release, self.quality_gate):
