@@ -3,15 +3,16 @@
 Cold import: a fresh interpreter imports the hook's handler module (what a Lambda cold start
 adds on top of the runtime's own start: timed inside the interpreter), median of several runs,
 against a bare boto3 function that creates the same clients at import (found by recording the
-clients the hook's import creates), the two run interleaved. Every hook reads its event
-whole with Powertools' parser: the same interpreter then parses a well-formed event of the
-hook's as its first invocation does (the models a hook defers are built on first use): the
-"first parse" column, part of the cold start too.
+clients the hook's import creates), the two run interleaved. Every hook reads its event whole
+(the job hooks with Powertools' parser, the others with shared/fields.py): the same interpreter
+then reads a well-formed event of the hook's as its first invocation does (the models a hook
+defers are built on first use): the "first parse" column, part of the cold start too.
 Warm invocation: the handler called repeatedly in one process under moto, after one warm-up,
 each with the Lambda context and the event its trigger gives it (the rehearsal's world:
 tools/rehearsal.py); a call its hook refuses stops the benchmark.
 Usage: .venv/bin/python bench/hooks_latency.py [--repeats 7] [--hooks release ...]
-[--cold-only]; a quick run: --repeats 1.
+[--cold-only] [--source DIR]; a quick run: --repeats 1. --source measures another copy of the
+hooks' folder (e.g. an earlier version's, for a before/after under the same conditions).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from urllib.parse import urlencode
 from _common import ROOT, table
 
 LAMBDAS = ROOT / "mlgate" / "runtime" / "hooks"
+SOURCE = [LAMBDAS]
+"""The hooks' folder measured (main() may choose another: --source)."""
 HOOKS = sorted(p.name for p in LAMBDAS.iterdir() if (p / "handler.py").exists())
 
 
@@ -131,7 +134,7 @@ FIRST_PARSE = {
     "quality_gate": JOB.format(
         events=EVENTS, model="GateParameters", params={"endpoint": "e"}
     ),
-    # The EventBridge, SNS and function URL hooks: their parse of the event (each raises,
+    # The EventBridge, SNS and function URL hooks: their check of the event (each raises,
     # naming the field, on an event it refuses), before the checks of where it comes from.
     "drift_responder": "from drift_responder import handler as h; "
     f"h.parse({_event('drift_alarm_state_change.json')!r})",
@@ -140,8 +143,7 @@ FIRST_PARSE = {
     "gate_notifier": "from gate_notifier import handler as h; "
     f"h.parse({_sns(_APPROVAL)!r}, {{{_APPROVAL['approval']['stageName']!r}: {{}}}})",
     "gate_callback": "from gate_callback import handler as h; "
-    "from aws_lambda_powertools.utilities.parser import parse; "
-    f"e = parse(event={_click()!r}, model=h.UrlRequest); h.parse_click(e.body)",
+    f"e = h.url_request({_click()!r}); h.parse_click(e.body)",
 }  # fmt: skip
 
 # Lists the boto3 clients a hook's import creates (service names, in order), so the baseline
@@ -179,7 +181,7 @@ def _deployed() -> Path:
 
     target = Path(tempfile.mkdtemp(prefix="mlgate-hooks-")) / "task"
     patterns = [pattern.removeprefix("**/") for pattern in ASSET_EXCLUDES]
-    shutil.copytree(LAMBDAS, target, ignore=shutil.ignore_patterns(*patterns))
+    shutil.copytree(SOURCE[0], target, ignore=shutil.ignore_patterns(*patterns))
     atexit.register(shutil.rmtree, target.parent, ignore_errors=True)
     return target
 
@@ -460,11 +462,18 @@ def main() -> None:
     parser.add_argument("--hooks", nargs="*", default=HOOKS, choices=HOOKS)
     parser.add_argument("--cold-only", action="store_true", help="skip the warm invocations")
     parser.add_argument(
+        "--source",
+        type=Path,
+        default=LAMBDAS,
+        help="the hooks' folder to measure cold (default: this checkout's)",
+    )
+    parser.add_argument(
         "--runtime", choices=("lambda", "local"), default="lambda",
         help="lambda (default): the runtime's Python with the layer as it ships "
         "(bench/_runtime.py); local: this interpreter and its virtualenv",
     )  # fmt: skip
     args = parser.parse_args()
+    SOURCE[0] = args.source
     where = "this interpreter and its virtualenv (bytecode cached)"
     if args.runtime == "lambda":
         from _runtime import runtime

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared import slack
-from shared.eventbridge import path
+from shared.events import path
 
 from .conftest import CONTEXT, Faults, context_of, create_retraining_target, emf, event
 from .test_gates import (

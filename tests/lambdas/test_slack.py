@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared import slack
-from shared.eventbridge import Refused
+from shared.events import Refused
 
 # https://api.slack.com/authentication/verifying-requests-from-slack (worked example)
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -1,7 +1,7 @@
 """Drift responder hook: monitoring declared drift -> retrain, once per cool-down, and tell
 the model's owners why.
 
-Events (typed with Powertools' parser on its EventBridgeModel, shared/eventbridge.py):
+Events (each checked whole before any AWS call, without pydantic: shared/events.py):
 - "CloudWatch Alarm State Change" of the drift alarm into ALARM (monitoring.engine evidently:
   the alarm watches the share of drifted features against the manifest's drift_threshold);
   one drift per state change, keyed on the alarm and the change's timestamp;
@@ -46,7 +46,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -54,25 +54,25 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field
 
 from shared import idempotency
 from shared.accounts import session
-from shared.eventbridge import (
+from shared.events import (
+    ARN,
     FROM_CONTEXT,
-    Arn,
-    Envelope,
-    Name,
+    NAME,
+    SHORT,
+    TEXT,
     Origin,
     Refused,
-    Short,
-    Text,
+    envelope,
     expect,
     from_here,
-    limits,
-    parse_as,
+    kinds,
+    read_as,
     resources_within,
 )
+from shared.fields import Default, Obj, Opt, Seq, Text
 from shared.pipelines import start_if_idle
 from shared.settings import read
 
@@ -132,55 +132,31 @@ class EventError(Refused):
 # The event shapes as CloudWatch (https://docs.aws.amazon.com/AmazonCloudWatch/latest/
 # monitoring/cloudwatch-and-eventbridge.html) and SageMaker (https://docs.aws.amazon.com/
 # sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html) document them; only what
-# the responder reads is typed, other fields are ignored.
-class AlarmState(BaseModel):
-    value: Short
-    reason: Text
-    timestamp: Short
+# the responder reads is checked, other fields are ignored.
+ALARM_STATE = Obj("AlarmState", {"value": SHORT, "reason": TEXT, "timestamp": SHORT})
+ALARM_DETAIL = Obj("AlarmDetail", {"alarmName": NAME, "state": ALARM_STATE})
+ALARM_EVENT = envelope("AlarmEvent", ALARM_TYPE, ALARM_DETAIL)
 
-
-class AlarmDetail(BaseModel):
-    alarmName: Name
-    state: AlarmState
-
-
-class AlarmEvent(Envelope):
-    detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
-    detail: AlarmDetail
-
-
-class S3Location(BaseModel):
-    S3Uri: Text
-
-
-class Output(BaseModel):
-    S3Output: S3Location | None = None
-
-
-class OutputConfig(BaseModel):
-    Outputs: Annotated[list[Output], Field(max_length=20)] = []
-
-
+S3_LOCATION = Obj("S3Location", {"S3Uri": TEXT})
+OUTPUT = Obj("Output", {"S3Output": Opt(S3_LOCATION)})
+OUTPUT_CONFIG = Obj("OutputConfig", {"Outputs": Default(Seq(OUTPUT, max_length=20), [])})
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeProcessingJob.html:
 # names of 1 to 63 letters, digits and hyphens.
-JobName = Annotated[str, limits(63, r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
-
-
-class ProcessingDetail(BaseModel):
-    ProcessingJobName: JobName
-    ProcessingJobStatus: Short
-    ExitMessage: Text | None = None
-    MonitoringScheduleArn: Arn | None = None
-    ProcessingOutputConfig: OutputConfig | None = None
-
-
-class ProcessingEvent(Envelope):
-    detail_type: Literal["SageMaker Processing Job State Change"] = Field(alias="detail-type")
-    detail: ProcessingDetail
-
+JOB_NAME = Text(63, r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+PROCESSING_DETAIL = Obj(
+    "ProcessingDetail",
+    {
+        "ProcessingJobName": JOB_NAME,
+        "ProcessingJobStatus": SHORT,
+        "ExitMessage": Opt(TEXT),
+        "MonitoringScheduleArn": Opt(ARN),
+        "ProcessingOutputConfig": Opt(OUTPUT_CONFIG),
+    },
+)
+PROCESSING_EVENT = envelope("ProcessingEvent", DETAIL_TYPE, PROCESSING_DETAIL)
 
 KINDS = (ALARM_TYPE, DETAIL_TYPE)
-DriftEvent = Annotated[AlarmEvent | ProcessingEvent, Field(discriminator="detail_type")]
+DRIFT_EVENT = kinds(ALARM_EVENT, PROCESSING_EVENT)
 
 
 @dataclass(frozen=True)
@@ -191,23 +167,22 @@ class Violation:
     report: str
 
 
-def parse(event: Any) -> AlarmEvent | ProcessingEvent:
-    """The event, typed; EventError naming the field otherwise."""
-    found: AlarmEvent | ProcessingEvent = parse_as(
-        event, DriftEvent, EventError, f"a '{ALARM_TYPE}' or '{DETAIL_TYPE}' event", KINDS
-    )
-    return found
+def parse(event: Any) -> Any:
+    """The event, checked whole (its fields as attributes); EventError naming the field
+    otherwise."""
+    return read_as(event, DRIFT_EVENT, EventError, f"a '{ALARM_TYPE}' or '{DETAIL_TYPE}' event",
+                   KINDS)  # fmt: skip
 
 
-def violation_of(event: AlarmEvent | ProcessingEvent, origin: Origin, config: Config) -> Violation:
+def violation_of(event: Any, origin: Origin, config: Config) -> Violation:
     """The drift an event declares, if it comes from this environment's own drift source;
     EventError otherwise, before any AWS call."""
-    if isinstance(event, AlarmEvent):
+    if event.detail_type == ALARM_TYPE:
         return _alarm(event, origin, config)
     return _monitoring(event, origin, config)
 
 
-def _alarm(event: AlarmEvent, origin: Origin, config: Config) -> Violation:
+def _alarm(event: Any, origin: Origin, config: Config) -> Violation:
     detail = event.detail
     if not config.alarm:
         raise EventError("detail-type", f"this responder watches Model Monitor's schedule "
@@ -234,7 +209,7 @@ def _alarm(event: AlarmEvent, origin: Origin, config: Config) -> Violation:
     )
 
 
-def _monitoring(event: ProcessingEvent, origin: Origin, config: Config) -> Violation:
+def _monitoring(event: Any, origin: Origin, config: Config) -> Violation:
     detail = event.detail
     if not config.schedule:
         raise EventError("detail-type", f"this responder watches the drift alarm {config.alarm},"

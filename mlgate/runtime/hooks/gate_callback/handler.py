@@ -52,14 +52,14 @@ watches. The data point is Powertools Metrics' embedded metric format in the fun
 recorded, or refused before `expires`) publishes nothing; a claim CodePipeline never confirmed
 is no recorded decision.
 
-Every input is validated whole, by typed models (Powertools' parser), before any AWS call: the
-function URL request (LambdaFunctionUrlModel), the click in its body (shared/slack.py) and the
-EventBridge event (shared/eventbridge.py). The EventBridge event must also come from where the
-GateExpired rule delivers from: source aws.codepipeline, this function's account and region,
-this product's release pipeline. A request that is not a click is answered 400 (401 unsigned or
-stale, 403 another workspace or app), and one log line names the field; an event that is
-malformed or untrusted is answered "refused", naming the field, and logged once: no retry
-changes either.
+Every input is checked whole before any AWS call, without pydantic (shared/fields.py): the
+function URL request (the fields of Powertools' LambdaFunctionUrlModel), the click in its body
+(shared/slack.py) and the EventBridge event (shared/events.py). The EventBridge event must also
+come from where the GateExpired rule delivers from: source aws.codepipeline, this function's
+account and region, this product's release pipeline. A request that is not a click is answered
+400 (401 unsigned or stale, 403 another workspace or app), and one log line names the field; an
+event that is malformed or untrusted is answered "refused", naming the field, and logged once:
+no retry changes either.
 
 Events: Lambda function URL (payload format 2.0), body `payload=<JSON>` form-encoded; or the
 EventBridge event above (told apart by its `detail-type`).
@@ -80,39 +80,31 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import (
-    LambdaFunctionUrlModel,
-    RequestContextV2,
-    RequestContextV2Http,
-)
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from shared import slack
 from shared.audit import CLAIMED, DECISIONS, OPEN, AuditTrail, claim_state, now_iso
-from shared.eventbridge import (
-    Envelope,
-    Name,
+from shared.events import (
+    NAME,
+    PIPELINE_NAME,
+    SHORT,
+    TEXT,
     Origin,
-    PipelineName,
-    Printable,
     Refused,
-    Short,
-    Text,
+    envelope,
     excerpt,
     expect,
     from_here,
-    limits,
-    parse_as,
-    problem,
+    read_as,
     resources_within,
+    text,
 )
+from shared.fields import Bool, Dict, Lit, Map, Moment, Obj, Opt, Seq, Str, Text, printable
 from shared.settings import read
 
 logger = Logger()
@@ -220,50 +212,75 @@ class Click:
     app: str = ""
 
 
-# Each model's validator is built on its first use, not at import (a cold start of the click
-# path needs the request's models only; the expiry path its event's).
-DEFERRED = ConfigDict(defer_build=True)
-
-
-class Http(RequestContextV2Http):
-    model_config = DEFERRED
-    path: Text
-    protocol: Short
-    userAgent: Text
-    # Powertools' own check of sourceIp raises AttributeError on a value that is not text;
-    # Lambda writes the caller's address, which the callback does not use.
-    sourceIp: Annotated[str, limits(64), Printable]
-
-    @field_validator("sourceIp", mode="before")
-    @classmethod
-    def _validate_source_ip(cls, value: Any) -> Any:
-        return value
-
-
-class UrlRequestContext(RequestContextV2):
-    model_config = DEFERRED
-    accountId: Short
-    apiId: Short
-    domainName: Name
-    domainPrefix: Short
-    requestId: Name
-    routeKey: Short
-    stage: Short
-    time: Short
-    http: Http
-
-
-class UrlRequest(LambdaFunctionUrlModel):
-    """A function URL request (payload format 2.0, https://docs.aws.amazon.com/lambda/latest/
-    dg/urls-invocation.html#urls-payloads), its body text."""
-
-    model_config = DEFERRED
-    version: Short
-    routeKey: Short
-    rawPath: Text
-    requestContext: UrlRequestContext
-    body: str | None = None
-    isBase64Encoded: StrictBool | None = None
+# The function URL request as Powertools' LambdaFunctionUrlModel types it (payload format 2.0,
+# https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html#urls-payloads), its fields
+# in that model's order, the callback's fields narrowed as above; checked without pydantic
+# (shared/fields.py). Lambda writes the caller's address, which the callback does not use.
+HTTP = Obj(
+    "Http",
+    {
+        "method": Lit(("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")),
+        "path": TEXT,
+        "protocol": SHORT,
+        "sourceIp": text(64),
+        "userAgent": TEXT,
+    },
+)
+STRINGS = Dict(Str())
+COGNITO = Obj(
+    "RequestContextV2AuthorizerIamCognito",
+    {"amr": Seq(Str(), max_length=1 << 30), "identityId": Str(), "identityPoolId": Str()},
+)
+IAM_FIELDS = ("accessKey", "accountId", "callerId", "principalOrgId", "userArn", "userId")
+IAM = Obj(
+    "RequestContextV2AuthorizerIam",
+    {
+        **{k: Opt(Str()) for k in IAM_FIELDS},
+        "cognitoIdentity": Opt(COGNITO),
+    },
+)
+JWT = Obj(
+    "RequestContextV2AuthorizerJwt",
+    {"claims": Map(max_length=1 << 30), "scopes": Opt(Seq(Str(), max_length=1 << 30))},
+)
+AUTHORIZER = Obj(
+    "RequestContextV2Authorizer",
+    {"jwt": Opt(JWT), "iam": Opt(IAM), "lambda_value": Opt(Map(max_length=1 << 30))},
+    aliases={"lambda_value": "lambda"},
+)
+URL_REQUEST_CONTEXT = Obj(
+    "UrlRequestContext",
+    {
+        "accountId": SHORT,
+        "apiId": SHORT,
+        "authorizer": Opt(AUTHORIZER),
+        "domainName": NAME,
+        "domainPrefix": SHORT,
+        "requestId": NAME,
+        "routeKey": SHORT,
+        "stage": SHORT,
+        "time": SHORT,
+        "timeEpoch": Moment(),
+        "http": HTTP,
+    },
+)
+URL_REQUEST = Obj(
+    "UrlRequest",
+    {
+        "version": SHORT,
+        "routeKey": SHORT,
+        "rawPath": TEXT,
+        "rawQueryString": Str(),
+        "cookies": Opt(Seq(Str(), max_length=1 << 30)),
+        "headers": STRINGS,
+        "queryStringParameters": Opt(STRINGS),
+        "pathParameters": Opt(STRINGS),
+        "stageVariables": Opt(STRINGS),
+        "requestContext": URL_REQUEST_CONTEXT,
+        "body": Opt(Str()),
+        "isBase64Encoded": Opt(Bool()),
+    },
+)
 
 
 def raw_body(body: Any, encoded: Any) -> str:
@@ -600,7 +617,7 @@ def signing_secret() -> dict[str, str]:
     return {k: str(v) for k, v in secret.items()}
 
 
-def take(request: UrlRequest, now: float, seen: Seen) -> str:
+def take(request: Any, now: float, seen: Seen) -> str:
     """Refuses what can be refused without the signing secret first (headers, body, request
     id), then checks the signature and the workspace, then decides."""
     headers = {name.lower(): value for name, value in request.headers.items()}
@@ -650,18 +667,16 @@ def unavailable(err: Exception, seen: Seen) -> dict[str, Any]:
     return respond(503, PUBLIC[503])
 
 
-def url_request(event: Any) -> UrlRequest:
-    """The function URL request, typed; 400 naming the field otherwise."""
+def url_request(event: Any) -> Any:
+    """The function URL request, checked whole (its fields as attributes); 400 naming the
+    field otherwise."""
     try:
         if not isinstance(event, dict):
             raise Refused("the event", "the event: not an object")
-        found: UrlRequest = parse(event=event, model=UrlRequest)
-    except ValidationError as err:
-        field, reason = problem(err)
-        raise Refusal(400, f"not a function URL request: {reason}", field) from None
+        return read_as(event, URL_REQUEST, Refused, "a function URL request")
     except Refused as err:
-        raise Refusal(400, f"not a function URL request: {err.reason}", err.field) from None
-    return found
+        reason = err.reason.removeprefix("not a function URL request: ")
+        raise Refusal(400, f"not a function URL request: {reason}", err.field) from None
 
 
 def source_of(event: Any) -> str:
@@ -693,35 +708,28 @@ def on_click(event: Any, now: float) -> dict[str, Any]:
     return respond(200, message)
 
 
-class ActionType(BaseModel):
-    model_config = DEFERRED
-    category: Short
-    provider: Short | None = None
-    owner: Short | None = None
-
-
-class ActionDetail(BaseModel):
-    model_config = DEFERRED
-    pipeline: PipelineName
-    execution_id: Annotated[str, limits(100, r"^[A-Za-z0-9-]+$")] = Field(alias="execution-id")
-    stage: PipelineName
-    action: PipelineName
-    state: Short
-    type: ActionType
-
-
-class ActionEvent(Envelope):
-    """CodePipeline's action execution state change (https://docs.aws.amazon.com/codepipeline/
-    latest/userguide/detect-state-changes-cloudwatch-events.html)."""
-
-    detail_type: Literal["CodePipeline Action Execution State Change"] = Field(alias="detail-type")
-    detail: ActionDetail
+ACTION_TYPE = Obj("ActionType", {"category": SHORT, "provider": Opt(SHORT), "owner": Opt(SHORT)})
+ACTION_DETAIL = Obj(
+    "ActionDetail",
+    {
+        "pipeline": PIPELINE_NAME,
+        "execution_id": Text(100, r"^[A-Za-z0-9-]+$", after=(printable,)),
+        "stage": PIPELINE_NAME,
+        "action": PIPELINE_NAME,
+        "state": SHORT,
+        "type": ACTION_TYPE,
+    },
+    aliases={"execution_id": "execution-id"},
+)
+# CodePipeline's action execution state change (https://docs.aws.amazon.com/codepipeline/
+# latest/userguide/detect-state-changes-cloudwatch-events.html).
+ACTION_EVENT_SPEC = envelope("ActionEvent", ACTION_EVENT, ACTION_DETAIL)
 
 
 def failed_approval(event: Any, origin: Origin) -> tuple[str, str, str]:
     """(pipeline, execution, stage) of a FAILED Approval action of this product's release
     pipeline, from this account and region; Refusal otherwise (before any AWS call)."""
-    found: ActionEvent = parse_as(event, ActionEvent, Refused, "a CodePipeline action event")
+    found = read_as(event, ACTION_EVENT_SPEC, Refused, "a CodePipeline action event")
     detail = found.detail
     from_here(found, origin, "aws.codepipeline", Refused)
     expect(Refused, "detail.pipeline", detail.pipeline, settings().pipeline,

@@ -1,17 +1,18 @@
 """Gate notifier hook: CodePipeline asks a gate's approvers to decide -> the evidence brief.
 
-Subscribed to each manual gate's SNS topic. Reads CodePipeline's approval notification
-(typed with Powertools' parser on its SnsModel: the SNS record and, in its Message, the
-approval), builds the gate's evidence brief (objective, the gate and its
-approvers, model metrics against thresholds, the latest data-quality result, KPI targets and
-owners, open risks, links to decide and to the dashboard), records the request in the audit
-trail, posts it to chat as a Slack Block Kit message with Approve / Reject buttons and mails
-it through the gate's brief topic. The buttons carry only a request id; the approval token
-stays in the audit table. A notification from another pipeline than this product's release
-pipeline is refused, naming both; so is a notification that is malformed (one log line naming
-the field, before any AWS call) or whose release cannot be read (the execution's source
-revision or its release.json version is missing: no retry brings it back, so the notifier
-answers "refused" and logs it rather than fail; decide that gate in the CodePipeline console).
+Subscribed to each manual gate's SNS topic. Reads CodePipeline's approval notification (checked
+whole before any AWS call, without pydantic: shared/fields.py; the SNS record as Powertools'
+SnsModel types it and, in its Message, the approval), builds the gate's evidence brief
+(objective, the gate and its approvers, model metrics against thresholds, the latest
+data-quality result, KPI targets and owners, open risks, links to decide and to the dashboard),
+records the request in the audit trail, posts it to chat as a Slack Block Kit message with
+Approve / Reject buttons and mails it through the gate's brief topic. The buttons carry only a
+request id; the approval token stays in the audit table. A notification from another pipeline
+than this product's release pipeline is refused, naming both; so is a notification that is
+malformed (one log line naming the field, before any AWS call) or whose release cannot be read
+(the execution's source revision or its release.json version is missing: no retry brings it
+back, so the notifier answers "refused" and logs it rather than fail; decide that gate in the
+CodePipeline console).
 
 Idempotent with Powertools, keyed on the approval token (validated: pipeline, stage, action,
 expiry): a redelivered notification answers "already posted". A run that fails (a chat
@@ -60,33 +61,18 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Annotated, Any
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
-from aws_lambda_powertools.utilities.parser.models import (
-    SnsModel,
-    SnsNotificationModel,
-    SnsRecordModel,
-)
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, Json, model_validator
 
 from shared import idempotency, slack
 from shared.audit import AuditTrail, digest
-from shared.eventbridge import (
-    Arn,
-    Name,
-    PipelineName,
-    Printable,
-    Refused,
-    Short,
-    Stamp,
-    Text,
-    limits,
-    parse_as,
-)
+from shared.events import ARN, NAME, PIPELINE_NAME, SHORT, STAMP, TEXT, Refused, read_as
+from shared.events import text as printable_text
+from shared.fields import Dict, Json, Lit, Obj, Opt, Seq, Str
 from shared.settings import read
 
 logger = Logger()
@@ -132,82 +118,77 @@ class EventError(Refused):
     """Not a CodePipeline approval notification for one of this product's gates."""
 
 
-Token = Annotated[str, limits(128), Printable]
-Url = Annotated[str, limits(2048, r"^https://"), Printable]
-# Each model's validator is built on its first use, not at import.
-DEFERRED = ConfigDict(defer_build=True)
+TOKEN = printable_text(128)
+URL = printable_text(2048, r"^https://")
+
+# The approval in CodePipeline's notification (https://docs.aws.amazon.com/codepipeline/latest/
+# userguide/approvals-json-format.html).
+APPROVAL = Obj(
+    "Approval",
+    {
+        "pipelineName": PIPELINE_NAME,
+        "stageName": PIPELINE_NAME,
+        "actionName": PIPELINE_NAME,
+        "token": TOKEN,
+        "expires": STAMP,
+        "externalEntityLink": Opt(TEXT),
+        "approvalReviewLink": Opt(TEXT),
+        "customData": Opt(TEXT),
+    },
+)
+APPROVAL_MESSAGE = Obj(
+    "ApprovalMessage", {"region": Opt(NAME), "consoleLink": Opt(TEXT), "approval": APPROVAL}
+)
 
 
-class Approval(BaseModel):
-    """The approval in CodePipeline's notification (https://docs.aws.amazon.com/codepipeline/
-    latest/userguide/approvals-json-format.html)."""
-
-    model_config = DEFERRED
-    pipelineName: PipelineName
-    stageName: PipelineName
-    actionName: PipelineName
-    token: Token
-    expires: Stamp
-    externalEntityLink: Text | None = None
-    approvalReviewLink: Text | None = None
-    customData: Text | None = None
+def _sqs_spelling(values: dict[str, Any]) -> dict[str, Any]:
+    """Powertools' renaming of SQS's spelling (UnsubscribeURL, SigningCertURL)."""
+    if {"UnsubscribeURL", "SigningCertURL"} & set(values):
+        values = dict(values)
+        values["UnsubscribeUrl"] = values.pop("UnsubscribeURL", None)
+        values["SigningCertUrl"] = values.pop("SigningCertURL", None)
+    return values
 
 
-class ApprovalMessage(BaseModel):
-    model_config = DEFERRED
-    region: Name | None = None
-    consoleLink: Text | None = None
-    approval: Approval
-
-
-class ApprovalNotification(SnsNotificationModel):
-    model_config = DEFERRED
-    Message: Json[ApprovalMessage]  # type: ignore[assignment]
-    # SNS's own time for the message, the same on every retry of it: the audit record's time,
-    # so a retry writes the same record (a clock read would differ after a second). Kept as
-    # SNS wrote it.
-    Timestamp: Stamp  # type: ignore[assignment]
-    TopicArn: Arn
-    MessageId: Name
-    Subject: Text | None = None
-    # Unused here, but SNS writes them: typed as text, like every field of the record.
-    Signature: Text | None = None
-    SignatureVersion: Short | None = None
-    SigningCertUrl: Url | None = None  # type: ignore[assignment]
-    UnsubscribeUrl: Url  # type: ignore[assignment]
-
-    @model_validator(mode="before")
-    @classmethod
-    def check_sqs_protocol(cls, values: Any) -> Any:
-        """Powertools' renaming of SQS's spelling (UnsubscribeURL, SigningCertURL), for a
-        record that is an object only: Powertools' own iterates any value and raised TypeError
-        for a record that is a number or null."""
-        if isinstance(values, dict) and {"UnsubscribeURL", "SigningCertURL"} & set(values):
-            values = dict(values)
-            values["UnsubscribeUrl"] = values.pop("UnsubscribeURL", None)
-            values["SigningCertUrl"] = values.pop("SigningCertURL", None)
-        return values
-
-
-class ApprovalRecord(SnsRecordModel):
-    model_config = DEFERRED
-    EventVersion: Short
-    EventSubscriptionArn: Arn
-    Sns: ApprovalNotification
-
-
-class ApprovalEvent(SnsModel):
-    model_config = DEFERRED
-    # Lambda receives one SNS message per invocation.
-    Records: Annotated[list[ApprovalRecord], Field(min_length=1, max_length=1)]  # type: ignore[assignment]
+# The SNS record as Powertools' SnsModel types it (https://docs.aws.amazon.com/lambda/latest/dg/
+# with-sns.html), its fields in that model's order, every text field of it checked as above.
+ATTRIBUTE = Obj("SnsMsgAttributeModel", {"Type": Str(), "Value": Str()})
+NOTIFICATION = Obj(
+    "ApprovalNotification",
+    {
+        "Subject": Opt(TEXT),
+        "TopicArn": ARN,
+        "UnsubscribeUrl": URL,
+        "Type": Lit(("Notification",)),
+        "MessageAttributes": Opt(Dict(ATTRIBUTE)),
+        "Message": Json(APPROVAL_MESSAGE),
+        "MessageId": NAME,
+        "SigningCertUrl": Opt(URL),
+        "Signature": Opt(TEXT),
+        # SNS's own time for the message, the same on every retry of it: the audit record's
+        # time, so a retry writes the same record. Kept as SNS wrote it.
+        "Timestamp": STAMP,
+        "SignatureVersion": Opt(SHORT),
+    },
+    before=_sqs_spelling,
+)
+RECORD = Obj(
+    "ApprovalRecord",
+    {
+        "EventSource": Lit(("aws:sns",)),
+        "EventVersion": SHORT,
+        "EventSubscriptionArn": ARN,
+        "Sns": NOTIFICATION,
+    },
+)
+# Lambda receives one SNS message per invocation.
+APPROVAL_EVENT = Obj("ApprovalEvent", {"Records": Seq(RECORD, max_length=1, min_length=1)})
 
 
 def parse(event: Any, gates: dict[str, Any], pipeline: str | None = None) -> dict[str, Any]:
     """The approval of a notification for one of `gates` of `pipeline`; EventError naming the
     field otherwise."""
-    found: ApprovalEvent = parse_as(
-        event, ApprovalEvent, EventError, "a CodePipeline approval notification"
-    )
+    found = read_as(event, APPROVAL_EVENT, EventError, "a CodePipeline approval notification")
     record = found.Records[0].Sns
     approval, link = record.Message.approval, record.Message.consoleLink
     if pipeline is not None and approval.pipelineName != pipeline:

@@ -1,7 +1,7 @@
 """Pipeline starter hook: starts the product's training pipeline unless a run is under way.
 
-Invoked by EventBridge (typed with Powertools' parser on its EventBridgeModel,
-shared/eventbridge.py): the Data stack's ETL-succeeded event (Glue Job State Change of the
+Invoked by EventBridge (each event checked whole before any AWS call, without pydantic:
+shared/events.py): the Data stack's ETL-succeeded event (Glue Job State Change of the
 product's quality job) and the retraining schedule (Scheduled Event of its own rule); and,
 through `start_if_idle`, by the drift responder. A second trigger while an execution is
 Executing starts nothing and says why, so the same data is never trained on twice at once.
@@ -25,24 +25,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, Field
 
-from shared.eventbridge import (
+from shared.events import (
+    EMPTY,
     FROM_CONTEXT,
-    Envelope,
-    Name,
+    NAME,
+    SHORT,
     Origin,
     Refused,
-    Short,
+    envelope,
     expect,
     from_here,
-    parse_as,
+    kinds,
+    read_as,
 )
+from shared.fields import Obj
 from shared.pipelines import start_if_idle
 from shared.settings import read
 
@@ -74,42 +76,27 @@ class EventError(Refused):
 
 
 # As Glue documents its events (https://docs.aws.amazon.com/glue/latest/dg/
-# automating-awsglue-with-cloudwatch-events.html); only what the starter reads is typed.
-class GlueJobDetail(BaseModel):
-    jobName: Name
-    state: Short
-    jobRunId: Name
-
-
-class GlueJobEvent(Envelope):
-    detail_type: Literal["Glue Job State Change"] = Field(alias="detail-type")
-    detail: GlueJobDetail
-
-
-class ScheduledEvent(Envelope):
-    """A schedule's event carries nothing but its rule (https://docs.aws.amazon.com/
-    eventbridge/latest/userguide/eb-run-lambda-schedule.html): `detail` is empty."""
-
-    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
-    detail: Annotated[dict[str, Any], Field(max_length=0)]
-
+# automating-awsglue-with-cloudwatch-events.html); only what the starter reads is checked.
+GLUE_JOB_DETAIL = Obj("GlueJobDetail", {"jobName": NAME, "state": SHORT, "jobRunId": NAME})
+GLUE_JOB_EVENT = envelope("GlueJobEvent", GLUE_JOB, GLUE_JOB_DETAIL)
+# A schedule's event carries nothing but its rule (https://docs.aws.amazon.com/eventbridge/
+# latest/userguide/eb-run-lambda-schedule.html): `detail` is empty.
+SCHEDULED_EVENT = envelope("ScheduledEvent", SCHEDULED, EMPTY)
 
 KINDS = (GLUE_JOB, SCHEDULED)
-Trigger = Annotated[GlueJobEvent | ScheduledEvent, Field(discriminator="detail_type")]
+TRIGGER = kinds(GLUE_JOB_EVENT, SCHEDULED_EVENT)
 
 
-def describe(event: Any) -> GlueJobEvent | ScheduledEvent:
-    """The event, typed; EventError naming the field otherwise."""
-    found: GlueJobEvent | ScheduledEvent = parse_as(
-        event, Trigger, EventError, f"a '{GLUE_JOB}' or '{SCHEDULED}' event", KINDS
-    )
-    return found
+def describe(event: Any) -> Any:
+    """The event, checked whole (its fields as attributes); EventError naming the field
+    otherwise."""
+    return read_as(event, TRIGGER, EventError, f"a '{GLUE_JOB}' or '{SCHEDULED}' event", KINDS)
 
 
-def reason_of(trigger: GlueJobEvent | ScheduledEvent, origin: Origin, config: Settings) -> str:
+def reason_of(trigger: Any, origin: Origin, config: Settings) -> str:
     """Why to train, if the event comes from this product's own trigger; EventError
     otherwise, before any AWS call."""
-    if isinstance(trigger, ScheduledEvent):
+    if trigger.detail_type == SCHEDULED:
         from_here(trigger, origin, "aws.events", EventError)
         rule = origin.arn("events", f"rule/{config.schedule_rule}")
         expect(EventError, "resources", ",".join(trigger.resources), rule,

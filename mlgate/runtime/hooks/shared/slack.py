@@ -11,12 +11,11 @@ import json
 import re
 import time
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Any
 from urllib.parse import parse_qs
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from shared.eventbridge import Printable, Refused, excerpt, limits, problem
+from shared.events import Refused, excerpt, first_problem, text
+from shared.fields import Invalid, Lit, Obj, Opt, Seq, Text, check
 
 MAX_AGE_SECONDS = 300
 # Slack's v0 signature: "v0=" and a hex HMAC-SHA256. Anything else is refused before the
@@ -100,52 +99,35 @@ def post(webhook_url: str, message: dict[str, Any]) -> int:
         return int(response.status)
 
 
-# Each model's validator is built on its first use, not at import.
-DEFERRED = ConfigDict(defer_build=True)
-# Slack's ids: users U.../W..., workspaces T..., apps A... (upper-case letters and digits).
-UserId = Annotated[str, limits(32, r"^[UW][A-Z0-9]+$")]
-TeamId = Annotated[str, limits(32, r"^T[A-Z0-9]+$")]
-AppId = Annotated[str, limits(32, r"^A[A-Z0-9]+$")]
-UserName = Annotated[str, limits(80), Printable]
+# What the callback reads of a block_actions payload (checked without pydantic: shared/fields.py):
+# one clicked button, who clicked, and the workspace and app the click comes from (checked
+# against the signing secret's). Slack's ids: users U.../W..., workspaces T..., apps A...
+# (upper-case letters and digits).
+USER_ID = Text(32, r"^[UW][A-Z0-9]+$")
+TEAM_ID = Text(32, r"^T[A-Z0-9]+$")
+APP_ID = Text(32, r"^A[A-Z0-9]+$")
+USER_NAME = text(80)
 # A button's value: the brief's request id (its format is checked by the callback).
-Value = Annotated[str, limits(64), Printable]
-
-
-class User(BaseModel):
-    model_config = DEFERRED
-    id: UserId
-    username: UserName | None = None
-    name: UserName | None = None
-
-
-class Team(BaseModel):
-    model_config = DEFERRED
-    id: TeamId
-
-
-class Action(BaseModel):
-    model_config = DEFERRED
-    action_id: Literal["approve", "reject"]
-    value: Value
-
-
-class Interaction(BaseModel):
-    """What the callback reads of a block_actions payload: one clicked button, who clicked, and
-    the workspace and app the click comes from (checked against the signing secret's)."""
-
-    model_config = DEFERRED
-
-    user: User
-    actions: Annotated[list[Action], Field(min_length=1, max_length=1)]
-    team: Team | None = None
-    api_app_id: AppId | None = None
+VALUE = text(64)
+USER = Obj("User", {"id": USER_ID, "username": Opt(USER_NAME), "name": Opt(USER_NAME)})
+TEAM = Obj("Team", {"id": TEAM_ID})
+ACTION = Obj("Action", {"action_id": Lit(("approve", "reject")), "value": VALUE})
+INTERACTION = Obj(
+    "Interaction",
+    {
+        "user": USER,
+        "actions": Seq(ACTION, max_length=1, min_length=1),
+        "team": Opt(TEAM),
+        "api_app_id": Opt(APP_ID),
+    },
+)
 
 
 # A click's body is a few kilobytes; the brief's own message is at most 3,000 characters.
 MAX_BODY = 256 * 1024
 
 
-def interaction(body: str) -> Interaction:
+def interaction(body: str) -> Any:
     """The payload of Slack's form-encoded POST (`payload=<JSON>`, and nothing else). Refused,
     naming the field, when the body is not form-encoded ASCII text, a percent-escape is not
     UTF-8 (a lone surrogate, %ED%A0%80), or the JSON is not a click."""
@@ -164,6 +146,6 @@ def interaction(body: str) -> Interaction:
         raise Refused("body", f"body: it must carry one payload field and nothing else (it has "
                               f"{excerpt(', '.join(sorted(form)), 80) or 'none'})")  # fmt: skip
     try:
-        return Interaction.model_validate_json(form["payload"][0])
-    except ValidationError as err:
-        raise Refused(*problem(err, root="payload")) from None
+        return check(form["payload"][0], INTERACTION)
+    except Invalid as err:
+        raise Refused(*first_problem(err.errors, root="payload")) from None

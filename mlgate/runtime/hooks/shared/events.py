@@ -1,15 +1,14 @@
-"""The events the hooks act on, typed, and the check that an EventBridge event comes from where
-the hook's own rule would deliver it from (issue 28).
+"""The events the non-release-path hooks act on (the gate notifier's, the gate callback's, the
+pipeline starter's, the drift responder's), checked whole without pydantic (shared/fields.py:
+issue 28's cold start), and the check that an EventBridge event comes from where the hook's own
+rule would deliver it from (issue 28). The job hooks read theirs with Powertools' parser
+(shared/models.py).
 
-Typed: every hook validates its whole input at the edge with Powertools' parser
-(`parse(event=..., model=...)`: pydantic models on its built-in EventBridgeModel, SnsModel and
-LambdaFunctionUrlModel, https://docs.powertools.aws.dev/lambda/python/latest/utilities/parser/),
-before any AWS call. Every text field is text only (a number, list, object or null is refused),
-not empty, no longer than the service that writes it allows, and free of control characters,
-NUL, format characters (right-to-left marks and overrides, zero-width characters), lone
-surrogates, private-use and unassigned characters (Unicode categories C*). A refusal is one
-`Refused`: the field's path and what is wrong with it, never the value itself beyond a short,
-escaped excerpt.
+Checked: every text field is text only (a number, list, object or null is refused), not empty,
+no longer than the service that writes it allows, and free of control characters, NUL, format
+characters (right-to-left marks and overrides, zero-width characters), lone surrogates,
+private-use and unassigned characters (Unicode categories C*). A refusal is one `Refused`: the
+field's path and what is wrong with it, never the value itself beyond a short, escaped excerpt.
 
 Trusted: a delivery rule is not trusted alone. A hook that EventBridge invokes compares the
 event's source, account, region and resource with its own before any AWS call: its account,
@@ -22,28 +21,22 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, ValidationError
-
-
-def printable(value: str) -> str:
-    """Refuses control, format, surrogate, private-use and unassigned characters."""
-    for at, char in enumerate(value):
-        if unicodedata.category(char)[0] == "C":
-            raise ValueError(f"has a control or format character (U+{ord(char):04X}) at {at}")
-    return value
-
-
-def limits(max_length: int, pattern: str | None = None) -> StringConstraints:
-    """A text field's constraints: a string (never coerced) of 1 to `max_length` characters,
-    matching `pattern`; pair it with AfterValidator(printable)."""
-    return StringConstraints(strict=True, min_length=1, max_length=max_length, pattern=pattern)
-
-
-Printable = AfterValidator(printable)
+from shared.fields import (
+    Invalid,
+    Lit,
+    Loc,
+    Map,
+    Obj,
+    Opt,
+    Seq,
+    Spec,
+    Tagged,
+    Text,
+    check,
+    printable,
+)
 
 
 def timestamp(value: str) -> str:
@@ -56,35 +49,67 @@ def timestamp(value: str) -> str:
     return value
 
 
-Text = Annotated[str, limits(1024), Printable]
-Name = Annotated[str, limits(255), Printable]
-Short = Annotated[str, limits(32), Printable]
-Arn = Annotated[str, limits(2048, r"^arn:[a-z-]+:[a-z0-9-]+:"), Printable]
-Stamp = Annotated[str, limits(64), Printable, AfterValidator(timestamp)]
+def text(max_length: int, pattern: str | None = None) -> Text:
+    """Printable text of 1 to `max_length` characters matching `pattern`."""
+    return Text(max_length, pattern, after=(printable,))
+
+
+TEXT = text(1024)
+NAME = text(255)
+SHORT = text(32)
+ARN = text(2048, r"^arn:[a-z-]+:[a-z0-9-]+:")
+STAMP = Text(64, after=(printable, timestamp))
 # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html: a
 # 12-digit account, a Region, a Version 4 UUID as id (any id of letters, digits and dashes here).
-Account = Annotated[str, limits(12, r"^[0-9]{12}$")]
-Region = Annotated[str, limits(32, r"^[a-z]{2}(-[a-z]+)+-[0-9]$")]
-EventId = Annotated[str, limits(128, r"^[A-Za-z0-9_-]+$")]
+ACCOUNT = Text(12, r"^[0-9]{12}$")
+REGION = Text(32, r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+EVENT_ID = Text(128, r"^[A-Za-z0-9_-]+$")
 # CodePipeline's names: https://docs.aws.amazon.com/codepipeline/latest/APIReference/
 # API_PutApprovalResult.html (1 to 100 of A-Z a-z 0-9 . @ - _).
-PipelineName = Annotated[str, limits(100, r"^[A-Za-z0-9.@_-]+$")]
+PIPELINE_NAME = Text(100, r"^[A-Za-z0-9.@_-]+$")
 
 
-class Envelope(EventBridgeModel):
-    """EventBridge's envelope with every field typed as above; a hook's event narrows
-    `detail_type` and `detail`. Built on first use, as every hook's model: an import builds no
-    validator (pydantic's defer_build)."""
+def _scheduler(event: dict[str, Any]) -> dict[str, Any]:
+    """EventBridge Scheduler writes an empty detail as the text '{}' (Powertools'
+    EventBridgeModel reads it as an empty object, and so does this)."""
+    if event.get("source") == "aws.scheduler" and event.get("detail") == "{}":
+        return {**event, "detail": {}}
+    return event
 
-    model_config = ConfigDict(defer_build=True)
-    version: Short
-    id: EventId
-    source: Name
-    account: Account
-    time: Stamp  # type: ignore[assignment]
-    region: Region
-    resources: Annotated[list[Arn], Field(max_length=50)]
-    replay_name: Name | None = Field(None, alias="replay-name")
+
+def envelope(name: str, detail_type: str, detail: Spec) -> Obj:
+    """EventBridge's envelope (Powertools' EventBridgeModel's fields, in its order) with every
+    field checked as above, `detail-type` `detail_type` and its `detail`."""
+    return Obj(
+        name,
+        {
+            "version": SHORT,
+            "id": EVENT_ID,
+            "source": NAME,
+            "account": ACCOUNT,
+            "time": STAMP,
+            "region": REGION,
+            "resources": Seq(ARN, max_length=50),
+            "detail_type": Lit((detail_type,)),
+            "detail": detail,
+            "replay_name": Opt(NAME),
+        },
+        aliases={"detail_type": "detail-type", "replay_name": "replay-name"},
+        by_name=True,
+        before=_scheduler,
+    )
+
+
+def kinds(*envelopes: Obj) -> Tagged:
+    """One of `envelopes`, told by its detail-type."""
+    tags = {}
+    for found in envelopes:
+        literal = found.fields["detail_type"]
+        tags[literal.values[0]] = found  # type: ignore[attr-defined]
+    return Tagged("detail_type", "detail-type", tags)
+
+
+EMPTY = Map(max_length=0)
 
 
 class Refused(ValueError):
@@ -115,27 +140,25 @@ def path(loc: tuple[int | str, ...], root: str = "") -> str:
     return out or "the event"
 
 
-def problem(err: ValidationError, tags: tuple[str, ...] = (), root: str = "") -> tuple[str, str]:
-    """(field, what is wrong) of the first error pydantic found, the field's path under `root`;
-    `tags` are the detail-types of a discriminated union, which pydantic puts first in an
-    error's location."""
-    errors = err.errors(include_input=False, include_url=False, include_context=False)
-    first = errors[0]
-    loc = tuple(first["loc"])
+def first_problem(
+    errors: list[tuple[Loc, str, str]], tags: tuple[str, ...] = (), root: str = ""
+) -> tuple[str, str]:
+    """(field, what is wrong) of the first error found, the field's path under `root`; `tags`
+    are the detail-types of a discriminated union, which come first in an error's location."""
+    loc, msg, kind = errors[0]
     if loc and loc[0] in tags:
         loc = loc[1:]
-    tagged = str(first["type"]).startswith("union_tag")
-    field = "detail-type" if tagged else path(loc, root)
+    field = "detail-type" if kind.startswith("union_tag") else path(loc, root)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return field, f"{field}: {excerpt(first['msg'].removeprefix('Value error, '), 160)}{more}"
+    return field, f"{field}: {excerpt(msg.removeprefix('Value error, '), 160)}{more}"
 
 
-def parse_as(event: Any, model: Any, error: type[R], what: str, tags: tuple[str, ...] = ()) -> Any:
-    """Powertools' parse of `event` into `model`; an `error` naming the field otherwise."""
+def read_as(event: Any, spec: Spec, error: type[R], what: str, tags: tuple[str, ...] = ()) -> Any:
+    """`event` checked whole with `spec`; an `error` naming the field otherwise."""
     try:
-        return parse(event=event, model=model)
-    except ValidationError as err:
-        field, reason = problem(err, tags)
+        return check(event, spec)
+    except Invalid as err:
+        field, reason = first_problem(err.errors, tags)
         raise error(field, f"not {what}: {reason}") from None
 
 
@@ -170,7 +193,7 @@ def expect(error: type[R], field: str, found: str, wanted: str, whence: str) -> 
                            f"({whence}); nothing was done")  # fmt: skip
 
 
-def from_here(event: Envelope, origin: Origin, source: str, error: type[R]) -> None:
+def from_here(event: Any, origin: Origin, source: str, error: type[R]) -> None:
     """The event's source is `source`, its account and region this function's own."""
     expect(error, "source", event.source, source, "the service that emits these events")
     expect(error, "account", event.account, origin.account, FROM_CONTEXT)
@@ -178,7 +201,7 @@ def from_here(event: Envelope, origin: Origin, source: str, error: type[R]) -> N
 
 
 def resources_within(
-    event: Envelope, arn: str, whence: str, error: type[R], *, prefix: bool = False
+    event: Any, arn: str, whence: str, error: type[R], *, prefix: bool = False
 ) -> None:
     """Every resource the event names is `arn` (or, with `prefix`, starts with it); the
     services list them at their discretion: none listed passes. SageMaker writes the names in
