@@ -48,6 +48,9 @@ HOOK_ENV = {
     "IDEMPOTENCY_TABLE": "i",
     "POWERTOOLS_METRICS_NAMESPACE": "bench",
     "PYDANTIC_DISABLE_PLUGINS": "__all__",
+    # Lambda sets it in every function: the hooks pause the collector while they load
+    # (mlgate/runtime/hooks/shared/coldstart.py).
+    "AWS_LAMBDA_FUNCTION_NAME": "bench-hook",
 }
 # The first parse of each job hook: the job id of its event, GetJobDetails' answer for it
 # (its UserParameters read with the hook's model) and a release.json, read with its models.

@@ -38,7 +38,7 @@ DESCRIPTION = re.compile(
 # dashboard's alarm widget, the drift rule's resources, an environment variable).
 MENTIONED = re.compile(
     r"mlgate/[a-z0-9-]+/(?:staging|prod)/(?:business|model|system)/[a-z0-9_-]+/"
-    r"(?:critical|warning)"
+    r"(?:critical|warning|scaling)"
 )
 
 
@@ -243,6 +243,14 @@ def alarm_problems(app: App) -> list[str]:
                     f"{where}: {name}'s description is not 'what fired. First checks: 1) .. "
                     "2) .. 3) ... Owner: name <email>. Runbook: url'"
                 )
+            if match["severity"] == "scaling":
+                # Pages no one: its one action is the scaling policy it wakes (an async
+                # endpoint scaled to zero, mlgate/infra/constructs/endpoint.py).
+                actions = alarm.props.get("AlarmActions", [])
+                policy = alarm.ref(actions[0]) if len(actions) == 1 else None
+                if policy is None or policy.type != "AWS::ApplicationAutoScaling::ScalingPolicy":
+                    problems.append(f"{where}: {name} acts on no scaling policy of this app")
+                continue
             topic, why = _action_topic(alarm)
             if topic is None:
                 problems.append(f"{where}: {name} {why}")

@@ -103,8 +103,8 @@ def test_real_pack_reflects_the_app(
     for gate in MANIFEST.gates:
         assert f"| {gate.name} |" in text
     assert (
-        "| mlgate-fraud-detection-prod | canary | 10 % of capacity | canary 10 % of 2 instances "
-        "= 1 instance(s), 50 % of traffic" in text
+        "| mlgate-fraud-detection-prod | canary | 10 % of capacity | real-time 2 x ml.c5.xlarge "
+        "always on; release: canary 10 % of 2 instances = 1 instance(s), 50 % of traffic" in text
     )
     shown = dom(tmp_path / "fraud-detection-evidence.html", tmp_path / "profile")
     for heading in (
@@ -178,6 +178,10 @@ def test_the_evidence_pack_lists_each_environment_s_monitor(folder: str) -> None
     assert [r[0] for r in rows] == ["staging", "prod"]
     mon = m.monitoring
     for env, engine, _, drift, quality, reports in rows:
+        if m.env_serving(env).mode == "serverless":
+            assert engine.startswith("none"), (env, engine)  # no capture, nothing watches it
+            assert (drift, quality, reports) == ("-", "-", "-")
+            continue
         if mon.engine is MonitoringEngine.EVIDENTLY:
             assert engine.startswith("Evidently job")
             assert f"above {round(mon.drift_threshold * 100, 6):g} %" in drift
@@ -378,3 +382,42 @@ def test_statements_read_in_words_and_an_unknown_action_is_shown_as_it_stands() 
     assert words(["dynamodb:GetItem"], ["t"], DateLessThan={"aws:CurrentTime": ["2030-01-01"]}) == (
         "read DynamoDB table t, only if aws:CurrentTime DateLessThan 2030-01-01"
     )
+
+
+@pytest.mark.parametrize("folder", PRODUCTS)
+def test_the_pack_lists_the_budget_estimate_and_the_advisor_checks_of_the_resource_types(
+    synth: Any, folder: str
+) -> None:
+    """The cost section: the manifest's budget, the estimate's total, and exactly the Trusted
+    Advisor checks whose resource type the product's templates create, with the support plan
+    they need; a type the templates lack takes its checks out (the broken form)."""
+    import dataclasses
+    from collections import Counter
+
+    from mlgate.cli.estimate import estimate
+    from mlgate.cli.governance.pack import costs
+    from mlgate.infra.constructs.cost import ADVISOR_CHECKS, SUPPORT_PLANS
+
+    manifest = load_manifest(EXAMPLES / folder / "manifest.yaml")
+    evidence = collect(synth.outdir, lint=False, product=manifest.product.name)
+    section = costs(manifest, evidence)
+    notes = " ".join(section.notes)
+    assert f"{manifest.cost.monthly_budget:g} USD a month" in notes
+    assert f"{estimate(manifest).total:,.2f} USD a month" in notes
+    assert SUPPORT_PLANS in notes
+    tables = dict(section.tables)
+    types = {t for counted in evidence.stacks.values() for t in counted}
+    listed = [row[0] for row in tables["Trusted Advisor checks on the product's resource types"][1]]
+    assert listed == [c.name for c in ADVISOR_CHECKS if c.resource_type in types]
+    assert "Amazon S3 Bucket Permissions" in listed
+    without_lambda = dataclasses.replace(
+        evidence,
+        stacks={
+            s: Counter({t: n for t, n in c.items() if t != "AWS::Lambda::Function"})
+            for s, c in evidence.stacks.items()
+        },
+    )
+    rows = dict(costs(manifest, without_lambda).tables)[
+        "Trusted Advisor checks on the product's resource types"
+    ][1]
+    assert not any("Lambda" in row[0] for row in rows)

@@ -37,12 +37,14 @@ def _calls(text: str) -> tuple[set[str], set[str]]:
 
 
 def documented_calls(hook: str) -> tuple[set[str], set[str], set[str]]:
-    """(calls the hook's role must allow, calls it makes with other credentials or optionally,
-    calls it makes under the role it assumes when one is configured)."""
+    """(calls the hook's role must allow, calls it makes with other credentials or optionally
+    (its own or under an assumed role: an async endpoint's, say), calls it always makes under
+    the role it assumes when one is configured)."""
     doc = ast.get_docstring(ast.parse((LAMBDAS / hook / "handler.py").read_text())) or ""
     own, _, assumed = doc.split("AWS calls:", 1)[1].partition(ASSUMED)
     required, exempt = _calls(own)
-    return required, exempt, _calls(assumed)[0]
+    always, optional = _calls(assumed)
+    return required, exempt | optional, always
 
 
 def policy_actions(resources: dict[str, Any], role: str) -> set[str]:
@@ -123,7 +125,8 @@ def test_with_prod_elsewhere_hooks_and_the_roles_they_assume_allow_exactly_their
         ("deploy_verifier", Names.of(manifest).verify_role("prod")),
         ("drift_responder", Names.of(manifest).retrain_role("prod")),
     ):
-        assert roles[role] == documented_calls(hook)[2], (hook, role)
+        _, optional, always = documented_calls(hook)
+        assert always <= roles[role] <= always | optional, (hook, role)
 
 
 def test_the_check_notices_a_missing_an_extra_and_a_wildcard_grant() -> None:
@@ -267,3 +270,130 @@ def test_the_release_path_check_fails_on_the_broken_forms() -> None:
     assert release_path_problems("release", env, release) == [
         "release: may s3:PutObject on arn:aws:s3:::art/*"
     ]
+
+
+# --- an asynchronous endpoint's release path (issue 32) -----------------------------------------
+
+ASYNC_CALLS = {"sagemaker:InvokeEndpointAsync", "s3:PutObject"}
+
+
+def async_grant_problems(mode: str, env: str, statements: list[dict[str, Any]]) -> list[str]:
+    """A role that queues requests on an `env` endpoint of `mode`: for async, InvokeEndpointAsync
+    on that endpoint and the async prefixes exactly (requests in, results and failures out);
+    none otherwise."""
+
+    def tail(arn: str) -> str:
+        return arn.split(":::", 1)[-1].split("/", 1)[-1]
+
+    invoke = resources_of(statements, "sagemaker:InvokeEndpointAsync")
+    puts = {r for r in resources_of(statements, "s3:PutObject") if tail(r).startswith("async/")}
+    gets = {r for r in resources_of(statements, "s3:GetObject") if tail(r).startswith("async/")}
+    if mode != "async":
+        return [f"{mode} {env}: may queue async requests"] if invoke | puts | gets else []
+    problems = []
+    if not invoke or not all(r.endswith(f"-{env}") and ":endpoint/" in r for r in invoke):
+        problems.append(f"async {env}: InvokeEndpointAsync on {sorted(invoke)}")
+    if {tail(r) for r in puts} != {f"async/{env}/input/*"}:
+        problems.append(f"async {env}: s3:PutObject on {sorted(puts)}")
+    if {tail(r) for r in gets} != {f"async/{env}/output/*", f"async/{env}/failures/*"}:
+        problems.append(f"async {env}: s3:GetObject on {sorted(gets)}")
+    return problems
+
+
+def test_the_async_grant_check_fails_on_the_broken_forms() -> None:
+    def allow(action: str, *resources: str) -> dict[str, Any]:
+        return {"Action": action, "Effect": "Allow", "Resource": list(resources)}
+
+    bucket = "arn:aws:s3:::art"
+    good = [
+        allow("sagemaker:InvokeEndpointAsync", "arn:aws:sagemaker:r:1:endpoint/mlgate-p-staging"),
+        allow("s3:PutObject", f"{bucket}/async/staging/input/*"),
+        allow("s3:GetObject", f"{bucket}/async/staging/output/*",
+              f"{bucket}/async/staging/failures/*"),
+    ]  # fmt: skip
+    assert async_grant_problems("async", "staging", good) == []
+    assert async_grant_problems("real-time", "staging", good) == [
+        "real-time staging: may queue async requests"
+    ]
+    assert async_grant_problems("async", "staging", good[1:])[0].startswith(
+        "async staging: InvokeEndpointAsync on []"
+    )
+    broad = [good[0], allow("s3:PutObject", f"{bucket}/async/*"), good[2]]
+    assert async_grant_problems("async", "staging", broad)[0].startswith(
+        "async staging: s3:PutObject on"
+    )
+    other = [good[0], good[1], allow("s3:GetObject", f"{bucket}/async/prod/output/*")]
+    assert async_grant_problems("async", "staging", other)[0].startswith(
+        "async staging: s3:GetObject on"
+    )
+
+
+def test_the_verifier_may_queue_its_sample_exactly_where_the_endpoint_is_async(
+    synth: Any, examples: Any
+) -> None:
+    """fraud-detection's staging endpoint is asynchronous, delivery-time's serverless, both
+    prods real-time: the verifier's role holds the async grants of each environment in the
+    home account whose endpoint is async, and no other."""
+    from mlgate.infra.naming import Names
+
+    problems, checked = [], 0
+    for product in synth.products:
+        manifest = product.manifest
+        pipeline = Names.of(manifest).release_pipeline()
+        (statements,) = [
+            s
+            for hook, env, s in release_path_grants(examples)
+            if hook == "deploy_verifier" and env["RELEASE_PIPELINE"] == pipeline
+        ]
+        for env in ("staging", "prod"):
+            if manifest.is_remote(env):
+                continue  # its verify role, in the other account's template
+            endpoint = f":endpoint/{Names.of(manifest).endpoint(env)}"
+            mine = [s for s in statements
+                    if f"/async/{env}/" in json.dumps(s) or endpoint in json.dumps(s)]  # fmt: skip
+            mode = manifest.env_serving(env).mode.value
+            checked += mode == "async"
+            problems += [f"{manifest.product.name}: {p}"
+                         for p in async_grant_problems(mode, env, mine)]  # fmt: skip
+    assert problems == []
+    assert checked >= 1, "no example has an async environment in its home account"
+
+
+def test_the_quality_gate_may_queue_its_load_only_on_an_async_staging_endpoint() -> None:
+    """The QualityGate construct alone, in a bare stack: with staging_queue_access of an async
+    staging (fraud-detection), the async grants; of a serverless one (delivery-time), none."""
+    from mlgate.infra import accounts
+    from mlgate.infra.constructs.hooks import AuditTrail
+    from mlgate.infra.constructs.release_hooks import (
+        EnvironmentAccess,
+        QualityGate,
+        QualityGateProps,
+        ReleaseProps,
+    )
+    from mlgate.infra.naming import Names
+    from mlgate.manifest import load_manifest
+
+    from .constructs.conftest import kit, policy_statements
+
+    found = {}
+    for product in ("fraud-detection", "delivery-time"):
+        manifest = load_manifest(ROOT / "examples" / product / "manifest.yaml")
+        statements, findings = accounts.staging_queue_access(manifest)
+        home = kit()
+        QualityGate(
+            home.stack, "Gate",
+            props=QualityGateProps(
+                release=ReleaseProps(names=Names.of(manifest), home_artifacts="art"),
+                thresholds={"model_metrics": [], "slos": []}, smoke_requests=5,
+                staging_queue=EnvironmentAccess(statements=tuple(statements), findings=findings),
+            ),
+            key=home.key, alarms=home.alarms, idempotency=home.idempotency(),
+            audit=AuditTrail(home.stack, "Audit", key=home.key, table_name="audit"),
+        )  # fmt: skip
+        granted = policy_statements(home.template())
+        found[product] = async_grant_problems(
+            manifest.env_serving("staging").mode.value, "staging", granted
+        )
+        assert resources_of(granted, "sagemaker:DescribeEndpointConfig"), product
+        assert bool(statements) == (product == "fraud-detection")
+    assert found == {"fraud-detection": [], "delivery-time": []}

@@ -509,3 +509,163 @@ def test_manifests_are_parsed_by_libyaml_with_duplicate_keys_refused() -> None:
     assert issubclass(manifest._FastUniqueKeyLoader, yaml.CSafeLoader)
     with pytest.raises(yaml.constructor.ConstructorError, match="appears twice"):
         yaml.load("a: 1\na: 2\n", Loader=manifest._FastUniqueKeyLoader)
+
+
+# --- issue 32: serving modes -----------------------------------------------------------------
+
+SERVERLESS = {"memory_mb": 2048, "max_concurrency": 10}
+
+
+def _serverless(env: str, **extra: Any) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        serving = doc["serving"][env]
+        for field in ("instance_type", "instance_count", "autoscaling", "async"):
+            serving.pop(field, None)
+        serving.update({"mode": "serverless", "serverless": dict(SERVERLESS)})
+        serving["rollout"] = {**serving["rollout"], "policy": "all_at_once"}
+        if env == "prod":
+            serving["rollout"]["allow_all_at_once"] = True
+        serving.update(extra)
+
+    return change
+
+
+def _async(env: str, **extra: Any) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        serving = doc["serving"][env]
+        serving["autoscaling"].pop("target_invocations_per_instance", None)
+        serving.update({"mode": "async", "async": {"scale_to_zero": True}})
+        serving["rollout"] = {**serving["rollout"], "policy": "all_at_once"}
+        if env == "prod":
+            serving["rollout"]["allow_all_at_once"] = True
+        serving.update(extra)
+
+    return change
+
+
+def _then(*changes: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        for each in changes:
+            each(doc)
+
+    return change
+
+
+def test_each_mode_loads_and_real_time_is_the_default(tmp_path: Path) -> None:
+    m = load_manifest(write(tmp_path, mutated(_then(_serverless("staging"), _async("prod")))))
+    assert (m.serving.staging.mode.value, m.serving.prod.mode.value) == ("serverless", "async")
+    assert load_manifest(DEFAULT_MANIFEST).serving.prod.mode.value == "real-time"
+
+
+MODE_MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    (
+        "a serverless environment with instances",
+        _serverless("staging", instance_type="ml.m5.large"),
+        "serving.staging.instance_type: a serverless endpoint has no instances: SageMaker "
+        "scales it within serverless.max_concurrency; drop this",
+    ),
+    (
+        "a serverless environment without its capacity",
+        _then(_serverless("staging"), _del("serving.staging.serverless")),
+        "serving.staging.serverless: a serverless environment names its memory_mb and "
+        "max_concurrency (and provisioned_concurrency to stay warm)",
+    ),
+    (
+        "a serverless canary",
+        _then(_serverless("staging"), _set("serving.staging.rollout.policy", "canary")),
+        "serving.staging.rollout.policy: canary steps are sized in instances and a serverless "
+        "endpoint has none: use all_at_once (SageMaker shifts all traffic to the new fleet, "
+        "then bakes while the rollback alarms watch)",
+    ),
+    (
+        "a memory size SageMaker does not offer",
+        _then(_serverless("staging"), _set("serving.staging.serverless.memory_mb", 1500)),
+        "serving.staging.serverless: memory_mb 1500 is not one SageMaker offers: 1024, 2048, "
+        "3072, 4096, 5120, 6144",
+    ),
+    (
+        "more provisioned concurrency than the maximum",
+        _then(
+            _serverless("staging"),
+            _set("serving.staging.serverless.provisioned_concurrency", 11),
+        ),
+        "serving.staging.serverless: provisioned_concurrency 11 is above max_concurrency 10: "
+        "SageMaker needs it at most that",
+    ),
+    (
+        "a serverless section on a real-time environment",
+        _set("serving.prod.serverless", SERVERLESS),
+        "serving.prod.serverless: only a serverless environment takes it (real-time)",
+    ),
+    (
+        "an async environment tracking invocations per instance",
+        _then(
+            _async("staging"),
+            _set("serving.staging.autoscaling.target_invocations_per_instance", 9),
+        ),
+        "serving.staging.autoscaling.target_invocations_per_instance: an async endpoint "
+        "publishes no InvocationsPerInstance to track: it scales on async.backlog_per_instance",
+    ),
+    (
+        "an async environment scaling to zero without autoscaling",
+        _then(_async("staging"), _set("serving.staging.autoscaling.enabled", False)),
+        "serving.staging.async.scale_to_zero: scaling to zero and waking on new work are "
+        "autoscaling policies: autoscaling.enabled must stay true",
+    ),
+    (
+        "a canary on an async environment that scales to zero",
+        _then(_async("prod"), _set("serving.prod.rollout.policy", "canary")),
+        "serving.prod.rollout.policy: canary steps are a share of the running instances, and "
+        "an async endpoint scaled to zero has none: use all_at_once, or async.scale_to_zero: "
+        "false",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"), [m[1:] for m in MODE_MISTAKES], ids=[m[0] for m in MODE_MISTAKES]
+)
+def test_each_mode_refuses_what_sagemaker_does_not_support(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    assert expected in problems(tmp_path, mutated(change))
+
+
+def test_the_summary_states_each_mode_and_its_standing_capacity(tmp_path: Path) -> None:
+    m = load_manifest(write(tmp_path, mutated(_then(_serverless("staging"), _async("prod")))))
+    assert m.rollout_summary("staging").startswith(
+        "serverless 2048 MB, up to 10 concurrent: 0 when idle (cold starts); not monitored "
+        "for drift (serverless endpoints capture no traffic); release: all at once to a new "
+        "serverless fleet"
+    )
+    assert m.rollout_summary("prod").startswith("async 0..")
+    assert ": 0 when idle; release: all at once to the instances running then" in (
+        m.rollout_summary("prod")
+    )
+    real = load_manifest(DEFAULT_MANIFEST)
+    assert real.rollout_summary("prod").startswith("real-time 2 x ml.c5.xlarge always on; ")
+
+
+def test_a_kpi_stand_in_names_a_file_beside_the_manifest_and_its_function(tmp_path: Path) -> None:
+    """stand_in is `file.py:function`; the file must exist when the manifest is read."""
+    assert "is not a stand-in: write file.py:function" in " ".join(
+        problems(tmp_path, mutated(_set("metrics.business_kpis.0.stand_in", "kpis.py")))
+    )
+    path = write(tmp_path, mutated(_set("metrics.business_kpis.0.stand_in", "nokpis.py:loss")))
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    (line,) = caught.value.lines
+    assert line.startswith(
+        f"{path}: metrics.business_kpis[0].stand_in (KPI fraud-loss-rate): no file nokpis.py "
+        "beside the manifest"
+    )
+
+
+def test_a_kpi_stand_in_whose_function_is_missing_is_refused_at_load(tmp_path: Path) -> None:
+    path = write(tmp_path, mutated(_set("metrics.business_kpis.0.stand_in", "kpis.py:nothing")))
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    assert caught.value.lines == [
+        f"{path}: metrics.business_kpis[0].stand_in: the stand-in of KPI fraud-loss-rate: "
+        "kpis.py defines no function nothing(batch, prediction)"
+    ]

@@ -16,6 +16,7 @@ from mlgate.cli.governance import figures
 from mlgate.cli.governance.evidence import Evidence, Grant, Trust, collect
 from mlgate.cli.governance.pack import architecture, write
 from mlgate.infra.naming import Names
+from mlgate.infra.stacks.serving import captures_traffic
 
 from .test_dashboard_preview import dom
 
@@ -67,7 +68,14 @@ def test_architecture_names_every_stack_by_account_with_the_data_flow(
         assert (n.stack("training"), n.stack("delivery")) in flows
         for env in ("staging", "prod"):
             assert (n.stack("delivery"), Names.of(m, env).serving_stack()) in flows
-            assert (Names.of(m, env).monitoring_stack(), n.stack("training")) in flows
+            # A serverless endpoint captures nothing: no monitoring stack, no drift flow.
+            watcher = Names.of(m, env).monitoring_stack()
+            if captures_traffic(m, env):
+                assert (watcher, n.stack("training")) in flows
+            else:
+                assert watcher not in stacks
+                assert f'data-stack="{watcher}"' not in svg
+                assert not any(watcher in edge for edge in flows)
 
 
 def test_cross_account_trusts_are_drawn_only_where_prod_has_its_own_account(
@@ -162,6 +170,8 @@ def test_gates_timeline_in_release_order_with_approvers(
             assert kind == g.kind.value
             for a in g.approvers:
                 assert f"{m.contact(a).name} ({m.contact(a).role})" in step
+            if len(g.approvers) > 1:  # who decides: every approver, or any one of them
+                assert ("all of:" if g.requires == "all" else "any one of:") in step
             if kind == "automated":
                 assert "automated:" in step
         assert any(k == "automated" and s.startswith("Verify") for k, s, _ in stages)
@@ -182,7 +192,14 @@ def test_architecture_line_names_resources_by_what_they_do(synth: Any) -> None:
         e = collect(synth.outdir, lint=False, product=m.product.name)
         line = architecture(m, e).notes[0]
         segments = dict(re.findall(r"(?:^| → )([^(→]+?) \(([^)]*)\)", line))
-        monitoring = [Names.of(m, env).monitoring_pipeline() for env in ("staging", "prod")]
+        watched = [env for env in ("staging", "prod") if captures_traffic(m, env)]
+        monitoring = [Names.of(m, env).monitoring_pipeline() for env in watched]
+        unwatched = [
+            Names.of(m, env).monitoring_pipeline()
+            for env in ("staging", "prod")
+            if env not in watched
+        ]
+        assert not any(name in line for name in unwatched)
         training = segments["SageMaker training pipeline"].split(", ")
         assert training == [Names.of(m).training_pipeline()]
         assert not set(monitoring) & set(training)

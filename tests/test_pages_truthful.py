@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mlgate.cli.governance.pack import write
+from mlgate.cli.governance.pack import RESOURCE_WORDS, resource_words, write
 from mlgate.cli.observability.preview import markdown_html, write_previews
 from mlgate.cli.reporting import Assembly
 
@@ -114,6 +114,23 @@ def test_no_page_shows_a_raw_template_value(pages: dict[str, str]) -> None:
         for raw in RAW:
             assert raw not in text, f"{name} shows {raw!r}"
         assert not TOKEN.search(text), f"{name} shows a logical id: {TOKEN.search(text)}"
+
+
+def test_trusted_advisor_checks_name_what_they_look_at_in_words(pages: dict[str, str]) -> None:
+    """Each check's resource type has its own words (none falls back to the spelled-out type),
+    and the pack's table shows those words where a raw type ('AWS::S3::Bucket') would be."""
+    from mlgate.infra.constructs.cost import ADVISOR_CHECKS
+
+    for check in ADVISOR_CHECKS:
+        assert check.resource_type in RESOURCE_WORDS, check
+        assert "::" not in resource_words(check.resource_type)
+    assert resource_words("AWS::Foo::BarBaz") == "Foo bar baz resources"  # never the raw type
+    shown = [text for name, text in pages.items() if name.endswith("-evidence.md")]
+    assert shown
+    for text in shown:
+        rows = [r for r in text.splitlines() if r.startswith("| Amazon S3 Bucket Permissions |")]
+        assert rows
+        assert all("| S3 buckets |" in r for r in rows), rows
 
 
 def test_every_number_a_person_reads_has_its_unit(synth: Any, pages: dict[str, str]) -> None:

@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 from mlgate.cli import preflight
 from mlgate.infra.naming import Names
 from mlgate.manifest import Manifest, load_manifests, parse_manifest
+from mlgate.manifest.serving import ServingMode
 from tools.preflight_double import World, healthy_world
 
 from .conftest import EXAMPLES, ROOT
@@ -105,10 +106,10 @@ def test_healthy_accounts_pass_every_check(product: str) -> None:
     expected = {
         "cdk-bootstrap", "cfn-exec-role", "lambda-concurrency", "endpoint-quota",
         "training-quota", "processing-quota", "glue-quota", "slack-secrets",
-        "sagemaker-images", "powertools-layer",
+        "sagemaker-images", "powertools-layer", "support-plan",
     }  # fmt: skip
-    if product == "delivery-time":  # prod in an account of its own
-        expected |= {"prod-trusts-home", "trust-by-name", "trusted-role-origin"}
+    if product == "delivery-time":  # prod in an account of its own, staging serverless
+        expected |= {"prod-trusts-home", "trust-by-name", "trusted-role-origin", "serverless-quota"}
     assert checks == expected
     accounts = {line.split("[")[1].split("]")[0] for line in run.lines if "cdk-bootstrap" in line}
     environments = run.world.manifests[0].environments
@@ -136,9 +137,32 @@ def test_blue_green_doubles_the_largest_fleet() -> None:
     # prod: 4 instances, autoscaling up to 12, and a whole green fleet beside blue.
     assert prod.endpoint == {"ml.c5.large": 24}
     assert prod.hooks == len(preflight.ENV_HOOKS)
+    assert prod.serverless_concurrency == 0
     home = preflight.plan([m])[("111111111111", "us-east-1")]
-    assert home.endpoint == {"ml.m5.large": 4}
+    # staging is serverless: no instance quota, its max concurrency (both variants) against
+    # the region's serverless concurrency; no monitoring job, no drift responder.
+    staging = m.env_serving("staging")
+    assert staging.mode is ServingMode.SERVERLESS
+    assert staging.serverless is not None
+    assert home.endpoint == {}
+    assert home.serverless_concurrency == 2 * staging.serverless.max_concurrency
+    assert home.processing == {m.model.processing_instance_type: 1}  # the pipeline's only
+    assert home.hooks == len(preflight.HOME_HOOKS)
+    assert preflight.SERVERLESS_QUOTA in preflight.wanted_quotas(home)
     assert [(p.product.name, n) for p, n in home.reservations] == [("delivery-time", 10)]
+
+
+def test_an_async_endpoint_counts_its_largest_fleet_like_real_time() -> None:
+    [m] = manifests_of("fraud-detection")
+    staging = m.env_serving("staging")
+    assert staging.mode is ServingMode.ASYNC  # scales to zero, up to autoscaling's maximum
+    home = preflight.plan([m])[preflight.home(m)]
+    fleet = max(staging.instance_count, staging.autoscaling.max_instances)
+    prod = m.env_serving("prod")
+    same = staging.instance_type == prod.instance_type and not m.is_remote("prod")
+    extra = 2 * preflight.largest_fleet(m, "prod") if same else 0
+    assert home.endpoint[staging.instance_type] == 2 * fleet + extra
+    assert home.serverless_concurrency == 0
 
 
 # --- an account that breaks one check -------------------------------------------------------
@@ -213,16 +237,32 @@ def quota(use: str, value: float, where: Callable[[World], tuple[str, str]] = ho
     return breaks
 
 
+def endpoint_key(world: World) -> tuple[str, str]:
+    """The first account and region with an endpoint on instances (home, unless staging is
+    serverless)."""
+    return next(k for k in (home_key(world), prod_key(world)) if world.plans[k].endpoint)
+
+
 def endpoint_one_short(world: World) -> None:
-    key = home_key(world)
+    key = endpoint_key(world)
     name = next(n for n in world.applied[key] if n.endswith("endpoint usage"))
     world.applied[key][name] = world.need(key, name) - 1
 
 
 def instance_not_offered(world: World) -> None:
-    key = home_key(world)
+    key = endpoint_key(world)
     name = next(n for n in world.applied[key] if n.endswith("endpoint usage"))
     del world.applied[key][name]  # nor among the defaults: not offered in the region
+
+
+def serverless_one_short(world: World) -> None:
+    key = home_key(world)
+    need = world.need(key, preflight.SERVERLESS_QUOTA)
+    world.applied[key][preflight.SERVERLESS_QUOTA] = need - 1
+
+
+def serverless_not_offered(world: World) -> None:
+    del world.applied[home_key(world)][preflight.SERVERLESS_QUOTA]
 
 
 def few_dpus(world: World) -> None:
@@ -382,6 +422,16 @@ BROKEN = {
     "instance type not offered": Broken(
         instance_not_offered, "endpoint-quota", "FAIL", "another instance type"
     ),
+    "serverless concurrency below the blue/green peak": Broken(
+        serverless_one_short,
+        "serverless-quota",
+        "FAIL",
+        "request-service-quota-increase",
+        ("delivery-time",),
+    ),
+    "serverless not offered": Broken(
+        serverless_not_offered, "serverless-quota", "FAIL", "another mode", ("delivery-time",)
+    ),
     "no training instances": Broken(
         quota("training", 0), "training-quota", "FAIL", "request-service-quota-increase"
     ),
@@ -529,10 +579,15 @@ def test_model_monitor_passes_in_an_account_that_has_it(product: str) -> None:
     assert "sagemaker-model-monitor-analyzer" in run.line("sagemaker-images")
 
 
+def monitored_key(world: World) -> tuple[str, str]:
+    """The first account and region with a monitored environment (a serverless one is not)."""
+    return next(k for k in (home_key(world), prod_key(world)) if world.plans[k].model_monitor)
+
+
 @pytest.mark.parametrize("product", PRODUCTS)
 def test_model_monitor_refused_fails_and_an_account_without_it_warns(product: str) -> None:
     def refused(world: World) -> None:
-        world.monitoring[home_key(world)] = "AccessDeniedException"
+        world.monitoring[monitored_key(world)] = "AccessDeniedException"
 
     run = run_preflight(manifests_of(product, "model-monitor"), refused)
     assert run.code == 1
@@ -540,7 +595,7 @@ def test_model_monitor_refused_fails_and_an_account_without_it_warns(product: st
     assert "monitoring.engine: evidently" in run.line("model-monitor").partition("Fix: ")[2]
 
     def never_used(world: World) -> None:
-        world.monitoring[home_key(world)] = {"MonitoringScheduleSummaries": []}
+        world.monitoring[monitored_key(world)] = {"MonitoringScheduleSummaries": []}
 
     run = run_preflight(manifests_of(product, "model-monitor"), never_used)
     assert run.code == 0
@@ -703,3 +758,41 @@ def test_trust_policies_name_the_account() -> None:
     assert preflight.trusts(json.dumps(doc), "111111111111")
     deny = {"Statement": {**doc["Statement"][0], "Effect": "Deny"}}
     assert not preflight.trusts(deny, "111111111111")
+
+
+# --- the support plan: Trusted Advisor's events (issue 33) ----------------------------------
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_a_basic_support_plan_warns_naming_the_plan_needed(product: str) -> None:
+    from mlgate.infra.constructs.cost import SUPPORT_PLANS
+
+    def basic(world: World) -> None:
+        for account in world.support:
+            world.support[account] = "SubscriptionRequiredException"
+
+    healthy = run_preflight(manifests_of(product))
+    lines = [line for line in healthy.lines if " support-plan " in line]
+    accounts = {e.account for e in (healthy.world.manifests[0].environments.staging,
+                                    healthy.world.manifests[0].environments.prod)}  # fmt: skip
+    assert len(lines) == len(accounts), lines  # once per account, whatever its regions
+    assert all(line.startswith("PASS") for line in lines), lines
+    # The broken form: an account on Basic support warns, names the plan, exits 0 (a warning).
+    run = run_preflight(manifests_of(product), basic)
+    assert run.code == 0
+    warned = run.not_passing()["support-plan"]
+    assert warned.startswith("WARN"), warned
+    assert SUPPORT_PLANS in warned, warned
+    assert "Amazon S3 Bucket Permissions" in warned  # the core check that still runs
+    support_calls = [c for c in run.world.calls if c[1] == "support"]
+    assert {c[2] for c in support_calls} == {"DescribeTrustedAdvisorChecks"}
+
+
+def test_another_support_error_fails_the_check() -> None:
+    def denied(world: World) -> None:
+        for account in world.support:
+            world.support[account] = "AccessDeniedException"
+
+    run = run_preflight(manifests_of("fraud-detection"), denied)
+    assert run.code == 1
+    assert run.not_passing()["support-plan"].startswith("FAIL")

@@ -96,6 +96,13 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         "the drift responder: started true",
         "the alarm again an hour later: started false: retraining already started",
         "drift started retraining once",
+        # version 2, trained for real, released to staging and prod by the same hooks
+        "version 2, a later run [simulated offline]: the same training on a seeded sample",
+        "Version 2: from staging to prod through its rollout",
+        f"the version's model and baselines copied to s3://artifacts/released/{name}/1/",
+        f"mlgate-{name}-staging serves s3://artifacts/released/{name}/2/model.tar.gz",
+        f"prod: mlgate-{name}-prod serves s3://artifacts/released/{name}/2/model.tar.gz",
+        "version 2 rolled out in prod as the manifest says",
     ):
         assert line in out, line
     assert "[simulated offline]" in out  # what could not run here says so
@@ -108,19 +115,30 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         assert f"deployer hook in account {account} through its deploy role" in out
 
 
-SCORE = re.compile(r"sample scored (?P<score>\S+?) \(the endpoint: the trained model artifact")
+# The verifier's sample: answered at once (real-time; serverless says so), or, on an async
+# endpoint, queued once the verifier checked the version served, then read from its result object.
+SCORE = re.compile(
+    r"serves s3://artifacts/released/[^/]+/(?P<version>\d+)/model\.tar\.gz[^;]*;.*?sample scored "
+    r"(?P<score>[^\s(]+?)(?: \(serverless\))?(?: \(s3://\S+\.out\))? \(the endpoint: the "
+    r"trained model artifact"
+)
 
 
 def test_the_endpoint_answers_with_each_products_own_model(rehearsal: Run) -> None:
     """The verifier's sample request is answered by the product's trained model: a real score,
-    its own (no product scores like another, no stand-in's constant), and the quality gate's
-    smoke answers agree with the evaluation's predictions, their latency labelled in-process."""
+    its own (no product scores like another, no stand-in's constant), each version's own
+    (version 2 scores the sample otherwise than version 1), and the quality gate's smoke
+    answers agree with the evaluation's predictions, their latency labelled in-process."""
     scores: dict[str, list[str]] = {}
     for name, section in rehearsal.sections().items():
         out = " ".join(section.split())
-        scores[name] = [m["score"] for m in SCORE.finditer(out)]
+        found = [(m["version"], m["score"]) for m in SCORE.finditer(out)]
+        scores[name] = [score for version, score in found if version == "1"]
+        second = {score for version, score in found if version == "2"}
         assert len(scores[name]) >= 2, out[-3000:]  # staging and prod
         assert len(set(scores[name])) == 1, scores  # the same model and request
+        assert len(second) == 1, found
+        assert second != set(scores[name]), found  # another model
         manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
         if any(g.kind.value == "automated" for g in manifest.pipeline_gates):
             assert "latencies measured in-process on this machine" in out
@@ -168,10 +186,18 @@ def test_metrics_json_holds_the_runs_series_as_the_dashboards_name_them(rehearsa
         timed = [p for m in written["metrics"] if m["name"] == "ModelLatency" for p in m["points"]]
         assert len(timed) >= 2, timed
         assert varies(timed), timed
-        for metric in ("Invocations", "InvocationModelErrors", "Invocation5XXErrors"):
+        staging = manifest.serving.staging.mode.value
+        # An async endpoint publishes no Invocations: it counts requests processed and failed.
+        counted = (("InvocationsProcessed", "InvocationFailures") if staging == "async"
+                   else ("Invocations", "InvocationModelErrors"))  # fmt: skip
+        for metric in (*counted, "Invocation5XXErrors"):
             assert ("AWS/SageMaker", metric, tuple(sorted(endpoint.items()))) in series
+        if staging == "async":
+            assert ("AWS/SageMaker", "Invocations", tuple(sorted(endpoint.items()))) not in series
+        monitored = next(e for e in ("staging", "prod")
+                         if manifest.env_serving(e).mode.value != "serverless")  # fmt: skip
         drift = series[(Names.of(manifest).monitoring_namespace(), "drifted_feature_share",
-                        (("Environment", "staging"), ("Product", name)))]  # fmt: skip
+                        (("Environment", monitored), ("Product", name)))]  # fmt: skip
         assert len(drift["points"]) == 2, drift
         assert varies(drift["points"]), drift
         for m in manifest.metrics.model_metrics:
@@ -180,7 +206,7 @@ def test_metrics_json_holds_the_runs_series_as_the_dashboards_name_them(rehearsa
         (alarm,) = written["alarms"]
         assert [state for _, state, _ in alarm["history"]] == ["OK", "ALARM"]
         kinds = {m["kind"] for m in written["moments"]}
-        assert {"release", "rollback", "drift", "retrain"} <= kinds, kinds
+        assert {"release", "canary", "rollback", "drift", "retrain"} <= kinds, kinds
 
 
 def test_a_failing_product_fails_the_run_and_is_named(
@@ -224,3 +250,186 @@ def test_a_rehearsal_gives_boto3_its_own_clients_back(tmp_path: Any) -> None:
             assert boto3.session.Session.client is not session_client
         assert boto3.client is client
         assert boto3.session.Session.client is session_client
+
+
+CANARY = re.compile(
+    r"Canary prod, step 1 of (?P<steps>\d+) \[simulated offline\].*?version 2 on "
+    r"(?P<instances>\d+) of (?P<total>\d+) instances, (?P<share>[\d.]+) % of traffic; of "
+    r"(?P<requests>\d+) requests version 2 answered (?P<green>\d+) \([\d.]+ %\), version 1 "
+    r"(?P<blue>\d+); scores: version 2 mean .*?On the same (?P<rows>\d+) rows the two models' "
+    r"answers differ by up to (?P<difference>\S+) \(mean"
+)
+
+
+def test_version_2_rolls_out_in_prod_as_the_manifest_says(rehearsal: Run) -> None:
+    """Prod's rollout of version 2 follows the manifest (the first step's share of traffic,
+    then every step to all of it); the canary's requests are answered by version 2's model in
+    that proportion and by version 1's for the rest, the two models answering the same rows
+    otherwise; each fleet's series is in metrics.json under the variant the dashboards read."""
+    import json
+
+    from mlgate.infra.naming import Names
+    from tools.rehearsal_canary import tolerance, traffic_steps
+
+    for name in PRODUCTS:
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        out = " ".join(rehearsal.sections()[name].split())
+        serving = manifest.serving.prod
+        plan = traffic_steps(serving.rollout, serving.instance_count)
+        found = CANARY.search(out)
+        assert found, out[out.find("Version 2") :][:4000]
+        assert (int(found["instances"]), float(found["share"])) == plan[0]
+        assert int(found["steps"]) == len(plan) > 1
+        assert int(found["total"]) == serving.instance_count
+        requests, green = int(found["requests"]), int(found["green"])
+        assert green + int(found["blue"]) == requests
+        assert abs(100 * green / requests - plan[0][1]) <= tolerance(plan[0][1], requests)
+        assert float(found["difference"]) > 0  # two models
+        assert out.count("quiet through the bake") == len(plan)
+        assert f"step {len(plan)} of {len(plan)}" in out
+        written = json.loads((ROOT / "reports" / "rehearsal" / name / "metrics.json").read_text())
+        endpoint = Names.of(manifest, "prod").endpoint()
+        fleets = {
+            m["dimensions"]["EndpointConfigName"]: sum(v for _, v in m["points"])
+            for m in written["metrics"]
+            if m["name"] == "Invocations"
+            and m["dimensions"].get("EndpointName") == endpoint
+            and m["dimensions"].get("VariantName") == "AllTraffic"
+            and "EndpointConfigName" in m["dimensions"]
+        }
+        steps = re.findall(r"requests version 2 answered (\d+) \([\d.]+ %\), version 1 (\d+);", out)
+        assert len(steps) == len(plan), steps
+        assert fleets == {
+            f"{endpoint}-config-v2": sum(int(g) for g, _ in steps),
+            f"{endpoint}-config-v1": sum(int(b) for _, b in steps),
+        }, (fleets, steps)
+        canary = [m for m in written["moments"] if m["kind"] == "canary"]
+        assert [m["environment"] for m in canary] == ["prod"], canary
+
+
+def test_each_declared_kpi_stand_in_has_its_series(rehearsal: Run) -> None:
+    """Each KPI the product declares a stand-in for is computed on every batch the rehearsal
+    scores in prod (version 1's traffic, each rollout step, version 2's traffic) and written
+    under its namespace and metric name with the dimensions of the dashboard's KPI widget; the
+    values are the product's own (per product, some KPI moves from batch to batch; no two
+    products' series alike)."""
+    import json
+    import math
+
+    assert not varies([["t", 0.0], ["u", 0.0]])  # the broken form: every KPI a constant
+    by_product = {}
+    for name in PRODUCTS:
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        out = " ".join(rehearsal.sections()[name].split())
+        written = json.loads((ROOT / "reports" / "rehearsal" / name / "metrics.json").read_text())
+        plan_steps = int(CANARY.search(out)["steps"])  # type: ignore[index]
+        series = {}
+        for kpi in manifest.metrics.business_kpis:
+            assert kpi.stand_in, kpi.name
+            found = [m for m in written["metrics"]
+                     if (m["namespace"], m["name"]) == (kpi.namespace, kpi.metric_name)
+                     and m["dimensions"] == {"Product": name, "Environment": "prod"}]  # fmt: skip
+            assert len(found) == 1, (kpi.name, found)
+            points = found[0]["points"]
+            # one point per scored batch, but none where the batch said nothing of the KPI
+            no_value = out.count(f"{kpi.name}: no value on this batch")
+            assert len(points) + no_value >= plan_steps + 2, (kpi.name, points)
+            assert all(math.isfinite(v) for _, v in points)
+            series[kpi.name] = [round(v, 9) for _, v in points]
+        assert any(varies([["t", v] for v in values]) for values in series.values()), series
+        assert "[offline, from the held-out split]" in out
+        by_product[name] = sorted(map(tuple, series.values()))
+    assert len({tuple(v) for v in by_product.values()}) == len(by_product)
+
+
+MODES = {"async": "async", "serverless": "serverless, all at once", "real-time": "real-time"}
+ASYNC_VERIFIED = re.compile(
+    r"Verify staging succeeded: staging: (?P<endpoint>\S+) on \S+ \(asynchronous\); sample "
+    r"scored (?P<score>[^\s(]+) \((?P<output>s3://artifacts/async/staging/output/verify-\S+\.out)\)"
+)
+
+
+def modes_shown(out: str, manifest: Any) -> dict[str, str]:
+    """Each environment's mode as the timeline's Serving lines print it."""
+    shown = {}
+    for env in ("staging", "prod"):
+        found = re.search(rf"Serving {env} \((?P<mode>[^)]+)\): ", out)
+        shown[env] = found["mode"] if found else ""
+    return shown
+
+
+def test_the_timeline_plays_each_environments_serving_mode(rehearsal: Run) -> None:
+    """Each product's staging mode is printed with its standing capacity (fraud-detection's
+    async, delivery-time's serverless); an async staging's verifier reads its sample's result
+    object, after the queue woke the endpoint [simulated offline]; a serverless staging's
+    first request is a cold start; drift is watched on a monitored environment only."""
+    broken = "Serving staging (real-time): real-time 2 x ml.m5.large always on"
+    assert modes_shown(broken, None)["staging"] == "real-time"  # the broken form: no mode played
+    assert not ASYNC_VERIFIED.search("Verify staging succeeded: staging: e serves s; sample "
+                                     "scored 0.1 (the endpoint")  # fmt: skip
+    seen = set()
+    for name in PRODUCTS:
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        out = " ".join(rehearsal.sections()[name].split())
+        shown = modes_shown(out, manifest)
+        for env in ("staging", "prod"):
+            mode = manifest.env_serving(env).mode.value
+            assert shown[env] == MODES[mode], (env, shown)
+            assert f"Serving {env} ({MODES[mode]}): {manifest.capacity_summary(env)}" in out
+            seen.add((env, mode))
+        staging = manifest.serving.staging.mode.value
+        verified = ASYNC_VERIFIED.findall(out)
+        if staging == "async":
+            assert len(verified) == 2, out[:6000]  # versions 1 and 2
+            assert "the backlog woke it from 0 instances [simulated offline]" in out
+            assert "result object(s) written under async/staging/output/" in out
+            assert "INFO smoke latency_p99_ms" in out  # queued: the real-time SLO not applied
+        else:
+            assert not verified
+        if staging == "serverless":
+            assert "the endpoint's rollout (serverless, all at once: " in out
+            assert out.count("Cold start staging the first request to") == 2, out[:6000]
+            assert "sample scored" in out
+            assert "(serverless)" in out
+        monitored = next(e for e in ("staging", "prod")
+                         if manifest.env_serving(e).mode.value != "serverless")  # fmt: skip
+        assert f"Monitoring {monitored}, the first environment the app monitors" in out
+        assert f"the drift responder: started true: drift on mlgate-{name}-{monitored}" in out
+    # both examples together play every mode the manifest offers
+    assert {m for _, m in seen} == set(MODES), seen
+
+
+def test_metrics_json_holds_each_modes_own_series(rehearsal: Run) -> None:
+    """An async staging's queue (backlog that fills and drains, the oldest request's age) per
+    endpoint; a serverless staging's ModelSetupTime, one point per cold start."""
+    import json
+
+    from mlgate.infra.naming import Names
+
+    for name in PRODUCTS:
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        written = json.loads((ROOT / "reports" / "rehearsal" / name / "metrics.json").read_text())
+        endpoint = Names.of(manifest, "staging").endpoint()
+        mine = {m["name"]: m for m in written["metrics"]
+                if m["dimensions"].get("EndpointName") == endpoint}  # fmt: skip
+        staging = manifest.serving.staging.mode.value
+        if staging == "async":
+            backlog = mine["ApproximateBacklogSize"]
+            assert backlog["dimensions"] == {"EndpointName": endpoint}
+            sizes = [v for _, v in backlog["points"]]
+            assert max(sizes) >= manifest.serving.smoke_requests, sizes
+            assert sizes[-1] == 0, sizes
+            ages = [v for _, v in mine["ApproximateAgeOfOldestRequest"]["points"]]
+            assert max(ages) > 0, ages
+            assert ages[-1] == 0, ages
+            processed = sum(v for _, v in mine["InvocationsProcessed"]["points"])
+            assert processed >= 2 * (manifest.serving.smoke_requests + 1), processed
+        else:
+            assert "ApproximateBacklogSize" not in mine
+        if staging == "serverless":
+            setup = mine["ModelSetupTime"]
+            assert setup["unit"] == "Microseconds"
+            assert len(setup["points"]) == 2, setup
+            assert all(v > 0 for _, v in setup["points"]), setup
+        else:
+            assert "ModelSetupTime" not in mine

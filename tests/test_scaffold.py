@@ -29,6 +29,9 @@ def test_the_scaffold_validates_and_documents_every_field(scaffolded: Path) -> N
     assert manifest.product.name == "churn-risk"
     for field in ("schedule:", "quality_rules:", "problem_type:", "drift_threshold:"):
         assert field in text
+    # The KPI's offline stand-in, beside the manifest and defining its function.
+    assert "stand_in: kpis.py:decisions_accepted" in text
+    assert manifest.metrics.stand_in_problems(manifest.folder) == []
     assert text.count("\n#") + text.count("  # ") > 80  # a comment above each field
 
 
@@ -59,8 +62,10 @@ def test_the_scaffold_synthesizes_with_cdk_nag_passing(scaffolded: Path, tmp_pat
     app = cdk.App(outdir=str(tmp_path), context=context)
     build_app(app, [load_manifest(scaffolded / "manifest.yaml")])
     app.synth()  # cdk-nag findings would raise here
-    # foundation, data, training, delivery; serving, monitoring, observability per environment
-    assert len(list(tmp_path.glob("mlgate-churn-risk-*.template.json"))) == 10
+    # foundation, data, training, delivery, advisor (Trusted Advisor's events forwarded from
+    # us-east-1: the product lives in eu-west-1); serving, monitoring, observability per
+    # environment
+    assert len(list(tmp_path.glob("mlgate-churn-risk-*.template.json"))) == 11
 
 
 @pytest.mark.spark
@@ -74,6 +79,20 @@ def test_the_scaffold_s_code_runs(scaffolded: Path, spark: Any, tmp_path: Path) 
     metrics = run.report[manifest.model.problem_type.report_section]
     for metric in manifest.metrics.model_metrics:
         assert metric.met_by(metrics[metric.name.value]["value"]), metric.name
+    # The template's KPI stand-in on the run's held-out split, scored by the trained model: the
+    # share of decisions the label confirms, as the rehearsal computes it.
+    import numpy as np
+
+    from mlgate.runtime.ml.scripts.evaluate import load_predictor
+    from tools.rehearsal_kpis import StandIns, scored_batch
+
+    (kpi,) = manifest.metrics.business_kpis
+    assert kpi.stand_in == "kpis.py:decisions_accepted"
+    test = run.split("test")
+    scores = np.asarray(load_predictor(tmp_path / "model", "binary_classification")(test[:, 1:]))
+    ((_, value),) = StandIns(manifest).values(*scored_batch(manifest, test, list(scores)))
+    assert value == ((scores >= 0.5) == test[:, 0]).mean()
+    assert 0.5 < value <= 1.0
     assert main(["new", "churn-risk", "--dir", str(scaffolded.parent)]) == 1  # never overwrites
 
 

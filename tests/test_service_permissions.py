@@ -1,6 +1,7 @@
 """Every execution role can do what AWS services do with it on the product's behalf
 (mlgate/infra/service_permissions.py), for every example product, in the home account and in a prod
-account of its own."""
+account of its own; where the serving mode captures no traffic (serverless), the capture grant
+and the monitor role are absent."""
 
 from __future__ import annotations
 
@@ -11,10 +12,21 @@ from typing import Any
 import pytest
 
 from mlgate.infra.naming import Names
-from mlgate.infra.service_permissions import TABLE, ServiceUse
+from mlgate.infra.service_permissions import TABLE, ServiceUse, applies
 from mlgate.manifest import ENV_NAMES, Manifest
+from mlgate.manifest.serving import ServingMode
 
 from .conftest import Synth
+
+
+def role_names(outdir: Path) -> set[str]:
+    """Every role name the templates create."""
+    return {
+        r["Properties"].get("RoleName")
+        for p in sorted(outdir.glob("*.template.json"))
+        for r in json.loads(p.read_text())["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role"
+    }
 
 
 def roles(outdir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -62,23 +74,86 @@ def allows(statements: list[dict[str, Any]], action: str, marker: str) -> bool:
     return False
 
 
+def check(
+    manifest: Manifest,
+    use: ServiceUse,
+    granted: dict[str, list[dict[str, Any]]],
+    created: set[str],
+    modes: dict[str, ServingMode] | None = None,
+) -> tuple[int, list[str]]:
+    """(grants checked, problems) of one product for one use: missing where SageMaker makes
+    the use in the environment's serving mode; where it does not, a capture grant kept or a
+    monitor role created for nothing. `modes` overrides the manifest's serving modes."""
+    problems = []
+    checked = 0
+    for env in ENV_NAMES if use.role != "training" else ("staging",):
+        mode = (modes or {}).get(env) or manifest.env_serving(env).mode  # type: ignore[arg-type]
+        name = role_of(manifest, use, env)
+        capture = f"datacapture/{env}/"
+        marker = use.marker.format(product=manifest.product.name, env=env, capture=capture)
+        if not applies(use, mode):
+            checked += 1
+            if use.role == "monitor" and name in created:
+                problems.append(f"{name} exists, yet a {mode} environment is not monitored")
+            if use.role == "model" and use.marker == "{capture}":
+                problems += [
+                    f"{name} keeps {action} on {use.resource}, yet a {mode} endpoint "
+                    "captures nothing"
+                    for action in use.actions
+                    if allows(granted.get(name, []), action, marker)
+                ]
+            continue
+        for action in use.actions:
+            checked += 1
+            if not allows(granted.get(name, []), action, marker):
+                problems.append(f"{name} lacks {action} on {use.resource} ({use.doc})")
+    return checked, problems
+
+
 @pytest.mark.parametrize("use", TABLE, ids=lambda u: f"{u.role}:{u.actions[0]}")
 def test_every_role_allows_what_services_do_with_it(synth: Synth, use: ServiceUse) -> None:
     granted = roles(synth.outdir)
-    missing = []
+    created = role_names(synth.outdir)
+    problems = []
     checked = 0
     for product in synth.products:
-        manifest = product.manifest
-        for env in ENV_NAMES if use.role != "training" else ("staging",):
-            name = role_of(manifest, use, env)
-            capture = f"datacapture/{env}/"
-            marker = use.marker.format(product=manifest.product.name, env=env, capture=capture)
-            for action in use.actions:
-                checked += 1
-                if not allows(granted.get(name, []), action, marker):
-                    missing.append(f"{name} lacks {action} on {use.resource} ({use.doc})")
+        n, found = check(product.manifest, use, granted, created)
+        checked += n
+        problems += found
     assert checked
-    assert missing == []
+    assert problems == []
+
+
+def test_the_table_follows_the_serving_mode(synth: Synth) -> None:
+    """A check that ignored the mode fails on a serverless environment, and one that ignored
+    the grants fails on a role that kept the capture write or a monitor role left behind."""
+    manifest = synth.product().manifest
+    serverless = dict.fromkeys(ENV_NAMES, ServingMode.SERVERLESS)
+    granted = roles(synth.outdir)
+    created = role_names(synth.outdir)
+    by_role = {(u.role, u.actions[0]): u for u in TABLE}
+    capture = by_role[("model", "s3:PutObject")]
+    monitor = by_role[("monitor", "s3:PutObject")]
+    # The real product's roles, judged as if serverless: wherever the synthesized env captured
+    # traffic, its capture grant and monitor role are there and reported as kept.
+    captured = [e for e in ENV_NAMES if manifest.env_serving(e).mode is not ServingMode.SERVERLESS]
+    assert captured
+    _, kept = check(manifest, capture, granted, created, serverless)
+    assert len(kept) == len(captured), kept
+    assert all("captures nothing" in k for k in kept), kept
+    _, left = check(manifest, monitor, granted, created, serverless)
+    assert len(left) == len(captured), left
+    assert all("not monitored" in x for x in left), left
+    # And a table row that ignored the mode asks a serverless env for what it cannot have.
+    ignoring = ServiceUse(**{**capture.__dict__, "captured_only": False})
+    judged = 0
+    for product in synth.products:
+        served = product.manifest
+        if any(served.env_serving(e).mode is ServingMode.SERVERLESS for e in ENV_NAMES):
+            judged += 1
+            _, missing = check(served, ignoring, granted, created)
+            assert any("lacks s3:PutObject" in m for m in missing), missing
+    assert judged, "no example product serves an environment serverless"
 
 
 def test_every_row_cites_its_documentation() -> None:

@@ -48,7 +48,11 @@ def test_a_split_needs_more_than_one_instance() -> None:
 
 def test_linear_steps_are_checked_too() -> None:
     def linear(doc: dict[str, Any]) -> None:
-        doc["serving"]["staging"]["rollout"] = {"policy": "linear", "bake_minutes": 2}
+        # A real-time staging of one instance (the example's is async, scaled to zero).
+        staging = doc["serving"]["staging"]
+        staging.pop("async", None)
+        staging.update(mode="real-time", instance_count=1)
+        staging["rollout"] = {"policy": "linear", "bake_minutes": 2}
 
     assert problems(linear) == [
         "serving.staging.rollout.bake_minutes: 2 min bake is shorter than the rollback alarms' "

@@ -134,6 +134,9 @@ class Invocation:
     request: str
     answer: str
     """The answer's body, or the container's error message."""
+    fleet: str = ""
+    """During a blue/green rollout, the EndpointConfigName of the fleet that answered (the
+    old, blue, or the new, green); empty otherwise."""
 
 
 class Container:
@@ -241,7 +244,9 @@ class Container:
                     "Unable to evaluate payload provided: Feature size of csv inference data "
                     f"{got} is not consistent with feature size of trained model {expected}",
                 )
-            scores = self.model.predict(xgb.DMatrix(rows), validate_features=False)
+            # One thread, as the model's nthread: DMatrix's default is every core, which costs
+            # a one-record request more in thread start-up than in scoring.
+            scores = self.model.predict(xgb.DMatrix(rows, nthread=1), validate_features=False)
             return ",".join(map(str, scores.tolist())).encode()
         data = self._call("input_fn", self._default_input_fn, body, content_type)
         prediction = self._call("predict_fn", self._default_predict_fn, data, self.model)
@@ -268,7 +273,8 @@ class Container:
 @dataclass
 class LocalHost:
     """Endpoints of the rehearsal: each (endpoint, variant) serves the container of the model
-    artifact it names; each request is recorded in `invocations`."""
+    artifact it names (during a blue/green rollout, the `fleet` a request went to names its
+    own); each request is recorded in `invocations`."""
 
     folder: Path
     algorithm: str
@@ -277,17 +283,22 @@ class LocalHost:
     """s3 URL -> the artifact's bytes (the rehearsal reads moto's S3)."""
     containers: dict[str, Container] = field(default_factory=dict)
     invocations: list[Invocation] = field(default_factory=list)
+    setup_us: dict[str, float] = field(default_factory=dict)
+    """How long each artifact's container took to load (read, unpack, model_fn), in this
+    process: a serverless cold start's ModelSetupTime."""
 
     def container(self, url: str) -> Container:
         if url not in self.containers:
             where = self.folder / f"model-{len(self.containers)}"
+            started = time.perf_counter()
             self.containers[url] = Container(
                 self.read_artifact(url), where, self.algorithm, self.program
             )
+            self.setup_us[url] = (time.perf_counter() - started) * 1e6
         return self.containers[url]
 
     def invoke(self, endpoint: str, variant: str, url: str, body: bytes, content_type: str,
-               accept: str) -> bytes:  # fmt: skip
+               accept: str, fleet: str = "") -> bytes:  # fmt: skip
         started = time.perf_counter()
         status, answer = 200, b""
         try:
@@ -305,5 +316,6 @@ class LocalHost:
             text = body.decode("utf-8", "replace")
             self.invocations.append(
                 Invocation(time.time(), endpoint, variant, latency, status,
-                           len(text.strip().splitlines()), text, answer.decode("utf-8", "replace"))
+                           len(text.strip().splitlines()), text, answer.decode("utf-8", "replace"),
+                           fleet)
             )  # fmt: skip

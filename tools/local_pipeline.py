@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -241,3 +242,39 @@ def train_locally(manifest: Manifest, base: Path, *, quick: bool = True) -> Run:
             tar.add(file, arcname=file.name)
     script(manifest, "evaluate").main([], base=base)
     return Run(manifest, base, model_dir, dict(counts or {}))
+
+
+SECOND_VERSION_SPLITS = ("train", "validation")
+
+
+def train_another_version(
+    manifest: Manifest, base: Path, out: Path, *, share: float = 0.7, seed: int = 2
+) -> Run:
+    """Another version of the model, as a later training run makes one: the same training (the
+    product's scripts, the manifest's hyper-parameters) on a seeded sample of `share` of the
+    training split under `base`; its validation and test splits are base's, so the two
+    versions' evaluations and answers compare row for row. Written under `out` in the same
+    layout (model/model.tar.gz, evaluation/evaluation.json)."""
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in ("contract", "validation", "test", "baseline"):
+        if (base / folder).is_dir():
+            shutil.copytree(base / folder, out / folder, dirs_exist_ok=True)
+    lines = [
+        line
+        for split in SECOND_VERSION_SPLITS
+        for line in (base / split / f"{split}.csv").read_text().splitlines(keepends=True)
+    ]
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(lines), size=max(1, int(share * len(lines))), replace=False))
+    (out / "train").mkdir(exist_ok=True)
+    (out / "train" / "train.csv").write_text("".join(lines[i] for i in keep))
+    model_dir = out / "trained"
+    fit(manifest, out, model_dir, quick=False)
+    (out / "model").mkdir(exist_ok=True)
+    with tarfile.open(out / "model" / "model.tar.gz", "w:gz") as tar:
+        for file in model_dir.iterdir():
+            tar.add(file, arcname=file.name)
+    script(manifest, "evaluate").main([], base=out)
+    return Run(manifest, out, model_dir, {"train": len(keep)})

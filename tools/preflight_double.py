@@ -85,6 +85,9 @@ class World:
     glue: dict[Key, dict[str, float]] = field(init=False)
     monitoring: dict[Key, dict[str, Any] | str] = field(init=False)
     """ListMonitoringSchedules' answer, or the error code it raises."""
+    support: dict[str, str | None] = field(init=False)
+    """Per account: None for a support plan that runs every Trusted Advisor check (the Support
+    API answers), or the error code DescribeTrustedAdvisorChecks raises (Basic, Developer)."""
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     """(account, service, operation) of every call preflight made."""
     hooks: list[preflight.ClientHook] = field(default_factory=list)
@@ -104,12 +107,15 @@ class World:
             key: {preflight.GLUE_DPUS[0]: 2.0 * p.glue_dpus, preflight.GLUE_RUNS[0]: 50.0}
             for key, p in self.plans.items()
         }
+        self.support = dict.fromkeys((key[0] for key in self.plans), None)
         self.monitoring = {
             key: {"MonitoringScheduleSummaries": [self.schedule(key)]} for key in self.plans
         }
 
     def need(self, key: Key, name: str) -> int:
         p = self.plans[key]
+        if name == preflight.SERVERLESS_QUOTA:
+            return p.serverless_concurrency
         for use, counts in (
             ("endpoint", p.endpoint),
             ("training", p.training),
@@ -250,6 +256,12 @@ class World:
         for hook in self.hooks:
             hook(account, region, service, client)
         key = (account, region)
+        if service == "support":
+            stubber = Stubber(client)
+            self._stub_support(stubber, account)
+            stubber.activate()
+            self.stubbers.append(stubber)
+            return
         if key not in self.plans or service not in ("lambda", "service-quotas", "sagemaker"):
             return
         stubber = Stubber(client)
@@ -324,6 +336,27 @@ class World:
             )
         else:
             stubber.add_response("list_monitoring_schedules", answer, {"MaxResults": 10})
+
+    def _stub_support(self, stubber: Stubber, account: str) -> None:
+        from mlgate.infra.constructs.cost import ADVISOR_CHECKS
+
+        answer = self.support[account]
+        if answer is not None:
+            stubber.add_client_error(
+                "describe_trusted_advisor_checks",
+                service_error_code=answer,
+                service_message="AWS Premium Support Subscription is required to use this service.",
+                http_status_code=400,
+                expected_params={"language": "en"},
+            )
+            return
+        checks = [
+            {"id": f"double{i}", "name": c.name, "description": "", "category": "security",
+             "metadata": []}
+            for i, c in enumerate(ADVISOR_CHECKS)
+        ]  # fmt: skip
+        stubber.add_response("describe_trusted_advisor_checks", {"checks": checks},
+                             {"language": "en"})  # fmt: skip
 
     def assert_answered(self) -> None:
         """Every stubbed answer was asked for: the double follows preflight's calls."""

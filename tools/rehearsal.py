@@ -10,11 +10,16 @@ model registry, the release, deployer, verifier, quality-gate, notifier and call
 the audit trail; an environment in another account is reached through its roles, as on AWS.
 The endpoints serve the model artifact the rehearsal's training wrote, in this process, as the
 framework's container serves it (tools/local_endpoint.py): the verifier, the quality gate's
-smoke load and the captured traffic the monitoring job reads get the model's own answers.
+smoke load and the captured traffic the monitoring job reads get the model's own answers,
+each endpoint in its environment's serving mode (real-time, serverless, async: see Endpoint).
 What cannot run offline (an endpoint's fleet and rollout, CloudWatch percentiles,
 CodePipeline's own state machine) is simulated and the timeline says so. Then four faults, each
-ending safely. Each product's CloudWatch data is written to REPORTS/<product>/metrics.json
-(tools/rehearsal_metrics.py).
+ending safely; the fourth releases version 2, a retrained model (tools/local_pipeline.py:
+train_another_version), which goes through staging and reaches prod as the manifest's rollout
+says: its canary (or linear steps) answered by version 2's model, the rest by version 1's
+(tools/rehearsal_canary.py). The business KPIs the product declares stand-ins for are computed
+on each scored batch of held-out rows (tools/rehearsal_kpis.py). Each product's CloudWatch data
+is written to REPORTS/<product>/metrics.json (tools/rehearsal_metrics.py).
 
 A development tool, not shipped: it needs the test dependencies (moto, pyspark, xgboost).
 """
@@ -53,6 +58,15 @@ TEAM_ID, APP_ID = "T0REHEARSE", "A0REHEARSE"
 SIMULATED = "[simulated offline]"
 SERVED = "the endpoint: the trained model artifact, served in-process as its container serves it"
 ROWS = 20_000
+TRAFFIC = 200
+"""Requests of held-out rows sent to prod once a version serves all of its traffic."""
+STEP_REQUESTS = 150
+"""Requests of held-out rows sent in each step of a blue/green rollout."""
+SECOND_VERSION_SEEDS = (2, 3, 4, 5)
+"""The samples version 2 is trained on, tried in turn until one meets the thresholds."""
+ENVS: tuple[EnvName, ...] = ("staging", "prod")
+CAPTURE_BATCH = 100
+"""Records per request when the monitored traffic goes through an asynchronous endpoint."""
 # The release pipeline's one execution in the rehearsal (CodePipeline's execution ids are UUIDs).
 EXECUTION = "5e1a2c3d-7b4f-4a60-9d2e-0c8f1b3a6e57"
 
@@ -128,16 +142,67 @@ class Pipeline:
         return call
 
 
+@dataclass
+class Queued:
+    """One request InvokeEndpointAsync accepted: where it is, where its result or failure
+    goes, when it was queued and (once the endpoint processed it) when it was done."""
+
+    endpoint: str
+    inference_id: str
+    input: str
+    output: str
+    failure: str
+    content_type: str
+    accept: str
+    queued_at: float
+    done_at: float | None = None
+    failed: bool = False
+
+
+@dataclass
+class ColdStart:
+    """A serverless endpoint's first request after a release: a copy of the model started
+    (ModelSetupTime: the container's load, measured in this process)."""
+
+    at: float
+    endpoint: str
+    setup_us: float
+
+
 class Endpoint:
     """A SageMaker endpoint's describe and invoke answers: its model is the model artifact the
     Serving stack's ModelDataUrl names, served in this process by `host` as the framework's
     container serves it (tools/local_endpoint.py); a container's failure is SageMaker's
-    ModelError. The registry's answers (DescribeModelPackage) are moto's, through `registry`."""
+    ModelError. The registry's answers (DescribeModelPackage) are moto's, through `registry`.
 
-    def __init__(self, registry: Any = None, host: Any = None) -> None:
+    Each endpoint serves in its environment's mode (`modes`: endpoint name -> (environment,
+    its serving settings), from the manifest): DescribeEndpointConfig answers as the Serving
+    stack builds the config (mlgate/infra/constructs/endpoint.py); an asynchronous endpoint
+    refuses InvokeEndpoint and queues InvokeEndpointAsync's requests in `queue` until
+    `drain` processes them (reading each request object from S3, writing its result or
+    failure object); a serverless endpoint's first request after a release is a cold start."""
+
+    def __init__(self, registry: Any = None, host: Any = None, s3: Any = None,
+                 modes: dict[str, tuple[str, Any]] | None = None,
+                 capture_percent: int = 100) -> None:  # fmt: skip
+        self.capture_percent = capture_percent
         self.serving: dict[str, str] = {}
         self.registry = registry
         self.host = host
+        self.s3 = s3
+        """() -> an S3 client of moto's world, where requests and results live."""
+        self.modes = modes or {}
+        self.queue: list[Queued] = []
+        """Every request queued on an asynchronous endpoint, processed or not."""
+        self.cold_starts: list[ColdStart] = []
+        self.warm: set[tuple[str, str]] = set()
+        """(serverless endpoint, model artifact) pairs with a copy of the model running."""
+
+    def mode(self, endpoint: str) -> str:
+        """real-time, serverless or async: the manifest's mode of the endpoint's environment."""
+        if endpoint not in self.modes:
+            return "real-time"
+        return str(self.modes[endpoint][1].mode.value)
 
     def describe_model_package(self, **kwargs: Any) -> Any:
         return self.registry().describe_model_package(**kwargs)
@@ -146,27 +211,163 @@ class Endpoint:
         return {"EndpointStatus": "InService", "EndpointConfigName": f"{EndpointName}-config"}
 
     def describe_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
-        return {"ProductionVariants": [{"ModelName": EndpointConfigName.removesuffix("-config")}]}
+        """As DescribeEndpointConfig answers for the config the Serving stack builds in the
+        environment's mode (https://docs.aws.amazon.com/sagemaker/latest/APIReference/
+        API_DescribeEndpointConfig.html): an AsyncInferenceConfig with its output paths under
+        the environment's artifact bucket (the rehearsal's: `artifacts`), a variant's
+        ServerlessConfig, or a real-time variant's instances."""
+        endpoint = EndpointConfigName.removesuffix("-config")
+        variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": endpoint,
+                                   "InitialVariantWeight": 1.0}  # fmt: skip
+        config: dict[str, Any] = {"EndpointConfigName": EndpointConfigName,
+                                  "ProductionVariants": [variant]}  # fmt: skip
+        if endpoint not in self.modes:
+            return config
+        env, serving = self.modes[endpoint]
+        mode = serving.mode.value
+        if mode == "serverless":
+            capacity = serving.serverless
+            variant["ServerlessConfig"] = {
+                "MemorySizeInMB": capacity.memory_mb,
+                "MaxConcurrency": capacity.max_concurrency,
+                **({"ProvisionedConcurrency": capacity.provisioned_concurrency}
+                   if capacity.provisioned_concurrency else {}),
+            }  # fmt: skip
+            return config  # serverless endpoints capture no traffic and take no KMS key
+        variant.update(InitialInstanceCount=serving.instance_count,
+                       InstanceType=serving.instance_type)  # fmt: skip
+        key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/rehearsal-{env}"
+        config["KmsKeyId"] = key
+        config["DataCaptureConfig"] = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": self.capture_percent,
+            "DestinationS3Uri": f"s3://artifacts/datacapture/{env}",
+            "KmsKeyId": key,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+        }
+        if mode == "async":
+            queue = serving.async_settings
+            topics = f"arn:aws:sns:{REGION}:{ACCOUNT}:{endpoint}-async"
+            config["AsyncInferenceConfig"] = {
+                **({"ClientConfig": {"MaxConcurrentInvocationsPerInstance":
+                                     queue.max_concurrent_invocations_per_instance}}
+                   if queue.max_concurrent_invocations_per_instance else {}),
+                "OutputConfig": {
+                    "S3OutputPath": f"s3://artifacts/async/{env}/output",
+                    "S3FailurePath": f"s3://artifacts/async/{env}/failures",
+                    "KmsKeyId": key,
+                    "NotificationConfig": {"SuccessTopic": f"{topics}-success",
+                                           "ErrorTopic": f"{topics}-error"},
+                },
+            }  # fmt: skip
+        return config
 
     def describe_model(self, ModelName: str) -> dict[str, Any]:
         served = self.serving.get(ModelName, "none")
         return {"Containers": [{"Image": "model", "ModelDataUrl": served}]}
 
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
         from tools.local_endpoint import ContainerError, model_error
 
         endpoint = kwargs["EndpointName"]
+        mode = self.mode(endpoint)
+        if mode == "async":
+            # An asynchronous endpoint takes requests through InvokeEndpointAsync only.
+            error = {"Code": "ValidationException",
+                     "Message": f"Endpoint {endpoint} is an asynchronous inference endpoint: "
+                                "use InvokeEndpointAsync"}  # fmt: skip
+            raise ClientError({"Error": error}, "InvokeEndpoint")
         body = kwargs["Body"]
         body = body.encode() if isinstance(body, str) else bytes(body)
         content_type = kwargs.get("ContentType", "text/csv")
         accept = kwargs.get("Accept", "text/csv")
+        url = self.serving.get(endpoint, "none")
+        if mode == "serverless":
+            self._cold_start(endpoint, url)
         try:
-            answer = self.host.invoke(endpoint, VARIANT, self.serving.get(endpoint, "none"),
-                                      body, content_type, accept)  # fmt: skip
+            answer = self.host.invoke(endpoint, VARIANT, url, body, content_type, accept)
         except ContainerError as err:
             raise model_error(err, endpoint, REGION, ACCOUNT) from None
         return {"Body": io.BytesIO(answer), "ContentType": accept, "InvokedProductionVariant":
                 VARIANT}  # fmt: skip
+
+    def _cold_start(self, endpoint: str, url: str) -> None:
+        """The first request to a serverless endpoint's model starts a copy of it (none when
+        the manifest keeps provisioned concurrency warm): ModelSetupTime is the container's
+        load, as this process measured it."""
+        serverless = self.modes[endpoint][1].serverless
+        if (endpoint, url) in self.warm:
+            return
+        self.warm.add((endpoint, url))
+        if serverless.provisioned_concurrency:
+            return
+        try:
+            self.host.container(url)
+        except Exception:  # the request itself reports the container's failure
+            return
+        self.cold_starts.append(ColdStart(time.time(), endpoint, self.host.setup_us[url]))
+
+    def invoke_endpoint_async(self, **kwargs: Any) -> dict[str, Any]:
+        """InvokeEndpointAsync (https://docs.aws.amazon.com/sagemaker/latest/APIReference/
+        API_runtime_InvokeEndpointAsync.html): the request object must exist; the request is
+        queued and the answer names where its result (`<S3OutputPath>/<InferenceId>.out`) or
+        failure (`<S3FailurePath>/<InferenceId>-error.out`) will be
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-check-predictions.html)."""
+        from botocore.exceptions import ClientError
+
+        endpoint = kwargs["EndpointName"]
+        config = self.describe_endpoint_config(f"{endpoint}-config")
+        if "AsyncInferenceConfig" not in config:
+            error = {"Code": "ValidationException",
+                     "Message": f"Endpoint {endpoint} is not an asynchronous inference "
+                                "endpoint"}  # fmt: skip
+            raise ClientError({"Error": error}, "InvokeEndpointAsync")
+        location = kwargs["InputLocation"]
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        self.s3().head_object(Bucket=bucket, Key=key)  # SageMaker refuses a missing input
+        paths = config["AsyncInferenceConfig"]["OutputConfig"]
+        inference = kwargs.get("InferenceId") or str(uuid.uuid4())
+        queued = Queued(
+            endpoint=endpoint, inference_id=inference, input=location,
+            output=f"{paths['S3OutputPath']}/{inference}.out",
+            failure=f"{paths['S3FailurePath']}/{inference}-error.out",
+            content_type=kwargs.get("ContentType", "text/csv"),
+            accept=kwargs.get("Accept", "text/csv"), queued_at=time.time(),
+        )  # fmt: skip
+        self.queue.append(queued)
+        return {"InferenceId": inference, "OutputLocation": queued.output,
+                "FailureLocation": queued.failure}  # fmt: skip
+
+    def pending(self, endpoint: str) -> list[Queued]:
+        return [q for q in self.queue if q.endpoint == endpoint and q.done_at is None]
+
+    def drain(self, endpoint: str) -> list[Queued]:
+        """The endpoint processes its backlog: each request object read from S3, answered by
+        the model it serves, its result (or the container's error text) written where
+        InvokeEndpointAsync said. The requests processed, in order."""
+        from tools.local_endpoint import ContainerError, model_error
+
+        s3, done = self.s3(), []
+        for queued in self.pending(endpoint):
+            bucket, _, key = queued.input.removeprefix("s3://").partition("/")
+            body = bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            url = self.serving.get(endpoint, "none")
+            try:
+                answer = self.host.invoke(endpoint, VARIANT, url, body, queued.content_type,
+                                          queued.accept)  # fmt: skip
+                where, text = queued.output, answer
+            except ContainerError as err:
+                error = model_error(err, endpoint, REGION, ACCOUNT)
+                message = error.response["Error"]["Message"]  # type: ignore[attr-defined]
+                where, text, queued.failed = queued.failure, message.encode(), True
+            bucket, _, key = where.removeprefix("s3://").partition("/")
+            s3.put_object(Bucket=bucket, Key=key, Body=text)
+            queued.done_at = time.time()
+            done.append(queued)
+        return done
 
 
 class Metrics:
@@ -314,6 +515,9 @@ def rehearse(manifest: Any) -> int:
     REGION = manifest.environments.staging.region
     ACCOUNT = manifest.environments.staging.account
     environment = dict(os.environ)
+    # Hooks imported before this product (by the caller, another product, a test in the same
+    # process) hold their clients and stores from that world: they are imported afresh here.
+    forget_hooks()
     offline()
     # moto answers requests signed with keys it did not issue (the hooks' own credentials) as
     # its default account: the product's home account instead, so every ARN is the manifest's.
@@ -399,8 +603,19 @@ class Rehearsal:
         self.names = Names.of(manifest)
         self.group = self.names.model_package_group()
         self.release_pipeline = self.names.release_pipeline()
-        # The training run whose outputs are registered: the pipeline's <prefix>/<execution>.
-        self.run_prefix = f"training/{manifest.product.name}/rehearsal-execution-1"
+        # The training runs whose outputs are registered: the pipeline's <prefix>/<execution>.
+        self.run_prefixes = {
+            v: f"training/{manifest.product.name}/rehearsal-execution-{v}" for v in (1, 2)
+        }
+        self.run_prefix = self.run_prefixes[1]
+        self.bases: dict[int, Path] = {}
+        """Each trained version's processing folder (its splits, model and evaluation)."""
+        self.kpi_points: list[dict[str, Any]] = []
+        """The KPI stand-ins' values, as PutMetricData calls (tools/rehearsal_metrics.py)."""
+        self.used_rows = 0
+        """Held-out rows already sent as traffic: each batch takes the next ones."""
+        self.stand_ins: Any = None
+        """The product's KPI stand-ins (tools/rehearsal_kpis.py), loaded when the run starts."""
         self.stages = [
             self.names.gate_stage(g.name)
             for g in manifest.pipeline_gates
@@ -423,7 +638,11 @@ class Rehearsal:
             work / "endpoint", manifest.model.algorithm.value, script_mode(manifest), read_artifact
         )
         self.endpoint = Endpoint(
-            lambda: real_session_client(boto3._get_default_session(), "sagemaker"), self.host
+            lambda: real_session_client(boto3._get_default_session(), "sagemaker"),
+            self.host,
+            lambda: real_session_client(boto3._get_default_session(), "s3"),
+            {self.names.endpoint(env): (env, manifest.env_serving(env)) for env in ENVS},
+            manifest.serving.data_capture_sampling_percent,
         )
         self.moments: list[dict[str, str]] = []
         self.alarms: dict[str, list[list[str]]] = {}
@@ -501,12 +720,22 @@ class Rehearsal:
             for env in ("staging", "prod")
         )
         say("Accounts", f"as the manifest names them: {homes}.")
+        for env in ENVS:
+            mode = m.env_serving(env).mode.value
+            how = f"{mode}, all at once" if mode == "serverless" else mode
+            say("Serving", f"{env} ({how}): {m.rollout_summary(env)}.")
         from tools.local_endpoint import version_note
 
         note = version_note(m.model.algorithm.value, m.model.version)
         if note:
             say("Versions", f"the endpoint runs this machine's packages: {note}; answers may "
                             "differ slightly from the container's.")  # fmt: skip
+        from tools.rehearsal_kpis import StandInError, StandIns
+
+        try:
+            self.stand_ins = StandIns(m)
+        except StandInError as err:
+            raise SystemExit(f"rehearsal: {err}") from None
         self.setup()
         curated = self.etl()
         report = self.train(curated)
@@ -516,7 +745,7 @@ class Rehearsal:
         if not self.verify("staging"):
             say("Verify staging", "the release stops at VerifyStaging, as on AWS.")
             return 1
-        if self.has_quality_gate and not self.quality_gate():
+        if self.has_quality_gate and not self.quality_gate(kpis=True):
             return 1
         for stage in self.stages:
             request = self.brief(stage)
@@ -525,16 +754,23 @@ class Rehearsal:
         if not self.verify("prod"):
             return 1
         self.audit_trail()
+        self.traffic("prod", "version 1's traffic in prod")
         print("\nFault scenarios\n")
         self.fault_below_threshold()
         self.fault_forged_approval()
         self.fault_silent_rollback()
-        self.fault_transient_release()
-        self.drift_loop(arn)
+        self.train_second(curated)
+        second = self.fault_transient_release()
+        print("\nVersion 2: from staging to prod through its rollout\n")
+        if not self.second_version(second):
+            return 1
+        drifted = self.drift_loop(second)
         print(
-            "\nRehearsal complete: the release reached prod, every fault ended safely, and "
-            "drift started retraining once."
-        )
+            "\nRehearsal complete: the release reached prod, every fault ended safely, version "
+            "2 rolled out in prod as the manifest says"
+            + (", and drift started retraining once." if drifted else "; no environment is "
+               "monitored for drift (serverless endpoints capture no traffic).")
+        )  # fmt: skip
         return 0
 
     @property
@@ -680,6 +916,7 @@ class Rehearsal:
 
         # The manifest's own hyper-parameters, as the training job would use them.
         run = train_locally(self.manifest, curated.parent, quick=False)
+        self.bases[1] = run.base
         section = self.manifest.model.problem_type.report_section
         report = run.report
         metrics = {k: round(v["value"], 4) for k, v in report[section].items()}
@@ -704,45 +941,82 @@ class Rehearsal:
                     f"{m.threshold}: the pipeline's FailStep would stop here; the rehearsal "
                     "continues with the registered metrics to show the gates.",
                 )
-        # Where the training pipeline writes a run's outputs: the quality gate reads the test
-        # split beside the registered evaluation report.
-        s3 = self.boto3.client("s3")
-        s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/evaluation/evaluation.json",
-                      Body=json.dumps(report))  # fmt: skip
-        test = curated.parent / "test" / "test.csv"
-        self.test_split = test
-        s3.put_object(
-            Bucket="artifacts", Key=f"{self.run_prefix}/test/test.csv", Body=test.read_bytes()
-        )
-        # The monitoring baseline (the payload columns of the training split), registered with
-        # the version as its baseline dataset.
+        self.test_split = curated.parent / "test" / "test.csv"
         self.baseline = curated.parent / "baseline" / "baseline.csv"
-        s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/baseline/baseline.csv",
-                      Body=self.baseline.read_bytes())  # fmt: skip
-        # The training job's model artifact, as training wrote it: the endpoint serves it.
-        s3.put_object(Bucket="artifacts", Key=f"{self.run_prefix}/model/model.tar.gz",
-                      Body=(run.base / "model" / "model.tar.gz").read_bytes())  # fmt: skip
+        self.upload_run(1, run.base, report)
         self.evaluation = {k: float(v) for k, v in metrics.items()}
         self.evaluated_at = now_iso()
         return report
 
+    def upload_run(self, version: int, base: Path, report: dict[str, Any]) -> None:
+        """A training run's outputs where the training pipeline writes them
+        (<prefix>/<execution>/): the quality gate reads the test split beside the registered
+        evaluation report; the monitoring baseline (the payload columns of the training split)
+        is registered with the version; the endpoint serves its model artifact."""
+        prefix = self.run_prefixes[version]
+        s3 = self.boto3.client("s3")
+        s3.put_object(Bucket="artifacts", Key=f"{prefix}/evaluation/evaluation.json",
+                      Body=json.dumps(report))  # fmt: skip
+        for key in ("test/test.csv", "baseline/baseline.csv", "model/model.tar.gz"):
+            s3.put_object(Bucket="artifacts", Key=f"{prefix}/{key}", Body=(base / key).read_bytes())
+
+    def train_second(self, curated: Path) -> None:
+        """Version 2, as a later training run makes it: the same training on another sample of
+        the rows (tools/local_pipeline.py: train_another_version), evaluated on the same test
+        split; its outputs where that run writes them."""
+        from tools.local_pipeline import SECOND_VERSION_SPLITS, train_another_version
+
+        section = self.manifest.model.problem_type.report_section
+        # The pipeline's Check step registers only a run that meets every model metric's
+        # threshold: a sample whose model misses one is a run stopped before registration.
+        for seed in SECOND_VERSION_SEEDS:
+            run = train_another_version(
+                self.manifest, curated.parent, self.work / f"version-2-seed-{seed}", seed=seed
+            )
+            report = run.report
+            metrics = {k: round(v["value"], 4) for k, v in report[section].items()}
+            missed = [m.name.value for m in self.manifest.metrics.model_metrics
+                      if not m.met_by(metrics[m.name.value])]  # fmt: skip
+            if not missed:
+                break
+        self.bases[2] = run.base
+        self.upload_run(2, run.base, report)
+        tried = SECOND_VERSION_SEEDS.index(seed) + 1
+        say(
+            "Training",
+            f"version 2, a later run {SIMULATED}: the same training on a seeded sample (seed "
+            f"{seed}) of {run.counts['train']} rows of the {' and '.join(SECOND_VERSION_SPLITS)}"
+            f" splits; evaluate on the same test split: {metrics} (version 1: "
+            f"{self.evaluation})"
+            + (f"; {tried - 1} earlier sample(s) missed a threshold and stopped at the "
+               "pipeline's Check step." if tried > 1 else ".")
+            + (f" It misses {', '.join(missed)}: the gates will stop it." if missed else ""),
+        )  # fmt: skip
+
     def register(self, report: dict[str, Any]) -> str:
+        self.boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName=self.group)
+        arn = self.register_version(1, "PendingManualApproval")
+        say("Registry", f"model version registered as PendingManualApproval: {arn}")
+        return arn
+
+    def register_version(self, version: int, status: str) -> str:
+        """A training run's version in the registry, as the pipeline's RegisterModel step
+        registers it: its model artifact, evaluation report and monitoring baseline."""
         from mlgate.runtime.monitoring_job.sources import BASELINE_PROPERTY
 
         model = self.manifest.model
-        sm = self.boto3.client("sagemaker")
-        sm.create_model_package_group(ModelPackageGroupName=self.group)
-        arn = sm.create_model_package(
+        prefix = self.run_prefixes[version]
+        arn = self.boto3.client("sagemaker").create_model_package(
             ModelPackageGroupName=self.group,
-            ModelApprovalStatus="PendingManualApproval",
+            ModelApprovalStatus=status,
             CustomerMetadataProperties={
-                BASELINE_PROPERTY: f"s3://artifacts/{self.run_prefix}/baseline/baseline.csv"
+                BASELINE_PROPERTY: f"s3://artifacts/{prefix}/baseline/baseline.csv"
             },
             ModelMetrics={
                 "ModelQuality": {
                     "Statistics": {
                         "ContentType": "application/json",
-                        "S3Uri": f"s3://artifacts/{self.run_prefix}/evaluation/evaluation.json",
+                        "S3Uri": f"s3://artifacts/{prefix}/evaluation/evaluation.json",
                     }
                 }
             },
@@ -750,14 +1024,13 @@ class Rehearsal:
                 "Containers": [
                     {
                         "Image": f"{model.algorithm.value}:{model.version}",
-                        "ModelDataUrl": f"s3://artifacts/{self.run_prefix}/model/model.tar.gz",
+                        "ModelDataUrl": f"s3://artifacts/{prefix}/model/model.tar.gz",
                     }
                 ],
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
         )["ModelPackageArn"]
-        say("Registry", f"model version registered as PendingManualApproval: {arn}")
         return str(arn)
 
     def approval_event(self, arn: str) -> dict[str, Any]:
@@ -859,7 +1132,9 @@ class Rehearsal:
         name = self.names.deploy_role(env) if task == "deploy" else self.names.verify_role(env)
         return {"role_arn": role_arn(self.manifest.environment(env).account, name)}
 
-    def deploy(self, env: EnvName, arn: str) -> None:
+    def deploy(self, env: EnvName, arn: str) -> bool:
+        """The deployer hook's two jobs, then the endpoint's rollout: False when a rollback
+        alarm sent the traffic back to the version before."""
         from deployer import handler as deployer
 
         from mlgate.infra.naming import role_arn
@@ -879,20 +1154,33 @@ class Rehearsal:
         served = {
             p["ParameterKey"]: p["ParameterValue"] for p in described["Stacks"][0]["Parameters"]
         }
-        # The endpoint serves the model artifact the stack's ModelDataUrl names.
-        self.endpoint.serving[self.name(env, "endpoint")] = served["ModelDataUrl"]
-        self.moment("release", f"{env} serves {served['ModelDataUrl']}", env)
         where = (
             f" in account {self.manifest.environment(env).account} through its deploy role"
             if self.manifest.is_remote(env)
             else ""
         )
+        endpoint = self.name(env, "endpoint")
+        before = self.endpoint.serving.get(endpoint)
+        new = served["ModelDataUrl"]
+        played = before is not None and before != new and len(self.rollout_plan(env)) > 1
         say(
             f"Deploy {env}",
             f"deployer hook{where}: {first['reason']}; then {done['reason']}. "
-            f"CloudFormation ran for real under moto; the endpoint's blue/green rollout "
-            f"({self.manifest.rollout_summary(env)}) is {SIMULATED}.",
+            f"CloudFormation ran for real under moto; the endpoint's "
+            + (
+                "rollout (serverless, all at once: "
+                if self.endpoint.mode(endpoint) == "serverless"
+                else "blue/green rollout ("
+            )
+            + f"{self.manifest.rollout_summary(env)}) is {SIMULATED}"
+            + (", its traffic played below with both versions' real models." if played else "."),
         )
+        if played and before is not None and not self.roll_out(env, before, new):
+            return False
+        # The endpoint serves the model artifact the stack's ModelDataUrl names.
+        self.endpoint.serving[endpoint] = new
+        self.moment("release", f"{env} serves {new}", env)
+        return True
 
     def continuation(self) -> str:
         """The continuation token of the last PutJobSuccessResult, as the deployer wrote it."""
@@ -918,22 +1206,68 @@ class Rehearsal:
             "endpoint": self.name(env, "endpoint"),
             **self.roles(env, "verify"),
         }
+        endpoint, cold = params["endpoint"], len(self.endpoint.cold_starts)
         result: dict[str, str] = verifier.handler(
             self.job(**params), lambda_context("deploy_verifier")
         )
+        if result["result"] == "in_progress":
+            # An asynchronous endpoint: CodePipeline runs the action again with the token the
+            # verifier left, once the endpoint has processed the queued sample.
+            served = self.endpoint.serving.get(endpoint)
+            say(f"Queue {env}", f"the deploy verifier checked that {endpoint} serves {served}, "
+                "queued its sample (InvokeEndpointAsync) and reported in progress "
+                f"({result['reason']}); CodePipeline calls it again with its continuation "
+                "token.")  # fmt: skip
+            self.process_queue(env)
+            event = self.job(self.continuation(), **params)
+            result = verifier.handler(event, lambda_context("deploy_verifier"))
         self.endpoint_mode = False
+        for start in self.endpoint.cold_starts[cold:]:
+            say(f"Cold start {env}", f"the first request to {endpoint} after the release "
+                f"started a serverless copy of the model {SIMULATED} for the fleet: the "
+                f"container loaded in {start.setup_us / 1000:.0f} ms in this process "
+                "(ModelSetupTime).")  # fmt: skip
         say(
             f"Verify {env}",
             f"{result['result']}: {result['reason']} ({SERVED}).",
         )
         return result["result"] == "succeeded"
 
-    def quality_gate(self) -> bool:
+    def process_queue(self, env: EnvName) -> None:
+        """The environment's asynchronous endpoint processes its backlog (the stand-in's
+        `drain`): woken from zero instances when the manifest scales it to zero."""
+        endpoint = self.name(env, "endpoint")
+        waiting = self.endpoint.pending(endpoint)
+        if not waiting:
+            return
+        serving = self.manifest.env_serving(env)
+        oldest = time.time() - min(q.queued_at for q in waiting)
+        done = self.endpoint.drain(endpoint)
+        failed = sum(q.failed for q in done)
+        wake = (
+            f"the backlog woke it from 0 instances {SIMULATED} (HasBacklogWithoutCapacity, "
+            f"then 1 x {serving.instance_type} starting: minutes on AWS); "
+            if serving.async_settings.scale_to_zero
+            else ""
+        )
+        say(
+            f"Queue {env}",
+            f"{len(done)} request(s) queued on {endpoint}: {wake}the product's model answered "
+            f"each in-process: {len(done) - failed} result object(s) written under "
+            f"async/{env}/output/, {failed} failure object(s) under async/{env}/failures/ "
+            f"(the oldest waited {oldest * 1000:.0f} ms here).",
+        )
+
+    def quality_gate(self, kpis: bool = False) -> bool:
         """The hook's smoke load reads the version's real test split (moto S3); the endpoint
-        that answers it is the stand-in, so latencies are this machine's, not a fleet's."""
+        that answers it is the stand-in, so latencies are this machine's, not a fleet's.
+        `kpis`: the KPI stand-ins are computed on its answers."""
         self.endpoint_mode = True
         from quality_gate import handler as gate
 
+        # An asynchronous staging endpoint: between two of the gate's looks for its results,
+        # the endpoint processes the queued load (instead of the gate's sleep).
+        gate.pause = lambda seconds: self.process_queue("staging")
         job = self.job(endpoint=self.name("staging", "endpoint"))
         mark = len(self.host.invocations)
         result: dict[str, str] = gate.handler(job, lambda_context("quality_gate"))
@@ -945,6 +1279,13 @@ class Rehearsal:
         )
         if not self.smoke_answers_match(self.host.invocations[mark:]):
             return False
+        if kpis:
+            payloads, _ = self.held_out()
+            where = {p: k for k, p in enumerate(payloads)}
+            answered = [i for i in self.host.invocations[mark:] if i.status == 200]
+            self.score_kpis("staging", "the quality gate's smoke load",
+                            [where[i.request] for i in answered],
+                            [float(i.answer.split(",")[0]) for i in answered])  # fmt: skip
         return result["result"] == "succeeded"
 
     def smoke_answers_match(self, load: list[Any]) -> bool:
@@ -961,7 +1302,7 @@ class Rehearsal:
             return False
         test = np.loadtxt(self.test_split, delimiter=",", ndmin=2)
         problem = self.manifest.model.problem_type.value
-        predict = load_predictor(self.test_split.parent.parent / "model", problem)
+        predict = load_predictor(self.served_base("staging") / "model", problem)
         evaluated = np.asarray(predict(test[:, 1:]), dtype=float)
         evaluated = evaluated if evaluated.ndim == 1 else evaluated.argmax(axis=1)
         rows = {line.split(",", 1)[1]: k for k, line in enumerate(
@@ -1109,14 +1450,19 @@ class Rehearsal:
         return next(g for g in self.manifest.gates if self.names.gate_stage(g.name) == stage)
 
     def decide_from_chat(self, request: str, stage: str) -> None:
-        approver = self.manifest.contact(self.gate_of(stage).approvers[0])
-        answer = self.click(request, approver.slack_user_id or "")
-        text = json.loads(answer["body"])["text"]
-        say(
-            stage,
-            f"{approver.name} clicks Approve in chat; signed callback → HTTP "
-            f"{answer['statusCode']}: {text}",
-        )
+        """The gate's approver clicks Approve; every one of them in turn when the gate needs
+        them all (`requires: all`: CodePipeline hears only after the last)."""
+        gate = self.gate_of(stage)
+        clicking = gate.approvers if gate.requires == "all" else gate.approvers[:1]
+        for contact in clicking:
+            approver = self.manifest.contact(contact)
+            answer = self.click(request, approver.slack_user_id or "")
+            text = json.loads(answer["body"])["text"]
+            say(
+                stage,
+                f"{approver.name} clicks Approve in chat; signed callback → HTTP "
+                f"{answer['statusCode']}: {text}",
+            )
 
     def audit_trail(self) -> None:
         from shared.audit import AuditTrail
@@ -1130,6 +1476,200 @@ class Rehearsal:
                 f"{'':26}{i['event']:<12} {i['gate']:<18} {i['decision'] or '-':<9} "
                 f"{i['who'][:30]:<30} evidence {i['evidence_sha256'][:12] or '-'}"
             )
+
+    # --- traffic, KPIs and the second version ---------------------------------------------------
+
+    def held_out(self) -> tuple[list[str], Any]:
+        """The test split: each row's payload as a request body, and the rows (label first)."""
+        import numpy as np
+
+        if not hasattr(self, "_held_out"):
+            lines = self.test_split.read_text().splitlines()
+            rows = np.loadtxt(self.test_split, delimiter=",", ndmin=2)
+            self._held_out = ([line.split(",", 1)[1] for line in lines], rows)
+        return self._held_out
+
+    def next_rows(self, count: int) -> list[int]:
+        """The next `count` held-out rows not yet sent as traffic (from the start again once
+        all were), after the quality gate's smoke load (the split's first rows)."""
+        payloads, _ = self.held_out()
+        first = self.manifest.serving.smoke_requests if self.has_quality_gate else 0
+        span = max(len(payloads) - first, 1)
+        taken = [first + (self.used_rows + k) % span for k in range(count)]
+        self.used_rows += count
+        return [k % len(payloads) for k in taken]
+
+    def version_of(self, url: str) -> int:
+        """The released version whose model artifact `url` is (0: none the rehearsal made)."""
+        for version in self.bases:
+            if url == f"s3://artifacts/{self.names.released_prefix(version)}/model.tar.gz":
+                return version
+        return 0
+
+    def served_base(self, env: EnvName) -> Path:
+        """The processing folder of the version the environment's endpoint serves."""
+        url = self.endpoint.serving.get(self.name(env, "endpoint"), "")
+        return self.bases.get(self.version_of(url), self.bases[1])
+
+    def score_kpis(self, env: EnvName, what: str, rows: list[int], answers: list[float]) -> None:
+        """The KPI stand-ins on held-out `rows` and the model's `answers` to them: printed, and
+        a point each in the KPI's series (namespace, metric_name, Product/Environment, as the
+        dashboard's KPI widget reads it)."""
+        from tools.rehearsal_kpis import StandInError, scored_batch
+
+        if self.stand_ins is None or not self.stand_ins.kpis or not rows:
+            return
+        _, held = self.held_out()
+        try:
+            batch, prediction = scored_batch(self.manifest, held[rows], answers)
+            values = self.stand_ins.values(batch, prediction)
+        except StandInError as err:
+            raise SystemExit(f"rehearsal: {err}") from None
+        at = datetime.now(UTC)
+        dimensions = [{"Name": "Product", "Value": self.manifest.product.name},
+                      {"Name": "Environment", "Value": env}]  # fmt: skip
+        shown = []
+        for kpi, value in values:
+            word = "at most" if kpi.direction.value == "at_most" else "at least"
+            if value != value:  # NaN: the batch holds nothing to measure the KPI on
+                shown.append(f"{kpi.name}: no value on this batch")
+                continue
+            self.kpi_points.append({"Namespace": kpi.namespace, "MetricData": [{
+                "MetricName": kpi.metric_name, "Dimensions": dimensions, "Timestamp": at,
+                "Value": value}]})  # fmt: skip
+            shown.append(f"{kpi.name} {value:.4g} {kpi.unit} (target {word} {kpi.target:g})")
+        say(
+            "KPI stand-in",
+            f"{env}, {what} ({len(rows)} held-out rows, the model's real answers; the product's "
+            f"{self.stand_ins.source}): {'; '.join(shown)} [offline, from the held-out split].",
+        )
+
+    def traffic(self, env: EnvName, what: str, count: int = TRAFFIC) -> None:
+        """Held-out rows sent to the environment's endpoint one request each, as the product's
+        clients send them; the KPI stand-ins on the answers."""
+        from botocore.exceptions import ClientError
+        from threadpoolctl import threadpool_limits
+
+        from tools.rehearsal_canary import spread
+
+        payloads, _ = self.held_out()
+        endpoint = self.name(env, "endpoint")
+        self.host.container(self.endpoint.serving[endpoint])  # loaded before it is InService
+        rows, answers, failed = [], [], 0
+        with threadpool_limits(limits=1):  # one request at a time on one core, as measured
+            for k in self.next_rows(count):
+                try:
+                    body = self.endpoint.invoke_endpoint(
+                        EndpointName=endpoint, Body=payloads[k], ContentType="text/csv",
+                        Accept="text/csv")["Body"].read()  # fmt: skip
+                except ClientError:
+                    failed += 1
+                    continue
+                rows.append(k)
+                answers.append(float(body.decode().split(",")[0]))
+        say(
+            f"Traffic {env}",
+            f"{what}: {count} requests of held-out rows, one record each ({SERVED}); "
+            f"{failed} failed; answers {spread(answers)}.",
+        )
+        self.score_kpis(env, what, rows, answers)
+
+    def rollout_plan(self, env: EnvName) -> list[tuple[int, float]]:
+        from tools.rehearsal_canary import traffic_steps
+
+        serving = self.manifest.env_serving(env)
+        return traffic_steps(serving.rollout, serving.instance_count)
+
+    def roll_out(self, env: EnvName, blue_url: str, green_url: str) -> bool:
+        """The blue/green rollout of the release on the environment's endpoint, step by step as
+        the manifest's rollout says, both fleets answering with their own models
+        (tools/rehearsal_canary.py); each step's KPIs on what the customers got. False when a
+        rollback alarm fired (the traffic is back on the version before)."""
+        from threadpoolctl import threadpool_limits
+
+        from tools.rehearsal_canary import Fleet, Rollout, RolloutRefused, rollback_alarms, spread
+
+        endpoint = self.name(env, "endpoint")
+        rollout = self.manifest.env_serving(env).rollout
+        blue_v, green_v = self.version_of(blue_url), self.version_of(green_url)
+        blue = Fleet(blue_v, blue_url, f"{endpoint}-config-v{blue_v}")
+        green = Fleet(green_v, green_url, f"{endpoint}-config-v{green_v}")
+        play = Rollout(self.manifest, self.host, endpoint, VARIANT, blue, green)
+        plan = self.rollout_plan(env)
+        payloads, _ = self.held_out()
+        for fleet in (blue, green):  # loaded before they take traffic
+            self.host.container(fleet.url)
+        started = datetime.now(UTC).replace(microsecond=0)
+        with threadpool_limits(limits=1):
+            completed = play.play(payloads, [self.next_rows(STEP_REQUESTS) for _ in plan], plan)
+        try:
+            shown = play.check(payloads)
+        except RolloutRefused as err:
+            raise SystemExit(f"rehearsal: the {env} rollout shows nothing: {err}") from None
+        total = self.manifest.env_serving(env).instance_count
+        for n, step in enumerate(play.steps):
+            first = n == 0
+            if first:
+                self.moment("canary", f"version {green_v} takes {step.share} % of {env} traffic "
+                            f"({step.instances} of {total} instances)", env, started)  # fmt: skip
+            on_green, on_blue = step.on(green), step.on(blue)
+            scores = {f: [a for _, a in step.answered(f)] for f in (green, blue)}
+            green_calls = [i for i in step.invocations if i.fleet == green.config]
+            _, readings = rollback_alarms(self.manifest, green_calls)
+            say(
+                "Canary" if first else "Rollout",
+                f"{env}, step {n + 1} of {len(plan)} {SIMULATED} (fleets, routing and the "
+                f"{rollout.bake_minutes} min bake): version {green_v} on {step.instances} of "
+                f"{total} instances, {step.share} % of traffic; of {len(step.rows)} requests "
+                f"version {green_v} answered {len(on_green)} "
+                f"({100 * len(on_green) / max(len(step.rows), 1):.1f} %), version {blue_v} "
+                f"{len(on_blue)}; scores: version {green_v} {spread(scores[green])}, version "
+                f"{blue_v} {spread(scores[blue])}"
+                + (f". On the same {shown['rows']} rows the two models' answers differ by up "
+                   f"to {shown['max_difference']:.4g} (mean {shown['mean_difference']:.4g}): "
+                   "two models, each fleet its own." if first else ".")
+                + f" Rollback alarms on version {green_v}'s fleet: {readings}: "
+                + (f"FIRED: {'; '.join(step.alarms)}; all traffic back on version {blue_v}."
+                   if step.alarms else "quiet through the bake (in-process latencies)."),
+            )  # fmt: skip
+            answered = step.answered()
+            self.score_kpis(
+                env,
+                f"rollout step {n + 1} ({step.share} % on version {green_v}), as served",
+                [k for k, _ in answered],
+                [a for _, a in answered],
+            )
+        if not completed:
+            self.moment("rollback", f"a rollback alarm sent {env} back to version {blue_v}", env)
+        return completed
+
+    def second_version(self, arn: str) -> bool:
+        """Version 2, released by the release hook (fault 4), through staging and into prod by
+        the same hooks; prod's rollout plays the manifest's canary or linear steps."""
+        body = self.boto3.client("s3").get_object(Bucket="releases", Key="release.json")["Body"]
+        release = json.loads(body.read())
+        if str(release.get("model_version")) != "2":
+            raise SystemExit(f"rehearsal: release.json holds version {release.get('model_version')}"
+                             ", not the version 2 just released")  # fmt: skip
+        if not self.deploy("staging", arn) or not self.verify("staging"):
+            say("Verify staging", "version 2 stops at VerifyStaging.")
+            return False
+        if self.has_quality_gate and not self.quality_gate(kpis=True):
+            say("Quality gate", "version 2 stops at the quality gate.")
+            return False
+        if self.stages:
+            say(
+                "Gates",
+                f"{', '.join(self.stages)}: the people decide version 2 in chat as they decided "
+                "version 1 (not replayed here).",
+            )
+        if not self.deploy("prod", arn):
+            say("Deploy prod", "version 2 was rolled back; prod serves version 1.")
+            return False
+        if not self.verify("prod"):
+            return False
+        self.traffic("prod", "version 2's traffic in prod, all of it on version 2")
+        return True
 
     # --- faults ----------------------------------------------------------------------------------
 
@@ -1191,13 +1731,16 @@ class Rehearsal:
         return str(answer["request_id"])
 
     def fault_silent_rollback(self) -> None:
-        self.endpoint.serving[self.name("prod", "endpoint")] = (
+        endpoint = self.name("prod", "endpoint")
+        serving = self.endpoint.serving[endpoint]
+        self.endpoint.serving[endpoint] = (
             f"s3://artifacts/{self.names.released_prefix(0)}/model.tar.gz"
         )
         self.boto3.client("s3").put_object(
             Bucket="releases", Key="release.json", Body=json.dumps(self.release)
         )
         ok = self.verify("prod")
+        self.endpoint.serving[endpoint] = serving  # on-call redeploys the release
         self.moment("rollback", "a silent rollback in prod, caught by the deploy verifier", "prod")
         say(
             "Fault 3",
@@ -1209,24 +1752,12 @@ class Rehearsal:
             ),
         )
 
-    def fault_transient_release(self) -> None:
+    def fault_transient_release(self) -> str:
+        """Version 2 approved, and released through a throttled CodePipeline: its ARN."""
         from botocore.exceptions import ClientError
         from release import handler as release
 
-        sm = self.boto3.client("sagemaker")
-        model = self.manifest.model
-        arn = sm.create_model_package(
-            ModelPackageGroupName=self.group,
-            ModelApprovalStatus="Approved",
-            InferenceSpecification={
-                "Containers": [{
-                    "Image": f"{model.algorithm.value}:{model.version}",
-                    "ModelDataUrl": f"s3://artifacts/{self.run_prefix}/model/model.tar.gz",
-                }],
-                "SupportedContentTypes": ["text/csv"],
-                "SupportedResponseMIMETypes": ["text/csv"],
-            },
-        )["ModelPackageArn"]  # fmt: skip
+        arn = self.register_version(2, "Approved")
         event = {**self.approval_event(arn), "id": "rehearsal-approval-2"}
         event["detail"] = {**event["detail"], "ModelPackageVersion": 2}
         pipeline, before = self.pipeline, len(self.pipeline.calls)
@@ -1263,6 +1794,7 @@ class Rehearsal:
             f"{first}; Lambda's retry released it (released {retried['released']}); the same "
             f"approval again: {again['reason']}; pipeline starts for it: {len(starts)}.",
         )
+        return arn
 
     # --- monitoring: drift, with the real Evidently job --------------------------------------
 
@@ -1282,7 +1814,7 @@ class Rehearsal:
         at = now - timedelta(minutes=10)
         # What the endpoint answered each captured request: the served model's own answers.
         rows = [",".join(map(str, row)) for row in batch.itertuples(index=False)]
-        answers = self.host.container(self.endpoint.serving[names.endpoint()]).answers(rows)
+        answers = self.captured_answers(env, rows, f"{now:%H%M%S}")
         lines = [
             json.dumps({
                 "captureData": {
@@ -1322,6 +1854,32 @@ class Rehearsal:
         )
         return summary
 
+    def captured_answers(self, env: EnvName, rows: list[str], stamp: str) -> list[str]:
+        """The endpoint's answers to captured `rows`. An asynchronous endpoint's traffic is
+        captured too (the app keeps data capture on in async mode): its rows go through its
+        queue, CAPTURE_BATCH records a request, and the answers are its result objects'."""
+        endpoint = self.name(env, "endpoint")
+        container = self.host.container(self.endpoint.serving[endpoint])
+        if self.endpoint.mode(endpoint) != "async":
+            return list(container.answers(rows))
+        s3, queued = self.boto3.client("s3"), []
+        for n, start in enumerate(range(0, len(rows), CAPTURE_BATCH)):
+            key = f"async/{env}/input/capture-{stamp}-{n}.csv"
+            body = "\n".join(rows[start : start + CAPTURE_BATCH]).encode()
+            s3.put_object(Bucket="artifacts", Key=key, Body=body, ContentType="text/csv")
+            queued.append(self.endpoint.invoke_endpoint_async(
+                EndpointName=endpoint, ContentType="text/csv", InferenceId=f"capture-{stamp}-{n}",
+                InputLocation=f"s3://artifacts/{key}"))  # fmt: skip
+        self.endpoint.drain(endpoint)
+        answers: list[str] = []
+        for where in queued:
+            bucket, _, key = where["OutputLocation"].removeprefix("s3://").partition("/")
+            text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            answers += [a for a in text.replace(",", "\n").splitlines() if a.strip()]
+        if len(answers) != len(rows):  # not one value per record: each row on its own
+            return list(container.answers(rows))
+        return answers
+
     def drift_alarm(self, env: EnvName, published_from: int) -> float:
         """The drift alarm's datapoint: drifted_feature_share as the job published it to
         CloudWatch (the metrics stand-in) since the `published_from`-th PutMetricData call."""
@@ -1351,11 +1909,13 @@ class Rehearsal:
         the account and region of the alarm (the responder's own)."""
         name = self.drift_alarm_name(env)
         threshold = self.manifest.monitoring.drift_threshold
+        where = self.manifest.environment(env)
+        region, account = where.region, where.account
         return {
             "version": "0", "id": f"drift-{now:%H%M%S}", "source": "aws.cloudwatch",
-            "detail-type": "CloudWatch Alarm State Change", "account": ACCOUNT,
-            "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": REGION,
-            "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"],
+            "detail-type": "CloudWatch Alarm State Change", "account": account,
+            "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
+            "resources": [f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"],
             "detail": {
                 "alarmName": name,
                 "state": {
@@ -1368,18 +1928,34 @@ class Rehearsal:
             },
         }  # fmt: skip
 
-    def drift_loop(self, arn: str) -> None:
-        """Traffic like the training data, then traffic whose features moved: the real job
-        judges both, the alarm fires on the second only, the drift responder starts retraining,
-        and a second alarm inside the cool-down does not start it again."""
+    def monitored(self) -> list[EnvName]:
+        """The environments the app monitors: those whose endpoint captures traffic, every
+        mode but serverless (mlgate/infra/stacks/serving.py: captures_traffic)."""
+        return [e for e in ENVS if self.manifest.env_serving(e).mode.value != "serverless"]
+
+    def drift_loop(self, arn: str) -> bool:
+        """On the first monitored environment (its capture, its monitoring job, its drift
+        alarm and responder, in its account and region): traffic like the training data, then
+        traffic whose features moved: the real job judges both, the alarm fires on the second
+        only, the drift responder starts retraining, and a second alarm inside the cool-down
+        does not start it again. False when no environment is monitored."""
         from datetime import UTC, datetime, timedelta
 
         import pandas as pd
 
-        from mlgate.infra.naming import Names
+        from mlgate.infra.naming import Names, role_arn
 
-        env: EnvName = "staging"
+        monitored = self.monitored()
+        if not monitored:
+            say("Monitoring", "no environment captures traffic (serverless endpoints capture "
+                              "none): no monitoring job, no drift alarm.")  # fmt: skip
+            return False
+        env = monitored[0]
         names = Names.of(self.manifest, env)
+        mode = self.manifest.env_serving(env).mode.value
+        share = self.manifest.serving.data_capture_sampling_percent
+        say("Monitoring", f"{env}, the first environment the app monitors ({mode}; its "
+                          f"endpoint captures {share} % of its traffic).")  # fmt: skip
         b = self.boto3
         b.client("ssm").put_parameter(
             Name=names.live_release_parameter("model-package"), Value=arn, Type="String"
@@ -1411,7 +1987,18 @@ class Rehearsal:
             if pd.api.types.is_numeric_dtype(baseline[c]) and baseline[c].nunique() > 2
         ]
         others = [c for c in baseline.columns if c not in continuous]
-        moved = [*continuous, *others][: int(threshold * len(baseline.columns)) + 1]
+        # The share counts the product's features (a one-hot column carries its feature:
+        # monitoring_args.payload_feature): one column of each moved feature, enough features.
+        from mlgate.infra.monitoring_args import payload_feature
+
+        feature = {c: payload_feature(self.manifest, c) or c for c in baseline.columns}
+        needed = int(threshold * len(set(feature.values()))) + 1
+        moved: list[str] = []
+        features: set[str] = set()
+        for column in [*continuous, *others]:
+            if feature[column] not in features and len(features) < needed:
+                moved.append(column)
+                features.add(feature[column])
         shifted = baseline.sample(n=min(2000, len(baseline)), random_state=8)
         for column in moved:
             if column in continuous:
@@ -1453,6 +2040,11 @@ class Rehearsal:
             "PRODUCT": self.manifest.product.name, "ENVIRONMENT": env,
             "REPORTS_URI": f"s3://artifacts/monitoring/{env}/evidently/",
             "DRIFT_ALARM": self.drift_alarm_name(env),
+            # An environment in another account starts the home pipeline through the home
+            # retrain role (stacks/serving.py: drift_props).
+            "RETRAIN_ROLE_ARN": role_arn(self.manifest.environments.staging.account,
+                                         names.retrain_role())
+            if self.manifest.is_remote(env) else "",
         })  # fmt: skip
         from drift_responder import handler as drift
 
@@ -1470,6 +2062,7 @@ class Rehearsal:
         )["PipelineExecutionSummaries"]
         if started["started"] != "true" or again["started"] != "false" or len(runs) != 1:
             raise SystemExit(f"rehearsal: drift should retrain exactly once, got {len(runs)}")
+        return True
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from mlgate.cli.estimate import estimate, summary_lines
 from mlgate.manifest import (
     ENV_NAMES,
     GateKind,
@@ -210,6 +211,7 @@ def synth_summary(outdir: Path, manifests: list[Manifest]) -> str:
         lines.append(f"Gates of {m.product.name}: {order}")
         for env in ENV_NAMES:
             lines.append(f"  {env} rollout: {m.rollout_summary(env)}")
+        lines += summary_lines(estimate(m))
     lines.append(
         "cdk-nag AwsSolutions: passed, 0 unacknowledged findings; "
         f"{acknowledged} acknowledgments, each with its reason in the template metadata"

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from mlgate.infra.ml.images import image_uris, monitoring_image
 from mlgate.infra.naming import Names, role_arn
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest, MonitoringEngine
+from mlgate.manifest.serving import ServingMode
 
 # --- what the templates and the hooks need --------------------------------------------------
 
@@ -113,6 +114,18 @@ QUOTA_USES = {
 # So an endpoint needs twice its largest fleet (autoscaling's maximum) in instance quota.
 BLUE_GREEN_FACTOR = 2
 
+# A serverless endpoint uses no instance quota: its MaxConcurrency is allocated from the
+# account's total serverless concurrency in the region, shared by every serverless endpoint
+# there ("Serverless Inference quotas" of
+# https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html; Service Quotas
+# names it as below, code L-96300102). Blue/green applies to serverless endpoints too (only
+# rolling updates exclude them: https://docs.aws.amazon.com/sagemaker/latest/dg/
+# deployment-guardrails-exclusions.html); AWS does not say whether the green variant's
+# concurrency is allocated beside blue's, so preflight counts both, as for instances.
+# Provisioned concurrency is at most MaxConcurrency, so it is inside that count; its own
+# quota is not checked.
+SERVERLESS_QUOTA = "Maximum total concurrency that can be allocated across all serverless endpoints"
+
 # Model Monitor: "no longer open to new customers. Existing customers can continue to use the
 # service as normal" (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-availability-change.html).
 # AWS documents no read-only call that tells whether an account may create schedules, nor the
@@ -166,6 +179,9 @@ class Plan:
     region: str
     endpoint: Counter[str] = field(default_factory=Counter)
     endpoint_uses: dict[str, list[str]] = field(default_factory=dict)
+    serverless_concurrency: int = 0
+    """Serverless concurrency the plan allocates here, blue/green's two variants counted."""
+    serverless_uses: list[str] = field(default_factory=list)
     training: Counter[str] = field(default_factory=Counter)
     processing: Counter[str] = field(default_factory=Counter)
     glue_dpus: int = 0
@@ -191,6 +207,8 @@ def home(manifest: Manifest) -> tuple[str, str]:
 
 
 def largest_fleet(manifest: Manifest, env: EnvName) -> int:
+    """Instances of a real-time or async endpoint at autoscaling's maximum (an async endpoint
+    scales on its backlog between 0 or min_instances and the same maximum)."""
     serving = manifest.env_serving(env)
     scaling = serving.autoscaling
     return max(serving.instance_count, scaling.max_instances if scaling.enabled else 0)
@@ -233,7 +251,18 @@ def plan(manifests: Sequence[Manifest]) -> dict[tuple[str, str], Plan]:
             target = m.environment(env)
             there = at(target.account, target.region)
             there.products.add(m.product.name)
+            if m.is_remote(env):
+                there.remote = True
+                there.trusted_home = home(m)[0]
             serving = m.env_serving(env)
+            if serving.mode is ServingMode.SERVERLESS:
+                assert serving.serverless is not None  # the manifest requires it
+                concurrency = serving.serverless.max_concurrency
+                there.serverless_concurrency += BLUE_GREEN_FACTOR * concurrency
+                there.serverless_uses.append(f"{m.product.name} {env} up to {concurrency}")
+                # A serverless endpoint captures no traffic: no monitoring job, no drift
+                # responder (mlgate/infra/stacks/serving.py: captures_traffic).
+                continue
             fleet = largest_fleet(m, env)
             there.endpoint[serving.instance_type] += BLUE_GREEN_FACTOR * fleet
             there.endpoint_uses.setdefault(serving.instance_type, []).append(
@@ -243,9 +272,6 @@ def plan(manifests: Sequence[Manifest]) -> dict[tuple[str, str], Plan]:
             there.hooks += len(ENV_HOOKS)
             if m.monitoring.engine is MonitoringEngine.MODEL_MONITOR:
                 there.model_monitor.append(f"{m.product.name} {env}")
-            if m.is_remote(env):
-                there.remote = True
-                there.trusted_home = home(m)[0]
     return plans
 
 
@@ -314,8 +340,13 @@ class Account:
         self.deployed: dict[str, bool] = {}
 
     def client(self, service: str) -> Any:
+        return self.client_in(service, self.region)
+
+    def client_in(self, service: str, region: str) -> Any:
+        """A client of this account in `region` (the Support API answers in us-east-1 only)."""
+        key = service if region == self.region else f"{service}@{region}"
         with self._lock:
-            if service not in self._clients:
+            if key not in self._clients:
                 from botocore.config import Config
 
                 config = Config(
@@ -323,11 +354,11 @@ class Account:
                     read_timeout=20,
                     retries={"max_attempts": 4, "mode": "standard"},
                 )
-                made = self.session.client(service, region_name=self.region, config=config)
+                made = self.session.client(service, region_name=region, config=config)
                 if self.hook is not None:
-                    self.hook(self.account, self.region, service, made)
-                self._clients[service] = made
-            return self._clients[service]
+                    self.hook(self.account, region, service, made)
+                self._clients[key] = made
+            return self._clients[key]
 
 
 def error_code(err: Exception) -> str:
@@ -717,7 +748,7 @@ def quota_name(instance_type: str, use: str) -> str:
 
 
 def wanted_quotas(plan: Plan) -> set[str]:
-    return {
+    wanted = {
         quota_name(t, use)
         for use, counts in (
             ("endpoint", plan.endpoint),
@@ -726,6 +757,7 @@ def wanted_quotas(plan: Plan) -> set[str]:
         )
         for t in counts
     }
+    return wanted | ({SERVERLESS_QUOTA} if plan.serverless_concurrency else set())
 
 
 def check_sagemaker_quotas(quotas: Quotas, plan: Plan) -> list[Result]:
@@ -772,7 +804,45 @@ def check_sagemaker_quotas(quotas: Quotas, plan: Plan) -> list[Result]:
         else:
             shared = " (the quota also counts the account's other jobs and endpoints)"
             results.append(Result("PASS", check, plan.where, "; ".join(fine) + shared))
+    if plan.serverless_concurrency:
+        results.append(serverless_quota(table, plan))
     return results
+
+
+def serverless_quota(table: dict[str, tuple[float, str]], plan: Plan) -> Result:
+    """The serverless endpoints' MaxConcurrency against the region's shared total."""
+    check, need = "serverless-quota", plan.serverless_concurrency
+    why = (
+        f" ({'; '.join(plan.serverless_uses)}, doubled while a blue/green update runs both "
+        "variants)"
+    )
+    if SERVERLESS_QUOTA not in table:
+        return Result(
+            "FAIL",
+            check,
+            plan.where,
+            f"Service Quotas lists no '{SERVERLESS_QUOTA}' for SageMaker in {plan.region}: "
+            "Serverless Inference is not offered there",
+            "serve this environment in another mode (serving.<env>.mode: real-time or async)",
+        )
+    value, code = table[SERVERLESS_QUOTA]
+    if value < need:
+        return Result(
+            "FAIL",
+            check,
+            plan.where,
+            f"'{SERVERLESS_QUOTA}' is {value:g}, the plan needs {need}{why}",
+            f"request {need} (aws service-quotas request-service-quota-increase --service-code "
+            f"sagemaker --quota-code {code} --desired-value {need} --region {plan.region}), "
+            "or lower serving.<env>.serverless.max_concurrency",
+        )
+    return Result(
+        "PASS",
+        check,
+        plan.where,
+        f"concurrency {need} of {value:g}{why} (shared with the account's other serverless "
+        "endpoints)",
+    )
 
 
 def check_glue(quotas: Quotas, plan: Plan) -> list[Result]:
@@ -848,6 +918,54 @@ def check_model_monitor(account: Account, plan: Plan) -> list[Result]:
             f" the monitoring stack of {who} may be refused",
             "set monitoring.engine: evidently (any account), or confirm with AWS Support that "
             "the account keeps Model Monitor",
+        )
+    ]
+
+
+ADVISOR_PAGE = "https://docs.aws.amazon.com/awssupport/latest/user/cloudwatch-events-ta.html"
+
+
+def check_support_plan(account: Account, plan: Plan) -> list[Result]:
+    """Whether the account's support plan runs the Trusted Advisor checks mlgate routes: the
+    Support API answers DescribeTrustedAdvisorChecks, in us-east-1 only, on Business,
+    Enterprise On-Ramp and Enterprise Support, and SubscriptionRequiredException on Basic and
+    Developer (https://docs.aws.amazon.com/awssupport/latest/APIReference/
+    API_DescribeTrustedAdvisorChecks.html)."""
+    from botocore.exceptions import ClientError
+
+    from mlgate.infra.constructs.cost import ADVISOR_CHECKS, SUPPORT_PLANS
+
+    check = "support-plan"
+    try:
+        found = account.client_in("support", "us-east-1").describe_trusted_advisor_checks(
+            language="en"
+        )
+    except ClientError as err:
+        if error_code(err) != "SubscriptionRequiredException":
+            raise
+        core = [c.name for c in ADVISOR_CHECKS if c.core]
+        return [
+            Result(
+                "WARN",
+                check,
+                plan.where,
+                f"the account's support plan (Basic or Developer) runs only Trusted Advisor's "
+                f"core checks: of the {len(ADVISOR_CHECKS)} checks mlgate routes to on-call "
+                f"and owners, only {', '.join(core)} will ever send an event ({ADVISOR_PAGE})",
+                f"subscribe the account to {SUPPORT_PLANS}, or accept that the other checks "
+                "stay silent (the evidence pack says so)",
+            )
+        ]
+    names = {c.get("name") for c in found.get("checks", [])}
+    absent = [c.name for c in ADVISOR_CHECKS if c.name not in names]
+    return [
+        Result(
+            "PASS",
+            check,
+            plan.where,
+            f"the support plan runs Trusted Advisor's checks; {len(ADVISOR_CHECKS) - len(absent)}"
+            f" of the {len(ADVISOR_CHECKS)} mlgate routes are offered"
+            + (f" (not offered: {', '.join(absent)})" if absent else ""),
         )
     ]
 
@@ -1373,6 +1491,19 @@ def run(
                     p,
                 )
             )
+    # The support plan is the account's, whatever the region: read once per account.
+    for account_id in dict.fromkeys(key[0] for key in plans if key in accounts):
+        key = next(k for k in plans if k[0] == account_id and k in accounts)
+        tasks.append(
+            task(
+                "support-plan",
+                plans[key].where,
+                needs("support:DescribeTrustedAdvisorChecks"),
+                check_support_plan,
+                accounts[key],
+                plans[key],
+            )
+        )
     for m in manifests:
         account = accounts[home(m)]
         name = m.product.name

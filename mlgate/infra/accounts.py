@@ -12,7 +12,7 @@ from __future__ import annotations
 from aws_cdk import aws_iam as iam
 
 from mlgate.infra.naming import Names, role_arn
-from mlgate.manifest import ENV_NAMES, EnvName, Manifest
+from mlgate.manifest import ENV_NAMES, EnvName, Manifest, ServingMode
 
 
 def home_account(manifest: Manifest) -> str:
@@ -28,7 +28,9 @@ def artifact_readers(manifest: Manifest, env: EnvName) -> list[str]:
     """Roles of a remote environment that read released versions (model artifact, baselines)
     from home: released/<product>/ of the home artifact bucket, nothing else."""
     names = Names.of(manifest, env)
-    return [names.model_role(), names.monitor_role()]
+    # A serverless environment captures nothing, so nothing monitors it: no monitor role.
+    watched = manifest.env_serving(env).mode is not ServingMode.SERVERLESS
+    return [names.model_role(), *([names.monitor_role()] if watched else [])]
 
 
 def trusted_roles(account: str, *names: str) -> iam.IPrincipal:
@@ -94,6 +96,8 @@ def serving_cfn_role_arn(manifest: Manifest, env: EnvName) -> str:
 
 
 SCALING_SLR = "sagemaker.application-autoscaling.amazonaws.com"
+# The `what` of an async endpoint's wake-from-zero alarm (mlgate/infra/constructs/endpoint.py).
+WAKE_ALARM = "async-backlog-without-capacity"
 
 
 def serving_update_access(
@@ -127,6 +131,13 @@ def serving_update_access(
         f"arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-endpoint/{names.endpoint()}/*"
     )
     rollback_alarms = f"arn:aws:cloudwatch:{region}:{account}:alarm:{names.alarm('*', '*', '*')}"
+    # An async endpoint scaled to zero is woken by an alarm of the Serving stack
+    # (mlgate/infra/constructs/endpoint.py), which a release creates: the handler permissions
+    # of AWS::CloudWatch::Alarm (its CloudFormation schema) on that one alarm.
+    wake_alarm = (
+        f"arn:aws:cloudwatch:{region}:{account}:alarm:"
+        f"{names.alarm('system', WAKE_ALARM, 'scaling')}"
+    )
     scaling_role = (
         f"arn:aws:iam::{account}:role/aws-service-role/{SCALING_SLR}/"
         "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
@@ -244,6 +255,21 @@ def serving_update_access(
             resources=[scaling_role],
         ),
     ]
+    if manifest.env_serving(env).mode is ServingMode.ASYNC:
+        statements.append(
+            iam.PolicyStatement(
+                sid="AsyncWakeAlarm",
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:UntagResource",
+                    "cloudwatch:ListTagsForResource",
+                ],
+                resources=[wake_alarm],
+            )
+        )
     tags_only = (
         "CloudFormation names the model and endpoint config at deploy time; only those tagged "
         f"mlgate:product={manifest.product.name} and mlgate:environment={env} (on create: the "
@@ -264,15 +290,67 @@ def serving_update_access(
     return statements, findings
 
 
+def async_request_access(
+    manifest: Manifest, env: EnvName, endpoint_arn: str
+) -> tuple[list[iam.PolicyStatement], Findings]:
+    """Queue requests on the environment's asynchronous endpoint and read their results:
+    InvokeEndpointAsync on the endpoint, PutObject under async/<env>/input/, GetObject under
+    async/<env>/output/ and async/<env>/failures/ of the environment's artifact bucket
+    (mlgate/infra/constructs/endpoint.py: async_prefix), and the bucket's key through S3 for
+    those objects only. The key is the environment's, made by another stack: named by the
+    encryption context S3 gives KMS (the bucket's ARN with an S3 Bucket Key, else the
+    object's: https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html) and S3
+    as the caller (kms:ViaService). Nothing for an endpoint of another mode."""
+    if manifest.env_serving(env).mode is not ServingMode.ASYNC:
+        return [], {}
+    target = manifest.environment(env)
+    # The artifact bucket of the environment's site: home's, or the other account's own.
+    site = Names.of(manifest, env if manifest.is_remote(env) else None)
+    bucket = site.bucket("artifacts", target.account, target.region)
+    inputs = f"arn:aws:s3:::{bucket}/async/{env}/input/*"
+    results = [f"arn:aws:s3:::{bucket}/async/{env}/{what}/*" for what in ("output", "failures")]
+    keys = f"arn:aws:kms:{target.region}:{target.account}:key/*"
+    statements = [
+        iam.PolicyStatement(actions=["sagemaker:InvokeEndpointAsync"], resources=[endpoint_arn]),
+        iam.PolicyStatement(actions=["s3:PutObject"], resources=[inputs]),
+        iam.PolicyStatement(actions=["s3:GetObject"], resources=results),
+        iam.PolicyStatement(
+            actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resources=[keys],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"s3.{target.region}.amazonaws.com"},
+                "StringLike": {
+                    "kms:EncryptionContext:aws:s3:arn": [
+                        f"arn:aws:s3:::{bucket}",
+                        *(r.removesuffix("*") + "*" for r in (inputs, *results)),
+                    ]
+                },
+            },
+        ),
+    ]
+    why = {
+        inputs: f"The async requests the release path queues on the {env} endpoint; object "
+        "names are per request (the job id).",
+        **dict.fromkeys(results, f"The results and failures SageMaker writes for the {env} "
+                        "endpoint's async requests; object names are SageMaker's."),
+        keys: f"The {env} artifact bucket's key, made by another stack: only through S3 and "
+        "only for this bucket's async objects (the encryption context).",
+    }  # fmt: skip
+    return statements, {f"AwsSolutions-IAM5[Resource::{r}]": w for r, w in why.items()}
+
+
 def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStatement], Findings]:
-    """Describe the environment's endpoint down to its model, and invoke it once."""
+    """Describe the environment's endpoint down to its model, and invoke it once (an async
+    endpoint: queue the sample and read its result, `async_request_access`)."""
     target = manifest.environment(env)
     arn = f"arn:aws:sagemaker:{target.region}:{target.account}"
     configs = [f"{arn}:endpoint-config/*", f"{arn}:model/*"]
+    endpoint = f"{arn}:endpoint/{Names.of(manifest).endpoint(env)}"
+    queued, queue_findings = async_request_access(manifest, env, endpoint)
     statements = [
         iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
-            resources=[f"{arn}:endpoint/{Names.of(manifest).endpoint(env)}"],
+            resources=[endpoint],
         ),
         iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
@@ -284,4 +362,15 @@ def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStat
         f"models at deploy time; only the ones the {env} endpoint points to are described."
         for resource in configs
     }
-    return statements, findings
+    return [*statements, *queued], {**findings, **queue_findings}
+
+
+def staging_queue_access(manifest: Manifest) -> tuple[list[iam.PolicyStatement], Findings]:
+    """The quality gate's smoke load on an asynchronous staging endpoint (staging is always in
+    the home account): `async_request_access` for it; nothing for another mode."""
+    target = manifest.environment("staging")
+    endpoint = (
+        f"arn:aws:sagemaker:{target.region}:{target.account}:endpoint/"
+        f"{Names.of(manifest).endpoint('staging')}"
+    )
+    return async_request_access(manifest, "staging", endpoint)

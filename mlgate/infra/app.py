@@ -14,12 +14,19 @@ from mlgate.infra.constructs.compliance import enable_compliance_checks
 from mlgate.infra.constructs.event_rules import watched_rules
 from mlgate.infra.constructs.observability import Hook
 from mlgate.infra.naming import home_env
+from mlgate.infra.stacks.advisor import REGION as ADVISOR_REGION
+from mlgate.infra.stacks.advisor import AdvisorStack
 from mlgate.infra.stacks.data import DataStack
 from mlgate.infra.stacks.delivery import DeliveryStack
-from mlgate.infra.stacks.foundation import EnvironmentFoundationStack, FoundationStack, SiteStack
+from mlgate.infra.stacks.foundation import (
+    EnvironmentFoundationStack,
+    FoundationStack,
+    SiteStack,
+    cost_alarm_names,
+)
 from mlgate.infra.stacks.monitoring import MonitoringStack
 from mlgate.infra.stacks.observability import ObservabilityStack
-from mlgate.infra.stacks.serving import ServingStack
+from mlgate.infra.stacks.serving import ServingStack, captures_traffic
 from mlgate.infra.stacks.training import TrainingStack
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest, ManifestBatchError, load_manifests
 
@@ -75,6 +82,17 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             stacks.extra[f"foundation-{env}"] = sites[env]
         else:
             sites[env] = foundation
+    # Trusted Advisor's events reach each foundation from us-east-1 (stacks/advisor.py).
+    remote = [(f"advisor-{e}", sites[e]) for e in ENV_NAMES if manifest.is_remote(e)]
+    for key, site in [("advisor", foundation), *remote]:
+        if site.target.region != ADVISOR_REGION:
+            stacks.extra[key] = AdvisorStack(
+                app,
+                manifest=manifest,
+                env_name=site.env_name,
+                account=site.target.account,
+                region=site.target.region,
+            )
     serving = {
         env: ServingStack(
             app, manifest=manifest, env_name=env, foundation=foundation, site=sites[env]
@@ -83,11 +101,13 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
     }
     for env in ENV_NAMES:
         stacks.extra[f"serving-{env}"] = serving[env]
+    # A serverless environment captures no traffic: nothing to monitor (stacks/serving.py).
     monitoring = {
         env: MonitoringStack(
             app, manifest=manifest, env_name=env, foundation=foundation, site=sites[env]
         )
         for env in ENV_NAMES
+        if captures_traffic(manifest, env)
     }
     for env, watcher in monitoring.items():
         # It reads the live-version parameters Serving keeps, and takes over the monitor role
@@ -120,6 +140,9 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
         rules[env_name] += watched_rules(stack)
     for env in ENV_NAMES:
         drift = serving[env].drift_responder
+        drift_hook = (
+            [Hook("drift_responder", drift.function, drift.failure_alarm_name)] if drift else []
+        )
         # A product-wide hook's alarms live once, in the home environment (Names.alarm's
         # rule): both dashboards of one account would page twice for one function.
         local = release_hooks if env == gate_wait_env else []
@@ -129,9 +152,19 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             env_name=env,
             site=sites[env],
             serving=serving[env],
-            monitoring=monitoring[env],
-            hooks=[*local, Hook("drift_responder", drift.function, drift.failure_alarm_name)],
-            external_alarms=delivery.product_alarm_names if env == gate_wait_env else [],
+            monitoring=monitoring.get(env),
+            hooks=[*local, *drift_hook],
+            external_alarms=[
+                *(delivery.product_alarm_names if env == gate_wait_env else []),
+                *serving[env].scaling_alarm_names,
+                *cost_alarm_names(manifest, env),
+                # The Trusted Advisor forwarding rule's alarm, in us-east-1, by ARN.
+                *[
+                    s.alarm_arn
+                    for s in stacks.extra.values()
+                    if isinstance(s, AdvisorStack) and (s.env_name or gate_wait_env) == env
+                ],
+            ],
             event_rules=rules[env],
         )
     return stacks

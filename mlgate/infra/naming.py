@@ -23,7 +23,9 @@ from here, and import nothing from the manifest."""
 ENVIRONMENTS: tuple[EnvName, ...] = ("staging", "prod")
 # The parts of an alarm's name (Names.alarm).
 ALARM_TIERS = ("business", "model", "system")
-ALARM_SEVERITIES = ("critical", "warning")
+ALARM_SEVERITIES = ("critical", "warning", "scaling")
+"""critical pages on-call, warning mails the owner; scaling acts on autoscaling only (an async
+endpoint's wake from zero) and pages nobody."""
 ALARM_WHAT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 ALARM_NAME = re.compile(
     rf"{PREFIX}/(?P<product>[a-z0-9-]+)/(?P<env>{'|'.join(ENVIRONMENTS)})/"
@@ -187,7 +189,8 @@ class Names:
         - tier: business, model or system (the dashboard's metric tiers);
         - what: lowercase words joined by hyphens, never underscores (a hook's alarms are
           hook-<hook name, hyphenated>-<errors|failed>);
-        - severity: critical (pages on-call) or warning (mails the metric's owner).
+        - severity: critical (pages on-call), warning (mails the metric's owner) or scaling
+          (its one action is a scaling policy: pages nobody).
 
         A part may be `*`, for an IAM resource pattern of alarm names."""
         env = self._in(env)

@@ -1,15 +1,17 @@
-"""Loads a product's own Python code (its ETL transform, its data generator) from the product's
-folder, the way the Glue job and the tests run it: as a module of its own file, each product
-under its own module name so two products' `transform.py` never collide."""
+"""Loads a product's own Python code (its ETL transform, its data generator, its KPI stand-ins)
+from the product's folder, the way the Glue job and the tests run it: as a module of its own
+file, each product under its own module name so two products' `transform.py` never collide."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from mlgate.manifest import Manifest
+from mlgate.manifest import BusinessKpi, Manifest
 
 
 def load_module(path: Path, name: str) -> ModuleType:
@@ -50,6 +52,22 @@ def generator_module(manifest: Manifest) -> ModuleType:
     if not callable(getattr(module, "sources", None)):
         raise AttributeError(f"{manifest.data.generator} defines no sources(rows, seed) function")
     return module
+
+
+def stand_in_function(manifest: Manifest, kpi: BusinessKpi) -> Callable[[Any, str], Any]:
+    """The KPI's offline stand-in: `function(batch, prediction)` from the file its `stand_in`
+    names (the manifest's load has checked that the file exists and defines it)."""
+    if kpi.stand_in_file is None or kpi.stand_in_function is None:
+        raise ValueError(f"KPI {kpi.name} declares no stand_in")
+    stem = Path(kpi.stand_in_file).with_suffix("").as_posix().replace("/", "_").replace("-", "_")
+    module = load_module(manifest.path(kpi.stand_in_file), _module_name(manifest, f"kpi_{stem}"))
+    function = getattr(module, kpi.stand_in_function, None)
+    if not callable(function):
+        raise AttributeError(
+            f"the stand-in of KPI {kpi.name}: {kpi.stand_in_file} defines no function "
+            f"{kpi.stand_in_function}(batch, prediction)"
+        )
+    return function  # type: ignore[no-any-return]
 
 
 def training_contract(manifest: Manifest) -> dict[str, object]:

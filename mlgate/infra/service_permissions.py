@@ -3,12 +3,16 @@ call of ours makes, so no hook test sees them missing, yet the service fails wit
 
 One row per use, each with the documentation page that says so. The stacks grant them; the
 test tests/test_service_permissions.py checks every role of every example product against
-this table, in the home account and in a prod account of its own.
+this table, in the home account and in a prod account of its own. Some uses exist only where
+the endpoint captures traffic (`captured_only`): a serverless endpoint captures none, so its
+model role writes no capture and its environment has no monitoring stack, hence no monitor role.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from mlgate.manifest.serving import ServingMode
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,8 @@ class ServiceUse:
     marker: str
     """A text every granted resource contains, with {product}, {env} and {capture} filled in."""
     doc: str
+    captured_only: bool = False
+    """Only in an environment whose endpoint captures traffic (not serverless)."""
 
 
 TABLE: tuple[ServiceUse, ...] = (
@@ -41,6 +47,7 @@ TABLE: tuple[ServiceUse, ...] = (
         resource="the environment's capture prefix",
         marker="{capture}",
         doc="https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html",
+        captured_only=True,
     ),
     ServiceUse(
         role="model",
@@ -49,6 +56,7 @@ TABLE: tuple[ServiceUse, ...] = (
         resource="the environment's key",
         marker="Key",
         doc="https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html",
+        captured_only=True,
     ),
     ServiceUse(
         role="training",
@@ -65,6 +73,7 @@ TABLE: tuple[ServiceUse, ...] = (
         resource="the environment's key",
         marker="Key",
         doc="https://docs.aws.amazon.com/sagemaker/latest/dg/api-permissions-reference.html",
+        captured_only=True,
     ),
     ServiceUse(
         role="monitor",
@@ -73,6 +82,7 @@ TABLE: tuple[ServiceUse, ...] = (
         resource="the environment's monitoring report prefix",
         marker="monitoring/{env}/",
         doc="https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
+        captured_only=True,
     ),
     ServiceUse(
         role="monitor",
@@ -81,6 +91,7 @@ TABLE: tuple[ServiceUse, ...] = (
         resource="the environment's key",
         marker="Key",
         doc="https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
+        captured_only=True,
     ),
     ServiceUse(
         role="monitor",
@@ -89,6 +100,7 @@ TABLE: tuple[ServiceUse, ...] = (
         resource="the log groups SageMaker names",
         marker="log-group:/aws/sagemaker/",
         doc="https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
+        captured_only=True,
     ),
     ServiceUse(
         role="monitor",
@@ -97,9 +109,21 @@ TABLE: tuple[ServiceUse, ...] = (
         resource="the image's repository",
         marker=":repository/sagemaker-",
         doc="https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
+        captured_only=True,
     ),
 )
 
 
 def uses(role: str) -> tuple[ServiceUse, ...]:
     return tuple(u for u in TABLE if u.role == role)
+
+
+def captures(mode: ServingMode) -> bool:
+    """Whether an endpoint of this mode captures traffic: Serverless Inference does not
+    support data capture (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html#serverless-endpoints-how-it-works-exclusions)."""
+    return mode is not ServingMode.SERVERLESS
+
+
+def applies(use: ServiceUse, mode: ServingMode) -> bool:
+    """Whether SageMaker makes this use in an environment served in this mode."""
+    return captures(mode) or not use.captured_only

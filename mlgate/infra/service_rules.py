@@ -1052,6 +1052,41 @@ def _variant_kinds(config: Resource) -> str | None:
     return None
 
 
+def _async_config(config: Resource) -> str | None:
+    asynchronous = config.props.get("AsyncInferenceConfig")
+    if not asynchronous:
+        return None
+    variants = _listed(config.props.get("ProductionVariants"))
+    if any("ServerlessConfig" in v for v in variants):
+        return "a serverless variant cannot serve asynchronous inference"
+    output = asynchronous.get("OutputConfig") or {}
+    if not output.get("S3OutputPath"):
+        return "AsyncInferenceConfig needs OutputConfig.S3OutputPath, where results are written"
+    return None
+
+
+def _scale_to_zero(target: Resource) -> str | None:
+    """MinCapacity 0 on a SageMaker variant: only an asynchronous endpoint scales to zero."""
+    if target.props.get("MinCapacity") != 0 or target.props.get("ServiceNamespace") != "sagemaker":
+        return None
+    if target.props.get("ScalableDimension") != "sagemaker:variant:DesiredInstanceCount":
+        return None
+    resource_id = target.literal(target.props.get("ResourceId")) or ""
+    match = re.fullmatch(r"endpoint/([^/]+)/variant/[^/]+", resource_id)
+    if match is None:
+        return None
+    for logical in target.stack.resources:
+        endpoint = Resource(target.app, target.stack, logical)
+        if endpoint.type != "AWS::SageMaker::Endpoint":
+            continue
+        if endpoint.literal(endpoint.props.get("EndpointName")) != match.group(1):
+            continue
+        config = endpoint.ref(endpoint.props.get("EndpointConfigName"))
+        if config is not None and not config.props.get("AsyncInferenceConfig"):
+            return f"MinCapacity 0 on {match.group(1)}, which is not an asynchronous endpoint"
+    return None
+
+
 def _data_capture(config: Resource) -> str | None:
     capture = config.props.get("DataCaptureConfig")
     if not capture:
@@ -1947,6 +1982,25 @@ TABLE: tuple[ServiceRule, ...] = (
         ),
     ),
     ServiceRule(
+        id="sagemaker-async-config",
+        type="AWS::SageMaker::EndpointConfig",
+        rule="an asynchronous endpoint config names where results go (OutputConfig."
+        "S3OutputPath) and has no serverless variant",
+        check=_async_config,
+        doc=SAGEMAKER.format("AsyncInferenceConfig"),
+        broken=_broken(
+            "AWS::SageMaker::EndpointConfig",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "m",
+                    "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5},
+                }
+            ],
+            AsyncInferenceConfig={"OutputConfig": {}},
+        ),
+    ),
+    ServiceRule(
         id="sagemaker-data-capture",
         type="AWS::SageMaker::EndpointConfig",
         rule="data capture samples 0 to 100% of requests, captures at least one of input and "
@@ -2008,6 +2062,27 @@ TABLE: tuple[ServiceRule, ...] = (
                 "Properties": {
                     "ServiceNamespace": "sagemaker",
                     "MinCapacity": 1,
+                    "MaxCapacity": 2,
+                    "ResourceId": "endpoint/e/variant/AllTraffic",
+                    "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+                },
+            },
+        },
+    ),
+    ServiceRule(
+        id="autoscaling-zero-only-async",
+        type="AWS::ApplicationAutoScaling::ScalableTarget",
+        rule="a SageMaker variant scales to zero instances (MinCapacity 0) only on an "
+        "asynchronous endpoint",
+        check=_scale_to_zero,
+        doc="https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html",
+        broken={
+            **_endpoint({"Type": "ALL_AT_ONCE"}),
+            "Scaling": {
+                "Type": "AWS::ApplicationAutoScaling::ScalableTarget",
+                "Properties": {
+                    "ServiceNamespace": "sagemaker",
+                    "MinCapacity": 0,
                     "MaxCapacity": 2,
                     "ResourceId": "endpoint/e/variant/AllTraffic",
                     "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
@@ -2227,6 +2302,9 @@ TABLE: tuple[ServiceRule, ...] = (
 
 REVIEWED: Mapping[str, str] = {
     "AWS::CDK::Metadata": "CDK's record of the construct library versions; no service reads it",
+    "AWS::Budgets::Budget": "mlgate/infra/constructs/cost.py: one cost budget per product on the "
+    "mlgate:product tag; its SNS subscriber's topic policy and key are checked by "
+    "tests/constructs/test_cost.py",
     "AWS::Lambda::EventInvokeConfig": "read by events-lambda-target-on-failure; mlgate sets only "
     "its on-failure destination and the $LATEST qualifier",
     "AWS::Lambda::LayerVersion": "read by lambda-layers-in-region (its compatible runtimes and "

@@ -21,6 +21,9 @@ from mlgate.manifest.base import (
     Slug,
     Text,
 )
+from mlgate.manifest.cost import (
+    Cost,
+)
 from mlgate.manifest.data import (
     DQDL_RULE_TYPES,
     NUMERIC_TYPES,
@@ -85,6 +88,7 @@ from mlgate.manifest.product import (
     Product,
 )
 from mlgate.manifest.serving import (
+    AsyncServing,
     Autoscaling,
     Delivery,
     EnvironmentServing,
@@ -92,7 +96,9 @@ from mlgate.manifest.serving import (
     MonitoringEngine,
     Rollout,
     RolloutPolicy,
+    Serverless,
     Serving,
+    ServingMode,
 )
 
 __all__ = [
@@ -110,12 +116,14 @@ __all__ = [
     "RELATIVE_PATH",
     "UNBOUNDED_METRICS",
     "Algorithm",
+    "AsyncServing",
     "Autoscaling",
     "BusinessKpi",
     "Column",
     "ColumnName",
     "ColumnType",
     "Contact",
+    "Cost",
     "Data",
     "DataSource",
     "Delivery",
@@ -151,7 +159,9 @@ __all__ = [
     "Rollout",
     "RolloutPolicy",
     "Schema",
+    "Serverless",
     "Serving",
+    "ServingMode",
     "Slo",
     "SloKind",
     "Slug",

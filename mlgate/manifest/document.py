@@ -14,13 +14,21 @@ from pydantic import (
 from mlgate.manifest import schedules
 from mlgate.manifest.base import ENV_NAMES, EnvName, _CrossFieldErrors, _duplicates, _Model
 from mlgate.manifest.catalog import framework_problem
+from mlgate.manifest.cost import Cost
 from mlgate.manifest.data import NUMERIC_TYPES, Data, _not_a_column
 from mlgate.manifest.environments import Environment, Environments, Retention
 from mlgate.manifest.gates import Gate, GateKind, GatePlacement, Rice, Risk
 from mlgate.manifest.metrics import METRICS_BY_PROBLEM, Metrics
 from mlgate.manifest.model import ModelSettings
 from mlgate.manifest.product import Contact, Product
-from mlgate.manifest.serving import Delivery, EnvironmentServing, Monitoring, RolloutPolicy, Serving
+from mlgate.manifest.serving import (
+    Delivery,
+    EnvironmentServing,
+    Monitoring,
+    RolloutPolicy,
+    Serving,
+    ServingMode,
+)
 
 # --- the manifest --------------------------------------------------------------------------
 
@@ -52,6 +60,8 @@ class Manifest(_Model):
     """How long each class of data is kept (days): raw, curated, capture, reports, audit."""
     environments: Environments
     """Accounts and regions."""
+    cost: Cost = Cost()
+    """Budget, idle-endpoint alarm, spot training, and the monthly estimate's assumptions."""
 
     _folder: Path = PrivateAttr(default=Path("."))
 
@@ -118,13 +128,50 @@ class Manifest(_Model):
                 values += ["1"] + ["0"] * len(column.values)
         return ",".join(values)
 
+    def capacity_summary(self, env: EnvName) -> str:
+        """The environment's mode and standing capacity: what runs, and is billed, when no
+        request arrives."""
+        serving = self.env_serving(env)
+        if serving.mode is ServingMode.SERVERLESS:
+            assert serving.serverless is not None  # _mode_problems requires it
+            warm = serving.serverless.provisioned_concurrency
+            standing = (
+                f"{warm} provisioned concurrency always warm"
+                if warm
+                else "0 when idle (cold starts)"
+            )
+            return (
+                f"serverless {serving.serverless.memory_mb} MB, up to "
+                f"{serving.serverless.max_concurrency} concurrent: {standing}; not monitored "
+                "for drift (serverless endpoints capture no traffic)"
+            )
+        scaling = serving.autoscaling
+        if serving.mode is ServingMode.ASYNC:
+            settings = serving.async_settings
+            low = 0 if settings.scale_to_zero else scaling.min_instances
+            idle = "0 when idle" if low == 0 else f"{low} x {serving.instance_type} always on"
+            return (
+                f"async {low}..{scaling.max_instances} x {serving.instance_type} on the "
+                f"backlog ({settings.backlog_per_instance} queued per instance): {idle}"
+            )
+        low = scaling.min_instances if scaling.enabled else serving.instance_count
+        return f"real-time {low} x {serving.instance_type} always on"
+
     def rollout_summary(self, env: EnvName) -> str:
-        """What a release does to the environment's traffic, in instances and percent."""
+        """The environment's mode and standing capacity, then what a release does to its
+        traffic, in instances and percent: what SageMaker will do."""
+        return f"{self.capacity_summary(env)}; release: {self._traffic_summary(env)}"
+
+    def _traffic_summary(self, env: EnvName) -> str:
         serving = self.env_serving(env)
         rollout = serving.rollout
         count = serving.instance_count
         fleet = f"{count} instance{'s' if count > 1 else ''}"
         bake = f"bakes {rollout.bake_minutes} min while the rollback alarms watch"
+        if serving.mode is ServingMode.SERVERLESS:
+            return f"all at once to a new serverless fleet, then {bake}"
+        if serving.mode is ServingMode.ASYNC and serving.async_settings.scale_to_zero:
+            fleet = f"the instances running then (0 to {serving.autoscaling.max_instances})"
         if rollout.policy is RolloutPolicy.ALL_AT_ONCE:
             return f"all at once to {fleet}, then {bake}"
         shifted, share = rollout.first_step(count)
@@ -148,6 +195,11 @@ class Manifest(_Model):
             files[f"model.code.dependencies[{i}]"] = self.path(dependency)
         if self.serving.sample_request:
             files["serving.sample_request"] = self.path(self.serving.sample_request)
+        for i, kpi in enumerate(self.metrics.business_kpis):
+            if kpi.stand_in_file:
+                files[f"metrics.business_kpis[{i}].stand_in (KPI {kpi.name})"] = self.path(
+                    kpi.stand_in_file
+                )
         return files
 
     def contact(self, contact_id: str) -> Contact:
@@ -250,6 +302,7 @@ class Manifest(_Model):
                         )
         if not self.pipeline_gates:
             problems.append(("gates", "at least one gate must run in CodePipeline"))
+        problems.extend(self._mode_problems())
         problems.extend(self._rollout_problems())
         problems.extend(self._model_problems())
         problems.extend(self._retention_problems())
@@ -374,6 +427,91 @@ class Manifest(_Model):
             )
         return problems
 
+    def _mode_problems(self) -> list[tuple[str, str]]:
+        """Each serving mode's settings, and the combinations SageMaker refuses."""
+        problems: list[tuple[str, str]] = []
+        for env in ENV_NAMES:
+            serving = self.env_serving(env)
+            path = f"serving.{env}"
+            given = serving.model_fields_set
+            mode = serving.mode
+            if mode is not ServingMode.SERVERLESS and "serverless" in given:
+                problems.append(
+                    (f"{path}.serverless", f"only a serverless environment takes it ({mode})")
+                )
+            if mode is not ServingMode.ASYNC and "async_" in given:
+                problems.append((f"{path}.async", f"only an async environment takes it ({mode})"))
+            if mode is ServingMode.SERVERLESS:
+                if serving.serverless is None:
+                    problems.append(
+                        (
+                            f"{path}.serverless",
+                            "a serverless environment names its memory_mb and "
+                            "max_concurrency (and provisioned_concurrency to stay warm)",
+                        )
+                    )
+                # Serverless Inference has no instances to choose, count or scale
+                # (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).
+                for field in ("instance_type", "instance_count", "autoscaling"):
+                    if field in given:
+                        problems.append(
+                            (
+                                f"{path}.{field}",
+                                "a serverless endpoint has no instances: SageMaker scales it "
+                                "within serverless.max_concurrency; drop this",
+                            )
+                        )
+                # Canary and linear steps are sized in instances (TrafficRoutingConfig's
+                # CanarySize, LinearStepSize: a share of the variant's instance count,
+                # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html),
+                # and a serverless variant has none: all at once is what SageMaker can do.
+                if serving.rollout.policy is not RolloutPolicy.ALL_AT_ONCE:
+                    problems.append(
+                        (
+                            f"{path}.rollout.policy",
+                            f"{serving.rollout.policy.value} steps are sized in instances and a "
+                            "serverless endpoint has none: use all_at_once (SageMaker shifts "
+                            "all traffic to the new fleet, then bakes while the rollback alarms "
+                            "watch)",
+                        )
+                    )
+            if mode is ServingMode.ASYNC:
+                settings = serving.async_settings
+                # Asynchronous endpoints publish no InvocationsPerInstance
+                # (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html):
+                # they scale on the backlog.
+                if "target_invocations_per_instance" in serving.autoscaling.model_fields_set:
+                    problems.append(
+                        (
+                            f"{path}.autoscaling.target_invocations_per_instance",
+                            "an async endpoint publishes no InvocationsPerInstance to track: "
+                            "it scales on async.backlog_per_instance",
+                        )
+                    )
+                if settings.scale_to_zero and not serving.autoscaling.enabled:
+                    problems.append(
+                        (
+                            f"{path}.async.scale_to_zero",
+                            "scaling to zero and waking on new work are autoscaling policies: "
+                            "autoscaling.enabled must stay true",
+                        )
+                    )
+                # With no instance running, a canary or linear step has no fleet to take a
+                # share of; mlgate does not release onto a fleet it cannot size.
+                if (
+                    settings.scale_to_zero
+                    and serving.rollout.policy is not RolloutPolicy.ALL_AT_ONCE
+                ):
+                    problems.append(
+                        (
+                            f"{path}.rollout.policy",
+                            f"{serving.rollout.policy.value} steps are a share of the running "
+                            "instances, and an async endpoint scaled to zero has none: use "
+                            "all_at_once, or async.scale_to_zero: false",
+                        )
+                    )
+        return problems
+
     def _rollout_problems(self) -> list[tuple[str, str]]:
         """Safety invariants of blue/green traffic shifting, per environment."""
         problems: list[tuple[str, str]] = []
@@ -394,8 +532,14 @@ class Manifest(_Model):
                         f"fires; bake at least {-(-window // 60)} min",
                     )
                 )
-            if rollout.policy is RolloutPolicy.ALL_AT_ONCE:
-                if env == "prod" and not rollout.allow_all_at_once:
+            if rollout.policy is RolloutPolicy.ALL_AT_ONCE or serving.mode is (
+                ServingMode.SERVERLESS
+            ):
+                if (
+                    env == "prod"
+                    and not rollout.allow_all_at_once
+                    and rollout.policy is RolloutPolicy.ALL_AT_ONCE
+                ):
                     problems.append(
                         (
                             f"{path}.policy",

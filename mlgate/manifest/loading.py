@@ -104,6 +104,7 @@ def parse_manifest(raw: Any, path: Path = Path("<manifest>")) -> Manifest:
         for field, file in manifest.code_files().items()
         if not file.is_file()
     ]  # fmt: skip
+    missing += manifest.metrics.stand_in_problems(manifest.folder)
     if missing:
         raise ManifestError(path, missing)
     sample = manifest.sample_request

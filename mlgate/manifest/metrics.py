@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     StringConstraints,
     model_validator,
 )
 
-from mlgate.manifest.base import Slug, Text, _Model
+from mlgate.manifest.base import RELATIVE_PATH, Slug, Text, _Model
 
 # --- metrics, in three tiers ---------------------------------------------------------------
 
@@ -19,6 +23,40 @@ from mlgate.manifest.base import Slug, Text, _Model
 class Direction(StrEnum):
     AT_LEAST = "at_least"
     AT_MOST = "at_most"
+
+
+def _stand_in(value: str) -> str:
+    """`path.py:function`: a Python file beside the manifest and a function it defines."""
+    path, colon, function = value.partition(":")
+    if (
+        not colon
+        or not path.endswith(".py")
+        or not re.match(RELATIVE_PATH, path)
+        or not function.isidentifier()
+    ):
+        raise ValueError(
+            f"'{value}' is not a stand-in: write file.py:function, the file relative to the "
+            "manifest's folder, such as kpis.py:late_share"
+        )
+    return value
+
+
+StandIn = Annotated[str, AfterValidator(_stand_in)]
+
+
+def defines(source: str, name: str) -> bool:
+    """Whether Python `source` binds `name` at its top level (a def, an assignment or an
+    import), read without running it."""
+    bound: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update(a.asname or a.name.split(".")[0] for a in node.names)
+    return name in bound
 
 
 class BusinessKpi(_Model):
@@ -40,6 +78,22 @@ class BusinessKpi(_Model):
     """CloudWatch metric name the product publishes the KPI under."""
     namespace: Text = "mlgate/business"
     """CloudWatch namespace of the KPI metric."""
+    stand_in: StandIn | None = None
+    """Offline only: `file.py:function` beside the manifest that computes the KPI from a scored
+    batch, for the rehearsal (make rehearse) and its dashboard previews, where no business data
+    exists. It is called as function(batch, prediction): batch is a pandas DataFrame of
+    held-out test rows (the target column, the payload columns) with the model's answer to
+    each row in the column named `prediction`; it returns the KPI as a float, NaN when the
+    batch says nothing of it (no point is written). In production the product publishes the
+    KPI itself."""
+
+    @property
+    def stand_in_file(self) -> str | None:
+        return self.stand_in.partition(":")[0] if self.stand_in else None
+
+    @property
+    def stand_in_function(self) -> str | None:
+        return self.stand_in.partition(":")[2] if self.stand_in else None
 
 
 class ProblemType(StrEnum):
@@ -197,3 +251,27 @@ class Metrics(_Model):
 
     def slo(self, kind: SloKind) -> Slo | None:
         return next((s for s in self.slos if s.name is kind), None)
+
+    def stand_in_problems(self, folder: Path) -> list[tuple[str, str]]:
+        """Each KPI stand-in whose file (beside the manifest, in `folder`) exists but does not
+        define its function, read without importing it (a missing file is the manifest's
+        missing-code check: Manifest.code_files)."""
+        problems: list[tuple[str, str]] = []
+        for i, kpi in enumerate(self.business_kpis):
+            if kpi.stand_in_file is None or kpi.stand_in_function is None:
+                continue
+            file = folder / kpi.stand_in_file
+            if not file.is_file():
+                continue
+            field = f"metrics.business_kpis[{i}].stand_in"
+            try:
+                found = defines(file.read_text(encoding="utf-8"), kpi.stand_in_function)
+            except (SyntaxError, UnicodeDecodeError, ValueError) as err:
+                problems.append((field, f"the stand-in of KPI {kpi.name}: {kpi.stand_in_file} "
+                                 f"does not parse as Python: {err}"))  # fmt: skip
+                continue
+            if not found:
+                problems.append((field, f"the stand-in of KPI {kpi.name}: {kpi.stand_in_file} "
+                                 f"defines no function {kpi.stand_in_function}(batch, "
+                                 "prediction)"))  # fmt: skip
+        return problems

@@ -36,7 +36,8 @@ def _section(model: type[BaseModel], path: str, out: list[str], seen: set[type[B
         out.append(doc)
     out += ["", "| field | type | default | meaning |", "|---|---|---|---|"]
     nested: list[tuple[type[BaseModel], str]] = []
-    for name, field in model.model_fields.items():
+    for attribute, field in model.model_fields.items():
+        name = field.alias or attribute  # the key the manifest writes (`async`, not `async_`)
         sub = _model_in(field.annotation)
         suffix = "[]" if _is_sequence(field.annotation) else ""
         if sub is not None and sub not in seen:

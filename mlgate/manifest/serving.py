@@ -73,15 +73,90 @@ class Autoscaling(_Model):
         return self
 
 
+class ServingMode(StrEnum):
+    """How an environment's endpoint serves: each mode has the same release path (gates,
+    verifier, alarms, dashboard)."""
+
+    REAL_TIME = "real-time"
+    """Instances always on, answering InvokeEndpoint."""
+    SERVERLESS = "serverless"
+    """SageMaker Serverless Inference: no instances, billed per request, 0 when idle."""
+    ASYNC = "async"
+    """SageMaker Asynchronous Inference: requests queued in S3, instances scaled on the
+    backlog, down to 0 when idle."""
+
+
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+"""ServerlessConfig.MemorySizeInMB's values (https://docs.aws.amazon.com/sagemaker/latest/
+APIReference/API_ProductionVariantServerlessConfig.html)."""
+
+
+class Serverless(_Model):
+    """A serverless endpoint's capacity (ProductionVariantServerlessConfig)."""
+
+    memory_mb: int = 2048
+    """Memory of each concurrent copy of the model: 1024 to 6144 in steps of 1024; vCPUs grow
+    with it."""
+    max_concurrency: int = Field(default=20, ge=1, le=200)
+    """Concurrent invocations the endpoint serves; more are throttled."""
+    provisioned_concurrency: int | None = Field(default=None, ge=1, le=200)
+    """Invocations kept warm (no cold start), billed while provisioned; at most
+    max_concurrency. None: 0 when idle."""
+
+    @model_validator(mode="after")
+    def _capacity(self) -> Serverless:
+        if self.memory_mb not in SERVERLESS_MEMORY_MB:
+            raise ValueError(
+                f"memory_mb {self.memory_mb} is not one SageMaker offers: "
+                f"{', '.join(map(str, SERVERLESS_MEMORY_MB))}"
+            )
+        if (
+            self.provisioned_concurrency is not None
+            and self.provisioned_concurrency > self.max_concurrency
+        ):
+            raise ValueError(
+                f"provisioned_concurrency {self.provisioned_concurrency} is above "
+                f"max_concurrency {self.max_concurrency}: SageMaker needs it at most that"
+            )
+        return self
+
+
+class AsyncServing(_Model):
+    """An asynchronous endpoint's queue (AsyncInferenceConfig) and its scaling on the backlog.
+
+    https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html"""
+
+    max_concurrent_invocations_per_instance: int | None = Field(default=None, ge=1, le=1000)
+    """Requests SageMaker sends each instance's container at once (None: SageMaker picks)."""
+    backlog_per_instance: int = Field(default=5, ge=1, le=1000)
+    """Target tracking value of ApproximateBacklogSizePerInstance: queued requests per
+    instance before scaling out."""
+    scale_to_zero: bool = True
+    """Idle: 0 instances (autoscaling's minimum is 0), woken by the first queued request;
+    False keeps autoscaling.min_instances always on."""
+
+
 class EnvironmentServing(_Model):
+    mode: ServingMode = ServingMode.REAL_TIME
+    """real-time (instances always on), serverless (0 when idle, billed per request) or
+    async (queued requests, instances scaled on the backlog, 0 when idle)."""
     instance_type: InstanceType = "ml.m5.large"
-    """Endpoint instance type."""
+    """Endpoint instance type (real-time and async)."""
     instance_count: int = Field(default=2, ge=1, le=50)
-    """Instances the endpoint starts with."""
+    """Instances the endpoint starts with (real-time and async)."""
     autoscaling: Autoscaling = Autoscaling()
-    """Target-tracking bounds."""
+    """Target-tracking bounds (real-time and async: async tracks the backlog)."""
+    serverless: Serverless | None = None
+    """Memory and concurrency; serverless mode only (required there)."""
+    async_: AsyncServing | None = Field(default=None, alias="async")
+    """Queue and backlog scaling; async mode only (default settings when left out)."""
     rollout: Rollout
     """Blue/green traffic shifting policy for updates."""
+
+    @property
+    def async_settings(self) -> AsyncServing:
+        """The async settings, defaults when the manifest gives none."""
+        return self.async_ or AsyncServing()
 
 
 class Serving(_Model):

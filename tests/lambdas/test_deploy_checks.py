@@ -390,7 +390,8 @@ class Moving(Endpoint):
 
     def __init__(self) -> None:
         super().__init__("InService", RELEASED)
-        self.configs = iter(["config-7", "config-8"])
+        # Read for its mode, before the load, after it.
+        self.configs = iter(["config-7", "config-7", "config-8"])
 
     def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
         return {"EndpointStatus": "InService", "EndpointConfigName": next(self.configs)}
@@ -728,16 +729,18 @@ def hook_of(name: str, verifier: Any, gate: Any) -> tuple[Any, Recorder, dict[st
 
 
 @pytest.mark.parametrize("hook", ["verifier", "gate"])
-def test_a_job_with_a_continuation_token_is_not_theirs(
+def test_a_job_with_a_continuation_token_not_its_own_is_refused(
     hook: str, verifier: Any, gate: Any, released: Pipeline
 ) -> None:
-    """Neither hook ever continues a job: a token is another action's."""
+    """Both hooks continue only their own jobs (an asynchronous endpoint's): AWS's sample
+    token is another action's."""
     handler, pipeline, params = hook_of(hook, verifier, gate)
     released.jobs.add(params, continuation="A continuation token if continuing job",
                       revision=released.revision)  # fmt: skip
     result = handler.handler(copy.deepcopy(JOB), CONTEXT)
     assert result["result"] == "refused"
-    assert result["reason"].startswith("continuationToken: the ")
+    assert result["reason"].startswith("continuationToken: Invalid JSON")
+    assert "not a token this action wrote" in result["reason"]
     assert pipeline.names() == ["put_job_failure_result"]
 
 
@@ -856,3 +859,337 @@ def test_each_job_publishes_one_count_and_the_gate_its_smoke_figures(
                      "SmokeInvocationErrorRate"}  # fmt: skip
     assert blob["SmokeLatencyP99"] == [pytest.approx(85.0)]
     assert blob["JobsSucceeded"] == [1.0]
+
+
+# --- asynchronous and serverless endpoints (issue 32) -----------------------------------------
+
+OUTPUTS = "s3://artifacts/async/staging/output"
+FAILURES = "s3://artifacts/async/staging/failures"
+
+
+class AsyncEndpoint(Endpoint):
+    """An endpoint whose config queues requests (AsyncInferenceConfig), as the Serving stack
+    builds it: results and failures under the environment's async prefixes."""
+
+    def describe_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
+        return {
+            "ProductionVariants": [{"ModelName": "model-7"}],
+            "AsyncInferenceConfig": {
+                "OutputConfig": {"S3OutputPath": OUTPUTS, "S3FailurePath": FAILURES}
+            },
+        }
+
+
+class ServerlessEndpoint(Endpoint):
+    def describe_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
+        return {"ProductionVariants": [{"ModelName": "model-7", "ServerlessConfig": {
+            "MemorySizeInMB": 2048, "MaxConcurrency": 5}}]}  # fmt: skip
+
+
+class AsyncRuntime:
+    """SageMaker's asynchronous inference as the verifier sees it: InvokeEndpointAsync reads
+    the request object (it must exist) and, as `then` says, writes its result ("answer"), its
+    failure ("fail") or nothing yet ("later") under the config's output paths."""
+
+    def __init__(self, then: str = "answer") -> None:
+        self.then, self.calls = then, []  # type: list[dict[str, Any]]
+
+    def invoke_endpoint_async(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        s3 = boto3.client("s3")
+        where = kwargs["InputLocation"].removeprefix("s3://").split("/", 1)
+        body = s3.get_object(Bucket=where[0], Key=where[1])["Body"].read().decode()
+        name = kwargs["InferenceId"]
+        output, failure = f"{OUTPUTS}/{name}.out", f"{FAILURES}/{name}-error.out"
+        if self.then == "answer":
+            write(output, f"0.0132 for {body}")
+        elif self.then == "fail":
+            write(failure, "Received server error (500) from model: feature count mismatch")
+        return {"InferenceId": name, "OutputLocation": output, "FailureLocation": failure}
+
+    def invoke_endpoint(self, **kwargs: Any) -> Any:
+        raise AssertionError("an asynchronous endpoint refuses InvokeEndpoint")
+
+
+def write(uri: str, text: str) -> None:
+    bucket_, key = uri.removeprefix("s3://").split("/", 1)
+    boto3.client("s3").put_object(Bucket=bucket_, Key=key, Body=text.encode())
+
+
+def run_async(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch, runtime: Any, endpoint: Endpoint | None = None
+) -> dict[str, str]:
+    handler, _ = verifier
+    endpoint, real = endpoint or AsyncEndpoint("InService", RELEASED), boto3.client
+    monkeypatch.setattr(
+        handler.boto3,
+        "client",
+        lambda name, *a, **k: (
+            {"sagemaker": endpoint, "sagemaker-runtime": runtime}.get(name) or real(name, *a, **k)
+        ),
+    )
+    return dict(handler.handler(copy.deepcopy(JOB), CONTEXT))
+
+
+def verify_job(released: Pipeline, token: str | None = None) -> None:
+    released.jobs.add({"environment": "staging", "endpoint": ENDPOINT}, continuation=token,
+                      revision=released.revision)  # fmt: skip
+
+
+def test_async_verify_succeeds_on_the_result_object(
+    verifier: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, pipeline = verifier
+    runtime = AsyncRuntime("answer")
+    verify_job(released)
+    result = run_async(verifier, monkeypatch, runtime)
+    assert result["result"] == "succeeded", result
+    assert (
+        f"serves {RELEASED} on config-7 (asynchronous); sample scored 0.0132" in (result["reason"])
+    )
+    ((sent,),) = [runtime.calls]
+    from .conftest import JOB_ID
+
+    key = f"async/staging/input/verify-{JOB_ID}.csv"
+    assert sent == {"EndpointName": ENDPOINT, "ContentType": "text/csv",
+                    "InputLocation": f"s3://artifacts/{key}",
+                    "InferenceId": f"verify-{JOB_ID}"}  # fmt: skip
+    body = boto3.client("s3").get_object(Bucket="artifacts", Key=key)["Body"].read().decode()
+    assert body == "120.5,1,0.3,1.2,3600,2"
+    assert pipeline.names() == ["put_job_success_result"]
+    assert "continuationToken" not in pipeline.calls[0][1]
+
+
+def test_async_verify_fails_naming_the_failure_object_s_text(
+    verifier: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, pipeline = verifier
+    verify_job(released)
+    result = run_async(verifier, monkeypatch, AsyncRuntime("fail"))
+    assert result["result"] == "failed"
+    assert result["reason"].startswith(f"staging: the async sample on {ENDPOINT} failed")
+    assert "Received server error (500) from model: feature count mismatch" in result["reason"]
+    ((name, sent),) = pipeline.calls
+    assert name == "put_job_failure_result"
+    assert "feature count mismatch" in sent["failureDetails"]["message"]
+
+
+def test_async_verify_continues_until_the_result_lands_and_never_submits_twice(
+    verifier: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint is scaled to zero: no result yet. The verifier answers with a continuation
+    token; CodePipeline's next job (with it) finds nothing yet and continues again; once the
+    result is written it succeeds. One submission in all."""
+    _, pipeline = verifier
+    runtime = AsyncRuntime("later")
+    verify_job(released)
+    first = run_async(verifier, monkeypatch, runtime)
+    assert first["result"] == "in_progress", first
+    (name, sent), = pipeline.calls  # fmt: skip
+    assert name == "put_job_success_result"
+    token = json.loads(sent["continuationToken"])
+    assert token["endpoint"] == ENDPOINT
+    assert token["config"] == "config-7"
+    assert token["output"].startswith(f"{OUTPUTS}/verify-")
+    verify_job(released, sent["continuationToken"])
+    again = run_async(verifier, monkeypatch, runtime)
+    assert again["result"] == "in_progress"
+    assert pipeline.calls[-1][1]["continuationToken"] == sent["continuationToken"]
+    write(token["output"], "0.0132")
+    done = run_async(verifier, monkeypatch, runtime)
+    assert done["result"] == "succeeded", done
+    assert "sample scored 0.0132" in done["reason"]
+    assert len(runtime.calls) == 1, "a continuation submits nothing"
+    assert "continuationToken" not in pipeline.calls[-1][1]
+
+
+def test_async_verify_fails_past_its_deadline(
+    verifier: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, pipeline = verifier
+    runtime = AsyncRuntime("later")
+    verify_job(released)
+    run_async(verifier, monkeypatch, runtime)
+    verify_job(released, pipeline.calls[-1][1]["continuationToken"])
+    later = handler.now() + handler.DEADLINE_SECONDS + 1
+    monkeypatch.setattr(handler, "now", lambda: later)
+    result = run_async(verifier, monkeypatch, runtime)
+    assert result["result"] == "failed"
+    assert "no result of the async sample" in result["reason"]
+    assert pipeline.names()[-1] == "put_job_failure_result"
+
+
+def test_async_verify_request_is_what_the_sagemaker_runtime_api_takes(
+    verifier: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request checked against botocore's model of InvokeEndpointAsync (Stubber)."""
+    from .conftest import JOB_ID
+
+    client = boto3.client("sagemaker-runtime")
+    stubber = Stubber(client)
+    stubber.add_response(
+        "invoke_endpoint_async",
+        {"InferenceId": f"verify-{JOB_ID}", "OutputLocation": f"{OUTPUTS}/o.out",
+         "FailureLocation": f"{FAILURES}/o-error.out"},
+        {"EndpointName": ENDPOINT, "ContentType": "text/csv", "InferenceId": f"verify-{JOB_ID}",
+         "InputLocation": f"s3://artifacts/async/staging/input/verify-{JOB_ID}.csv"},
+    )  # fmt: skip
+    verify_job(released)
+    with stubber:
+        result = run_async(verifier, monkeypatch, client)
+    assert result["result"] == "in_progress", result
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("A continuation token if continuing job", "continuationToken: Invalid JSON"),
+        ("{}", "continuationToken.endpoint: Field required"),
+        (json.dumps({"endpoint": "mlgate-other-staging", "config": "c", "deadline": 1,
+                     "output": f"{OUTPUTS}/x.out"}), "continuationToken.endpoint: names"),
+        (json.dumps({"endpoint": ENDPOINT, "config": "c", "deadline": 1,
+                     "output": "s3://artifacts/released/fraud-detection/7/model.tar.gz"}),
+         "continuationToken.output: s3://artifacts/released/"),
+        (json.dumps({"endpoint": ENDPOINT, "config": "c", "deadline": 1,
+                     "output": f"{OUTPUTS}/x.out", "failure": "s3://artifacts/x"}),
+         "continuationToken.failure: s3://artifacts/x is not under"),
+        (json.dumps({"endpoint": ENDPOINT, "config": "c", "deadline": 1, "extra": 1,
+                     "output": f"{OUTPUTS}/x.out"}), "continuationToken.extra: Extra inputs"),
+    ],
+)  # fmt: skip
+def test_a_continuation_token_that_is_not_the_verifiers_own_is_refused(
+    verifier: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch, token: str, reason: str
+) -> None:
+    handler, pipeline = verifier
+    monkeypatch.setattr(handler, "session", lambda *a: Untouchable())
+    verify_job(released, token)
+    result = handler.handler(copy.deepcopy(JOB), CONTEXT)
+    assert result["result"] == "refused"
+    assert result["reason"].startswith(reason), result["reason"]
+    assert "not a token this action wrote" in result["reason"]
+    assert pipeline.names() == ["put_job_failure_result"]
+
+
+def test_serverless_verify_invokes_the_endpoint_and_says_so(
+    verifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_verifier(verifier, monkeypatch, ServerlessEndpoint("InService", RELEASED))
+    assert result["result"] == "succeeded", result
+    assert result["reason"].endswith("sample scored 0.0132 (serverless)")
+
+
+def fixed_times(gate: Any) -> None:
+    """Each request is submitted at T and its result object written at T + 0.15 s (as S3's
+    LastModified says): its latency is 150 ms, queue and processing."""
+    real = gate.handler.completed_at
+    gate.patch.setattr(gate.handler, "wall", lambda: 1_800_000_000.0)
+    gate.patch.setattr(gate.handler, "completed_at", lambda s3, uri: (
+        None if real(s3, uri) is None else 1_800_000_000.15))  # fmt: skip
+
+
+def run_async_gate(gate: Any, released: Pipeline, runtime: Any, token: str | None = None) -> Any:
+    gate.patch.setattr(gate.handler, "sagemaker", AsyncEndpoint("InService", RELEASED))
+    gate.patch.setattr(gate.handler, "runtime", runtime)
+    released.jobs.add({"endpoint": ENDPOINT, "execution": EXECUTION}, continuation=token,
+                      revision=released.revision)  # fmt: skip
+    return dict(gate.handler.handler(copy.deepcopy(JOB), CONTEXT))
+
+
+def test_gate_queues_its_smoke_load_on_an_async_endpoint_and_judges_the_results(
+    gate: Any, released: Pipeline
+) -> None:
+    from .conftest import JOB_ID
+
+    runtime = AsyncRuntime("answer")
+    fixed_times(gate)
+    result = run_async_gate(gate, released, runtime)
+    assert result["result"] == "succeeded", result["reason"]
+    # Queue plus processing time is shown, not held to the real-time latency SLO.
+    assert f"INFO smoke latency_p99_ms 150 over {REQUESTS} queued requests" in result["reason"]
+    assert "PASS smoke latency" not in result["reason"]
+    assert "latency is queue plus processing time" in result["reason"]
+    assert [c["InferenceId"] for c in runtime.calls] == [
+        f"smoke-{JOB_ID}-{i}" for i in range(REQUESTS)
+    ]
+    assert runtime.calls[1]["InputLocation"] == (
+        f"s3://artifacts/async/staging/input/smoke-{JOB_ID}-1.csv"
+    )
+    assert sorted(i["event"] for i in audit_items()) == ["quality-gate", "quality-gate-started"]
+    assert gate.pipeline.names() == ["put_job_success_result"]
+
+
+def test_gate_counts_async_failure_objects_as_failed_requests(
+    gate: Any, released: Pipeline
+) -> None:
+    result = run_async_gate(gate, released, AsyncRuntime("fail"))
+    assert result["result"] == "failed"
+    assert f"FAIL smoke invocation_error_rate 1 over {REQUESTS} requests" in result["reason"]
+    assert "first error: async failure: Received server error (500)" in result["reason"]
+    assert (
+        "FAIL smoke latency_p99_ms: no request of the smoke load was answered" in (result["reason"])
+    )
+
+
+def test_gate_continues_an_async_load_until_its_results_land_without_queueing_again(
+    gate: Any, released: Pipeline
+) -> None:
+    runtime = AsyncRuntime("later")
+    fixed_times(gate)
+    first = run_async_gate(gate, released, runtime)
+    assert first["result"] == "in_progress", first
+    assert gate.pauses == [gate.handler.POLL_SECONDS] * (gate.handler.POLLS - 1)
+    (name, sent), = gate.pipeline.calls  # fmt: skip
+    assert name == "put_job_success_result"
+    assert json.loads(sent["continuationToken"])["endpoint"] == ENDPOINT
+    assert verdicts() == []
+    again = run_async_gate(gate, released, runtime, sent["continuationToken"])
+    assert again["result"] == "in_progress"
+    for call in runtime.calls:
+        write(f"{OUTPUTS}/{call['InferenceId']}.out", "0.0132")
+    done = run_async_gate(gate, released, runtime, sent["continuationToken"])
+    assert done["result"] == "succeeded", done["reason"]
+    assert f"INFO smoke latency_p99_ms 150 over {REQUESTS} queued requests" in done["reason"]
+    assert len(runtime.calls) == REQUESTS, "continuations queue nothing"
+    assert len(verdicts()) == 1
+    assert [i["event"] for i in audit_items()].count("quality-gate-started") == 1
+
+
+def test_gate_judges_an_async_load_at_its_deadline_on_what_answered(
+    gate: Any, released: Pipeline
+) -> None:
+    runtime = AsyncRuntime("later")
+    first = run_async_gate(gate, released, runtime)
+    token = gate.pipeline.calls[-1][1]["continuationToken"]
+    write(f"{OUTPUTS}/{runtime.calls[0]['InferenceId']}.out", "0.0132")
+    later = gate.handler.wall() + gate.handler.DEADLINE_SECONDS + 1
+    gate.patch.setattr(gate.handler, "wall", lambda: later)
+    result = run_async_gate(gate, released, runtime, token)
+    assert first["result"] == "in_progress"
+    assert result["result"] == "failed"
+    assert f"FAIL smoke load: 1 of {REQUESTS} requests answered" in result["reason"]
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("null", "continuationToken: Input should be an object"),
+        ("{}", "continuationToken.endpoint: Field required"),
+        (json.dumps({"endpoint": "mlgate-other-staging", "deadline": 1}),
+         "continuationToken.endpoint: names mlgate-other-staging"),
+        (json.dumps({"endpoint": ENDPOINT, "deadline": 1, "queued": []}),
+         "continuationToken.queued: Extra inputs"),
+    ],
+)  # fmt: skip
+def test_a_continuation_token_that_is_not_the_gates_own_is_refused(
+    gate: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch, token: str, reason: str
+) -> None:
+    untouched("gate", gate.handler, monkeypatch)
+    released.jobs.add({"endpoint": ENDPOINT, "execution": EXECUTION}, continuation=token,
+                      revision=released.revision)  # fmt: skip
+    result = gate.handler.handler(copy.deepcopy(JOB), CONTEXT)
+    assert result["result"] == "refused"
+    assert result["reason"].startswith(reason), result["reason"]
+    assert "not a token this action wrote" in result["reason"]
+    assert audit_items() == []
+    assert gate.pipeline.names() == ["put_job_failure_result"]

@@ -1478,3 +1478,110 @@ def test_a_step_done_is_not_repeated_when_the_brief_changed_between_tries(
     assert brief_line(gates, "Data quality:") == "Data quality: all rules passed"
     (mail,) = mailed(gates)
     assert "Data quality: unavailable: Glue did not answer" in mail["Message"]
+
+
+# --- a gate that needs every approver (manifest gates[].requires: all) ----------------------
+# Each approver's Approve is recorded and CodePipeline told nothing until the last one; one
+# rejection rejects at once; a click is never counted twice. The broken form beside them: the
+# same gate with `requires: one` is decided by the first click.
+
+DANA_WHO = f"u01danas01 ({DANA})"
+ALICE_WHO = f"u01alice01 ({ALICE})"
+
+
+def needs(request_id: str, requires: str) -> None:
+    """The request as the notifier stores it for a gate of Alice and Dana."""
+    boto3.client("dynamodb").update_item(
+        TableName="audit",
+        Key={"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}},
+        UpdateExpression="SET approvers = :a, approver_names = :n, requires = :r",
+        ExpressionAttributeValues={
+            ":a": {"S": f"{ALICE},{DANA}"},
+            ":n": {"S": "Alice Moreau, Dana Schulz"},
+            ":r": {"S": requires},
+        },
+    )
+
+
+def approvals() -> list[dict[str, str]]:
+    return [i for i in audit_items() if i.get("event") == "approval"]
+
+
+def test_the_notifier_stores_what_the_gate_requires(gates: dict[str, Any]) -> None:
+    request_id = posted_request(gates)
+    assert request_item(request_id)["requires"] == "one"  # business-signoff: the default
+    body = gates["posted"][0]["blocks"][1]["text"]["text"]
+    assert "Approvers: Alice Moreau (any one decides)." in body
+
+
+def test_every_approver_must_approve_before_codepipeline_hears(gates: dict[str, Any]) -> None:
+    request_id = posted_request(gates)
+    needs(request_id, "all")
+    status, text = decide_as(gates, request_id, ALICE)
+    assert status == 200
+    assert text == (
+        "Your approval of gate business-signoff is recorded (1 of 2): the gate needs every "
+        "approver, and waits for Dana Schulz. CodePipeline is told once all have approved; a "
+        "rejection by any one rejects it."
+    )
+    assert gates["wire"].count("codepipeline.PutApprovalResult") == 0
+    assert request_item(request_id).get("decision") is None
+    (first,) = approvals()
+    assert (first["who"], first["decision"]) == (ALICE_WHO, "Approved")
+    assert first["detail"].startswith("1 of 2 approvals")
+    # The same approver again: still waiting, counted once.
+    status, again = decide_as(gates, request_id, ALICE, now=NOW + 5)
+    assert (status, again) == (200, text)
+    assert len(approvals()) == 1
+    # The last approver decides for both.
+    status, text = decide_as(gates, request_id, DANA, now=NOW + 10)
+    assert (status, text) == (200, f"Approved: gate business-signoff by <@{DANA}>, recorded.")
+    both = f"{ALICE_WHO} and {DANA_WHO}".replace(ALICE_WHO, f"Alice Moreau ({ALICE})").replace(
+        DANA_WHO, f"Dana Schulz ({DANA})"
+    )
+    assert gates["codepipeline"].applied == [
+        {"decision": "Approved", "by": gates["codepipeline"].applied[0]["by"],
+         "summary": f"Approved from chat by {both}"}
+    ]  # fmt: skip
+    (decided,) = decided_events()
+    assert (decided["decision"], decided["who"]) == ("Approved", both)
+    assert len(approvals()) == 2
+    assert request_item(request_id)["claim_state"] == "recorded"
+
+
+def test_one_rejection_rejects_a_gate_that_needs_every_approver(gates: dict[str, Any]) -> None:
+    request_id = posted_request(gates)
+    needs(request_id, "all")
+    assert decide_as(gates, request_id, ALICE)[0] == 200
+    status, text = decide_as(gates, request_id, DANA, "reject", now=NOW + 10)
+    assert (status, text) == (200, f"Rejected: gate business-signoff by <@{DANA}>, recorded.")
+    assert [a["decision"] for a in gates["codepipeline"].applied] == ["Rejected"]
+    # Alice's earlier approval changes nothing now.
+    status, text = decide_as(gates, request_id, ALICE, now=NOW + 20)
+    assert status == 409
+    assert "already rejected" in text
+    assert gates["wire"].count("codepipeline.PutApprovalResult") == 1
+
+
+def test_one_approver_decides_a_gate_that_needs_one(gates: dict[str, Any]) -> None:
+    request_id = posted_request(gates)
+    needs(request_id, "one")
+    status, text = decide_as(gates, request_id, ALICE)
+    assert (status, text) == (200, f"Approved: gate business-signoff by <@{ALICE}>, recorded.")
+    assert approvals() == []
+    assert gates["wire"].count("codepipeline.PutApprovalResult") == 1
+
+
+def test_an_approval_after_the_gate_expired_is_not_counted(gates: dict[str, Any]) -> None:
+    request_id = posted_request(gates)
+    needs(request_id, "all")
+    expires = request_item(request_id)["expires"]
+    status, text = decide_as(gates, request_id, ALICE, now=NOW + 10 * 86_400)
+    assert status == 410
+    assert f"expired at {expires}" in text
+    assert approvals() == []
+    assert "approved_by" not in json.dumps(
+        boto3.client("dynamodb").get_item(
+            TableName="audit", Key={"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}}
+        )["Item"]
+    )

@@ -79,13 +79,13 @@ def statements(synth: Any, key: str, role_name: str) -> list[dict[str, Any]]:
 def test_prod_stacks_live_in_the_prod_account_and_the_rest_at_home(cross_account: Any) -> None:
     product = cross_account.product()
     placed = {s.stack_name: s.account for s in product.all}
+    # Staging is serverless: no data capture, so no monitoring stack (tests/stacks/test_serving.py).
     assert placed == {
         f"mlgate-{PRODUCT}-foundation": HOME,
         f"mlgate-{PRODUCT}-data": HOME,
         f"mlgate-{PRODUCT}-training": HOME,
         f"mlgate-{PRODUCT}-delivery": HOME,
         f"mlgate-{PRODUCT}-staging-serving": HOME,
-        f"mlgate-{PRODUCT}-staging-monitoring": HOME,
         f"mlgate-{PRODUCT}-staging-observability": HOME,
         f"mlgate-{PRODUCT}-prod-foundation": PROD_ACCOUNT,
         f"mlgate-{PRODUCT}-prod-serving": PROD_ACCOUNT,

@@ -85,18 +85,26 @@ def test_the_quality_gate_loads_only_the_staging_endpoint_with_only_test_splits(
     home = product.manifest.environments.staging
     name = product.manifest.product.name
     statements = policy_statements(delivery(synth, product), "quality_gate")
-    by_action = {
-        action: s["Resource"]
-        for s in statements
-        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    }
+    by_action: dict[str, list[Any]] = {}
+    for s in statements:
+        for action in [s["Action"]] if isinstance(s["Action"], str) else s["Action"]:
+            by_action.setdefault(action, []).extend(
+                s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            )
     endpoint = f"arn:aws:sagemaker:{home.region}:{home.account}:endpoint/mlgate-{name}-staging"
-    assert by_action["sagemaker:InvokeEndpoint"] == endpoint
-    assert by_action["sagemaker:DescribeEndpoint"] == endpoint
-    assert by_action["s3:GetObject"] == (
-        f"arn:aws:s3:::mlgate-{name}-artifacts-{home.account}-{home.region}/training/{name}/*/"
-        "test/test.csv"
-    )
+    assert by_action["sagemaker:InvokeEndpoint"] == [endpoint]
+    assert by_action["sagemaker:DescribeEndpoint"] == [endpoint]
+    bucket = f"arn:aws:s3:::mlgate-{name}-artifacts-{home.account}-{home.region}"
+    reads = [f"{bucket}/training/{name}/*/test/test.csv"]
+    if product.manifest.serving.staging.mode == "async":
+        # An async staging endpoint takes the smoke load as queued requests: their results.
+        reads += [f"{bucket}/async/staging/failures/*", f"{bucket}/async/staging/output/*"]
+        assert by_action["sagemaker:InvokeEndpointAsync"] == [endpoint]
+        assert by_action["s3:PutObject"] == [f"{bucket}/async/staging/input/*"]
+    else:
+        assert "sagemaker:InvokeEndpointAsync" not in by_action
+        assert "s3:PutObject" not in by_action
+    assert sorted(by_action["s3:GetObject"]) == sorted(reads)
     assert "cloudwatch:GetMetricData" not in by_action
 
 

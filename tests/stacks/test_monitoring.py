@@ -18,6 +18,7 @@ from mlgate.infra.ml import pipeline
 from mlgate.infra.ml.images import monitoring_image
 from mlgate.manifest import ENV_NAMES, MonitoringEngine, load_manifests
 from mlgate.manifest.schedules import schedule_interval_hours
+from mlgate.manifest.serving import ServingMode
 
 from ..conftest import EXAMPLES, ROOT, Synth, _synthesize
 
@@ -28,7 +29,16 @@ MODEL_MONITOR_KINDS = (
 )
 
 
+def watched(manifest: Any, env: str) -> bool:
+    """An environment whose endpoint captures its traffic: every mode but serverless (AWS's
+    serverless endpoints have no data capture; the manifest checks refuse monitoring there)."""
+    return getattr(manifest.serving, env).mode is not ServingMode.SERVERLESS
+
+
 def monitoring(synth: Any, product: Any, env: str) -> Any:
+    if not watched(product.manifest, env):
+        assert f"monitoring-{env}" not in product.extra, "a serverless endpoint is not watched"
+        pytest.skip(f"{env} is serverless: no data capture, so no monitoring stack")
     return synth.template(product.extra[f"monitoring-{env}"])
 
 
@@ -133,8 +143,8 @@ def test_the_evidently_job_reads_exactly_the_payload_and_the_manifest_thresholds
 def test_the_job_runs_script_mode_in_the_py312_sklearn_image_encrypted(
     synth: Any, product: Any, env: str
 ) -> None:
-    stack = product.extra[f"monitoring-{env}"]
     requests = steps(monitoring(synth, product, env))
+    stack = product.extra[f"monitoring-{env}"]
     assert list(requests) == [evidently.STAGE_STEP, evidently.STEP, evidently.PUBLISH_STEP]
     entries = {
         evidently.STAGE_STEP: STAGE_ENTRYPOINT,
@@ -200,7 +210,8 @@ def test_the_job_source_holds_the_entry_point_and_the_pinned_requirements(
 ) -> None:
     import tarfile
 
-    built = sorted(synth.outdir.glob(f"mlgate-build/{product.manifest.product.name}/staging/*.gz"))
+    (env,) = [e for e in ENV_NAMES if watched(product.manifest, e)][:1]
+    built = sorted(synth.outdir.glob(f"mlgate-build/{product.manifest.product.name}/{env}/*.gz"))
     (path,) = built
     with tarfile.open(path) as tar:
         names = set(tar.getnames())
@@ -266,7 +277,7 @@ def model_monitor(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 def test_model_monitor_lives_in_the_monitoring_stack_only(model_monitor: Synth) -> None:
     for product in model_monitor.products:
         manifest = product.manifest
-        for env in ENV_NAMES:
+        for env in filter(lambda e: watched(manifest, e), ENV_NAMES):
             serving = Template.from_stack(product.extra[f"serving-{env}"])
             watcher = Template.from_stack(product.extra[f"monitoring-{env}"])
             for kind in MODEL_MONITOR_KINDS:
@@ -430,6 +441,6 @@ def test_the_evidently_monitor_reads_released_baselines_only(
 
 def test_model_monitor_reads_released_baselines_only(model_monitor: Synth) -> None:
     for product in model_monitor.products:
-        for env in ENV_NAMES:
+        for env in filter(lambda e: watched(product.manifest, e), ENV_NAMES):
             template = Template.from_stack(product.extra[f"monitoring-{env}"]).to_json()
             assert baseline_problems(template, product.manifest, env) == [], env

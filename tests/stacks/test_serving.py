@@ -20,6 +20,17 @@ def test_endpoint_config_captures_requests_and_responses_encrypted(
     synth: Any, product: Any, env: str
 ) -> None:
     settings = product.manifest.env_serving(env)  # type: ignore[arg-type]
+    if settings.mode.value == "serverless":
+        # Serverless Inference supports no data capture: the config has none, and its variant
+        # no instances.
+        (config,) = (
+            serving(synth, product, env).find_resources("AWS::SageMaker::EndpointConfig").values()
+        )
+        assert "DataCaptureConfig" not in config["Properties"]
+        (variant,) = config["Properties"]["ProductionVariants"]
+        assert variant["ServerlessConfig"]["MemorySizeInMB"] == settings.serverless.memory_mb
+        assert "InstanceType" not in variant
+        return
     serving(synth, product, env).has_resource_properties(
         "AWS::SageMaker::EndpointConfig",
         {
@@ -322,8 +333,21 @@ def test_the_model_role_reads_released_versions_only(synth: Any, product: Any, e
     home = product.manifest.environments.staging
     bucket = f"arn:aws:s3:::mlgate-{product.manifest.product.name}-artifacts-{home.account}-"
     bucket += home.region
-    reads = [s["Resource"] for s in statements if s["Action"] == "s3:GetObject"]
-    assert reads == [f"{bucket}/released/{product.manifest.product.name}/*"]
+    reads = sorted(
+        resource
+        for s in statements
+        if s["Action"] == "s3:GetObject"
+        for resource in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    )
+    released = [f"{bucket}/released/{product.manifest.product.name}/*"]
+    if product.manifest.env_serving(env).mode.value == "async":
+        # An async endpoint also reads its queued requests, in its own environment's bucket.
+        site = product.manifest.environment(env)
+        released.append(
+            f"arn:aws:s3:::mlgate-{product.manifest.product.name}-artifacts-{site.account}-"
+            f"{site.region}/async/{env}/input/*"
+        )
+    assert reads == sorted(released)
     (decrypt,) = [s for s in statements if s["Action"] == "kms:Decrypt"]
     assert decrypt["Condition"] == {
         "StringEquals": {

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from mlgate.cli.governance.evidence import Evidence
 from mlgate.cli.reporting import duration, esc
 from mlgate.infra.naming import Names
-from mlgate.manifest import ENV_NAMES, EnvName, GateKind, GatePlacement, Manifest, Risk
+from mlgate.manifest import ENV_NAMES, EnvName, Gate, GateKind, GatePlacement, Manifest, Risk
 
 FONT = 'font-family="Helvetica, Arial, sans-serif"'
 
@@ -439,14 +439,17 @@ def release_steps(m: Manifest, e: Evidence) -> list[Step]:
     n = Names.of(m)
     contact = m.contact
 
-    def people(approvers: tuple[str, ...]) -> str:
-        return "; ".join(f"{contact(a).name} ({contact(a).role})" for a in approvers)
+    def people(gate: Gate) -> str:
+        named = "; ".join(f"{contact(a).name} ({contact(a).role})" for a in gate.approvers)
+        if len(gate.approvers) < 2:
+            return named
+        return f"{'all of' if gate.requires == 'all' else 'any one of'}: {named}"
 
     steps = [
         Step(
             "model registry",
             "manual",
-            f"{people(g.approvers)}; times out after {duration(g.timeout_hours * 3600)}",
+            f"{people(g)}; times out after {duration(g.timeout_hours * 3600)}",
             g.name,
         )
         for g in m.gates
@@ -459,7 +462,7 @@ def release_steps(m: Manifest, e: Evidence) -> list[Step]:
         providers = {p for _, p in actions}
         if gate and gate.kind is GateKind.MANUAL:
             seen.add(gate.name)
-            steps.append(Step(stage, "manual", f"{people(gate.approvers)}; times out after "
+            steps.append(Step(stage, "manual", f"{people(gate)}; times out after "
                               f"{duration(gate.timeout_hours * 3600)}", gate.name))  # fmt: skip
         elif gate:
             seen.add(gate.name)

@@ -22,6 +22,7 @@ from mlgate.manifest import (
     ModelMetricName,
     MonitoringEngine,
     Retention,
+    ServingMode,
     Slo,
     SloKind,
 )
@@ -1001,10 +1002,96 @@ def monitors(m: Manifest) -> Table:
     rows = [
         [env, engine, when(mon.schedule), drift, quality,
          f"artifact bucket, {Names.of(m, env).monitoring_reports(evidently)}/"]
+        # A serverless endpoint captures no traffic (SageMaker offers no data capture for it):
+        # nothing watches it, and the pack says so.
+        if m.env_serving(env).mode is not ServingMode.SERVERLESS
+        else [env, "none: a serverless endpoint captures no traffic", "-", "-", "-", "-"]
         for env in ENV_NAMES
     ]  # fmt: skip
     return (["environment", "monitor", "runs", "drift declared when", "model quality", "reports"],
             rows)  # fmt: skip
+
+
+RESOURCE_WORDS = {
+    "AWS::S3::Bucket": "S3 buckets",
+    "AWS::Lambda::Function": "Lambda functions",
+    "AWS::DynamoDB::Table": "DynamoDB tables",
+    "AWS::Logs::LogGroup": "CloudWatch log groups",
+    "AWS::CloudWatch::Alarm": "CloudWatch alarms",
+}
+"""The resource types Trusted Advisor's checks look at (mlgate/infra/constructs/cost.py:
+ADVISOR_CHECKS), as a reader names them."""
+
+
+def resource_words(resource_type: str) -> str:
+    """A CloudFormation type in words: 'AWS::S3::Bucket' -> 'S3 buckets'; a type without its
+    own words still reads as words ('AWS::Foo::BarBaz' -> 'Foo bar baz resources')."""
+    if resource_type in RESOURCE_WORDS:
+        return RESOURCE_WORDS[resource_type]
+    *_, service, kind = ["", "", *resource_type.split("::")]
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", kind).lower()
+    return f"{service} {words} resources".strip()
+
+
+def costs(m: Manifest, e: Evidence) -> Section:
+    """The budget, the month's estimate, and the Trusted Advisor checks that look at the
+    product's resource types (those its synthesized templates create)."""
+    from mlgate.cli.estimate import estimate
+    from mlgate.infra.constructs.cost import SUPPORT_PLANS, advisor_checks
+
+    s = Section(
+        "Cost and Trusted Advisor",
+        "What the product may spend, what it is expected to cost, and which Trusted Advisor "
+        "checks watch its resources.",
+    )
+    c = m.cost
+    s.notes.append(
+        f"Budget: {c.monthly_budget:g} {c.currency} a month on cost tagged "
+        f"mlgate:product={m.product.name}; alerts at {c.forecast_alert_percent} % forecast and "
+        f"{c.actual_alert_percent} % actual to the PM and on-call."
+        if c.monthly_budget is not None
+        else "Budget: none (cost.monthly_budget is not set)."
+    )
+    found = estimate(m)
+    s.notes.append(
+        f"Estimate: {found.total:,.2f} USD a month at on-demand list prices ({found.region})"
+        + (f"; spot training saves about {found.spot_saving:,.2f}" if found.spot_saving else "")
+        + ". Assumes: "
+        + "; ".join(found.assumptions)
+        + "."
+    )
+    s.tables.append(
+        (
+            "Monthly estimate",
+            (
+                ["item", "USD a month", "basis"],
+                [
+                    [x.item, f"{x.monthly:,.2f}" if x.monthly is not None else "not estimated",
+                     x.basis]
+                    for x in found.lines
+                ],
+            ),
+        )
+    )  # fmt: skip
+    types = {t for counted in e.stacks.values() for t in counted}
+    checks = advisor_checks(types)
+    s.notes.append(
+        f"Trusted Advisor: errors page on-call, warnings mail the check's tier owner. Every "
+        f"check below runs on {SUPPORT_PLANS}; on Basic or Developer support only the core ones "
+        "do, and `mlgate preflight` warns (support-plan)."
+    )
+    s.tables.append(
+        (
+            "Trusted Advisor checks on the product's resource types",
+            (
+                ["check", "looks at", "warnings to", "support plan"],
+                [[x.name, resource_words(x.resource_type), f"{x.tier} tier owner",
+                  "any (core check)" if x.core else SUPPORT_PLANS]
+                 for x in checks],
+            ),
+        )
+    )  # fmt: skip
+    return s
 
 
 def build(m: Manifest, e: Evidence) -> list[Section]:
@@ -1016,6 +1103,7 @@ def build(m: Manifest, e: Evidence) -> list[Section]:
         compliance(e),
         gates(m, e),
         operations(m, e),
+        costs(m, e),
     ]
 
 

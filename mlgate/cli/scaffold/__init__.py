@@ -55,6 +55,7 @@ def settings(name: str) -> dict[str, Any]:
                     "direction": "at_least",
                     "unit": "fraction",
                     "metric_name": "DecisionsAccepted",
+                    "stand_in": "kpis.py:decisions_accepted",
                 }
             ],
             "model_metrics": [
@@ -170,7 +171,8 @@ def settings(name: str) -> dict[str, Any]:
 
 
 def new_product(name: str, parent: Path) -> Path:
-    """Write `parent/name/` (manifest, transform, generator); refuse to overwrite anything."""
+    """Write `parent/name/` (manifest, transform, generator, KPI stand-in); refuse to overwrite
+    anything."""
     if not NAME.match(name):
         raise ValueError(
             f"'{name}' is not a product name: lowercase letters, digits and dashes, 3-32 "

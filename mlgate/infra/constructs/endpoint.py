@@ -1,5 +1,15 @@
-"""MonitoredEndpoint: a released model version served with data capture, blue/green
-guardrails that roll back on the SLO alarms, and autoscaling."""
+"""MonitoredEndpoint: a released model version served with blue/green guardrails that roll
+back on the SLO alarms, in one of three modes:
+
+- real-time: instances always on, data capture, target tracking on invocations per instance;
+- serverless: a ServerlessConfig (memory, max and provisioned concurrency), no instances, no
+  data capture and no network isolation, which Serverless Inference does not support
+  (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html#serverless-endpoints-how-it-works-exclusions);
+- async: an AsyncInferenceConfig writing results and failures under the environment's artifact
+  bucket with its key and notifying two topics encrypted with it; target tracking on the
+  backlog per instance, down to zero, and a step policy on HasBacklogWithoutCapacity that wakes
+  it when work arrives (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +19,11 @@ from dataclasses import dataclass
 from aws_cdk import CfnCondition, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlgate.infra import durations
@@ -33,8 +45,20 @@ ERROR_METRICS = {
     "error_rate_5xx": ("Invocation5XXErrors", "5xx error rate"),
     "invocation_error_rate": ("InvocationModelErrors", "model error rate"),
 }
+# An async endpoint publishes no Invocations nor InvocationModelErrors: it counts requests in
+# InvocationsProcessed and failures in InvocationFailures
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html).
+ASYNC_ERROR_METRICS = {
+    "error_rate_5xx": ("Invocation5XXErrors", "5xx error rate"),
+    "invocation_error_rate": ("InvocationFailures", "failed invocation rate"),
+}
+ASYNC_REQUESTS = "InvocationsProcessed"
 ROLLOUTS = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
 """Rollout policy (the manifest's) -> SageMaker's traffic routing type."""
+REAL_TIME, SERVERLESS, ASYNC = "real-time", "serverless", "async"
+MODES = (REAL_TIME, SERVERLESS, ASYNC)
+"""Serving modes (the manifest's serving.<env>.mode)."""
+ASYNC_PREFIX = "async"
 
 
 @dataclass(frozen=True)
@@ -76,6 +100,28 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class ServerlessCapacity:
+    """A serverless variant: `memory_mb`, `max_concurrency` and the `provisioned_concurrency`
+    kept warm (None: none)."""
+
+    memory_mb: int
+    max_concurrency: int
+    provisioned_concurrency: int | None
+
+
+@dataclass(frozen=True)
+class AsyncQueue:
+    """An async endpoint's queue: the container's concurrent requests per instance (None:
+    SageMaker picks), the backlog per instance autoscaling tracks, its bounds
+    (`min_instances` 0 scales to zero) and `max_instances`."""
+
+    max_concurrent_invocations_per_instance: int | None
+    backlog_per_instance: int
+    min_instances: int
+    max_instances: int
+
+
+@dataclass(frozen=True)
 class EndpointProps:
     """What one environment's endpoint serves and how: its `names` (the environment's), its
     fleet, the share of traffic it captures, the serving container's `environment`, its
@@ -91,11 +137,22 @@ class EndpointProps:
     slos: tuple[RollbackSlo, ...]
     scaling: Scaling | None
     released: ReleasedVersions
+    mode: str = REAL_TIME
+    serverless: ServerlessCapacity | None = None
+    """Required in serverless mode."""
+    async_queue: AsyncQueue | None = None
+    """Required in async mode."""
 
 
 def capture_prefix(env: EnvName) -> str:
     """Where an environment's endpoint writes captured traffic, inside its artifact bucket."""
     return f"{CAPTURE_PREFIX}/{env}"
+
+
+def async_prefix(env: EnvName, what: str) -> str:
+    """Where an async endpoint's requests (`input`), results (`output`) and failures
+    (`failures`) live, inside the environment's artifact bucket."""
+    return f"{ASYNC_PREFIX}/{env}/{what}"
 
 
 class MonitoredEndpoint(Construct):
@@ -127,11 +184,27 @@ class MonitoredEndpoint(Construct):
         super().__init__(scope, id)
         if props.names.env is None:
             raise ValueError("an endpoint's names are those of its environment")
-        self.props, self.key = props, key
+        self.props, self.key, self.has_model = props, key, has_model
         self.env: EnvName = props.names.env
         self.names = props.names
         self.endpoint_name = self.names.endpoint()
         self.capture_uri = f"s3://{artifacts_bucket}/{capture_prefix(self.env)}"
+        if props.mode not in MODES:
+            raise ValueError(f"serving mode '{props.mode}' is none of {', '.join(MODES)}")
+        self.mode = props.mode
+        self.artifacts_bucket = artifacts_bucket
+        self.topics: dict[str, sns.Topic] = {}
+        if self.mode == ASYNC:
+            # Success and error notifications, encrypted with the environment's key.
+            for what in ("success", "error"):
+                self.topics[what] = sns.Topic(
+                    self,
+                    f"Async{what.title()}",
+                    topic_name=self.names.resource(f"async-{what}"),
+                    display_name=f"{self.endpoint_name} async {what}",
+                    master_key=key,
+                    enforce_ssl=True,
+                )
         self.model_role = self._model_role(artifacts_bucket, home_artifacts_arn, [image])
         environment = dict(props.environment)
         self.model = sagemaker.CfnModel(
@@ -145,36 +218,16 @@ class MonitoredEndpoint(Construct):
                     environment=environment or None,
                 )
             ],
-            enable_network_isolation=True,
+            # Serverless Inference does not support network isolation (see the module's doc).
+            enable_network_isolation=self.mode != SERVERLESS,
         )
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "EndpointConfig",
-            kms_key_id=key.key_arn,
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT,
-                    model_name=self.model.attr_model_name,
-                    initial_instance_count=props.instance_count,
-                    instance_type=props.instance_type,
-                    initial_variant_weight=1.0,
-                )
-            ],
-            data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
-                enable_capture=True,
-                initial_sampling_percentage=props.capture_percent,
-                destination_s3_uri=self.capture_uri,
-                kms_key_id=key.key_arn,
-                capture_options=[
-                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
-                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
-                ],
-                capture_content_type_header=(
-                    sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
-                        csv_content_types=["text/csv"]
-                    )
-                ),
-            ),
+            kms_key_id=None if self.mode == SERVERLESS else key.key_arn,
+            production_variants=[self._variant()],
+            data_capture_config=None if self.mode == SERVERLESS else self._capture(),
+            async_inference_config=self._async_config() if self.mode == ASYNC else None,
         )
         self.rollback_alarm_names: list[str] = []
         self.rollback_alarms = self._rollback_alarms(alarms)
@@ -199,7 +252,82 @@ class MonitoredEndpoint(Construct):
         )
         for alarm in self.rollback_alarms:
             self.endpoint.node.add_dependency(alarm)
-        self.scaling = self._autoscaling(props.scaling) if props.scaling else None
+        self.scaling_alarm_names: list[str] = []
+        self.scaling: autoscaling.ScalableTarget | None = None
+        if self.mode == ASYNC:
+            self.scaling = self._async_scaling(alarms)
+        elif self.mode == REAL_TIME and props.scaling:
+            self.scaling = self._autoscaling(props.scaling)
+
+    # --- the variant, by mode --------------------------------------------------------------
+
+    def _variant(self) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+        props = self.props
+        if self.mode == SERVERLESS:
+            if props.serverless is None:
+                raise ValueError("a serverless endpoint needs its ServerlessCapacity")
+            capacity = props.serverless
+            return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT,
+                model_name=self.model.attr_model_name,
+                initial_variant_weight=1.0,
+                serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                    memory_size_in_mb=capacity.memory_mb,
+                    max_concurrency=capacity.max_concurrency,
+                    provisioned_concurrency=capacity.provisioned_concurrency,
+                ),
+            )
+        return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=VARIANT,
+            model_name=self.model.attr_model_name,
+            initial_instance_count=props.instance_count,
+            instance_type=props.instance_type,
+            initial_variant_weight=1.0,
+        )
+
+    def _capture(self) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
+        return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+            enable_capture=True,
+            initial_sampling_percentage=self.props.capture_percent,
+            destination_s3_uri=self.capture_uri,
+            kms_key_id=self.key.key_arn,
+            capture_options=[
+                sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+            ],
+            capture_content_type_header=(
+                sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                    csv_content_types=["text/csv"]
+                )
+            ),
+        )
+
+    def async_uri(self, what: str) -> str:
+        """s3:// URI of the async `input`, `output` or `failures` prefix."""
+        return f"s3://{self.artifacts_bucket}/{async_prefix(self.env, what)}"
+
+    def _async_config(self) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty:
+        queue = self.props.async_queue
+        if queue is None:
+            raise ValueError("an async endpoint needs its AsyncQueue")
+        config = sagemaker.CfnEndpointConfig
+        per_instance = queue.max_concurrent_invocations_per_instance
+        return config.AsyncInferenceConfigProperty(
+            client_config=config.AsyncInferenceClientConfigProperty(
+                max_concurrent_invocations_per_instance=per_instance
+            )
+            if per_instance
+            else None,
+            output_config=config.AsyncInferenceOutputConfigProperty(
+                s3_output_path=self.async_uri("output"),
+                s3_failure_path=self.async_uri("failures"),
+                kms_key_id=self.key.key_arn,
+                notification_config=config.AsyncInferenceNotificationConfigProperty(
+                    success_topic=self.topics["success"].topic_arn,
+                    error_topic=self.topics["error"].topic_arn,
+                ),
+            ),
+        )
 
     # --- blue/green and rollback -----------------------------------------------------------
 
@@ -253,15 +381,20 @@ class MonitoredEndpoint(Construct):
                 threshold = slo.threshold * 1000
                 what = "model latency p99"
             elif slo.name in ERROR_METRICS:
-                errors, what = ERROR_METRICS[slo.name]
+                table, requests = (
+                    (ASYNC_ERROR_METRICS, ASYNC_REQUESTS)
+                    if self.mode == ASYNC
+                    else (ERROR_METRICS, "Invocations")
+                )
+                errors, what = table[slo.name]
                 metric = cloudwatch.MathExpression(
                     expression="IF(invocations > 0, errors / invocations, 0)",
                     using_metrics={
                         "errors": self._endpoint_metric(errors, "Sum", p),
-                        "invocations": self._endpoint_metric("Invocations", "Sum", p),
+                        "invocations": self._endpoint_metric(requests, "Sum", p),
                     },
                     period=durations.seconds(p),
-                    label=f"{errors} / Invocations",
+                    label=f"{errors} / {requests}",
                 )
                 threshold = slo.threshold
             else:
@@ -300,15 +433,15 @@ class MonitoredEndpoint(Construct):
 
     # --- scaling ---------------------------------------------------------------------------
 
-    def _autoscaling(self, bounds: Scaling) -> autoscaling.ScalableTarget:
+    def _scalable_target(self, low: int, high: int) -> autoscaling.ScalableTarget:
         target = autoscaling.ScalableTarget(
             self,
             "Scaling",
             service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=bounds.min_instances,
-            max_capacity=bounds.max_instances,
+            min_capacity=low,
+            max_capacity=high,
             # Application Auto Scaling's service-linked role for SageMaker, not a new role.
             role=iam.Role.from_role_arn(
                 self,
@@ -319,6 +452,10 @@ class MonitoredEndpoint(Construct):
             ),
         )
         target.node.add_dependency(self.endpoint)
+        return target
+
+    def _autoscaling(self, bounds: Scaling) -> autoscaling.ScalableTarget:
+        target = self._scalable_target(bounds.min_instances, bounds.max_instances)
         target.scale_to_track_metric(
             "InvocationsPerInstance",
             target_value=bounds.target_invocations_per_instance,
@@ -326,6 +463,72 @@ class MonitoredEndpoint(Construct):
             scale_in_cooldown=durations.minutes(5),
             scale_out_cooldown=durations.minutes(1),
         )
+        return target
+
+    def _queue_metric(self, name: str, statistic: str, period: int = 60) -> cloudwatch.Metric:
+        """A metric of the async queue: published per endpoint, with no VariantName
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html)."""
+        return cloudwatch.Metric(
+            namespace="AWS/SageMaker",
+            metric_name=name,
+            dimensions_map={"EndpointName": self.endpoint_name},
+            statistic=statistic,
+            period=durations.seconds(period),
+        )
+
+    def _async_scaling(self, factory: AlarmFactory) -> autoscaling.ScalableTarget:
+        """Target tracking on ApproximateBacklogSizePerInstance between the queue's bounds
+        (0: scales to zero), and AWS's step policy that adds an instance when
+        HasBacklogWithoutCapacity is 1: target tracking cannot scale out from zero instances
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html)."""
+        queue = self.props.async_queue
+        assert queue is not None  # _async_config refused it first
+        target = self._scalable_target(queue.min_instances, queue.max_instances)
+        target.scale_to_track_metric(
+            "BacklogPerInstance",
+            target_value=queue.backlog_per_instance,
+            custom_metric=self._queue_metric("ApproximateBacklogSizePerInstance", "Average"),
+            scale_in_cooldown=durations.minutes(5),
+            scale_out_cooldown=durations.minutes(1),
+        )
+        if queue.min_instances > 0:
+            return target
+        wake = autoscaling.StepScalingAction(
+            self,
+            "WakeFromZero",
+            scaling_target=target,
+            adjustment_type=autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            metric_aggregation_type=autoscaling.MetricAggregationType.AVERAGE,
+            cooldown=durations.minutes(5),
+        )
+        wake.add_adjustment(adjustment=1, lower_bound=0)
+        what = "async-backlog-without-capacity"
+        # A scaling signal, not a page: named and described by the factory's rule, its one
+        # action the step policy (it fires whenever work reaches an idle endpoint).
+        alarm = cloudwatch.Alarm(
+            self,
+            "WakeAlarm",
+            alarm_name=factory.name("system", what, "scaling"),
+            alarm_description=factory.describe(
+                f"{self.endpoint_name} has queued requests and no instance: the step policy "
+                "adds one. Expected after an idle spell; it pages nobody.",
+                (
+                    "the endpoint's instance count (DescribeEndpoint CurrentInstanceCount)",
+                    "Application Auto Scaling's scaling activities for the variant",
+                    "ApproximateAgeOfOldestRequest on the dashboard",
+                ),
+                factory.on_call_owner,
+            ),
+            metric=self._queue_metric("HasBacklogWithoutCapacity", "Average"),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=2,
+            treat_missing_data=cloudwatch.TreatMissingData.MISSING,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.ApplicationScalingAction(wake))
+        # The step policy exists once a version is released (the Serving stack's condition).
+        alarm.node.default_child.cfn_options.condition = self.has_model  # type: ignore[union-attr]
+        self.scaling_alarm_names.append(factory.name("system", what, "scaling"))
         return target
 
     # --- the model's role ------------------------------------------------------------------
@@ -356,24 +559,49 @@ class MonitoredEndpoint(Construct):
         role.add_to_policy(
             iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[alarms])
         )
-        role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[capture]))
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["kms:GenerateDataKey", "kms:Encrypt"], resources=[self.key.key_arn]
+        findings: dict[str, str] = {}
+        if self.mode != SERVERLESS:  # serverless endpoints capture no traffic
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[capture]))
+            findings[f"AwsSolutions-IAM5[Resource::{capture}]"] = (
+                "SageMaker writes data capture files with the model role, under this "
+                "environment's capture prefix only; object keys carry the date and hour."
             )
-        )
+        kms_actions = ["kms:GenerateDataKey", "kms:Encrypt"]
+        if self.mode == ASYNC:
+            # Asynchronous inference reads each request from S3 and writes its result or
+            # failure with the model role, and publishes to the two topics (encrypted: the
+            # publisher needs the key): https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-create-endpoint.html
+            requests = f"arn:aws:s3:::{artifacts_bucket}/{async_prefix(env, 'input')}/*"
+            results = [
+                f"arn:aws:s3:::{artifacts_bucket}/{async_prefix(env, what)}/*"
+                for what in ("output", "failures")
+            ]
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[requests]))
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=results))
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["sns:Publish"], resources=[t.topic_arn for t in self.topics.values()]
+                )
+            )
+            kms_actions.append("kms:Decrypt")
+            for uri in (requests, *results):
+                findings[f"AwsSolutions-IAM5[Resource::{uri}]"] = (
+                    "Asynchronous inference reads requests and writes results under this "
+                    "environment's async prefixes only; object names are per request."
+                )
+        if self.mode != SERVERLESS:  # the key encrypts captured (and queued) files only
+            role.add_to_policy(
+                iam.PolicyStatement(actions=kms_actions, resources=[self.key.key_arn])
+            )
         policy = role.node.find_child("DefaultPolicy")
         acknowledge_each(
             policy,
             {
+                **findings,
                 f"AwsSolutions-IAM5[Resource::{alarms}]": (
                     "SageMaker's deployment guardrails read the state of this environment's "
                     "alarms with the model role during a blue/green update; alarm names carry "
                     "the product and environment."
-                ),
-                f"AwsSolutions-IAM5[Resource::{capture}]": (
-                    "SageMaker writes data capture files with the model role, under this "
-                    "environment's capture prefix only; object keys carry the date and hour."
                 ),
                 "AwsSolutions-IAM5[Resource::*]": (
                     "The model role pulls its container image; ecr:GetAuthorizationToken supports "

@@ -92,6 +92,10 @@ class ProductMonitoringProps:
     feature_drift_thresholds: tuple[float, ...]
     payload_columns: tuple[str, ...]
     latency_slo_ms: float | None
+    mode: str = "real-time"
+    """The endpoint's serving mode: real-time, serverless (no capture, so no drift panels or
+    alarm; cold starts instead of instances) or async (backlog size and age instead of
+    invocations and instances)."""
 
 
 def s3_console_url(uri: str, region: str) -> str:
@@ -131,10 +135,11 @@ class ProductMonitoring(Construct):
         hooks: list[Hook],
         model_alarms: list[str],
         external_alarms: list[str],
-        reports_uri: str,
+        reports_uri: str | None,
         event_rules: list[str],
     ) -> None:
-        """`reports_uri`: where monitoring writes its reports (linked from the header);
+        """`reports_uri`: where monitoring writes its reports (linked from the header; None
+        where nothing monitors the traffic);
         `event_rules`: the EventBridge rules of this environment's account whose failed
         deliveries page on-call; `alarms` the environment's alarm factory."""
         super().__init__(scope, id)
@@ -166,8 +171,11 @@ class ProductMonitoring(Construct):
         self._event_rules(event_rules)
         # The hooks' dead-letter alarms (critical) live in the hooks' stacks: listed by name.
         failed = [h.failure_alarm_name for h in hooks if h.failure_alarm_name]
+        # An external alarm is named, or given by ARN when it lives in another Region.
         imported = {
-            name: cw.Alarm.from_alarm_name(self, f"External{i}", name)
+            name: cw.Alarm.from_alarm_arn(self, f"External{i}", name)
+            if name.startswith("arn:")
+            else cw.Alarm.from_alarm_name(self, f"External{i}", name)
             for i, name in enumerate([*model_alarms, *external_alarms, *failed])
         }
         self.model_unhealthy = self._composite([imported[n] for n in model_alarms])
@@ -240,16 +248,20 @@ class ProductMonitoring(Construct):
     def _header(self) -> None:
         p, o = self.props, self.props.owners
         engine = p.engine
-        reports = s3_console_url(self.reports_uri, Stack.of(self).region)
         owners = (
             f"PM {o.product_manager.name} · ML lead {o.ml_lead.name} · on-call {o.on_call.name}"
         )
+        if self.reports_uri is None:
+            monitoring = f"**Monitoring:** none — a {p.mode} endpoint captures no traffic"
+        else:
+            reports = s3_console_url(self.reports_uri, Stack.of(self).region)
+            monitoring = f"**Monitoring reports** ({engine}): [latest runs]({reports})"
         self.dashboard.add_widgets(
             cw.TextWidget(
                 markdown=(
                     f"# {p.display_name} — {self.env}\n{p.objective}\n\n"
                     f"**Owners:** {owners} · **Runbooks:** [{p.runbook_url}]({p.runbook_url})"
-                    f" · **Monitoring reports** ({engine}): [latest runs]({reports})"
+                    f" · {monitoring} · **Mode:** {p.mode}"
                 ),
                 width=WIDTH,
                 height=3,
@@ -312,8 +324,20 @@ class ProductMonitoring(Construct):
             cw.TextWidget(markdown="## Tier 2 — Model metrics", width=WIDTH, height=1)
         )
         evidently = self.props.engine == EVIDENTLY
-        widgets = self._live_model_metrics(evidently)
-        widgets += self._evidently_drift() if evidently else self._model_monitor_drift()
+        if self.reports_uri is None:
+            # Serverless: no captured traffic, so no live model metrics and no drift.
+            widgets: list[cw.IWidget] = [
+                cw.TextWidget(
+                    markdown="**Live model metrics and drift:** none — serverless endpoints "
+                    "do not support data capture, so this environment's traffic is not "
+                    "monitored. The thresholds are held at training and at the release gates.",
+                    width=8,
+                    height=6,
+                )
+            ]
+        else:
+            widgets = self._live_model_metrics(evidently)
+            widgets += self._evidently_drift() if evidently else self._model_monitor_drift()
         if not self.glue_jobs:
             # Glue runs in the home account; its data-quality result is shown there.
             self.dashboard.add_widgets(*widgets)
@@ -570,7 +594,23 @@ class ProductMonitoring(Construct):
         )
         owner = f" — owner: {on_call.name}"
         host = "/aws/sagemaker/Endpoints"
-        widgets: list[cw.IWidget] = [
+        widgets: list[cw.IWidget] = (
+            self._async_panels(owner, annotations)
+            if self.props.mode == "async"
+            else self._serverless_panels(owner, annotations)
+            if self.props.mode == "serverless"
+            else self._real_time_panels(owner, annotations, host)
+        )
+        if pipeline:  # None where the pipeline runs in another account (the home dashboard has it)
+            widgets.append(self._pipeline_panel(pipeline, owner))
+        self._system_rest(widgets, glue_jobs, hooks, owner)
+
+    def _request_panels(
+        self, owner: str, annotations: list[cw.HorizontalAnnotation]
+    ) -> list[cw.IWidget]:
+        """What an endpoint that answers requests shows first (real-time and serverless):
+        invocations, latency with the SLO line, errors."""
+        return [
             cw.GraphWidget(
                 title=f"Invocations{owner}",
                 left=[self._endpoint("Invocations", "Sum")],
@@ -593,6 +633,13 @@ class ProductMonitoring(Construct):
                 width=8,
                 height=6,
             ),
+        ]
+
+    def _real_time_panels(
+        self, owner: str, annotations: list[cw.HorizontalAnnotation], host: str
+    ) -> list[cw.IWidget]:
+        return [
+            *self._request_panels(owner, annotations),
             cw.GraphWidget(
                 title=f"CPU, memory and disk per instance (%){owner}",
                 left=[
@@ -610,24 +657,128 @@ class ProductMonitoring(Construct):
                 height=6,
             ),
         ]
-        if pipeline:  # None where the pipeline runs in another account (the home dashboard has it)
-            widgets.append(
-                cw.GraphWidget(
-                    title=f"Training pipeline executions{owner}",
-                    left=[
-                        cw.Metric(
-                            namespace="AWS/Sagemaker/ModelBuildingPipeline",
-                            metric_name=name,
-                            dimensions_map={"PipelineName": pipeline},
-                            statistic="Sum",
-                            period=durations.hours(1),
-                        )
-                        for name in ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed")
-                    ],
-                    width=8,
-                    height=6,
+
+    def _serverless_panels(
+        self, owner: str, annotations: list[cw.HorizontalAnnotation]
+    ) -> list[cw.IWidget]:
+        """No instances: invocations, latency, errors, and cold starts (ModelSetupTime:
+        https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-monitoring.html)."""
+        return [
+            *self._request_panels(owner, annotations),
+            cw.GraphWidget(
+                title=f"Cold starts: model setup time (µs) and how many{owner}",
+                left=[self._endpoint("ModelSetupTime", "Maximum")],
+                right=[self._endpoint("ModelSetupTime", "SampleCount")],
+                width=8,
+                height=6,
+            ),
+        ]
+
+    def _queue(self, name: str, statistic: str) -> cw.Metric:
+        """An async queue metric: per endpoint, no VariantName
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html)."""
+        return cw.Metric(
+            namespace="AWS/SageMaker",
+            metric_name=name,
+            dimensions_map={"EndpointName": self.endpoint},
+            statistic=statistic,
+            period=durations.minutes(1),
+        )
+
+    def _async_panels(
+        self, owner: str, annotations: list[cw.HorizontalAnnotation]
+    ) -> list[cw.IWidget]:
+        """The queue instead of request latency: backlog size and age, requests processed and
+        failed, instances; and an alarm when the oldest request waits too long."""
+        on_call = self.props.owners.on_call
+        age = self._queue("ApproximateAgeOfOldestRequest", "Maximum")
+        # A request older than this has waited through a wake from zero and more: the queue is
+        # stuck (no capacity, or every instance failing). 15 min: AWS's default invocation
+        # timeout (InvokeEndpointAsync's InvocationTimeoutSeconds).
+        stuck = 15 * 60
+        self.add_alarm(
+            tier="system",
+            what="async-oldest-request-age",
+            severity=CRITICAL,
+            owner=on_call,
+            metric=age,
+            threshold=stuck,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # No queue metric: nothing queued.
+            missing=cw.TreatMissingData.NOT_BREACHING,
+            meaning=f"The oldest request queued on {self.endpoint} has waited over {stuck // 60} "
+            "min: the queue is not draining.",
+            checks=(
+                "the instance count and scaling activities (did it wake from zero?)",
+                "InvocationFailures and the failure prefix in S3",
+                "the endpoint's CloudWatch logs (data-log streams name each inference id)",
+            ),
+            periods=3,
+        )
+        return [
+            cw.GraphWidget(
+                title=f"Backlog: queued requests (total and per instance){owner}",
+                left=[self._queue("ApproximateBacklogSize", "Maximum")],
+                right=[self._queue("ApproximateBacklogSizePerInstance", "Average")],
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Age of the oldest queued request (s){owner}",
+                left=[age],
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=stuck, label=f"stuck after {stuck // 60} min")
+                ],
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Requests processed / failed, 5xx{owner}",
+                left=[
+                    self._endpoint(n, "Sum")
+                    for n in ("InvocationsProcessed", "InvocationFailures", "Invocation5XXErrors")
+                ],
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Model latency p50 / p99 (µs), time in backlog p99 (µs){owner}",
+                left=[self._endpoint("ModelLatency", p) for p in ("p50", "p99")],
+                right=[self._endpoint("TimeInBacklog", "p99")],
+                left_annotations=annotations,
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Instances (0 when idle) and backlog without capacity{owner}",
+                left=[self._endpoint("CPUUtilization", "SampleCount", "/aws/sagemaker/Endpoints")],
+                right=[self._queue("HasBacklogWithoutCapacity", "Maximum")],
+                width=8,
+                height=6,
+            ),
+        ]
+
+    def _pipeline_panel(self, pipeline: str, owner: str) -> cw.IWidget:
+        return cw.GraphWidget(
+            title=f"Training pipeline executions{owner}",
+            left=[
+                cw.Metric(
+                    namespace="AWS/Sagemaker/ModelBuildingPipeline",
+                    metric_name=name,
+                    dimensions_map={"PipelineName": pipeline},
+                    statistic="Sum",
+                    period=durations.hours(1),
                 )
-            )
+                for name in ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed")
+            ],
+            width=8,
+            height=6,
+        )
+
+    def _system_rest(
+        self, widgets: list[cw.IWidget], glue_jobs: list[str], hooks: list[Hook], owner: str
+    ) -> None:
+        on_call = self.props.owners.on_call
         self.dashboard.add_widgets(*widgets)
         self.dashboard.add_widgets(
             *[

@@ -80,11 +80,14 @@ class DeployVerifierProps:
 @dataclass(frozen=True)
 class QualityGateProps:
     """The quality gate's: the release, what it holds a version to (`thresholds`: model metrics
-    and SLOs), and the size of its smoke load (`smoke_requests`)."""
+    and SLOs), the size of its smoke load (`smoke_requests`), and what it may do to queue that
+    load on an asynchronous staging endpoint (`staging_queue`: mlgate/infra/accounts.py
+    staging_queue_access; empty for another mode)."""
 
     release: ReleaseProps
     thresholds: Mapping[str, Any]
     smoke_requests: int
+    staging_queue: EnvironmentAccess = EnvironmentAccess()
 
 
 def release_namespace(names: Names) -> str:
@@ -276,6 +279,18 @@ class QualityGate(HookFunction):
                 resources=[endpoint],
             )
         )
+        # The endpoint's mode is in its config, which CloudFormation names at deploy time.
+        configs = f"arn:aws:sagemaker:{stack.region}:{stack.account}:endpoint-config/*"
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeEndpointConfig"], resources=[configs])
+        )
+        acknowledge(
+            self.policy,
+            f"AwsSolutions-IAM5[Resource::{configs}]",
+            "CloudFormation names endpoint configs at deploy time; the quality gate reads only "
+            "the one the staging endpoint names, for its mode.",
+        )
+        grant_release_access(self, (props.staging_queue,))
         # The version's test split, where the training pipeline's preprocess step wrote it
         # (mlgate/infra/ml/pipeline.py: <run>/<execution>/test/test.csv); read with a byte range.
         self.sample = f"arn:aws:s3:::{artifacts}/training/{names.product}/*/test/test.csv"

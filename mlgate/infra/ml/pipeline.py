@@ -192,8 +192,9 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         ProcessingOutput,
         ProcessingS3Input,
         ProcessingS3Output,
+        StoppingCondition,
     )
-    from sagemaker.core.training.configs import Compute, InputData, Networking
+    from sagemaker.core.training.configs import CheckpointConfig, Compute, InputData, Networking
     from sagemaker.core.workflow.conditions import (
         ConditionGreaterThanOrEqualTo,
         ConditionLessThanOrEqualTo,
@@ -314,6 +315,25 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         environment["MLGATE_PROGRAM"] = program
         channels.append(InputData(channel_name=CODE_CHANNEL, data_source=s.train_source_uri))
     training_isolated = not installs_requirements(manifest)
+    # Managed spot training: the job may wait for spot capacity and be interrupted; SageMaker
+    # restarts it within MaxWaitTimeInSeconds (waiting included, at least MaxRuntimeInSeconds)
+    # and copies /opt/ml/checkpoints to and from checkpoint_s3_uri, so an algorithm that
+    # checkpoints resumes where it stopped: built-in XGBoost does; a script-mode train.py
+    # resumes only when it writes and reads /opt/ml/checkpoints itself, otherwise it starts
+    # over (https://docs.aws.amazon.com/sagemaker/latest/dg/model-managed-spot-training.html,
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html).
+    cost = manifest.cost
+    runtime = round(cost.training_hours_per_run * 3600)
+    spot = cost.use_spot
+    stopping = StoppingCondition(
+        max_runtime_in_seconds=runtime,
+        **({"max_wait_time_in_seconds": round(cost.max_wait_hours * 3600)} if spot else {}),
+    )
+    checkpoints = (
+        CheckpointConfig(s3_uri=out("checkpoints"), local_path="/opt/ml/checkpoints")
+        if spot
+        else None
+    )
     trainer = ModelTrainer(
         training_image=images["model"],
         role=s.role_arn,
@@ -322,7 +342,10 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
             instance_type=model.training_instance_type,
             instance_count=model.training_instance_count,
             volume_kms_key_id=s.kms_key_arn,
+            enable_managed_spot_training=spot or None,
         ),
+        stopping_condition=stopping,
+        checkpoint_config=checkpoints,
         hyperparameters=hyperparameters,
         environment=environment or None,
         output_data_config=OutputDataConfig(

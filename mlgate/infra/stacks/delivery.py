@@ -87,6 +87,7 @@ class DeliveryProps:
             names=names, home_artifacts=names.bucket("artifacts", home.account, home.region)
         )
         contact = manifest.contact
+        queue = accounts.staging_queue_access(manifest)
         gates = tuple(
             PipelineGate(
                 name=g.name,
@@ -114,6 +115,8 @@ class DeliveryProps:
                 release=release,
                 thresholds=thresholds(manifest),
                 smoke_requests=manifest.serving.smoke_requests,
+                # An async staging endpoint takes its smoke load as queued requests.
+                staging_queue=EnvironmentAccess(statements=tuple(queue[0]), findings=queue[1]),
             )
             if automated
             else None,

@@ -18,11 +18,38 @@ from constructs import Construct
 
 from mlgate.infra import accounts, durations
 from mlgate.infra.constructs.compliance import acknowledge_each
+from mlgate.infra.constructs.cost import ADVISOR_CHECKS, CostGuard, CostGuardProps
+from mlgate.infra.constructs.endpoint import VARIANT
 from mlgate.infra.constructs.hooks import IdempotencyTable
 from mlgate.infra.constructs.service_access import ServiceTopic
 from mlgate.infra.constructs.storage import AccessLogBucket, SecureBucket
+from mlgate.infra.naming import Names
 from mlgate.infra.stacks.base import ProductStack
 from mlgate.manifest import ARTIFACT_PREFIXES, ENV_NAMES, NONCURRENT_DAYS, EnvName, Manifest
+
+ADVISOR_REGION = "us-east-1"
+"""Where Trusted Advisor publishes its events (mlgate/infra/constructs/cost.py)."""
+
+
+def idle_billed(manifest: Manifest, env: EnvName) -> bool:
+    """Whether the env's endpoint bills by the hour while it serves nothing: real-time, async
+    kept above 0, serverless with provisioned concurrency (read defensively: older manifests
+    have no serving mode)."""
+    serving = manifest.env_serving(env)
+    mode = str(getattr(serving, "mode", "real-time"))
+    if mode == "serverless":
+        settings = getattr(serving, "serverless", None)
+        return getattr(settings, "provisioned_concurrency", None) is not None
+    if mode == "async":
+        return not getattr(getattr(serving, "async_settings", None), "scale_to_zero", True)
+    return True
+
+
+def cost_alarm_names(manifest: Manifest, env: EnvName) -> list[str]:
+    """The cost alarms of `env` (its dashboard lists them by name)."""
+    from mlgate.infra.constructs.cost import idle_alarm_name
+
+    return [idle_alarm_name(Names.of(manifest), env)] if idle_billed(manifest, env) else []
 
 
 def artifact_retention(manifest: Manifest) -> dict[str, int]:
@@ -116,6 +143,37 @@ class SiteStack(ProductStack):
         self.serving_cfn_roles: dict[EnvName, iam.Role] = {}
         """Per environment of this account: the Serving stack's CloudFormation service role."""
 
+    def _cost(self, manifest: Manifest, envs: list[EnvName], budget: bool) -> None:
+        """The idle-endpoint alarms of this account's environments, Trusted Advisor's routing
+        (its events reach this region from us-east-1: stacks/advisor.py), and with `budget`
+        the product's budget."""
+        cost = manifest.cost
+        owners = manifest.product.owners
+        self.cost = CostGuard(
+            self,
+            "Cost",
+            props=CostGuardProps(
+                names=self.names,
+                account=self.target.account,
+                product_manager=manifest.contact(owners.product_manager),
+                on_call=manifest.contact(owners.on_call),
+                runbook=manifest.product.runbook_url,
+                endpoints=tuple(
+                    (env, Names.of(manifest, env).endpoint(), VARIANT)
+                    for env in envs
+                    if idle_billed(manifest, env)
+                ),
+                idle_hours=cost.idle_endpoint_hours,
+                monthly_budget=cost.monthly_budget if budget else None,
+                currency=cost.currency,
+                forecast_percent=cost.forecast_alert_percent,
+                actual_percent=cost.actual_alert_percent,
+                advisor=ADVISOR_CHECKS,
+            ),
+            key=self.key,
+            on_call_topic=self.on_call_topic,
+        )
+
     def _serving_cfn_role(self, env: EnvName) -> iam.Role:
         """The role CloudFormation runs the deployer's parameter update of the env's Serving
         stack as (UpdateStack's RoleARN): what that update needs and nothing else
@@ -157,6 +215,7 @@ class FoundationStack(SiteStack):
                 self._serving_cfn_role(env)
         for env in accounts.remote_envs(manifest):
             self._share_artifacts(env)
+        self._cost(manifest, [e for e in ENV_NAMES if not manifest.is_remote(e)], budget=True)
 
     def _share_artifacts(self, env: EnvName) -> None:
         """A remote environment's model and monitor roles read released versions (the copies
@@ -205,6 +264,7 @@ class EnvironmentFoundationStack(SiteStack):
         )
         self._site(manifest, f" ({env_name})")
         self._serving_cfn_role(env_name)
+        self._cost(manifest, [env_name], budget=False)
         home = accounts.home_account(manifest)
         self.deploy_role = self._release_role(
             "DeployRole",

@@ -66,6 +66,7 @@ def monitoring_props(manifest: Manifest, env: EnvName) -> ProductMonitoringProps
         feature_drift_thresholds=tuple(monitoring.feature_drift_thresholds.values()),
         payload_columns=tuple(manifest.payload_columns),
         latency_slo_ms=latency.threshold if latency else None,
+        mode=manifest.env_serving(env).mode.value,
     )
 
 
@@ -80,7 +81,7 @@ class ObservabilityStack(ProductStack):
         env_name: EnvName,
         site: SiteStack,
         serving: ServingStack,
-        monitoring: MonitoringStack,
+        monitoring: MonitoringStack | None,
         hooks: list[Hook],
         external_alarms: list[str],
         event_rules: list[str],
@@ -106,7 +107,8 @@ class ObservabilityStack(ProductStack):
             training_pipeline=self.names.training_pipeline() if home else None,
             hooks=hooks,
             model_alarms=list(serving.rollback_alarm_names),
-            reports_uri=monitoring.reports_uri,
+            # None: a serverless environment, which captures no traffic to monitor.
+            reports_uri=monitoring.reports_uri if monitoring else None,
             external_alarms=external_alarms,
             event_rules=event_rules,
         )

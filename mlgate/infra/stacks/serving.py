@@ -29,11 +29,13 @@ from mlgate.infra.constructs.conditions import NEEDS_A_MODEL, condition_all
 from mlgate.infra.constructs.drift import DriftProps, DriftResponder
 from mlgate.infra.constructs.endpoint import (
     VARIANT,
+    AsyncQueue,
     EndpointProps,
     MonitoredEndpoint,
     RollbackSlo,
     Rollout,
     Scaling,
+    ServerlessCapacity,
 )
 from mlgate.infra.ml.images import image_uris
 from mlgate.infra.ml.pipeline import SERVING_CODE_DIR, script_mode
@@ -46,6 +48,7 @@ from mlgate.infra.stacks.base import (
 )
 from mlgate.infra.stacks.foundation import FoundationStack, SiteStack
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine
+from mlgate.manifest.serving import ServingMode
 
 __all__ = ["VARIANT", "ServingStack"]
 
@@ -165,7 +168,33 @@ def endpoint_props(manifest: Manifest, env: EnvName, region: str) -> EndpointPro
         if bounds.enabled
         else None,
         released=released_versions(manifest, env),
+        mode=settings.mode.value,
+        serverless=ServerlessCapacity(
+            memory_mb=settings.serverless.memory_mb,
+            max_concurrency=settings.serverless.max_concurrency,
+            provisioned_concurrency=settings.serverless.provisioned_concurrency,
+        )
+        if settings.serverless is not None and settings.mode is ServingMode.SERVERLESS
+        else None,
+        async_queue=AsyncQueue(
+            max_concurrent_invocations_per_instance=(
+                settings.async_settings.max_concurrent_invocations_per_instance
+            ),
+            backlog_per_instance=settings.async_settings.backlog_per_instance,
+            min_instances=0 if settings.async_settings.scale_to_zero else bounds.min_instances,
+            max_instances=bounds.max_instances,
+        )
+        if settings.mode is ServingMode.ASYNC
+        else None,
     )
+
+
+def captures_traffic(manifest: Manifest, env: EnvName) -> bool:
+    """Whether the environment's endpoint captures traffic, which monitoring and the drift
+    loop need: serverless endpoints do not support data capture
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html#serverless-endpoints-how-it-works-exclusions),
+    so a serverless environment is not monitored and has no drift responder."""
+    return manifest.env_serving(env).mode is not ServingMode.SERVERLESS
 
 
 def drift_props(manifest: Manifest, env: EnvName) -> DriftProps:
@@ -310,7 +339,9 @@ class ServingStack(ProductStack):
             alarms=alarms,
         )
         self.endpoint_name = self.served.endpoint_name
+        self.mode = self.served.mode
         self.rollback_alarm_names = self.served.rollback_alarm_names
+        self.scaling_alarm_names = self.served.scaling_alarm_names
         # The live version, for monitoring (mlgate/infra/stacks/monitoring.py): written in the
         # update that moves the endpoint, so a release that rolls back rolls these back too.
         self.live_release = {
@@ -327,23 +358,25 @@ class ServingStack(ProductStack):
                 ("baseline-constraints", self.baseline_constraints.value_as_string),
             )
         }
-        self.drift = DriftResponder(
-            self,
-            "Drift",
-            props=drift_props(manifest, env_name),
-            key=site.key,
-            alarms=alarms,
-            idempotency=site.idempotency,
-            reports_uri=f"s3://{artifacts}/{reports_prefix(manifest, env_name)}",
-            **drift_trigger(manifest, env_name, self.target.region, self.target.account),
-        )
-        self.drift_responder = self.drift.hook
+        self.drift: DriftResponder | None = None
+        if captures_traffic(manifest, env_name):
+            self.drift = DriftResponder(
+                self,
+                "Drift",
+                props=drift_props(manifest, env_name),
+                key=site.key,
+                alarms=alarms,
+                idempotency=site.idempotency,
+                reports_uri=f"s3://{artifacts}/{reports_prefix(manifest, env_name)}",
+                **drift_trigger(manifest, env_name, self.target.region, self.target.account),
+            )
+        self.drift_responder = self.drift.hook if self.drift else None
 
         # One pass once everything is built, not an `allocate_logical_id` override: CDK calls
         # that for every reference it resolves, each call a round trip into Python (2 s of a
         # 12 s synth). Elements outside the transparent constructs keep CDK's own IDs.
         below = len(self.node.path.split("/")) + 1  # the path's ids under the stack's child
-        for transparent in (self.served, self.drift):
+        for transparent in (self.served, *([self.drift] if self.drift else [])):
             for child in transparent.node.find_all():
                 if isinstance(child, cdk.CfnElement):
                     path = child.node.path.split("/")[below:]

@@ -3,7 +3,18 @@
 A CodePipeline Lambda action after each deploy stage. It fails the stage when the endpoint is
 not InService, or when it is InService on another model version (a blue/green rollback that
 CloudFormation reported as a successful update: a silent rollback), or when one sample
-invocation fails. The version the endpoint serves is what its model's container names: the
+invocation fails. The sample goes the way the endpoint's mode takes it (its endpoint config,
+shared/serving.py): InvokeEndpoint for a real-time or serverless endpoint; for an asynchronous
+one the sample is written to async/<env>/input/verify-<job id>.csv and queued with
+InvokeEndpointAsync, and the verifier comes back through CodePipeline's continuation token
+(PutJobSuccessResult continuationToken, at most 2,048 characters:
+https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PutJobSuccessResult.html)
+until SageMaker has written the result (the job succeeds) or the failure object (the job fails
+with its text), or DEADLINE_SECONDS after the submission (the job fails: an endpoint scaled to
+zero wakes in minutes, not in half an hour). The token (VerifyToken) names the endpoint, the
+config and the two result objects: a continuation submits nothing, and a Lambda retry of the
+first invocation writes the same input key under the same InferenceId. The version the
+endpoint serves is what its model's container names: the
 released model artifact (ModelDataUrl, released/<product>/<version>/model.tar.gz) or, for a
 Serving stack built before released copies, the model package.
 
@@ -16,8 +27,9 @@ Input: only the job id from the event (shared/jobs.py): the job (UserParameters
 {"environment", "endpoint", "role_arn" (optional: the verify role of an environment in another
 account)}, pipeline, execution) from CodePipeline's GetJobDetails, a job of the product's
 release pipeline only; release.json at the execution's source revision; its version checked
-in the registry (this product's group, Approved now). The verifier never continues a job: a
-job with a continuation token is not its own.
+in the registry (this product's group, Approved now). A continuation token is read as
+VerifyToken: one that is not its own (another endpoint's, result objects outside the
+environment's async prefixes) is refused.
 An id CodePipeline does not know, or another pipeline's job, is logged and dropped; a
 malformed job, a release.json that is not a release of this product, a version of another
 group or not Approved, and AWS refusing a name (an endpoint that does not exist or is another
@@ -32,7 +44,10 @@ s3:GetObjectVersion (release.json at the execution's source revision),
 sagemaker:DescribeModelPackage, sts:AssumeRole (optional: only when role_arn is set),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 Under the assumed role when one is set: sagemaker:DescribeEndpoint,
-sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpoint.
+sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpoint,
+sagemaker:InvokeEndpointAsync (optional: async endpoints only), s3:PutObject (optional: the
+async sample, async/<env>/input/), s3:GetObject (optional: its result or failure,
+async/<env>/output/ and async/<env>/failures/).
 """
 
 from __future__ import annotations
@@ -40,6 +55,7 @@ from __future__ import annotations
 import time
 from functools import cache
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -47,6 +63,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from shared.accounts import session
+from shared.coldstart import settle
 from shared.jobs import (
     CORRELATION_ID,
     OUTCOMES,
@@ -58,7 +75,8 @@ from shared.jobs import (
     read_release,
     succeed,
 )
-from shared.models import Release, VerifyParameters
+from shared.models import Release, VerifyParameters, VerifyToken
+from shared.serving import ASYNC, SERVERLESS, NotAsync, Queue, Queued, mode_of, result, submit
 from shared.settings import SettingsError, read
 
 logger = Logger()
@@ -73,6 +91,10 @@ HOOK = "deploy_verifier"
 READS = 4
 PAUSE = 5.0
 pause = time.sleep
+# How long an asynchronous sample may take from its submission: the wake from zero instances
+# (two minutes of HasBacklogWithoutCapacity, then an instance starting) plus its processing.
+DEADLINE_SECONDS = 30 * 60
+now = time.time
 
 
 @cache
@@ -91,10 +113,12 @@ def gone(err: ClientError) -> bool:
     )
 
 
-def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, list[str] | None]:
+def served_version(
+    sagemaker: Any, endpoint: str
+) -> tuple[str, str, list[str] | None, dict[str, Any]]:
     """(status, endpoint config, what its model's container names: model artifact, model
-    package) the endpoint runs now; None when what the endpoint names was deleted under every
-    one of READS reads."""
+    package, the config's description) the endpoint runs now; None (and {}) when what the
+    endpoint names was deleted under every one of READS reads."""
     for read_number in range(1, READS + 1):
         described = sagemaker.describe_endpoint(EndpointName=endpoint)
         status, config = str(described["EndpointStatus"]), str(described["EndpointConfigName"])
@@ -119,16 +143,17 @@ def served_version(sagemaker: Any, endpoint: str) -> tuple[str, str, list[str] |
         named = [
             str(container[k]) for k in ("ModelDataUrl", "ModelPackageName") if container.get(k)
         ]
-        return status, config, named or ["no model"]
-    return status, config, None
+        return status, config, named or ["no model"], variants
+    return status, config, None, {}
 
 
 def verify(
-    job: Job[VerifyParameters], release: Release, sagemaker: Any, runtime: Any, payload: str
-) -> str:
+    job: Job[VerifyParameters], release: Release, env_session: Any, payload: str
+) -> dict[str, str]:
     env, endpoint = job.params.environment, job.params.endpoint
     expected = release.model_data_url
-    status, config, served = served_version(sagemaker, endpoint)
+    sagemaker = env_session.client("sagemaker")
+    status, config, served, described = served_version(sagemaker, endpoint)
     if status != "InService":
         raise JobError(f"{env}: endpoint {endpoint} is {status}, not InService")
     if served is None:
@@ -144,9 +169,59 @@ def verify(
             f"but the pipeline deployed {expected}; the blue/green update was rolled back "
             "(see the endpoint's rollback alarms)"
         )
-    answer = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=payload)
-    score = answer["Body"].read().decode().strip()
-    return f"{env}: {endpoint} serves {expected} on {config}; sample scored {score}"
+    serves = f"{env}: {endpoint} serves {expected} on {config}"
+    runtime = env_session.client("sagemaker-runtime")
+    mode = mode_of(described)
+    if mode != ASYNC:
+        answer = runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType="text/csv", Body=payload
+        )
+        score = answer["Body"].read().decode().strip()
+        how = " (serverless)" if mode == SERVERLESS else ""
+        summary = f"{serves}; sample scored {score}{how}"
+        succeed(codepipeline, job.id, summary)
+        return {"result": "succeeded", "reason": summary}
+    try:
+        queue = Queue.of(described, env)
+    except NotAsync as err:
+        raise JobError(f"{env}: {endpoint} is asynchronous but its {err}") from None
+    s3_env = env_session.client("s3")
+    queued = submit(s3_env, runtime, endpoint, queue, f"verify-{job.id}", payload)
+    token = VerifyToken(
+        endpoint=endpoint,
+        config=config,
+        output=queued.output,
+        failure=queued.failure,
+        deadline=int(now()) + DEADLINE_SECONDS,
+    )
+    logger.info("async sample queued", extra={"output": queued.output})
+    return look(job, token, s3_env, f"{serves} (asynchronous)")
+
+
+def look(
+    job: Job[VerifyParameters], token: VerifyToken, s3_env: Any, serves: str
+) -> dict[str, str]:
+    """The queued sample's result: succeed, fail with SageMaker's failure text, or continue
+    (the same token) until the deadline."""
+    env = job.params.environment
+    found = result(s3_env, Queued(token.output, token.failure))
+    if found is not None and found[0] == "failed":
+        raise JobError(
+            f"{env}: the async sample on {token.endpoint} failed ({token.failure}): {found[1]}"
+        )
+    if found is not None:
+        summary = f"{serves}; sample scored {found[1]} ({token.output})"
+        succeed(codepipeline, job.id, summary)
+        return {"result": "succeeded", "reason": summary}
+    if now() > token.deadline:
+        raise JobError(
+            f"{env}: no result of the async sample on {token.endpoint} at {token.output} "
+            f"{DEADLINE_SECONDS // 60} minutes after it was queued: the endpoint did not wake "
+            "or did not process it (see its HasBacklogWithoutCapacity alarm and scaling "
+            "activities)"
+        )
+    succeed(codepipeline, job.id, continuation=token.model_dump_json(exclude_none=True))
+    return {"result": "in_progress", "reason": f"waiting for {token.output}"}
 
 
 @metrics.log_metrics
@@ -157,10 +232,39 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     return outcome
 
 
+def own_token(job: Job[VerifyParameters]) -> VerifyToken:
+    """The job's continuation token, refused unless it is one this verifier wrote for it:
+    its endpoint, result objects under the environment's async output and failure prefixes."""
+    token = job.token(VerifyToken)
+    env, endpoint = job.params.environment, job.params.endpoint
+    if token.endpoint != endpoint:
+        raise Refused(
+            job.id,
+            f"continuationToken.endpoint: names {token.endpoint}, not this job's {endpoint} "
+            "(not a token this action wrote)",
+        )
+    for field, uri, prefix in (
+        ("output", token.output, f"async/{env}/output/"),
+        ("failure", token.failure, f"async/{env}/failures/"),
+    ):
+        if uri is not None and not urlparse(uri).path.lstrip("/").startswith(prefix):
+            raise Refused(
+                job.id,
+                f"continuationToken.{field}: {uri} is not under {prefix} (not a token this "
+                "action wrote)",
+            )
+    return token
+
+
 def act(job: Job[VerifyParameters]) -> dict[str, str]:
     """Every refusal before the endpoint is touched, then verify and report."""
     if job.continuation is not None:
-        raise Refused(job.id, "continuationToken: the verifier never continues a job")
+        token = own_token(job)
+        env = session(job.params.role_arn, f"mlgate-verify-{job.params.environment}")
+        serves = f"{job.params.environment}: {token.endpoint} on {token.config} (asynchronous)"
+        outcome = look(job, token, env.client("s3"), serves)
+        logger.info(outcome["result"], extra={"reason": outcome["reason"]})
+        return outcome
     try:
         payload = sample_payload()
     except SettingsError as err:
@@ -168,9 +272,10 @@ def act(job: Job[VerifyParameters]) -> dict[str, str]:
     release = read_release(job, codepipeline, s3)
     check_approved(job, release, registry)
     env = session(job.params.role_arn, f"mlgate-verify-{job.params.environment}")
-    summary = verify(
-        job, release, env.client("sagemaker"), env.client("sagemaker-runtime"), payload
-    )
-    succeed(codepipeline, job.id, summary)
-    logger.info("verified", extra={"summary": summary})
-    return {"result": "succeeded", "reason": summary}
+    outcome = verify(job, release, env, payload)
+    logger.info(outcome["result"], extra={"reason": outcome["reason"]})
+    return outcome
+
+
+# The import is done: its objects are frozen and the collector resumes (shared/coldstart.py).
+settle()

@@ -54,6 +54,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from shared.accounts import session
+from shared.coldstart import settle
 from shared.jobs import (
     CORRELATION_ID,
     OUTCOMES,
@@ -248,3 +249,7 @@ def step(job: Job[DeployParameters], token: DeployToken | None) -> dict[str, str
         f"{job.params.environment} deployment of {arn} did not complete ({status}); "
         f"CloudFormation rolled back: {reason}{way_out}"
     )
+
+
+# The import is done: its objects are frozen and the collector resumes (shared/coldstart.py).
+settle()

@@ -57,6 +57,7 @@ from botocore.exceptions import ClientError
 
 from shared import idempotency
 from shared.accounts import session
+from shared.coldstart import settle
 from shared.events import (
     ARN,
     FROM_CONTEXT,
@@ -370,3 +371,7 @@ def handler(event: Any, context: Any, now: float | None = None) -> dict[str, str
     except IdempotencyValidationError:
         return refuse("detail", f"monitoring job {violation.job} was handled already, with "
                                 "another outcome")  # fmt: skip
+
+
+# The import is done: its objects are frozen and the collector resumes (shared/coldstart.py).
+settle()

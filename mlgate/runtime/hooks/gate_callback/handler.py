@@ -89,6 +89,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import slack
 from shared.audit import CLAIMED, DECISIONS, OPEN, AuditTrail, claim_state, now_iso
+from shared.coldstart import settle
 from shared.events import (
     NAME,
     PIPELINE_NAME,
@@ -373,7 +374,12 @@ def decide(
                            "recorded", "payload.user.id")  # fmt: skip
     try:
         state = claim_state(request)
-        if state == OPEN:
+        if state == OPEN and click.decision == "Approved" and needs_all(request):
+            done, answer = second(click, audit, request, now)
+            if not done:
+                return answer
+            request = claim(click, audit, request, now, who=answer)
+        elif state == OPEN:
             request = claim(click, audit, request, now)
         else:
             check_claim(click, request, state)
@@ -406,8 +412,8 @@ def check_claim(click: Click, request: dict[str, str], state: str, race: bool = 
                       "payload.actions[0].action_id")  # fmt: skip
 
 
-def claim(click: Click, audit: AuditTrail, request: dict[str, str], now: float) -> dict[str, str]:
-    """open -> claimed, for an open approval that has not expired; the claimed request."""
+def still_open(request: dict[str, str], now: float) -> None:
+    """Refuses a click on an approval that has expired (or whose expiry cannot be read)."""
     gate = request["gate"]
     try:
         expires = epoch(request["expires"])
@@ -418,7 +424,78 @@ def claim(click: Click, audit: AuditTrail, request: dict[str, str], now: float) 
     if now > expires:
         raise Refusal(410, f"the {gate} approval expired at {request['expires']}; "
                            "CodePipeline no longer accepts a decision")  # fmt: skip
-    who = f"{click.user_name} ({click.user})"
+
+
+def needs_all(request: dict[str, str]) -> bool:
+    """The gate needs every approver's approval (manifest `requires: all`); a rejection by any
+    one of them rejects it. An item written before the field existed needs one."""
+    return request.get("requires") == "all" and len(request["approvers"].split(",")) > 1
+
+
+def names_of(request: dict[str, str]) -> dict[str, str]:
+    """Slack id -> name of each approver, as the notifier stored them (ids alone when the
+    names do not line up)."""
+    ids = request["approvers"].split(",")
+    names = request.get("approver_names", "").split(", ")
+    return dict(zip(ids, names, strict=True)) if len(names) == len(ids) else {i: i for i in ids}
+
+
+def second(
+    click: Click, audit: AuditTrail, request: dict[str, str], now: float
+) -> tuple[bool, str]:
+    """One approver's approval of a gate that needs them all: recorded on the request (and as
+    an `approval` event of the audit trail), and CodePipeline told nothing until the last one.
+    (True, who) when this approval completes the set: the decision is then claimed for all of
+    them; else (False, the answer)."""
+    gate, approvers = request["gate"], request["approvers"].split(",")
+    still_open(request, now)
+    already = set(filter(None, request.get("approved_by", "").split(",")))
+    try:
+        approved = audit.second(click.request_id, click.user)
+    except (ClientError, BotoCoreError) as err:
+        raise Refusal(503, f"your approval of gate {gate} could not be recorded "
+                           f"({code_of(err)}): nothing was sent to CodePipeline; click Approve "
+                           "again in a moment") from None  # fmt: skip
+    if not approved:  # a decision was claimed meanwhile: say which
+        claimed = audit.request(click.request_id) or {}
+        check_claim(click, claimed, claim_state(claimed), race=True)
+        raise Refusal(409, f"gate {gate} changed while this click was taken; click again")
+    names = names_of(request)
+    if click.user not in already:
+        try:
+            audit.record(
+                pipeline=request["pipeline"], execution=request.get("execution", "unknown"),
+                event="approval", gate=gate, who=f"{click.user_name} ({click.user})",
+                key=f"{click.request_id}-{click.user}", decision="Approved", now=now,
+                model_version=request.get("model_version", ""),
+                evidence_sha256=request.get("evidence_sha256", ""),
+                detail=f"{len(approved)} of {len(approvers)} approvals of a gate that needs "
+                "every approver",
+            )  # fmt: skip
+        except (ClientError, BotoCoreError) as err:
+            logger.exception("approval event not written", extra={"request": click.request_id})
+            raise Refusal(503, f"your approval of gate {gate} is kept, but writing it to the "
+                               f"audit trail did not complete ({code_of(err)}): click Approve "
+                               "again to record it") from None  # fmt: skip
+    if set(approvers) <= approved:
+        return True, " and ".join(f"{names[a]} ({a})" for a in approvers)
+    waiting = ", ".join(names[a] for a in approvers if a not in approved)
+    return False, (
+        f"Your approval of gate {gate} is recorded ({len(approved & set(approvers))} of "
+        f"{len(approvers)}): the gate needs every approver, and waits for {waiting}. "
+        "CodePipeline is told once all have approved; a rejection by any one rejects it."
+    )
+
+
+def claim(
+    click: Click, audit: AuditTrail, request: dict[str, str], now: float, who: str = ""
+) -> dict[str, str]:
+    """open -> claimed, for an open approval that has not expired; the claimed request.
+    `who`: the decision's makers (every approver of a gate that needs them all), else the
+    clicker."""
+    gate = request["gate"]
+    still_open(request, now)
+    who = who or f"{click.user_name} ({click.user})"
     try:
         won = audit.claim(click.request_id, click.decision, who, click.user, now)
     except (ClientError, BotoCoreError) as err:
@@ -801,3 +878,7 @@ def handler(event: Any, context: Any, now: float | None = None) -> dict[str, Any
     if isinstance(event, dict) and "detail-type" in event and "requestContext" not in event:
         return on_failed_approval(event, context, now or time.time())
     return on_click(event, now or time.time())
+
+
+# The import is done: its objects are frozen and the collector resumes (shared/coldstart.py).
+settle()

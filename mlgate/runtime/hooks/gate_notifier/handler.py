@@ -70,6 +70,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import idempotency, slack
 from shared.audit import AuditTrail, digest
+from shared.coldstart import settle
 from shared.events import ARN, NAME, PIPELINE_NAME, SHORT, STAMP, TEXT, Refused, read_as
 from shared.events import text as printable_text
 from shared.fields import Dict, Json, Lit, Obj, Opt, Seq, Str
@@ -310,6 +311,7 @@ def brief(context: dict[str, Any], gate: dict[str, Any], approval: dict[str, Any
         "gate": gate["name"],
         "gate_description": gate["description"],
         "approvers": [a["name"] for a in gate["approvers"]],
+        "requires": gate.get("requires", "one"),
         "decide_within_hours": gate["timeout_hours"],
         "expires": approval["expires"],
         "model_version": release.get("model_version"),
@@ -327,11 +329,19 @@ def brief(context: dict[str, Any], gate: dict[str, Any], approval: dict[str, Any
     }
 
 
+def who_decides(b: dict[str, Any]) -> str:
+    names = ", ".join(b["approvers"])
+    if b.get("requires") == "all" and len(b["approvers"]) > 1:
+        return (f"Needs every approver: {names} (each approves from chat; one rejection "
+                "rejects).")  # fmt: skip
+    return f"Approvers: {names} (any one decides)."
+
+
 def text(b: dict[str, Any]) -> str:
     lines = [
         f"{b['product']}: gate '{b['gate']}' waits for your decision",
         f"Objective: {b['objective']}",
-        f"Gate: {b['gate_description']} Approvers: {', '.join(b['approvers'])}. "
+        f"Gate: {b['gate_description']} {who_decides(b)} "
         f"Decide within {b['decide_within_hours']} h (expires {b['expires']}).",
         f"Model version {b['model_version']} ({b['model_package_arn']}), approved in the "
         f"registry by {b['approved_in_registry_by']}.",
@@ -550,6 +560,9 @@ def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
             "execution": execution,
             "approvers": ",".join(a["slack_user_id"] for a in gate["approvers"]),
             "approver_names": ", ".join(a["name"] for a in gate["approvers"]),
+            # one: the first decision decides; all: every approver approves (the callback
+            # collects them), and one rejection rejects.
+            "requires": gate.get("requires", "one"),
             "model_version": str(release.get("model_version", "")),
             "evidence_sha256": digest(evidence),
         },
@@ -618,3 +631,7 @@ def handler(event: Any, context: Any) -> dict[str, str]:
             "with the same token; this notification changes nothing"
         )
         return refuse("Records[0].Sns.Message.approval", reason)
+
+
+# The import is done: its objects are frozen and the collector resumes (shared/coldstart.py).
+settle()

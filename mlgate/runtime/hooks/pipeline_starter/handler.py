@@ -31,6 +31,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 
+from shared.coldstart import settle
 from shared.events import (
     EMPTY,
     FROM_CONTEXT,
@@ -126,3 +127,7 @@ def handler(event: Any, context: Any) -> dict[str, str]:
     else:
         logger.info("pipeline trigger", extra=result)
     return result
+
+
+# The import is done: its objects are frozen and the collector resumes (shared/coldstart.py).
+settle()

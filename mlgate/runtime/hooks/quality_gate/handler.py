@@ -18,6 +18,18 @@ bounded backoff and is not an error of the version; throttling that outlasts it 
 invocation, and Lambda's retry runs the load again. Passes or fails the CodePipeline action
 naming each threshold and SLO, and records the verdict and its evidence in the audit trail.
 
+An asynchronous staging endpoint (its endpoint config has an AsyncInferenceConfig,
+shared/serving.py) refuses InvokeEndpoint: each row is written to
+async/staging/input/smoke-<job id>-<n>.csv and queued with InvokeEndpointAsync (a step of its
+own, once per job: its record holds where each result will land), then the gate looks for the
+result and failure objects. A request is answered when its result object exists, failed when
+its failure object does; its latency is from its submission to its result object's
+LastModified: queue plus processing time (S3 keeps whole seconds), as the verdict says. When
+the results are not all in within the invocation (an endpoint scaled to zero wakes in
+minutes), the gate answers with a continuation token (SmokeToken) and looks again on the next
+job, without queueing again; DEADLINE_SECONDS after the submission it judges what has answered
+(fewer answers than requests fail the gate).
+
 Nothing is refused after the load has run. Before it, in this order: the job id, the only
 thing the gate takes from its event; the job as CodePipeline's GetJobDetails answers for it (a
 job of the product's release pipeline only), its UserParameters and the gate's settings
@@ -49,7 +61,9 @@ SmokeInvocationErrorRate).
 AWS calls: codepipeline:GetJobDetails, codepipeline:GetPipelineExecution,
 s3:GetObjectVersion (release.json at the execution's source revision),
 sagemaker:DescribeModelPackage, s3:GetObject (the version's test split),
-sagemaker:DescribeEndpoint, sagemaker:InvokeEndpoint, dynamodb:PutItem (audit trail and
+sagemaker:DescribeEndpoint, sagemaker:DescribeEndpointConfig, sagemaker:InvokeEndpoint,
+sagemaker:InvokeEndpointAsync (optional: an async staging endpoint), s3:PutObject (optional:
+its queued rows), dynamodb:PutItem (audit trail and
 idempotency records), dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency
 records), codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 """
@@ -74,6 +88,7 @@ from botocore.exceptions import ClientError
 
 from shared import idempotency
 from shared.audit import AuditTrail, digest, now_iso
+from shared.coldstart import settle
 from shared.jobs import (
     CORRELATION_ID,
     OUTCOMES,
@@ -88,7 +103,16 @@ from shared.jobs import (
     refused_by_aws,
     succeed,
 )
-from shared.models import GateParameters, Refusal, Release, Thresholds, read
+from shared.models import GateParameters, Refusal, Release, SmokeToken, Thresholds, read
+from shared.serving import (
+    ASYNC,
+    NotAsync,
+    Queue,
+    completed_at,
+    mode_of,
+    read_object,
+    submit,
+)
 from shared.settings import SettingsError
 from shared.settings import read as read_settings
 
@@ -124,6 +148,12 @@ ATTEMPTS = 4
 BUDGET_SECONDS = 90.0
 clock: Callable[[], float] = time.perf_counter
 pause: Callable[[float], None] = time.sleep
+# An asynchronous load: looks for its results up to POLLS times, POLL_SECONDS apart, within
+# the budget, then continues; judged DEADLINE_SECONDS after its submission at the latest.
+POLLS = 6
+POLL_SECONDS = 10.0
+DEADLINE_SECONDS = 30 * 60
+wall: Callable[[], float] = time.time
 
 
 class Throttled(RuntimeError):
@@ -256,6 +286,12 @@ def invoke(endpoint: str, payload: str, load: Load) -> None:
         return
 
 
+def endpoint_config(endpoint: str) -> dict[str, Any]:
+    """DescribeEndpointConfig of the config the endpoint names now: its mode and queue."""
+    name = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    return dict(sagemaker.describe_endpoint_config(EndpointConfigName=name))
+
+
 def serving_config(endpoint: str) -> str:
     described = sagemaker.describe_endpoint(EndpointName=endpoint)
     status = described.get("EndpointStatus")
@@ -283,8 +319,12 @@ def judge(
     figures: dict[str, float | None],
     load: Load,
     requests: int,
+    queued: bool = False,
 ) -> tuple[bool, list[str]]:
-    """The verdict, from validated inputs only: it cannot fail after the load has run."""
+    """The verdict, from validated inputs only: it cannot fail after the load has run.
+    `queued`: an asynchronous endpoint's load, whose latency is queue plus processing time
+    (S3's whole seconds, minutes when it wakes from zero): shown, not held to the latency
+    SLOs, which are a real-time fleet's (the oldest-request alarm watches an async queue)."""
     lines, ok = [], True
     for m in thresholds.model_metrics:
         value = release.metrics.get(m.name)
@@ -310,6 +350,12 @@ def judge(
         if value is None:
             ok = False
             lines.append(f"FAIL smoke {slo.name}: no request of the smoke load was answered")
+            continue
+        if queued and slo.name.startswith("latency"):
+            lines.append(
+                f"INFO smoke {slo.name} {value:.4g} over {load.sent} queued requests (queue "
+                f"plus processing; the real-time SLO <= {slo.threshold} is not applied)"
+            )
             continue
         passed = value <= slo.threshold
         ok &= passed
@@ -357,16 +403,100 @@ def measure(
     return {"at": now, "sample": sample, "endpoint_config": before, "load": asdict(load)}
 
 
+@idempotency.once(data="job", config=CONFIG, prefix="quality_gate.queue")
+def queue_load(
+    *, job: dict[str, Any], endpoint: str, execution: str, sample: str, now: str, queue: Queue
+) -> dict[str, Any]:
+    """The smoke load queued on an asynchronous endpoint, once per job: a continuation (or a
+    retry after a later step failed) gets this record back, and queues nothing."""
+    config = settings()
+    payloads = read_sample(s3, sample)
+    before = serving_config(endpoint)
+    AuditTrail(dynamodb, config.table).record(
+        pipeline=config.pipeline,
+        execution=execution,
+        event="quality-gate-started",
+        gate="quality-gate",
+        key=job["id"],
+        when=now_iso(datetime.fromisoformat(now).timestamp()),
+        who="mlgate quality gate",
+        detail=f"asynchronous smoke load of {config.requests} requests of {sample} on "
+        f"{endpoint} ({before})",
+    )
+    queued = []
+    for i in range(config.requests):
+        sent = wall()
+        name = f"smoke-{job['id']}-{i}"
+        where = submit(s3, runtime, endpoint, queue, name, payloads[i % len(payloads)])
+        queued.append({"output": where.output, "failure": where.failure, "sent": sent})
+    return {
+        "at": now,
+        "sample": sample,
+        "endpoint_config": before,
+        "deadline": wall() + DEADLINE_SECONDS,
+        "queued": queued,
+    }
+
+
+def collect(endpoint: str, queued: dict[str, Any]) -> dict[str, Any] | None:
+    """The queued load's measurement once every request has a result or a failure object (or
+    the deadline passed), in `measure`'s shape; None while results are pending."""
+    load, pending = Load(), 0
+    for each in queued["queued"]:
+        failure = read_object(s3, each["failure"]) if each.get("failure") else None
+        if failure is not None:
+            load.sent += 1
+            load.failed += 1
+            load.first_error = load.first_error or f"async failure: {failure[:200]}"
+            continue
+        done = completed_at(s3, each["output"])
+        if done is None:
+            pending += 1
+            continue
+        load.sent += 1
+        load.latencies_ms.append(max(0.0, done - float(each["sent"])) * 1000)
+    if pending and wall() <= float(queued["deadline"]):
+        return None
+    after = serving_config(endpoint)
+    if after != queued["endpoint_config"]:
+        raise JobError(
+            f"staging endpoint {endpoint} moved from {queued['endpoint_config']} to {after} "
+            "during the smoke load: its requests cannot be credited to one version"
+        )
+    return {
+        "at": queued["at"],
+        "sample": queued["sample"],
+        "endpoint_config": queued["endpoint_config"],
+        "load": asdict(load),
+        "mode": ASYNC,
+    }
+
+
 @idempotency.once(data="job", config=CONFIG, prefix="quality_gate")
 def verdict(
-    *, job: dict[str, Any], release: Release, endpoint: str, execution: str, sample: str, now: str
+    *,
+    job: dict[str, Any],
+    release: Release,
+    endpoint: str,
+    execution: str,
+    sample: str,
+    now: str,
+    measured: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Judge the release on its measurement and record the verdict, once per job."""
+    """Judge the release on its measurement (the asynchronous load's, when given) and record
+    the verdict, once per job."""
     config = settings()
-    measured = measure(job=job, endpoint=endpoint, execution=execution, sample=sample, now=now)
+    if measured is None:
+        measured = measure(job=job, endpoint=endpoint, execution=execution, sample=sample, now=now)
     load = Load(**measured["load"])
     figures = load.figures()
-    ok, lines = judge(release, config.thresholds, figures, load, config.requests)
+    queued = measured.get("mode") == ASYNC
+    ok, lines = judge(release, config.thresholds, figures, load, config.requests, queued)
+    if queued:
+        lines.append(
+            "asynchronous endpoint: latency is queue plus processing time, from each "
+            "request's submission to its result object"
+        )
     summary = ("Quality gate passed: " if ok else "Quality gate failed: ") + "; ".join(lines)
     evidence = {
         "release": release.document(),
@@ -427,7 +557,13 @@ def judge_job(job: Job[GateParameters], context: Any, now: datetime) -> dict[str
     """Read everything the verdict rests on (every refusal before the first AWS call), then
     measure, record and report."""
     if job.continuation is not None:
-        raise Refused(job.id, "continuationToken: the quality gate never continues a job")
+        token = job.token(SmokeToken)
+        if token.endpoint != job.params.endpoint:
+            raise Refused(
+                job.id,
+                f"continuationToken.endpoint: names {token.endpoint}, not this job's "
+                f"{job.params.endpoint} (not a token this action wrote)",
+            )
     try:
         settings()
     except (SettingsError, Refusal) as err:
@@ -442,14 +578,26 @@ def judge_job(job: Job[GateParameters], context: Any, now: datetime) -> dict[str
     check_approved(job, release, registry)
     sample = sample_uri(release)
     CONFIG.register_lambda_context(context)
+    endpoint = job.params.endpoint
+    key = {"id": job.id, "params": job.params.model_dump(mode="json", exclude_none=True)}
+    measured = None
     try:
+        described = endpoint_config(endpoint)
+        if job.continuation is not None or mode_of(described) == ASYNC:
+            measured = queued_measurement(job, key, sample, described, now)
+            if measured is None:
+                token = SmokeToken(endpoint=endpoint, deadline=int(wall()) + DEADLINE_SECONDS)
+                succeed(codepipeline, job.id, continuation=token.model_dump_json())
+                reason = f"waiting for the asynchronous smoke load's results on {endpoint}"
+                return {"result": "in_progress", "reason": reason}
         judged = verdict(
-            job={"id": job.id, "params": job.params.model_dump(mode="json", exclude_none=True)},
+            job=key,
             release=release,
-            endpoint=job.params.endpoint,
+            endpoint=endpoint,
             execution=job.execution,
             sample=sample,
             now=now.isoformat(),
+            measured=measured,
         )
     except IdempotencyValidationError:
         raise Refused(
@@ -458,3 +606,40 @@ def judge_job(job: Job[GateParameters], context: Any, now: datetime) -> dict[str
     ok, summary = bool(judged["ok"]), str(judged["summary"])
     (succeed if ok else fail)(codepipeline, job.id, summary)
     return {"result": "succeeded" if ok else "failed", "reason": summary}
+
+
+def queued_measurement(
+    job: Job[GateParameters],
+    key: dict[str, Any],
+    sample: str,
+    described: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Queue the load once (a continuation gets the stored record back), then look for its
+    results a bounded number of times: the measurement, or None to continue."""
+    endpoint = job.params.endpoint
+    try:
+        queue = Queue.of(described, "staging")
+    except NotAsync as err:
+        state = "is no longer" if job.continuation is not None else "is"
+        raise JobError(f"staging endpoint {endpoint} {state} asynchronous: its {err}") from None
+    queued = queue_load(
+        job=key,
+        endpoint=endpoint,
+        execution=job.execution,
+        sample=sample,
+        now=now.isoformat(),
+        queue=queue,
+    )
+    began = clock()
+    for poll in range(POLLS):
+        measured = collect(endpoint, queued)
+        if measured is not None or clock() - began > BUDGET_SECONDS:
+            return measured
+        if poll + 1 < POLLS:
+            pause(POLL_SECONDS)
+    return None
+
+
+# The import is done: its objects are frozen and the collector resumes (shared/coldstart.py).
+settle()

@@ -66,6 +66,7 @@ from pydantic import Field, model_validator
 
 from shared import idempotency
 from shared.audit import AuditTrail, digest
+from shared.coldstart import settle
 from shared.jobs import TRANSIENT, unapproved
 from shared.models import (
     AccountId,
@@ -449,3 +450,7 @@ def refused(reason: str, keep_correlation: bool = True) -> dict[str, str]:
         logger.set_correlation_id(None)
     logger.warning("refused", extra={"reason": reason})
     return {"released": "false", "reason": reason}
+
+
+# The import is done: its objects are frozen and the collector resumes (shared/coldstart.py).
+settle()

@@ -10,6 +10,9 @@ Items:
   CodePipeline token (never sent to chat; buttons carry only the request id), and the state of
   its decision, a small state machine written only by conditional updates:
     open      no `decision`;
+              A gate that needs every approver (`requires` "all") collects `approved_by`, a
+              string set of the approvers who approved, while it is open; the approval that
+              completes it claims the decision for all of them.
     claimed   `claim_state` "claimed": `decision`, `decided_by`, `decided_at`, `claimed_user`
               (one chat click won the claim; CodePipeline may or may not have applied it yet);
     recorded  `claim_state` "recorded": `decision` and `decided_by` are what CodePipeline
@@ -169,7 +172,11 @@ class AuditTrail:
         got = self.client.get_item(
             TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}}
         ).get("Item")
-        return {k: v["S"] for k, v in got.items() if "S" in v} if got else None
+        if not got:
+            return None
+        # approved_by, a string set (`second`), reads as its members, sorted, comma-joined.
+        return {k: v["S"] if "S" in v else ",".join(sorted(v["SS"]))
+                for k, v in got.items() if "S" in v or "SS" in v}  # fmt: skip
 
     def claim(
         self, request_id: str, decision: str, who: str, user: str, now: float | None = None
@@ -182,6 +189,26 @@ class AuditTrail:
             "attribute_exists(pk) AND attribute_not_exists(decision)",
             {":d": decision, ":w": who, ":t": now_iso(now), ":c": CLAIMED, ":u": user},
         )
+
+    def second(self, request_id: str, user: str) -> set[str]:
+        """One approval toward a gate that needs every approver (`requires: all`): `user` is
+        added to the request's `approved_by` set while no decision is claimed. Returns the
+        approvers who have approved, this one included; an empty set when a decision was
+        claimed first (the gate is no longer open to approvals)."""
+        try:
+            answer = self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"request#{request_id}"}, "sk": {"S": "request"}},
+                UpdateExpression="ADD approved_by :u",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(decision)",
+                ExpressionAttributeValues={":u": {"SS": [user]}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return set()
+            raise
+        return set(answer["Attributes"].get("approved_by", {}).get("SS", []))
 
     def give_back(self, request_id: str, user: str) -> bool:
         """claimed -> open, only if the claim is still this person's: for a call CodePipeline

@@ -272,6 +272,27 @@ class DeployToken(Model):
         return self
 
 
+class VerifyToken(Model):
+    """The deploy verifier's own continuation token: the sample request it queued on an
+    asynchronous endpoint serving `config`, where SageMaker writes its result (`output`) or its
+    failure (`failure`), and when it stops waiting (`deadline`, epoch seconds)."""
+
+    endpoint: SageMakerName
+    config: SageMakerName
+    output: S3Uri
+    failure: S3Uri | None = None
+    deadline: Annotated[int, Strict(), Field(ge=0, le=10**11)]
+
+
+class SmokeToken(Model):
+    """The quality gate's own continuation token: the staging endpoint its queued smoke load
+    went to, and when it stops waiting (`deadline`, epoch seconds). The requests themselves are
+    in the gate's idempotency record of the job, not in the token."""
+
+    endpoint: SageMakerName
+    deadline: Annotated[int, Strict(), Field(ge=0, le=10**11)]
+
+
 # --- release.json ------------------------------------------------------------------------------
 
 

@@ -1,0 +1,268 @@
+"""A monthly estimate of what a manifest deploys, at public on-demand prices (prices.json).
+
+Pure arithmetic over the manifest and the price file: endpoints, training and processing
+runs, Glue DPU-hours, monitoring jobs. Every figure states its basis, and every assumption is
+listed; a price the file lacks is named, never guessed. `make synth`'s summary and the
+evidence pack print it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlgate.manifest import ENV_NAMES, Manifest, MonitoringEngine, schedules
+
+PRICES = Path(__file__).with_name("prices.json")
+HOURS_PER_MONTH = 730
+"""AWS's pricing pages count a month as 730 hours; a day is 24 of them, a month 730 / 24 days."""
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
+TRAINING_PROCESSING_JOBS = 3
+"""Processing jobs of one training run (mlgate/infra/ml/pipeline.py): preprocess, evaluate,
+and the data-quality baseline, each on model.processing_instance_type."""
+EVIDENTLY_JOBS = 3
+"""Processing jobs of one Evidently monitoring run (mlgate/infra/constructs/evidently.py):
+stage, monitor, publish."""
+MONITOR_INSTANCE = "ml.m5.large"
+"""The monitoring jobs' instance (mlgate/cli/preflight.py's MONITOR_INSTANCE)."""
+QUALITY_JOB_WORKERS = 2
+"""The Glue data-quality job's G.1X workers (1 DPU each), run after each ETL run."""
+
+
+def load_prices(path: Path = PRICES) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(path.read_text())
+    return found
+
+
+# --- how often a schedule runs --------------------------------------------------------------
+
+_NAMES = {
+    **{d: i + 1 for i, d in enumerate(schedules.DAYS.split("|"))},
+    **{m: i + 1 for i, m in enumerate(schedules.MONTHS.split("|"))},
+}
+
+
+def _values(field_: str, low: int, high: int) -> set[int] | None:
+    """The values one cron field matches; None for '?', 'L', 'W' or '#' forms (one a month)."""
+    if field_ == "?":
+        return None
+    found: set[int] = set()
+    for part in field_.split(","):
+        if re.fullmatch(r"L|LW|\d+[LW]|\d#\d", part):  # last, weekday, nth: once a month
+            return None
+        base, _, step = part.partition("/")
+        if base == "*":
+            start, stop = low, high
+        elif "-" in base:
+            a, b = base.split("-")
+            start, stop = int(_NAMES.get(a, a)), int(_NAMES.get(b, b))
+        else:
+            start = int(_NAMES.get(base, base))
+            stop = high if step else start
+        found.update(range(start, stop + 1, int(step) if step else 1))
+    return found
+
+
+def runs_per_month(expression: str) -> float:
+    """Average runs in a 730-hour month of an AWS cron or rate expression: runs a day times
+    matching days (day-of-week: matching weekdays x 730/24/7; day-of-month: matching dates,
+    '*' every day) times the share of months matched. The year field is ignored."""
+    rate = schedules.RATE.match(expression)
+    if rate:
+        value, unit = int(rate["value"]), rate["unit"].rstrip("s")
+        interval = {"minute": value / 60, "hour": value, "day": value * 24}[unit]
+        return HOURS_PER_MONTH / interval
+    match = re.fullmatch(r"cron\((.*)\)", expression.strip())
+    if match is None:
+        raise ValueError(f"'{expression}' is neither cron(...) nor rate(...)")
+    minutes, hours, dom, month, dow, _ = match[1].split()
+    per_day = len(_values(minutes, 0, 59) or {0}) * len(_values(hours, 0, 23) or {0})
+    weekdays = _values(dow, 1, 7)
+    dates = _values(dom, 1, 31)
+    if dow != "?":
+        days = len(weekdays) * DAYS_PER_MONTH / 7 if weekdays is not None else 1.0
+    elif dom == "*":
+        days = DAYS_PER_MONTH
+    else:
+        days = float(len(dates)) if dates is not None else 1.0
+    months = _values(month, 1, 12)
+    share = len(months) / 12 if months is not None else 1.0
+    return per_day * days * share
+
+
+# --- the estimate ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    item: str
+    basis: str
+    monthly: float | None
+    """USD a month; None when it cannot be priced (the basis says why)."""
+
+
+@dataclass
+class Estimate:
+    product: str
+    region: str
+    lines: list[Line] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    spot_saving: float = 0.0
+    """USD a month training saves on spot, against on-demand (0 without use_spot)."""
+
+    @property
+    def total(self) -> float:
+        return round(sum(line.monthly or 0.0 for line in self.lines), 2)
+
+    @property
+    def unpriced(self) -> list[Line]:
+        return [line for line in self.lines if line.monthly is None]
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def _rate(value: float) -> str:
+    return f"${value:g}"
+
+
+def estimate(m: Manifest, prices: dict[str, Any] | None = None) -> Estimate:
+    """The month's estimate of `m` at `prices` (prices.json by default)."""
+    prices = prices if prices is not None else load_prices()
+    region = m.environments.staging.region
+    table = prices["regions"].get(region)
+    cost = m.cost
+    e = Estimate(m.product.name, region)
+
+    def price(kind: str, instance: str) -> float | None:
+        return None if table is None else table.get(kind, {}).get(instance)
+
+    def missing(what: str) -> str:
+        return f"no {what} price for {region} in mlgate/cli/prices.json"
+
+    # Endpoints: the fleet they start with, every hour of the month.
+    for env in ENV_NAMES:
+        serving = m.env_serving(env)
+        mode = str(getattr(serving, "mode", "real-time"))
+        item = f"endpoint {env}"
+        if mode == "serverless":
+            e.lines.append(Line(item, "serverless: billed per request, 0 when idle", None))
+            continue
+        count = serving.instance_count
+        if mode == "async":
+            settings = getattr(serving, "async_settings", None)
+            if settings is None or getattr(settings, "scale_to_zero", True):
+                e.lines.append(Line(item, "async: scales to 0 when idle, billed per use", None))
+                continue
+            count = serving.autoscaling.min_instances
+        hourly = price("hosting", serving.instance_type)
+        basis = f"{count} x {serving.instance_type} x {HOURS_PER_MONTH} h"
+        if hourly is None:
+            e.lines.append(Line(item, f"{basis}: {missing(serving.instance_type)}", None))
+        else:
+            e.lines.append(
+                Line(
+                    item, f"{basis} x {_rate(hourly)}/h", round(count * HOURS_PER_MONTH * hourly, 2)
+                )
+            )
+    # ETL: each scheduled run curates at etl_max_workers, then the quality job.
+    etl_runs = runs_per_month(m.data.schedule)
+    dpus = m.data.etl_max_workers + QUALITY_JOB_WORKERS
+    dpu_hours = etl_runs * dpus * cost.etl_hours_per_run
+    glue = None if table is None else table.get("glue_dpu_hour")
+    basis = (
+        f"{etl_runs:.2f} runs x ({m.data.etl_max_workers} + {QUALITY_JOB_WORKERS}) DPU x "
+        f"{cost.etl_hours_per_run:g} h = {dpu_hours:.2f} DPU-h"
+    )
+    e.lines.append(
+        Line("Glue ETL", f"{basis} x {_rate(glue)}/DPU-h", round(dpu_hours * glue, 2))
+        if glue is not None
+        else Line("Glue ETL", f"{basis}: {missing('Glue DPU-hour')}", None)
+    )
+    # Training: after each ETL run, on its own schedule, and on drift.
+    model = m.model
+    retrains = runs_per_month(model.retrain_schedule)
+    runs = etl_runs + retrains + cost.drift_retrains_per_month
+    hours = runs * cost.training_hours_per_run * model.training_instance_count
+    hourly = price("training", model.training_instance_type)
+    basis = (
+        f"({etl_runs:.2f} after ETL + {retrains:.2f} scheduled + {cost.drift_retrains_per_month} "
+        f"drift) runs x {model.training_instance_count} x {model.training_instance_type} x "
+        f"{cost.training_hours_per_run:g} h"
+    )
+    if hourly is None:
+        e.lines.append(Line("training", f"{basis}: {missing(model.training_instance_type)}", None))
+    else:
+        on_demand = hours * hourly
+        if cost.use_spot:
+            share = float(prices.get("spot_saving", 0.0))
+            e.spot_saving = round(on_demand * share, 2)
+            e.lines.append(
+                Line(
+                    "training (spot)",
+                    f"{basis} x {_rate(hourly)}/h, less {share:.0%} on spot "
+                    f"(saves {_usd(e.spot_saving)})",
+                    round(on_demand - e.spot_saving, 2),
+                )
+            )
+        else:
+            e.lines.append(Line("training", f"{basis} x {_rate(hourly)}/h", round(on_demand, 2)))
+    hourly = price("processing", model.processing_instance_type)
+    basis = (
+        f"{runs:.2f} runs x {TRAINING_PROCESSING_JOBS} jobs x {model.processing_instance_type} x "
+        f"{cost.processing_hours_per_job:g} h"
+    )
+    jobs_hours = runs * TRAINING_PROCESSING_JOBS * cost.processing_hours_per_job
+    e.lines.append(
+        Line("training processing", f"{basis} x {_rate(hourly)}/h", round(jobs_hours * hourly, 2))
+        if hourly is not None
+        else Line("training processing", f"{basis}: {missing(model.processing_instance_type)}",
+                  None)
+    )  # fmt: skip
+    # Monitoring: each environment's runs, each a few processing jobs.
+    mon = m.monitoring
+    evidently = mon.engine is MonitoringEngine.EVIDENTLY
+    jobs = EVIDENTLY_JOBS if evidently else (2 if mon.ground_truth_s3_uri else 1)
+    monitor_runs = HOURS_PER_MONTH / schedules.schedule_interval_hours(mon.schedule)
+    hourly = price("processing", MONITOR_INSTANCE)
+    for env in ENV_NAMES:
+        basis = (
+            f"{monitor_runs:.2f} runs x {jobs} jobs x {MONITOR_INSTANCE} x "
+            f"{cost.monitoring_hours_per_run:g} h"
+        )
+        job_hours = monitor_runs * jobs * cost.monitoring_hours_per_run
+        e.lines.append(
+            Line(f"monitoring {env}", f"{basis} x {_rate(hourly)}/h", round(job_hours * hourly, 2))
+            if hourly is not None
+            else Line(f"monitoring {env}", f"{basis}: {missing(MONITOR_INSTANCE)}", None)
+        )
+    e.lines.append(Line("batch transform", "none: mlgate deploys no batch runs", 0.0))
+    e.assumptions = [
+        f"prices: {prices.get('source', '?')}, as of {prices.get('as_of', '?')}, {region}, USD, "
+        "on-demand",
+        f"a month is {HOURS_PER_MONTH} hours; schedules are counted over it (cron, rate)",
+        "endpoints run their starting instance_count all month (autoscaling adds to it)",
+        f"each run's hours: training {cost.training_hours_per_run:g}, processing job "
+        f"{cost.processing_hours_per_job:g}, ETL {cost.etl_hours_per_run:g}, monitoring job "
+        f"{cost.monitoring_hours_per_run:g} (the manifest's cost section)",
+        "not counted: S3 storage and requests, data transfer, CloudWatch, KMS, Lambda, "
+        "CodePipeline, support plan",
+    ]
+    return e
+
+
+def summary_lines(e: Estimate) -> list[str]:
+    """The estimate as the synth summary prints it."""
+    lines = [f"Monthly estimate of {e.product} ({e.region}, USD, on-demand list prices):"]
+    for line in e.lines:
+        figure = _usd(line.monthly) if line.monthly is not None else "not estimated"
+        lines.append(f"  {line.item:22} {figure:>12}  {line.basis}")
+    lines.append(f"  {'total':22} {_usd(e.total):>12}")
+    if e.spot_saving:
+        lines.append(f"  spot training saves about {_usd(e.spot_saving)} a month")
+    lines += [f"  assumes: {a}" for a in e.assumptions]
+    return lines
