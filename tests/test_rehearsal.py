@@ -1,9 +1,12 @@
 """`make rehearse` keeps working for every example product: the offline release reaches prod
 and every fault ends safely.
 
-All the example products are rehearsed by one run of `tools/rehearsal.py examples` (one
-process: Python's imports, Spark's JVM and Evidently's import are paid once); each product's
-assertions read that product's own section of the output only."""
+All the example products are rehearsed by one run of `tools/rehearsal.py --jobs 1 examples`
+(one process: Python's imports, Spark's JVM and Evidently's import are paid once; under
+`make test` the other worker already keeps the second core busy, so a process per product would
+only pay those twice); each product's assertions read that product's own section of the output
+only. The run with a process per product (the default on several cores) prints the same
+output: test_products_rehearsed_at_once_print_as_a_run_in_turn."""
 
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ class Run:
 def rehearsal() -> Run:
     """One rehearsal of every example product, in one process."""
     run = subprocess.run(
-        [sys.executable, "tools/rehearsal.py", str(ROOT / "examples")],
+        [sys.executable, "tools/rehearsal.py", "--jobs", "1", str(ROOT / "examples")],
         cwd=ROOT,
         env={**os.environ, "PYSPARK_SUBMIT_ARGS": submit_args()},
         capture_output=True,
@@ -224,7 +227,7 @@ def test_a_failing_product_fails_the_run_and_is_named(
         return 1 if manifest.product.name == PRODUCTS[0] else 0
 
     monkeypatch.setattr(rehearsal, "rehearse", rehearse)
-    assert rehearsal.main([str(ROOT / "examples")]) == 1
+    assert rehearsal.main(["--jobs", "1", str(ROOT / "examples")]) == 1
     assert played == PRODUCTS
     out, err = capsys.readouterr()
     run = Run(1, out, err)
@@ -234,6 +237,52 @@ def test_a_failing_product_fails_the_run_and_is_named(
         assert run.sections()[name].rstrip().endswith(f"{name}: rehearsal passed")
     assert f"FAILED: {PRODUCTS[0]}" in out
     assert f"rehearsal failed for: {PRODUCTS[0]}" in err
+
+
+def test_products_rehearsed_at_once_print_as_a_run_in_turn(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--jobs 2: each product in a process of its own, at the same time; the output is a run
+    in turn's: the sections in the products' order though the first finishes last, each
+    whole, its error output relayed, and the exit code and summary naming the failed one (the
+    workers are stood in for: the run above plays the products)."""
+    from tools import rehearsal
+
+    assert rehearsal.default_jobs(1) == 1
+    assert 1 <= rehearsal.default_jobs(len(PRODUCTS)) <= len(PRODUCTS)
+
+    def worker_command(path: Any) -> list[str]:
+        name = path.parent.name
+        first = name == PRODUCTS[0]
+        code = "\n".join([
+            "import sys, time",
+            f"print('mlgate release rehearsal: ({name}) started', time.time())",
+            "time.sleep(2)" if first else "",  # the first product finishes last
+            f"print('{name} ended', time.time())",
+            f"print('{name} went wrong', file=sys.stderr)" if first else "",
+            f"sys.exit({1 if first else 0})",
+        ])  # fmt: skip
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(rehearsal, "worker_command", worker_command)
+    assert rehearsal.main(["--jobs", "2", str(ROOT / "examples")]) == 1
+    out, err = capsys.readouterr()
+    run = Run(1, out, err)
+    assert list(run.sections()) == PRODUCTS, out  # in order, not as they finished
+    times = {}
+    for name, section in run.sections().items():
+        found = re.search(rf"\({name}\) started (\S+)\n{name} ended (\S+)\n", section)
+        assert found, section  # whole: its lines together
+        times[name] = (float(found[1]), float(found[2]))
+    first, second = times[PRODUCTS[0]], times[PRODUCTS[1]]
+    # at the same time: the second product started before the first one ended
+    assert second[0] < first[1], times
+    assert run.sections()[PRODUCTS[0]].rstrip().endswith(f"{PRODUCTS[0]}: rehearsal FAILED")
+    for name in PRODUCTS[1:]:
+        assert run.sections()[name].rstrip().endswith(f"{name}: rehearsal passed")
+    assert f"FAILED: {PRODUCTS[0]}" in out
+    assert f"{PRODUCTS[0]} went wrong\n" in err
+    assert err.rstrip().endswith(f"rehearsal failed for: {PRODUCTS[0]}")
 
 
 def test_a_rehearsal_gives_boto3_its_own_clients_back(tmp_path: Any) -> None:
