@@ -16,7 +16,6 @@ from mlgate.cli.governance import figures
 from mlgate.cli.governance.evidence import Evidence, Grant, Trust, collect
 from mlgate.cli.governance.pack import architecture, write
 from mlgate.infra.naming import Names
-from mlgate.infra.stacks.serving import captures_traffic
 
 from .test_dashboard_preview import dom
 
@@ -70,7 +69,7 @@ def test_architecture_names_every_stack_by_account_with_the_data_flow(
             assert (n.stack("delivery"), Names.of(m, env).serving_stack()) in flows
             # A serverless endpoint captures nothing: no monitoring stack, no drift flow.
             watcher = Names.of(m, env).monitoring_stack()
-            if captures_traffic(m, env):
+            if m.captures_traffic(env):
                 assert (watcher, n.stack("training")) in flows
             else:
                 assert watcher not in stacks
@@ -192,7 +191,7 @@ def test_architecture_line_names_resources_by_what_they_do(synth: Any) -> None:
         e = collect(synth.outdir, lint=False, product=m.product.name)
         line = architecture(m, e).notes[0]
         segments = dict(re.findall(r"(?:^| → )([^(→]+?) \(([^)]*)\)", line))
-        watched = [env for env in ("staging", "prod") if captures_traffic(m, env)]
+        watched = [env for env in ("staging", "prod") if m.captures_traffic(env)]
         monitoring = [Names.of(m, env).monitoring_pipeline() for env in watched]
         unwatched = [
             Names.of(m, env).monitoring_pipeline()

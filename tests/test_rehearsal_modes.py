@@ -183,7 +183,6 @@ def test_the_drift_loop_watches_a_monitored_environment_only(tmp_path: Path) -> 
     """The environments the rehearsal monitors are those the app builds a Monitoring stack
     for (captures_traffic: not serverless); delivery-time's serverless staging is not one;
     with no monitored environment the drift loop does not run."""
-    from mlgate.infra.stacks.serving import captures_traffic
     from tools.rehearsal import Rehearsal
 
     with mock_aws():
@@ -191,7 +190,7 @@ def test_the_drift_loop_watches_a_monitored_environment_only(tmp_path: Path) -> 
             manifest = manifest_of(name)
             with Rehearsal(tmp_path / name, manifest) as rehearsal:
                 monitored = rehearsal.monitored()
-            assert monitored == [e for e in ("staging", "prod") if captures_traffic(manifest, e)]
+            assert monitored == [e for e in ("staging", "prod") if manifest.captures_traffic(e)]
             if manifest.serving.staging.mode.value == "serverless":
                 assert monitored[0] == "prod"  # the broken form monitored staging
         serving = manifest_of("delivery-time").serving

@@ -26,7 +26,7 @@ from mlgate.infra.stacks.foundation import (
 )
 from mlgate.infra.stacks.monitoring import MonitoringStack
 from mlgate.infra.stacks.observability import ObservabilityStack
-from mlgate.infra.stacks.serving import ServingStack, captures_traffic
+from mlgate.infra.stacks.serving import ServingStack
 from mlgate.infra.stacks.training import TrainingStack
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest, ManifestBatchError, load_manifests
 
@@ -107,7 +107,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             app, manifest=manifest, env_name=env, foundation=foundation, site=sites[env]
         )
         for env in ENV_NAMES
-        if captures_traffic(manifest, env)
+        if manifest.captures_traffic(env)
     }
     for env, watcher in monitoring.items():
         # It reads the live-version parameters Serving keeps, and takes over the monitor role

@@ -211,6 +211,13 @@ class Manifest(_Model):
     def env_serving(self, name: EnvName) -> EnvironmentServing:
         return getattr(self.serving, name)  # type: ignore[no-any-return]
 
+    def captures_traffic(self, name: EnvName) -> bool:
+        """Whether the environment's endpoint captures traffic, which monitoring and the drift
+        loop need: serverless endpoints do not support data capture
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html#serverless-endpoints-how-it-works-exclusions),
+        so a serverless environment is not monitored and has no drift responder."""
+        return self.env_serving(name).mode is not ServingMode.SERVERLESS
+
     def is_remote(self, name: EnvName) -> bool:
         """True when the environment lives in another account than staging, the home of the
         product-wide stacks (registry, pipelines, audit trail): it gets its own foundation."""

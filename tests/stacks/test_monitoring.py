@@ -18,7 +18,6 @@ from mlgate.infra.ml import pipeline
 from mlgate.infra.ml.images import monitoring_image
 from mlgate.manifest import ENV_NAMES, MonitoringEngine, load_manifests
 from mlgate.manifest.schedules import schedule_interval_hours
-from mlgate.manifest.serving import ServingMode
 
 from ..conftest import EXAMPLES, ROOT, Synth, _synthesize
 
@@ -32,7 +31,7 @@ MODEL_MONITOR_KINDS = (
 def watched(manifest: Any, env: str) -> bool:
     """An environment whose endpoint captures its traffic: every mode but serverless (AWS's
     serverless endpoints have no data capture; the manifest checks refuse monitoring there)."""
-    return getattr(manifest.serving, env).mode is not ServingMode.SERVERLESS
+    return bool(manifest.captures_traffic(env))
 
 
 def monitoring(synth: Any, product: Any, env: str) -> Any:

@@ -22,7 +22,6 @@ from mlgate.manifest import (
     ModelMetricName,
     MonitoringEngine,
     Retention,
-    ServingMode,
     Slo,
     SloKind,
 )
@@ -1004,7 +1003,7 @@ def monitors(m: Manifest) -> Table:
          f"artifact bucket, {Names.of(m, env).monitoring_reports(evidently)}/"]
         # A serverless endpoint captures no traffic (SageMaker offers no data capture for it):
         # nothing watches it, and the pack says so.
-        if m.env_serving(env).mode is not ServingMode.SERVERLESS
+        if m.captures_traffic(env)
         else [env, "none: a serverless endpoint captures no traffic", "-", "-", "-", "-"]
         for env in ENV_NAMES
     ]  # fmt: skip

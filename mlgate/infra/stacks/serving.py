@@ -189,14 +189,6 @@ def endpoint_props(manifest: Manifest, env: EnvName, region: str) -> EndpointPro
     )
 
 
-def captures_traffic(manifest: Manifest, env: EnvName) -> bool:
-    """Whether the environment's endpoint captures traffic, which monitoring and the drift
-    loop need: serverless endpoints do not support data capture
-    (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html#serverless-endpoints-how-it-works-exclusions),
-    so a serverless environment is not monitored and has no drift responder."""
-    return manifest.env_serving(env).mode is not ServingMode.SERVERLESS
-
-
 def drift_props(manifest: Manifest, env: EnvName) -> DriftProps:
     """What the environment's drift responder takes from the manifest."""
     names = Names.of(manifest, env)
@@ -359,7 +351,7 @@ class ServingStack(ProductStack):
             )
         }
         self.drift: DriftResponder | None = None
-        if captures_traffic(manifest, env_name):
+        if manifest.captures_traffic(env_name):
             self.drift = DriftResponder(
                 self,
                 "Drift",

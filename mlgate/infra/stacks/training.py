@@ -30,7 +30,7 @@ from mlgate.infra.product_code import training_contract
 from mlgate.infra.stacks.base import ProductStack, training_pipeline_arn
 from mlgate.infra.stacks.data import CURATED_PREFIX, DataStack
 from mlgate.infra.stacks.foundation import FoundationStack
-from mlgate.manifest import EnvName, Manifest, MonitoringEngine, ServingMode
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "runtime" / "ml" / "scripts"
 ENTRY = SCRIPTS.parent / "script_mode_entry.py"
@@ -67,8 +67,7 @@ def _extension(path: Path) -> str:
 def registry_readers(manifest: Manifest, env: EnvName) -> list[str]:
     """Roles of an environment in another account that call the registry: the Evidently
     monitor role describes the live version (its baseline dataset's location)."""
-    watched = manifest.env_serving(env).mode is not ServingMode.SERVERLESS  # captures traffic
-    if watched and manifest.monitoring.engine is MonitoringEngine.EVIDENTLY:
+    if manifest.captures_traffic(env) and manifest.monitoring.engine is MonitoringEngine.EVIDENTLY:
         return [Names.of(manifest, env).monitor_role()]
     return []
 
