@@ -206,6 +206,47 @@ class ProductMonitoring(Construct):
             self.owner_topics[contact.id] = topic
         return self.owner_topics[contact.id]
 
+    def _held_to(
+        self,
+        *,
+        title: str,
+        line: str,
+        tier: str,
+        what: str,
+        owner: Owner,
+        metric: cw.IMetric,
+        value: float,
+        at_least: bool,
+        missing: cw.TreatMissingData,
+        meaning: str,
+        checks: tuple[str, str, str],
+        periods: int = 1,
+    ) -> cw.IWidget:
+        """A metric held to a value (a KPI's target, a model metric's threshold): its graph
+        with the line, and the warning its owner gets when it is on the wrong side."""
+        self.add_alarm(
+            tier=tier,
+            what=what,
+            severity=WARNING,
+            owner=owner,
+            metric=metric,
+            threshold=value,
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD
+            if at_least
+            else cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            missing=missing,
+            meaning=meaning,
+            checks=checks,
+            periods=periods,
+        )
+        return cw.GraphWidget(
+            title=f"{title} — owner: {owner.name}",
+            left=[metric],
+            left_annotations=[cw.HorizontalAnnotation(value=value, label=line)],
+            width=8,
+            height=6,
+        )
+
     def add_alarm(
         self,
         *,
@@ -285,37 +326,26 @@ class ProductMonitoring(Construct):
             )
             word = "at least" if kpi.at_least else "at most"
             widgets.append(
-                cw.GraphWidget(
-                    title=f"{kpi.name} ({kpi.unit}) — owner: {owner.name}",
-                    left=[metric],
-                    left_annotations=[
-                        cw.HorizontalAnnotation(
-                            value=kpi.target, label=f"target {word} {kpi.target}"
-                        )
-                    ],
-                    width=8,
-                    height=6,
+                self._held_to(
+                    title=f"{kpi.name} ({kpi.unit})",
+                    line=f"target {word} {kpi.target}",
+                    tier="business",
+                    what=kpi.name,
+                    owner=owner,
+                    metric=metric,
+                    value=kpi.target,
+                    at_least=kpi.at_least,
+                    # KPIs arrive in batches; a quiet hour says nothing about the business.
+                    missing=cw.TreatMissingData.MISSING,
+                    meaning=f"{kpi.description} It is off its target ({word} {kpi.target} "
+                    f"{kpi.unit}).",
+                    checks=(
+                        f"the model metrics tier below ({model_metrics}) for one off its threshold",
+                        "recent releases in the release pipeline and its audit trail",
+                        "upstream business changes (campaigns, pricing, new markets)",
+                    ),
+                    periods=3,
                 )
-            )
-            self.add_alarm(
-                tier="business",
-                what=kpi.name,
-                severity=WARNING,
-                owner=owner,
-                metric=metric,
-                threshold=kpi.target,
-                comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD
-                if kpi.at_least
-                else cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                # KPIs arrive in batches; a quiet hour says nothing about the business.
-                missing=cw.TreatMissingData.MISSING,
-                meaning=f"{kpi.description} It is off its target ({word} {kpi.target} {kpi.unit}).",
-                checks=(
-                    f"the model metrics tier below ({model_metrics}) for one off its threshold",
-                    "recent releases in the release pipeline and its audit trail",
-                    "upstream business changes (campaigns, pricing, new markets)",
-                ),
-                periods=3,
             )
         self.dashboard.add_widgets(*widgets)
 
@@ -411,37 +441,26 @@ class ProductMonitoring(Construct):
             )
             word = "at least" if m.at_least else "at most"
             widgets.append(
-                cw.GraphWidget(
-                    title=f"Live {m.name} ({source}) — owner: {owner.name}",
-                    left=[metric],
-                    left_annotations=[
-                        cw.HorizontalAnnotation(
-                            value=m.threshold, label=f"threshold {word} {m.threshold}"
-                        )
-                    ],
-                    width=8,
-                    height=6,
+                self._held_to(
+                    title=f"Live {m.name} ({source})",
+                    line=f"threshold {word} {m.threshold}",
+                    tier="model",
+                    what=m.name,
+                    owner=owner,
+                    metric=metric,
+                    value=m.threshold,
+                    at_least=m.at_least,
+                    # Model quality needs ground truth, which lands late; no report is not a
+                    # breach.
+                    missing=cw.TreatMissingData.NOT_BREACHING,
+                    meaning=f"Live {m.name} against ground truth fell short of {word} "
+                    f"{m.threshold}: {m.description}",
+                    checks=(
+                        "the drift graph and the latest monitoring report (dashboard header)",
+                        "whether ground truth labels arrived complete",
+                        "the retraining pipeline's last execution and its evaluation report",
+                    ),
                 )
-            )
-            self.add_alarm(
-                tier="model",
-                what=m.name,
-                severity=WARNING,
-                owner=owner,
-                metric=metric,
-                threshold=m.threshold,
-                comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD
-                if m.at_least
-                else cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                # Model quality needs ground truth, which lands late; no report is not a breach.
-                missing=cw.TreatMissingData.NOT_BREACHING,
-                meaning=f"Live {m.name} against ground truth fell short of {word} "
-                f"{m.threshold}: {m.description}",
-                checks=(
-                    "the drift graph and the latest monitoring report (dashboard header)",
-                    "whether ground truth labels arrived complete",
-                    "the retraining pipeline's last execution and its evaluation report",
-                ),
             )
         return widgets
 
