@@ -372,6 +372,21 @@ def judge(
 CONFIG = idempotency.config("id", "params", hours=24)
 
 
+def started(job: dict[str, Any], execution: str, now: str, detail: str) -> None:
+    """The verdict's table, key prefix and key, written before the first request: a trail the
+    gate may not write to fails the job here, not after the load."""
+    AuditTrail(dynamodb, settings().table).record(
+        pipeline=settings().pipeline,
+        execution=execution,
+        event="quality-gate-started",
+        gate="quality-gate",
+        key=job["id"],
+        when=now_iso(datetime.fromisoformat(now).timestamp()),
+        who="mlgate quality gate",
+        detail=detail,
+    )
+
+
 @idempotency.once(data="job", config=CONFIG, prefix="quality_gate.load")
 def measure(
     *, job: dict[str, Any], endpoint: str, execution: str, sample: str, now: str
@@ -381,18 +396,8 @@ def measure(
     config = settings()
     payloads = read_sample(s3, sample)
     before = serving_config(endpoint)
-    # The verdict's table, key prefix and key, written before the first request: a trail the
-    # gate may not write to fails the job here, not after the load.
-    AuditTrail(dynamodb, config.table).record(
-        pipeline=config.pipeline,
-        execution=execution,
-        event="quality-gate-started",
-        gate="quality-gate",
-        key=job["id"],
-        when=now_iso(datetime.fromisoformat(now).timestamp()),
-        who="mlgate quality gate",
-        detail=f"smoke load of {config.requests} requests of {sample} on {endpoint} ({before})",
-    )
+    started(job, execution, now, f"smoke load of {config.requests} requests of {sample} on "
+            f"{endpoint} ({before})")  # fmt: skip
     load = smoke_load(endpoint, payloads, config.requests)
     after = serving_config(endpoint)
     if after != before:
@@ -412,17 +417,8 @@ def queue_load(
     config = settings()
     payloads = read_sample(s3, sample)
     before = serving_config(endpoint)
-    AuditTrail(dynamodb, config.table).record(
-        pipeline=config.pipeline,
-        execution=execution,
-        event="quality-gate-started",
-        gate="quality-gate",
-        key=job["id"],
-        when=now_iso(datetime.fromisoformat(now).timestamp()),
-        who="mlgate quality gate",
-        detail=f"asynchronous smoke load of {config.requests} requests of {sample} on "
-        f"{endpoint} ({before})",
-    )
+    started(job, execution, now, f"asynchronous smoke load of {config.requests} requests of "
+            f"{sample} on {endpoint} ({before})")  # fmt: skip
     queued = []
     for i in range(config.requests):
         sent = wall()
