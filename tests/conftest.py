@@ -208,11 +208,12 @@ GROUPS: list[tuple[str, set[str]]] = [
 ]
 """xdist groups, heaviest first, each named with the fixtures (or the test file) that put a
 test in it. The tests sharing an expensive fixture built per worker run on one worker, so it
-is built once: the synthesized app and local Spark (with each product's curation in tests/etl
-and its local pipeline run in tests/ml), the rehearsal of every example (one subprocess, the
-longest test), the model-monitor variant app (tests/stacks/test_monitoring.py), the
-monitoring job's tests (Evidently's import alone is seconds), each product's pipeline
-definition, the careless app of test_governance, the validation worker's synths. The groups
+is built once: the synthesized app and local Spark (each example's curation and pipeline
+run, made once in tests/spark_session.py for tests/etl, tests/ml and test_rehearsal_serving),
+the rehearsal of every example (one subprocess, the longest test), the model-monitor variant
+app (tests/stacks/test_monitoring.py), the monitoring job's tests (Evidently's import alone
+is seconds), each product's pipeline definition, the careless app of test_governance, the
+validation worker's synths. The groups
 are handed out in this order before any ungrouped test (the Makefile turns off xdist's own
 reordering by size), so the two workers start on the two heaviest and no long test is left
 for the end."""

@@ -5,6 +5,8 @@ moto lacks (tools/preflight_double.py)."""
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import os
 import re
@@ -19,13 +21,12 @@ from botocore.stub import Stubber
 
 from mlgate.cli import preflight
 from mlgate.infra.naming import Names
-from mlgate.manifest import Manifest, load_manifests, parse_manifest
+from mlgate.manifest import ENV_NAMES, Manifest, load_manifests, parse_manifest
 from mlgate.manifest.serving import ServingMode
-from tools.preflight_double import World, healthy_world
+from tools.preflight_double import KEPT, World, healthy_world
 
-from .conftest import EXAMPLES, ROOT
+from .conftest import EXAMPLES, PRODUCTS, ROOT
 
-PRODUCTS = ("fraud-detection", "delivery-time")
 LINE = re.compile(r"^(PASS|WARN|FAIL) ([a-z-]+) \[[^\]]+\]: .+")
 READ = re.compile(r"^(Get|List|Describe|BatchGet)[A-Z]")
 # sts:AssumeRole into a prod account's CDK lookup role hands out temporary credentials, and
@@ -33,13 +34,22 @@ READ = re.compile(r"^(Get|List|Describe|BatchGet)[A-Z]")
 ALSO_READ_ONLY = {"AssumeRole"}
 
 
-def manifests_of(product: str, engine: str | None = None) -> list[Manifest]:
+def manifests_of(product: str | None, engine: str | None = None) -> list[Manifest]:
+    """The product's manifest (every example's, for None), with `engine` if given."""
+    return list(_manifests(product, engine))
+
+
+@functools.cache
+def _manifests(product: str | None, engine: str | None) -> tuple[Manifest, ...]:
+    """Loaded once a process: a Manifest is immutable."""
+    if product is None:
+        return tuple(load_manifests(EXAMPLES))
     if engine is None:
-        return load_manifests(EXAMPLES / product)
+        return tuple(load_manifests(EXAMPLES / product))
     path = EXAMPLES / product / "manifest.yaml"
     raw = yaml.safe_load(path.read_text())
     raw.setdefault("monitoring", {})["engine"] = engine
-    return [parse_manifest(raw, path)]
+    return (parse_manifest(raw, path),)
 
 
 @dataclass
@@ -64,19 +74,29 @@ def run_preflight(
 ) -> Run:
     lines: list[str] = []
     errors: list[str] = []
-    with healthy_world(manifests) as world:
-        if breaks is not None:
-            breaks(world)
-        code = preflight.run(
-            manifests,
-            session=world.home_session,
-            client_hook=world.client_hook,
-            out=lines.append,
-            err=errors.append,
-            cdk_out=kwargs.pop("cdk_out", Path("no-cdk-out")),
-            **kwargs,
-        )
-        world.assert_answered()
+    # The accounts seeded for the same manifests by an earlier test, when it left them as
+    # seeded (tools/preflight_double.py): the breaks below are this test's alone. The cyclic
+    # garbage collector waits for the run's end: its passes over the test process's large heap
+    # slowed every run (the hooks' coldstart.py defers it alike).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with healthy_world(manifests, keep=True) as world:
+            if breaks is not None:
+                breaks(world)
+            code = preflight.run(
+                manifests,
+                session=world.home_session,
+                client_hook=world.client_hook,
+                out=lines.append,
+                err=errors.append,
+                cdk_out=kwargs.pop("cdk_out", Path("no-cdk-out")),
+                **kwargs,
+            )
+            world.assert_answered()
+    finally:
+        if collecting:
+            gc.enable()
     written = [c for c in world.calls if not (READ.match(c[2]) or c[2] in ALSO_READ_ONLY)]
     assert written == [], f"preflight made calls that are not reads: {written}"
     return Run(code, lines, errors, world)
@@ -94,9 +114,9 @@ def prod_key(world: World) -> tuple[str, str]:
 # --- healthy accounts -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("product", PRODUCTS)
-def test_healthy_accounts_pass_every_check(product: str) -> None:
-    run = run_preflight(manifests_of(product))
+@pytest.mark.parametrize("example", PRODUCTS)
+def test_healthy_accounts_pass_every_check(example: str) -> None:
+    run = run_preflight(manifests_of(example))
     assert run.code == 0, "\n".join(run.lines)
     assert run.errors == []
     assert run.not_passing() == {}
@@ -108,19 +128,25 @@ def test_healthy_accounts_pass_every_check(product: str) -> None:
         "training-quota", "processing-quota", "glue-quota", "slack-secrets",
         "sagemaker-images", "powertools-layer", "support-plan",
     }  # fmt: skip
-    if product == "delivery-time":  # prod in an account of its own, staging serverless
-        expected |= {"prod-trusts-home", "trust-by-name", "trusted-role-origin", "serverless-quota"}
+    [m] = run.world.manifests
+    environments = m.environments
+    if m.is_remote("prod"):  # delivery-time: prod in an account of its own
+        expected |= {"prod-trusts-home", "trust-by-name", "trusted-role-origin"}
+    if any(m.env_serving(env).mode is ServingMode.SERVERLESS for env in ENV_NAMES):
+        expected.add("serverless-quota")  # delivery-time's staging
     assert checks == expected
     accounts = {line.split("[")[1].split("]")[0] for line in run.lines if "cdk-bootstrap" in line}
-    environments = run.world.manifests[0].environments
     wanted = {f"{e.account} {e.region}" for e in (environments.staging, environments.prod)}
     assert accounts == wanted
+    support = [line for line in run.lines if " support-plan " in line]
+    # the support plan is read once per account, whatever its regions
+    assert len(support) == len({e.account for e in (environments.staging, environments.prod)})
     assert "ships with the stack" in run.line("powertools-layer")
     assert run.lines[-1].startswith("preflight: ")
 
 
 def test_both_products_at_once_share_the_home_account_quotas() -> None:
-    manifests = load_manifests(EXAMPLES)
+    manifests = manifests_of(None)
     plans = preflight.plan(manifests)
     assert set(plans) == {
         ("111111111111", "eu-west-1"),
@@ -188,27 +214,17 @@ def exec_role(world: World) -> tuple[Any, str]:
 
 
 def admin_exec_role(world: World) -> None:
-    """As `cdk bootstrap` does without --cloudformation-execution-policies. moto loads AWS's
-    managed policies only when told to (slowly, all of them): this one is added by hand."""
-    from moto.iam.models import AWSManagedPolicy, iam_backends
-
+    """As `cdk bootstrap` does without --cloudformation-execution-policies (moto lacks AWS's
+    AdministratorAccess unless told to load every managed policy: added by hand)."""
     iam, role = exec_role(world)
-    account = home_key(world)[0]
-    admin = AWSManagedPolicy.from_data(
+    admin = world.add_aws_managed_policy(
+        home_key(world)[0],
         "AdministratorAccess",
-        account,
-        "us-east-1",
-        {
-            "DefaultVersionId": "v1",
-            "Path": "/",
-            "Document": {"Version": "2012-10-17",
-                         "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
-            "CreateDate": "2015-02-06T18:39:46+00:00",
-            "UpdateDate": "2015-02-06T18:39:46+00:00",
-        },
+        {"Version": "2012-10-17",
+         "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
     )  # fmt: skip
-    iam_backends[account]["aws"].managed_policies[admin.arn] = admin
-    iam.attach_role_policy(RoleName=role, PolicyArn=preflight.ADMIN_POLICY)
+    assert admin == preflight.ADMIN_POLICY
+    iam.attach_role_policy(RoleName=role, PolicyArn=admin)
 
 
 def no_exec_role(world: World) -> None:
@@ -382,7 +398,7 @@ class Broken:
     check: str
     status: str
     fix: str
-    products: tuple[str, ...] = PRODUCTS
+    products: tuple[str, ...] = tuple(PRODUCTS)
 
 
 BROKEN = {
@@ -480,16 +496,17 @@ BROKEN = {
     ),
 }
 CASES = [
-    pytest.param(product, name, id=f"{product}: {name}")
+    pytest.param(example, name, id=f"{example}: {name}")
+    for example in PRODUCTS  # one product's cases in a row: they find its accounts kept
     for name, broken in BROKEN.items()
-    for product in broken.products
+    if example in broken.products
 ]
 
 
-@pytest.mark.parametrize(("product", "name"), CASES)
-def test_an_account_that_breaks_a_check_fails_it_with_its_fix(product: str, name: str) -> None:
+@pytest.mark.parametrize(("example", "name"), CASES)
+def test_an_account_that_breaks_a_check_fails_it_with_its_fix(example: str, name: str) -> None:
     broken = BROKEN[name]
-    run = run_preflight(manifests_of(product), broken.breaks)
+    run = run_preflight(manifests_of(example), broken.breaks)
     assert run.errors == []
     assert list(run.not_passing()) == [broken.check], "\n".join(run.lines)
     line = run.not_passing()[broken.check]
@@ -568,12 +585,51 @@ def test_a_deployed_gate_callback_holds_its_reservation_already() -> None:
     assert undeployed.line("lambda-concurrency").startswith("FAIL")
 
 
+# --- the double keeps only accounts a test left as seeded ---------------------------------
+
+
+def test_a_world_a_test_changed_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What makes run_preflight's kept accounts safe: a world whose moto accounts a test
+    changed, or that another mock_aws() reset, is seeded again; one whose test changed only
+    the stubbed answers is kept."""
+    from moto import mock_aws
+
+    manifests = manifests_of("fraud-detection")
+    try:
+        run_preflight(manifests)
+        seeding = KEPT.sentinel
+        assert run_preflight(manifests, few_dpus).code == 1  # stubbed answers only: kept
+        assert run_preflight(manifests, delete_bootstrap).code == 1  # moto changed
+        assert KEPT.sentinel == seeding  # the two found the accounts kept
+        assert run_preflight(manifests).code == 0
+        assert KEPT.sentinel != seeding  # seeded again
+        seeding = KEPT.sentinel
+        with mock_aws():  # as other tests' mocks start: every backend reset
+            pass
+        assert run_preflight(manifests).code == 0
+        assert KEPT.sentinel != seeding  # seeded again
+        # The broken forms: a double that missed a reset, or kept a changed world, hands the
+        # next test an account it did not seed.
+        with mock_aws():
+            pass
+        with monkeypatch.context() as patch:
+            patch.setattr(World, "sentinel_found", lambda self: True)
+            assert run_preflight(manifests).not_passing()["cdk-bootstrap"].startswith("FAIL")
+        KEPT.seeded = None
+        with monkeypatch.context() as patch:
+            patch.setattr(World, "left_as_seeded", property(lambda self: True))
+            run_preflight(manifests, delete_bootstrap)
+            assert list(run_preflight(manifests).not_passing()) == ["cdk-bootstrap"]
+    finally:
+        KEPT.seeded = None  # whatever this test left, the next world seeds afresh
+
+
 # --- monitoring.engine: model-monitor ------------------------------------------------------
 
 
-@pytest.mark.parametrize("product", PRODUCTS)
-def test_model_monitor_passes_in_an_account_that_has_it(product: str) -> None:
-    run = run_preflight(manifests_of(product, "model-monitor"))
+@pytest.mark.parametrize("example", PRODUCTS)
+def test_model_monitor_passes_in_an_account_that_has_it(example: str) -> None:
+    run = run_preflight(manifests_of(example, "model-monitor"))
     assert run.code == 0, "\n".join(run.lines)
     assert run.line("model-monitor").startswith("PASS")
     assert "sagemaker-model-monitor-analyzer" in run.line("sagemaker-images")
@@ -584,12 +640,12 @@ def monitored_key(world: World) -> tuple[str, str]:
     return next(k for k in (home_key(world), prod_key(world)) if world.plans[k].model_monitor)
 
 
-@pytest.mark.parametrize("product", PRODUCTS)
-def test_model_monitor_refused_fails_and_an_account_without_it_warns(product: str) -> None:
+@pytest.mark.parametrize("example", PRODUCTS)
+def test_model_monitor_refused_fails_and_an_account_without_it_warns(example: str) -> None:
     def refused(world: World) -> None:
         world.monitoring[monitored_key(world)] = "AccessDeniedException"
 
-    run = run_preflight(manifests_of(product, "model-monitor"), refused)
+    run = run_preflight(manifests_of(example, "model-monitor"), refused)
     assert run.code == 1
     assert list(run.not_passing()) == ["model-monitor"]
     assert "monitoring.engine: evidently" in run.line("model-monitor").partition("Fix: ")[2]
@@ -597,7 +653,7 @@ def test_model_monitor_refused_fails_and_an_account_without_it_warns(product: st
     def never_used(world: World) -> None:
         world.monitoring[monitored_key(world)] = {"MonitoringScheduleSummaries": []}
 
-    run = run_preflight(manifests_of(product, "model-monitor"), never_used)
+    run = run_preflight(manifests_of(example, "model-monitor"), never_used)
     assert run.code == 0
     assert run.line("model-monitor").startswith("WARN")
     assert preflight.MODEL_MONITOR_PAGE in run.line("model-monitor")
@@ -671,23 +727,11 @@ def test_a_profile_of_another_account_for_prod_is_one_line(
     ]
 
 
-def test_the_double_runs_both_products_offline(capsys: pytest.CaptureFixture[str]) -> None:
-    from mlgate.cli.commands import main
-
-    code = main(["preflight", str(EXAMPLES), "--double", "--cdk-out", str(ROOT / "cdk.out")])
-    out, err = capsys.readouterr()
-    assert code == 0, out + err
-    lines = out.splitlines()
-    assert lines[0].startswith("TEST DOUBLE: ")
-    assert "no real AWS account was read" in lines[0]
-    assert all(LINE.match(line) for line in lines[1:-1]), out
-    assert lines[-1].startswith("preflight: ")
-
-
 def test_make_preflight_with_the_double_reads_no_network_in_a_fresh_process() -> None:
-    """As `make preflight PREFLIGHT=double` runs it: a fresh interpreter, where nothing imported
-    moto before the double (a boto3 session made before moto has no moto handler, and its
-    clients reached AWS). A socket that connects anywhere fails the run."""
+    """As `make preflight PREFLIGHT=double` runs it, for every example product at once: a fresh
+    interpreter, where nothing imported moto before the double (a boto3 session made before
+    moto has no moto handler, and its clients reached AWS). A socket that connects anywhere
+    fails the run; every check prints its line."""
     import subprocess
     import sys
 
@@ -704,7 +748,11 @@ def test_make_preflight_with_the_double_reads_no_network_in_a_fresh_process() ->
         timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
-    assert run.stdout.startswith("TEST DOUBLE: ")
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("TEST DOUBLE: ")
+    assert "no real AWS account was read" in lines[0]
+    assert all(LINE.match(line) for line in lines[1:-1]), run.stdout
+    assert lines[-1].startswith("preflight: ")
 
 
 # --- what preflight reads from the code and from cdk.out ------------------------------------
@@ -763,22 +811,18 @@ def test_trust_policies_name_the_account() -> None:
 # --- the support plan: Trusted Advisor's events (issue 33) ----------------------------------
 
 
-@pytest.mark.parametrize("product", PRODUCTS)
-def test_a_basic_support_plan_warns_naming_the_plan_needed(product: str) -> None:
+@pytest.mark.parametrize("example", PRODUCTS)
+def test_a_basic_support_plan_warns_naming_the_plan_needed(example: str) -> None:
     from mlgate.infra.constructs.cost import SUPPORT_PLANS
 
     def basic(world: World) -> None:
         for account in world.support:
             world.support[account] = "SubscriptionRequiredException"
 
-    healthy = run_preflight(manifests_of(product))
-    lines = [line for line in healthy.lines if " support-plan " in line]
-    accounts = {e.account for e in (healthy.world.manifests[0].environments.staging,
-                                    healthy.world.manifests[0].environments.prod)}  # fmt: skip
-    assert len(lines) == len(accounts), lines  # once per account, whatever its regions
-    assert all(line.startswith("PASS") for line in lines), lines
-    # The broken form: an account on Basic support warns, names the plan, exits 0 (a warning).
-    run = run_preflight(manifests_of(product), basic)
+    # A healthy account's support-plan line (once per account, whatever its regions) passes:
+    # test_healthy_accounts_pass_every_check. The broken form: an account on Basic support
+    # warns, names the plan, exits 0 (a warning).
+    run = run_preflight(manifests_of(example), basic)
     assert run.code == 0
     warned = run.not_passing()["support-plan"]
     assert warned.startswith("WARN"), warned

@@ -4,8 +4,10 @@ VerifyStaging, naming the function and the error, as it would fail on AWS.
 Each example product is copied and broken the way a product of its kind breaks: a script-mode
 product's predict_fn that raises, or its input_fn returning what predict_fn cannot take; a
 built-in XGBoost product's request the algorithm cannot parse (a sample request with a word
-where the model takes a number). The copy's ETL output is made once per product on the tests'
-local Spark; the rehearsal then trains the copy, releases and deploys it, and verifies staging.
+where the model takes a number). The rehearsal releases the copy, deploys it and verifies
+staging. A breakage leaves the product's data alone: the copy's ETL output is the example's
+own curated data (tests/spark_session.py: example_curation, made once for tests/etl and
+tests/ml too), a few thousand rows of it; the rehearsal trains the copy on them.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import yaml
 from mlgate.manifest import load_manifest
 
 from .conftest import PRODUCTS, ROOT
-from .spark_session import spark  # noqa: F401  (local Spark, shared with tests/etl)
+from .spark_session import example_curation, spark  # noqa: F401  (local Spark, shared with tests/etl)
 
 pytestmark = pytest.mark.spark
 
 ROWS = 5_000
-"""Raw rows of each copy: the thresholds do not matter here, only the endpoint's answers."""
+"""Curated rows each copy trains on (the example's first partitions holding as many): the
+thresholds do not matter here, only the endpoint's answers."""
 
 RAISES = """
 
@@ -77,20 +80,35 @@ def broken_copy(name: str, breakage: str, folder: Path) -> Path:
     return copy / "manifest.yaml"
 
 
+def first_partitions(source: Path, out: Path, rows: int) -> None:
+    """Curated Parquet as Spark writes it (key=value partition folders) copied from `source`
+    to `out`: its first partitions holding at least `rows` rows and its top-level files
+    (_SUCCESS); unpartitioned data whole."""
+    import pyarrow.parquet as pq
+
+    folders = sorted(p for p in source.iterdir() if p.is_dir())
+    if not folders:
+        shutil.copytree(source, out)
+        return
+    out.mkdir(parents=True)
+    for file in source.iterdir():
+        if file.is_file():
+            shutil.copy2(file, out / file.name)
+    kept = 0
+    for folder in folders:
+        shutil.copytree(folder, out / folder.name)
+        kept += sum(pq.read_metadata(f).num_rows for f in folder.glob("*.parquet"))
+        if kept >= rows:
+            break
+
+
 @pytest.fixture(scope="module")
-def curated(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any], Path]:  # noqa: F811
-    """Each product's ETL output, made once: the breakages leave its data alone."""
-    from tools.local_pipeline import curate_locally
+def curated(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:  # noqa: F811
+    """Each example product's curated data (made once, shared with tests/etl and tests/ml)."""
 
-    done: dict[str, Path] = {}
-
-    def get(manifest: Any) -> Path:
-        name = manifest.product.name
-        if name not in done:
-            out = tmp_path_factory.mktemp(f"curated-{name}") / "processing" / "input"
-            curate_locally(spark, manifest, out, rows=ROWS, seed=42)
-            done[name] = out
-        return done[name]
+    def get(name: str) -> Path:
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        return example_curation(spark, manifest, tmp_path_factory).base / "input"
 
     return get
 
@@ -99,7 +117,7 @@ def curated(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Callable[[A
 def test_a_broken_product_fails_the_rehearsal_at_verify_staging(
     name: str,
     breakage: str,
-    curated: Callable[[Any], Path],
+    curated: Callable[[str], Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -107,11 +125,11 @@ def test_a_broken_product_fails_the_rehearsal_at_verify_staging(
     from tools import rehearsal
 
     manifest = load_manifest(broken_copy(name, breakage, tmp_path / "product"))
-    source = curated(load_manifest(ROOT / "examples" / name / "manifest.yaml"))
+    source = curated(name)
 
     def etl(self: Any) -> Path:
         out = self.work / "processing" / "input"
-        shutil.copytree(source, out)
+        first_partitions(source, out, ROWS)
         return out
 
     monkeypatch.setattr(rehearsal.Rehearsal, "etl", etl)

@@ -117,13 +117,22 @@ def write_curated(curated: Any, manifest: Manifest, folder: Path) -> None:
     writer.parquet(str(folder))
 
 
-def curate_locally(spark: Any, manifest: Manifest, out: Path, *, rows: int, seed: int) -> Curated:
-    """Generate raw data, run the product's transform, write curated Parquet to `out`."""
-    frames = generator_module(manifest).sources(rows, seed=seed)
-    sources = write_sources(spark, manifest, frames, out.parent / "raw")
+def transform_locally(
+    spark: Any, manifest: Manifest, frames: dict[str, Any], folder: Path
+) -> tuple[Any, Any]:
+    """The product's transform over its sources' frames, written under `folder` and read back
+    as the Glue job reads them: (curated, quarantined with a `reason`), lazy DataFrames."""
+    sources = write_sources(spark, manifest, frames, folder)
     curated, quarantined = transform_module(manifest).transform(
         spark, sources, dict(manifest.data.transform_params)
     )
+    return curated, quarantined
+
+
+def curate_locally(spark: Any, manifest: Manifest, out: Path, *, rows: int, seed: int) -> Curated:
+    """Generate raw data, run the product's transform, write curated Parquet to `out`."""
+    frames = generator_module(manifest).sources(rows, seed=seed)
+    curated, quarantined = transform_locally(spark, manifest, frames, out.parent / "raw")
     write_curated(curated, manifest, out)
     reasons = Counter(r["reason"] for r in quarantined.select("reason").collect())
     written = spark.read.parquet(str(out)).count()

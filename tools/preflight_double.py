@@ -8,7 +8,19 @@ Each home account holds the bootstrap (version parameter, roles; a prod of its o
 a narrow CloudFormation execution policy, the Slack secrets with values of the right shape and
 every SageMaker image the product names; each account's quotas and Lambda limits cover the
 plan. The tests break one thing at a time (`World`'s fields, or moto's state through
-`World.client`) and read what preflight called in `World.calls`.
+`World.client` and World's other methods, which mark the accounts changed) and read what
+preflight called in `World.calls`.
+
+The double reaches each account by moto's `x-moto-account-id` header, so its sessions and
+clients outlive moto's resets. `healthy_world(..., keep=True)` (the tests) also keeps the
+seeded accounts for the next world of the same manifests: moto's mock stops without removing
+its data (`stop(remove_data=False)`, https://github.com/getmoto/moto/blob/master/CHANGELOG.md,
+4.1.4) and starts again without a reset. They are kept only when the world left them as seeded
+(no write through `World`, only reads by preflight) and found again only when the sentinel
+parameter of that seeding is still there: any other mock_aws() in the process resets every
+backend, the sentinel with them, and the next world seeds afresh. preflight's own clients of
+the home account are lent from a pool for one run and given back with the run's stubs and
+records removed (clients a test's own hook touched are dropped instead).
 
 moto ignores ECR's registryId: an image of AWS's registry is kept in the caller's own registry,
 where BatchGetImage finds it. A development tool, not shipped: it needs moto.
@@ -17,7 +29,10 @@ where BatchGetImage finds it. A development tool, not shipped: it needs moto.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import re
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -25,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.stub import Stubber
 
 from mlgate.cli import preflight
@@ -69,6 +85,87 @@ def shared() -> boto3.Session:
     return boto3.Session()
 
 
+ACCOUNT_HEADER = "x-moto-account-id"
+"""moto serves a request carrying this header from that account, whatever its credentials
+(http://docs.getmoto.org/en/latest/docs/multi_account.html, for its server; the in-process
+mock reads it in the same place, BaseResponse.get_current_account). A prod session preflight
+makes from its own sts:AssumeRole carries no header: moto finds prod by those credentials."""
+READ_ONLY = re.compile(r"^(Get|List|Describe|BatchGet)[A-Z]")
+"""Calls that change nothing in an account; besides them preflight makes sts:AssumeRole, whose
+credentials moto keeps (as IAM access keys no check reads)."""
+SENTINEL = "/mlgate-preflight-double/seeding"
+
+
+def route(client: Any, account: str) -> Any:
+    """`client`, its every request served from `account`."""
+
+    def header(request: Any, **_: Any) -> None:
+        request.headers[ACCOUNT_HEADER] = account
+
+    client.meta.events.register("before-sign.*.*", header)
+    return client
+
+
+def config_key(config: Any) -> tuple[str, ...]:
+    """A botocore Config's settings, comparable (Config has no equality)."""
+    from botocore.config import Config
+
+    return tuple(f"{name}={getattr(config, name)!r}" for name in Config.OPTION_DEFAULTS)
+
+
+class PooledSession:
+    """The home account's boto3 session for preflight: routed by ACCOUNT_HEADER, handing out
+    each client to one caller per run (as session.client makes a new one each call) from
+    clients kept across runs; what a session has besides client() is the session's."""
+
+    def __init__(self, account: str) -> None:
+        core = botocore.session.Session()
+        core.register_component("data_loader", shared()._session.get_component("data_loader"))
+        self._boto = boto3.Session(botocore_session=core)
+        self.account = account
+        self._idle: dict[tuple[Any, ...], list[Any]] = {}
+        self._lent: list[tuple[tuple[Any, ...], Any]] = []
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._boto, name)
+
+    def client(self, service_name: str, region_name: str, config: Any = None) -> Any:
+        key = (service_name, region_name, config_key(config) if config else None)
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if idle:
+                made = idle.pop()
+            else:
+                made = self._boto.client(service_name, region_name=region_name, config=config)
+                route(made, self.account)
+            self._lent.append((key, made))
+            return made
+
+    def give_back(self, keep: bool) -> None:
+        """The run's clients, back in the pool (or dropped)."""
+        with self._lock:
+            if keep:
+                for key, made in self._lent:
+                    self._idle[key].append(made)
+            self._lent.clear()
+
+
+@dataclass
+class Kept:
+    """The process's accounts, kept between worlds: which manifests moto holds seeded (None:
+    none, or changed since), that seeding's sentinel value, the double's routed clients."""
+
+    seeded: str | None = None
+    sentinel: str = ""
+    generation: itertools.count[int] = field(default_factory=itertools.count)
+    clients: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    sessions: dict[str, PooledSession] = field(default_factory=dict)
+
+
+KEPT = Kept()
+
+
 @dataclass
 class World:
     """The accounts preflight reads, by (account, region); change a field before the run to
@@ -93,7 +190,9 @@ class World:
     hooks: list[preflight.ClientHook] = field(default_factory=list)
     """More hooks for preflight's clients (a test stubs STS through one)."""
     stubbers: list[Stubber] = field(default_factory=list)
-    _sessions: dict[str, boto3.Session] = field(default_factory=dict, repr=False)
+    changed: bool = False
+    """Whether a test changed moto's accounts (through `client` or World's methods)."""
+    _registered: list[tuple[Any, str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.plans = preflight.plan(self.manifests)
@@ -142,37 +241,51 @@ class World:
 
     # --- moto's accounts --------------------------------------------------------------------
 
-    def session(self, account: str) -> boto3.Session:
-        """Credentials of `account` (moto keeps accounts apart by the key that signs), one
-        session per account for this double, all sharing one set of loaded service models."""
-        if account not in self._sessions:
-            sts = shared().client("sts", region_name="us-east-1")
-            found = sts.assume_role(
-                RoleArn=f"arn:aws:iam::{account}:role/mlgate-preflight-double",
-                RoleSessionName="mlgate-preflight-double",
-            )["Credentials"]
-            self._sessions[account] = preflight.session_like(
-                shared(),
-                aws_access_key_id=found["AccessKeyId"],
-                aws_secret_access_key=found["SecretAccessKey"],
-                aws_session_token=found["SessionToken"],
-            )
-        return self._sessions[account]
+    @functools.cached_property
+    def key(self) -> str:
+        """What the seeding depends on: the manifests."""
+        return json.dumps([m.model_dump(mode="json") for m in self.manifests], sort_keys=True)
+
+    def _client(self, account: str, service: str, region: str) -> Any:
+        """The double's own client in `account` (no stub, no record), made once a process."""
+        key = (account, service, region)
+        if key not in KEPT.clients:
+            KEPT.clients[key] = route(shared().client(service, region_name=region), account)
+        return KEPT.clients[key]
 
     def client(self, account: str, service: str, region: str) -> Any:
-        return self.session(account).client(service, region_name=region)
+        """A client to change `account` with (the accounts are then not kept)."""
+        self.changed = True
+        return self._client(account, service, region)
 
     @property
-    def home_session(self) -> boto3.Session:
-        return self.session(preflight.home(self.manifests[0])[0])
+    def home_session(self) -> PooledSession:
+        account = preflight.home(self.manifests[0])[0]
+        if account not in KEPT.sessions:
+            KEPT.sessions[account] = PooledSession(account)
+        return KEPT.sessions[account]
+
+    def _sentinel(self) -> Any:
+        account, region = preflight.home(self.manifests[0])
+        return self._client(account, "ssm", region)
+
+    def sentinel_found(self) -> bool:
+        """Whether moto still holds the last seeding's sentinel (any reset drops it)."""
+        ssm = self._sentinel()
+        try:
+            value = ssm.get_parameter(Name=SENTINEL)["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            return False
+        return bool(value == KEPT.sentinel)
 
     def seed(self) -> None:
+        KEPT.seeded = None
         for (account, region), p in self.plans.items():
-            ssm = self.client(account, "ssm", region)
+            ssm = self._client(account, "ssm", region)
             ssm.put_parameter(
                 Name=preflight.BOOTSTRAP_PARAMETER, Value=BOOTSTRAP_VERSION, Type="String"
             )
-            iam = self.client(account, "iam", region)
+            iam = self._client(account, "iam", region)
             trusted = (account, p.trusted_home) if p.remote else (account,)
             for kind in ("deploy", "file-publishing", "lookup"):
                 iam.create_role(
@@ -193,11 +306,11 @@ class World:
             iam.attach_role_policy(RoleName=exec_role, PolicyArn=policy)
         for m in self.manifests:
             account, region = preflight.home(m)
-            secrets = self.client(account, "secretsmanager", region)
+            secrets = self._client(account, "secretsmanager", region)
             names = Names.of(m)
             secrets.create_secret(Name=names.secret("SlackWebhook"), SecretString=WEBHOOK)
             secrets.create_secret(Name=names.secret("SlackSigningSecret"), SecretString=SIGNING)
-            ecr = self.client(account, "ecr", region)
+            ecr = self._client(account, "ecr", region)
             for uri in preflight.product_images(m):
                 parts = preflight.IMAGE_URI.match(uri)
                 assert parts is not None, uri
@@ -215,6 +328,9 @@ class World:
                     imageManifest=json.dumps(manifest),
                     imageTag=parts["tag"] or "latest",
                 )
+        KEPT.sentinel = f"{next(KEPT.generation)}"
+        self._sentinel().put_parameter(Name=SENTINEL, Value=KEPT.sentinel, Type="String")
+        KEPT.seeded = self.key
 
     def deploy_roles(self, account: str, region: str, stack: str, names: Sequence[str]) -> None:
         """Roles of these names created by CloudFormation as resources of `stack` (moto runs
@@ -242,9 +358,31 @@ class World:
 
         from moto.cloudformation.models import cloudformation_backends
 
+        self.changed = True
         backend = cloudformation_backends[account][region]
         (found,) = [s for s in backend.stacks.values() if s.name == stack]
         found.creation_time -= datetime.timedelta(hours=hours)
+
+    def add_aws_managed_policy(self, account: str, name: str, document: dict[str, Any]) -> str:
+        """An AWS managed policy in `account`'s IAM (moto loads AWS's only when told to, slowly,
+        all of them); its ARN."""
+        from moto.iam.models import AWSManagedPolicy, iam_backends
+
+        self.changed = True
+        policy = AWSManagedPolicy.from_data(
+            name,
+            account,
+            "us-east-1",
+            {
+                "DefaultVersionId": "v1",
+                "Path": "/",
+                "Document": document,
+                "CreateDate": "2015-02-06T18:39:46+00:00",
+                "UpdateDate": "2015-02-06T18:39:46+00:00",
+            },
+        )
+        iam_backends[account]["aws"].managed_policies[policy.arn] = policy
+        return str(policy.arn)
 
     # --- the calls moto lacks, and the record of every call ---------------------------------
 
@@ -252,7 +390,9 @@ class World:
         def record(model: Any, **_: Any) -> None:
             self.calls.append((account, service, model.name))
 
-        client.meta.events.register_first("before-call.*.*", record)
+        unique = f"mlgate-preflight-double-record-{id(self)}-{len(self._registered)}"
+        client.meta.events.register_first("before-call.*.*", record, unique_id=unique)
+        self._registered.append((client, unique))
         for hook in self.hooks:
             hook(account, region, service, client)
         key = (account, region)
@@ -363,16 +503,49 @@ class World:
         for stubber in self.stubbers:
             stubber.assert_no_pending_responses()
 
+    @property
+    def left_as_seeded(self) -> bool:
+        """No change through World, and preflight only read."""
+        return not self.changed and all(
+            READ_ONLY.match(op) or op == "AssumeRole" for _, _, op in self.calls
+        )
+
+    def release(self) -> None:
+        """preflight's clients back in the pool, this world's stubs and records removed; the
+        clients a test's own hook touched are dropped."""
+        for stubber in self.stubbers:
+            stubber.deactivate()
+        for client, unique in self._registered:
+            client.meta.events.unregister("before-call.*.*", unique_id=unique)
+        self.home_session.give_back(keep=not self.hooks)
+
 
 @contextmanager
-def healthy_world(manifests: Sequence[Manifest]) -> Iterator[World]:
-    """moto started, healthy accounts seeded for the manifests."""
+def healthy_world(manifests: Sequence[Manifest], keep: bool = False) -> Iterator[World]:
+    """moto started, healthy accounts seeded for the manifests. With `keep`, the accounts of
+    the last world of the same manifests when it left them as seeded (module docstring)."""
     from moto import mock_aws
 
-    with mock_aws():
-        world = World(manifests)
-        world.seed()
+    world = World(manifests)
+    mock = mock_aws()
+    seeded = keep and KEPT.seeded == world.key
+    mock.start(reset=not seeded)
+    kept = False
+    try:
+        if seeded and not world.sentinel_found():
+            # Another mock_aws() reset moto since: what it holds is not this seeding.
+            mock.stop()
+            mock.start()
+            seeded = False
+        if not seeded:
+            world.seed()
         yield world
+        kept = keep and world.left_as_seeded
+    finally:
+        world.release()
+        if not kept:
+            KEPT.seeded = None
+        mock.stop(remove_data=not kept)
 
 
 def run_double(

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
 from mlgate.infra.product_code import generator_module, transform_module
-from mlgate.manifest import Manifest, load_manifest
+from mlgate.manifest import load_manifest
 
-from ..spark_session import EXAMPLE_MANIFESTS, example, raw_sources
+from ..spark_session import EXAMPLE_MANIFESTS, Curation, example, example_curation
 
 FRAUD = example("fraud-detection")
 _fraud = transform_module(FRAUD)
@@ -196,9 +196,12 @@ def test_curate_accounts_for_every_input_row(spark: Any) -> None:
     )
     curated, quarantined = curate(frame)
     assert quarantined.count() == 2
-    assert curated.count() == 3000 - 2
-    assert curated.select("transaction_id").distinct().count() == curated.count()
-    fraud_rate = curated.agg({"is_fraud": "avg"}).first()[0]
+    # One pass over the curated rows: their number, their distinct ids, the fraud rate.
+    rows, ids, fraud_rate = curated.agg(
+        F.count(F.lit(1)), F.count_distinct("transaction_id"), F.avg("is_fraud")
+    ).first()
+    assert rows == 3000 - 2
+    assert ids == rows
     assert 0.005 < fraud_rate < 0.03
 
 
@@ -207,40 +210,11 @@ def test_curate_accounts_for_every_input_row(spark: Any) -> None:
 PRODUCTS = [pytest.param(p, id=p.parent.name) for p in EXAMPLE_MANIFESTS]
 
 
-@dataclass
-class Curation:
-    """A product's transform run on its generator's data, one id blanked per source."""
-
-    manifest: Manifest
-    curated: Any
-    quarantined: Any
-    ids_in: int  # rows of the sources that carry the id column
-
-
 @pytest.fixture(scope="module")
 def curation(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Curation]:
-    done: dict[Path, Curation] = {}
-
-    def get(path: Path) -> Curation:
-        if path not in done:
-            manifest = load_manifest(path)
-            id_column = manifest.data.curated.id_column
-            frames = generator_module(manifest).sources(2000, seed=3)
-            ids_in = 0
-            for name, frame in frames.items():
-                if id_column in frame.columns:
-                    frame = frame.astype({id_column: object})
-                    frame.loc[frame.index[1], id_column] = None
-                    frames[name] = frame
-                    ids_in += len(frame)
-            sources = raw_sources(spark, manifest, frames, tmp_path_factory.mktemp("raw"))
-            curated, quarantined = transform_module(manifest).transform(
-                spark, sources, dict(manifest.data.transform_params)
-            )
-            done[path] = Curation(manifest, curated.cache(), quarantined.cache(), ids_in)
-        return done[path]
-
-    return get
+    """The product's transform run on its generator's data with one id blanked per source
+    (tests/spark_session.py: example_curation, the data tests/ml trains on)."""
+    return lambda path: example_curation(spark, load_manifest(path), tmp_path_factory)
 
 
 @pytest.mark.parametrize("path", PRODUCTS)
@@ -255,36 +229,34 @@ def test_curated_has_exactly_the_schema_columns_in_order(
 def test_curated_values_cast_to_the_schema_types(
     curation: Callable[[Path], Curation], path: Path
 ) -> None:
-    from pyspark.sql import functions as F
-
     run = curation(path)
+    columns = run.manifest.data.curated.columns
     # The Glue job casts to the declared types: a value that does not survive the cast
-    # would silently become null in the curated table.
-    lost = run.curated.select(
+    # would silently become null in the curated table. One pass: the rows, then each
+    # column's lost values.
+    rows, *lost = run.curated.select(
+        F.count(F.lit(1)),
         *[
-            F.sum(
-                (F.col(c.name).isNotNull() & F.col(c.name).cast(c.type).isNull()).cast("int")
-            ).alias(c.name)
-            for c in run.manifest.data.curated.columns
-        ]
+            F.sum((F.col(c.name).isNotNull() & F.col(c.name).cast(c.type).isNull()).cast("int"))
+            for c in columns
+        ],
     ).first()
-    assert {k: v for k, v in lost.asDict().items() if v} == {}
-    assert run.curated.count() > 1000
+    assert {c.name: n for c, n in zip(columns, lost, strict=True) if n} == {}
+    assert rows > 1000
 
 
 @pytest.mark.parametrize("path", PRODUCTS)
 def test_malformed_rows_are_quarantined_with_a_reason(
     curation: Callable[[Path], Curation], path: Path
 ) -> None:
-    from pyspark.sql import functions as F
-
     run = curation(path)
     id_column = run.manifest.data.curated.id_column
     assert "reason" in run.quarantined.columns
-    reasons = [r.reason for r in run.quarantined.collect()]
+    quarantined = run.quarantined.collect()
+    reasons = [r.reason for r in quarantined]
     assert reasons, "the blanked id went nowhere"
     assert all(r and r.strip() for r in reasons)
-    assert run.quarantined.where(F.col(id_column).isNull()).count() >= 1
+    assert any(r[id_column] is None for r in quarantined)
     # Never dropped silently: every row that arrived is curated or quarantined.
     assert run.curated.count() + len(reasons) == run.ids_in
 
@@ -292,9 +264,12 @@ def test_malformed_rows_are_quarantined_with_a_reason(
 @pytest.mark.parametrize("path", PRODUCTS)
 def test_curated_ids_are_unique(curation: Callable[[Path], Curation], path: Path) -> None:
     run = curation(path)
-    id_column = run.manifest.data.curated.id_column
-    assert run.curated.select(id_column).distinct().count() == run.curated.count()
-    assert run.curated.where(run.curated[id_column].isNull()).count() == 0
+    id_column = F.col(run.manifest.data.curated.id_column)
+    rows, distinct, missing = run.curated.select(
+        F.count(F.lit(1)), F.count_distinct(id_column), F.count(F.when(id_column.isNull(), 1))
+    ).first()
+    assert missing == 0
+    assert distinct == rows
 
 
 @pytest.mark.parametrize("path", PRODUCTS)

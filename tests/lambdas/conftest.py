@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 import sys
@@ -235,14 +236,93 @@ def shared_session() -> boto3.session.Session:
 
     mock_aws() drops boto3's default session at each start, so each test's first client made
     a new one (credential chain, config, endpoint data: about 30 ms a test). The session holds
-    no AWS state: moto's backends hold that, and each mock_aws() still starts from empty ones;
-    every client is still made afresh per test (the hooks' at their import, the tests' own),
-    so no retry quota or patched client is shared. Its credentials are moto's fake ones, which
-    every mock_aws() sets alike; region and settings are read from the environment at each
-    client's creation, as before."""
+    no AWS state: moto's backends hold that, and each mock_aws() still starts from empty ones.
+    Its credentials are moto's fake ones, which every mock_aws() sets alike. Its clients come
+    from ClientCache below."""
     if not _SESSION:
-        _SESSION.append(boto3.session.Session())
+        session = boto3.session.Session()
+        session.client = ClientCache(session.client)  # type: ignore[method-assign]
+        _SESSION.append(session)
     return _SESSION[0]
+
+
+@dataclass
+class Cached:
+    client: Any
+    attributes: frozenset[str]
+    spoiled: bool = False
+
+
+class ClientCache:
+    """One client per call site, made once per worker instead of at every call (about 4 ms
+    each, a dozen per test). A client holds no AWS state (moto's backends do), and moto answers
+    every client through the one handler it registers for all of them, so a client made under
+    one mock_aws() answers from the next one's empty backends (test_client_cache.py).
+
+    The key is the call site (file, line and instruction of the code calling boto3.client: a
+    hook's module-level client, a fixture's, a helper's), the arguments and every AWS_* variable in
+    the environment (region, endpoints, retry mode, credentials: what a new client would read),
+    so two sites never share a client. A client is made afresh once it holds something of a
+    test's, one of:
+    - a handler registered on or removed from its events (botocore's Stubber, or a test's own),
+      told by its emitter's register/unregister methods (wrapped on that instance);
+    - an attribute set on it (a monkeypatched method: still on it after the undo);
+    - a retried request: standard retries spend the client's retry quota
+      (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html), and an S3
+      client remembers a redirected bucket's region; told by the attempt number botocore writes
+      in each attempt's `amz-sdk-request` header ("attempt=1; max=3").
+    A call with any other argument than text, numbers or None (a botocore Config) is not
+    cached."""
+
+    EVENTS = ("register", "register_first", "register_last", "unregister")
+
+    def __init__(self, make: Callable[..., Any]) -> None:
+        self.make = make
+        self.clients: dict[tuple[Any, ...], Cached] = {}
+        self.made = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        values = [*args, *kwargs.values()]
+        if not all(v is None or isinstance(v, (str, int, float)) for v in values):
+            return self.make(*args, **kwargs)
+        frame = sys._getframe(1)
+        while frame.f_back and frame.f_globals.get("__name__", "").startswith("boto3"):
+            frame = frame.f_back  # boto3.client, then its session's client
+        key = self.key((frame.f_code.co_filename, frame.f_lineno, frame.f_lasti), args, kwargs)
+        cached = self.clients.get(key)
+        if cached is None or self.spoiled(cached):
+            cached = self.clients[key] = self.made_for(args, kwargs)
+        return cached.client
+
+    @staticmethod
+    def key(site: tuple[str, int, int], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+        return site, args, tuple(sorted(kwargs.items())), environment
+
+    @staticmethod
+    def spoiled(cached: Cached) -> bool:
+        return cached.spoiled or set(vars(cached.client)) != cached.attributes
+
+    def made_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Cached:
+        client = self.make(*args, **kwargs)
+        self.made += 1
+        cached = Cached(client, frozenset(vars(client)))
+        events = client.meta.events
+        events.register("before-send", functools.partial(self.attempt, cached))
+        for name in self.EVENTS:
+            method = getattr(events, name)
+
+            def changed(*a: Any, _method: Any = method, **k: Any) -> Any:
+                cached.spoiled = True
+                return _method(*a, **k)
+
+            setattr(events, name, changed)
+        return cached
+
+    @staticmethod
+    def attempt(cached: Cached, request: AWSPreparedRequest, **_: Any) -> None:
+        if not header(request, "amz-sdk-request").startswith("attempt=1;"):
+            cached.spoiled = True
 
 
 @contextlib.contextmanager

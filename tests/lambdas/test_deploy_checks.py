@@ -216,6 +216,8 @@ SPLIT = "training/fraud-detection/run-1/test/test.csv"
 # The test split's layout: the label first, then the payload columns, no header.
 ROWS = [f"{i % 2},{100 + i}.5,1,0.3,1.2,3600,2" for i in range(8)]
 REQUESTS = 12
+# The manifest's thresholds, as the delivery stack hands them to the quality gate.
+THRESHOLDS = json.dumps(thresholds(load_manifest(DEFAULT_MANIFEST)))
 
 
 def payload(i: int) -> str:
@@ -257,7 +259,7 @@ def gate(released: Pipeline, audit_table: str, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(handler, "sagemaker", Endpoint("InService", RELEASED))
     monkeypatch.setattr(handler, "clock", Clock(0.085))
     monkeypatch.setattr(handler, "pause", pauses.append)
-    monkeypatch.setenv("MLGATE_THRESHOLDS", json.dumps(thresholds(load_manifest(DEFAULT_MANIFEST))))
+    monkeypatch.setenv("MLGATE_THRESHOLDS", THRESHOLDS)
     monkeypatch.setenv("SMOKE_REQUESTS", str(REQUESTS))
     monkeypatch.setenv("AUDIT_TABLE", audit_table)
     monkeypatch.setenv("RELEASE_PIPELINE", "mlgate-fraud-detection-release")

@@ -8,6 +8,8 @@ answers are compared."""
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -444,9 +446,15 @@ def hook_modules() -> dict[str, Any]:
     return {
         name: module
         for name, module in list(sys.modules.items())
-        if (where := getattr(module, "__file__", None))
-        and Path(where).resolve().is_relative_to(LAMBDAS)
+        if (where := getattr(module, "__file__", None)) and in_hooks(where)
     }
+
+
+@functools.cache
+def in_hooks(where: str) -> bool:
+    """Whether a module's file is a hook's (resolved once per file: a few thousand modules
+    are loaded, and each test looks at them all two or three times)."""
+    return Path(where).resolve().is_relative_to(LAMBDAS)
 
 
 SHARED = hook_modules()
@@ -505,6 +513,15 @@ def test_a_hook_imported_after_the_rehearsal_unloaded_the_hooks_is_compared_alik
     agree(new, old, request)
 
 
+# Every field of each sample with every malformed class (each text also with a final newline)
+# goes through both readers in the deterministic tests here (test_every_*_malformed_*); the
+# random search adds breadth: 60 examples (150 before), as test_gate_and_drift_inputs' property
+# tests. MLGATE_PROPERTY_EXAMPLES raises it.
+PROPERTY = settings(
+    max_examples=int(os.environ.get("MLGATE_PROPERTY_EXAMPLES", "60")), deadline=None
+)
+
+
 @pytest.mark.parametrize(("name", "pair", "sample"), SAMPLES, ids=IDS)
 def test_every_field_malformed_is_answered_as_the_pydantic_model_answered(
     name: str, pair: Any, sample: dict[str, Any]
@@ -521,7 +538,7 @@ def test_every_field_malformed_is_answered_as_the_pydantic_model_answered(
 
 
 @pytest.mark.parametrize(("name", "pair", "sample"), SAMPLES, ids=IDS)
-@settings(max_examples=150, deadline=None)
+@PROPERTY
 @given(data=st.data())
 def test_any_mutation_is_answered_as_the_pydantic_model_answered(
     name: str, pair: Any, sample: dict[str, Any], data: st.DataObject
@@ -546,7 +563,7 @@ def test_every_notification_field_malformed_is_answered_as_the_model_answered() 
         agree(new, old, changed(SNS, message, raw))
 
 
-@settings(max_examples=150, deadline=None)
+@PROPERTY
 @given(data=st.data())
 def test_any_notification_is_answered_as_the_model_answered(data: st.DataObject) -> None:
     new, old = notifier_pair()
@@ -602,7 +619,7 @@ def test_every_action_event_field_malformed_is_answered_as_the_model_answered() 
         agree(new, old, other)
 
 
-@settings(max_examples=150, deadline=None)
+@PROPERTY
 @given(data=st.data())
 def test_any_action_event_is_answered_as_the_model_answered(data: st.DataObject) -> None:
     from gate_callback import handler

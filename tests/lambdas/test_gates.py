@@ -121,14 +121,7 @@ def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch,
     from gate_callback import handler as callback
     from gate_notifier import handler as notifier
 
-    sns = boto3.client("sns")
-    topic = sns.create_topic(Name="brief-business-signoff")["TopicArn"]
-    sqs = boto3.client("sqs")
-    inbox = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    topic = boto3.client("sns").create_topic(Name="brief-business-signoff")["TopicArn"]
     secrets = boto3.client("secretsmanager")
     webhook = secrets.create_secret(Name="webhook", SecretString="https://hooks.slack.test/x")
     signing = secrets.create_secret(
@@ -220,11 +213,24 @@ def gates(audit_table: str, wire: Wire, monkeypatch: pytest.MonkeyPatch,
         "pipeline": pipeline,
         "codepipeline": codepipeline,
         "wire": wire,
-        "inbox": inbox,
+        "topic": topic,
         "capsys": capsys,
         "caplog": caplog,
         "stdout": [],
     }
+
+
+@pytest.fixture
+def inbox(gates: dict[str, Any]) -> str:
+    """A mailbox subscribed to the brief's topic (gates["inbox"]), for the tests that read
+    what was mailed: made before the test publishes, so every brief reaches it."""
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    boto3.client("sns").subscribe(TopicArn=gates["topic"], Protocol="sqs",
+                                  Endpoint=arn["QueueArn"])  # fmt: skip
+    gates["inbox"] = queue
+    return str(queue)
 
 
 def click(request_id: str, user: str, action: str = "approve", *, ts: float = NOW,
@@ -288,7 +294,9 @@ def posted_request(gates: dict[str, Any]) -> str:
     return str(result["request_id"])
 
 
-def test_brief_carries_the_evidence_and_buttons_without_the_token(gates: dict[str, Any]) -> None:
+def test_brief_carries_the_evidence_and_buttons_without_the_token(
+    gates: dict[str, Any], inbox: str
+) -> None:
     request_id = posted_request(gates)
     (message,) = gates["posted"]
     text = json.dumps(message)
@@ -781,7 +789,7 @@ def test_a_notification_without_snss_timestamp_is_refused(
 
 @pytest.mark.parametrize("index", range(17))
 def test_a_transient_fault_in_any_call_then_the_retry_posts_the_brief_exactly_once(
-    gates: dict[str, Any], faults: Faults, index: int
+    gates: dict[str, Any], inbox: str, faults: Faults, index: int
 ) -> None:
     """Each AWS call of the notifier (the idempotency store's included) fails once in turn;
     the retry posts the brief with its buttons once, mails it once, records it once.
@@ -836,6 +844,7 @@ def test_no_brief_when_the_execution_s_release_cannot_be_found(gates: dict[str, 
 
 def test_no_brief_when_the_execution_s_release_json_version_is_gone(
     gates: dict[str, Any],
+    inbox: str,
 ) -> None:
     """The object version the execution took no longer exists (S3: NoSuchVersion): refused,
     naming it, with nothing posted, mailed or recorded; a retry would meet the same answer."""
@@ -1343,6 +1352,7 @@ def attempts(step: str) -> list[str]:
 
 def test_a_chat_post_whose_record_is_lost_is_resent_marked_as_a_resend(
     gates: dict[str, Any],
+    inbox: str,
 ) -> None:
     """At least once: the brief is posted, and the write that marks the post done fails on
     every try (a 500 at the HTTP layer, botocore retries it). Lambda's retry cannot know the
@@ -1371,7 +1381,9 @@ def test_a_chat_post_whose_record_is_lost_is_resent_marked_as_a_resend(
     assert len(gates["posted"]) == 2
 
 
-def test_a_mail_whose_record_is_lost_is_resent_marked_as_a_resend(gates: dict[str, Any]) -> None:
+def test_a_mail_whose_record_is_lost_is_resent_marked_as_a_resend(
+    gates: dict[str, Any], inbox: str
+) -> None:
     wire = gates["wire"]
     wire.fail("dynamodb.UpdateItem", every=SERVER_ERROR, match='"gate_notifier.mail#')
     with pytest.raises(Exception, match="success in idempotency store"):
@@ -1418,7 +1430,7 @@ def brief_line(gates: dict[str, Any], starts: str) -> str:
 
 @pytest.mark.parametrize("fault", [THROTTLED, SERVER_ERROR, TIMEOUT], ids=str)
 def test_a_brief_waits_for_a_data_quality_lookup_glue_did_not_answer(
-    gates: dict[str, Any], glue_on_the_wire: Wire, fault: Fault
+    gates: dict[str, Any], inbox: str, glue_on_the_wire: Wire, fault: Fault
 ) -> None:
     """Glue does not answer on any try botocore makes: the invocation fails before anything is
     stored or sent, and Lambda's retry (Glue answering again) posts a complete brief, once."""
@@ -1461,7 +1473,7 @@ def test_glue_refusing_the_lookup_is_said_at_once(
 
 
 def test_a_step_done_is_not_repeated_when_the_brief_changed_between_tries(
-    gates: dict[str, Any], glue_on_the_wire: Wire, monkeypatch: pytest.MonkeyPatch
+    gates: dict[str, Any], inbox: str, glue_on_the_wire: Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The chat post went out (complete), the mail failed; by Lambda's last try Glue is
     throttled and the brief's data-quality line differs. The post is not repeated (a step done

@@ -19,20 +19,14 @@ import pytest
 
 from mlgate.manifest import load_manifest
 from mlgate.runtime.ml.scripts import evaluate, preprocess
-from tools.local_pipeline import Run, curate_locally, script, train_locally
+from tools.local_pipeline import Run, script
 
 from ..lazy import Lazy
-from ..spark_session import EXAMPLE_MANIFESTS
+from ..spark_session import EXAMPLE_MANIFESTS, pipeline_run
 
-# Loaded on the worker that runs these tests only (the synth group, with local Spark).
+# Loaded on the worker that runs these tests only (the one with local Spark).
 joblib, xgb, skm = Lazy("joblib"), Lazy("xgboost"), Lazy("sklearn.metrics")
 
-ROWS = {"fraud-detection": 30_000}
-"""Raw rows per product, 10,000 unless named here: every check but the thresholds holds at any
-size. Fraud detection's precision floor (0.95) is judged on its test split's predicted frauds
-(about 70 at 30,000 rows, fraud being 1.5 %): with fewer, a false positive or two fails it.
-Delivery time meets its own (rmse 5, mae 4 minutes) at 3.3 and 2.6 from 10,000 rows."""
-SEED = 5
 PRODUCTS = [pytest.param(p, id=p.parent.name) for p in EXAMPLE_MANIFESTS]
 SCRIPT_MODE = [
     pytest.param(p, id=p.parent.name)
@@ -43,26 +37,13 @@ SCRIPT_MODE = [
 pytestmark = pytest.mark.spark
 
 
-def run_product(spark: Any, path: Path, base: Path) -> Run:
-    """The product's raw data -> its transform -> curated Parquet -> preprocess -> train ->
-    evaluate, as tools/local_pipeline.py runs it (the rehearsal runs the same code)."""
-    manifest = load_manifest(path)
-    rows = ROWS.get(manifest.product.name, 10_000)
-    curate_locally(spark, manifest, base / "input", rows=rows, seed=SEED)
-    return train_locally(manifest, base)
-
-
 @pytest.fixture(scope="module")
 def runs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Run]:
-    """Each product's run, made once, on first use."""
-    done: dict[Path, Run] = {}
-
-    def get(path: Path) -> Run:
-        if path not in done:
-            done[path] = run_product(spark, path, tmp_path_factory.mktemp(path.parent.name))
-        return done[path]
-
-    return get
+    """Each product's raw data (one id blanked) -> its transform -> curated Parquet ->
+    preprocess -> train -> evaluate, as tools/local_pipeline.py runs it (the rehearsal runs the
+    same code); made once, on first use (tests/spark_session.py: pipeline_run, its rows and
+    seed)."""
+    return lambda path: pipeline_run(spark, load_manifest(path), tmp_path_factory)
 
 
 def predictions(run: Run, rows: np.ndarray) -> np.ndarray:
@@ -389,6 +370,30 @@ def test_evaluate_names_the_model_formats_it_loads(tmp_path: Path) -> None:
         evaluate.load_predictor(tmp_path, "regression")
 
 
+def deployed_definition(manifest: Any) -> dict[str, Any]:
+    """The definition synth deploys: the product's cached one when its key says it was built
+    from today's inputs (as `cached_definition` serves it; tests/ml/test_pipeline_definition.py
+    holds the cache to what the SDK builds), else built with the SDK (seconds). Nothing is
+    written."""
+    from mlgate.infra.ml.pipeline import (
+        CACHE_FILE,
+        PipelineSettings,
+        definition,
+        definition_key,
+    )
+
+    from .conftest import pipeline_settings
+
+    try:
+        cached = json.loads(manifest.path(str(CACHE_FILE)).read_text())
+        if cached["key"] == definition_key(manifest, PipelineSettings(**cached["settings"])):
+            found: dict[str, Any] = cached["definition"]
+            return found
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no cache, or one of another shape: built below
+    return definition(manifest, pipeline_settings(manifest))
+
+
 def json_gets(node: Any) -> list[str]:
     if isinstance(node, dict):
         found = [node["Std:JsonGet"]["Path"]] if "Std:JsonGet" in node else []
@@ -403,13 +408,11 @@ def test_every_path_the_pipeline_reads_exists_in_the_evaluation_report(
     runs: Callable[[Path], Run], path: Path
 ) -> None:
     """The pipeline's condition steps read what evaluate really writes, for each product."""
-    from mlgate.infra.ml.pipeline import definition, metric_json_path
-
-    from .conftest import pipeline_settings
+    from mlgate.infra.ml.pipeline import metric_json_path
 
     run = runs(path)
     manifest = run.manifest
-    paths = set(json_gets(definition(manifest, pipeline_settings(manifest))))
+    paths = set(json_gets(deployed_definition(manifest)))
     assert paths == {metric_json_path(manifest, m.name) for m in manifest.metrics.model_metrics}
     for json_path in paths:
         node: Any = run.report
