@@ -49,6 +49,7 @@ def manifest(**cost: Any) -> Manifest:
     raw["monitoring"]["schedule"] = "cron(0 * ? * * *)"  # hourly
     raw["monitoring"].pop("engine", None)  # Evidently: 3 jobs a run
     raw["cost"] = cost
+    raw.pop("tracking", None)  # test_a_tracking_server_mlgate_creates_is_billed_every_hour
     return Manifest.model_validate(raw)
 
 
@@ -121,8 +122,10 @@ def test_the_examples_estimate_in_full_from_the_shipped_prices() -> None:
         e = E.estimate(m)
         priced = [x for x in e.lines if x.monthly is not None]
         assert priced, name
-        # Only what bills per use is left unpriced; every instance type has its price.
-        assert all("prices.json" not in x.basis for x in e.lines), e.lines
+        # Only what bills per use is left unpriced; every instance type has its price. The one
+        # exception: no MLflow tracking server price is shipped (it is named, never guessed).
+        assert all("prices.json" not in x.basis for x in e.lines
+                   if x.item != "experiment tracking"), e.lines  # fmt: skip
         text = "\n".join(E.summary_lines(e))
         assert "total" in text
         assert "as of" in text
@@ -169,3 +172,20 @@ def test_spot_training_in_the_pipeline_definition() -> None:
     assert "EnableManagedSpotTraining" not in args or not args["EnableManagedSpotTraining"]
     assert args["StoppingCondition"] == {"MaxRuntimeInSeconds": 5400}
     assert not args.get("CheckpointConfig")
+
+
+def test_a_tracking_server_mlgate_creates_is_billed_every_hour() -> None:
+    raw = yaml.safe_load((EXAMPLES / "fraud-detection" / "manifest.yaml").read_text())
+    raw["tracking"] = {"create": True, "size": "Medium"}
+    created = Manifest.model_validate(raw)
+    (line,) = [x for x in E.estimate(created, PRICES).lines if x.item == "experiment tracking"]
+    assert line.monthly is None
+    assert "MLflow tracking server Medium" in line.basis
+    assert "prices.json" in line.basis
+    prices = copy.deepcopy(PRICES)
+    prices["regions"]["eu-west-1"]["mlflow"] = {"Medium": 1.5}
+    (line,) = [x for x in E.estimate(created, prices).lines if x.item == "experiment tracking"]
+    assert line.monthly == 730 * 1.5
+    raw["tracking"] = {"uri": "https://mlflow.example.com"}
+    elsewhere = Manifest.model_validate(raw)
+    assert "experiment tracking" not in {x.item for x in E.estimate(elsewhere, prices).lines}

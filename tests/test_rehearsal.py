@@ -106,6 +106,11 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         f"mlgate-{name}-staging serves s3://artifacts/released/{name}/2/model.tar.gz",
         f"prod: mlgate-{name}-prod serves s3://artifacts/released/{name}/2/model.tar.gz",
         "version 2 rolled out in prod as the manifest says",
+        # the product's budget alerts, routed as the Foundation stack routes them
+        "Budgets publishes the alert to on-call's topic",
+        # each version's model card follows its gates; version 2's go-live archives version 1's
+        f"mlgate-{name}-v000001 PendingReview -> Approved",
+        f"the card it supersedes, mlgate-{name}-v000001: Archived",
     ):
         assert line in out, line
     assert "[simulated offline]" in out  # what could not run here says so

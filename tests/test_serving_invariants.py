@@ -51,6 +51,7 @@ def test_linear_steps_are_checked_too() -> None:
         # A real-time staging of one instance (the example's is async, scaled to zero).
         staging = doc["serving"]["staging"]
         staging.pop("async", None)
+        staging.pop("off_hours", None)
         staging.update(mode="real-time", instance_count=1)
         staging["rollout"] = {"policy": "linear", "bake_minutes": 2}
 

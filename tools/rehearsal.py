@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import io
 import json
 import os
@@ -38,6 +39,7 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -661,6 +663,11 @@ def rehearse(manifest: Any) -> int:
         forget_hooks()
 
 
+@functools.cache
+def real_folder(folder: str) -> Path:
+    return Path(folder).resolve()
+
+
 def forget_hooks() -> None:
     """Unload the hooks' modules (and their `shared` package): the next import makes their
     clients, idempotency stores and settings again, in the next product's world. Powertools
@@ -668,7 +675,10 @@ def forget_hooks() -> None:
     those go too."""
     for name, module in list(sys.modules.items()):
         where = getattr(module, "__file__", None)
-        if where and Path(where).resolve().is_relative_to(LAMBDAS):
+        # Each folder resolved once: resolving every module's path took seconds per call.
+        if where and (real_folder(os.path.dirname(where)) / os.path.basename(where)).is_relative_to(
+            LAMBDAS
+        ):
             del sys.modules[name]
     if "aws_lambda_powertools.utilities.parameters" in sys.modules:
         from aws_lambda_powertools.utilities import parameters
@@ -876,6 +886,8 @@ class Rehearsal:
             mode = m.env_serving(env).mode.value
             how = f"{mode}, all at once" if mode == "serverless" else mode
             say("Serving", f"{env} ({how}): {m.rollout_summary(env)}.")
+            if hours := m.env_serving(env).off_hours_summary():
+                say("Off hours", f"{env}: {hours} [simulated offline]")
         from tools.local_endpoint import version_note
 
         note = version_note(m.model.algorithm.value, m.model.version)
@@ -907,8 +919,18 @@ class Rehearsal:
         self.deploy("prod", arn)
         if not self.verify("prod"):
             return 1
+        self.model_card(1)
         self.audit_trail()
         self.traffic("prod", "version 1's traffic in prod")
+        from tools.rehearsal_budget import BudgetAlertError, budget_alert
+
+        try:
+            budget = budget_alert(m)
+        except BudgetAlertError as err:
+            say("Budget", f"FAILED: {err}")
+            return 1
+        for line in budget:
+            say("Budget", line)
         print("\nFault scenarios\n")
         self.fault_below_threshold()
         self.fault_forged_approval()
@@ -990,6 +1012,7 @@ class Rehearsal:
             for g in self.manifest.pipeline_gates
             if g.kind.value == "manual"
         }
+        from mlgate.infra.cards import card_prefix
         from mlgate.infra.gates import encoded, gate_context, thresholds
 
         context = gate_context(
@@ -1014,6 +1037,7 @@ class Rehearsal:
                 "DQ_JOB": self.names.quality_job(),
                 "SAMPLE_PAYLOAD": self.manifest.sample_record,
                 "SMOKE_REQUESTS": str(self.manifest.serving.smoke_requests),
+                "MODEL_CARD_PREFIX": card_prefix(self.manifest),
             }
         )
         template: dict[str, Any] = {
@@ -1069,7 +1093,8 @@ class Rehearsal:
         from tools.local_pipeline import train_locally
 
         # The manifest's own hyper-parameters, as the training job would use them.
-        run = train_locally(self.manifest, curated.parent, quick=False)
+        with self.tracked(1):
+            run = train_locally(self.manifest, curated.parent, quick=False)
         self.bases[1] = run.base
         section = self.manifest.model.problem_type.report_section
         report = run.report
@@ -1095,12 +1120,56 @@ class Rehearsal:
                     f"{m.threshold}: the pipeline's FailStep would stop here; the rehearsal "
                     "continues with the registered metrics to show the gates.",
                 )
+        self.show_run(1)
         self.test_split = curated.parent / "test" / "test.csv"
         self.baseline = curated.parent / "baseline" / "baseline.csv"
         self.upload_run(1, run.base, report)
         self.evaluation = {k: float(v) for k, v in metrics.items()}
         self.evaluated_at = now_iso()
         return report
+
+    # --- experiment tracking: a local MLflow store stands in for the manifest's server --------
+
+    def execution_of(self, version: int) -> str:
+        return f"rehearsal-{self.manifest.product.name}-v{version}"
+
+    @contextlib.contextmanager
+    def tracked(self, version: int) -> Iterator[None]:
+        """The training of `version` with the jobs' tracking environment (the manifest's
+        `tracking`), its server a local file store under reports/rehearsal/<product>/mlruns;
+        without tracking, as it was."""
+        from tools import rehearsal_tracking
+
+        if not rehearsal_tracking.declared(self.manifest):
+            yield
+            return
+        store = REPORTS / self.manifest.product.name / "mlruns"
+        if version == 1:  # this rehearsal's runs only: the last rehearsal's go
+            import shutil
+
+            shutil.rmtree(store, ignore_errors=True)
+        from tools.local_pipeline import environment
+
+        with environment(
+            rehearsal_tracking.environment(self.manifest, store, self.execution_of(version))
+        ):
+            yield
+
+    def show_run(self, version: int) -> None:
+        from tools import rehearsal_tracking
+
+        if not rehearsal_tracking.declared(self.manifest):
+            return
+        store = REPORTS / self.manifest.product.name / "mlruns"
+        for line in rehearsal_tracking.summary(self.manifest, store, self.execution_of(version)):
+            say("Tracking", f"version {version}: {line}")
+
+    def run_metadata(self, version: int) -> dict[str, str]:
+        from tools import rehearsal_tracking
+
+        if not rehearsal_tracking.declared(self.manifest) or version not in self.bases:
+            return {}
+        return rehearsal_tracking.version_metadata(self.bases[version])
 
     def upload_run(self, version: int, base: Path, report: dict[str, Any]) -> None:
         """A training run's outputs where the training pipeline writes them
@@ -1124,9 +1193,10 @@ class Rehearsal:
         # The pipeline's Check step registers only a run that meets every model metric's
         # threshold: a sample whose model misses one is a run stopped before registration.
         for seed in SECOND_VERSION_SEEDS:
-            run = train_another_version(
-                self.manifest, curated.parent, self.work / f"version-2-seed-{seed}", seed=seed
-            )
+            with self.tracked(2):
+                run = train_another_version(
+                    self.manifest, curated.parent, self.work / f"version-2-seed-{seed}", seed=seed
+                )
             report = run.report
             metrics = {k: round(v["value"], 4) for k, v in report[section].items()}
             missed = [m.name.value for m in self.manifest.metrics.model_metrics
@@ -1134,6 +1204,7 @@ class Rehearsal:
             if not missed:
                 break
         self.bases[2] = run.base
+        self.show_run(2)
         self.upload_run(2, run.base, report)
         tried = SECOND_VERSION_SEEDS.index(seed) + 1
         say(
@@ -1164,7 +1235,9 @@ class Rehearsal:
             ModelPackageGroupName=self.group,
             ModelApprovalStatus=status,
             CustomerMetadataProperties={
-                BASELINE_PROPERTY: f"s3://artifacts/{prefix}/baseline/baseline.csv"
+                BASELINE_PROPERTY: f"s3://artifacts/{prefix}/baseline/baseline.csv",
+                # The run evaluate logged (mlflow-run.json), as the register step stores it.
+                **(self.run_metadata(version)),
             },
             ModelMetrics={
                 "ModelQuality": {
@@ -1618,6 +1691,16 @@ class Rehearsal:
                 f"{answer['statusCode']}: {text}",
             )
 
+    def model_card(self, version: int) -> None:
+        """The version's SageMaker Model Card through its statuses, by the real model card hook
+        (tools/rehearsal_cards.py): registered, reviewed at the first manual gate, live."""
+        from tools.rehearsal_cards import play_card
+
+        lines = play_card(self.manifest, version=version, execution=EXECUTION,
+                          account=ACCOUNT, region=REGION)  # fmt: skip
+        for line in lines:
+            say("Model card", line)
+
     def audit_trail(self) -> None:
         from shared.audit import AuditTrail
 
@@ -1822,6 +1905,7 @@ class Rehearsal:
             return False
         if not self.verify("prod"):
             return False
+        self.model_card(2)
         self.traffic("prod", "version 2's traffic in prod, all of it on version 2")
         return True
 

@@ -178,6 +178,9 @@ def one_pager(m: Manifest) -> str:
             for env in ENV_NAMES
         )
     )  # fmt: skip
+    for env in ENV_NAMES:
+        if hours := m.env_serving(env).off_hours_summary():
+            lines.append(f"  {env} {hours}")
     lines.append(
         f"  RICE score: {m.rice.score:,} (reach {m.rice.reach:,} x impact {m.rice.impact} x "
         f"confidence {m.rice.confidence} / effort {m.rice.effort})"

@@ -20,6 +20,7 @@ PRICES = Path(__file__).with_name("prices.json")
 HOURS_PER_MONTH = 730
 """AWS's pricing pages count a month as 730 hours; a day is 24 of them, a month 730 / 24 days."""
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
+HOURS_PER_WEEK = 7 * 24
 TRAINING_PROCESSING_JOBS = 3
 """Processing jobs of one training run (mlgate/infra/ml/pipeline.py): preprocess, evaluate,
 and the data-quality baseline, each on model.processing_instance_type."""
@@ -112,6 +113,8 @@ class Estimate:
     assumptions: list[str] = field(default_factory=list)
     spot_saving: float = 0.0
     """USD a month training saves on spot, against on-demand (0 without use_spot)."""
+    off_hours_saving: float = 0.0
+    """USD a month the endpoints' off hours save, against the same fleet at every hour."""
 
     @property
     def total(self) -> float:
@@ -120,6 +123,13 @@ class Estimate:
     @property
     def unpriced(self) -> list[Line]:
         return [line for line in self.lines if line.monthly is None]
+
+
+def _off_hours(serving: Any) -> str:
+    """The environment's off-hours line, "" without off_hours (read defensively: older
+    manifests have none)."""
+    summary = getattr(serving, "off_hours_summary", None)
+    return (summary() or "") if summary is not None else ""
 
 
 def _usd(value: float) -> str:
@@ -144,31 +154,60 @@ def estimate(m: Manifest, prices: dict[str, Any] | None = None) -> Estimate:
     def missing(what: str) -> str:
         return f"no {what} price for {region} in mlgate/cli/prices.json"
 
-    # Endpoints: the fleet they start with, every hour of the month.
+    # Endpoints: the fleet they start with, every hour of the month; outside working hours
+    # the off-hours fleet where the manifest schedules one.
     for env in ENV_NAMES:
         serving = m.env_serving(env)
         mode = str(getattr(serving, "mode", "real-time"))
         item = f"endpoint {env}"
+        off_hours = _off_hours(serving)
         if mode == "serverless":
-            e.lines.append(Line(item, "serverless: billed per request, 0 when idle", None))
+            basis = "serverless: billed per request, 0 when idle"
+            e.lines.append(Line(item, f"{basis}{off_hours and f'; {off_hours}'}", None))
             continue
         count = serving.instance_count
         if mode == "async":
             settings = getattr(serving, "async_settings", None)
             if settings is None or getattr(settings, "scale_to_zero", True):
-                e.lines.append(Line(item, "async: scales to 0 when idle, billed per use", None))
+                basis = "async: scales to 0 when idle, billed per use"
+                e.lines.append(Line(item, f"{basis}{off_hours and f'; {off_hours}'}", None))
                 continue
             count = serving.autoscaling.min_instances
         hourly = price("hosting", serving.instance_type)
-        basis = f"{count} x {serving.instance_type} x {HOURS_PER_MONTH} h"
+        plan = serving.off_hours_plan() if hasattr(serving, "off_hours_plan") else None
+        if plan is None:
+            basis = f"{count} x {serving.instance_type} x {HOURS_PER_MONTH} h"
+            if hourly is None:
+                e.lines.append(Line(item, f"{basis}: {missing(serving.instance_type)}", None))
+            else:
+                monthly = round(count * HOURS_PER_MONTH * hourly, 2)
+                e.lines.append(Line(item, f"{basis} x {_rate(hourly)}/h", monthly))
+            continue
+        # Working hours a week, spread over the month's 730 hours; outside them the
+        # off-hours fleet: an async endpoint 0 when idle, a real-time one its off maximum.
+        # Each working day starts at autoscaling's minimum at least.
+        schedule = serving.off_hours
+        assert schedule is not None  # a plan needs one
+        count = max(count, serving.autoscaling.min_instances)
+        working = HOURS_PER_MONTH * schedule.working_hours_per_week / HOURS_PER_WEEK
+        off = HOURS_PER_MONTH - working
+        kept = 0 if mode == "async" else plan.off[1]
+        basis = (
+            f"{count} x {serving.instance_type} x {working:.1f} h of working hours + {kept} x "
+            f"{off:.1f} h outside them ({schedule.describe()})"
+        )
         if hourly is None:
             e.lines.append(Line(item, f"{basis}: {missing(serving.instance_type)}", None))
-        else:
-            e.lines.append(
-                Line(
-                    item, f"{basis} x {_rate(hourly)}/h", round(count * HOURS_PER_MONTH * hourly, 2)
-                )
+            continue
+        saving = round((count - kept) * off * hourly, 2)
+        e.off_hours_saving = round(e.off_hours_saving + saving, 2)
+        e.lines.append(
+            Line(
+                item,
+                f"{basis} x {_rate(hourly)}/h (off hours save {_usd(saving)})",
+                round((count * working + kept * off) * hourly, 2),
             )
+        )
     # ETL: each scheduled run curates at etl_max_workers, then the quality job.
     etl_runs = runs_per_month(m.data.schedule)
     dpus = m.data.etl_max_workers + QUALITY_JOB_WORKERS
@@ -240,12 +279,26 @@ def estimate(m: Manifest, prices: dict[str, Any] | None = None) -> Estimate:
             if hourly is not None
             else Line(f"monitoring {env}", f"{basis}: {missing(MONITOR_INSTANCE)}", None)
         )
+    # Experiment tracking: a tracking server mlgate creates bills per hour it runs, whatever it
+    # logs; one given by ARN or URI is someone else's bill.
+    tracking = getattr(m, "tracking", None)
+    if tracking is not None and tracking.create:
+        server = f"MLflow tracking server {tracking.size.value}"
+        hourly = price("mlflow", tracking.size.value)
+        e.lines.append(
+            Line("experiment tracking", f"{server} x {HOURS_PER_MONTH} h x {_rate(hourly)}/h",
+                 round(HOURS_PER_MONTH * hourly, 2))
+            if hourly is not None
+            else Line("experiment tracking", f"{server}, every hour: {missing(server)}", None)
+        )  # fmt: skip
     e.lines.append(Line("batch transform", "none: mlgate deploys no batch runs", 0.0))
     e.assumptions = [
         f"prices: {prices.get('source', '?')}, as of {prices.get('as_of', '?')}, {region}, USD, "
         "on-demand",
         f"a month is {HOURS_PER_MONTH} hours; schedules are counted over it (cron, rate)",
-        "endpoints run their starting instance_count all month (autoscaling adds to it)",
+        "endpoints run their starting instance_count all month (autoscaling adds to it); "
+        "with off_hours, in working hours only, and outside them the off-hours fleet (async: "
+        "0, as when idle)",
         f"each run's hours: training {cost.training_hours_per_run:g}, processing job "
         f"{cost.processing_hours_per_job:g}, ETL {cost.etl_hours_per_run:g}, monitoring job "
         f"{cost.monitoring_hours_per_run:g} (the manifest's cost section)",
@@ -264,5 +317,7 @@ def summary_lines(e: Estimate) -> list[str]:
     lines.append(f"  {'total':22} {_usd(e.total):>12}")
     if e.spot_saving:
         lines.append(f"  spot training saves about {_usd(e.spot_saving)} a month")
+    if e.off_hours_saving:
+        lines.append(f"  off hours save about {_usd(e.off_hours_saving)} a month")
     lines += [f"  assumes: {a}" for a in e.assumptions]
     return lines

@@ -86,6 +86,7 @@ HOME_HOOKS = (
     "gate_notifier",
     "gate_callback",
     "pipeline_starter",
+    "model_card",
 )
 """Hooks of the home account's stacks (delivery, training); each environment's serving stack
 adds a drift_responder in the environment's account."""

@@ -220,6 +220,9 @@ def serving_update_access(
                 "application-autoscaling:DeleteScalingPolicy",
                 "application-autoscaling:DescribeScalingPolicies",
                 "application-autoscaling:DescribeScheduledActions",
+                # A staging schedule (serving.<env>.off_hours) sets the target's ScheduledActions.
+                "application-autoscaling:PutScheduledAction",
+                "application-autoscaling:DeleteScheduledAction",
                 "application-autoscaling:TagResource",
                 "application-autoscaling:UntagResource",
                 "application-autoscaling:ListTagsForResource",

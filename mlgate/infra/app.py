@@ -126,6 +126,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             ("gate_notifier", delivery.notifier),
             ("gate_callback", delivery.callback),
             ("pipeline_starter", training.starter),
+            ("model_card", delivery.model_cards),
         )
         if hook is not None
     ]

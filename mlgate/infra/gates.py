@@ -15,6 +15,20 @@ from mlgate.manifest import GateKind, Manifest
 MAX_CONTEXT_BYTES = 3500
 
 
+def kpi_rows(manifest: Manifest) -> list[dict[str, Any]]:
+    """The business KPIs as the gate briefs and the model cards show them, owners by name."""
+    return [
+        {
+            "name": k.name,
+            "target": k.target,
+            "direction": k.direction.value,
+            "unit": k.unit,
+            "owner": manifest.contact(k.owner).name,
+        }
+        for k in manifest.metrics.business_kpis
+    ]
+
+
 def gate_context(
     manifest: Manifest,
     *,
@@ -56,16 +70,7 @@ def gate_context(
             }
             for m in manifest.metrics.model_metrics
         ],
-        "kpis": [
-            {
-                "name": k.name,
-                "target": k.target,
-                "direction": k.direction.value,
-                "unit": k.unit,
-                "owner": contact(k.owner).name,
-            }
-            for k in manifest.metrics.business_kpis
-        ],
+        "kpis": kpi_rows(manifest),
         "risks": [
             {"id": r.id, "title": r.title, "score": r.score, "owner": contact(r.owner).name}
             for r in manifest.open_risks

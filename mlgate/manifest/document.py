@@ -29,6 +29,7 @@ from mlgate.manifest.serving import (
     Serving,
     ServingMode,
 )
+from mlgate.manifest.tracking import Tracking
 
 # --- the manifest --------------------------------------------------------------------------
 
@@ -62,6 +63,8 @@ class Manifest(_Model):
     """Accounts and regions."""
     cost: Cost = Cost()
     """Budget, idle-endpoint alarm, spot training, and the monthly estimate's assumptions."""
+    tracking: Tracking | None = None
+    """Experiment tracking with MLflow (none: the pipeline logs to no tracking server)."""
 
     _folder: Path = PrivateAttr(default=Path("."))
 
@@ -313,6 +316,7 @@ class Manifest(_Model):
         problems.extend(self._rollout_problems())
         problems.extend(self._model_problems())
         problems.extend(self._retention_problems())
+        problems.extend(self._tracking_problems())
         if self.environments.prod.region != self.environments.staging.region:
             problems.append(
                 (
@@ -398,6 +402,32 @@ class Manifest(_Model):
             if problem and ("model.framework_version", problem) not in found:
                 found.append(("model.framework_version", problem))
         return found
+
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment the training pipeline's runs go to."""
+        tracking = self.tracking
+        return (tracking.experiment if tracking else None) or self.product.name
+
+    def _tracking_problems(self) -> list[tuple[str, str]]:
+        """An existing SageMaker tracking server lives where the pipeline runs: the jobs sign
+        their calls with the pipeline's role, for the server's own region (the sagemaker-mlflow
+        plugin builds the endpoint from the ARN's region)."""
+        tracking = self.tracking
+        if tracking is None or tracking.server_arn is None:
+            return []
+        _, _, _, region, account, _ = tracking.server_arn.split(":", 5)
+        home = self.environments.staging
+        if (region, account) != (home.region, home.account):
+            return [
+                (
+                    "tracking.server_arn",
+                    f"the server is in account {account}, {region}; the training pipeline runs "
+                    f"in staging's account {home.account}, {home.region}: name a server there, "
+                    "or create: true",
+                )
+            ]
+        return []
 
     def _retention_problems(self) -> list[tuple[str, str]]:
         """Each data class outlasts what reads it; the audit trail outlasts every data class."""

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
+import itertools
+import re
+import zoneinfo
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
-from mlgate.manifest.base import InstanceType, MonitorSchedule, RelativePath, _Model
+from mlgate.manifest.base import (
+    InstanceType,
+    MonitorSchedule,
+    RelativePath,
+    _CrossFieldErrors,
+    _Model,
+)
 
 
 class RolloutPolicy(StrEnum):
@@ -136,6 +149,168 @@ class AsyncServing(_Model):
     False keeps autoscaling.min_instances always on."""
 
 
+WEEK = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+"""AWS cron's day-of-week names, in the order the manifest's days are written and printed."""
+CLOCK = re.compile(r"^(?P<hour>[01]?[0-9]|2[0-3]):(?P<minute>[0-5][0-9])$")
+"""A 24-hour H:MM or HH:MM time."""
+
+
+_zones = functools.cache(zoneinfo.available_timezones)
+"""The IANA time zones this machine knows (read once: it walks the time zone database)."""
+
+
+def _minutes(clock: str) -> int:
+    """Minutes after midnight of a valid HH:MM time."""
+    match = CLOCK.match(clock)
+    assert match is not None  # OffHours refused it first
+    return int(match["hour"]) * 60 + int(match["minute"])
+
+
+def _days(text: str) -> tuple[str, ...]:
+    """The days `text` names (MON-FRI, MON,WED,FRI, SUN-THU: a range may run through the
+    week's end), in WEEK's order; ValueError naming what is wrong."""
+    found: set[str] = set()
+    for part in text.upper().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        for day in (first, last) if last else (first,):
+            if day not in WEEK:
+                raise ValueError(
+                    f"'{day or part}' in '{text}' is not a day: {', '.join(WEEK)}, as a range "
+                    "(MON-FRI) or a list (MON,WED,FRI)"
+                )
+        low, high = WEEK.index(first), WEEK.index(last or first)
+        found.update(WEEK[(low + i) % 7] for i in range((high - low) % 7 + 1))
+    return tuple(day for day in WEEK if day in found)
+
+
+class OffHours(_Model):
+    """Staging's working hours; outside them its endpoint scales down.
+
+    Working hours run from `start` to `end` on `days`, in `timezone`. Application Auto Scaling
+    runs two scheduled actions on the endpoint's scalable target, in that time zone (daylight
+    saving time included): at `end` on each working day the capacity goes down, at `start` it
+    comes back to the manifest's
+    (https://docs.aws.amazon.com/autoscaling/application/userguide/scheduled-scaling-using-cron-expressions.html)."""
+
+    days: str = "MON-FRI"
+    """Working days: a range (MON-FRI, SUN-THU) or a list (MON,TUE,THU) of MON TUE WED THU FRI
+    SAT SUN. The other days are off all day."""
+    start: str
+    """When working hours begin, 24-hour "HH:MM" in quotes (YAML reads 19:00 unquoted as a
+    number)."""
+    end: str
+    """When working hours end, "HH:MM", after `start` on the same day."""
+    timezone: str
+    """The IANA time zone the hours are in, e.g. Europe/Paris, America/New_York, UTC."""
+    instances: int | None = Field(default=None, ge=1, le=100)
+    """Capacity outside working hours (default 1, the least that still answers): real-time,
+    the instances it keeps (autoscaling's minimum and maximum, at least 1 per SageMaker);
+    async, the most instances it wakes (it goes to 0 when idle); serverless, its provisioned
+    concurrency."""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            hours, minutes = divmod(value, 60)
+            raise ValueError(
+                f"YAML read this time as the number {value} (it reads {hours}:{minutes:02d} "
+                f'unquoted in base 60): write it in quotes, "{hours:02d}:{minutes:02d}"'
+            )
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not CLOCK.match(value):
+            raise ValueError(f"'{value}' is not a 24-hour time: HH:MM from 00:00 to 23:59")
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, value: str) -> str:
+        _days(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            close = difflib.get_close_matches(value, _zones(), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(
+                f"'{value}' is not an IANA time zone (Region/City, e.g. Europe/Paris, or UTC){hint}"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> OffHours:
+        if _minutes(self.end) <= _minutes(self.start):
+            raise _CrossFieldErrors(
+                [
+                    (
+                        "end",
+                        f"{self.end} is not after start {self.start}: working hours start and "
+                        "end on the same day (the hours outside them, overnight included, are "
+                        "the off hours)",
+                    )
+                ]
+            )
+        return self
+
+    @property
+    def working_days(self) -> tuple[str, ...]:
+        return _days(self.days)
+
+    def _cron(self, clock: str) -> str:
+        hours, minutes = divmod(_minutes(clock), 60)
+        return f"cron({minutes} {hours} ? * {','.join(self.working_days)} *)"
+
+    @property
+    def start_cron(self) -> str:
+        """When working hours begin on each working day, as Application Auto Scaling's
+        six-field cron (minutes hours day-of-month month day-of-week year), in `timezone`."""
+        return self._cron(self.start)
+
+    @property
+    def end_cron(self) -> str:
+        """When working hours end on each working day, in `timezone`."""
+        return self._cron(self.end)
+
+    @property
+    def working_hours_per_week(self) -> float:
+        return len(self.working_days) * (_minutes(self.end) - _minutes(self.start)) / 60
+
+    @property
+    def longest_off_hours(self) -> float:
+        """The longest stretch outside working hours, in hours (a weekend: Friday's end to
+        Monday's start)."""
+        week = 7 * 24 * 60
+        spans = sorted(
+            (WEEK.index(d) * 24 * 60 + _minutes(self.start), WEEK.index(d) * 24 * 60
+             + _minutes(self.end))
+            for d in self.working_days
+        )  # fmt: skip
+        gaps = [b[0] - a[1] for a, b in itertools.pairwise(spans)]
+        gaps.append(spans[0][0] + week - spans[-1][1])
+        return max(gaps) / 60
+
+    def describe(self) -> str:
+        return f"{self.start}-{self.end} {self.days.upper()} {self.timezone}"
+
+
+@dataclass(frozen=True)
+class OffHoursPlan:
+    """What an environment's off-hours schedule moves: `what` (instances or provisioned
+    concurrency) between the (minimum, maximum) it has in working hours and outside them."""
+
+    what: str
+    working: tuple[int, int]
+    off: tuple[int, int]
+
+
 class EnvironmentServing(_Model):
     mode: ServingMode = ServingMode.REAL_TIME
     """real-time (instances always on), serverless (0 when idle, billed per request) or
@@ -152,11 +327,173 @@ class EnvironmentServing(_Model):
     """Queue and backlog scaling; async mode only (default settings when left out)."""
     rollout: Rollout
     """Blue/green traffic shifting policy for updates."""
+    off_hours: OffHours | None = None
+    """Working hours outside which the endpoint scales down (staging only): real-time to
+    off_hours.instances, async to 0 when idle and at most off_hours.instances, serverless with
+    provisioned concurrency to off_hours.instances of it. None: the same capacity at every
+    hour."""
 
     @property
     def async_settings(self) -> AsyncServing:
         """The async settings, defaults when the manifest gives none."""
         return self.async_ or AsyncServing()
+
+    @model_validator(mode="after")
+    def _off_hours_fit(self) -> EnvironmentServing:
+        hours = self.off_hours
+        if hours is None:
+            return self
+        problems: list[tuple[str, str]] = []
+        off = hours.instances or 1
+        scaling = self.autoscaling
+        rollout = self.rollout
+        if self.mode is ServingMode.REAL_TIME:
+            if not scaling.enabled:
+                problems.append(
+                    (
+                        "off_hours",
+                        "the schedule moves the variant's autoscaling bounds: "
+                        "autoscaling.enabled must stay true",
+                    )
+                )
+            if off > scaling.min_instances:
+                problems.append(
+                    (
+                        "off_hours.instances",
+                        f"{off} instances outside working hours is more than "
+                        f"autoscaling.min_instances ({scaling.min_instances}) in them",
+                    )
+                )
+            # A release outside working hours runs on the off-hours fleet: its first step is
+            # sized on that fleet, in whole instances (Rollout.first_step).
+            if rollout.policy is not RolloutPolicy.ALL_AT_ONCE:
+                shifted, share = rollout.first_step(off)
+                if shifted >= off or share > rollout.max_first_step_percent:
+                    problems.append(
+                        (
+                            "rollout.policy",
+                            f"a release outside working hours runs on {off} instance(s), where "
+                            f"the {rollout.policy.value} first step is {shifted} instance(s), "
+                            f"{share:g} % of the traffic: use all_at_once here, or keep more "
+                            "instances off hours (off_hours.instances)",
+                        )
+                    )
+        elif self.mode is ServingMode.ASYNC:
+            if off > scaling.max_instances:
+                problems.append(
+                    (
+                        "off_hours.instances",
+                        f"{off} instances outside working hours is more than "
+                        f"autoscaling.max_instances ({scaling.max_instances}) in them",
+                    )
+                )
+            # Off hours take an async endpoint to 0 when idle; scale_to_zero's own rule (the
+            # manifest's serving checks) already says this when it is set.
+            if (
+                not self.async_settings.scale_to_zero
+                and rollout.policy is not RolloutPolicy.ALL_AT_ONCE
+            ):
+                problems.append(
+                    (
+                        "rollout.policy",
+                        f"{rollout.policy.value} steps are a share of the running instances, "
+                        "and outside working hours this async endpoint may have none: use "
+                        "all_at_once",
+                    )
+                )
+        elif self.serverless is not None and self.serverless.provisioned_concurrency:
+            warm = self.serverless.provisioned_concurrency
+            if off > warm:
+                problems.append(
+                    (
+                        "off_hours.instances",
+                        f"{off} provisioned concurrency outside working hours is more than "
+                        f"serverless.provisioned_concurrency ({warm}) in them",
+                    )
+                )
+        if problems:
+            raise _CrossFieldErrors(problems)
+        return self
+
+    def off_hours_plan(self) -> OffHoursPlan | None:
+        """What the off-hours schedule moves, or None when it has nothing to move
+        (off_hours_summary says why)."""
+        plan = self._off_hours_bounds()
+        return plan if plan is not None and plan.off != plan.working else None
+
+    def _off_hours_bounds(self) -> OffHoursPlan | None:
+        """The bounds in and outside working hours, equal or not; None without off_hours or
+        for a serverless endpoint without provisioned concurrency (nothing to schedule).
+
+        Application Auto Scaling keeps a variant at 1 instance at least unless it serves
+        asynchronous inference
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-add-policy.html,
+        https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html), and
+        provisioned concurrency is 1 at least
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariantServerlessConfig.html).
+        An async endpoint may still wake an instance outside working hours: with none allowed,
+        queued requests would wait for working hours and expire after their RequestTTLSeconds,
+        6 hours at most
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpointAsync.html),
+        and the endpoint's oldest-request alarm would page on-call."""
+        if self.off_hours is None:
+            return None
+        off = self.off_hours.instances or 1
+        scaling = self.autoscaling
+        if self.mode is ServingMode.SERVERLESS:
+            warm = self.serverless.provisioned_concurrency if self.serverless else None
+            return (
+                OffHoursPlan("provisioned concurrency", (warm, warm), (off, off)) if warm else None
+            )
+        if self.mode is ServingMode.ASYNC:
+            low = 0 if self.async_settings.scale_to_zero else scaling.min_instances
+            return OffHoursPlan("instances", (low, scaling.max_instances), (0, off))
+        return OffHoursPlan("instances", (scaling.min_instances, scaling.max_instances), (off, off))
+
+    def off_hours_summary(self) -> str | None:
+        """What happens outside working hours, in a line (the synth summary's estimate prints
+        it); None without off_hours."""
+        hours = self.off_hours
+        if hours is None:
+            return None
+        head = f"off hours (outside {hours.describe()})"
+        plan = self._off_hours_bounds()
+        if plan is None:
+            return (
+                f"{head}: nothing to scale down: a serverless endpoint without provisioned "
+                "concurrency is 0 when idle"
+            )
+        if plan.what == "provisioned concurrency":
+            words = [f"provisioned concurrency {low}" for low, _ in (plan.off, plan.working)]
+        else:
+            words = [
+                f"{low if low == high else f'{low}..{high}'} x {self.instance_type}"
+                for low, high in (plan.off, plan.working)
+            ]
+        if plan.off == plan.working:
+            return f"{head}: nothing to scale down: {words[1]} at every hour already"
+        return f"{head}: {words[0]} instead of {words[1]} (scheduled scaling)"
+
+
+class ProdServing(EnvironmentServing):
+    """Prod's endpoint settings: staging's, without off_hours."""
+
+    off_hours: OffHours | None = None
+    """Not in prod: only staging scales down outside working hours."""
+
+    @field_validator("off_hours", mode="before")
+    @classmethod
+    def _staging_only(cls, value: Any) -> Any:
+        # Prod's capacity is what its SLOs and its rollout are sized on, and releases (a
+        # version retrained after drift too) reach prod at any hour: a canary on an off-hours
+        # fleet of 1 would be all of it.
+        if value is not None:
+            raise ValueError(
+                "only staging scales down outside working hours: prod keeps the capacity its "
+                "SLOs and rollout are sized on at every hour (lower "
+                "serving.prod.autoscaling.min_instances if its traffic allows)"
+            )
+        return value
 
 
 class Serving(_Model):
@@ -171,7 +508,7 @@ class Serving(_Model):
     test split, to judge the new fleet's latency and errors against the SLOs."""
     staging: EnvironmentServing
     """Endpoint settings in staging."""
-    prod: EnvironmentServing
+    prod: ProdServing
     """Endpoint settings in prod."""
 
 

@@ -29,7 +29,7 @@ def build(home: Kit, **overrides: Any) -> tuple[CostGuard, dict[str, Any]]:
         product_manager=PM,
         on_call=ON_CALL,
         runbook=RUNBOOK,
-        endpoints=(("prod", f"mlgate-{PRODUCT}-prod", "AllTraffic"),),
+        endpoints=(("prod", f"mlgate-{PRODUCT}-prod", "AllTraffic", "Invocations"),),
         idle_hours=36,
         monthly_budget=1200.0,
         forecast_percent=75,

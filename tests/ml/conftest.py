@@ -22,6 +22,7 @@ def manifest(request: pytest.FixtureRequest) -> Any:
 
 def pipeline_settings(manifest: Any) -> Any:
     from mlgate.infra.ml.pipeline import PipelineSettings, script_mode
+    from mlgate.infra.ml.tracking import tracking_uri
 
     product = manifest.product.name
     return PipelineSettings(
@@ -38,6 +39,9 @@ def pipeline_settings(manifest: Any) -> Any:
         model_package_group=f"mlgate-{product}",
         manifest_sha256="0" * 64,
         code_sha256="1" * 64,
+        # The manifest's tracking server, and tracking.py's asset, as the training stack gives them.
+        tracking_uri=tracking_uri(manifest, manifest.environments.staging.region, "111111111111"),
+        tracking_code_uri="s3://assets-bucket/8c9d.py" if manifest.tracking else None,
     )
 
 

@@ -5,6 +5,7 @@ product's scripts as the services load them, and built without touching the netw
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from mlgate.infra.ml.pipeline import (
@@ -294,7 +295,10 @@ def test_the_cache_is_rebuilt_when_an_input_changes(
 
     from mlgate.infra.ml.pipeline import CACHE_FILE, cached_definition, definition_key
 
-    monkeypatch.setattr(manifest, "_folder", tmp_path)
+    # A copy whose folder is tmp_path: the session's manifest keeps its own (monkeypatch's undo
+    # of a pydantic private attribute deletes it).
+    manifest = manifest.model_copy()
+    manifest._folder = tmp_path
     first = cached_definition(manifest, settings)
     stored = json.loads((tmp_path / CACHE_FILE).read_text())
     assert stored["key"] == definition_key(manifest, settings)
@@ -327,13 +331,18 @@ def networked_jobs(body: dict[str, Any]) -> list[str]:
 
 def test_every_job_runs_with_network_isolation(manifest: Any, settings: Any) -> None:
     """Preprocess, train, evaluate and (with Model Monitor) the baseline read and write only
-    through SageMaker's channels: none may reach the network."""
-    from mlgate.infra.ml.pipeline import installs_requirements
+    through SageMaker's channels: none may reach the network. Only the manifest's `tracking`
+    opens it, for the steps that log to the tracking server (tests/ml/test_tracking.py)."""
+    from mlgate.infra.ml.pipeline import installs_requirements, script_mode
 
     assert not installs_requirements(manifest)
+    logging = ["Preprocess", *(["Train"] if script_mode(manifest) else []), "Evaluate"]
+    untracked = manifest.model_copy(update={"tracking": None})
+    plain = replace(settings, tracking_uri=None, tracking_code_uri=None)
     for engine in MonitoringEngine:
+        assert networked_jobs(definition(with_engine(untracked, engine), plain)) == [], engine
         body = definition(with_engine(manifest, engine), settings)
-        assert networked_jobs(body) == [], engine
+        assert networked_jobs(body) == (logging if manifest.tracking else []), engine
 
 
 def test_the_isolation_check_fails_on_a_job_with_the_network_on(body: dict[str, Any]) -> None:

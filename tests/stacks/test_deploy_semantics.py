@@ -173,8 +173,6 @@ def serving_cfn_statements(synth: Any, product: Any, env: str) -> list[dict[str,
 # Handler permissions the Serving stack's resources never call: its scalable target has no
 # scheduled action, and its target is an endpoint variant, not a Lambda function.
 NOT_CALLED = {
-    "application-autoscaling:PutScheduledAction",
-    "application-autoscaling:DeleteScheduledAction",
     "lambda:GetProvisionedConcurrencyConfig",
     "lambda:PutProvisionedConcurrencyConfig",
     "lambda:DeleteProvisionedConcurrencyConfig",

@@ -160,3 +160,40 @@ def test_each_home_environment_has_a_serving_cfn_role_trusting_cloudformation_he
             f"{manifest.environment(env).account}:endpoint/{endpoint}"
             for s in statements
         )
+
+
+def test_each_idle_alarm_counts_the_requests_its_endpoint_mode_publishes(
+    synth: Any, product: Any
+) -> None:
+    """An async endpoint publishes no Invocations (its requests are InvocationsProcessed): an
+    idle alarm on Invocations there would stay in ALARM with its missing data breaching."""
+    import json
+
+    from mlgate.infra.stacks.foundation import idle_billed, requests_metric
+    from mlgate.manifest import ENV_NAMES
+
+    m = product.manifest
+    assert requests_metric(m, "staging") == (
+        "InvocationsProcessed" if m.env_serving("staging").mode.value == "async" else "Invocations"
+    )
+    async_kept_warm = m.model_copy(deep=True)
+    staging = async_kept_warm.env_serving("staging")
+    object.__setattr__(staging, "mode", type(staging.mode)("async"))
+    assert requests_metric(async_kept_warm, "staging") == "InvocationsProcessed"
+    watched = {}
+    for path in synth.template_files:
+        for resource in json.loads(path.read_text())["Resources"].values():
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::CloudWatch::Alarm" and "endpoint-idle" in str(
+                props.get("AlarmName")
+            ):
+                endpoint = {d["Name"]: d["Value"] for d in props["Dimensions"]}["EndpointName"]
+                watched[endpoint] = props["MetricName"]
+    from mlgate.infra.naming import Names
+
+    expected = {
+        Names.of(m, env).endpoint(): requests_metric(m, env)
+        for env in ENV_NAMES
+        if idle_billed(m, env)
+    }
+    assert {e: watched.get(e) for e in expected} == expected

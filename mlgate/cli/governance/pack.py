@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from mlgate.cli.governance import figures
+from mlgate.cli.governance import cards, figures
 from mlgate.cli.governance.evidence import Assumer, Conditions, Evidence, Grant, collect
 from mlgate.cli.reporting import duration, esc, page, percent, quantity, when
 from mlgate.infra.naming import Names
@@ -1093,7 +1093,22 @@ def costs(m: Manifest, e: Evidence) -> Section:
     return s
 
 
-def build(m: Manifest, e: Evidence) -> list[Section]:
+def model_cards(m: Manifest, rehearsal: Path | None) -> Section:
+    """Each version's SageMaker Model Card: where it is, its statuses, and its content as the
+    model card hook writes it (from the manifest and the last rehearsal's evaluation)."""
+    s = Section(
+        "Model cards",
+        "The record of each model version: where its card is, how its status follows the "
+        "gates, and what it says.",
+    )
+    s.notes, rows, caption = cards.model_cards(m, rehearsal)
+    s.tables.append((caption, (["section", "field", "value"], rows)))
+    return s
+
+
+def build(m: Manifest, e: Evidence, rehearsal: Path | None = None) -> list[Section]:
+    """The pack's sections; `rehearsal`: where `make rehearse` wrote each product's
+    metrics.json (the model cards' evaluation), None for none."""
     return [
         one_pager(m),
         architecture(m, e),
@@ -1101,6 +1116,7 @@ def build(m: Manifest, e: Evidence) -> list[Section]:
         retention(m, e),
         compliance(e),
         gates(m, e),
+        model_cards(m, rehearsal),
         operations(m, e),
         costs(m, e),
     ]
@@ -1153,9 +1169,14 @@ def html(m: Manifest, sections: list[Section]) -> str:
     return page(f"Evidence pack {m.product.name}", "\n".join(body))
 
 
-def write(m: Manifest, outdir: Path, target: Path, lint: bool = True) -> tuple[Path, ...]:
-    """The pack as Markdown and HTML, and each figure as an SVG file the Markdown links."""
-    sections = build(m, collect(outdir, lint=lint, product=m.product.name))
+def write(
+    m: Manifest, outdir: Path, target: Path, lint: bool = True, rehearsal: Path | None = None
+) -> tuple[Path, ...]:
+    """The pack as Markdown and HTML, and each figure as an SVG file the Markdown links.
+    `rehearsal`: the rehearsal's reports (default: `target`/rehearsal, where `make rehearse`
+    writes them beside the pack)."""
+    found = collect(outdir, lint=lint, product=m.product.name)
+    sections = build(m, found, target / "rehearsal" if rehearsal is None else rehearsal)
     target.mkdir(parents=True, exist_ok=True)
     md, page_ = target / f"{m.product.name}-evidence.md", target / f"{m.product.name}-evidence.html"
     md.write_text(markdown(m, sections))

@@ -115,9 +115,9 @@ class CostGuardProps:
     on_call: Owner
     """Paged by the budget's alerts and Trusted Advisor errors; mailed system warnings."""
     runbook: str
-    endpoints: tuple[tuple[EnvName, str, str], ...] = ()
-    """(environment, endpoint name, variant) of this account's endpoints that bill by the hour
-    while idle."""
+    endpoints: tuple[tuple[EnvName, str, str, str], ...] = ()
+    """(environment, endpoint name, variant, the metric that counts its requests) of this
+    account's endpoints that bill by the hour while idle."""
     idle_hours: int = 24
     monthly_budget: float | None = None
     currency: str = "USD"
@@ -147,8 +147,8 @@ class CostGuard(Construct):
         self.alarms: list[cw.Alarm] = []
         self.budget: budgets.CfnBudget | None = None
         self._on_call_topic = on_call_topic
-        for env, endpoint, variant in props.endpoints:
-            self._idle_alarm(env, endpoint, variant)
+        for env, endpoint, variant, requests in props.endpoints:
+            self._idle_alarm(env, endpoint, variant, requests)
         if props.monthly_budget is not None:
             self.budget = self._budget(props.monthly_budget)
         if props.advisor:
@@ -169,7 +169,7 @@ class CostGuard(Construct):
             self.owner_topics[contact.id] = topic
         return self.owner_topics[contact.id]
 
-    def _idle_alarm(self, env: EnvName, endpoint: str, variant: str) -> None:
+    def _idle_alarm(self, env: EnvName, endpoint: str, variant: str, requests: str) -> None:
         p = self.props
         factory = AlarmFactory(
             names=p.names.at(env),
@@ -179,12 +179,15 @@ class CostGuard(Construct):
         ).with_owner_topics(self.owner_topic)
         # SageMaker publishes Invocations only for periods with requests
         # (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html), so a
-        # missing hour is an idle hour. An alarm may look back 7 days at most with hourly
-        # periods (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/
+        # missing hour is an idle hour. An async endpoint publishes no Invocations at all: it
+        # counts requests in InvocationsProcessed
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html).
+        # An alarm may look back 7 days at most with hourly periods
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/
         # API_PutMetricAlarm.html): idle_hours is at most 168.
         metric = cw.Metric(
             namespace="AWS/SageMaker",
-            metric_name="Invocations",
+            metric_name=requests,
             dimensions_map={"EndpointName": endpoint, "VariantName": variant},
             statistic="Sum",
             period=Duration.hours(1),
@@ -199,7 +202,7 @@ class CostGuard(Construct):
             meaning=f"The {env} endpoint {endpoint} answered no request for {p.idle_hours} "
             "hours; it is billed every hour it runs.",
             checks=(
-                "the endpoint's Invocations on the dashboard: is its traffic gone for good",
+                f"the endpoint's {requests} on the dashboard: is its traffic gone for good",
                 "whether callers moved to another endpoint or environment",
                 "scale it in, switch the environment to serverless, or delete the endpoint",
             ),

@@ -9,6 +9,10 @@ back on the SLO alarms, in one of three modes:
   bucket with its key and notifying two topics encrypted with it; target tracking on the
   backlog per instance, down to zero, and a step policy on HasBacklogWithoutCapacity that wakes
   it when work arrives (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html).
+
+Off hours (OffHoursSchedule): two scheduled actions on the variant's scalable target move its
+bounds outside working hours and back (a serverless variant's target is its provisioned
+concurrency).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import CfnCondition, Stack
+from aws_cdk import CfnCondition, Stack, TimeZone
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -122,6 +126,28 @@ class AsyncQueue:
 
 
 @dataclass(frozen=True)
+class OffHoursSchedule:
+    """Scheduled scaling outside working hours: at `end_cron` the scalable target's bounds go
+    to (`off_min`, `off_max`), at `start_cron` back to the target's own; both six-field crons
+    in `timezone` (IANA), which Application Auto Scaling follows through daylight saving time
+    (https://docs.aws.amazon.com/autoscaling/application/userguide/scheduled-scaling-using-cron-expressions.html,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-applicationautoscaling-scalabletarget-scheduledaction.html).
+    Outside working hours a real-time variant keeps off_min = off_max instances; an async one
+    goes to 0 when idle (off_min 0, woken by its backlog) and wakes at most off_max; a
+    serverless one keeps off_min = off_max provisioned concurrency."""
+
+    timezone: str
+    start_cron: str
+    end_cron: str
+    off_min: int
+    off_max: int
+
+
+START_ACTION, END_ACTION = "working-hours-start", "working-hours-end"
+"""The scheduled actions' names (unique per scalable target)."""
+
+
+@dataclass(frozen=True)
 class EndpointProps:
     """What one environment's endpoint serves and how: its `names` (the environment's), its
     fleet, the share of traffic it captures, the serving container's `environment`, its
@@ -142,6 +168,9 @@ class EndpointProps:
     """Required in serverless mode."""
     async_queue: AsyncQueue | None = None
     """Required in async mode."""
+    off_hours: OffHoursSchedule | None = None
+    """Scheduled scaling outside working hours; real-time needs `scaling`, serverless its
+    provisioned concurrency."""
 
 
 def capture_prefix(env: EnvName) -> str:
@@ -258,6 +287,15 @@ class MonitoredEndpoint(Construct):
             self.scaling = self._async_scaling(alarms)
         elif self.mode == REAL_TIME and props.scaling:
             self.scaling = self._autoscaling(props.scaling)
+        elif self.mode == SERVERLESS and props.off_hours is not None:
+            self.scaling = self._provisioned_concurrency()
+        if props.off_hours is not None:
+            if self.scaling is None:
+                raise ValueError(
+                    "off hours move a scalable target's bounds: a real-time endpoint needs "
+                    "its Scaling"
+                )
+            self._off_hours(self.scaling, props.off_hours)
 
     # --- the variant, by mode --------------------------------------------------------------
 
@@ -433,13 +471,15 @@ class MonitoredEndpoint(Construct):
 
     # --- scaling ---------------------------------------------------------------------------
 
-    def _scalable_target(self, low: int, high: int) -> autoscaling.ScalableTarget:
+    def _scalable_target(
+        self, low: int, high: int, dimension: str = "sagemaker:variant:DesiredInstanceCount"
+    ) -> autoscaling.ScalableTarget:
         target = autoscaling.ScalableTarget(
             self,
             "Scaling",
             service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
-            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            scalable_dimension=dimension,
             min_capacity=low,
             max_capacity=high,
             # Application Auto Scaling's service-linked role for SageMaker, not a new role.
@@ -464,6 +504,41 @@ class MonitoredEndpoint(Construct):
             scale_out_cooldown=durations.minutes(1),
         )
         return target
+
+    def _provisioned_concurrency(self) -> autoscaling.ScalableTarget:
+        """A serverless variant's provisioned concurrency as a scalable target, held at the
+        config's value (no scaling policy): only the off-hours schedule moves it
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-autoscale.html)."""
+        capacity = self.props.serverless
+        warm = capacity.provisioned_concurrency if capacity else None
+        if not warm:
+            raise ValueError(
+                "off hours of a serverless endpoint move its provisioned concurrency, and "
+                "this one has none (it is 0 when idle already)"
+            )
+        return self._scalable_target(warm, warm, "sagemaker:variant:DesiredProvisionedConcurrency")
+
+    def _off_hours(self, target: autoscaling.ScalableTarget, hours: OffHoursSchedule) -> None:
+        """At the end of working hours the target's bounds go to the off-hours ones; at their
+        start back to the target's own (its MinCapacity and MaxCapacity)."""
+        resource = target.node.default_child
+        assert isinstance(resource, autoscaling.CfnScalableTarget)
+        if not 0 <= hours.off_min <= hours.off_max:
+            raise ValueError(
+                f"off-hours bounds {hours.off_min}..{hours.off_max} are not 0 <= min <= max"
+            )
+        zone = TimeZone.of(hours.timezone)
+        for name, cron, low, high in (
+            (END_ACTION, hours.end_cron, hours.off_min, hours.off_max),
+            (START_ACTION, hours.start_cron, resource.min_capacity, resource.max_capacity),
+        ):
+            target.scale_on_schedule(
+                name,
+                schedule=autoscaling.Schedule.expression(cron),
+                min_capacity=low,
+                max_capacity=high,
+                time_zone=zone,
+            )
 
     def _queue_metric(self, name: str, statistic: str, period: int = 60) -> cloudwatch.Metric:
         """A metric of the async queue: published per endpoint, with no VariantName
@@ -491,7 +566,8 @@ class MonitoredEndpoint(Construct):
             scale_in_cooldown=durations.minutes(5),
             scale_out_cooldown=durations.minutes(1),
         )
-        if queue.min_instances > 0:
+        off_hours = self.props.off_hours
+        if queue.min_instances > 0 and (off_hours is None or off_hours.off_min > 0):
             return target
         wake = autoscaling.StepScalingAction(
             self,

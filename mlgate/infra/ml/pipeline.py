@@ -64,6 +64,11 @@ class PipelineSettings:
     model_package_group: str
     manifest_sha256: str
     code_sha256: str
+    tracking_uri: str | None = None
+    """The manifest's tracking server: its ARN (a stand-in for one mlgate creates) or URI."""
+    tracking_code_uri: str | None = None
+    """mlgate/runtime/ml/tracking.py: with tracking, the processing steps' entry point, which
+    runs the step's script (then an input of its own) and logs it."""
 
 
 def _quiet_sdk_logs() -> None:
@@ -108,6 +113,35 @@ def script_mode(manifest: Manifest) -> str | None:
     if not manifest.model.algorithm.script_mode or train is None:
         return None
     return train.rsplit("/", 1)[-1]
+
+
+TRACKING_FILE = "mlflow-run.json"
+"""Beside evaluation.json: the run evaluate logged to (mlgate/runtime/ml/tracking.py)."""
+TRACKING_PROPERTY_FILE = "TrackingRun"
+TRACKING_SCRIPT_DIR = "mlgate-script"
+TRACKING_MODULE = "mlgate_tracking.py"
+"""mlgate/runtime/ml/tracking.py, as the script-mode sourcedir.tar.gz holds it."""
+TRACKING_METADATA = {
+    "mlgate:mlflow-run-id": "run_id",
+    "mlgate:mlflow-experiment-id": "experiment_id",
+}
+"""Customer metadata of the registered version, from evaluate's mlflow-run.json; with
+mlgate:mlflow-tracking (the server), what a gate brief links."""
+
+
+def tracked(manifest: Manifest) -> bool:
+    """The manifest declares a tracking server: the steps log to it."""
+    return manifest.tracking is not None
+
+
+def tracking_environment(manifest: Manifest, tracking_uri: str) -> dict[str, str]:
+    """What every logging job is told (mlgate/runtime/ml/tracking.py reads it): MLflow's own
+    variables, the client to install, and (added per job) the execution that groups the steps."""
+    return {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_EXPERIMENT_NAME": manifest.experiment,
+        "MLGATE_MLFLOW_INSTALL": "index",
+    }
 
 
 CACHE_FILE = Path(".mlgate") / "pipeline-definition.json"
@@ -252,11 +286,27 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     # Every job runs with network isolation: it reads its inputs and writes its outputs
     # through SageMaker, which downloads and uploads them, and calls nothing itself
     # (https://docs.aws.amazon.com/sagemaker/latest/dg/mkt-algo-model-internet-free.html).
-    # The one exception is training a product that ships a requirements.txt: the framework
-    # container pip-installs it from the package index when training starts.
+    # The exceptions: training a product that ships a requirements.txt (the framework
+    # container pip-installs it from the package index when training starts), and, with a
+    # tracking server, the jobs that log to it (preprocess, evaluate, a script-mode training):
+    # an isolated container "can't make any outbound network calls, even to other AWS
+    # services" (same page), and the server is an HTTPS endpoint; they install MLflow's client
+    # from the package index at start (mlgate/runtime/ml/tracking.py). A built-in algorithm's
+    # training runs no code of ours and stays isolated.
     isolated = NetworkConfig(enable_network_isolation=True, encrypt_inter_container_traffic=True)
+    networked = NetworkConfig(enable_network_isolation=False, encrypt_inter_container_traffic=True)
+    tracking: dict[str, Any] = {}
+    if tracked(manifest):
+        if s.tracking_uri is None or s.tracking_code_uri is None:
+            raise ValueError("tracking needs the server's URI and tracking.py's location")
+        tracking = {
+            **tracking_environment(manifest, s.tracking_uri),
+            "MLGATE_PIPELINE_EXECUTION": ExecutionVariables.PIPELINE_EXECUTION_ID,
+            # boto3's region in the job, for evaluate's DescribeTrainingJob.
+            "AWS_DEFAULT_REGION": s.region,
+        }
 
-    def processor(job: str) -> Any:
+    def processor(job: str, env: dict[str, Any] | None = None) -> Any:
         return ScriptProcessor(
             image_uri=images["model"],
             command=["python3"],
@@ -267,23 +317,37 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
             volume_kms_key=s.kms_key_arn,
             output_kms_key=s.kms_key_arn,
             sagemaker_session=session,
-            network_config=isolated,
+            network_config=networked if tracking else isolated,
+            env=env or None,
         )
 
+    def step_code(step: str, script_uri: str) -> dict[str, Any]:
+        """The step's script as the job's code, or with tracking, tracking.py running it."""
+        if not tracking:
+            return {"code": script_uri, "inputs": []}
+        return {
+            "code": s.tracking_code_uri,
+            "inputs": [s3_in("script", script_uri, f"{PROCESSING}/{TRACKING_SCRIPT_DIR}")],
+            "arguments": [step],
+        }
+
+    preprocess_code = step_code("preprocess", s.preprocess_code_uri)
     preprocess = ProcessingStep(
         name=STEP_PREPROCESS,
         description="Split curated data by time into train / validation / test; write the "
         "monitoring baseline dataset",
-        step_args=processor("preprocess").run(
-            code=s.preprocess_code_uri,
+        step_args=processor("preprocess", tracking).run(
+            code=preprocess_code["code"],
             inputs=[
                 s3_in("curated", s.curated_s3_uri, f"{PROCESSING}/input"),
                 s3_in("contract", s.contract_uri, f"{PROCESSING}/contract"),
+                *preprocess_code["inputs"],
             ],
             outputs=[
                 s3_out(name, f"{PROCESSING}/{name}")
                 for name in ("train", "validation", "test", "baseline")
             ],
+            arguments=preprocess_code.get("arguments"),
         ),
     )
 
@@ -314,7 +378,8 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         hyperparameters["sagemaker_region"] = s.region
         environment["MLGATE_PROGRAM"] = program
         channels.append(InputData(channel_name=CODE_CHANNEL, data_source=s.train_source_uri))
-    training_isolated = not installs_requirements(manifest)
+        environment.update(tracking)
+    training_isolated = not installs_requirements(manifest) and not (tracking and program)
     # Managed spot training: the job may wait for spot capacity and be interrupted; SageMaker
     # restarts it within MaxWaitTimeInSeconds (waiting included, at least MaxRuntimeInSeconds)
     # and copies /opt/ml/checkpoints to and from checkpoint_s3_uri, so an algorithm that
@@ -365,20 +430,42 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     model_data = train.properties.ModelArtifacts.S3ModelArtifacts
 
     report = PropertyFile(name=PROPERTY_FILE, output_name="evaluation", path=REPORT_FILE)
+    # Evaluate logs the training job as SageMaker describes it (its hyper-parameters and final
+    # metrics): the one record of a built-in algorithm's training.
+    evaluate_env = {**tracking, "MLGATE_TRAINING_JOB": train.properties.TrainingJobName}
+    evaluate_code = step_code("evaluate", s.evaluate_code_uri)
+    run_file = PropertyFile(
+        name=TRACKING_PROPERTY_FILE, output_name="evaluation", path=TRACKING_FILE
+    )
     evaluate = ProcessingStep(
         name=STEP_EVALUATE,
         description="Every manifest model metric on the held-out test split",
-        step_args=processor("evaluate").run(
-            code=s.evaluate_code_uri,
+        step_args=processor("evaluate", evaluate_env if tracking else None).run(
+            code=evaluate_code["code"],
             inputs=[
                 s3_in("model", model_data, f"{PROCESSING}/model"),
                 s3_in("test", split("test"), f"{PROCESSING}/test"),
                 s3_in("contract", s.contract_uri, f"{PROCESSING}/contract"),
+                *evaluate_code["inputs"],
             ],
             outputs=[s3_out("evaluation", f"{PROCESSING}/evaluation")],
+            arguments=evaluate_code.get("arguments"),
         ),
-        property_files=[report],
+        property_files=[report, run_file] if tracking else [report],
     )
+    # The run is linked from the version: its id and experiment, read from evaluate's
+    # mlflow-run.json as a property file (https://docs.aws.amazon.com/sagemaker/latest/dg/
+    # build-and-manage-propertyfile.html; JsonGet in a later step's arguments, as the Fail
+    # steps' messages use it: https://github.com/aws/sagemaker-python-sdk/issues/2426), and
+    # the server, known now. The parent run is also named after the execution, which
+    # mlgate:pipeline-execution names.
+    run_link: dict[str, Any] = {}
+    if tracking:
+        run_link = {
+            key: JsonGet(step_name=STEP_EVALUATE, property_file=run_file, json_path=field)
+            for key, field in TRACKING_METADATA.items()
+        }
+        run_link["mlgate:mlflow-tracking"] = s.tracking_uri
 
     # Model Monitor's analyzer image builds the registered data-quality baseline only where the
     # product watches traffic with Model Monitor, which is closed to new customers
@@ -480,6 +567,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
                     f"mlgate:threshold:{m.name.value}": f"{m.direction.value} {m.threshold}"
                     for m in manifest.metrics.model_metrics
                 },
+                **run_link,
             },
             description=f"{manifest.product.display_name}: trained by the mlgate pipeline",
         ),

@@ -1,6 +1,7 @@
 """Delivery: the release pipeline that carries one approved model version from staging to prod
-through the manifest's stage gates, the hooks that post, take and record decisions, and the
-audit trail they all write."""
+through the manifest's stage gates, the hooks that post, take and record decisions, the
+audit trail they all write, and each model version's model card, whose status follows the
+gates."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from mlgate.infra import accounts
+from mlgate.infra import accounts, cards
 from mlgate.infra.constructs.gate_hooks import (
     GateCallback,
     GateCallbackProps,
@@ -19,6 +20,7 @@ from mlgate.infra.constructs.gate_hooks import (
     SlackSecret,
 )
 from mlgate.infra.constructs.hooks import AuditTrail
+from mlgate.infra.constructs.model_cards import ModelCardProps, ModelCards
 from mlgate.infra.constructs.observability import s3_console_url
 from mlgate.infra.constructs.release_hooks import (
     Deployer,
@@ -76,6 +78,7 @@ class DeliveryProps:
     quality_gate: QualityGateProps | None
     pipeline: ReleasePipelineProps
     callback: GateCallbackProps
+    cards: ModelCardProps
     approval_hours: int
     audit_days: int
 
@@ -138,6 +141,13 @@ class DeliveryProps:
             callback=GateCallbackProps(
                 names=names,
                 reserved_concurrency=manifest.delivery.callback_reserved_concurrency,
+            ),
+            cards=ModelCardProps(
+                release=release,
+                context=cards.encoded_context(manifest),
+                card_prefix=cards.card_prefix(manifest),
+                review_stage=names.gate_stage(cards.review_gate(manifest)),
+                live_stage=cards.LIVE_STAGE,
             ),
             approval_hours=max(
                 (g.timeout_hours for g in manifest.gates if g.kind is GateKind.MANUAL), default=1
@@ -276,8 +286,15 @@ class DeliveryStack(ProductStack):
             idempotency=foundation.idempotency,
             pipeline_arn=self.release_pipeline.pipeline.pipeline_arn,
         )
+        # Each registered version's model card, its status following the gates; the go-live
+        # brief (the last manual gate's) links the version's card by its name.
+        self.model_cards = ModelCards(self, "ModelCards", props=props.cards, key=key, alarms=alarms)
+        self.notifier.function.add_environment("MODEL_CARD_PREFIX", props.cards.card_prefix)
         self.gate_wait_alarm_name = self.callback.wait_alarm_name
-        self.product_alarm_names = [self.gate_wait_alarm_name, *self.callback.flood_alarm_names]
+        self.product_alarm_names = [
+            self.gate_wait_alarm_name,
+            *self.callback.flood_alarm_names,
+        ]
         """The product-wide alarms of this stack (gates, the public callback): listed on the
         home environment's dashboard."""
         # Every audit item expires (the table's TTL on expires_at) after the manifest's

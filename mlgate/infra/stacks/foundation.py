@@ -45,6 +45,13 @@ def idle_billed(manifest: Manifest, env: EnvName) -> bool:
     return True
 
 
+def requests_metric(manifest: Manifest, env: EnvName) -> str:
+    """The metric that counts the env's requests: an async endpoint publishes no Invocations."""
+    from mlgate.infra.constructs.endpoint import ASYNC, ASYNC_REQUESTS
+
+    return ASYNC_REQUESTS if str(manifest.env_serving(env).mode) == ASYNC else "Invocations"
+
+
 def cost_alarm_names(manifest: Manifest, env: EnvName) -> list[str]:
     """The cost alarms of `env` (its dashboard lists them by name)."""
     from mlgate.infra.constructs.cost import idle_alarm_name
@@ -159,7 +166,12 @@ class SiteStack(ProductStack):
                 on_call=manifest.contact(owners.on_call),
                 runbook=manifest.product.runbook_url,
                 endpoints=tuple(
-                    (env, Names.of(manifest, env).endpoint(), VARIANT)
+                    (
+                        env,
+                        Names.of(manifest, env).endpoint(),
+                        VARIANT,
+                        requests_metric(manifest, env),
+                    )
                     for env in envs
                     if idle_billed(manifest, env)
                 ),

@@ -32,6 +32,7 @@ from mlgate.infra.constructs.endpoint import (
     AsyncQueue,
     EndpointProps,
     MonitoredEndpoint,
+    OffHoursSchedule,
     RollbackSlo,
     Rollout,
     Scaling,
@@ -48,7 +49,7 @@ from mlgate.infra.stacks.base import (
 )
 from mlgate.infra.stacks.foundation import FoundationStack, SiteStack
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine
-from mlgate.manifest.serving import ServingMode
+from mlgate.manifest.serving import EnvironmentServing, ServingMode
 
 __all__ = ["VARIANT", "ServingStack"]
 
@@ -131,6 +132,22 @@ def serving_environment(manifest: Manifest, region: str) -> dict[str, str]:
     }
 
 
+def off_hours_schedule(settings: EnvironmentServing) -> OffHoursSchedule | None:
+    """The environment's off-hours scheduled scaling, None when the manifest asks for none or
+    it has nothing to move (EnvironmentServing.off_hours_summary says why)."""
+    plan = settings.off_hours_plan()
+    if plan is None or settings.off_hours is None:
+        return None
+    hours = settings.off_hours
+    return OffHoursSchedule(
+        timezone=hours.timezone,
+        start_cron=hours.start_cron,
+        end_cron=hours.end_cron,
+        off_min=plan.off[0],
+        off_max=plan.off[1],
+    )
+
+
 def endpoint_props(manifest: Manifest, env: EnvName, region: str) -> EndpointProps:
     """What the environment's endpoint takes from the manifest."""
     settings = manifest.env_serving(env)
@@ -186,6 +203,7 @@ def endpoint_props(manifest: Manifest, env: EnvName, region: str) -> EndpointPro
         )
         if settings.mode is ServingMode.ASYNC
         else None,
+        off_hours=off_hours_schedule(settings),
     )
 
 

@@ -24,6 +24,7 @@ from mlgate.infra.constructs.hooks import FailureRouting, HookFunction
 from mlgate.infra.constructs.sagemaker_access import start_training
 from mlgate.infra.constructs.storage import grant_volume_keys
 from mlgate.infra.ml import pipeline as authored
+from mlgate.infra.ml import tracking
 from mlgate.infra.naming import Names
 from mlgate.infra.packaging import build_tar_gz
 from mlgate.infra.product_code import training_contract
@@ -34,12 +35,13 @@ from mlgate.manifest import EnvName, Manifest, MonitoringEngine
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "runtime" / "ml" / "scripts"
 ENTRY = SCRIPTS.parent / "script_mode_entry.py"
+TRACKING = SCRIPTS.parent / "tracking.py"
 
 
 def product_code(manifest: Manifest, build_dir: Path) -> dict[str, Path]:
     """The files the pipeline's jobs run, by role: the product's scripts or mlgate's defaults,
-    the training contract, and (script mode) the sourcedir.tar.gz of train.py and its
-    dependencies."""
+    the training contract, (script mode) the sourcedir.tar.gz of train.py and its
+    dependencies, and with tracking, mlgate's tracking entry point (also in the tar.gz)."""
     own = manifest.model.code
     files = {
         "preprocess": manifest.path(own.preprocess)
@@ -55,7 +57,11 @@ def product_code(manifest: Manifest, build_dir: Path) -> dict[str, Path]:
         sources = {Path(own.train).name: manifest.path(own.train)}
         sources |= {Path(d).name: manifest.path(d) for d in own.dependencies}
         sources[authored.ENTRY_SCRIPT] = ENTRY
+        if authored.tracked(manifest):
+            sources[authored.TRACKING_MODULE] = TRACKING
         files["train"] = build_tar_gz(sources, build_dir / "sourcedir.tar.gz")
+    if authored.tracked(manifest):
+        files["tracking"] = TRACKING
     return files
 
 
@@ -134,6 +140,7 @@ class TrainingStack(ProductStack):
             url = f"s3://mlgate-placeholder-code/{asset.asset_hash}{_extension(code[name])}"
             stand_in[name] = url
             deploy_time[url] = asset.s3_object_url
+        uri = tracking.tracking_uri(manifest, self.target.region, self.target.account)
         settings = authored.PipelineSettings(
             region=self.target.region,
             # A literal ARN: the SDK resolves anything else through IAM, over the network.
@@ -149,6 +156,8 @@ class TrainingStack(ProductStack):
             model_package_group=self.names.model_package_group(),
             manifest_sha256=hashlib.sha256(manifest.model_dump_json().encode()).hexdigest(),
             code_sha256=digest(*code.values()),
+            tracking_uri=uri,
+            tracking_code_uri=stand_in.get("tracking"),
         )
         body = json.dumps(authored.cached_definition(manifest, settings), sort_keys=True)
         for placeholder, value in deploy_time.items():
@@ -170,6 +179,7 @@ class TrainingStack(ProductStack):
         )
         self.pipeline.node.add_dependency(self.group)
         self._grant(foundation, data, scripts, prefix, images)
+        self.tracking_server = self._track(foundation, prefix)
 
         schedule_rule = self.name("train-on-schedule")
         self.starter = HookFunction(
@@ -209,6 +219,80 @@ class TrainingStack(ProductStack):
             targets=[target],
         )
         self.retrain_roles = {env: self._share_with(env) for env in accounts.remote_envs(manifest)}
+
+    def _track(
+        self, foundation: FoundationStack, prefix: str
+    ) -> sagemaker.CfnMlflowTrackingServer | None:
+        """The pipeline's role logs to the manifest's tracking server; a server mlgate creates
+        keeps its artifacts under the training prefix, through a role of its own."""
+        manifest = self.manifest
+        if manifest.tracking is None:
+            return None
+        home = self.target
+        for statement in tracking.pipeline_statements(manifest, home.region, home.account):
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(statement.actions), resources=list(statement.resources)
+                )
+            )
+        for statement in tracking.pipeline_statements(manifest, home.region, home.account):
+            wildcards = [r for r in statement.resources if r.endswith("*")]
+            if wildcards:
+                acknowledge_each(
+                    self.role.node.find_child("DefaultPolicy"),
+                    {
+                        f"AwsSolutions-IAM5[Resource::{r}]": "SageMaker execution role of "
+                        f"{self.product}: uploads MLflow artifacts under the tracking server's "
+                        "artifact store only."
+                        for r in wildcards
+                    },
+                )
+        if not manifest.tracking.create:
+            return None
+        role = iam.Role(
+            self,
+            "TrackingServerRole",
+            role_name=self.name("mlflow", max_length=64),
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="The MLflow tracking server's access to its artifact store",
+        )
+        artifacts = foundation.bucket_arn("artifacts")
+        for statement in tracking.server_statements(artifacts, prefix):
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(statement.actions), resources=list(statement.resources)
+                )
+            )
+        foundation.key.grant_encrypt_decrypt(role)
+        server = sagemaker.CfnMlflowTrackingServer(
+            self,
+            "TrackingServer",
+            tracking_server_name=tracking.server_name(manifest),
+            artifact_store_uri=tracking.artifact_store(
+                manifest, foundation.bucket_name("artifacts"), prefix
+            )
+            or "",
+            role_arn=role.role_arn,
+            tracking_server_size=manifest.tracking.size.value,
+            # The pipeline registers versions itself, with their evidence and approval gate.
+            automatic_model_registration=False,
+        )
+        # The server reaches its store from the start: its role's policy comes first.
+        server.node.add_dependency(role.node.find_child("DefaultPolicy"))
+        self.pipeline.node.add_dependency(server)
+        store = f"{artifacts}/{prefix}/{tracking.ARTIFACT_FOLDER}/*"
+        acknowledge_each(
+            role.node.find_child("DefaultPolicy"),
+            {
+                f"AwsSolutions-IAM5[Resource::{store}]": "MLflow tracking server of "
+                f"{self.product}: reads and writes run artifacts under its store only.",
+                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": "MLflow tracking server of "
+                f"{self.product}: encrypts its artifacts with the product key.",
+                "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": "MLflow tracking server of "
+                f"{self.product}: re-encrypts its artifacts under the product key.",
+            },
+        )
+        return server
 
     def _share_with(self, env: EnvName) -> iam.Role:
         """An environment in another account starts retraining when its endpoint drifts: a

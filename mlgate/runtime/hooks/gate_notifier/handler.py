@@ -42,9 +42,15 @@ action records the object version it took as the execution's source revision; th
 finds the execution waiting at the gate (GetPipelineState), its source revision
 (GetPipelineExecution: artifactRevisions[].revisionId) and reads release.json at that version.
 
+Every brief says how to open the version's experiment run in MLflow when the training pipeline
+registered one (release.json's mlflow_* fields: the manifest's `tracking`).
+The go-live brief (the last manual gate's) links the version's SageMaker Model Card, named from
+MODEL_CARD_PREFIX and the version (model_card/card.py; the model card hook keeps it).
+
 Environment: MLGATE_CONTEXT (JSON built by the stack from the manifest), AUDIT_TABLE,
 RELEASE_BUCKET, RELEASE_PIPELINE, SLACK_WEBHOOK_SECRET_ARN, DQ_JOB (the quality job's name),
-IDEMPOTENCY_TABLE; RELEASE_KEY (default release.json).
+IDEMPOTENCY_TABLE; RELEASE_KEY (default release.json), MODEL_CARD_PREFIX (no card link without
+it), AWS_REGION (Lambda's own).
 AWS calls: codepipeline:GetPipelineState, codepipeline:GetPipelineExecution,
 s3:GetObjectVersion (release.json at the execution's source revision),
 glue:ListDataQualityResults, glue:GetDataQualityResult, secretsmanager:GetSecretValue,
@@ -57,6 +63,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,6 +74,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.exceptions import BotoCoreError, ClientError
+from model_card import card
 
 from shared import idempotency, slack
 from shared.audit import AuditTrail, digest
@@ -94,6 +102,8 @@ class Settings:
     pipeline: str
     webhook_secret: str
     dq_job: str
+    card_prefix: str = ""
+    region: str = ""
 
 
 @cache
@@ -102,7 +112,7 @@ def settings() -> Settings:
         "gate_notifier",
         ("MLGATE_CONTEXT", "AUDIT_TABLE", "RELEASE_BUCKET", "RELEASE_PIPELINE",
          "SLACK_WEBHOOK_SECRET_ARN", "DQ_JOB"),
-        {"RELEASE_KEY": "release.json"},
+        {"RELEASE_KEY": "release.json", "MODEL_CARD_PREFIX": "", "AWS_REGION": ""},
     )  # fmt: skip
     return Settings(
         product=json.loads(env["MLGATE_CONTEXT"]),
@@ -112,6 +122,8 @@ def settings() -> Settings:
         pipeline=env["RELEASE_PIPELINE"],
         webhook_secret=env["SLACK_WEBHOOK_SECRET_ARN"],
         dq_job=env["DQ_JOB"],
+        card_prefix=env["MODEL_CARD_PREFIX"],
+        region=env["AWS_REGION"],
     )
 
 
@@ -294,9 +306,29 @@ def data_quality(glue: Any, job: str, now: datetime | None = None) -> dict[str, 
     }
 
 
+def card_link(context: dict[str, Any], gate: dict[str, Any], release: dict[str, Any],
+              prefix: str, region: str) -> dict[str, str] | None:  # fmt: skip
+    """The version's model card, for the go-live brief (the last manual gate's; the context's
+    gates are in pipeline order): its name and console page. None for another gate, without a
+    card prefix, or for a release whose version has no card name."""
+    gates = list(context["gates"].values())
+    version = release.get("model_version")
+    if not prefix or not gates or gate["name"] != gates[-1]["name"]:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int):
+        return None
+    try:
+        name = card.card_name(prefix, version)
+    except ValueError:
+        return None
+    return {"name": name, "url": card.card_url(region, name)}
+
+
 def brief(context: dict[str, Any], gate: dict[str, Any], approval: dict[str, Any],
-          release: dict[str, Any], quality: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """The evidence a gate's approvers decide on, as data (rendered to chat and email)."""
+          release: dict[str, Any], quality: dict[str, Any],
+          model_card: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The evidence a gate's approvers decide on, as data (rendered to chat and email);
+    `model_card`: the version's card (card_link), on the go-live brief."""
     metrics = release.get("metrics", {})
     rows = []
     for m in context["model_metrics"]:
@@ -326,7 +358,38 @@ def brief(context: dict[str, Any], gate: dict[str, Any], approval: dict[str, Any
         "review_link": approval.get("consoleLink", ""),
         "dashboard": context["dashboard_url"],
         "monitoring": context.get("monitoring_url", ""),
+        **({"model_card": model_card} if model_card else {}),
+        **({"experiment_run": run} if (run := experiment_run(release)) else {}),
     }
+
+
+SERVER_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-tracking-server/(.+)$")
+
+
+def experiment_run(release: dict[str, Any]) -> dict[str, str] | None:
+    """The version's experiment run in MLflow, from release.json (the registry's customer
+    metadata, copied by the release hook): how to open it. None without tracking.
+
+    A SageMaker managed tracking server opens through a presigned URL (AWS CLI
+    `create-presigned-mlflow-tracking-server-url`,
+    https://docs.aws.amazon.com/sagemaker/latest/dg/mlflow-launch-ui.html); any other server
+    by its URI."""
+    run, experiment = release.get("mlflow_run_id"), release.get("mlflow_experiment_id")
+    tracking = release.get("mlflow_tracking")
+    if not isinstance(run, str) or not run:
+        return None
+    if run.startswith("untracked"):
+        return {"run": run, "open": f"the version was trained without its run in MLflow ({run})"}
+    server = tracking if isinstance(tracking, str) else "the product's MLflow"
+    page = f"#/experiments/{experiment}/runs/{run}"
+    if found := SERVER_ARN.match(server):
+        how = (f"aws sagemaker create-presigned-mlflow-tracking-server-url "
+               f"--tracking-server-name {found[1]}, then {page}")  # fmt: skip
+    elif server.startswith(("http://", "https://")):
+        how = f"{server.rstrip('/')}/{page}"
+    else:
+        how = f"{server}, {page}"
+    return {"run": run, "experiment": str(experiment), "server": server, "open": how}
 
 
 def who_decides(b: dict[str, Any]) -> str:
@@ -359,6 +422,17 @@ def text(b: dict[str, Any]) -> str:
     lines.append("Open risks:")
     lines += [f"  {r['id']} (score {r['score']}) {r['title']} - owner {r['owner']}"
               for r in b["open_risks"]]  # fmt: skip
+    if run := b.get("experiment_run"):
+        lines.append(
+            f"Experiment run: {run['run']} (experiment {run['experiment']}) on {run['server']}; "
+            f"open: {run['open']}"
+            if "server" in run
+            else f"Experiment run: {run['open']}"
+        )
+    if b.get("model_card"):
+        card_line = (f"Model card: {b['model_card']['name']} (objective, intended use, risks, "
+                     "evaluation; approved once prod is verified)")  # fmt: skip
+        lines.append(f"{card_line}: {b['model_card']['url']}")
     lines.append(f"Approve or reject: {b['review_link']}")
     lines.append(f"Dashboard: {b['dashboard']}")
     if b["monitoring"]:
@@ -544,7 +618,8 @@ def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
     execution = execution_of(codepipeline, approval["pipelineName"], approval["stageName"])
     release = release_of(codepipeline, s3, config, approval["pipelineName"], execution)
     quality = looked_up(config, approval)
-    evidence = brief(product, gate, approval, release, quality)
+    link = card_link(product, gate, release, config.card_prefix, config.region)
+    evidence = brief(product, gate, approval, release, quality, link)
     request_id = request_id_of(approval["token"])
     audit = AuditTrail(dynamodb, config.table)
     stored = audit.open_request(

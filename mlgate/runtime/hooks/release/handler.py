@@ -344,6 +344,10 @@ def build_release(
         "manifest_sha256": meta.get("mlgate:manifest-sha256"),
         "code_sha256": meta.get("mlgate:code-sha256"),
         "training_execution": meta.get("mlgate:pipeline-execution"),
+        # The version's experiment run, as the training pipeline registered it (tracking).
+        "mlflow_run_id": meta.get("mlgate:mlflow-run-id"),
+        "mlflow_experiment_id": meta.get("mlgate:mlflow-experiment-id"),
+        "mlflow_tracking": meta.get("mlgate:mlflow-tracking"),
     }
     # What SageMaker registered is checked like any input: release.json is what every later
     # stage acts on.

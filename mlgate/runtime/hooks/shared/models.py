@@ -326,6 +326,11 @@ class Release(AwsModel):
     manifest_sha256: Text | None = None
     code_sha256: Text | None = None
     training_execution: Text | None = None
+    mlflow_run_id: Text | None = None
+    """The training run in MLflow (the manifest's `tracking`), or "untracked: <reason>"."""
+    mlflow_experiment_id: Text | None = None
+    mlflow_tracking: Text | None = None
+    """The tracking server's ARN or URI."""
 
     @model_validator(mode="after")
     def _one_version(self) -> "Release":
