@@ -487,3 +487,55 @@ def test_metrics_json_holds_each_modes_own_series(rehearsal: Run) -> None:
             assert all(v > 0 for _, v in setup["points"]), setup
         else:
             assert "ModelSetupTime" not in mine
+
+
+RUN_LINE = re.compile(r"Tracking version (?P<version>\d): MLflow run (?P<run>[0-9a-f]{32}) ")
+STEP_LINE = re.compile(
+    r"Tracking version (?P<version>\d): (?P<step>preprocess|train|evaluate): "
+    r"(?P<params>\d+) params, (?P<metrics>\d+) metrics"
+)
+
+
+def test_each_tracked_version_s_run_is_logged_per_step_and_linked_from_the_briefs(
+    rehearsal: Run,
+) -> None:
+    """Issue 33: a product that declares `tracking` rehearses its training runs into a local
+    MLflow store (reports/rehearsal/<product>/mlruns): one run per version, each step a child
+    run that logged, the run the one each gate's brief links. An untracked product prints none."""
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.tracking import MlflowClient
+
+    for name, section in rehearsal.sections().items():
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        out = " ".join(section.split())
+        runs = {m["version"]: m["run"] for m in RUN_LINE.finditer(out)}
+        if manifest.tracking is None:
+            assert runs == {}, name
+            assert "Experiment run:" not in out
+            continue
+        assert sorted(runs) == ["1", "2"], out[-3000:]
+        assert runs["1"] != runs["2"]
+        steps = {(m["version"], m["step"]): m for m in STEP_LINE.finditer(out)}
+        for version in ("1", "2"):
+            for step in ("preprocess", "train", "evaluate"):
+                found = steps[(version, step)]
+                assert int(found["params"]) + int(found["metrics"]) > 0, (name, version, step)
+        # The briefs of version 1's gates link version 1's run.
+        assert f"Experiment run: {runs['1']} " in out
+        client = MlflowClient((ROOT / "reports" / "rehearsal" / name / "mlruns").as_uri())
+        parent = client.get_run(runs["1"])
+        assert parent.info.status == "FINISHED"
+        assert parent.data.tags["mlgate.step"] == "pipeline"
+        experiment = client.get_experiment(parent.info.experiment_id)
+        assert experiment.name == manifest.experiment
+        children = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{runs['1']}'",
+        )
+        assert sorted(c.data.tags["mlgate.step"] for c in children) == [
+            "evaluate", "preprocess", "train"
+        ]  # fmt: skip
+        evaluate = next(c for c in children if c.data.tags["mlgate.step"] == "evaluate")
+        for metric in manifest.metrics.model_metrics:
+            assert any(k.endswith(metric.name.value) for k in evaluate.data.metrics), metric

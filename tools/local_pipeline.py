@@ -28,6 +28,7 @@ from mlgate.infra.product_code import (
     transform_module,
 )
 from mlgate.manifest import Algorithm, Manifest
+from mlgate.runtime.ml import tracking
 from mlgate.runtime.ml.scripts import evaluate, preprocess
 
 
@@ -204,10 +205,14 @@ def fit(manifest: Manifest, base: Path, model_dir: Path, *, quick: bool = True) 
             "SM_CHANNEL_TRAIN": str(base / "train"),
             "SM_CHANNEL_VALIDATION": str(base / "validation"),
         }
+        argv = [arg for k, v in hyperparameters.items() for arg in (f"--{k}", str(v))]
         with environment(channels):
             train = script(manifest, "train")
             with threadpool_limits(limits=1):
-                train.main([arg for k, v in hyperparameters.items() for arg in (f"--{k}", str(v))])
+                if tracking.enabled():  # as mlgate's script-mode entry runs it: autologged
+                    tracking.run_training(lambda: train.main(argv), argv)
+                else:
+                    train.main(argv)
         copy_serving_code(manifest, model_dir)
     else:
         raise ValueError(
@@ -242,15 +247,42 @@ def train_locally(manifest: Manifest, base: Path, *, quick: bool = True) -> Run:
     """preprocess -> train -> evaluate on the curated Parquet under base/input (`quick`: the
     built-in algorithm in fewer, larger steps, for tests)."""
     write_contract(manifest, base)
-    counts = script(manifest, "preprocess").main([], base=base)
+    counts = step(manifest, "preprocess", base)
     model_dir = base / "trained"
+    train_and_evaluate(manifest, base, model_dir, quick=quick)
+    return Run(manifest, base, model_dir, dict(counts or {}))
+
+
+def step(manifest: Manifest, role: str, base: Path) -> Any:
+    """The product's preprocess or evaluate on `base`; with a tracking server configured
+    (MLFLOW_TRACKING_URI), inside the step's MLflow run as the pipeline's Processing entry
+    runs it (mlgate/runtime/ml/tracking.py: the same code)."""
+    module = script(manifest, role)
+    if not tracking.enabled():
+        return module.main([], base=base)
+    return tracking.run_step(role, lambda: module.main([], base=base), base)
+
+
+def train_and_evaluate(manifest: Manifest, base: Path, model_dir: Path, *, quick: bool) -> None:
+    """fit, the model artifact packed as the training job packs it, then evaluate. Tracked,
+    the training is described as DescribeTrainingJob would (its hyper-parameters and time)
+    for evaluate to log, as in the pipeline."""
+    import time
+
+    started = time.monotonic()
     fit(manifest, base, model_dir, quick=quick)
+    seconds = time.monotonic() - started
     (base / "model").mkdir(exist_ok=True)
     with tarfile.open(base / "model" / "model.tar.gz", "w:gz") as tar:
         for file in model_dir.iterdir():
             tar.add(file, arcname=file.name)
-    script(manifest, "evaluate").main([], base=base)
-    return Run(manifest, base, model_dir, dict(counts or {}))
+    job: dict[str, str] = {}
+    if tracking.enabled():
+        from tools import rehearsal_tracking
+
+        job = rehearsal_tracking.training_job(manifest, base, seconds)
+    with environment(job):
+        step(manifest, "evaluate", base)
 
 
 SECOND_VERSION_SPLITS = ("train", "validation")
@@ -280,10 +312,7 @@ def train_another_version(
     (out / "train").mkdir(exist_ok=True)
     (out / "train" / "train.csv").write_text("".join(lines[i] for i in keep))
     model_dir = out / "trained"
-    fit(manifest, out, model_dir, quick=False)
-    (out / "model").mkdir(exist_ok=True)
-    with tarfile.open(out / "model" / "model.tar.gz", "w:gz") as tar:
-        for file in model_dir.iterdir():
-            tar.add(file, arcname=file.name)
-    script(manifest, "evaluate").main([], base=out)
+    if tracking.enabled():  # the later run's own preprocess: its split sizes, its data quality
+        tracking.run_step("preprocess", lambda: None, out)
+    train_and_evaluate(manifest, out, model_dir, quick=False)
     return Run(manifest, out, model_dir, {"train": len(keep)})

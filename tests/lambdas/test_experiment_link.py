@@ -54,6 +54,9 @@ def test_release_json_refuses_a_run_field_a_brief_could_not_show() -> None:
               "fraud-detection, then #/experiments/12/runs/4f0c9d"),
         ({**RUN, "mlflow_tracking": "https://mlflow.example.com/"},
          "open: https://mlflow.example.com/#/experiments/12/runs/4f0c9d"),
+        ({**RUN, "mlflow_tracking": "file:///work/reports/rehearsal/p/mlruns"},
+         "open: mlflow ui --backend-store-uri file:///work/reports/rehearsal/p/mlruns, then "
+         "http://127.0.0.1:5000/#/experiments/12/runs/4f0c9d"),
         ({"mlflow_run_id": "untracked: server unreachable", "mlflow_experiment_id": "-"},
          "Experiment run: the version was trained without its run in MLflow (untracked: "
          "server unreachable)"),

@@ -340,7 +340,9 @@ def test_every_job_runs_with_network_isolation(manifest: Any, settings: Any) -> 
     untracked = manifest.model_copy(update={"tracking": None})
     plain = replace(settings, tracking_uri=None, tracking_code_uri=None)
     for engine in MonitoringEngine:
-        assert networked_jobs(definition(with_engine(untracked, engine), plain)) == [], engine
+        alone = definition(with_engine(untracked, engine), plain)
+        assert networked_jobs(alone) == [], engine
+        assert "MLFLOW_TRACKING_URI" not in json.dumps(alone), engine  # no job told of a server
         body = definition(with_engine(manifest, engine), settings)
         assert networked_jobs(body) == (logging if manifest.tracking else []), engine
 
@@ -348,6 +350,13 @@ def test_every_job_runs_with_network_isolation(manifest: Any, settings: Any) -> 
 def test_the_isolation_check_fails_on_a_job_with_the_network_on(body: dict[str, Any]) -> None:
     import copy
 
+    # Every job isolated first (a tracked product's logging jobs are networked on purpose).
+    for step in body["Steps"]:
+        if step["Type"] == "Training":
+            step["Arguments"]["EnableNetworkIsolation"] = True
+        elif step["Type"] == "Processing":
+            step["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] = True
+    assert networked_jobs(body) == []
     for step in body["Steps"]:
         broken = copy.deepcopy(body)
         args = next(s for s in broken["Steps"] if s["Name"] == step["Name"]).get("Arguments")
@@ -370,8 +379,11 @@ def test_training_that_pip_installs_requirements_is_the_one_networked_job(
     code = manifest.model.code.model_copy(
         update={"dependencies": (*manifest.model.code.dependencies, "ml/requirements.txt")}
     )
-    needs = manifest.model_copy(update={"model": manifest.model.model_copy(update={"code": code})})
-    assert networked_jobs(definition(needs, settings)) == ["Train"]
+    needs = manifest.model_copy(
+        update={"model": manifest.model.model_copy(update={"code": code}), "tracking": None}
+    )
+    plain = replace(settings, tracking_uri=None, tracking_code_uri=None)
+    assert networked_jobs(definition(needs, plain)) == ["Train"]
 
 
 def test_the_sdk_tables_give_no_digest_to_pin() -> None:

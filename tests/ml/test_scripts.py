@@ -394,12 +394,19 @@ def deployed_definition(manifest: Any) -> dict[str, Any]:
     return definition(manifest, pipeline_settings(manifest))
 
 
-def json_gets(node: Any) -> list[str]:
+def json_gets(node: Any, property_file: str = "EvaluationReport") -> list[str]:
+    """The paths read from evaluate's `property_file` (the tracked run's file is read by
+    the register step: tests/ml/test_tracking.py)."""
     if isinstance(node, dict):
-        found = [node["Std:JsonGet"]["Path"]] if "Std:JsonGet" in node else []
-        return found + [p for v in node.values() for p in json_gets(v)]
+        get = node.get("Std:JsonGet")
+        found = (
+            [get["Path"]]
+            if get and get["PropertyFile"]["Get"].endswith(f".PropertyFiles.{property_file}")
+            else []
+        )
+        return found + [p for v in node.values() for p in json_gets(v, property_file)]
     if isinstance(node, list):
-        return [p for v in node for p in json_gets(v)]
+        return [p for v in node for p in json_gets(v, property_file)]
     return []
 
 

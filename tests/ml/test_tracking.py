@@ -280,7 +280,7 @@ def logging_jobs(body: dict[str, Any], uri: str) -> dict[str, str]:
 
 
 def test_the_steps_that_log_reach_the_server_and_nothing_else_changes(
-    manifest: Any, created: dict[str, Any], built_definition: dict[str, Any]
+    manifest: Any, created: dict[str, Any]
 ) -> None:
     body = created
     home = manifest.environments.staging
@@ -310,9 +310,6 @@ def test_the_steps_that_log_reach_the_server_and_nothing_else_changes(
     broken = copy.deepcopy(body)
     jobs(broken)["Evaluate"]["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] = True
     assert logging_jobs(broken, arn)["Evaluate"] == "isolated from the server"
-
-    # Untracked, no job is told of a server.
-    assert "MLFLOW_TRACKING_URI" not in json.dumps(built_definition)
 
 
 def test_the_registered_version_links_the_run_evaluate_logged(
@@ -487,7 +484,10 @@ def test_each_step_logs_to_one_run_per_execution(
     monkeypatch.setenv(runtime.TRAINING_JOB, f"file:{base / 'job.json'}")
     runtime.main(["evaluate"], base=base)
 
-    runs = runs_of(client, manifest.experiment, execution)
+    runs = runs_of(client, declared.experiment, execution)
+    # MLflow's UI opens the experiment on its training-run pages, not its GenAI traces.
+    kind = client.get_experiment_by_name(declared.experiment).tags.get(runtime.EXPERIMENT_KIND)
+    assert kind == runtime.MODEL_TRAINING
     assert set(runs) == {"pipeline", "preprocess", "train", "evaluate"}
     parent = runs["pipeline"]
     assert parent.info.status == "FINISHED"
@@ -643,7 +643,7 @@ def test_the_jobs_get_the_tracking_entry_when_tracking_is_declared(
     declared = with_tracking(manifest, create=True)
     files = product_code(declared, tmp_path / "tracked")
     assert files["tracking"] == Path(runtime.__file__)
-    plain = product_code(manifest, tmp_path / "plain")
+    plain = product_code(manifest.model_copy(update={"tracking": None}), tmp_path / "plain")
     assert "tracking" not in plain
     if script_mode(manifest):
         with tarfile.open(files["train"]) as tar:

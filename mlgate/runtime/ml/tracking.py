@@ -62,6 +62,10 @@ STEP_TAG = "mlgate.step"
 EXECUTION_TAG = "mlgate.pipeline_execution"
 PARENT_TAG = "mlflow.parentRunId"  # what MLflow's UI nests child runs by
 PIPELINE = "pipeline"
+# An experiment mlgate creates is marked as model training: MLflow 3's UI otherwise opens a
+# new experiment on its GenAI pages (traces), where training runs do not show.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 
 # The client installed where the image lacks it, by the image's Python: the newest
 # mlflow-skinny each Python takes (3.17.2 needs 3.10 or later, 3.1.4 is the last for 3.9,
@@ -166,7 +170,11 @@ class Tracker:
         self.client = client = MlflowClient(self.tracking_uri)
         name = os.environ.get(EXPERIMENT) or "Default"
         found = client.get_experiment_by_name(name)
-        self.experiment_id = found.experiment_id if found else client.create_experiment(name)
+        self.experiment_id = (
+            found.experiment_id
+            if found
+            else client.create_experiment(name, tags={EXPERIMENT_KIND: MODEL_TRAINING})
+        )
         execution = os.environ.get(EXECUTION) or "local"
         self.parent_id = (
             self._find(PIPELINE, execution)

@@ -387,6 +387,8 @@ def experiment_run(release: dict[str, Any]) -> dict[str, str] | None:
                f"--tracking-server-name {found[1]}, then {page}")  # fmt: skip
     elif server.startswith(("http://", "https://")):
         how = f"{server.rstrip('/')}/{page}"
+    elif server.startswith("file:"):  # a local file store (the rehearsal): MLflow's own UI on it
+        how = f"mlflow ui --backend-store-uri {server}, then http://127.0.0.1:5000/{page}"
     else:
         how = f"{server}, {page}"
     return {"run": run, "experiment": str(experiment), "server": server, "open": how}
