@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,25 +127,60 @@ def tested(package: str) -> bool:
     return found == wanted
 
 
-def _lint_each_template_once() -> None:
-    """cfn-lint takes about a second per template, and two checks lint the same synthesized
-    templates (the cfn-lint test and the evidence pack's compliance section, both through
-    mlgate.cli.governance.lint): each distinct template text is linted once per region in a
-    worker, and every caller gets that run's findings."""
+def remembered_lint(lint: Callable[[str, str], list[Any]], folder: Path | None) -> Any:
+    """`lint` (mlgate.cli.governance.lint's) run once per distinct template text and region:
+    within the process, and (`folder`) across runs, as mypy's cache does: cfn-lint's findings
+    for a text (rule, message, path: what the suite and the evidence pack read) are written to
+    `folder` under the text's hash, cfn-lint's version and the region, and read back when the
+    same text is linted again (a decoding error has no path). cfn-lint gives the same findings
+    for the same text."""
     import hashlib
+    import json
+    from importlib.metadata import version
+    from types import SimpleNamespace
 
-    from mlgate.cli.governance import lint as cfn
-
-    lint = cfn.lint
     found: dict[tuple[str, str], list[Any]] = {}
+    linter = version("cfn-lint")
 
     def lint_once(text: str, region: str) -> list[Any]:
-        key = (hashlib.sha256(text.encode()).hexdigest(), region)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        key = (digest, region)
+        record = folder / f"{linter}-{region}-{digest}.json" if folder else None
+        if key not in found and record is not None and record.is_file():
+            found[key] = [
+                SimpleNamespace(rule=SimpleNamespace(id=m.pop("rule")), **m)
+                for m in json.loads(record.read_text())
+            ]
         if key not in found:
             found[key] = lint(text, region)
+            if record is not None:
+                record.parent.mkdir(parents=True, exist_ok=True)
+                kept = [
+                    {"rule": m.rule.id, "message": m.message}
+                    | ({"path": [str(p) for p in m.path]} if hasattr(m, "path") else {})
+                    for m in found[key]
+                ]
+                partial = record.with_suffix(f".{os.getpid()}")
+                partial.write_text(json.dumps(kept))
+                partial.replace(record)
         return list(found[key])
 
-    cfn.lint = lint_once  # type: ignore[assignment]
+    lint_once.__wrapped__ = lint  # type: ignore[attr-defined]
+    return lint_once
+
+
+LINT_CACHE = ROOT / ".pytest_cache" / "mlgate-cfn-lint"
+
+
+def _lint_each_template_once() -> None:
+    """cfn-lint takes about a second per template, and two checks lint the same synthesized
+    templates (the cfn-lint test and the evidence pack's compliance section): each template
+    text is linted once, its findings remembered across runs (`remembered_lint`).
+    `pytest --cache-clear` or MLGATE_LINT_CACHE=off lints everything again."""
+    from mlgate.cli.governance import lint as cfn
+
+    keep = os.environ.get("MLGATE_LINT_CACHE", "on") != "off"
+    cfn.lint = remembered_lint(cfn.lint, LINT_CACHE if keep else None)  # type: ignore[assignment]
 
 
 _lint_each_template_once()

@@ -52,6 +52,31 @@ def test_cfn_lint_would_catch_a_broken_template(tmp_path: Path) -> None:
     assert any("E3002" in line for line in lint(broken))
 
 
+def test_the_lint_cache_replays_cfn_lint_s_own_findings(tmp_path: Path) -> None:
+    """The suite's lint cache (tests/conftest.py): a text linted in an earlier run is not linted
+    again, and its findings come back as cfn-lint gave them; another text, or the same text for
+    another region, is linted."""
+    from .conftest import remembered_lint
+
+    calls: list[str] = []
+
+    def counted(text: str, region: str) -> list[Any]:
+        calls.append(region)
+        return cfn.lint(text, region)
+
+    broken = json.dumps({"Resources": {"B": {"Type": "AWS::S3::Bucket", "Properties": {"N": 1}}}})
+    first = remembered_lint(counted, tmp_path)(broken, "eu-west-1")
+    again = remembered_lint(counted, tmp_path)  # a later run: a new process's wrapper
+    replayed = again(broken, "eu-west-1")
+    assert calls == ["eu-west-1"]
+    shown = [(m.rule.id, m.message, [str(p) for p in getattr(m, "path", ())]) for m in first]
+    assert [(m.rule.id, m.message, getattr(m, "path", [])) for m in replayed] == shown
+    assert any(rule == "E3002" for rule, _, _ in shown)
+    again(broken, "us-east-1")
+    again(broken.replace('"N"', '"M"'), "eu-west-1")
+    assert calls == ["eu-west-1", "us-east-1", "eu-west-1"]
+
+
 def test_every_acknowledgment_names_its_reason(synth: Any) -> None:
     reasons = []
     for path in synth.template_files:
@@ -157,7 +182,8 @@ def test_the_shared_rules_find_what_a_fresh_cfn_lint_finds(synth: Any) -> None:
     texts = sorted((p.read_text() for p in synth.template_files), key=len)[:1]
     texts.append(json.dumps({"Resources": {"B": {"Type": "AWS::S3::Bucket", "Properties": {}}}}))
     texts.append("{not json")
-    shared = [[str(m) for m in cfn.lint(text, "eu-west-1")] for text in texts]
+    shared_rules = getattr(cfn.lint, "__wrapped__", cfn.lint)  # not the suite's cache of it
+    shared = [[str(m) for m in shared_rules(text, "eu-west-1")] for text in texts]
     alone = [[str(m) for m in fresh(text, regions=["eu-west-1"])] for text in texts]
     assert shared == alone
     assert any(shared), "the comparison needs templates with findings"
