@@ -215,3 +215,40 @@ def test_charts_are_the_same_bytes_for_the_same_data(synth: Any, tmp_path: Path)
     assert text.count("<svg") >= 2 * len(synth.products)
     assert "<dc:date>" not in text  # no render date in the SVG
     assert not re.search(r"<\?xml|<!DOCTYPE svg", text)  # inline SVG, no prolog
+
+
+def test_a_chart_spans_its_own_data_and_tags_close_moments_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rehearsal plays a release's steps seconds apart on a page whose data spans hours: a
+    widget whose data lasted seconds is drawn over its own minute, and moments that would
+    overprint share one tag ("1-3"), each still listed in the legend with its kind and label."""
+    from mlgate.cli.observability import charts
+
+    page = (T0, T0 + timedelta(hours=2))
+    data_times = [T0 + timedelta(minutes=30, seconds=s) for s in (0, 5, 10)]
+    span = charts.widget_span(data_times, page)
+    assert span[0] <= data_times[0]
+    assert span[1] >= data_times[-1]
+    assert timedelta(minutes=1) <= span[1] - span[0] < timedelta(minutes=2)
+    assert charts.widget_span([], page) == page
+    series = charts.Series("ns", "Latency", (), None,
+                           tuple((t, float(i)) for i, t in enumerate(data_times)))  # fmt: skip
+    moments = [
+        charts.Moment(data_times[0] + timedelta(seconds=s), kind, label, "prod")
+        for s, kind, label in ((1, "release", "v2"), (2, "canary", "half"), (3, "rollback", "r"))
+    ]
+    moments.append(charts.Moment(T0 + timedelta(minutes=90), "drift", "later", "prod"))
+
+    def drawn() -> str:
+        return charts.metric_chart(series=[("Latency", series)], thresholds=[], alarms=[],
+                                   history={}, moments=moments, span=page, size=(8, 5),
+                                   salt="t")  # fmt: skip
+
+    svg = drawn()
+    assert ">1-3<" in svg
+    for entry in ("1 release: v2", "2 canary: half", "3 rollback: r"):
+        assert entry in svg
+    assert "drift: later" not in svg  # outside this chart's data
+    monkeypatch.setattr(charts, "CLUSTER", 0.0)  # the broken form: each its own tag
+    assert ">1-3<" not in drawn()

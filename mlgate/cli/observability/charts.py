@@ -222,20 +222,71 @@ def _days(t: datetime) -> float:
     return float(dates.date2num(t))  # type: ignore[no-untyped-call]
 
 
-def _moments(ax: Any, moments: list[Moment]) -> None:
-    for x in moments:
+CLUSTER = 0.04
+"""Moments closer than this share of a chart's width are tagged together ("2-5"): the
+rehearsal plays a release's steps seconds apart on an axis of an hour or more."""
+LABEL_CHARS = 70
+
+
+def widget_span(
+    times: list[datetime], fallback: tuple[datetime, datetime]
+) -> tuple[datetime, datetime]:
+    """A chart's time axis: its own data's first to last time with a margin (so points at the
+    ends stay visible), or the page's span when it has none. A widget whose data lasted a minute
+    is drawn over that minute, not over the rehearsal's hours."""
+    if not times:
+        return fallback
+    first, last = min(times), max(times)
+    margin = max(last - first, timedelta(minutes=1)) * 0.05
+    short = max(timedelta(0), timedelta(minutes=1) - (last - first)) / 2  # centred in a minute
+    return first - margin - short, last + margin + short
+
+
+def _clusters(moments: list[Moment], span: tuple[datetime, datetime]) -> list[list[int]]:
+    """The indexes of `moments` (sorted by time) grouped where they would overprint."""
+    gap = (span[1] - span[0]) * CLUSTER
+    groups: list[list[int]] = []
+    for i, x in enumerate(moments):
+        if groups and x.time - moments[groups[-1][-1]].time <= gap:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _moments(ax: Any, moments: list[Moment], span: tuple[datetime, datetime]) -> None:
+    """The moments inside the chart's span: a dotted line each, a number tag at the top (one
+    tag for moments close together: "2-5"), and a legend entry per number with its kind and
+    label."""
+    from matplotlib.lines import Line2D
+
+    shown = [x for x in moments if span[0] <= x.time <= span[1]]
+    for group in _clusters(shown, span):
+        for i in group:
+            color = MOMENT_COLORS.get(shown[i].kind, "#545b64")
+            ax.axvline(shown[i].time, color=color, linewidth=1.0, linestyle=":")
+        first = shown[group[0]]
+        tag = str(group[0] + 1) if len(group) == 1 else f"{group[0] + 1}-{group[-1] + 1}"
+        ax.annotate(tag, xy=(first.time, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(1, -1), textcoords="offset points", fontsize=6, va="top",
+                    ha="left", color=MOMENT_COLORS.get(first.kind, "#545b64"))  # fmt: skip
+    for i, x in enumerate(shown):
+        label = f"{x.kind}: {x.label}"
+        if len(label) > LABEL_CHARS:  # its start and its end (a version is at the end)
+            keep = (LABEL_CHARS - 1) // 2
+            label = label[:keep] + "\u2026" + label[-keep:]
         color = MOMENT_COLORS.get(x.kind, "#545b64")
-        ax.axvline(x.time, color=color, linewidth=1.2, linestyle=":")
-        ax.annotate(
-            f"{x.kind}: {x.label}",
-            xy=(x.time, 1.0),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            fontsize=6,
-            color=color,
-            va="top",
-            ha="right",
-        )
+        # A legend entry of its own (a line of the moment's colour and style, no data).
+        ax.add_line(Line2D([], [], color=color, linewidth=1.0, linestyle=":",
+                           label=f"{i + 1} {label} ({x.time:%H:%M:%S})"))  # fmt: skip
+
+
+def _legend(ax: Any) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    if unique:  # beneath the plot, so it never hides a point
+        ax.legend(list(unique.values()), list(unique), fontsize=6, loc="upper left",
+                  bbox_to_anchor=(0.0, -0.22), ncol=1, frameon=False)  # fmt: skip
 
 
 def _time_axis(ax: Any, span: tuple[datetime, datetime]) -> None:
@@ -271,6 +322,11 @@ def metric_chart(
         ys = [v for _, v in s.points]
         ax.plot(xs, ys, color=_PALETTE[i % len(_PALETTE)], linewidth=1.3, marker=".",
                 markersize=3, label=label)  # fmt: skip
+    span = widget_span(
+        [t for _, s in series for t, _ in s.points]
+        + [t for a in alarms for t, _, _ in history.get(a.name, [])],
+        span,
+    )
     values = [v for _, s in series for _, v in s.points]
     for line in thresholds:
         if isinstance(line.get("value"), (int, float)):
@@ -291,13 +347,9 @@ def metric_chart(
         for start, stop in alarm_spans(history.get(a.name, []), span[1]):
             ax.axvspan(start, stop, color=ALARM_RED, alpha=0.18, linewidth=0,
                        label=f"in ALARM: {short}")  # fmt: skip
-    _moments(ax, moments)
+    _moments(ax, moments, span)
     _time_axis(ax, span)
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    # Beneath the plot, so it never hides a point.
-    ax.legend(list(unique.values()), list(unique), fontsize=6, loc="upper left",
-              bbox_to_anchor=(0.0, -0.22), ncol=2, frameon=False)  # fmt: skip
+    _legend(ax)
     return _svg(fig, salt)
 
 
@@ -312,6 +364,7 @@ def alarm_chart(
 ) -> str:
     """An alarm widget as SVG: one row per alarm with a state history, red while in ALARM."""
     shown = [n for n in names if history.get(n)]
+    span = widget_span([t for n in shown for t, _, _ in history[n]], span)
     fig = _figure(size[0], max(size[1], 2 + len(shown) // 2))
     ax = fig.add_subplot()
     colors = {"ALARM": ALARM_RED, "OK": "#1d8102", "INSUFFICIENT_DATA": "#aab7b8"}
@@ -326,6 +379,7 @@ def alarm_chart(
     ax.set_yticks(range(len(shown)), ["/".join(n.split("/")[-3:]) for n in shown])
     ax.set_ylim(-0.6, max(len(shown), 1) - 0.4)
     ax.invert_yaxis()
-    _moments(ax, moments)
+    _moments(ax, moments, span)
     _time_axis(ax, span)
+    _legend(ax)
     return _svg(fig, salt)

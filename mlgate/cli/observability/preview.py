@@ -236,9 +236,11 @@ def render(name: str, body: dict[str, Any], data: Data | None = None) -> str:
         note = (
             f"Charts from the rehearsal of {esc(data.rehearsal.generated)} "
             "(<code>make rehearse</code>: the release played offline under moto, not "
-            "production traffic). Dotted lines mark its moments (release, canary, rollback, "
-            "drift, retrain); dashed red lines are thresholds, a light red band the values "
-            "where an alarm fires, a darker one the time it was in ALARM."
+            "production traffic). Each chart spans its own data's time. Dotted lines mark "
+            "the rehearsal's moments (release, canary, rollback, drift, retrain), numbered as "
+            'in the chart\'s legend (moments seconds apart share one tag, "2-5"); dashed '
+            "red lines are thresholds, a light red band the values where an alarm fires, a "
+            "darker one the time it was in ALARM."
         )
     else:
         note = (
