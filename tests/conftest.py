@@ -104,7 +104,11 @@ def _synthesize(manifests: list[Any], outdir: Path, *, cfn_validation: bool = Tr
 
 SUITE_TRICKS: dict[str, tuple[str, str]] = {
     "botocore": ("1.44.8", "one parsed service model per search path (botocore's Loader._cache)"),
-    "moto": ("5.2.5", "one SNS signing key per worker; one boto3 session under mock_aws"),
+    "moto": (
+        "5.2.5",
+        "one SNS signing key per worker; tests/lambdas: one boto3 session, and a "
+        "client per call site, under each mock_aws",
+    ),
     "pytest": ("9.2.0", "xdist group suffixes written into item._id"),
     "pytest-xdist": ("3.8.0", "xdist group suffixes written into item._id"),
 }
