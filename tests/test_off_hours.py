@@ -478,3 +478,22 @@ def test_the_examples_say_their_off_hours() -> None:
         "off hours (outside 08:00-19:00 MON-FRI Europe/Paris): 0..1 x ml.m5.large instead of "
         "0..2 x ml.m5.large (scheduled scaling)"
     )
+
+
+def test_the_idle_alarm_waits_out_the_longest_off_hours(base: Path) -> None:
+    """A real-time staging endpoint scaled down outside working hours (Friday 19:00 to Monday
+    08:00: 61 h) gets its idle alarm after 62 idle hours, not after the manifest's shorter
+    cost.idle_endpoint_hours, which would warn every weekend; prod keeps the manifest's."""
+    from mlgate.infra.stacks.foundation import idle_alarm_hours
+
+    path = base
+    doc = staging_as(raw(path), "real-time", off_hours=PARIS)
+    doc.setdefault("cost", {})["idle_endpoint_hours"] = 24
+    m = load(path, doc)
+    assert idle_alarm_hours(m, "staging") == 62
+    assert idle_alarm_hours(m, "prod") == 24
+    doc["cost"]["idle_endpoint_hours"] = 100  # already longer than any weekend: kept
+    assert idle_alarm_hours(load(path, doc), "staging") == 100
+    del doc["serving"]["staging"]["off_hours"]  # no off hours: the manifest's hours
+    doc["cost"]["idle_endpoint_hours"] = 24
+    assert idle_alarm_hours(load(path, doc), "staging") == 24

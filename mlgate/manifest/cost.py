@@ -25,7 +25,9 @@ class Cost(_Model):
     """The budget alerts the PM and on-call when the month's actual cost reaches this share."""
     idle_endpoint_hours: int = Field(default=24, ge=1, le=168)
     """An endpoint that answers no request for this many hours raises the idle-endpoint
-    warning (to the PM): it is billed by the hour whether it serves or not."""
+    warning (to the PM): it is billed by the hour whether it serves or not. An environment
+    with off_hours waits longer than its longest stretch of them (61 h for MON-FRI 08:00-19:00)
+    so as not to warn every weekend."""
     use_spot: bool = False
     """Train on managed spot capacity: cheaper, may wait for capacity and be interrupted; an
     interrupted built-in XGBoost job resumes from its checkpoints in S3."""

@@ -209,3 +209,11 @@ def test_advisor_checks_are_those_of_the_resource_types_given() -> None:
     assert {c.resource_type for c in advisor_checks({"AWS::S3::Bucket"})} == {"AWS::S3::Bucket"}
     assert advisor_checks({"AWS::SageMaker::Endpoint"}) == ()
     assert [c.name for c in ADVISOR_CHECKS if c.core] == ["Amazon S3 Bucket Permissions"]
+
+
+def test_an_environment_s_own_idle_hours_say_why_they_differ(home: Kit) -> None:
+    build(home, idle_hours_by_env=(("prod", 62),))
+    (alarm,) = resources(home.template(), "AWS::CloudWatch::Alarm").values()
+    p = alarm["Properties"]
+    assert p["EvaluationPeriods"] == 62
+    assert "no request for 62 hours (36 in the manifest, longer here" in p["AlarmDescription"]

@@ -197,3 +197,35 @@ def test_each_idle_alarm_counts_the_requests_its_endpoint_mode_publishes(
         if idle_billed(m, env)
     }
     assert {e: watched.get(e) for e in expected} == expected
+
+
+def test_an_idle_alarm_waits_out_its_environment_s_off_hours(synth: Any, product: Any) -> None:
+    """An environment whose endpoint scales down outside working hours gets no request then:
+    its idle alarm looks back longer than its longest stretch of them (or it would warn every
+    weekend); another environment's looks back the manifest's cost.idle_endpoint_hours."""
+    import json
+
+    from mlgate.infra.naming import Names
+    from mlgate.infra.stacks.foundation import idle_alarm_hours, idle_billed
+    from mlgate.manifest import ENV_NAMES
+
+    m = product.manifest
+    periods = {}
+    for path in synth.template_files:
+        for resource in json.loads(path.read_text())["Resources"].values():
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::CloudWatch::Alarm" and "endpoint-idle" in str(
+                props.get("AlarmName")
+            ):
+                endpoint = {d["Name"]: d["Value"] for d in props["Dimensions"]}["EndpointName"]
+                periods[endpoint] = (props["EvaluationPeriods"], props["Period"])
+    for env in ENV_NAMES:
+        if not idle_billed(m, env):
+            continue
+        off = m.env_serving(env).off_hours
+        hours = idle_alarm_hours(m, env)
+        assert periods[Names.of(m, env).endpoint()] == (hours, 3600), env
+        if off is None:
+            assert hours == m.cost.idle_endpoint_hours, env
+        else:
+            assert off.longest_off_hours < hours <= 168, env

@@ -119,6 +119,9 @@ class CostGuardProps:
     """(environment, endpoint name, variant, the metric that counts its requests) of this
     account's endpoints that bill by the hour while idle."""
     idle_hours: int = 24
+    idle_hours_by_env: tuple[tuple[EnvName, int], ...] = ()
+    """An environment's own idle hours where they differ from `idle_hours` (one with off hours
+    waits out its longest stretch of them)."""
     monthly_budget: float | None = None
     currency: str = "USD"
     forecast_percent: int = 80
@@ -171,6 +174,13 @@ class CostGuard(Construct):
 
     def _idle_alarm(self, env: EnvName, endpoint: str, variant: str, requests: str) -> None:
         p = self.props
+        hours = dict(p.idle_hours_by_env).get(env, p.idle_hours)
+        waits = (
+            f" ({p.idle_hours} in the manifest, longer here: the {env} endpoint scales down "
+            "outside working hours, when no request is expected)"
+            if hours != p.idle_hours
+            else ""
+        )
         factory = AlarmFactory(
             names=p.names.at(env),
             runbook=p.runbook,
@@ -199,8 +209,8 @@ class CostGuard(Construct):
             what=IDLE_WHAT,
             severity=WARNING,
             owner=p.product_manager,
-            meaning=f"The {env} endpoint {endpoint} answered no request for {p.idle_hours} "
-            "hours; it is billed every hour it runs.",
+            meaning=f"The {env} endpoint {endpoint} answered no request for {hours} "
+            f"hours{waits}; it is billed every hour it runs.",
             checks=(
                 f"the endpoint's {requests} on the dashboard: is its traffic gone for good",
                 "whether callers moved to another endpoint or environment",
@@ -210,7 +220,7 @@ class CostGuard(Construct):
             threshold=0,
             comparison=cw.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
             missing=cw.TreatMissingData.BREACHING,
-            periods=p.idle_hours,
+            periods=hours,
         )
         self.alarms.append(alarm)
 

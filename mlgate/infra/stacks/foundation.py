@@ -8,6 +8,8 @@ release hooks assume to deploy and verify it.
 
 from __future__ import annotations
 
+import math
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -43,6 +45,19 @@ def idle_billed(manifest: Manifest, env: EnvName) -> bool:
     if mode == "async":
         return not getattr(getattr(serving, "async_settings", None), "scale_to_zero", True)
     return True
+
+
+def idle_alarm_hours(manifest: Manifest, env: EnvName) -> int:
+    """The hours without a request after which the env's idle-endpoint alarm warns: the
+    manifest's cost.idle_endpoint_hours, or, for an environment with off hours, more than its
+    longest stretch outside working hours (a weekend: 61 h from Friday 19:00 to Monday 08:00),
+    so that an endpoint idle only while nobody works does not warn every such stretch. At most
+    168, the seven days an alarm can look back over hourly periods."""
+    hours = manifest.cost.idle_endpoint_hours
+    off = getattr(manifest.env_serving(env), "off_hours", None)
+    if off is None:
+        return hours
+    return min(168, max(hours, math.ceil(float(off.longest_off_hours)) + 1))
 
 
 def requests_metric(manifest: Manifest, env: EnvName) -> str:
@@ -176,6 +191,7 @@ class SiteStack(ProductStack):
                     if idle_billed(manifest, env)
                 ),
                 idle_hours=cost.idle_endpoint_hours,
+                idle_hours_by_env=tuple((env, idle_alarm_hours(manifest, env)) for env in envs),
                 monthly_budget=cost.monthly_budget if budget else None,
                 currency=cost.currency,
                 forecast_percent=cost.forecast_alert_percent,
