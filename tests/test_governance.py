@@ -151,8 +151,9 @@ def test_cross_account_access_is_listed_with_the_roles_it_admits(cross_account: 
     admitted = {(t.resource, t.account, tuple(t.principals)) for t in evidence.trusts}
     readers = (role(prod, "prod-model"), role(prod, "prod-monitor"))
     assert admitted == {
-        (f"role mlgate-{name}-prod-deploy", home, (role(home, "deployer"),)),
-        (f"role mlgate-{name}-prod-verify", home, (role(home, "verifier"),)),
+        # The rollback command's role beside each hook's (mlgate/infra/constructs/rollback.py).
+        (f"role mlgate-{name}-prod-deploy", home, (role(home, "deployer"), role(home, "rollback"))),
+        (f"role mlgate-{name}-prod-verify", home, (role(home, "verifier"), role(home, "rollback"))),
         (f"role mlgate-{name}-prod-retrain", prod, (role(prod, "prod-drift"),)),
         (f"bucket policy mlgate-{name}-artifacts-{home}-{region}", prod, readers),
         (f"KMS key policy alias/mlgate/{name}", prod, readers),
@@ -272,7 +273,10 @@ def test_every_role_with_a_grant_is_described_in_words(product: Any, synth: Any)
         account = manifest.environment(env).account
         assert f"assume role {names.deploy_role(env)} in account {account}" in deployer[3]
         deploy = by_role[names.deploy_role(env)]
-        assert deploy[2] == f"role {names.deployer_role()} in account {home}"
+        assert deploy[2] == (
+            f"role {names.deployer_role()} in account {home} and role {names.rollback_role()} "
+            f"in account {home}"
+        )
         assert _passes(deploy[3]) == [({names.serving_cfn_role(env)}, "CloudFormation")]
     # Each Serving stack's CloudFormation role may pass its environment's model role to
     # SageMaker, and may touch only models and configs tagged with the product.
@@ -421,3 +425,18 @@ def test_the_pack_lists_the_budget_estimate_and_the_advisor_checks_of_the_resour
         "Trusted Advisor checks on the product's resource types"
     ][1]
     assert not any("Lambda" in row[0] for row in rows)
+
+
+def test_the_pack_says_who_may_roll_back_and_as_which_role(synth: Any, product: Any) -> None:
+    """Issue 34: the release-gates section names the rollback command's approvers (the
+    manifest's) and the role it runs as."""
+    from mlgate.cli.governance.pack import gates
+    from mlgate.infra.naming import Names
+
+    m = product.manifest
+    evidence = collect(synth.outdir, lint=False, product=m.product.name)
+    (note,) = [n for n in gates(m, evidence).notes if n.startswith("Roll back on demand")]
+    assert m.rollback_approvers
+    for contact in m.rollback_approvers:
+        assert m.contact(contact).name in note
+    assert Names.of(m).rollback_role() in note

@@ -57,6 +57,28 @@ def main(argv: list[str] | None = None) -> int:
         help="read this account with this profile (default: its CDK lookup role, from home)",
     )
     preflight.add_argument("--cdk-out", default="cdk.out", help="synthesized templates")
+    back = sub.add_parser(
+        "rollback", help="put an environment back on a version it served (docs/on-call.md)"
+    )
+    back.add_argument("path", help="the product folder or its manifest.yaml")
+    back.add_argument("env", choices=ENV_NAMES)
+    back.add_argument(
+        "--to",
+        type=int,
+        default=None,
+        metavar="VERSION",
+        help="the version (default: the one served before the current one)",
+    )
+    back.add_argument("--reason", required=True, help="why: recorded in the audit trail")
+    back.add_argument(
+        "--by",
+        required=True,
+        metavar="CONTACT",
+        help="your contact id: one of delivery.rollback_approvers",
+    )
+    back.add_argument(
+        "--no-wait", action="store_true", help="start the update and return; run again to finish"
+    )
     reference = sub.add_parser("reference", help="print the manifest reference (Markdown)")
     reference.add_argument("--write", metavar="FILE", help="update it between its markers")
     args = parser.parse_args(argv)
@@ -80,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"wrote {p}" for p in paths))
         return 0
 
+    if args.command == "rollback":
+        return run_rollback(args)
     try:
         source = args.path if args.command in ("validate", "report", "preflight") else args.manifest
         manifests = load_manifests(source or default_target())
@@ -116,6 +140,21 @@ def run_preflight(manifests: list[Manifest], args: argparse.Namespace) -> int:
         print("--account-profile takes ACCOUNT=PROFILE, a 12-digit account id", file=sys.stderr)
         return 2
     return preflight.run(manifests, profile=args.profile, profiles=profiles, cdk_out=cdk_out)
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from mlgate.cli.rollback import rollback
+    from mlgate.manifest import ManifestError, load_manifest
+
+    path = Path(args.path)
+    try:
+        manifest = load_manifest(path / "manifest.yaml" if path.is_dir() else path)
+    except ManifestError as err:
+        print(err, file=sys.stderr)
+        return 1
+    return rollback(
+        manifest, args.env, to=args.to, reason=args.reason, by=args.by, wait=not args.no_wait
+    )
 
 
 def scaffold(name: str, parent: Path) -> int:

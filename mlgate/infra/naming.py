@@ -230,6 +230,12 @@ class Names:
         """Home: the deploy verifier hook, which assumes verify roles."""
         return self._role("verifier")
 
+    def rollback_role(self) -> str:
+        """Home: `python -m mlgate rollback` runs as it (mlgate/cli/rollback.py): it updates a
+        Serving stack and checks its endpoint as the deployer and the verifier do, and assumes
+        their roles in another account."""
+        return self._role("rollback")
+
     def retrain_role(self, env: EnvName | None = None) -> str:
         """Home: assumed by a remote environment's drift responder to start training."""
         return self._role(self._in(env), "retrain")

@@ -232,6 +232,15 @@ class Manifest(_Model):
         return tuple(g for g in self.gates if g.placement is not GatePlacement.MODEL_REGISTRY)
 
     @property
+    def rollback_approvers(self) -> tuple[str, ...]:
+        """Who may roll an environment back: delivery.rollback_approvers, or else the approvers
+        of the last manual gate before prod (every gate precedes the prod deploy)."""
+        if self.delivery.rollback_approvers:
+            return self.delivery.rollback_approvers
+        manual = [g for g in self.gates if g.kind is GateKind.MANUAL]
+        return manual[-1].approvers if manual else ()
+
+    @property
     def data_classes(self) -> dict[str, int]:
         """Retention days by data class, in the order the evidence pack lists them."""
         return self.retention.model_dump()
@@ -264,6 +273,8 @@ class Manifest(_Model):
                 person(f"gates[{i}].approvers[{j}]", approver)
         for i, risk in enumerate(self.risks):
             person(f"risks[{i}].owner", risk.owner)
+        for i, who in enumerate(self.delivery.rollback_approvers):
+            person(f"delivery.rollback_approvers[{i}]", who)
 
         for name in self.monitoring.feature_drift_thresholds:
             if name not in self.features:

@@ -22,6 +22,7 @@ from mlgate.manifest.base import (
     InstanceType,
     MonitorSchedule,
     RelativePath,
+    Slug,
     _CrossFieldErrors,
     _Model,
 )
@@ -556,3 +557,6 @@ class Delivery(_Model):
     a new account's limit can be as low as 10. Set it once `mlgate preflight` shows the
     account's limit covers it
     (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html)."""
+    rollback_approvers: tuple[Slug, ...] = ()
+    """Contact ids who may roll an environment back (`python -m mlgate rollback ... --by`).
+    Empty (the default): the approvers of the last manual gate before prod."""

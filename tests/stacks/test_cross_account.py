@@ -40,13 +40,12 @@ def role_named(synth: Any, key: str, name: str) -> dict[str, Any]:
     return roles[0]["Properties"]
 
 
-def trust(principal_account: str, role: str) -> dict[str, Any]:
-    """The trust statement for one named role of another account."""
+def trust(principal_account: str, *roles: str) -> dict[str, Any]:
+    """The trust statement for these named roles of another account."""
+    arns = [f"arn:aws:iam::{principal_account}:role/{role}" for role in roles]
     return {
         "Action": "sts:AssumeRole",
-        "Condition": {
-            "ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{principal_account}:role/{role}"}
-        },
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": arns if len(arns) > 1 else arns[0]}},
         "Effect": "Allow",
         "Principal": {"AWS": f"arn:aws:iam::{principal_account}:root"},
     }
@@ -129,14 +128,17 @@ def test_the_prod_foundation_holds_its_own_key_capture_bucket_and_on_call_topic(
 
 
 def test_prod_deploy_and_verify_roles_trust_only_the_home_hooks(cross_account: Any) -> None:
+    """And the rollback command's role (mlgate/infra/constructs/rollback.py), which redeploys
+    and checks a served version the same way."""
     manifest = cross_account.product().manifest
-    deploy = role_named(cross_account, "foundation-prod", Names.of(manifest).deploy_role("prod"))
-    verify = role_named(cross_account, "foundation-prod", Names.of(manifest).verify_role("prod"))
+    names = Names.of(manifest)
+    deploy = role_named(cross_account, "foundation-prod", names.deploy_role("prod"))
+    verify = role_named(cross_account, "foundation-prod", names.verify_role("prod"))
     assert deploy["AssumeRolePolicyDocument"]["Statement"] == [
-        trust(HOME, Names.of(manifest).deployer_role())
+        trust(HOME, names.deployer_role(), names.rollback_role())
     ]
     assert verify["AssumeRolePolicyDocument"]["Statement"] == [
-        trust(HOME, Names.of(manifest).verifier_role())
+        trust(HOME, names.verifier_role(), names.rollback_role())
     ]
     deploys = statements(cross_account, "foundation-prod", Names.of(manifest).deploy_role("prod"))
     assert {

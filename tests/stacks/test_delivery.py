@@ -278,31 +278,33 @@ def test_deployer_may_update_only_the_home_serving_stacks(synth: Any, product: A
 
 def test_deployer_may_pass_only_the_home_serving_cfn_roles(synth: Any, product: Any) -> None:
     """Not CDK's bootstrap execution role (issue 29): whoever runs as the deployer could submit
-    any template with it; only to CloudFormation."""
+    any template with it; only to CloudFormation. The rollback command's role (which updates
+    the same stacks the same way) is held to the same, and no other role may pass them."""
     manifest = product.manifest
     home = manifest.environments.staging
     local = sorted(env for env in ("prod", "staging") if not manifest.is_remote(env))  # type: ignore[arg-type]
     template = delivery(synth, product).to_json()
-    passes = [
-        statement
-        for resource in template["Resources"].values()
+    resources = template["Resources"]
+    passes = {
+        resources[resource["Properties"]["Roles"][0]["Ref"]]["Properties"]["RoleName"]: statement
+        for resource in resources.values()
         if resource["Type"] == "AWS::IAM::Policy"
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]
         if "iam:PassRole" in statement["Action"]
         and "serving-cfn" in json.dumps(statement["Resource"])
-    ]
+    }
     roles = [
         f"arn:aws:iam::{home.account}:role/mlgate-{manifest.product.name}-{env}-serving-cfn"
         for env in local
     ]
-    assert passes == [
-        {
-            "Action": "iam:PassRole",
-            "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
-            "Effect": "Allow",
-            "Resource": roles if len(roles) > 1 else roles[0],
-        }
-    ]
+    names = naming.Names.of(manifest)
+    expected = {
+        "Action": "iam:PassRole",
+        "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+        "Effect": "Allow",
+        "Resource": roles if len(roles) > 1 else roles[0],
+    }
+    assert passes == {names.deployer_role(): expected, names.rollback_role(): expected}
     assert "cfn-exec-role" not in json.dumps(template)
 
 

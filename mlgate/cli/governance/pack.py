@@ -939,6 +939,16 @@ def gates(m: Manifest, e: Evidence) -> Section:
             ),
         )
     )
+    # Rolling back on demand (mlgate/cli/rollback.py): who the command accepts, and as what.
+    names = Names.of(m)
+    s.notes.append(
+        "Roll back on demand: `python -m mlgate rollback` puts an environment back on a "
+        "version it served before, through the same rollout and rollback alarms; it accepts "
+        f"{', '.join(m.contact(c).name for c in m.rollback_approvers)} "
+        "(delivery.rollback_approvers) and runs as the role "
+        f"{names.rollback_role()}, which IAM in the home account says who may assume; each "
+        "rollback's who, why and versions are in the audit trail."
+    )
     return s
 
 

@@ -99,15 +99,21 @@ def release_namespace(names: Names) -> str:
 def grant_release_access(hook: HookFunction, access: tuple[EnvironmentAccess, ...]) -> None:
     """What each environment's `access` allows: directly in the home account, through the
     environment's own role (sts:AssumeRole) in another account."""
+    grant_environment_access(hook.role, access)
+
+
+def grant_environment_access(role: iam.Role, access: tuple[EnvironmentAccess, ...]) -> None:
+    """`access` (each environment's) on any role: its statements in the home account (their
+    findings acknowledged on the role's policy), the environment's own role in another."""
     for each in access:
         if each.role_arn is not None:
-            hook.role.add_to_policy(
+            role.add_to_policy(
                 iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[each.role_arn])
             )
             continue
         for statement in each.statements:
-            hook.role.add_to_policy(statement)
-        acknowledge_each(hook.policy, dict(each.findings))
+            role.add_to_policy(statement)
+        acknowledge_each(role.node.find_child("DefaultPolicy"), dict(each.findings))
 
 
 def decrypt_via_s3(

@@ -39,6 +39,7 @@ from mlgate.infra.constructs.release_pipeline import (
     ReleasePipeline,
     ReleasePipelineProps,
 )
+from mlgate.infra.constructs.rollback import RollbackProps, RollbackRole
 from mlgate.infra.constructs.storage import SecureBucket
 from mlgate.infra.gates import encoded, gate_context, thresholds
 from mlgate.infra.naming import Names, role_arn
@@ -215,6 +216,10 @@ class DeliveryStack(ProductStack):
         self.verifier = DeployVerifier(
             self, "DeployVerifier", props=props.verifier, key=key, alarms=alarms
         )
+        # What each environment served, once verified: its "served" records, read by `python -m
+        # mlgate rollback` (mlgate/runtime/hooks/shared/served.py); it may append those only.
+        self.verifier.function.add_environment("AUDIT_TABLE", names.audit_table())
+        self.audit_table.grant_append(self.verifier.role, ["served"], "dynamodb:PutItem")
         # The quality gate hook exists only for a product whose manifest has an automated gate.
         self.quality_gate = (
             QualityGate(
@@ -286,6 +291,21 @@ class DeliveryStack(ProductStack):
             idempotency=foundation.idempotency,
             pipeline_arn=self.release_pipeline.pipeline.pipeline_arn,
         )
+        # `python -m mlgate rollback` runs as this role: what the deployer and the verifier may
+        # do in each environment, its own audit items, the release pipeline's state.
+        self.rollback = RollbackRole(
+            self,
+            "Rollback",
+            props=RollbackProps(
+                role_name=names.rollback_role(),
+                home_account=self.target.account,
+                pipeline_arn=self.release_pipeline.pipeline.pipeline_arn,
+                deploy=props.deployer.access,
+                verify=props.verifier.access,
+                product=manifest.product.name,
+            ),
+            audit=self.audit_table,
+        )
         # Each registered version's model card, its status following the gates; the go-live
         # brief (the last manual gate's) links the version's card by its name.
         self.model_cards = ModelCards(self, "ModelCards", props=props.cards, key=key, alarms=alarms)
@@ -299,6 +319,7 @@ class DeliveryStack(ProductStack):
         home environment's dashboard."""
         # Every audit item expires (the table's TTL on expires_at) after the manifest's
         # retention.audit days, counted from when its writer puts it (lambdas/shared/audit.py).
-        for writer in (self.notifier, self.callback, self.release, self.quality_gate):
+        writers = (self.notifier, self.callback, self.release, self.quality_gate, self.verifier)
+        for writer in writers:
             if writer is not None:
                 writer.function.add_environment("AUDIT_RETENTION_DAYS", str(props.audit_days))

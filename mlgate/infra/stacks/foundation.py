@@ -297,14 +297,15 @@ class EnvironmentFoundationStack(SiteStack):
         self.deploy_role = self._release_role(
             "DeployRole",
             self.names.deploy_role(),
-            accounts.trusted_roles(home, self.names.deployer_role()),
+            # The rollback command's role too: it redeploys a served version the same way.
+            accounts.trusted_roles(home, self.names.deployer_role(), self.names.rollback_role()),
             *accounts.deploy_access(manifest, env_name),
             what="updates the Serving stack with a released model version",
         )
         self.verify_role = self._release_role(
             "VerifyRole",
             self.names.verify_role(),
-            accounts.trusted_roles(home, self.names.verifier_role()),
+            accounts.trusted_roles(home, self.names.verifier_role(), self.names.rollback_role()),
             *accounts.verify_access(manifest, env_name),
             what="checks that the endpoint serves the released version",
         )

@@ -18,6 +18,13 @@ endpoint serves is what its model's container names: the
 released model artifact (ModelDataUrl, released/<product>/<version>/model.tar.gz) or, for a
 Serving stack built before released copies, the model package.
 
+Once it has verified an environment (its success path, before it reports success), it records
+what the environment serves: a "served" item of the audit trail (shared/served.py: pk
+"served#<release pipeline>#<env>", sk "<endpoint LastModifiedTime>#<version>"), with the model
+package, the model data URL and the baselines the deployer set, and the execution; a
+conditional put, so a Lambda retry writes the same key once. `python -m mlgate rollback` reads
+them (mlgate/cli/rollback.py).
+
 The endpoint config it names may be gone by the time it is read: CloudFormation deletes the
 previous EndpointConfig (and Model) in the cleanup after a blue/green update. The verifier
 then reads the endpoint again, a bounded number of times, and fails the stage saying so if it
@@ -37,11 +44,13 @@ product's: ValidationException) fail the job naming the field or the answer. Onl
 or a service error fails the invocation, for Lambda's retries.
 Environment: SAMPLE_PAYLOAD (one CSV record), RELEASE_PIPELINE, RELEASE_BUCKET,
 MODEL_PACKAGE_GROUP, ARTIFACT_BUCKET, RELEASED_PREFIX; RELEASE_KEY (default release.json);
-POWERTOOLS_METRICS_NAMESPACE (one EMF count per invocation: JobsSucceeded, JobsFailed or
-JobsRefused).
+AUDIT_TABLE (the served records; the delivery stack always sets it, without it none is
+written), AUDIT_RETENTION_DAYS; POWERTOOLS_METRICS_NAMESPACE (one EMF count per invocation:
+JobsSucceeded, JobsFailed or JobsRefused).
 AWS calls: codepipeline:GetJobDetails, codepipeline:GetPipelineExecution,
 s3:GetObjectVersion (release.json at the execution's source revision),
 sagemaker:DescribeModelPackage, sts:AssumeRole (optional: only when role_arn is set),
+dynamodb:PutItem (the served record, "served#" keys of the audit table),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 Under the assumed role when one is set: sagemaker:DescribeEndpoint,
 sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpoint,
@@ -52,7 +61,9 @@ async/<env>/output/ and async/<env>/failures/).
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 from urllib.parse import urlparse
@@ -60,9 +71,9 @@ from urllib.parse import urlparse
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import ClientError
 
 from shared.accounts import session
+from shared.audit import AuditTrail
 from shared.coldstart import settle
 from shared.jobs import (
     CORRELATION_ID,
@@ -76,6 +87,7 @@ from shared.jobs import (
     succeed,
 )
 from shared.models import Release, VerifyParameters, VerifyToken
+from shared.served import Serving, read_endpoint, served_item
 from shared.serving import ASYNC, SERVERLESS, NotAsync, Queue, Queued, mode_of, result, submit
 from shared.settings import SettingsError, read
 
@@ -83,6 +95,7 @@ logger = Logger()
 metrics = Metrics()
 codepipeline = boto3.client("codepipeline")
 s3 = boto3.client("s3")
+dynamodb = boto3.client("dynamodb")
 # The registry, in the home account: the endpoint's own describes go through `session`.
 registry = boto3.client("sagemaker")
 HOOK = "deploy_verifier"
@@ -102,49 +115,41 @@ def sample_payload() -> str:
     return read("deploy_verifier", ("SAMPLE_PAYLOAD",))["SAMPLE_PAYLOAD"]
 
 
-def gone(err: ClientError) -> bool:
-    """SageMaker's answer for a config or model that no longer exists: ValidationException
-    "Could not find endpoint configuration ..." / "Could not find model ..."
-    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpointConfig.html
-    lists no not-found error of its own; the service answers ValidationException)."""
-    error = err.response.get("Error", {})
-    return error.get("Code") == "ValidationException" and "Could not find" in str(
-        error.get("Message", "")
+def served_version(sagemaker: Any, endpoint: str) -> Serving:
+    """What the endpoint runs now (shared/served.py), read again while what it names is being
+    replaced: READS reads, PAUSE seconds apart."""
+    return read_endpoint(
+        sagemaker,
+        endpoint,
+        reads=READS,
+        pause_seconds=PAUSE,
+        pause=lambda seconds: pause(seconds),
+        log=lambda message, extra: logger.info(message, extra=extra),
     )
 
 
-def served_version(
-    sagemaker: Any, endpoint: str
-) -> tuple[str, str, list[str] | None, dict[str, Any]]:
-    """(status, endpoint config, what its model's container names: model artifact, model
-    package, the config's description) the endpoint runs now; None (and {}) when what the
-    endpoint names was deleted under every one of READS reads."""
-    for read_number in range(1, READS + 1):
-        described = sagemaker.describe_endpoint(EndpointName=endpoint)
-        status, config = str(described["EndpointStatus"]), str(described["EndpointConfigName"])
-        try:
-            variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)
-            model = sagemaker.describe_model(
-                ModelName=variants["ProductionVariants"][0]["ModelName"]
-            )
-        except ClientError as err:
-            if not gone(err):
-                raise
-            # The endpoint may already have moved on to the new config: read it again.
-            logger.info(
-                "endpoint config or model gone, reading the endpoint again",
-                extra={"endpoint": endpoint, "config": config, "read": read_number},
-            )
-            if read_number < READS:
-                pause(PAUSE)
-            continue
-        containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
-        container = containers[0]
-        named = [
-            str(container[k]) for k in ("ModelDataUrl", "ModelPackageName") if container.get(k)
-        ]
-        return status, config, named or ["no model"], variants
-    return status, config, None, {}
+def record_served(job: Job[VerifyParameters], release: Release, serving: Serving) -> None:
+    """The served record of the verified environment (module docstring), once."""
+    table = os.environ.get("AUDIT_TABLE", "")
+    if not table:
+        logger.info("no AUDIT_TABLE: the served record is not written")
+        return
+    if serving.modified is None:
+        # DescribeEndpoint always answers it (a required member of its output, botocore's
+        # sagemaker model); a stand-in that does not has no time to key the record on.
+        logger.info("DescribeEndpoint named no LastModifiedTime: no served record")
+        return
+    item = served_item(
+        pipeline=job.source.pipeline,
+        env=job.params.environment,
+        when=serving.modified,
+        version=release.model_version,
+        document=release.document(),
+        execution=job.execution,
+        endpoint=job.params.endpoint,
+    )
+    written = AuditTrail(dynamodb, table).append(item)
+    logger.info("served record", extra={"sk": item["sk"]["S"], "written": written})
 
 
 def verify(
@@ -153,7 +158,13 @@ def verify(
     env, endpoint = job.params.environment, job.params.endpoint
     expected = release.model_data_url
     sagemaker = env_session.client("sagemaker")
-    status, config, served, described = served_version(sagemaker, endpoint)
+    serving = served_version(sagemaker, endpoint)
+    status, config, served, described = (
+        serving.status,
+        serving.config,
+        serving.named,
+        serving.described,
+    )
     if status != "InService":
         raise JobError(f"{env}: endpoint {endpoint} is {status}, not InService")
     if served is None:
@@ -179,6 +190,7 @@ def verify(
         score = answer["Body"].read().decode().strip()
         how = " (serverless)" if mode == SERVERLESS else ""
         summary = f"{serves}; sample scored {score}{how}"
+        record_served(job, release, serving)
         succeed(codepipeline, job.id, summary)
         return {"result": "succeeded", "reason": summary}
     try:
@@ -195,14 +207,20 @@ def verify(
         deadline=int(now()) + DEADLINE_SECONDS,
     )
     logger.info("async sample queued", extra={"output": queued.output})
-    return look(job, token, s3_env, f"{serves} (asynchronous)")
+    return look(
+        job, token, s3_env, f"{serves} (asynchronous)", lambda: record_served(job, release, serving)
+    )
 
 
 def look(
-    job: Job[VerifyParameters], token: VerifyToken, s3_env: Any, serves: str
+    job: Job[VerifyParameters],
+    token: VerifyToken,
+    s3_env: Any,
+    serves: str,
+    record: Callable[[], None],
 ) -> dict[str, str]:
-    """The queued sample's result: succeed, fail with SageMaker's failure text, or continue
-    (the same token) until the deadline."""
+    """The queued sample's result: succeed (`record` the served version first), fail with
+    SageMaker's failure text, or continue (the same token) until the deadline."""
     env = job.params.environment
     found = result(s3_env, Queued(token.output, token.failure))
     if found is not None and found[0] == "failed":
@@ -211,6 +229,7 @@ def look(
         )
     if found is not None:
         summary = f"{serves}; sample scored {found[1]} ({token.output})"
+        record()
         succeed(codepipeline, job.id, summary)
         return {"result": "succeeded", "reason": summary}
     if now() > token.deadline:
@@ -262,7 +281,14 @@ def act(job: Job[VerifyParameters]) -> dict[str, str]:
         token = own_token(job)
         env = session(job.params.role_arn, f"mlgate-verify-{job.params.environment}")
         serves = f"{job.params.environment}: {token.endpoint} on {token.config} (asynchronous)"
-        outcome = look(job, token, env.client("s3"), serves)
+
+        def record() -> None:
+            # The continuation has only the token: the release and the endpoint's time are
+            # read again, once, when the sample has answered.
+            release = read_release(job, codepipeline, s3)
+            record_served(job, release, served_version(env.client("sagemaker"), token.endpoint))
+
+        outcome = look(job, token, env.client("s3"), serves, record)
         logger.info(outcome["result"], extra={"reason": outcome["reason"]})
         return outcome
     try:

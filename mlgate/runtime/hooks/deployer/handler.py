@@ -51,7 +51,6 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import ClientError
 
 from shared.accounts import session
 from shared.coldstart import settle
@@ -67,6 +66,18 @@ from shared.jobs import (
     succeed,
 )
 from shared.models import DeployParameters, DeployToken, Release
+from shared.served import (
+    DONE,
+    IN_PROGRESS,
+    PARAMETER,
+    REQUIRED,
+    STUCK,
+    rollback_reason,
+    stack_parameters,
+    stuck,
+    update_parameters,
+    update_stack,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -74,40 +85,6 @@ codepipeline = boto3.client("codepipeline")
 s3 = boto3.client("s3")
 sagemaker = boto3.client("sagemaker")
 HOOK = "deployer"
-
-IN_PROGRESS = "_IN_PROGRESS"
-DONE = {"UPDATE_COMPLETE", "CREATE_COMPLETE"}
-# The stable states UpdateStack accepts: the "last known stable state" statuses of
-# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_RollbackStack.html
-UPDATABLE = DONE | {"UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
-# States that never end by themselves or that UpdateStack refuses, and what gets the stack out
-# (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ContinueUpdateRollback.html).
-STUCK = {
-    "UPDATE_ROLLBACK_FAILED": "continue the rollback (aws cloudformation "
-    "continue-update-rollback), then retry the stage",
-    "ROLLBACK_COMPLETE": "its creation failed and it cannot be updated: delete it and deploy "
-    "it again with cdk deploy, then retry the stage",
-    "ROLLBACK_FAILED": "delete it and deploy it again with cdk deploy, then retry the stage",
-    "CREATE_FAILED": "roll it back or delete it, deploy it again with cdk deploy, then retry "
-    "the stage",
-    "UPDATE_FAILED": "roll it back (aws cloudformation rollback-stack) or fix and update it, "
-    "then retry the stage",
-    "DELETE_FAILED": "finish deleting it, deploy it again with cdk deploy, then retry the stage",
-    "DELETE_COMPLETE": "deploy it again with cdk deploy, then retry the stage",
-    "REVIEW_IN_PROGRESS": "a change set created it and was never executed: execute or delete "
-    "it, then retry the stage",
-}
-PARAMETER = "ModelPackageArn"
-# Serving stack parameter -> release.json key; the baseline travels with its model version.
-FROM_RELEASE = {
-    PARAMETER: "model_package_arn",
-    "ModelDataUrl": "model_data_url",
-    "BaselineStatisticsUri": "baseline_statistics_uri",
-    "BaselineConstraintsUri": "baseline_constraints_uri",
-}
-# What a Serving stack of this mlgate takes: without them the stack would keep serving
-# whatever its template builds the model from.
-REQUIRED = (PARAMETER, "ModelDataUrl")
 
 
 def cloudformation(job: Job[DeployParameters]) -> Any:
@@ -126,8 +103,7 @@ class Busy(Exception):
 
 
 def refuse_stuck(job: Job[DeployParameters], status: str) -> None:
-    if status in STUCK or (status not in UPDATABLE and not status.endswith(IN_PROGRESS)):
-        way_out = STUCK.get(status, "bring it back to a stable state, then retry the stage")
+    if (way_out := stuck(status)) is not None:
         raise JobError(
             f"{job.params.environment}: stack {job.params.stack} is {status}, which "
             f"CloudFormation will not update: {way_out}"
@@ -145,7 +121,7 @@ def start(job: Job[DeployParameters], release: Release, cfn: Any) -> str | None:
             f"stack {job.params.stack} has no {' or '.join(missing)} parameter: is it a "
             "Serving stack of this mlgate version (cdk deploy it)?"
         )
-    current = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+    current = stack_parameters(stack)
     status = str(stack.get("StackStatus", ""))
     refuse_stuck(job, status)
     if status.endswith(IN_PROGRESS) and current[PARAMETER] == arn:
@@ -156,37 +132,10 @@ def start(job: Job[DeployParameters], release: Release, cfn: Any) -> str | None:
         # UpdateStack is refused while another operation runs (an earlier release rolling
         # back, a cdk deploy): wait for it rather than fail the release.
         raise Busy(status)
-    document = release.document()
-    parameters = [
-        {"ParameterKey": k, "ParameterValue": str(document[FROM_RELEASE[k]])}
-        if k in FROM_RELEASE and document.get(FROM_RELEASE[k])
-        else {"ParameterKey": k, "UsePreviousValue": True}
-        for k in keys
-    ]
-    try:
-        # The Serving stack's own service role, never the role `cdk deploy` attached: it may
-        # change only what a parameter update of that stack changes.
-        cfn.update_stack(
-            StackName=job.params.stack,
-            UsePreviousTemplate=True,
-            Parameters=parameters,
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-            RoleARN=job.params.service_role,
-        )
-    except ClientError as err:
-        if "No updates are to be performed" in str(err):
-            return None
-        raise
+    parameters = update_parameters(keys, release.document())
+    if not update_stack(cfn, job.params.stack, parameters, job.params.service_role):
+        return None
     return arn
-
-
-def rollback_reason(cfn: Any, stack: str) -> str:
-    events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
-    failed = [e for e in events if e.get("ResourceStatus", "").endswith("FAILED")]
-    if failed:
-        first = failed[-1]
-        return f"{first['LogicalResourceId']}: {first.get('ResourceStatusReason', 'no reason')}"
-    return "no failed resource reported"
 
 
 @metrics.log_metrics

@@ -152,6 +152,11 @@ class AuditTrail:
             return True
         return (self.request(request_id) or {}).get("token") == fields["token"]
 
+    def append(self, item: dict[str, Any]) -> bool:
+        """Write an item of another kind (a served record, a rollback event: shared/served.py,
+        mlgate/cli/rollback.py) that must never overwrite one: `_put_once`."""
+        return self._put_once(item)
+
     def _put_once(self, item: dict[str, Any]) -> bool:
         """Write an item that must never overwrite one: True when written now, False when an
         item with its key already exists. It expires (TTL) `keep_days` from now."""
