@@ -615,12 +615,14 @@ def rollback(
     by: str,
     wait: bool = True,
     clients: Clients | None = None,
+    place: Place | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
 ) -> int:
-    """Run one rollback; 0 done (or started, --no-wait), 1 failed, 2 refused."""
+    """Run one rollback; 0 done (or started, --no-wait), 1 failed, 2 refused. `clients` and
+    `place` default to the manifest's (the rehearsal passes its own world's)."""
     with refusals(err) as refused:
         if env not in ENV_NAMES:
             raise Refused(f"{env!r} is no environment: {', '.join(ENV_NAMES)}")
@@ -632,7 +634,7 @@ def rollback(
             )
         if not reason.strip():
             raise Refused("--reason is empty: say why")
-        place = Place.of(manifest, env)
+        place = place or Place.of(manifest, env)
         try:
             clients = clients or Clients.of(manifest, env, sleep)
             the_plan = plan(manifest, place, clients, to, clock())
