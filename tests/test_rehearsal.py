@@ -111,6 +111,18 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         # each version's model card follows its gates; version 2's go-live archives version 1's
         f"mlgate-{name}-v000001 PendingReview -> Approved",
         f"the card it supersedes, mlgate-{name}-v000001: Archived",
+        # roll back on demand (issue 34): refused without effect, then started, then resumed
+        # once and finished, its audit events written once each
+        "--to 99 --by",
+        "refused: version 99 was never served in this environment",
+        f"--no-wait` (as {manifest.contact(manifest.rollback_approvers[0]).name}): exit 0",
+        "to version 1 (served ",
+        f"CloudFormation updated mlgate-{name}-prod-serving under moto",
+        "the same command again: exit 0:",
+        "resuming rollback",
+        "rolled back: prod serves version 1 again",
+        "rollback-requested, rollback-update-started, rollback-completed",
+        "on-call rolled prod back to version 1 on demand",
     ):
         assert line in out, line
     assert "[simulated offline]" in out  # what could not run here says so
@@ -294,16 +306,55 @@ def test_a_rehearsal_gives_boto3_its_own_clients_back(tmp_path: Any) -> None:
     """The stand-ins patched into boto3 for one product are gone after it: the next product's
     world wraps boto3's own factories, not the last product's fakes."""
     import boto3
+    import botocore.session
 
     from tools.rehearsal import Rehearsal
 
     client, session_client = boto3.client, boto3.session.Session.client
+    loader = botocore.session.create_loader
     for name in PRODUCTS:
         with Rehearsal(tmp_path, load_manifest(ROOT / "examples" / name / "manifest.yaml")):
             assert boto3.client is not client
             assert boto3.session.Session.client is not session_client
+            assert botocore.session.create_loader is not loader  # the world's shared loader
         assert boto3.client is client
         assert boto3.session.Session.client is session_client
+        assert botocore.session.create_loader is loader
+
+
+def test_the_stand_ins_direct_s3_sees_what_the_s3_api_sees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The endpoint stand-in reads its requests and writes its results in moto's store directly
+    (tools/rehearsal.py: DirectS3): the hooks' S3 API calls see those objects, it sees theirs,
+    and a missing object is NoSuchKey, as InvokeEndpointAsync's check of its input needs."""
+    import boto3
+    import moto.iam.models
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+
+    from tools import rehearsal
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setattr(rehearsal, "ACCOUNT", moto.iam.models.DEFAULT_ACCOUNT_ID)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="artifacts")
+        direct = rehearsal.DirectS3()
+        direct.put_object(Bucket="artifacts", Key="async/input/r.csv", Body=b"1,2")
+        assert s3.get_object(Bucket="artifacts", Key="async/input/r.csv")["Body"].read() == b"1,2"
+        s3.put_object(Bucket="artifacts", Key="async/output/r.out", Body=b"0.5")
+        assert direct.get_object(Bucket="artifacts", Key="async/output/r.out")["Body"].read() == (
+            b"0.5"
+        )
+        assert (
+            direct.head_object(Bucket="artifacts", Key="async/output/r.out")["ContentLength"] == 3
+        )
+        for read in (direct.head_object, direct.get_object):
+            with pytest.raises(ClientError) as refused:
+                read(Bucket="artifacts", Key="async/output/missing.out")
+            assert refused.value.response["Error"]["Code"] == "NoSuchKey"
 
 
 CANARY = re.compile(
@@ -539,3 +590,31 @@ def test_each_tracked_version_s_run_is_logged_per_step_and_linked_from_the_brief
         evaluate = next(c for c in children if c.data.tags["mlgate.step"] == "evaluate")
         for metric in manifest.metrics.model_metrics:
             assert any(k.endswith(metric.name.value) for k in evaluate.data.metrics), metric
+
+
+def test_a_products_tracking_store_holds_its_own_steps_runs_only(rehearsal: Run) -> None:
+    """Script-mode training runs under mlflow.autolog(), as its training job does, and the
+    job's end turns it off; in the rehearsal's one process the training's end turns it off
+    (tools/local_pipeline.py: autolog_ends_with_the_training_job). Left on, it patched every
+    later fit and predict in the process: the next product's built-in XGBoost training
+    logged autologged runs into that product's store, which no pipeline of it makes."""
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.tracking import MlflowClient
+
+    tracked = 0
+    for name in rehearsal.sections():
+        manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        if manifest.tracking is None:
+            continue
+        tracked += 1
+        client = MlflowClient((ROOT / "reports" / "rehearsal" / name / "mlruns").as_uri())
+        experiment = client.get_experiment_by_name(manifest.experiment)
+        assert experiment is not None, name
+        runs = client.search_runs([experiment.experiment_id])
+        steps = [r.data.tags.get("mlgate.step") for r in runs]
+        strays = [(r.info.run_name, r.data.tags.get("mlflow.autologging")) for r in runs
+                  if r.data.tags.get("mlgate.step") is None]  # fmt: skip
+        assert not strays, (name, strays)
+        assert steps.count("pipeline") >= 2, (name, steps)
+    assert tracked, "no example product declares tracking"

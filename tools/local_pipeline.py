@@ -210,7 +210,10 @@ def fit(manifest: Manifest, base: Path, model_dir: Path, *, quick: bool = True) 
             train = script(manifest, "train")
             with threadpool_limits(limits=1):
                 if tracking.enabled():  # as mlgate's script-mode entry runs it: autologged
-                    tracking.run_training(lambda: train.main(argv), argv)
+                    try:
+                        tracking.run_training(lambda: train.main(argv), argv)
+                    finally:
+                        autolog_ends_with_the_training_job()
                 else:
                     train.main(argv)
         copy_serving_code(manifest, model_dir)
@@ -218,6 +221,16 @@ def fit(manifest: Manifest, base: Path, model_dir: Path, *, quick: bool = True) 
         raise ValueError(
             f"{manifest.product.name}: a custom image trains in its container; no local run"
         )
+
+
+def autolog_ends_with_the_training_job() -> None:
+    """mlflow.autolog() lives as long as the training job's process; here the process goes on,
+    and its patches would log every later predict (evaluate's, the endpoint's requests) to the
+    training run, each call paying MLflow's run and tag lookups. Reverted, as the job's end
+    reverts them."""
+    import mlflow
+
+    mlflow.autolog(disable=True, silent=True)
 
 
 def copy_serving_code(manifest: Manifest, model_dir: Path) -> None:

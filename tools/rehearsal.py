@@ -173,6 +173,25 @@ class ColdStart:
     setup_us: float
 
 
+STARTED = datetime.now(UTC)
+"""When this process started: an endpoint's LastModifiedTime before any release."""
+
+
+class Served(dict[str, str]):
+    """What each endpoint serves (endpoint -> model artifact), and when that last changed
+    (`modified`): DescribeEndpoint's LastModifiedTime, which the deploy verifier keys its
+    "served" records on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.modified: dict[str, datetime] = {}
+
+    def __setitem__(self, endpoint: str, artifact: str) -> None:
+        if self.get(endpoint) != artifact:
+            self.modified[endpoint] = datetime.now(UTC)
+        super().__setitem__(endpoint, artifact)
+
+
 class Endpoint:
     """A SageMaker endpoint's describe and invoke answers: its model is the model artifact the
     Serving stack's ModelDataUrl names, served in this process by `host` as the framework's
@@ -190,7 +209,7 @@ class Endpoint:
                  modes: dict[str, tuple[str, Any]] | None = None,
                  capture_percent: int = 100) -> None:  # fmt: skip
         self.capture_percent = capture_percent
-        self.serving: dict[str, str] = {}
+        self.serving: dict[str, str] = Served()
         self.registry = registry
         self.host = host
         self.s3 = s3
@@ -212,7 +231,9 @@ class Endpoint:
         return self.registry().describe_model_package(**kwargs)
 
     def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
-        return {"EndpointStatus": "InService", "EndpointConfigName": f"{EndpointName}-config"}
+        modified = getattr(self.serving, "modified", {}).get(EndpointName, STARTED)
+        return {"EndpointStatus": "InService", "EndpointConfigName": f"{EndpointName}-config",
+                "LastModifiedTime": modified}  # fmt: skip
 
     def describe_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
         """As DescribeEndpointConfig answers for the config the Serving stack builds in the
@@ -374,6 +395,43 @@ class Endpoint:
         return done
 
 
+class DirectS3:
+    """The home account's S3 as moto keeps it, for the stand-ins' own objects (an asynchronous
+    endpoint's requests read and results written, as SageMaker reads and writes them): the
+    same objects an S3 client would read and write, without the request's round trip through
+    botocore and moto's HTTP layer (most of the cost of a small object). The hooks' own S3
+    calls still go through the API."""
+
+    def _backend(self) -> Any:
+        from moto.s3.models import s3_backends
+
+        return s3_backends[ACCOUNT]["aws"]
+
+    def _missing(self, operation: str, bucket: str, key: str) -> Exception:
+        from botocore.exceptions import ClientError
+
+        error = {"Code": "NoSuchKey", "Message": f"s3://{bucket}/{key} does not exist"}
+        refused: Exception = ClientError(
+            {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 404}}, operation
+        )
+        return refused
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        found = self._backend().get_object(Bucket, Key)
+        if found is None:
+            raise self._missing("HeadObject", Bucket, Key)
+        return {"ContentLength": found.size, "LastModified": found.last_modified}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        found = self._backend().get_object(Bucket, Key)
+        if found is None:
+            raise self._missing("GetObject", Bucket, Key)
+        return {"Body": io.BytesIO(found.value)}
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, ContentType: str = "") -> None:
+        self._backend().put_object(Bucket, Key, Body)
+
+
 class Metrics:
     """CloudWatch for the metrics the hooks publish, kept in `published`."""
 
@@ -476,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     # A worker of a --jobs run: one product, its rehearsal's exit code, no summary.
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global _own_process
+    _own_process = argv is None  # run as a program, not called by a test
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from mlgate.cli.commands import default_target
@@ -626,6 +686,7 @@ def rehearse(manifest: Any) -> int:
     from moto import mock_aws
 
     global REGION, ACCOUNT
+    settle()
     REGION = manifest.environments.staging.region
     ACCOUNT = manifest.environments.staging.account
     environment = dict(os.environ)
@@ -661,6 +722,26 @@ def rehearse(manifest: Any) -> int:
         os.environ.clear()
         os.environ.update(environment)
         forget_hooks()
+
+
+GC_THRESHOLDS = (10_000, 10, 10)
+"""Allocations between the youngest generation's collections (Python's default: 700): the
+rehearsal allocates millions of short-lived objects."""
+_own_process = False
+"""Set by main(): the garbage collector is tuned in the rehearsal's own process only, not in
+a caller's (a test) that runs `rehearse` in its process."""
+
+
+def settle() -> None:
+    """In the rehearsal's own process, what is alive now (the imported libraries, mostly)
+    leaves the garbage collector's generations (gc.freeze): its full collections walked every
+    module's objects each time, now only what the rehearsal made since; and collections are
+    rarer (GC_THRESHOLDS). Nothing frozen is freed: a few products' garbage at most."""
+    import gc
+
+    if _own_process:
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
 
 
 @functools.cache
@@ -745,6 +826,20 @@ def stop_spark() -> None:
         _spark = None
 
 
+_loaders: dict[Any, Any] = {}
+
+
+def shared_loader(search_paths: Any = None) -> Any:
+    """botocore's create_loader, one loader per search path for the whole process: each new
+    session otherwise parses its service models and endpoints.json again."""
+    import botocore.loaders
+
+    key = tuple(search_paths) if isinstance(search_paths, list) else search_paths
+    if key not in _loaders:
+        _loaders[key] = botocore.loaders.create_loader(search_paths)
+    return _loaders[key]
+
+
 class Rehearsal:
     def __init__(self, work: Path, manifest: Any) -> None:
         import boto3
@@ -796,13 +891,14 @@ class Rehearsal:
             bucket, _, key = url.removeprefix("s3://").partition("/")
             return bytes(home_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
+        self.direct_s3 = DirectS3()
         self.host = LocalHost(
             work / "endpoint", manifest.model.algorithm.value, script_mode(manifest), read_artifact
         )
         self.endpoint = Endpoint(
             lambda: home_client("sagemaker"),
             self.host,
-            lambda: home_client("s3"),
+            lambda: self.direct_s3,
             {self.names.endpoint(env): (env, manifest.env_serving(env)) for env in ENVS},
             manifest.serving.data_capture_sampling_percent,
         )
@@ -827,6 +923,13 @@ class Rehearsal:
         def client(name: str, *args: Any, **kwargs: Any) -> Any:
             return fake(name) or real_client(name, *args, **kwargs)
 
+        def own_client(name: str) -> Any:
+            """What boto3.client(name) gives in this world, for the rehearsal's own calls: a
+            real one made once per product's world (the hooks still make theirs)."""
+            return fake(name) or home_client(name)
+
+        self.client = own_client
+
         def session_client(session: Any, name: str, *args: Any, **kwargs: Any) -> Any:
             return fake(name) or real_session_client(session, name, *args, **kwargs)
 
@@ -836,11 +939,21 @@ class Rehearsal:
         boto3.client = client
         boto3.session.Session.client = session_client
         self._unpatch = (real_client, real_session_client)
+        # Every botocore session of this world (the hooks', moto's, an assumed role's) reads
+        # its service models through one loader: parsed once per process, not per session.
+        import botocore.session
+
+        self._real_loader = botocore.session.create_loader
+        botocore.session.create_loader = shared_loader
+        self._remote: dict[tuple[str, str], Any] = {}
         self.posted: list[dict[str, Any]] = []
 
     def close(self) -> None:
         """Give boto3 back its own client factories (a later world would wrap these fakes)."""
         self.boto3.client, self.boto3.session.Session.client = self._unpatch
+        import botocore.session
+
+        botocore.session.create_loader = self._real_loader
 
     def __enter__(self) -> Rehearsal:
         return self
@@ -864,7 +977,7 @@ class Rehearsal:
 
     def release_revision(self) -> str:
         """The S3 version id of release.json as the release pipeline's source records it."""
-        head = self.boto3.client("s3").head_object(Bucket="releases", Key="release.json")
+        head = self.client("s3").head_object(Bucket="releases", Key="release.json")
         return str(head["VersionId"])
 
     def name(self, env: EnvName, what: str) -> str:
@@ -941,11 +1054,17 @@ class Rehearsal:
         if not self.second_version(second):
             return 1
         drifted = self.drift_loop(second)
+        print("\nRoll back on demand\n")
+        from tools.rehearsal_rollback import play
+
+        if not play(self, say, SIMULATED):
+            return 1
         print(
             "\nRehearsal complete: the release reached prod, every fault ended safely, version "
             "2 rolled out in prod as the manifest says"
-            + (", and drift started retraining once." if drifted else "; no environment is "
-               "monitored for drift (serverless endpoints capture no traffic).")
+            + (", drift started retraining once" if drifted else "; no environment is "
+               "monitored for drift (serverless endpoints capture no traffic)")
+            + "; on-call rolled prod back to version 1 on demand."
         )  # fmt: skip
         return 0
 
@@ -959,19 +1078,20 @@ class Rehearsal:
         from mlgate.infra.naming import role_arn
 
         if not self.manifest.is_remote(env):
-            return self.boto3.client(service)
-        role = role_arn(self.manifest.environment(env).account, self.names.deploy_role(env))
-        creds = self.boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="rehearsal")
-        c = creds["Credentials"]
-        return self.boto3.session.Session(
-            aws_access_key_id=c["AccessKeyId"],
-            aws_secret_access_key=c["SecretAccessKey"],
-            aws_session_token=c["SessionToken"],
-            region_name=REGION,
-        ).client(service)
+            return self.client(service)
+        if (env, service) not in self._remote:  # one role session per environment and service
+            role = role_arn(self.manifest.environment(env).account, self.names.deploy_role(env))
+            creds = self.client("sts").assume_role(RoleArn=role, RoleSessionName="rehearsal")
+            c = creds["Credentials"]
+            self._remote[env, service] = self.boto3.session.Session(
+                aws_access_key_id=c["AccessKeyId"],
+                aws_secret_access_key=c["SecretAccessKey"],
+                aws_session_token=c["SessionToken"],
+                region_name=REGION,
+            ).client(service)
+        return self._remote[env, service]
 
     def setup(self) -> None:
-        b = self.boto3
         # us-east-1 takes no location constraint; every other region requires one.
         where = (
             {}
@@ -979,13 +1099,13 @@ class Rehearsal:
             else {"CreateBucketConfiguration": {"LocationConstraint": REGION}}
         )
         for bucket in ("artifacts", "releases"):
-            b.client("s3").create_bucket(Bucket=bucket, **where)
+            self.client("s3").create_bucket(Bucket=bucket, **where)
         # Versioned, as the stack makes it: each execution's source is a version of
         # release.json, and its gates' briefs read that version.
-        b.client("s3").put_bucket_versioning(
+        self.client("s3").put_bucket_versioning(
             Bucket="releases", VersioningConfiguration={"Status": "Enabled"}
         )
-        b.client("dynamodb").create_table(
+        self.client("dynamodb").create_table(
             TableName="audit",
             BillingMode="PAY_PER_REQUEST",
             KeySchema=[
@@ -997,18 +1117,18 @@ class Rehearsal:
                 {"AttributeName": "sk", "AttributeType": "S"},
             ],
         )
-        b.client("dynamodb").create_table(
+        self.client("dynamodb").create_table(
             TableName="idempotency",
             BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         )
-        sm = b.client("secretsmanager")
+        sm = self.client("secretsmanager")
         webhook = sm.create_secret(Name="webhook", SecretString="https://hooks.slack.test/x")["ARN"]
         slack_app = {"signing_secret": SIGNING_SECRET, "team_id": TEAM_ID, "app_id": APP_ID}
         signing = sm.create_secret(Name="signing", SecretString=json.dumps(slack_app))["ARN"]
         topics = {
-            g.name: b.client("sns").create_topic(Name=f"brief-{g.name}")["TopicArn"]
+            g.name: self.client("sns").create_topic(Name=f"brief-{g.name}")["TopicArn"]
             for g in self.manifest.pipeline_gates
             if g.kind.value == "manual"
         }
@@ -1143,6 +1263,11 @@ class Rehearsal:
         if not rehearsal_tracking.declared(self.manifest):
             yield
             return
+        # mlflow.autolog() (script-mode training) installs import hooks that take a lock of
+        # their own inside every import: an import on another thread at that moment deadlocks
+        # with it (seen with the monitoring job's import when the ETL was quick).
+        if _warming is not None:
+            _warming.join()
         store = REPORTS / self.manifest.product.name / "mlruns"
         if version == 1:  # this rehearsal's runs only: the last rehearsal's go
             import shutil
@@ -1177,7 +1302,7 @@ class Rehearsal:
         evaluation report; the monitoring baseline (the payload columns of the training split)
         is registered with the version; the endpoint serves its model artifact."""
         prefix = self.run_prefixes[version]
-        s3 = self.boto3.client("s3")
+        s3 = self.client("s3")
         s3.put_object(Bucket="artifacts", Key=f"{prefix}/evaluation/evaluation.json",
                       Body=json.dumps(report))  # fmt: skip
         for key in ("test/test.csv", "baseline/baseline.csv", "model/model.tar.gz"):
@@ -1219,7 +1344,7 @@ class Rehearsal:
         )  # fmt: skip
 
     def register(self, report: dict[str, Any]) -> str:
-        self.boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName=self.group)
+        self.client("sagemaker").create_model_package_group(ModelPackageGroupName=self.group)
         arn = self.register_version(1, "PendingManualApproval")
         say("Registry", f"model version registered as PendingManualApproval: {arn}")
         return arn
@@ -1231,7 +1356,7 @@ class Rehearsal:
 
         model = self.manifest.model
         prefix = self.run_prefixes[version]
-        arn = self.boto3.client("sagemaker").create_model_package(
+        arn = self.client("sagemaker").create_model_package(
             ModelPackageGroupName=self.group,
             ModelApprovalStatus=status,
             CustomerMetadataProperties={
@@ -1285,7 +1410,7 @@ class Rehearsal:
     def approve(self, arn: str) -> None:
         from release import handler as release
 
-        sm = self.boto3.client("sagemaker")
+        sm = self.client("sagemaker")
         # moto clears CustomerMetadataProperties on every update (AWS keeps them): pass them on.
         kept = sm.describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties")
         sm.update_model_package(
@@ -1300,7 +1425,7 @@ class Rehearsal:
             "delivers 'SageMaker Model Package State Change' (Approved) to the release hook.",
         )
         result = release.handler(event, self.context_of(event, "release"))
-        body = self.boto3.client("s3").get_object(Bucket="releases", Key="release.json")["Body"]
+        body = self.client("s3").get_object(Bucket="releases", Key="release.json")["Body"]
         written = json.loads(body.read())
         say(
             "Release",
@@ -1704,7 +1829,7 @@ class Rehearsal:
     def audit_trail(self) -> None:
         from shared.audit import AuditTrail
 
-        items = AuditTrail(self.boto3.client("dynamodb"), "audit").events(
+        items = AuditTrail(self.client("dynamodb"), "audit").events(
             self.release_pipeline, EXECUTION
         )
         say("Audit", f"{len(items)} gate events recorded for this release:")
@@ -1883,7 +2008,7 @@ class Rehearsal:
     def second_version(self, arn: str) -> bool:
         """Version 2, released by the release hook (fault 4), through staging and into prod by
         the same hooks; prod's rollout plays the manifest's canary or linear steps."""
-        body = self.boto3.client("s3").get_object(Bucket="releases", Key="release.json")["Body"]
+        body = self.client("s3").get_object(Bucket="releases", Key="release.json")["Body"]
         release = json.loads(body.read())
         if str(release.get("model_version")) != "2":
             raise SystemExit(f"rehearsal: release.json holds version {release.get('model_version')}"
@@ -1929,7 +2054,7 @@ class Rehearsal:
                 f"registration {SIMULATED}; this product's release has no automated gate.",
             )
             return
-        self.boto3.client("s3").put_object(
+        self.client("s3").put_object(
             Bucket="releases",
             Key="release.json",
             Body=json.dumps({**self.release, "metrics": {**self.release["metrics"], name: worse}}),
@@ -1944,14 +2069,14 @@ class Rehearsal:
     def fault_forged_approval(self) -> None:
         from shared.audit import AuditTrail
 
-        audit = AuditTrail(self.boto3.client("dynamodb"), "audit")
-        before = len(self.boto3.client("dynamodb").scan(TableName="audit")["Items"])
+        audit = AuditTrail(self.client("dynamodb"), "audit")
+        before = len(self.client("dynamodb").scan(TableName="audit")["Items"])
         self.pipeline.calls.clear()
         stage = self.stages[-1]
         approver = self.manifest.contact(self.gate_of(stage).approvers[0])
         request = self.brief_quiet(stage, "token-forged")
         answer = self.click(request, approver.slack_user_id or "", secret="not-the-signing-secret")
-        changed = len(self.boto3.client("dynamodb").scan(TableName="audit")["Items"]) - before
+        changed = len(self.client("dynamodb").scan(TableName="audit")["Items"]) - before
         decided = audit.request(request) or {}
         sent = [c for c, _ in self.pipeline.calls if c == "put_approval_result"]
         say(
@@ -1974,7 +2099,7 @@ class Rehearsal:
         self.endpoint.serving[endpoint] = (
             f"s3://artifacts/{self.names.released_prefix(0)}/model.tar.gz"
         )
-        self.boto3.client("s3").put_object(
+        self.client("s3").put_object(
             Bucket="releases", Key="release.json", Body=json.dumps(self.release)
         )
         ok = self.verify("prod")
@@ -2048,7 +2173,8 @@ class Rehearsal:
         warm_monitoring_job().join()
         from mlgate.runtime.monitoring_job import run as job
 
-        b = self.boto3
+        settle()
+
         names = Names.of(self.manifest, env)
         capture = f"s3://artifacts/datacapture/{env}/{names.endpoint()}/AllTraffic"
         at = now - timedelta(minutes=10)
@@ -2070,7 +2196,7 @@ class Rehearsal:
             for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
         ]  # fmt: skip
         key = f"datacapture/{env}/{names.endpoint()}/AllTraffic/{at:%Y/%m/%d/%H}/{now:%M%S}.jsonl"
-        b.client("s3").put_object(Bucket="artifacts", Key=key, Body="\n".join(lines).encode())
+        self.client("s3").put_object(Bucket="artifacts", Key=key, Body="\n".join(lines).encode())
         run_dir = self.work / "monitoring" / f"{now:%H%M%S}"
         local = {
             "--capture-dir": run_dir / "capture",
@@ -2084,13 +2210,13 @@ class Rehearsal:
         if self.manifest.monitoring.ground_truth_s3_uri:
             bucket = self.manifest.monitoring.ground_truth_s3_uri.removeprefix("s3://")
             with contextlib.suppress(Exception):  # labels have not landed yet: an empty bucket
-                b.client("s3").create_bucket(
+                self.client("s3").create_bucket(
                     Bucket=bucket.split("/")[0],
                     CreateBucketConfiguration={"LocationConstraint": REGION},
                 )
-        clients = {name: b.client(name) for name in ("s3", "ssm", "sagemaker")}
+        clients = {name: self.client(name) for name in ("s3", "ssm", "sagemaker")}
         summary: dict[str, Any] = job.main(
-            [*args, "--now", now.isoformat()], b.client("cloudwatch"), clients
+            [*args, "--now", now.isoformat()], self.client("cloudwatch"), clients
         )
         return summary
 
@@ -2102,7 +2228,7 @@ class Rehearsal:
         container = self.host.container(self.endpoint.serving[endpoint])
         if self.endpoint.mode(endpoint) != "async":
             return list(container.answers(rows))
-        s3, queued = self.boto3.client("s3"), []
+        s3, queued = self.direct_s3, []
         for n, start in enumerate(range(0, len(rows), CAPTURE_BATCH)):
             key = f"async/{env}/input/capture-{stamp}-{n}.csv"
             body = "\n".join(rows[start : start + CAPTURE_BATCH]).encode()
@@ -2196,8 +2322,7 @@ class Rehearsal:
         share = self.manifest.serving.data_capture_sampling_percent
         say("Monitoring", f"{env}, the first environment the app monitors ({mode}; its "
                           f"endpoint captures {share} % of its traffic).")  # fmt: skip
-        b = self.boto3
-        b.client("ssm").put_parameter(
+        self.client("ssm").put_parameter(
             Name=names.live_release_parameter("model-package"), Value=arn, Type="String"
         )
         baseline = pd.read_csv(self.baseline)
@@ -2262,17 +2387,17 @@ class Rehearsal:
         )
         if share <= threshold or not set(moved) <= set(drifted):
             raise SystemExit("rehearsal: moved features were not found drifted")
-        b.client("dynamodb").create_table(
+        self.client("dynamodb").create_table(
             TableName="cooldown", BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         )  # fmt: skip
-        b.client("sagemaker").create_pipeline(
+        self.client("sagemaker").create_pipeline(
             PipelineName=names.training_pipeline(),
             RoleArn=f"arn:aws:iam::{ACCOUNT}:role/training",
             PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
         )
-        topic = b.client("sns").create_topic(Name="owners")["TopicArn"]
+        topic = self.client("sns").create_topic(Name="owners")["TopicArn"]
         os.environ.update({
             "PIPELINE_NAME": names.training_pipeline(), "COOLDOWN_TABLE": "cooldown",
             "COOLDOWN_HOURS": str(self.manifest.monitoring.retrain_cooldown_hours),
@@ -2297,7 +2422,7 @@ class Rehearsal:
         again = drift.handler(alarm, self.context_of(alarm, "drift_responder"))
         say("Drift", f"the alarm again an hour later: started {again['started']}: "
                      f"{again['reason']}")  # fmt: skip
-        runs = b.client("sagemaker").list_pipeline_executions(
+        runs = self.client("sagemaker").list_pipeline_executions(
             PipelineName=names.training_pipeline()
         )["PipelineExecutionSummaries"]
         if started["started"] != "true" or again["started"] != "false" or len(runs) != 1:

@@ -513,7 +513,15 @@ class Rollback:
         cfn = self.clients.cloudformation
         status = cfn.describe_stacks(StackName=place.stack)["Stacks"][0]
         on_target = stack_parameters(status).get(PARAMETER) == target["model_package_arn"]
-        if on_target:
+        if on_target and plan.resume is not None:
+            # A resumed rollback whose update this rollback started: the event is keyed on the
+            # rollback's id, so writing it again records it once (a crash may have lost it).
+            self.event(
+                lock,
+                "rollback-update-started",
+                f"UpdateStack {place.stack}: {target['model_package_arn']}",
+            )
+        elif on_target:
             self.event(lock, "rollback-update-skipped", f"{place.stack} already on the target")
         else:
             parameters = update_parameters(list(plan.keys), target)
