@@ -169,6 +169,38 @@ def test_the_verifier_sends_a_record_in_the_payload_layout(synth: Any, product: 
     assert len(record.split(",")) == len(manifest.payload_columns)
 
 
+def test_the_verifier_may_record_what_each_environment_served_and_nothing_else(
+    synth: Any, product: Any
+) -> None:
+    """Its served records (issue 34's rollback reads them): the audit table named, with the
+    manifest's retention, and PutItem on "served#" keys only; without AUDIT_TABLE it would
+    write none and a rollback would find no version to go back to."""
+    manifest = product.manifest
+    template = delivery(synth, product)
+    resources = template.to_json()["Resources"]
+    ((logical, verifier),) = [
+        (k, f)
+        for k, f in resources.items()
+        if f["Type"] == "AWS::Lambda::Function"
+        and f["Properties"]["Handler"] == "deploy_verifier.handler.handler"
+    ]
+    variables = verifier["Properties"]["Environment"]["Variables"]
+    assert variables["AUDIT_TABLE"] == naming.Names.of(manifest).audit_table()
+    assert variables["AUDIT_RETENTION_DAYS"] == str(manifest.retention.audit)
+    role = verifier["Properties"]["Role"]["Fn::GetAtt"][0]
+    writes = [
+        statement
+        for resource in resources.values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": role} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if "dynamodb" in json.dumps(statement["Action"])
+    ]
+    assert [(w["Action"], w["Condition"]) for w in writes] == [
+        ("dynamodb:PutItem", {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["served#*"]}})
+    ], logical
+
+
 def test_source_is_release_json_in_a_versioned_bucket_started_by_the_release_hook(
     synth: Any, product: Any
 ) -> None:
