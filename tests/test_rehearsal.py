@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,8 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
+    reports: Path = ROOT / "reports" / "rehearsal"
+    """Where the run wrote each product's metrics.json and MLflow store."""
 
     def sections(self) -> dict[str, str]:
         """Each product's part of the output: from its banner to the next product's banner, or
@@ -46,18 +49,24 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def rehearsal() -> Run:
-    """One rehearsal of every example product, in one process."""
+def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One rehearsal of every example product, in one process; its reports in a folder of the
+    test's own (MLGATE_REHEARSAL_REPORTS), not over the last `make rehearse`'s."""
+    reports = tmp_path_factory.mktemp("rehearsal-reports")
     run = subprocess.run(
         [sys.executable, "tools/rehearsal.py", "--jobs", "1", str(ROOT / "examples")],
         cwd=ROOT,
-        env={**os.environ, "PYSPARK_SUBMIT_ARGS": submit_args()},
+        env={
+            **os.environ,
+            "PYSPARK_SUBMIT_ARGS": submit_args(),
+            "MLGATE_REHEARSAL_REPORTS": str(reports),
+        },
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
-    return Run(run.returncode, run.stdout, run.stderr)
+    return Run(run.returncode, run.stdout, run.stderr, reports)
 
 
 def test_every_example_product_is_rehearsed_once_and_the_exit_code_says_they_passed(
@@ -194,7 +203,7 @@ def test_metrics_json_holds_the_runs_series_as_the_dashboards_name_them(rehearsa
     assert varies([["t", 1.0], ["u", 2.0]])
     for name in PRODUCTS:
         manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
-        written = json.loads((ROOT / "reports" / "rehearsal" / name / "metrics.json").read_text())
+        written = json.loads((rehearsal.reports / name / "metrics.json").read_text())
         assert written["product"] == name
         series = {(m["namespace"], m["name"], tuple(sorted(m["dimensions"].items()))): m
                   for m in written["metrics"]}  # fmt: skip
@@ -392,7 +401,7 @@ def test_version_2_rolls_out_in_prod_as_the_manifest_says(rehearsal: Run) -> Non
         assert float(found["difference"]) > 0  # two models
         assert out.count("quiet through the bake") == len(plan)
         assert f"step {len(plan)} of {len(plan)}" in out
-        written = json.loads((ROOT / "reports" / "rehearsal" / name / "metrics.json").read_text())
+        written = json.loads((rehearsal.reports / name / "metrics.json").read_text())
         endpoint = Names.of(manifest, "prod").endpoint()
         fleets = {
             m["dimensions"]["EndpointConfigName"]: sum(v for _, v in m["points"])
@@ -426,7 +435,7 @@ def test_each_declared_kpi_stand_in_has_its_series(rehearsal: Run) -> None:
     for name in PRODUCTS:
         manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
         out = " ".join(rehearsal.sections()[name].split())
-        written = json.loads((ROOT / "reports" / "rehearsal" / name / "metrics.json").read_text())
+        written = json.loads((rehearsal.reports / name / "metrics.json").read_text())
         plan_steps = int(CANARY.search(out)["steps"])  # type: ignore[index]
         series = {}
         for kpi in manifest.metrics.business_kpis:
@@ -513,7 +522,7 @@ def test_metrics_json_holds_each_modes_own_series(rehearsal: Run) -> None:
 
     for name in PRODUCTS:
         manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
-        written = json.loads((ROOT / "reports" / "rehearsal" / name / "metrics.json").read_text())
+        written = json.loads((rehearsal.reports / name / "metrics.json").read_text())
         endpoint = Names.of(manifest, "staging").endpoint()
         mine = {m["name"]: m for m in written["metrics"]
                 if m["dimensions"].get("EndpointName") == endpoint}  # fmt: skip
@@ -574,7 +583,7 @@ def test_each_tracked_version_s_run_is_logged_per_step_and_linked_from_the_brief
                 assert int(found["params"]) + int(found["metrics"]) > 0, (name, version, step)
         # The briefs of version 1's gates link version 1's run.
         assert f"Experiment run: {runs['1']} " in out
-        client = MlflowClient((ROOT / "reports" / "rehearsal" / name / "mlruns").as_uri())
+        client = MlflowClient((rehearsal.reports / name / "mlruns").as_uri())
         parent = client.get_run(runs["1"])
         assert parent.info.status == "FINISHED"
         assert parent.data.tags["mlgate.step"] == "pipeline"
@@ -608,7 +617,7 @@ def test_a_products_tracking_store_holds_its_own_steps_runs_only(rehearsal: Run)
         if manifest.tracking is None:
             continue
         tracked += 1
-        client = MlflowClient((ROOT / "reports" / "rehearsal" / name / "mlruns").as_uri())
+        client = MlflowClient((rehearsal.reports / name / "mlruns").as_uri())
         experiment = client.get_experiment_by_name(manifest.experiment)
         assert experiment is not None, name
         runs = client.search_runs([experiment.experiment_id])

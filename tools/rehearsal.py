@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "mlgate" / "runtime" / "hooks"
-REPORTS = ROOT / "reports" / "rehearsal"
-"""Each product's metrics.json (tools/rehearsal_metrics.py) goes to REPORTS/<product>/."""
+REPORTS = Path(os.environ.get("MLGATE_REHEARSAL_REPORTS") or ROOT / "reports" / "rehearsal")
+"""Each product's metrics.json (tools/rehearsal_metrics.py) and MLflow store go to
+REPORTS/<product>/; MLGATE_REHEARSAL_REPORTS moves them (the tests' rehearsal writes its own)."""
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 """The product's home: its staging environment's region and account (set per product)."""
 VARIANT = "AllTraffic"
