@@ -162,12 +162,27 @@ def test_each_home_environment_has_a_serving_cfn_role_trusting_cloudformation_he
         )
 
 
+def idle_alarms(synth: Any) -> dict[str, dict[str, Any]]:
+    """Every idle-endpoint alarm of the synthesized app: its endpoint -> its properties."""
+    import json
+
+    found = {}
+    for path in synth.template_files:
+        for resource in json.loads(path.read_text())["Resources"].values():
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::CloudWatch::Alarm" and "endpoint-idle" in str(
+                props.get("AlarmName")
+            ):
+                endpoint = {d["Name"]: d["Value"] for d in props["Dimensions"]}["EndpointName"]
+                found[endpoint] = props
+    return found
+
+
 def test_each_idle_alarm_counts_the_requests_its_endpoint_mode_publishes(
     synth: Any, product: Any
 ) -> None:
     """An async endpoint publishes no Invocations (its requests are InvocationsProcessed): an
     idle alarm on Invocations there would stay in ALARM with its missing data breaching."""
-    import json
 
     from mlgate.infra.stacks.foundation import idle_billed, requests_metric
     from mlgate.manifest import ENV_NAMES
@@ -180,15 +195,7 @@ def test_each_idle_alarm_counts_the_requests_its_endpoint_mode_publishes(
     staging = async_kept_warm.env_serving("staging")
     object.__setattr__(staging, "mode", type(staging.mode)("async"))
     assert requests_metric(async_kept_warm, "staging") == "InvocationsProcessed"
-    watched = {}
-    for path in synth.template_files:
-        for resource in json.loads(path.read_text())["Resources"].values():
-            props = resource.get("Properties", {})
-            if resource["Type"] == "AWS::CloudWatch::Alarm" and "endpoint-idle" in str(
-                props.get("AlarmName")
-            ):
-                endpoint = {d["Name"]: d["Value"] for d in props["Dimensions"]}["EndpointName"]
-                watched[endpoint] = props["MetricName"]
+    watched = {e: props["MetricName"] for e, props in idle_alarms(synth).items()}
     from mlgate.infra.naming import Names
 
     expected = {
@@ -203,22 +210,13 @@ def test_an_idle_alarm_waits_out_its_environment_s_off_hours(synth: Any, product
     """An environment whose endpoint scales down outside working hours gets no request then:
     its idle alarm looks back longer than its longest stretch of them (or it would warn every
     weekend); another environment's looks back the manifest's cost.idle_endpoint_hours."""
-    import json
 
     from mlgate.infra.naming import Names
     from mlgate.infra.stacks.foundation import idle_alarm_hours, idle_billed
     from mlgate.manifest import ENV_NAMES
 
     m = product.manifest
-    periods = {}
-    for path in synth.template_files:
-        for resource in json.loads(path.read_text())["Resources"].values():
-            props = resource.get("Properties", {})
-            if resource["Type"] == "AWS::CloudWatch::Alarm" and "endpoint-idle" in str(
-                props.get("AlarmName")
-            ):
-                endpoint = {d["Name"]: d["Value"] for d in props["Dimensions"]}["EndpointName"]
-                periods[endpoint] = (props["EvaluationPeriods"], props["Period"])
+    periods = {e: (p["EvaluationPeriods"], p["Period"]) for e, p in idle_alarms(synth).items()}
     for env in ENV_NAMES:
         if not idle_billed(m, env):
             continue
