@@ -353,6 +353,22 @@ def test_a_throttled_update_is_retried_and_made_once(world: World) -> None:
     assert world.events().count("rollback-update-started") == 1
 
 
+def test_an_aws_error_after_the_lock_says_to_resume_and_resuming_finishes(world: World) -> None:
+    """UpdateStack refused (not a throttle) once the rollback holds its lock: exit 1, one line
+    saying the same command resumes, the lock and the request kept; the next run finishes."""
+    world.stack.fail["update_stack"] = ClientError(
+        {"Error": {"Code": "ValidationError", "Message": "Role is invalid"}}, "UpdateStack"
+    )
+    code, _, err = world.run()
+    assert code == 1
+    assert err.count("\n") == 1
+    assert "Role is invalid; run the same command again to resume" in err
+    assert world.events() == ["rollback-requested"]
+    assert [i["sk"] for i in world.items() if i["sk"] == "lock"] == ["lock"]
+    assert world.run()[0] == 0
+    assert len(world.stack.updates) == 1
+
+
 def test_after_a_crash_mid_way_the_same_command_finishes_exactly_once(world: World) -> None:
     """The command dies after UpdateStack (following the stack): the trail says the update
     started, the lock stays; run again, it resumes: no second update, each event once."""
@@ -492,5 +508,6 @@ def test_an_aws_refusal_before_the_lock_is_one_line_and_writes_nothing(world: Wo
     assert code == 1
     assert err.getvalue().count("\n") == 1
     assert "PipelineNotFoundException" in err.getvalue()
+    assert "nothing was written or changed" in err.getvalue()
     assert world.items() == before
     assert world.stack.updates == []

@@ -427,6 +427,9 @@ class Rollback:
         self.audit = AuditTrail(
             self.clients.dynamodb, self.place.table, keep_days=self.manifest.retention.audit
         )
+        self.locked = False
+        """Whether this run holds the environment's lock (took it, or resumes a rollback that
+        holds it): from then on the audit trail says how far it got."""
 
     def say(self, line: str) -> None:
         print(line, file=self.out)
@@ -504,6 +507,7 @@ class Rollback:
         else:
             lock = plan.resume
             self.say(f"resuming rollback {lock['id']} (by {lock['by']}, {lock['started']})")
+        self.locked = True
         self.event(
             lock,
             "rollback-requested",
@@ -643,20 +647,21 @@ def rollback(
         if not reason.strip():
             raise Refused("--reason is empty: say why")
         place = place or Place.of(manifest, env)
+        runner: Rollback | None = None
         try:
             clients = clients or Clients.of(manifest, env, sleep)
             the_plan = plan(manifest, place, clients, to, clock())
             print_plan(out, manifest, place, the_plan)
-            return Rollback(manifest, place, clients, out, sleep, clock).run(
-                the_plan, by=by, reason=reason, wait=wait
-            )
+            runner = Rollback(manifest, place, clients, out, sleep, clock)
+            return runner.run(the_plan, by=by, reason=reason, wait=wait)
         except (ClientError, BotoCoreError) as failure:
             # Before the lock nothing was written; after it, the audit trail says how far it
             # got and the same command resumes.
-            print(
-                f"mlgate rollback: failed: {failure}; run the same command again to resume "
-                "once it is fixed",
-                file=err,
+            then = (
+                "run the same command again to resume once it is fixed"
+                if runner is not None and runner.locked
+                else "nothing was written or changed: run the command again once it is fixed"
             )
+            print(f"mlgate rollback: failed: {failure}; {then}", file=err)
             return 1
     return refused[0] if refused else REFUSED
