@@ -254,6 +254,7 @@ def test_every_dead_letter_queue_keeps_events_only_as_long_as_they_may_be_redriv
             "DriftResponder": 14 * 86400,
             "PipelineStarter": 14 * 86400,
             "ModelCards": 14 * 86400,
+            "RollbackHook": 14 * 86400,
         }
         for path in synth.template_files:
             template = json.loads(path.read_text())

@@ -24,7 +24,7 @@ AMBIENT = re.compile(r"^(logs|kms|xray):|^sqs:(SendMessage|GetQueueAttributes|Ge
 ASSUMED = "Under the assumed role when one is set:"
 HOOKS = {
     "release", "deployer", "deploy_verifier", "quality_gate", "gate_notifier",
-    "gate_callback", "pipeline_starter", "drift_responder",
+    "gate_callback", "pipeline_starter", "drift_responder", "rollback",
 }  # fmt: skip
 
 

@@ -127,6 +127,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             ("gate_callback", delivery.callback),
             ("pipeline_starter", training.starter),
             ("model_card", delivery.model_cards),
+            ("rollback", delivery.rollback_hook),
         )
         if hook is not None
     ]

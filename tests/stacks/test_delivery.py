@@ -438,9 +438,10 @@ def test_asynchronous_hooks_send_failed_events_to_an_encrypted_queue_watched_by_
     template = delivery(synth, product)
     configs = template.find_resources("AWS::Lambda::EventInvokeConfig")
     # deployer, verifier, notifier, release, the callback (for the GateExpired rule), the model
-    # card hook, and the quality gate where there is one
+    # card hook, the rollback hook (for the verified-release rule), and the quality gate where
+    # there is one
     has_gate = product.extra["delivery"].quality_gate is not None
-    assert len(configs) == 6 + has_gate
+    assert len(configs) == 7 + has_gate
     for config in configs.values():
         target = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
         assert "Fn::GetAtt" in target

@@ -949,6 +949,14 @@ def gates(m: Manifest, e: Evidence) -> Section:
         f"{names.rollback_role()}, which IAM in the home account says who may assume; each "
         "rollback's who, why and versions are in the audit trail."
     )
+    clickers = [m.contact(c).name for c in m.rollback_approvers if m.contact(c).slack_user_id]
+    s.notes.append(
+        "From chat: when prod is verified, the rollback hook posts the version it serves with "
+        "a Roll back button; a signed click by "
+        f"{', '.join(clickers) or 'no one (no rollback approver has a slack_user_id)'} starts "
+        "the same rollback (the rollback state machine, as that role), and its outcome is "
+        "posted back."
+    )
     return s
 
 

@@ -15,6 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mlgate.infra import durations
@@ -360,3 +361,10 @@ class GateCallback(HookFunction):
             # No expired gate, no data point: silence is the healthy state.
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+    def take_rollbacks(self, machine: sfn.IStateMachine, audit: AuditTrail) -> None:
+        """The Roll back button's clicks: the callback reads the offer a button names
+        ("rollback#" items) and starts the rollback state machine for an approver's click."""
+        self.function.add_environment("ROLLBACK_STATE_MACHINE", machine.state_machine_arn)
+        machine.grant_start_execution(self.role)
+        audit.grant_append(self.role, ["rollback"], "dynamodb:GetItem")

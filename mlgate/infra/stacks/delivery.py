@@ -39,10 +39,16 @@ from mlgate.infra.constructs.release_pipeline import (
     ReleasePipeline,
     ReleasePipelineProps,
 )
-from mlgate.infra.constructs.rollback import RollbackProps, RollbackRole
+from mlgate.infra.constructs.rollback import (
+    RollbackHook,
+    RollbackHookProps,
+    RollbackProps,
+    RollbackRole,
+)
 from mlgate.infra.constructs.storage import SecureBucket
 from mlgate.infra.gates import encoded, gate_context, thresholds
 from mlgate.infra.naming import Names, role_arn
+from mlgate.infra.rollback_timing import rollback_context
 from mlgate.infra.stacks.base import ProductStack, reports_prefix
 from mlgate.infra.stacks.data import DataStack
 from mlgate.infra.stacks.foundation import FoundationStack
@@ -245,6 +251,14 @@ class DeliveryStack(ProductStack):
             verifier=self.verifier,
             quality_gate=self.quality_gate,
         )
+        webhook = SlackSecret(
+            self,
+            "SlackWebhook",
+            names=names,
+            key=key,
+            description="Slack incoming-webhook URL the gate briefs (and the Roll back "
+            "button) are posted to",
+        )
         self.notifier = GateNotifier(
             self,
             "GateNotifier",
@@ -254,13 +268,7 @@ class DeliveryStack(ProductStack):
             audit=self.audit_table,
             idempotency=foundation.idempotency,
             pipeline=self.release_pipeline,
-            webhook=SlackSecret(
-                self,
-                "SlackWebhook",
-                names=names,
-                key=key,
-                description="Slack incoming-webhook URL the gate briefs are posted to",
-            ),
+            webhook=webhook,
             quality_job=data.names.quality_job(),
         )
         self.callback = GateCallback(
@@ -306,6 +314,26 @@ class DeliveryStack(ProductStack):
             ),
             audit=self.audit_table,
         )
+        # The chat's Roll back button: posted when prod is verified, clicked by a rollback
+        # approver (the callback checks who), run by the rollback state machine as that role.
+        self.rollback_hook = RollbackHook(
+            self,
+            "RollbackHook",
+            props=RollbackHookProps(
+                names=names,
+                context=encoded(rollback_context(manifest)),
+                offer_stages=("VerifyProd",),
+                longest_minutes=max(
+                    manifest.env_serving(env).rollout.max_execution_timeout_minutes
+                    for env in ENV_NAMES
+                ),
+            ),
+            key=key,
+            alarms=alarms,
+            role=self.rollback,
+            webhook=webhook,
+        )
+        self.callback.take_rollbacks(self.rollback_hook.machine, self.audit_table)
         # Each registered version's model card, its status following the gates; the go-live
         # brief (the last manual gate's) links the version's card by its name.
         self.model_cards = ModelCards(self, "ModelCards", props=props.cards, key=key, alarms=alarms)
@@ -319,7 +347,14 @@ class DeliveryStack(ProductStack):
         home environment's dashboard."""
         # Every audit item expires (the table's TTL on expires_at) after the manifest's
         # retention.audit days, counted from when its writer puts it (lambdas/shared/audit.py).
-        writers = (self.notifier, self.callback, self.release, self.quality_gate, self.verifier)
+        writers = (
+            self.notifier,
+            self.callback,
+            self.release,
+            self.quality_gate,
+            self.verifier,
+            self.rollback_hook,
+        )
         for writer in writers:
             if writer is not None:
                 writer.function.add_environment("AUDIT_RETENTION_DAYS", str(props.audit_days))

@@ -67,7 +67,7 @@ Environment: SLACK_SIGNING_SECRET_ARN (a JSON secret: signing_secret, team_id, a
 AUDIT_TABLE, RELEASE_PIPELINE, POWERTOOLS_METRICS_NAMESPACE (the alarm's, mlgate/gates).
 AWS calls: secretsmanager:GetSecretValue, dynamodb:GetItem, dynamodb:UpdateItem,
 dynamodb:PutItem, dynamodb:Query, codepipeline:PutApprovalResult,
-codepipeline:GetPipelineState.
+codepipeline:GetPipelineState, states:StartExecution (a Roll back click).
 """
 
 from __future__ import annotations
@@ -91,13 +91,12 @@ from shared import slack
 from shared.audit import CLAIMED, DECISIONS, OPEN, AuditTrail, claim_state, now_iso
 from shared.coldstart import settle
 from shared.events import (
+    ACTION_EVENT_SPEC,
     NAME,
-    PIPELINE_NAME,
     SHORT,
     TEXT,
     Origin,
     Refused,
-    envelope,
     excerpt,
     expect,
     from_here,
@@ -105,7 +104,8 @@ from shared.events import (
     resources_within,
     text,
 )
-from shared.fields import Bool, Dict, Lit, Map, Moment, Obj, Opt, Seq, Str, Text, printable
+from shared.fields import Bool, Dict, Lit, Map, Moment, Obj, Opt, Seq, Str
+from shared.rollback import read_offer
 from shared.settings import read
 
 logger = Logger()
@@ -113,7 +113,15 @@ logger = Logger()
 metrics = Metrics()
 dynamodb = boto3.client("dynamodb")
 codepipeline = boto3.client("codepipeline")
-BUTTONS = {"approve": "Approved", "reject": "Rejected"}
+BUTTONS = {"approve": "Approved", "reject": "Rejected", "rollback": "RollBack"}
+# The Roll back button of the message that says an environment serves a new version
+# (hooks/rollback): its value is the rollback offer's id, of the same form as a request id.
+ROLLBACK = "RollBack"
+# A second click of the same button by the same approver within this many seconds starts
+# nothing new: the state machine execution's name repeats, and Step Functions answers the
+# running one (StartExecution is idempotent for a name and input,
+# https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+REPEAT_SECONDS = 300
 REQUEST_ID = re.compile(r"[0-9a-f]{24}")
 # The request item's fields the callback relies on; an item without them is no open request.
 REQUEST_FIELDS = ("gate", "pipeline", "stage", "action", "token", "expires", "approvers")
@@ -131,7 +139,6 @@ THROTTLED = ("ThrottlingException", "Throttling", "TooManyRequestsException",
 # (https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ActionExecution.html:
 # InProgress | Abandoned | Succeeded | Failed).
 STATUS = {"Approved": "Succeeded", "Rejected": "Failed"}
-ACTION_EVENT = "CodePipeline Action Execution State Change"
 # CodePipeline writes `expires` to the minute; the FAILED event of a timed-out approval may
 # arrive within that minute.
 EXPIRY_SLACK = 60
@@ -142,12 +149,18 @@ class Settings:
     secret_arn: str
     table: str
     pipeline: str
+    rollback_machine: str = ""
 
 
 @cache
 def settings() -> Settings:
-    env = read("gate_callback", ("SLACK_SIGNING_SECRET_ARN", "AUDIT_TABLE", "RELEASE_PIPELINE"))
+    env = read(
+        "gate_callback",
+        ("SLACK_SIGNING_SECRET_ARN", "AUDIT_TABLE", "RELEASE_PIPELINE"),
+        {"ROLLBACK_STATE_MACHINE": ""},
+    )
     return Settings(
+        rollback_machine=env["ROLLBACK_STATE_MACHINE"],
         secret_arn=env["SLACK_SIGNING_SECRET_ARN"],
         table=env["AUDIT_TABLE"],
         pipeline=env["RELEASE_PIPELINE"],
@@ -723,7 +736,43 @@ def take(request: Any, now: float, seen: Seen) -> str:
         which = "payload.team.id" if click.team != trusted.get("team_id") else "payload.api_app_id"
         raise Refusal(403, f"the click comes from Slack workspace {click.team[:20]!r}, app "
                            f"{click.app[:20]!r}: not the app this gate trusts", which)  # fmt: skip
+    if click.decision == ROLLBACK:
+        return roll_back(click, now, seen)
     return decide(click, AuditTrail(dynamodb, settings().table), codepipeline, now, seen)
+
+
+@cache
+def stepfunctions() -> Any:
+    """Made at the first rollback click, not at every cold start."""
+    return boto3.client("stepfunctions")
+
+
+def roll_back(click: Click, now: float, seen: Seen) -> str:
+    """A Roll back click: a rollback approver's starts the rollback state machine, which
+    plans, refuses or runs the rollback and posts each outcome to chat (hooks/rollback)."""
+    offer = read_offer(dynamodb, settings().table, settings().pipeline, click.request_id)
+    if offer is None or not offer.get("to_version") or not settings().rollback_machine:
+        raise Refusal(404, f"unknown rollback offer {click.request_id}: nothing to roll back")
+    seen.gate = f"rollback of {offer['env']}"
+    if click.user not in offer["approvers"].split(","):
+        raise Refusal(403, f"{click.user} is not a rollback approver of this product; nothing "
+                           "was started", "payload.user.id")  # fmt: skip
+    name = f"{click.request_id}-{click.user}-{int(now // REPEAT_SECONDS)}"
+    where = f"{offer['env']} to version {offer['to_version']}"
+    try:
+        stepfunctions().start_execution(
+            stateMachineArn=settings().rollback_machine,
+            name=name,
+            input=json.dumps({"offer": click.request_id, "slack_user": click.user}),
+        )
+    except ClientError as err:
+        if code_of(err) != "ExecutionAlreadyExists":
+            raise
+        return (f"Your rollback of {where} was already started from this message a moment "
+                "ago: its progress is posted in this channel.")  # fmt: skip
+    return (f"Rollback of {where} requested by {click.user_name}: the rollback checks it can "
+            "run (no release or other rollback in progress, the message still true) and posts "
+            "its progress and outcome in this channel.")  # fmt: skip
 
 
 def refused(refusal: Refusal, seen: Seen) -> dict[str, Any]:
@@ -783,24 +832,6 @@ def on_click(event: Any, now: float) -> dict[str, Any]:
         return unavailable(err, seen)
     logger.info("decision recorded", extra={"outcome": message, **seen.fields()})
     return respond(200, message)
-
-
-ACTION_TYPE = Obj("ActionType", {"category": SHORT, "provider": Opt(SHORT), "owner": Opt(SHORT)})
-ACTION_DETAIL = Obj(
-    "ActionDetail",
-    {
-        "pipeline": PIPELINE_NAME,
-        "execution_id": Text(100, r"^[A-Za-z0-9-]+$", after=(printable,)),
-        "stage": PIPELINE_NAME,
-        "action": PIPELINE_NAME,
-        "state": SHORT,
-        "type": ACTION_TYPE,
-    },
-    aliases={"execution_id": "execution-id"},
-)
-# CodePipeline's action execution state change (https://docs.aws.amazon.com/codepipeline/
-# latest/userguide/detect-state-changes-cloudwatch-events.html).
-ACTION_EVENT_SPEC = envelope("ActionEvent", ACTION_EVENT, ACTION_DETAIL)
 
 
 def failed_approval(event: Any, origin: Origin) -> tuple[str, str, str]:

@@ -11,13 +11,15 @@ from typing import Any
 import boto3
 
 
-def session(role_arn: str | None, purpose: str) -> Any:
-    """The Lambda's own session without a role; otherwise one under `role_arn`, named after
-    `purpose` so CloudTrail in the other account shows who came and why."""
+def session(role_arn: str | None, purpose: str, base: Any = None) -> Any:
+    """`base` (default: the Lambda's own session) without a role; otherwise a session under
+    `role_arn`, assumed from `base`, named after `purpose` so CloudTrail in the other account
+    shows who came and why."""
+    base = base or boto3
     if not role_arn:
-        return boto3
+        return base
     name = "".join(c if c.isalnum() or c in "=,.@-" else "-" for c in purpose)[:64]
-    creds = boto3.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=name)["Credentials"]
+    creds = base.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=name)["Credentials"]
     return boto3.Session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],

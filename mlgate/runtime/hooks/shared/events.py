@@ -212,3 +212,24 @@ def resources_within(
             raise error(f"resources[{at}]", f"untrusted event: resources[{at}] "
                         f"{excerpt(resource)!r} is not {arn!r}{'...' if prefix else ''} "
                         f"({whence}); nothing was done")  # fmt: skip
+
+
+# CodePipeline's action execution state change (the gate callback's expired gates, the rollback
+# hook's verified releases).
+ACTION_TYPE = Obj("ActionType", {"category": SHORT, "provider": Opt(SHORT), "owner": Opt(SHORT)})
+ACTION_DETAIL = Obj(
+    "ActionDetail",
+    {
+        "pipeline": PIPELINE_NAME,
+        "execution_id": Text(100, r"^[A-Za-z0-9-]+$", after=(printable,)),
+        "stage": PIPELINE_NAME,
+        "action": PIPELINE_NAME,
+        "state": SHORT,
+        "type": ACTION_TYPE,
+    },
+    aliases={"execution_id": "execution-id"},
+)
+# CodePipeline's action execution state change (https://docs.aws.amazon.com/codepipeline/
+# latest/userguide/detect-state-changes-cloudwatch-events.html).
+ACTION_EVENT = "CodePipeline Action Execution State Change"
+ACTION_EVENT_SPEC = envelope("ActionEvent", ACTION_EVENT, ACTION_DETAIL)

@@ -107,11 +107,12 @@ USER_ID = Text(32, r"^[UW][A-Z0-9]+$")
 TEAM_ID = Text(32, r"^T[A-Z0-9]+$")
 APP_ID = Text(32, r"^A[A-Z0-9]+$")
 USER_NAME = text(80)
-# A button's value: the brief's request id (its format is checked by the callback).
+# A button's value: the brief's request id, or the rollback offer's id (its format is
+# checked by the callback).
 VALUE = text(64)
 USER = Obj("User", {"id": USER_ID, "username": Opt(USER_NAME), "name": Opt(USER_NAME)})
 TEAM = Obj("Team", {"id": TEAM_ID})
-ACTION = Obj("Action", {"action_id": Lit(("approve", "reject")), "value": VALUE})
+ACTION = Obj("Action", {"action_id": Lit(("approve", "reject", "rollback")), "value": VALUE})
 INTERACTION = Obj(
     "Interaction",
     {
