@@ -120,18 +120,28 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         # each version's model card follows its gates; version 2's go-live archives version 1's
         f"mlgate-{name}-v000001 PendingReview -> Approved",
         f"the card it supersedes, mlgate-{name}-v000001: Archived",
-        # roll back on demand (issue 34): refused without effect, then started, then resumed
-        # once and finished, its audit events written once each
+        # roll back on demand (issue 34), from chat: the button posted when prod is verified,
+        # a click refused, an approver's click run by the state machine to the end
+        "the rollback hook posts to chat",
+        "prod now serves version 2",
+        "[Roll back to version 1]",
+        "someone who may not roll back clicks it: HTTP 403; state machine executions started: 0",
+        "clicks it: HTTP 200: Rollback of prod to version 1 requested",
+        "rolling prod back from version 2 to 1",
+        "chat: " + manifest.product.display_name + ": rolled back: prod serves version 1 again",
+        # with the command: refused without effect, then started, then resumed once and
+        # finished, its audit events written once each
         "--to 99 --by",
         "refused: version 99 was never served in this environment",
         f"--no-wait` (as {manifest.contact(manifest.rollback_approvers[0]).name}): exit 0",
-        "to version 1 (served ",
+        "to version 2 (served ",
         f"CloudFormation updated mlgate-{name}-prod-serving under moto",
         "the same command again: exit 0:",
         "resuming rollback",
-        "rolled back: prod serves version 1 again",
-        "rollback-requested, rollback-update-started, rollback-completed",
-        "on-call rolled prod back to version 1 on demand",
+        "rolled back: prod serves version 2 again",
+        "rollback-requested, rollback-update-started, rollback-completed, rollback-requested, "
+        "rollback-update-started, rollback-completed",
+        "prod was rolled back to version 1 from chat, and the command put version 2 back",
     ):
         assert line in out, line
     assert "[simulated offline]" in out  # what could not run here says so

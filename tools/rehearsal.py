@@ -1065,7 +1065,8 @@ class Rehearsal:
             "2 rolled out in prod as the manifest says"
             + (", drift started retraining once" if drifted else "; no environment is "
                "monitored for drift (serverless endpoints capture no traffic)")
-            + "; on-call rolled prod back to version 1 on demand."
+            + "; prod was rolled back to version 1 from chat, and the command put version 2 "
+            "back."
         )  # fmt: skip
         return 0
 
@@ -1752,7 +1753,11 @@ class Rehearsal:
         print(textwrap.indent(chat, " " * 26))
         return str(result["request_id"])
 
-    def click(self, request: str, user: str, secret: str = SIGNING_SECRET) -> dict[str, Any]:
+    def click(
+        self, request: str, user: str, secret: str = SIGNING_SECRET, action: str = "approve"
+    ) -> dict[str, Any]:
+        """A signed click of a chat button (`action`: approve, reject, or rollback) whose value
+        is `request`, as the gate callback's function URL receives it."""
         from gate_callback import handler as callback
 
         from shared import slack
@@ -1762,7 +1767,7 @@ class Rehearsal:
             "team": {"id": TEAM_ID},
             "api_app_id": APP_ID,
             "user": {"id": user, "name": user},
-            "actions": [{"action_id": "approve", "block_id": f"gate:{request}", "value": request}],
+            "actions": [{"action_id": action, "block_id": f"gate:{request}", "value": request}],
         }
         body = urlencode({"payload": json.dumps(payload)})
         moment = time.time()
