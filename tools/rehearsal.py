@@ -208,8 +208,13 @@ class Endpoint:
 
     def __init__(self, registry: Any = None, host: Any = None, s3: Any = None,
                  modes: dict[str, tuple[str, Any]] | None = None,
-                 capture_percent: int = 100) -> None:  # fmt: skip
+                 capture_percent: int = 100,
+                 components: dict[str, str] | None = None) -> None:  # fmt: skip
         self.capture_percent = capture_percent
+        self.components = components or {}
+        """Endpoint -> the inference component the Serving stack names on it (an environment
+        with serving.<env>.inference_component): its config's variant names no model, and
+        InvokeEndpoint must name the component."""
         self.serving: dict[str, str] = Served()
         self.registry = registry
         self.host = host
@@ -262,6 +267,10 @@ class Endpoint:
             return config  # serverless endpoints capture no traffic and take no KMS key
         variant.update(InitialInstanceCount=serving.instance_count,
                        InstanceType=serving.instance_type)  # fmt: skip
+        if endpoint in self.components:
+            # Instances only: the model is the inference component's.
+            del variant["ModelName"], variant["InitialVariantWeight"]
+            config["ExecutionRoleArn"] = f"arn:aws:iam::{ACCOUNT}:role/{endpoint}-model"
         key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/rehearsal-{env}"
         config["KmsKeyId"] = key
         config["DataCaptureConfig"] = {
@@ -293,6 +302,33 @@ class Endpoint:
         served = self.serving.get(ModelName, "none")
         return {"Containers": [{"Image": "model", "ModelDataUrl": served}]}
 
+    def list_inference_components(self, **kwargs: Any) -> dict[str, Any]:
+        """The component the Serving stack names on the endpoint (EndpointNameEquals)."""
+        endpoint = kwargs.get("EndpointNameEquals", "")
+        names = [self.components[endpoint]] if endpoint in self.components else []
+        return {"InferenceComponents": [{"InferenceComponentName": n, "EndpointName": endpoint}
+                                        for n in names]}  # fmt: skip
+
+    def describe_inference_component(self, InferenceComponentName: str) -> dict[str, Any]:
+        """InService on the endpoint's model (the rolling update is simulated offline)."""
+        from botocore.exceptions import ClientError
+
+        for endpoint, name in self.components.items():
+            if name == InferenceComponentName:
+                return {"InferenceComponentName": name, "EndpointName": endpoint,
+                        "InferenceComponentStatus": "InService",
+                        "Specification": {"ModelName": endpoint}}  # fmt: skip
+        error = {
+            "Code": "ValidationException",
+            "Message": f"Could not find inference component {InferenceComponentName}",
+        }
+        raise ClientError({"Error": error}, "DescribeInferenceComponent")
+
+    def naming(self, endpoint: str) -> dict[str, str]:
+        """What a client's InvokeEndpoint adds for the endpoint: the component it hosts."""
+        name = self.components.get(endpoint)
+        return {"InferenceComponentName": name} if name else {}
+
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
@@ -306,6 +342,18 @@ class Endpoint:
                      "Message": f"Endpoint {endpoint} is an asynchronous inference endpoint: "
                                 "use InvokeEndpointAsync"}  # fmt: skip
             raise ClientError({"Error": error}, "InvokeEndpoint")
+        # An endpoint of inference components answers a request naming its component, and
+        # only such an endpoint takes one (InvokeEndpoint's InferenceComponentName).
+        named, hosted = kwargs.get("InferenceComponentName"), self.components.get(endpoint)
+        if named != hosted:
+            message = (
+                f"Inference component {named} is not on endpoint {endpoint}"
+                if named
+                else f"Endpoint {endpoint} hosts inference components: name one "
+                "(InferenceComponentName)"
+            )
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": message}},
+                              "InvokeEndpoint")  # fmt: skip
         body = kwargs["Body"]
         body = body.encode() if isinstance(body, str) else bytes(body)
         content_type = kwargs.get("ContentType", "text/csv")
@@ -845,6 +893,7 @@ class Rehearsal:
     def __init__(self, work: Path, manifest: Any) -> None:
         import boto3
 
+        from mlgate.infra.inference_component import component_name
         from mlgate.infra.naming import Names
 
         self.work = work
@@ -902,6 +951,12 @@ class Rehearsal:
             lambda: self.direct_s3,
             {self.names.endpoint(env): (env, manifest.env_serving(env)) for env in ENVS},
             manifest.serving.data_capture_sampling_percent,
+            # The name the Serving stack gives each environment's inference component.
+            {
+                self.names.endpoint(env): component_name(Names.of(manifest, env))
+                for env in ENVS
+                if manifest.env_serving(env).inference_component is not None
+            },
         )
         self.moments: list[dict[str, str]] = []
         self.alarms: dict[str, list[list[str]]] = {}
@@ -1929,7 +1984,8 @@ class Rehearsal:
                 try:
                     body = self.endpoint.invoke_endpoint(
                         EndpointName=endpoint, Body=payloads[k], ContentType="text/csv",
-                        Accept="text/csv")["Body"].read()  # fmt: skip
+                        Accept="text/csv", **self.endpoint.naming(endpoint),
+                    )["Body"].read()  # fmt: skip
                 except ClientError:
                     failed += 1
                     continue

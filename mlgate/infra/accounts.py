@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
 
+from mlgate.infra.inference_component import WAKE_FROM_ZERO as COMPONENT_WAKE
+from mlgate.infra.inference_component import component_name
 from mlgate.infra.naming import Names, role_arn
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest, ServingMode
 
@@ -258,6 +260,60 @@ def serving_update_access(
             resources=[scaling_role],
         ),
     ]
+    component = manifest.env_serving(env).inference_component
+    if component is not None:
+        # The model as an inference component (mlgate/infra/constructs/endpoint.py): the
+        # handler permissions of AWS::SageMaker::InferenceComponent (its CloudFormation
+        # schema) on this environment's one component, and the target-tracking alarms
+        # Application Auto Scaling names after it.
+        ic = f"{sagemaker}:inference-component/{component_name(names)}"
+        statements.append(
+            iam.PolicyStatement(
+                sid="TheInferenceComponent",
+                actions=[
+                    "sagemaker:CreateInferenceComponent",
+                    "sagemaker:DescribeInferenceComponent",
+                    "sagemaker:UpdateInferenceComponent",
+                    "sagemaker:UpdateInferenceComponentRuntimeConfig",
+                    "sagemaker:DeleteInferenceComponent",
+                    "sagemaker:AddTags",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:ListTags",
+                ],
+                resources=[ic],
+            )
+        )
+        statements.append(
+            iam.PolicyStatement(
+                sid="ComponentScalingAlarms",
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    *(
+                        [
+                            "cloudwatch:TagResource",
+                            "cloudwatch:UntagResource",
+                            "cloudwatch:ListTagsForResource",
+                        ]
+                        if component.min_copies == 0
+                        else []
+                    ),
+                ],
+                resources=[
+                    f"arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-"
+                    f"inference-component/{component_name(names)}-*",
+                    *(
+                        [
+                            f"arn:aws:cloudwatch:{region}:{account}:alarm:"
+                            f"{names.alarm('system', COMPONENT_WAKE, 'scaling')}"
+                        ]
+                        if component.min_copies == 0
+                        else []
+                    ),
+                ],
+            )
+        )
     if manifest.env_serving(env).mode is ServingMode.ASYNC:
         statements.append(
             iam.PolicyStatement(
@@ -289,6 +345,14 @@ def serving_update_access(
         rollback_alarms: f"The alarms of this product's {env} environment: the endpoint's "
         "blue/green update reads its rollback alarms.",
     }
+    if component is not None:
+        why[
+            f"arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-inference-component/"
+            f"{component_name(names)}-*"
+        ] = (
+            "The target-tracking alarms Application Auto Scaling names after this "
+            "environment's inference component."
+        )
     findings = {f"AwsSolutions-IAM5[Resource::{r}]": reason for r, reason in why.items()}
     return statements, findings
 
@@ -350,7 +414,20 @@ def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStat
     configs = [f"{arn}:endpoint-config/*", f"{arn}:model/*"]
     endpoint = f"{arn}:endpoint/{Names.of(manifest).endpoint(env)}"
     queued, queue_findings = async_request_access(manifest, env, endpoint)
+    hosted = []
+    if manifest.env_serving(env).inference_component is not None:
+        # The verifier finds the endpoint's component (ListInferenceComponents takes no
+        # resource), describes it and invokes the endpoint naming it.
+        ic = f"{arn}:inference-component/{component_name(Names.of(manifest, env))}"
+        hosted = [
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeInferenceComponent", "sagemaker:InvokeEndpoint"],
+                resources=[ic],
+            ),
+            iam.PolicyStatement(actions=["sagemaker:ListInferenceComponents"], resources=["*"]),
+        ]
     statements = [
+        *hosted,
         iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
             resources=[endpoint],
@@ -365,6 +442,12 @@ def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStat
         f"models at deploy time; only the ones the {env} endpoint points to are described."
         for resource in configs
     }
+    if hosted:
+        findings["AwsSolutions-IAM5[Resource::*]"] = (
+            "ListInferenceComponents takes no resource ARN: the verifier lists the components "
+            f"of the {env} endpoint only (EndpointNameEquals), then describes and invokes the "
+            "one the Serving stack names."
+        )
     return [*statements, *queued], {**findings, **queue_findings}
 
 

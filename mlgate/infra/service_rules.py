@@ -383,6 +383,9 @@ NAMES: tuple[Name, ...] = (
     Name("AWS::SageMaker::EndpointConfig", "EndpointConfigName", 1, 63, SAGEMAKER_NAME,
          SAGEMAKER.format("CreateEndpointConfig"), "e" * 64,
          "alphanumerics and hyphens, begun and ended by an alphanumeric", folded=True),
+    Name("AWS::SageMaker::InferenceComponent", "InferenceComponentName", 1, 63,
+         r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?", SAGEMAKER.format("CreateInferenceComponent"),
+         "model-", "alphanumerics and hyphens, begun and ended by an alphanumeric"),
     Name("AWS::SageMaker::Model", "ModelName", 1, 63, SAGEMAKER_NAME,
          SAGEMAKER.format("CreateModel"), "model-",
          "alphanumerics and hyphens, begun and ended by an alphanumeric", folded=True),
@@ -1088,6 +1091,42 @@ def _scale_to_zero(target: Resource) -> str | None:
         config = endpoint.ref(endpoint.props.get("EndpointConfigName"))
         if config is not None and not config.props.get("AsyncInferenceConfig"):
             return f"MinCapacity 0 on {match.group(1)}, which is not an asynchronous endpoint"
+    return None
+
+
+ROLLING_BATCH = (5, 50)
+"""A rolling update's MaximumBatchSize, in % of the component's copies."""
+
+
+def _inference_component(component: Resource) -> str | None:
+    """A component's rolling-update batch is 5 to 50 % of its copies, and the endpoint it
+    joins (when this stack makes it) has variants that name no model, and exists first
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/realtime-endpoints-deploy-models.html)."""
+    props = component.props
+    batch = _get(props, "DeploymentConfig.RollingUpdatePolicy.MaximumBatchSize")
+    batch = batch if isinstance(batch, Mapping) else {}
+    value = batch.get("Value")
+    low, high = ROLLING_BATCH
+    percent = batch.get("Type") == "CAPACITY_PERCENT"
+    if percent and isinstance(value, int) and not low <= value <= high:
+        return f"MaximumBatchSize {value} % is outside {low} to {high} % of the copies"
+    name = component.literal(props.get("EndpointName"))
+    for logical in component.stack.resources:
+        endpoint = Resource(component.app, component.stack, logical)
+        if endpoint.type != "AWS::SageMaker::Endpoint":
+            continue
+        if name is None or endpoint.literal(endpoint.props.get("EndpointName")) != name:
+            continue
+        config = endpoint.ref(endpoint.props.get("EndpointConfigName"))
+        variants = _listed(config.props.get("ProductionVariants")) if config else []
+        if any(v.get("ModelName") for v in variants):
+            return (
+                f"endpoint {name}'s variant names a model: inference components need one "
+                "that names none"
+            )
+        if logical not in _listed(component.definition.get("DependsOn")):
+            return f"joins {name} without DependsOn {logical}, which creates it"
+        return None
     return None
 
 
@@ -1958,6 +1997,39 @@ TABLE: tuple[ServiceRule, ...] = (
                             "Alarms": [{"AlarmName": "mlgate/p/prod/system/latency/critical"}]
                         }
                     }
+                },
+            },
+        },
+    ),
+    ServiceRule(
+        id="sagemaker-inference-component",
+        type="AWS::SageMaker::InferenceComponent",
+        rule="a rolling update's MaximumBatchSize is 5 to 50 % of the copies; the endpoint it "
+        "joins has variants that name no model, and is created first",
+        check=_inference_component,
+        doc=SAGEMAKER.format("InferenceComponentRollingUpdatePolicy"),
+        broken={
+            "Endpoint": {
+                "Type": "AWS::SageMaker::Endpoint",
+                "Properties": {"EndpointName": "e", "EndpointConfigName": {"Ref": "Config"}},
+            },
+            "Config": {
+                "Type": "AWS::SageMaker::EndpointConfig",
+                "Properties": {
+                    "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m"}]
+                },
+            },
+            "Subject": {
+                "Type": "AWS::SageMaker::InferenceComponent",
+                "DependsOn": ["Endpoint"],
+                "Properties": {
+                    "EndpointName": "e",
+                    "DeploymentConfig": {
+                        "RollingUpdatePolicy": {
+                            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                            "WaitIntervalInSeconds": 600,
+                        }
+                    },
                 },
             },
         },

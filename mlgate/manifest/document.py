@@ -135,6 +135,9 @@ class Manifest(_Model):
         """The environment's mode and standing capacity: what runs, and is billed, when no
         request arrives."""
         serving = self.env_serving(env)
+        component = serving.component_capacity_summary()
+        if component is not None:
+            return component
         if serving.mode is ServingMode.SERVERLESS:
             assert serving.serverless is not None  # _mode_problems requires it
             warm = serving.serverless.provisioned_concurrency
@@ -167,6 +170,9 @@ class Manifest(_Model):
 
     def _traffic_summary(self, env: EnvName) -> str:
         serving = self.env_serving(env)
+        component = serving.component_rollout_summary()
+        if component is not None:
+            return component
         rollout = serving.rollout
         count = serving.instance_count
         fleet = f"{count} instance{'s' if count > 1 else ''}"
@@ -595,6 +601,10 @@ class Manifest(_Model):
                             "use canary or linear, or set allow_all_at_once: true",
                         )
                     )
+                continue
+            if serving.inference_component is not None:
+                # A rolling update of the component's copies, not instance steps
+                # (EnvironmentServing._component_fit checks its batch).
                 continue
             step = (
                 rollout.canary_percent

@@ -150,6 +150,76 @@ class AsyncServing(_Model):
     False keeps autoscaling.min_instances always on."""
 
 
+ROLLING_BATCH_PERCENT = (5, 50)
+"""A rolling update's batch, in % of the inference component's copies
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_InferenceComponentRollingUpdatePolicy.html)."""
+
+
+class InferenceComponent(_Model):
+    """The model as an inference component: its copies and what each reserves (real-time).
+
+    The endpoint config holds the instances, the component the model, its copies and what each
+    copy reserves (ComputeResourceRequirements)
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/realtime-endpoints-deploy-models.html).
+    When to choose it: EnvironmentServing.inference_component."""
+
+    copies: int = Field(default=1, ge=1, le=100)
+    """Copies of the model the component starts with (RuntimeConfig.CopyCount)."""
+    min_copies: int = Field(default=1, ge=0, le=100)
+    """Autoscaling lower bound of the copies; 0 scales the endpoint to zero instances when
+    idle (needs autoscaling.enabled)."""
+    max_copies: int = Field(default=4, ge=1, le=100)
+    """Autoscaling upper bound of the copies."""
+    cpus: float = Field(default=1.0, ge=0.25)
+    """CPU cores each copy reserves (NumberOfCpuCoresRequired)."""
+    memory_mb: int = Field(default=1024, ge=128)
+    """Memory each copy reserves, in MB (MinMemoryRequiredInMb)."""
+    target_invocations_per_copy: int = Field(default=500, ge=1)
+    """Target tracking value of SageMakerInferenceComponentInvocationsPerCopy."""
+
+    @model_validator(mode="after")
+    def _copy_bounds(self) -> InferenceComponent:
+        if not self.min_copies <= self.copies <= self.max_copies:
+            raise ValueError(
+                f"copies {self.copies} is not within min_copies {self.min_copies} and "
+                f"max_copies {self.max_copies}"
+            )
+        return self
+
+    def batch_percent(self, rollout: Rollout) -> int:
+        """The rolling update's batch, in % of the copies, for the manifest's rollout."""
+        if rollout.policy is RolloutPolicy.CANARY:
+            return rollout.canary_percent
+        if rollout.policy is RolloutPolicy.LINEAR:
+            return rollout.linear_step_percent
+        return ROLLING_BATCH_PERCENT[1]
+
+    def rollout_summary(self, rollout: Rollout) -> str:
+        """What a release does to the component's copies, as SageMaker's rolling update will."""
+        percent = self.batch_percent(rollout)
+        batch = -(-self.copies * percent // 100)
+        batches = -(-self.copies // batch)
+        how = f"{rollout.policy.value} maps to a rolling update of the inference component's copies"
+        if rollout.policy is RolloutPolicy.ALL_AT_ONCE:
+            how += " (50 %, the largest batch a rolling update takes)"
+        return (
+            f"{how}: batches of {percent} % = {batch} of {self.copies} copies ({batches} "
+            f"batch{'es' if batches > 1 else ''}), each bakes {rollout.bake_minutes} min while "
+            "the rollback alarms watch; all of it within "
+            f"{rollout.max_execution_timeout_minutes} min; no fleet doubled"
+        )
+
+    def capacity_summary(self, instance_type: str, scaling: Autoscaling) -> str:
+        """The component's copies and the instances they run on."""
+        low = 0 if self.min_copies == 0 else scaling.min_instances
+        idle = "0 when idle (scales to zero)" if low == 0 else f"{low} x {instance_type} always on"
+        return (
+            f"real-time inference component {self.min_copies}..{self.max_copies} copies of "
+            f"{self.cpus:g} CPU / {self.memory_mb} MB on {low}..{scaling.max_instances} x "
+            f"{instance_type}: {idle}"
+        )
+
+
 WEEK = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 """AWS cron's day-of-week names, in the order the manifest's days are written and printed."""
 CLOCK = re.compile(r"^(?P<hour>[01]?[0-9]|2[0-3]):(?P<minute>[0-5][0-9])$")
@@ -327,7 +397,21 @@ class EnvironmentServing(_Model):
     async_: AsyncServing | None = Field(default=None, alias="async")
     """Queue and backlog scaling; async mode only (default settings when left out)."""
     rollout: Rollout
-    """Blue/green traffic shifting policy for updates."""
+    """Blue/green traffic shifting policy for updates (with inference_component, the rolling
+    update it maps to)."""
+    inference_component: InferenceComponent | None = None
+    """Host the model as a SageMaker inference component (real-time only). Choose it to share
+    the instances between several models or versions, to scale a real-time endpoint to zero
+    when idle (min_copies: 0; the first request after an idle spell fails while an instance
+    and a copy start, minutes), or to release without doubling the fleet: a release is then a
+    rolling update of the copies instead of a blue/green copy of every instance. The rollout
+    maps to it: canary_percent or linear_step_percent is the batch (5 to 50 % of the copies,
+    AWS's range), all_at_once the largest batch (50 %), bake_minutes each batch's wait while
+    the same rollback alarms watch, max_execution_timeout_minutes the update's timeout;
+    termination_wait_minutes does not apply (no old fleet is kept). autoscaling's instance
+    bounds become the endpoint's managed instance scaling, and the copies scale on
+    invocations per copy. Not with off_hours. The gates, verifier and monitoring are the same.
+    None: the model in the endpoint's variant, released blue/green."""
     off_hours: OffHours | None = None
     """Working hours outside which the endpoint scales down (staging only): real-time to
     off_hours.instances, async to 0 when idle and at most off_hours.instances, serverless with
@@ -338,6 +422,77 @@ class EnvironmentServing(_Model):
     def async_settings(self) -> AsyncServing:
         """The async settings, defaults when the manifest gives none."""
         return self.async_ or AsyncServing()
+
+    @model_validator(mode="after")
+    def _component_fit(self) -> EnvironmentServing:
+        """The combinations SageMaker refuses with an inference component, and the manifest's
+        settings a component makes meaningless."""
+        component = self.inference_component
+        if component is None:
+            return self
+        problems: list[tuple[str, str]] = []
+        # Inference components are deployed to real-time endpoints
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/realtime-endpoints-deploy-models.html).
+        if self.mode is not ServingMode.REAL_TIME:
+            problems.append(
+                (
+                    "inference_component",
+                    f"only a real-time endpoint hosts inference components ({self.mode.value} "
+                    "does not): use mode real-time, or drop inference_component",
+                )
+            )
+        rollout = self.rollout
+        low, high = ROLLING_BATCH_PERCENT
+        if rollout.policy is RolloutPolicy.CANARY and rollout.canary_percent < low:
+            problems.append(
+                (
+                    "rollout.canary_percent",
+                    f"{rollout.canary_percent} % is below the smallest batch of an inference "
+                    f"component's rolling update ({low} to {high} % of its copies)",
+                )
+            )
+        if component.min_copies == 0 and not self.autoscaling.enabled:
+            # https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-zero-instances.html
+            problems.append(
+                (
+                    "inference_component.min_copies",
+                    "scaling to zero and waking on the first request are autoscaling policies "
+                    "on the component's copies: autoscaling.enabled must stay true",
+                )
+            )
+        if "target_invocations_per_instance" in self.autoscaling.model_fields_set:
+            problems.append(
+                (
+                    "autoscaling.target_invocations_per_instance",
+                    "with an inference component the copies scale on invocations per copy: "
+                    "set inference_component.target_invocations_per_copy instead",
+                )
+            )
+        if self.off_hours is not None:
+            problems.append(
+                (
+                    "off_hours",
+                    "the off-hours schedule moves the variant's instance bounds, which an "
+                    "inference component's managed instance scaling owns: scale to zero "
+                    "when idle instead (inference_component.min_copies: 0)",
+                )
+            )
+        if problems:
+            raise _CrossFieldErrors(problems)
+        return self
+
+    def component_rollout_summary(self) -> str | None:
+        """What a release does with an inference component (the rolling update its rollout
+        maps to), None without one."""
+        component = self.inference_component
+        return component.rollout_summary(self.rollout) if component else None
+
+    def component_capacity_summary(self) -> str | None:
+        """The inference component's copies and instances, None without one."""
+        component = self.inference_component
+        if component is None:
+            return None
+        return component.capacity_summary(self.instance_type, self.autoscaling)
 
     @model_validator(mode="after")
     def _off_hours_fit(self) -> EnvironmentServing:

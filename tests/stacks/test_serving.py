@@ -134,6 +134,8 @@ def test_autoscaling_tracks_invocations_per_instance_within_manifest_bounds(
 ) -> None:
     bounds = product.manifest.serving.prod.autoscaling
     template = serving(synth, product, "prod")
+    if product.manifest.serving.prod.inference_component is not None:
+        pytest.skip("prod's copies scale, not its variant: test_a_component_serves_the_model")
     template.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalableTarget",
         {
@@ -355,3 +357,86 @@ def test_the_model_role_reads_released_versions_only(synth: Any, product: Any, e
             "kms:EncryptionContext:aws:s3:arn": bucket,
         }
     }
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_a_component_serves_the_model_as_the_manifest_says(
+    synth: Any, product: Any, env: str
+) -> None:
+    """An environment with serving.<env>.inference_component: the variant names no model and
+    scales its instances as the manifest's autoscaling bounds say; the component holds the
+    model, its copies, its rolling update on the same rollback alarms, and waits for a model;
+    its copies scale on invocations per copy. Without one, no component and the model in the
+    variant."""
+    from mlgate.infra.inference_component import component_name
+    from mlgate.infra.naming import Names
+
+    settings = product.manifest.env_serving(env)
+    template = serving(synth, product, env).to_json()["Resources"]
+    components = [r for r in template.values() if r["Type"] == "AWS::SageMaker::InferenceComponent"]
+    (config,) = [r for r in template.values() if r["Type"] == "AWS::SageMaker::EndpointConfig"]
+    (variant,) = config["Properties"]["ProductionVariants"]
+    chosen = settings.inference_component
+    if chosen is None:
+        assert components == []
+        assert "ModelName" in variant
+        return
+    (component,) = components
+    props = component["Properties"]
+    assert "ModelName" not in variant
+    bounds = settings.autoscaling
+    assert variant["ManagedInstanceScaling"] == {
+        "Status": "ENABLED",
+        "MinInstanceCount": 0 if chosen.min_copies == 0 else bounds.min_instances,
+        "MaxInstanceCount": bounds.max_instances,
+    }
+    assert "DataCaptureConfig" in config["Properties"]
+    name = component_name(Names.of(product.manifest, env))
+    assert props["InferenceComponentName"] == name
+    assert props["Specification"]["ModelName"] == {"Fn::GetAtt": ["Model", "ModelName"]}
+    assert props["Specification"]["ComputeResourceRequirements"] == {
+        "NumberOfCpuCoresRequired": chosen.cpus,
+        "MinMemoryRequiredInMb": chosen.memory_mb,
+    }
+    assert props["RuntimeConfig"] == {"CopyCount": chosen.copies}
+    rolling = props["DeploymentConfig"]["RollingUpdatePolicy"]
+    assert rolling["MaximumBatchSize"] == {
+        "Type": "CAPACITY_PERCENT",
+        "Value": chosen.batch_percent(settings.rollout),
+    }
+    assert rolling["WaitIntervalInSeconds"] == settings.rollout.bake_minutes * 60
+    (endpoint,) = [r for r in template.values() if r["Type"] == "AWS::SageMaker::Endpoint"]
+    rollback = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    assert props["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"] == rollback
+    assert component["Condition"] == "HasModel"
+    (target,) = [
+        r for r in template.values() if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"
+    ]
+    assert target["Properties"]["ResourceId"] == f"inference-component/{name}"
+    assert (target["Properties"]["MinCapacity"], target["Properties"]["MaxCapacity"]) == (
+        chosen.min_copies,
+        chosen.max_copies,
+    )
+    (policy,) = [
+        r
+        for r in template.values()
+        if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"
+        and r["Properties"]["PolicyType"] == "TargetTrackingScaling"
+    ]
+    tracking = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == chosen.target_invocations_per_copy
+
+
+def test_an_example_hosts_a_component() -> None:
+    """So the component is synthesized, linted and rehearsed with every make test."""
+    from mlgate.manifest import ENV_NAMES, load_manifest
+
+    from ..conftest import EXAMPLES
+
+    hosted = [
+        (path.parent.name, env)
+        for path in sorted(EXAMPLES.glob("*/manifest.yaml"))
+        for env in ENV_NAMES
+        if load_manifest(path).env_serving(env).inference_component is not None
+    ]
+    assert hosted, "no example environment hosts its model as an inference component"

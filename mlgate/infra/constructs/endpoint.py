@@ -10,6 +10,17 @@ back on the SLO alarms, in one of three modes:
   backlog per instance, down to zero, and a step policy on HasBacklogWithoutCapacity that wakes
   it when work arrives (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html).
 
+A real-time endpoint may host its model as an inference component (Component): the endpoint
+config's variant then names no model, only its instances (managed instance scaling, least
+outstanding requests routing) and the model role as its execution role; the component holds
+the model, what each copy reserves and its copies, a release is its rolling update (batches of
+copies, each baking while the same rollback alarms watch, rolled back on them), and its copies
+scale on invocations per copy, to zero and back when min_copies is 0
+(https://docs.aws.amazon.com/sagemaker/latest/dg/realtime-endpoints-deploy-models.html,
+https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-zero-instances.html).
+Its invocation metrics carry the component's name (InferenceComponentName), which the rollback
+alarms watch then.
+
 Off hours (OffHoursSchedule): two scheduled actions on the variant's scalable target move its
 bounds outside working hours and back (a serverless variant's target is its provisioned
 concurrency).
@@ -38,6 +49,7 @@ from mlgate.infra.constructs.sagemaker_access import (
     decrypt_released_versions,
     pull_images,
 )
+from mlgate.infra.inference_component import WAKE_FROM_ZERO, component_name
 from mlgate.infra.naming import EnvName, Names, pascal
 
 VARIANT = "AllTraffic"
@@ -143,6 +155,25 @@ class OffHoursSchedule:
     off_max: int
 
 
+@dataclass(frozen=True)
+class Component:
+    """The model as an inference component: `copies` to start with, autoscaling between
+    `min_copies` (0: scale to zero) and `max_copies` on `target_invocations_per_copy`, what
+    each copy reserves (`cpus`, `memory_mb`), the rolling update's batch (`batch_percent` of
+    the copies), and the endpoint's managed instance scaling (`min_instances`, 0 with
+    min_copies 0, to `max_instances`)."""
+
+    copies: int
+    min_copies: int
+    max_copies: int
+    cpus: float
+    memory_mb: int
+    target_invocations_per_copy: int
+    batch_percent: int
+    min_instances: int
+    max_instances: int
+
+
 START_ACTION, END_ACTION = "working-hours-start", "working-hours-end"
 """The scheduled actions' names (unique per scalable target)."""
 
@@ -171,6 +202,8 @@ class EndpointProps:
     off_hours: OffHoursSchedule | None = None
     """Scheduled scaling outside working hours; real-time needs `scaling`, serverless its
     provisioned concurrency."""
+    component: Component | None = None
+    """Real-time only: the model hosted as an inference component."""
 
 
 def capture_prefix(env: EnvName) -> str:
@@ -221,6 +254,13 @@ class MonitoredEndpoint(Construct):
         if props.mode not in MODES:
             raise ValueError(f"serving mode '{props.mode}' is none of {', '.join(MODES)}")
         self.mode = props.mode
+        if props.component is not None and self.mode != REAL_TIME:
+            raise ValueError(
+                f"only a real-time endpoint hosts an inference component ({self.mode})"
+            )
+        self.component_name: str | None = (
+            component_name(self.names) if props.component is not None else None
+        )
         self.artifacts_bucket = artifacts_bucket
         self.topics: dict[str, sns.Topic] = {}
         if self.mode == ASYNC:
@@ -254,6 +294,9 @@ class MonitoredEndpoint(Construct):
             self,
             "EndpointConfig",
             kms_key_id=None if self.mode == SERVERLESS else key.key_arn,
+            # An endpoint of inference components runs their containers with the config's role
+            # (https://docs.aws.amazon.com/sagemaker/latest/dg/realtime-endpoints-deploy-models.html).
+            execution_role_arn=self.model_role.role_arn if self.component_name else None,
             production_variants=[self._variant()],
             data_capture_config=None if self.mode == SERVERLESS else self._capture(),
             async_inference_config=self._async_config() if self.mode == ASYNC else None,
@@ -281,10 +324,18 @@ class MonitoredEndpoint(Construct):
         )
         for alarm in self.rollback_alarms:
             self.endpoint.node.add_dependency(alarm)
+        self.component: sagemaker.CfnInferenceComponent | None = None
+        if props.component is not None:
+            self.component = self._component(props.component)
         self.scaling_alarm_names: list[str] = []
         self.scaling: autoscaling.ScalableTarget | None = None
         if self.mode == ASYNC:
             self.scaling = self._async_scaling(alarms)
+        elif props.component is not None:
+            # The instances follow the copies (managed instance scaling): only the copies
+            # have a scalable target.
+            if props.scaling:
+                self.scaling = self._component_scaling(props.component, alarms)
         elif self.mode == REAL_TIME and props.scaling:
             self.scaling = self._autoscaling(props.scaling)
         elif self.mode == SERVERLESS and props.off_hours is not None:
@@ -313,6 +364,24 @@ class MonitoredEndpoint(Construct):
                     memory_size_in_mb=capacity.memory_mb,
                     max_concurrency=capacity.max_concurrency,
                     provisioned_concurrency=capacity.provisioned_concurrency,
+                ),
+            )
+        if props.component is not None:
+            # The variant holds instances only; managed instance scaling adds and removes
+            # them as the component's copies need, down to MinInstanceCount (0: scale to
+            # zero, https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariantManagedInstanceScaling.html).
+            component = props.component
+            return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT,
+                initial_instance_count=props.instance_count,
+                instance_type=props.instance_type,
+                managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
+                    status="ENABLED",
+                    min_instance_count=component.min_instances,
+                    max_instance_count=component.max_instances,
+                ),
+                routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+                    routing_strategy="LEAST_OUTSTANDING_REQUESTS"
                 ),
             )
         return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
@@ -399,11 +468,128 @@ class MonitoredEndpoint(Construct):
             maximum_execution_timeout_in_seconds=rollout.max_execution_timeout_minutes * 60,
         )
 
+    def _component(self, component: Component) -> sagemaker.CfnInferenceComponent:
+        """The model as an inference component of the endpoint. A release replaces the model
+        (its ModelDataUrl), which updates the component's ModelName: SageMaker's rolling
+        update, in batches of `batch_percent` of the copies, each baking the manifest's
+        minutes while the rollback alarms watch, rolled back on any of them
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_InferenceComponentRollingUpdatePolicy.html)."""
+        rollout = self.props.rollout
+        ic = sagemaker.CfnInferenceComponent
+        batch = ic.InferenceComponentCapacitySizeProperty(
+            type="CAPACITY_PERCENT", value=component.batch_percent
+        )
+        resource = ic(
+            self,
+            "Component",
+            inference_component_name=self.component_name,
+            endpoint_name=self.endpoint_name,
+            variant_name=VARIANT,
+            specification=ic.InferenceComponentSpecificationProperty(
+                model_name=self.model.attr_model_name,
+                compute_resource_requirements=ic.InferenceComponentComputeResourceRequirementsProperty(
+                    number_of_cpu_cores_required=component.cpus,
+                    min_memory_required_in_mb=component.memory_mb,
+                ),
+            ),
+            runtime_config=ic.InferenceComponentRuntimeConfigProperty(copy_count=component.copies),
+            deployment_config=ic.InferenceComponentDeploymentConfigProperty(
+                rolling_update_policy=ic.InferenceComponentRollingUpdatePolicyProperty(
+                    maximum_batch_size=batch,
+                    wait_interval_in_seconds=rollout.bake_minutes * 60,
+                    maximum_execution_timeout_in_seconds=rollout.max_execution_timeout_minutes * 60,
+                ),
+                auto_rollback_configuration=ic.AutoRollbackConfigurationProperty(
+                    alarms=[ic.AlarmProperty(alarm_name=n) for n in self.rollback_alarm_names]
+                ),
+            ),
+        )
+        resource.add_dependency(self.endpoint)
+        for alarm in self.rollback_alarms:
+            resource.node.add_dependency(alarm)
+        # It exists once a version is released, as the endpoint does.
+        resource.cfn_options.condition = self.has_model
+        return resource
+
+    def _component_scaling(
+        self, component: Component, factory: AlarmFactory
+    ) -> autoscaling.ScalableTarget:
+        """Target tracking on invocations per copy between the copies' bounds; with
+        min_copies 0, the step policy that adds a copy when NoCapacityInvocationFailures
+        counts a request no copy could answer: target tracking cannot scale out from zero
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-zero-instances.html)."""
+        assert self.component is not None
+        assert self.component_name is not None
+        target = self._scalable_target(
+            component.min_copies,
+            component.max_copies,
+            "sagemaker:inference-component:DesiredCopyCount",
+            resource_id=f"inference-component/{self.component_name}",
+        )
+        target.node.add_dependency(self.component)
+        target.scale_to_track_metric(
+            "InvocationsPerCopy",
+            target_value=component.target_invocations_per_copy,
+            predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_INVOCATIONS_PER_COPY,
+            scale_in_cooldown=durations.minutes(5),
+            scale_out_cooldown=durations.minutes(1),
+        )
+        if component.min_copies > 0:
+            return target
+        wake = autoscaling.StepScalingAction(
+            self,
+            "WakeFromZero",
+            scaling_target=target,
+            adjustment_type=autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
+            cooldown=durations.minutes(1),
+        )
+        wake.add_adjustment(adjustment=1, lower_bound=0)
+        name = factory.name("system", WAKE_FROM_ZERO, "scaling")
+        alarm = cloudwatch.Alarm(
+            self,
+            "WakeAlarm",
+            alarm_name=name,
+            alarm_description=factory.describe(
+                f"{self.component_name} on {self.endpoint_name} answered requests with no copy "
+                "to serve them: the step policy adds one. Expected after an idle spell; it "
+                "pages nobody.",
+                (
+                    "the component's copies (DescribeInferenceComponent CurrentCopyCount)",
+                    "Application Auto Scaling's scaling activities for the component",
+                    "the endpoint's instances (managed instance scaling)",
+                ),
+                factory.on_call_owner,
+            ),
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="NoCapacityInvocationFailures",
+                dimensions_map={"InferenceComponentName": self.component_name},
+                statistic="Maximum",
+                period=durations.seconds(60),
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.MISSING,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.ApplicationScalingAction(wake))
+        alarm.node.default_child.cfn_options.condition = self.has_model  # type: ignore[union-attr]
+        self.scaling_alarm_names.append(name)
+        return target
+
     def _endpoint_metric(self, name: str, statistic: str, period: int) -> cloudwatch.Metric:
+        # An inference component's invocation metrics are published per component
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html#cloudwatch-metrics-inference-component).
+        dimensions = (
+            {"InferenceComponentName": self.component_name}
+            if self.component_name
+            else {"EndpointName": self.endpoint_name, "VariantName": VARIANT}
+        )
         return cloudwatch.Metric(
             namespace="AWS/SageMaker",
             metric_name=name,
-            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": VARIANT},
+            dimensions_map=dimensions,
             statistic=statistic,
             period=durations.seconds(period),
         )
@@ -472,13 +658,17 @@ class MonitoredEndpoint(Construct):
     # --- scaling ---------------------------------------------------------------------------
 
     def _scalable_target(
-        self, low: int, high: int, dimension: str = "sagemaker:variant:DesiredInstanceCount"
+        self,
+        low: int,
+        high: int,
+        dimension: str = "sagemaker:variant:DesiredInstanceCount",
+        resource_id: str | None = None,
     ) -> autoscaling.ScalableTarget:
         target = autoscaling.ScalableTarget(
             self,
             "Scaling",
             service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
-            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
+            resource_id=resource_id or f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
             scalable_dimension=dimension,
             min_capacity=low,
             max_capacity=high,

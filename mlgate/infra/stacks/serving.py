@@ -30,6 +30,7 @@ from mlgate.infra.constructs.drift import DriftProps, DriftResponder
 from mlgate.infra.constructs.endpoint import (
     VARIANT,
     AsyncQueue,
+    Component,
     EndpointProps,
     MonitoredEndpoint,
     OffHoursSchedule,
@@ -204,6 +205,27 @@ def endpoint_props(manifest: Manifest, env: EnvName, region: str) -> EndpointPro
         if settings.mode is ServingMode.ASYNC
         else None,
         off_hours=off_hours_schedule(settings),
+        component=component(settings),
+    )
+
+
+def component(settings: EnvironmentServing) -> Component | None:
+    """The environment's inference component, None when the model sits in the variant."""
+    chosen = settings.inference_component
+    if chosen is None:
+        return None
+    bounds = settings.autoscaling
+    return Component(
+        copies=chosen.copies,
+        min_copies=chosen.min_copies,
+        max_copies=chosen.max_copies,
+        cpus=chosen.cpus,
+        memory_mb=chosen.memory_mb,
+        target_invocations_per_copy=chosen.target_invocations_per_copy,
+        batch_percent=chosen.batch_percent(settings.rollout),
+        # Scale to zero: the copies go to 0, then the instances they no longer need.
+        min_instances=0 if chosen.min_copies == 0 else bounds.min_instances,
+        max_instances=bounds.max_instances,
     )
 
 
@@ -350,6 +372,7 @@ class ServingStack(ProductStack):
         )
         self.endpoint_name = self.served.endpoint_name
         self.mode = self.served.mode
+        self.component_name = self.served.component_name
         self.rollback_alarm_names = self.served.rollback_alarm_names
         self.scaling_alarm_names = self.served.scaling_alarm_names
         # The live version, for monitoring (mlgate/infra/stacks/monitoring.py): written in the

@@ -18,6 +18,11 @@ endpoint serves is what its model's container names: the
 released model artifact (ModelDataUrl, released/<product>/<version>/model.tar.gz) or, for a
 Serving stack built before released copies, the model package.
 
+An endpoint whose config names no model in its variant hosts its model as an inference
+component (shared/serving.py): the version is the component's model's, the component must be
+InService (its rolling update finished, not rolled back), and the sample names the component
+(InvokeEndpoint's InferenceComponentName).
+
 Once it has verified an environment (its success path, before it reports success), it records
 what the environment serves: a "served" item of the audit trail (shared/served.py: pk
 "served#<release pipeline>#<env>", sk "<endpoint LastModifiedTime>#<version>"), with the model
@@ -54,6 +59,8 @@ dynamodb:PutItem (the served record, "served#" keys of the audit table),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 Under the assumed role when one is set: sagemaker:DescribeEndpoint,
 sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpoint,
+sagemaker:ListInferenceComponents (optional: inference components only),
+sagemaker:DescribeInferenceComponent (optional: inference components only),
 sagemaker:InvokeEndpointAsync (optional: async endpoints only), s3:PutObject (optional: the
 async sample, async/<env>/input/), s3:GetObject (optional: its result or failure,
 async/<env>/output/ and async/<env>/failures/).
@@ -88,7 +95,17 @@ from shared.jobs import (
 )
 from shared.models import Release, VerifyParameters, VerifyToken
 from shared.served import Serving, read_endpoint, served_item
-from shared.serving import ASYNC, SERVERLESS, NotAsync, Queue, Queued, mode_of, result, submit
+from shared.serving import (
+    ASYNC,
+    SERVERLESS,
+    NoComponent,
+    NotAsync,
+    Queue,
+    Queued,
+    mode_of,
+    result,
+    submit,
+)
 from shared.settings import SettingsError, read
 
 logger = Logger()
@@ -158,7 +175,10 @@ def verify(
     env, endpoint = job.params.environment, job.params.endpoint
     expected = release.model_data_url
     sagemaker = env_session.client("sagemaker")
-    serving = served_version(sagemaker, endpoint)
+    try:
+        serving = served_version(sagemaker, endpoint)
+    except NoComponent as err:
+        raise JobError(f"{env}: {err}") from None
     status, config, served, described = (
         serving.status,
         serving.config,
@@ -181,11 +201,22 @@ def verify(
             "(see the endpoint's rollback alarms)"
         )
     serves = f"{env}: {endpoint} serves {expected} on {config}"
+    component = serving.component
+    if component is not None:
+        # The rolling update has finished (or rolled back) once the component is InService.
+        if component.status != "InService":
+            raise JobError(
+                f"{env}: inference component {component.name} on {endpoint} is "
+                f"{component.status}, not InService: its rolling update has not finished"
+            )
+        serves = f"{serves}, inference component {component.name}"
     runtime = env_session.client("sagemaker-runtime")
     mode = mode_of(described)
     if mode != ASYNC:
+        # An endpoint of inference components answers only a request naming one.
+        named = {"InferenceComponentName": component.name} if component else {}
         answer = runtime.invoke_endpoint(
-            EndpointName=endpoint, ContentType="text/csv", Body=payload
+            EndpointName=endpoint, ContentType="text/csv", Body=payload, **named
         )
         score = answer["Body"].read().decode().strip()
         how = " (serverless)" if mode == SERVERLESS else ""

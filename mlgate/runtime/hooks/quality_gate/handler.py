@@ -18,6 +18,11 @@ bounded backoff and is not an error of the version; throttling that outlasts it 
 invocation, and Lambda's retry runs the load again. Passes or fails the CodePipeline action
 naming each threshold and SLO, and records the verdict and its evidence in the audit trail.
 
+A staging endpoint hosting its model as an inference component (its config's variant names
+no model, shared/serving.py): the component must be InService on the same model before and
+after the load (a rolling update changes the component's model, not the config), and each
+request names it (InvokeEndpoint's InferenceComponentName).
+
 An asynchronous staging endpoint (its endpoint config has an AsyncInferenceConfig,
 shared/serving.py) refuses InvokeEndpoint: each row is written to
 async/staging/input/smoke-<job id>-<n>.csv and queued with InvokeEndpointAsync (a step of its
@@ -62,6 +67,8 @@ AWS calls: codepipeline:GetJobDetails, codepipeline:GetPipelineExecution,
 s3:GetObjectVersion (release.json at the execution's source revision),
 sagemaker:DescribeModelPackage, s3:GetObject (the version's test split),
 sagemaker:DescribeEndpoint, sagemaker:DescribeEndpointConfig, sagemaker:InvokeEndpoint,
+sagemaker:ListInferenceComponents (optional: inference components only),
+sagemaker:DescribeInferenceComponent (optional: inference components only),
 sagemaker:InvokeEndpointAsync (optional: an async staging endpoint), s3:PutObject (optional:
 its queued rows), dynamodb:PutItem (audit trail and
 idempotency records), dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency
@@ -106,9 +113,12 @@ from shared.jobs import (
 from shared.models import GateParameters, Refusal, Release, SmokeToken, Thresholds, read
 from shared.serving import (
     ASYNC,
+    NoComponent,
     NotAsync,
     Queue,
     completed_at,
+    component_of,
+    hosts_components,
     mode_of,
     read_object,
     submit,
@@ -260,13 +270,19 @@ def status_of(err: ClientError) -> int:
     return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
-def invoke(endpoint: str, payload: str, load: Load) -> None:
-    """One smoke request, retried on throttling with exponential backoff (0.2 s, 0.4 s, 0.8 s)."""
+def invoke(endpoint: str, payload: str, load: Load, component: str | None = None) -> None:
+    """One smoke request, retried on throttling with exponential backoff (0.2 s, 0.4 s, 0.8 s);
+    naming the inference component when the endpoint hosts one."""
+    named = {"InferenceComponentName": component} if component else {}
     for attempt in range(ATTEMPTS):
         started = clock()
         try:
             runtime.invoke_endpoint(
-                EndpointName=endpoint, ContentType="text/csv", Accept="text/csv", Body=payload
+                EndpointName=endpoint,
+                ContentType="text/csv",
+                Accept="text/csv",
+                Body=payload,
+                **named,
             )["Body"].read()
         except ClientError as err:
             code = err.response["Error"].get("Code", "")
@@ -293,6 +309,13 @@ def endpoint_config(endpoint: str) -> dict[str, Any]:
 
 
 def serving_config(endpoint: str) -> str:
+    """What serves now: the endpoint config, and with an inference component the component
+    and its model (a rolling update changes the model, not the config)."""
+    return serving_state(endpoint)[0]
+
+
+def serving_state(endpoint: str) -> tuple[str, str | None]:
+    """(what serves now, as serving_config says it; the inference component's name or None)."""
     described = sagemaker.describe_endpoint(EndpointName=endpoint)
     status = described.get("EndpointStatus")
     if status != "InService":
@@ -300,16 +323,30 @@ def serving_config(endpoint: str) -> str:
             f"staging endpoint {endpoint} is {status}: the smoke load needs the new version's "
             "fleet alone, after its deployment finished"
         )
-    return str(described["EndpointConfigName"])
+    config = str(described["EndpointConfigName"])
+    if not hosts_components(sagemaker.describe_endpoint_config(EndpointConfigName=config)):
+        return config, None
+    try:
+        component = component_of(sagemaker, endpoint)
+    except NoComponent as err:
+        raise JobError(f"staging endpoint {err}") from None
+    if component.status != "InService":
+        raise JobError(
+            f"staging inference component {component.name} is {component.status}: the smoke "
+            "load needs the new version's copies alone, after its rolling update finished"
+        )
+    return f"{config}, inference component {component.name} on {component.model}", component.name
 
 
-def smoke_load(endpoint: str, payloads: list[str], requests: int) -> Load:
+def smoke_load(
+    endpoint: str, payloads: list[str], requests: int, component: str | None = None
+) -> Load:
     """`requests` requests cycling over the payloads, within the time budget."""
     load, began = Load(), clock()
     for i in range(requests):
         if clock() - began > BUDGET_SECONDS:
             break
-        invoke(endpoint, payloads[i % len(payloads)], load)
+        invoke(endpoint, payloads[i % len(payloads)], load, component)
     return load
 
 
@@ -395,10 +432,10 @@ def measure(
     failed reuses this measurement and its time, so the verdict keeps one audit key."""
     config = settings()
     payloads = read_sample(s3, sample)
-    before = serving_config(endpoint)
+    before, component = serving_state(endpoint)
     started(job, execution, now, f"smoke load of {config.requests} requests of {sample} on "
             f"{endpoint} ({before})")  # fmt: skip
-    load = smoke_load(endpoint, payloads, config.requests)
+    load = smoke_load(endpoint, payloads, config.requests, component)
     after = serving_config(endpoint)
     if after != before:
         raise JobError(

@@ -21,6 +21,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from shared.serving import Component, component_of, hosts_components
+
 IN_PROGRESS = "_IN_PROGRESS"
 DONE = {"UPDATE_COMPLETE", "CREATE_COMPLETE"}
 # The stable states UpdateStack accepts: the "last known stable state" statuses of
@@ -54,6 +56,10 @@ FROM_RELEASE = {
 # What a Serving stack of this mlgate takes: without them the stack would keep serving
 # whatever its template builds the model from.
 REQUIRED = (PARAMETER, "ModelDataUrl")
+# The Serving stack of an environment with a shadow test takes the shadow variant's model
+# artifact; "none" is no shadow variant.
+SHADOW = "ShadowModelDataUrl"
+NO_SHADOW = "none"
 SERVED = "served"
 
 
@@ -71,10 +77,25 @@ def stack_parameters(stack: dict[str, Any]) -> dict[str, str | None]:
 
 def update_parameters(keys: list[str], document: dict[str, Any]) -> list[dict[str, Any]]:
     """UpdateStack's Parameters: each FROM_RELEASE parameter from `document` (release.json or
-    a served record: same keys) where it has a value, every other one kept as it is."""
+    a served record: same keys) where it has a value, every other one kept as it is; and no
+    shadow variant (a release or a rollback never keeps one: a Shadow stage that failed before
+    removing it leaves it no further than the next update)."""
     return [
         {"ParameterKey": k, "ParameterValue": str(document[FROM_RELEASE[k]])}
         if k in FROM_RELEASE and document.get(FROM_RELEASE[k])
+        else {"ParameterKey": k, "ParameterValue": NO_SHADOW}
+        if k == SHADOW
+        else {"ParameterKey": k, "UsePreviousValue": True}
+        for k in keys
+    ]
+
+
+def shadow_parameters(keys: list[str], model_data_url: str) -> list[dict[str, Any]]:
+    """UpdateStack's Parameters that set only the shadow variant's model artifact
+    (`model_data_url`, or NO_SHADOW to remove it), every other one kept as it is."""
+    return [
+        {"ParameterKey": k, "ParameterValue": model_data_url}
+        if k == SHADOW
         else {"ParameterKey": k, "UsePreviousValue": True}
         for k in keys
     ]
@@ -127,13 +148,16 @@ def gone(err: ClientError) -> bool:
 class Serving:
     """What an endpoint runs now: its status, endpoint config, what its model's container
     names (model artifact, model package; None when what the endpoint names was deleted under
-    every read), the config's description, and when SageMaker last changed the endpoint."""
+    every read), the config's description, and when SageMaker last changed the endpoint; with
+    an inference component, the component whose model it is."""
 
     status: str
     config: str
     named: list[str] | None
     described: dict[str, Any]
     modified: datetime | None
+    component: Component | None = None
+    """The inference component serving the model, when the endpoint hosts one."""
 
 
 def read_endpoint(
@@ -153,11 +177,16 @@ def read_endpoint(
         described = sagemaker.describe_endpoint(EndpointName=endpoint)
         status, config = str(described["EndpointStatus"]), str(described["EndpointConfigName"])
         modified = described.get("LastModifiedTime")
+        component = None
         try:
             variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)
-            model = sagemaker.describe_model(
-                ModelName=variants["ProductionVariants"][0]["ModelName"]
-            )
+            if hosts_components(variants):
+                # The model is the component's: a release updates the component in place.
+                component = component_of(sagemaker, endpoint)
+                model_name = component.model
+            else:
+                model_name = variants["ProductionVariants"][0]["ModelName"]
+            model = sagemaker.describe_model(ModelName=model_name)
         except ClientError as err:
             if not gone(err):
                 raise
@@ -175,7 +204,7 @@ def read_endpoint(
         named = [
             str(container[k]) for k in ("ModelDataUrl", "ModelPackageName") if container.get(k)
         ]
-        return Serving(status, config, named or ["no model"], variants, modified)
+        return Serving(status, config, named or ["no model"], variants, modified, component)
     return Serving(status, config, None, {}, modified)
 
 

@@ -10,6 +10,9 @@ OutputLocation or its error at the FailureLocation the call answers
 https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-check-predictions.html).
 Requests go under `async/<env>/input/` of the bucket of the config's S3OutputPath, the prefix
 the endpoint's model role reads (mlgate/infra/constructs/endpoint.py: async_prefix).
+
+A real-time config whose variant names no model hosts inference components: the model is the
+component's (DescribeInferenceComponent), and InvokeEndpoint names the component.
 """
 
 from __future__ import annotations
@@ -37,6 +40,52 @@ def mode_of(config: dict[str, Any]) -> str:
         return ASYNC
     variants = config.get("ProductionVariants") or [{}]
     return SERVERLESS if variants[0].get("ServerlessConfig") else REAL_TIME
+
+
+def hosts_components(config: dict[str, Any]) -> bool:
+    """Whether the config's variant hosts inference components: it names instances and no
+    model (https://docs.aws.amazon.com/sagemaker/latest/dg/realtime-endpoints-deploy-models.html)."""
+    variants = config.get("ProductionVariants") or [{}]
+    variant = variants[0]
+    return (
+        not variant.get("ModelName")
+        and not variant.get("ServerlessConfig")
+        and bool(variant.get("InstanceType"))
+    )
+
+
+@dataclass(frozen=True)
+class Component:
+    """The inference component an endpoint hosts: its name, status and model."""
+
+    name: str
+    status: str
+    model: str
+
+
+class NoComponent(ValueError):
+    """The endpoint hosts no inference component, or more than the one mlgate creates."""
+
+
+def component_of(sagemaker: Any, endpoint: str) -> Component:
+    """The one inference component on `endpoint` (the Serving stack creates one), described:
+    ListInferenceComponents, then DescribeInferenceComponent
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeInferenceComponent.html)."""
+    listed = sagemaker.list_inference_components(EndpointNameEquals=endpoint, MaxResults=10)
+    names = [str(c["InferenceComponentName"]) for c in listed.get("InferenceComponents", [])]
+    if len(names) != 1:
+        found = ", ".join(sorted(names)) or "none"
+        raise NoComponent(
+            f"{endpoint} names no model in its variant, so it hosts inference components, and "
+            f"mlgate creates one: found {found}"
+        )
+    described = sagemaker.describe_inference_component(InferenceComponentName=names[0])
+    specification = described.get("Specification") or {}
+    return Component(
+        name=names[0],
+        status=str(described.get("InferenceComponentStatus", "")),
+        model=str(specification.get("ModelName") or ""),
+    )
 
 
 def split(uri: str) -> tuple[str, str]:
