@@ -180,7 +180,11 @@ def test_redeploying_the_same_version_is_a_no_op(aws: World) -> None:
     result = aws.handler.handler(aws.job(), CONTEXT)
     assert result["result"] == "succeeded"
     assert "already serves" in result["reason"]
-    assert aws.recorded[-1] == ("success", {"jobId": JOB_ID})
+    summary = f"{STACK} already serves this model version; nothing to deploy"
+    assert aws.recorded[-1] == (
+        "success",
+        {"jobId": JOB_ID, "executionDetails": {"summary": summary}},
+    )
 
 
 @pytest.mark.parametrize(

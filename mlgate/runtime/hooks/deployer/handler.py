@@ -10,6 +10,14 @@ never as the role CDK deploys with. Then it comes back through CodePipeline's co
 token until CloudFormation finishes. CloudFormation performs the endpoint's blue/green update,
 and rolls it back on the rollback alarms; a rollback fails the stage.
 
+In a Shadow stage (UserParameters' `shadow`, mlgate/manifest/shadow.py) it sets only the
+Serving stack's ShadowModelDataUrl: "start" to the release's model artifact (the endpoint gains
+the version as its shadow variant, beside the version it serves), "stop" to none (the shadow
+variant is removed); then, after "stop", it reads the shadow test's verdict that the deploy
+verifier recorded for this execution (shared/shadow_record.py) and fails the job unless the
+test passed, so a failed test stops the release before any traffic moves. A release's own
+update (no `shadow`) and a rollback always set ShadowModelDataUrl to none.
+
 A stack still busy when the job arrives (an earlier release rolling back, a `cdk deploy`) is
 waited for the same way: the update starts once the stack is stable. A stack CloudFormation
 will not update (UPDATE_ROLLBACK_FAILED, ROLLBACK_COMPLETE, ...) fails the job, naming the
@@ -32,12 +40,13 @@ product's or another account's: ValidationException, AccessDenied) fail the job 
 field or the answer, before any stack is touched. Only a throttle or a service error fails the
 invocation, for Lambda's retries.
 Environment: RELEASE_PIPELINE, RELEASE_BUCKET, MODEL_PACKAGE_GROUP, ARTIFACT_BUCKET,
-RELEASED_PREFIX; RELEASE_KEY (default release.json); POWERTOOLS_METRICS_NAMESPACE (one EMF
-count per invocation, through the log group: JobsInProgress, JobsWaiting, JobsSucceeded,
-JobsFailed or JobsRefused).
+RELEASED_PREFIX; RELEASE_KEY (default release.json); AUDIT_TABLE (the shadow test's
+verdict); POWERTOOLS_METRICS_NAMESPACE (one EMF count per invocation, through the log group:
+JobsInProgress, JobsWaiting, JobsSucceeded, JobsFailed or JobsRefused).
 AWS calls: codepipeline:GetJobDetails, codepipeline:GetPipelineExecution,
 s3:GetObjectVersion (release.json at the execution's source revision),
 sagemaker:DescribeModelPackage, sts:AssumeRole (optional: only when role_arn is set),
+dynamodb:GetItem (optional: a Shadow stage's verdict, "shadow#" keys of the audit table),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 Under the assumed role when one is set: cloudformation:DescribeStacks,
 cloudformation:UpdateStack, cloudformation:DescribeStackEvents, iam:PassRole (UpdateStack
@@ -46,6 +55,7 @@ passes the Serving stack's CloudFormation service role).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
@@ -69,15 +79,19 @@ from shared.models import DeployParameters, DeployToken, Release
 from shared.served import (
     DONE,
     IN_PROGRESS,
+    NO_SHADOW,
     PARAMETER,
     REQUIRED,
+    SHADOW,
     STUCK,
     rollback_reason,
+    shadow_parameters,
     stack_parameters,
     stuck,
     update_parameters,
     update_stack,
 )
+from shared.shadow_record import read_verdict
 
 logger = Logger()
 metrics = Metrics()
@@ -85,6 +99,14 @@ codepipeline = boto3.client("codepipeline")
 s3 = boto3.client("s3")
 sagemaker = boto3.client("sagemaker")
 HOOK = "deployer"
+# What the stack does once the job's update is done, and what it did when there was nothing to
+# update, by the job's shadow parameter.
+NOW_SAYS = {None: "now serves", "start": "now shadows", "stop": "no longer shadows"}
+DONE_SAYS = {
+    None: "serves this model version",
+    "start": "has this version as its shadow variant",
+    "stop": "has no shadow variant",
+}
 
 
 def cloudformation(job: Job[DeployParameters]) -> Any:
@@ -110,21 +132,35 @@ def refuse_stuck(job: Job[DeployParameters], status: str) -> None:
         )
 
 
+def target(job: Job[DeployParameters], release: Release) -> tuple[str, str]:
+    """The parameter the job sets and its value: the model version (ModelPackageArn), or in a
+    Shadow stage the shadow variant's model artifact (the release's to start, none to stop)."""
+    if job.params.shadow == "start":
+        return SHADOW, release.model_data_url
+    if job.params.shadow == "stop":
+        return SHADOW, NO_SHADOW
+    return PARAMETER, release.model_package_arn
+
+
 def start(job: Job[DeployParameters], release: Release, cfn: Any) -> str | None:
-    """Start the stack update; None when the stack already runs this model version. Raises
-    Busy while the stack is in the middle of another operation."""
+    """Start the stack update; None when the stack already runs this model version (or, in a
+    Shadow stage, already has or lacks the shadow variant). Raises Busy while the stack is in
+    the middle of another operation."""
     arn = release.model_package_arn
     stack = cfn.describe_stacks(StackName=job.params.stack)["Stacks"][0]
     keys = [p["ParameterKey"] for p in stack.get("Parameters", [])]
-    if missing := [k for k in REQUIRED if k not in keys]:
+    needed = [*REQUIRED, SHADOW] if job.params.shadow else list(REQUIRED)
+    if missing := [k for k in needed if k not in keys]:
+        shadowed = ", with the manifest's shadow test," if job.params.shadow else ""
         raise JobError(
             f"stack {job.params.stack} has no {' or '.join(missing)} parameter: is it a "
-            "Serving stack of this mlgate version (cdk deploy it)?"
+            f"Serving stack of this mlgate version{shadowed} (cdk deploy it)?"
         )
     current = stack_parameters(stack)
     status = str(stack.get("StackStatus", ""))
     refuse_stuck(job, status)
-    if status.endswith(IN_PROGRESS) and current[PARAMETER] == arn:
+    key, value = target(job, release)
+    if status.endswith(IN_PROGRESS) and current.get(key) == value:
         # An earlier try of this job started the update and failed to report it (Lambda
         # retries it): UpdateStack would be refused while the update runs; carry on with it.
         return str(arn)
@@ -132,7 +168,11 @@ def start(job: Job[DeployParameters], release: Release, cfn: Any) -> str | None:
         # UpdateStack is refused while another operation runs (an earlier release rolling
         # back, a cdk deploy): wait for it rather than fail the release.
         raise Busy(status)
-    parameters = update_parameters(keys, release.document())
+    parameters = (
+        shadow_parameters(keys, value)
+        if job.params.shadow
+        else update_parameters(keys, release.document())
+    )
     if not update_stack(cfn, job.params.stack, parameters, job.params.service_role):
         return None
     return arn
@@ -155,7 +195,34 @@ def act(job: Job[DeployParameters]) -> dict[str, str]:
             f"continuationToken.stack: names stack {token.stack}, not this job's "
             f"{job.params.stack} (not a token this action wrote)",
         )
+    if token is not None and token.model_package_arn and token.shadow != job.params.shadow:
+        raise Refused(
+            job.id,
+            f"continuationToken.shadow: {token.shadow}, not this job's {job.params.shadow} "
+            "(not a token this action wrote)",
+        )
     return step(job, token)
+
+
+def finished(job: Job[DeployParameters], arn: str, message: str) -> dict[str, str]:
+    """The update is done: report it; after removing a shadow variant, pass on the shadow
+    test's verdict (a failed or missing one fails the job: no traffic moves)."""
+    if job.params.shadow == "stop":
+        env = job.params.environment
+        verdict = read_verdict(os.environ.get("AUDIT_TABLE", ""), job.execution, env)
+        if verdict is None:
+            raise JobError(
+                f"{env}: no shadow test verdict was recorded for execution {job.execution}; "
+                "the shadow variant is removed and the release stops before any traffic moves"
+            )
+        if verdict["passed"] != "true":
+            raise JobError(
+                f"{env}: {verdict['summary']}; the shadow variant is removed and the release "
+                "stops before any traffic moves"
+            )
+        message = f"{message}; {verdict['summary']}"
+    succeed(codepipeline, job.id, message[:2000])
+    return {"result": "succeeded", "reason": message}
 
 
 def step(job: Job[DeployParameters], token: DeployToken | None) -> dict[str, str]:
@@ -173,11 +240,10 @@ def step(job: Job[DeployParameters], token: DeployToken | None) -> dict[str, str
             logger.info("waiting for the stack", extra={"stack": stack, "status": busy.status})
             return {"result": "waiting", "reason": reason}
         if arn is None:
-            message = f"{stack} already serves this model version; nothing to deploy"
-            succeed(codepipeline, job.id)
+            message = f"{stack} already {DONE_SAYS[job.params.shadow]}; nothing to deploy"
             logger.info(message)
-            return {"result": "succeeded", "reason": message}
-        started = DeployToken(stack=stack, model_package_arn=arn)
+            return finished(job, release.model_package_arn, message)
+        started = DeployToken(stack=stack, model_package_arn=arn, shadow=job.params.shadow)
         succeed(codepipeline, job.id, continuation=started.model_dump_json(exclude_none=True))
         logger.info("update started", extra={"stack": stack, "model_package_arn": arn})
         return {"result": "in_progress", "reason": f"updating {stack} to {arn}"}
@@ -189,9 +255,8 @@ def step(job: Job[DeployParameters], token: DeployToken | None) -> dict[str, str
         succeed(codepipeline, job.id, continuation=job.continuation)
         return {"result": "in_progress", "reason": f"{stack} is {status}"}
     if status in DONE:
-        message = f"{job.params.environment} now serves {arn}"
-        succeed(codepipeline, job.id, message)
-        return {"result": "succeeded", "reason": message}
+        message = f"{job.params.environment} {NOW_SAYS[job.params.shadow]} {arn}"
+        return finished(job, arn, message)
     reason = rollback_reason(cfn, stack)
     way_out = f"; the stack cannot be updated until you {STUCK[status]}" if status in STUCK else ""
     raise JobError(

@@ -232,20 +232,45 @@ class JobDetailsAnswer(AwsModel):
 class DeployParameters(Model):
     """The deployer's UserParameters (mlgate/infra/constructs/release_pipeline.py writes them):
     `service_role` is the Serving stack's own CloudFormation service role, the only role
-    UpdateStack is given (RoleARN)."""
+    UpdateStack is given (RoleARN). `shadow`, in a Shadow stage: "start" adds the release's
+    version as the endpoint's shadow variant, "stop" removes it and then passes on the shadow
+    test's verdict."""
 
     environment: EnvName
     stack: StackName
     service_role: RoleArn
     role_arn: RoleArn | None = None
+    shadow: Literal["start", "stop"] | None = None
+
+
+class ShadowThresholds(Model):
+    """The manifest's shadow-test thresholds (mlgate/manifest/shadow.py)."""
+
+    min_requests: Annotated[int, Strict(), Field(ge=1)]
+    max_latency_ratio: Annotated[float, Field(gt=1, le=10)]
+    max_error_rate: Annotated[float, Field(ge=0, le=1)]
+    max_prediction_shift: Annotated[float, Field(gt=0, le=1)]
+
+
+class ShadowParameters(Model):
+    """What the deploy verifier judges in a Shadow stage: the endpoint's shadow variant
+    against its production variant, after `minutes` of copied traffic, from CloudWatch and the
+    endpoint's data capture (`capture_uri`)."""
+
+    variant: SageMakerName
+    production_variant: SageMakerName
+    minutes: Annotated[int, Strict(), Field(ge=1, le=1200)]
+    capture_uri: S3Uri
+    thresholds: ShadowThresholds
 
 
 class VerifyParameters(Model):
-    """The deploy verifier's UserParameters."""
+    """The deploy verifier's UserParameters; with `shadow`, it judges a shadow test instead."""
 
     environment: EnvName
     endpoint: SageMakerName
     role_arn: RoleArn | None = None
+    shadow: ShadowParameters | None = None
 
 
 class GateParameters(Model):
@@ -259,11 +284,12 @@ class GateParameters(Model):
 
 class DeployToken(Model):
     """The deployer's own continuation token: the stack it waits for (`waiting`), or the
-    update it started (`model_package_arn`)."""
+    update it started (`model_package_arn`; with `shadow`, the shadow variant's)."""
 
     stack: StackName
     waiting: Literal[True] | None = None
     model_package_arn: ModelPackageArn | None = None
+    shadow: Literal["start", "stop"] | None = None
 
     @model_validator(mode="after")
     def _one_state(self) -> "DeployToken":
@@ -282,6 +308,14 @@ class VerifyToken(Model):
     output: S3Uri
     failure: S3Uri | None = None
     deadline: Annotated[int, Strict(), Field(ge=0, le=10**11)]
+
+
+class ShadowToken(Model):
+    """The deploy verifier's own token in a Shadow stage: the endpoint whose shadow test it
+    waits for, and since when the shadow variant takes traffic (`since`, epoch seconds)."""
+
+    endpoint: SageMakerName
+    since: Annotated[int, Strict(), Field(ge=0, le=10**11)]
 
 
 class SmokeToken(Model):

@@ -1,0 +1,166 @@
+"""The shadow test, measured: what each variant of the endpoint did while the new version ran
+as its shadow (shared/shadow.py judges it).
+
+- CloudWatch: each variant's Invocations, Invocation4XXErrors, Invocation5XXErrors (Sum) and
+  ModelLatency (Average, microseconds) over the test's window, namespace AWS/SageMaker,
+  dimensions EndpointName and VariantName; SageMaker publishes them for a shadow variant as for
+  a production one (https://docs.aws.amazon.com/sagemaker/latest/dg/shadow-tests-view-monitor-edit.html,
+  https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html). One period spans
+  the whole window, so each statistic is one data point.
+- The endpoint's data capture: each variant's captured answers under
+  <capture uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/ (the layout of
+  https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html),
+  the first CSV field of each answer row, at most PREDICTIONS_PER_VARIANT of them (the hours
+  are read newest first). Capture samples each variant's requests alike
+  (data_capture_sampling_percent), so the two samples are comparable as distributions.
+A malformed capture line is skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.shadow import Thresholds, Variant, Verdict, judge
+
+NAMESPACE = "AWS/SageMaker"
+PREDICTIONS_PER_VARIANT = 5000
+SUMS = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors")
+
+
+@dataclass(frozen=True)
+class ShadowPlan:
+    """What the Shadow stage's verifier action is given (its UserParameters' `shadow`)."""
+
+    variant: str
+    production_variant: str
+    minutes: int
+    capture_uri: str
+    thresholds: Thresholds
+
+    @classmethod
+    def of(cls, given: dict[str, Any]) -> ShadowPlan:
+        limits = given["thresholds"]
+        return cls(
+            variant=str(given["variant"]),
+            production_variant=str(given["production_variant"]),
+            minutes=int(given["minutes"]),
+            capture_uri=str(given["capture_uri"]),
+            thresholds=Thresholds(
+                min_requests=int(limits["min_requests"]),
+                max_latency_ratio=float(limits["max_latency_ratio"]),
+                max_error_rate=float(limits["max_error_rate"]),
+                max_prediction_shift=float(limits["max_prediction_shift"]),
+            ),
+        )
+
+
+def _period(start: datetime, end: datetime) -> int:
+    """One period over the window: whole minutes (CloudWatch periods are multiples of 60 s)."""
+    seconds = max(60, int((end - start).total_seconds()))
+    return -(-seconds // 60) * 60
+
+
+def measure(
+    cloudwatch: Any, endpoint: str, variant: str, start: datetime, end: datetime
+) -> Variant:
+    """The variant's invocations, errors and average model latency over [start, end]."""
+    dimensions = [
+        {"Name": "EndpointName", "Value": endpoint},
+        {"Name": "VariantName", "Value": variant},
+    ]
+    period = _period(start, end)
+    queries = [
+        {
+            "Id": f"m{i}",
+            "MetricStat": {
+                "Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dimensions},
+                "Period": period,
+                "Stat": "Average" if name == "ModelLatency" else "Sum",
+            },
+            "ReturnData": True,
+        }
+        for i, name in enumerate((*SUMS, "ModelLatency"))
+    ]
+    found: dict[str, list[float]] = {}
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start,
+                                  "EndTime": end + timedelta(seconds=period)}  # fmt: skip
+        if token:
+            kwargs["NextToken"] = token
+        answer = cloudwatch.get_metric_data(**kwargs)
+        for result in answer.get("MetricDataResults", []):
+            found.setdefault(result["Id"], []).extend(float(v) for v in result.get("Values", []))
+        token = answer.get("NextToken")
+        if not token:
+            break
+    sums = [sum(found.get(f"m{i}", [])) for i in range(len(SUMS))]
+    latencies = found.get(f"m{len(SUMS)}", [])
+    return Variant(
+        invocations=sums[0],
+        errors=sums[1] + sums[2],
+        latency_us=sum(latencies) / len(latencies) if latencies else None,
+    )
+
+
+def _hours(start: datetime, end: datetime) -> list[str]:
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    folders = []
+    while hour <= end:
+        folders.append(hour.strftime("%Y/%m/%d/%H/"))
+        hour += timedelta(hours=1)
+    return folders
+
+
+def _answers(line: str) -> list[str]:
+    """The first CSV field of each row of a capture record's answer."""
+    record = json.loads(line)
+    output = record["captureData"]["endpointOutput"]
+    data = output["data"]
+    if str(output.get("encoding", "CSV")).upper() == "BASE64":
+        data = base64.b64decode(data).decode("utf-8")
+    return [row.split(",", 1)[0].strip() for row in str(data).splitlines() if row.strip()]
+
+
+def predictions(
+    s3: Any, capture_uri: str, endpoint: str, variant: str, start: datetime, end: datetime
+) -> tuple[list[str], int]:
+    """(the variant's captured predictions in the window, malformed lines skipped)."""
+    bucket, _, prefix = capture_uri.removeprefix("s3://").partition("/")
+    prefix = f"{prefix.strip('/')}/{endpoint}/{variant}/".lstrip("/")
+    found: list[str] = []
+    skipped = 0
+    for folder in reversed(_hours(start, end)):
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + folder)
+        for page in pages:
+            for item in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                for line in body.decode("utf-8", errors="replace").splitlines():
+                    if not line.strip():
+                        continue
+                    try:
+                        found.extend(_answers(line))
+                    except (ValueError, KeyError, TypeError):
+                        skipped += 1
+                    if len(found) >= PREDICTIONS_PER_VARIANT:
+                        return found[:PREDICTIONS_PER_VARIANT], skipped
+    return found, skipped
+
+
+def judge_window(
+    cloudwatch: Any, s3: Any, endpoint: str, plan: ShadowPlan, start: datetime, end: datetime
+) -> Verdict:
+    """Both variants measured over [start, end] and judged against the manifest's thresholds."""
+    production = measure(cloudwatch, endpoint, plan.production_variant, start, end)
+    shadow = measure(cloudwatch, endpoint, plan.variant, start, end)
+    ours, bad_ours = predictions(s3, plan.capture_uri, endpoint, plan.production_variant,
+                                 start, end)  # fmt: skip
+    theirs, bad_theirs = predictions(s3, plan.capture_uri, endpoint, plan.variant, start, end)
+    verdict = judge(production, shadow, ours, theirs, plan.thresholds)
+    verdict.evidence["window"] = {"start": start.isoformat(), "end": end.isoformat()}
+    verdict.evidence["malformed_capture_lines"] = bad_ours + bad_theirs
+    return verdict
