@@ -215,7 +215,8 @@ def test_the_job_source_holds_the_entry_point_and_the_pinned_requirements(
     with tarfile.open(path) as tar:
         names = set(tar.getnames())
         requirements = tar.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
-    assert {"run.py", "sources.py", "drift.py", "__init__.py", "requirements.txt"} <= names
+    assert {"run.py", "sources.py", "drift.py", "window.py", "capture.py", "__init__.py",
+            "requirements.txt"} <= names  # fmt: skip
     assert {"stage.py", "publish.py", "script.py", evidently.AWS_CLIENT_REQUIREMENTS} <= names
     assert "evidently==" in requirements
 

@@ -15,6 +15,18 @@ the windows and the released baseline (network; boto3 only), run.py judges them 
 isolation (`--release-file`, no AWS call), publish.py puts the summary's metrics (network;
 boto3 only). `run.main` with the S3 options does all three in one process (tests, rehearsal).
 
+Volume: memory stays flat as the window grows (window.py). The capture is read in chunks of
+--chunk-records records (capture.CaptureStream); per chunk, the rows in the drift window update
+exact per-feature counts (rows, missing, out of range) and a seeded uniform reservoir of at most
+--sample-rows rows, which is what Evidently compares; the due window keeps at most as many
+distinct inference ids (those of smallest seeded hash) with their last prediction, and only
+their labels are kept. A window within the sample size is compared whole, exactly as before.
+A sampled window's drift scores and model metrics carry their stated error (summary.json,
+window.py for what each bound covers); the drift window's shares and rows, the due count and
+the malformed count are exact, model quality's `rows` are the sample's joined rows. The
+baseline CSV (the training split's payload columns) is still read whole: it grows with
+the training data, not with the traffic.
+
 Inputs (local paths, as Processing downloads them)
   --capture-dir         the endpoint's capture .jsonl files (any depth); they should cover the
                         drift window and, for model quality, the window shifted back by the
@@ -35,6 +47,9 @@ Inputs (local paths, as Processing downloads them)
   --metrics             e.g. precision,recall,auc,f1,accuracy,false_positive_rate (binary),
                         accuracy,precision,recall,f1,weighted_* (multiclass), rmse,mse,mae,r2.
   --probability-threshold  binary: class 1 when the output probability is at or above it [0.5].
+  --sample-rows         rows Evidently compares, distinct ids model quality keeps [100000].
+  --chunk-records       capture records read at a time [50000].
+  --sample-seed         seed of the samples: the same inputs give the same result.
 
 Outputs
   --report-dir/report.html    Evidently's report (drift per feature, data checks).
@@ -43,8 +58,11 @@ Outputs
                               missing_share, out_of_range_share}}, "overall": {drifted_share
                               (of features: --feature-of groups one-hot columns),
                               drifted_features, features, drifted_columns, columns,
-                              drift_detected, drift_threshold, rows}}, "quality": {"window",
-                              due, rows, metrics: {name: value}}}. A feature with no value in
+                              drift_detected, drift_threshold, rows}, "sample": {rows,
+                              window_rows, sampled, seed, confidence, cdf_error}}, "quality":
+                              {"window", due, rows, metrics: {name: value}, "sample": {ids,
+                              usable, sampled, seed, confidence, share_error}}}. Each feature
+                              also has score_error (0.0 unsampled). A feature with no value in
                               the window has drift_score null and counts as drifted.
   CloudWatch (--publish, in --namespace, every metric with the --dimensions Name=value pairs):
     feature_drift_score, missing_value_share, out_of_range_share   + dimension Feature

@@ -31,7 +31,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,9 @@ import pandas as pd
 log = logging.getLogger("monitoring_job")
 LOGGED_PER_KIND = 10
 """Malformed lines logged one by one per input kind; past that only the count is reported."""
+CHUNK_RECORDS = 50_000
+"""Capture records (or payload rows) parsed at a time: memory holds one chunk, whatever the
+window."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,9 @@ class Captured:
     """Same index: inference_id, inference_time (UTC), prediction (first CSV field of the
     matching output row, str; None without one), single_row (the request held one row)."""
     records: int
-    """Capture records read, malformed ones included."""
+    """Capture records read, malformed ones included (of the chunk, for a chunk)."""
     malformed: int
-    """Capture records skipped as malformed."""
+    """Capture records skipped as malformed (of the chunk, for a chunk)."""
 
 
 def jsonl_files(folder: Path) -> list[Path]:
@@ -115,21 +118,70 @@ def _first_field(row: str) -> str:
     return _fields(row)[0] if '"' in row else row.split(",", 1)[0]
 
 
-def read_capture(
-    files: Iterable[Path], features: Sequence[str], categorical: Iterable[str] = ()
-) -> Captured:
-    """Parse capture files into typed feature columns and per-row event metadata."""
-    skipped = _Skipped("capture")
-    records = 0
-    rows: list[str] = []
-    owners: list[int] = []
-    predictions: list[str | None] = []
-    single: list[bool] = []
-    places: list[str] = []
-    ids: list[str] = []
-    times: list[str] = []
-    for where, line in _lines(files):
-        records += 1
+class CaptureStream:
+    """The capture files as a stream of `Captured` chunks, each closed once it holds
+    `chunk_records` records or payload rows, so that memory holds one chunk, never the window.
+    Iterate it once; `records` and `malformed` are complete when the iteration ends. Malformed
+    records are counted, skipped and the first few logged across chunks as in one read. Each
+    chunk's frames are indexed by row number over the whole stream (malformed records' rows
+    left out)."""
+
+    def __init__(
+        self,
+        files: Iterable[Path],
+        features: Sequence[str],
+        categorical: Iterable[str] = (),
+        chunk_records: int = CHUNK_RECORDS,
+    ) -> None:
+        if chunk_records < 1:
+            raise ValueError("a chunk holds at least one record")
+        self.files = files
+        self.features = list(features)
+        self.categorical = list(categorical)
+        self.chunk_records = chunk_records
+        self.records = 0
+        self.rows = 0
+        self._skipped = _Skipped("capture")
+
+    @property
+    def malformed(self) -> int:
+        return self._skipped.count
+
+    def __iter__(self) -> Iterator[Captured]:
+        chunk = _Chunk()
+        for where, line in _lines(self.files):
+            self.records += 1
+            chunk.add(where, line, self._skipped)
+            # Rows count too: one record of a batch request can hold thousands of rows.
+            if chunk.records == self.chunk_records or len(chunk.rows) >= self.chunk_records:
+                yield self._finish(chunk)
+                chunk = _Chunk()
+        if chunk.records:
+            yield self._finish(chunk)
+        self._skipped.report()
+
+    def _finish(self, chunk: _Chunk) -> Captured:
+        captured = chunk.parse(self.features, self.categorical, self._skipped, self.rows)
+        self.rows += len(captured.features)
+        return captured
+
+
+class _Chunk:
+    """The records of one chunk, parsed as far as the JSON; `parse` makes them frames."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.malformed = 0
+        self.rows: list[str] = []
+        self.owners: list[int] = []
+        self.predictions: list[str | None] = []
+        self.single: list[bool] = []
+        self.places: list[str] = []
+        self.ids: list[str] = []
+        self.times: list[str] = []
+
+    def add(self, where: str, line: str, skipped: _Skipped) -> None:
+        self.records += 1
         try:
             record = json.loads(line)
             capture = record["captureData"]
@@ -142,66 +194,97 @@ def read_capture(
             if not isinstance(identity, str) or not isinstance(moment, str):
                 raise TypeError("eventId/inferenceTime are not strings")
         except _RECORD_ERRORS as err:
+            self.malformed += 1
             skipped.add(where, f"{type(err).__name__}: {err}")
-            continue
+            return
         if not payload:
+            self.malformed += 1
             skipped.add(where, "empty endpointInput")
-            continue
-        owners.extend([len(ids)] * len(payload))
-        ids.append(identity)
-        times.append(moment)
-        places.append(where)
-        rows.extend(payload)
-        single.extend([len(payload) == 1] * len(payload))
+            return
+        self.owners.extend([len(self.ids)] * len(payload))
+        self.ids.append(identity)
+        self.times.append(moment)
+        self.places.append(where)
+        self.rows.extend(payload)
+        self.single.extend([len(payload) == 1] * len(payload))
         # An output row belongs to an input row only when the endpoint answered row for row.
         if len(answers) == len(payload):
-            predictions.extend(_first_field(a) for a in answers)
+            self.predictions.extend(_first_field(a) for a in answers)
         else:
-            predictions.extend([None] * len(payload))
+            self.predictions.extend([None] * len(payload))
 
-    width = len(features)
-    bad = {owner for owner, row in zip(owners, rows, strict=True) if _width(row) != width}
-    for owner in sorted(bad):
-        skipped.add(places[owner], f"a payload row does not have {width} fields")
-    moments = pd.to_datetime(
-        pd.Series(times, dtype=object), utc=True, errors="coerce", format="ISO8601"
-    )
-    for owner in map(int, moments.index[moments.isna()]):
-        if owner not in bad:
-            bad.add(owner)
-            skipped.add(places[owner], f"inferenceTime {times[owner]!r} is not an ISO time")
-    skipped.report()
-
-    owner_of = np.asarray(owners, dtype=np.int64)
-    keep = ~np.isin(owner_of, np.fromiter(bad, dtype=np.int64, count=len(bad)))
-    kept = owner_of[keep]
-    events = pd.DataFrame(
-        {
-            "inference_id": np.asarray(ids, dtype=object)[kept],
-            "inference_time": moments.iloc[kept].reset_index(drop=True),
-            "prediction": np.asarray(predictions, dtype=object)[keep],
-            "single_row": np.asarray(single, dtype=bool)[keep],
-        }
-    )
-    kept_rows = "\n".join(row for row, k in zip(rows, keep.tolist(), strict=True) if k)
-    # pandas' C reader splits the rows far faster than a CSV reader per row in Python.
-    frame = (
-        pd.read_csv(
-            io.StringIO(kept_rows),
-            header=None,
-            names=list(features),
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
+    def parse(
+        self, features: Sequence[str], categorical: Iterable[str], skipped: _Skipped, first: int
+    ) -> Captured:
+        """Typed frames of the chunk's valid records, indexed from row number `first`."""
+        rows, owners, times, places = self.rows, self.owners, self.times, self.places
+        width = len(features)
+        bad = {owner for owner, row in zip(owners, rows, strict=True) if _width(row) != width}
+        for owner in sorted(bad):
+            skipped.add(places[owner], f"a payload row does not have {width} fields")
+        moments = pd.to_datetime(
+            pd.Series(times, dtype=object), utc=True, errors="coerce", format="ISO8601"
         )
-        if kept_rows
-        else pd.DataFrame(columns=list(features), dtype=object)
-    )
+        for owner in map(int, moments.index[moments.isna()]):
+            if owner not in bad:
+                bad.add(owner)
+                skipped.add(places[owner], f"inferenceTime {times[owner]!r} is not an ISO time")
+        self.malformed += len(bad)
+
+        owner_of = np.asarray(owners, dtype=np.int64)
+        keep = ~np.isin(owner_of, np.fromiter(bad, dtype=np.int64, count=len(bad)))
+        kept = owner_of[keep]
+        index = pd.RangeIndex(first, first + len(kept))
+        events = pd.DataFrame(
+            {
+                "inference_id": np.asarray(self.ids, dtype=object)[kept],
+                "inference_time": moments.iloc[kept].set_axis(index),
+                "prediction": np.asarray(self.predictions, dtype=object)[keep],
+                "single_row": np.asarray(self.single, dtype=bool)[keep],
+            },
+            index=index,
+        )
+        kept_rows = "\n".join(row for row, k in zip(rows, keep.tolist(), strict=True) if k)
+        # pandas' C reader splits the rows far faster than a CSV reader per row in Python.
+        frame = (
+            pd.read_csv(
+                io.StringIO(kept_rows),
+                header=None,
+                names=list(features),
+                dtype=str,
+                keep_default_na=False,
+                skip_blank_lines=False,
+            )
+            if kept_rows
+            else pd.DataFrame(columns=list(features), dtype=object)
+        )
+        frame.index = index
+        return Captured(
+            features=typed(frame, categorical),
+            events=events,
+            records=self.records,
+            malformed=self.malformed,
+        )
+
+
+def read_capture(
+    files: Iterable[Path],
+    features: Sequence[str],
+    categorical: Iterable[str] = (),
+    chunk_records: int = CHUNK_RECORDS,
+) -> Captured:
+    """The whole capture in one `Captured` (memory grows with it: the job streams
+    `CaptureStream` instead; this is for small inputs and tests)."""
+    stream = CaptureStream(files, features, categorical, chunk_records)
+    chunks = list(stream)
+    if not chunks:
+        empty = _Chunk().parse(list(features), categorical, stream._skipped, 0)
+        return Captured(empty.features, empty.events, 0, 0)
     return Captured(
-        features=typed(frame, categorical),
-        events=events,
-        records=records,
-        malformed=skipped.count,
+        features=pd.concat([c.features for c in chunks]),
+        events=pd.concat([c.events for c in chunks]),
+        records=stream.records,
+        malformed=stream.malformed,
     )
 
 
@@ -220,9 +303,10 @@ def typed(frame: pd.DataFrame, categorical: Iterable[str]) -> pd.DataFrame:
     return out
 
 
-def read_ground_truth(files: Iterable[Path]) -> pd.Series:
+def read_ground_truth(files: Iterable[Path], only: Collection[str] | None = None) -> pd.Series:
     """Labels by inference id (str -> str); a later record for the same id replaces an earlier one,
-    so a corrected label uploaded afterwards wins."""
+    so a corrected label uploaded afterwards wins. With `only`, the labels of those ids alone are
+    kept (every line is still read and checked), so memory follows the ids, not the file."""
     skipped = _Skipped("ground-truth")
     labels: dict[str, str] = {}
     for where, line in _lines(files):
@@ -238,6 +322,7 @@ def read_ground_truth(files: Iterable[Path]) -> pd.Series:
         except _RECORD_ERRORS as err:
             skipped.add(where, f"{type(err).__name__}: {err}")
             continue
-        labels[identity] = value.strip()
+        if only is None or identity in only:
+            labels[identity] = value.strip()
     skipped.report()
     return pd.Series(labels, dtype=object, name="label")

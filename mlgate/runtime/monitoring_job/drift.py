@@ -14,6 +14,11 @@ Data checks, also Evidently metrics so they appear in the same report: the share
 values per feature, and the share of out-of-range values among the present ones: outside the
 baseline's [min, max] for a numeric feature, a category the baseline never had for a
 categorical one.
+
+Volume: run.py hands `analyse` a bounded uniform sample of a large window together with the
+exact counts over all of it (window.py): the shares and the row count are the window's, the
+drift scores the sample's, each with its stated sampling error. The report's own data checks
+are the sample's; run.py says so at the top of the report when it sampled.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import MissingValueCount, OutListValueCount, OutRangeValueCount
 from evidently.presets import DataDriftPreset
+
+from .window import ALPHA, Bounds, Stats, dkw_error
 
 NUMERIC_TEST = "wasserstein"
 CATEGORICAL_TEST = "jensenshannon"
@@ -51,16 +59,16 @@ def _report(
     thresholds: Mapping[str, float],
     drift_threshold: float,
 ) -> Report:
+    bounds = Bounds.of(reference, categorical)
     checks: list[Any] = []
     for column in reference.columns:
         checks.append(MissingValueCount(column=column))
         if column not in comparable:
             continue
         if column in categorical:
-            seen = sorted(reference[column].dropna().unique().tolist())
-            checks.append(OutListValueCount(column=column, values=seen))
+            checks.append(OutListValueCount(column=column, values=bounds.categories[column]))
         else:
-            low, high = float(reference[column].min()), float(reference[column].max())
+            low, high = bounds.ranges[column]
             checks.append(OutRangeValueCount(column=column, left=low, right=high))
     if not comparable:
         return Report(checks, include_tests=False)
@@ -87,6 +95,8 @@ def analyse(
     drift_threshold: float,
     feature_thresholds: Mapping[str, float] | None = None,
     feature_of: Mapping[str, str] | None = None,
+    window: Stats | None = None,
+    seed: int | None = None,
 ) -> DriftResult:
     """Compare current with reference (same columns); drift_detected when the share of drifted
     features is above drift_threshold.
@@ -95,7 +105,14 @@ def analyse(
     payload's columns: `feature_of` names the feature a column carries (the one-hot columns of a
     categorical feature carry that feature; a column it leaves out is a feature of its own), and
     a feature drifted when any of its columns did. Five of ten features moved is a share of 0.5,
-    however many one-hot columns the other five have."""
+    however many one-hot columns the other five have.
+
+    With `window` (the exact counts over every row of the window) `current` may be a uniform
+    sample of it (window.Reservoir, drawn with `seed`): the missing and out-of-range shares and
+    `rows` are then the window's, and each feature's `score_error` bounds, at 95 %, how far
+    its drift score on the sample may be from the whole window's (window.py says how); 0.0
+    when the sample is the window. `sample` records {rows, window_rows, sampled, seed, confidence,
+    cdf_error}: cdf_error is the DKW bound at `rows` values (0.0 when not sampled)."""
     thresholds = dict(feature_thresholds or {})
     owner = {c: (feature_of or {}).get(c, c) for c in reference.columns}
     stray = sorted(set(feature_of or {}) - set(reference.columns))
@@ -139,6 +156,15 @@ def analyse(
             features[column]["missing_share"] = _share(value)
         elif kind in ("OutRangeValueCount", "OutListValueCount"):
             features[column]["out_of_range_share"] = _share(value)
+    rows = len(current) if window is None else window.rows
+    sampled = rows > len(current)
+    if window is not None:
+        for column, feature in features.items():
+            feature["missing_share"] = window.missing_share(column)
+            feature["out_of_range_share"] = window.out_of_range_share(column)
+            feature["score_error"] = (
+                _score_error(column, reference, current, categorical, window) if sampled else 0.0
+            )
     for column, feature in features.items():
         feature["feature"] = owner[column]
     moved = {owner[c] for c, f in features.items() if f["drifted"]}
@@ -152,6 +178,43 @@ def analyse(
         "columns": len(features),
         "drift_detected": share > drift_threshold,
         "drift_threshold": drift_threshold,
-        "rows": len(current),
+        "rows": rows,
     }
-    return DriftResult(summary={"features": features, "overall": overall}, report=run)
+    summary: dict[str, Any] = {"features": features, "overall": overall}
+    if window is not None:
+        summary["sample"] = {
+            "rows": len(current),
+            "window_rows": rows,
+            "sampled": sampled,
+            "seed": seed,
+            "confidence": 1 - ALPHA,
+            "cdf_error": dkw_error(len(current)) if sampled else 0.0,
+        }
+    return DriftResult(summary=summary, report=run)
+
+
+def _score_error(
+    column: str,
+    reference: pd.DataFrame,
+    sample: pd.DataFrame,
+    categorical: Sequence[str],
+    window: Stats,
+) -> float | None:
+    """Bound at 95 % on |score(sample) - score(window)| for one column (window.py); None when
+    the sample has no value of it or the window's range is not finite."""
+    figures = window.columns[column]
+    if column in categorical:
+        present = int(sample[column].notna().sum())
+        if not present:
+            return None
+        return math.sqrt(math.log(2) * min(1.0, len(figures.seen) * dkw_error(present)))
+    # Evidently scores the finite values (NaN and infinities dropped) and norms by the
+    # baseline's standard deviation, at least 0.001.
+    values = sample[column].to_numpy(dtype=float)
+    present = int(np.isfinite(values).sum())
+    spread = figures.high - figures.low
+    if not present or not math.isfinite(spread):
+        return None
+    base = reference[column].to_numpy(dtype=float)
+    norm = max(float(np.std(base[np.isfinite(base)])), 0.001)
+    return dkw_error(present) * spread / norm

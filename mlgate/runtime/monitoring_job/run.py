@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import capture, cloudwatch, drift, quality, sources
+from . import capture, cloudwatch, drift, quality, sources, window
 
 log = logging.getLogger("monitoring_job")
 NO_RELEASE_PAGE = (
@@ -47,6 +47,14 @@ NO_RELEASE_PAGE = (
 NO_TRAFFIC_PAGE = (
     "<!doctype html><title>No captured traffic</title>"
     "<p>No captured requests between {start} and {end}: nothing to compare with the baseline."
+)
+SAMPLE_NOTICE = (
+    '<div style="padding:8px 16px;background:#fff4d6;font-family:sans-serif">'
+    "Evidently compared a uniform sample of {rows:,} of the window's {window_rows:,} rows "
+    "(seed {seed}). Sampling error at {confidence:.0%}: each feature's distribution in the "
+    "sample is within {cdf_error:.4f} of the window's (largest CDF gap, DKW inequality); "
+    "summary.json bounds each drift score's error (score_error) and holds the missing and "
+    "out-of-range shares over all rows. The data checks below are the sample's.</div>"
 )
 
 
@@ -115,6 +123,21 @@ def parser() -> argparse.ArgumentParser:
         default={},
         help=f"name=score overrides of the feature threshold [{drift.DEFAULT_FEATURE_THRESHOLD}]",
     )
+    volume = p.add_argument_group("volume")
+    volume.add_argument(
+        "--sample-rows",
+        type=int,
+        default=window.SAMPLE_ROWS,
+        help="rows of the window Evidently compares (a uniform sample when the window has more; "
+        "the shares are counted over all rows), and distinct ids model quality keeps",
+    )
+    volume.add_argument(
+        "--chunk-records",
+        type=int,
+        default=capture.CHUNK_RECORDS,
+        help="capture records read at a time",
+    )
+    volume.add_argument("--sample-seed", type=int, default=window.SEED)
     truth = p.add_argument_group("model quality (optional)")
     truth.add_argument("--ground-truth-dir", type=Path, default=None)
     truth.add_argument("--ground-truth-delay-hours", type=float, default=24.0)
@@ -171,6 +194,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         p.error("--ground-truth-s3-uri needs --ground-truth-dir, where it is fetched to")
     if args.publish and not args.namespace:
         p.error("--publish needs --namespace")
+    if args.sample_rows < 1 or args.chunk_records < 1:
+        p.error("--sample-rows and --chunk-records take a positive number")
     try:
         args.feature_thresholds = {k: float(v) for k, v in args.feature_thresholds.items()}
     except ValueError as err:
@@ -187,8 +212,16 @@ def _baseline(path: Path, features: list[str], categorical: list[str]) -> pd.Dat
 
 
 def _within(events: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
+    """Rows whose inferenceTime is in (start, end]."""
     times = events["inference_time"]
     return (times > pd.Timestamp(start)) & (times <= pd.Timestamp(end))
+
+
+def _state_sample(report: Path, sample: dict[str, Any]) -> None:
+    """Say at the top of Evidently's page that it shows a sample, and its error."""
+    html = report.read_text()
+    at = html.find(">", html.lower().find("<body")) + 1
+    report.write_text(html[:at] + SAMPLE_NOTICE.format(**sample) + html[at:])
 
 
 def _fetch(args: argparse.Namespace, now: datetime, clients: dict[str, Any] | None) -> bool:
@@ -200,9 +233,9 @@ def _fetch(args: argparse.Namespace, now: datetime, clients: dict[str, Any] | No
     if baseline is None:
         return False
     sources.fetch_baseline(aws["s3"], baseline, args.baseline)
-    window = timedelta(hours=args.window_hours)
+    span = timedelta(hours=args.window_hours)
     delay = timedelta(hours=args.ground_truth_delay_hours)
-    earliest = now - window - (delay if args.ground_truth_dir is not None else timedelta(0))
+    earliest = now - span - (delay if args.ground_truth_dir is not None else timedelta(0))
     count = sources.fetch_hours(aws["s3"], args.capture_s3_uri, earliest, now, args.capture_dir)
     log.info("fetched %d capture file(s) and the baseline %s", count, baseline)
     if args.ground_truth_s3_uri:
@@ -224,7 +257,7 @@ def main(
     args = _arguments(argv)
     staged = json.loads(args.release_file.read_text()) if args.release_file else None
     now = args.now or (_time(staged["now"]) if staged else datetime.now(UTC))
-    window = timedelta(hours=args.window_hours)
+    span = timedelta(hours=args.window_hours)
     args.capture_dir.mkdir(parents=True, exist_ok=True)
     if args.ground_truth_dir is not None:
         args.ground_truth_dir.mkdir(parents=True, exist_ok=True)
@@ -242,51 +275,72 @@ def main(
         return nothing
     categorical = [f for f in args.features if args.feature_types.get(f) == "cat"]
     reference = _baseline(args.baseline, args.features, categorical)
-    captured = capture.read_capture(
-        capture.jsonl_files(args.capture_dir), args.features, categorical
+    start, end = now - span, now
+    delay = timedelta(hours=args.ground_truth_delay_hours)
+    # One pass over the capture, a chunk at a time: the drift window's exact counts and a
+    # bounded sample of its rows, and the due window's predictions (bounded too).
+    stream = capture.CaptureStream(
+        capture.jsonl_files(args.capture_dir), args.features, categorical, args.chunk_records
     )
+    stats = window.Stats(window.Bounds.of(reference, categorical))
+    sample = window.Reservoir(args.sample_rows, args.sample_seed)
+    due = window.IdSample(args.sample_rows, args.sample_seed)
+    for chunk in stream:
+        current = chunk.features[_within(chunk.events, start, end)]
+        stats.add(current)
+        sample.add(current)
+        if args.ground_truth_dir is not None:
+            # Only captures old enough for their labels to have arrived are judged: a younger
+            # one without a label yet is not a miss, and one with an early label is not yet due.
+            due.add(chunk.events[_within(chunk.events, start - delay, end - delay)])
     args.report_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
-        "window": {"start": (now - window).isoformat(), "end": now.isoformat()},
-        "capture": {"records": captured.records, "malformed": captured.malformed},
+        "window": {"start": start.isoformat(), "end": end.isoformat()},
+        "capture": {"records": stream.records, "malformed": stream.malformed},
         "drift": None,
         "quality": None,
     }
 
-    current = captured.features[_within(captured.events, now - window, now)]
     report_file = args.report_dir / "report.html"
-    if current.empty:
-        log.warning("no captured rows in %s .. %s", now - window, now)
-        report_file.write_text(NO_TRAFFIC_PAGE.format(start=now - window, end=now))
+    if not stats.rows:
+        log.warning("no captured rows in %s .. %s", start, end)
+        report_file.write_text(NO_TRAFFIC_PAGE.format(start=start, end=end))
     else:
         result = drift.analyse(
             reference,
-            current,
+            sample.frame(args.features),
             categorical,
             args.drift_threshold,
             args.feature_thresholds,
             args.feature_of,
+            window=stats,
+            seed=args.sample_seed,
         )
         result.report.save_html(str(report_file))
         summary["drift"] = result.summary
+        if result.summary["sample"]["sampled"]:
+            _state_sample(report_file, result.summary["sample"])
 
     if args.ground_truth_dir is not None:
-        delay = timedelta(hours=args.ground_truth_delay_hours)
-        # Only captures old enough for their labels to have arrived are judged: a younger one
-        # without a label yet is not a miss, and one with an early label is not yet due.
-        due = captured.events[_within(captured.events, now - delay - window, now - delay)]
-        labels = capture.read_ground_truth(capture.jsonl_files(args.ground_truth_dir))
-        joined = quality.join(due, labels)
+        labels = capture.read_ground_truth(capture.jsonl_files(args.ground_truth_dir), due.ids())
+        joined = quality.join(due.events(), labels)
+        # Hoeffding's bound (window.py) on a share of the joined rows; none when all are kept.
+        share_error = window.dkw_error(len(joined)) if due.sampled and len(joined) else 0.0
         summary["quality"] = {
-            "window": {
-                "start": (now - delay - window).isoformat(),
-                "end": (now - delay).isoformat(),
-            },
-            "due": len(due),
+            "window": {"start": (start - delay).isoformat(), "end": (end - delay).isoformat()},
+            "due": due.due,
             "rows": len(joined),
             "metrics": quality.compute(
                 joined, args.problem_type, args.metrics, args.probability_threshold
             ),
+            "sample": {
+                "ids": len(due.ids()),
+                "usable": due.usable,
+                "sampled": due.sampled,
+                "seed": args.sample_seed,
+                "confidence": 1 - window.ALPHA,
+                "share_error": share_error,
+            },
         }
 
     (args.report_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
