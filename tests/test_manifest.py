@@ -519,7 +519,8 @@ SERVERLESS = {"memory_mb": 2048, "max_concurrency": 10}
 def _serverless(env: str, **extra: Any) -> Callable[[dict[str, Any]], None]:
     def change(doc: dict[str, Any]) -> None:
         serving = doc["serving"][env]
-        for field in ("instance_type", "instance_count", "autoscaling", "async"):
+        # A shadow test is a real-time environment's alone (below).
+        for field in ("instance_type", "instance_count", "autoscaling", "async", "shadow"):
             serving.pop(field, None)
         serving.update({"mode": "serverless", "serverless": dict(SERVERLESS)})
         serving["rollout"] = {**serving["rollout"], "policy": "all_at_once"}
@@ -534,6 +535,7 @@ def _async(env: str, **extra: Any) -> Callable[[dict[str, Any]], None]:
     def change(doc: dict[str, Any]) -> None:
         serving = doc["serving"][env]
         serving["autoscaling"].pop("target_invocations_per_instance", None)
+        serving.pop("shadow", None)
         serving.update({"mode": "async", "async": {"scale_to_zero": True}})
         serving["rollout"] = {**serving["rollout"], "policy": "all_at_once"}
         if env == "prod":
@@ -611,6 +613,25 @@ MODE_MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         _then(_async("staging"), _set("serving.staging.autoscaling.enabled", False)),
         "serving.staging.async.scale_to_zero: scaling to zero and waking on new work are "
         "autoscaling policies: autoscaling.enabled must stay true",
+    ),
+    (
+        "a shadow test on an async environment",
+        _then(_async("prod"), _set("serving.prod.shadow", {"minutes": 30})),
+        "serving.prod.shadow: SageMaker runs shadow variants on real-time endpoints only, not "
+        "async ones (https://docs.aws.amazon.com/sagemaker/latest/dg/shadow-tests-exclusions.html)"
+        ": drop shadow here",
+    ),
+    (
+        "a shadow test on a serverless environment",
+        _then(_serverless("staging"), _set("serving.staging.shadow", {"minutes": 30})),
+        "serving.staging.shadow: SageMaker runs shadow variants on real-time endpoints only, not "
+        "serverless ones (https://docs.aws.amazon.com/sagemaker/latest/dg/"
+        "shadow-tests-exclusions.html): drop shadow here",
+    ),
+    (
+        "a shadow test shorter than ten minutes",
+        _set("serving.prod.shadow.minutes", 5),
+        "serving.prod.shadow.minutes: input should be greater than or equal to 10 (got 5)",
     ),
     (
         "a canary on an async environment that scales to zero",

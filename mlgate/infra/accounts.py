@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
 
+from mlgate.infra.constructs.endpoint import capture_prefix
 from mlgate.infra.inference_component import WAKE_FROM_ZERO as COMPONENT_WAKE
 from mlgate.infra.inference_component import component_name
 from mlgate.infra.naming import Names, role_arn
@@ -406,6 +407,51 @@ def async_request_access(
     return statements, {f"AwsSolutions-IAM5[Resource::{r}]": w for r, w in why.items()}
 
 
+def shadow_judge_access(
+    manifest: Manifest, env: EnvName
+) -> tuple[list[iam.PolicyStatement], Findings]:
+    """Judge the environment's shadow test (mlgate/runtime/hooks/deploy_verifier/shadow.py):
+    CloudWatch's statistics of the endpoint's variants, and the captured answers of both
+    variants under the endpoint's own capture prefix, through the bucket's key (S3 only, the
+    capture objects only). Nothing without a shadow test."""
+    if manifest.env_serving(env).shadow is None:
+        return [], {}
+    target = manifest.environment(env)
+    site = Names.of(manifest, env if manifest.is_remote(env) else None)
+    bucket = site.bucket("artifacts", target.account, target.region)
+    captured = f"{capture_prefix(env)}/{Names.of(manifest).endpoint(env)}/"
+    objects = f"arn:aws:s3:::{bucket}/{captured}*"
+    keys = f"arn:aws:kms:{target.region}:{target.account}:key/*"
+    statements = [
+        iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"]),
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[f"arn:aws:s3:::{bucket}"],
+            conditions={"StringLike": {"s3:prefix": [f"{captured}*"]}},
+        ),
+        iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]),
+        iam.PolicyStatement(
+            actions=["kms:Decrypt"],
+            resources=[keys],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"s3.{target.region}.amazonaws.com"},
+                "StringLike": {
+                    "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{bucket}", objects]
+                },
+            },
+        ),
+    ]
+    why = {
+        "*": "cloudwatch:GetMetricData takes no resource ARN; the shadow judge reads the "
+        f"{env} endpoint's variant statistics only.",
+        objects: f"The {env} endpoint's captured traffic, both variants; object names are "
+        "SageMaker's (hourly folders).",
+        keys: f"The {env} artifact bucket's key, made by another stack: only through S3 and "
+        "only for this bucket's objects (the encryption context).",
+    }
+    return statements, {f"AwsSolutions-IAM5[Resource::{r}]": w for r, w in why.items()}
+
+
 def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStatement], Findings]:
     """Describe the environment's endpoint down to its model, and invoke it once (an async
     endpoint: queue the sample and read its result, `async_request_access`)."""
@@ -448,7 +494,10 @@ def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStat
             f"of the {env} endpoint only (EndpointNameEquals), then describes and invokes the "
             "one the Serving stack names."
         )
-    return [*statements, *queued], {**findings, **queue_findings}
+    judged, judge_findings = shadow_judge_access(manifest, env)
+    for rule, why in judge_findings.items():
+        findings[rule] = f"{findings[rule]} And: {why}" if rule in findings else why
+    return [*statements, *queued, *judged], {**findings, **queue_findings}
 
 
 def staging_queue_access(manifest: Manifest) -> tuple[list[iam.PolicyStatement], Findings]:

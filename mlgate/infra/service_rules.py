@@ -2391,5 +2391,8 @@ REVIEWED: Mapping[str, str] = {
     "AWS::SNS::Subscription": "email subscriptions to the manifest's contacts, checked there",
     "AWS::SNS::TopicPolicy": "a policy document: cfn-lint and cdk-nag read it",
     "AWS::SQS::QueuePolicy": "a policy document: cfn-lint and cdk-nag read it",
+    "AWS::StepFunctions::StateMachine": "mlgate/infra/constructs/rollback.py: the rollback state "
+    "machine; CloudFormation names it (no custom name), cdk-nag holds its logging and tracing, "
+    "tests/constructs/test_rollback_hook.py its definition, retries and timeout",
 }
 """The resource types mlgate emits that have no row of their own, and why."""

@@ -101,6 +101,7 @@ from mlgate.manifest.serving import (
     Serving,
     ServingMode,
 )
+from mlgate.manifest.shadow import ShadowTest
 
 __all__ = [
     "ARTIFACT_PREFIXES",
@@ -164,6 +165,7 @@ __all__ = [
     "Serverless",
     "Serving",
     "ServingMode",
+    "ShadowTest",
     "Slo",
     "SloKind",
     "Slug",

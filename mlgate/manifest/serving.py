@@ -26,6 +26,7 @@ from mlgate.manifest.base import (
     _CrossFieldErrors,
     _Model,
 )
+from mlgate.manifest.shadow import SHADOW_EXCLUSIONS, ShadowTest
 
 
 class RolloutPolicy(StrEnum):
@@ -412,6 +413,13 @@ class EnvironmentServing(_Model):
     bounds become the endpoint's managed instance scaling, and the copies scale on
     invocations per copy. Not with off_hours. The gates, verifier and monitoring are the same.
     None: the model in the endpoint's variant, released blue/green."""
+    shadow: ShadowTest | None = None
+    """A shadow test before each release reaches this environment (real-time only, without
+    an inference component): the new version runs as the endpoint's shadow variant on a copy
+    of live traffic for `minutes`, and the release stops, before any traffic moves, unless its
+    latency, errors and predictions stay within the thresholds of production's. Each release
+    then updates the endpoint twice more (adding and removing the shadow variant, each through
+    the rollout), and the shadow's instances are billed while it runs. None: no shadow test."""
     off_hours: OffHours | None = None
     """Working hours outside which the endpoint scales down (staging only): real-time to
     off_hours.instances, async to 0 when idle and at most off_hours.instances, serverless with
@@ -422,6 +430,38 @@ class EnvironmentServing(_Model):
     def async_settings(self) -> AsyncServing:
         """The async settings, defaults when the manifest gives none."""
         return self.async_ or AsyncServing()
+
+    @model_validator(mode="after")
+    def _shadow_fit(self) -> EnvironmentServing:
+        """The endpoints SageMaker gives no shadow variant (SHADOW_EXCLUSIONS)."""
+        if self.shadow is None:
+            return self
+        if self.mode is not ServingMode.REAL_TIME:
+            raise _CrossFieldErrors(
+                [
+                    (
+                        "shadow",
+                        f"SageMaker runs shadow variants on real-time endpoints only, not "
+                        f"{self.mode.value} ones ({SHADOW_EXCLUSIONS}): drop shadow here",
+                    )
+                ]
+            )
+        if self.inference_component is not None:
+            raise _CrossFieldErrors(
+                [
+                    (
+                        "shadow",
+                        "a shadow variant holds a model in the endpoint config, and an "
+                        "endpoint hosting an inference component has no model in its variants: "
+                        "drop shadow, or inference_component",
+                    )
+                ]
+            )
+        return self
+
+    def shadow_instance_type(self) -> str:
+        """The shadow variant's instance type (the environment's unless the test names one)."""
+        return (self.shadow.instance_type if self.shadow else None) or self.instance_type
 
     @model_validator(mode="after")
     def _component_fit(self) -> EnvironmentServing:

@@ -36,9 +36,50 @@ def test_pipeline_is_v2_and_queues_releases(synth: Any, product: Any) -> None:
 def test_stages_follow_the_release_flow_and_the_manifest_gates_in_order(
     synth: Any, product: Any
 ) -> None:
-    gates = [naming.pascal(g.name) for g in product.manifest.pipeline_gates]
+    manifest = product.manifest
+    gates = [naming.pascal(g.name) for g in manifest.pipeline_gates]
     names = [s["Name"] for s in stages(synth, product)]
-    assert names == ["Source", "DeployStaging", "VerifyStaging", *gates, "DeployProd", "VerifyProd"]
+    # A shadow test runs right before its environment's deploy, after every gate.
+    shadow = ["ShadowProd"] if manifest.serving.prod.shadow else []
+    staging = ["ShadowStaging"] if manifest.serving.staging.shadow else []
+    assert names == [
+        "Source", *staging, "DeployStaging", "VerifyStaging", *gates, *shadow, "DeployProd",
+        "VerifyProd",
+    ]  # fmt: skip
+
+
+def test_a_shadow_test_adds_the_shadow_judges_it_then_removes_it_and_passes_the_verdict(
+    synth: Any, product: Any
+) -> None:
+    """The Shadow stage's three actions in order, each with its hook and parameters; the
+    verifier judges by the manifest's thresholds on the environment's own capture; the deployer
+    reads the verdict (GetItem on "shadow#" keys) where the verifier writes it. Without a
+    shadow test: no Shadow stage at all."""
+    manifest = product.manifest
+    by_name = {s["Name"]: s for s in stages(synth, product)}
+    for env in ("staging", "prod"):
+        test = manifest.env_serving(env).shadow
+        stage = by_name.get(f"Shadow{env.capitalize()}")
+        if test is None:
+            assert stage is None
+            continue
+        assert stage is not None
+        actions = sorted(stage["Actions"], key=lambda a: a["RunOrder"])
+        assert [a["RunOrder"] for a in actions] == [1, 2, 3]
+        params = [json.loads(a["Configuration"]["UserParameters"]) for a in actions]
+        assert params[0]["shadow"] == "start"
+        assert params[2]["shadow"] == "stop"
+        judged = params[1]["shadow"]
+        assert judged["minutes"] == test.minutes
+        assert judged["thresholds"]["max_prediction_shift"] == test.max_prediction_shift
+        assert judged["capture_uri"].endswith(f"/datacapture/{env}")
+        deploy = by_name[f"Deploy{env.capitalize()}"]["Actions"][0]
+        assert (
+            actions[0]["Configuration"]["FunctionName"] == deploy["Configuration"]["FunctionName"]
+        )
+        assert (
+            actions[2]["Configuration"]["FunctionName"] == deploy["Configuration"]["FunctionName"]
+        )
 
 
 def test_the_automated_gate_runs_the_quality_gate_hook_on_staging(synth: Any, product: Any) -> None:
@@ -196,9 +237,14 @@ def test_the_verifier_may_record_what_each_environment_served_and_nothing_else(
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]
         if "dynamodb" in json.dumps(statement["Action"])
     ]
-    assert [(w["Action"], w["Condition"]) for w in writes] == [
+    expected = [
         ("dynamodb:PutItem", {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["served#*"]}})
-    ], logical
+    ]
+    if any(manifest.env_serving(env).shadow for env in ("staging", "prod")):
+        # And its shadow test's verdict, read back on a retry.
+        shadow = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["shadow#*"]}}
+        expected.append((["dynamodb:GetItem", "dynamodb:PutItem"], shadow))
+    assert [(w["Action"], w["Condition"]) for w in writes] == expected, logical
 
 
 def test_source_is_release_json_in_a_versioned_bucket_started_by_the_release_hook(

@@ -4,6 +4,7 @@ live-version parameters, the drift loop, and names that never collide."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +274,12 @@ def test_everything_that_needs_a_model_waits_for_one(synth: Any, product: Any, e
         "AWS::SageMaker::EndpointConfig",
         "AWS::SageMaker::Endpoint",
     }
-    assert all(r.get("Condition") == "HasModel" for r in kinds)
+    # The shadow test's model exists only while one runs: HasShadow implies HasModel.
+    assert all(
+        r.get("Condition") == ("HasShadow" if logical == "ShadowModel" else "HasModel")
+        for logical, r in resources.items()
+        if r["Type"] in NEEDS_A_MODEL
+    )
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
@@ -288,7 +294,8 @@ def test_endpoint_config_and_model_keep_their_logical_ids(
         ("AWS::SageMaker::EndpointConfig", "EndpointConfig"),
         ("AWS::SageMaker::Model", "Model"),
     ):
-        assert list(template.find_resources(kind)) == [logical]
+        found = [k for k in template.find_resources(kind) if k != "ShadowModel"]
+        assert found == [logical]
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
@@ -302,7 +309,11 @@ def test_the_model_serves_the_released_artifact_with_the_serving_image(
 
     region = product.manifest.environment(env).region
     template = serving(synth, product, env).to_json()
-    (model,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
+    (model,) = [
+        r
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::SageMaker::Model" and k != "ShadowModel"
+    ]
     (container,) = model["Properties"]["Containers"]
     assert container["Image"] == image_uris(product.manifest, region)["model"]
     assert container["ModelDataUrl"] == {"Ref": "ModelDataUrl"}
@@ -440,3 +451,41 @@ def test_an_example_hosts_a_component() -> None:
         if load_manifest(path).env_serving(env).inference_component is not None
     ]
     assert hosted, "no example environment hosts its model as an inference component"
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_a_shadow_test_s_variant_is_the_released_version_under_test_and_only_while_it_runs(
+    synth: Any, product: Any, env: str
+) -> None:
+    """With the manifest's shadow test: a ShadowModelDataUrl parameter (none by default, or a
+    released copy; the name the deployer sets), a shadow model served exactly as the production
+    model but for its artifact, and a shadow variant in the endpoint config only under
+    HasShadow, with the test's fleet and sampling. Without one: none of them."""
+    import mlgate.cli.rollback  # noqa: F401 (puts the hooks' shared code on the path)
+    from mlgate.infra.constructs.endpoint import SHADOW_VARIANT
+    from shared.served import NO_SHADOW, SHADOW  # what the deployer sets
+
+    test = product.manifest.env_serving(env).shadow
+    template = serving(synth, product, env).to_json()
+    resources, parameters = template["Resources"], template.get("Parameters", {})
+    config = next(r for r in resources.values() if r["Type"] == "AWS::SageMaker::EndpointConfig")
+    if test is None:
+        assert "ShadowModelDataUrl" not in parameters
+        assert "ShadowModel" not in resources
+        assert "ShadowProductionVariants" not in config["Properties"]
+        return
+    parameter = parameters[SHADOW]
+    assert parameter["Default"] == NO_SHADOW
+    assert re.fullmatch(parameter["AllowedPattern"], NO_SHADOW)
+    shadow, model = resources["ShadowModel"], resources["Model"]
+    assert shadow["Condition"] == "HasShadow"
+    (ours,), (theirs,) = model["Properties"]["Containers"], shadow["Properties"]["Containers"]
+    assert theirs["ModelDataUrl"] == {"Ref": "ShadowModelDataUrl"}
+    assert {k: v for k, v in theirs.items() if k != "ModelDataUrl"} == {
+        k: v for k, v in ours.items() if k != "ModelDataUrl"
+    }
+    condition, (variant,), absent = config["Properties"]["ShadowProductionVariants"]["Fn::If"]
+    assert (condition, absent) == ("HasShadow", {"Ref": "AWS::NoValue"})
+    assert variant["VariantName"] == SHADOW_VARIANT
+    assert variant["InitialInstanceCount"] == test.instance_count
+    assert variant["InitialVariantWeight"] == test.sampling_percent / 100

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from aws_cdk import CfnCondition, Stack, TimeZone
+from aws_cdk import Aws, CfnCondition, Fn, Stack, TimeZone
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -53,6 +54,8 @@ from mlgate.infra.inference_component import WAKE_FROM_ZERO, component_name
 from mlgate.infra.naming import EnvName, Names, pascal
 
 VARIANT = "AllTraffic"
+# The shadow variant's name, when the manifest asks for a shadow test (mlgate/manifest/shadow.py).
+SHADOW_VARIANT = "Shadow"
 CAPTURE_PREFIX = "datacapture"
 # The SLOs an endpoint rolls back on, by their manifest names (mlgate.manifest.SloKind), and the
 # endpoint metric each watches: latency (ModelLatency's p99), or a rate of errors per invocation.
@@ -156,6 +159,16 @@ class OffHoursSchedule:
 
 
 @dataclass(frozen=True)
+class ShadowVariant:
+    """A real-time endpoint's shadow variant while a shadow test runs: its fleet, and the share
+    of production's requests SageMaker copies to it."""
+
+    instance_type: str
+    instance_count: int
+    sampling_percent: int
+
+
+@dataclass(frozen=True)
 class Component:
     """The model as an inference component: `copies` to start with, autoscaling between
     `min_copies` (0: scale to zero) and `max_copies` on `target_invocations_per_copy`, what
@@ -204,6 +217,8 @@ class EndpointProps:
     provisioned concurrency."""
     component: Component | None = None
     """Real-time only: the model hosted as an inference component."""
+    shadow: ShadowVariant | None = None
+    """Real-time only, without a component: the shadow variant a shadow test adds."""
 
 
 def capture_prefix(env: EnvName) -> str:
@@ -234,6 +249,8 @@ class MonitoredEndpoint(Construct):
         home_artifacts_arn: str,
         image: str,
         alarms: AlarmFactory,
+        shadow_model_data: str | None = None,
+        has_shadow: CfnCondition | None = None,
     ) -> None:
         """`artifacts_bucket` is the environment's (capture goes there); `home_artifacts_arn`
         the home account's, where released versions live (released/<product>/<version>/, the
@@ -290,6 +307,28 @@ class MonitoredEndpoint(Construct):
             # Serverless Inference does not support network isolation (see the module's doc).
             enable_network_isolation=self.mode != SERVERLESS,
         )
+        self.shadow_model: sagemaker.CfnModel | None = None
+        if props.shadow is not None:
+            if shadow_model_data is None or has_shadow is None:
+                raise ValueError("a shadow variant needs its model data and its condition")
+            if self.mode != REAL_TIME or props.component is not None:
+                raise ValueError("only a real-time endpoint without a component has a shadow")
+            # The version under test, served exactly as the production model is: the same
+            # image, environment, role and isolation; only the artifact differs. It exists
+            # while the shadow test runs (`has_shadow`, set by the stack).
+            self.shadow_model = sagemaker.CfnModel(
+                self,
+                "ShadowModel",
+                execution_role_arn=self.model_role.role_arn,
+                containers=[
+                    sagemaker.CfnModel.ContainerDefinitionProperty(
+                        image=image,
+                        model_data_url=shadow_model_data,
+                        environment=environment or None,
+                    )
+                ],
+                enable_network_isolation=True,
+            )
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "EndpointConfig",
@@ -298,6 +337,7 @@ class MonitoredEndpoint(Construct):
             # (https://docs.aws.amazon.com/sagemaker/latest/dg/realtime-endpoints-deploy-models.html).
             execution_role_arn=self.model_role.role_arn if self.component_name else None,
             production_variants=[self._variant()],
+            shadow_production_variants=self._shadow_variants(has_shadow),
             data_capture_config=None if self.mode == SERVERLESS else self._capture(),
             async_inference_config=self._async_config() if self.mode == ASYNC else None,
         )
@@ -349,6 +389,25 @@ class MonitoredEndpoint(Construct):
             self._off_hours(self.scaling, props.off_hours)
 
     # --- the variant, by mode --------------------------------------------------------------
+
+    def _shadow_variants(self, has_shadow: CfnCondition | None) -> Any:
+        """The shadow variant while the shadow test runs, none otherwise. SageMaker copies
+        production's requests to it and captures its answers, never returning them; an
+        endpoint with a shadow variant has one production variant
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/model-shadow-deployment.html). The
+        share it copies is the ratio of the two variants' weights, as AWS's example sets it
+        (production 1.0): not confirmed offline beyond that example."""
+        shadow = self.props.shadow
+        if shadow is None or has_shadow is None or self.shadow_model is None:
+            return None
+        variant = {
+            "VariantName": SHADOW_VARIANT,
+            "ModelName": self.shadow_model.attr_model_name,
+            "InitialInstanceCount": shadow.instance_count,
+            "InstanceType": shadow.instance_type,
+            "InitialVariantWeight": shadow.sampling_percent / 100,
+        }
+        return Fn.condition_if(has_shadow.logical_id, [variant], Aws.NO_VALUE)
 
     def _variant(self) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
         props = self.props

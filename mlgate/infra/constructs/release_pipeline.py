@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_codepipeline as codepipeline
@@ -46,11 +47,13 @@ class PipelineGate:
 @dataclass(frozen=True)
 class DeployTarget:
     """An environment the pipeline deploys: the Serving stack's CloudFormation service role
-    (`service_role`, an ARN), and `account` when the environment lives in another account
-    than home (None: home)."""
+    (`service_role`, an ARN), `account` when the environment lives in another account than
+    home (None: home), and its shadow test (`shadow`: what the verifier judges it by, its
+    UserParameters' `shadow`; None: no Shadow stage)."""
 
     service_role: str
     account: str | None = None
+    shadow: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,9 @@ class ReleasePipeline(Construct):
             self.pipeline.add_stage(stage_name=self.names.gate_stage(gate.name), actions=[action])
         self._deploy_stage("prod", deployer, verifier)
         invoked: dict[str, HookFunction] = {"Deploy": deployer, "Verify": verifier}
+        if any(target.shadow for target in props.targets.values()):
+            # A Shadow stage's actions, by their names' start (see _shadow_stage).
+            invoked.update(AddShadow=deployer, JudgeShadow=verifier, RemoveShadow=deployer)
         if automated is not None and quality_gate is not None:
             invoked[self.names.gate_stage(automated.name)] = quality_gate
         self._acknowledge_grants(artifacts, invoked)
@@ -172,6 +178,8 @@ class ReleasePipeline(Construct):
             # The hooks act in the environment's account through its deploy and verify roles.
             params["role_arn"] = role_arn(account, self.names.deploy_role(env))
             checks["role_arn"] = role_arn(account, self.names.verify_role(env))
+        if target.shadow is not None:
+            self._shadow_stage(env, params, checks, dict(target.shadow), deployer, verifier)
         self.pipeline.add_stage(
             stage_name=f"Deploy{env.capitalize()}",
             actions=[
@@ -190,6 +198,47 @@ class ReleasePipeline(Construct):
                     lambda_=verifier.function,
                     user_parameters_string=json.dumps(checks, sort_keys=True),
                 )
+            ],
+        )
+
+    def _shadow_stage(
+        self,
+        env: EnvName,
+        params: dict[str, str],
+        checks: dict[str, str],
+        shadow: dict[str, Any],
+        deployer: Deployer,
+        verifier: DeployVerifier,
+    ) -> None:
+        """Before any traffic moves: the deployer adds the version as the endpoint's shadow
+        variant, the verifier judges it on copied traffic (mlgate/manifest/shadow.py), then the
+        deployer removes it and fails the stage unless the test passed. Each runs after the
+        previous one succeeded (runOrder); the judge always succeeds once it has recorded its
+        verdict, so the shadow is removed whatever the verdict."""
+        title = env.capitalize()
+        self.pipeline.add_stage(
+            stage_name=f"Shadow{title}",
+            actions=[
+                actions.LambdaInvokeAction(
+                    action_name=f"AddShadow{title}",
+                    lambda_=deployer.function,
+                    user_parameters_string=json.dumps(
+                        {**params, "shadow": "start"}, sort_keys=True
+                    ),
+                    run_order=1,
+                ),
+                actions.LambdaInvokeAction(
+                    action_name=f"JudgeShadow{title}",
+                    lambda_=verifier.function,
+                    user_parameters_string=json.dumps({**checks, "shadow": shadow}, sort_keys=True),
+                    run_order=2,
+                ),
+                actions.LambdaInvokeAction(
+                    action_name=f"RemoveShadow{title}",
+                    lambda_=deployer.function,
+                    user_parameters_string=json.dumps({**params, "shadow": "stop"}, sort_keys=True),
+                    run_order=3,
+                ),
             ],
         )
 

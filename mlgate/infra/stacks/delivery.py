@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlgate.infra import accounts, cards
+from mlgate.infra.constructs.endpoint import SHADOW_VARIANT, VARIANT, capture_prefix
 from mlgate.infra.constructs.gate_hooks import (
     GateCallback,
     GateCallbackProps,
@@ -73,6 +75,29 @@ def _access(
             statements, findings = grant(manifest, env)
             found.append(EnvironmentAccess(statements=tuple(statements), findings=findings))
     return tuple(found)
+
+
+def shadow_judged(manifest: Manifest, env: EnvName) -> dict[str, Any] | None:
+    """What the Shadow stage's verifier judges the environment's shadow test by (the
+    verifier's ShadowParameters), None without one."""
+    test = manifest.env_serving(env).shadow
+    if test is None:
+        return None
+    there = manifest.environment(env)
+    site = Names.of(manifest, env if manifest.is_remote(env) else None)
+    bucket = site.bucket("artifacts", there.account, there.region)
+    return {
+        "variant": SHADOW_VARIANT,
+        "production_variant": VARIANT,
+        "minutes": test.minutes,
+        "capture_uri": f"s3://{bucket}/{capture_prefix(env)}",
+        "thresholds": {
+            "min_requests": test.min_requests,
+            "max_latency_ratio": test.max_latency_ratio,
+            "max_error_rate": test.max_error_rate,
+            "max_prediction_shift": test.max_prediction_shift,
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -141,6 +166,7 @@ class DeliveryProps:
                         account=manifest.environment(env).account
                         if manifest.is_remote(env)
                         else None,
+                        shadow=shadow_judged(manifest, env),
                     )
                     for env in ENV_NAMES
                 },
@@ -226,6 +252,14 @@ class DeliveryStack(ProductStack):
         # mlgate rollback` (mlgate/runtime/hooks/shared/served.py); it may append those only.
         self.verifier.function.add_environment("AUDIT_TABLE", names.audit_table())
         self.audit_table.grant_append(self.verifier.role, ["served"], "dynamodb:PutItem")
+        if any(manifest.env_serving(env).shadow for env in ENV_NAMES):
+            # A Shadow stage: the verifier records the shadow test's verdict, the deployer
+            # reads it once it has removed the shadow variant.
+            self.audit_table.grant_append(
+                self.verifier.role, ["shadow"], "dynamodb:PutItem", "dynamodb:GetItem"
+            )
+            self.audit_table.grant_append(self.deployer.role, ["shadow"], "dynamodb:GetItem")
+            self.deployer.function.add_environment("AUDIT_TABLE", names.audit_table())
         # The quality gate hook exists only for a product whose manifest has an automated gate.
         self.quality_gate = (
             QualityGate(

@@ -38,6 +38,7 @@ from mlgate.infra.constructs.endpoint import (
     Rollout,
     Scaling,
     ServerlessCapacity,
+    ShadowVariant,
 )
 from mlgate.infra.ml.images import image_uris
 from mlgate.infra.ml.pipeline import SERVING_CODE_DIR, script_mode
@@ -57,6 +58,7 @@ __all__ = ["VARIANT", "ServingStack"]
 NO_MODEL = "none"
 NO_BASELINE = "s3://no-model-released-yet"  # never read: monitoring waits for a release
 NO_MODEL_DATA = f"{NO_BASELINE}/model.tar.gz"  # never served: the model waits for a release
+NO_SHADOW = "none"  # no shadow variant (the deployer's, shared/served.py)
 # The L3 constructs' own ids are left out of their resources' logical IDs, which stay what they
 # were before the stack was split into constructs: CloudFormation replaces a resource whose
 # logical ID changes, and a replaced endpoint (or custom-named role, alarm, table) is an outage
@@ -115,6 +117,7 @@ def release_patterns(manifest: Manifest) -> dict[str, str]:
         "BaselineConstraintsUri": one_of(
             f"{NO_BASELINE}/constraints.json", released + _literal("baseline/constraints.json")
         ),
+        "ShadowModelDataUrl": one_of(NO_SHADOW, released + _literal("model.tar.gz")),
     }
 
 
@@ -206,6 +209,13 @@ def endpoint_props(manifest: Manifest, env: EnvName, region: str) -> EndpointPro
         else None,
         off_hours=off_hours_schedule(settings),
         component=component(settings),
+        shadow=ShadowVariant(
+            instance_type=settings.shadow_instance_type(),
+            instance_count=settings.shadow.instance_count,
+            sampling_percent=settings.shadow.sampling_percent,
+        )
+        if settings.shadow is not None
+        else None,
     )
 
 
@@ -353,6 +363,33 @@ class ServingStack(ProductStack):
                 Fn.condition_equals(self.model_package.value_as_string, NO_MODEL)
             ),
         )
+        # A shadow test's Shadow stage sets it to the version under test, then back to none
+        # (mlgate/runtime/hooks/deployer): only environments with a shadow test take it.
+        self.shadow_model_data: CfnParameter | None = None
+        has_shadow: CfnCondition | None = None
+        if manifest.env_serving(env_name).shadow is not None:
+            self.shadow_model_data = CfnParameter(
+                self,
+                "ShadowModelDataUrl",
+                type="String",
+                default=NO_SHADOW,
+                allowed_pattern=patterns["ShadowModelDataUrl"],
+                constraint_description="none, or the released copy of a version's model.tar.gz",
+                description="The version under a shadow test, as the endpoint's shadow variant; "
+                "set by the release pipeline's Shadow stage",
+            )
+            has_shadow = CfnCondition(
+                self,
+                "HasShadow",
+                expression=Fn.condition_and(
+                    Fn.condition_not(
+                        Fn.condition_equals(self.model_package.value_as_string, NO_MODEL)
+                    ),
+                    Fn.condition_not(
+                        Fn.condition_equals(self.shadow_model_data.value_as_string, NO_SHADOW)
+                    ),
+                ),
+            )
         images = image_uris(manifest, self.target.region)
         artifacts = site.bucket_name("artifacts")
         # Released versions (model artifacts, baselines) live in the home artifact bucket.
@@ -369,6 +406,10 @@ class ServingStack(ProductStack):
             home_artifacts_arn=home_artifacts,
             image=images["model"],
             alarms=alarms,
+            shadow_model_data=(
+                self.shadow_model_data.value_as_string if self.shadow_model_data else None
+            ),
+            has_shadow=has_shadow,
         )
         self.endpoint_name = self.served.endpoint_name
         self.mode = self.served.mode
@@ -415,3 +456,6 @@ class ServingStack(ProductStack):
                     path = child.node.path.split("/")[below:]
                     child.override_logical_id(logical_id(path))
         condition_all(self, has_model, NEEDS_A_MODEL)
+        if self.served.shadow_model is not None and has_shadow is not None:
+            # Only while a shadow test runs (HasShadow implies HasModel).
+            self.served.shadow_model.cfn_options.condition = has_shadow

@@ -30,6 +30,13 @@ package, the model data URL and the baselines the deployer set, and the executio
 conditional put, so a Lambda retry writes the same key once. `python -m mlgate rollback` reads
 them (mlgate/cli/rollback.py).
 
+In a Shadow stage (UserParameters' `shadow`: deploy_verifier/shadow.py) it judges the shadow
+test instead: it confirms the endpoint carries the shadow variant, waits the test's minutes
+through its continuation token (ShadowToken), then measures both variants (CloudWatch, the
+endpoint's data capture), records the verdict once in the audit trail ("shadow#" keys) and
+succeeds whatever the verdict; the deployer's next action removes the shadow variant and
+fails the stage unless the test passed.
+
 The endpoint config it names may be gone by the time it is read: CloudFormation deletes the
 previous EndpointConfig (and Model) in the cleanup after a blue/green update. The verifier
 then reads the endpoint again, a bounded number of times, and fails the stage saying so if it
@@ -55,15 +62,18 @@ JobsSucceeded, JobsFailed or JobsRefused).
 AWS calls: codepipeline:GetJobDetails, codepipeline:GetPipelineExecution,
 s3:GetObjectVersion (release.json at the execution's source revision),
 sagemaker:DescribeModelPackage, sts:AssumeRole (optional: only when role_arn is set),
-dynamodb:PutItem (the served record, "served#" keys of the audit table),
+dynamodb:PutItem (the served record, "served#" keys of the audit table; a shadow test's
+verdict, "shadow#" keys), dynamodb:GetItem (optional: a shadow test's verdict, on a retry),
 codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
 Under the assumed role when one is set: sagemaker:DescribeEndpoint,
 sagemaker:DescribeEndpointConfig, sagemaker:DescribeModel, sagemaker:InvokeEndpoint,
 sagemaker:ListInferenceComponents (optional: inference components only),
 sagemaker:DescribeInferenceComponent (optional: inference components only),
-sagemaker:InvokeEndpointAsync (optional: async endpoints only), s3:PutObject (optional: the
-async sample, async/<env>/input/), s3:GetObject (optional: its result or failure,
-async/<env>/output/ and async/<env>/failures/).
+sagemaker:InvokeEndpointAsync (optional: async endpoints only), cloudwatch:GetMetricData
+(optional: a shadow test), s3:ListBucket (optional: a shadow test's captured traffic),
+s3:PutObject (optional: the async sample, async/<env>/input/), s3:GetObject (optional: its
+result or failure, async/<env>/output/ and async/<env>/failures/; a shadow test's captured
+traffic).
 """
 
 from __future__ import annotations
@@ -93,7 +103,7 @@ from shared.jobs import (
     read_release,
     succeed,
 )
-from shared.models import Release, VerifyParameters, VerifyToken
+from shared.models import Release, ShadowToken, VerifyParameters, VerifyToken
 from shared.served import Serving, read_endpoint, served_item
 from shared.serving import (
     ASYNC,
@@ -308,6 +318,21 @@ def own_token(job: Job[VerifyParameters]) -> VerifyToken:
 
 def act(job: Job[VerifyParameters]) -> dict[str, str]:
     """Every refusal before the endpoint is touched, then verify and report."""
+    if job.params.shadow is not None:
+        from deploy_verifier import shadow
+
+        waiting = job.token(ShadowToken) if job.continuation is not None else None
+        outcome = shadow.step(
+            job,
+            codepipeline=codepipeline,
+            s3_home=s3,
+            registry=registry,
+            env=session(job.params.role_arn, f"mlgate-shadow-{job.params.environment}"),
+            now=now(),
+            token=waiting,
+        )
+        logger.info(outcome["result"], extra={"reason": outcome["reason"]})
+        return outcome
     if job.continuation is not None:
         token = own_token(job)
         env = session(job.params.role_arn, f"mlgate-verify-{job.params.environment}")

@@ -164,3 +164,76 @@ def judge_window(
     verdict.evidence["window"] = {"start": start.isoformat(), "end": end.isoformat()}
     verdict.evidence["malformed_capture_lines"] = bad_ours + bad_theirs
     return verdict
+
+
+# --- the Shadow stage's job -------------------------------------------------------------------
+
+
+def step(
+    job: Any,
+    *,
+    codepipeline: Any,
+    s3_home: Any,
+    registry: Any,
+    env: Any,
+    now: float,
+    token: Any | None,
+) -> dict[str, str]:
+    """The verifier's job in a Shadow stage. First invocation: the release is checked (this
+    execution's, an approved version), and the shadow variant is confirmed on the endpoint;
+    the wait starts (a continuation token with `since`). Each continuation: until `minutes`
+    have passed, it answers in progress; then it measures both variants over the window,
+    records the verdict once (shared/shadow_record.py) and succeeds whatever the verdict: the
+    deployer's next action removes the shadow variant and fails the stage unless it passed."""
+    import json
+    import os
+    from datetime import UTC, datetime
+
+    from shared.jobs import JobError, check_approved, read_release, succeed
+    from shared.models import ShadowToken
+    from shared.shadow_record import read_verdict, record_verdict
+
+    params = job.params
+    plan = ShadowPlan.of(params.shadow.model_dump())
+    endpoint = params.endpoint
+    if token is None:
+        release = read_release(job, codepipeline, s3_home)
+        check_approved(job, release, registry)
+        described = env.client("sagemaker").describe_endpoint(EndpointName=endpoint)
+        variants = [v.get("VariantName") for v in described.get("ShadowProductionVariants", [])]
+        if described.get("EndpointStatus") != "InService" or plan.variant not in variants:
+            raise JobError(
+                f"{params.environment}: {endpoint} is {described.get('EndpointStatus')} with "
+                f"shadow variants {variants or 'none'}, not InService with {plan.variant}: the "
+                "Shadow stage's first action did not add it"
+            )
+        waiting = ShadowToken(endpoint=endpoint, since=int(now))
+        succeed(codepipeline, job.id, continuation=waiting.model_dump_json())
+        return {"result": "in_progress", "reason": f"{endpoint}: shadow test started"}
+    if token.endpoint != endpoint:
+        from shared.jobs import Refused
+
+        raise Refused(job.id, f"continuationToken.endpoint: names {token.endpoint}, not this "
+                      f"job's {endpoint} (not a token this action wrote)")  # fmt: skip
+    ends = token.since + plan.minutes * 60
+    if now < ends:
+        succeed(codepipeline, job.id, continuation=job.continuation)
+        left = int((ends - now) // 60) + 1
+        return {"result": "in_progress", "reason": f"{endpoint}: shadow test, {left} min left"}
+    table = os.environ.get("AUDIT_TABLE", "")
+    known = read_verdict(table, job.execution, params.environment)
+    if known is None:
+        start = datetime.fromtimestamp(token.since, UTC)
+        verdict = judge_window(env.client("cloudwatch"), env.client("s3"), endpoint, plan, start,
+                               datetime.fromtimestamp(now, UTC))  # fmt: skip
+        release = read_release(job, codepipeline, s3_home)
+        version = release.model_package_arn.rsplit("/", 1)[-1]
+        if table:
+            record_verdict(table, job.execution, params.environment, version, verdict)
+        summary, passed = verdict.summary(), verdict.passed
+        evidence = json.dumps(verdict.evidence, sort_keys=True)
+    else:  # a retry after the verdict was recorded: the same verdict, judged once
+        summary, passed, evidence = known["summary"], known["passed"] == "true", known["evidence"]
+    succeed(codepipeline, job.id, summary[:2000])
+    return {"result": "succeeded", "reason": summary, "passed": str(passed).lower(),
+            "evidence": evidence}  # fmt: skip
