@@ -152,6 +152,18 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
     if manifest.is_remote("prod"):
         account = manifest.environments.prod.account
         assert f"deployer hook in account {account} through its deploy role" in out
+    if manifest.serving.prod.shadow is not None:
+        # Two shadow tests before version 2's canary (issue 34): one with a serving bug fails
+        # on its predictions and stops the release before any traffic moves, then version 2
+        # itself passes; each time the shadow variant is removed.
+        shadow = out[out.index("Version 2's shadow test in prod") :]
+        failed, passed = shadow.split("the release with the serving bug stops here")
+        assert "shadow test failed: prediction shift" in failed
+        assert "the shadow variant is removed and the release stops before any traffic moves" in (
+            " ".join(failed.split())
+        )
+        assert "shadow test passed" in passed
+        assert "prod no longer shadows" in " ".join(passed.split())
 
 
 # The verifier's sample: answered at once (real-time; serverless says so), or, on an async

@@ -100,12 +100,18 @@ class Pipeline:
         self.name = name
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.execution: str | None = None
+        """Another execution's id for the jobs held from now on (the shadow scenarios: a
+        release of their own each); None: the release pipeline's one execution."""
 
     def hold(self, job: str, params: dict[str, Any], continuation: str | None) -> None:
         """A job of the release pipeline's execution, as GetJobDetails answers it."""
         data: dict[str, Any] = {
             "actionConfiguration": {"configuration": {"UserParameters": json.dumps(params)}},
-            "pipelineContext": {"pipelineName": self.name, "pipelineExecutionId": EXECUTION},
+            "pipelineContext": {
+                "pipelineName": self.name,
+                "pipelineExecutionId": self.execution or EXECUTION,
+            },
         }
         if continuation is not None:
             data["continuationToken"] = continuation
@@ -226,6 +232,8 @@ class Endpoint:
         self.cold_starts: list[ColdStart] = []
         self.warm: set[tuple[str, str]] = set()
         """(serverless endpoint, model artifact) pairs with a copy of the model running."""
+        self.shadows: dict[str, str] = {}
+        """Endpoint -> the model artifact of its shadow variant, while a shadow test runs."""
 
     def mode(self, endpoint: str) -> str:
         """real-time, serverless or async: the manifest's mode of the endpoint's environment."""
@@ -238,8 +246,11 @@ class Endpoint:
 
     def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
         modified = getattr(self.serving, "modified", {}).get(EndpointName, STARTED)
-        return {"EndpointStatus": "InService", "EndpointConfigName": f"{EndpointName}-config",
-                "LastModifiedTime": modified}  # fmt: skip
+        described = {"EndpointStatus": "InService", "EndpointConfigName":
+                     f"{EndpointName}-config", "LastModifiedTime": modified}  # fmt: skip
+        if EndpointName in self.shadows:
+            described["ShadowProductionVariants"] = [{"VariantName": "Shadow"}]
+        return described
 
     def describe_endpoint_config(self, EndpointConfigName: str) -> dict[str, Any]:
         """As DescribeEndpointConfig answers for the config the Serving stack builds in the
@@ -490,6 +501,29 @@ class Metrics:
     def put_metric_data(self, **data: Any) -> dict[str, Any]:
         self.published.append(data)
         return {}
+
+    def get_metric_data(self, **request: Any) -> dict[str, Any]:
+        """GetMetricData over what was published: each query's statistic (Sum or Average) of
+        the data points of its metric and dimensions in [StartTime, EndTime), as one value
+        (the shadow judge asks for one period spanning its window)."""
+        start, end = request["StartTime"], request["EndTime"]
+        results = []
+        for query in request["MetricDataQueries"]:
+            stat = query["MetricStat"]
+            metric = stat["Metric"]
+            wanted = {(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])}
+            values = [
+                float(datum["Value"])
+                for data in self.published
+                if data.get("Namespace") == metric["Namespace"]
+                for datum in data.get("MetricData", [])
+                if datum.get("MetricName") == metric["MetricName"]
+                and {(d["Name"], d["Value"]) for d in datum.get("Dimensions", [])} == wanted
+                and start <= datum.get("Timestamp", start) < end
+            ]
+            value = sum(values) / len(values) if stat["Stat"] == "Average" else sum(values)
+            results.append({"Id": query["Id"], "Values": [value] if values else []})
+        return {"MetricDataResults": results}
 
 
 class Quality:
@@ -1240,12 +1274,14 @@ class Rehearsal:
         }
         for env in ("staging", "prod"):
             template["Resources"]["Marker"]["Properties"]["Name"] = f"/serving/{env}"
+            # The Serving stack of an environment with a shadow test takes the shadow variant.
+            shadowed = self.manifest.env_serving(env).shadow is not None
+            shadow = {"ShadowModelDataUrl": {"Type": "String"}} if shadowed else {}
+            parameters = {**template["Parameters"], **shadow}
             self.account_client(env, "cloudformation").create_stack(
                 StackName=self.name(env, "stack"),
-                TemplateBody=json.dumps(template),
-                Parameters=[
-                    {"ParameterKey": k, "ParameterValue": "none"} for k in template["Parameters"]
-                ],
+                TemplateBody=json.dumps({**template, "Parameters": parameters}),
+                Parameters=[{"ParameterKey": k, "ParameterValue": "none"} for k in parameters],
             )
 
     def etl(self) -> Path:
@@ -2087,6 +2123,12 @@ class Rehearsal:
                 f"{', '.join(self.stages)}: the people decide version 2 in chat as they decided "
                 "version 1 (not replayed here).",
             )
+        if self.manifest.env_serving("prod").shadow is not None:
+            from tools.rehearsal_shadow import play as shadow_test
+
+            print(f"\nVersion 2's shadow test in prod, before its canary {SIMULATED}\n")
+            if not shadow_test(self, say, "prod", arn):
+                return False
         if not self.deploy("prod", arn):
             say("Deploy prod", "version 2 was rolled back; prod serves version 1.")
             return False
