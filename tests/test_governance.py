@@ -440,3 +440,33 @@ def test_the_pack_says_who_may_roll_back_and_as_which_role(synth: Any, product: 
     for contact in m.rollback_approvers:
         assert m.contact(contact).name in note
     assert Names.of(m).rollback_role() in note
+    (chat,) = [n for n in gates(m, evidence).notes if n.startswith("From chat")]
+    clickers = [c for c in m.rollback_approvers if m.contact(c).slack_user_id]
+    assert clickers
+    assert all(m.contact(c).name in chat for c in clickers)
+
+
+def test_the_pack_lists_each_shadow_test_s_thresholds(synth: Any, product: Any) -> None:
+    """Issue 34: each environment's shadow test with the thresholds that stop a release; a
+    product with none says so."""
+    from mlgate.cli.governance.pack import gates
+
+    m = product.manifest
+    section = gates(m, collect(synth.outdir, lint=False, product=m.product.name))
+    tables = dict(section.tables)
+    shadowed = {e: m.env_serving(e).shadow for e in ("staging", "prod")}
+    if not any(shadowed.values()):
+        assert any(n.startswith("Shadow tests: none") for n in section.notes)
+        assert not any(title.startswith("Shadow tests") for title in tables)
+        return
+    ((_, (header, rows)),) = [(t, r) for t, r in tables.items() if t.startswith("Shadow tests")]
+    assert header[-1] == "prediction shift at most"
+    for env, test in shadowed.items():
+        found = [row for row in rows if row[0] == env]
+        if test is None:
+            assert not found
+            continue
+        (row,) = found
+        assert row[1] == f"{test.minutes} min"
+        assert row[-1] == f"{test.max_prediction_shift:g}"
+        assert row[5] == f"x{test.max_latency_ratio:g}"

@@ -166,7 +166,17 @@ class Manifest(_Model):
     def rollout_summary(self, env: EnvName) -> str:
         """The environment's mode and standing capacity, then what a release does to its
         traffic, in instances and percent: what SageMaker will do."""
-        return f"{self.capacity_summary(env)}; release: {self._traffic_summary(env)}"
+        summary = f"{self.capacity_summary(env)}; release: {self._traffic_summary(env)}"
+        shadow = self.env_serving(env).shadow
+        if shadow is None:
+            return summary
+        serving = self.env_serving(env)
+        return (
+            f"{summary}; before it, a shadow test: {shadow.instance_count} x "
+            f"{serving.shadow_instance_type()} answer {shadow.sampling_percent} % of the "
+            f"requests for {shadow.minutes} min (billed while they run), added and removed by "
+            "two more endpoint updates through the same rollout"
+        )
 
     def _traffic_summary(self, env: EnvName) -> str:
         serving = self.env_serving(env)

@@ -949,6 +949,42 @@ def gates(m: Manifest, e: Evidence) -> Section:
         f"{names.rollback_role()}, which IAM in the home account says who may assume; each "
         "rollback's who, why and versions are in the audit trail."
     )
+    shadowed = [(env, m.env_serving(env).shadow) for env in ENV_NAMES]
+    shadow_rows = [
+        [
+            env,
+            f"{test.minutes} min",
+            f"{test.sampling_percent} %",
+            f"{test.instance_count} x {m.env_serving(env).shadow_instance_type()}",
+            str(test.min_requests),
+            f"x{test.max_latency_ratio:g}",
+            f"+{test.max_error_rate:.2%}",
+            f"{test.max_prediction_shift:g}",
+        ]
+        for env, test in shadowed
+        if test is not None
+    ]
+    if shadow_rows:
+        s.tables.append(
+            (
+                "Shadow tests (before any traffic moves; a failed one stops the release)",
+                (
+                    [
+                        "environment",
+                        "runs",
+                        "requests copied",
+                        "shadow fleet",
+                        "min requests",
+                        "latency at most",
+                        "error rate at most",
+                        "prediction shift at most",
+                    ],
+                    shadow_rows,
+                ),
+            )
+        )
+    else:
+        s.notes.append("Shadow tests: none (no environment's serving.<env>.shadow).")
     clickers = [m.contact(c).name for c in m.rollback_approvers if m.contact(c).slack_user_id]
     s.notes.append(
         "From chat: when prod is verified, the rollback hook posts the version it serves with "
