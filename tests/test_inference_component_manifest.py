@@ -33,6 +33,8 @@ def prod_with(**settings: Any) -> dict[str, Any]:
     prod = doc["serving"]["prod"]
     # A component's copies scale on invocations per copy: the variant's target goes.
     prod.get("autoscaling", {}).pop("target_invocations_per_instance", None)
+    # A shadow variant needs a model in the endpoint config, which a component's has not.
+    prod.pop("shadow", None)
     for key, value in settings.items():
         if value is None:
             prod.pop(key, None)
@@ -166,3 +168,11 @@ def test_the_synth_summary_says_the_rolling_update() -> None:
     summary = manifest.rollout_summary("prod")
     assert summary.startswith("real-time inference component 1..6 copies"), summary
     assert "rolling update of the inference component's copies" in summary, summary
+
+
+def test_a_shadow_test_beside_a_component_is_refused() -> None:
+    found = problems(prod_with(inference_component=COMPONENT, shadow={"minutes": 30}))
+    assert any(
+        p.startswith("serving.prod.shadow: a shadow variant holds a model in the endpoint config")
+        for p in found
+    ), found

@@ -74,11 +74,16 @@ def published_series(calls: list[dict[str, Any]], fallback: str) -> list[dict[st
 
 
 def endpoint_series(
-    invocations: list[Any], modes: dict[str, str] | None = None
+    invocations: list[Any],
+    modes: dict[str, str] | None = None,
+    components: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The endpoint's metrics from the local endpoint's requests; `modes`: each endpoint's
-    serving mode (an async endpoint's requests count as InvocationsProcessed)."""
-    modes = modes or {}
+    serving mode (an async endpoint's requests count as InvocationsProcessed); `components`:
+    the inference component an endpoint hosts, whose invocation metrics SageMaker publishes by
+    InferenceComponentName (https://docs.aws.amazon.com/sagemaker/latest/dg/
+    monitoring-cloudwatch.html#cloudwatch-metrics-inference-component)."""
+    modes, components = modes or {}, components or {}
     out: list[dict[str, Any]] = []
     by_variant: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
     for i in invocations:
@@ -86,7 +91,13 @@ def endpoint_series(
         if getattr(i, "fleet", ""):
             by_variant[(i.endpoint, i.variant, i.fleet)].append(i)
     for (endpoint, variant, fleet), calls in by_variant.items():
-        dimensions = {"EndpointName": endpoint, "VariantName": variant}
+        # A fleet's series (the rollout's blue and green, tools/rehearsal_canary.py) stay per
+        # endpoint and variant; a component's requests in all are per component.
+        dimensions = (
+            {"InferenceComponentName": components[endpoint]}
+            if endpoint in components and not fleet
+            else {"EndpointName": endpoint, "VariantName": variant}
+        )
         if fleet:
             dimensions["EndpointConfigName"] = fleet
 
@@ -173,7 +184,7 @@ def document(rehearsal: Any) -> dict[str, Any]:
     metrics += published_series(getattr(rehearsal, "kpi_points", []), generated)
     endpoint = getattr(rehearsal, "endpoint", None)
     modes = {name: endpoint.mode(name) for name in endpoint.modes} if endpoint else {}
-    metrics += endpoint_series(rehearsal.host.invocations, modes)
+    metrics += endpoint_series(rehearsal.host.invocations, modes, rehearsal.endpoint.components)
     if endpoint is not None:
         metrics += queue_series(endpoint.queue)
         metrics += cold_start_series(endpoint.cold_starts, "AllTraffic")

@@ -168,7 +168,10 @@ def stage(rehearsal: Any, say: Any, env: EnvName, arn: str, broken: bool, since:
             if broken else ""))  # fmt: skip
     judge = {"environment": env, "endpoint": endpoint, "shadow": judged(rehearsal, env),
              **rehearsal.roles(env, "verify")}  # fmt: skip
-    real_now = verifier.now
+    real_now, metrics = verifier.now, rehearsal.metrics
+    # The test's own CloudWatch: its data points (an hour ago) stay out of the rehearsal's
+    # metrics, which the dashboards draw.
+    rehearsal.metrics = type(metrics)()
     rehearsal.endpoint_mode = True  # the verifier's SageMaker is the endpoint stand-in
     try:
         verifier.now = lambda: since
@@ -184,6 +187,7 @@ def stage(rehearsal: Any, say: Any, env: EnvName, arn: str, broken: bool, since:
                                    lambda_context("deploy_verifier"))  # fmt: skip
     finally:
         verifier.now = real_now
+        rehearsal.metrics = metrics
         rehearsal.endpoint_mode = False
     if started["result"] != "in_progress" or verdict["result"] != "succeeded":
         raise SystemExit(f"rehearsal: the shadow judge did not run: {started}, {verdict}")

@@ -87,6 +87,7 @@ HOME_HOOKS = (
     "gate_callback",
     "pipeline_starter",
     "model_card",
+    "rollback",
 )
 """Hooks of the home account's stacks (delivery, training); each environment's serving stack
 adds a drift_responder in the environment's account."""

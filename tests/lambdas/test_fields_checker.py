@@ -257,7 +257,7 @@ class Team(BaseModel):
 
 class Action(BaseModel):
     model_config = DEFERRED
-    action_id: Literal["approve", "reject"]
+    action_id: Literal["approve", "reject", "rollback"]
     value: Value
 
 

@@ -137,6 +137,7 @@ class ProductMonitoring(Construct):
         external_alarms: list[str],
         reports_uri: str | None,
         event_rules: list[str],
+        component: str | None = None,
     ) -> None:
         """`reports_uri`: where monitoring writes its reports (linked from the header; None
         where nothing monitors the traffic);
@@ -147,6 +148,8 @@ class ProductMonitoring(Construct):
         if props.names.env is None:
             raise ValueError("a dashboard's names are those of its environment")
         self.props, self.endpoint, self.variant = props, endpoint, variant
+        self.component = component
+        """The inference component the endpoint hosts (None: its model is the variant's)."""
         self.env: EnvName = props.names.env
         self.product = props.names.product
         self.names = props.names
@@ -590,7 +593,13 @@ class ProductMonitoring(Construct):
         return cw.Metric(
             namespace=namespace,
             metric_name=name,
-            dimensions_map={"EndpointName": self.endpoint, "VariantName": self.variant},
+            # An inference component's invocation metrics are published per component, as
+            # its rollback alarms read them (mlgate/infra/constructs/endpoint.py).
+            dimensions_map=(
+                {"InferenceComponentName": self.component}
+                if self.component and namespace == "AWS/SageMaker"
+                else {"EndpointName": self.endpoint, "VariantName": self.variant}
+            ),
             statistic=statistic,
             period=durations.minutes(1),
         )

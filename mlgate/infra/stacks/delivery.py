@@ -388,6 +388,8 @@ class DeliveryStack(ProductStack):
             self.quality_gate,
             self.verifier,
             self.rollback_hook,
+            # It reads the shadow test's verdict only, but holds AUDIT_TABLE with a Shadow stage.
+            self.deployer if any(manifest.env_serving(e).shadow for e in ENV_NAMES) else None,
         )
         for writer in writers:
             if writer is not None:

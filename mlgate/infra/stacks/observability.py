@@ -103,6 +103,7 @@ class ObservabilityStack(ProductStack):
             alarms=self.alarm_factory(site.on_call_topic),
             endpoint=serving.endpoint_name,
             variant=VARIANT,
+            component=serving.component_name,
             glue_jobs=[self.names.etl_job(), self.names.quality_job()] if home else [],
             training_pipeline=self.names.training_pipeline() if home else None,
             hooks=hooks,
