@@ -84,7 +84,10 @@ def release_stages(manifest: Manifest, env: str) -> tuple[str, ...]:
     names = Names.of(manifest)
     placement = GatePlacement.AFTER_STAGING if env == "staging" else GatePlacement.BEFORE_PROD
     gates = [names.gate_stage(g.name) for g in manifest.pipeline_gates if g.placement is placement]
-    return (f"Deploy{env.capitalize()}", f"Verify{env.capitalize()}", *gates)
+    title = env.capitalize()
+    # A Shadow stage updates the Serving stack too (adding and removing the shadow variant).
+    shadow = (f"Shadow{title}",) if manifest.env_serving(env).shadow else ()  # type: ignore[arg-type]
+    return (*shadow, f"Deploy{title}", f"Verify{title}", *gates)
 
 
 def rollback_context(manifest: Manifest, offer: tuple[EnvName, ...] = ("prod",)) -> dict[str, Any]:

@@ -325,6 +325,31 @@ def test_brief_carries_the_evidence_and_buttons_without_the_token(
     assert len(requested["evidence_sha256"]) == 64
 
 
+@pytest.mark.parametrize(("tested", "passed"), [("prod", True), ("prod", False), ("", True)])
+def test_a_brief_after_a_shadow_test_shows_its_verdict(
+    gates: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tested: str, passed: bool
+) -> None:
+    """Issue 34: the evidence in the brief; the notifier reads only the environments with a
+    shadow test (SHADOW_TESTS: its role may read no other "shadow#" item)."""
+    from shared.shadow import Thresholds, Variant, judge
+    from shared.shadow_record import record_verdict
+
+    limits = Thresholds(min_requests=10, max_latency_ratio=1.5, max_error_rate=0.01,
+                        max_prediction_shift=0.1)  # fmt: skip
+    shadow = Variant(400, 0 if passed else 40, 21_000)
+    verdict = judge(Variant(800, 0, 20_000), shadow, ["0.1", "0.2"], ["0.1", "0.2"], limits)
+    record_verdict("audit", "e-42", "prod", "7", verdict)
+    monkeypatch.setenv("SHADOW_TESTS", tested)
+    gates["notifier"].settings.cache_clear()
+    posted_request(gates)
+    body = gates["posted"][-1]["blocks"][1]["text"]["text"]
+    word = "PASSED" if passed else "FAILED"
+    if tested:
+        assert f"Shadow test (prod): {word}: shadow test {word.lower()}" in body
+    else:
+        assert "Shadow test" not in body
+
+
 def test_the_approver_decides_once_and_it_is_recorded(gates: dict[str, Any]) -> None:
     request_id = posted_request(gates)
     answer = gates["callback"].handler(click(request_id, ALICE), CONTEXT, now=NOW)

@@ -42,6 +42,9 @@ class PipelineGate:
     timeout_hours: int = 72
     requires_all: bool = False
     """Every approver must approve (from chat), rather than the first decision deciding."""
+    before_prod: bool = False
+    """Placed last before prod: prod's shadow test runs before it, so its brief shows the
+    verdict."""
 
 
 @dataclass(frozen=True)
@@ -131,9 +134,15 @@ class ReleasePipeline(Construct):
         """Per manual gate: where CodePipeline posts its approval request (to the notifier)."""
         self.brief_topics: dict[str, sns.Topic] = {}
         """Per manual gate: the evidence brief's email topic, its approvers subscribed."""
+        self._shadowed: set[EnvName] = set()
+        """The environments whose Shadow stage is in the pipeline already."""
         self._deploy_stage("staging", deployer, verifier)
         automated: PipelineGate | None = None
         for gate in props.gates:
+            if gate.before_prod and "prod" not in self._shadowed:
+                # Prod's shadow test, before the gates that lead to prod: their briefs show
+                # its verdict (the gate notifier reads it from the audit trail).
+                self._shadow_for("prod", deployer, verifier)
             action: codepipeline.IAction
             if gate.manual:
                 action = self._approval(gate)
@@ -163,7 +172,8 @@ class ReleasePipeline(Construct):
             invoked[self.names.gate_stage(automated.name)] = quality_gate
         self._acknowledge_grants(artifacts, invoked)
 
-    def _deploy_stage(self, env: EnvName, deployer: Deployer, verifier: DeployVerifier) -> None:
+    def _parameters(self, env: EnvName) -> tuple[dict[str, str], dict[str, str]]:
+        """The deployer's and the verifier's UserParameters for `env`."""
         # The deployer passes the Serving stack's own CloudFormation service role as
         # UpdateStack's RoleARN, the one role it may pass (mlgate/infra/accounts.py, deploy_access).
         target = self.props.targets[env]
@@ -178,8 +188,20 @@ class ReleasePipeline(Construct):
             # The hooks act in the environment's account through its deploy and verify roles.
             params["role_arn"] = role_arn(account, self.names.deploy_role(env))
             checks["role_arn"] = role_arn(account, self.names.verify_role(env))
-        if target.shadow is not None:
-            self._shadow_stage(env, params, checks, dict(target.shadow), deployer, verifier)
+        return params, checks
+
+    def _shadow_for(self, env: EnvName, deployer: Deployer, verifier: DeployVerifier) -> None:
+        """The environment's Shadow stage, once, when it has a shadow test."""
+        shadow = self.props.targets[env].shadow
+        if shadow is None or env in self._shadowed:
+            return
+        params, checks = self._parameters(env)
+        self._shadow_stage(env, params, checks, dict(shadow), deployer, verifier)
+        self._shadowed.add(env)
+
+    def _deploy_stage(self, env: EnvName, deployer: Deployer, verifier: DeployVerifier) -> None:
+        params, checks = self._parameters(env)
+        self._shadow_for(env, deployer, verifier)  # right before the deploy, unless done earlier
         self.pipeline.add_stage(
             stage_name=f"Deploy{env.capitalize()}",
             actions=[

@@ -54,7 +54,7 @@ from mlgate.infra.rollback_timing import rollback_context
 from mlgate.infra.stacks.base import ProductStack, reports_prefix
 from mlgate.infra.stacks.data import DataStack
 from mlgate.infra.stacks.foundation import FoundationStack
-from mlgate.manifest import ENV_NAMES, EnvName, GateKind, Manifest
+from mlgate.manifest import ENV_NAMES, EnvName, GateKind, GatePlacement, Manifest
 
 # --- what each construct of this stack takes from the manifest --------------------------------
 
@@ -131,6 +131,7 @@ class DeliveryProps:
                 approvers=tuple(contact(a) for a in g.approvers),
                 timeout_hours=g.timeout_hours,
                 requires_all=g.requires == "all",
+                before_prod=g.placement is GatePlacement.BEFORE_PROD,
             )
             for g in manifest.pipeline_gates
         )
@@ -372,6 +373,11 @@ class DeliveryStack(ProductStack):
         # brief (the last manual gate's) links the version's card by its name.
         self.model_cards = ModelCards(self, "ModelCards", props=props.cards, key=key, alarms=alarms)
         self.notifier.function.add_environment("MODEL_CARD_PREFIX", props.cards.card_prefix)
+        if any(manifest.env_serving(env).shadow for env in ENV_NAMES):
+            # The briefs that follow a shadow test show its verdict.
+            self.audit_table.grant_append(self.notifier.role, ["shadow"], "dynamodb:GetItem")
+            shadowed = [env for env in ENV_NAMES if manifest.env_serving(env).shadow]
+            self.notifier.function.add_environment("SHADOW_TESTS", ",".join(shadowed))
         self.gate_wait_alarm_name = self.callback.wait_alarm_name
         self.product_alarm_names = [
             self.gate_wait_alarm_name,

@@ -50,7 +50,8 @@ MODEL_CARD_PREFIX and the version (model_card/card.py; the model card hook keeps
 Environment: MLGATE_CONTEXT (JSON built by the stack from the manifest), AUDIT_TABLE,
 RELEASE_BUCKET, RELEASE_PIPELINE, SLACK_WEBHOOK_SECRET_ARN, DQ_JOB (the quality job's name),
 IDEMPOTENCY_TABLE; RELEASE_KEY (default release.json), MODEL_CARD_PREFIX (no card link without
-it), AWS_REGION (Lambda's own).
+it), AWS_REGION (Lambda's own), SHADOW_TESTS (the environments with a shadow test: each brief
+shows this execution's verdicts so far, from the audit trail's "shadow#" items).
 AWS calls: codepipeline:GetPipelineState, codepipeline:GetPipelineExecution,
 s3:GetObjectVersion (release.json at the execution's source revision),
 glue:ListDataQualityResults, glue:GetDataQualityResult, secretsmanager:GetSecretValue,
@@ -83,6 +84,7 @@ from shared.events import ARN, NAME, PIPELINE_NAME, SHORT, STAMP, TEXT, Refused,
 from shared.events import text as printable_text
 from shared.fields import Dict, Json, Lit, Obj, Opt, Seq, Str
 from shared.settings import read
+from shared.shadow_record import read_verdict
 
 logger = Logger()
 s3 = boto3.client("s3")
@@ -104,6 +106,9 @@ class Settings:
     dq_job: str
     card_prefix: str = ""
     region: str = ""
+    shadow_tests: tuple[str, ...] = ()
+    """The environments with a shadow test (SHADOW_TESTS, comma-separated), whose verdicts
+    the briefs show."""
 
 
 @cache
@@ -112,9 +117,11 @@ def settings() -> Settings:
         "gate_notifier",
         ("MLGATE_CONTEXT", "AUDIT_TABLE", "RELEASE_BUCKET", "RELEASE_PIPELINE",
          "SLACK_WEBHOOK_SECRET_ARN", "DQ_JOB"),
-        {"RELEASE_KEY": "release.json", "MODEL_CARD_PREFIX": "", "AWS_REGION": ""},
+        {"RELEASE_KEY": "release.json", "MODEL_CARD_PREFIX": "", "AWS_REGION": "",
+         "SHADOW_TESTS": ""},
     )  # fmt: skip
     return Settings(
+        shadow_tests=tuple(e for e in env["SHADOW_TESTS"].split(",") if e),
         product=json.loads(env["MLGATE_CONTEXT"]),
         table=env["AUDIT_TABLE"],
         bucket=env["RELEASE_BUCKET"],
@@ -326,9 +333,11 @@ def card_link(context: dict[str, Any], gate: dict[str, Any], release: dict[str, 
 
 def brief(context: dict[str, Any], gate: dict[str, Any], approval: dict[str, Any],
           release: dict[str, Any], quality: dict[str, Any],
-          model_card: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+          model_card: dict[str, str] | None = None,
+          shadow_tests: list[dict[str, str]] | None = None) -> dict[str, Any]:  # fmt: skip
     """The evidence a gate's approvers decide on, as data (rendered to chat and email);
-    `model_card`: the version's card (card_link), on the go-live brief."""
+    `model_card`: the version's card (card_link), on the go-live brief; `shadow_tests`: the
+    verdicts of this execution's shadow tests so far (shared/shadow_record.py)."""
     metrics = release.get("metrics", {})
     rows = []
     for m in context["model_metrics"]:
@@ -359,6 +368,7 @@ def brief(context: dict[str, Any], gate: dict[str, Any], approval: dict[str, Any
         "dashboard": context["dashboard_url"],
         "monitoring": context.get("monitoring_url", ""),
         **({"model_card": model_card} if model_card else {}),
+        **({"shadow_tests": shadow_tests} if shadow_tests else {}),
         **({"experiment_run": run} if (run := experiment_run(release)) else {}),
     }
 
@@ -431,6 +441,9 @@ def text(b: dict[str, Any]) -> str:
             if "server" in run
             else f"Experiment run: {run['open']}"
         )
+    for test in b.get("shadow_tests", []):
+        verdict = "PASSED" if test["passed"] == "true" else "FAILED"
+        lines.append(f"Shadow test ({test['environment']}): {verdict}: {test['summary']}")
     if b.get("model_card"):
         card_line = (f"Model card: {b['model_card']['name']} (objective, intended use, risks, "
                      "evaluation; approved once prod is verified)")  # fmt: skip
@@ -621,7 +634,12 @@ def request_decision(*, approval: dict[str, Any]) -> dict[str, str]:
     release = release_of(codepipeline, s3, config, approval["pipelineName"], execution)
     quality = looked_up(config, approval)
     link = card_link(product, gate, release, config.card_prefix, config.region)
-    evidence = brief(product, gate, approval, release, quality, link)
+    shadows = [
+        found
+        for env in config.shadow_tests
+        if (found := read_verdict(config.table, execution, env, dynamodb)) is not None
+    ]
+    evidence = brief(product, gate, approval, release, quality, link, shadows)
     request_id = request_id_of(approval["token"])
     audit = AuditTrail(dynamodb, config.table)
     stored = audit.open_request(
