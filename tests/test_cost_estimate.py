@@ -37,7 +37,7 @@ def manifest(**cost: Any) -> Manifest:
     raw = copy.deepcopy(raw)
     for env, (kind, count) in {"staging": ("ml.m5.large", 1), "prod": ("ml.c5.xlarge", 2)}.items():
         serving = raw["serving"][env]
-        for key in ("mode", "serverless", "async"):
+        for key in ("mode", "serverless", "async", "shadow"):  # shadow: priced on its own
             serving.pop(key, None)
         serving.update(instance_type=kind, instance_count=count)
     raw["data"]["schedule"] = "cron(0 2 * * ? *)"  # daily
@@ -189,3 +189,19 @@ def test_a_tracking_server_mlgate_creates_is_billed_every_hour() -> None:
     raw["tracking"] = {"uri": "https://mlflow.example.com"}
     elsewhere = Manifest.model_validate(raw)
     assert "experiment tracking" not in {x.item for x in E.estimate(elsewhere, prices).lines}
+
+
+def test_a_shadow_test_is_priced_per_release_at_most_one_per_training_run() -> None:
+    """Its fleet for its minutes, once per release, a release at most per training run; an
+    inference component scaling to zero is billed per use (not estimated as a fleet)."""
+    base = manifest(training_hours_per_run=1, drift_retrains_per_month=1)
+    from mlgate.manifest import ShadowTest
+
+    prod = base.serving.prod.model_copy(update={"shadow": ShadowTest(minutes=90, instance_count=2)})
+    shadowed = base.model_copy(update={"serving": base.serving.model_copy(update={"prod": prod})})
+    e = E.estimate(shadowed, PRICES)
+    (line,) = [x for x in e.lines if x.item == "shadow test prod"]
+    runs = E.runs_per_month("cron(0 2 * * ? *)") + E.runs_per_month("cron(0 4 ? * MON *)") + 1
+    assert line.monthly == round(runs * 2 * 1.5 * 0.2, 2)
+    assert "x 2 x ml.c5.xlarge x 1.5 h of shadow test" in line.basis
+    assert not [x for x in E.estimate(base, PRICES).lines if x.item.startswith("shadow")]

@@ -166,6 +166,12 @@ def estimate(m: Manifest, prices: dict[str, Any] | None = None) -> Estimate:
             e.lines.append(Line(item, f"{basis}{off_hours and f'; {off_hours}'}", None))
             continue
         count = serving.instance_count
+        component = getattr(serving, "inference_component", None)
+        if component is not None and component.min_copies == 0:
+            # Managed instance scaling takes the endpoint to 0 instances when idle.
+            basis = "inference component scaling to 0 when idle: billed per use"
+            e.lines.append(Line(item, f"{basis}{off_hours and f'; {off_hours}'}", None))
+            continue
         if mode == "async":
             settings = getattr(serving, "async_settings", None)
             if settings is None or getattr(settings, "scale_to_zero", True):
@@ -262,6 +268,24 @@ def estimate(m: Manifest, prices: dict[str, Any] | None = None) -> Estimate:
         else Line("training processing", f"{basis}: {missing(model.processing_instance_type)}",
                   None)
     )  # fmt: skip
+    # Shadow tests: at most one release per training run, each running the shadow's fleet for
+    # the test's minutes (the two endpoint updates it adds are the rollout's, not priced here).
+    for env in ENV_NAMES:
+        test = getattr(m.env_serving(env), "shadow", None)
+        if test is None:
+            continue
+        kind = m.env_serving(env).shadow_instance_type()
+        hourly = price("hosting", kind)
+        basis = (
+            f"up to {runs:.2f} releases x {test.instance_count} x {kind} x "
+            f"{test.minutes / 60:g} h of shadow test"
+        )
+        e.lines.append(
+            Line(f"shadow test {env}", f"{basis} x {_rate(hourly)}/h",
+                 round(runs * test.instance_count * test.minutes / 60 * hourly, 2))
+            if hourly is not None
+            else Line(f"shadow test {env}", f"{basis}: {missing(kind)}", None)
+        )  # fmt: skip
     # Monitoring: each environment's runs, each a few processing jobs.
     mon = m.monitoring
     evidently = mon.engine is MonitoringEngine.EVIDENTLY
