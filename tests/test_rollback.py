@@ -92,6 +92,21 @@ class Endpoint:
         return {"Containers": [{"ModelDataUrl": url}]}
 
 
+class Runtime:
+    """InvokeEndpoint of the endpoint back on its target: every request kept; `error`, when
+    set, the answer (a model error) instead of a score."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.error: ClientError | None = None
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        self.requests.append(kwargs)
+        if self.error is not None:
+            raise self.error
+        return {"Body": io.BytesIO(b"0.0213")}
+
+
 @dataclass
 class World:
     manifest: Any
@@ -100,6 +115,7 @@ class World:
     clients: rb.Clients
     stack: Stack
     pipeline: Stubber
+    runtime: Runtime = field(default_factory=Runtime)
     stages: dict[str, str] = field(default_factory=dict)
 
     def items(self) -> list[dict[str, str]]:
@@ -177,14 +193,16 @@ def world(manifest: Any, request: pytest.FixtureRequest) -> Iterator[World]:
         codepipeline = boto3.client("codepipeline", region_name=region)
         stubber = Stubber(codepipeline)
         stubber.activate()
+        runtime = Runtime()
         clients = rb.Clients(
             dynamodb=ddb,
             codepipeline=codepipeline,
             sts=boto3.client("sts", region_name=region),
             cloudformation=rb.Retrying(stack, lambda _: None),
             sagemaker=Endpoint(stack, place.stack),
+            runtime=runtime,
         )
-        yield World(manifest, env, place, clients, stack, stubber)
+        yield World(manifest, env, place, clients, stack, stubber, runtime)
 
 
 def throttled(operation: str) -> ClientError:
@@ -511,3 +529,30 @@ def test_an_aws_refusal_before_the_lock_is_one_line_and_writes_nothing(world: Wo
     assert "nothing was written or changed" in err.getvalue()
     assert world.items() == before
     assert world.stack.updates == []
+
+
+def test_the_endpoint_back_on_its_target_answers_the_verifier_s_sample(world: World) -> None:
+    """As the deploy verifier does: the manifest's sample, once, to the endpoint (none to an
+    asynchronous one, whose answer is queued: the artifact check stands alone there)."""
+    code, _, err = world.run()
+    assert code == 0, err
+    queued = world.manifest.env_serving(world.env).mode.value == "async"
+    if queued:
+        assert world.runtime.requests == []
+        return
+    (request,) = world.runtime.requests
+    assert request["Body"] == world.manifest.sample_record.encode()
+    assert request["EndpointName"] == world.place.endpoint
+
+
+def test_a_sample_answered_with_a_model_error_fails_the_rollback(world: World) -> None:
+    if world.manifest.env_serving(world.env).mode.value == "async":
+        pytest.skip("an asynchronous endpoint gets no sample from a rollback")
+    world.runtime.error = ClientError(
+        {"Error": {"Code": "ModelError", "Message": "predict_fn raised KeyError"}},
+        "InvokeEndpoint",
+    )
+    code, out, _ = world.run()
+    assert code == 1
+    assert "answered its sample with ModelError: predict_fn raised KeyError" in out
+    assert world.events()[-1] == "rollback-failed"

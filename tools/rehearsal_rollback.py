@@ -188,6 +188,8 @@ def play(rehearsal: Any, say: Any, simulated: str) -> bool:
         sts=rb.Retrying(rehearsal.client("sts"), quiet),
         cloudformation=rb.Retrying(rehearsal.account_client(ENV, "cloudformation"), quiet),
         sagemaker=rehearsal.endpoint,
+        # The verifier's sample, answered by the product's model back on its target.
+        runtime=rehearsal.endpoint,
     )
     # The rehearsal's audit table (its hooks' AUDIT_TABLE), where the verifier wrote its records.
     place = dataclasses.replace(rb.Place.of(m, ENV), table=AUDIT_TABLE)

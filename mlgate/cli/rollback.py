@@ -3,7 +3,8 @@
 Puts an environment back on a version it served before, through the same Serving stack update
 a release makes (the deployer's: UpdateStack on the previous template, the stack's own service
 role, the blue/green guardrails and rollback alarms of the environment's rollout), then checks
-the endpoint as the deploy verifier does (InService, serving the target's model artifact).
+the endpoint as the deploy verifier does (InService, serving the target's model artifact, and
+answering the manifest's sample but on an asynchronous endpoint).
 
 What it reads, all in the audit trail: the "served" records the deploy verifier writes
 (mlgate/runtime/hooks/shared/served.py), and its own items, pk "rollback#<pipeline>#<env>":
@@ -44,6 +45,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mlgate.infra.naming import Names, role_arn
 from mlgate.infra.rollback_timing import Timing, release_stages
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest
+from mlgate.manifest.serving import ServingMode
 
 HOOKS = Path(__file__).resolve().parents[1] / "runtime" / "hooks"
 if str(HOOKS) not in sys.path:  # the hooks' shared code imports as in Lambda: `shared.*`
@@ -141,6 +143,7 @@ class Clients(core.Clients):
             sts=wrap(local.client("sts", region_name=home.region)),
             cloudformation=wrap(deploy.client("cloudformation", region_name=target.region)),
             sagemaker=wrap(verify.client("sagemaker", region_name=target.region)),
+            runtime=wrap(verify.client("sagemaker-runtime", region_name=target.region)),
         )
 
 
@@ -172,6 +175,8 @@ class Place(core.Place):
             endpoint=names.endpoint(env),
             service_role=role_arn(account, names.serving_cfn_role(env)),
             stages=release_stages(manifest, env),
+            sample=manifest.sample_record,
+            queued=manifest.env_serving(env).mode is ServingMode.ASYNC,
         )
 
 

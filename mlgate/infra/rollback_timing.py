@@ -112,6 +112,8 @@ def rollback_context(manifest: Manifest, offer: tuple[EnvName, ...] = ("prod",))
             "timeout_minutes": manifest.env_serving(env).rollout.max_execution_timeout_minutes,
             "guardrail": Timing.of(manifest, env).guardrail,
             "offer": env in offer,
+            "sample": manifest.sample_record,
+            "mode": manifest.env_serving(env).mode.value,
         }
     contact = manifest.contact
     return {

@@ -39,7 +39,10 @@ Under the assumed role when one is set: dynamodb:GetItem, dynamodb:PutItem,
 dynamodb:DeleteItem, dynamodb:Query, codepipeline:GetPipelineState,
 cloudformation:DescribeStacks, cloudformation:UpdateStack, cloudformation:DescribeStackEvents,
 iam:PassRole, sagemaker:DescribeEndpoint, sagemaker:DescribeEndpointConfig,
-sagemaker:DescribeModel, sts:AssumeRole (optional: the environment's roles).
+sagemaker:DescribeModel, sagemaker:InvokeEndpoint (the verifier's sample, once the endpoint is
+back), sagemaker:ListInferenceComponents (optional: an inference component),
+sagemaker:DescribeInferenceComponent (optional: an inference component), sts:AssumeRole
+(optional: the environment's roles).
 """
 
 from __future__ import annotations
@@ -135,6 +138,8 @@ def place_of(env: str) -> Place:
         endpoint=there["endpoint"],
         service_role=there["service_role"],
         stages=tuple(there["stages"]),
+        sample=str(there.get("sample", "")),
+        queued=there.get("mode") == "async",
     )
 
 
@@ -151,6 +156,7 @@ def clients_for(env: str) -> Clients:
         sts=home.client("sts"),
         cloudformation=deploy.client("cloudformation", region_name=there["region"]),
         sagemaker=verify.client("sagemaker", region_name=there["region"]),
+        runtime=verify.client("sagemaker-runtime", region_name=there["region"]),
     )
 
 

@@ -62,6 +62,9 @@ class Clients:
     sts: Any
     cloudformation: Any
     sagemaker: Any
+    runtime: Any = None
+    """The environment's SageMaker runtime: the sample the endpoint answers once it is back
+    (None: no sample is sent)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,12 @@ class Place:
     endpoint: str
     service_role: str
     stages: tuple[str, ...]
+    sample: str = ""
+    """The sample record the deploy verifier sends (the manifest's); sent once the endpoint is
+    back, as the verifier sends it, except to an asynchronous endpoint (its answer is queued:
+    the artifact check stands alone there). Empty: none."""
+    queued: bool = False
+    """The endpoint is asynchronous."""
 
     @property
     def pk(self) -> str:
@@ -399,6 +408,9 @@ class Rollback:
                 f"{place.endpoint} is {serving.status} serving {named}, not "
                 f"{target['model_data_url']}",
             )
+        refused = self.sample_fails(serving)
+        if refused is not None:
+            return self.failed(lock, refused)
         if serving.modified is not None:
             record = served_item(
                 pipeline=place.pipeline,
@@ -417,6 +429,31 @@ class Rollback:
         self.release_lock(lock)
         self.say(f"rolled back: {place.env} serves version {lock['to_version']} again")
         return 0
+
+    def sample_fails(self, serving: Any) -> str | None:
+        """The verifier's sample, answered by the endpoint now on the target (naming its
+        inference component, if it hosts one); why it failed, or None."""
+        place, runtime = self.place, self.clients.runtime
+        if runtime is None or not place.sample or place.queued:
+            return None
+        component = getattr(serving, "component", None)
+        named = {"InferenceComponentName": component.name} if component is not None else {}
+        try:
+            answer = runtime.invoke_endpoint(
+                EndpointName=place.endpoint,
+                Body=place.sample.encode(),
+                ContentType="text/csv",
+                Accept="text/csv",
+                **named,
+            )
+            answer["Body"].read()
+        except ClientError as err:
+            error = err.response.get("Error", {})
+            return (
+                f"{place.endpoint} serves the target but answered its sample with "
+                f"{error.get('Code', 'an error')}: {str(error.get('Message', ''))[:300]}"
+            )
+        return None
 
     def failed(self, lock: dict[str, str], why: str) -> int:
         self.event(lock, "rollback-failed", why)
