@@ -176,3 +176,28 @@ def test_a_shadow_test_beside_a_component_is_refused() -> None:
         p.startswith("serving.prod.shadow: a shadow variant holds a model in the endpoint config")
         for p in found
     ), found
+
+
+def test_the_quality_gate_may_load_a_staging_component_and_only_then() -> None:
+    """A staging endpoint of an inference component takes the smoke load naming its component
+    (the quality gate describes it and invokes it by name); without one, no such grant."""
+    from mlgate.infra.accounts import staging_queue_access
+
+    doc = copy.deepcopy(_read(BASE))
+    staging = doc["serving"]["staging"]
+    for key in ("mode", "async", "off_hours"):
+        staging.pop(key, None)
+    staging["autoscaling"] = {"min_instances": 1, "max_instances": 2}
+    staging["rollout"] = {"policy": "all_at_once", "termination_wait_minutes": 0}
+    staging["inference_component"] = COMPONENT
+    hosted = load(doc)
+    statements, findings = staging_queue_access(hosted)
+    actions: set[str] = set()
+    for statement in statements:
+        found = statement.to_json()["Action"]
+        actions.update([found] if isinstance(found, str) else found)
+    assert {"sagemaker:DescribeInferenceComponent", "sagemaker:InvokeEndpoint",
+            "sagemaker:ListInferenceComponents"} <= actions  # fmt: skip
+    assert "AwsSolutions-IAM5[Resource::*]" in findings
+    plain, _ = staging_queue_access(load(prod_with()))
+    assert not any("InferenceComponent" in str(s.to_json()) for s in plain)

@@ -390,7 +390,8 @@ def test_the_stand_ins_direct_s3_sees_what_the_s3_api_sees(
 
 CANARY = re.compile(
     r"Canary prod, step 1 of (?P<steps>\d+) \[simulated offline\].*?version 2 on "
-    r"(?P<instances>\d+) of (?P<total>\d+) instances, (?P<share>[\d.]+) % of traffic; of "
+    r"(?P<instances>\d+) of (?P<total>\d+) (?:instances|copies), (?P<share>[\d.]+) % of "
+    r"traffic; of "
     r"(?P<requests>\d+) requests version 2 answered (?P<green>\d+) \([\d.]+ %\), version 1 "
     r"(?P<blue>\d+); scores: version 2 mean .*?On the same (?P<rows>\d+) rows the two models' "
     r"answers differ by up to (?P<difference>\S+) \(mean"
@@ -405,18 +406,26 @@ def test_version_2_rolls_out_in_prod_as_the_manifest_says(rehearsal: Run) -> Non
     import json
 
     from mlgate.infra.naming import Names
-    from tools.rehearsal_canary import tolerance, traffic_steps
+    from tools.rehearsal_canary import component_steps, tolerance, traffic_steps
 
     for name in PRODUCTS:
         manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
         out = " ".join(rehearsal.sections()[name].split())
         serving = manifest.serving.prod
-        plan = traffic_steps(serving.rollout, serving.instance_count)
+        # An inference component's release is a rolling update of its copies.
+        component = serving.inference_component
+        plan = (
+            component_steps(component, serving.rollout)
+            if component is not None
+            else traffic_steps(serving.rollout, serving.instance_count)
+        )
+        total = component.copies if component is not None else serving.instance_count
         found = CANARY.search(out)
         assert found, out[out.find("Version 2") :][:4000]
         assert (int(found["instances"]), float(found["share"])) == plan[0]
         assert int(found["steps"]) == len(plan) > 1
-        assert int(found["total"]) == serving.instance_count
+        assert int(found["total"]) == total
+        assert ("copies" if component is not None else "instances") in found.group(0)
         requests, green = int(found["requests"]), int(found["green"])
         assert green + int(found["blue"]) == requests
         assert abs(100 * green / requests - plan[0][1]) <= tolerance(plan[0][1], requests)

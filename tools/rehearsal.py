@@ -1615,6 +1615,8 @@ class Rehearsal:
             + (
                 "rollout (serverless, all at once: "
                 if self.endpoint.mode(endpoint) == "serverless"
+                else "rolling update ("
+                if endpoint in self.endpoint.components
                 else "blue/green rollout ("
             )
             + f"{self.manifest.rollout_summary(env)}) is {SIMULATED}"
@@ -2035,10 +2037,21 @@ class Rehearsal:
         self.score_kpis(env, what, rows, answers)
 
     def rollout_plan(self, env: EnvName) -> list[tuple[int, float]]:
-        from tools.rehearsal_canary import traffic_steps
+        """The release's steps: instances of a blue/green shift, or copies of an inference
+        component's rolling update."""
+        from tools.rehearsal_canary import component_steps, traffic_steps
 
         serving = self.manifest.env_serving(env)
+        if serving.inference_component is not None:
+            return component_steps(serving.inference_component, serving.rollout)
         return traffic_steps(serving.rollout, serving.instance_count)
+
+    def rollout_units(self, env: EnvName) -> tuple[int, str]:
+        """What the release's steps count, and how many in all."""
+        serving = self.manifest.env_serving(env)
+        if serving.inference_component is not None:
+            return serving.inference_component.copies, "copies"
+        return serving.instance_count, "instances"
 
     def roll_out(self, env: EnvName, blue_url: str, green_url: str) -> bool:
         """The blue/green rollout of the release on the environment's endpoint, step by step as
@@ -2066,21 +2079,22 @@ class Rehearsal:
             shown = play.check(payloads)
         except RolloutRefused as err:
             raise SystemExit(f"rehearsal: the {env} rollout shows nothing: {err}") from None
-        total = self.manifest.env_serving(env).instance_count
+        total, unit = self.rollout_units(env)
+        how = "batches of copies, routing and" if unit == "copies" else "fleets, routing and"
         for n, step in enumerate(play.steps):
             first = n == 0
             if first:
                 self.moment("canary", f"version {green_v} takes {step.share} % of {env} traffic "
-                            f"({step.instances} of {total} instances)", env, started)  # fmt: skip
+                            f"({step.instances} of {total} {unit})", env, started)  # fmt: skip
             on_green, on_blue = step.on(green), step.on(blue)
             scores = {f: [a for _, a in step.answered(f)] for f in (green, blue)}
             green_calls = [i for i in step.invocations if i.fleet == green.config]
             _, readings = rollback_alarms(self.manifest, green_calls)
             say(
                 "Canary" if first else "Rollout",
-                f"{env}, step {n + 1} of {len(plan)} {SIMULATED} (fleets, routing and the "
+                f"{env}, step {n + 1} of {len(plan)} {SIMULATED} ({how} the "
                 f"{rollout.bake_minutes} min bake): version {green_v} on {step.instances} of "
-                f"{total} instances, {step.share} % of traffic; of {len(step.rows)} requests "
+                f"{total} {unit}, {step.share} % of traffic; of {len(step.rows)} requests "
                 f"version {green_v} answered {len(on_green)} "
                 f"({100 * len(on_green) / max(len(step.rows), 1):.1f} %), version {blue_v} "
                 f"{len(on_blue)}; scores: version {green_v} {spread(scores[green])}, version "

@@ -52,6 +52,16 @@ def traffic_steps(rollout: Any, instances: int) -> list[tuple[int, float]]:
     return [(n, round(100 * n / instances, 1)) for n in on]
 
 
+def component_steps(component: Any, rollout: Any) -> list[tuple[int, float]]:
+    """(copies on the new version, share of traffic in %) at each batch of an inference
+    component's rolling update (mlgate/manifest/serving.py: its batch for the rollout), the
+    last all of them."""
+    copies = component.copies
+    batch = -(-copies * component.batch_percent(rollout) // 100)
+    on = [min(k * batch, copies) for k in range(1, math.ceil(copies / batch) + 1)]
+    return [(n, round(100 * n / copies, 1)) for n in on]
+
+
 @dataclass
 class Step:
     instances: int

@@ -460,18 +460,7 @@ def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStat
     configs = [f"{arn}:endpoint-config/*", f"{arn}:model/*"]
     endpoint = f"{arn}:endpoint/{Names.of(manifest).endpoint(env)}"
     queued, queue_findings = async_request_access(manifest, env, endpoint)
-    hosted = []
-    if manifest.env_serving(env).inference_component is not None:
-        # The verifier finds the endpoint's component (ListInferenceComponents takes no
-        # resource), describes it and invokes the endpoint naming it.
-        ic = f"{arn}:inference-component/{component_name(Names.of(manifest, env))}"
-        hosted = [
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeInferenceComponent", "sagemaker:InvokeEndpoint"],
-                resources=[ic],
-            ),
-            iam.PolicyStatement(actions=["sagemaker:ListInferenceComponents"], resources=["*"]),
-        ]
+    hosted = component_access(manifest, env)
     statements = [
         *hosted,
         iam.PolicyStatement(
@@ -500,12 +489,40 @@ def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStat
     return [*statements, *queued, *judged], {**findings, **queue_findings}
 
 
+def component_access(manifest: Manifest, env: EnvName) -> list[iam.PolicyStatement]:
+    """Find the environment's inference component (ListInferenceComponents takes no resource),
+    describe it and invoke the endpoint naming it; nothing without one."""
+    if manifest.env_serving(env).inference_component is None:
+        return []
+    target = manifest.environment(env)
+    arn = f"arn:aws:sagemaker:{target.region}:{target.account}"
+    ic = f"{arn}:inference-component/{component_name(Names.of(manifest, env))}"
+    return [
+        iam.PolicyStatement(
+            actions=["sagemaker:DescribeInferenceComponent", "sagemaker:InvokeEndpoint"],
+            resources=[ic],
+        ),
+        iam.PolicyStatement(actions=["sagemaker:ListInferenceComponents"], resources=["*"]),
+    ]
+
+
 def staging_queue_access(manifest: Manifest) -> tuple[list[iam.PolicyStatement], Findings]:
-    """The quality gate's smoke load on an asynchronous staging endpoint (staging is always in
-    the home account): `async_request_access` for it; nothing for another mode."""
+    """The quality gate's smoke load beyond InvokeEndpoint on the staging endpoint (staging is
+    always in the home account): on an asynchronous one, `async_request_access`; on one
+    hosting an inference component, `component_access`; nothing otherwise."""
     target = manifest.environment("staging")
     endpoint = (
         f"arn:aws:sagemaker:{target.region}:{target.account}:endpoint/"
         f"{Names.of(manifest).endpoint('staging')}"
     )
-    return async_request_access(manifest, "staging", endpoint)
+    queued, findings = async_request_access(manifest, "staging", endpoint)
+    # A staging endpoint of an inference component takes the smoke load naming it.
+    hosted = component_access(manifest, "staging")
+    if hosted:
+        findings = {
+            **findings,
+            "AwsSolutions-IAM5[Resource::*]": "ListInferenceComponents takes no resource ARN: "
+            "the quality gate lists the components of the staging endpoint only, then loads "
+            "the one the Serving stack names.",
+        }
+    return [*queued, *hosted], findings
