@@ -146,3 +146,42 @@ def test_a_token_for_another_endpoint_is_refused(judge: Any, monkeypatch: Any) -
     result = run(judge, monkeypatch, START, {"endpoint": "someone-else", "since": 1})
     assert result["result"] == "refused"
     assert "continuationToken.endpoint" in result["reason"]
+
+
+def test_a_throttled_measurement_fails_the_invocation_and_the_retry_judges_once(
+    judge: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A throttle from CloudWatch is no verdict: the invocation fails for Lambda's retry
+    (nothing recorded, no job result), and the retry records the verdict once."""
+    from botocore.exceptions import ClientError
+
+    handler, pipeline, endpoint = judge
+    run(judge, monkeypatch, START)
+    token = token_of(judge)
+    cloudwatch, s3 = boto3.client("cloudwatch"), boto3.client("s3")
+    traffic(cloudwatch, "AllTraffic", 900, 0, 20_000)
+    traffic(cloudwatch, "Shadow", 300, 0, 22_000)
+    scores = [i / 100 for i in range(100)]
+    capture(s3, "AllTraffic", scores)
+    capture(s3, "Shadow", scores)
+    real = boto3.client
+
+    class Throttled:
+        def get_metric_data(self, **_: Any) -> Any:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}},
+                              "GetMetricData")  # fmt: skip
+
+    fakes = {"sagemaker": endpoint, "cloudwatch": Throttled()}
+    monkeypatch.setattr(handler.boto3, "client",
+                        lambda name, *a, **k: fakes.get(name) or real(name, *a, **k))  # fmt: skip
+    reports = len(pipeline.jobs.reports())
+    with pytest.raises(ClientError, match="Rate exceeded"):
+        run(judge, monkeypatch, START + timedelta(minutes=61), token)
+    assert shadow_records() == []
+    assert len(pipeline.jobs.reports()) == reports
+    monkeypatch.setattr(handler.boto3, "client",
+                        lambda name, *a, **k: endpoint if name == "sagemaker"
+                        else real(name, *a, **k))  # fmt: skip
+    done = run(judge, monkeypatch, START + timedelta(minutes=62), token)
+    assert done["passed"] == "true"
+    assert len(shadow_records()) == 1
