@@ -80,6 +80,17 @@ def token_of(judge: Any) -> dict[str, Any]:
     return dict(json.loads(pipeline.jobs.reports()[-1][1]["continuationToken"]))
 
 
+def observed(shadow_latency: float) -> None:
+    """What SageMaker publishes over the test: production's 900 requests at 20 ms, the
+    shadow's 300 at `shadow_latency` µs, both variants' answers alike."""
+    cloudwatch, s3 = boto3.client("cloudwatch"), boto3.client("s3")
+    traffic(cloudwatch, "AllTraffic", 900, 0, 20_000)
+    traffic(cloudwatch, "Shadow", 300, 0, shadow_latency)
+    scores = [i / 100 for i in range(100)]
+    capture(s3, "AllTraffic", scores)
+    capture(s3, "Shadow", scores)
+
+
 def shadow_records() -> list[dict[str, str]]:
     return [i for i in audit_items() if i["pk"].startswith("shadow#")]
 
@@ -95,12 +106,7 @@ def test_the_judge_waits_its_minutes_then_records_a_passing_verdict_once(
     assert waiting["result"] == "in_progress"
     assert "31 min left" in waiting["reason"]
     assert shadow_records() == []
-    cloudwatch, s3 = boto3.client("cloudwatch"), boto3.client("s3")
-    traffic(cloudwatch, "AllTraffic", 900, 0, 20_000)
-    traffic(cloudwatch, "Shadow", 300, 0, 22_000)
-    scores = [i / 100 for i in range(100)]
-    capture(s3, "AllTraffic", scores)
-    capture(s3, "Shadow", scores)
+    observed(shadow_latency=22_000)
     done = run(judge, monkeypatch, START + timedelta(minutes=61), token)
     assert done["result"] == "succeeded", done
     assert done["passed"] == "true"
@@ -118,12 +124,7 @@ def test_a_shadow_that_misses_a_threshold_is_recorded_failed_and_the_job_still_s
 ) -> None:
     run(judge, monkeypatch, START)
     token = token_of(judge)
-    cloudwatch, s3 = boto3.client("cloudwatch"), boto3.client("s3")
-    traffic(cloudwatch, "AllTraffic", 900, 0, 20_000)
-    traffic(cloudwatch, "Shadow", 300, 0, 61_000)
-    scores = [i / 100 for i in range(100)]
-    capture(s3, "AllTraffic", scores)
-    capture(s3, "Shadow", scores)
+    observed(shadow_latency=61_000)
     done = run(judge, monkeypatch, START + timedelta(minutes=61), token)
     assert done["result"] == "succeeded"
     assert done["passed"] == "false"
@@ -158,12 +159,7 @@ def test_a_throttled_measurement_fails_the_invocation_and_the_retry_judges_once(
     handler, pipeline, endpoint = judge
     run(judge, monkeypatch, START)
     token = token_of(judge)
-    cloudwatch, s3 = boto3.client("cloudwatch"), boto3.client("s3")
-    traffic(cloudwatch, "AllTraffic", 900, 0, 20_000)
-    traffic(cloudwatch, "Shadow", 300, 0, 22_000)
-    scores = [i / 100 for i in range(100)]
-    capture(s3, "AllTraffic", scores)
-    capture(s3, "Shadow", scores)
+    observed(shadow_latency=22_000)
     real = boto3.client
 
     class Throttled:
