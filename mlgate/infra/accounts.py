@@ -99,6 +99,18 @@ def serving_cfn_role_arn(manifest: Manifest, env: EnvName) -> str:
 
 
 SCALING_SLR = "sagemaker.application-autoscaling.amazonaws.com"
+# What the Serving stack's update does to an alarm it owns (autoscaling's and mlgate's own
+# scaling alarms), and to its tags where the stack creates the alarm itself.
+ALARM_ACTIONS = (
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:DeleteAlarms",
+    "cloudwatch:DescribeAlarms",
+)
+ALARM_TAG_ACTIONS = (
+    "cloudwatch:TagResource",
+    "cloudwatch:UntagResource",
+    "cloudwatch:ListTagsForResource",
+)
 # The `what` of an async endpoint's wake-from-zero alarm (mlgate/infra/constructs/endpoint.py).
 WAKE_ALARM = "async-backlog-without-capacity"
 
@@ -235,11 +247,7 @@ def serving_update_access(
         ),
         iam.PolicyStatement(
             sid="ScalingAlarmsOfThisEndpoint",
-            actions=[
-                "cloudwatch:PutMetricAlarm",
-                "cloudwatch:DeleteAlarms",
-                "cloudwatch:DescribeAlarms",
-            ],
+            actions=list(ALARM_ACTIONS),
             resources=[scaling_alarms],
         ),
         iam.PolicyStatement(
@@ -287,20 +295,7 @@ def serving_update_access(
         statements.append(
             iam.PolicyStatement(
                 sid="ComponentScalingAlarms",
-                actions=[
-                    "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:DeleteAlarms",
-                    "cloudwatch:DescribeAlarms",
-                    *(
-                        [
-                            "cloudwatch:TagResource",
-                            "cloudwatch:UntagResource",
-                            "cloudwatch:ListTagsForResource",
-                        ]
-                        if component.min_copies == 0
-                        else []
-                    ),
-                ],
+                actions=[*ALARM_ACTIONS, *(ALARM_TAG_ACTIONS if component.min_copies == 0 else ())],
                 resources=[
                     f"arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-"
                     f"inference-component/{component_name(names)}-*",
@@ -319,14 +314,7 @@ def serving_update_access(
         statements.append(
             iam.PolicyStatement(
                 sid="AsyncWakeAlarm",
-                actions=[
-                    "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:DeleteAlarms",
-                    "cloudwatch:DescribeAlarms",
-                    "cloudwatch:TagResource",
-                    "cloudwatch:UntagResource",
-                    "cloudwatch:ListTagsForResource",
-                ],
+                actions=[*ALARM_ACTIONS, *ALARM_TAG_ACTIONS],
                 resources=[wake_alarm],
             )
         )

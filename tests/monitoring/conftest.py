@@ -8,9 +8,14 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ..lazy import Lazy
+
+run = Lazy("mlgate.runtime.monitoring_job.run")
 
 NUMERIC = ["f_num_1", "f_num_2", "f_num_3", "f_num_4"]
 CATEGORICAL = ["f_cat_1", "f_cat_2"]
@@ -129,3 +134,17 @@ def write_ground_truth(folder: Path, labels: dict[str, str]) -> None:
 def write_baseline(path: Path, rows: int = 5000, seed: int = 1) -> Path:
     draw(rows, seed).to_csv(path, index=False)
     return path
+
+
+def job(tmp: Path, *extra: str, **kwargs: Any) -> dict[str, Any]:
+    """The monitoring job on tmp's capture, baseline and report folders, at NOW."""
+    argv = [
+        "--capture-dir", str(tmp / "capture"),
+        "--baseline", str(tmp / "baseline.csv"),
+        "--features", ",".join(FEATURES),
+        "--feature-types", FEATURE_TYPES,
+        "--now", NOW.isoformat(),
+        "--report-dir", str(tmp / "report"),
+        *extra,
+    ]  # fmt: skip
+    return run.main(argv, **kwargs)  # type: ignore[no-any-return]

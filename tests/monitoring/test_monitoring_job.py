@@ -18,10 +18,10 @@ from moto import mock_aws
 
 from ..lazy import Lazy
 from .conftest import (
-    FEATURE_TYPES,
     FEATURES,
     NOW,
     draw,
+    job,
     record,
     write_baseline,
     write_capture,
@@ -36,19 +36,6 @@ capture, cloudwatch, quality, run = (
 )
 
 DIMENSIONS = "Product=demo,Environment=staging"
-
-
-def job(tmp: Path, *extra: str, **kwargs: Any) -> dict[str, Any]:
-    argv = [
-        "--capture-dir", str(tmp / "capture"),
-        "--baseline", str(tmp / "baseline.csv"),
-        "--features", ",".join(FEATURES),
-        "--feature-types", FEATURE_TYPES,
-        "--now", NOW.isoformat(),
-        "--report-dir", str(tmp / "report"),
-        *extra,
-    ]  # fmt: skip
-    return run.main(argv, **kwargs)
 
 
 @pytest.fixture(scope="module")

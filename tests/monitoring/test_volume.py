@@ -20,10 +20,10 @@ import pytest
 from ..lazy import Lazy
 from .conftest import (
     CATEGORICAL,
-    FEATURE_TYPES,
     FEATURES,
     NOW,
     draw,
+    job,
     record,
     write_baseline,
     write_capture,
@@ -36,19 +36,6 @@ capture, run, window = (
 
 BROKEN = ["{not json", json.dumps({"captureData": {}})]
 """Two malformed lines, written after the window's 1,000 records: in the last chunk."""
-
-
-def job(tmp: Path, *extra: str) -> dict[str, Any]:
-    argv = [
-        "--capture-dir", str(tmp / "capture"),
-        "--baseline", str(tmp / "baseline.csv"),
-        "--features", ",".join(FEATURES),
-        "--feature-types", FEATURE_TYPES,
-        "--now", NOW.isoformat(),
-        "--report-dir", str(tmp / "report"),
-        *extra,
-    ]  # fmt: skip
-    return run.main(argv)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")

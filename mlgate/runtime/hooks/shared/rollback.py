@@ -485,19 +485,12 @@ def read_offer(client: Any, table: str, pipeline: str, offer: str) -> dict[str, 
 def write_offer(
     client: Any, table: str, pipeline: str, offer: dict[str, str], keep_days: int | None
 ) -> dict[str, str]:
-    """Store the offer once (a conditional put); the stored one, whichever try wrote it."""
+    """Store the offer once (the audit trail's put-once); the stored one, whichever try wrote
+    it."""
     item = {**offer_key(pipeline, offer["id"]), **{k: {"S": v} for k, v in offer.items()}}
-    if keep_days is not None:
-        item["expires_at"] = {"N": str(int(time.time()) + keep_days * 86_400)}
-    try:
-        client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-    except ClientError as err:
-        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
-        stored = read_offer(client, table, pipeline, offer["id"])
-        if stored is not None:
-            return stored
-    return offer
+    if AuditTrail(client, table, keep_days=keep_days).append(item):
+        return offer
+    return read_offer(client, table, pipeline, offer["id"]) or offer
 
 
 def offer_posted(client: Any, table: str, pipeline: str, offer: str) -> bool:
@@ -507,9 +500,6 @@ def offer_posted(client: Any, table: str, pipeline: str, offer: str) -> bool:
 
 
 def mark_offer_posted(client: Any, table: str, pipeline: str, offer: str) -> None:
+    """The offer's marker item: its message was posted (written once)."""
     item = {**offer_key(pipeline, f"{offer}#posted"), "posted": {"S": "true"}}
-    try:
-        client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-    except ClientError as err:
-        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
+    AuditTrail(client, table, keep_days=None).append(item)
