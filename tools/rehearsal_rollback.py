@@ -95,6 +95,7 @@ def from_chat(rehearsal: Any, say: Any, clients: Any, simulated: str) -> bool:
     from mlgate.infra.gates import encoded
     from mlgate.infra.naming import role_arn
     from mlgate.infra.rollback_timing import rollback_context
+    from shared.served import stack_parameters
     from tools.rehearsal import ACCOUNT, REGION, lambda_context
 
     m, names = rehearsal.manifest, rehearsal.names
@@ -109,13 +110,12 @@ def from_chat(rehearsal: Any, say: Any, clients: Any, simulated: str) -> bool:
     hook.settings.cache_clear()
     callback.settings.cache_clear()
     hook.clients_for = lambda env: clients
-    hook.boto3_home = lambda: Home(rehearsal)  # type: ignore[assignment]
+    hook.boto3_home = lambda: Home(rehearsal)
     cfn = rehearsal.account_client(ENV, "cloudformation")
 
     def update() -> None:
-        found = cfn.describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]
-        url = {p["ParameterKey"]: p["ParameterValue"] for p in found}["ModelDataUrl"]
-        rehearsal.endpoint.serving[endpoint] = url
+        found = stack_parameters(cfn.describe_stacks(StackName=stack)["Stacks"][0])
+        rehearsal.endpoint.serving[endpoint] = str(found["ModelDataUrl"])
 
     context = lambda_context("rollback")
     machine = Machine(hook, context, update)

@@ -141,6 +141,7 @@ def stage(rehearsal: Any, say: Any, env: EnvName, arn: str, broken: bool, since:
     from deployer import handler as deployer
 
     from mlgate.infra.naming import role_arn
+    from shared.served import NO_SHADOW, SHADOW, stack_parameters
     from tools.rehearsal import SIMULATED, lambda_context
 
     title = "Shadow " + env
@@ -156,9 +157,11 @@ def stage(rehearsal: Any, say: Any, env: EnvName, arn: str, broken: bool, since:
     done = deployer.handler(rehearsal.job(rehearsal.continuation(), **deploy, shadow="start"),
                             lambda_context("deployer"))  # fmt: skip
     cfn = rehearsal.account_client(env, "cloudformation")
-    params = {p["ParameterKey"]: p["ParameterValue"]
-              for p in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]}  # fmt: skip
-    shadow_url = params["ShadowModelDataUrl"]
+
+    def parameters() -> dict[str, str | None]:
+        return stack_parameters(cfn.describe_stacks(StackName=stack)["Stacks"][0])
+
+    shadow_url = str(parameters()[SHADOW])
     rehearsal.endpoint.shadows[endpoint] = shadow_url
     say(title, f"AddShadow{env.capitalize()}: {first['reason']}; then {done['reason']} "
         f"({test.instance_count} x {rehearsal.manifest.env_serving(env).shadow_instance_type()}, "
@@ -201,9 +204,8 @@ def stage(rehearsal: Any, say: Any, env: EnvName, arn: str, broken: bool, since:
     rehearsal.endpoint.shadows.pop(endpoint, None)
     say(title, f"RemoveShadow{env.capitalize()}: {stop['reason']}; then {end['result']}: "
         f"{end['reason']}")  # fmt: skip
-    params = {p["ParameterKey"]: p["ParameterValue"]
-              for p in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]}  # fmt: skip
-    if params["ShadowModelDataUrl"] != "none" or rehearsal.endpoint.serving[endpoint] != production:
+    params = parameters()
+    if params[SHADOW] != NO_SHADOW or rehearsal.endpoint.serving[endpoint] != production:
         raise SystemExit(f"rehearsal: the Shadow stage left {stack} with {params}")
     return bool(end["result"] == "succeeded")
 

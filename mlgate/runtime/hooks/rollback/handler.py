@@ -380,8 +380,9 @@ def poll(step: dict[str, Any]) -> dict[str, Any]:
     return {**step, "state": state}
 
 
-@cache
 def boto3_home() -> Any:
+    """A session as the rollback role, made for each step: its credentials last an hour, and
+    a warm function outlives them."""
     return session(settings().role_arn, "mlgate-rollback-hook")
 
 
