@@ -69,7 +69,7 @@ def test_architecture_names_every_stack_by_account_with_the_data_flow(
             assert (n.stack("delivery"), Names.of(m, env).serving_stack()) in flows
             # A serverless endpoint captures nothing: no monitoring stack, no drift flow.
             watcher = Names.of(m, env).monitoring_stack()
-            if m.captures_traffic(env):
+            if m.monitored(env):
                 assert (watcher, n.stack("training")) in flows
             else:
                 assert watcher not in stacks
@@ -191,7 +191,7 @@ def test_architecture_line_names_resources_by_what_they_do(synth: Any) -> None:
         e = collect(synth.outdir, lint=False, product=m.product.name)
         line = architecture(m, e).notes[0]
         segments = dict(re.findall(r"(?:^| → )([^(→]+?) \(([^)]*)\)", line))
-        watched = [env for env in ("staging", "prod") if m.captures_traffic(env)]
+        watched = [env for env in ("staging", "prod") if m.monitored(env)]
         monitoring = [Names.of(m, env).monitoring_pipeline() for env in watched]
         unwatched = [
             Names.of(m, env).monitoring_pipeline()

@@ -181,7 +181,7 @@ def test_a_missing_request_object_is_refused(booster_host: Any) -> None:
 
 def test_the_drift_loop_watches_a_monitored_environment_only(tmp_path: Path) -> None:
     """The environments the rehearsal monitors are those the app builds a Monitoring stack
-    for (captures_traffic: not serverless); delivery-time's serverless staging is not one;
+    for (monitored: not serverless); delivery-time's serverless staging is not one;
     with no monitored environment the drift loop does not run."""
     from tools.rehearsal import Rehearsal
 
@@ -190,7 +190,7 @@ def test_the_drift_loop_watches_a_monitored_environment_only(tmp_path: Path) -> 
             manifest = manifest_of(name)
             with Rehearsal(tmp_path / name, manifest) as rehearsal:
                 monitored = rehearsal.monitored()
-            assert monitored == [e for e in ("staging", "prod") if manifest.captures_traffic(e)]
+            assert monitored == [e for e in ("staging", "prod") if manifest.monitored(e)]
             if manifest.serving.staging.mode.value == "serverless":
                 assert monitored[0] == "prod"  # the broken form monitored staging
         serving = manifest_of("delivery-time").serving

@@ -2414,8 +2414,8 @@ class Rehearsal:
 
     def monitored(self) -> list[EnvName]:
         """The environments the app monitors: those whose endpoint captures traffic, every
-        mode but serverless (Manifest.captures_traffic)."""
-        return [e for e in ENVS if self.manifest.captures_traffic(e)]
+        mode but serverless (Manifest.monitored)."""
+        return [e for e in ENVS if self.manifest.monitored(e)]
 
     def drift_loop(self, arn: str) -> bool:
         """On the first monitored environment (its capture, its monitoring job, its drift

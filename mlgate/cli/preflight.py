@@ -263,7 +263,7 @@ def plan(manifests: Sequence[Manifest]) -> dict[tuple[str, str], Plan]:
                 there.serverless_concurrency += BLUE_GREEN_FACTOR * concurrency
                 there.serverless_uses.append(f"{m.product.name} {env} up to {concurrency}")
                 # A serverless endpoint captures no traffic: no monitoring job, no drift
-                # responder (Manifest.captures_traffic).
+                # responder (Manifest.monitored).
                 continue
             fleet = largest_fleet(m, env)
             there.endpoint[serving.instance_type] += BLUE_GREEN_FACTOR * fleet

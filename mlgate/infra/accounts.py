@@ -32,7 +32,7 @@ def artifact_readers(manifest: Manifest, env: EnvName) -> list[str]:
     from home: released/<product>/ of the home artifact bucket, nothing else."""
     names = Names.of(manifest, env)
     # A serverless environment captures nothing, so nothing monitors it: no monitor role.
-    watched = manifest.captures_traffic(env)
+    watched = manifest.monitored(env)
     return [names.model_role(), *([names.monitor_role()] if watched else [])]
 
 

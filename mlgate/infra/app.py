@@ -107,7 +107,7 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             app, manifest=manifest, env_name=env, foundation=foundation, site=sites[env]
         )
         for env in ENV_NAMES
-        if manifest.captures_traffic(env)
+        if manifest.monitored(env)
     }
     for env, watcher in monitoring.items():
         # It reads the live-version parameters Serving keeps, and takes over the monitor role

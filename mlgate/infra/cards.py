@@ -84,7 +84,7 @@ def card_context(manifest: Manifest) -> dict[str, Any]:
             "schedule": mon.schedule,
             "drift_threshold": mon.drift_threshold,
             "cooldown_hours": mon.retrain_cooldown_hours,
-            "environments": [env for env in ENV_NAMES if manifest.captures_traffic(env)],
+            "environments": [env for env in ENV_NAMES if manifest.monitored(env)],
         },
         "gates": [
             {"name": g.name, "approvers": [contact(a).name for a in g.approvers]}

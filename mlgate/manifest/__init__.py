@@ -90,6 +90,7 @@ from mlgate.manifest.product import (
 from mlgate.manifest.serving import (
     AsyncServing,
     Autoscaling,
+    BatchScoring,
     Delivery,
     EnvironmentServing,
     InferenceComponent,
@@ -120,6 +121,7 @@ __all__ = [
     "Algorithm",
     "AsyncServing",
     "Autoscaling",
+    "BatchScoring",
     "BusinessKpi",
     "Column",
     "ColumnName",

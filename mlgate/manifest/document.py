@@ -25,6 +25,7 @@ from mlgate.manifest.serving import (
     Delivery,
     EnvironmentServing,
     Monitoring,
+    MonitoringEngine,
     RolloutPolicy,
     Serving,
     ServingMode,
@@ -135,6 +136,12 @@ class Manifest(_Model):
         """The environment's mode and standing capacity: what runs, and is billed, when no
         request arrives."""
         serving = self.env_serving(env)
+        if serving.mode is ServingMode.BATCH:
+            batch = serving.batch_settings
+            return (
+                f"batch {serving.instance_count} x {serving.instance_type} while a run scores, "
+                f"{batch.trigger()}: 0 between runs"
+            )
         component = serving.component_capacity_summary()
         if component is not None:
             return component
@@ -180,6 +187,14 @@ class Manifest(_Model):
 
     def _traffic_summary(self, env: EnvName) -> str:
         serving = self.env_serving(env)
+        if serving.mode is ServingMode.BATCH:
+            rows = serving.batch_settings.sample_rows
+            compared = ", and compared with prod's version's on the same rows" * (env == "staging")
+            return (
+                f"a sample run of {rows} rows with the new version (its output checked"
+                f"{compared}), then the next run scores with it; the previous version is one "
+                "switch away"
+            )
         component = serving.component_rollout_summary()
         if component is not None:
             return component
@@ -230,12 +245,17 @@ class Manifest(_Model):
     def env_serving(self, name: EnvName) -> EnvironmentServing:
         return getattr(self.serving, name)  # type: ignore[no-any-return]
 
-    def captures_traffic(self, name: EnvName) -> bool:
-        """Whether the environment's endpoint captures traffic, which monitoring and the drift
-        loop need: serverless endpoints do not support data capture
+    def monitored(self, name: EnvName) -> bool:
+        """Whether monitoring and the drift loop watch the environment: an endpoint's captured
+        traffic, or a batch environment's runs (their inputs and predictions). Serverless
+        endpoints do not support data capture
         (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html#serverless-endpoints-how-it-works-exclusions),
         so a serverless environment is not monitored and has no drift responder."""
         return self.env_serving(name).mode is not ServingMode.SERVERLESS
+
+    def is_batch(self, name: EnvName) -> bool:
+        """Whether the environment scores in batch (no endpoint)."""
+        return self.env_serving(name).mode is ServingMode.BATCH
 
     def is_remote(self, name: EnvName) -> bool:
         """True when the environment lives in another account than staging, the home of the
@@ -340,6 +360,7 @@ class Manifest(_Model):
         if not self.pipeline_gates:
             problems.append(("gates", "at least one gate must run in CodePipeline"))
         problems.extend(self._mode_problems())
+        problems.extend(self._batch_problems())
         problems.extend(self._rollout_problems())
         problems.extend(self._model_problems())
         problems.extend(self._retention_problems())
@@ -576,11 +597,56 @@ class Manifest(_Model):
                     )
         return problems
 
+    def _batch_problems(self) -> list[tuple[str, str]]:
+        """Where a batch environment can run, and what an endpoint needs that batch does not."""
+        problems: list[tuple[str, str]] = []
+        home = self.environments.staging
+        endpoints = [env for env in ENV_NAMES if not self.is_batch(env)]
+        if endpoints and not self.metrics.slos:
+            problems.append(
+                (
+                    "metrics.slos",
+                    f"{' and '.join(endpoints)} serve{'s' if len(endpoints) == 1 else ''} an "
+                    "endpoint, whose rollback alarms and on-call pages are its SLOs: declare at "
+                    "least one (only a product that scores in batch everywhere has none)",
+                )
+            )
+        for env in ENV_NAMES:
+            if not self.is_batch(env):
+                continue
+            where = self.environment(env)
+            # A run reads the curated table where the ETL wrote it, with the product's key of
+            # that account and region; mlgate grants no other account or region access to it.
+            if (where.account, where.region) != (home.account, home.region):
+                problems.append(
+                    (
+                        f"environments.{env}",
+                        f"a batch environment scores the curated data where it lives, in "
+                        f"staging's account {home.account} and region {home.region}; {env} is "
+                        f"in {where.account} {where.region}: move it there, or serve an "
+                        "endpoint in it",
+                    )
+                )
+            if self.monitoring.engine is MonitoringEngine.MODEL_MONITOR:
+                problems.append(
+                    (
+                        "monitoring.engine",
+                        f"{env} scores in batch, whose inputs and predictions mlgate's "
+                        "Evidently job reads; Model Monitor schedules for batch transform are "
+                        "not built in mlgate: use engine evidently",
+                    )
+                )
+        return problems
+
     def _rollout_problems(self) -> list[tuple[str, str]]:
         """Safety invariants of blue/green traffic shifting, per environment."""
         problems: list[tuple[str, str]] = []
+        if not self.metrics.slos:
+            return problems  # every environment scores in batch (_batch_problems)
         window = max(s.detection_window_seconds for s in self.metrics.slos)
         for env in ENV_NAMES:
+            if self.is_batch(env):
+                continue  # a switch between runs, no traffic shifted
             serving = self.env_serving(env)
             rollout = serving.rollout
             path = f"serving.{env}.rollout"

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from mlgate.manifest.base import (
+    EventBridgeSchedule,
     InstanceType,
     MonitorSchedule,
     RelativePath,
@@ -99,6 +100,9 @@ class ServingMode(StrEnum):
     ASYNC = "async"
     """SageMaker Asynchronous Inference: requests queued in S3, instances scaled on the
     backlog, down to 0 when idle."""
+    BATCH = "batch"
+    """SageMaker Batch Transform over the curated data, on a schedule or after each ETL run:
+    no endpoint; instances only while a run scores."""
 
 
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
@@ -149,6 +153,70 @@ class AsyncServing(_Model):
     scale_to_zero: bool = True
     """Idle: 0 instances (autoscaling's minimum is 0), woken by the first queued request;
     False keeps autoscaling.min_instances always on."""
+
+
+class BatchScoring(_Model):
+    """A batch environment's runs (SageMaker Batch Transform): when they start, what they
+    score, and how a release's sample run is judged.
+
+    Each run prepares the curated rows as the model's payload (a SageMaker Processing job),
+    scores them with the environment's live model version (a Batch Transform job), and
+    registers its predictions as a partition of the environment's Glue `predictions` table
+    (docs/platform-engineer.md, "Batch scoring")."""
+
+    schedule: EventBridgeSchedule | None = None
+    """When runs start: an EventBridge cron(...) or rate(...) expression, in UTC. Give this
+    or after_etl."""
+    after_etl: bool = False
+    """Start a run after each successful run of the product's ETL job, on the data it has just
+    curated. Give this or schedule."""
+    input_prefix: (
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9/_=.-]{0,900}/$")] | None
+    ) = None
+    """A prefix of the curated bucket to score (ends with /); None: the whole curated table."""
+    sample_rows: int = Field(default=500, ge=10, le=100_000)
+    """Rows of a release's sample run: the deploy verifier scores them with the new version,
+    and in staging the quality gate compares its predictions with prod's version's on the same
+    rows."""
+    max_run_minutes: int = Field(default=180, ge=10, le=2880)
+    """A run still going after this long is late (its alarm pages on-call); its jobs stop
+    after it (MaxRuntimeInSeconds)."""
+    max_payload_mb: int = Field(default=6, ge=1, le=100)
+    """The largest mini-batch sent to the model at once (MaxPayloadInMB)."""
+    max_prediction_shift: float = Field(default=0.1, gt=0, le=1)
+    """Quality gate: the most the sample's predictions may move from prod's version's on the
+    same rows (normalized Wasserstein distance for scores, Jensen-Shannon for labels)."""
+    max_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    """Quality gate: the share of sample rows the new version may leave without a prediction."""
+    max_run_time_ratio: float = Field(default=3.0, gt=1, le=100)
+    """Quality gate: how many times prod's version's scoring time the new version may take on
+    the sample."""
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> BatchScoring:
+        if (self.schedule is None) == (not self.after_etl):
+            raise _CrossFieldErrors(
+                [
+                    (
+                        "schedule",
+                        "a batch environment starts its runs either on a schedule or after "
+                        "each ETL run: give schedule, or after_etl: true, not both"
+                        if self.after_etl
+                        else "a batch environment starts its runs either on a schedule or "
+                        "after each ETL run: give schedule, or after_etl: true",
+                    )
+                ]
+            )
+        return self
+
+    def trigger(self) -> str:
+        """When runs start, in words."""
+        return f"on {self.schedule} (UTC)" if self.schedule else "after each successful ETL run"
+
+
+BATCH_IGNORES = ("shadow", "inference_component", "off_hours", "autoscaling", "rollout")
+"""What a batch environment has no use for: it has no endpoint, no traffic to shift or copy,
+and no instances between runs."""
 
 
 ROLLING_BATCH_PERCENT = (5, 50)
@@ -385,21 +453,25 @@ class OffHoursPlan:
 
 class EnvironmentServing(_Model):
     mode: ServingMode = ServingMode.REAL_TIME
-    """real-time (instances always on), serverless (0 when idle, billed per request) or
-    async (queued requests, instances scaled on the backlog, 0 when idle)."""
+    """real-time (instances always on), serverless (0 when idle, billed per request), async
+    (queued requests, instances scaled on the backlog, 0 when idle) or batch (no endpoint:
+    Batch Transform runs, instances only while one scores)."""
     instance_type: InstanceType = "ml.m5.large"
-    """Endpoint instance type (real-time and async)."""
+    """Endpoint instance type (real-time and async); a batch run's instances (batch)."""
     instance_count: int = Field(default=2, ge=1, le=50)
-    """Instances the endpoint starts with (real-time and async)."""
+    """Instances the endpoint starts with (real-time and async); a batch run's (batch)."""
     autoscaling: Autoscaling = Autoscaling()
     """Target-tracking bounds (real-time and async: async tracks the backlog)."""
     serverless: Serverless | None = None
     """Memory and concurrency; serverless mode only (required there)."""
     async_: AsyncServing | None = Field(default=None, alias="async")
     """Queue and backlog scaling; async mode only (default settings when left out)."""
+    batch: BatchScoring | None = None
+    """When runs start and how a release's sample run is judged; batch mode only (required
+    there)."""
     rollout: Rollout
     """Blue/green traffic shifting policy for updates (with inference_component, the rolling
-    update it maps to)."""
+    update it maps to). Not in batch mode: a release switches the version the next run uses."""
     inference_component: InferenceComponent | None = None
     """Host the model as a SageMaker inference component (real-time only). Choose it to share
     the instances between several models or versions, to scale a real-time endpoint to zero
@@ -425,6 +497,67 @@ class EnvironmentServing(_Model):
     off_hours.instances, async to 0 when idle and at most off_hours.instances, serverless with
     provisioned concurrency to off_hours.instances of it. None: the same capacity at every
     hour."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch_switches(cls, data: Any) -> Any:
+        """A batch environment shifts no traffic: its release is a switch of the version the
+        next run uses, written here as an all-at-once rollout that nothing reads (the manifest
+        gives none: `_batch_fit` refuses one)."""
+        if isinstance(data, dict) and data.get("mode") == ServingMode.BATCH.value:
+            if "rollout" in data:
+                raise _CrossFieldErrors(
+                    [
+                        (
+                            "rollout",
+                            "a batch environment shifts no traffic: a release switches the "
+                            "version its next run scores with, after the sample run and the "
+                            "gates; drop rollout",
+                        )
+                    ]
+                )
+            data = {**data, "rollout": {"policy": "all_at_once", "allow_all_at_once": True}}
+        return data
+
+    @model_validator(mode="after")
+    def _batch_fit(self) -> EnvironmentServing:
+        """A batch environment names its runs and nothing an endpoint needs; only it takes
+        `batch`."""
+        if self.mode is not ServingMode.BATCH:
+            if self.batch is not None:
+                raise _CrossFieldErrors(
+                    [("batch", f"only a batch environment takes it ({self.mode.value})")]
+                )
+            return self
+        problems: list[tuple[str, str]] = []
+        if self.batch is None:
+            problems.append(
+                (
+                    "batch",
+                    "a batch environment says when its runs start: batch.schedule (a cron or "
+                    "rate expression) or batch.after_etl: true",
+                )
+            )
+        for name in BATCH_IGNORES:
+            if name != "rollout" and name in self.model_fields_set:
+                problems.append(
+                    (
+                        name,
+                        "a batch environment has no endpoint (nothing to shadow, host as a "
+                        "component, scale or scale down: its instances run only while a run "
+                        "scores): drop this",
+                    )
+                )
+        if problems:
+            raise _CrossFieldErrors(problems)
+        return self
+
+    @property
+    def batch_settings(self) -> BatchScoring:
+        """The batch settings of a batch environment (`_batch_fit` requires them)."""
+        if self.batch is None:
+            raise ValueError(f"a {self.mode.value} environment has no batch settings")
+        return self.batch
 
     @property
     def async_settings(self) -> AsyncServing:

@@ -31,7 +31,7 @@ MODEL_MONITOR_KINDS = (
 def watched(manifest: Any, env: str) -> bool:
     """An environment whose endpoint captures its traffic: every mode but serverless (AWS's
     serverless endpoints have no data capture; the manifest checks refuse monitoring there)."""
-    return bool(manifest.captures_traffic(env))
+    return bool(manifest.monitored(env))
 
 
 def monitoring(synth: Any, product: Any, env: str) -> Any:

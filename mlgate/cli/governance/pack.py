@@ -1057,7 +1057,7 @@ def monitors(m: Manifest) -> Table:
          f"artifact bucket, {Names.of(m, env).monitoring_reports(evidently)}/"]
         # A serverless endpoint captures no traffic (SageMaker offers no data capture for it):
         # nothing watches it, and the pack says so.
-        if m.captures_traffic(env)
+        if m.monitored(env)
         else [env, "none: a serverless endpoint captures no traffic", "-", "-", "-", "-"]
         for env in ENV_NAMES
     ]  # fmt: skip

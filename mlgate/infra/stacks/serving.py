@@ -433,7 +433,7 @@ class ServingStack(ProductStack):
             )
         }
         self.drift: DriftResponder | None = None
-        if manifest.captures_traffic(env_name):
+        if manifest.monitored(env_name):
             self.drift = DriftResponder(
                 self,
                 "Drift",

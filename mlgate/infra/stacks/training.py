@@ -73,7 +73,7 @@ def _extension(path: Path) -> str:
 def registry_readers(manifest: Manifest, env: EnvName) -> list[str]:
     """Roles of an environment in another account that call the registry: the Evidently
     monitor role describes the live version (its baseline dataset's location)."""
-    if manifest.captures_traffic(env) and manifest.monitoring.engine is MonitoringEngine.EVIDENTLY:
+    if manifest.monitored(env) and manifest.monitoring.engine is MonitoringEngine.EVIDENTLY:
         return [Names.of(manifest, env).monitor_role()]
     return []
 
