@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
 
+from mlgate.infra.constructs.batch import batch_function_name
 from mlgate.infra.constructs.endpoint import capture_prefix
 from mlgate.infra.inference_component import WAKE_FROM_ZERO as COMPONENT_WAKE
 from mlgate.infra.inference_component import component_name
@@ -440,9 +441,61 @@ def shadow_judge_access(
     return statements, {f"AwsSolutions-IAM5[Resource::{r}]": w for r, w in why.items()}
 
 
+def batch_access(
+    manifest: Manifest, env: EnvName, *, invoke: bool
+) -> tuple[list[iam.PolicyStatement], Findings]:
+    """A batch environment's release checks (the deploy verifier, and the quality gate in
+    staging): read its live model parameters, start its sample run (`invoke`: lambda:Invoke of
+    its batch_run hook, mlgate/infra/constructs/batch.py) and read the runs' records and
+    outputs under batch/<env>/runs/ of its artifact bucket, with the bucket's key through S3
+    for those objects only (as `async_request_access`). A batch environment lives in the home
+    account and region (the manifest's rule). Nothing for an endpoint."""
+    if not manifest.is_batch(env):
+        return [], {}
+    target = manifest.environment(env)
+    names = Names.of(manifest, env)
+    bucket = Names.of(manifest).bucket("artifacts", target.account, target.region)
+    runs = f"arn:aws:s3:::{bucket}/batch/{env}/runs/*"
+    keys = f"arn:aws:kms:{target.region}:{target.account}:key/*"
+    parameters = [
+        f"arn:aws:ssm:{target.region}:{target.account}:parameter"
+        f"{names.live_release_parameter(what)}"
+        for what in ("model-name", "model-package")
+    ]
+    statements = [
+        iam.PolicyStatement(actions=["ssm:GetParameter"], resources=parameters),
+        iam.PolicyStatement(actions=["s3:GetObject"], resources=[runs]),
+        iam.PolicyStatement(
+            actions=["kms:Decrypt"],
+            resources=[keys],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"s3.{target.region}.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{bucket}"]},
+            },
+        ),
+    ]
+    if invoke:
+        function = (
+            f"arn:aws:lambda:{target.region}:{target.account}:function:{batch_function_name(names)}"
+        )
+        statements.append(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function])
+        )
+    why = {
+        runs: f"The {env} batch runs' records and outputs the release checks read; object "
+        "names carry the run id.",
+        keys: f"The {env} artifact bucket's key, made by another stack: only through S3 and "
+        "only for this bucket's objects (the encryption context).",
+    }
+    return statements, {f"AwsSolutions-IAM5[Resource::{r}]": w for r, w in why.items()}
+
+
 def verify_access(manifest: Manifest, env: EnvName) -> tuple[list[iam.PolicyStatement], Findings]:
     """Describe the environment's endpoint down to its model, and invoke it once (an async
-    endpoint: queue the sample and read its result, `async_request_access`)."""
+    endpoint: queue the sample and read its result, `async_request_access`); a batch
+    environment's: `batch_access`."""
+    if manifest.is_batch(env):
+        return batch_access(manifest, env, invoke=True)
     target = manifest.environment(env)
     arn = f"arn:aws:sagemaker:{target.region}:{target.account}"
     configs = [f"{arn}:endpoint-config/*", f"{arn}:model/*"]
@@ -498,6 +551,9 @@ def staging_queue_access(manifest: Manifest) -> tuple[list[iam.PolicyStatement],
     """The quality gate's smoke load beyond InvokeEndpoint on the staging endpoint (staging is
     always in the home account): on an asynchronous one, `async_request_access`; on one
     hosting an inference component, `component_access`; nothing otherwise."""
+    if manifest.is_batch("staging"):
+        # Its sample run's record and both outputs (the verifier started the run).
+        return batch_access(manifest, "staging", invoke=False)
     target = manifest.environment("staging")
     endpoint = (
         f"arn:aws:sagemaker:{target.region}:{target.account}:endpoint/"

@@ -95,7 +95,12 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             )
     serving = {
         env: ServingStack(
-            app, manifest=manifest, env_name=env, foundation=foundation, site=sites[env]
+            app,
+            manifest=manifest,
+            env_name=env,
+            foundation=foundation,
+            site=sites[env],
+            data=data,
         )
         for env in ENV_NAMES
     }

@@ -20,6 +20,7 @@ from constructs import Construct
 
 from mlgate.infra import durations
 from mlgate.infra.constructs.alarms import CRITICAL, WARNING, AlarmFactory, Owner, hook_alarm
+from mlgate.infra.constructs.batch import BATCH_RUN_COUNTS, batch_metric
 from mlgate.infra.constructs.drift import DRIFT_METRICS_NAMESPACE
 from mlgate.infra.naming import PREFIX, EnvName, Names, pascal
 
@@ -623,7 +624,9 @@ class ProductMonitoring(Construct):
         owner = f" — owner: {on_call.name}"
         host = "/aws/sagemaker/Endpoints"
         widgets: list[cw.IWidget] = (
-            self._async_panels(owner, annotations)
+            self._batch_panels(owner)
+            if self.props.mode == "batch"
+            else self._async_panels(owner, annotations)
             if self.props.mode == "async"
             else self._serverless_panels(owner, annotations)
             if self.props.mode == "serverless"
@@ -681,6 +684,35 @@ class ProductMonitoring(Construct):
                 title=f"Instances (invocations per instance, scaling signal){owner}",
                 left=[self._endpoint("InvocationsPerInstance", "Sum")],
                 right=[self._endpoint("CPUUtilization", "SampleCount", host)],
+                width=8,
+                height=6,
+            ),
+        ]
+
+    def _batch_panels(self, owner: str) -> list[cw.IWidget]:
+        """No endpoint: the runs (succeeded, failed, empty, late), the rows they scored and how
+        long they took (the batch_run hook's metrics, mlgate/infra/constructs/batch.py)."""
+        day = 24 * 60
+
+        def runs(name: str) -> cw.Metric:
+            return batch_metric(self.names, name, "Sum", day)
+
+        return [
+            cw.GraphWidget(
+                title=f"Batch runs: succeeded / failed / empty / late per day{owner}",
+                left=[runs(n) for n in BATCH_RUN_COUNTS],
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Rows scored per run{owner}",
+                left=[batch_metric(self.names, "BatchRowsScored", "Sum", day)],
+                width=8,
+                height=6,
+            ),
+            cw.GraphWidget(
+                title=f"Run time (minutes, longest per day){owner}",
+                left=[batch_metric(self.names, "BatchRunMinutes", "Maximum", day)],
                 width=8,
                 height=6,
             ),

@@ -57,6 +57,8 @@ class DeployTarget:
     service_role: str
     account: str | None = None
     shadow: Mapping[str, Any] | None = None
+    batch: Mapping[str, Any] | None = None
+    """A batch environment's release checks (UserParameters' `batch`): it has no endpoint."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ class ReleasePipeline(Construct):
                     # execution's other gate events in the audit trail.
                     user_parameters_string=json.dumps(
                         {
-                            "endpoint": self.names.endpoint("staging"),
+                            **self._subject("staging"),
                             "execution": "#{codepipeline.PipelineExecutionId}",
                         }
                     ),
@@ -172,7 +174,7 @@ class ReleasePipeline(Construct):
             invoked[self.names.gate_stage(automated.name)] = quality_gate
         self._acknowledge_grants(artifacts, invoked)
 
-    def _parameters(self, env: EnvName) -> tuple[dict[str, str], dict[str, str]]:
+    def _parameters(self, env: EnvName) -> tuple[dict[str, str], dict[str, Any]]:
         """The deployer's and the verifier's UserParameters for `env`."""
         # The deployer passes the Serving stack's own CloudFormation service role as
         # UpdateStack's RoleARN, the one role it may pass (mlgate/infra/accounts.py, deploy_access).
@@ -182,13 +184,19 @@ class ReleasePipeline(Construct):
             "stack": self.names.serving_stack(env),
             "service_role": target.service_role,
         }
-        checks = {"environment": env, "endpoint": self.names.endpoint(env)}
+        checks: dict[str, Any] = {"environment": env, **self._subject(env)}
         account = target.account
         if account is not None:
             # The hooks act in the environment's account through its deploy and verify roles.
             params["role_arn"] = role_arn(account, self.names.deploy_role(env))
             checks["role_arn"] = role_arn(account, self.names.verify_role(env))
         return params, checks
+
+    def _subject(self, env: EnvName) -> dict[str, Any]:
+        """What the release checks look at in `env`: its endpoint, or a batch environment's
+        runs."""
+        batch = self.props.targets[env].batch
+        return {"batch": dict(batch)} if batch else {"endpoint": self.names.endpoint(env)}
 
     def _shadow_for(self, env: EnvName, deployer: Deployer, verifier: DeployVerifier) -> None:
         """The environment's Shadow stage, once, when it has a shadow test."""
@@ -216,7 +224,9 @@ class ReleasePipeline(Construct):
             stage_name=f"Verify{env.capitalize()}",
             actions=[
                 actions.LambdaInvokeAction(
-                    action_name=f"CheckEndpoint{env.capitalize()}",
+                    # A batch environment's check is a sample run, not an endpoint's answer.
+                    action_name=f"Check{'Batch' if 'batch' in checks else 'Endpoint'}"
+                    f"{env.capitalize()}",
                     lambda_=verifier.function,
                     user_parameters_string=json.dumps(checks, sort_keys=True),
                 )

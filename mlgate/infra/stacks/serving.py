@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import CfnCondition, CfnParameter, Fn
 from aws_cdk import aws_events as events
+from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from mlgate.infra.constructs.batch import BatchProps, BatchScoring
 from mlgate.infra.constructs.conditions import NEEDS_A_MODEL, condition_all
 from mlgate.infra.constructs.drift import DriftProps, DriftResponder
 from mlgate.infra.constructs.endpoint import (
@@ -49,8 +52,11 @@ from mlgate.infra.stacks.base import (
     reports_prefix,
     training_pipeline_arn,
 )
+from mlgate.infra.stacks.data import CURATED_PREFIX, DataStack
 from mlgate.infra.stacks.foundation import FoundationStack, SiteStack
-from mlgate.manifest import EnvName, Manifest, MonitoringEngine
+from mlgate.infra.stacks.training import SCRIPTS, contract_file
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine, ProblemType
+from mlgate.manifest.data import NUMERIC_TYPES
 from mlgate.manifest.serving import EnvironmentServing, ServingMode
 
 __all__ = ["VARIANT", "ServingStack"]
@@ -219,6 +225,63 @@ def endpoint_props(manifest: Manifest, env: EnvName, region: str) -> EndpointPro
     )
 
 
+GLUE_TYPES = {"int": "int", "bigint": "bigint", "double": "double", "float": "float",
+              "boolean": "boolean", "date": "date", "timestamp": "timestamp"}  # fmt: skip
+"""Curated column types the predictions table keeps as they are; anything else is a string."""
+
+
+def batch_props(manifest: Manifest, env: EnvName, region: str, data: DataStack) -> BatchProps:
+    """What the environment's batch runs take from the manifest."""
+    settings = manifest.env_serving(env)
+    batch = settings.batch_settings
+    schema = manifest.data.curated
+    curated = data.bucket_name("curated")
+    # A product that brings its own preprocess serves the request columns of its sample
+    # request as they are; otherwise the model takes mlgate's preprocess layout (numbers, each
+    # category one-hot), which the prepare job encodes the same way.
+    raw = manifest.model.code.preprocess is not None
+
+    def column_type(name: str) -> str:
+        if not raw:
+            return "double"
+        known = {c.name: c.type for c in schema.columns}.get(name)
+        return GLUE_TYPES.get(str(known), "double" if known in NUMERIC_TYPES else "string")
+
+    id_type = GLUE_TYPES.get(str(schema.column(schema.id_column).type), "string")
+    labels = manifest.model.problem_type is ProblemType.MULTICLASS
+    return BatchProps(
+        names=Names.of(manifest, env),
+        instance_type=settings.instance_type,
+        instance_count=settings.instance_count,
+        schedule=batch.schedule,
+        etl_job=None if batch.schedule else Names.of(manifest).etl_job(),
+        input_uri=f"s3://{curated}/{batch.input_prefix or CURATED_PREFIX}",
+        input_bucket_arn=data.bucket_arn("curated"),
+        sample_rows=batch.sample_rows,
+        max_run_minutes=batch.max_run_minutes,
+        max_payload_mb=batch.max_payload_mb,
+        payload="raw" if raw else "encoded",
+        request_columns=tuple(manifest.payload_columns),
+        database=data.database_name,
+        table_columns=(
+            (schema.id_column, id_type),
+            *((table_column(c), column_type(c)) for c in manifest.payload_columns),
+            ("prediction", "string" if labels else "double"),
+        ),
+        reference_model_parameter=Names.of(manifest, "prod").live_release_parameter("model-name")
+        if env == "staging" and manifest.is_batch("prod")
+        else None,
+        environment=serving_environment(manifest, region),
+        released=released_versions(manifest, env),
+    )
+
+
+def table_column(payload_column: str) -> str:
+    """A payload column's name as a Glue column (lower case, letters, digits and _): a
+    one-hot column `vehicle=car` becomes `vehicle_car`."""
+    return re.sub(r"[^a-z0-9_]", "_", payload_column.lower())
+
+
 def component(settings: EnvironmentServing) -> Component | None:
     """The environment's inference component, None when the model sits in the variant."""
     chosen = settings.inference_component
@@ -308,9 +371,11 @@ class ServingStack(ProductStack):
         env_name: EnvName,
         foundation: FoundationStack,
         site: SiteStack,
+        data: DataStack,
     ) -> None:
         """`foundation` is the product's home; `site` is the foundation of the environment's
-        account (the home foundation itself when the environment lives there)."""
+        account (the home foundation itself when the environment lives there); `data` the
+        product's data, which a batch environment scores."""
         super().__init__(
             scope,
             manifest=manifest,
@@ -395,27 +460,56 @@ class ServingStack(ProductStack):
         # Released versions (model artifacts, baselines) live in the home artifact bucket.
         home_artifacts = foundation.bucket_arn("artifacts")
         alarms = self.alarm_factory(site.on_call_topic)
-        self.served = MonitoredEndpoint(
-            self,
-            "Served",
-            props=endpoint_props(manifest, env_name, self.target.region),
-            model_data=self.model_data.value_as_string,
-            has_model=has_model,
-            key=site.key,
-            artifacts_bucket=artifacts,
-            home_artifacts_arn=home_artifacts,
-            image=images["model"],
-            alarms=alarms,
-            shadow_model_data=(
-                self.shadow_model_data.value_as_string if self.shadow_model_data else None
-            ),
-            has_shadow=has_shadow,
-        )
-        self.endpoint_name = self.served.endpoint_name
-        self.mode = self.served.mode
-        self.component_name = self.served.component_name
-        self.rollback_alarm_names = self.served.rollback_alarm_names
-        self.scaling_alarm_names = self.served.scaling_alarm_names
+        self.served: MonitoredEndpoint | None = None
+        self.batch: BatchScoring | None = None
+        if manifest.is_batch(env_name):
+            build = Path(cdk.App.of(self).outdir) / "mlgate-build" / manifest.product.name  # type: ignore[union-attr]
+            self.batch = BatchScoring(
+                self,
+                "Batch",
+                props=batch_props(manifest, env_name, self.target.region, data),
+                model_data=self.model_data.value_as_string,
+                has_model=has_model,
+                key=site.key,
+                artifacts_bucket=artifacts,
+                home_artifacts_arn=home_artifacts,
+                image=images["model"],
+                prepare_code=assets.Asset(self, "PrepareCode", path=str(SCRIPTS / "preprocess.py")),
+                contract=assets.Asset(self, "Contract", path=str(contract_file(manifest, build))),
+                alarms=alarms,
+                idempotency=site.idempotency,
+            )
+            # The predictions table lives in the data's catalog.
+            self.add_stack_dependency(data)
+            # No endpoint: the name stays the environment's identity in the monitoring job's
+            # metrics (their Endpoint dimension) and the dashboards.
+            self.endpoint_name = names.endpoint()
+            self.mode = "batch"
+            self.component_name: str | None = None
+            self.rollback_alarm_names: list[str] = []
+            self.scaling_alarm_names: list[str] = list(self.batch.alarm_names)
+        else:
+            self.served = MonitoredEndpoint(
+                self,
+                "Served",
+                props=endpoint_props(manifest, env_name, self.target.region),
+                model_data=self.model_data.value_as_string,
+                has_model=has_model,
+                key=site.key,
+                artifacts_bucket=artifacts,
+                home_artifacts_arn=home_artifacts,
+                image=images["model"],
+                alarms=alarms,
+                shadow_model_data=(
+                    self.shadow_model_data.value_as_string if self.shadow_model_data else None
+                ),
+                has_shadow=has_shadow,
+            )
+            self.endpoint_name = self.served.endpoint_name
+            self.mode = self.served.mode
+            self.component_name = self.served.component_name
+            self.rollback_alarm_names = self.served.rollback_alarm_names
+            self.scaling_alarm_names = self.served.scaling_alarm_names
         # The live version, for monitoring (mlgate/infra/stacks/monitoring.py): written in the
         # update that moves the endpoint, so a release that rolls back rolls these back too.
         self.live_release = {
@@ -450,12 +544,13 @@ class ServingStack(ProductStack):
         # that for every reference it resolves, each call a round trip into Python (2 s of a
         # 12 s synth). Elements outside the transparent constructs keep CDK's own IDs.
         below = len(self.node.path.split("/")) + 1  # the path's ids under the stack's child
-        for transparent in (self.served, *([self.drift] if self.drift else [])):
+        transparent_constructs = [c for c in (self.served, self.batch, self.drift) if c]
+        for transparent in transparent_constructs:
             for child in transparent.node.find_all():
                 if isinstance(child, cdk.CfnElement):
                     path = child.node.path.split("/")[below:]
                     child.override_logical_id(logical_id(path))
         condition_all(self, has_model, NEEDS_A_MODEL)
-        if self.served.shadow_model is not None and has_shadow is not None:
+        if self.served and self.served.shadow_model is not None and has_shadow is not None:
             # Only while a shadow test runs (HasShadow implies HasModel).
             self.served.shadow_model.cfn_options.condition = has_shadow

@@ -49,10 +49,7 @@ def product_code(manifest: Manifest, build_dir: Path) -> dict[str, Path]:
         else SCRIPTS / "preprocess.py",
         "evaluate": manifest.path(own.evaluate) if own.evaluate else SCRIPTS / "evaluate.py",
     }
-    contract = build_dir / "contract.json"
-    contract.parent.mkdir(parents=True, exist_ok=True)
-    contract.write_text(json.dumps(training_contract(manifest), indent=2, sort_keys=True))
-    files["contract"] = contract
+    files["contract"] = contract_file(manifest, build_dir)
     if authored.script_mode(manifest) and own.train:
         sources = {Path(own.train).name: manifest.path(own.train)}
         sources |= {Path(d).name: manifest.path(d) for d in own.dependencies}
@@ -63,6 +60,15 @@ def product_code(manifest: Manifest, build_dir: Path) -> dict[str, Path]:
     if authored.tracked(manifest):
         files["tracking"] = TRACKING
     return files
+
+
+def contract_file(manifest: Manifest, build_dir: Path) -> Path:
+    """The training contract (what the scripts know of the product) as the file its jobs read,
+    written into `build_dir`."""
+    contract = build_dir / "contract.json"
+    contract.parent.mkdir(parents=True, exist_ok=True)
+    contract.write_text(json.dumps(training_contract(manifest), indent=2, sort_keys=True))
+    return contract
 
 
 def _extension(path: Path) -> str:
