@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
 
-from mlgate.infra.constructs.batch import batch_function_name
+from mlgate.infra.batch_settings import batch_function_name
 from mlgate.infra.constructs.endpoint import capture_prefix
 from mlgate.infra.inference_component import WAKE_FROM_ZERO as COMPONENT_WAKE
 from mlgate.infra.inference_component import component_name

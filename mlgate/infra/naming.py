@@ -35,6 +35,10 @@ ALARM_NAME = re.compile(
 """What every alarm name matches (tests/test_alarms.py checks every synthesized alarm)."""
 
 
+CURATED_PREFIX = "curated/"
+"""Where the ETL writes the curated table in the product's curated bucket."""
+
+
 def pascal(slug: str) -> str:
     """customer-churn -> CustomerChurn (construct ids and CodePipeline stage names)."""
     return "".join(part.capitalize() for part in re.split(r"[-_]", slug) if part)

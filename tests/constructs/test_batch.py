@@ -11,7 +11,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3_assets as assets
 
-from mlgate.infra.constructs.batch import BatchProps, BatchScoring, job_prefix
+from mlgate.infra.batch_settings import BatchRun, job_prefix
+from mlgate.infra.constructs.batch import BatchProps, BatchScoring
 from mlgate.infra.naming import Names
 
 from .conftest import Kit, granted, kit, resources, text
@@ -26,14 +27,13 @@ COLUMNS = (
 
 
 def batch_props(k: Kit, **changes: object) -> BatchProps:
-    props = BatchProps(
-        names=k.names,
+    run = BatchRun(
         instance_type="ml.m5.xlarge",
         instance_count=2,
         schedule="cron(0 6 ? * MON *)",
         etl_job=None,
         input_uri="s3://curated-bucket/curated/",
-        input_bucket_arn="arn:aws:s3:::curated-bucket",
+        input_bucket="curated-bucket",
         sample_rows=300,
         max_run_minutes=90,
         max_payload_mb=6,
@@ -42,10 +42,13 @@ def batch_props(k: Kit, **changes: object) -> BatchProps:
         database="churn_catalog",
         table_columns=COLUMNS,
         reference_model_parameter="/mlgate/churn/prod/live-model-name",
+    )
+    return BatchProps(
+        names=k.names,
+        run=replace(run, **changes),  # type: ignore[arg-type]
         environment={"SAGEMAKER_PROGRAM": "train.py"},
         released=k.released(),
     )
-    return replace(props, **changes)  # type: ignore[arg-type]
 
 
 def build(k: Kit, props: BatchProps) -> BatchScoring:

@@ -39,6 +39,13 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from mlgate.infra import durations
+from mlgate.infra.batch_settings import (
+    BatchRun,
+    batch_function_name,
+    batch_rule,
+    hook_environment,
+    job_prefix,
+)
 from mlgate.infra.constructs.alarms import CRITICAL, AlarmFactory
 from mlgate.infra.constructs.compliance import acknowledge_each
 from mlgate.infra.constructs.event_rules import WatchedRule
@@ -59,20 +66,6 @@ WATCH_MINUTES = 15
 """How often the hook looks for late runs."""
 NO_MODEL_NAME = "none"
 """The live model name parameter's value before the first release."""
-
-
-def job_prefix(names: Names) -> str:
-    """What the environment's batch jobs are named after: the hook's own rule
-    (mlgate/runtime/hooks/shared/batch.py job_prefix, which the Lambda asset carries; a test
-    holds the two equal): `<product>-<env>-b-`, the product cut so that a run id and step
-    (21 characters) fit SageMaker's 63."""
-    tail = f"-{names.env}-b-"
-    return f"{names.product[: 63 - 21 - len(tail)].rstrip('-')}{tail}"
-
-
-def batch_function_name(names: Names) -> str:
-    """The batch_run hook's function name: the deploy verifier invokes it by this name."""
-    return names.resource("batch-run", max_length=64)
 
 
 def batch_metric(
@@ -97,30 +90,12 @@ def batch_prefix(env: EnvName) -> str:
 
 @dataclass(frozen=True)
 class BatchProps:
-    """What a batch environment runs: its `names` (the environment's), the transform's
-    instances, when runs start (`schedule`, or after each success of `etl_job`), what they read
-    (`input_uri` in the bucket `input_bucket_arn`), the release's sample size, when a run is
-    late, the model's payload (`payload`: "encoded", mlgate's preprocess layout, or "raw", the
-    product's request columns `request_columns`), the predictions table (`database`,
-    `table_columns` as (name, Glue type), id first, prediction last), prod's live model
-    parameter in staging (`reference_model_parameter`), the serving container's `environment`,
-    and where released versions are read from."""
+    """What a batch environment runs: its `names` (the environment's), its runs (`run`,
+    mlgate/infra/batch_settings.py), the serving container's `environment`, and where
+    released versions are read from."""
 
     names: Names
-    instance_type: str
-    instance_count: int
-    schedule: str | None
-    etl_job: str | None
-    input_uri: str
-    input_bucket_arn: str
-    sample_rows: int
-    max_run_minutes: int
-    max_payload_mb: int
-    payload: str
-    request_columns: tuple[str, ...]
-    database: str
-    table_columns: tuple[tuple[str, str], ...]
-    reference_model_parameter: str | None
+    run: BatchRun
     environment: Mapping[str, str]
     released: ReleasedVersions
 
@@ -150,10 +125,11 @@ class BatchScoring(Construct):
         names = props.names
         if names.env is None:
             raise ValueError("a batch environment's names are those of its environment")
-        if (props.schedule is None) == (props.etl_job is None):
+        run = props.run
+        if (run.schedule is None) == (run.etl_job is None):
             raise ValueError("a batch environment starts on a schedule or after its ETL job")
-        if props.payload not in ("encoded", "raw"):
-            raise ValueError(f"payload '{props.payload}' is neither encoded nor raw")
+        if run.payload not in ("encoded", "raw"):
+            raise ValueError(f"payload '{run.payload}' is neither encoded nor raw")
         self.props, self.names, self.key = props, names, key
         self.env: EnvName = names.env
         stack = Stack.of(self)
@@ -190,7 +166,7 @@ class BatchScoring(Construct):
         self.table_name = f"predictions_{self.env}"
         self.table = self._table(props)
         self.hook = self._hook(props, idempotency, prepare_code, contract, alarms)
-        self.rules = self._rules(props)
+        self.rules = self._rules(props.run)
         self.alarm_names = self._alarms(alarms)
 
     # --- the model role ----------------------------------------------------------------
@@ -208,7 +184,8 @@ class BatchScoring(Construct):
         names, props = self.names, self.props
         released = f"{home_artifacts}/{names.released_prefix()}/*"
         runs = f"arn:aws:s3:::{self.bucket}/{self.prefix}/*"
-        data = f"{props.input_bucket_arn}/{props.input_uri.split('/', 3)[3]}*"
+        bucket_arn = f"arn:aws:s3:::{props.run.input_bucket}"
+        data = f"{bucket_arn}/{props.run.input_uri.split('/', 3)[3]}*"
         role = iam.Role(
             self,
             "ModelRole",
@@ -232,9 +209,7 @@ class BatchScoring(Construct):
             )
         )
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[data]))
-        role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[props.input_bucket_arn])
-        )
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket_arn]))
         prepare_code.grant_read(role)
         contract.grant_read(role)
         pull_images(role, [image])
@@ -307,7 +282,7 @@ class BatchScoring(Construct):
             self,
             "Predictions",
             catalog_id=self._account,
-            database_name=props.database,
+            database_name=props.run.database,
             table_input=glue.CfnTable.TableInputProperty(
                 name=self.table_name,
                 description=f"Batch predictions of {self.env}: the scored row (id first) and "
@@ -329,7 +304,7 @@ class BatchScoring(Construct):
                     ),
                     columns=[
                         glue.CfnTable.ColumnProperty(name=name, type=kind)
-                        for name, kind in props.table_columns
+                        for name, kind in props.run.table_columns
                     ],
                 ),
             ),
@@ -345,13 +320,18 @@ class BatchScoring(Construct):
         contract: assets.Asset,
         alarms: AlarmFactory,
     ) -> HookFunction:
-        names = self.names
-        env = self.env
-        live = {
-            "MODEL_PARAMETER": names.live_release_parameter("model-name"),
-            "MODEL_PACKAGE_PARAMETER": names.live_release_parameter("model-package"),
-        }
-        reference = props.reference_model_parameter
+        names, env = self.names, self.env
+        environment = hook_environment(
+            props.run,
+            names,
+            bucket=self.bucket,
+            key_arn=self.key.key_arn,
+            image=self.image,
+            prepare_code_uri=prepare_code.s3_object_url,
+            contract_uri=contract.s3_object_url,
+            role_arn=self.model_role.role_arn,
+            table=self.table_name,
+        )
         hook = HookFunction(
             self,
             "BatchRun",
@@ -361,52 +341,18 @@ class BatchScoring(Construct):
             memory_size=512,
             metrics_namespace=BATCH_METRICS_NAMESPACE,
             failures=FailureRouting(key=self.key, alarms=alarms),
-            environment={
-                "PRODUCT": names.product,
-                "ENVIRONMENT": env,
-                "ARTIFACT_BUCKET": self.bucket,
-                "KEY_ARN": self.key.key_arn,
-                **live,
-                **({"REFERENCE_MODEL_PARAMETER": reference} if reference else {}),
-                "INPUT_URI": props.input_uri,
-                "PROCESSING_IMAGE": self.image,
-                "PREPARE_CODE_URI": prepare_code.s3_object_url,
-                "CONTRACT_URI": contract.s3_object_url,
-                "PAYLOAD": props.payload,
-                **(
-                    {"REQUEST_COLUMNS": ",".join(props.request_columns)}
-                    if props.payload == "raw"
-                    else {}
-                ),
-                "PREPARE_ROLE_ARN": self.model_role.role_arn,
-                "INSTANCE_TYPE": props.instance_type,
-                "INSTANCE_COUNT": str(props.instance_count),
-                "MAX_PAYLOAD_MB": str(props.max_payload_mb),
-                "MAX_RUN_MINUTES": str(props.max_run_minutes),
-                "SAMPLE_ROWS": str(props.sample_rows),
-                "GLUE_DATABASE": props.database,
-                "PREDICTIONS_TABLE": self.table_name,
-                "WATCH_RULE": self.rule_name("watch"),
-                **({"ETL_JOB": props.etl_job} if props.etl_job else {}),
-                **({"SCHEDULE_RULE": self.rule_name("schedule")} if props.schedule else {}),
-            },
+            environment=dict(environment),
         )
         function = hook.function.node.default_child
         function.add_property_override("FunctionName", batch_function_name(names))  # type: ignore[union-attr]
         hook.make_idempotent(idempotency)
-        self._grant(hook, props, live, reference)
+        self._grant(hook, props.run, environment)
         return hook
 
     def rule_name(self, what: str) -> str:
-        return self.names.rule(f"batch-{what}")
+        return batch_rule(self.names, what)
 
-    def _grant(
-        self,
-        hook: HookFunction,
-        props: BatchProps,
-        live: dict[str, str],
-        reference: str | None,
-    ) -> None:
+    def _grant(self, hook: HookFunction, run: BatchRun, environment: Mapping[str, str]) -> None:
         """What the hook calls (its module docstring's list): this environment's jobs by name,
         passing the model role to SageMaker only, its parameters, its runs' objects, the
         predictions table's partitions."""
@@ -451,7 +397,11 @@ class BatchScoring(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        parameters = [*live.values(), *([reference] if reference else [])]
+        parameters = [
+            environment[name]
+            for name in ("MODEL_PARAMETER", "MODEL_PACKAGE_PARAMETER", "REFERENCE_MODEL_PARAMETER")
+            if name in environment
+        ]
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
@@ -479,8 +429,8 @@ class BatchScoring(Construct):
                 actions=["glue:GetTable", "glue:CreatePartition", "glue:GetPartition"],
                 resources=[
                     f"{glue_arn}:catalog",
-                    f"{glue_arn}:database/{props.database}",
-                    f"{glue_arn}:table/{props.database}/{self.table_name}",
+                    f"{glue_arn}:database/{run.database}",
+                    f"{glue_arn}:table/{run.database}/{self.table_name}",
                 ],
             )
         )
@@ -509,21 +459,21 @@ class BatchScoring(Construct):
             },
         )
 
-    def _rules(self, props: BatchProps) -> list[WatchedRule]:
+    def _rules(self, run: BatchRun) -> list[WatchedRule]:
         """What calls the hook: the start (schedule or the ETL job's success), its jobs' state
         changes, and the watch for late runs. Each target retries twice, then the hook's
         dead-letter queue keeps the event."""
         target = targets.LambdaFunction(self.hook.function, retry_attempts=2)
         env, prefix = self.env, job_prefix(self.names)
         rules: list[WatchedRule] = []
-        if props.schedule is not None:
+        if run.schedule is not None:
             rules.append(
                 WatchedRule(
                     self,
                     "Schedule",
                     rule_name=self.rule_name("schedule"),
-                    description=f"Starts {env}'s batch run: {props.schedule} (UTC)",
-                    schedule=events.Schedule.expression(props.schedule),
+                    description=f"Starts {env}'s batch run: {run.schedule} (UTC)",
+                    schedule=events.Schedule.expression(run.schedule),
                     targets=[target],
                 )
             )
@@ -538,7 +488,7 @@ class BatchScoring(Construct):
                     event_pattern=events.EventPattern(
                         source=["aws.glue"],
                         detail_type=["Glue Job State Change"],
-                        detail={"jobName": [props.etl_job], "state": ["SUCCEEDED"]},
+                        detail={"jobName": [run.etl_job], "state": ["SUCCEEDED"]},
                     ),
                     targets=[target],
                 )
@@ -593,7 +543,7 @@ class BatchScoring(Construct):
             (
                 "batch-run-late",
                 "BatchRunsLate",
-                f"A batch run has gone longer than {self.props.max_run_minutes} min.",
+                f"A batch run has gone longer than {self.props.run.max_run_minutes} min.",
                 (
                     "the run's jobs in the SageMaker console (still in progress?)",
                     "the input's size against the last runs' rows scored",

@@ -20,6 +20,7 @@ from mlgate.infra import events as mlgate_events
 from mlgate.infra.constructs.compliance import acknowledge_each
 from mlgate.infra.constructs.event_rules import WatchedRule
 from mlgate.infra.constructs.storage import SecureBucket
+from mlgate.infra.naming import CURATED_PREFIX
 from mlgate.infra.packaging import build_zip
 from mlgate.infra.stacks.foundation import FoundationStack
 from mlgate.manifest import NONCURRENT_DAYS, Manifest
@@ -27,7 +28,6 @@ from mlgate.manifest import NONCURRENT_DAYS, Manifest
 from .base import ProductStack
 
 ETL = Path(__file__).resolve().parents[2] / "runtime" / "etl"
-CURATED_PREFIX = "curated/"
 ETL_ZIP = "etl.zip"
 
 

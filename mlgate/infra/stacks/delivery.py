@@ -13,7 +13,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlgate.infra import accounts, cards
-from mlgate.infra.constructs.batch import batch_function_name
+from mlgate.infra.batch_settings import batch_function_name
 from mlgate.infra.constructs.endpoint import SHADOW_VARIANT, VARIANT, capture_prefix
 from mlgate.infra.constructs.gate_hooks import (
     GateCallback,

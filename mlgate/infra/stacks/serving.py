@@ -27,6 +27,7 @@ from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from mlgate.infra.batch_settings import batch_run
 from mlgate.infra.constructs.batch import BatchProps, BatchScoring
 from mlgate.infra.constructs.conditions import NEEDS_A_MODEL, condition_all
 from mlgate.infra.constructs.drift import DriftProps, DriftResponder
@@ -52,11 +53,10 @@ from mlgate.infra.stacks.base import (
     reports_prefix,
     training_pipeline_arn,
 )
-from mlgate.infra.stacks.data import CURATED_PREFIX, DataStack
+from mlgate.infra.stacks.data import DataStack
 from mlgate.infra.stacks.foundation import FoundationStack, SiteStack
 from mlgate.infra.stacks.training import SCRIPTS, contract_file
-from mlgate.manifest import EnvName, Manifest, MonitoringEngine, ProblemType
-from mlgate.manifest.data import NUMERIC_TYPES
+from mlgate.manifest import EnvName, Manifest, MonitoringEngine
 from mlgate.manifest.serving import EnvironmentServing, ServingMode
 
 __all__ = ["VARIANT", "ServingStack"]
@@ -223,63 +223,6 @@ def endpoint_props(manifest: Manifest, env: EnvName, region: str) -> EndpointPro
         if settings.shadow is not None
         else None,
     )
-
-
-GLUE_TYPES = {"int": "int", "bigint": "bigint", "double": "double", "float": "float",
-              "boolean": "boolean", "date": "date", "timestamp": "timestamp"}  # fmt: skip
-"""Curated column types the predictions table keeps as they are; anything else is a string."""
-
-
-def batch_props(manifest: Manifest, env: EnvName, region: str, data: DataStack) -> BatchProps:
-    """What the environment's batch runs take from the manifest."""
-    settings = manifest.env_serving(env)
-    batch = settings.batch_settings
-    schema = manifest.data.curated
-    curated = data.bucket_name("curated")
-    # A product that brings its own preprocess serves the request columns of its sample
-    # request as they are; otherwise the model takes mlgate's preprocess layout (numbers, each
-    # category one-hot), which the prepare job encodes the same way.
-    raw = manifest.model.code.preprocess is not None
-
-    def column_type(name: str) -> str:
-        if not raw:
-            return "double"
-        known = {c.name: c.type for c in schema.columns}.get(name)
-        return GLUE_TYPES.get(str(known), "double" if known in NUMERIC_TYPES else "string")
-
-    id_type = GLUE_TYPES.get(str(schema.column(schema.id_column).type), "string")
-    labels = manifest.model.problem_type is ProblemType.MULTICLASS
-    return BatchProps(
-        names=Names.of(manifest, env),
-        instance_type=settings.instance_type,
-        instance_count=settings.instance_count,
-        schedule=batch.schedule,
-        etl_job=None if batch.schedule else Names.of(manifest).etl_job(),
-        input_uri=f"s3://{curated}/{batch.input_prefix or CURATED_PREFIX}",
-        input_bucket_arn=data.bucket_arn("curated"),
-        sample_rows=batch.sample_rows,
-        max_run_minutes=batch.max_run_minutes,
-        max_payload_mb=batch.max_payload_mb,
-        payload="raw" if raw else "encoded",
-        request_columns=tuple(manifest.payload_columns),
-        database=data.database_name,
-        table_columns=(
-            (schema.id_column, id_type),
-            *((table_column(c), column_type(c)) for c in manifest.payload_columns),
-            ("prediction", "string" if labels else "double"),
-        ),
-        reference_model_parameter=Names.of(manifest, "prod").live_release_parameter("model-name")
-        if env == "staging" and manifest.is_batch("prod")
-        else None,
-        environment=serving_environment(manifest, region),
-        released=released_versions(manifest, env),
-    )
-
-
-def table_column(payload_column: str) -> str:
-    """A payload column's name as a Glue column (lower case, letters, digits and _): a
-    one-hot column `vehicle=car` becomes `vehicle_car`."""
-    return re.sub(r"[^a-z0-9_]", "_", payload_column.lower())
 
 
 def component(settings: EnvironmentServing) -> Component | None:
@@ -467,7 +410,17 @@ class ServingStack(ProductStack):
             self.batch = BatchScoring(
                 self,
                 "Batch",
-                props=batch_props(manifest, env_name, self.target.region, data),
+                props=BatchProps(
+                    names=names,
+                    run=batch_run(
+                        manifest,
+                        env_name,
+                        curated_bucket=data.bucket_name("curated"),
+                        database=data.database_name,
+                    ),
+                    environment=serving_environment(manifest, self.target.region),
+                    released=released_versions(manifest, env_name),
+                ),
                 model_data=self.model_data.value_as_string,
                 has_model=has_model,
                 key=site.key,

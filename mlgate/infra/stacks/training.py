@@ -25,11 +25,11 @@ from mlgate.infra.constructs.sagemaker_access import start_training
 from mlgate.infra.constructs.storage import grant_volume_keys
 from mlgate.infra.ml import pipeline as authored
 from mlgate.infra.ml import tracking
-from mlgate.infra.naming import Names
+from mlgate.infra.naming import CURATED_PREFIX, Names
 from mlgate.infra.packaging import build_tar_gz
 from mlgate.infra.product_code import training_contract
 from mlgate.infra.stacks.base import ProductStack, training_pipeline_arn
-from mlgate.infra.stacks.data import CURATED_PREFIX, DataStack
+from mlgate.infra.stacks.data import DataStack
 from mlgate.infra.stacks.foundation import FoundationStack
 from mlgate.manifest import EnvName, Manifest, MonitoringEngine
 
