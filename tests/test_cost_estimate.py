@@ -33,6 +33,11 @@ PRICES: dict[str, Any] = {
 def manifest(**cost: Any) -> Manifest:
     """fraud-detection with both environments real-time (1 x ml.m5.large staging, 2 x
     ml.c5.xlarge prod), its schedules pinned, and `cost`."""
+    return Manifest.model_validate(raw_manifest(**cost))
+
+
+def raw_manifest(**cost: Any) -> dict[str, Any]:
+    """manifest()'s document, before validation."""
     raw = yaml.safe_load((EXAMPLES / "fraud-detection" / "manifest.yaml").read_text())
     raw = copy.deepcopy(raw)
     for env, (kind, count) in {"staging": ("ml.m5.large", 1), "prod": ("ml.c5.xlarge", 2)}.items():
@@ -50,7 +55,7 @@ def manifest(**cost: Any) -> Manifest:
     raw["monitoring"].pop("engine", None)  # Evidently: 3 jobs a run
     raw["cost"] = cost
     raw.pop("tracking", None)  # test_a_tracking_server_mlgate_creates_is_billed_every_hour
-    return Manifest.model_validate(raw)
+    return dict(raw)
 
 
 def test_the_estimate_adds_up_as_computed_by_hand() -> None:
@@ -74,7 +79,7 @@ def test_the_estimate_adds_up_as_computed_by_hand() -> None:
     assert by["training processing"] == 2.68
     # monitoring: 730 hourly runs x 3 jobs x 0.1 h x 0.1 = 21.90 per environment
     assert by["monitoring staging"] == by["monitoring prod"] == 21.90
-    assert by["batch transform"] == 0.0
+    assert not [item for item in by if item.startswith("batch")]  # no batch environment
     assert e.total == 73.00 + 292.00 + 91.25 + 4.29 + 2.68 + 21.90 + 21.90  # 507.02
     assert e.total == 507.02
     assert e.unpriced == []
@@ -83,6 +88,29 @@ def test_the_estimate_adds_up_as_computed_by_hand() -> None:
                                 drift_retrains_per_month=1), PRICES)  # fmt: skip
     assert {x.item: x.monthly for x in plain.lines}["training"] == 10.73
     assert plain.spot_saving == 0.0
+
+
+def test_a_batch_environment_costs_its_runs_only() -> None:
+    """Prod scoring weekly in batch: each run's transform on 2 x ml.c5.xlarge and its prepare
+    job on the processing instance, batch_hours_per_run each, nothing between runs; staging
+    runs after each daily ETL run."""
+    raw = raw_manifest(batch_hours_per_run=0.5)
+    for env, trigger in (
+        ("staging", {"after_etl": True}),
+        ("prod", {"schedule": "cron(0 6 ? * MON *)"}),
+    ):
+        kind, count = raw["serving"][env]["instance_type"], raw["serving"][env]["instance_count"]
+        raw["serving"][env] = {"mode": "batch", "instance_type": kind, "instance_count": count,
+                               "batch": trigger}  # fmt: skip
+    raw["metrics"]["slos"] = []
+    m = Manifest.model_validate(raw)
+    by = {line.item: line.monthly for line in E.estimate(m, PRICES).lines}
+    assert not [item for item in by if item.startswith("endpoint")]
+    # prod: 4.34524 runs x 2 x 0.5 h x 0.2 = 0.87; its prepare 4.34524 x 1 x 0.5 x 0.1 = 0.22
+    assert by["batch prod transform"] == 0.87
+    assert by["batch prod prepare"] == 0.22
+    # staging, after each daily ETL run: 30.41667 x 1 x 0.5 x 0.1 = 1.52, twice
+    assert by["batch staging transform"] == by["batch staging prepare"] == 1.52
 
 
 def test_a_price_the_file_lacks_is_named_never_guessed() -> None:

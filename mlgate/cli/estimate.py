@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,37 @@ def _rate(value: float) -> str:
     return f"${value:g}"
 
 
+def _batch_lines(
+    m: Manifest,
+    env: str,
+    price: Callable[[str, str], float | None],
+    missing: Callable[[str], str],
+) -> list[Line]:
+    """A batch environment: each run's transform on its instances and its prepare job on the
+    processing instance, for cost.batch_hours_per_run each; nothing between runs. SageMaker
+    prices Batch Transform instance-hours as real-time hosting's
+    (https://aws.amazon.com/sagemaker/pricing/: "Real-Time Inference" and "Batch Transform"
+    list the same instance prices), so the hosting price is used."""
+    serving = m.env_serving(env)  # type: ignore[arg-type]
+    batch = serving.batch_settings
+    runs = runs_per_month(batch.schedule or m.data.schedule)
+    hours = m.cost.batch_hours_per_run
+    when = batch.schedule or f"after each ETL run ({m.data.schedule})"
+    lines: list[Line] = []
+    for item, kind, count, instance in (
+        (f"batch {env} transform", "hosting", serving.instance_count, serving.instance_type),
+        (f"batch {env} prepare", "processing", 1, m.model.processing_instance_type),
+    ):
+        basis = f"{runs:.2f} runs ({when}) x {count} x {instance} x {hours:g} h; 0 between runs"
+        hourly = price(kind, instance)
+        lines.append(
+            Line(item, f"{basis}: {missing(instance)}", None)
+            if hourly is None
+            else Line(item, f"{basis} x {_rate(hourly)}/h", round(runs * count * hours * hourly, 2))
+        )
+    return lines
+
+
 def estimate(m: Manifest, prices: dict[str, Any] | None = None) -> Estimate:
     """The month's estimate of `m` at `prices` (prices.json by default)."""
     prices = prices if prices is not None else load_prices()
@@ -159,6 +191,9 @@ def estimate(m: Manifest, prices: dict[str, Any] | None = None) -> Estimate:
     for env in ENV_NAMES:
         serving = m.env_serving(env)
         mode = str(getattr(serving, "mode", "real-time"))
+        if mode == "batch":
+            e.lines += _batch_lines(m, env, price, missing)
+            continue
         item = f"endpoint {env}"
         off_hours = _off_hours(serving)
         if mode == "serverless":
@@ -315,7 +350,6 @@ def estimate(m: Manifest, prices: dict[str, Any] | None = None) -> Estimate:
             if hourly is not None
             else Line("experiment tracking", f"{server}, every hour: {missing(server)}", None)
         )  # fmt: skip
-    e.lines.append(Line("batch transform", "none: mlgate deploys no batch runs", 0.0))
     e.assumptions = [
         f"prices: {prices.get('source', '?')}, as of {prices.get('as_of', '?')}, {region}, USD, "
         "on-demand",
@@ -325,7 +359,8 @@ def estimate(m: Manifest, prices: dict[str, Any] | None = None) -> Estimate:
         "0, as when idle)",
         f"each run's hours: training {cost.training_hours_per_run:g}, processing job "
         f"{cost.processing_hours_per_job:g}, ETL {cost.etl_hours_per_run:g}, monitoring job "
-        f"{cost.monitoring_hours_per_run:g} (the manifest's cost section)",
+        f"{cost.monitoring_hours_per_run:g}, batch run {cost.batch_hours_per_run:g} (the "
+        "manifest's cost section)",
         "not counted: S3 storage and requests, data transfer, CloudWatch, KMS, Lambda, "
         "CodePipeline, support plan",
     ]

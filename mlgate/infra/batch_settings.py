@@ -68,6 +68,9 @@ class BatchRun:
     database: str
     table_columns: tuple[tuple[str, str], ...]
     reference_model_parameter: str | None
+    reference_for: str | None = None
+    """Prod's: the environment whose release's sample runs this model scores too (staging's,
+    for its quality gate's comparison), as its reference job, under that environment's runs."""
 
 
 def batch_run(manifest: Manifest, env: EnvName, *, curated_bucket: str, database: str) -> BatchRun:
@@ -110,6 +113,7 @@ def batch_run(manifest: Manifest, env: EnvName, *, curated_bucket: str, database
         reference_model_parameter=Names.of(manifest, "prod").live_release_parameter("model-name")
         if env == "staging" and manifest.is_batch("prod")
         else None,
+        reference_for="staging" if env == "prod" and manifest.is_batch("staging") else None,
     )
 
 

@@ -43,6 +43,8 @@ class Cost(_Model):
     """The estimate's hours per ETL run (the curation job and the quality job each)."""
     monitoring_hours_per_run: float = Field(default=0.25, gt=0, le=24)
     """The estimate's hours per monitoring job."""
+    batch_hours_per_run: float = Field(default=0.5, gt=0, le=48)
+    """The estimate's hours per batch run (its prepare job and its transform job each)."""
     drift_retrains_per_month: int = Field(default=0, ge=0, le=100)
     """The estimate's training runs started by drift each month, besides the scheduled ones
     and those after each ETL run."""

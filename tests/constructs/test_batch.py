@@ -151,8 +151,15 @@ def test_the_job_rules_and_grants_name_the_hooks_own_job_prefix(home: Kit) -> No
         if "EventPattern" in r["Properties"]
     ]
     details = [p["detail"] for p in patterns]
-    assert {"ProcessingJobName": [{"prefix": "churn-staging-b-"}]} in details
-    assert {"TransformJobName": [{"prefix": "churn-staging-b-"}]} in details
+    ended = ["Completed", "Failed", "Stopped"]
+    assert {
+        "ProcessingJobName": [{"prefix": "churn-staging-b-"}],
+        "ProcessingJobStatus": ended,
+    } in details
+    assert {
+        "TransformJobName": [{"prefix": "churn-staging-b-"}],
+        "TransformJobStatus": ended,
+    } in details
     started = text(granted(template, "sagemaker:CreateProcessingJob"))
     assert "processing-job/churn-staging-b-*" in started
     # The one role it passes is the model role, to SageMaker only.
@@ -195,3 +202,19 @@ def test_the_predictions_table_reads_the_scheduled_runs_output(home: Kit) -> Non
     writes = text(granted(home.template(), "s3:PutObject"))
     assert "env-artifacts/batch/staging/*" in writes
     assert "curated-bucket" not in writes  # the scored data is read, never written
+
+
+def test_prods_model_scores_stagings_sample_runs_as_their_reference() -> None:
+    """Staging's quality gate compares the new version with prod's on the same rows: the
+    reference transform runs as prod's model role, which reads staging's prepared input and
+    writes its reference output there, nothing else of staging's."""
+    prod = kit("prod")
+    build(prod, batch_props(prod, reference_model_parameter=None, reference_for="staging"))
+    reads = text(granted(prod.template(), "s3:GetObject"))
+    writes = text(granted(prod.template(), "s3:PutObject"))
+    assert "batch/staging/runs/*/input/*" in reads
+    assert "batch/staging/runs/*/reference/*" in writes
+    assert "batch/staging/runs/*/candidate" not in writes
+    alone = kit("prod")
+    build(alone, batch_props(alone, reference_model_parameter=None))
+    assert "batch/staging" not in text(granted(alone.template(), "s3:GetObject"))

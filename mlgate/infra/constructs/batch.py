@@ -210,6 +210,29 @@ class BatchScoring(Construct):
         )
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[data]))
         role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket_arn]))
+        findings: dict[str, str] = {}
+        if props.run.reference_for is not None:
+            # Staging's sample runs score their rows with prod's model too (the reference
+            # job): its transform runs as this role, reading staging's prepared input and
+            # writing beside it.
+            other = f"arn:aws:s3:::{self.bucket}/batch/{props.run.reference_for}/runs/*"
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{other}/input/*"])
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[f"{other}/reference/*"],
+                )
+            )
+            for what in ("input", "reference"):
+                findings[f"AwsSolutions-IAM5[Resource::{other}/{what}/*]"] = (
+                    f"{props.run.reference_for}'s release sample runs score their rows with this "
+                    f"environment's model as the reference: it reads their {what} only"
+                    if what == "input"
+                    else f"{props.run.reference_for}'s release sample runs' reference outputs, "
+                    "written by this environment's model; object names carry the run id."
+                )
         prepare_code.grant_read(role)
         contract.grant_read(role)
         pull_images(role, [image])
@@ -226,6 +249,7 @@ class BatchScoring(Construct):
         acknowledge_each(
             policy,
             {
+                **findings,
                 f"AwsSolutions-IAM5[Resource::{released}]": (
                     "The batch model role reads the released copies of approved versions of "
                     "this product only (released/<product>/<version>/); never a training run."
@@ -493,9 +517,19 @@ class BatchScoring(Construct):
                     targets=[target],
                 )
             )
-        for what, kind, field in (
-            ("processing", "SageMaker Processing Job State Change", "ProcessingJobName"),
-            ("transform", "SageMaker Transform Job State Change", "TransformJobName"),
+        for what, kind, field, status in (
+            (
+                "processing",
+                "SageMaker Processing Job State Change",
+                "ProcessingJobName",
+                "ProcessingJobStatus",
+            ),
+            (
+                "transform",
+                "SageMaker Transform Job State Change",
+                "TransformJobName",
+                "TransformJobStatus",
+            ),
         ):
             rules.append(
                 WatchedRule(
@@ -506,7 +540,11 @@ class BatchScoring(Construct):
                     event_pattern=events.EventPattern(
                         source=["aws.sagemaker"],
                         detail_type=[kind],
-                        detail={field: [{"prefix": prefix}]},
+                        # The hook acts on a job's end only.
+                        detail={
+                            field: [{"prefix": prefix}],
+                            status: ["Completed", "Failed", "Stopped"],
+                        },
                     ),
                     targets=[target],
                 )

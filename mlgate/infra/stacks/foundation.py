@@ -35,10 +35,12 @@ ADVISOR_REGION = "us-east-1"
 
 def idle_billed(manifest: Manifest, env: EnvName) -> bool:
     """Whether the env's endpoint bills by the hour while it serves nothing: real-time, async
-    kept above 0, serverless with provisioned concurrency (read defensively: older manifests
-    have no serving mode)."""
+    kept above 0, serverless with provisioned concurrency; never a batch environment (read
+    defensively: older manifests have no serving mode)."""
     serving = manifest.env_serving(env)
     mode = str(getattr(serving, "mode", "real-time"))
+    if mode == "batch":
+        return False  # no endpoint: instances only while a run scores
     if mode == "serverless":
         settings = getattr(serving, "serverless", None)
         return getattr(settings, "provisioned_concurrency", None) is not None

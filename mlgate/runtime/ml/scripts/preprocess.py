@@ -24,6 +24,11 @@ The split is by time when the contract names an event time column (oldest 70 % t
 15 % validation, newest 15 % test, ties in id order), else by a stable hash of the id, so a
 record stays in its split from one run to the next.
 
+With --batch-input (a batch environment's prepare job: mlgate/runtime/hooks/batch_run) it
+writes a batch run's input instead: output/input/part-00000.csv, the contract's id column then
+the payload (--payload encoded: the layout above; raw: the --columns as they are, CSV-quoted),
+no header, in id order (--limit N: the first N), and output/meta/rows.json {"rows": N}.
+
 A product that brings its own preprocess keeps the same outputs: the three split folders in
 this layout, and a baseline whose header is the product's sample request header.
 
@@ -254,9 +259,65 @@ def check_training_split(train: pd.DataFrame, contract: dict[str, Any]) -> None:
         )
 
 
+def batch_input(
+    frame: pd.DataFrame, contract: dict[str, Any], payload: str, columns: list[str],
+    limit: int | None,
+) -> pd.DataFrame:  # fmt: skip
+    """A batch run's input: the id column, then the payload ("encoded": the features' layout,
+    as the model was trained on; "raw": the request columns as they are), in id order, the
+    first `limit` rows when given."""
+    id_column = contract["id_column"]
+    names = columns if payload == "raw" else [f["name"] for f in contract["features"]]
+    missing = [c for c in dict.fromkeys([id_column, *names]) if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"curated data lacks {missing}, which a batch run's {payload} payload needs (the "
+            f"id column and the {'request columns' if payload == 'raw' else 'features'}); the "
+            f"files have {list(frame.columns)}"
+        )
+    ordered = frame.sort_values(id_column, kind="stable").reset_index(drop=True)
+    if limit is not None:
+        ordered = ordered.head(limit)
+    body = features(ordered, contract) if payload == "encoded" else ordered[columns]
+    return pd.concat([ordered[[id_column]], body], axis=1)
+
+
+def write_batch_input(args: argparse.Namespace, base: Path) -> dict[str, int]:
+    """--batch-input: output/input/part-00000.csv (no header) and output/meta/rows.json. No
+    curated file yet is an empty input, not an error: the run ends Empty."""
+    contract = read_contract(base)
+    columns = [c.strip() for c in (args.columns or "").split(",") if c.strip()]
+    if args.payload == "raw" and not columns:
+        raise ValueError("a raw payload needs --columns (the request columns, comma separated)")
+    try:
+        frame = read_curated(base / "input")
+    except FileNotFoundError as err:
+        log.warning("%s: the batch input is empty", err)
+        rows = pd.DataFrame()
+    else:
+        rows = batch_input(frame, contract, args.payload, columns, args.limit)
+    (base / "output" / "input").mkdir(parents=True, exist_ok=True)
+    (base / "output" / "meta").mkdir(parents=True, exist_ok=True)
+    rows.to_csv(base / "output" / "input" / "part-00000.csv", header=False, index=False)
+    counts = {"rows": len(rows)}
+    (base / "output" / "meta" / "rows.json").write_text(json.dumps(counts), encoding="utf-8")
+    log.info("batch input rows: %s", counts["rows"])
+    return counts
+
+
 def main(argv: list[str] | None = None, base: Path = BASE) -> dict[str, int]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--batch-input",
+        action="store_true",
+        help="write a batch run's input instead of the training splits",
+    )
+    parser.add_argument("--payload", choices=("encoded", "raw"), default="encoded")
+    parser.add_argument("--columns", default="", help="raw payload: the request columns")
+    parser.add_argument("--limit", type=int, default=None, help="the first N rows in id order")
+    args = parser.parse_args(argv)
+    if args.batch_input:
+        return write_batch_input(args, base)
     contract = read_contract(base)
     splits = split(read_curated(base / "input"), contract)
     counts = {}
