@@ -465,6 +465,14 @@ def batch_access(
     statements = [
         iam.PolicyStatement(actions=["ssm:GetParameter"], resources=parameters),
         iam.PolicyStatement(actions=["s3:GetObject"], resources=[runs]),
+        # Without ListBucket, S3 answers AccessDenied, not NoSuchKey, for a record not written
+        # yet (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_RequestSyntax);
+        # the gate also lists each side's outputs.
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[f"arn:aws:s3:::{bucket}"],
+            conditions={"StringLike": {"s3:prefix": [f"batch/{env}/runs/*"]}},
+        ),
         iam.PolicyStatement(
             actions=["kms:Decrypt"],
             resources=[keys],

@@ -37,6 +37,12 @@ endpoint's data capture), records the verdict once in the audit trail ("shadow#"
 succeeds whatever the verdict; the deployer's next action removes the shadow variant and
 fails the stage unless the test passed.
 
+In a batch environment (UserParameters' `batch` instead of `endpoint`:
+deploy_verifier/batch.py) there is no endpoint: it checks the live model package parameter is
+the release's version, starts the release's sample run on the batch_run function, waits for
+its record through its continuation token (BatchToken), and fails unless every sample row was
+scored; then it records the served item as above.
+
 The endpoint config it names may be gone by the time it is read: CloudFormation deletes the
 previous EndpointConfig (and Model) in the cleanup after a blue/green update. The verifier
 then reads the endpoint again, a bounded number of times, and fails the stage saying so if it
@@ -73,7 +79,10 @@ sagemaker:InvokeEndpointAsync (optional: async endpoints only), cloudwatch:GetMe
 (optional: a shadow test), s3:ListBucket (optional: a shadow test's captured traffic),
 s3:PutObject (optional: the async sample, async/<env>/input/), s3:GetObject (optional: its
 result or failure, async/<env>/output/ and async/<env>/failures/; a shadow test's captured
-traffic).
+traffic). In a batch environment, under the assumed role when one is set: ssm:GetParameter
+(its live model and model package parameters), lambda:InvokeFunction (its batch_run function),
+s3:GetObject (batch/<env>/runs/*/record.json of its artifact bucket) and s3:ListBucket (that
+prefix: a record not written yet is then NoSuchKey, not AccessDenied).
 """
 
 from __future__ import annotations
@@ -173,7 +182,7 @@ def record_served(job: Job[VerifyParameters], release: Release, serving: Serving
         version=release.model_version,
         document=release.document(),
         execution=job.execution,
-        endpoint=job.params.endpoint,
+        endpoint=job.params.endpoint_name,
     )
     written = AuditTrail(dynamodb, table).append(item)
     logger.info("served record", extra={"sk": item["sk"]["S"], "written": written})
@@ -182,7 +191,7 @@ def record_served(job: Job[VerifyParameters], release: Release, serving: Serving
 def verify(
     job: Job[VerifyParameters], release: Release, env_session: Any, payload: str
 ) -> dict[str, str]:
-    env, endpoint = job.params.environment, job.params.endpoint
+    env, endpoint = job.params.environment, job.params.endpoint_name
     expected = release.model_data_url
     sagemaker = env_session.client("sagemaker")
     try:
@@ -296,7 +305,7 @@ def own_token(job: Job[VerifyParameters]) -> VerifyToken:
     """The job's continuation token, refused unless it is one this verifier wrote for it:
     its endpoint, result objects under the environment's async output and failure prefixes."""
     token = job.token(VerifyToken)
-    env, endpoint = job.params.environment, job.params.endpoint
+    env, endpoint = job.params.environment, job.params.endpoint_name
     if token.endpoint != endpoint:
         raise Refused(
             job.id,
@@ -318,6 +327,21 @@ def own_token(job: Job[VerifyParameters]) -> VerifyToken:
 
 def act(job: Job[VerifyParameters]) -> dict[str, str]:
     """Every refusal before the endpoint is touched, then verify and report."""
+    if job.params.batch is not None:
+        from deploy_verifier import batch
+
+        outcome = batch.step(
+            job,
+            codepipeline=codepipeline,
+            s3_home=s3,
+            registry=registry,
+            dynamodb=dynamodb,
+            env=session(job.params.role_arn, f"mlgate-batch-{job.params.environment}"),
+            now=now(),
+            log=lambda message, extra: logger.info(message, extra=extra),
+        )
+        logger.info(outcome["result"], extra={"reason": outcome["reason"]})
+        return outcome
     if job.params.shadow is not None:
         from deploy_verifier import shadow
 

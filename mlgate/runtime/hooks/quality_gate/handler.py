@@ -18,6 +18,12 @@ bounded backoff and is not an error of the version; throttling that outlasts it 
 invocation, and Lambda's retry runs the load again. Passes or fails the CodePipeline action
 naming each threshold and SLO, and records the verdict and its evidence in the audit trail.
 
+A batch staging (UserParameters' `batch` instead of `endpoint`: quality_gate/batch.py) has no
+endpoint: the gate judges the registered metrics and the deploy verifier's sample run of this
+execution (failure rate, prediction shift and run time against prod's version on the same
+rows), with no smoke load; it reads batch/staging/runs/<run>/ of staging's artifact bucket
+(s3:GetObject, s3:ListBucket).
+
 A staging endpoint hosting its model as an inference component (its config's variant names
 no model, shared/serving.py): the component must be InService on the same model before and
 after the load (a rolling update changes the component's model, not the config), and each
@@ -595,7 +601,8 @@ def judge_job(job: Job[GateParameters], context: Any, now: datetime) -> dict[str
             raise Refused(
                 job.id,
                 f"continuationToken.endpoint: names {token.endpoint}, not this job's "
-                f"{job.params.endpoint} (not a token this action wrote)",
+                f"{job.params.endpoint or 'batch environment (no endpoint, no token)'} (not a "
+                "token this action wrote)",
             )
     try:
         settings()
@@ -609,9 +616,18 @@ def judge_job(job: Job[GateParameters], context: Any, now: datetime) -> dict[str
         )
     release = read_release(job, codepipeline, s3)
     check_approved(job, release, registry)
+    if job.params.batch is not None:
+        from quality_gate import batch
+
+        # The registered metrics, judged as below; no smoke load, so no SLO lines.
+        metric_lines = judge(release, settings().thresholds.model_copy(update={"slos": []}),
+                             {}, Load(), 0)  # fmt: skip
+        trail = AuditTrail(dynamodb, settings().table)
+        return batch.step(job, release, metric_lines, codepipeline=codepipeline, s3=s3,
+                          trail=trail, pipeline=settings().pipeline)  # fmt: skip
     sample = sample_uri(release)
     CONFIG.register_lambda_context(context)
-    endpoint = job.params.endpoint
+    endpoint = job.params.endpoint_name
     key = {"id": job.id, "params": job.params.model_dump(mode="json", exclude_none=True)}
     measured = None
     try:
@@ -650,7 +666,7 @@ def queued_measurement(
 ) -> dict[str, Any] | None:
     """Queue the load once (a continuation gets the stored record back), then look for its
     results a bounded number of times: the measurement, or None to continue."""
-    endpoint = job.params.endpoint
+    endpoint = job.params.endpoint_name
     try:
         queue = Queue.of(described, "staging")
     except NotAsync as err:

@@ -10,6 +10,8 @@ is given before any AWS call, and a refusal names the field.
 - Release: release.json, written by the release hook, read by the deployer, the deploy
   verifier and the quality gate at their execution's source revision.
 - Thresholds: the quality gate's MLGATE_THRESHOLDS.
+- RunRecord: a batch run's record.json (the batch_run hook's), read by the deploy verifier and
+  the quality gate of a batch environment.
 
 The release hook's own event model (on Powertools' EventBridgeModel) is in release/handler.py:
 it alone reads it. Each model's validator is built the first time it is used (defer_build): a
@@ -28,6 +30,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError, parse
 from pydantic import AfterValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
+from pydantic_core import InitErrorDetails
 
 T = TypeVar("T")
 
@@ -264,22 +267,105 @@ class ShadowParameters(Model):
     thresholds: ShadowThresholds
 
 
+# A Lambda function's own name (CreateFunction's FunctionName, 64 characters at most).
+FunctionName = Annotated[str, Strict(), StringConstraints(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+# An SSM parameter's name: letters, digits, _ . - and / (PutParameter's rules; 1,011
+# characters at most with its prefix).
+ParameterName = Annotated[
+    str, Strict(), StringConstraints(max_length=1011, pattern=r"^[a-zA-Z0-9_./-]+$")
+]
+Share = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class BatchParameters(Model):
+    """A batch environment's release checks (mlgate/manifest/serving.py, `batch`), the same
+    for the deploy verifier and the quality gate: the batch_run function that runs the
+    release's sample run, the environment's artifact bucket where its record lands, the SSM
+    parameters of its live model and model package, and the gate's thresholds."""
+
+    function: FunctionName
+    bucket: BucketName
+    sample_rows: Annotated[int, Strict(), Field(ge=10, le=100_000)]
+    max_run_minutes: Annotated[int, Strict(), Field(ge=10, le=2880)]
+    max_prediction_shift: Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
+    max_failure_rate: Share
+    max_run_time_ratio: Annotated[float, Strict(), Field(gt=1, le=100, allow_inf_nan=False)]
+    model_parameter: ParameterName
+    model_package_parameter: ParameterName
+
+
+def _needs_endpoint(data: Any) -> Any:
+    """Parameters naming neither `endpoint` nor `batch` miss the endpoint, as before batch
+    environments: pydantic's own "Field required" at `endpoint` (a ValidationError raised in a
+    validator is taken as its errors)."""
+    if isinstance(data, dict) and data.get("endpoint") is None and data.get("batch") is None:
+        missing = InitErrorDetails(type="missing", loc=("endpoint",), input=data)
+        raise ValidationError.from_exception_data("parameters", [missing])
+    return data
+
+
+def _not_both(endpoint: str | None, batch: BatchParameters | None) -> None:
+    if endpoint is not None and batch is not None:
+        raise ValueError(
+            "give endpoint (an endpoint environment) or batch (a batch environment), not both"
+        )
+
+
 class VerifyParameters(Model):
-    """The deploy verifier's UserParameters; with `shadow`, it judges a shadow test instead."""
+    """The deploy verifier's UserParameters; with `shadow`, it judges a shadow test instead;
+    with `batch` (a batch environment: no endpoint), the release's sample run."""
 
     environment: EnvName
-    endpoint: SageMakerName
+    endpoint: SageMakerName | None = None
     role_arn: RoleArn | None = None
     shadow: ShadowParameters | None = None
+    batch: BatchParameters | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoint_given(cls, data: Any) -> Any:
+        return _needs_endpoint(data)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "VerifyParameters":
+        _not_both(self.endpoint, self.batch)
+        if self.batch is not None and self.shadow is not None:
+            raise ValueError("a batch environment has no endpoint to shadow")
+        return self
+
+    @property
+    def endpoint_name(self) -> str:
+        """The endpoint of an endpoint environment's job: the validator makes it present
+        whenever `batch` is absent, and a batch job never reads it."""
+        assert self.endpoint is not None, "a batch environment's job has no endpoint"
+        return self.endpoint
 
 
 class GateParameters(Model):
     """The quality gate's UserParameters; `execution` is CodePipeline's resolved
     #{codepipeline.PipelineExecutionId} (the gate records the job's own execution, from
-    GetJobDetails, and refuses parameters naming another)."""
+    GetJobDetails, and refuses parameters naming another). With `batch` (a batch staging: no
+    endpoint), it judges the deploy verifier's sample run instead of a smoke load."""
 
-    endpoint: SageMakerName
+    endpoint: SageMakerName | None = None
     execution: ExecutionId | None = None
+    batch: BatchParameters | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoint_given(cls, data: Any) -> Any:
+        return _needs_endpoint(data)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "GateParameters":
+        _not_both(self.endpoint, self.batch)
+        return self
+
+    @property
+    def endpoint_name(self) -> str:
+        """As VerifyParameters.endpoint_name."""
+        assert self.endpoint is not None, "a batch environment's job has no endpoint"
+        return self.endpoint
 
 
 class DeployToken(Model):
@@ -316,6 +402,15 @@ class ShadowToken(Model):
 
     endpoint: SageMakerName
     since: Annotated[int, Strict(), Field(ge=0, le=10**11)]
+
+
+class BatchToken(Model):
+    """The deploy verifier's own token in a batch environment: the release's sample run it
+    started (shared/batch.py's sample_run of the execution and environment) and when it
+    stops waiting for the run's record (`deadline`, epoch seconds)."""
+
+    run: Annotated[str, Strict(), StringConstraints(pattern=r"^v[0-9a-f]{12}$")]
+    deadline: Annotated[int, Strict(), Field(ge=0, le=10**11)]
 
 
 class SmokeToken(Model):
@@ -430,3 +525,43 @@ class Thresholds(Model):
 
     model_metrics: list[MetricThreshold] = Field(max_length=100)
     slos: list[Slo] = Field(max_length=10)
+
+
+# --- a batch run's record ------------------------------------------------------------------
+
+Count = Annotated[int, Strict(), Field(ge=0, le=10**12)]
+# shared/batch.py's run ids: scheduled, after an ETL run, a release's sample.
+RunId = Annotated[
+    str, Strict(), StringConstraints(pattern=r"^(s[0-9]{8}T[0-9]{4}|[ev][0-9a-f]{12})$")
+]
+
+
+class RunSide(AwsModel):
+    """One transform job of a run (the candidate: the environment's live model; the
+    reference: prod's) as the run record gives it."""
+
+    job: Text
+    status: Text
+    rows_out: Count
+    unparseable: Count
+    seconds: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)] | None = None
+    output_uri: S3Uri | None = None
+    failure_reason: str | None = Field(default=None, max_length=4096)
+
+
+class RunRecord(AwsModel):
+    """A batch run's record.json (shared/batch.py's record_key), written once by the batch_run
+    hook when the run ends; read by the deploy verifier and the quality gate."""
+
+    run: RunId
+    kind: Literal["scheduled", "sample"]
+    status: Text
+    model: Text | None = None
+    model_package: Text | None = None
+    reference_model: Text | None = None
+    rows_in: Count
+    candidate: RunSide | None = None
+    reference: RunSide | None = None
+    started_at: IsoTime | None = None
+    finished_at: IsoTime
+    reason: str | None = Field(default=None, max_length=4096)
