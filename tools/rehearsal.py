@@ -74,6 +74,8 @@ CAPTURE_BATCH = 100
 """Records per request when the monitored traffic goes through an asynchronous endpoint."""
 # The release pipeline's one execution in the rehearsal (CodePipeline's execution ids are UUIDs).
 EXECUTION = "5e1a2c3d-7b4f-4a60-9d2e-0c8f1b3a6e57"
+SECOND_EXECUTION = "9b7c4e21-3f0a-4d8e-b6a1-2c5d7e9f0a13"
+"""Version 2's release (a batch environment's sample runs are one per execution)."""
 
 
 def now_iso() -> str:
@@ -527,7 +529,16 @@ class Metrics:
 
 
 class Quality:
-    """Glue Data Quality results (moto has no Data Quality API): the ETL run's outcome."""
+    """Glue Data Quality results (moto has no Data Quality API): the ETL run's outcome; the
+    rest of Glue (a batch run's partitions) is moto's, through `glue`."""
+
+    def __init__(self, glue: Any = None) -> None:
+        self.glue = glue
+
+    def __getattr__(self, name: str) -> Any:
+        if self.glue is None:
+            raise AttributeError(name)
+        return getattr(self.glue, name)
 
     def list_data_quality_results(self, **kwargs: Any) -> dict[str, Any]:
         job = kwargs["Filter"]["JobName"]
@@ -1002,10 +1013,12 @@ class Rehearsal:
                 "codepipeline": self.pipeline,
                 "sagemaker-runtime": self.endpoint,
                 "cloudwatch": self.metrics,
-                "glue": Quality(),
+                "glue": Quality(home_client("glue")),
             }
             if name in fakes:
                 return fakes[name]
+            if name == "lambda" and self.batch is not None:
+                return self.batch  # a batch environment's batch_run, invoked by the verifier
             if name == "sagemaker" and self.endpoint_mode:
                 return self.endpoint
             return None
@@ -1024,6 +1037,19 @@ class Rehearsal:
             return fake(name) or real_session_client(session, name, *args, **kwargs)
 
         self.endpoint_mode = False
+        self.batch: Any = None
+        """A batch environment's hook and jobs (tools/rehearsal_batch.py), when one is."""
+        if any(manifest.is_batch(env) for env in ENVS):
+            from tools.rehearsal_batch import BatchJobs
+
+            self.batch = BatchJobs(
+                manifest,
+                client=own_client,
+                host=self.host,
+                context=context_in,
+                curated=lambda: work / "processing" / "input",
+                work=work,
+            )
         # The hooks' clients, in their own account or under an assumed role: moto where it
         # can host the calls, the stand-ins above where it cannot.
         boto3.client = client
@@ -1272,6 +1298,8 @@ class Rehearsal:
                 }
             },
         }
+        if self.batch is not None:
+            self.batch.catalog()
         for env in ("staging", "prod"):
             template["Resources"]["Marker"]["Properties"]["Name"] = f"/serving/{env}"
             # The Serving stack of an environment with a shadow test takes the shadow variant.
@@ -1604,6 +1632,18 @@ class Rehearsal:
             if self.manifest.is_remote(env)
             else ""
         )
+        if self.manifest.is_batch(env):
+            url = served["ModelDataUrl"]
+            model = self.batch.release(env, self.version_of(url), url, served["ModelPackageArn"])
+            say(
+                f"Deploy {env}",
+                f"deployer hook{where}: {first['reason']}; then {done['reason']}. "
+                f"CloudFormation ran for real under moto; it replaces the batch model with one "
+                f"of the released artifact ({model}) and writes the live model parameters "
+                f"{SIMULATED}: {self.manifest.rollout_summary(env)}.",
+            )
+            self.moment("release", f"{env} scores with {served['ModelDataUrl']}", env)
+            return True
         endpoint = self.name(env, "endpoint")
         before = self.endpoint.serving.get(endpoint)
         new = served["ModelDataUrl"]
@@ -1647,6 +1687,8 @@ class Rehearsal:
     def verify(self, env: EnvName) -> bool:
         from deploy_verifier import handler as verifier
 
+        if self.manifest.is_batch(env):
+            return self.verify_batch(env)
         self.endpoint_mode = True
         params = {
             "environment": env,
@@ -1680,6 +1722,42 @@ class Rehearsal:
         )
         return result["result"] == "succeeded"
 
+    def batch_checks(self, env: EnvName) -> dict[str, Any]:
+        """A batch environment's checks, as the release pipeline passes them (the rehearsal's
+        artifact bucket)."""
+        from mlgate.infra.batch_settings import batch_checks
+
+        checks = batch_checks(self.manifest, env)
+        assert checks is not None  # a batch environment's
+        return {**checks, "bucket": "artifacts"}
+
+    def verify_batch(self, env: EnvName) -> bool:
+        """The deploy verifier on a batch environment: it starts the release's sample run
+        (batch_run, invoked), SageMaker runs its jobs (here, in this process), and the
+        verifier's continuation reads the run's record."""
+        from deploy_verifier import handler as verifier
+
+        params: dict[str, Any] = {
+            "environment": env,
+            "batch": self.batch_checks(env),
+            **self.roles(env, "verify"),
+        }
+        result: dict[str, str] = verifier.handler(
+            self.job(**params), lambda_context("deploy_verifier")
+        )
+        if result["result"] == "in_progress":
+            ran = self.batch.run(env)
+            say(
+                f"Sample run {env}",
+                f"the deploy verifier started the release's sample run and reported in progress "
+                f"({result['reason']}); its jobs ran here, the real code on the real model: "
+                f"{', '.join(ran) or 'none'} (instances and their start-up {SIMULATED}).",
+            )
+            event = self.job(self.continuation(), **params)
+            result = verifier.handler(event, lambda_context("deploy_verifier"))
+        say(f"Verify {env}", f"{result['result']}: {result['reason']}.")
+        return result["result"] == "succeeded"
+
     def process_queue(self, env: EnvName) -> None:
         """The environment's asynchronous endpoint processes its backlog (the stand-in's
         `drain`): woken from zero instances when the manifest scales it to zero."""
@@ -1709,9 +1787,16 @@ class Rehearsal:
         """The hook's smoke load reads the version's real test split (moto S3); the endpoint
         that answers it is the stand-in, so latencies are this machine's, not a fleet's.
         `kpis`: the KPI stand-ins are computed on its answers."""
-        self.endpoint_mode = True
         from quality_gate import handler as gate
 
+        if self.manifest.is_batch("staging"):
+            job = self.job(batch=self.batch_checks("staging"))
+            outcome: dict[str, str] = gate.handler(job, lambda_context("quality_gate"))
+            say("Quality gate", f"{outcome['reason']} (the sample run's outputs, scored here).")
+            if kpis:
+                self.batch.kpis(self, "staging", "the release's sample run")
+            return outcome["result"] == "succeeded"
+        self.endpoint_mode = True
         # An asynchronous staging endpoint: between two of the gate's looks for its results,
         # the endpoint processes the queued load (instead of the gate's sleep).
         gate.pause = lambda seconds: self.process_queue("staging")
@@ -1983,6 +2068,21 @@ class Rehearsal:
         _, held = self.held_out()
         try:
             batch, prediction = scored_batch(self.manifest, held[rows], answers)
+        except StandInError as err:
+            raise SystemExit(f"rehearsal: {err}") from None
+        self.report_kpis(env, f"{what} ({len(rows)} held-out rows", batch, prediction,
+                         "the held-out split")  # fmt: skip
+
+    def report_kpis(
+        self, env: EnvName, what: str, batch: Any, prediction: str, source: str
+    ) -> None:
+        """The KPI stand-ins on a scored `batch` (`what` opens its description; `source` says
+        where its rows come from): printed, and a point each in the KPI's series."""
+        from tools.rehearsal_kpis import StandInError
+
+        if self.stand_ins is None or not self.stand_ins.kpis:
+            return
+        try:
             values = self.stand_ins.values(batch, prediction)
         except StandInError as err:
             raise SystemExit(f"rehearsal: {err}") from None
@@ -2001,8 +2101,8 @@ class Rehearsal:
             shown.append(f"{kpi.name} {value:.4g} {kpi.unit} (target {word} {kpi.target:g})")
         say(
             "KPI stand-in",
-            f"{env}, {what} ({len(rows)} held-out rows, the model's real answers; the product's "
-            f"{self.stand_ins.source}): {'; '.join(shown)} [offline, from the held-out split].",
+            f"{env}, {what}, the model's real answers; the product's "
+            f"{self.stand_ins.source}): {'; '.join(shown)} [offline, from {source}].",
         )
 
     def traffic(self, env: EnvName, what: str, count: int = TRAFFIC) -> None:
@@ -2013,6 +2113,9 @@ class Rehearsal:
 
         from tools.rehearsal_canary import spread
 
+        if self.manifest.is_batch(env):
+            self.batch.scheduled(self, env, what)
+            return
         payloads, _ = self.held_out()
         endpoint = self.name(env, "endpoint")
         self.host.container(self.endpoint.serving[endpoint])  # loaded before it is InService
@@ -2125,6 +2228,10 @@ class Rehearsal:
         if str(release.get("model_version")) != "2":
             raise SystemExit(f"rehearsal: release.json holds version {release.get('model_version')}"
                              ", not the version 2 just released")  # fmt: skip
+        if self.batch is not None:
+            # Version 2's release is an execution of its own: a batch environment's sample run
+            # is named after it (one run per execution and environment).
+            self.pipeline.execution = SECOND_EXECUTION
         if not self.deploy("staging", arn) or not self.verify("staging"):
             say("Verify staging", "version 2 stops at VerifyStaging.")
             return False
@@ -2212,6 +2319,9 @@ class Rehearsal:
         return str(answer["request_id"])
 
     def fault_silent_rollback(self) -> None:
+        if self.manifest.is_batch("prod"):
+            self.batch.silent_rollback(self, say)
+            return
         endpoint = self.name("prod", "endpoint")
         serving = self.endpoint.serving[endpoint]
         self.endpoint.serving[endpoint] = (
@@ -2298,23 +2408,10 @@ class Rehearsal:
         at = now - timedelta(minutes=10)
         # What the endpoint answered each captured request: the served model's own answers.
         rows = [",".join(map(str, row)) for row in batch.itertuples(index=False)]
-        answers = self.captured_answers(env, rows, f"{now:%H%M%S}")
-        lines = [
-            json.dumps({
-                "captureData": {
-                    "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
-                                      "data": row, "encoding": "CSV"},
-                    "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
-                                       "data": answer, "encoding": "CSV"},
-                },
-                "eventMetadata": {"eventId": f"e-{i}",
-                                  "inferenceTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")},
-                "eventVersion": "0",
-            })
-            for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
-        ]  # fmt: skip
-        key = f"datacapture/{env}/{names.endpoint()}/AllTraffic/{at:%Y/%m/%d/%H}/{now:%M%S}.jsonl"
-        self.client("s3").put_object(Bucket="artifacts", Key=key, Body="\n".join(lines).encode())
+        if self.manifest.is_batch(env):
+            capture = self.batch.scored_run(env, rows, at)
+        else:
+            self.capture(env, rows, at, now)
         run_dir = self.work / "monitoring" / f"{now:%H%M%S}"
         local = {
             "--capture-dir": run_dir / "capture",
@@ -2337,6 +2434,29 @@ class Rehearsal:
             [*args, "--now", now.isoformat()], self.client("cloudwatch"), clients
         )
         return summary
+
+    def capture(self, env: EnvName, rows: list[str], at: Any, now: Any) -> None:
+        """`rows` as the endpoint captures them, with its answers, in the hour folder of `at`."""
+        from mlgate.infra.naming import Names
+
+        names = Names.of(self.manifest, env)
+        answers = self.captured_answers(env, rows, f"{now:%H%M%S}")
+        lines = [
+            json.dumps({
+                "captureData": {
+                    "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                                      "data": row, "encoding": "CSV"},
+                    "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
+                                       "data": answer, "encoding": "CSV"},
+                },
+                "eventMetadata": {"eventId": f"e-{i}",
+                                  "inferenceTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                "eventVersion": "0",
+            })
+            for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
+        ]  # fmt: skip
+        key = f"datacapture/{env}/{names.endpoint()}/AllTraffic/{at:%Y/%m/%d/%H}/{now:%M%S}.jsonl"
+        self.client("s3").put_object(Bucket="artifacts", Key=key, Body="\n".join(lines).encode())
 
     def captured_answers(self, env: EnvName, rows: list[str], stamp: str) -> list[str]:
         """The endpoint's answers to captured `rows`. An asynchronous endpoint's traffic is
@@ -2438,11 +2558,16 @@ class Rehearsal:
         names = Names.of(self.manifest, env)
         mode = self.manifest.env_serving(env).mode.value
         share = self.manifest.serving.data_capture_sampling_percent
-        say("Monitoring", f"{env}, the first environment the app monitors ({mode}; its "
-                          f"endpoint captures {share} % of its traffic).")  # fmt: skip
-        self.client("ssm").put_parameter(
-            Name=names.live_release_parameter("model-package"), Value=arn, Type="String"
+        watched = (
+            "it reads its runs' inputs and predictions"
+            if self.manifest.is_batch(env)
+            else f"its endpoint captures {share} % of its traffic"
         )
+        say("Monitoring", f"{env}, the first environment the app monitors ({mode}; {watched}).")
+        self.client("ssm").put_parameter(
+            Name=names.live_release_parameter("model-package"), Value=arn, Type="String",
+            Overwrite=True,
+        )  # fmt: skip
         baseline = pd.read_csv(self.baseline)
         threshold = self.manifest.monitoring.drift_threshold
         now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)

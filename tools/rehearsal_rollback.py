@@ -115,7 +115,7 @@ def from_chat(rehearsal: Any, say: Any, clients: Any, simulated: str) -> bool:
 
     def update() -> None:
         found = stack_parameters(cfn.describe_stacks(StackName=stack)["Stacks"][0])
-        rehearsal.endpoint.serving[endpoint] = str(found["ModelDataUrl"])
+        switched(rehearsal, found)
 
     context = lambda_context("rollback")
     machine = Machine(hook, context, update)
@@ -173,6 +173,17 @@ def from_chat(rehearsal: Any, say: Any, clients: Any, simulated: str) -> bool:
     return ok
 
 
+def switched(rehearsal: Any, parameters: dict[str, str]) -> None:
+    """What the Serving stack's update does once CloudFormation is done: the endpoint serves
+    the artifact it names, or a batch environment's runs score with a model of it."""
+    url = str(parameters["ModelDataUrl"])
+    rehearsal.endpoint.serving[rehearsal.names.endpoint(ENV)] = url
+    if rehearsal.manifest.is_batch(ENV):
+        rehearsal.batch.release(
+            ENV, rehearsal.version_of(url), url, str(parameters["ModelPackageArn"])
+        )
+
+
 def play(rehearsal: Any, say: Any, simulated: str) -> bool:
     """The scenario; False when the chat's rollback did not put prod on version 1, or the
     command did not put version 2 back."""
@@ -190,6 +201,7 @@ def play(rehearsal: Any, say: Any, simulated: str) -> bool:
         sagemaker=rehearsal.endpoint,
         # The verifier's sample, answered by the product's model back on its target.
         runtime=rehearsal.endpoint,
+        ssm=rb.Retrying(rehearsal.client("ssm"), quiet),
     )
     # The rehearsal's audit table (its hooks' AUDIT_TABLE), where the verifier wrote its records.
     place = dataclasses.replace(rb.Place.of(m, ENV), table=AUDIT_TABLE)
@@ -221,11 +233,15 @@ def play(rehearsal: Any, say: Any, simulated: str) -> bool:
     stack = rehearsal.account_client(ENV, "cloudformation").describe_stacks(StackName=place.stack)[
         "Stacks"
     ][0]
-    url = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["ModelDataUrl"]
-    rehearsal.endpoint.serving[endpoint] = url
+    found = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    url = found["ModelDataUrl"]
+    switched(rehearsal, found)
     rehearsal.moment("rollback", f"with the command: prod back on {url}", ENV)
-    say("Rollback", f"CloudFormation updated {place.stack} under moto; the endpoint's blue/green "
-        f"update to {url} is {simulated}.")  # fmt: skip
+    what = (
+        "the batch model's replacement" if m.is_batch(ENV) else "the endpoint's blue/green update"
+    )
+    say("Rollback", f"CloudFormation updated {place.stack} under moto; {what} to {url} is "
+        f"{simulated}.")  # fmt: skip
     code, text = command(to=2)
     say("Rollback", f"the same command again: exit {code}: {text}")
     events = [

@@ -144,6 +144,7 @@ class Clients(core.Clients):
             cloudformation=wrap(deploy.client("cloudformation", region_name=target.region)),
             sagemaker=wrap(verify.client("sagemaker", region_name=target.region)),
             runtime=wrap(verify.client("sagemaker-runtime", region_name=target.region)),
+            ssm=wrap(verify.client("ssm", region_name=target.region)),
         )
 
 
@@ -177,6 +178,9 @@ class Place(core.Place):
             stages=release_stages(manifest, env),
             sample=manifest.sample_record,
             queued=manifest.env_serving(env).mode is ServingMode.ASYNC,
+            live_parameter=names.live_release_parameter("model-package", env)
+            if manifest.is_batch(env)
+            else "",
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mlgate.infra.naming import CURATED_PREFIX, Names
 from mlgate.manifest import NUMERIC_TYPES, EnvName, Manifest, ProblemType
@@ -159,4 +160,25 @@ def hook_environment(
         "WATCH_RULE": batch_rule(names, "watch"),
         **({"ETL_JOB": run.etl_job} if run.etl_job else {}),
         **({"SCHEDULE_RULE": batch_rule(names, "schedule")} if run.schedule else {}),
+    }
+
+
+def batch_checks(manifest: Manifest, env: EnvName) -> dict[str, Any] | None:
+    """A batch environment's release checks, as the deploy verifier and the quality gate read
+    them (UserParameters' `batch`, shared/models.py BatchParameters); None for an endpoint."""
+    if not manifest.is_batch(env):
+        return None
+    batch = manifest.env_serving(env).batch_settings
+    target = manifest.environment(env)
+    names = Names.of(manifest, env)
+    return {
+        "function": batch_function_name(names),
+        "bucket": Names.of(manifest).bucket("artifacts", target.account, target.region),
+        "sample_rows": batch.sample_rows,
+        "max_run_minutes": batch.max_run_minutes,
+        "max_prediction_shift": batch.max_prediction_shift,
+        "max_failure_rate": batch.max_failure_rate,
+        "max_run_time_ratio": batch.max_run_time_ratio,
+        "model_parameter": names.live_release_parameter("model-name"),
+        "model_package_parameter": names.live_release_parameter("model-package"),
     }

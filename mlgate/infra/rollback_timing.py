@@ -32,6 +32,9 @@ class Timing:
     def of(cls, manifest: Manifest, env: EnvName) -> Timing:
         serving = manifest.env_serving(env)
         rollout = serving.rollout
+        if serving.mode is ServingMode.BATCH:
+            # No traffic to move: the update replaces the model the next run scores with.
+            return cls("a switch of the model the next batch run scores with", 0, 0, 0, 100.0)
         # A serverless endpoint has no instances to shift: its update is all at once
         # (mlgate/manifest/document.py's rollout rules read it the same way).
         if serving.mode is ServingMode.SERVERLESS or rollout.policy is RolloutPolicy.ALL_AT_ONCE:
@@ -68,6 +71,12 @@ class Timing:
         return self.steps * self.bake + self.termination_wait
 
     def lines(self) -> list[str]:
+        if self.steps == 0:
+            return [
+                f"guardrail  {self.guardrail}",
+                "traffic    none: the runs after the switch score with the old version; the "
+                "command ends once CloudFormation has replaced the model (minutes)",
+            ]
         first = "all" if self.first_share >= 100 else f"{self.first_share:g} %"
         return [
             f"guardrail  {self.guardrail}",
@@ -114,6 +123,9 @@ def rollback_context(manifest: Manifest, offer: tuple[EnvName, ...] = ("prod",))
             "offer": env in offer,
             "sample": manifest.sample_record,
             "mode": manifest.env_serving(env).mode.value,
+            "live_parameter": Names.of(manifest, env).live_release_parameter("model-package")
+            if manifest.is_batch(env)
+            else None,
         }
     contact = manifest.contact
     return {

@@ -59,6 +59,24 @@ def predictions(run: Run, rows: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(rows))
 
 
+def assert_answers_as_trained(run: Run, answer: str, row: np.ndarray) -> None:
+    """The served answer to one row is the trained model's: its score (binary, regression),
+    or for multiclass its most probable class, by name (the target's values) or by index."""
+    output = np.asarray(predictions(run, row))
+    if run.manifest.model.problem_type.value != "multiclass":
+        score = float(answer)
+        assert score == pytest.approx(float(output.reshape(-1)[0]), abs=0.01)
+        assert np.isfinite(score)
+        return
+    index = int(output.argmax(axis=1)[0]) if output.ndim == 2 else int(output[0])
+    schema = run.manifest.data.curated
+    names = schema.column(schema.target_column).values
+    try:
+        assert float(answer) == index
+    except ValueError:
+        assert names and answer.strip() == names[index], (answer, names, index)
+
+
 def sklearn_metrics(problem: str, labels: np.ndarray, output: np.ndarray) -> dict[str, float]:
     if problem == "binary_classification":
         y, predicted = labels.astype(int), (output >= 0.5).astype(int)
@@ -167,11 +185,10 @@ def test_the_served_model_scores_the_sample_request(
     served = Container(artifact, tmp_path / "served", manifest.model.algorithm.value,
                        script_mode(manifest))  # fmt: skip
     body = served.invoke(record.encode()).decode()
-    (score,) = [float(v) for v in body.replace(",", "\n").split("\n") if v.strip()]
+    (answer,) = [v for v in body.replace(",", "\n").split("\n") if v.strip()]
     row = np.asarray([[float(v) for v in record.split(",")]])
     assert row.shape == (1, len(manifest.payload_columns))
-    assert score == pytest.approx(float(predictions(run, row)[0]), abs=0.01)
-    assert np.isfinite(score)
+    assert_answers_as_trained(run, answer, row)
     # The broken form: a record the model cannot take is the container's error, not a score.
     with pytest.raises(ContainerError):
         served.invoke(("word," + record).encode())
@@ -188,9 +205,8 @@ def test_serving_functions_score_the_sample_request(
     rows = serving.input_fn(record.encode(), "text/csv")
     assert np.shape(rows) == (1, len(header))
     body = serving.output_fn(serving.predict_fn(rows, model), "text/csv")
-    (score,) = [float(v) for v in body.split("\n")]
-    assert score == pytest.approx(float(predictions(run, np.asarray(rows))[0]), abs=0.01)
-    assert np.isfinite(score)
+    (answer,) = body.split("\n")
+    assert_answers_as_trained(run, answer, np.asarray(rows))
 
 
 # --- mlgate's default preprocess ---------------------------------------------------------

@@ -13,7 +13,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlgate.infra import accounts, cards
-from mlgate.infra.batch_settings import batch_function_name
+from mlgate.infra.batch_settings import batch_checks
 from mlgate.infra.constructs.endpoint import SHADOW_VARIANT, VARIANT, capture_prefix
 from mlgate.infra.constructs.gate_hooks import (
     GateCallback,
@@ -98,27 +98,6 @@ def shadow_judged(manifest: Manifest, env: EnvName) -> dict[str, Any] | None:
             "max_error_rate": test.max_error_rate,
             "max_prediction_shift": test.max_prediction_shift,
         },
-    }
-
-
-def batch_checks(manifest: Manifest, env: EnvName) -> dict[str, Any] | None:
-    """A batch environment's release checks, as the deploy verifier and the quality gate read
-    them (UserParameters' `batch`, shared/models.py BatchParameters); None for an endpoint."""
-    if not manifest.is_batch(env):
-        return None
-    batch = manifest.env_serving(env).batch_settings
-    target = manifest.environment(env)
-    names = Names.of(manifest, env)
-    return {
-        "function": batch_function_name(names),
-        "bucket": Names.of(manifest).bucket("artifacts", target.account, target.region),
-        "sample_rows": batch.sample_rows,
-        "max_run_minutes": batch.max_run_minutes,
-        "max_prediction_shift": batch.max_prediction_shift,
-        "max_failure_rate": batch.max_failure_rate,
-        "max_run_time_ratio": batch.max_run_time_ratio,
-        "model_parameter": names.live_release_parameter("model-name"),
-        "model_package_parameter": names.live_release_parameter("model-package"),
     }
 
 

@@ -140,6 +140,7 @@ def place_of(env: str) -> Place:
         stages=tuple(there["stages"]),
         sample=str(there.get("sample", "")),
         queued=there.get("mode") == "async",
+        live_parameter=str(there.get("live_parameter") or ""),
     )
 
 
@@ -157,6 +158,7 @@ def clients_for(env: str) -> Clients:
         cloudformation=deploy.client("cloudformation", region_name=there["region"]),
         sagemaker=verify.client("sagemaker", region_name=there["region"]),
         runtime=verify.client("sagemaker-runtime", region_name=there["region"]),
+        ssm=verify.client("ssm", region_name=there["region"]),
     )
 
 

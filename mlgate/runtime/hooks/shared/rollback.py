@@ -65,6 +65,8 @@ class Clients:
     runtime: Any = None
     """The environment's SageMaker runtime: the sample the endpoint answers once it is back
     (None: no sample is sent)."""
+    ssm: Any = None
+    """The environment's SSM: a batch environment's live model parameter."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,10 @@ class Place:
     the artifact check stands alone there). Empty: none."""
     queued: bool = False
     """The endpoint is asynchronous."""
+    live_parameter: str = ""
+    """A batch environment's live model package parameter (the Serving stack writes it in the
+    update that switches the version): read instead of an endpoint, which it has none of. A
+    batch rollback sends no sample: the next run scores with the version."""
 
     @property
     def pk(self) -> str:
@@ -393,6 +399,8 @@ class Rollback:
         if status not in DONE:
             why = f"{place.stack} ended {status}: {rollback_reason(cfn, place.stack)}"
             return self.failed(lock, why)
+        if place.live_parameter:
+            return self.switched(lock, target)
         serving = read_endpoint(
             self.clients.sagemaker,
             place.endpoint,
@@ -428,6 +436,32 @@ class Rollback:
         )
         self.release_lock(lock)
         self.say(f"rolled back: {place.env} serves version {lock['to_version']} again")
+        return 0
+
+    def switched(self, lock: dict[str, str], target: dict[str, str]) -> int:
+        """A batch environment's rollback is done when its live model parameter names the
+        target (the next run scores with it); the served record's time is now."""
+        place = self.place
+        live = self.clients.ssm.get_parameter(Name=place.live_parameter)["Parameter"]["Value"]
+        if live != target["model_package_arn"]:
+            return self.failed(
+                lock, f"{place.live_parameter} names {live}, not {target['model_package_arn']}"
+            )
+        record = served_item(
+            pipeline=place.pipeline,
+            env=place.env,
+            when=now_iso(self.clock()),
+            version=int(target["model_version"]),
+            document=target,
+            execution=f"rollback-{lock['id']}",
+            endpoint=place.endpoint,
+        )
+        record["rolled_back_from"] = {"S": lock["from_version"]}
+        self.audit.append(record)
+        self.event(lock, "rollback-completed", f"{place.env}'s next batch run scores with "
+                   f"{target['model_data_url']}")  # fmt: skip
+        self.release_lock(lock)
+        self.say(f"rolled back: {place.env} scores with version {lock['to_version']} again")
         return 0
 
     def sample_fails(self, serving: Any) -> str | None:
