@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Mapping
 from typing import Any
 
 from mlgate.manifest import EnvName
@@ -173,7 +174,7 @@ def from_chat(rehearsal: Any, say: Any, clients: Any, simulated: str) -> bool:
     return ok
 
 
-def switched(rehearsal: Any, parameters: dict[str, str]) -> None:
+def switched(rehearsal: Any, parameters: Mapping[str, Any]) -> None:
     """What the Serving stack's update does once CloudFormation is done: the endpoint serves
     the artifact it names, or a batch environment's runs score with a model of it."""
     url = str(parameters["ModelDataUrl"])

@@ -116,6 +116,14 @@ ALARM_TAG_ACTIONS = (
 WAKE_ALARM = "async-backlog-without-capacity"
 
 
+def tags_only_of(manifest: Manifest, env: EnvName) -> str:
+    return (
+        "CloudFormation names the model and endpoint config at deploy time; only those tagged "
+        f"mlgate:product={manifest.product.name} and mlgate:environment={env} (on create: the "
+        "request's tags)."
+    )
+
+
 def serving_update_access(
     manifest: Manifest, env: EnvName, key_arn: str
 ) -> tuple[list[iam.PolicyStatement], Findings]:
@@ -270,6 +278,27 @@ def serving_update_access(
             resources=[scaling_role],
         ),
     ]
+    if manifest.is_batch(env):
+        # A batch environment's parameter update replaces its model and rewrites the live
+        # parameters (mlgate/infra/constructs/batch.py): no endpoint, config or scaling.
+        kept = {"CreateTaggedModelsAndConfigs", "ManageTaggedModelsAndConfigs",
+                "PassTheModelRoleOnly", "LiveReleaseParameters"}  # fmt: skip
+        models = f"{sagemaker}:model/*"
+        batch = [
+            iam.PolicyStatement(
+                sid=st.sid,
+                actions=[a for a in st.actions if "EndpointConfig" not in a],
+                resources=[models] if st.sid.endswith("ModelsAndConfigs") else st.resources,
+                conditions=st.conditions,
+            )
+            for st in statements
+            if st.sid in kept
+        ]
+        return batch, {
+            f"AwsSolutions-IAM5[Resource::{models}]": tags_only_of(manifest, env),
+            f"AwsSolutions-IAM5[Resource::{parameters}]": f"The {env} live-release parameters "
+            "of this product only.",
+        }
     component = manifest.env_serving(env).inference_component
     if component is not None:
         # The model as an inference component (mlgate/infra/constructs/endpoint.py): the
@@ -319,11 +348,7 @@ def serving_update_access(
                 resources=[wake_alarm],
             )
         )
-    tags_only = (
-        "CloudFormation names the model and endpoint config at deploy time; only those tagged "
-        f"mlgate:product={manifest.product.name} and mlgate:environment={env} (on create: the "
-        "request's tags)."
-    )
+    tags_only = tags_only_of(manifest, env)
     why = {
         **dict.fromkeys(generated, tags_only),
         "*": "Application Auto Scaling's scalable target gets its ARN when registered and its "

@@ -150,6 +150,9 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
         drift_hook = (
             [Hook("drift_responder", drift.function, drift.failure_alarm_name)] if drift else []
         )
+        batch = serving[env].batch
+        if batch is not None:
+            drift_hook.append(Hook("batch_run", batch.hook.function, batch.hook.failure_alarm_name))
         # A product-wide hook's alarms live once, in the home environment (Names.alarm's
         # rule): both dashboards of one account would page twice for one function.
         local = release_hooks if env == gate_wait_env else []

@@ -524,12 +524,15 @@ def collect(outdir: Path, lint: bool = True, product: str | None = None) -> Evid
                 ("AWS::CodePipeline::Pipeline", "Name"),
                 ("AWS::SageMaker::MonitoringSchedule", "MonitoringScheduleName"),
                 ("AWS::CloudWatch::Dashboard", "DashboardName"),
+                # A batch environment's runs: its named batch_run function (figures.BATCH).
+                ("AWS::Lambda::Function", "FunctionName"),
             ):
                 if r["Type"] == kind and key in p:
                     name = reader.display(p[key])
                     if kind not in (
                         "AWS::SageMaker::MonitoringSchedule",
                         "AWS::CloudWatch::Dashboard",
+                        "AWS::Lambda::Function",
                     ):
                         evidence.names.setdefault(kind, []).append(name)
                     evidence.located.append((stack, kind, name))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from mlgate.cli.governance.evidence import Evidence
 from mlgate.cli.reporting import duration, esc
+from mlgate.infra.batch_settings import batch_function_name
 from mlgate.infra.naming import Names
 from mlgate.manifest import ENV_NAMES, EnvName, Gate, GateKind, GatePlacement, Manifest, Risk
 
@@ -26,6 +27,7 @@ RAW, ETL, QUALITY, CURATED = "raw data", "ETL job", "data-quality job", "curated
 TRAINING, REGISTRY = "training pipeline", "model registry"
 RELEASE, RELEASES, PIPELINE_ARTIFACTS = "release pipeline", "release records", "pipeline artifacts"
 ENDPOINT, ARTIFACTS = "endpoint", "artifacts and captured requests"
+BATCH = "batch runs"
 MONITORING, DASHBOARD = "monitoring", "dashboard"
 
 
@@ -47,6 +49,7 @@ def parts(m: Manifest, e: Evidence) -> list[Part]:
         for env in ENV_NAMES
         for kind in ("data-quality", "model-quality")
     }
+    batch_runs = {batch_function_name(Names.of(m, env)) for env in ENV_NAMES if m.is_batch(env)}
     found = []
     for stack, kind, name in e.located:
         role = None
@@ -77,6 +80,8 @@ def parts(m: Manifest, e: Evidence) -> list[Part]:
             role = RELEASE if name == n.release_pipeline() else None
         elif kind == "AWS::SageMaker::Endpoint":
             role = ENDPOINT
+        elif kind == "AWS::Lambda::Function" and name in batch_runs:
+            role = BATCH
         elif kind == "AWS::CloudWatch::Dashboard":
             role = DASHBOARD
         found.append(Part(role or "other", stack, name))
@@ -101,7 +106,7 @@ def component(m: Manifest, stack: str) -> str:
 BOX_W, BOX_H, COL, ROW, LEFT, TOP = 190, 78, 232, 120, 190, 40
 _ORDER = ("foundation", "data", "training", "delivery", "serving", "monitoring", "observability")
 _ROLE_ORDER = (RAW, ETL, QUALITY, CURATED, TRAINING, REGISTRY, RELEASE, RELEASES,
-               PIPELINE_ARTIFACTS, ENDPOINT, ARTIFACTS, MONITORING, DASHBOARD)  # fmt: skip
+               PIPELINE_ARTIFACTS, ENDPOINT, BATCH, ARTIFACTS, MONITORING, DASHBOARD)  # fmt: skip
 _ROLE_ARN = re.compile(r":role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$")
 
 
@@ -142,6 +147,12 @@ def flow_edges(m: Manifest, e: Evidence) -> list[Edge]:
     link(ENDPOINT, MONITORING, "captured requests", same_env=True)
     link(MONITORING, TRAINING, "drift → retraining")
     link(ENDPOINT, DASHBOARD, "metrics", same_env=True)
+    # A batch environment's runs score the curated data with the released version.
+    link(CURATED, BATCH, "curated data")
+    link(RELEASE, BATCH, "deploy")
+    link(BATCH, ARTIFACTS, "predictions", same_env=True)
+    link(BATCH, MONITORING, "batch inputs and predictions", same_env=True)
+    link(BATCH, DASHBOARD, "metrics", same_env=True)
     return list(dict.fromkeys(edges))
 
 

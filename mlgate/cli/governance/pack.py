@@ -144,6 +144,17 @@ def architecture(m: Manifest, e: Evidence) -> Section:
     held: dict[str, list[str]] = {}
     for part in figures.parts(m, e):
         held.setdefault(part.role, []).append(part.name)
+    batches = [env for env in ENV_NAMES if m.is_batch(env)]
+    endpoints = [env for env in ENV_NAMES if not m.is_batch(env)]
+    written = (
+        " and ".join(
+            [
+                *(["captured requests"] if endpoints else []),
+                *(["batch predictions"] if batches else []),
+            ]
+        )
+        + " and artifacts"
+    )
     flow = [
         ("raw data", [figures.RAW]),
         ("Glue ETL and data-quality jobs", [figures.ETL, figures.QUALITY]),
@@ -151,8 +162,9 @@ def architecture(m: Manifest, e: Evidence) -> Section:
         ("SageMaker training pipeline", [figures.TRAINING]),
         ("model registry", [figures.REGISTRY]),
         ("release pipeline", [figures.RELEASE]),
-        ("endpoints", [figures.ENDPOINT]),
-        ("captured requests and artifacts", [figures.ARTIFACTS]),
+        *([("endpoints", [figures.ENDPOINT])] if endpoints else []),
+        *([("batch runs (Batch Transform)", [figures.BATCH])] if batches else []),
+        (written, [figures.ARTIFACTS]),
         ("monitoring", [figures.MONITORING]),
     ]
     line = [

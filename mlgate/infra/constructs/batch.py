@@ -399,15 +399,9 @@ class BatchScoring(Construct):
                 resources=jobs,
             )
         )
-        # The transform job names the model; the List calls take no resource
+        # CreateTransformJob is authorized on the transform job (its model is not a resource of
+        # the action); the List calls take no resource
         # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html).
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:CreateTransformJob"],
-                resources=[f"{sagemaker_arn}:model/*"],
-                conditions={"StringEquals": {"aws:ResourceAccount": self._account}},
-            )
-        )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:ListProcessingJobs", "sagemaker:ListTransformJobs"],
@@ -468,10 +462,6 @@ class BatchScoring(Construct):
                     )
                     for job in jobs
                 },
-                f"AwsSolutions-IAM5[Resource::{sagemaker_arn}:model/*]": (
-                    "A transform job names the live model, whose name CloudFormation generates "
-                    "at each release; the hook reads it from the live model parameter."
-                ),
                 "AwsSolutions-IAM5[Resource::*]": (
                     "ListProcessingJobs and ListTransformJobs take no resource; the hook lists "
                     "this environment's jobs by name prefix to find late runs."

@@ -88,6 +88,9 @@ class QualityGateProps:
     thresholds: Mapping[str, Any]
     smoke_requests: int
     staging_queue: EnvironmentAccess = EnvironmentAccess()
+    staging_endpoint: bool = True
+    """Staging serves an endpoint the smoke load goes to; False: staging scores in batch and the
+    gate judges the release's sample run (its access is `staging_queue`'s)."""
 
 
 def release_namespace(names: Names) -> str:
@@ -275,6 +278,14 @@ class QualityGate(HookFunction):
         self.make_idempotent(idempotency)
         audit.grant_append(self.role, ["gate"], "dynamodb:PutItem")
         ReleaseSource(self, props.release, key)
+        grant_release_access(self, (props.staging_queue,))
+        self.sample: str | None = None
+        """The test split the smoke load reads (None: a batch staging, no smoke load)."""
+        if props.staging_endpoint:
+            self._smoke_load(names, stack, artifacts, key)
+
+    def _smoke_load(self, names: Names, stack: Stack, artifacts: str, key: kms.IKey) -> None:
+        """The staging endpoint and the version's test split, which the smoke load reads."""
         # Staging always lives in the home account (mlgate/infra/accounts.py).
         endpoint = (
             f"arn:aws:sagemaker:{stack.region}:{stack.account}:endpoint/{names.endpoint('staging')}"
@@ -296,7 +307,6 @@ class QualityGate(HookFunction):
             "CloudFormation names endpoint configs at deploy time; the quality gate reads only "
             "the one the staging endpoint names, for its mode.",
         )
-        grant_release_access(self, (props.staging_queue,))
         # The version's test split, where the training pipeline's preprocess step wrote it
         # (mlgate/infra/ml/pipeline.py: <run>/<execution>/test/test.csv); read with a byte range.
         self.sample = f"arn:aws:s3:::{artifacts}/training/{names.product}/*/test/test.csv"

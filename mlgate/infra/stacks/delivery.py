@@ -154,6 +154,7 @@ class DeliveryProps:
                 smoke_requests=manifest.serving.smoke_requests,
                 # An async staging endpoint takes its smoke load as queued requests.
                 staging_queue=EnvironmentAccess(statements=tuple(queue[0]), findings=queue[1]),
+                staging_endpoint=not manifest.is_batch("staging"),
             )
             if automated
             else None,
