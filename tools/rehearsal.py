@@ -1787,16 +1787,19 @@ class Rehearsal:
         """The hook's smoke load reads the version's real test split (moto S3); the endpoint
         that answers it is the stand-in, so latencies are this machine's, not a fleet's.
         `kpis`: the KPI stand-ins are computed on its answers."""
-        from quality_gate import handler as gate
-
         if self.manifest.is_batch("staging"):
+            from quality_gate import handler as batch_gate
+
             job = self.job(batch=self.batch_checks("staging"))
-            outcome: dict[str, str] = gate.handler(job, lambda_context("quality_gate"))
+            outcome: dict[str, str] = batch_gate.handler(job, lambda_context("quality_gate"))
             say("Quality gate", f"{outcome['reason']} (the sample run's outputs, scored here).")
             if kpis:
                 self.batch.kpis(self, "staging", "the release's sample run")
             return outcome["result"] == "succeeded"
         self.endpoint_mode = True
+        # The hook makes its SageMaker client at import: the endpoint stand-in's, in this mode.
+        from quality_gate import handler as gate
+
         # An asynchronous staging endpoint: between two of the gate's looks for its results,
         # the endpoint processes the queued load (instead of the gate's sleep).
         gate.pause = lambda seconds: self.process_queue("staging")

@@ -736,10 +736,49 @@ def test_each_hook_expects_the_names_its_own_rules_deliver(synth: Any, product: 
             continue
         drift = hook_env(serving, "drift_responder")
         assert drift["POWERTOOLS_METRICS_NAMESPACE"] == "mlgate/monitoring"
-        (declared,) = rules(serving)
+        (declared,) = [
+            r
+            for r in rules(serving)
+            if r.get("EventPattern", {}).get("source") == ["aws.cloudwatch"]
+        ]
         (resource,) = declared["EventPattern"]["resources"]
         assert resource.endswith(f":alarm:{drift['DRIFT_ALARM']}"), (resource, drift)
         assert "MONITORING_SCHEDULE" not in drift
+        if product.manifest.is_batch(env):
+            batch_rules_deliver_what_the_hook_expects(serving, product.manifest, env)
+
+
+def batch_rules_deliver_what_the_hook_expects(serving: Any, manifest: Any, env: str) -> None:
+    """A batch environment's batch_run hook checks each event against its settings: the rules
+    that call it deliver exactly those names (its schedule or the ETL job, its jobs' prefix,
+    its watch)."""
+    from shared.batch import job_prefix
+
+    hook = hook_env(serving, "batch_run")
+    assert hook["POWERTOOLS_METRICS_NAMESPACE"] == "mlgate/batch"
+    by_name = {r["Name"]: r for r in rules(serving)}
+    assert by_name[hook["WATCH_RULE"]]["ScheduleExpression"] == "rate(15 minutes)"
+    batch = manifest.env_serving(env).batch_settings
+    if batch.schedule:
+        assert by_name[hook["SCHEDULE_RULE"]]["ScheduleExpression"] == batch.schedule
+        assert "ETL_JOB" not in hook
+    else:
+        (after_etl,) = [
+            r for r in rules(serving) if r.get("EventPattern", {}).get("source") == ["aws.glue"]
+        ]
+        assert after_etl["EventPattern"]["detail"]["jobName"] == [hook["ETL_JOB"]]
+    prefix = job_prefix(manifest.product.name, env)
+    jobs = [
+        r["EventPattern"]["detail"]
+        for r in rules(serving)
+        if r.get("EventPattern", {}).get("source") == ["aws.sagemaker"]
+    ]
+    assert sorted(next(iter(d.values()))[0]["prefix"] for d in jobs) == [prefix, prefix]
+    failed = alarm(serving, "BatchRunsFailed")
+    assert failed["Namespace"] == hook["POWERTOOLS_METRICS_NAMESPACE"]
+    assert {d["Name"]: d["Value"] for d in failed["Dimensions"]} == {
+        "Product": hook["PRODUCT"], "Environment": hook["ENVIRONMENT"],
+    }  # fmt: skip
 
 
 def test_with_model_monitor_the_responder_expects_the_schedule_its_rule_matches(
