@@ -240,7 +240,7 @@ GROUPS: list[tuple[str, set[str]]] = [
     (SYNTH_GROUP, SYNTH_FIXTURES | {"spark"}),
     ("rehearsal", {"test_rehearsal.py"}),
     ("model-monitor-app", {"model_monitor"}),
-    ("monitoring-job", {"test_monitoring_job.py", "test_sources.py"}),
+    ("monitoring-job", {"test_monitoring_job.py", "test_sources.py", "test_batch_source.py"}),
     ("pipeline-definition", {"built_definition"}),
     ("risky-app", {"risky"}),
     ("validation-worker", {"worker_runs"}),

@@ -60,10 +60,17 @@ def test_preview_renders_every_dashboard_and_chromium_shows_it(
         for kpi in manifest.metrics.business_kpis:
             owner = manifest.contact(kpi.owner).name
             assert f"{kpi.name} ({kpi.unit}) — owner: {owner}" in shown
-        (latency,) = [s for s in manifest.metrics.slos if s.name.value == "latency_p99_ms"]
-        # The latency widget plots microseconds; its threshold line says so, and in ms.
-        micros = f"{latency.threshold * 1000:g} µs ({latency.threshold:g} ms)"
-        assert f"line at {micros}: SLO p99 {latency.threshold:g} ms" in shown
+        if manifest.is_batch("prod"):
+            # No endpoint: the runs' panels, and the alarms of a failed, late or empty run.
+            assert "Batch runs: succeeded / failed / empty / late per day" in shown
+            for what in ("failed", "late", "empty"):
+                assert f"mlgate/{name}/prod/system/batch-run-{what}/critical" in shown
+            assert "Model latency" not in shown
+        else:
+            (latency,) = [s for s in manifest.metrics.slos if s.name.value == "latency_p99_ms"]
+            # The latency widget plots microseconds; its threshold line says so, and in ms.
+            micros = f"{latency.threshold * 1000:g} µs ({latency.threshold:g} ms)"
+            assert f"line at {micros}: SLO p99 {latency.threshold:g} ms" in shown
         assert f"mlgate/{name}/prod/model/model-unhealthy/critical" in shown
         assert shown.count('class="widget') > 15
 

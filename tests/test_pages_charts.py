@@ -27,10 +27,17 @@ def at(minutes: int) -> str:
 
 
 def latency_alarm(outdir: Path, manifest: Any) -> Any:
-    """The prod p99 latency alarm of the templates: its metric is what the fixture records."""
-    name = Names.of(manifest, "prod").alarm("system", "latency-p99-ms", "critical")
+    """The prod alarm whose metric the fixture records: its p99 latency alarm, or a batch
+    prod's failed-run alarm (it has no endpoint)."""
+    what = "batch-run-failed" if manifest.is_batch("prod") else "latency-p99-ms"
+    name = Names.of(manifest, "prod").alarm("system", what, "critical")
     (spec,) = [a for a in alarm_specs(outdir) if a.name == name]
     return spec
+
+
+def watched_widget(manifest: Any) -> str:
+    """The title of the prod widget that draws the fixture's metric."""
+    return "Batch runs" if manifest.is_batch("prod") else "Model latency"
 
 
 def fixture(outdir: Path, manifest: Any, target: Path) -> dict[str, Any]:
@@ -129,12 +136,13 @@ def test_rehearsal_data_draws_thresholds_alarm_band_and_moments(
         name = m.product.name
         alarm = latency_alarm(synth.outdir, m)
         what = alarm.name.split("/")[-2]
-        (slo,) = [s for s in m.metrics.slos if s.name.value == "latency_p99_ms"]
         prod = dom(tmp_path / "o" / f"{Names(name, 'prod').dashboard()}.html", tmp_path / "p1")
         assert "Charts from the rehearsal of " + at(90) in prod
-        latency = widget_block(prod, "Model latency")
+        latency = widget_block(prod, watched_widget(m))
         assert "<svg" in latency
-        assert f"threshold: SLO p99 {slo.threshold:g} ms" in latency
+        if not m.is_batch("prod"):  # a batch product has no SLO, so no SLO line
+            (slo,) = [s for s in m.metrics.slos if s.name.value == "latency_p99_ms"]
+            assert f"threshold: SLO p99 {slo.threshold:g} ms" in latency
         assert f"alarm band: {what} above {alarm.threshold:g}" in latency
         assert f"in ALARM: {what}" in latency
         assert "rollback: auto rollback" in latency
@@ -151,7 +159,7 @@ def test_rehearsal_data_draws_thresholds_alarm_band_and_moments(
             tmp_path / "o" / f"{Names(name, 'staging').dashboard()}.html", tmp_path / "p2"
         )
         assert "auto rollback" not in staging
-        assert "<svg" not in widget_block(staging, "Model latency")  # prod's metric only
+        assert "<svg" not in widget_block(staging, watched_widget(m))  # prod's metric only
 
 
 def test_series_match_namespace_name_and_dimensions(synth: Any, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from mlgate.cli.governance.pack import RESOURCE_WORDS, resource_words, write
 from mlgate.cli.observability.preview import markdown_html, write_previews
 from mlgate.cli.reporting import Assembly
 
+from .conftest import PRODUCTS
 from .test_dashboard_preview import dom
 
 # What a page shows when it prints a template instead of saying what the template does.
@@ -109,7 +110,8 @@ def pages(synth: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
 
 
 def test_no_page_shows_a_raw_template_value(pages: dict[str, str]) -> None:
-    assert len(pages) == 8  # two products: pack in md and html, prod and staging dashboards
+    # Each product: its pack in md and html, its prod and staging dashboards.
+    assert len(pages) == 4 * len(PRODUCTS)
     for name, text in pages.items():
         for raw in RAW:
             assert raw not in text, f"{name} shows {raw!r}"

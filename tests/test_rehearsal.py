@@ -78,6 +78,16 @@ def test_every_example_product_is_rehearsed_once_and_the_exit_code_says_they_pas
     assert "FAILED" not in rehearsal.stdout
 
 
+def serves_version_2(manifest: Any, env: str) -> str:
+    """What the timeline says once the environment's verifier has checked version 2: the
+    endpoint serves its artifact, or a batch environment's sample run scored every row."""
+    name = manifest.product.name
+    if manifest.is_batch(env):
+        return f"{env}: version 2 ({env}-model-2) scored all"
+    where = f"{env}: " if env == "prod" else ""
+    return f"{where}mlgate-{name}-{env} serves s3://artifacts/released/{name}/2/model.tar.gz"
+
+
 @pytest.mark.parametrize("name", PRODUCTS)
 def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -> None:
     manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
@@ -89,6 +99,7 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
     )
     out = " ".join(section.split())  # the timeline wraps long lines
     assert f"mlgate release rehearsal: {manifest.product.display_name} ({name})" in out
+    serves = "scores with" if manifest.is_batch("prod") else "serves"
     for line in (
         f"the product's transform ({manifest.data.transform}) ran for real on local Spark",
         "model version registered as PendingManualApproval",
@@ -112,8 +123,7 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         "version 2, a later run [simulated offline]: the same training on a seeded sample",
         "Version 2: from staging to prod through its rollout",
         f"the version's model and baselines copied to s3://artifacts/released/{name}/1/",
-        f"mlgate-{name}-staging serves s3://artifacts/released/{name}/2/model.tar.gz",
-        f"prod: mlgate-{name}-prod serves s3://artifacts/released/{name}/2/model.tar.gz",
+        *(serves_version_2(manifest, env) for env in ("staging", "prod")),
         "version 2 rolled out in prod as the manifest says",
         # the product's budget alerts, routed as the Foundation stack routes them
         "Budgets publishes the alert to on-call's topic",
@@ -128,7 +138,7 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         "someone who may not roll back clicks it: HTTP 403; state machine executions started: 0",
         "clicks it: HTTP 200: Rollback of prod to version 1 requested",
         "rolling prod back from version 2 to 1",
-        "chat: " + manifest.product.display_name + ": rolled back: prod serves version 1 again",
+        "chat: " + manifest.product.display_name + f": rolled back: prod {serves} version 1 again",
         # with the command: refused without effect, then started, then resumed once and
         # finished, its audit events written once each
         "--to 99 --by",
@@ -138,7 +148,7 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         f"CloudFormation updated mlgate-{name}-prod-serving under moto",
         "the same command again: exit 0:",
         "resuming rollback",
-        "rolled back: prod serves version 2 again",
+        f"rolled back: prod {serves} version 2 again",
         "rollback-requested, rollback-update-started, rollback-completed, rollback-requested, "
         "rollback-update-started, rollback-completed",
         "prod was rolled back to version 1 from chat, and the command put version 2 back",
@@ -182,6 +192,8 @@ def test_the_endpoint_answers_with_each_products_own_model(rehearsal: Run) -> No
     answers agree with the evaluation's predictions, their latency labelled in-process."""
     scores: dict[str, list[str]] = {}
     for name, section in rehearsal.sections().items():
+        if load_manifest(ROOT / "examples" / name / "manifest.yaml").is_batch("staging"):
+            continue  # its runs: test_batch_runs_score_with_each_products_own_model
         out = " ".join(section.split())
         found = [(m["version"], m["score"]) for m in SCORE.finditer(out)]
         scores[name] = [score for version, score in found if version == "1"]
@@ -198,6 +210,37 @@ def test_the_endpoint_answers_with_each_products_own_model(rehearsal: Run) -> No
     firsts = [v[0] for v in scores.values()]
     assert "0.0213" not in firsts
     assert len(set(firsts)) == len(firsts), scores
+
+
+BATCH_PRODUCTS = [
+    n for n in PRODUCTS if load_manifest(ROOT / "examples" / n / "manifest.yaml").is_batch("prod")
+]
+
+
+@pytest.mark.parametrize("name", BATCH_PRODUCTS)
+def test_batch_runs_score_with_each_products_own_model(rehearsal: Run, name: str) -> None:
+    """A batch product's release and runs: each version's sample run scored every row with its
+    own model (prepare and transform jobs run here); in staging version 2's sample is compared
+    with prod's version 1 on the same rows (a reference job); prod's scheduled runs score the
+    whole curated table and add their partitions, one run per version."""
+    manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+    out = " ".join(rehearsal.sections()[name].split())
+    for env in ("staging", "prod"):
+        for version in (1, 2):
+            assert f"{env}: version {version} ({env}-model-{version}) scored all" in out, env
+    assert re.search(rf"{name}-staging-b-v[0-9a-f]{{12}}-prep, {name}-staging-b-\S+-score", out)
+    compared = re.search(r"prediction shift (?P<shift>[0-9.]+) against prod's prod-model-1", out)
+    assert compared, out[out.find("Version 2") :][:3000]
+    assert re.search(r"-ref\b", out)  # prod's model scored the same rows as the reference
+    runs = re.findall(
+        r"Batch run prod (?P<what>[^:]+): .*?record Completed: (?P<rows>\d+) of (?P=rows) rows "
+        r"scored, 0 unparseable; the predictions table has (?P<partitions>\d+) partition",
+        out,
+    )
+    assert [int(p) for _, _, p in runs] == [1, 2], runs  # one partition per run
+    assert len({rows for _, rows, _ in runs}) == 1  # the same curated table both times
+    if manifest.is_batch("staging"):
+        assert "Quality gate passed on sample run" in out
 
 
 def test_the_rehearsal_prints_the_manifests_accounts(rehearsal: Run) -> None:
@@ -229,22 +272,10 @@ def test_metrics_json_holds_the_runs_series_as_the_dashboards_name_them(rehearsa
         assert written["product"] == name
         series = {(m["namespace"], m["name"], tuple(sorted(m["dimensions"].items()))): m
                   for m in written["metrics"]}  # fmt: skip
-        endpoint = {"EndpointName": Names.of(manifest, "staging").endpoint(),
-                    "VariantName": "AllTraffic"}  # fmt: skip
-        latency = series[("AWS/SageMaker", "ModelLatency", tuple(sorted(endpoint.items())))]
-        assert latency["unit"] == "Microseconds", latency
-        # Every request the endpoints answered (verifiers, smoke loads), each timed.
-        timed = [p for m in written["metrics"] if m["name"] == "ModelLatency" for p in m["points"]]
-        assert len(timed) >= 2, timed
-        assert varies(timed), timed
-        staging = manifest.serving.staging.mode.value
-        # An async endpoint publishes no Invocations: it counts requests processed and failed.
-        counted = (("InvocationsProcessed", "InvocationFailures") if staging == "async"
-                   else ("Invocations", "InvocationModelErrors"))  # fmt: skip
-        for metric in (*counted, "Invocation5XXErrors"):
-            assert ("AWS/SageMaker", metric, tuple(sorted(endpoint.items()))) in series
-        if staging == "async":
-            assert ("AWS/SageMaker", "Invocations", tuple(sorted(endpoint.items()))) not in series
+        if manifest.is_batch("staging"):
+            batch_series_are_the_runs(manifest, series)
+        else:
+            endpoint_series_are_the_requests(manifest, series, written)
         monitored = next(e for e in ("staging", "prod")
                          if manifest.env_serving(e).mode.value != "serverless")  # fmt: skip
         drift = series[(Names.of(manifest).monitoring_namespace(), "drifted_feature_share",
@@ -257,7 +288,46 @@ def test_metrics_json_holds_the_runs_series_as_the_dashboards_name_them(rehearsa
         (alarm,) = written["alarms"]
         assert [state for _, state, _ in alarm["history"]] == ["OK", "ALARM"]
         kinds = {m["kind"] for m in written["moments"]}
-        assert {"release", "canary", "rollback", "drift", "retrain"} <= kinds, kinds
+        # A batch product's release is a switch (no canary); its runs are moments of their own.
+        shifted = {"batch"} if manifest.is_batch("prod") else {"canary"}
+        assert {"release", "rollback", "drift", "retrain", *shifted} <= kinds, kinds
+
+
+def batch_series_are_the_runs(manifest: Any, series: dict[Any, Any]) -> None:
+    """Each scheduled run of a batch prod: a succeeded run, its rows and its minutes, by Product
+    and Environment, as the dashboard's batch panels read them."""
+    dims = (("Environment", "prod"), ("Product", manifest.product.name))
+    runs = series[("mlgate/batch", "BatchRunsSucceeded", dims)]
+    assert len(runs["points"]) >= 2, runs  # version 1's run and version 2's
+    rows = series[("mlgate/batch", "BatchRowsScored", dims)]
+    assert all(float(v) > 0 for _, v in rows["points"]), rows
+    assert ("mlgate/batch", "BatchRunMinutes", dims) in series
+    assert not [k for k in series if k[0] == "AWS/SageMaker"]  # no endpoint, no endpoint series
+
+
+def endpoint_series_are_the_requests(
+    manifest: Any, series: dict[Any, Any], written: dict[str, Any]
+) -> None:
+    """Every request the staging endpoint answered, timed, under the metric names its mode
+    publishes."""
+    from mlgate.infra.naming import Names
+
+    endpoint = {"EndpointName": Names.of(manifest, "staging").endpoint(),
+                "VariantName": "AllTraffic"}  # fmt: skip
+    latency = series[("AWS/SageMaker", "ModelLatency", tuple(sorted(endpoint.items())))]
+    assert latency["unit"] == "Microseconds", latency
+    # Every request the endpoints answered (verifiers, smoke loads), each timed.
+    timed = [p for m in written["metrics"] if m["name"] == "ModelLatency" for p in m["points"]]
+    assert len(timed) >= 2, timed
+    assert varies(timed), timed
+    staging = manifest.serving.staging.mode.value
+    # An async endpoint publishes no Invocations: it counts requests processed and failed.
+    counted = (("InvocationsProcessed", "InvocationFailures") if staging == "async"
+               else ("Invocations", "InvocationModelErrors"))  # fmt: skip
+    for metric in (*counted, "Invocation5XXErrors"):
+        assert ("AWS/SageMaker", metric, tuple(sorted(endpoint.items()))) in series
+    if staging == "async":
+        assert ("AWS/SageMaker", "Invocations", tuple(sorted(endpoint.items()))) not in series
 
 
 def test_a_failing_product_fails_the_run_and_is_named(
@@ -410,6 +480,8 @@ def test_version_2_rolls_out_in_prod_as_the_manifest_says(rehearsal: Run) -> Non
 
     for name in PRODUCTS:
         manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
+        if manifest.is_batch("prod"):
+            continue  # a switch, no rollout: test_batch_runs_score_with_each_products_own_model
         out = " ".join(rehearsal.sections()[name].split())
         serving = manifest.serving.prod
         # An inference component's release is a rolling update of its copies.
@@ -467,7 +539,9 @@ def test_each_declared_kpi_stand_in_has_its_series(rehearsal: Run) -> None:
         manifest = load_manifest(ROOT / "examples" / name / "manifest.yaml")
         out = " ".join(rehearsal.sections()[name].split())
         written = json.loads((rehearsal.reports / name / "metrics.json").read_text())
-        plan_steps = int(CANARY.search(out)["steps"])  # type: ignore[index]
+        # Prod's scored batches: version 1's traffic, each rollout step and version 2's; a
+        # batch prod's runs: version 1's and version 2's scheduled runs.
+        plan_steps = 0 if manifest.is_batch("prod") else int(CANARY.search(out)["steps"])  # type: ignore[index]
         series = {}
         for kpi in manifest.metrics.business_kpis:
             assert kpi.stand_in, kpi.name
@@ -482,12 +556,14 @@ def test_each_declared_kpi_stand_in_has_its_series(rehearsal: Run) -> None:
             assert all(math.isfinite(v) for _, v in points)
             series[kpi.name] = [round(v, 9) for _, v in points]
         assert any(varies([["t", v] for v in values]) for values in series.values()), series
-        assert "[offline, from the held-out split]" in out
+        source = "the batch run's rows" if manifest.is_batch("prod") else "the held-out split"
+        assert f"[offline, from {source}]" in out
         by_product[name] = sorted(map(tuple, series.values()))
     assert len({tuple(v) for v in by_product.values()}) == len(by_product)
 
 
-MODES = {"async": "async", "serverless": "serverless, all at once", "real-time": "real-time"}
+MODES = {"async": "async", "serverless": "serverless, all at once", "real-time": "real-time",
+         "batch": "batch"}  # fmt: skip
 ASYNC_VERIFIED = re.compile(
     r"Verify staging succeeded: staging: (?P<endpoint>\S+) on \S+ \(asynchronous\); sample "
     r"scored (?P<score>[^\s(]+) \((?P<output>s3://artifacts/async/staging/output/verify-\S+\.out)\)"

@@ -30,18 +30,22 @@ def held_out(manifest: Any, rows: int = 300) -> Any:
     payload = rng.uniform(0.5, 2.0, size=(rows, len(manifest.payload_columns)))
     if manifest.model.problem_type.value == "regression":
         label = rng.uniform(10, 60, size=rows)
+    elif manifest.model.problem_type.value == "multiclass":
+        classes = len(manifest.data.curated.column(manifest.data.curated.target_column).values)
+        label = (np.arange(rows) % max(classes, 2)).astype(float)
     else:
         label = (np.arange(rows) % 5 == 0).astype(float)
     return np.column_stack([label, payload])
 
 
 def answers_from(manifest: Any, rows: Any, right: bool) -> list[float]:
-    """The best answers to each row (its label) or the worst (the other class; for a number,
+    """The best answers to each row (its label) or the worst (another class; for a number,
     half an hour short)."""
     label = rows[:, 0]
     if manifest.model.problem_type.value == "regression":
         return list(label if right else label - 30)
-    return list(label if right else 1 - label)
+    classes = int(label.max()) + 1 if manifest.model.problem_type.value == "multiclass" else 2
+    return list(label if right else (label + 1) % max(classes, 2))
 
 
 @pytest.mark.parametrize("name", PRODUCTS)

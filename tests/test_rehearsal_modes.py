@@ -46,8 +46,15 @@ def test_each_endpoint_config_answers_in_its_environments_mode(name: str) -> Non
     endpoint = endpoint_of(manifest)
     for env in ("staging", "prod"):
         served = Names.of(manifest, env).endpoint()
-        config = endpoint.describe_endpoint_config(f"{served}-config")
         mode = manifest.env_serving(env).mode.value
+        if mode == "batch":
+            # No endpoint: SageMaker knows none by the environment's name.
+            with pytest.raises(ClientError, match="Could not find endpoint"):
+                endpoint.describe_endpoint_config(f"{served}-config")
+            with pytest.raises(ClientError, match="Could not find endpoint"):
+                endpoint.describe_endpoint(served)
+            continue
+        config = endpoint.describe_endpoint_config(f"{served}-config")
         assert mode_of(config) == mode, (env, config)
         if mode == "async":
             queue = Queue.of(config, env)

@@ -246,7 +246,18 @@ class Endpoint:
     def describe_model_package(self, **kwargs: Any) -> Any:
         return self.registry().describe_model_package(**kwargs)
 
+    def _exists(self, endpoint: str) -> None:
+        """A batch environment has no endpoint: SageMaker's answer for a name it does not
+        know (ValidationException "Could not find endpoint")."""
+        if self.mode(endpoint) == "batch":
+            from botocore.exceptions import ClientError
+
+            error = {"Code": "ValidationException",
+                     "Message": f"Could not find endpoint \"{endpoint}\"."}  # fmt: skip
+            raise ClientError({"Error": error}, "DescribeEndpoint")
+
     def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:
+        self._exists(EndpointName)
         modified = getattr(self.serving, "modified", {}).get(EndpointName, STARTED)
         described = {"EndpointStatus": "InService", "EndpointConfigName":
                      f"{EndpointName}-config", "LastModifiedTime": modified}  # fmt: skip
@@ -260,6 +271,7 @@ class Endpoint:
         API_DescribeEndpointConfig.html): an AsyncInferenceConfig with its output paths under
         the environment's artifact bucket (the rehearsal's: `artifacts`), a variant's
         ServerlessConfig, or a real-time variant's instances."""
+        self._exists(EndpointConfigName.removesuffix("-config"))
         endpoint = EndpointConfigName.removesuffix("-config")
         variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": endpoint,
                                    "InitialVariantWeight": 1.0}  # fmt: skip

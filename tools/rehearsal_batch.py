@@ -408,11 +408,11 @@ class BatchJobs:
                                         {"ProcessingJobName": name,
                                          "ProcessingJobStatus": "Completed"})  # fmt: skip
                 else:
-                    self._transform(name)
+                    status = self._transform(name)
                     event = self._event(env, "aws.sagemaker",
                                         "SageMaker Transform Job State Change", [],
                                         {"TransformJobName": name,
-                                         "TransformJobStatus": "Completed"})  # fmt: skip
+                                         "TransformJobStatus": status})  # fmt: skip
                 self.deliver(env, event)
         return ran
 
@@ -444,9 +444,26 @@ class BatchJobs:
                     key = f"{prefix.rstrip('/')}/{file.relative_to(local).as_posix()}"
                     s3.put_object(Bucket=bucket, Key=key, Body=file.read_bytes())
 
-    def _transform(self, name: str) -> None:
+    def _transform(self, name: str) -> str:
         """The model named by the job scores each input line but its first field; the line
-        with its prediction joined last is written to the output path."""
+        with its prediction joined last is written to the output path. A container error fails
+        the job as SageMaker fails it (its FailureReason names the container's answer, and no
+        output is written): its status."""
+        from tools.local_endpoint import ContainerError
+
+        try:
+            self._score(name)
+        except ContainerError as err:
+            moto_job = self._job(self.env_of(name), "transform", name)
+            moto_job.transform_job_status = "Failed"
+            moto_job.failure_reason = (
+                f"ClientError: See job logs for more information; the model container answered "
+                f"{err.status}: {err.message}"
+            )
+            return "Failed"
+        return "Completed"
+
+    def _score(self, name: str) -> None:
         job = self.client("sagemaker").describe_transform_job(TransformJobName=name)
         container = self.host.container(self.models[job["ModelName"]])
         started = time.perf_counter()

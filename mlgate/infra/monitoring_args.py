@@ -5,7 +5,10 @@ rehearsal runs it. `step_arguments`: the same run as the deployed pipeline's thr
 (network, no third-party code), monitor (Evidently, network isolation) and publish.
 
 Free of CDK, so the rehearsal and the tests build the job's arguments as the Monitoring stack
-does without starting jsii's Node runtime (about 1.5 s a process)."""
+does without starting jsii's Node runtime (about 1.5 s a process).
+
+A batch environment (Manifest.is_batch) has no capture: its job reads the runs' transform output
+(`--source batch`, `--capture-s3-uri` = `batch_predictions_uri`)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,18 @@ STAGED_ONLY = ("--capture-s3-uri", "--release-parameter", "--ground-truth-s3-uri
 PUBLISH_ONLY = ("--namespace", "--dimensions")
 
 
+def predictions_prefix(env: EnvName) -> str:
+    """Where a batch environment's scheduled runs write their predictions in its artifact
+    bucket: the batch_run hook's layout (mlgate/runtime/hooks/shared/batch.py predictions_prefix,
+    which infra cannot import as the Lambda asset does; a test holds the two equal)."""
+    return f"batch/{env}/predictions/"
+
+
+def batch_predictions_uri(artifacts_bucket: str, env: EnvName) -> str:
+    """What a batch environment's monitor reads instead of capture."""
+    return f"s3://{artifacts_bucket}/{predictions_prefix(env)}"
+
+
 def payload_feature(manifest: Manifest, column: str) -> str | None:
     """The schema feature a payload column carries: itself, or the string feature it is a
     one-hot column of (`name=value`, or `name_value` in a product's own layout), the longest
@@ -36,8 +51,11 @@ def payload_feature(manifest: Manifest, column: str) -> str | None:
 def job_arguments(manifest: Manifest, env: EnvName, *, capture_uri: str) -> list[str]:
     """The job's command line (docs/monitoring.md), from the manifest: the payload's columns in
     order, the categorical ones typed, the drift thresholds, the window of one schedule
-    interval, and, with ground truth, the model metrics to compute."""
+    interval, and, with ground truth, the model metrics to compute. For a batch environment
+    `capture_uri` is its predictions prefix (batch_predictions_uri) and the job reads it as
+    `--source batch`."""
     names = Names.of(manifest, env)
+    batch = manifest.is_batch(env)
     monitoring = manifest.monitoring
     columns = list(manifest.payload_columns)
     categorical = [
@@ -63,6 +81,8 @@ def job_arguments(manifest: Manifest, env: EnvName, *, capture_uri: str) -> list
         "--dimensions", f"Product={manifest.product.name},Environment={env}",
         "--publish",
     ]  # fmt: skip
+    if batch:
+        args += ["--source", "batch"]
     if categorical:
         args += ["--feature-types", ",".join(f"{c}:cat" for c in categorical)]
     groups = {
@@ -117,6 +137,8 @@ def step_arguments(
         "--window-hours", str(_value(whole, "--window-hours")),
         "--out-dir", STAGED_DIR,
     ]  # fmt: skip
+    if manifest.is_batch(env):
+        stage += ["--source", "batch"]
     monitor = _without(whole, STAGED_ONLY + PUBLISH_ONLY, flags=("--publish",))
     local = {
         "--capture-dir": f"{STAGED_DIR}/capture",

@@ -74,7 +74,8 @@ def assert_answers_as_trained(run: Run, answer: str, row: np.ndarray) -> None:
     try:
         assert float(answer) == index
     except ValueError:
-        assert names and answer.strip() == names[index], (answer, names, index)
+        assert names, (answer, index)
+        assert answer.strip() == names[index], (answer, names, index)
 
 
 def sklearn_metrics(problem: str, labels: np.ndarray, output: np.ndarray) -> dict[str, float]:

@@ -148,3 +148,36 @@ def job(tmp: Path, *extra: str, **kwargs: Any) -> dict[str, Any]:
         *extra,
     ]  # fmt: skip
     return run.main(argv, **kwargs)  # type: ignore[no-any-return]
+
+
+def batch_line(row_id: str, row: pd.Series, prediction: str) -> str:
+    """One Batch Transform output line as a batch environment writes it (JoinSource Input,
+    OutputFilter "$"): the prepared input line, id first, with the prediction joined last."""
+    return f"{row_id},{payload(row)},{prediction}"
+
+
+def write_batch(
+    folder: Path,
+    run_id: str,
+    frame: pd.DataFrame,
+    written: datetime,
+    predictions: Sequence[str] | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """A scheduled run's output as the stage step stages it: folder/run=<run>/part-00000.csv.out
+    (the predictions prefix's layout) and its LastModified, `written`, in folder/objects.json;
+    `extra` lines are appended as they are. Returns each row's id."""
+    ids = [f"{run_id}-{i:06d}" for i in range(len(frame))]
+    answers = predictions if predictions is not None else ["0.5"] * len(frame)
+    lines = [
+        batch_line(row_id, row, answer)
+        for row_id, (_, row), answer in zip(ids, frame.iterrows(), answers, strict=True)
+    ]
+    relative = f"run={run_id}/part-00000.csv.out"
+    (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+    (folder / relative).write_text("\n".join([*lines, *extra]) + "\n")
+    record = folder / "objects.json"
+    times = json.loads(record.read_text()) if record.is_file() else {}
+    times[relative] = written.isoformat()
+    record.write_text(json.dumps(times))
+    return ids

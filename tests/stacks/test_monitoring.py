@@ -120,9 +120,14 @@ def test_the_evidently_job_reads_exactly_the_payload_and_the_manifest_thresholds
     assert argument(stage, "--release-parameter") == (
         f"/mlgate/{manifest.product.name}/{env}/live-model-package"
     )
-    assert str(argument(stage, "--capture-s3-uri")).endswith(
-        f"/datacapture/{env}/mlgate-{manifest.product.name}-{env}/AllTraffic"
+    # A batch environment's monitor reads its runs' predictions, an endpoint's its capture.
+    expected = (
+        f"/batch/{env}/predictions/"
+        if manifest.is_batch(env)
+        else f"/datacapture/{env}/mlgate-{manifest.product.name}-{env}/AllTraffic"
     )
+    assert str(argument(stage, "--capture-s3-uri")).endswith(expected)
+    assert (argument(stage, "--source") == "batch") is manifest.is_batch(env)
     # Baselines come from where the release hook copied the released version, in the home
     # artifact bucket.
     home = manifest.environments.staging
@@ -416,7 +421,8 @@ def baseline_problems(template: dict[str, Any], manifest: Any, env: str) -> list
     the home account, its own capture, staging and reports), and nothing of any training run."""
     released = f"released/{manifest.product.name}/*/baseline/*"
     reads = home_reads(template, manifest)
-    own = ("datacapture/", "monitoring/") if not manifest.is_remote(env) else ()
+    predictions = (f"batch/{env}/predictions/",) if manifest.is_batch(env) else ()
+    own = ("datacapture/", "monitoring/", *predictions) if not manifest.is_remote(env) else ()
     problems = [read for read in reads if read != released and not read.startswith(own)]
     if released not in reads:
         problems.append(f"no read of {released}")

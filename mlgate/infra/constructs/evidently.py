@@ -1,6 +1,6 @@
 """EvidentlyMonitor: mlgate's Evidently job (mlgate/runtime/monitoring_job) on an environment's
-captured traffic, as a SageMaker pipeline that an EventBridge rule starts on the manifest's
-monitoring schedule.
+captured traffic (a batch environment's: its runs' transform output), as a SageMaker pipeline
+that an EventBridge rule starts on the manifest's monitoring schedule.
 
 The steps run in AWS's prebuilt scikit-learn image in script mode, as FrameworkProcessor runs a
 `source_dir`: the source arrives as a tar.gz, its requirements are pip-installed, then the entry
@@ -61,7 +61,12 @@ from mlgate.infra.constructs.sagemaker_access import (
 from mlgate.infra.constructs.storage import grant_volume_keys
 from mlgate.infra.ml.images import monitoring_image
 from mlgate.infra.ml.pipeline import PROCESSING
-from mlgate.infra.monitoring_args import REPORT_DIR, STAGED_DIR
+from mlgate.infra.monitoring_args import (
+    REPORT_DIR,
+    STAGED_DIR,
+    batch_predictions_uri,
+    predictions_prefix,
+)
 from mlgate.infra.naming import Names
 from mlgate.infra.packaging import build_tar_gz
 from mlgate.infra.wheelsets import MONITORING, canonical
@@ -147,14 +152,17 @@ class EvidentlyProps:
     """What one environment's Evidently monitor knows: its `names` (the environment's), the
     `schedule` it runs on (an EventBridge expression), its steps' command lines (`steps`:
     stage, monitor, publish; mlgate/infra/monitoring_args.py's step_arguments, given
-    `capture_uri` and `released_uri` below), where released baselines are read, and the
-    ground-truth prefix it reads labels from (None: no ground truth)."""
+    `source_uri` and `released_uri` below), where released baselines are read, the
+    ground-truth prefix it reads labels from (None: no ground truth), and whether the
+    environment scores in batch (`batch`: its stage step reads the runs' predictions, not
+    capture)."""
 
     names: Names
     schedule: str
     steps: Mapping[str, Sequence[str]]
     released: ReleasedVersions
     ground_truth_s3_uri: str | None = None
+    batch: bool = False
 
 
 def capture_uri(artifacts_bucket: str, names: Names) -> str:
@@ -163,6 +171,16 @@ def capture_uri(artifacts_bucket: str, names: Names) -> str:
     if env is None:
         raise ValueError("the monitor's names are those of its environment")
     return f"s3://{artifacts_bucket}/{capture_prefix(env)}/{names.endpoint()}/{VARIANT}"
+
+
+def source_uri(artifacts_bucket: str, names: Names, *, batch: bool) -> str:
+    """What the monitor reads (its `--capture-s3-uri`): the endpoint's capture, or a batch
+    environment's predictions prefix."""
+    if names.env is None:
+        raise ValueError("the monitor's names are those of its environment")
+    if batch:
+        return batch_predictions_uri(artifacts_bucket, names.env)
+    return capture_uri(artifacts_bucket, names)
 
 
 def released_uri(home_artifacts_arn: str, names: Names) -> str:
@@ -185,15 +203,16 @@ class EvidentlyMonitor(Construct):
         home_artifacts_arn: str,
         build_dir: Path,
     ) -> None:
-        """`artifacts_bucket` is the environment's (capture and reports); `home_artifacts_arn`
-        the home account's, where the baselines of released versions live; `build_dir` where
-        the job's source archive is written."""
+        """`artifacts_bucket` is the environment's (capture or batch predictions, and
+        reports); `home_artifacts_arn` the home account's, where the baselines of released
+        versions live; `build_dir` where the job's source archive is written."""
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.props, self.key = props, key
         self.names = props.names
-        self.capture_uri = capture_uri(artifacts_bucket, self.names)
-        assert props.names.env is not None  # capture_uri refused names without one
+        # What the stage step reads: capture, or a batch environment's predictions.
+        self.capture_uri = source_uri(artifacts_bucket, self.names, batch=props.batch)
+        assert props.names.env is not None  # source_uri refused names without one
         self.env = env = props.names.env
         self.image = monitoring_image(str(stack.region))
         self.reports_prefix = self.names.monitoring_reports(evidently=True)
@@ -236,8 +255,9 @@ class EvidentlyMonitor(Construct):
             "Pipeline",
             pipeline_name=self.names.monitoring_pipeline(),
             pipeline_description=(
-                "Evidently drift and data checks of captured traffic against the live "
-                "version's baseline; live model metrics when ground truth lands"
+                f"Evidently drift and data checks of "
+                f"{'batch predictions' if props.batch else 'captured traffic'} against the "
+                "live version's baseline; live model metrics when ground truth lands"
             ),
             role_arn=self.role.role_arn,
             pipeline_definition={"PipelineDefinitionBody": stack.to_json_string(self.definition())},
@@ -413,7 +433,13 @@ class EvidentlyMonitor(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        capture = f"{capture_prefix(env)}/{self.names.endpoint()}/{VARIANT}"
+        # What the stage step reads: the endpoint's capture, or a batch environment's
+        # predictions (mlgate/runtime/hooks/shared/batch.py's layout).
+        capture = (
+            predictions_prefix(env).rstrip("/")
+            if self.props.batch
+            else f"{capture_prefix(env)}/{self.names.endpoint()}/{VARIANT}"
+        )
         reports = f"{artifacts}/{self.reports_prefix}/*"
         staged = f"{artifacts}/{self.staging_prefix}/*"
         # Stage lists and reads the windows' capture and writes the staged copy; Processing
@@ -505,8 +531,12 @@ class EvidentlyMonitor(Construct):
         findings = {
             jobs: "processing jobs the pipeline starts, named pipelines-<execution>-<step> by "
             "SageMaker Pipelines",
-            f"{artifacts}/{capture}/*": "captured traffic of this environment's endpoint, in "
-            "hourly folders",
+            f"{artifacts}/{capture}/*": (
+                "the transform output of this batch environment's scheduled runs, one folder "
+                "per run (run=<run id>), run ids not known at deploy time"
+                if self.props.batch
+                else "captured traffic of this environment's endpoint, in hourly folders"
+            ),
             reports: "report.html and summary.json of each run, one folder per execution",
             staged: "each run's staged inputs (copies of the windows' capture, the baseline and "
             "labels), one folder per execution",

@@ -28,8 +28,8 @@ from mlgate.infra.constructs.conditions import condition_all
 from mlgate.infra.constructs.evidently import (
     EvidentlyMonitor,
     EvidentlyProps,
-    capture_uri,
     released_uri,
+    source_uri,
 )
 from mlgate.infra.constructs.model_monitor import (
     GroundTruth,
@@ -67,17 +67,19 @@ def evidently_props(
 ) -> EvidentlyProps:
     """What the environment's Evidently monitor takes from the manifest."""
     names = Names.of(manifest, env)
+    batch = manifest.is_batch(env)
     return EvidentlyProps(
         names=names,
         schedule=manifest.monitoring.schedule,
         steps=step_arguments(
             manifest,
             env,
-            capture_uri=capture_uri(artifacts_bucket, names),
+            capture_uri=source_uri(artifacts_bucket, names, batch=batch),
             released_uri=released_uri(home_artifacts_arn, names),
         ),
         released=released_versions(manifest, env),
         ground_truth_s3_uri=manifest.monitoring.ground_truth_s3_uri,
+        batch=batch,
     )
 
 
@@ -119,7 +121,9 @@ class MonitoringStack(ProductStack):
             scope,
             manifest=manifest,
             env_name=env_name,
-            description=f"{env_name} monitoring of captured traffic ({engine.value})",
+            description=f"{env_name} monitoring of "
+            f"{'batch predictions' if manifest.is_batch(env_name) else 'captured traffic'} "
+            f"({engine.value})",
         )
         names = Names.of(manifest, env_name)
         artifacts = site.bucket_name("artifacts")

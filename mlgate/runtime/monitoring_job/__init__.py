@@ -31,6 +31,10 @@ Inputs (local paths, as Processing downloads them)
   --capture-dir         the endpoint's capture .jsonl files (any depth); they should cover the
                         drift window and, for model quality, the window shifted back by the
                         ground-truth delay: the job filters records by inferenceTime itself.
+  --source              capture [default], or batch: --capture-dir holds a batch environment's
+                        transform output (.out files, `id,<features...>,<prediction>` lines,
+                        each file's moment its object's LastModified, recorded by the stage
+                        step in objects.json); labels join on the id.
   --baseline            the training baseline CSV: header, feature columns, no label.
   --features            feature names in payload order (the capture's text/csv request rows).
   --feature-types       name:num|cat list; unlisted features are numeric.

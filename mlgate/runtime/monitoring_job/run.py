@@ -45,9 +45,15 @@ NO_RELEASE_PAGE = (
     "<p>The endpoint serves no released version yet: nothing to monitor."
 )
 NO_TRAFFIC_PAGE = (
-    "<!doctype html><title>No captured traffic</title>"
-    "<p>No captured requests between {start} and {end}: nothing to compare with the baseline."
+    "<!doctype html><title>No {title}</title>"
+    "<p>No {what} between {start} and {end}: nothing to compare with the baseline."
 )
+SOURCES = {
+    "capture": ("captured traffic", "captured requests"),
+    "batch": ("batch predictions", "batch run's predictions written"),
+}
+"""--source: an endpoint's data capture, or a batch environment's transform output (the empty
+window's page title and words)."""
 SAMPLE_NOTICE = (
     '<div style="padding:8px 16px;background:#fff4d6;font-family:sans-serif">'
     "Evidently compared a uniform sample of {rows:,} of the window's {window_rows:,} rows "
@@ -92,7 +98,19 @@ def _time(text: str) -> datetime:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = p.add_argument_group("data")
-    data.add_argument("--capture-dir", type=Path, required=True, help="folder of capture .jsonl")
+    data.add_argument(
+        "--capture-dir",
+        type=Path,
+        required=True,
+        help="folder of capture .jsonl (--source capture) or batch output .out (--source batch)",
+    )
+    data.add_argument(
+        "--source",
+        choices=tuple(SOURCES),
+        default="capture",
+        help="what --capture-dir holds: an endpoint's data capture, or a batch environment's "
+        "transform output (id,<features...>,<prediction> lines)",
+    )
     data.add_argument("--baseline", type=Path, required=True, help="baseline CSV with header")
     data.add_argument("--features", type=_names, required=True, help="names in payload order")
     data.add_argument(
@@ -236,8 +254,13 @@ def _fetch(args: argparse.Namespace, now: datetime, clients: dict[str, Any] | No
     span = timedelta(hours=args.window_hours)
     delay = timedelta(hours=args.ground_truth_delay_hours)
     earliest = now - span - (delay if args.ground_truth_dir is not None else timedelta(0))
-    count = sources.fetch_hours(aws["s3"], args.capture_s3_uri, earliest, now, args.capture_dir)
-    log.info("fetched %d capture file(s) and the baseline %s", count, baseline)
+    if args.source == "batch":
+        count = sources.fetch_written(
+            aws["s3"], args.capture_s3_uri, earliest, now, args.capture_dir
+        )
+    else:
+        count = sources.fetch_hours(aws["s3"], args.capture_s3_uri, earliest, now, args.capture_dir)
+    log.info("fetched %d %s file(s) and the baseline %s", count, args.source, baseline)
     if args.ground_truth_s3_uri:
         # A label lands up to `delay` after its inference: the due window's labels were
         # uploaded between the window's start and now.
@@ -245,6 +268,22 @@ def _fetch(args: argparse.Namespace, now: datetime, clients: dict[str, Any] | No
             aws["s3"], args.ground_truth_s3_uri, earliest, now, args.ground_truth_dir
         )
     return True
+
+
+def _stream(
+    args: argparse.Namespace, categorical: list[str]
+) -> capture.CaptureStream | capture.BatchStream:
+    """The chunked reader of --capture-dir for --source: both yield `capture.Captured`."""
+    if args.source == "batch":
+        return capture.BatchStream(
+            capture.batch_outputs(args.capture_dir),
+            args.features,
+            categorical,
+            args.chunk_records,
+        )
+    return capture.CaptureStream(
+        capture.jsonl_files(args.capture_dir), args.features, categorical, args.chunk_records
+    )
 
 
 def main(
@@ -279,9 +318,7 @@ def main(
     delay = timedelta(hours=args.ground_truth_delay_hours)
     # One pass over the capture, a chunk at a time: the drift window's exact counts and a
     # bounded sample of its rows, and the due window's predictions (bounded too).
-    stream = capture.CaptureStream(
-        capture.jsonl_files(args.capture_dir), args.features, categorical, args.chunk_records
-    )
+    stream = _stream(args, categorical)
     stats = window.Stats(window.Bounds.of(reference, categorical))
     sample = window.Reservoir(args.sample_rows, args.sample_seed)
     due = window.IdSample(args.sample_rows, args.sample_seed)
@@ -303,8 +340,12 @@ def main(
 
     report_file = args.report_dir / "report.html"
     if not stats.rows:
-        log.warning("no captured rows in %s .. %s", start, end)
-        report_file.write_text(NO_TRAFFIC_PAGE.format(start=start, end=end))
+        log.warning("no %s in %s .. %s", SOURCES[args.source][1], start, end)
+        report_file.write_text(
+            NO_TRAFFIC_PAGE.format(
+                title=SOURCES[args.source][0], what=SOURCES[args.source][1], start=start, end=end
+            )
+        )
     else:
         result = drift.analyse(
             reference,

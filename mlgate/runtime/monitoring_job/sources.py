@@ -13,16 +13,31 @@ rolled-back release rolls the parameter back too. The training pipeline register
 with the S3 URI of its baseline dataset (customer metadata `mlgate:baseline-dataset`); the
 release hook copies it to released/<product>/<version>/baseline/dataset/<its file name> in the
 home artifact bucket, the only place a deployed monitor may read it from.
+
+A batch environment has no capture: each scheduled run's Batch Transform output lands under
+`batch/<env>/predictions/run=<run>/*.out` in the environment's artifact bucket
+(mlgate/runtime/hooks/shared/batch.py), one `id,<payload...>,<prediction>` line per row. An
+output object's moment is its LastModified ("Creation date of the object":
+https://docs.aws.amazon.com/AmazonS3/latest/API/API_Object.html), the same for all its lines;
+ListObjectsV2 filters by prefix only
+(https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html), so the whole
+predictions prefix is listed (keys, 1,000 a page) and the window's objects downloaded.
+`OBJECTS_FILE` beside them keeps each one's LastModified, which a download does not.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 NO_RELEASE = "none"
 BASELINE_PROPERTY = "mlgate:baseline-dataset"
+BATCH_OUTPUT = ".out"
+"""Batch Transform names an output object after its input file, plus `.out`."""
+OBJECTS_FILE = "objects.json"
+"""Written beside staged batch outputs: {path relative to the folder: LastModified, ISO}."""
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -57,6 +72,28 @@ def fetch_hours(s3: Any, uri: str, start: datetime, end: datetime, dest: Path) -
                 s3.download_file(bucket, item["Key"], str(target))
                 count += 1
     return count
+
+
+def fetch_written(s3: Any, uri: str, start: datetime, end: datetime, dest: Path) -> int:
+    """Download every batch output object under `uri` whose LastModified is in (start, end]
+    into `dest` (its key below `uri` kept), streamed to disk by download_file; record each
+    one's LastModified in dest/OBJECTS_FILE. Returns the count."""
+    bucket, prefix = split_uri(uri)
+    written: dict[str, str] = {}
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for page in pages:
+        for item in page.get("Contents", []):
+            key, moment = item["Key"], item["LastModified"]
+            if not key.endswith(BATCH_OUTPUT) or not start < moment <= end:
+                continue
+            relative = key[len(prefix) :]
+            target = dest / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(target))
+            written[relative] = moment.isoformat()
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / OBJECTS_FILE).write_text(json.dumps(written, indent=1, sort_keys=True))
+    return len(written)
 
 
 def released_baseline(registered: str, package: str, released_uri: str) -> str:

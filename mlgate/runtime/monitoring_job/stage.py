@@ -6,7 +6,10 @@ live version (the Serving stack's SSM parameter, then DescribeModelPackage) and 
 run judges into --out-dir, which Processing uploads and hands to the Evidently step: the
 baseline dataset of the live version's release, the capture hours of the windows and, with
 ground truth, the labels of those hours. release.json records the version and the moment
-the windows end, so the two steps judge the same windows.
+the windows end, so the two steps judge the same windows. For a batch environment
+(`--source batch`) the windows' data is its runs' transform output instead of capture: the
+output objects written in the windows (their LastModified), with that moment recorded for each
+(sources.fetch_written).
 
 It needs the network, and so runs no third-party code: the standard library, this folder's
 sources.py, and boto3 with its dependencies installed from the job's wheelhouse by hash.
@@ -39,7 +42,12 @@ GROUND_TRUTH_DIR = "ground-truth"
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--capture-s3-uri", required=True, help="the endpoint variant's capture")
+    p.add_argument(
+        "--capture-s3-uri",
+        required=True,
+        help="the endpoint variant's capture, or a batch environment's predictions prefix",
+    )
+    p.add_argument("--source", choices=("capture", "batch"), default="capture")
     p.add_argument("--release-parameter", required=True, help="SSM: live model package ARN")
     p.add_argument("--released-uri", required=True, help="s3://<home artifacts>/released/<product>")
     p.add_argument("--window-hours", type=float, default=1.0)
@@ -75,7 +83,9 @@ def main(argv: list[str] | None = None, clients: dict[str, Any] | None = None) -
         window = timedelta(hours=args.window_hours)
         delay = timedelta(hours=args.ground_truth_delay_hours)
         earliest = now - window - (delay if args.ground_truth_s3_uri else timedelta(0))
-        record["capture_files"] = sources.fetch_hours(
+        fetch = sources.fetch_written if args.source == "batch" else sources.fetch_hours
+        record["source"] = args.source
+        record["capture_files"] = fetch(
             clients["s3"], args.capture_s3_uri, earliest, now, out / CAPTURE_DIR
         )
         if args.ground_truth_s3_uri:
