@@ -470,3 +470,19 @@ def test_the_pack_lists_each_shadow_test_s_thresholds(synth: Any, product: Any) 
         assert row[1] == f"{test.minutes} min"
         assert row[-1] == f"{test.max_prediction_shift:g}"
         assert row[5] == f"x{test.max_latency_ratio:g}"
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("cron(0 4 ? * MON *)", "every Monday at 04:00 UTC"),
+        ("cron(30 2 * * ? *)", "every day at 02:30 UTC"),
+        ("cron(0 3 1 * ? *)", "every month on day 1 at 03:00 UTC"),
+        ("cron(0 3 L * ? *)", "on the schedule cron(0 3 L * ? *) (UTC)"),  # no words for "last"
+        ("rate(6 hours)", "every 6 hours"),
+    ],
+)
+def test_a_schedule_reads_in_words_or_as_it_is(expression: str, words: str) -> None:
+    from mlgate.cli.reporting import when
+
+    assert when(expression) == words

@@ -89,13 +89,17 @@ HOME_HOOKS = (
     "model_card",
     "rollback",
 )
-"""Hooks of the home account's stacks (delivery, training); each environment's serving stack
-adds a drift_responder in the environment's account."""
+"""Hooks of the home account's stacks (delivery, training); each monitored environment's
+serving stack adds a drift_responder in the environment's account."""
 ENV_HOOKS = ("drift_responder",)
+BATCH_HOOKS = ("batch_run",)
+"""Each batch environment's serving stack adds its batch_run hook (mlgate/infra/constructs/
+batch.py) in place of an endpoint."""
 
 # Service Quotas: Glue's by code (the quotas of https://docs.aws.amazon.com/general/latest/gr/
 # glue.html), SageMaker's by name, one per instance type and use ("ml.m5.large for endpoint
-# usage"; https://docs.aws.amazon.com/general/latest/gr/sagemaker.html).
+# usage", "ml.m5.xlarge for transform job usage": Batch Transform's instances;
+# https://docs.aws.amazon.com/general/latest/gr/sagemaker.html).
 GLUE_DPUS = ("L-08F3B322", "Max task DPUs per account")
 GLUE_RUNS = ("L-5E4153CA", "Max concurrent job runs per account")
 G1X_DPUS = 1  # a G.1X worker is 1 DPU; the ETL and quality jobs run on G.1X
@@ -106,7 +110,16 @@ QUOTA_USES = {
     "endpoint": "endpoint usage",
     "training": "training job usage",
     "processing": "processing job usage",
+    "transform": "transform job usage",
 }
+
+# A batch environment's runs (mlgate/runtime/hooks/batch_run): each prepares its input with
+# one processing job on the environment's instance type, then scores it with a transform job
+# on instance_count of them; a release's sample run in staging, when prod scores in batch too,
+# scores it with prod's model as well, a second transform job of staging's instances beside
+# the first. A scheduled run (or one after the ETL) and a release's sample run may overlap:
+# preflight counts both at once.
+BATCH_RUNS_AT_ONCE = 2
 
 # During a blue/green update SageMaker provisions a whole new (green) fleet beside the old
 # (blue) one and terminates blue only after the final bake, in every traffic-shifting mode
@@ -184,6 +197,9 @@ class Plan:
     serverless_concurrency: int = 0
     """Serverless concurrency the plan allocates here, blue/green's two variants counted."""
     serverless_uses: list[str] = field(default_factory=list)
+    transform: Counter[str] = field(default_factory=Counter)
+    """Batch Transform instances, a scheduled and a sample run at once (BATCH_RUNS_AT_ONCE)."""
+    transform_uses: dict[str, list[str]] = field(default_factory=dict)
     training: Counter[str] = field(default_factory=Counter)
     processing: Counter[str] = field(default_factory=Counter)
     glue_dpus: int = 0
@@ -265,11 +281,22 @@ def plan(manifests: Sequence[Manifest]) -> dict[tuple[str, str], Plan]:
                 # A serverless endpoint captures no traffic: no monitoring job, no drift
                 # responder (Manifest.monitored).
                 continue
-            fleet = largest_fleet(m, env)
-            there.endpoint[serving.instance_type] += BLUE_GREEN_FACTOR * fleet
-            there.endpoint_uses.setdefault(serving.instance_type, []).append(
-                f"{m.product.name} {env} up to {fleet}"
-            )
+            if m.is_batch(env):
+                # No endpoint: the runs' jobs, started by the environment's batch_run hook.
+                sides = 2 if env == "staging" and m.is_batch("prod") else 1
+                scoring = serving.instance_count * (1 + sides)
+                there.transform[serving.instance_type] += scoring
+                there.transform_uses.setdefault(serving.instance_type, []).append(
+                    f"{m.product.name} {env} up to {scoring}"
+                )
+                there.processing[serving.instance_type] += BATCH_RUNS_AT_ONCE
+                there.hooks += len(BATCH_HOOKS)
+            else:
+                fleet = largest_fleet(m, env)
+                there.endpoint[serving.instance_type] += BLUE_GREEN_FACTOR * fleet
+                there.endpoint_uses.setdefault(serving.instance_type, []).append(
+                    f"{m.product.name} {env} up to {fleet}"
+                )
             there.processing[MONITOR_INSTANCE] += monitoring_jobs(m)
             there.hooks += len(ENV_HOOKS)
             if m.monitoring.engine is MonitoringEngine.MODEL_MONITOR:
@@ -754,6 +781,7 @@ def wanted_quotas(plan: Plan) -> set[str]:
         quota_name(t, use)
         for use, counts in (
             ("endpoint", plan.endpoint),
+            ("transform", plan.transform),
             ("training", plan.training),
             ("processing", plan.processing),
         )
@@ -767,6 +795,7 @@ def check_sagemaker_quotas(quotas: Quotas, plan: Plan) -> list[Result]:
     results = []
     for use, counts in (
         ("endpoint", plan.endpoint),
+        ("transform", plan.transform),
         ("training", plan.training),
         ("processing", plan.processing),
     ):
@@ -776,14 +805,18 @@ def check_sagemaker_quotas(quotas: Quotas, plan: Plan) -> list[Result]:
         short, fine, fixes = [], [], []
         for instance_type, need in sorted(counts.items()):
             name = quota_name(instance_type, use)
-            why = (
-                (
+            why = ""
+            if use == "endpoint":
+                why = (
                     f" ({'; '.join(plan.endpoint_uses[instance_type])}, doubled while a "
                     "blue/green update runs both fleets)"
                 )
-                if use == "endpoint"
-                else ""
-            )
+            elif use == "transform":
+                why = (
+                    f" ({'; '.join(plan.transform_uses[instance_type])}: a scheduled run "
+                    "beside a release's sample run, with its reference job in staging when "
+                    "prod scores in batch too)"
+                )
             if name not in table:
                 short.append(
                     f"Service Quotas lists no '{name}' for SageMaker in {plan.region}: "

@@ -352,6 +352,8 @@ def when(expression: str) -> str:
     if len(fields) != 6 or not fields[0].isdigit():
         return f"on the schedule {expression} (UTC)"
     minute, hour, dom, month, dow, _ = fields
+    if month == "*" and dom.isdigit() and dow == "?" and hour.isdigit():
+        return f"every month on day {int(dom)} at {int(hour):02d}:{int(minute):02d} UTC"
     if month != "*" or dom not in ("*", "?"):
         return f"on the schedule {expression} (UTC)"
     if hour == "*":

@@ -4,7 +4,9 @@ Puts an environment back on a version it served before, through the same Serving
 a release makes (the deployer's: UpdateStack on the previous template, the stack's own service
 role, the blue/green guardrails and rollback alarms of the environment's rollout), then checks
 the endpoint as the deploy verifier does (InService, serving the target's model artifact, and
-answering the manifest's sample but on an asynchronous endpoint).
+answering the manifest's sample but on an asynchronous endpoint). A batch environment has no
+endpoint: the update switches the model its next runs score with, checked on its live model
+package parameter; no sample is sent.
 
 What it reads, all in the audit trail: the "served" records the deploy verifier writes
 (mlgate/runtime/hooks/shared/served.py), and its own items, pk "rollback#<pipeline>#<env>":

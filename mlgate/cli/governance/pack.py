@@ -935,22 +935,51 @@ def gates(m: Manifest, e: Evidence) -> Section:
                 ", ".join(alarms) or "no alarm",
             ]
         )
-    s.tables.append(
-        (
-            "Rollout and rollback, per endpoint (from the templates)",
+    if rows:  # a product that scores in batch everywhere has no endpoint
+        s.tables.append(
             (
-                [
-                    "endpoint",
-                    "traffic shifting",
-                    "step",
-                    "what a release does",
-                    "bake",
-                    "rolls back on",
-                ],
-                rows,
-            ),
+                "Rollout and rollback, per endpoint (from the templates)",
+                (
+                    [
+                        "endpoint",
+                        "traffic shifting",
+                        "step",
+                        "what a release does",
+                        "bake",
+                        "rolls back on",
+                    ],
+                    rows,
+                ),
+            )
         )
-    )
+    batch_rows = [
+        [
+            env,
+            f"{m.env_serving(env).instance_count} x {m.env_serving(env).instance_type}",
+            m.env_serving(env).batch_settings.trigger(),
+            f"{m.env_serving(env).batch_settings.sample_rows} rows",
+            m.rollout_summary(env).split("; release: ", 1)[-1],
+            duration(60 * m.env_serving(env).batch_settings.max_run_minutes),
+            ", ".join(
+                Names.of(m, env).alarm("system", f"batch-run-{what}", "critical")
+                for what in ("failed", "late", "empty")
+            ),
+        ]
+        for env in ENV_NAMES
+        if m.is_batch(env)
+    ]
+    if batch_rows:
+        s.tables.append(
+            (
+                "Batch environments: when runs start, how a release is checked (from the "
+                "manifest; the runs' alarms from the templates)",
+                (
+                    ["environment", "instances per run", "runs start", "release sample",
+                     "what a release does", "late after", "alarms"],
+                    batch_rows,
+                ),
+            )
+        )  # fmt: skip
     # Rolling back on demand (mlgate/cli/rollback.py): who the command accepts, and as what.
     names = Names.of(m)
     s.notes.append(
