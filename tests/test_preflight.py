@@ -10,6 +10,7 @@ import gc
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,20 @@ READ = re.compile(r"^(Get|List|Describe|BatchGet)[A-Z]")
 # sts:AssumeRole into a prod account's CDK lookup role hands out temporary credentials, and
 # changes nothing in either account.
 ALSO_READ_ONLY = {"AssumeRole"}
+
+
+def modes(product: str) -> set[ServingMode]:
+    manifest = load_manifests(EXAMPLES / product)[0]
+    return {manifest.env_serving(env).mode for env in ENV_NAMES}
+
+
+# Products with an endpoint on instances (real-time or async); with a batch environment (every
+# environment batch); whose environments may all run Model Monitor (a batch one may not: the
+# manifest refuses it).
+ON_INSTANCES = tuple(p for p in PRODUCTS if modes(p) & {ServingMode.REAL_TIME, ServingMode.ASYNC})
+BATCH = tuple(p for p in PRODUCTS if ServingMode.BATCH in modes(p))
+ALL_BATCH = tuple(p for p in BATCH if modes(p) == {ServingMode.BATCH})
+MONITORABLE = tuple(p for p in PRODUCTS if ServingMode.BATCH not in modes(p))
 
 
 def manifests_of(product: str | None, engine: str | None = None) -> list[Manifest]:
@@ -124,10 +139,14 @@ def test_healthy_accounts_pass_every_check(example: str) -> None:
         assert LINE.match(line), line
     checks = {line.split(" ")[1] for line in run.lines[:-1]}
     expected = {
-        "cdk-bootstrap", "cfn-exec-role", "lambda-concurrency", "endpoint-quota",
-        "training-quota", "processing-quota", "glue-quota", "slack-secrets",
-        "sagemaker-images", "powertools-layer", "support-plan",
+        "cdk-bootstrap", "cfn-exec-role", "lambda-concurrency", "training-quota",
+        "processing-quota", "glue-quota", "slack-secrets", "sagemaker-images",
+        "powertools-layer", "support-plan",
     }  # fmt: skip
+    if example in ON_INSTANCES:
+        expected.add("endpoint-quota")
+    if example in BATCH:  # Batch Transform's instances, no endpoint's
+        expected.add("transform-quota")
     [m] = run.world.manifests
     environments = m.environments
     if m.is_remote("prod"):  # delivery-time: prod in an account of its own
@@ -146,7 +165,9 @@ def test_healthy_accounts_pass_every_check(example: str) -> None:
 
 
 def test_both_products_at_once_share_the_home_account_quotas() -> None:
-    manifests = manifests_of(None)
+    """The examples of one home account (preflight reads one home account at a time)."""
+    manifests = [m for m in manifests_of(None) if preflight.home(m)[0] == "111111111111"]
+    assert sorted(m.product.name for m in manifests) == ["delivery-time", "fraud-detection"]
     plans = preflight.plan(manifests)
     assert set(plans) == {
         ("111111111111", "eu-west-1"),
@@ -189,6 +210,38 @@ def test_an_async_endpoint_counts_its_largest_fleet_like_real_time() -> None:
     extra = 2 * preflight.largest_fleet(m, "prod") if same else 0
     assert home.endpoint[staging.instance_type] == 2 * fleet + extra
     assert home.serverless_concurrency == 0
+
+
+@pytest.mark.parametrize("example", ALL_BATCH)
+def test_a_batch_environment_counts_its_runs_jobs_and_hook_not_an_endpoint(example: str) -> None:
+    """No endpoint: the transform instances of a scheduled run beside a release's sample run
+    (with its reference job in staging when prod scores in batch too), each run's prepare job
+    on the environment's instance type, its batch_run hook; monitored as an endpoint is."""
+    [m] = manifests_of(example)
+    plans = preflight.plan([m])
+    want = {key: (Counter[str](), Counter[str](), 0) for key in plans}
+    for key in plans:
+        transform, processing, hooks = want[key]
+        if key == preflight.home(m):
+            processing[m.model.processing_instance_type] += 1
+            hooks += len(preflight.HOME_HOOKS)
+        for env in ENV_NAMES:
+            serving = m.env_serving(env)
+            if (m.environment(env).account, m.environment(env).region) != key:
+                continue
+            sides = 2 if env == "staging" and m.is_batch("prod") else 1
+            transform[serving.instance_type] += serving.instance_count * (1 + sides)
+            processing[serving.instance_type] += preflight.BATCH_RUNS_AT_ONCE
+            processing[preflight.MONITOR_INSTANCE] += preflight.monitoring_jobs(m)
+            hooks += len(preflight.BATCH_HOOKS) + len(preflight.ENV_HOOKS)
+        want[key] = (transform, processing, hooks)
+    for key, p in plans.items():
+        transform, processing, hooks = want[key]
+        assert (p.endpoint, p.serverless_concurrency, p.model_monitor) == ({}, 0, [])
+        assert (p.transform, p.processing, p.hooks) == (transform, processing, hooks)
+        assert {f"{kind} for transform job usage" for kind in transform} <= (
+            preflight.wanted_quotas(p)
+        )
 
 
 # --- an account that breaks one check -------------------------------------------------------
@@ -251,6 +304,12 @@ def quota(use: str, value: float, where: Callable[[World], tuple[str, str]] = ho
         world.applied[key][names[0]] = value
 
     return breaks
+
+
+def transform_one_short(world: World) -> None:
+    key = next(k for k in (home_key(world), prod_key(world)) if world.plans[k].transform)
+    name = next(n for n in world.applied[key] if n.endswith("transform job usage"))
+    world.applied[key][name] = world.need(key, name) - 1
 
 
 def endpoint_key(world: World) -> tuple[str, str]:
@@ -426,7 +485,14 @@ BROKEN = {
         ("delivery-time",),
     ),
     "endpoint quota below the blue/green peak": Broken(
-        endpoint_one_short, "endpoint-quota", "FAIL", "request-service-quota-increase"
+        endpoint_one_short,
+        "endpoint-quota",
+        "FAIL",
+        "request-service-quota-increase",
+        ON_INSTANCES,
+    ),
+    "transform quota below a scheduled and a sample run": Broken(
+        transform_one_short, "transform-quota", "FAIL", "request-service-quota-increase", BATCH
     ),
     "prod endpoint quota": Broken(
         quota("endpoint", 0, prod_key),
@@ -436,7 +502,7 @@ BROKEN = {
         ("delivery-time",),
     ),
     "instance type not offered": Broken(
-        instance_not_offered, "endpoint-quota", "FAIL", "another instance type"
+        instance_not_offered, "endpoint-quota", "FAIL", "another instance type", ON_INSTANCES
     ),
     "serverless concurrency below the blue/green peak": Broken(
         serverless_one_short,
@@ -627,7 +693,7 @@ def test_a_world_a_test_changed_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> 
 # --- monitoring.engine: model-monitor ------------------------------------------------------
 
 
-@pytest.mark.parametrize("example", PRODUCTS)
+@pytest.mark.parametrize("example", MONITORABLE)
 def test_model_monitor_passes_in_an_account_that_has_it(example: str) -> None:
     run = run_preflight(manifests_of(example, "model-monitor"))
     assert run.code == 0, "\n".join(run.lines)
@@ -640,7 +706,7 @@ def monitored_key(world: World) -> tuple[str, str]:
     return next(k for k in (home_key(world), prod_key(world)) if world.plans[k].model_monitor)
 
 
-@pytest.mark.parametrize("example", PRODUCTS)
+@pytest.mark.parametrize("example", MONITORABLE)
 def test_model_monitor_refused_fails_and_an_account_without_it_warns(example: str) -> None:
     def refused(world: World) -> None:
         world.monitoring[monitored_key(world)] = "AccessDeniedException"
@@ -731,7 +797,7 @@ def test_make_preflight_with_the_double_reads_no_network_in_a_fresh_process() ->
     """As `make preflight PREFLIGHT=double` runs it, for every example product at once: a fresh
     interpreter, where nothing imported moto before the double (a boto3 session made before
     moto has no moto handler, and its clients reached AWS). A socket that connects anywhere
-    fails the run; every check prints its line."""
+    fails the run; every check prints its line, one run (and summary) per home account."""
     import subprocess
     import sys
 
@@ -751,7 +817,11 @@ def test_make_preflight_with_the_double_reads_no_network_in_a_fresh_process() ->
     lines = run.stdout.splitlines()
     assert lines[0].startswith("TEST DOUBLE: ")
     assert "no real AWS account was read" in lines[0]
-    assert all(LINE.match(line) for line in lines[1:-1]), run.stdout
+    summaries = [line for line in lines if line.startswith("preflight: ")]
+    homes = {preflight.home(m)[0] for m in manifests_of(None)}
+    assert len(summaries) == len(homes) > 1, run.stdout
+    assert all(f"read as arn:aws:sts::{a}:" in "\n".join(summaries) for a in homes), summaries
+    assert all(LINE.match(line) for line in lines[1:] if line not in summaries), run.stdout
     assert lines[-1].startswith("preflight: ")
 
 
@@ -788,7 +858,8 @@ def test_the_minimum_bootstrap_version_is_what_the_templates_check(synth: Any) -
 
 def test_the_hooks_counted_are_the_hooks_mlgate_deploys() -> None:
     hooks = {p.parent.name for p in (ROOT / "mlgate" / "runtime" / "hooks").glob("*/handler.py")}
-    assert set(preflight.HOME_HOOKS) | set(preflight.ENV_HOOKS) == hooks
+    counted = (preflight.HOME_HOOKS, preflight.ENV_HOOKS, preflight.BATCH_HOOKS)
+    assert set().union(*counted) == hooks
 
 
 def test_the_monitoring_instance_is_the_monitoring_jobs() -> None:

@@ -1,17 +1,18 @@
 """`python -m mlgate rollback` (mlgate/cli/rollback.py) for every example product, under moto:
 the audit table, the caller's identity and the Serving stack are moto's; the release pipeline's
 state is a botocore Stubber (moto has no GetPipelineState); the endpoint is a stand-in that
-serves what the Serving stack's ModelDataUrl parameter says. Manifests are loaded, never
-synthesized."""
+serves what the Serving stack's ModelDataUrl parameter says, a batch environment's live model
+package parameter moto's SSM, written by the stack. Manifests are loaded, never synthesized."""
 
 from __future__ import annotations
 
 import io
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from mlgate.cli import rollback as rb
+from mlgate.infra.naming import Names
 from mlgate.manifest import Manifest, ManifestError, load_manifest
 from shared.served import FROM_RELEASE, served_item
 
@@ -43,6 +45,19 @@ def document(manifest: Any, version: int) -> dict[str, str]:
         "baseline_statistics_uri": f"{folder}/baseline/statistics.json",
         "baseline_constraints_uri": f"{folder}/baseline/constraints.json",
     }
+
+
+def serving_template(manifest: Any, env: str) -> dict[str, Any]:
+    """The Serving stack as far as a rollback sees it: the release's parameters, a marker
+    following ModelDataUrl and, in a batch environment, its live model package parameter (as
+    mlgate/infra/stacks/serving.py writes it: the update that switches the version)."""
+    marker = {"Name": f"/serving/{env}", "Type": "String", "Value": {"Ref": "ModelDataUrl"}}
+    resources: dict[str, Any] = {"Marker": {"Type": "AWS::SSM::Parameter", "Properties": marker}}
+    if manifest.is_batch(env):
+        resources["Live"] = {"Type": "AWS::SSM::Parameter", "Properties": {
+            "Name": Names.of(manifest, env).live_release_parameter("model-package"),
+            "Type": "String", "Value": {"Ref": "ModelPackageArn"}}}  # fmt: skip
+    return {"Parameters": {k: {"Type": "String"} for k in PARAMETERS}, "Resources": resources}
 
 
 class Stack:
@@ -130,6 +145,11 @@ class World:
         stack = self.stack.client.describe_stacks(StackName=self.place.stack)["Stacks"][0]
         return {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
 
+    def live(self) -> str:
+        """A batch environment's live model package, as its parameter says."""
+        name = Names.of(self.manifest, self.env).live_release_parameter("model-package")  # type: ignore[arg-type]
+        return str(self.clients.ssm.get_parameter(Name=name)["Parameter"]["Value"])
+
     def run(self, *args: str, to: int | None = None, by: str | None = None,
             wait: bool = True) -> tuple[int, str, str]:  # fmt: skip
         """One command; the pipeline answers GetPipelineState with `stages` once."""
@@ -155,10 +175,32 @@ def manifest(request: pytest.FixtureRequest) -> Any:
     return load_manifest(EXAMPLES / request.param / "manifest.yaml")
 
 
-@pytest.fixture(params=["staging", "prod"])
-def world(manifest: Any, request: pytest.FixtureRequest) -> Iterator[World]:
+@cache
+def mode(product: str, env: str) -> str:
+    return load_manifest(EXAMPLES / product / "manifest.yaml").env_serving(env).mode.value  # type: ignore[arg-type]
+
+
+def worlds(keep: Callable[[str], bool] = lambda _: True) -> list[Any]:
+    """Every example product's environments whose serving mode `keep` accepts."""
+    return [
+        pytest.param((product, env), id=f"{env}-{product}")
+        for product in PRODUCTS
+        for env in ("staging", "prod")
+        if keep(mode(product, env))
+    ]
+
+
+# Environments with an endpoint; those answering the verifier's sample (not asynchronous); batch.
+ENDPOINTS = worlds(lambda m: m != "batch")
+ANSWERING = worlds(lambda m: m not in {"batch", "async"})
+BATCH = worlds(lambda m: m == "batch")
+
+
+@pytest.fixture(params=worlds())
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
     """The environment served versions 3, 4 then 5 (verified, in that order) and serves 5."""
-    env = request.param
+    product, env = request.param
+    manifest = load_manifest(EXAMPLES / product / "manifest.yaml")
     region = manifest.environment(env).region
     with mock_aws():
         place = rb.Place.of(manifest, env)
@@ -177,15 +219,10 @@ def world(manifest: Any, request: pytest.FixtureRequest) -> Iterator[World]:
                 document=document(manifest, version), execution=f"e-{version}",
                 endpoint=place.endpoint))  # fmt: skip
         cfn = boto3.client("cloudformation", region_name=region)
-        template = {
-            "Parameters": {k: {"Type": "String"} for k in PARAMETERS},
-            "Resources": {"Marker": {"Type": "AWS::SSM::Parameter", "Properties": {
-                "Name": f"/serving/{env}", "Type": "String", "Value": {"Ref": "ModelDataUrl"}}}},
-        }  # fmt: skip
         current = document(manifest, 5)
         cfn.create_stack(
             StackName=place.stack,
-            TemplateBody=json.dumps(template),
+            TemplateBody=json.dumps(serving_template(manifest, env)),
             Parameters=[{"ParameterKey": k, "ParameterValue": current[v]}
                         for k, v in FROM_RELEASE.items()],
         )  # fmt: skip
@@ -201,6 +238,7 @@ def world(manifest: Any, request: pytest.FixtureRequest) -> Iterator[World]:
             cloudformation=rb.Retrying(stack, lambda _: None),
             sagemaker=Endpoint(stack, place.stack),
             runtime=runtime,
+            ssm=boto3.client("ssm", region_name=region),
         )
         yield World(manifest, env, place, clients, stack, stubber, runtime)
 
@@ -243,6 +281,7 @@ def test_the_plan_s_target_is_the_version_served_before_the_current_one(
     assert (int(found["model_version"]), found["sk"]) == (expected[0], record(*expected)["sk"])
 
 
+@pytest.mark.parametrize("world", ENDPOINTS, indirect=True)
 def test_the_plan_names_both_versions_and_the_time_back_from_the_rollout(world: World) -> None:
     code, out, err = world.run()
     assert (code, err) == (0, "")
@@ -255,6 +294,19 @@ def test_the_plan_names_both_versions_and_the_time_back_from_the_rollout(world: 
     assert timing.stack_done_minutes == timing.steps * rollout.bake_minutes + (
         rollout.termination_wait_minutes
     )
+
+
+@pytest.mark.parametrize("world", BATCH, indirect=True)
+def test_a_batch_plan_names_both_versions_and_says_the_rollback_is_a_switch(world: World) -> None:
+    """No traffic to move, no bake: the update switches the model the next run scores with."""
+    code, out, err = world.run()
+    assert (code, err) == (0, "")
+    assert f"from       version 5 (served since {WHEN.format(3)})" in out
+    assert f"to         version 4 (served {WHEN.format(2)}" in out
+    assert "guardrail  a switch of the model the next batch run scores with" in out
+    assert "traffic    none: the runs after the switch score with the old version" in out
+    assert "bake" not in out
+    assert rb.Timing.of(world.manifest, world.env).stack_done_minutes == 0
 
 
 @pytest.mark.parametrize(
@@ -427,6 +479,7 @@ def test_no_wait_starts_the_update_and_the_next_run_finishes_it(world: World) ->
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("world", ENDPOINTS, indirect=True)
 def test_an_endpoint_not_on_the_target_fails_the_rollback_and_says_why(world: World) -> None:
     """The stack completed but the endpoint serves another artifact (a silent rollback)."""
 
@@ -443,6 +496,29 @@ def test_an_endpoint_not_on_the_target_fails_the_rollback_and_says_why(world: Wo
     assert world.events()[-1] == "rollback-failed"
     failed = next(i for i in world.items() if i.get("event") == "rollback-failed")
     assert "s3://artifacts/released/x/5/model.tar.gz" in failed["detail"]
+    assert not [i for i in world.items() if i["sk"] == "lock"]
+
+
+@pytest.mark.parametrize("world", BATCH, indirect=True)
+def test_a_live_parameter_not_on_the_target_fails_the_rollback_and_says_why(world: World) -> None:
+    """The stack completed but the live model parameter names another version (a silent
+    rollback): the next runs would not score with the target."""
+    stale = document(world.manifest, 5)["model_package_arn"]
+
+    class Stale:
+        def get_parameter(self, Name: str) -> dict[str, Any]:
+            return {"Parameter": {"Name": Name, "Value": stale}}
+
+    world.clients = rb.Clients(**{**world.clients.__dict__, "ssm": Stale()})
+    code, out, _ = world.run()
+    assert code == 1
+    assert "rollback failed" in out
+    assert world.events()[-1] == "rollback-failed"
+    failed = next(i for i in world.items() if i.get("event") == "rollback-failed")
+    name = Names.of(world.manifest, world.env).live_release_parameter("model-package")  # type: ignore[arg-type]
+    target = document(world.manifest, 4)["model_package_arn"]
+    assert failed["detail"] == f"{name} names {stale}, not {target}"
+    assert not [i for i in world.items() if i.get("rolled_back_from")], "no served record"
     assert not [i for i in world.items() if i["sk"] == "lock"]
 
 
@@ -531,6 +607,7 @@ def test_an_aws_refusal_before_the_lock_is_one_line_and_writes_nothing(world: Wo
     assert world.stack.updates == []
 
 
+@pytest.mark.parametrize("world", ENDPOINTS, indirect=True)
 def test_the_endpoint_back_on_its_target_answers_the_verifier_s_sample(world: World) -> None:
     """As the deploy verifier does: the manifest's sample, once, to the endpoint (none to an
     asynchronous one, whose answer is queued: the artifact check stands alone there)."""
@@ -545,9 +622,8 @@ def test_the_endpoint_back_on_its_target_answers_the_verifier_s_sample(world: Wo
     assert request["EndpointName"] == world.place.endpoint
 
 
+@pytest.mark.parametrize("world", ANSWERING, indirect=True)
 def test_a_sample_answered_with_a_model_error_fails_the_rollback(world: World) -> None:
-    if world.manifest.env_serving(world.env).mode.value == "async":
-        pytest.skip("an asynchronous endpoint gets no sample from a rollback")
     world.runtime.error = ClientError(
         {"Error": {"Code": "ModelError", "Message": "predict_fn raised KeyError"}},
         "InvokeEndpoint",
@@ -556,3 +632,23 @@ def test_a_sample_answered_with_a_model_error_fails_the_rollback(world: World) -
     assert code == 1
     assert "answered its sample with ModelError: predict_fn raised KeyError" in out
     assert world.events()[-1] == "rollback-failed"
+
+
+@pytest.mark.parametrize("world", BATCH, indirect=True)
+def test_a_batch_environment_back_on_its_target_is_read_on_its_live_parameter_not_sampled(
+    world: World,
+) -> None:
+    """No endpoint to ask: the live model package parameter names the target once the stack is
+    updated, no sample is sent (the next run scores with the version), the served record says
+    the rollback."""
+    code, out, err = world.run()
+    assert (code, err) == (0, ""), out
+    target = document(world.manifest, 4)
+    assert world.live() == target["model_package_arn"]
+    assert world.runtime.requests == []
+    completed = next(i for i in world.items() if i.get("event") == "rollback-completed")
+    assert completed["detail"] == (
+        f"{world.env}'s next batch run scores with {target['model_data_url']}"
+    )
+    served = [i for i in world.items() if i.get("rolled_back_from")]
+    assert [(s["model_version"], s["rolled_back_from"]) for s in served] == [("4", "5")]

@@ -217,6 +217,7 @@ class World:
             return p.serverless_concurrency
         for use, counts in (
             ("endpoint", p.endpoint),
+            ("transform", p.transform),
             ("training", p.training),
             ("processing", p.processing),
         ):
@@ -551,13 +552,24 @@ def healthy_world(manifests: Sequence[Manifest], keep: bool = False) -> Iterator
 def run_double(
     manifests: Sequence[Manifest], out: Callable[[str], None] = print, **kwargs: Any
 ) -> int:
-    """`preflight --double`: the banner, then every check against the healthy world."""
+    """`preflight --double`: the banner, then every check against the healthy world, one run
+    per home account (as preflight reads the products of one home account at a time, with its
+    credentials); the worst exit status."""
     out(BANNER)
-    with healthy_world(manifests) as world:
-        return preflight.run(
-            manifests,
-            session=world.home_session,
-            client_hook=world.client_hook,
-            out=out,
-            **kwargs,
-        )
+    homes: dict[str, list[Manifest]] = {}
+    for manifest in manifests:
+        homes.setdefault(preflight.home(manifest)[0], []).append(manifest)
+    code = 0
+    for group in homes.values():
+        with healthy_world(group) as world:
+            code = max(
+                code,
+                preflight.run(
+                    group,
+                    session=world.home_session,
+                    client_hook=world.client_hook,
+                    out=out,
+                    **kwargs,
+                ),
+            )
+    return code

@@ -2,7 +2,8 @@
 the button when prod is verified, the gate callback starts the rollback state machine for a
 rollback approver's signed click, and the hook's steps (start, then polls) run the rollback as
 `python -m mlgate rollback` does. The Serving stack is moto's CloudFormation, the endpoint a
-stand-in serving what the stack says (tests/test_rollback.py's), the release pipeline's state a
+stand-in serving what the stack says (tests/test_rollback.py's; a batch prod's live model
+parameter is moto's SSM, written by the stack), the release pipeline's state a
 recorder (moto has no GetPipelineState) and Step Functions a recorder (the state machine's own
 loop is checked on its definition: tests/constructs/test_rollback_hook.py)."""
 
@@ -26,7 +27,7 @@ from shared import slack
 from shared.served import FROM_RELEASE, served_item
 
 from ..conftest import EXAMPLES, PRODUCTS
-from ..test_rollback import PARAMETERS, WHEN, Endpoint, Stack, document
+from ..test_rollback import WHEN, Endpoint, Stack, document, serving_template
 from .conftest import CONTEXT, Recorder, context_in
 from .test_gates import url_event
 
@@ -146,15 +147,10 @@ def world(
             document=document(manifest, version), execution=f"e-{version}",
             endpoint=names.endpoint("prod")))  # fmt: skip
     cfn = boto3.client("cloudformation", region_name=REGION)
-    template = {
-        "Parameters": {k: {"Type": "String"} for k in PARAMETERS},
-        "Resources": {"Marker": {"Type": "AWS::SSM::Parameter", "Properties": {
-            "Name": "/serving/prod", "Type": "String", "Value": {"Ref": "ModelDataUrl"}}}},
-    }  # fmt: skip
     current = document(manifest, 5)
     cfn.create_stack(
         StackName=names.serving_stack("prod"),
-        TemplateBody=json.dumps(template),
+        TemplateBody=json.dumps(serving_template(manifest, "prod")),
         Parameters=[{"ParameterKey": k, "ParameterValue": current[v]}
                     for k, v in FROM_RELEASE.items()],
     )  # fmt: skip
@@ -186,6 +182,7 @@ def world(
             sts=home.client("sts"),
             cloudformation=stack,
             sagemaker=Endpoint(stack, names.serving_stack("prod")),
+            ssm=home.client("ssm"),
         )
 
     world.real_clients_for = hook.clients_for
@@ -311,7 +308,14 @@ def test_a_second_click_of_the_same_button_starts_nothing_new(world: World) -> N
 def test_the_steps_roll_back_as_the_command_does_and_record_each_step(world: World) -> None:
     offer = world.offer()
     assert world.roll_back(offer)["state"] == "completed"
-    assert world.parameters()["ModelDataUrl"] == document(world.manifest, 4)["model_data_url"]
+    target = document(world.manifest, 4)
+    assert world.parameters()["ModelDataUrl"] == target["model_data_url"]
+    if world.manifest.is_batch("prod"):  # checked on its live model parameter, as the command
+        live = rollback_context(world.manifest)["environments"]["prod"]["live_parameter"]
+        name = Names.of(world.manifest, "prod").live_release_parameter("model-package")
+        assert live == name
+        ssm = boto3.client("ssm", region_name=REGION)
+        assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == target["model_package_arn"]
     assert world.events() == [
         "rollback-requested",
         "rollback-update-started",
