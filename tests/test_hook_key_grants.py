@@ -236,7 +236,8 @@ def test_every_dead_letter_queue_keeps_events_only_as_long_as_they_may_be_redriv
     synth: Any,
 ) -> None:
     """Job events (artifact credentials) an hour, approval notifications (approval tokens) the
-    longest manual gate's timeout, others 14 days; each queue encrypted with the product key."""
+    longest manual gate's timeout, others 14 days (a batch environment's run events and sample
+    starts carry neither); each queue encrypted with the product key."""
     from mlgate.infra.constructs.hooks import dead_letter_retention
     from mlgate.manifest import GateKind
 
@@ -255,6 +256,7 @@ def test_every_dead_letter_queue_keeps_events_only_as_long_as_they_may_be_redriv
             "PipelineStarter": 14 * 86400,
             "ModelCards": 14 * 86400,
             "RollbackHook": 14 * 86400,
+            "BatchRun": 14 * 86400,
         }
         for path in synth.template_files:
             template = json.loads(path.read_text())
@@ -272,7 +274,8 @@ def test_every_dead_letter_queue_keeps_events_only_as_long_as_they_may_be_redriv
         assert dead_letter_retention("gate_notifier", approval_hours=hours)[0].to_seconds() == (
             longest * 3600
         )
-    assert {"Deployer", "GateNotifier", "GateCallback", "Release"} <= set(seen)
+    assert {"Deployer", "GateNotifier", "GateCallback", "Release", "BatchRun"} <= set(seen)
+    assert dead_letter_retention("batch_run")[0].to_seconds() == 14 * 86400
 
 
 def callback_of(synth: Any, product: Any) -> dict[str, Any]:

@@ -3,7 +3,14 @@ templates: nothing it calls is missing, nothing it never calls is granted.
 
 A hook that acts in another account documents those calls after "Under the assumed role when
 one is set:"; its own role needs them only where it has no role to assume, and the role it
-assumes (in the other account's template) must allow exactly them."""
+assumes (in the other account's template) must allow exactly them.
+
+A release check judges environments by their serving mode: a batch environment has no
+endpoint, so the hook calls no endpoint action for it (ENDPOINT_ACTIONS), and the calls it
+makes there instead are documented in a sentence of their own that starts "In a batch
+environment" (or "In a batch staging"), to the end of its part of the list. A hook's calls are
+those of the modes of the environments it checks (RELEASE_CHECKS), each template's own
+environment for a stack of one environment."""
 
 from __future__ import annotations
 
@@ -24,8 +31,16 @@ AMBIENT = re.compile(r"^(logs|kms|xray):|^sqs:(SendMessage|GetQueueAttributes|Ge
 ASSUMED = "Under the assumed role when one is set:"
 HOOKS = {
     "release", "deployer", "deploy_verifier", "quality_gate", "gate_notifier",
-    "gate_callback", "pipeline_starter", "drift_responder", "rollback",
+    "gate_callback", "pipeline_starter", "drift_responder", "rollback", "batch_run",
 }  # fmt: skip
+BATCH_CALLS = re.compile(r"In a batch (environment|staging)")
+ENDPOINT_ACTIONS = re.compile(r"^sagemaker:(\w*Endpoint\w*|DescribeModel|\w*InferenceComponents?)$")
+"""What acts on an endpoint, its config, its model or its inference component."""
+RELEASE_CHECKS = {"deploy_verifier": ("staging", "prod"), "quality_gate": ("staging",)}
+"""The environments whose serving mode decides a release check's calls (the quality gate
+judges staging)."""
+ENDPOINT, BATCH = "endpoint", "batch"
+BOTH = frozenset({ENDPOINT, BATCH})
 
 
 def _calls(text: str) -> tuple[set[str], set[str]]:
@@ -36,14 +51,30 @@ def _calls(text: str) -> tuple[set[str], set[str]]:
     return required, exempt
 
 
-def documented_calls(hook: str) -> tuple[set[str], set[str], set[str]]:
+def _by_mode(text: str, modes: frozenset[str]) -> tuple[set[str], set[str]]:
+    """The calls of a part of the list made in environments of `modes`."""
+    found = BATCH_CALLS.search(text)
+    served, batch = (text[: found.start()], text[found.start() :]) if found else (text, "")
+    required, exempt = _calls(served)
+    if ENDPOINT not in modes:
+        required = {a for a in required if not ENDPOINT_ACTIONS.match(a)}
+        exempt = {a for a in exempt if not ENDPOINT_ACTIONS.match(a)}
+    if BATCH in modes:
+        more, optional = _calls(batch)
+        required, exempt = required | more, exempt | optional
+    return required, exempt
+
+
+def documented_calls(
+    hook: str, modes: frozenset[str] = BOTH
+) -> tuple[set[str], set[str], set[str]]:
     """(calls the hook's role must allow, calls it makes with other credentials or optionally
     (its own or under an assumed role: an async endpoint's, say), calls it always makes under
-    the role it assumes when one is configured)."""
+    the role it assumes when one is configured), for environments served in `modes`."""
     doc = ast.get_docstring(ast.parse((LAMBDAS / hook / "handler.py").read_text())) or ""
     own, _, assumed = doc.split("AWS calls:", 1)[1].partition(ASSUMED)
-    required, exempt = _calls(own)
-    always, optional = _calls(assumed)
+    required, exempt = _by_mode(own, modes)
+    always, optional = _by_mode(assumed, modes)
     return required, exempt | optional, always
 
 
@@ -86,8 +117,29 @@ def named_roles(outdir: Path) -> dict[str, set[str]]:
     return found
 
 
-def compare(template: str, hook: str, allowed: set[str]) -> list[str]:
-    required, exempt, assumed = documented_calls(hook)
+def mode_of(manifest: Any, env: str) -> str:
+    return BATCH if manifest.is_batch(env) else ENDPOINT
+
+
+def modes_of(manifests: list[Any], template: str, hook: str) -> frozenset[str]:
+    """The serving modes `hook` of `template` acts on: its stack's environment's, or for a
+    product-wide stack those of the environments the hook checks (every mode for a hook that
+    judges none)."""
+    manifest = max(
+        (m for m in manifests if template.startswith(f"mlgate-{m.product.name}-")),
+        key=lambda m: len(m.product.name),
+    )
+    rest = template.removeprefix(f"mlgate-{manifest.product.name}-")
+    for env in ("staging", "prod"):
+        if rest.startswith(f"{env}-"):
+            return frozenset({mode_of(manifest, env)})
+    if hook not in RELEASE_CHECKS:
+        return BOTH
+    return frozenset(mode_of(manifest, env) for env in RELEASE_CHECKS[hook])
+
+
+def compare(template: str, hook: str, allowed: set[str], modes: frozenset[str] = BOTH) -> list[str]:
+    required, exempt, assumed = documented_calls(hook, modes)
     granted = {a for a in allowed if not AMBIENT.match(a)}
     # With a role to assume, the calls under it may or may not be the hook's own (both, when
     # one environment is local and another remote); without one, they are its own.
@@ -102,31 +154,72 @@ def compare(template: str, hook: str, allowed: set[str]) -> list[str]:
     return problems
 
 
-def check(outdir: Path) -> list[str]:
+def check(outdir: Path, manifests: list[Any]) -> list[str]:
     hooks = functions(outdir)
     assert {h for _, h, _ in hooks} >= HOOKS
-    return [p for template, hook, allowed in hooks for p in compare(template, hook, allowed)]
+    return [
+        p
+        for template, hook, allowed in hooks
+        for p in compare(template, hook, allowed, modes_of(manifests, template, hook))
+    ]
 
 
 def test_every_hook_role_allows_exactly_what_the_hook_calls(synth: Any) -> None:
-    assert check(synth.outdir) == []
+    assert check(synth.outdir, [p.manifest for p in synth.products]) == []
 
 
 def test_with_prod_elsewhere_hooks_and_the_roles_they_assume_allow_exactly_their_calls(
-    cross_account: Any,
+    synth: Any, cross_account: Any
 ) -> None:
     from mlgate.infra.naming import Names
 
-    assert check(cross_account.outdir) == []
+    assert check(cross_account.outdir, [p.manifest for p in synth.products]) == []
     manifest = cross_account.products[0].manifest
     roles = named_roles(cross_account.outdir)
+    prod = frozenset({mode_of(manifest, "prod")})
     for hook, role in (
         ("deployer", Names.of(manifest).deploy_role("prod")),
         ("deploy_verifier", Names.of(manifest).verify_role("prod")),
         ("drift_responder", Names.of(manifest).retrain_role("prod")),
     ):
-        _, optional, always = documented_calls(hook)
+        _, optional, always = documented_calls(hook, prod)
         assert always <= roles[role] <= always | optional, (hook, role)
+
+
+def test_a_release_check_s_calls_follow_the_serving_mode() -> None:
+    """A batch environment's checks call no endpoint, and an endpoint's start no batch run:
+    the deploy verifier's role judged for the wrong mode is named."""
+    endpoint = frozenset({ENDPOINT})
+    batch = frozenset({BATCH})
+    served, _, served_assumed = documented_calls("deploy_verifier", endpoint)
+    _, _, scored_assumed = documented_calls("deploy_verifier", batch)
+    assert "sagemaker:InvokeEndpoint" in served_assumed - scored_assumed
+    assert "lambda:InvokeFunction" in scored_assumed - served_assumed
+    both = documented_calls("deploy_verifier")[2]
+    assert both == served_assumed | scored_assumed
+    as_endpoint = served | served_assumed
+    assert compare("t", "deploy_verifier", as_endpoint, endpoint) == []
+    assert compare("t", "deploy_verifier", as_endpoint, batch) == [
+        f"t deploy_verifier: calls {sorted(scored_assumed - served_assumed)} but may not",
+        f"t deploy_verifier: may {sorted(served_assumed - scored_assumed)} but never calls it",
+    ]
+    # The gate judges staging only: a product whose prod alone scores in batch is endpoint.
+    assert modes_of([_Named("p", prod=BATCH)], "mlgate-p-delivery.template.json",
+                    "quality_gate") == endpoint  # fmt: skip
+    assert modes_of([_Named("p", prod=BATCH)], "mlgate-p-prod-serving.template.json",
+                    "drift_responder") == batch  # fmt: skip
+
+
+class _Named:
+    """A manifest as modes_of reads it: its product's name and which environments score in
+    batch."""
+
+    def __init__(self, name: str, **modes: str) -> None:
+        self.product = type("Product", (), {"name": name})()
+        self._modes = modes
+
+    def is_batch(self, env: str) -> bool:
+        return self._modes.get(env) == BATCH
 
 
 def test_the_check_notices_a_missing_an_extra_and_a_wildcard_grant() -> None:

@@ -56,11 +56,19 @@ def raw(path: Path) -> dict[str, Any]:
 
 
 def staging_as(doc: dict[str, Any], mode: str, **settings: Any) -> dict[str, Any]:
-    """`doc` with a staging endpoint of `mode` (all at once) and `settings`."""
+    """`doc` with a staging endpoint of `mode` (all at once) and `settings`. A product that
+    scores in batch everywhere declares no SLO, which an endpoint needs (its rollback alarms):
+    it gets one, owned by its on-call."""
     serving = {"mode": mode, "rollout": {"policy": "all_at_once", "termination_wait_minutes": 0}}
     if mode != "serverless":
         serving.update(instance_type="ml.m5.large", instance_count=2)
     doc["serving"]["staging"] = copy.deepcopy({**serving, **settings})
+    metrics = doc.setdefault("metrics", {})
+    if not metrics.get("slos"):
+        metrics["slos"] = [{
+            "name": "error_rate_5xx", "description": "Share of invocations answered 5xx.",
+            "owner": doc["product"]["owners"]["on_call"], "threshold": 0.01,
+        }]  # fmt: skip
     return doc
 
 

@@ -1,7 +1,8 @@
 """Every execution role can do what AWS services do with it on the product's behalf
 (mlgate/infra/service_permissions.py), for every example product, in the home account and in a prod
 account of its own; where the serving mode captures no traffic (serverless), the capture grant
-and the monitor role are absent."""
+and the monitor role are absent; a batch environment's model role has what its prepare and
+transform jobs need instead of an endpoint's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ from typing import Any
 import pytest
 
 from mlgate.infra.naming import Names
-from mlgate.infra.service_permissions import TABLE, ServiceUse, applies
+from mlgate.infra.service_permissions import (
+    ANY,
+    BATCH,
+    CAPTURED,
+    MONITORED,
+    TABLE,
+    ServiceUse,
+    applies,
+    captures,
+)
 from mlgate.manifest import ENV_NAMES, Manifest
 from mlgate.manifest.serving import ServingMode
 
@@ -131,12 +141,12 @@ def test_the_table_follows_the_serving_mode(synth: Synth) -> None:
     serverless = dict.fromkeys(ENV_NAMES, ServingMode.SERVERLESS)
     granted = roles(synth.outdir)
     created = role_names(synth.outdir)
-    by_role = {(u.role, u.actions[0]): u for u in TABLE}
-    capture = by_role[("model", "s3:PutObject")]
-    monitor = by_role[("monitor", "s3:PutObject")]
+    by_role = {(u.role, u.actions[0], u.where): u for u in TABLE}
+    capture = by_role[("model", "s3:PutObject", CAPTURED)]
+    monitor = by_role[("monitor", "s3:PutObject", MONITORED)]
     # The real product's roles, judged as if serverless: wherever the synthesized env captured
     # traffic, its capture grant and monitor role are there and reported as kept.
-    captured = [e for e in ENV_NAMES if manifest.env_serving(e).mode is not ServingMode.SERVERLESS]
+    captured = [e for e in ENV_NAMES if captures(manifest.env_serving(e).mode)]
     assert captured
     _, kept = check(manifest, capture, granted, created, serverless)
     assert len(kept) == len(captured), kept
@@ -145,7 +155,7 @@ def test_the_table_follows_the_serving_mode(synth: Synth) -> None:
     assert len(left) == len(captured), left
     assert all("not monitored" in x for x in left), left
     # And a table row that ignored the mode asks a serverless env for what it cannot have.
-    ignoring = ServiceUse(**{**capture.__dict__, "captured_only": False})
+    ignoring = ServiceUse(**{**capture.__dict__, "where": ANY})
     judged = 0
     for product in synth.products:
         served = product.manifest
@@ -169,3 +179,39 @@ def test_the_check_fails_on_a_role_without_the_grant() -> None:
          "Resource": "arn:aws:cloudwatch:r:1:alarm:mlgate/p/prod/*"}
     )  # fmt: skip
     assert allows(statements, "cloudwatch:DescribeAlarms", "alarm:mlgate/p/prod/")
+
+
+def test_a_batch_environment_s_model_role_runs_its_jobs_and_hosts_no_endpoint(synth: Synth) -> None:
+    """The batch rows hold where an environment scores in batch, and only there: an endpoint's
+    model role judged as a batch one lacks them (the check can fail); a batch model role
+    judged as a real-time endpoint's lacks the guardrails' alarms it has no use for."""
+    granted = roles(synth.outdir)
+    created = role_names(synth.outdir)
+    batch_rows = [u for u in TABLE if u.where == BATCH]
+    assert {a for u in batch_rows for a in u.actions} >= {
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject", "kms:CreateGrant", "logs:PutLogEvents",
+    }  # fmt: skip
+    scored = [p.manifest for p in synth.products if any(p.manifest.is_batch(e) for e in ENV_NAMES)]
+    served = [
+        p.manifest for p in synth.products if not any(p.manifest.is_batch(e) for e in ENV_NAMES)
+    ]
+    assert scored, "an example scores in batch"
+    assert served, "an example serves endpoints only"
+    as_batch = dict.fromkeys(ENV_NAMES, ServingMode.BATCH)
+    as_real_time = dict.fromkeys(ENV_NAMES, ServingMode.REAL_TIME)
+    guardrails = next(u for u in TABLE if u.actions == ("cloudwatch:DescribeAlarms",))
+    for manifest in scored:
+        for use in batch_rows:
+            assert check(manifest, use, granted, created) == (len(use.actions) * len(ENV_NAMES), [])
+        _, missing = check(manifest, guardrails, granted, created, as_real_time)
+        assert any("lacks cloudwatch:DescribeAlarms" in m for m in missing), missing
+    for manifest in served:
+        missing = [
+            m for use in batch_rows for m in check(manifest, use, granted, created, as_batch)[1]
+        ]
+        for lack in (
+            "lacks s3:PutObject on the environment's batch prefix",
+            "lacks s3:GetObject on the curated data's bucket and objects",
+            "lacks logs:PutLogEvents on the log group SageMaker names for transform jobs",
+        ):
+            assert any(lack in m for m in missing), (manifest.product.name, lack, missing)

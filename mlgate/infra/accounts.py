@@ -470,11 +470,12 @@ def batch_access(
     manifest: Manifest, env: EnvName, *, invoke: bool
 ) -> tuple[list[iam.PolicyStatement], Findings]:
     """A batch environment's release checks (the deploy verifier, and the quality gate in
-    staging): read its live model parameters, start its sample run (`invoke`: lambda:Invoke of
-    its batch_run hook, mlgate/infra/constructs/batch.py) and read the runs' records and
-    outputs under batch/<env>/runs/ of its artifact bucket, with the bucket's key through S3
-    for those objects only (as `async_request_access`). A batch environment lives in the home
-    account and region (the manifest's rule). Nothing for an endpoint."""
+    staging): the verifier (`invoke`) reads its live model parameters and starts its sample run
+    (lambda:Invoke of its batch_run hook, mlgate/infra/constructs/batch.py); both read the
+    runs' records and outputs under batch/<env>/runs/ of its artifact bucket, with the bucket's
+    key through S3 for those objects only (as `async_request_access`). The gate reads the run
+    the verifier started, never a parameter. A batch environment lives in the home account and
+    region (the manifest's rule). Nothing for an endpoint."""
     if not manifest.is_batch(env):
         return [], {}
     target = manifest.environment(env)
@@ -488,7 +489,6 @@ def batch_access(
         for what in ("model-name", "model-package")
     ]
     statements = [
-        iam.PolicyStatement(actions=["ssm:GetParameter"], resources=parameters),
         iam.PolicyStatement(actions=["s3:GetObject"], resources=[runs]),
         # Without ListBucket, S3 answers AccessDenied, not NoSuchKey, for a record not written
         # yet (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_RequestSyntax);
@@ -511,9 +511,10 @@ def batch_access(
         function = (
             f"arn:aws:lambda:{target.region}:{target.account}:function:{batch_function_name(names)}"
         )
-        statements.append(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function])
-        )
+        statements += [
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=parameters),
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function]),
+        ]
     why = {
         runs: f"The {env} batch runs' records and outputs the release checks read; object "
         "names carry the run id.",

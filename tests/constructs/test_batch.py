@@ -15,7 +15,7 @@ from mlgate.infra.batch_settings import BatchRun, job_prefix
 from mlgate.infra.constructs.batch import BatchProps, BatchScoring
 from mlgate.infra.naming import Names
 
-from .conftest import Kit, granted, kit, resources, text
+from .conftest import Kit, actions_of, granted, kit, policy_statements, resources, text
 
 HOOKS = Path(__file__).resolve().parents[2] / "mlgate" / "runtime" / "hooks"
 SCRIPT = HOOKS.parents[1] / "runtime" / "ml" / "scripts" / "preprocess.py"
@@ -218,3 +218,19 @@ def test_prods_model_scores_stagings_sample_runs_as_their_reference() -> None:
     alone = kit("prod")
     build(alone, batch_props(alone, reference_model_parameter=None))
     assert "batch/staging" not in text(granted(alone.template(), "s3:GetObject"))
+
+
+def test_the_prepare_job_reads_its_two_scripts_not_every_asset(home: Kit) -> None:
+    """The prepare script and the training contract come from CDK's asset bucket: the model
+    role reads those two objects and lists their keys only. CDK's Asset.grant_read (the broken
+    form) lets it read every asset of the account (s3:GetObject* on `<bucket>/*`)."""
+    build(home, batch_props(home))
+    statements = [s for s in policy_statements(home.template()) if "cdk-" in text(s["Resource"])]
+    assert {a for s in statements for a in actions_of(s)} == {"s3:GetObject", "s3:ListBucket"}
+    (reads,) = [s["Resource"] for s in statements if actions_of(s) == ["s3:GetObject"]]
+    objects = {r.split("/", 1)[1] for r in ([reads] if isinstance(reads, str) else reads)}
+    # The script and the contract (here one file, so one asset), each named: no wildcard.
+    assert objects
+    assert not [o for o in objects if "*" in o]
+    (listing,) = [s for s in statements if actions_of(s) == ["s3:ListBucket"]]
+    assert set(listing["Condition"]["StringLike"]["s3:prefix"]) == objects

@@ -41,6 +41,10 @@ def test_jobs_run_glue_5_with_bookmarks_logging_metrics_and_autoscaling(
     synth: Any, product: Any
 ) -> None:
     template = data(synth, product)
+    etl = product.manifest.data
+    # Glue auto scaling only sizes a run between etl_workers and etl_max_workers: equal, the
+    # job runs at that fixed size.
+    autoscaling = etl.etl_max_workers > etl.etl_workers
     template.has_resource_properties(
         "AWS::Glue::Job",
         {
@@ -55,7 +59,7 @@ def test_jobs_run_glue_5_with_bookmarks_logging_metrics_and_autoscaling(
             "DefaultArguments": Match.object_like(
                 {
                     "--job-bookmark-option": "job-bookmark-enable",
-                    "--enable-auto-scaling": "true",
+                    "--enable-auto-scaling": str(autoscaling).lower(),
                     "--enable-metrics": "",
                     "--enable-continuous-cloudwatch-log": "true",
                     "--extra-py-files": Match.any_value(),

@@ -16,6 +16,31 @@ def delivery(synth: Any, product: Any) -> Any:
     return synth.template(product.extra["delivery"])
 
 
+def batch_checks(manifest: Any, env: str) -> dict[str, Any]:
+    """What a batch environment's release checks read (UserParameters' `batch`): its batch_run
+    function, its artifact bucket, its live parameters and the manifest's sample and limits."""
+    name, site = manifest.product.name, manifest.environment(env)
+    batch = manifest.env_serving(env).batch_settings
+    return {
+        "function": f"mlgate-{name}-{env}-batch-run",
+        "bucket": f"mlgate-{name}-artifacts-{site.account}-{site.region}",
+        "sample_rows": batch.sample_rows,
+        "max_run_minutes": batch.max_run_minutes,
+        "max_prediction_shift": batch.max_prediction_shift,
+        "max_failure_rate": batch.max_failure_rate,
+        "max_run_time_ratio": batch.max_run_time_ratio,
+        "model_parameter": f"/mlgate/{name}/{env}/live-model-name",
+        "model_package_parameter": f"/mlgate/{name}/{env}/live-model-package",
+    }
+
+
+def checked(manifest: Any, env: str) -> dict[str, Any]:
+    """What a release check names of an environment: its endpoint, or its batch runs."""
+    if manifest.is_batch(env):
+        return {"batch": batch_checks(manifest, env)}
+    return {"endpoint": f"mlgate-{manifest.product.name}-{env}"}
+
+
 def stages(synth: Any, product: Any) -> list[dict[str, Any]]:
     pipelines = delivery(synth, product).find_resources("AWS::CodePipeline::Pipeline")
     (pipeline,) = pipelines.values()
@@ -105,7 +130,7 @@ def test_the_automated_gate_runs_the_quality_gate_hook_on_staging(synth: Any, pr
     (action,) = by_name[naming.pascal(automated[0].name)]["Actions"]
     assert action["ActionTypeId"]["Provider"] == "Lambda"
     assert json.loads(action["Configuration"]["UserParameters"]) == {
-        "endpoint": f"mlgate-{manifest.product.name}-staging",
+        **checked(manifest, "staging"),
         "execution": "#{codepipeline.PipelineExecutionId}",
     }
     delivery(synth, product).has_resource_properties(
@@ -140,10 +165,20 @@ def test_the_quality_gate_loads_only_the_staging_endpoint_with_only_test_splits(
             by_action.setdefault(action, []).extend(
                 s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
             )
+    bucket = f"arn:aws:s3:::mlgate-{name}-artifacts-{home.account}-{home.region}"
+    if product.manifest.is_batch("staging"):
+        # No endpoint and no smoke load: the verifier's sample run of staging (its record and
+        # both sides' outputs), never the test split, never a parameter or the hook itself.
+        assert not [a for a in by_action if "Endpoint" in a]
+        assert by_action["s3:GetObject"] == [f"{bucket}/batch/staging/runs/*"]
+        assert by_action["s3:ListBucket"] == [bucket]
+        for absent in ("s3:PutObject", "ssm:GetParameter", "lambda:InvokeFunction",
+                       "cloudwatch:GetMetricData"):  # fmt: skip
+            assert absent not in by_action, absent
+        return
     endpoint = f"arn:aws:sagemaker:{home.region}:{home.account}:endpoint/mlgate-{name}-staging"
     assert by_action["sagemaker:InvokeEndpoint"] == [endpoint]
     assert by_action["sagemaker:DescribeEndpoint"] == [endpoint]
-    bucket = f"arn:aws:s3:::mlgate-{name}-artifacts-{home.account}-{home.region}"
     reads = [f"{bucket}/training/{name}/*/test/test.csv"]
     if product.manifest.serving.staging.mode == "async":
         # An async staging endpoint takes the smoke load as queued requests: their results.
@@ -320,11 +355,11 @@ def test_deploy_stages_update_each_environment_s_serving_stack(synth: Any, produ
             expected["role_arn"] = f"arn:aws:iam::{account}:role/mlgate-{name}-{env}-deploy"
         assert params == expected
         (verify,) = by_name[f"Verify{env.capitalize()}"]["Actions"]
-        checked = {"environment": env, "endpoint": f"mlgate-{name}-{env}"}
+        verified = {"environment": env, **checked(manifest, env)}
         if manifest.is_remote(env):
             account = manifest.environment(env).account
-            checked["role_arn"] = f"arn:aws:iam::{account}:role/mlgate-{name}-{env}-verify"
-        assert json.loads(verify["Configuration"]["UserParameters"]) == checked
+            verified["role_arn"] = f"arn:aws:iam::{account}:role/mlgate-{name}-{env}-verify"
+        assert json.loads(verify["Configuration"]["UserParameters"]) == verified
 
 
 def test_deployer_may_update_only_the_home_serving_stacks(synth: Any, product: Any) -> None:

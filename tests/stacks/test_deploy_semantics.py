@@ -180,15 +180,24 @@ NOT_CALLED = {
 
 
 def released_resources(template: dict[str, Any]) -> dict[str, str]:
-    """The resources a release changes: those that read a parameter or wait for a model."""
+    """The resources a release changes: those that read a parameter, wait for a model or
+    depend on having one (Fn::If HasModel: a batch environment's live model name), and those
+    that read an attribute of a resource a release changes (a replaced model's new name)."""
     parameters = set(template.get("Parameters", {}))
-    found = {}
-    for logical, resource in template["Resources"].items():
-        text = json.dumps(resource.get("Properties", {}))
-        reads = any(f'{{"Ref": "{p}"}}' in text for p in parameters)
-        if reads or resource.get("Condition") == "HasModel":
-            found[logical] = resource["Type"]
-    return found
+    found: dict[str, str] = {}
+    while True:
+        before = len(found)
+        for logical, resource in template["Resources"].items():
+            text = json.dumps(resource.get("Properties", {}))
+            reads = any(f'{{"Ref": "{p}"}}' in text for p in parameters)
+            follows = '{"Fn::If": ["HasModel"' in text or any(
+                f'{{"Fn::GetAtt": ["{other}"' in text or f'{{"Ref": "{other}"}}' in text
+                for other in found
+            )
+            if reads or follows or resource.get("Condition") == "HasModel":
+                found[logical] = resource["Type"]
+        if len(found) == before:
+            return found
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
@@ -208,12 +217,18 @@ def test_the_serving_cfn_role_may_do_what_a_release_of_its_stack_needs(
     granted = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str)
                                                else s["Action"])}  # fmt: skip
     changed = released_resources(template)
-    assert set(changed.values()) >= {
-        "AWS::SageMaker::Model",
-        "AWS::SageMaker::EndpointConfig",
-        "AWS::SageMaker::Endpoint",
-        "AWS::SSM::Parameter",
-    }
+    # A batch environment's release replaces its model and rewrites the live parameters, its
+    # model name among them (no endpoint, config or scaling to update).
+    assert set(changed.values()) >= (
+        {"AWS::SageMaker::Model", "AWS::SSM::Parameter"}
+        if product.manifest.is_batch(env)
+        else {
+            "AWS::SageMaker::Model",
+            "AWS::SageMaker::EndpointConfig",
+            "AWS::SageMaker::Endpoint",
+            "AWS::SSM::Parameter",
+        }
+    )
     missing = set()
     for kind in set(changed.values()):
         handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, kind).schema["handlers"]
@@ -245,3 +260,29 @@ def test_the_deployer_passes_the_serving_cfn_role_and_nothing_else(
     assert params["service_role"] == arn
     assert arn.endswith(f":role/{Names.of(product.manifest, env).serving_cfn_role()}")
     assert arn.split(":")[4] == product.manifest.environment(env).account
+
+
+def test_a_release_changes_what_follows_the_model_too() -> None:
+    """A batch environment's live model name reads no parameter and waits for no model, yet a
+    release rewrites it (Fn::If HasModel, the replaced model's name): it is released, as is
+    what reads an attribute of a released resource; the broken form (parameters and the
+    HasModel condition only) misses both."""
+    template = {
+        "Parameters": {"ModelDataUrl": {}},
+        "Resources": {
+            "Model": {"Type": "AWS::SageMaker::Model", "Condition": "HasModel",
+                      "Properties": {"Url": {"Ref": "ModelDataUrl"}}},
+            "LiveModelName": {"Type": "AWS::SSM::Parameter", "Properties": {"Value": {
+                "Fn::If": ["HasModel", {"Fn::GetAtt": ["Model", "ModelName"]}, "none"]}}},
+            "Reader": {"Type": "AWS::SSM::Parameter",
+                       "Properties": {"Value": {"Fn::GetAtt": ["LiveModelName", "Value"]}}},
+            "Unrelated": {"Type": "AWS::SSM::Parameter", "Properties": {"Value": "x"}},
+        },
+    }  # fmt: skip
+    assert set(released_resources(template)) == {"Model", "LiveModelName", "Reader"}
+    broken = {
+        logical
+        for logical, r in template["Resources"].items()
+        if r.get("Condition") == "HasModel" or '"Ref": "ModelDataUrl"' in json.dumps(r)
+    }
+    assert broken == {"Model"}

@@ -43,30 +43,61 @@ def test_tiers_run_top_to_bottom_business_model_system_alarms(synth: Any, produc
     ]
 
 
+BATCH_SYSTEM = (
+    "Batch runs: succeeded / failed / empty / late per day",
+    "Rows scored per run",
+    "Run time (minutes, longest per day)",
+)
+"""A batch environment's system tier in place of the endpoint's latency (its runs)."""
+
+
 def test_every_manifest_metric_is_on_its_tier_with_its_owner(synth: Any, product: Any) -> None:
-    tiers = tier_of(body(synth, product)["widgets"])
-    for kpi in product.manifest.metrics.business_kpis:
-        owner = product.manifest.contact(kpi.owner).name
+    manifest, env = product.manifest, "prod"
+    tiers = tier_of(body(synth, product, env)["widgets"])
+    for kpi in manifest.metrics.business_kpis:
+        owner = manifest.contact(kpi.owner).name
         assert tiers[f"{kpi.name} ({kpi.unit}) — owner: {owner}"] == "Tier 1 — Business KPIs"
-    labelled = product.manifest.monitoring.ground_truth_s3_uri is not None
-    for m in product.manifest.metrics.model_metrics if labelled else ():
-        owner = product.manifest.contact(m.owner).name
+    labelled = manifest.monitoring.ground_truth_s3_uri is not None
+    for m in manifest.metrics.model_metrics if labelled else ():
+        owner = manifest.contact(m.owner).name
         assert (
             tiers[f"Live {m.name.value} (Evidently) — owner: {owner}"] == "Tier 2 — Model metrics"
         )
-    on_call = product.manifest.contact(product.manifest.product.owners.on_call).name
-    assert (
-        tiers[f"Model latency p50 / p90 / p99 (µs) — owner: {on_call}"] == "Tier 3 — System health"
-    )
+    on_call = manifest.contact(manifest.product.owners.on_call).name
+    if manifest.is_batch(env):
+        system = [f"{title} — owner: {on_call}" for title in BATCH_SYSTEM]
+        assert not [t for t in tiers if t.startswith("Model latency")]
+    else:
+        system = [f"Model latency p50 / p90 / p99 (µs) — owner: {on_call}"]
+        assert not [t for t in tiers if t.startswith(BATCH_SYSTEM)]
+    for title in system:
+        assert tiers[title] == "Tier 3 — System health", title
     assert all("— owner: " in title for title in tiers if not title.startswith("Every alarm"))
 
 
 def test_latency_graph_draws_the_slo_line(synth: Any, product: Any) -> None:
-    (latency,) = [
+    """Prod's endpoint latency graph draws the manifest's latency SLO; a batch prod has no
+    latency graph (its runs' panels: test_every_manifest_metric_is_on_its_tier_...)."""
+    env = "prod"
+    latencies = [
         w
-        for w in body(synth, product)["widgets"]
+        for w in body(synth, product, env)["widgets"]
         if w["properties"].get("title", "").startswith("Model latency")
     ]
+    if product.manifest.is_batch(env):
+        assert latencies == []
+        # Its run-time panel draws when a run is late instead (the batch-run-late alarm).
+        (run_time,) = [
+            w
+            for w in body(synth, product, env)["widgets"]
+            if w["properties"].get("title", "").startswith("Run time")
+        ]
+        (line,) = run_time["properties"]["annotations"]["horizontal"]
+        late = product.manifest.env_serving(env).batch_settings.max_run_minutes
+        assert line["value"] == late
+        assert line["label"] == f"late after {late} min (batch-run-late)"
+        return
+    (latency,) = latencies
     (line,) = latency["properties"]["annotations"]["horizontal"]
     (slo,) = [s for s in product.manifest.metrics.slos if s.name.value == "latency_p99_ms"]
     assert line["value"] == slo.threshold * 1000  # ModelLatency is in microseconds
@@ -134,7 +165,14 @@ def test_composite_model_unhealthy_and_gate_waiting_alarms_exist(synth: Any, pro
     )
     rule = json.dumps(composite["AlarmRule"])
     assert "ModelDataDrift" in rule  # the drift warning, a model-tier alarm of this stack
-    assert "latency-p99-ms" in rule
+    # And prod's rollback alarms: its SLOs' (a batch prod rolls nothing back: none).
+    rollback = product.extra["serving-prod"].rollback_alarm_names
+    assert [n for n in rollback if n not in rule] == []
+    if not product.manifest.is_batch("prod"):
+        assert "latency-p99-ms" in rule
+    else:
+        assert rollback == []
+        assert "/system/" not in rule
 
 
 def test_slo_alarm_thresholds_equal_the_manifest(synth: Any, product: Any) -> None:

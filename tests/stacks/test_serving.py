@@ -1,5 +1,8 @@
 """Serving stacks: data capture, blue/green guardrails on the SLO alarms, autoscaling, the
-live-version parameters, the drift loop, and names that never collide."""
+live-version parameters, the drift loop, and names that never collide. A batch environment
+has no endpoint: its tests are the batch analogues where one exists (the model waits for a
+release, its role reads released versions, its batch prefix and the data it scores), and
+test_a_batch_environment_scores_as_the_manifest_says holds what replaces the endpoint."""
 
 from __future__ import annotations
 
@@ -16,10 +19,26 @@ def serving(synth: Any, product: Any, env: str) -> Any:
     return synth.template(product.extra[f"serving-{env}"])
 
 
+BATCH_TEST = "test_a_batch_environment_scores_as_the_manifest_says"
+ENDPOINT_KINDS = (
+    "AWS::SageMaker::Endpoint",
+    "AWS::SageMaker::EndpointConfig",
+    "AWS::SageMaker::InferenceComponent",
+    "AWS::ApplicationAutoScaling::ScalableTarget",
+)
+
+
+def endpoint_only(product: Any, env: str) -> None:
+    """Skip a test of an endpoint in a batch environment, naming the test of its runs."""
+    if product.manifest.is_batch(env):
+        pytest.skip(f"{env} scores in batch, with no endpoint: {BATCH_TEST}")
+
+
 @pytest.mark.parametrize("env", ["staging", "prod"])
 def test_endpoint_config_captures_requests_and_responses_encrypted(
     synth: Any, product: Any, env: str
 ) -> None:
+    endpoint_only(product, env)
     settings = product.manifest.env_serving(env)  # type: ignore[arg-type]
     if settings.mode.value == "serverless":
         # Serverless Inference supports no data capture: the config has none, and its variant
@@ -83,6 +102,7 @@ def routing(rollout: Any) -> dict[str, Any]:
 def test_prod_shifts_as_the_manifest_says_and_rolls_back_on_every_slo_alarm(
     synth: Any, product: Any
 ) -> None:
+    endpoint_only(product, "prod")
     template = serving(synth, product, "prod")
     rollout = product.manifest.serving.prod.rollout
     (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
@@ -104,6 +124,7 @@ def test_prod_shifts_as_the_manifest_says_and_rolls_back_on_every_slo_alarm(
 
 
 def test_staging_shifts_as_the_manifest_says(synth: Any, product: Any) -> None:
+    endpoint_only(product, "staging")
     template = serving(synth, product, "staging")
     (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
     policy = endpoint["Properties"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
@@ -113,6 +134,7 @@ def test_staging_shifts_as_the_manifest_says(synth: Any, product: Any) -> None:
 
 
 def test_rollback_alarm_thresholds_are_the_manifest_slos(synth: Any, product: Any) -> None:
+    endpoint_only(product, "prod")
     alarms = serving(synth, product, "prod").find_resources("AWS::CloudWatch::Alarm")
     by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in alarms.values()}
     name = product.manifest.product.name
@@ -133,6 +155,7 @@ def test_rollback_alarm_thresholds_are_the_manifest_slos(synth: Any, product: An
 def test_autoscaling_tracks_invocations_per_instance_within_manifest_bounds(
     synth: Any, product: Any
 ) -> None:
+    endpoint_only(product, "prod")
     bounds = product.manifest.serving.prod.autoscaling
     template = serving(synth, product, "prod")
     if product.manifest.serving.prod.inference_component is not None:
@@ -264,16 +287,16 @@ def test_two_products_never_collide(synth: Any) -> None:
 @pytest.mark.parametrize("env", ["staging", "prod"])
 def test_everything_that_needs_a_model_waits_for_one(synth: Any, product: Any, env: str) -> None:
     """Applied once the stack is built: every endpoint, config, scaling and monitoring resource
-    carries the HasModel condition, so `cdk deploy --all` works before any version is released."""
+    carries the HasModel condition, so `cdk deploy --all` works before any version is released.
+    A batch environment's model too (its runs find "none" for a name until then)."""
     from mlgate.infra.constructs.conditions import NEEDS_A_MODEL
 
     resources = serving(synth, product, env).to_json()["Resources"]
     kinds = [r for r in resources.values() if r["Type"] in NEEDS_A_MODEL]
-    assert {r["Type"] for r in kinds} >= {
-        "AWS::SageMaker::Model",
-        "AWS::SageMaker::EndpointConfig",
-        "AWS::SageMaker::Endpoint",
-    }
+    needed = {"AWS::SageMaker::Model"}
+    if not product.manifest.is_batch(env):
+        needed |= {"AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint"}
+    assert {r["Type"] for r in kinds} >= needed
     # The shadow test's model exists only while one runs: HasShadow implies HasModel.
     assert all(
         r.get("Condition") == ("HasShadow" if logical == "ShadowModel" else "HasModel")
@@ -287,15 +310,17 @@ def test_endpoint_config_and_model_keep_their_logical_ids(
     synth: Any, product: Any, env: str
 ) -> None:
     """The release hooks update Serving in place: a new logical ID would make CloudFormation
-    replace the endpoint (an outage) instead of running the blue/green update."""
+    replace the endpoint (an outage) instead of running the blue/green update. A batch
+    environment's release replaces its one model, which its live model parameter follows."""
     template = serving(synth, product, env)
+    batch = product.manifest.is_batch(env)
     for kind, logical in (
         ("AWS::SageMaker::Endpoint", "Endpoint"),
         ("AWS::SageMaker::EndpointConfig", "EndpointConfig"),
         ("AWS::SageMaker::Model", "Model"),
     ):
         found = [k for k in template.find_resources(kind) if k != "ShadowModel"]
-        assert found == [logical]
+        assert found == ([] if batch and kind != "AWS::SageMaker::Model" else [logical])
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
@@ -328,7 +353,9 @@ def test_the_model_serves_the_released_artifact_with_the_serving_image(
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
 def test_the_model_role_reads_released_versions_only(synth: Any, product: Any, env: str) -> None:
-    from mlgate.infra.naming import Names
+    from fnmatch import fnmatchcase
+
+    from mlgate.infra.naming import CURATED_PREFIX, Names
 
     template = serving(synth, product, env).to_json()
     name = Names.of(product.manifest, env).model_role()
@@ -346,13 +373,39 @@ def test_the_model_role_reads_released_versions_only(synth: Any, product: Any, e
     home = product.manifest.environments.staging
     bucket = f"arn:aws:s3:::mlgate-{product.manifest.product.name}-artifacts-{home.account}-"
     bucket += home.region
-    reads = sorted(
-        resource
-        for s in statements
-        if s["Action"] == "s3:GetObject"
-        for resource in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
-    )
+
+    def granted(action: str) -> list[str]:
+        """Every resource of a statement allowing `action` (CDK's wildcards included)."""
+        return sorted(
+            resource
+            for s in statements
+            if any(
+                fnmatchcase(action, a)
+                for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+            )
+            for resource in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+        )
+
+    reads = granted("s3:GetObject")
     released = [f"{bucket}/released/{product.manifest.product.name}/*"]
+    if product.manifest.is_batch(env):
+        # Its jobs read what they score (the curated data, under the batch input prefix), the
+        # prepare script and training contract (those two objects only), and read and write
+        # its runs; prod's model also scores staging's sample runs as their reference.
+        name = product.manifest.product.name
+        batch = product.manifest.env_serving(env).batch_settings
+        curated = f"arn:aws:s3:::mlgate-{name}-curated-{home.account}-{home.region}"
+        runs = [f"{bucket}/batch/{env}/*"]
+        if env == "prod" and product.manifest.is_batch("staging"):
+            runs.append(f"{bucket}/batch/staging/runs/*/input/*")
+        assets = [r for r in reads if r.startswith("arn:aws:s3:::cdk-")]
+        assert len(assets) == 2, assets
+        assert not any("*" in r for r in assets), assets
+        released += [*runs, f"{curated}/{batch.input_prefix or CURATED_PREFIX}*", *assets]
+        writes = [f"{bucket}/batch/{env}/*"]
+        if env == "prod" and product.manifest.is_batch("staging"):
+            writes.append(f"{bucket}/batch/staging/runs/*/reference/*")
+        assert granted("s3:PutObject") == sorted(writes)
     if product.manifest.env_serving(env).mode.value == "async":
         # An async endpoint also reads its queued requests, in its own environment's bucket.
         site = product.manifest.environment(env)
@@ -382,6 +435,7 @@ def test_a_component_serves_the_model_as_the_manifest_says(
     from mlgate.infra.inference_component import component_name
     from mlgate.infra.naming import Names
 
+    endpoint_only(product, env)
     settings = product.manifest.env_serving(env)
     template = serving(synth, product, env).to_json()["Resources"]
     components = [r for r in template.values() if r["Type"] == "AWS::SageMaker::InferenceComponent"]
@@ -468,12 +522,13 @@ def test_a_shadow_test_s_variant_is_the_released_version_under_test_and_only_whi
     test = product.manifest.env_serving(env).shadow
     template = serving(synth, product, env).to_json()
     resources, parameters = template["Resources"], template.get("Parameters", {})
-    config = next(r for r in resources.values() if r["Type"] == "AWS::SageMaker::EndpointConfig")
-    if test is None:
+    configs = [r for r in resources.values() if r["Type"] == "AWS::SageMaker::EndpointConfig"]
+    if test is None:  # a batch environment's too (the manifest refuses a shadow test there)
         assert "ShadowModelDataUrl" not in parameters
         assert "ShadowModel" not in resources
-        assert "ShadowProductionVariants" not in config["Properties"]
+        assert all("ShadowProductionVariants" not in c["Properties"] for c in configs)
         return
+    (config,) = configs
     parameter = parameters[SHADOW]
     assert parameter["Default"] == NO_SHADOW
     assert re.fullmatch(parameter["AllowedPattern"], NO_SHADOW)
@@ -489,3 +544,85 @@ def test_a_shadow_test_s_variant_is_the_released_version_under_test_and_only_whi
     assert variant["VariantName"] == SHADOW_VARIANT
     assert variant["InitialInstanceCount"] == test.instance_count
     assert variant["InitialVariantWeight"] == test.sampling_percent / 100
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_a_batch_environment_scores_as_the_manifest_says(
+    synth: Any, product: Any, env: str
+) -> None:
+    """In place of the endpoint: no endpoint, config, component or scaling; the batch_run hook
+    with the manifest's transform instances, limits and sample, the environment's key for its
+    outputs and its own artifact bucket; runs start on the schedule or after the ETL job; the
+    live model's name follows the model a release replaces ("none" before one); a failed, late
+    or empty run pages on-call with a runbook, and no SLO rolls anything back. An endpoint
+    environment has no batch hook."""
+    from mlgate.infra.naming import Names
+
+    manifest = product.manifest
+    name = manifest.product.name
+    resources = serving(synth, product, env).to_json()["Resources"]
+    hooks = [
+        r for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler") == "batch_run.handler.handler"
+    ]  # fmt: skip
+    if not manifest.is_batch(env):
+        assert hooks == []
+        assert [r for r in resources.values() if r["Type"] == "AWS::Glue::Table"] == []
+        return
+    assert [r["Type"] for r in resources.values() if r["Type"] in ENDPOINT_KINDS] == []
+    settings = manifest.env_serving(env)
+    batch = settings.batch_settings
+    (hook,) = hooks
+    variables = hook["Properties"]["Environment"]["Variables"]
+    site = manifest.environment(env)
+    assert {k: variables[k] for k in (
+        "INSTANCE_TYPE", "INSTANCE_COUNT", "MAX_RUN_MINUTES", "MAX_PAYLOAD_MB", "SAMPLE_ROWS",
+        "ARTIFACT_BUCKET", "ENVIRONMENT",
+    )} == {
+        "INSTANCE_TYPE": settings.instance_type, "INSTANCE_COUNT": str(settings.instance_count),
+        "MAX_RUN_MINUTES": str(batch.max_run_minutes),
+        "MAX_PAYLOAD_MB": str(batch.max_payload_mb), "SAMPLE_ROWS": str(batch.sample_rows),
+        "ARTIFACT_BUCKET": f"mlgate-{name}-artifacts-{site.account}-{site.region}",
+        "ENVIRONMENT": env,
+    }  # fmt: skip
+    assert "ProductKey" in json.dumps(variables["KEY_ARN"])  # the outputs' key
+    function = next(k for k, r in resources.items() if r is hook)
+    starts = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule"
+        and function in json.dumps(r["Properties"].get("Targets"))
+        and (
+            r["Properties"].get("ScheduleExpression") == batch.schedule
+            if batch.schedule
+            else r["Properties"].get("EventPattern", {}).get("source") == ["aws.glue"]
+        )
+    ]
+    (start,) = starts
+    if not batch.schedule:
+        assert start["EventPattern"]["detail"] == {
+            "jobName": [Names.of(manifest).etl_job()],
+            "state": ["SUCCEEDED"],
+        }
+    (parameter,) = [
+        r["Properties"] for r in resources.values()
+        if r["Type"] == "AWS::SSM::Parameter"
+        and r["Properties"]["Name"] == f"/mlgate/{name}/{env}/live-model-name"
+    ]  # fmt: skip
+    assert parameter["Value"] == {
+        "Fn::If": ["HasModel", {"Fn::GetAtt": ["Model", "ModelName"]}, "none"]
+    }
+    alarms = {
+        r["Properties"]["AlarmName"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    for what in ("failed", "late", "empty"):
+        alarm = alarms[f"mlgate/{name}/{env}/system/batch-run-{what}/critical"]
+        assert alarm["Threshold"] == 1
+        assert alarm["AlarmActions"]
+        assert "Runbook: https://" in alarm["AlarmDescription"]
+    assert product.extra[f"serving-{env}"].rollback_alarm_names == []
+    assert not [n for n in alarms for s in manifest.metrics.slos
+                if s.name.value.replace("_", "-") in n]  # fmt: skip

@@ -233,8 +233,23 @@ class BatchScoring(Construct):
                     else f"{props.run.reference_for}'s release sample runs' reference outputs, "
                     "written by this environment's model; object names carry the run id."
                 )
-        prepare_code.grant_read(role)
-        contract.grant_read(role)
+        # The prepare job's two inputs from CDK's asset bucket, these objects only (CDK's
+        # grant_read would read every asset of the account); an S3Prefix input is listed
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createprocessingjob-perms).
+        scripts = (prepare_code, contract)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"arn:aws:s3:::{a.s3_bucket_name}/{a.s3_object_key}" for a in scripts],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:aws:s3:::{prepare_code.s3_bucket_name}"],
+                conditions={"StringLike": {"s3:prefix": [a.s3_object_key for a in scripts]}},
+            )
+        )
         pull_images(role, [image])
         decrypt_released_versions(role, released=props.released, key=self.key)
         role.add_to_policy(
@@ -265,23 +280,6 @@ class BatchScoring(Construct):
                 "AwsSolutions-IAM5[Resource::*]": (
                     "The model role pulls its container image; ecr:GetAuthorizationToken supports "
                     "no resource-level permission (the image repository itself is named)."
-                ),
-                "AwsSolutions-IAM5[Action::s3:GetObject*]": (
-                    "CDK's asset grant: the prepare script and the training contract, read from "
-                    "the bootstrap asset bucket."
-                ),
-                "AwsSolutions-IAM5[Action::s3:GetBucket*]": (
-                    "CDK's asset grant on the bootstrap asset bucket holding the prepare script."
-                ),
-                # CDK's default synthesizer's asset bucket (its default qualifier).
-                "AwsSolutions-IAM5[Resource::arn:aws:s3:::cdk-hnb659fds-assets-"
-                f"{self._account}-{self._region}/*]": (
-                    "CDK's asset grant: the prepare script and the training contract, read from "
-                    "the bootstrap asset bucket."
-                ),
-                "AwsSolutions-IAM5[Action::s3:List*]": (
-                    "CDK's asset grant: lists the bootstrap asset bucket holding the prepare "
-                    "script."
                 ),
                 **{
                     f"AwsSolutions-IAM5[Resource::{arn}]": (
@@ -442,9 +440,11 @@ class BatchScoring(Construct):
         )
         hook.use_key(self.key, "kms:Decrypt", "kms:GenerateDataKey", via=("s3",))
         glue_arn = f"arn:aws:glue:{self._region}:{self._account}"
+        # GetTable for the storage descriptor a partition copies; an existing partition is
+        # CreatePartition's AlreadyExistsException, never read (GetPartition).
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["glue:GetTable", "glue:CreatePartition", "glue:GetPartition"],
+                actions=["glue:GetTable", "glue:CreatePartition"],
                 resources=[
                     f"{glue_arn}:catalog",
                     f"{glue_arn}:database/{run.database}",

@@ -94,6 +94,8 @@ class ProductMonitoringProps:
     payload_columns: tuple[str, ...]
     latency_slo_ms: float | None
     mode: str = "real-time"
+    batch_late_minutes: int | None = None
+    """A batch environment's max_run_minutes: its run-time panel's line (the late alarm)."""
     """The endpoint's serving mode: real-time, serverless (no capture, so no drift panels or
     alarm; cold starts instead of instances) or async (backlog size and age instead of
     invocations and instances)."""
@@ -713,6 +715,13 @@ class ProductMonitoring(Construct):
             cw.GraphWidget(
                 title=f"Run time (minutes, longest per day){owner}",
                 left=[batch_metric(self.names, "BatchRunMinutes", "Maximum", day)],
+                left_annotations=[
+                    cw.HorizontalAnnotation(
+                        value=late, label=f"late after {late} min (batch-run-late)"
+                    )
+                    for late in [self.props.batch_late_minutes]
+                    if late is not None
+                ],
                 width=8,
                 height=6,
             ),

@@ -67,6 +67,9 @@ def monitoring_props(manifest: Manifest, env: EnvName) -> ProductMonitoringProps
         payload_columns=tuple(manifest.payload_columns),
         latency_slo_ms=latency.threshold if latency else None,
         mode=manifest.env_serving(env).mode.value,
+        batch_late_minutes=manifest.env_serving(env).batch_settings.max_run_minutes
+        if manifest.is_batch(env)
+        else None,
     )
 
 

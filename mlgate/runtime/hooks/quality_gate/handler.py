@@ -79,6 +79,9 @@ sagemaker:InvokeEndpointAsync (optional: an async staging endpoint), s3:PutObjec
 its queued rows), dynamodb:PutItem (audit trail and
 idempotency records), dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem (idempotency
 records), codepipeline:PutJobSuccessResult, codepipeline:PutJobFailureResult.
+In a batch staging (no endpoint, none of the sagemaker endpoint calls): s3:GetObject and
+s3:ListBucket (batch/staging/runs/ of staging's artifact bucket: the sample run's record and
+both sides' outputs).
 """
 
 from __future__ import annotations
