@@ -124,7 +124,9 @@ def test_rehearsal_plays_the_release_and_the_faults(rehearsal: Run, name: str) -
         "Version 2: from staging to prod through its rollout",
         f"the version's model and baselines copied to s3://artifacts/released/{name}/1/",
         *(serves_version_2(manifest, env) for env in ("staging", "prod")),
-        "version 2 rolled out in prod as the manifest says",
+        "version 2 reached prod through its sample run and a switch"
+        if manifest.is_batch("prod")
+        else "version 2 rolled out in prod as the manifest says",
         # the product's budget alerts, routed as the Foundation stack routes them
         "Budgets publishes the alert to on-call's topic",
         # each version's model card follows its gates; version 2's go-live archives version 1's

@@ -1163,6 +1163,9 @@ class Rehearsal:
         self.model_card(1)
         self.audit_trail()
         self.traffic("prod", "version 1's traffic in prod")
+        if self.manifest.is_batch("staging"):
+            # Staging's own runs, as the manifest starts them (after an ETL run, or scheduled).
+            self.traffic("staging", "staging's run of version 1")
         from tools.rehearsal_budget import BudgetAlertError, budget_alert
 
         try:
@@ -1189,7 +1192,9 @@ class Rehearsal:
             return 1
         print(
             "\nRehearsal complete: the release reached prod, every fault ended safely, version "
-            "2 rolled out in prod as the manifest says"
+            + ("2 reached prod through its sample run and a switch"
+               if self.manifest.is_batch("prod")
+               else "2 rolled out in prod as the manifest says")
             + (", drift started retraining once" if drifted else "; no environment is "
                "monitored for drift (serverless endpoints capture no traffic)")
             + "; prod was rolled back to version 1 from chat, and the command put version 2 "

@@ -300,8 +300,14 @@ class BatchJobs:
         )["Partitions"]
         say(
             f"Batch run {env}",
-            f"{what}: started {settings.trigger()} (the rule's event delivered here; the "
-            f"schedule itself {SIMULATED}); jobs {', '.join(ran)} ran here on the real model; "
+            f"{what}: started {settings.trigger()} ("
+            + (
+                "the schedule rule's event"
+                if settings.schedule
+                else "the ETL job's SUCCEEDED event"
+            )
+            + f" delivered here; the rule itself {SIMULATED}); jobs {', '.join(ran)} ran here on "
+            "the real model; "
             f"record {record['status']}: {side.get('rows_out', 0)} of {record['rows_in']} rows "
             f"scored, {side.get('unparseable', 0)} unparseable; the predictions table has "
             f"{len(partitions)} partition(s) (run={run}).",

@@ -563,7 +563,7 @@ class MonitoredEndpoint(Construct):
                 ),
             ),
         )
-        resource.add_dependency(self.endpoint)
+        resource.add_resource_dependency(self.endpoint)
         for alarm in self.rollback_alarms:
             resource.node.add_dependency(alarm)
         # It exists once a version is released, as the endpoint does.
