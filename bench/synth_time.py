@@ -85,7 +85,8 @@ def main() -> None:
         "empty CDK app (1 stack, 1 no-op resource)": (EMPTY_APP, default, {}),
         "fraud-detection (default)": (None, default, {}),
         "delivery-time": (None, str(examples / "delivery-time"), {}),
-        "both examples in one app": (None, str(examples), {}),
+        "lead-scoring (batch in both environments)": (None, str(examples / "lead-scoring"), {}),
+        "every example in one app": (None, str(examples), {}),
         # Every lever off: stock CDK, as after a version move (mlgate/synth_tuning/versions.py).
         "fraud-detection, MLGATE_FAST_SYNTH=off": lever_off(MLGATE_FAST_SYNTH="off"),
         "fraud-detection, pipeline built by the SDK (no cache)": lever_off(
