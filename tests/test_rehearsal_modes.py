@@ -207,3 +207,18 @@ def test_the_drift_loop_watches_a_monitored_environment_only(tmp_path: Path) -> 
         with Rehearsal(tmp_path / "none", unwatched) as rehearsal:
             assert rehearsal.monitored() == []
             assert rehearsal.drift_loop("arn:unused") is False
+
+
+def test_a_batch_transform_sends_whole_lines_within_max_payload() -> None:
+    """The rehearsal's transform sends the model mini-batches as MultiRecord does: every line
+    whole, in order, each batch within MaxPayloadInMB (a line is its bytes and its newline)."""
+    from tools.rehearsal_batch import mini_batches
+
+    lines = [f"id-{i},{'x' * (i % 7)}" for i in range(50)]
+    limit = 40
+    batches = mini_batches(lines, limit)
+    assert [line for batch in batches for line in batch] == lines
+    assert all(sum(len(x) + 1 for x in batch) <= limit for batch in batches)
+    assert len(batches) > 1
+    assert mini_batches(lines, 10**6) == [lines]  # everything fits in one request
+    assert mini_batches([], limit) == []

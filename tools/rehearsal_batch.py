@@ -44,9 +44,8 @@ from mlgate.infra.batch_settings import (
 from mlgate.infra.naming import Names, role_arn
 from mlgate.manifest import ENV_NAMES, EnvName, Manifest
 
-MINI_BATCH = 500
-"""Records the model takes at once (MultiRecord within MaxPayloadInMB: the offline model takes
-rows, not megabytes)."""
+MB = 1_000_000
+"""MaxPayloadInMB's megabyte."""
 CURATED_BUCKET = "curated"
 """The rehearsal's curated bucket: the local folder its ETL wrote stands for it."""
 
@@ -78,6 +77,7 @@ class BatchJobs:
         self.events = 0
         self.firings = 0
         """Schedule firings so far (the rehearsal's clock: a week apart)."""
+        self._labels: dict[str, Any] | None = None
         self.last_sample: dict[str, str] = {}
         """Each environment's last sample run (the verifier's)."""
 
@@ -241,6 +241,17 @@ class BatchJobs:
             lines += [line for line in body.splitlines() if line.strip()]
         return lines
 
+    def labels(self) -> dict[str, Any]:
+        """Each curated row's label by its id (the table the rehearsal's ETL wrote once)."""
+        if self._labels is None:
+            from mlgate.runtime.ml.scripts.preprocess import read_curated
+
+            schema = self.manifest.data.curated
+            curated = read_curated(self.curated())
+            self._labels = dict(zip(curated[schema.id_column].astype(str),
+                                    curated[schema.target_column], strict=True))  # fmt: skip
+        return self._labels
+
     def scored_frame(self, lines: list[str]) -> Any:
         """A run's output as the KPI stand-ins take a scored batch: the target (as the test
         split holds it: a class's index, else the value) from the curated row of each id, the
@@ -249,13 +260,9 @@ class BatchJobs:
 
         import pandas as pd
 
-        from mlgate.runtime.ml.scripts.preprocess import read_curated
-
         m = self.manifest
         schema = m.data.curated
-        curated = read_curated(self.curated())
-        labels = dict(zip(curated[schema.id_column].astype(str), curated[schema.target_column],
-                          strict=True))  # fmt: skip
+        labels = self.labels()
         values = list(schema.column(schema.target_column).values)
         columns = [schema.id_column, *m.payload_columns, "prediction"]
         rows = list(csv.reader(lines))
@@ -480,12 +487,12 @@ class BatchJobs:
             job["TransformOutput"]["S3OutputPath"].removeprefix("s3://").partition("/")
         )
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        limit = int(job.get("MaxPayloadInMB", 6)) * MB
         for item in listed:
             body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
             lines = [line for line in body.splitlines() if line.strip()]
             joined: list[str] = []
-            for start in range(0, len(lines), MINI_BATCH):
-                chunk = lines[start : start + MINI_BATCH]
+            for chunk in mini_batches(lines, limit):
                 payloads = [line.split(",", 1)[1] if "," in line else "" for line in chunk]
                 answers = container.answers(payloads)
                 joined += [f"{line},{answer}" for line, answer in zip(chunk, answers, strict=True)]
@@ -509,6 +516,22 @@ class BatchJobs:
         target = self.manifest.environment(env)
         backend = sagemaker_backends[target.account][target.region]
         return (backend.processing_jobs if kind == "processing" else backend.transform_jobs)[name]
+
+
+def mini_batches(lines: list[str], limit: int) -> list[list[str]]:
+    """Lines in the mini-batches Batch Transform's MultiRecord strategy sends the container:
+    as many as fit in MaxPayloadInMB (`limit` bytes), each line whole
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTransformJob.html)."""
+    batches: list[list[str]] = []
+    size = 0
+    for line in lines:
+        weight = len(line.encode()) + 1
+        if not batches or size + weight > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(line)
+        size += weight
+    return batches
 
 
 def hooks_path() -> None:
