@@ -405,6 +405,48 @@ def test_products_rehearsed_at_once_print_as_a_run_in_turn(
     assert err.rstrip().endswith(f"rehearsal failed for: {PRODUCTS[0]}")
 
 
+def test_the_longest_product_last_time_starts_first_and_prints_in_its_turn(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    """--jobs 2 over three products: the one that took longest last time (its `seconds` beside
+    its metrics) starts first, so it does not run alone at the end; one never rehearsed counts
+    as the longest; the sections still print in the products' order."""
+    from tools import rehearsal
+
+    names = PRODUCTS
+    assert len(names) == 3
+    monkeypatch.setattr(rehearsal, "REPORTS", tmp_path)
+    for name, seconds in zip(names, ("10.0", "20.0", "35.0"), strict=True):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / rehearsal.DURATION_FILE).write_text(seconds)
+    manifests = [load_manifest(ROOT / "examples" / n / "manifest.yaml") for n in names]
+    assert rehearsal.start_order(manifests) == [2, 1, 0]
+    (tmp_path / names[0] / rehearsal.DURATION_FILE).unlink()  # never rehearsed here: first
+    assert rehearsal.start_order(manifests) == [0, 2, 1]
+    (tmp_path / names[0] / rehearsal.DURATION_FILE).write_text("10.0")
+
+    def worker_command(path: Any) -> list[str]:
+        name = path.parent.name
+        code = "\n".join([
+            "import time",
+            f"print('mlgate release rehearsal: ({name}) started', time.time())",
+            "time.sleep(0.5)",
+        ])  # fmt: skip
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(rehearsal, "worker_command", worker_command)
+    assert rehearsal.main(["--jobs", "2", str(ROOT / "examples")]) == 0
+    run = Run(0, *capsys.readouterr())
+    assert list(run.sections()) == names  # printed in the products' order
+    started = {
+        name: float(re.search(rf"\({name}\) started (\S+)", section)[1])  # type: ignore[index]
+        for name, section in run.sections().items()
+    }
+    # The longest last time started first; the shortest waited for a free worker.
+    assert started[names[2]] <= started[names[0]]
+    assert started[names[1]] <= started[names[0]]
+
+
 def test_a_rehearsal_gives_boto3_its_own_clients_back(tmp_path: Any) -> None:
     """The stand-ins patched into boto3 for one product are gone after it: the next product's
     world wraps boto3's own factories, not the last product's fakes."""

@@ -712,11 +712,30 @@ def worker_command(path: Path) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--worker", str(path)]
 
 
+DURATION_FILE = "seconds"
+"""Beside a product's metrics.json: how long its last rehearsal took (wall seconds)."""
+
+
+def start_order(manifests: list[Any]) -> list[int]:
+    """The products to start first: the longest last time (its DURATION_FILE), so that the
+    longest does not start last and run alone; one never rehearsed counts as the longest (it
+    may be), then the manifests' order."""
+
+    def last_time(manifest: Any) -> float:
+        try:
+            return float((REPORTS / manifest.product.name / DURATION_FILE).read_text())
+        except (OSError, ValueError):
+            return float("inf")
+
+    times = [last_time(m) for m in manifests]
+    return sorted(range(len(manifests)), key=lambda n: -times[n])
+
+
 def rehearse_in_processes(paths: list[Path], manifests: list[Any], jobs: int) -> list[str]:
-    """Every product in a process of its own, `jobs` at a time; the names of those that
-    failed. The output is what a run in turn prints: each product's section whole and in
-    order (the first unfinished product's live, the others' as soon as its turn comes), its
-    error output after it."""
+    """Every product in a process of its own, `jobs` at a time, the longest last time first
+    (start_order); the names of those that failed. The output is what a run in turn prints:
+    each product's section whole and in the manifests' order (the first unfinished product's
+    live, the others' as soon as its turn comes), its error output after it."""
     # One library thread per worker (THREAD_LIMITS): the workers already share the cores.
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for key in THREAD_LIMITS:
@@ -725,12 +744,13 @@ def rehearse_in_processes(paths: list[Path], manifests: list[Any], jobs: int) ->
     with tempfile.TemporaryDirectory(prefix="rehearsal-") as tmp:
         outputs = [(Path(tmp) / f"{n}.out", Path(tmp) / f"{n}.err") for n in range(len(paths))]
         running: list[Any] = []
-        started: list[Any] = []
+        started: dict[int, Any] = {}
+        order = start_order(manifests)
 
         def top_up() -> None:
             running[:] = [p for p in running if p.poll() is None]
             while len(running) < jobs and len(started) < len(paths):
-                n = len(started)
+                n = order[len(started)]
                 with outputs[n][0].open("wb") as out, outputs[n][1].open("wb") as err:
                     process = subprocess.Popen(
                         worker_command(paths[n]),
@@ -740,7 +760,7 @@ def rehearse_in_processes(paths: list[Path], manifests: list[Any], jobs: int) ->
                         env=env,
                         cwd=ROOT,
                     )
-                started.append(process)
+                started[n] = process
                 running.append(process)
 
         try:
@@ -748,6 +768,9 @@ def rehearse_in_processes(paths: list[Path], manifests: list[Any], jobs: int) ->
                 name = manifest.product.name
                 print(banner(name, number, len(manifests)), flush=True)
                 top_up()
+                while number - 1 not in started:  # its turn to start has not come yet
+                    time.sleep(0.1)
+                    top_up()
                 with outputs[number - 1][0].open("rb") as section:
                     process = started[number - 1]
                     while True:
@@ -769,7 +792,7 @@ def rehearse_in_processes(paths: list[Path], manifests: list[Any], jobs: int) ->
                     failed.append(name)
                 print(verdict(name, passed), flush=True)
         finally:
-            for process in started:
+            for process in started.values():
                 if process.poll() is None:
                     process.kill()
                     process.wait()
@@ -812,10 +835,14 @@ def rehearse(manifest: Any) -> int:
             Rehearsal(Path(tmp), manifest) as rehearsal,
         ):
             warnings.filterwarnings("ignore")
+            began = time.monotonic()
             try:
                 return rehearsal.run()
             finally:
                 rehearsal.write_metrics(REPORTS / manifest.product.name)
+                (REPORTS / manifest.product.name / DURATION_FILE).write_text(
+                    f"{time.monotonic() - began:.1f}\n"
+                )
     except (Exception, SystemExit) as err:  # one product's failure ends its rehearsal only
         message = str(err) if isinstance(err, SystemExit) else f"{type(err).__name__}: {err}"
         print(f"\n{manifest.product.name}: the rehearsal stopped: {message}", flush=True)
