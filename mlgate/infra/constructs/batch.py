@@ -34,7 +34,6 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as assets
-from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
@@ -54,6 +53,7 @@ from mlgate.infra.constructs.sagemaker_access import (
     ReleasedVersions,
     decrypt_released_versions,
     pull_images,
+    released_model,
     write_job_logs,
 )
 from mlgate.infra.constructs.storage import grant_volume_keys
@@ -138,20 +138,16 @@ class BatchScoring(Construct):
         self.image = image
         self.prefix = batch_prefix(self.env)
         self.model_role = self._model_role(home_artifacts_arn, image, prepare_code, contract)
-        self.model = sagemaker.CfnModel(
+        self.model = released_model(
             self,
             "Model",
-            execution_role_arn=self.model_role.role_arn,
-            containers=[
-                sagemaker.CfnModel.ContainerDefinitionProperty(
-                    image=image,
-                    model_data_url=model_data,
-                    environment=dict(props.environment) or None,
-                )
-            ],
+            role=self.model_role,
+            image=image,
+            model_data=model_data,
+            environment=dict(props.environment),
             # Batch Transform stages the input and output itself: the container needs no
             # network (https://docs.aws.amazon.com/sagemaker/latest/dg/mkt-algo-model-internet-free.html).
-            enable_network_isolation=True,
+            isolated=True,
         )
         self.model.cfn_options.condition = has_model
         self.model_parameter = ssm.StringParameter(

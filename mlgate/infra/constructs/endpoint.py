@@ -49,6 +49,7 @@ from mlgate.infra.constructs.sagemaker_access import (
     ReleasedVersions,
     decrypt_released_versions,
     pull_images,
+    released_model,
 )
 from mlgate.infra.inference_component import WAKE_FROM_ZERO, component_name
 from mlgate.infra.naming import EnvName, Names, pascal
@@ -293,19 +294,15 @@ class MonitoredEndpoint(Construct):
                 )
         self.model_role = self._model_role(artifacts_bucket, home_artifacts_arn, [image])
         environment = dict(props.environment)
-        self.model = sagemaker.CfnModel(
+        self.model = released_model(
             self,
             "Model",
-            execution_role_arn=self.model_role.role_arn,
-            containers=[
-                sagemaker.CfnModel.ContainerDefinitionProperty(
-                    image=image,
-                    model_data_url=model_data,
-                    environment=environment or None,
-                )
-            ],
+            role=self.model_role,
+            image=image,
+            model_data=model_data,
+            environment=environment,
             # Serverless Inference does not support network isolation (see the module's doc).
-            enable_network_isolation=self.mode != SERVERLESS,
+            isolated=self.mode != SERVERLESS,
         )
         self.shadow_model: sagemaker.CfnModel | None = None
         if props.shadow is not None:
@@ -316,18 +313,14 @@ class MonitoredEndpoint(Construct):
             # The version under test, served exactly as the production model is: the same
             # image, environment, role and isolation; only the artifact differs. It exists
             # while the shadow test runs (`has_shadow`, set by the stack).
-            self.shadow_model = sagemaker.CfnModel(
+            self.shadow_model = released_model(
                 self,
                 "ShadowModel",
-                execution_role_arn=self.model_role.role_arn,
-                containers=[
-                    sagemaker.CfnModel.ContainerDefinitionProperty(
-                        image=image,
-                        model_data_url=shadow_model_data,
-                        environment=environment or None,
-                    )
-                ],
-                enable_network_isolation=True,
+                role=self.model_role,
+                image=image,
+                model_data=shadow_model_data,
+                environment=environment,
+                isolated=True,
             )
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
 
 from mlgate.infra.constructs.compliance import acknowledge
 
@@ -102,4 +104,30 @@ def start_training(pipeline_arn: str) -> iam.PolicyStatement:
     return iam.PolicyStatement(
         actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
         resources=[pipeline_arn],
+    )
+
+
+def released_model(
+    scope: Construct,
+    id: str,
+    *,
+    role: iam.IRole,
+    image: str,
+    model_data: str,
+    environment: dict[str, str],
+    isolated: bool,
+) -> sagemaker.CfnModel:
+    """A SageMaker model of a released artifact `model_data` in the serving `image` with the
+    container `environment` (none when empty), run as `role`; `isolated`: no network for the
+    container (network isolation)."""
+    return sagemaker.CfnModel(
+        scope,
+        id,
+        execution_role_arn=role.role_arn,
+        containers=[
+            sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image, model_data_url=model_data, environment=environment or None
+            )
+        ],
+        enable_network_isolation=isolated,
     )

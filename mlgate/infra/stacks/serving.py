@@ -403,6 +403,16 @@ class ServingStack(ProductStack):
         # Released versions (model artifacts, baselines) live in the home artifact bucket.
         home_artifacts = foundation.bucket_arn("artifacts")
         alarms = self.alarm_factory(site.on_call_topic)
+        # What the endpoint or the batch runs serve, and where their alarms page.
+        released: dict[str, Any] = {
+            "model_data": self.model_data.value_as_string,
+            "has_model": has_model,
+            "key": site.key,
+            "artifacts_bucket": artifacts,
+            "home_artifacts_arn": home_artifacts,
+            "image": images["model"],
+            "alarms": alarms,
+        }
         self.served: MonitoredEndpoint | None = None
         self.batch: BatchScoring | None = None
         if manifest.is_batch(env_name):
@@ -421,15 +431,9 @@ class ServingStack(ProductStack):
                     environment=serving_environment(manifest, self.target.region),
                     released=released_versions(manifest, env_name),
                 ),
-                model_data=self.model_data.value_as_string,
-                has_model=has_model,
-                key=site.key,
-                artifacts_bucket=artifacts,
-                home_artifacts_arn=home_artifacts,
-                image=images["model"],
+                **released,
                 prepare_code=assets.Asset(self, "PrepareCode", path=str(SCRIPTS / "preprocess.py")),
                 contract=assets.Asset(self, "Contract", path=str(contract_file(manifest, build))),
-                alarms=alarms,
                 idempotency=site.idempotency,
             )
             # The predictions table lives in the data's catalog.
@@ -446,13 +450,7 @@ class ServingStack(ProductStack):
                 self,
                 "Served",
                 props=endpoint_props(manifest, env_name, self.target.region),
-                model_data=self.model_data.value_as_string,
-                has_model=has_model,
-                key=site.key,
-                artifacts_bucket=artifacts,
-                home_artifacts_arn=home_artifacts,
-                image=images["model"],
-                alarms=alarms,
+                **released,
                 shadow_model_data=(
                     self.shadow_model_data.value_as_string if self.shadow_model_data else None
                 ),

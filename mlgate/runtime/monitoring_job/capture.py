@@ -128,13 +128,38 @@ def _first_field(row: str) -> str:
     return _fields(row)[0] if '"' in row else row.split(",", 1)[0]
 
 
-class CaptureStream:
+class _Stream:
+    """What a stream of `Captured` chunks keeps as it is read: the records and rows so far, and
+    its malformed records (counted, skipped, the first few logged under KIND)."""
+
+    KIND = ""
+
+    def __init__(
+        self, features: Sequence[str], categorical: Iterable[str], chunk_records: int
+    ) -> None:
+        if chunk_records < 1:
+            raise ValueError("a chunk holds at least one record")
+        self.features = list(features)
+        self.categorical = list(categorical)
+        self.chunk_records = chunk_records
+        self.records = 0
+        self.rows = 0
+        self._skipped = _Skipped(self.KIND)
+
+    @property
+    def malformed(self) -> int:
+        return self._skipped.count
+
+
+class CaptureStream(_Stream):
     """The capture files as a stream of `Captured` chunks, each closed once it holds
     `chunk_records` records or payload rows, so that memory holds one chunk, never the window.
     Iterate it once; `records` and `malformed` are complete when the iteration ends. Malformed
     records are counted, skipped and the first few logged across chunks as in one read. Each
     chunk's frames are indexed by row number over the whole stream (malformed records' rows
     left out)."""
+
+    KIND = "capture"
 
     def __init__(
         self,
@@ -143,19 +168,8 @@ class CaptureStream:
         categorical: Iterable[str] = (),
         chunk_records: int = CHUNK_RECORDS,
     ) -> None:
-        if chunk_records < 1:
-            raise ValueError("a chunk holds at least one record")
+        super().__init__(features, categorical, chunk_records)
         self.files = files
-        self.features = list(features)
-        self.categorical = list(categorical)
-        self.chunk_records = chunk_records
-        self.records = 0
-        self.rows = 0
-        self._skipped = _Skipped("capture")
-
-    @property
-    def malformed(self) -> int:
-        return self._skipped.count
 
     def __iter__(self) -> Iterator[Captured]:
         chunk = _Chunk()
@@ -297,13 +311,15 @@ def batch_outputs(folder: Path) -> list[tuple[Path, datetime]]:
     return found
 
 
-class BatchStream:
+class BatchStream(_Stream):
     """A batch environment's transform output as a stream of `Captured` chunks, as
     `CaptureStream` streams capture: each chunk closed at `chunk_records` lines, so memory holds
     one chunk. A record is a line, `id,<features...>,<prediction>`; a line of another width, or
     with no id, is malformed (counted, skipped, the first few logged). Events: inference_id the
     line's id, inference_time its object's moment, prediction its last field (None when empty),
     single_row true (a line is scored and labelled on its own)."""
+
+    KIND = "batch output"
 
     def __init__(
         self,
@@ -312,19 +328,8 @@ class BatchStream:
         categorical: Iterable[str] = (),
         chunk_records: int = CHUNK_RECORDS,
     ) -> None:
-        if chunk_records < 1:
-            raise ValueError("a chunk holds at least one record")
+        super().__init__(features, categorical, chunk_records)
         self.outputs = outputs
-        self.features = list(features)
-        self.categorical = list(categorical)
-        self.chunk_records = chunk_records
-        self.records = 0
-        self.rows = 0
-        self._skipped = _Skipped("batch output")
-
-    @property
-    def malformed(self) -> int:
-        return self._skipped.count
 
     def __iter__(self) -> Iterator[Captured]:
         lines: list[str] = []

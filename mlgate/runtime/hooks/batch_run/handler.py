@@ -569,6 +569,17 @@ def rows_in(run: str) -> int | None:
     return rows if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 else None
 
 
+def open_run(run: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(start.json, {}) of a run still to be recorded; (None, its status) of one this hook
+    never started (unknown) or already recorded."""
+    begun = begun_of(run)
+    if begun is None:
+        return None, {"status": "unknown", "run": run}
+    if recorded(run):
+        return None, {"status": "recorded", "run": run}
+    return begun, {}
+
+
 def sides(begun: dict[str, Any]) -> list[str]:
     return [CANDIDATE, REFERENCE] if begun["reference_model"] else [CANDIDATE]
 
@@ -576,11 +587,9 @@ def sides(begun: dict[str, Any]) -> list[str]:
 def prepared(work: dict[str, Any], now: float) -> dict[str, Any]:
     config = settings()
     run = work["run"]
-    begun = begun_of(run)
+    begun, settled = open_run(run)
     if begun is None:
-        return {"status": "unknown", "run": run}
-    if recorded(run):
-        return {"status": "recorded", "run": run}
+        return settled
     name = job_name(config.product, config.environment, run, "prep")
     job = sagemaker.describe_processing_job(ProcessingJobName=name)
     status = job["ProcessingJobStatus"]
@@ -620,11 +629,9 @@ def summary(job: dict[str, Any]) -> dict[str, Any]:
 def scored(work: dict[str, Any], now: float) -> dict[str, Any]:
     config = settings()
     run = work["run"]
-    begun = begun_of(run)
+    begun, settled = open_run(run)
     if begun is None:
-        return {"status": "unknown", "run": run}
-    if recorded(run):
-        return {"status": "recorded", "run": run}
+        return settled
     jobs = {}
     for side in sides(begun):
         step = "score" if side == CANDIDATE else "ref"

@@ -22,9 +22,6 @@ retry computes the same verdict from the same record and writes the same key onc
 
 from __future__ import annotations
 
-import csv
-import math
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -33,32 +30,12 @@ from deploy_verifier.batch import read_record
 
 from shared.audit import AuditTrail, digest
 from shared.batch import record_key, sample_run
+from shared.batch_run import is_number, predictions
 from shared.jobs import JobError, fail, is_transient, refused_by_aws, succeed
 from shared.models import BatchParameters, Release, RunRecord, RunSide
 from shared.shadow import prediction_shift
 
 ENV = "staging"
-
-
-def predictions(s3: Any, uri: str) -> Iterator[str]:
-    """The last field of each line of every object under the output prefix `uri`, streamed."""
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]
-            for line in body.iter_lines():
-                text = line.decode("utf-8", errors="replace").strip()
-                if text:
-                    # A CSV line: a raw payload may hold quoted commas.
-                    fields = next(csv.reader([text]), [""])
-                    yield fields[-1].strip() if fields else ""
-
-
-def _number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
 
 
 def failure_rate(record: RunRecord, side: RunSide) -> float | None:
@@ -73,8 +50,8 @@ def shift(s3: Any, candidate: RunSide, reference: RunSide) -> tuple[float, str] 
         return "the run record names no output of a side"
     ours = list(predictions(s3, reference.output_uri))
     theirs = list(predictions(s3, candidate.output_uri))
-    if sum(map(_number, ours)) * 2 > len(ours):  # scores: what is not one is a failure
-        ours, theirs = [v for v in ours if _number(v)], [v for v in theirs if _number(v)]
+    if sum(map(is_number, ours)) * 2 > len(ours):  # scores: what is not one is a failure
+        ours, theirs = [v for v in ours if is_number(v)], [v for v in theirs if is_number(v)]
     if not ours or not theirs:
         return f"no predictions in {'the reference' if not ours else 'the candidate'}'s output"
     return prediction_shift(ours, theirs)

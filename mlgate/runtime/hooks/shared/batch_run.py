@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.batch import record_key, run_prefix
+from shared.batch import run_prefix
 
 MISSING = ("NoSuchKey", "404")
 
@@ -46,11 +46,6 @@ def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
         raise
     found: dict[str, Any] = json.loads(body)
     return found
-
-
-def read_record(s3: Any, bucket: str, env: str, run: str) -> dict[str, Any] | None:
-    """A run's record.json, None while the run has not ended."""
-    return read_json(s3, bucket, record_key(env, run))
 
 
 def put_once(s3: Any, bucket: str, key: str, document: dict[str, Any]) -> bool:

@@ -311,14 +311,11 @@ def _not_both(endpoint: str | None, batch: BatchParameters | None) -> None:
         )
 
 
-class VerifyParameters(Model):
-    """The deploy verifier's UserParameters; with `shadow`, it judges a shadow test instead;
-    with `batch` (a batch environment: no endpoint), the release's sample run."""
+class _Checked(Model):
+    """What a release check looks at: an endpoint, or a batch environment (`batch`: no
+    endpoint), exactly one."""
 
-    environment: EnvName
     endpoint: SageMakerName | None = None
-    role_arn: RoleArn | None = None
-    shadow: ShadowParameters | None = None
     batch: BatchParameters | None = None
 
     @model_validator(mode="before")
@@ -327,10 +324,8 @@ class VerifyParameters(Model):
         return _needs_endpoint(data)
 
     @model_validator(mode="after")
-    def _one_target(self) -> "VerifyParameters":
+    def _one_target(self) -> Any:
         _not_both(self.endpoint, self.batch)
-        if self.batch is not None and self.shadow is not None:
-            raise ValueError("a batch environment has no endpoint to shadow")
         return self
 
     @property
@@ -341,31 +336,28 @@ class VerifyParameters(Model):
         return self.endpoint
 
 
-class GateParameters(Model):
+class VerifyParameters(_Checked):
+    """The deploy verifier's UserParameters; with `shadow`, it judges a shadow test instead;
+    with `batch` (a batch environment: no endpoint), the release's sample run."""
+
+    environment: EnvName
+    role_arn: RoleArn | None = None
+    shadow: ShadowParameters | None = None
+
+    @model_validator(mode="after")
+    def _no_batch_shadow(self) -> "VerifyParameters":
+        if self.batch is not None and self.shadow is not None:
+            raise ValueError("a batch environment has no endpoint to shadow")
+        return self
+
+
+class GateParameters(_Checked):
     """The quality gate's UserParameters; `execution` is CodePipeline's resolved
     #{codepipeline.PipelineExecutionId} (the gate records the job's own execution, from
     GetJobDetails, and refuses parameters naming another). With `batch` (a batch staging: no
     endpoint), it judges the deploy verifier's sample run instead of a smoke load."""
 
-    endpoint: SageMakerName | None = None
     execution: ExecutionId | None = None
-    batch: BatchParameters | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _endpoint_given(cls, data: Any) -> Any:
-        return _needs_endpoint(data)
-
-    @model_validator(mode="after")
-    def _one_target(self) -> "GateParameters":
-        _not_both(self.endpoint, self.batch)
-        return self
-
-    @property
-    def endpoint_name(self) -> str:
-        """As VerifyParameters.endpoint_name."""
-        assert self.endpoint is not None, "a batch environment's job has no endpoint"
-        return self.endpoint
 
 
 class DeployToken(Model):

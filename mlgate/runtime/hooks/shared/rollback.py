@@ -420,23 +420,29 @@ class Rollback:
         if refused is not None:
             return self.failed(lock, refused)
         if serving.modified is not None:
-            record = served_item(
-                pipeline=place.pipeline,
-                env=place.env,
-                when=serving.modified,
-                version=int(target["model_version"]),
-                document=target,
-                execution=f"rollback-{lock['id']}",
-                endpoint=place.endpoint,
-            )
-            record["rolled_back_from"] = {"S": lock["from_version"]}
-            self.audit.append(record)
+            self.record_served(lock, target, serving.modified)
         self.event(
             lock, "rollback-completed", f"{place.endpoint} serves {target['model_data_url']}"
         )
         self.release_lock(lock)
         self.say(f"rolled back: {place.env} serves version {lock['to_version']} again")
         return 0
+
+    def record_served(self, lock: dict[str, str], target: dict[str, str], when: Any) -> None:
+        """What the environment serves again, as the verifier records a release's, marked with
+        the version it was rolled back from."""
+        place = self.place
+        record = served_item(
+            pipeline=place.pipeline,
+            env=place.env,
+            when=when,
+            version=int(target["model_version"]),
+            document=target,
+            execution=f"rollback-{lock['id']}",
+            endpoint=place.endpoint,
+        )
+        record["rolled_back_from"] = {"S": lock["from_version"]}
+        self.audit.append(record)
 
     def switched(self, lock: dict[str, str], target: dict[str, str]) -> int:
         """A batch environment's rollback is done when its live model parameter names the
@@ -447,17 +453,7 @@ class Rollback:
             return self.failed(
                 lock, f"{place.live_parameter} names {live}, not {target['model_package_arn']}"
             )
-        record = served_item(
-            pipeline=place.pipeline,
-            env=place.env,
-            when=now_iso(self.clock()),
-            version=int(target["model_version"]),
-            document=target,
-            execution=f"rollback-{lock['id']}",
-            endpoint=place.endpoint,
-        )
-        record["rolled_back_from"] = {"S": lock["from_version"]}
-        self.audit.append(record)
+        self.record_served(lock, target, now_iso(self.clock()))
         self.event(lock, "rollback-completed", f"{place.env}'s next batch run scores with "
                    f"{target['model_data_url']}")  # fmt: skip
         self.release_lock(lock)
