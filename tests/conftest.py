@@ -409,15 +409,23 @@ def scaffold(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Refuse every socket connection; yields the list of addresses that were attempted."""
+    """Refuse every socket connection and every name lookup, on any thread; yields the list of
+    addresses and host names that were attempted. The lookup is refused too because it comes
+    first: on a machine without DNS (this one) a connection to a host name is never tried, so
+    watching connections alone would pass here what reaches the network elsewhere."""
     attempts: list[Any] = []
 
     def refuse(self: socket.socket, address: Any) -> None:
         attempts.append(address)
         raise ConnectionRefusedError(f"test forbids network access to {address}")
 
+    def refuse_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        attempts.append(host)
+        raise socket.gaierror(f"test forbids looking up {host}")
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse_lookup)
     return attempts
 
 

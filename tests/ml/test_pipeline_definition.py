@@ -5,6 +5,8 @@ product's scripts as the services load them, and built without touching the netw
 from __future__ import annotations
 
 import json
+import os
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -29,9 +31,44 @@ def flatten(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_definition_is_built_offline(no_network: list[Any], manifest: Any, settings: Any) -> None:
+    # The SDK sends its telemetry from threads of its own after the call returns: the check
+    # waits for every thread the build started before it reads the attempts.
+    before = set(threading.enumerate())
     body = definition(manifest, settings)
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=30)
     assert body["Steps"]
-    assert no_network == [], f"the SDK tried to connect to {no_network}"
+    assert no_network == [], f"the SDK tried to reach {no_network}"
+
+
+def test_the_sdk_s_telemetry_is_off_with_any_sdk_version(monkeypatch: Any) -> None:
+    """With the SDK version it was tested with, `_no_telemetry` replaces the SDK's telemetry
+    hook and gives it an empty config; with another, it leaves the hook and points the SDK's
+    config at mlgate's defaults file, whose TelemetryOptOut the SDK's own decorator reads."""
+    import boto3
+    from sagemaker.core.common_utils import resolve_value_from_config
+    from sagemaker.core.config.config_schema import TELEMETRY_OPT_OUT_PATH
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.telemetry import telemetry_logging
+
+    from mlgate.infra.ml import pipeline
+
+    hook = telemetry_logging._send_telemetry_request
+    for variable in ("SAGEMAKER_ADMIN_CONFIG_OVERRIDE", "SAGEMAKER_USER_CONFIG_OVERRIDE"):
+        monkeypatch.delenv(variable, raising=False)
+    with pipeline._no_telemetry():
+        assert telemetry_logging._send_telemetry_request is not hook
+        assert os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] == os.devnull
+    assert telemetry_logging._send_telemetry_request is hook
+
+    monkeypatch.setattr(pipeline, "TELEMETRY_TESTED", ("sagemaker-core", "0.0.0"))
+    with pipeline._no_telemetry():
+        assert telemetry_logging._send_telemetry_request is hook
+        session = Session(boto_session=boto3.Session(region_name="eu-west-1"))
+        opted_out = resolve_value_from_config(
+            config_path=TELEMETRY_OPT_OUT_PATH, default_value=False, sagemaker_session=session
+        )
+    assert opted_out is True
 
 
 def test_steps_run_preprocess_train_evaluate_then_the_checks(

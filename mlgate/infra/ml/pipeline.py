@@ -13,11 +13,13 @@ creates clients, which do not connect until called; `tests/ml` proves no socket 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,10 +80,49 @@ def _quiet_sdk_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+SDK_DEFAULTS = Path(__file__).with_name("sdk-defaults.yaml")
+"""The SDK's defaults config that turns its telemetry off (the file says why)."""
+TELEMETRY_TESTED = ("sagemaker-core", "2.27.0")
+"""The SDK version whose telemetry hook `_no_telemetry` replaces (a private name)."""
+
+
+@contextlib.contextmanager
+def _no_telemetry() -> Iterator[None]:
+    """The SDK sends nothing while mlgate builds a definition.
+
+    Its documented switch is `TelemetryOptOut` in its defaults config, which it reads from an
+    admin and a user path, each overridable by an environment variable
+    (https://sagemaker.readthedocs.io/en/stable/api/utility/config.html). But the SDK checks a
+    non-empty config against its whole JSON schema at every lookup (a quarter of a second each,
+    dozens per definition: 2 s of build became 9 s). So with the SDK version this was tested
+    with, its config is empty (both paths point at /dev/null, so no machine's own defaults,
+    such as a default KMS key or subnets, reach a template either) and its telemetry hook is
+    replaced for the build; with any other version the documented switch is used instead,
+    slower and just as silent (tests/ml/test_pipeline_definition.py checks both)."""
+    from importlib.metadata import version
+
+    from sagemaker.core.telemetry import telemetry_logging
+
+    package, tested = TELEMETRY_TESTED
+    hook = "_send_telemetry_request"
+    fast = version(package) == tested and callable(getattr(telemetry_logging, hook, None))
+    config = os.devnull if fast else str(SDK_DEFAULTS)
+    os.environ["SAGEMAKER_ADMIN_CONFIG_OVERRIDE"] = config
+    os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = config
+    if not fast:
+        yield
+        return
+    send = getattr(telemetry_logging, hook)
+    setattr(telemetry_logging, hook, lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        setattr(telemetry_logging, hook, send)
+
+
 def _offline_environment(region: str) -> None:
     _quiet_sdk_logs()
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
-    os.environ["SAGEMAKER_TELEMETRY_OPT_OUT"] = "true"
     os.environ.setdefault("AWS_DEFAULT_REGION", region)
     # Placeholders so botocore can build clients; the SDK never calls them while building.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "offline-synth")
@@ -198,7 +239,9 @@ def definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        return _definition(manifest, s)
+        _offline_environment(s.region)
+        with _no_telemetry():
+            return _definition(manifest, s)
     finally:
         logging.disable(previous)
 
@@ -213,7 +256,6 @@ def _training_description(manifest: Manifest) -> str:
 
 
 def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
-    _offline_environment(s.region)
     import boto3
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
