@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from ..lazy import Lazy
 from .conftest import (
+    CATEGORICAL,
     FEATURES,
     NOW,
     draw,
@@ -429,6 +430,34 @@ def test_the_report_is_evidentlys_html(shifted: dict[str, Any]) -> None:
         assert widget in html
     written = json.loads((shifted["tmp"] / "report" / "summary.json").read_text())
     assert written["drift"] == shifted["summary"]["drift"]
+
+
+def test_the_undrawn_column_widgets_change_no_score_and_no_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """drift._table_widgets_only leaves undrawn the widgets DataDriftPreset drops: the
+    summary and the HTML page (but for Evidently's random widget ids) are those of Evidently
+    run as it is, which is what runs with any other Evidently version."""
+    import re
+
+    from mlgate.runtime.monitoring_job import drift
+
+    def page_and_summary(name: str) -> tuple[str, dict[str, Any]]:
+        result = drift.analyse(
+            draw(2000, seed=1), draw(2000, seed=4, shift=["f_num_1", "f_cat_1"]),
+            CATEGORICAL, 0.2,
+        )  # fmt: skip
+        result.report.save_html(str(tmp_path / name))
+        html = (tmp_path / name).read_text()
+        return re.sub(r"[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}", "id", html), result.summary
+
+    undrawn = page_and_summary("undrawn.html")
+    monkeypatch.setattr(drift, "EVIDENTLY_TESTED", "0.0.0")  # as with another version
+    as_it_is = page_and_summary("as-it-is.html")
+    assert undrawn[1] == as_it_is[1]
+    assert undrawn[1]["overall"]["drifted_features"] == 2
+    assert undrawn[0] == as_it_is[0]
+    assert "Data Drift Summary" in undrawn[0]
 
 
 def test_a_window_without_traffic_still_writes_a_report(tmp_path: Path, baseline_dir: Path) -> None:

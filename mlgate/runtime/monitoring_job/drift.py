@@ -23,8 +23,9 @@ are the sample's; run.py says so at the top of the report when it sampled.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,36 @@ def _report(
     return Report([preset, *checks], include_tests=False)
 
 
+EVIDENTLY_TESTED = "0.7.23"
+"""The Evidently version whose per-column drift widgets `_table_widgets_only` leaves undrawn."""
+
+
+@contextlib.contextmanager
+def _table_widgets_only() -> Iterator[None]:
+    """Each column's ValueDrift metric of DataDriftPreset draws a widget of its own as it
+    computes the score (plotly figures: a quarter of `analyse`'s CPU), and the preset's render
+    then shows its drift table instead and drops them. With the Evidently version this was
+    tested with, those widgets are not drawn; the scores, the summary and the HTML report are
+    the same (tests/monitoring/test_monitoring_job.py compares the pages). With any other
+    version, Evidently runs as it is."""
+    from importlib.metadata import version
+
+    from evidently.metrics import column_statistics
+
+    calculation: Any = getattr(column_statistics, "ValueDriftCalculation", None)
+    if version("evidently") != EVIDENTLY_TESTED or not callable(
+        getattr(calculation, "_render", None)
+    ):
+        yield
+        return
+    draw = calculation._render
+    calculation._render = lambda self, *args, **kwargs: []
+    try:
+        yield
+    finally:
+        calculation._render = draw
+
+
 def _share(value: Any) -> float:
     share = float(value["share"])
     # Evidently divides by the present values; a column with none has no share to speak of.
@@ -128,10 +159,11 @@ def analyse(
     # Evidently cannot compare a column with no values; a feature that went entirely missing
     # is reported as drifted without a score: its distribution is gone.
     comparable = [c for c in reference.columns if current[c].notna().any()]
-    run = _report(reference, comparable, categorical, thresholds, drift_threshold).run(
-        Dataset.from_pandas(current, data_definition=definition),
-        Dataset.from_pandas(reference, data_definition=definition),
-    )
+    with _table_widgets_only():
+        run = _report(reference, comparable, categorical, thresholds, drift_threshold).run(
+            Dataset.from_pandas(current, data_definition=definition),
+            Dataset.from_pandas(reference, data_definition=definition),
+        )
     features: dict[str, dict[str, Any]] = {
         c: {
             "test": CATEGORICAL_TEST if c in categorical else NUMERIC_TEST,
