@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -407,12 +408,13 @@ def scaffold(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Any:
     return App.from_cloud_assembly(outdir)
 
 
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Refuse every socket connection and every name lookup, on any thread; yields the list of
-    addresses and host names that were attempted. The lookup is refused too because it comes
-    first: on a machine without DNS (this one) a connection to a host name is never tried, so
-    watching connections alone would pass here what reaches the network elsewhere."""
+@contextlib.contextmanager
+def refused_network() -> Iterator[list[Any]]:
+    """Refuse every socket connection and every name lookup, on any thread, until the block
+    ends; yields the list of addresses and host names that were attempted. The lookup is
+    refused too because it comes first: on a machine without DNS (this one) a connection to a
+    host name is never tried, so watching connections alone would pass here what reaches the
+    network elsewhere."""
     attempts: list[Any] = []
 
     def refuse(self: socket.socket, address: Any) -> None:
@@ -423,10 +425,20 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         attempts.append(host)
         raise socket.gaierror(f"test forbids looking up {host}")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse_lookup)
-    return attempts
+    saved = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+    socket.socket.connect = socket.socket.connect_ex = refuse  # type: ignore[method-assign,assignment]
+    socket.getaddrinfo = refuse_lookup
+    try:
+        yield attempts
+    finally:
+        socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = saved  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def no_network() -> Iterator[list[Any]]:
+    """refused_network() for the test's whole run."""
+    with refused_network() as attempts:
+        yield attempts
 
 
 from .spark_session import spark  # noqa: E402  (local Spark for every test that asks for it)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from mlgate.manifest import load_manifest
 
-from ..conftest import EXAMPLES
+from ..conftest import EXAMPLES, refused_network
 from ..spark_session import spark  # noqa: F401  (local Spark, shared with tests/etl)
 
 PRODUCTS = sorted(p.parent.name for p in EXAMPLES.glob("*/manifest.yaml"))
@@ -50,14 +51,55 @@ def settings(manifest: Any) -> Any:
     return pipeline_settings(manifest)
 
 
-@pytest.fixture(scope="session")
-def built_definition(manifest: Any, settings: Any) -> dict[str, Any]:
-    """Each product's pipeline definition, built once (the SDK takes seconds per build) for the
-    tests that read it; the tests of building itself (offline, deterministic, cached) build
-    their own."""
-    from mlgate.infra.ml.pipeline import definition
+_built: dict[str, dict[str, Any]] = {}
+"""Pipeline definitions built in this run, by definition_key (everything a definition is built
+from: the manifest, the settings, pipeline.py and the SDK's versions)."""
 
-    return definition(manifest, settings)
+
+def build(manifest: Any, settings: Any) -> dict[str, Any]:
+    """definition(manifest, settings), built once per distinct input in a run (the SDK takes
+    about a second a build; the checks ask for the same product, engine and settings over and
+    over), a copy each time. The tests of building itself (offline, deterministic, the cache)
+    build their own."""
+    import copy
+
+    from mlgate.infra.ml.pipeline import definition, definition_key
+
+    key = definition_key(manifest, settings)
+    if key not in _built:
+        _built[key] = definition(manifest, settings)
+    return copy.deepcopy(_built[key])
+
+
+@dataclass
+class Built:
+    body: dict[str, Any]
+    attempts: list[Any]
+    """What the build and the threads it started tried to reach (refused_network)."""
+
+
+@pytest.fixture(scope="session")
+def built(manifest: Any, settings: Any) -> Built:
+    """Each product's pipeline definition, built afresh once with the network refused on every
+    thread; the build waits for the threads it started (the SDK sends its telemetry from
+    threads of its own), then seeds `build`'s memory."""
+    import threading
+
+    from mlgate.infra.ml.pipeline import definition, definition_key
+
+    with refused_network() as attempts:
+        before = set(threading.enumerate())
+        body = definition(manifest, settings)
+        for thread in set(threading.enumerate()) - before:
+            thread.join(timeout=30)
+    _built[definition_key(manifest, settings)] = body
+    return Built(body, list(attempts))
+
+
+@pytest.fixture(scope="session")
+def built_definition(built: Built) -> dict[str, Any]:
+    """Each product's pipeline definition, built once for the tests that read it."""
+    return built.body
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +19,8 @@ from mlgate.infra.ml.pipeline import (
 )
 from mlgate.manifest import Direction, MonitoringEngine
 
+from .conftest import Built, build
+
 
 def flatten(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
@@ -30,15 +31,9 @@ def flatten(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def test_definition_is_built_offline(no_network: list[Any], manifest: Any, settings: Any) -> None:
-    # The SDK sends its telemetry from threads of its own after the call returns: the check
-    # waits for every thread the build started before it reads the attempts.
-    before = set(threading.enumerate())
-    body = definition(manifest, settings)
-    for thread in set(threading.enumerate()) - before:
-        thread.join(timeout=30)
-    assert body["Steps"]
-    assert no_network == [], f"the SDK tried to reach {no_network}"
+def test_definition_is_built_offline(built: Built) -> None:
+    assert built.body["Steps"]
+    assert built.attempts == [], f"the SDK tried to reach {built.attempts}"
 
 
 def test_the_sdk_s_telemetry_is_off_with_any_sdk_version(monkeypatch: Any) -> None:
@@ -101,7 +96,7 @@ def test_without_model_monitor_no_step_runs_its_image_or_registers_its_baseline(
     """Model Monitor is closed to new customers: with Evidently, a version is registered in an
     account that cannot run Model Monitor's analyzer (no QualityCheck step, no drift-check
     baseline from it), and the Evidently job's baseline dataset travels with the version."""
-    body = definition(with_engine(manifest, MonitoringEngine.EVIDENTLY), settings)
+    body = build(with_engine(manifest, MonitoringEngine.EVIDENTLY), settings)
     steps = flatten(body["Steps"])
     assert [s for s in steps if s["Type"] in ("QualityCheck", "ClarifyCheck")] == []
     text = json.dumps(body)
@@ -117,7 +112,7 @@ def test_without_model_monitor_no_step_runs_its_image_or_registers_its_baseline(
 def test_with_model_monitor_the_baseline_step_gates_registration(
     manifest: Any, settings: Any
 ) -> None:
-    body = definition(with_engine(manifest, MonitoringEngine.MODEL_MONITOR), settings)
+    body = build(with_engine(manifest, MonitoringEngine.MODEL_MONITOR), settings)
     names = [s["Name"] for s in body["Steps"]]
     assert names.index("DataQualityBaseline") == 3
     steps = flatten(body["Steps"])
@@ -203,8 +198,10 @@ def test_training_uses_the_manifest_hyper_parameters_and_the_regional_image(
     assert train["OutputDataConfig"]["KmsKeyId"] == settings.kms_key_arn
 
 
-def test_definition_is_deterministic(manifest: Any, settings: Any) -> None:
-    assert definition(manifest, settings) == definition(manifest, settings)
+def test_definition_is_deterministic(
+    manifest: Any, settings: Any, built_definition: dict[str, Any]
+) -> None:
+    assert definition(manifest, settings) == built_definition
 
 
 def register_step(body: dict[str, Any]) -> dict[str, Any]:
@@ -307,7 +304,9 @@ def test_image_uris_equal_the_sdk_s_in_every_region_of_the_manifest(manifest: An
         assert ours["model-monitor"] == sdk.retrieve("model-monitor", region=region)
 
 
-def test_each_cached_definition_is_what_the_sdk_builds_today(manifest: Any) -> None:
+def test_each_cached_definition_is_what_the_sdk_builds_today(
+    manifest: Any, settings: Any, built_definition: dict[str, Any]
+) -> None:
     """Synth serves the pipeline definition from the product's cache (no SDK import): the
     cache must hold exactly what the SDK builds now from the same inputs, under their key."""
     import json
@@ -317,11 +316,12 @@ def test_each_cached_definition_is_what_the_sdk_builds_today(manifest: Any) -> N
     path = manifest.path(str(CACHE_FILE))
     assert path.is_file(), f"{path} is missing: `make synth MANIFEST={manifest.folder}`, commit it"
     cached = json.loads(path.read_text())
-    settings = PipelineSettings(**cached["settings"])
-    assert cached["key"] == definition_key(manifest, settings), (
+    stored = PipelineSettings(**cached["settings"])
+    assert cached["key"] == definition_key(manifest, stored), (
         f"{path} was built from other inputs: `make synth MANIFEST={manifest.folder}`, commit it"
     )
-    assert cached["definition"] == definition(manifest, settings)
+    built = built_definition if stored == settings else build(manifest, stored)
+    assert cached["definition"] == built
 
 
 def test_the_cache_is_rebuilt_when_an_input_changes(
@@ -377,10 +377,10 @@ def test_every_job_runs_with_network_isolation(manifest: Any, settings: Any) -> 
     untracked = manifest.model_copy(update={"tracking": None})
     plain = replace(settings, tracking_uri=None, tracking_code_uri=None)
     for engine in MonitoringEngine:
-        alone = definition(with_engine(untracked, engine), plain)
+        alone = build(with_engine(untracked, engine), plain)
         assert networked_jobs(alone) == [], engine
         assert "MLFLOW_TRACKING_URI" not in json.dumps(alone), engine  # no job told of a server
-        body = definition(with_engine(manifest, engine), settings)
+        body = build(with_engine(manifest, engine), settings)
         assert networked_jobs(body) == (logging if manifest.tracking else []), engine
 
 
@@ -420,7 +420,7 @@ def test_training_that_pip_installs_requirements_is_the_one_networked_job(
         update={"model": manifest.model.model_copy(update={"code": code}), "tracking": None}
     )
     plain = replace(settings, tracking_uri=None, tracking_code_uri=None)
-    assert networked_jobs(definition(needs, plain)) == ["Train"]
+    assert networked_jobs(build(needs, plain)) == ["Train"]
 
 
 def test_the_sdk_tables_give_no_digest_to_pin() -> None:
