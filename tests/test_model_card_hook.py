@@ -201,12 +201,12 @@ def hook() -> Any:
 def world(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """A product's world under moto (the product: the test's `name` parameter, or the
     default), its hook imported as Lambda imports it."""
-    from moto import mock_aws
+    from .lambdas.conftest import moto
 
     manifest = MANIFESTS[getattr(request, "param", DEFAULT)]
     for key, value in environment(manifest).items():
         monkeypatch.setenv(key, value)
-    with mock_aws():
+    with moto():
         s3 = boto3.client("s3")
         for bucket in ("artifacts", "releases"):
             s3.create_bucket(

@@ -21,7 +21,6 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from mlgate.cli import rollback as rb
 from mlgate.infra.naming import Names
@@ -29,6 +28,7 @@ from mlgate.manifest import Manifest, ManifestError, load_manifest
 from shared.served import FROM_RELEASE, served_item
 
 from .conftest import EXAMPLES, PRODUCTS
+from .lambdas.conftest import moto
 
 PARAMETERS = ("ModelPackageArn", "ModelDataUrl", "BaselineStatisticsUri", "BaselineConstraintsUri")
 WHEN = "2026-11-{:02d}T12:00:00Z"
@@ -202,7 +202,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
     product, env = request.param
     manifest = load_manifest(EXAMPLES / product / "manifest.yaml")
     region = manifest.environment(env).region
-    with mock_aws():
+    with moto():
         place = rb.Place.of(manifest, env)
         ddb = boto3.client("dynamodb", region_name=manifest.environments.staging.region)
         ddb.create_table(
