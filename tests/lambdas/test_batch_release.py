@@ -52,10 +52,10 @@ START = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 FINISHED = "2026-12-05T10:14:07+00:00"
 
 
-def sample(env: str = "staging") -> str:
+def sample(env: str = "staging", attempt: int = 0) -> str:
     from shared.batch import sample_run
 
-    return sample_run(EXECUTION, env)
+    return sample_run(EXECUTION, env, attempt)
 
 
 class BatchRun:
@@ -94,9 +94,9 @@ def live(package: str = RELEASED_ARN, model: str = MODEL) -> None:
     ssm.put_parameter(Name=MODEL_PARAMETER, Value=model, Type="String", Overwrite=True)
 
 
-def side(job: str, rows: int, **fields: Any) -> dict[str, Any]:
+def side(job: str, rows: int, run: str | None = None, **fields: Any) -> dict[str, Any]:
     return {"job": job, "status": "Completed", "rows_out": rows, "unparseable": 0,
-            "seconds": 312.0, "output_uri": f"s3://{BUCKET}/batch/staging/runs/{sample()}/"
+            "seconds": 312.0, "output_uri": f"s3://{BUCKET}/batch/staging/runs/{run or sample()}/"
             f"{'reference' if job.endswith('-ref') else 'candidate'}/",
             "failure_reason": None, **fields}  # fmt: skip
 
@@ -110,8 +110,8 @@ def record(run: str | None = None, compare: bool = False, **fields: Any) -> dict
         "model_package": RELEASED_ARN,
         "reference_model": PREVIOUS_MODEL if compare else None,
         "rows_in": 50,
-        "candidate": side(f"{job}-score", 50),
-        "reference": side(f"{job}-ref", 50, seconds=260.0) if compare else None,
+        "candidate": side(f"{job}-score", 50, run),
+        "reference": side(f"{job}-ref", 50, run, seconds=260.0) if compare else None,
         "started_at": "2026-12-05T10:00:02+00:00", "finished_at": FINISHED, "reason": "",
         **fields,
     }  # fmt: skip
@@ -282,6 +282,74 @@ def test_a_retried_first_invocation_starts_one_run(
     assert len(batch_run.invokes) == 2
     assert {i["Payload"]["run"] for i in batch_run.invokes} == {sample()}
     assert batch_run.started == [sample()]
+
+
+def test_a_retried_verify_action_after_a_failed_run_starts_the_next_attempt(
+    batch: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transform job's transient fault fails the sample run and the action; CodePipeline's
+    Retry runs the action again in the same execution: it starts attempt 1's run (a new run
+    id, so batch_run starts new jobs) instead of failing on attempt 0's record again."""
+    _, batch_run = batch
+    first = started(batch, released, monkeypatch)
+    write_record(record(status="Failed", reason="score job: InternalServerError"))
+    failed = verify(batch, released, monkeypatch, START + timedelta(minutes=15), first)
+    assert failed["result"] == "failed", failed
+    retried = verify(batch, released, monkeypatch, START + timedelta(hours=1))  # Retry
+    assert retried["result"] == "in_progress", retried
+    second = token_of(released)
+    assert json.loads(second)["run"] == sample(attempt=1) != sample()
+    assert batch_run.started == [sample(), sample(attempt=1)]
+    write_record(record(run=sample(attempt=1)))
+    done = verify(batch, released, monkeypatch, START + timedelta(hours=2), second)
+    assert done["result"] == "succeeded", done
+    assert sample(attempt=1) in done["reason"]
+    assert len(served()) == 1
+    # Retried once more (a later action of the stage failed): the verified run, nothing new.
+    again = verify(batch, released, monkeypatch, START + timedelta(hours=3))
+    assert "already verifies the release" in again["reason"]
+    assert json.loads(token_of(released))["run"] == sample(attempt=1)
+    assert batch_run.started == [sample(), sample(attempt=1)]
+
+
+def test_a_retry_while_the_run_still_goes_waits_for_the_same_run(
+    batch: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The action failed waiting (its deadline passed) while the run still went: the retry
+    takes the same run, which batch_run does not start twice."""
+    _, batch_run = batch
+    started(batch, released, monkeypatch)
+    retried = verify(batch, released, monkeypatch, START + timedelta(hours=4))
+    assert retried["result"] == "in_progress"
+    assert json.loads(token_of(released))["run"] == sample()
+    assert batch_run.started == [sample()]
+
+
+def test_after_every_attempt_failed_the_verifier_fails_saying_to_release_again(
+    batch: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.batch import SAMPLE_ATTEMPTS
+
+    _, batch_run = batch
+    for attempt in range(SAMPLE_ATTEMPTS):
+        write_record(record(run=sample(attempt=attempt), status="Failed", reason="no capacity"))
+    result = verify(batch, released, monkeypatch)
+    assert result["result"] == "failed", result
+    assert f"this execution's {SAMPLE_ATTEMPTS} sample runs all failed" in result["reason"]
+    assert "no capacity" in result["reason"]
+    assert batch_run.invokes == []
+
+
+def test_the_attempts_are_distinct_runs_and_a_run_id_outside_them_is_refused() -> None:
+    from shared.batch import SAMPLE_ATTEMPTS, is_run, sample_run, sample_runs
+
+    runs = sample_runs(EXECUTION, "staging")
+    assert len(set(runs)) == SAMPLE_ATTEMPTS
+    assert all(is_run(r) for r in runs)
+    assert runs[0] == sample_run(EXECUTION, "staging")  # attempt 0: the run id before retries
+    assert set(runs).isdisjoint(sample_runs(EXECUTION, "prod"))
+    with pytest.raises(ValueError, match=r"attempt 10 is not within 0\.\.9"):
+        sample_run(EXECUTION, "staging", SAMPLE_ATTEMPTS)
 
 
 @pytest.mark.parametrize(
@@ -466,6 +534,19 @@ def test_gate_without_a_reference_judges_the_failure_rate_and_says_so(
     failed = judge(gate, released)
     assert failed["result"] == "failed"
     assert "FAIL failure rate 10.00%" in failed["reason"]
+
+
+def test_gate_judges_the_attempt_the_verifier_judged_last(gate: Any, released: Pipeline) -> None:
+    """After a retried verify action: attempt 0 failed, attempt 1 verified the release; the
+    gate judges attempt 1's run and outputs."""
+    write_record(record(status="Failed", reason="score job: InternalServerError", compare=True))
+    retried = sample(attempt=1)
+    write_record(record(run=retried, compare=True))
+    outputs(retried, "candidate", scores(0.01))
+    outputs(retried, "reference", scores())
+    result = judge(gate, released)
+    assert result["result"] == "succeeded", result["reason"]
+    assert result["reason"].startswith(f"Quality gate passed on sample run {retried}: ")
 
 
 def test_gate_fails_when_the_verifier_s_sample_run_is_missing(

@@ -7,9 +7,18 @@ update sets) must be the release's version, else the update was rolled back (a s
 rollback, naming both); its live model (`model_parameter`) must exist. Then the batch_run
 function is invoked asynchronously (Invoke, InvocationType Event: Lambda answers 202 once the
 event is queued, https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html) with a sample
-start of `sample_rows` rows under the run id shared/batch.py's sample_run gives this execution
-and environment, and the job continues with a BatchToken. A Lambda retry of this invocation
-sends the same run id, and batch_run starts each run once.
+start of `sample_rows` rows under the run id shared/batch.py's sample_run gives this execution,
+environment and attempt, and the job continues with a BatchToken. A Lambda retry of this
+invocation sends the same run id, and batch_run starts each run once.
+
+The attempt: a retried verify action runs in the same pipeline execution (CodePipeline's Retry
+keeps the execution: RetryStageExecution takes its pipelineExecutionId,
+https://docs.aws.amazon.com/codepipeline/latest/userguide/pipelines-actions-retry.html).
+The first invocation takes this execution's runs in order and uses the first one that has no
+record yet (started here, or still running from an earlier try: batch_run starts it once) or
+whose record verifies the release (judged again, nothing started). A run whose record failed
+the release is passed over, so a retry after a failed run starts the next attempt instead of
+failing on the same record again; after shared/batch.py's SAMPLE_ATTEMPTS the job fails.
 
 Each continuation reads the run's record.json: absent, it continues until the token's
 deadline (`max_run_minutes` after the start, never past CodePipeline's 24 hours for a Lambda
@@ -30,7 +39,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shared.audit import AuditTrail
-from shared.batch import SAMPLE, record_key, sample_run
+from shared.batch import SAMPLE, SAMPLE_ATTEMPTS, record_key, sample_runs
 from shared.jobs import JobError, Refused, check_approved, read_release, succeed
 from shared.models import BatchToken, Release, RunRecord, read
 from shared.served import served_item
@@ -83,7 +92,25 @@ def parameter(ssm: Any, name: str, env: str) -> str:
         ) from None
 
 
-def start(job: Any, release: Release, env: Any, now: float) -> BatchToken:
+def attempt_run(job: Any, release: Release, env: Any) -> tuple[str, RunRecord | None]:
+    """The sample run this try of the verify action uses (module docstring: the attempt), with
+    its record when it already verifies the release."""
+    batch, name = job.params.batch, job.params.environment
+    s3, failed = env.client("s3"), ""
+    for run in sample_runs(job.execution, name):
+        record = read_record(s3, batch.bucket, name, run)
+        if record is None:
+            return run, None
+        failed = problem(record, release.model_package_arn) or ""
+        if not failed:
+            return run, record
+    raise JobError(
+        f"{name}: this execution's {SAMPLE_ATTEMPTS} sample runs all failed the release, the "
+        f"last: {failed}; start a new release rather than retry"
+    )
+
+
+def start(job: Any, release: Release, env: Any, now: float, run: str) -> BatchToken:
     """Check the live version, start the sample run (once per run id), and its token."""
     params, batch = job.params, job.params.batch
     name, arn = params.environment, release.model_package_arn
@@ -101,7 +128,6 @@ def start(job: Any, release: Release, env: Any, now: float) -> BatchToken:
             f"{name}: the live model parameter {batch.model_parameter} names no model although "
             f"the live model package is {arn}"
         )
-    run = sample_run(job.execution, name)
     payload = {"action": "start", "kind": SAMPLE, "run": run, "rows": batch.sample_rows,
                "model_package": arn}  # fmt: skip
     answer = env.client("lambda").invoke(
@@ -177,19 +203,26 @@ def step(
     """The verifier's job in a batch environment (module docstring): start, wait, judge."""
     params, batch = job.params, job.params.batch
     name = params.environment
-    run = sample_run(job.execution, name)
     if job.continuation is None:
         release = read_release(job, codepipeline, s3_home)
         check_approved(job, release, registry)
-        token = start(job, release, env, now)
+        run, verified = attempt_run(job, release, env)
+        if verified is None:
+            token = start(job, release, env, now, run)
+            reason = f"{name}: sample run {run} started"
+        else:
+            deadline = int(now) + wait_minutes(batch.max_run_minutes) * 60
+            token = BatchToken(run=run, deadline=deadline)
+            reason = f"{name}: sample run {run} already verifies the release: judged again"
         succeed(codepipeline, job.id, continuation=token.model_dump_json())
-        return {"result": "in_progress", "reason": f"{name}: sample run {run} started"}
+        return {"result": "in_progress", "reason": reason}
     token = job.token(BatchToken)
-    if token.run != run:
+    run = token.run
+    if run not in sample_runs(job.execution, name):
         raise Refused(
             job.id,
-            f"continuationToken.run: names {token.run}, not this job's sample run {run} (not a "
-            "token this action wrote)",
+            f"continuationToken.run: names {run}, not a sample run of this execution in {name} "
+            "(not a token this action wrote)",
         )
     record = read_record(env.client("s3"), batch.bucket, name, run)
     if record is None:

@@ -1,7 +1,9 @@
 """The quality gate of a batch staging (UserParameters' `batch`): no endpoint and no smoke
-load; it judges the sample run the deploy verifier ran in this execution (shared/batch.py's
-sample_run(execution, "staging")), from its record and its outputs in staging's artifact
-bucket.
+load; it judges the sample run the deploy verifier ran in this execution, from its record and
+its outputs in staging's artifact bucket: the last of the execution's runs (shared/batch.py's
+sample_runs(execution, "staging"), in the order of attempts) that has a record, the one the
+verifier judged last (a retried verify action starts the next attempt only after a run's
+record failed the release).
 
 - Failure rate: (rows_in - rows_out + unparseable) / rows_in of the candidate (the released
   version), at most `max_failure_rate`.
@@ -29,7 +31,7 @@ from botocore.exceptions import ClientError
 from deploy_verifier.batch import read_record
 
 from shared.audit import AuditTrail, digest
-from shared.batch import record_key, sample_run
+from shared.batch import record_key, sample_run, sample_runs
 from shared.batch_run import is_number, predictions
 from shared.jobs import JobError, fail, is_transient, refused_by_aws, succeed
 from shared.models import BatchParameters, Release, RunRecord, RunSide
@@ -141,8 +143,12 @@ def step(
     """The gate's job in a batch staging: judge the verifier's sample run and the registered
     metrics (`metric_lines`, the handler's), record the verdict, report it."""
     limits = job.params.batch
-    run = sample_run(job.execution, ENV)
-    record = read_record(s3, limits.bucket, ENV, run)
+    run, record = sample_run(job.execution, ENV), None
+    for attempt in sample_runs(job.execution, ENV):
+        found = read_record(s3, limits.bucket, ENV, attempt)
+        if found is None:
+            break
+        run, record = attempt, found
     if record is None:
         raise JobError(
             f"the deploy verifier's sample run {run} is missing: no s3://{limits.bucket}/"

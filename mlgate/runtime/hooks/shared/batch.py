@@ -48,9 +48,24 @@ def etl_run(job_run_id: str) -> str:
     return f"e{_digest(job_run_id)}"
 
 
-def sample_run(execution: str, env: str) -> str:
-    """A release's sample run: one per pipeline execution and environment."""
-    return f"v{_digest(f'{execution}#{env}')}"
+SAMPLE_ATTEMPTS = 10
+"""The sample runs one pipeline execution may start in one environment. A verify action that
+failed on its sample run (a transform job's transient fault, say) and is retried in CodePipeline
+runs in the same execution: the retry starts the next attempt's run, not the failed one again
+(deploy_verifier/batch.py)."""
+
+
+def sample_run(execution: str, env: str, attempt: int = 0) -> str:
+    """A release's sample run: per pipeline execution, environment and attempt (0, then each
+    retry of the verify action after a run that failed it)."""
+    if not 0 <= attempt < SAMPLE_ATTEMPTS:
+        raise ValueError(f"attempt {attempt} is not within 0..{SAMPLE_ATTEMPTS - 1}")
+    return f"v{_digest(f'{execution}#{env}' + (f'#{attempt}' if attempt else ''))}"
+
+
+def sample_runs(execution: str, env: str) -> list[str]:
+    """Every sample run the execution may start in the environment, in the order of attempts."""
+    return [sample_run(execution, env, attempt) for attempt in range(SAMPLE_ATTEMPTS)]
 
 
 def is_run(text: str) -> bool:
