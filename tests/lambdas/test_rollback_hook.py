@@ -10,6 +10,7 @@ loop is checked on its definition: tests/constructs/test_rollback_hook.py)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,6 +217,11 @@ def test_a_verified_prod_release_posts_the_roll_back_button_once(world: World) -
     assert len(world.posted) == 1
     stored = list(world.items(f"rollback#{world.pipeline}#offer"))
     assert [i["sk"] for i in stored] == [offer, f"{offer}#posted"]
+    # Both expire with the audit trail's retention (DynamoDB TTL): the marker is not left
+    # behind by its offer. Written within the same second or two.
+    days = world.manifest.retention.audit * 86400
+    for item in stored:
+        assert abs(int(item["expires_at"]) - time.time() - days) < 60, item
     assert stored[0]["from_version"] == "5"
     assert stored[0]["to_version"] == "4"
 

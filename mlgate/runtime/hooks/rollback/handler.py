@@ -292,7 +292,7 @@ def on_verified(event: Any, context: Any) -> dict[str, str]:
     message = {"text": f"{env} now serves version {current}",
                "blocks": offer_blocks(env, stored, names)}  # fmt: skip
     slack.post(slack.secret(settings().webhook_secret), message)
-    mark_offer_posted(clients.dynamodb, settings().table, pipeline, stored["id"])
+    mark_offer_posted(clients.dynamodb, settings().table, pipeline, stored["id"], retention_days())
     return {"result": "posted", "reason": f"offer {stored['id']}"}
 
 

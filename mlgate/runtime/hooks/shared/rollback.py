@@ -529,7 +529,10 @@ def offer_posted(client: Any, table: str, pipeline: str, offer: str) -> bool:
     return "Item" in client.get_item(TableName=table, Key=key, ConsistentRead=True)
 
 
-def mark_offer_posted(client: Any, table: str, pipeline: str, offer: str) -> None:
-    """The offer's marker item: its message was posted (written once)."""
+def mark_offer_posted(
+    client: Any, table: str, pipeline: str, offer: str, keep_days: int | None
+) -> None:
+    """The offer's marker item: its message was posted (written once). It expires with the
+    offer (`keep_days`, the table's retention), not after it."""
     item = {**offer_key(pipeline, f"{offer}#posted"), "posted": {"S": "true"}}
-    AuditTrail(client, table, keep_days=None).append(item)
+    AuditTrail(client, table, keep_days=keep_days).append(item)
