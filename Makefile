@@ -121,6 +121,7 @@ bench: setup-dev $(STAMPS)/system  ## benchmarks (figures, not pass/fail): synth
 	$(BIN)/python bench/hooks_latency.py
 	$(BIN)/python bench/etl_throughput.py
 	$(BIN)/python bench/monitoring_job.py
+	$(BIN)/python bench/drift_report.py
 	$(BIN)/python bench/monitoring_memory.py
 	$(BIN)/python bench/monitoring_startup.py
 	$(BIN)/python bench/test_time.py
