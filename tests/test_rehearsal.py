@@ -332,6 +332,28 @@ def endpoint_series_are_the_requests(
         assert ("AWS/SageMaker", "Invocations", tuple(sorted(endpoint.items()))) not in series
 
 
+@pytest.mark.parametrize("through", [(), ("Fault 3",), ("Fault 1", "Fault 2")])
+def test_a_fault_that_gets_through_fails_the_rehearsal_naming_it(
+    through: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fault scenario that does not end safely (a silent rollback not caught, a forged click
+    that decided) fails the run instead of printing NOT CAUGHT and passing; the scenarios
+    themselves run in the rehearsal above."""
+    from tools import rehearsal
+
+    played = object.__new__(rehearsal.Rehearsal)
+    for number, method in enumerate(
+        ("fault_below_threshold", "fault_forged_approval", "fault_silent_rollback"), start=1
+    ):
+        setattr(played, method, lambda safe=f"Fault {number}" not in through: safe)
+    assert played.faults() is (len(through) == 0)
+    said = capsys.readouterr().out
+    if through:
+        assert f"{', '.join(through)} did not end safely: the rehearsal fails." in said
+    else:
+        assert said == ""
+
+
 def test_a_failing_product_fails_the_run_and_is_named(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

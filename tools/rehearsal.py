@@ -1203,9 +1203,8 @@ class Rehearsal:
         for line in budget:
             say("Budget", line)
         print("\nFault scenarios\n")
-        self.fault_below_threshold()
-        self.fault_forged_approval()
-        self.fault_silent_rollback()
+        if not self.faults():
+            return 1
         self.train_second(curated)
         second = self.fault_transient_release()
         print("\nVersion 2: from staging to prod through its rollout\n")
@@ -2308,7 +2307,20 @@ class Rehearsal:
 
     # --- faults ----------------------------------------------------------------------------------
 
-    def fault_below_threshold(self) -> None:
+    def faults(self) -> bool:
+        """Each fault scenario in turn; False, naming the ones that did not end safely, when a
+        fault got through (the run then fails, as the release would have gone wrong on AWS)."""
+        ended_safely = {
+            "Fault 1": self.fault_below_threshold(),
+            "Fault 2": self.fault_forged_approval(),
+            "Fault 3": self.fault_silent_rollback(),
+        }
+        through = [name for name, safe in ended_safely.items() if not safe]
+        if through:
+            say("Faults", f"{', '.join(through)} did not end safely: the rehearsal fails.")
+        return not through
+
+    def fault_below_threshold(self) -> bool:
         """A release whose registered metric misses its threshold: the quality gate stops it,
         or, for a product without an automated gate, the training pipeline's check does."""
         metric = self.manifest.metrics.model_metrics[0]
@@ -2325,7 +2337,7 @@ class Rehearsal:
                 f"{metric.threshold}): stopped by the training pipeline's Check step before "
                 f"registration {SIMULATED}; this product's release has no automated gate.",
             )
-            return
+            return True
         self.client("s3").put_object(
             Bucket="releases",
             Key="release.json",
@@ -2337,8 +2349,9 @@ class Rehearsal:
             f"a model below its {name} threshold: "
             + ("NOT STOPPED" if passed else "stopped at the quality gate; prod untouched."),
         )
+        return not passed
 
-    def fault_forged_approval(self) -> None:
+    def fault_forged_approval(self) -> bool:
         from shared.audit import AuditTrail
 
         audit = AuditTrail(self.client("dynamodb"), "audit")
@@ -2358,6 +2371,7 @@ class Rehearsal:
             f"decision recorded: {decided.get('decision', 'none')} (audit items added: {changed}, "
             "the brief's own request only).",
         )
+        return answer["statusCode"] == 401 and not sent and "decision" not in decided
 
     def brief_quiet(self, stage: str, token: str) -> str:
         from gate_notifier import handler as notifier
@@ -2365,10 +2379,9 @@ class Rehearsal:
         answer = notifier.handler(self.notification(stage, token), lambda_context("gate_notifier"))
         return str(answer["request_id"])
 
-    def fault_silent_rollback(self) -> None:
+    def fault_silent_rollback(self) -> bool:
         if self.manifest.is_batch("prod"):
-            self.batch.silent_rollback(self, say)
-            return
+            return bool(self.batch.silent_rollback(self, say))
         endpoint = self.name("prod", "endpoint")
         serving = self.endpoint.serving[endpoint]
         self.endpoint.serving[endpoint] = (
@@ -2389,6 +2402,7 @@ class Rehearsal:
                 else "caught by the deploy verifier; the release is marked failed."
             ),
         )
+        return not ok
 
     def fault_transient_release(self) -> str:
         """Version 2 approved, and released through a throttled CodePipeline: its ARN."""

@@ -364,7 +364,7 @@ class BatchJobs:
         s3_backends[target.account]["aws"].buckets["artifacts"].keys[key].last_modified = at
         return batch_predictions_uri("artifacts", env)
 
-    def silent_rollback(self, rehearsal: Any, say: Callable[[str, str], None]) -> None:
+    def silent_rollback(self, rehearsal: Any, say: Callable[[str, str], None]) -> bool:
         """Prod's live model parameters name another version than the release's (a stack
         rolled back behind the pipeline's back): the verifier must refuse before any run."""
         ssm = self.client("ssm")
@@ -382,6 +382,7 @@ class BatchJobs:
         say("Fault 3", "a silent rollback in prod: " + (
             "NOT CAUGHT" if ok else "caught by the deploy verifier before any run; the "
             "release is marked failed."))  # fmt: skip
+        return not ok
 
     # --- SageMaker's side: running the jobs -------------------------------------------------
 

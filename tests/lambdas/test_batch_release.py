@@ -312,6 +312,23 @@ def test_a_retried_verify_action_after_a_failed_run_starts_the_next_attempt(
     assert batch_run.started == [sample(), sample(attempt=1)]
 
 
+def test_a_silent_rollback_after_a_verified_run_is_still_caught(
+    batch: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run verified the release; then the stack rolled back behind the pipeline's back and
+    the action runs again (a retry): the live version is checked before the verified run is
+    reused, so the retry fails on the rollback instead of passing on the old record."""
+    _, batch_run = batch
+    token = started(batch, released, monkeypatch)
+    write_record(record())
+    assert verify(batch, released, monkeypatch, START, token)["result"] == "succeeded"
+    live(package=package_arn(6))
+    result = verify(batch, released, monkeypatch, START + timedelta(hours=1))
+    assert result["result"] == "failed", result
+    assert "silent rollback" in result["reason"]
+    assert len(batch_run.invokes) == 1
+
+
 def test_a_retry_while_the_run_still_goes_waits_for_the_same_run(
     batch: Any, released: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -110,8 +110,10 @@ def attempt_run(job: Any, release: Release, env: Any) -> tuple[str, RunRecord | 
     )
 
 
-def start(job: Any, release: Release, env: Any, now: float, run: str) -> BatchToken:
-    """Check the live version, start the sample run (once per run id), and its token."""
+def start(job: Any, release: Release, env: Any, now: float) -> tuple[BatchToken, bool]:
+    """Check the live version (every try: a silent rollback is caught whatever ran before),
+    then take the attempt's run (module docstring) and start it (once per run id) unless its
+    record already verifies the release: its token, and whether a run was started."""
     params, batch = job.params, job.params.batch
     name, arn = params.environment, release.model_package_arn
     ssm = env.client("ssm")
@@ -128,6 +130,10 @@ def start(job: Any, release: Release, env: Any, now: float, run: str) -> BatchTo
             f"{name}: the live model parameter {batch.model_parameter} names no model although "
             f"the live model package is {arn}"
         )
+    run, verified = attempt_run(job, release, env)
+    token = BatchToken(run=run, deadline=int(now) + wait_minutes(batch.max_run_minutes) * 60)
+    if verified is not None:
+        return token, False
     payload = {"action": "start", "kind": SAMPLE, "run": run, "rows": batch.sample_rows,
                "model_package": arn}  # fmt: skip
     answer = env.client("lambda").invoke(
@@ -138,7 +144,7 @@ def start(job: Any, release: Release, env: Any, now: float, run: str) -> BatchTo
             f"{name}: Lambda answered {answer.get('StatusCode')} to the sample start of run "
             f"{run} on {batch.function}, not 202 (queued)"
         )
-    return BatchToken(run=run, deadline=int(now) + wait_minutes(batch.max_run_minutes) * 60)
+    return token, True
 
 
 def problem(record: RunRecord, arn: str) -> str | None:
@@ -206,14 +212,12 @@ def step(
     if job.continuation is None:
         release = read_release(job, codepipeline, s3_home)
         check_approved(job, release, registry)
-        run, verified = attempt_run(job, release, env)
-        if verified is None:
-            token = start(job, release, env, now, run)
-            reason = f"{name}: sample run {run} started"
-        else:
-            deadline = int(now) + wait_minutes(batch.max_run_minutes) * 60
-            token = BatchToken(run=run, deadline=deadline)
-            reason = f"{name}: sample run {run} already verifies the release: judged again"
+        token, started = start(job, release, env, now)
+        reason = (
+            f"{name}: sample run {token.run} started"
+            if started
+            else f"{name}: sample run {token.run} already verifies the release: judged again"
+        )
         succeed(codepipeline, job.id, continuation=token.model_dump_json())
         return {"result": "in_progress", "reason": reason}
     token = job.token(BatchToken)
