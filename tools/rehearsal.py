@@ -1207,6 +1207,8 @@ class Rehearsal:
             return 1
         self.train_second(curated)
         second = self.fault_transient_release()
+        if second is None:
+            return 1
         print("\nVersion 2: from staging to prod through its rollout\n")
         if not self.second_version(second):
             return 1
@@ -2404,8 +2406,9 @@ class Rehearsal:
         )
         return not ok
 
-    def fault_transient_release(self) -> str:
-        """Version 2 approved, and released through a throttled CodePipeline: its ARN."""
+    def fault_transient_release(self) -> str | None:
+        """Version 2 approved, and released through a throttled CodePipeline: its ARN, or None
+        when the retries did not start the pipeline exactly once (the run then fails)."""
         from botocore.exceptions import ClientError
         from release import handler as release
 
@@ -2446,6 +2449,10 @@ class Rehearsal:
             f"{first}; Lambda's retry released it (released {retried['released']}); the same "
             f"approval again: {again['reason']}; pipeline starts for it: {len(starts)}.",
         )
+        if len(starts) != 1:
+            say("Faults", f"Fault 4 did not end safely: {len(starts)} pipeline starts for one "
+                          "approval, not exactly one: the rehearsal fails.")  # fmt: skip
+            return None
         return arn
 
     # --- monitoring: drift, with the real Evidently job --------------------------------------
