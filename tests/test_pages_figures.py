@@ -77,6 +77,63 @@ def test_architecture_names_every_stack_by_account_with_the_data_flow(
                 assert not any(watcher in edge for edge in flows)
 
 
+OVERLAPS = """<script>
+const found = [];
+const hit = (a, b) =>
+  a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+document.querySelectorAll("div[data-figure]").forEach((figure) => {
+  const boxes = [...figure.querySelectorAll("g.stack rect")].map((r) => r.getBBox());
+  const labels = [...figure.querySelectorAll("text.label")]
+    .map((t) => [t.textContent, t.getBBox()]);
+  labels.forEach(([name, a], i) => {
+    if (boxes.some((b) => hit(a, b))) found.push(`${figure.dataset.figure}: ${name} / a stack`);
+    labels.slice(i + 1).forEach(([other, b]) => {
+      if (hit(a, b)) found.push(`${figure.dataset.figure}: ${name} / ${other}`);
+    });
+  });
+});
+const report = document.createElement("pre");
+report.id = "overlaps";
+report.textContent = found.join("\\n");
+document.body.append(report);
+</script>"""
+
+
+def test_no_edge_label_covers_a_stack_or_another_label_as_chromium_draws_them(
+    synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each example's architecture as headless Chromium lays out its text (getBBox): no edge
+    label over a stack's box or over another label. The broken form, every label where its
+    edge's middle puts it (the figure before labels were placed), is drawn beside it on the
+    same page and must show overlaps, so the check can fail."""
+    products = {
+        p.manifest.product.name: (
+            p.manifest,
+            collect(synth.outdir, lint=False, product=p.manifest.product.name),
+        )
+        for p in synth.products
+    }
+    figures_html = [
+        f'<div data-figure="{name}">{figures.architecture_svg(m, e)}</div>'
+        for name, (m, e) in products.items()
+    ]
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            figures, "_place_labels", lambda wanted, boxes: [(x, y) for x, y, _ in wanted]
+        )
+        figures_html += [
+            f'<div data-figure="unplaced {name}">{figures.architecture_svg(m, e)}</div>'
+            for name, (m, e) in products.items()
+        ]
+    page = tmp_path / "figures.html"
+    page.write_text(f"<!doctype html><html><body>{''.join(figures_html)}{OVERLAPS}</body></html>")
+    shown = dom(page, tmp_path / "profile")
+    (report,) = re.findall(r'<pre id="overlaps">(.*?)</pre>', shown, re.S)
+    found = [line for line in report.splitlines() if line]
+    assert [f for f in found if not f.startswith("unplaced ")] == []
+    assert any(f.startswith("unplaced ") for f in found), "the broken form shows no overlap"
+
+
 def test_cross_account_trusts_are_drawn_only_where_prod_has_its_own_account(
     synth: Any, packs: dict[str, tuple[Any, str]]
 ) -> None:

@@ -265,12 +265,13 @@ def architecture_svg(m: Manifest, e: Evidence) -> str:
         ]
         for j, line in enumerate(lines):
             boxes.append(_text(x + 6, y + 32 + j * 14, line, 10))
-        boxes.append(_text(x + 6, y + BOX_H - 6, f"{sum(e.stacks[s].values())} resources", 9,
-                         fill="#687078"))  # fmt: skip
+        count = f"{sum(e.stacks[s].values())} resources"
+        boxes.append(_text(x + 6, y + BOX_H - 6, count, 9, fill="#687078"))
         boxes.append("</g>")
     # Lines under the boxes, labels over them.
     paths: list[str] = []
     labels: list[str] = []
+    wanted: list[tuple[float, float, str, str, str]] = []
     for k, edge in enumerate(flow_edges(m, e) + trust_edges(e)):
         if edge.target not in place:
             continue
@@ -299,12 +300,21 @@ def architecture_svg(m: Manifest, e: Evidence) -> str:
             f'Q{mx:.0f},{my - bend:.0f} {end[0]:.0f},{end[1]:.0f}" fill="none" '
             f'stroke="{color}" stroke-width="1.3"{dash} marker-end="url(#{marker})"/>'
         )
+        wanted.append((mx, my - bend / 2 - 3, edge.label, color, cls))
+    for (x, y), (text, color, cls) in zip(
+        _place_labels(
+            [(x, y, text) for x, y, text, _, _ in wanted],
+            [(x, y, x + BOX_W, y + BOX_H) for x, y in place.values()],
+        ),
+        [(text, color, cls) for _, _, text, color, cls in wanted],
+        strict=True,
+    ):
         labels.append(
             _text(
-                mx,
-                my - bend / 2 - 3,
-                edge.label,
-                9,
+                x,
+                y,
+                text,
+                LABEL_SIZE,
                 fill=color,
                 text_anchor="middle",
                 paint_order="stroke",
@@ -321,6 +331,53 @@ def architecture_svg(m: Manifest, e: Evidence) -> str:
     )
     out.append("</svg>")
     return "\n".join(out)
+
+
+LABEL_SIZE = 9
+CHAR_WIDTH = 0.62
+"""Text width per character in em, a little above Helvetica's and Arial's average, so the
+estimate errs wide."""
+Box = tuple[float, float, float, float]
+
+
+def _label_box(x: float, y: float, text: str) -> Box:
+    """The area a middle-anchored edge label at baseline y covers, with its white halo."""
+    half = len(text) * LABEL_SIZE * CHAR_WIDTH / 2 + 2
+    return x - half, y - LABEL_SIZE - 1, x + half, y + 3
+
+
+def _overlap(a: Box, b: Box) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _place_labels(
+    wanted: list[tuple[float, float, str]], boxes: list[Box]
+) -> list[tuple[float, float]]:
+    """Each edge label where its edge puts it, or the nearest place that covers no stack's box
+    and no label placed before it: several edges meet between the same boxes, and a label is
+    wider than the gap between two boxes, so left where its edge puts it, it would cover the
+    boxes' words or another label. Tried in order of distance; a label with no free place
+    within reach keeps the one that overlaps least."""
+    offsets = sorted(
+        ((dx, dy) for dx in range(-96, 97, 24) for dy in range(-60, 61, 6)),
+        key=lambda d: (abs(d[0]) + abs(d[1]), d),
+    )
+    placed: list[Box] = []
+    found: list[tuple[float, float]] = []
+    for x, y, text in wanted:
+        best, least = (x, y), float("inf")
+        for dx, dy in offsets:
+            area = _label_box(x + dx, y + dy, text)
+            cost = sum(_overlap(area, other) for other in [*boxes, *placed])
+            if cost < least:
+                best, least = (x + dx, y + dy), cost
+            if cost == 0:
+                break
+        placed.append(_label_box(*best, text))
+        found.append(best)
+    return found
 
 
 def _border(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
