@@ -70,6 +70,20 @@ class Synth:
         return sorted(self.outdir.glob("*.template.json"))
 
 
+def pinned_versions(*files: str) -> dict[str, str]:
+    """Package (lower case) -> the version `files` (requirements files or hash-checked locks,
+    under the project's root) pin it at; a later file's pin wins."""
+    import re
+
+    pins = {}
+    for name in files:
+        for line in (ROOT / name).read_text().splitlines():
+            match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s\\]+)", line.strip())
+            if match:
+                pins[match[1].lower()] = match[2]
+    return pins
+
+
 def python_code(code: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`code` in a fresh interpreter in the project's root, its jsii node set up as this one's
     (the environment conftest.py made), with `env` added; a failure raises with its output."""

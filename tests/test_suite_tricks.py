@@ -4,21 +4,13 @@ and this test fails, naming what is at risk, when a pin moves and the table was 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from .conftest import ROOT, SUITE_TRICKS
+from .conftest import SUITE_TRICKS, pinned_versions
 
 
 def _pins() -> dict[str, str]:
-    pins = {}
-    for name in ("requirements-dev.txt", "requirements-sagemaker.txt"):
-        for line in (ROOT / name).read_text().splitlines():
-            match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)$", line.strip())
-            if match:
-                pins[match[1].lower()] = match[2]
-    return pins
+    return pinned_versions("requirements-dev.txt", "requirements-sagemaker.txt")
 
 
 @pytest.mark.parametrize("package", sorted(SUITE_TRICKS))

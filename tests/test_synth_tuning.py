@@ -4,7 +4,6 @@ it on; it engages only on the versions it was tested with, and says so when it s
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
@@ -12,16 +11,11 @@ import pytest
 
 from mlgate.synth_tuning import versions
 
-from .conftest import ROOT
+from .conftest import ROOT, pinned_versions
 
 
 def _pins() -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)$", line.strip())
-        if match:
-            pins[match[1].lower()] = match[2]
-    return pins
+    return pinned_versions("requirements.txt")
 
 
 @pytest.mark.parametrize("name", sorted(versions.SUPPORTED))

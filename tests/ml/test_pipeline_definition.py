@@ -19,7 +19,7 @@ from mlgate.infra.ml.pipeline import (
 )
 from mlgate.manifest import Direction, MonitoringEngine
 
-from ..conftest import ROOT
+from ..conftest import pinned_versions
 from .conftest import Built, build
 
 
@@ -70,13 +70,10 @@ def test_the_sdk_s_telemetry_is_off_with_any_sdk_version(monkeypatch: Any) -> No
 def test_the_telemetry_hook_s_tested_version_is_the_pinned_one() -> None:
     """_no_telemetry replaces a private SDK hook only with the version it was tested with (the
     documented, slower switch otherwise): a pin moved without revisiting it fails here."""
-    import re
-
     from mlgate.infra.ml.pipeline import TELEMETRY_TESTED
 
     package, tested = TELEMETRY_TESTED
-    pins = (ROOT / "requirements-sagemaker.txt").read_text()
-    (pinned,) = re.findall(rf"^{package}==(\S+)$", pins, re.MULTILINE)
+    pinned = pinned_versions("requirements-sagemaker.txt")[package]
     assert pinned == tested, (
         f"requirements-sagemaker.txt pins {package} {pinned}; pipeline.TELEMETRY_TESTED says "
         f"{tested}: check that _no_telemetry's hook still exists, then update it"

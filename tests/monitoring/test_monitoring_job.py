@@ -463,13 +463,12 @@ def test_the_undrawn_column_widgets_change_no_score_and_no_page(
 def test_the_undrawn_widgets_tested_version_is_the_job_s_pinned_one() -> None:
     """drift._table_widgets_only leaves Evidently's widgets undrawn only with the version it was
     tested with: the job's lock moving without revisiting it fails here."""
-    import re
-
     from mlgate.runtime.monitoring_job import drift
 
-    root = Path(__file__).resolve().parents[2]
+    from ..conftest import pinned_versions
+
     for lock in ("requirements-monitoring.lock", "requirements-dev.txt"):
-        (pinned,) = re.findall(r"^evidently==([^\s\\]+)", (root / lock).read_text(), re.M)
+        pinned = pinned_versions(lock)["evidently"]
         assert pinned == drift.EVIDENTLY_TESTED, (
             f"{lock} pins evidently {pinned}; drift.EVIDENTLY_TESTED says "
             f"{drift.EVIDENTLY_TESTED}: check the preset still drops the widgets, then update it"
