@@ -13,6 +13,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
 
 from mlgate.cli.commands import main
 from mlgate.cli.governance.evidence import collect
@@ -36,6 +37,18 @@ def risky(tmp_path_factory: pytest.TempPathFactory) -> Path:
         env=cdk.Environment(account="111111111111", region="eu-west-1"),
     )
     s3.CfnBucket(stack, "Plain", bucket_name="plain-bucket")
+    # Endpoint configs without a key: an instance endpoint's volume and capture are not
+    # encrypted by one; a serverless endpoint has neither (SageMaker's own key encrypts it).
+    for variant, config in (
+        ({"instanceType": "ml.m5.large", "initialInstanceCount": 1}, "instance-config"),
+        ({"serverlessConfig": {"maxConcurrency": 1, "memorySizeInMb": 2048}}, "serverless-config"),
+    ):
+        sagemaker.CfnEndpointConfig(
+            stack,
+            config,
+            endpoint_config_name=config,
+            production_variants=[{"variantName": "live", "modelName": "m", **variant}],
+        )
     role = iam.Role(
         stack,
         "Loose",
@@ -61,8 +74,21 @@ def test_unencrypted_bucket_is_called_out(risky: Path) -> None:
     (bucket,) = [s for s in evidence.stores if s.name == "plain-bucket"]
     assert not bucket.encrypted
     text = markdown(MANIFEST, build(MANIFEST, evidence))
-    assert "1 NOT ENCRYPTED: S3 bucket plain-bucket" in text
+    assert (
+        "2 NOT ENCRYPTED: S3 bucket plain-bucket, endpoint volumes and capture instanceconfig"
+        in text
+    )
+    (serverless,) = [s for s in evidence.stores if s.name == "serverlessconfig"]
+    assert serverless.encryption == "SageMaker-owned key"
     assert "does not block all public access" in text
+
+
+def test_every_example_s_data_stores_are_encrypted(synth: Any, product: Any) -> None:
+    """Each example product's every store, serverless endpoints included (encrypted by
+    SageMaker's own key without a KmsKeyId)."""
+    evidence = collect(synth.outdir, lint=False, product=product.manifest.product.name)
+    assert evidence.stores
+    assert [f"{s.kind} {s.name}" for s in evidence.stores if not s.encrypted] == []
 
 
 def test_wildcard_grant_is_called_out(risky: Path) -> None:

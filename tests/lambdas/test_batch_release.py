@@ -423,7 +423,7 @@ def test_batch_parameters_take_no_shadow_and_the_gate_takes_endpoint_or_batch() 
     from shared.models import GateParameters, Refusal, VerifyParameters, read
 
     shadow = {"variant": "Shadow", "production_variant": "AllTraffic", "minutes": 60,
-              "capture_uri": "s3://capture/x",
+              "sampling_percent": 30, "capture_uri": "s3://capture/x",
               "thresholds": {"min_requests": 50, "max_latency_ratio": 1.5,
                              "max_error_rate": 0.01, "max_prediction_shift": 0.1}}  # fmt: skip
     with pytest.raises(Refusal, match="no endpoint to shadow"):

@@ -23,6 +23,7 @@ SHADOW = {
     "variant": "Shadow",
     "production_variant": "AllTraffic",
     "minutes": 60,
+    "sampling_percent": 30,
     "capture_uri": "s3://capture-bucket/datacapture/prod",
     "thresholds": {"min_requests": 50, "max_latency_ratio": 1.5, "max_error_rate": 0.01,
                    "max_prediction_shift": 0.1},
@@ -114,6 +115,8 @@ def test_the_judge_waits_its_minutes_then_records_a_passing_verdict_once(
     assert record["sk"] == EXECUTION
     assert record["passed"] == "true"
     assert json.loads(record["evidence"])["shadow"]["invocations"] == pytest.approx(300)
+    assert json.loads(record["evidence"])["copied_share"]["measured_percent"] == 33.33
+    assert "copied 33.3 % of production's requests (asked 30 %)" in done["reason"]
     again = run(judge, monkeypatch, START + timedelta(minutes=62), token)  # a retry
     assert again["reason"] == done["reason"]
     assert len(shadow_records()) == 1

@@ -25,6 +25,7 @@ PLAN = ShadowPlan(
     variant="Shadow",
     production_variant="AllTraffic",
     minutes=60,
+    sampling_percent=30,
     capture_uri=CAPTURE,
     thresholds=Thresholds(
         min_requests=50, max_latency_ratio=1.5, max_error_rate=0.01, max_prediction_shift=0.1
@@ -114,7 +115,22 @@ def test_a_shadow_that_scores_alike_passes_and_one_that_does_not_fails(
     capture(s3, "Shadow", scores)
     verdict = judge_window(cloudwatch, s3, ENDPOINT, PLAN, START, END)
     assert verdict.passed, verdict.reasons
+    # What SageMaker copied (300 of 900), beside what the manifest asked: judged by nothing.
+    assert "copied 33.3 % of production's requests (asked 30 %)" in verdict.reasons
+    assert verdict.evidence["copied_share"] == {"asked_percent": 30, "measured_percent": 33.33}
     capture(s3, "Shadow", [s + 0.5 for s in scores])  # the same key, overwritten
     verdict = judge_window(cloudwatch, s3, ENDPOINT, PLAN, START, END)
     assert not verdict.passed
     assert any("prediction shift" in r for r in verdict.reasons)
+
+
+def test_a_window_without_production_traffic_says_the_share_was_not_measured(
+    aws: tuple[object, object],
+) -> None:
+    cloudwatch, s3 = aws
+    verdict = judge_window(cloudwatch, s3, ENDPOINT, PLAN, START, END)
+    assert not verdict.passed
+    assert verdict.reasons[-1] == (
+        "copied share not measured: production answered no requests (asked 30 %)"
+    )
+    assert verdict.evidence["copied_share"] == {"asked_percent": 30, "measured_percent": None}

@@ -104,6 +104,7 @@ def test_a_shadow_test_adds_the_shadow_judges_it_then_removes_it_and_passes_the_
         assert params[2]["shadow"] == "stop"
         judged = params[1]["shadow"]
         assert judged["minutes"] == test.minutes
+        assert judged["sampling_percent"] == test.sampling_percent
         assert judged["thresholds"]["max_prediction_shift"] == test.max_prediction_shift
         assert judged["capture_uri"].endswith(f"/datacapture/{env}")
         deploy = by_name[f"Deploy{env.capitalize()}"]["Actions"][0]

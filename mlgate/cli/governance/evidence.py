@@ -207,16 +207,7 @@ def _stores(stack: str, reader: Reader) -> list[Store]:
                 )
             )
         elif t == "AWS::SageMaker::EndpointConfig":
-            key = p.get("KmsKeyId")
-            out.append(
-                Store(
-                    stack,
-                    "endpoint volumes and capture",
-                    name,
-                    "KMS" if key else "none",
-                    reader.display(key) if key else "-",
-                )
-            )
+            out.append(_endpoint_store(stack, name, p, reader))
         elif t == "AWS::Glue::SecurityConfiguration":
             enc = p.get("EncryptionConfiguration", {})
             modes = [
@@ -228,6 +219,31 @@ def _stores(stack: str, reader: Reader) -> list[Store]:
                 Store(stack, "Glue output, logs, bookmarks", name, "/".join(modes), "product key")
             )
     return out
+
+
+def _endpoint_store(stack: str, name: str, p: dict[str, Any], reader: Reader) -> Store:
+    """An endpoint config's data at rest. Without a KmsKeyId a serverless endpoint is still
+    encrypted: it has no storage volume and captures nothing, and SageMaker "encrypts the copied
+    image at rest with a SageMaker-owned AWS KMS key"
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html). An instance
+    endpoint without one has its volume and captured files unencrypted by the product's key."""
+    key = p.get("KmsKeyId")
+    if key:
+        return Store(stack, "endpoint volumes and capture", name, "KMS", reader.display(key))
+    variants = p.get("ProductionVariants")
+    if (
+        isinstance(variants, list)
+        and variants
+        and all(isinstance(v, dict) and "ServerlessConfig" in v for v in variants)
+    ):
+        return Store(
+            stack,
+            "serverless endpoint (image copy; no volume, no capture)",
+            name,
+            "SageMaker-owned key",
+            "SageMaker-owned",
+        )
+    return Store(stack, "endpoint volumes and capture", name, "none", "-")
 
 
 def _listed(value: Any) -> list[Any]:

@@ -388,8 +388,11 @@ class MonitoredEndpoint(Construct):
         production's requests to it and captures its answers, never returning them; an
         endpoint with a shadow variant has one production variant
         (https://docs.aws.amazon.com/sagemaker/latest/dg/model-shadow-deployment.html). The
-        share it copies is the ratio of the two variants' weights, as AWS's example sets it
-        (production 1.0): not confirmed offline beyond that example."""
+        share it copies is set as the ratio of the two variants' weights (production 1.0).
+        AWS states a copied share only for its shadow-test API (ShadowModelVariantConfig's
+        SamplingPercentage); its shadow-variant example gives both variants weight 1, and no
+        page says how a lower weight samples: unconfirmed, and the verdict's invocation counts
+        of both variants show the share SageMaker copied."""
         shadow = self.props.shadow
         if shadow is None or has_shadow is None or self.shadow_model is None:
             return None

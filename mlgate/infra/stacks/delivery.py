@@ -91,6 +91,7 @@ def shadow_judged(manifest: Manifest, env: EnvName) -> dict[str, Any] | None:
         "variant": SHADOW_VARIANT,
         "production_variant": VARIANT,
         "minutes": test.minutes,
+        "sampling_percent": test.sampling_percent,
         "capture_uri": f"s3://{bucket}/{capture_prefix(env)}",
         "thresholds": {
             "min_requests": test.min_requests,

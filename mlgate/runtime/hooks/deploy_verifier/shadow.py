@@ -38,6 +38,8 @@ class ShadowPlan:
     variant: str
     production_variant: str
     minutes: int
+    sampling_percent: int
+    """The share of production's requests the manifest asks SageMaker to copy."""
     capture_uri: str
     thresholds: Thresholds
 
@@ -48,6 +50,7 @@ class ShadowPlan:
             variant=str(given["variant"]),
             production_variant=str(given["production_variant"]),
             minutes=int(given["minutes"]),
+            sampling_percent=int(given["sampling_percent"]),
             capture_uri=str(given["capture_uri"]),
             thresholds=Thresholds(
                 min_requests=int(limits["min_requests"]),
@@ -151,6 +154,23 @@ def predictions(
     return found, skipped
 
 
+def copied_share(verdict: Verdict, production: Variant, shadow: Variant, asked: int) -> str:
+    """The share of production's requests SageMaker copied to the shadow over the window,
+    beside the share asked. It judges nothing: the variant weight that sets the share is
+    mlgate's reading of AWS's pages, which state no rule for it
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/model-shadow-deployment.html), so each
+    verdict shows what SageMaker actually did."""
+    if not production.invocations:
+        verdict.evidence["copied_share"] = {"asked_percent": asked, "measured_percent": None}
+        return f"copied share not measured: production answered no requests (asked {asked} %)"
+    measured = 100 * shadow.invocations / production.invocations
+    verdict.evidence["copied_share"] = {
+        "asked_percent": asked,
+        "measured_percent": round(measured, 2),
+    }
+    return f"copied {measured:.1f} % of production's requests (asked {asked} %)"
+
+
 def judge_window(
     cloudwatch: Any, s3: Any, endpoint: str, plan: ShadowPlan, start: datetime, end: datetime
 ) -> Verdict:
@@ -161,6 +181,7 @@ def judge_window(
                                  start, end)  # fmt: skip
     theirs, bad_theirs = predictions(s3, plan.capture_uri, endpoint, plan.variant, start, end)
     verdict = judge(production, shadow, ours, theirs, plan.thresholds)
+    verdict.reasons.append(copied_share(verdict, production, shadow, plan.sampling_percent))
     verdict.evidence["window"] = {"start": start.isoformat(), "end": end.isoformat()}
     verdict.evidence["malformed_capture_lines"] = bad_ours + bad_theirs
     return verdict

@@ -263,6 +263,7 @@ class ShadowParameters(Model):
     variant: SageMakerName
     production_variant: SageMakerName
     minutes: Annotated[int, Strict(), Field(ge=1, le=1200)]
+    sampling_percent: Annotated[int, Strict(), Field(ge=1, le=100)]
     capture_uri: S3Uri
     thresholds: ShadowThresholds
 
