@@ -28,7 +28,9 @@ class ShadowTest(_Model):
     (https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html) with room for
     adding and removing the shadow variant."""
     sampling_percent: int = Field(default=100, ge=1, le=100)
-    """Share of production's requests SageMaker copies to the shadow variant."""
+    """Share of production's requests SageMaker copies to the shadow variant, set as the shadow
+    variant's weight against production's 1.0 (AWS's pages state no rule for that weight: see
+    the platform engineer's page, Shadow tests); each verdict records the share copied."""
     instance_type: InstanceType | None = None
     """The shadow variant's instances (default: the environment's instance_type)."""
     instance_count: int = Field(default=1, ge=1, le=10)
