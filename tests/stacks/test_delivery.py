@@ -667,3 +667,32 @@ def test_each_brief_links_the_staging_monitoring_reports(synth: Any, product: An
         f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?region={home.region}"
         f"&prefix={names.monitoring_reports(evidently)}/&showversions=false"
     )
+
+
+def test_every_action_configuration_value_fits_codepipeline(synth: Any, product: Any) -> None:
+    """CodePipeline refuses an action configuration value over 1,000 characters when the
+    pipeline is created or updated: each example's every value fits, with room for a longer
+    product name."""
+    from mlgate.infra.constructs.release_pipeline import USER_PARAMETERS_LIMIT
+
+    (pipeline,) = delivery(synth, product).find_resources("AWS::CodePipeline::Pipeline").values()
+    values = {
+        f"{stage['Name']}/{action['Name']}/{key}": value
+        for stage in pipeline["Properties"]["Stages"]
+        for action in stage["Actions"]
+        for key, value in action.get("Configuration", {}).items()
+        if isinstance(value, str)
+    }
+    assert any(key.endswith("/UserParameters") for key in values)
+    assert {k: len(v) for k, v in values.items() if len(v) > USER_PARAMETERS_LIMIT * 0.8} == {}
+
+
+def test_user_parameters_too_long_for_codepipeline_stop_the_synth_naming_the_action() -> None:
+    from mlgate.infra.constructs.release_pipeline import user_parameters
+
+    assert user_parameters("CheckEndpointProd", {"b": 1, "a": "x"}) == '{"a": "x", "b": 1}'
+    long = {"environment": "prod", "batch": {"function": "f" * 990}}
+    with pytest.raises(ValueError, match=r"CheckBatchProd action would pass 1\d{3} characters"):
+        user_parameters("CheckBatchProd", long)
+    with pytest.raises(ValueError, match="its longest part: 'batch'"):
+        user_parameters("CheckBatchProd", long)

@@ -88,6 +88,26 @@ def gate_summary(gate: PipelineGate, chat_channel: str) -> str:
     return line[:500]
 
 
+USER_PARAMETERS_LIMIT = 1000
+"""Characters in an action configuration value, UserParameters included: CodePipeline refuses
+a longer one when the pipeline is created or updated, so the stack would fail on deploy
+(https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ActionConfiguration.html)."""
+
+
+def user_parameters(action: str, value: Mapping[str, Any]) -> str:
+    """A Lambda action's UserParameters as the hook reads them (JSON, keys sorted); too long
+    for CodePipeline stops the synth here, naming the action and what makes it long."""
+    text = json.dumps(value, sort_keys=True)
+    if len(text) > USER_PARAMETERS_LIMIT:
+        longest = max(value, key=lambda k: len(json.dumps(value[k])))
+        raise ValueError(
+            f"the release pipeline's {action} action would pass {len(text)} characters of "
+            f"UserParameters; CodePipeline takes at most {USER_PARAMETERS_LIMIT} "
+            f"(its longest part: '{longest}'; shorter names in the manifest shorten it)"
+        )
+    return text
+
+
 class ReleasePipeline(Construct):
     """The CodePipeline that carries one approved model version from staging to prod through
     the manifest's stage gates; each manual gate has its request topic and its brief topic."""
@@ -157,11 +177,12 @@ class ReleasePipeline(Construct):
                     lambda_=quality_gate.function,
                     # CodePipeline resolves the variable, so the verdict joins the
                     # execution's other gate events in the audit trail.
-                    user_parameters_string=json.dumps(
+                    user_parameters_string=user_parameters(
+                        "Evaluate",
                         {
                             **self._subject("staging"),
                             "execution": "#{codepipeline.PipelineExecutionId}",
-                        }
+                        },
                     ),
                 )
             self.pipeline.add_stage(stage_name=self.names.gate_stage(gate.name), actions=[action])
@@ -216,19 +237,21 @@ class ReleasePipeline(Construct):
                 actions.LambdaInvokeAction(
                     action_name=f"UpdateServing{env.capitalize()}",
                     lambda_=deployer.function,
-                    user_parameters_string=json.dumps(params, sort_keys=True),
+                    user_parameters_string=user_parameters(
+                        f"UpdateServing{env.capitalize()}", params
+                    ),
                 )
             ],
         )
+        # A batch environment's check is a sample run, not an endpoint's answer.
+        check = f"Check{'Batch' if 'batch' in checks else 'Endpoint'}{env.capitalize()}"
         self.pipeline.add_stage(
             stage_name=f"Verify{env.capitalize()}",
             actions=[
                 actions.LambdaInvokeAction(
-                    # A batch environment's check is a sample run, not an endpoint's answer.
-                    action_name=f"Check{'Batch' if 'batch' in checks else 'Endpoint'}"
-                    f"{env.capitalize()}",
+                    action_name=check,
                     lambda_=verifier.function,
-                    user_parameters_string=json.dumps(checks, sort_keys=True),
+                    user_parameters_string=user_parameters(check, checks),
                 )
             ],
         )
@@ -254,21 +277,25 @@ class ReleasePipeline(Construct):
                 actions.LambdaInvokeAction(
                     action_name=f"AddShadow{title}",
                     lambda_=deployer.function,
-                    user_parameters_string=json.dumps(
-                        {**params, "shadow": "start"}, sort_keys=True
+                    user_parameters_string=user_parameters(
+                        f"AddShadow{title}", {**params, "shadow": "start"}
                     ),
                     run_order=1,
                 ),
                 actions.LambdaInvokeAction(
                     action_name=f"JudgeShadow{title}",
                     lambda_=verifier.function,
-                    user_parameters_string=json.dumps({**checks, "shadow": shadow}, sort_keys=True),
+                    user_parameters_string=user_parameters(
+                        f"JudgeShadow{title}", {**checks, "shadow": shadow}
+                    ),
                     run_order=2,
                 ),
                 actions.LambdaInvokeAction(
                     action_name=f"RemoveShadow{title}",
                     lambda_=deployer.function,
-                    user_parameters_string=json.dumps({**params, "shadow": "stop"}, sort_keys=True),
+                    user_parameters_string=user_parameters(
+                        f"RemoveShadow{title}", {**params, "shadow": "stop"}
+                    ),
                     run_order=3,
                 ),
             ],
