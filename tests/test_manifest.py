@@ -595,6 +595,16 @@ MODE_MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "SageMaker needs it at most that",
     ),
     (
+        "a blue/green linear step SageMaker does not take",
+        _then(
+            _set("serving.prod.rollout.policy", "linear"),
+            _set("serving.prod.rollout.linear_step_percent", 5),
+        ),
+        "serving.prod.rollout.linear_step_percent: 5 % is below the smallest linear step "
+        "SageMaker's blue/green update takes (10 to 50 % of the variant's instances): raise it, "
+        "or host the model as an inference component (5 % batches)",
+    ),
+    (
         "a serverless section on a real-time environment",
         _set("serving.prod.serverless", SERVERLESS),
         "serving.prod.serverless: only a serverless environment takes it (real-time)",

@@ -897,6 +897,66 @@ def _publishers(topic: Resource) -> dict[str, str]:
     return found
 
 
+def _alarm_arn(alarm: Resource) -> str | None:
+    """The alarm's ARN when its name is fixed in the template (both alarm types: AlarmName)."""
+    name = alarm.literal(alarm.props.get("AlarmName"))
+    if name is None:
+        return None
+    where = alarm.stack
+    return f"arn:aws:cloudwatch:{where.region}:{where.account}:alarm:{name}"
+
+
+def _topic_policy_publishers(topic: Resource) -> str | None:
+    """A topic policy replaces SNS's default one (which lets the owner account publish): each
+    service that publishes here must be allowed sns:Publish by it, and an alarm must match the
+    policy's aws:SourceArn pattern."""
+    policies = [
+        policy
+        for policy in topic.app.resources("AWS::SNS::TopicPolicy")
+        if any(topic.is_(policy.ref(t)) for t in _listed(policy.props.get("Topics")))
+    ]
+    if not policies:
+        return None
+    publishers = _publishers(topic)
+    for service, source in sorted(publishers.items()):
+        allowing = [
+            statement
+            for policy in policies
+            for statement in _listed(_get(policy.props.get("PolicyDocument"), "Statement"))
+            if statement.get("Effect") == "Allow"
+            and service in _listed(_get(statement, "Principal.Service"))
+            and any(
+                fnmatchcase("sns:publish", str(a).lower()) for a in _listed(statement.get("Action"))
+            )
+        ]
+        if not allowing:
+            return (
+                f"{source} makes {service} publish here, and the topic policy does not allow it "
+                "sns:Publish (a topic policy replaces SNS's default one)"
+            )
+        if service != "cloudwatch.amazonaws.com":
+            continue
+        patterns = [
+            topic.literal(_get(statement, "Condition.ArnLike.aws:SourceArn"))
+            for statement in allowing
+        ]
+        if any(pattern is None for pattern in patterns):
+            continue  # a statement without a literal pattern: not checked further
+        for type_ in ALARM_TYPES:
+            for alarm in topic.app.resources(type_):
+                actions = _listed(alarm.props.get("AlarmActions"))
+                arn = _alarm_arn(alarm)
+                if arn is None or not any(topic.is_(alarm.ref(a)) for a in actions):
+                    continue
+                if not any(fnmatchcase(arn, str(p)) for p in patterns):
+                    shown = ", ".join(map(str, patterns))
+                    return (
+                        f"{alarm.stack.name}/{alarm.id} ({arn}) publishes here, and no "
+                        f"aws:SourceArn of the topic policy matches it: {shown}"
+                    )
+    return None
+
+
 def _encrypted_topic_publishers(topic: Resource) -> str | None:
     key_id = topic.props.get("KmsMasterKeyId")
     if key_id is None:
@@ -1893,6 +1953,40 @@ TABLE: tuple[ServiceRule, ...] = (
             "Alarm": {
                 "Type": "AWS::CloudWatch::Alarm",
                 "Properties": {"AlarmActions": [{"Ref": "Subject"}]},
+            },
+        },
+    ),
+    ServiceRule(
+        id="sns-topic-policy-publishers",
+        type="AWS::SNS::Topic",
+        rule="a topic with a topic policy lets every service that publishes to it (EventBridge "
+        "rules, CloudWatch alarms) sns:Publish, and each alarm matches the policy's "
+        "aws:SourceArn pattern: the policy replaces SNS's default one",
+        check=_topic_policy_publishers,
+        # And https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger
+        doc="https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html",
+        broken={
+            "Subject": {"Type": "AWS::SNS::Topic", "Properties": {}},
+            "Policy": {
+                "Type": "AWS::SNS::TopicPolicy",
+                "Properties": {
+                    "Topics": [{"Ref": "Subject"}],
+                    "PolicyDocument": {
+                        "Statement": [
+                            {
+                                "Effect": "Deny",
+                                "Principal": "*",
+                                "Action": "sns:Publish",
+                                "Resource": {"Ref": "Subject"},
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        ]
+                    },
+                },
+            },
+            "Alarm": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {"AlarmName": "a/b", "AlarmActions": [{"Ref": "Subject"}]},
             },
         },
     ),

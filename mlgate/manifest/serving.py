@@ -36,6 +36,11 @@ class RolloutPolicy(StrEnum):
     ALL_AT_ONCE = "all_at_once"
 
 
+BLUE_GREEN_LINEAR_MIN_PERCENT = 10
+"""The smallest linear step of an endpoint variant's blue/green update (TrafficRoutingConfig's
+LinearStepSize: 10 to 50 % of the variant's instances)."""
+
+
 class Rollout(_Model):
     """Blue/green traffic shifting for one environment."""
 
@@ -44,7 +49,8 @@ class Rollout(_Model):
     canary_percent: int = Field(default=10, ge=1, le=50)
     """canary: share of capacity that takes traffic first."""
     linear_step_percent: int = Field(default=25, ge=5, le=50)
-    """linear: share of capacity shifted at each step."""
+    """linear: share of capacity shifted at each step (10 to 50 % on an endpoint's variant, 5 to
+    50 % of an inference component's copies)."""
     bake_minutes: int = Field(default=10, ge=0, le=60)
     """How long each traffic step bakes while rollback alarms watch."""
     termination_wait_minutes: int = Field(default=5, ge=0, le=60)
@@ -652,6 +658,32 @@ class EnvironmentServing(_Model):
             )
         if problems:
             raise _CrossFieldErrors(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _blue_green_fit(self) -> EnvironmentServing:
+        """A blue/green linear step of an endpoint's variant is 10 to 50 % of its instances
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html,
+        LinearStepSize); 5 % is only an inference component's rolling batch. Batch mode has no
+        endpoint, so no traffic shift."""
+        rollout = self.rollout
+        if (
+            self.inference_component is None
+            and self.mode is not ServingMode.BATCH
+            and rollout.policy is RolloutPolicy.LINEAR
+            and rollout.linear_step_percent < BLUE_GREEN_LINEAR_MIN_PERCENT
+        ):
+            raise _CrossFieldErrors(
+                [
+                    (
+                        "rollout.linear_step_percent",
+                        f"{rollout.linear_step_percent} % is below the smallest linear step "
+                        f"SageMaker's blue/green update takes ({BLUE_GREEN_LINEAR_MIN_PERCENT} "
+                        "to 50 % of the variant's instances): raise it, or host the model as "
+                        "an inference component (5 % batches)",
+                    )
+                ]
+            )
         return self
 
     def component_rollout_summary(self) -> str | None:

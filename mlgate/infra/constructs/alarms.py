@@ -19,14 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlgate.infra.naming import Names
+from mlgate.infra.naming import PREFIX, Names
 
 CRITICAL, WARNING = "critical", "warning"
+ALARM_PUBLISH_MARKER = "AlarmsMayPublish"
+"""The child a topic is given once its policy admits the product's alarms."""
 
 
 class Owner(Protocol):
@@ -155,4 +159,38 @@ class AlarmFactory:
         key = id(topic)
         if key not in self._actions:
             self._actions[key] = cw_actions.SnsAction(topic)
+            self._let_alarms_publish(topic)
         alarm.add_alarm_action(self._actions[key])
+
+    def _let_alarms_publish(self, topic: sns.ITopic) -> None:
+        """The topic's policy admits this product's alarms, once per topic. CloudWatch
+        publishes an alarm's notification as cloudwatch.amazonaws.com, which an SNS topic
+        policy must allow: the topic policy CDK writes (enforce_ssl's deny, or another
+        service's allow) replaces SNS's default one, and without this statement every alarm
+        notification fails with "not authorized to perform: SNS:Publish ... because no
+        resource-based policy allows" in the alarm's history
+        (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger). The
+        conditions keep the grant to this account's alarms of this product (the confused
+        deputy: https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html)."""
+        if topic.node.try_find_child(ALARM_PUBLISH_MARKER) is not None:
+            return
+        Construct(topic, ALARM_PUBLISH_MARKER)  # adds nothing to the template
+        stack = Stack.of(topic)
+        alarms = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{PREFIX}/{self.names.product}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisProductPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": alarms},
+                },
+            )
+        )
