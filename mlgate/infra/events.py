@@ -30,7 +30,9 @@ def etl_failed(product: str) -> events.EventPattern:
         detail_type=[GLUE_JOB_STATE],
         detail={
             "jobName": [Names(product).etl_job(), Names(product).quality_job()],
-            "state": ["FAILED", "TIMEOUT", "STOPPED", "ERROR"],
+            # Glue Job State Change's end states besides SUCCEEDED
+            # (https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-with-cloudwatch-events.html).
+            "state": ["FAILED", "TIMEOUT", "STOPPED"],
         },
     )
 

@@ -61,12 +61,25 @@ def test_jobs_run_glue_5_with_bookmarks_logging_metrics_and_autoscaling(
                     "--job-bookmark-option": "job-bookmark-enable",
                     "--enable-auto-scaling": str(autoscaling).lower(),
                     "--enable-metrics": "",
-                    "--enable-continuous-cloudwatch-log": "true",
                     "--extra-py-files": Match.any_value(),
                 }
             ),
         },
     )
+    # Glue 5.0 writes <prefix>/error and <prefix>/output: both made here, encrypted, retained
+    # for a while; Glue 4.0's continuous-logging arguments are gone.
+    prefix = f"/aws-glue/jobs/mlgate-{product.manifest.product.name}-etl"
+    for job in template.find_resources("AWS::Glue::Job").values():
+        arguments = job["Properties"]["DefaultArguments"]
+        assert arguments["--custom-logGroup-prefix"] == prefix
+        assert not [a for a in arguments if "continuous" in a]
+    groups = {
+        g["Properties"]["LogGroupName"]: g["Properties"]
+        for g in template.find_resources("AWS::Logs::LogGroup").values()
+    }
+    for stream in ("error", "output"):
+        assert groups[f"{prefix}/{stream}"]["KmsKeyId"]
+        assert groups[f"{prefix}/{stream}"]["RetentionInDays"] == 365
 
 
 def test_security_configuration_encrypts_s3_logs_and_bookmarks(synth: Any, product: Any) -> None:
@@ -111,6 +124,10 @@ def test_workflow_runs_crawl_then_curate_then_quality_on_the_schedule(
     assert "CurateJob" in curate
     assert "QualityJob" in chain[curate]
     assert all(t["Properties"]["WorkflowName"] for t in triggers.values())
+    # Every trigger names the crawler and the jobs by Ref: CloudFormation creates them first.
+    (crawler_id,) = data(synth, product).find_resources("AWS::Glue::Crawler")
+    assert crawler == {"Ref": crawler_id}
+    assert all("Ref" in t["Actions"][0]["JobName"] for t in by_type["CONDITIONAL"])
 
 
 def test_failures_reach_on_call_and_success_is_the_training_signal(
@@ -126,7 +143,7 @@ def test_failures_reach_on_call_and_success_is_the_training_signal(
                 "detail-type": ["Glue Job State Change"],
                 "detail": {
                     "jobName": [f"mlgate-{name}-curate", f"mlgate-{name}-quality"],
-                    "state": ["FAILED", "TIMEOUT", "STOPPED", "ERROR"],
+                    "state": ["FAILED", "TIMEOUT", "STOPPED"],
                 },
             },
             "Targets": [

@@ -155,13 +155,23 @@ class DataStack(ProductStack):
                 recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"
             ),
         )
-        self.job_log_group = logs.LogGroup(
-            self,
-            "JobLogs",
-            log_group_name=f"/aws-glue/jobs/{self.name('etl')}",
-            retention=logs.RetentionDays.ONE_YEAR,
-            encryption_key=key,
-        )
+        # Glue 5.0 logs every job in real time to <prefix>/error (system, Spark and the Glue
+        # logger) and <prefix>/output (stdout, stderr); --custom-logGroup-prefix names the
+        # prefix (default /aws-glue/jobs), and the continuous-logging arguments of Glue 4.0 and
+        # earlier no longer apply
+        # (https://docs.aws.amazon.com/glue/latest/dg/monitor-continuous-logging.html). The two
+        # groups are made here, so they carry the product key and a retention.
+        self.job_log_prefix = f"/aws-glue/jobs/{self.name('etl')}"
+        self.job_log_groups = [
+            logs.LogGroup(
+                self,
+                f"JobLogs{stream.capitalize()}",
+                log_group_name=f"{self.job_log_prefix}/{stream}",
+                retention=logs.RetentionDays.ONE_YEAR,
+                encryption_key=key,
+            )
+            for stream in ("error", "output")
+        ]
         data = manifest.data
         # With auto scaling on, Glue reads NumberOfWorkers as the most a run may use
         # (https://docs.aws.amazon.com/glue/latest/dg/auto-scaling.html): that is the manifest's
@@ -176,9 +186,7 @@ class DataStack(ProductStack):
             "security_configuration": self.security,
             "enable_metrics": True,
             "enable_observability_metrics": True,
-            "continuous_logging": glue.ContinuousLoggingProps(
-                enabled=True, log_group=self.job_log_group, quiet=True
-            ),
+            "continuous_logging": glue.ContinuousLoggingProps(enabled=False),
             "worker_configuration": workers,
             "timeout": durations.minutes(data.etl_timeout_minutes),
             "max_concurrent_runs": 1,
@@ -194,6 +202,7 @@ class DataStack(ProductStack):
             script=glue.Code.from_asset(str(ETL / "curate_glue.py")),
             extra_python_files=[glue.Code.from_asset(str(etl_zip(manifest, build_dir)))],
             default_arguments={
+                "--custom-logGroup-prefix": self.job_log_prefix,
                 "--job-bookmark-option": "job-bookmark-enable",
                 "--enable-auto-scaling": str(autoscaling).lower(),
                 "--sources": json.dumps(
@@ -236,10 +245,10 @@ class DataStack(ProductStack):
             description="Evaluates the Data Quality ruleset on the curated data",
             script=glue.Code.from_asset(str(ETL / "quality_glue.py")),
             default_arguments={
+                "--custom-logGroup-prefix": self.job_log_prefix,
                 "--curated_path": self.curated.s3_url_for_object(CURATED_PREFIX),
                 "--ruleset": dqdl(data.quality_rules),
                 "--ruleset_name": self.name("quality-rules"),
-                "--data-quality-results-publishing": "true",
             },
             **{
                 **common,
@@ -324,6 +333,9 @@ class DataStack(ProductStack):
 
     def _triggers(self, schedule: str) -> None:
         workflow = self.workflow.workflow_name
+        # The crawler by Ref, not by its name: CloudFormation then creates it before the
+        # triggers that start it or wait on it (a name alone gives no order between them).
+        crawler = self.crawler.ref
         glue.CfnTrigger(
             self,
             "OnSchedule",
@@ -332,13 +344,13 @@ class DataStack(ProductStack):
             type="SCHEDULED",
             schedule=schedule,
             start_on_creation=True,
-            actions=[glue.CfnTrigger.ActionProperty(crawler_name=self.crawler.name)],
+            actions=[glue.CfnTrigger.ActionProperty(crawler_name=crawler)],
         )
         self._after(
             "AfterCrawl",
             "etl-after-crawl",
             glue.CfnTrigger.ConditionProperty(
-                crawler_name=self.crawler.name, crawl_state="SUCCEEDED", logical_operator="EQUALS"
+                crawler_name=crawler, crawl_state="SUCCEEDED", logical_operator="EQUALS"
             ),
             then=self.etl_job.job_name,
         )
