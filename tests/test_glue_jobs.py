@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Synth
+from .conftest import PRODUCTS, Synth
 
 ASSET_KEY = re.compile(r"/([0-9a-f]{64}\.[a-z.]+)")
 
@@ -68,6 +68,10 @@ class StandIn:
         self.spark = spark
         self.evaluated: list[Any] = []
         self.committed = 0
+        # Glue's job bookmarks, kept as Glue keeps them: per transformation_ctx, the files a
+        # run read, saved by job.commit(); a read without a context is not bookmarked.
+        self.bookmarks: dict[str, set[str]] = {}
+        self.pending: dict[str, set[str]] = {}
 
     def modules(self) -> dict[str, types.ModuleType]:
         stand_in = self
@@ -90,11 +94,20 @@ class StandIn:
                 assert connection_type == "s3"
                 assert connection_options["recurse"] is True
                 (path,) = connection_options["paths"]
+                files = sorted(str(f) for f in Path(path).rglob("*") if f.is_file())
+                if transformation_ctx:
+                    seen = stand_in.bookmarks.setdefault(transformation_ctx, set())
+                    files = [f for f in files if f not in seen]
+                    stand_in.pending[transformation_ctx] = set(files)
+                if not files:  # what a bookmark leaves of a source with no new file
+                    return Frame(stand_in.spark.createDataFrame([], "unread string"))
                 reader = stand_in.spark.read
                 if format == "csv":
                     assert format_options == {"withHeader": True}
-                    return Frame(reader.option("header", True).csv(path))
-                return Frame(getattr(reader, format)(path))
+                    return Frame(reader.option("header", True).csv(files))
+                if format == "parquet":
+                    return Frame(reader.parquet(*files))
+                return Frame(reader.json(files))
 
         class GlueContext:
             def __init__(self, context: Any) -> None:
@@ -110,6 +123,9 @@ class StandIn:
 
             def commit(self) -> None:
                 stand_in.committed += 1
+                for context, read in stand_in.pending.items():
+                    stand_in.bookmarks.setdefault(context, set()).update(read)
+                stand_in.pending.clear()
 
         class EvaluateDataQuality:
             def process_rows(self, frame: Frame, ruleset: str, publishing_options: Any) -> Any:
@@ -166,20 +182,13 @@ def run_job(
     return arguments
 
 
-@pytest.mark.spark
-@pytest.mark.parametrize("product", ["fraud-detection", "delivery-time"])
-def test_curation_then_quality_as_glue_runs_them(
-    synth: Synth, product: str, spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def write_raw(manifest: Any, sources: dict[str, Any], *, rows: int) -> None:
+    """The product generator's raw data in the raw bucket under each source's prefix, in the
+    source's format, as part-0.<format>."""
     from mlgate.infra.product_code import generator_module
 
-    manifest = synth.product(product).manifest
-    _, curate = glue_job(synth, product, "curate")
-    sources = json.loads(resolve(curate["DefaultArguments"]["--sources"], tmp_path))
-    assert set(sources) == {s.name for s in manifest.data.sources}
-    frames = generator_module(manifest).sources(3_000, seed=11)
+    frames = generator_module(manifest).sources(rows, seed=11)
     for source in manifest.data.sources:
-        # The raw bucket under the source's prefix, in the source's format.
         folder = Path(sources[source.name]["path"])
         folder.mkdir(parents=True)
         frame = frames[source.name]
@@ -190,6 +199,56 @@ def test_curation_then_quality_as_glue_runs_them(
         else:
             frame.to_parquet(folder / "part-0.parquet", index=False)
         assert sources[source.name]["format"] == source.format
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_a_second_run_curates_new_files_against_reference_data_read_whole(
+    synth: Synth, product: str, spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's bookmarks read only an incremental source's new files; a reference source
+    (`incremental: false`) is read whole every run. New files that repeat the first run's
+    rows curate and quarantine as the first run's did; a bookmarked reference source would
+    be empty on the second run, and every new row joined to it would go to quarantine."""
+    manifest = synth.product(product).manifest
+    _, curate = glue_job(synth, product, "curate")
+    sources = json.loads(resolve(curate["DefaultArguments"]["--sources"], tmp_path))
+    assert {n: s["incremental"] for n, s in sources.items()} == {
+        s.name: s.incremental for s in manifest.data.sources
+    }
+    write_raw(manifest, sources, rows=1_000)
+    stand_in = StandIn(spark)
+
+    def totals(arguments: dict[str, str]) -> tuple[int, int]:
+        curated = spark.read.option("basePath", arguments["--curated_path"])
+        quarantine = Path(arguments["--quarantine_path"])
+        return (
+            curated.parquet(arguments["--curated_path"]).count(),
+            spark.read.json(str(quarantine)).count() if quarantine.exists() else 0,
+        )
+
+    first = totals(run_job(synth, product, "curate", stand_in, tmp_path, monkeypatch))
+    assert first[0] > 0
+    for source in manifest.data.sources:
+        if source.incremental:  # new files arrive; the reference data stays as it was
+            folder = Path(sources[source.name]["path"])
+            (new,) = folder.glob("part-0.*")
+            (folder / new.name.replace("part-0", "part-1")).write_bytes(new.read_bytes())
+    both = totals(run_job(synth, product, "curate", stand_in, tmp_path, monkeypatch))
+    assert both == (2 * first[0], 2 * first[1])
+    assert stand_in.committed == 2
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("product", ["fraud-detection", "delivery-time"])
+def test_curation_then_quality_as_glue_runs_them(
+    synth: Synth, product: str, spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = synth.product(product).manifest
+    _, curate = glue_job(synth, product, "curate")
+    sources = json.loads(resolve(curate["DefaultArguments"]["--sources"], tmp_path))
+    assert set(sources) == {s.name for s in manifest.data.sources}
+    write_raw(manifest, sources, rows=3_000)
 
     stand_in = StandIn(spark)
     arguments = run_job(synth, product, "curate", stand_in, tmp_path, monkeypatch)

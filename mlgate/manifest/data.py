@@ -27,6 +27,14 @@ class DataSource(_Model):
     """csv (with a header row), json (JSON Lines) or parquet."""
     prefix: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_/-]*/$")]
     """Prefix inside the raw bucket, ending in '/'."""
+    incremental: bool = True
+    """true: each ETL run reads only the files that arrived since the last successful run
+    (Glue job bookmarks), and appends what it curates: data that arrives as new rows, such as
+    events or orders. false: each run reads the whole source: reference data the transform
+    joins new rows to (couriers, companies), which a bookmark would hide after the first run,
+    sending every new row it should match to quarantine. A transform sees the new rows of its
+    incremental sources only: a feature over an entity's history needs that history in a
+    source read whole."""
 
 
 ColumnType = Literal["string", "int", "bigint", "double", "float", "boolean", "date", "timestamp"]

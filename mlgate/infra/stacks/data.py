@@ -210,6 +210,7 @@ class DataStack(ProductStack):
                         s.name: {
                             "path": self.raw.s3_url_for_object(s.prefix),
                             "format": s.format,
+                            "incremental": s.incremental,
                         }
                         for s in data.sources
                     },

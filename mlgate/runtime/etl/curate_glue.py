@@ -5,7 +5,10 @@ Only this file imports awsglue (it exists on Glue's workers, not locally; tests 
 stand-in). The product's code reaches Glue as one zip in --extra-py-files, which Glue puts on
 sys.path, so `import <transform module>` works whatever name the zip was uploaded under:
 https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-python-libraries.html
-Job bookmarks make each run read only the raw files that arrived since the last one.
+Job bookmarks make each run read only the raw files of an incremental source that arrived
+since the last successful run: Glue tracks a source by its transformation_ctx, so a source read
+whole each run (reference data, `incremental: false`) is read without one
+(https://docs.aws.amazon.com/glue/latest/dg/monitor-continuations.html).
 """
 
 import importlib
@@ -38,7 +41,8 @@ for name, source in json.loads(args["sources"]).items():
         connection_options={"paths": [source["path"]], "recurse": True},
         format=source["format"],
         format_options=FORMAT_OPTIONS[source["format"]],
-        transformation_ctx=f"source_{name}",
+        # No context, no bookmark: the whole source, every run.
+        transformation_ctx=f"source_{name}" if source["incremental"] else "",
     ).toDF()
 
 schema = json.loads(args["schema"])
