@@ -42,6 +42,7 @@ def risky(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for variant, config in (
         ({"instanceType": "ml.m5.large", "initialInstanceCount": 1}, "instance-config"),
         ({"serverlessConfig": {"maxConcurrency": 1, "memorySizeInMb": 2048}}, "serverless-config"),
+        ({"instanceType": "ml.g5.xlarge", "initialInstanceCount": 1}, "nvme-config"),
     ):
         sagemaker.CfnEndpointConfig(
             stack,
@@ -80,6 +81,8 @@ def test_unencrypted_bucket_is_called_out(risky: Path) -> None:
     )
     (serverless,) = [s for s in evidence.stores if s.name == "serverlessconfig"]
     assert serverless.encryption == "SageMaker-owned key"
+    (nvme,) = [s for s in evidence.stores if s.name == "nvmeconfig"]
+    assert (nvme.encryption, nvme.key) == ("instance hardware", "none allowed (instance storage)")
     assert "does not block all public access" in text
 
 

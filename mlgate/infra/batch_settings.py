@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlgate.infra.instance_storage import has_instance_storage
 from mlgate.infra.naming import CURATED_PREFIX, Names
 from mlgate.manifest import NUMERIC_TYPES, EnvName, Manifest, ProblemType
 
@@ -136,6 +137,11 @@ def hook_environment(
         "ENVIRONMENT": str(names.env),
         "ARTIFACT_BUCKET": bucket,
         "KEY_ARN": key_arn,
+        # The prep and transform jobs' volumes: the product key, or none on instance storage
+        # (mlgate/infra/instance_storage.py), where SageMaker refuses one.
+        "VOLUME_ENCRYPTION": (
+            "instance-storage" if has_instance_storage(run.instance_type) else "product-key"
+        ),
         "MODEL_PARAMETER": names.live_release_parameter("model-name"),
         "MODEL_PACKAGE_PARAMETER": names.live_release_parameter("model-package"),
         **(

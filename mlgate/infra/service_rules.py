@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mlgate.infra.instance_storage import has_instance_storage
 from mlgate.manifest.catalog import TABLES
 
 ACCOUNT = "111111111111"
@@ -1011,6 +1012,28 @@ def _key_administrable(key: Resource) -> str | None:
 
 
 # -- SageMaker ----------------------------------------------------------------------------------
+
+
+def _volume_key_on_instance_storage(config: Resource) -> str | None:
+    if config.props.get("KmsKeyId") is None:
+        return None
+    variants = [
+        *_listed(config.props.get("ProductionVariants")),
+        *_listed(config.props.get("ShadowProductionVariants")),
+    ]
+    local = sorted(
+        {
+            str(v.get("InstanceType"))
+            for v in variants
+            if isinstance(v, dict) and has_instance_storage(str(v.get("InstanceType", "")))
+        }
+    )
+    if local:
+        return (
+            f"KmsKeyId with {', '.join(local)}, whose volumes are instance storage: "
+            "CreateEndpointConfig fails"
+        )
+    return None
 
 
 def _instance_count(endpoint: Resource) -> int | None:
@@ -2149,6 +2172,27 @@ TABLE: tuple[ServiceRule, ...] = (
                 "CaptureOptions": [{"CaptureMode": "Input"}],
                 "DestinationS3Uri": "s3://b/capture",
             },
+        ),
+    ),
+    ServiceRule(
+        id="sagemaker-no-key-on-instance-storage",
+        type="AWS::SageMaker::EndpointConfig",
+        rule="an endpoint config whose variants' instances keep their volumes on instance "
+        "storage (m5d, g4dn, g5, p4d...) names no KmsKeyId: their hardware encrypts it, and "
+        "SageMaker refuses a key",
+        check=_volume_key_on_instance_storage,
+        doc=SAGEMAKER.format("CreateEndpointConfig"),
+        broken=_broken(
+            "AWS::SageMaker::EndpointConfig",
+            KmsKeyId="arn:aws:kms:us-east-1:123456789012:key/k",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "m",
+                    "InstanceType": "ml.g5.xlarge",
+                    "InitialInstanceCount": 1,
+                }
+            ],
         ),
     ),
     ServiceRule(

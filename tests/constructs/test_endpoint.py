@@ -38,10 +38,11 @@ def endpoint_props(
     slos: tuple[RollbackSlo, ...] | None = None,
     scaling: Scaling | None = SCALING,
     remote: bool = False,
+    instance_type: str = "ml.c5.xlarge",
 ) -> EndpointProps:
     return EndpointProps(
         names=k.names,
-        instance_type="ml.c5.xlarge",
+        instance_type=instance_type,
         instance_count=3,
         capture_percent=15,
         environment={"SAGEMAKER_PROGRAM": "train.py"},
@@ -123,6 +124,21 @@ def test_the_endpoint_serves_its_fleet_with_capture_and_rolls_back_on_each_slo(h
     (policy,) = resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
     tracking = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["TargetValue"] == 500
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "keyed"),
+    [("ml.c5.xlarge", True), ("ml.g5.xlarge", False), ("ml.g4dn.xlarge", False),
+     ("ml.m5d.large", False), ("ml.inf2.xlarge", True)],
+)  # fmt: skip
+def test_the_volumes_take_the_key_unless_the_instances_keep_them_on_instance_storage(
+    home: Kit, instance_type: str, keyed: bool
+) -> None:
+    """CreateEndpointConfig fails with a KmsKeyId when a variant's instance type has local
+    storage (its hardware encrypts it); every other fleet's volumes take the product key."""
+    build(home, endpoint_props(home, instance_type=instance_type))
+    (config,) = resources(home.template(), "AWS::SageMaker::EndpointConfig").values()
+    assert ("KmsKeyId" in config["Properties"]) is keyed
 
 
 def test_the_model_role_reads_released_versions_only_and_decrypts_them_through_s3(

@@ -99,6 +99,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             "MAX_RUN_MINUTES": "180", "SAMPLE_ROWS": "500",
             "GLUE_DATABASE": "mlgate_fraud_detection", "PREDICTIONS_TABLE": "predictions",
             "WATCH_RULE": WATCH_RULE, "SCHEDULE_RULE": SCHEDULE_RULE,
+            "VOLUME_ENCRYPTION": "product-key",
         }.items():  # fmt: skip
             monkeypatch.setenv(key, value)
         for key in ("ETL_JOB", "REQUEST_COLUMNS", "REFERENCE_MODEL_PARAMETER"):
@@ -291,6 +292,46 @@ def test_a_scheduled_run_prepares_scores_and_adds_its_partition(
     )
     sums = counted(capsys.readouterr().out)
     assert sums == {"BatchRunsSucceeded": 1, "BatchRowsScored": 3, "BatchRunMinutes": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "encryption", "volume_key"),
+    [("ml.m5.xlarge", "product-key", KEY), ("ml.g5.xlarge", "instance-storage", None)],
+)
+def test_the_jobs_volumes_take_the_key_unless_they_are_instance_storage(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, instance_type: str, encryption: str,
+    volume_key: str | None,
+) -> None:  # fmt: skip
+    """SageMaker refuses a VolumeKmsKeyId for an instance type with instance storage (its
+    hardware encrypts it): the stack says which (VOLUME_ENCRYPTION), the requests follow."""
+    monkeypatch.setenv("INSTANCE_TYPE", instance_type)
+    monkeypatch.setenv("VOLUME_ENCRYPTION", encryption)
+    aws.settings.cache_clear()
+    sent: dict[str, Any] = {}
+
+    def capture(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent[model.name] = params
+
+    events = aws.sagemaker.meta.events
+    for operation in ("CreateProcessingJob", "CreateTransformJob"):
+        events.register(f"provide-client-params.sagemaker.{operation}", capture)
+    call(aws, scheduled())
+    prepared()
+    call(aws, processing())
+    cluster = sent["CreateProcessingJob"]["ProcessingResources"]["ClusterConfig"]
+    resources = sent["CreateTransformJob"]["TransformResources"]
+    assert cluster.get("VolumeKmsKeyId") == volume_key
+    assert resources.get("VolumeKmsKeyId") == volume_key
+    assert sent["CreateTransformJob"]["TransformOutput"]["KmsKeyId"] == KEY  # S3 output: always
+
+
+def test_a_stack_setting_the_hook_does_not_know_is_refused(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOLUME_ENCRYPTION", "maybe")
+    aws.settings.cache_clear()
+    with pytest.raises(ValueError, match="VOLUME_ENCRYPTION is 'maybe': one of product-key"):
+        aws.settings()
 
 
 def test_a_successful_etl_run_starts_a_run_named_after_it(

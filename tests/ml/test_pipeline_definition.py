@@ -451,3 +451,36 @@ def test_the_sdk_tables_give_no_digest_to_pin() -> None:
         text = table.read_text()
         assert "sha256:" not in text, table.name
         assert '"digest"' not in text.lower(), table.name
+
+
+def volume_keys(body: dict[str, Any]) -> dict[str, Any]:
+    """Each training and processing step's volume key (None: none asked)."""
+    found: dict[str, Any] = {}
+    for step in body["Steps"]:
+        arguments = step.get("Arguments", {})
+        if "ResourceConfig" in arguments:
+            found[step["Name"]] = arguments["ResourceConfig"].get("VolumeKmsKeyId")
+        elif "ProcessingResources" in arguments:
+            cluster = arguments["ProcessingResources"]["ClusterConfig"]
+            found[step["Name"]] = cluster.get("VolumeKmsKeyId")
+    return found
+
+
+def test_job_volumes_take_the_key_unless_the_instances_keep_them_on_instance_storage(
+    manifest: Any, settings: Any, body: dict[str, Any]
+) -> None:
+    """SageMaker refuses a VolumeKmsKeyId on an instance type with local storage (training's
+    ResourceConfig, processing's ClusterConfig): a product training on ml.g5 and processing on
+    ml.m5d gets none there, and every example's jobs get the product key."""
+    keys = volume_keys(body)
+    assert keys
+    assert set(keys.values()) == {settings.kms_key_arn}
+    model = manifest.model.model_copy(
+        update={
+            "training_instance_type": "ml.g5.2xlarge",
+            "processing_instance_type": "ml.m5d.xlarge",
+        }
+    )
+    on_nvme = volume_keys(build(manifest.model_copy(update={"model": model}), settings))
+    assert on_nvme.keys() == keys.keys()
+    assert set(on_nvme.values()) == {None}

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlgate.cli.governance import lint as cfn
 from mlgate.cli.reporting import Assembly, Reader
+from mlgate.infra.instance_storage import has_instance_storage
 
 
 @dataclass
@@ -231,11 +232,18 @@ def _endpoint_store(stack: str, name: str, p: dict[str, Any], reader: Reader) ->
     if key:
         return Store(stack, "endpoint volumes and capture", name, "KMS", reader.display(key))
     variants = p.get("ProductionVariants")
-    if (
-        isinstance(variants, list)
-        and variants
-        and all(isinstance(v, dict) and "ServerlessConfig" in v for v in variants)
-    ):
+    variants = [v for v in variants if isinstance(v, dict)] if isinstance(variants, list) else []
+    fleets = [str(v.get("InstanceType", "")) for v in variants]
+    if variants and all(has_instance_storage(fleet) for fleet in fleets):
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpointConfig.html
+        return Store(
+            stack,
+            "endpoint instance storage and capture",
+            name,
+            "instance hardware",
+            "none allowed (instance storage)",
+        )
+    if variants and all("ServerlessConfig" in v for v in variants):
         return Store(
             stack,
             "serverless endpoint (image copy; no volume, no capture)",

@@ -52,6 +52,7 @@ from mlgate.infra.constructs.sagemaker_access import (
     released_model,
 )
 from mlgate.infra.inference_component import WAKE_FROM_ZERO, component_name
+from mlgate.infra.instance_storage import has_instance_storage
 from mlgate.infra.naming import EnvName, Names, pascal
 
 VARIANT = "AllTraffic"
@@ -325,7 +326,7 @@ class MonitoredEndpoint(Construct):
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "EndpointConfig",
-            kms_key_id=None if self.mode == SERVERLESS else key.key_arn,
+            kms_key_id=self._volume_key(key.key_arn),
             # An endpoint of inference components runs their containers with the config's role
             # (https://docs.aws.amazon.com/sagemaker/latest/dg/realtime-endpoints-deploy-models.html).
             execution_role_arn=self.model_role.role_arn if self.component_name else None,
@@ -382,6 +383,19 @@ class MonitoredEndpoint(Construct):
             self._off_hours(self.scaling, props.off_hours)
 
     # --- the variant, by mode --------------------------------------------------------------
+
+    def _volume_key(self, key_arn: str) -> str | None:
+        """The key of the instances' volumes: none for a serverless endpoint (no volume, no
+        capture), nor when a variant's instances keep their volumes on instance storage, where
+        CreateEndpointConfig refuses one (mlgate/infra/instance_storage.py)."""
+        if self.mode == SERVERLESS:
+            return None
+        fleets = [self.props.instance_type]
+        if self.props.shadow is not None:
+            fleets.append(self.props.shadow.instance_type)
+        if any(has_instance_storage(fleet) for fleet in fleets):
+            return None
+        return key_arn
 
     def _shadow_variants(self, has_shadow: CfnCondition | None) -> Any:
         """The shadow variant while the shadow test runs, none otherwise. SageMaker copies

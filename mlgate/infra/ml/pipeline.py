@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlgate.infra.instance_storage import volume_key
 from mlgate.infra.ml.images import image_uris
 from mlgate.infra.naming import Names
 from mlgate.manifest import Algorithm, Direction, Manifest, MonitoringEngine
@@ -199,6 +200,7 @@ def definition_key(manifest: Manifest, s: PipelineSettings) -> str:
     sha.update(manifest.model_dump_json().encode())
     sha.update(json.dumps(asdict(s), sort_keys=True).encode())
     sha.update(Path(__file__).read_bytes())
+    sha.update(Path(volume_key.__code__.co_filename).read_bytes())  # which types take a key
     for dist in SDK_DISTRIBUTIONS:
         try:
             sha.update(f"{dist}=={version(dist)}".encode())
@@ -356,7 +358,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
             instance_type=model.processing_instance_type,
             instance_count=1,
             base_job_name=f"{manifest.product.name}-{job}",
-            volume_kms_key=s.kms_key_arn,
+            volume_kms_key=volume_key(model.processing_instance_type, s.kms_key_arn),
             output_kms_key=s.kms_key_arn,
             sagemaker_session=session,
             network_config=networked if tracking else isolated,
@@ -448,7 +450,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
         compute=Compute(
             instance_type=model.training_instance_type,
             instance_count=model.training_instance_count,
-            volume_kms_key_id=s.kms_key_arn,
+            volume_kms_key_id=volume_key(model.training_instance_type, s.kms_key_arn),
             enable_managed_spot_training=spot or None,
         ),
         stopping_condition=stopping,
@@ -529,7 +531,7 @@ def _definition(manifest: Manifest, s: PipelineSettings) -> dict[str, Any]:
                 role=s.role_arn,
                 instance_count=1,
                 instance_type=model.processing_instance_type,
-                volume_kms_key=s.kms_key_arn,
+                volume_kms_key=volume_key(model.processing_instance_type, s.kms_key_arn),
                 output_kms_key=s.kms_key_arn,
                 sagemaker_session=session,
             ),

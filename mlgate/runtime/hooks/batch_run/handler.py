@@ -121,6 +121,7 @@ BASE = "/opt/ml/processing"
 CODE_DIR = f"{BASE}/input/code"
 VOLUME_GB = 30
 SAMPLE_LIMIT = 1_000_000
+VOLUME_ENCRYPTIONS = ("product-key", "instance-storage")
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ class Config:
     environment: str
     bucket: str
     key_arn: str
+    volume_encryption: str
+    """product-key: the jobs' volumes take key_arn; instance-storage: the instance type keeps
+    them on instance storage, encrypted by its hardware, where SageMaker refuses a key."""
     model_parameter: str
     package_parameter: str
     input_uri: str
@@ -151,6 +155,13 @@ class Config:
     reference_parameter: str = ""
 
 
+def volume_key(config: Config) -> dict[str, str]:
+    """The jobs' VolumeKmsKeyId: none on instance storage, where CreateProcessingJob and
+    CreateTransformJob refuse one
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformResources.html)."""
+    return {"VolumeKmsKeyId": config.key_arn} if config.volume_encryption == "product-key" else {}
+
+
 @cache
 def settings() -> Config:
     env = read(
@@ -159,10 +170,15 @@ def settings() -> Config:
          "MODEL_PACKAGE_PARAMETER", "INPUT_URI", "PROCESSING_IMAGE", "PREPARE_CODE_URI",
          "CONTRACT_URI", "PAYLOAD", "PREPARE_ROLE_ARN", "INSTANCE_TYPE", "INSTANCE_COUNT",
          "MAX_PAYLOAD_MB", "MAX_RUN_MINUTES", "SAMPLE_ROWS", "GLUE_DATABASE",
-         "PREDICTIONS_TABLE", "WATCH_RULE"),
+         "PREDICTIONS_TABLE", "WATCH_RULE", "VOLUME_ENCRYPTION"),
         {"SCHEDULE_RULE": "", "ETL_JOB": "", "REQUEST_COLUMNS": "",
          "REFERENCE_MODEL_PARAMETER": ""},
     )  # fmt: skip
+    if env["VOLUME_ENCRYPTION"] not in VOLUME_ENCRYPTIONS:
+        raise ValueError(
+            f"the batch_run hook's VOLUME_ENCRYPTION is '{env['VOLUME_ENCRYPTION']}': one of "
+            f"{', '.join(VOLUME_ENCRYPTIONS)}; the stack sets it"
+        )
     if env["PAYLOAD"] not in ("encoded", "raw") or (
         env["PAYLOAD"] == "raw" and not env["REQUEST_COLUMNS"]
     ):
@@ -175,6 +191,7 @@ def settings() -> Config:
         environment=env["ENVIRONMENT"],
         bucket=env["ARTIFACT_BUCKET"],
         key_arn=env["KEY_ARN"],
+        volume_encryption=env["VOLUME_ENCRYPTION"],
         model_parameter=env["MODEL_PARAMETER"],
         package_parameter=env["MODEL_PACKAGE_PARAMETER"],
         input_uri=env["INPUT_URI"],
@@ -408,7 +425,7 @@ def start_prepare(begun: dict[str, Any]) -> str | None:
         {"ProcessingJobName": job_name(config.product, env, run, "prep")},
         ProcessingResources={"ClusterConfig": {
             "InstanceCount": 1, "InstanceType": config.instance_type,
-            "VolumeSizeInGB": VOLUME_GB, "VolumeKmsKeyId": config.key_arn}},
+            "VolumeSizeInGB": VOLUME_GB, **volume_key(config)}},
         AppSpecification={
             "ImageUri": config.image,
             "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{os.path.basename(config.code_uri)}"],
@@ -452,7 +469,7 @@ def start_transform(begun: dict[str, Any], side: str) -> str | None:
                          "KmsKeyId": config.key_arn},
         TransformResources={"InstanceType": config.instance_type,
                             "InstanceCount": config.instance_count,
-                            "VolumeKmsKeyId": config.key_arn},
+                            **volume_key(config)},
         DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$"},
         Tags=tags(run),
     )  # fmt: skip
