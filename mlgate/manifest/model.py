@@ -79,11 +79,15 @@ class ModelSettings(_Model):
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     """Hyper-parameters passed to the training job as they are."""
     training_instance_type: InstanceType = "ml.m5.xlarge"
-    """Instance type of the training job."""
+    """Instance type of the training job. A type with instance storage (m5d, g4dn, g5, p4d...)
+    keeps its volumes there, encrypted by its hardware: SageMaker takes no KMS key for them, so
+    none is asked."""
     training_instance_count: int = Field(default=1, ge=1, le=20)
     """Instances of the training job."""
     processing_instance_type: InstanceType = "ml.m5.large"
-    """Instance type of preprocessing, evaluation and baseline jobs."""
+    """Instance type of preprocessing, evaluation and baseline jobs. A type with instance
+    storage (m5d, g4dn, g5, p4d...) keeps its volumes there, encrypted by its hardware:
+    SageMaker takes no KMS key for them, so none is asked."""
     retrain_schedule: EventBridgeSchedule = "cron(0 4 ? * MON *)"
     """When the training pipeline runs on a schedule (besides after ETL and on drift): an
     EventBridge cron or rate expression."""

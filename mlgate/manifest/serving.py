@@ -463,7 +463,9 @@ class EnvironmentServing(_Model):
     (queued requests, instances scaled on the backlog, 0 when idle) or batch (no endpoint:
     Batch Transform runs, instances only while one scores)."""
     instance_type: InstanceType = "ml.m5.large"
-    """Endpoint instance type (real-time and async); a batch run's instances (batch)."""
+    """Endpoint instance type (real-time and async); a batch run's instances (batch). A type
+    with instance storage (m5d, g4dn, g5, p4d...) keeps its volumes there, encrypted by its
+    hardware: SageMaker takes no KMS key for them, so none is asked."""
     instance_count: int = Field(default=2, ge=1, le=50)
     """Instances the endpoint starts with (real-time and async); a batch run's (batch)."""
     autoscaling: Autoscaling = Autoscaling()
