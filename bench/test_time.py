@@ -22,6 +22,7 @@ import re
 import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -96,6 +97,10 @@ def timed(command: Sequence[str], cwd: Path) -> tuple[float, float, float, int]:
     busy = machine_busy() - busy
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if run.returncode != 0:  # a figure of a failed run says little without why it failed
+        tail = (run.stdout + run.stderr).decode("utf-8", "replace").splitlines()[-40:]
+        print(f"{' '.join(command)} in {cwd}: exit {run.returncode}", *tail, sep="\n",
+              file=sys.stderr)  # fmt: skip
     return wall, cpu, busy, run.returncode
 
 
