@@ -15,6 +15,8 @@ import re
 import runpy
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +184,43 @@ def run_job(
     return arguments
 
 
+@contextmanager
+def data_catalog(curate: dict[str, Any], s3_root: Path) -> Iterator[Any]:
+    """The curated table in a Data Catalog (moto), as the data stack makes it: its database,
+    its name and its partition keys from the job's arguments."""
+    import boto3
+    from moto import mock_aws
+
+    arguments = {k: resolve(v, s3_root) for k, v in curate["DefaultArguments"].items()}
+    keys = json.loads(arguments["--schema"])["partition_keys"]
+    with mock_aws():
+        glue = boto3.client("glue", region_name=arguments["--catalog_region"])
+        glue.create_database(DatabaseInput={"Name": arguments["--catalog_database"]})
+        glue.create_table(
+            DatabaseName=arguments["--catalog_database"],
+            TableInput={
+                "Name": arguments["--catalog_table"],
+                "PartitionKeys": [{"Name": k, "Type": "string"} for k in keys],
+                "StorageDescriptor": {"Location": arguments["--curated_path"], "Columns": []},
+            },
+        )
+        yield glue
+
+
+def registered(glue: Any, curate: dict[str, Any], s3_root: Path) -> dict[str, list[str]]:
+    """The curated table's partitions in the catalog: location -> values."""
+    arguments = {k: resolve(v, s3_root) for k, v in curate["DefaultArguments"].items()}
+    found = glue.get_partitions(
+        DatabaseName=arguments["--catalog_database"], TableName=arguments["--catalog_table"]
+    )["Partitions"]
+    return {p["StorageDescriptor"]["Location"]: p["Values"] for p in found}
+
+
+def written_folders(curated: Path) -> set[str]:
+    """The partition folders Spark wrote Parquet into, as s3-style locations."""
+    return {f"{p.parent}/" for p in curated.rglob("*.parquet")}
+
+
 def write_raw(manifest: Any, sources: dict[str, Any], *, rows: int) -> None:
     """The product generator's raw data in the raw bucket under each source's prefix, in the
     source's format, as part-0.<format>."""
@@ -227,14 +266,18 @@ def test_a_second_run_curates_new_files_against_reference_data_read_whole(
             spark.read.json(str(quarantine)).count() if quarantine.exists() else 0,
         )
 
-    first = totals(run_job(synth, product, "curate", stand_in, tmp_path, monkeypatch))
-    assert first[0] > 0
-    for source in manifest.data.sources:
-        if source.incremental:  # new files arrive; the reference data stays as it was
-            folder = Path(sources[source.name]["path"])
-            (new,) = folder.glob("part-0.*")
-            (folder / new.name.replace("part-0", "part-1")).write_bytes(new.read_bytes())
-    both = totals(run_job(synth, product, "curate", stand_in, tmp_path, monkeypatch))
+    with data_catalog(curate, tmp_path) as glue:
+        first = totals(run_job(synth, product, "curate", stand_in, tmp_path, monkeypatch))
+        assert first[0] > 0
+        partitions = registered(glue, curate, tmp_path)
+        for source in manifest.data.sources:
+            if source.incremental:  # new files arrive; the reference data stays as it was
+                folder = Path(sources[source.name]["path"])
+                (new,) = folder.glob("part-0.*")
+                (folder / new.name.replace("part-0", "part-1")).write_bytes(new.read_bytes())
+        both = totals(run_job(synth, product, "curate", stand_in, tmp_path, monkeypatch))
+        # The second run's partitions are the first's: each was added once, kept as it was.
+        assert registered(glue, curate, tmp_path) == partitions
     assert both == (2 * first[0], 2 * first[1])
     assert stand_in.committed == 2
 
@@ -251,8 +294,15 @@ def test_curation_then_quality_as_glue_runs_them(
     write_raw(manifest, sources, rows=3_000)
 
     stand_in = StandIn(spark)
-    arguments = run_job(synth, product, "curate", stand_in, tmp_path, monkeypatch)
+    with data_catalog(curate, tmp_path) as glue:
+        arguments = run_job(synth, product, "curate", stand_in, tmp_path, monkeypatch)
+        partitions = registered(glue, curate, tmp_path)
     curated_path = arguments["--curated_path"]
+    # Every folder the run wrote is a partition of the curated table, with its values.
+    assert set(partitions) == written_folders(Path(curated_path))
+    for location, values in partitions.items():
+        folders = location.rstrip("/").split("/")[-len(values) :]
+        assert [f.split("=", 1)[1] for f in folders] == values
     written = spark.read.option("basePath", curated_path).parquet(curated_path)
     schema = manifest.data.curated
     assert sorted(written.columns) == sorted(schema.names)

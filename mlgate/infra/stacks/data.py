@@ -58,6 +58,10 @@ def dqdl(rules: tuple[str, ...]) -> str:
     return "Rules = [\n    " + ",\n    ".join(rules) + "\n]"
 
 
+CURATED_TABLE = "curated"
+"""The curated table's name in the product's Glue database."""
+
+
 class DataStack(ProductStack):
     component = "data"
 
@@ -106,7 +110,7 @@ class DataStack(ProductStack):
             self,
             "CuratedTable",
             database=self.database,
-            table_name="curated",
+            table_name=CURATED_TABLE,
             # The curated bucket keeps its own encryption: the product key.
             storage=glue.S3TableStorage.from_bucket(self.curated),
             s3_prefix=CURATED_PREFIX,
@@ -228,6 +232,10 @@ class DataStack(ProductStack):
                 ),
                 "--curated_path": self.curated.s3_url_for_object(CURATED_PREFIX),
                 "--quarantine_path": self.curated.s3_url_for_object("quarantine/"),
+                # Where the run registers the partitions it wrote (Spark's writer adds none).
+                "--catalog_database": self.database_name,
+                "--catalog_table": CURATED_TABLE,
+                "--catalog_region": self.target.region,
             },
             **common,  # type: ignore[arg-type]
         )
