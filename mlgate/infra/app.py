@@ -177,4 +177,10 @@ def build_product(app: cdk.App, manifest: Manifest) -> ProductStacks:
             ],
             event_rules=rules[env],
         )
+        # The dashboard's composite alarm names the Serving stack's rollback alarms by ARN,
+        # which makes no dependency of its own: CloudWatch refuses a composite alarm whose
+        # alarms do not exist yet, so the Serving stack deploys first.
+        stacks.extra[f"observability-{env}"].add_dependency(
+            serving[env], "its composite alarm names the Serving stack's alarms"
+        )
     return stacks

@@ -323,3 +323,16 @@ def test_every_event_rule_pages_on_call_when_it_drops_an_event(synth: Any, produ
             assert alarm["Namespace"] == "AWS/Events"
             assert alarm["Threshold"] == 0
             assert alarm["AlarmActions"], f"the alarm on {name} pages nobody"
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_each_dashboard_stack_deploys_after_the_serving_stack_whose_alarms_it_names(
+    synth: Any, product: Any, env: str
+) -> None:
+    """The composite alarm names the Serving stack's alarms by ARN, which makes no dependency:
+    CloudWatch refuses a composite alarm whose alarms do not exist yet, so the assembly must
+    order the two stacks (CDK writes the order to manifest.json)."""
+    name = product.manifest.product.name
+    manifest = json.loads((synth.outdir / "manifest.json").read_text())
+    needs = manifest["artifacts"][f"mlgate-{name}-{env}-observability"]["dependencies"]
+    assert f"mlgate-{name}-{env}-serving" in needs
