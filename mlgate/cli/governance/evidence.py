@@ -236,9 +236,10 @@ def _endpoint_store(stack: str, name: str, p: dict[str, Any], reader: Reader) ->
     fleets = [str(v.get("InstanceType", "")) for v in variants]
     if variants and all(has_instance_storage(fleet) for fleet in fleets):
         # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpointConfig.html
+        # (captured requests go to S3 under DataCaptureConfig's own key)
         return Store(
             stack,
-            "endpoint instance storage and capture",
+            "endpoint instance storage",
             name,
             "instance hardware",
             "none allowed (instance storage)",
