@@ -52,6 +52,11 @@ def staged(outdir: Path, stack: str, location: Any) -> Path:
     return outdir / entry["source"]["path"]
 
 
+def job_arguments(props: dict[str, Any], s3_root: Path) -> dict[str, str]:
+    """A Glue job's DefaultArguments as the run gets them (template values resolved)."""
+    return {k: resolve(v, s3_root) for k, v in props["DefaultArguments"].items()}
+
+
 def glue_job(synth: Synth, product: str, job: str) -> tuple[str, dict[str, Any]]:
     stack = f"mlgate-{product}-data"
     template = json.loads((synth.outdir / f"{stack}.template.json").read_text())
@@ -163,7 +168,7 @@ def run_job(
     """Run one Glue job's staged script with its template arguments, as Glue does."""
     stack, props = glue_job(synth, product, job)
     script = staged(synth.outdir, stack, props["Command"]["ScriptLocation"])
-    arguments = {k: resolve(v, s3_root) for k, v in props["DefaultArguments"].items()}
+    arguments = job_arguments(props, s3_root)
     for key in resolve(arguments.get("--extra-py-files", ""), s3_root).split(","):
         if key:
             monkeypatch.syspath_prepend(str(staged(synth.outdir, stack, key)))
@@ -191,7 +196,7 @@ def data_catalog(curate: dict[str, Any], s3_root: Path) -> Iterator[Any]:
     import boto3
     from moto import mock_aws
 
-    arguments = {k: resolve(v, s3_root) for k, v in curate["DefaultArguments"].items()}
+    arguments = job_arguments(curate, s3_root)
     keys = json.loads(arguments["--schema"])["partition_keys"]
     with mock_aws():
         glue = boto3.client("glue", region_name=arguments["--catalog_region"])
@@ -209,7 +214,7 @@ def data_catalog(curate: dict[str, Any], s3_root: Path) -> Iterator[Any]:
 
 def registered(glue: Any, curate: dict[str, Any], s3_root: Path) -> dict[str, list[str]]:
     """The curated table's partitions in the catalog: location -> values."""
-    arguments = {k: resolve(v, s3_root) for k, v in curate["DefaultArguments"].items()}
+    arguments = job_arguments(curate, s3_root)
     found = glue.get_partitions(
         DatabaseName=arguments["--catalog_database"], TableName=arguments["--catalog_table"]
     )["Partitions"]

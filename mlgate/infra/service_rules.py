@@ -879,13 +879,8 @@ def _event_pattern_size(rule: Resource) -> str | None:
 ALARM_TYPES = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
 
 
-def _publishers(topic: Resource) -> dict[str, str]:
-    """The AWS services that publish to `topic`, each with one resource that makes it publish."""
-    found: dict[str, str] = {}
-    for rule in topic.app.resources("AWS::Events::Rule"):
-        for target in _listed(rule.props.get("Targets")):
-            if topic.is_(rule.ref(target.get("Arn"))):
-                found.setdefault("events.amazonaws.com", f"{rule.stack.name}/{rule.id}")
+def _alarms_notifying(topic: Resource) -> Iterator[Resource]:
+    """The alarms (metric and composite) with an action that publishes to `topic`."""
     for type_ in ALARM_TYPES:
         for alarm in topic.app.resources(type_):
             actions = [
@@ -894,7 +889,18 @@ def _publishers(topic: Resource) -> dict[str, str]:
                 *_listed(alarm.props.get("InsufficientDataActions")),
             ]
             if any(topic.is_(alarm.ref(action)) for action in actions):
-                found.setdefault("cloudwatch.amazonaws.com", f"{alarm.stack.name}/{alarm.id}")
+                yield alarm
+
+
+def _publishers(topic: Resource) -> dict[str, str]:
+    """The AWS services that publish to `topic`, each with one resource that makes it publish."""
+    found: dict[str, str] = {}
+    for rule in topic.app.resources("AWS::Events::Rule"):
+        for target in _listed(rule.props.get("Targets")):
+            if topic.is_(rule.ref(target.get("Arn"))):
+                found.setdefault("events.amazonaws.com", f"{rule.stack.name}/{rule.id}")
+    for alarm in _alarms_notifying(topic):
+        found.setdefault("cloudwatch.amazonaws.com", f"{alarm.stack.name}/{alarm.id}")
     return found
 
 
@@ -943,18 +949,14 @@ def _topic_policy_publishers(topic: Resource) -> str | None:
         ]
         if any(pattern is None for pattern in patterns):
             continue  # a statement without a literal pattern: not checked further
-        for type_ in ALARM_TYPES:
-            for alarm in topic.app.resources(type_):
-                actions = _listed(alarm.props.get("AlarmActions"))
-                arn = _alarm_arn(alarm)
-                if arn is None or not any(topic.is_(alarm.ref(a)) for a in actions):
-                    continue
-                if not any(fnmatchcase(arn, str(p)) for p in patterns):
-                    shown = ", ".join(map(str, patterns))
-                    return (
-                        f"{alarm.stack.name}/{alarm.id} ({arn}) publishes here, and no "
-                        f"aws:SourceArn of the topic policy matches it: {shown}"
-                    )
+        for alarm in _alarms_notifying(topic):
+            arn = _alarm_arn(alarm)
+            if arn is not None and not any(fnmatchcase(arn, str(p)) for p in patterns):
+                shown = ", ".join(map(str, patterns))
+                return (
+                    f"{alarm.stack.name}/{alarm.id} ({arn}) publishes here, and no "
+                    f"aws:SourceArn of the topic policy matches it: {shown}"
+                )
     return None
 
 
